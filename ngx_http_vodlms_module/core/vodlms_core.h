@@ -1,0 +1,148 @@
+/*
+ * vodlms pure core: parsing and crypto checks with no nginx dependency.
+ *
+ * Everything here works on (pointer, length) byte ranges, never relies on NUL
+ * termination of its inputs, allocates nothing that outlives a call, and is
+ * unit-tested (t/unit/) and fuzzed on its own.  The nginx glue files adapt it.
+ */
+
+#ifndef VODLMS_CORE_H
+#define VODLMS_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+typedef enum {
+    VODLMS_OK = 0,
+    VODLMS_ENOTFOUND,      /* no such cookie, header part or JSON field */
+    VODLMS_EMALFORMED,     /* syntactically broken input */
+    VODLMS_ENOTSIGNED,     /* express cookie value without the "s:" prefix */
+    VODLMS_EBADSIG,        /* signature matches none of the secrets */
+    VODLMS_ETOOLONG,       /* a value longer than its limit */
+    VODLMS_ETYPE,          /* a JSON value of an unusable type */
+    VODLMS_ENOMEM,
+    VODLMS_EINTERNAL       /* a library call failed (e.g. OpenSSL) */
+} vodlms_rc_t;
+
+
+typedef struct {
+    const char  *data;
+    size_t       len;
+} vodlms_cstr_t;
+
+
+/* the longest user id, role list and sid we accept (bytes) */
+#define VODLMS_USER_ID_MAX   128
+#define VODLMS_ROLES_MAX     256
+#define VODLMS_SID_MAX       256
+#define VODLMS_TOKEN_MAX     512
+
+
+const char *vodlms_rc_str(vodlms_rc_t rc);
+
+
+/*
+ * Cookie header (RFC 6265 "cookie-string"): find the FIRST cookie called
+ * `name` in one header value; pairs are separated by ';' with optional
+ * spaces, a value may be wrapped in double quotes (returned without them).
+ * VODLMS_ENOTFOUND when absent.  A pair without '=' is skipped.
+ */
+vodlms_rc_t vodlms_cookie_get(const char *hdr, size_t hdr_len,
+    const char *name, size_t name_len, vodlms_cstr_t *value);
+
+/*
+ * Strict percent-decoding (no '+' -> space).  Rejects a '%' not followed by
+ * two hex digits, and any decoded byte < 0x20 or 0x7f (NUL, CR, LF...).
+ * `out` must have room for `len` bytes; it may equal `in`.
+ */
+vodlms_rc_t vodlms_pct_decode(const char *in, size_t len, char *out,
+    size_t *out_len);
+
+/*
+ * "Authorization: Bearer <token>" value -> token.  The scheme is matched
+ * case-insensitively, one or more spaces follow it, trailing spaces are
+ * trimmed.  VODLMS_ENOTFOUND for another scheme, VODLMS_EMALFORMED for an
+ * empty token.
+ */
+vodlms_rc_t vodlms_bearer_token(const char *hdr, size_t len,
+    vodlms_cstr_t *token);
+
+/*
+ * An opaque token is 1..VODLMS_TOKEN_MAX bytes of [A-Za-z0-9._~+/=-].
+ * Returns 1 if valid, 0 otherwise.
+ */
+int vodlms_token_valid(const char *tok, size_t len);
+
+/*
+ * express-session signed cookie value, ALREADY percent-decoded:
+ * "s:" + sid + "." + base64(HMAC-SHA256(secret, sid)) without '=' padding.
+ * Split at the LAST '.'.  Every secret is tried (rotation); comparison is
+ * constant-time.  On success *sid points into `val`.
+ *   VODLMS_ENOTSIGNED  no "s:" prefix (not a session)
+ *   VODLMS_EMALFORMED  no '.', empty sid or signature, sid > VODLMS_SID_MAX,
+ *                      a sid byte < 0x21 or 0x7f
+ *   VODLMS_EBADSIG     no secret matches
+ */
+vodlms_rc_t vodlms_express_unsign(const char *val, size_t len,
+    const vodlms_cstr_t *secrets, size_t nsecrets, vodlms_cstr_t *sid);
+
+/*
+ * The signing side (what cookie-signature does), for tests and fixtures:
+ * writes "s:" + sid + "." + sig into out (not percent-encoded, no NUL).
+ * The sid rules are unsign's (VODLMS_EMALFORMED); VODLMS_ETOOLONG when
+ * out_size is under sid_len + 46.
+ */
+vodlms_rc_t vodlms_express_sign(const char *sid, size_t sid_len,
+    const char *secret, size_t secret_len, char *out, size_t out_size,
+    size_t *out_len);
+
+
+/* what a session document says about its user */
+typedef struct {
+    char      user_id[VODLMS_USER_ID_MAX + 1];
+    size_t    user_id_len;
+    char      roles[VODLMS_ROLES_MAX + 1];     /* comma-separated, may be "" */
+    size_t    roles_len;
+    int64_t   expires;    /* epoch seconds, 0 = none; a date <= 1970 is 1 */
+} vodlms_session_t;
+
+/*
+ * Parse a JSON session document (jansson) and pull out:
+ *  - the user id at dotted path `user_path` (e.g. "passport.user"): a JSON
+ *    string (1..VODLMS_USER_ID_MAX bytes, no control characters) or an
+ *    integer (decimal); anything else -> VODLMS_ETYPE, absent or null ->
+ *    VODLMS_ENOTFOUND;
+ *  - the roles at `role_path` if not NULL: a string or an array of strings,
+ *    each [A-Za-z0-9_.:-]+, joined with ','; absent -> "" (not an error);
+ *    a wrong type -> VODLMS_ETYPE;
+ *  - the expiry at `expires_path` if not NULL: see vodlms_parse_expiry();
+ *    absent -> 0.
+ * Broken JSON, duplicate keys or a non-object top level ->
+ * VODLMS_EMALFORMED.  On a path, a missing key or a null is "absent", a
+ * non-object before the last component VODLMS_ETYPE, an empty component
+ * ("a..b") VODLMS_EINTERNAL (a configuration error).  On error *out is
+ * all zeroes.
+ */
+vodlms_rc_t vodlms_session_from_json(const char *json, size_t len,
+    const char *user_path, const char *role_path, const char *expires_path,
+    vodlms_session_t *out);
+
+/*
+ * The same from the fields of a Redis hash (each may be NULL = absent),
+ * with the same rules; role_len bytes are one role or a comma/space
+ * separated list, or a JSON array of strings.
+ */
+vodlms_rc_t vodlms_session_from_fields(const char *user, size_t user_len,
+    const char *role, size_t role_len, const char *expires,
+    size_t expires_len, vodlms_session_t *out);
+
+/*
+ * An expiry value: an integer of epoch seconds, or of epoch milliseconds
+ * when it is > 100000000000, or an RFC 3339 / ISO 8601 UTC date-time such
+ * as "2026-11-25T10:00:00.000Z" or "2026-11-25T10:00:00+01:00".
+ */
+vodlms_rc_t vodlms_parse_expiry(const char *s, size_t len, int64_t *epoch);
+
+
+#endif /* VODLMS_CORE_H */

@@ -1,0 +1,212 @@
+/*
+ * Outcomes -> HTTP status, JSON body, log line (see ngx_http_vodlms_error.h).
+ */
+
+#include "ngx_http_vodlms_module.h"
+
+
+typedef struct {
+    ngx_uint_t      status;
+    ngx_uint_t      level;      /* info: the client's own doing */
+    const char     *code;
+    const char     *message;
+} ngx_http_vodlms_err_info_t;
+
+
+static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
+
+    /* NGX_HTTP_VODLMS_OK */
+    { NGX_HTTP_OK, NGX_LOG_INFO, "ok", "ok" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_LOG_INFO, "no_session",
+      "no session token in the request" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_LOG_INFO, "invalid_session",
+      "malformed session token" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_LOG_WARN, "bad_signature",
+      "session cookie signature does not match" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_LOG_INFO, "unknown_session",
+      "unknown or expired session" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_LOG_INFO, "session_expired",
+      "session expired" },
+
+    /* the LMS wrote something we cannot read: fail closed, loudly */
+    { NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, "invalid_session_data",
+      "session data unusable" },
+
+    { NGX_HTTP_FORBIDDEN, NGX_LOG_INFO, "forbidden_role",
+      "the user's role is not allowed here" },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "backend_unavailable",
+      "session store unavailable" },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "backend_timeout",
+      "session store timed out" },
+
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ERR, "internal_error",
+      "internal error" },
+};
+
+
+static ngx_int_t ngx_http_vodlms_add_header(ngx_http_request_t *r,
+    char *name, ngx_str_t *value);
+
+
+const char *
+ngx_http_vodlms_err_code(ngx_http_vodlms_err_e err)
+{
+    if (err >= NGX_HTTP_VODLMS_NERRS) {
+        err = NGX_HTTP_VODLMS_INTERNAL;
+    }
+
+    return ngx_http_vodlms_errs[err].code;
+}
+
+
+ngx_uint_t
+ngx_http_vodlms_err_status(ngx_http_vodlms_err_e err)
+{
+    if (err >= NGX_HTTP_VODLMS_NERRS) {
+        err = NGX_HTTP_VODLMS_INTERNAL;
+    }
+
+    return ngx_http_vodlms_errs[err].status;
+}
+
+
+ngx_int_t
+ngx_http_vodlms_deny(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
+    ngx_str_t *detail)
+{
+    u_char                       *p;
+    size_t                        len;
+    ngx_int_t                     rc;
+    ngx_buf_t                    *b;
+    ngx_str_t                     v;
+    ngx_uint_t                    i;
+    ngx_chain_t                   out;
+    ngx_http_err_page_t          *ep;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_vodlms_err_info_t   *ei;
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    u_char     retry[NGX_TIME_T_LEN];
+    ngx_str_t  none = ngx_null_string;
+
+    if (err >= NGX_HTTP_VODLMS_NERRS || err == NGX_HTTP_VODLMS_OK) {
+        err = NGX_HTTP_VODLMS_INTERNAL;
+    }
+
+    ei = &ngx_http_vodlms_errs[err];
+
+    /* the detail never holds a token or a secret, only what went wrong */
+    ngx_log_error(ei->level, r->connection->log, 0,
+                  "vodlms: %s%s%V, answering %ui",
+                  ei->message, (detail && detail->len) ? ": " : "",
+                  detail ? detail : &none, ei->status);
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    /* an operator's error_page for this status wins (e.g. a login page) */
+    if (clcf->error_pages && r->uri_changes != 0) {
+        ep = clcf->error_pages->elts;
+        for (i = 0; i < clcf->error_pages->nelts; i++) {
+            if (ep[i].status == (ngx_int_t) ei->status) {
+                return ei->status;
+            }
+        }
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    len = sizeof("{\"error\":\"\",\"message\":\"\"}\n") - 1
+          + ngx_strlen(ei->code) + ngx_strlen(ei->message);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* codes and messages are fixed ASCII: no JSON escaping needed */
+    p = ngx_sprintf(b->last, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
+                    ei->code, ei->message);
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = ei->status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    ngx_str_set(&v, "no-store");
+    if (ngx_http_vodlms_add_header(r, "Cache-Control", &v) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ei->status == NGX_HTTP_UNAUTHORIZED) {
+        ngx_str_set(&v, "Bearer realm=\"vodlms\"");
+        if (ngx_http_vodlms_add_header(r, "WWW-Authenticate", &v) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ei->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+
+        v.data = retry;
+        v.len = ngx_sprintf(retry, "%T", vmcf->retry_after) - retry;
+
+        v.data = ngx_pstrdup(r->pool, &v);
+        if (v.data == NULL
+            || ngx_http_vodlms_add_header(r, "Retry-After", &v) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}

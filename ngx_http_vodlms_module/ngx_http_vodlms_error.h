@@ -1,0 +1,44 @@
+/*
+ * One place maps every outcome to an HTTP status, a JSON body, a
+ * machine-readable code and one error-log line at the right level.
+ * Handlers never invent their own.
+ */
+
+#ifndef NGX_HTTP_VODLMS_ERROR_H
+#define NGX_HTTP_VODLMS_ERROR_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+typedef enum {
+    NGX_HTTP_VODLMS_OK = 0,
+    NGX_HTTP_VODLMS_NO_SESSION,
+    NGX_HTTP_VODLMS_BAD_SESSION,
+    NGX_HTTP_VODLMS_BAD_SIGNATURE,
+    NGX_HTTP_VODLMS_UNKNOWN_SESSION,
+    NGX_HTTP_VODLMS_SESSION_EXPIRED,
+    NGX_HTTP_VODLMS_BAD_SESSION_DATA,
+    NGX_HTTP_VODLMS_ROLE_FORBIDDEN,
+    NGX_HTTP_VODLMS_BACKEND_DOWN,
+    NGX_HTTP_VODLMS_BACKEND_TIMEOUT,
+    NGX_HTTP_VODLMS_INTERNAL,
+    NGX_HTTP_VODLMS_NERRS
+} ngx_http_vodlms_err_e;
+
+
+/* the outcome's short code, as in $vodlms_auth_status and "error" */
+const char *ngx_http_vodlms_err_code(ngx_http_vodlms_err_e err);
+ngx_uint_t ngx_http_vodlms_err_status(ngx_http_vodlms_err_e err);
+
+/*
+ * Logs one line (what, the detail) and sends the JSON error response.
+ * For the access phase: finalizes the request and returns NGX_DONE, or
+ * returns the bare status when an error_page handles it.
+ */
+ngx_int_t ngx_http_vodlms_deny(ngx_http_request_t *r,
+    ngx_http_vodlms_err_e err, ngx_str_t *detail);
+
+
+#endif /* NGX_HTTP_VODLMS_ERROR_H */

@@ -1,0 +1,247 @@
+/*
+ * ngx_http_vodlms_module: module definition, configuration and the phase
+ * and process hooks.  Each area's directives live beside its code in
+ * ngx_http_vodlms_<area>_commands.h.
+ */
+
+#include "ngx_http_vodlms_module.h"
+
+
+static ngx_int_t ngx_http_vodlms_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_vodlms_preconfiguration(ngx_conf_t *cf);
+static void *ngx_http_vodlms_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_vodlms_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_vodlms_init_process(ngx_cycle_t *cycle);
+static void ngx_http_vodlms_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_vodlms_commands[] = {
+
+    { ngx_string("vodlms_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_vodlms_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vodlms_cache_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_vodlms_shm_cache_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vodlms_retry_after"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vodlms_main_conf_t, retry_after),
+      NULL },
+
+#include "ngx_http_vodlms_session_commands.h"
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_vodlms_module_ctx = {
+    ngx_http_vodlms_preconfiguration,       /* preconfiguration */
+    ngx_http_vodlms_postconfiguration,      /* postconfiguration */
+
+    ngx_http_vodlms_create_main_conf,       /* create main configuration */
+    ngx_http_vodlms_init_main_conf,         /* init main configuration */
+
+    NULL,                                   /* create server configuration */
+    NULL,                                   /* merge server configuration */
+
+    ngx_http_vodlms_create_loc_conf,        /* create location configuration */
+    ngx_http_vodlms_merge_loc_conf          /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_vodlms_module = {
+    NGX_MODULE_V1,
+    &ngx_http_vodlms_module_ctx,            /* module context */
+    ngx_http_vodlms_commands,               /* module directives */
+    NGX_HTTP_MODULE,                        /* module type */
+    NULL,                                   /* init master */
+    NULL,                                   /* init module */
+    ngx_http_vodlms_init_process,           /* init process */
+    NULL,                                   /* init thread */
+    NULL,                                   /* exit thread */
+    ngx_http_vodlms_exit_process,           /* exit process */
+    NULL,                                   /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+ngx_http_vodlms_ctx_t *
+ngx_http_vodlms_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_vodlms_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_vodlms_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_vodlms_module);
+    }
+
+    return ctx;
+}
+
+
+void
+ngx_http_vodlms_wake(ngx_http_request_t *r)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    /* the phase handler that parked the request runs again and decides */
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_vodlms_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_vodlms_session_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_vodlms_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    vmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_vodlms_main_conf_t));
+    if (vmcf == NULL) {
+        return NULL;
+    }
+
+    vmcf->retry_after = NGX_CONF_UNSET;
+
+    return vmcf;
+}
+
+
+static char *
+ngx_http_vodlms_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf = conf;
+
+    ngx_conf_init_value(vmcf->retry_after, 2);
+
+    if (vmcf->retry_after == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_retry_after\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    vlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_vodlms_loc_conf_t));
+    if (vlcf == NULL) {
+        return NULL;
+    }
+
+    ngx_http_vodlms_session_create_conf(&vlcf->session);
+
+    return vlcf;
+}
+
+
+static char *
+ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_vodlms_loc_conf_t  *prev = parent;
+    ngx_http_vodlms_loc_conf_t  *conf = child;
+
+    return ngx_http_vodlms_session_merge_conf(cf, &prev->session,
+                                              &conf->session);
+}
+
+
+static char *
+ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf = conf;
+
+    if (vmcf->redis) {
+        return "is duplicate";
+    }
+
+    return ngx_vodlms_redis_parse(cf, &vmcf->redis);
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_vodlms_module);
+
+    /* no http block, or the module is loaded but not used */
+    if (vmcf == NULL || vmcf->redis == NULL) {
+        return NGX_OK;
+    }
+
+    vmcf->redis_pool = ngx_vodlms_redis_pool_create(cycle, vmcf->redis);
+    if (vmcf->redis_pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_vodlms_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_vodlms_module);
+
+    if (vmcf && vmcf->redis_pool) {
+        ngx_vodlms_redis_pool_destroy(vmcf->redis_pool);
+        vmcf->redis_pool = NULL;
+    }
+}

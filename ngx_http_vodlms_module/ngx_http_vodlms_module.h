@@ -1,0 +1,52 @@
+/*
+ * ngx_http_vodlms_module: the video side of a learning-management system,
+ * answered inside nginx.  Shared types of the nginx glue files.
+ */
+
+#ifndef NGX_HTTP_VODLMS_MODULE_H
+#define NGX_HTTP_VODLMS_MODULE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "vodlms_core.h"
+#include "ngx_vodlms_redis.h"
+#include "ngx_vodlms_shm_cache.h"
+#include "ngx_http_vodlms_error.h"
+#include "ngx_http_vodlms_session.h"
+
+
+#define NGX_HTTP_VODLMS_VERSION  "0.1.0"
+
+
+typedef struct {
+    ngx_vodlms_redis_conf_t          *redis;      /* NULL: no vodlms_redis */
+    ngx_vodlms_redis_pool_t          *redis_pool; /* per worker, at runtime */
+    ngx_array_t                       cache_zones;/* of ngx_shm_zone_t * */
+    time_t                            retry_after;
+} ngx_http_vodlms_main_conf_t;
+
+
+typedef struct {
+    ngx_http_vodlms_session_conf_t    session;
+} ngx_http_vodlms_loc_conf_t;
+
+
+/* per-request state, kept across asynchronous backend round trips */
+typedef struct {
+    ngx_http_vodlms_session_ctx_t     session;
+} ngx_http_vodlms_ctx_t;
+
+
+extern ngx_module_t  ngx_http_vodlms_module;
+
+
+ngx_http_vodlms_ctx_t *ngx_http_vodlms_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_vodlms_add_variables(ngx_conf_t *cf);
+
+/* resume the phase engine after an asynchronous backend answer */
+void ngx_http_vodlms_wake(ngx_http_request_t *r);
+
+
+#endif /* NGX_HTTP_VODLMS_MODULE_H */

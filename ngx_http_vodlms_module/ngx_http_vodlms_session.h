@@ -1,0 +1,81 @@
+/*
+ * The session gate: who is this user, answered from Redis (or the shared
+ * cache) in the access phase, without blocking the worker.
+ */
+
+#ifndef NGX_HTTP_VODLMS_SESSION_H
+#define NGX_HTTP_VODLMS_SESSION_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_vodlms_error.h"
+
+
+#define NGX_HTTP_VODLMS_SESSION_TOKEN    1
+#define NGX_HTTP_VODLMS_SESSION_EXPRESS  2
+
+#define NGX_HTTP_VODLMS_VALUE_JSON       1
+#define NGX_HTTP_VODLMS_VALUE_HASH       2
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_uint_t                  type;
+    ngx_str_t                   cookie;
+    ngx_flag_t                  bearer;
+    ngx_str_t                   key_prefix;
+    ngx_uint_t                  value;
+    ngx_str_t                   user_field;       /* NUL-terminated */
+    ngx_str_t                   role_field;       /* NUL-terminated or "" */
+    ngx_str_t                   expires_field;    /* NUL-terminated or "" */
+    ngx_array_t                *secrets;          /* of vodlms_cstr_t */
+    ngx_shm_zone_t             *cache;            /* NULL: no cache */
+    ngx_msec_t                  cache_valid;
+    ngx_msec_t                  cache_invalid;
+    ngx_array_t                *require_roles;    /* of ngx_str_t */
+    ngx_str_t                   cache_ns;         /* computed at merge */
+} ngx_http_vodlms_session_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_VODLMS_SESSION_NEW = 0,
+    NGX_HTTP_VODLMS_SESSION_PENDING,
+    NGX_HTTP_VODLMS_SESSION_DONE
+} ngx_http_vodlms_session_state_e;
+
+
+typedef struct {
+    ngx_http_vodlms_session_state_e  state;
+    ngx_http_vodlms_err_e            result;
+    ngx_str_t                        detail;       /* for the log line */
+    ngx_str_t                        key;          /* sid or token */
+    ngx_str_t                        user_id;
+    ngx_str_t                        roles;
+    int64_t                          expires;      /* 0: none */
+    int64_t                          pttl;         /* ms; -1 none, -2 gone */
+    const char                      *cache_status; /* HIT, MISS, or NULL */
+    unsigned                         found:1;
+} ngx_http_vodlms_session_ctx_t;
+
+
+ngx_int_t ngx_http_vodlms_session_handler(ngx_http_request_t *r);
+
+void ngx_http_vodlms_session_create_conf(ngx_http_vodlms_session_conf_t *c);
+char *ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
+    ngx_http_vodlms_session_conf_t *prev,
+    ngx_http_vodlms_session_conf_t *conf);
+
+char *ngx_http_vodlms_session_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vodlms_session_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vodlms_require_role(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+extern ngx_conf_enum_t  ngx_http_vodlms_session_types[];
+extern ngx_conf_enum_t  ngx_http_vodlms_session_values[];
+
+
+#endif /* NGX_HTTP_VODLMS_SESSION_H */

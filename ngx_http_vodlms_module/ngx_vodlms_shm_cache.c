@@ -1,0 +1,457 @@
+/*
+ * Shared-memory answer cache (see ngx_vodlms_shm_cache.h).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <openssl/evp.h>
+
+#include "ngx_vodlms_shm_cache.h"
+
+
+#define NGX_VODLMS_DIGEST_LEN   32
+#define NGX_VODLMS_KEY_MAX      2048
+
+/* how many expired entries one store may reclaim before it evicts live ones */
+#define NGX_VODLMS_EXPIRE_SCAN  8
+
+
+typedef struct {
+    ngx_rbtree_node_t              node;      /* key: digest's first bytes */
+    ngx_queue_t                    queue;     /* LRU, most recent first */
+    ngx_msec_t                     expires;
+    u_char                         digest[NGX_VODLMS_DIGEST_LEN];
+    u_short                        len;
+    u_char                         data[1];
+} ngx_vodlms_shm_cache_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                   rbtree;
+    ngx_rbtree_node_t              sentinel;
+    ngx_queue_t                    lru;
+    ngx_vodlms_shm_cache_stats_t   stats;
+} ngx_vodlms_shm_cache_sh_t;
+
+
+typedef struct {
+    ngx_vodlms_shm_cache_sh_t     *sh;
+    ngx_slab_pool_t               *shpool;
+} ngx_vodlms_shm_cache_t;
+
+
+extern ngx_module_t  ngx_http_vodlms_module;
+
+
+static ngx_int_t ngx_vodlms_shm_cache_init(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_vodlms_shm_cache_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_vodlms_shm_cache_digest(ngx_str_t *ns, ngx_str_t *key,
+    u_char *digest);
+static ngx_vodlms_shm_cache_node_t *ngx_vodlms_shm_cache_find(
+    ngx_vodlms_shm_cache_t *cache, u_char *digest);
+static void ngx_vodlms_shm_cache_delete(ngx_vodlms_shm_cache_t *cache,
+    ngx_vodlms_shm_cache_node_t *cn);
+
+
+/* vodlms_cache_zone zone=name:size; */
+
+char *
+ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char                  *p;
+    ssize_t                  size;
+    ngx_str_t               *value, name, s;
+    ngx_shm_zone_t          *shm_zone;
+    ngx_vodlms_shm_cache_t  *cache;
+
+    value = cf->args->elts;
+
+    if (ngx_strncmp(value[1].data, "zone=", 5) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\", expected "
+                           "\"zone=name:size\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data + 5;
+
+    p = (u_char *) ngx_strchr(name.data, ':');
+
+    if (p == NULL || p == name.data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected \"name:size\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.len = p - name.data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small, at least %uz bytes "
+                           "are needed", &name, 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    cache = ngx_pcalloc(cf->pool, sizeof(ngx_vodlms_shm_cache_t));
+    if (cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_vodlms_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_vodlms_shm_cache_init;
+    shm_zone->data = cache;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_shm_zone_t *
+ngx_vodlms_shm_cache_ref(ngx_conf_t *cf, ngx_str_t *name)
+{
+    /* size 0: a reference, resolved when the zone directive is seen */
+    return ngx_shared_memory_add(cf, name, 0, &ngx_http_vodlms_module);
+}
+
+
+ngx_int_t
+ngx_vodlms_shm_cache_defined(ngx_shm_zone_t *zone)
+{
+    return zone->data != NULL;
+}
+
+
+static ngx_int_t
+ngx_vodlms_shm_cache_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_vodlms_shm_cache_t  *ocache = data;
+
+    size_t                   len;
+    ngx_vodlms_shm_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    if (ocache) {
+        /* a reload with the same zone: the answers stay valid */
+        cache->sh = ocache->sh;
+        cache->shpool = ocache->shpool;
+        return NGX_OK;
+    }
+
+    cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        cache->sh = cache->shpool->data;
+        return NGX_OK;
+    }
+
+    cache->sh = ngx_slab_calloc(cache->shpool,
+                                sizeof(ngx_vodlms_shm_cache_sh_t));
+    if (cache->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->shpool->data = cache->sh;
+
+    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
+                    ngx_vodlms_shm_cache_insert_value);
+    ngx_queue_init(&cache->sh->lru);
+
+    len = sizeof(" in vodlms_cache_zone \"\"") + shm_zone->shm.name.len;
+
+    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
+    if (cache->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(cache->shpool->log_ctx, " in vodlms_cache_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full cache evicts; running out of slab memory is not news */
+    cache->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_vodlms_shm_cache_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t           **p;
+    ngx_vodlms_shm_cache_node_t  *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            cn = (ngx_vodlms_shm_cache_node_t *) node;
+            cnt = (ngx_vodlms_shm_cache_node_t *) temp;
+
+            p = (ngx_memcmp(cn->digest, cnt->digest, NGX_VODLMS_DIGEST_LEN)
+                 < 0) ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_int_t
+ngx_vodlms_shm_cache_digest(ngx_str_t *ns, ngx_str_t *key, u_char *digest)
+{
+    u_char        buf[NGX_VODLMS_KEY_MAX];
+    size_t        len;
+    unsigned int  dlen;
+
+    len = ns->len + 1 + key->len;
+
+    if (len > sizeof(buf)) {
+        return NGX_DECLINED;
+    }
+
+    /* "ns\0key": the separator keeps ("a", "bc") apart from ("ab", "c") */
+    ngx_memcpy(buf, ns->data, ns->len);
+    buf[ns->len] = '\0';
+    ngx_memcpy(buf + ns->len + 1, key->data, key->len);
+
+    if (EVP_Digest(buf, len, digest, &dlen, EVP_sha256(), NULL) != 1
+        || dlen != NGX_VODLMS_DIGEST_LEN)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_vodlms_shm_cache_node_t *
+ngx_vodlms_shm_cache_find(ngx_vodlms_shm_cache_t *cache, u_char *digest)
+{
+    ngx_int_t                     rc;
+    ngx_rbtree_key_t              hash;
+    ngx_rbtree_node_t            *node, *sentinel;
+    ngx_vodlms_shm_cache_node_t  *cn;
+
+    ngx_memcpy(&hash, digest, sizeof(ngx_rbtree_key_t));
+
+    node = cache->sh->rbtree.root;
+    sentinel = cache->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = (ngx_vodlms_shm_cache_node_t *) node;
+
+        rc = ngx_memcmp(digest, cn->digest, NGX_VODLMS_DIGEST_LEN);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_vodlms_shm_cache_delete(ngx_vodlms_shm_cache_t *cache,
+    ngx_vodlms_shm_cache_node_t *cn)
+{
+    ngx_queue_remove(&cn->queue);
+    ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
+    ngx_slab_free_locked(cache->shpool, cn);
+    cache->sh->stats.entries--;
+}
+
+
+ngx_int_t
+ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
+    u_char *buf, size_t size, size_t *len)
+{
+    u_char                        digest[NGX_VODLMS_DIGEST_LEN];
+    ngx_int_t                     rc;
+    ngx_vodlms_shm_cache_t       *cache;
+    ngx_vodlms_shm_cache_node_t  *cn;
+
+    if (ngx_vodlms_shm_cache_digest(ns, key, digest) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    cache = zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_vodlms_shm_cache_find(cache, digest);
+
+    if (cn != NULL) {
+        if ((ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
+            ngx_vodlms_shm_cache_delete(cache, cn);
+
+        } else if (cn->len <= size) {
+            ngx_memcpy(buf, cn->data, cn->len);
+            *len = cn->len;
+
+            ngx_queue_remove(&cn->queue);
+            ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+
+            rc = NGX_OK;
+        }
+    }
+
+    if (rc == NGX_OK) {
+        cache->sh->stats.hits++;
+
+    } else {
+        cache->sh->stats.misses++;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
+    u_char *value, size_t len, ngx_msec_t ttl)
+{
+    u_char                        digest[NGX_VODLMS_DIGEST_LEN];
+    size_t                        n;
+    ngx_uint_t                    i;
+    ngx_queue_t                  *q;
+    ngx_vodlms_shm_cache_t       *cache;
+    ngx_vodlms_shm_cache_node_t  *cn, *old;
+
+    if (ttl == 0 || len > NGX_VODLMS_CACHE_VALUE_MAX) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_vodlms_shm_cache_digest(ns, key, digest) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    cache = zone->data;
+    n = offsetof(ngx_vodlms_shm_cache_node_t, data) + len;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    old = ngx_vodlms_shm_cache_find(cache, digest);
+    if (old) {
+        ngx_vodlms_shm_cache_delete(cache, old);
+    }
+
+    /* reclaim a few expired entries from the cold end on every store */
+
+    for (i = 0; i < NGX_VODLMS_EXPIRE_SCAN; i++) {
+        if (ngx_queue_empty(&cache->sh->lru)) {
+            break;
+        }
+
+        q = ngx_queue_last(&cache->sh->lru);
+        old = ngx_queue_data(q, ngx_vodlms_shm_cache_node_t, queue);
+
+        if ((ngx_msec_int_t) (old->expires - ngx_current_msec) > 0) {
+            break;
+        }
+
+        ngx_vodlms_shm_cache_delete(cache, old);
+    }
+
+    cn = ngx_slab_alloc_locked(cache->shpool, n);
+
+    /* full: the least recently used answers make room */
+
+    while (cn == NULL && !ngx_queue_empty(&cache->sh->lru)) {
+        q = ngx_queue_last(&cache->sh->lru);
+        old = ngx_queue_data(q, ngx_vodlms_shm_cache_node_t, queue);
+        ngx_vodlms_shm_cache_delete(cache, old);
+        cache->sh->stats.evictions++;
+
+        cn = ngx_slab_alloc_locked(cache->shpool, n);
+    }
+
+    if (cn == NULL) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(&cn->node.key, digest, sizeof(ngx_rbtree_key_t));
+    ngx_memcpy(cn->digest, digest, NGX_VODLMS_DIGEST_LEN);
+    cn->expires = ngx_current_msec + ttl;
+    cn->len = (u_short) len;
+    ngx_memcpy(cn->data, value, len);
+
+    ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
+    ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+
+    cache->sh->stats.stores++;
+    cache->sh->stats.entries++;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_vodlms_shm_cache_get_stats(ngx_shm_zone_t *zone,
+    ngx_vodlms_shm_cache_stats_t *stats)
+{
+    ngx_vodlms_shm_cache_t  *cache = zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+    *stats = cache->sh->stats;
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}

@@ -1,0 +1,47 @@
+/*
+ * A shared-memory answer cache: every worker sees every answer.  Keys are
+ * stored as SHA-256 digests of (namespace, key), so that session tokens
+ * never sit in shared memory; values are small byte strings with their own
+ * expiry.  A red-black tree for lookup and an LRU queue for eviction, under
+ * the slab pool's mutex.
+ */
+
+#ifndef NGX_VODLMS_SHM_CACHE_H
+#define NGX_VODLMS_SHM_CACHE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+#define NGX_VODLMS_CACHE_VALUE_MAX  1024
+
+
+typedef struct {
+    ngx_atomic_uint_t           hits;
+    ngx_atomic_uint_t           misses;
+    ngx_atomic_uint_t           stores;
+    ngx_atomic_uint_t           evictions;
+    ngx_atomic_uint_t           entries;
+} ngx_vodlms_shm_cache_stats_t;
+
+
+char *ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* a reference to a zone by name; NULL + "unknown" checked by the caller */
+ngx_shm_zone_t *ngx_vodlms_shm_cache_ref(ngx_conf_t *cf, ngx_str_t *name);
+ngx_int_t ngx_vodlms_shm_cache_defined(ngx_shm_zone_t *zone);
+
+/* NGX_OK: hit, *len bytes copied to buf; NGX_DECLINED: miss or expired */
+ngx_int_t ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns,
+    ngx_str_t *key, u_char *buf, size_t size, size_t *len);
+
+/* NGX_OK, or NGX_DECLINED when it did not fit (the caller goes on) */
+ngx_int_t ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns,
+    ngx_str_t *key, u_char *value, size_t len, ngx_msec_t ttl);
+
+void ngx_vodlms_shm_cache_get_stats(ngx_shm_zone_t *zone,
+    ngx_vodlms_shm_cache_stats_t *stats);
+
+
+#endif /* NGX_VODLMS_SHM_CACHE_H */

@@ -1,0 +1,1494 @@
+/*
+ * Unit tests of the pure core (ngx_http_vodlms_module/core/): TAP on stdout.
+ *
+ * Inputs are copied into buffers of exactly their length (no trailing NUL),
+ * so that under ASan/valgrind a read past `len` is caught.
+ */
+
+#define _DEFAULT_SOURCE             /* timegm(), only as a test oracle */
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vodlms_core.h"
+#include "tap.h"
+
+
+#define LIT(s)  (s), (sizeof(s) - 1)
+
+
+static char *
+xdup(const char *s, size_t n)
+{
+    char  *p;
+
+    p = malloc(n ? n : 1);
+    if (p == NULL) {
+        abort();
+    }
+
+    if (n) {
+        memcpy(p, s, n);
+    }
+
+    return p;
+}
+
+
+static char *
+xrepeat(const char *unit, size_t times, size_t *len)
+{
+    char    *p;
+    size_t   i, n;
+
+    n = strlen(unit);
+    p = malloc(n * times + 1);
+    if (p == NULL) {
+        abort();
+    }
+
+    for (i = 0; i < times; i++) {
+        memcpy(p + i * n, unit, n);
+    }
+
+    p[n * times] = '\0';
+    *len = n * times;
+
+    return p;
+}
+
+
+static int
+is_rc_at(vodlms_rc_t got, vodlms_rc_t exp, const char *file, int line,
+    const char *fmt, ...)
+{
+    int      pass;
+    va_list  ap;
+
+    va_start(ap, fmt);
+    pass = tap_vok(got == exp, file, line, fmt, ap);
+    va_end(ap);
+
+    if (!pass) {
+        tap_diag("         got: %d (%s)", (int) got, vodlms_rc_str(got));
+        tap_diag("    expected: %d (%s)", (int) exp, vodlms_rc_str(exp));
+    }
+
+    return pass;
+}
+
+#define is_rc(got, exp, ...)                                                  \
+    is_rc_at((got), (exp), __FILE__, __LINE__, __VA_ARGS__)
+
+
+/* ------------------------------------------------------------------ rc */
+
+static void
+test_rc(void)
+{
+    int          i, j, distinct;
+    const char  *s[VODLMS_EINTERNAL + 1];
+
+    distinct = 1;
+
+    for (i = 0; i <= VODLMS_EINTERNAL; i++) {
+        s[i] = vodlms_rc_str((vodlms_rc_t) i);
+
+        if (s[i] == NULL || s[i][0] == '\0') {
+            distinct = 0;
+            continue;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (s[j] != NULL && strcmp(s[i], s[j]) == 0) {
+                distinct = 0;
+            }
+        }
+    }
+
+    ok(distinct, "rc_str: every code has its own non-empty text");
+    is_str(vodlms_rc_str(VODLMS_OK), "ok", "rc_str: OK");
+    is_str(vodlms_rc_str(VODLMS_EBADSIG), "bad signature", "rc_str: EBADSIG");
+    is_str(vodlms_rc_str((vodlms_rc_t) 999), "unknown error",
+           "rc_str: out of range code");
+}
+
+
+/* -------------------------------------------------------------- cookie */
+
+static void
+cookie_at(const char *file, int line, const char *t, const char *hdr,
+    size_t hdr_len, const char *name, vodlms_rc_t erc, const char *ev)
+{
+    char           *h;
+    vodlms_rc_t     rc;
+    vodlms_cstr_t   v;
+
+    h = xdup(hdr, hdr_len);
+    rc = vodlms_cookie_get(h, hdr_len, name, strlen(name), &v);
+
+    if (is_rc_at(rc, erc, file, line, "cookie: %s: rc", t)
+        && rc == VODLMS_OK)
+    {
+        tap_is_mem(v.data, v.len, ev, strlen(ev), file, line,
+                   "cookie: %s: value", t);
+        tap_ok(v.data >= h && v.data + v.len <= h + hdr_len, file, line,
+               "cookie: %s: value points into the header", t);
+    }
+
+    free(h);
+}
+
+#define COOKIE(t, hdr, name, erc, ev)                                         \
+    cookie_at(__FILE__, __LINE__, t, LIT(hdr), name, erc, ev)
+
+
+static void
+test_cookie(void)
+{
+    char           *big;
+    size_t          n;
+    vodlms_cstr_t   v;
+
+    COOKIE("only cookie", "connect.sid=abc", "connect.sid", VODLMS_OK, "abc");
+    COOKIE("among others", "a=1; connect.sid=abc; b=2", "connect.sid",
+           VODLMS_OK, "abc");
+    COOKIE("last", "a=1; connect.sid=abc", "connect.sid", VODLMS_OK, "abc");
+    COOKIE("no space after ';'", "a=1;connect.sid=abc;b=2", "connect.sid",
+           VODLMS_OK, "abc");
+    COOKIE("tabs", "a=1;\tconnect.sid=abc\t;\tb=2", "connect.sid",
+           VODLMS_OK, "abc");
+    COOKIE("leading and trailing whitespace", "  \t connect.sid=abc \t ",
+           "connect.sid", VODLMS_OK, "abc");
+    COOKIE("empty pairs", ";;; ;connect.sid=abc;;", "connect.sid",
+           VODLMS_OK, "abc");
+    COOKIE("spaces around '='", "connect.sid = abc", "connect.sid",
+           VODLMS_OK, "abc");
+    COOKIE("duplicate: first wins", "connect.sid=first; connect.sid=second",
+           "connect.sid", VODLMS_OK, "first");
+    COOKIE("duplicate: first wins even if empty",
+           "connect.sid=; connect.sid=second", "connect.sid", VODLMS_OK, "");
+    COOKIE("longer name before", "xconnect.sid=bad; connect.sid=good",
+           "connect.sid", VODLMS_OK, "good");
+    COOKIE("name with suffix before", "connect.sid2=bad; connect.sid=good",
+           "connect.sid", VODLMS_OK, "good");
+    COOKIE("only similar names",
+           "xconnect.sid=1; connect.sid2=2; connect.si=3; Connect.sid=4; "
+           "CONNECT.SID=5; connect_sid=6", "connect.sid",
+           VODLMS_ENOTFOUND, NULL);
+    COOKIE("name is case-sensitive", "SID=1; sid=2", "sid", VODLMS_OK, "2");
+    COOKIE("name as a value is no match", "a=connect.sid; b=x",
+           "connect.sid", VODLMS_ENOTFOUND, NULL);
+    COOKIE("quoted value", "connect.sid=\"s%3Aabc.def\"", "connect.sid",
+           VODLMS_OK, "s%3Aabc.def");
+    COOKIE("quoted empty value", "connect.sid=\"\"", "connect.sid",
+           VODLMS_OK, "");
+    COOKIE("a lone quote is a value", "connect.sid=\"", "connect.sid",
+           VODLMS_OK, "\"");
+    COOKIE("an open quote is kept", "connect.sid=\"abc", "connect.sid",
+           VODLMS_OK, "\"abc");
+    COOKIE("empty value", "connect.sid=", "connect.sid", VODLMS_OK, "");
+    COOKIE("empty value then more", "connect.sid=; x=1", "connect.sid",
+           VODLMS_OK, "");
+    COOKIE("value with '='", "t=a=b==", "t", VODLMS_OK, "a=b==");
+    COOKIE("pair without '=' skipped", "connect.sid; connect.sid=v",
+           "connect.sid", VODLMS_OK, "v");
+    COOKIE("pair without '=' only", "connect.sid", "connect.sid",
+           VODLMS_ENOTFOUND, NULL);
+    COOKIE("'=' in a later pair is not ours", "connect.sid; x=y",
+           "connect.sid", VODLMS_ENOTFOUND, NULL);
+    COOKIE("empty header", "", "connect.sid", VODLMS_ENOTFOUND, NULL);
+    COOKIE("only separators", " ; ; ", "connect.sid", VODLMS_ENOTFOUND,
+           NULL);
+    COOKIE("NUL inside an earlier value", "a=\0x; connect.sid=v",
+           "connect.sid", VODLMS_OK, "v");
+    COOKIE("NUL inside the name", "connect\0.sid=v", "connect.sid",
+           VODLMS_ENOTFOUND, NULL);
+    COOKIE("NUL after the name", "connect.sid\0=v", "connect.sid",
+           VODLMS_ENOTFOUND, NULL);
+
+    is_rc(vodlms_cookie_get("connect.sid=abc", 5, LIT("connect.sid"), &v),
+          VODLMS_ENOTFOUND, "cookie: length is honoured, not the NUL");
+    is_rc(vodlms_cookie_get("connect.sid=abc", 13, LIT("connect.sid"), &v),
+          VODLMS_OK, "cookie: cut inside the value: rc");
+    is_int(v.len, 1, "cookie: cut inside the value: length");
+    is_rc(vodlms_cookie_get(NULL, 0, LIT("connect.sid"), &v),
+          VODLMS_ENOTFOUND, "cookie: NULL header");
+    is_rc(vodlms_cookie_get(LIT("=v; a=b"), "", 0, &v), VODLMS_ENOTFOUND,
+          "cookie: empty name never matches");
+    ok(v.data == NULL && v.len == 0, "cookie: not found clears the value");
+
+    big = xrepeat("a=b; ", 20000, &n);
+    memcpy(big + n - 5, "c=d; ", 5);
+    cookie_at(__FILE__, __LINE__, "100 KB of other cookies", big, n, "c",
+              VODLMS_OK, "d");
+    cookie_at(__FILE__, __LINE__, "100 KB, name absent", big, n,
+              "connect.sid", VODLMS_ENOTFOUND, NULL);
+    free(big);
+
+    big = xrepeat("v", 100000, &n);
+    memcpy(big, "k=", 2);
+    cookie_at(__FILE__, __LINE__, "100 KB value", big, n, "k", VODLMS_OK,
+              big + 2);
+    free(big);
+}
+
+
+/* ---------------------------------------------------------- pct_decode */
+
+static void
+pct_at(const char *file, int line, const char *in, size_t len,
+    vodlms_rc_t erc, const char *eout, size_t eout_len)
+{
+    char         *p, *out;
+    size_t        n;
+    vodlms_rc_t   rc;
+
+    p = xdup(in, len);
+    out = malloc(len ? len : 1);        /* the documented room: len bytes */
+    if (out == NULL) {
+        abort();
+    }
+
+    n = 12345;
+
+    rc = vodlms_pct_decode(p, len, out, &n);
+
+    if (is_rc_at(rc, erc, file, line, "pct_decode(\"%.*s\"): rc",
+                 (int) (len > 40 ? 40 : len), in))
+    {
+        if (rc == VODLMS_OK) {
+            tap_is_mem(out, n, eout, eout_len, file, line,
+                       "pct_decode(\"%.*s\"): output",
+                       (int) (len > 40 ? 40 : len), in);
+        } else {
+            tap_is_int((long long) n, 0, file, line,
+                       "pct_decode(\"%.*s\"): out_len 0 on error",
+                       (int) (len > 40 ? 40 : len), in);
+        }
+    }
+
+    free(out);
+    free(p);
+}
+
+#define PCT_OK(in, out)                                                       \
+    pct_at(__FILE__, __LINE__, LIT(in), VODLMS_OK, LIT(out))
+#define PCT_BAD(in)                                                           \
+    pct_at(__FILE__, __LINE__, LIT(in), VODLMS_EMALFORMED, NULL, 0)
+
+
+static void
+test_pct_decode(void)
+{
+    int     b, good, bad;
+    char    in[3], buf[64], hexs[] = "0123456789abcdef";
+    size_t  n;
+
+    PCT_OK("s%3Aabc.def", "s:abc.def");
+    PCT_OK("s%3aabc.def", "s:abc.def");
+    PCT_OK("%2B%2F%3D", "+/=");
+    PCT_OK("%2b%2f%3d", "+/=");
+    PCT_OK("a+b", "a+b");
+    PCT_OK("", "");
+    PCT_OK("plain", "plain");
+    PCT_OK("%20", " ");
+    PCT_OK("%25", "%");
+    PCT_OK("%2541", "%41");
+    PCT_OK("%C3%BC", "\xc3\xbc");
+    PCT_OK("%80%ff", "\x80\xff");
+    PCT_OK("%41%42%43", "ABC");
+
+    PCT_BAD("%");
+    PCT_BAD("abc%");
+    PCT_BAD("abc%4");
+    PCT_BAD("%G1");
+    PCT_BAD("%1G");
+    PCT_BAD("%0");
+    PCT_BAD("%%");
+    PCT_BAD("%%41");
+    PCT_BAD("% 41");
+    PCT_BAD("%-1");
+    PCT_BAD("%+1");
+    PCT_BAD("%00");
+    PCT_BAD("abc%00def");
+    PCT_BAD("%0A");
+    PCT_BAD("%0d");
+    PCT_BAD("%09");
+    PCT_BAD("%1f");
+    PCT_BAD("%7F");
+    PCT_BAD("%7f");
+    PCT_BAD("a\0b");
+    PCT_BAD("a\nb");
+    PCT_BAD("a\tb");
+    PCT_BAD("a\x7f");
+
+    /* every %XX: exactly the 33 control bytes are refused */
+    good = 0;
+    bad = 0;
+
+    for (b = 0; b < 256; b++) {
+        in[0] = '%';
+        in[1] = hexs[b >> 4];
+        in[2] = hexs[b & 15];
+
+        if (vodlms_pct_decode(in, 3, buf, &n) == VODLMS_OK) {
+            good += n == 1 && (unsigned char) buf[0] == b
+                    && b >= 0x20 && b != 0x7f;
+        } else {
+            bad += b < 0x20 || b == 0x7f;
+        }
+    }
+
+    is_int(good, 223, "pct_decode: all 223 printable/high %%XX decode");
+    is_int(bad, 33, "pct_decode: all 33 control %%XX are refused");
+
+    memcpy(buf, "s%3Aab%2Fc.x%3D", 16);
+    ok(vodlms_pct_decode(buf, 15, buf, &n) == VODLMS_OK
+       && n == 9 && memcmp(buf, "s:ab/c.x=", 9) == 0,
+       "pct_decode: in place");
+}
+
+
+/* ------------------------------------------------------- bearer, token */
+
+static void
+bearer_at(const char *file, int line, const char *in, size_t len,
+    vodlms_rc_t erc, const char *etok)
+{
+    char           *p;
+    vodlms_rc_t     rc;
+    vodlms_cstr_t   tok;
+
+    p = xdup(in, len);
+    rc = vodlms_bearer_token(p, len, &tok);
+
+    if (is_rc_at(rc, erc, file, line, "bearer(\"%s\"): rc", in)
+        && rc == VODLMS_OK)
+    {
+        tap_is_mem(tok.data, tok.len, etok, strlen(etok), file, line,
+                   "bearer(\"%s\"): token", in);
+    }
+
+    free(p);
+}
+
+#define BEARER(in, erc, etok)                                                 \
+    bearer_at(__FILE__, __LINE__, LIT(in), erc, etok)
+
+
+static void
+test_bearer(void)
+{
+    char           *p;
+    vodlms_cstr_t   tok;
+
+    BEARER("Bearer abc", VODLMS_OK, "abc");
+    BEARER("bearer abc", VODLMS_OK, "abc");
+    BEARER("BEARER abc", VODLMS_OK, "abc");
+    BEARER("BeArEr abc", VODLMS_OK, "abc");
+    BEARER("Bearer     abc", VODLMS_OK, "abc");
+    BEARER("Bearer\tabc", VODLMS_OK, "abc");
+    BEARER("Bearer abc   ", VODLMS_OK, "abc");
+    BEARER("  Bearer abc", VODLMS_OK, "abc");
+    BEARER("Bearer eyJhbGciOi.J9-_~+/==", VODLMS_OK, "eyJhbGciOi.J9-_~+/==");
+    BEARER("Bearer a b", VODLMS_OK, "a b");
+    BEARER("Basic dXNlcjpwYXNz", VODLMS_ENOTFOUND, NULL);
+    BEARER("Bearerabc", VODLMS_ENOTFOUND, NULL);
+    BEARER("Bearer,abc", VODLMS_ENOTFOUND, NULL);
+    BEARER("Bear abc", VODLMS_ENOTFOUND, NULL);
+    BEARER("Bear", VODLMS_ENOTFOUND, NULL);
+    BEARER("", VODLMS_ENOTFOUND, NULL);
+    BEARER("   ", VODLMS_ENOTFOUND, NULL);
+    BEARER("Bearer", VODLMS_EMALFORMED, NULL);
+    BEARER("bearer", VODLMS_EMALFORMED, NULL);
+    BEARER("Bearer    ", VODLMS_EMALFORMED, NULL);
+    BEARER("Bearer \t ", VODLMS_EMALFORMED, NULL);
+    BEARER("\x42\xc5\x61rer abc", VODLMS_ENOTFOUND, NULL);
+    BEARER("Bearer\0abc", VODLMS_ENOTFOUND, NULL);
+
+    is_rc(vodlms_bearer_token(NULL, 0, &tok), VODLMS_ENOTFOUND,
+          "bearer: NULL header");
+
+    p = xdup("Bearer a\0b", 10);
+    ok(vodlms_bearer_token(p, 10, &tok) == VODLMS_OK && tok.len == 3
+       && !vodlms_token_valid(tok.data, tok.len),
+       "bearer: a NUL inside the token is kept, and token_valid refuses it");
+    free(p);
+}
+
+
+static void
+test_token_valid(void)
+{
+    char    *p;
+    size_t   n;
+
+    ok(vodlms_token_valid(LIT("abc")), "token_valid: abc");
+    ok(vodlms_token_valid(LIT("ABCxyz019._~+/=-")),
+       "token_valid: every allowed class");
+    ok(vodlms_token_valid(LIT("=")), "token_valid: one byte");
+    ok(!vodlms_token_valid(LIT("")), "token_valid: empty");
+    ok(!vodlms_token_valid(NULL, 0), "token_valid: NULL");
+    ok(!vodlms_token_valid(LIT("a b")), "token_valid: space");
+    ok(!vodlms_token_valid(LIT("a%20b")), "token_valid: percent");
+    ok(!vodlms_token_valid(LIT("a;b")), "token_valid: semicolon");
+    ok(!vodlms_token_valid(LIT("a,b")), "token_valid: comma");
+    ok(!vodlms_token_valid(LIT("a\"b")), "token_valid: quote");
+    ok(!vodlms_token_valid(LIT("a:b")), "token_valid: colon");
+    ok(!vodlms_token_valid(LIT("a*b")), "token_valid: star");
+    ok(!vodlms_token_valid(LIT("a\0b")), "token_valid: NUL");
+    ok(!vodlms_token_valid(LIT("a\nb")), "token_valid: LF");
+    ok(!vodlms_token_valid(LIT("\xc3\xbc")), "token_valid: UTF-8");
+
+    p = xrepeat("x", VODLMS_TOKEN_MAX + 1, &n);
+    ok(vodlms_token_valid(p, VODLMS_TOKEN_MAX), "token_valid: 512 bytes");
+    ok(!vodlms_token_valid(p, VODLMS_TOKEN_MAX + 1),
+       "token_valid: 513 bytes");
+    free(p);
+}
+
+
+/* ------------------------------------------------------------- express */
+
+/*
+ * Known answers, made outside this code with
+ *     printf %s SID | openssl dgst -sha256 -hmac SECRET -binary \
+ *         | base64 | tr -d '='
+ * (binary secret: -mac HMAC -macopt hexkey:610062; empty secret: Python's
+ * hmac).  "hello"/"tobiiscool" is also the example in the README of the
+ * npm cookie-signature package.
+ */
+#define KAT_SID      "kE3tXK0B1uYEr2Cx7HqHJfoOlrTNTeQW"
+#define KAT_SIG      "AHT6tqjFftTfzBaQOCcivGr2MwA8YL/L9uG6Fdjk3Vo"
+#define KAT_SIG_NEW  "z2e983GhcAvHvBbnhL6ypHK02YOhmfgIrejMLNMpugk"
+#define KAT_SID2     "lzX-4AhvrUeS0w_5qMbzgHu-6cXhjL0w"
+#define KAT_SIG2     "6La01DyS7AC5/nTgRh0XFy4/fJR2x63IJ5CvoSpGymI"
+#define KAT_DOTS     "G8ReS2HiYVtvMBGFvZUGp5RaCauWFLUTjnnTm/EQ2aE"
+#define KAT_X        "QbtlXSTVNejzRVcfI9s8EX1VrPh6zJMbOtCoEMLgPmM"
+#define KAT_HELLO    "DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI"
+#define KAT_BINKEY   "unCR72DVj5CAqEW057UajWc+8VpB2TxTQV8xMsh5BgE"
+#define KAT_LONGKEY  "P9V412Gk9nAwCektLooK6iKrmrUNStJQ3JXYw2new/U"
+#define KAT_NOKEY    "Q1KybjP+DXaaiSKmuikAQQnwFojiasyebLNH5aWvxNo"
+
+static const vodlms_cstr_t  kc_only[] = { { LIT("keyboard cat") } };
+static const vodlms_cstr_t  kc_first[] = {
+    { LIT("keyboard cat") }, { LIT("new-secret-2026") }, { LIT("x") }
+};
+static const vodlms_cstr_t  kc_last[] = {
+    { LIT("new-secret-2026") }, { LIT("x") }, { LIT("keyboard cat") }
+};
+static const vodlms_cstr_t  kc_none[] = {
+    { LIT("keyboard dog") }, { LIT("keyboard ca") }, { LIT("keyboard cat ") },
+    { LIT("Keyboard cat") }, { LIT("") }
+};
+
+
+static void
+unsign_at(const char *file, int line, const char *t, const char *val,
+    size_t len, const vodlms_cstr_t *secrets, size_t n, vodlms_rc_t erc,
+    const char *esid)
+{
+    char           *p;
+    vodlms_rc_t     rc;
+    vodlms_cstr_t   sid;
+
+    p = xdup(val, len);
+    sid.data = "junk";
+    sid.len = 4;
+
+    rc = vodlms_express_unsign(p, len, secrets, n, &sid);
+
+    if (is_rc_at(rc, erc, file, line, "unsign: %s: rc", t)) {
+        if (rc == VODLMS_OK) {
+            tap_is_mem(sid.data, sid.len, esid, strlen(esid), file, line,
+                       "unsign: %s: sid", t);
+            tap_ok(sid.data == p + 2, file, line,
+                   "unsign: %s: sid points into the value", t);
+        } else {
+            tap_ok(sid.data == NULL && sid.len == 0, file, line,
+                   "unsign: %s: no sid on error", t);
+        }
+    }
+
+    free(p);
+}
+
+#define UNSIGN(t, val, secrets, erc, esid)                                    \
+    unsign_at(__FILE__, __LINE__, t, LIT(val), secrets,                       \
+              sizeof(secrets) / sizeof(secrets[0]), erc, esid)
+
+
+static void
+sign_at(const char *file, int line, const char *sid, size_t sid_len,
+    const char *secret, size_t secret_len, const char *expect)
+{
+    char         out[2 + VODLMS_SID_MAX + 1 + 64];
+    size_t       n;
+    vodlms_rc_t  rc;
+
+    rc = vodlms_express_sign(sid, sid_len, secret, secret_len, out,
+                             sizeof(out), &n);
+
+    if (is_rc_at(rc, VODLMS_OK, file, line, "sign(%.*s, secret %zu bytes)",
+                 (int) sid_len, sid, secret_len))
+    {
+        tap_is_mem(out, n, expect, strlen(expect), file, line,
+                   "sign(%.*s): known answer", (int) sid_len, sid);
+    }
+}
+
+
+static void
+test_express(void)
+{
+    int            i, bad;
+    char           buf[512], small[2 + 32 + 1 + 43];
+    char          *p, *hdr;
+    size_t         n, m, len;
+    vodlms_rc_t    rc;
+    vodlms_cstr_t  sid, v;
+
+    static const char  b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    /* known answers, signing side */
+    sign_at(__FILE__, __LINE__, LIT("hello"), LIT("tobiiscool"),
+            "s:hello." KAT_HELLO);
+    sign_at(__FILE__, __LINE__, LIT(KAT_SID), LIT("keyboard cat"),
+            "s:" KAT_SID "." KAT_SIG);
+    sign_at(__FILE__, __LINE__, LIT(KAT_SID), LIT("new-secret-2026"),
+            "s:" KAT_SID "." KAT_SIG_NEW);
+    sign_at(__FILE__, __LINE__, LIT(KAT_SID2), LIT("keyboard cat"),
+            "s:" KAT_SID2 "." KAT_SIG2);
+    sign_at(__FILE__, __LINE__, LIT("a.b.c"), LIT("keyboard cat"),
+            "s:a.b.c." KAT_DOTS);
+    sign_at(__FILE__, __LINE__, LIT("x"), LIT("keyboard cat"),
+            "s:x." KAT_X);
+    sign_at(__FILE__, __LINE__, LIT("hello"), LIT("a\0b"),
+            "s:hello." KAT_BINKEY);
+    sign_at(__FILE__, __LINE__, LIT("hello"), NULL, 0, "s:hello." KAT_NOKEY);
+    sign_at(__FILE__, __LINE__, LIT("hello"), "", 0, "s:hello." KAT_NOKEY);
+
+    p = xrepeat("k", 100, &n);
+    sign_at(__FILE__, __LINE__, LIT("hello"), p, n, "s:hello." KAT_LONGKEY);
+    free(p);
+
+    /* known answers, checking side */
+    UNSIGN("known answer", "s:" KAT_SID "." KAT_SIG, kc_only,
+           VODLMS_OK, KAT_SID);
+    UNSIGN("known answer 2", "s:" KAT_SID2 "." KAT_SIG2, kc_only,
+           VODLMS_OK, KAT_SID2);
+    UNSIGN("cookie-signature README", "s:hello." KAT_HELLO,
+           ((const vodlms_cstr_t[]) { { LIT("tobiiscool") } }),
+           VODLMS_OK, "hello");
+    UNSIGN("binary secret", "s:hello." KAT_BINKEY,
+           ((const vodlms_cstr_t[]) { { LIT("a\0b") } }), VODLMS_OK, "hello");
+    UNSIGN("binary secret cut at its NUL", "s:hello." KAT_BINKEY,
+           ((const vodlms_cstr_t[]) { { "a", 1 } }), VODLMS_EBADSIG, NULL);
+
+    /* rotation: the matching secret anywhere in the list */
+    UNSIGN("rotation: first of three", "s:" KAT_SID "." KAT_SIG, kc_first,
+           VODLMS_OK, KAT_SID);
+    UNSIGN("rotation: last of three", "s:" KAT_SID "." KAT_SIG, kc_last,
+           VODLMS_OK, KAT_SID);
+    UNSIGN("rotation: new secret, second", "s:" KAT_SID "." KAT_SIG_NEW,
+           kc_first, VODLMS_OK, KAT_SID);
+    UNSIGN("rotation: new secret, first", "s:" KAT_SID "." KAT_SIG_NEW,
+           kc_last, VODLMS_OK, KAT_SID);
+    UNSIGN("near-miss secrets", "s:" KAT_SID "." KAT_SIG, kc_none,
+           VODLMS_EBADSIG, NULL);
+    UNSIGN("new-secret cookie, old secret only", "s:" KAT_SID "." KAT_SIG_NEW,
+           kc_only, VODLMS_EBADSIG, NULL);
+
+    is_rc(vodlms_express_unsign(LIT("s:" KAT_SID "." KAT_SIG), NULL, 0, &sid),
+          VODLMS_EBADSIG, "unsign: no secrets at all");
+
+    /* forged and tampered */
+    UNSIGN("signature of another sid", "s:" KAT_SID2 "." KAT_SIG, kc_last,
+           VODLMS_EBADSIG, NULL);
+    UNSIGN("signature of another sid, short sid", "s:x." KAT_SIG2,
+           kc_only, VODLMS_EBADSIG, NULL);
+    UNSIGN("sid with one char changed",
+           "s:kE3tXK0B1uYEr2Cx7HqHJfoOlrTNTeQX." KAT_SIG, kc_only,
+           VODLMS_EBADSIG, NULL);
+    UNSIGN("sid with a char appended", "s:" KAT_SID "x." KAT_SIG, kc_only,
+           VODLMS_EBADSIG, NULL);
+    UNSIGN("signature with '=' padding", "s:" KAT_SID "." KAT_SIG "=",
+           kc_only, VODLMS_EBADSIG, NULL);
+    UNSIGN("signature one char short",
+           "s:" KAT_SID ".AHT6tqjFftTfzBaQOCcivGr2MwA8YL/L9uG6Fdjk3V",
+           kc_only, VODLMS_EBADSIG, NULL);
+    UNSIGN("signature in base64url", "s:" KAT_SID2 "."
+           "6La01DyS7AC5_nTgRh0XFy4_fJR2x63IJ5CvoSpGymI", kc_only,
+           VODLMS_EBADSIG, NULL);
+    UNSIGN("signature lower-cased", "s:x."
+           "qbtlxstvnejzrvcfi9s8ex1vrph6zjmbotcoemlgpmm", kc_only,
+           VODLMS_EBADSIG, NULL);
+
+    /* every position of the signature, changed to every other character */
+    len = sizeof("s:" KAT_SID "." KAT_SIG) - 1;
+    p = xdup("s:" KAT_SID "." KAT_SIG, len);
+    bad = 0;
+
+    for (i = (int) (len - 43); i < (int) len; i++) {
+        char  keep = p[i];
+
+        for (m = 0; m < 64; m++) {
+            if (b64[m] == keep) {
+                continue;
+            }
+
+            p[i] = b64[m];
+            bad += vodlms_express_unsign(p, len, kc_last, 3, &sid)
+                   != VODLMS_EBADSIG;
+        }
+
+        p[i] = keep;
+    }
+
+    is_int(bad, 0, "unsign: each of 43 x 63 one-char signature changes "
+           "is EBADSIG");
+    is_rc(vodlms_express_unsign(p, len, kc_last, 3, &sid), VODLMS_OK,
+          "unsign: the untouched value still verifies");
+    free(p);
+
+    /* not an express cookie, or broken */
+    UNSIGN("no s: prefix", KAT_SID "." KAT_SIG, kc_only,
+           VODLMS_ENOTSIGNED, NULL);
+    UNSIGN("S: upper case", "S:" KAT_SID "." KAT_SIG, kc_only,
+           VODLMS_ENOTSIGNED, NULL);
+    UNSIGN("still percent-encoded", "s%3A" KAT_SID "." KAT_SIG, kc_only,
+           VODLMS_ENOTSIGNED, NULL);
+    UNSIGN("j: (a JSON cookie)", "j:{\"a\":1}", kc_only,
+           VODLMS_ENOTSIGNED, NULL);
+    UNSIGN("empty", "", kc_only, VODLMS_ENOTSIGNED, NULL);
+    UNSIGN("just s", "s", kc_only, VODLMS_ENOTSIGNED, NULL);
+    UNSIGN("just s:", "s:", kc_only, VODLMS_EMALFORMED, NULL);
+    UNSIGN("no dot", "s:" KAT_SID, kc_only, VODLMS_EMALFORMED, NULL);
+    UNSIGN("empty sid", "s:." KAT_SIG, kc_only, VODLMS_EMALFORMED, NULL);
+    UNSIGN("empty signature", "s:" KAT_SID ".", kc_only,
+           VODLMS_EMALFORMED, NULL);
+    UNSIGN("only a dot", "s:.", kc_only, VODLMS_EMALFORMED, NULL);
+    UNSIGN("sid with a space", "s:a b." KAT_SIG, kc_only,
+           VODLMS_EMALFORMED, NULL);
+    UNSIGN("sid with a tab", "s:a\tb." KAT_SIG, kc_only,
+           VODLMS_EMALFORMED, NULL);
+    UNSIGN("sid with a NUL", "s:a\0b." KAT_SIG, kc_only,
+           VODLMS_EMALFORMED, NULL);
+    UNSIGN("sid with a DEL", "s:a\x7f" "b." KAT_SIG, kc_only,
+           VODLMS_EMALFORMED, NULL);
+    UNSIGN("sid with CR LF", "s:a\r\nb." KAT_SIG, kc_only,
+           VODLMS_EMALFORMED, NULL);
+
+    /* the sid may contain dots: split at the last one */
+    UNSIGN("sid with dots", "s:a.b.c." KAT_DOTS, kc_only, VODLMS_OK,
+           "a.b.c");
+    UNSIGN("split at the first dot would be wrong", "s:a.b.c." KAT_DOTS,
+           ((const vodlms_cstr_t[]) { { LIT("nope") } }), VODLMS_EBADSIG,
+           NULL);
+    UNSIGN("dot inside the signature part", "s:x." KAT_X ".", kc_only,
+           VODLMS_EMALFORMED, NULL);
+
+    /* limits: VODLMS_SID_MAX, sign and unsign agree */
+    p = xrepeat("A", VODLMS_SID_MAX + 1, &n);
+
+    rc = vodlms_express_sign(p, VODLMS_SID_MAX, LIT("keyboard cat"), buf,
+                             sizeof(buf), &m);
+    is_rc(rc, VODLMS_OK, "sign: sid of VODLMS_SID_MAX bytes");
+    is_int(m, 2 + VODLMS_SID_MAX + 1 + 43, "sign: output length");
+    is_rc(vodlms_express_unsign(buf, m, kc_last, 3, &sid), VODLMS_OK,
+          "unsign: sid of VODLMS_SID_MAX bytes");
+    is_int(sid.len, VODLMS_SID_MAX, "unsign: long sid length");
+
+    is_rc(vodlms_express_sign(p, VODLMS_SID_MAX + 1, LIT("keyboard cat"),
+                              buf, sizeof(buf), &m),
+          VODLMS_EMALFORMED, "sign: sid over VODLMS_SID_MAX");
+
+    memcpy(buf, "s:", 2);
+    memcpy(buf + 2, p, n);
+    memcpy(buf + 2 + n, "." KAT_SIG, 44);
+    is_rc(vodlms_express_unsign(buf, 2 + n + 44, kc_only, 1, &sid),
+          VODLMS_EMALFORMED, "unsign: sid over VODLMS_SID_MAX");
+    free(p);
+
+    /* a huge value: no dot -> EMALFORMED, with dot -> sid too long */
+    p = xrepeat("s", 1000000, &n);
+    p[1] = ':';
+    is_rc(vodlms_express_unsign(p, n, kc_only, 1, &sid), VODLMS_EMALFORMED,
+          "unsign: 1 MB without a dot");
+    p[n - 44] = '.';
+    is_rc(vodlms_express_unsign(p, n, kc_only, 1, &sid), VODLMS_EMALFORMED,
+          "unsign: 1 MB sid");
+    free(p);
+
+    /* sign: output buffer sizes, refused sids */
+    rc = vodlms_express_sign(LIT(KAT_SID), LIT("keyboard cat"), small,
+                             sizeof(small), &m);
+    ok(rc == VODLMS_OK && m == sizeof(small)
+       && memcmp(small, "s:" KAT_SID "." KAT_SIG, m) == 0,
+       "sign: an output buffer of exactly the right size");
+    m = 99;
+    is_rc(vodlms_express_sign(LIT(KAT_SID), LIT("keyboard cat"), small,
+                              sizeof(small) - 1, &m),
+          VODLMS_ETOOLONG, "sign: an output buffer one byte short");
+    is_int(m, 0, "sign: out_len 0 on error");
+    is_rc(vodlms_express_sign("", 0, LIT("k"), buf, sizeof(buf), &m),
+          VODLMS_EMALFORMED, "sign: empty sid");
+    is_rc(vodlms_express_sign(LIT("a b"), LIT("k"), buf, sizeof(buf), &m),
+          VODLMS_EMALFORMED, "sign: sid with a space");
+
+    /* round trip over a spread of sids and secrets */
+    bad = 0;
+
+    for (i = 1; i <= VODLMS_SID_MAX; i += 7) {
+        char  s[VODLMS_SID_MAX];
+
+        for (n = 0; n < (size_t) i; n++) {
+            s[n] = (char) (0x21 + (i * 31 + n * 7) % 94);
+        }
+
+        if (vodlms_express_sign(s, (size_t) i, kc_first[i % 3].data,
+                                kc_first[i % 3].len, buf, sizeof(buf), &m)
+            != VODLMS_OK
+            || vodlms_express_unsign(buf, m, kc_last, 3, &sid) != VODLMS_OK
+            || sid.len != (size_t) i || memcmp(sid.data, s, n) != 0
+            || vodlms_express_unsign(buf, m, kc_none, 5, &sid)
+               != VODLMS_EBADSIG)
+        {
+            bad++;
+        }
+    }
+
+    is_int(bad, 0, "sign/unsign: round trip of 37 sids of 1..253 bytes");
+
+    /* the whole path: Cookie header -> cookie -> percent-decode -> unsign */
+    hdr = xdup(LIT("theme=dark; connect.sid=s%3A" KAT_SID "."
+                   "AHT6tqjFftTfzBaQOCcivGr2MwA8YL%2FL9uG6Fdjk3Vo; lang=en"));
+    len = sizeof("theme=dark; connect.sid=s%3A" KAT_SID "."
+                 "AHT6tqjFftTfzBaQOCcivGr2MwA8YL%2FL9uG6Fdjk3Vo; lang=en") - 1;
+
+    ok(vodlms_cookie_get(hdr, len, LIT("connect.sid"), &v) == VODLMS_OK
+       && vodlms_pct_decode(v.data, v.len, buf, &n) == VODLMS_OK
+       && vodlms_express_unsign(buf, n, kc_last, 3, &sid) == VODLMS_OK
+       && sid.len == 32 && memcmp(sid.data, KAT_SID, 32) == 0,
+       "express: Cookie header to sid, as a browser sends it");
+    free(hdr);
+}
+
+
+/* ------------------------------------------------------------- expiry */
+
+static void
+expiry_at(const char *file, int line, const char *s, size_t len,
+    vodlms_rc_t erc, int64_t eepoch)
+{
+    char         *p;
+    int64_t       t;
+    vodlms_rc_t   rc;
+
+    p = xdup(s, len);
+    t = 12345;
+    rc = vodlms_parse_expiry(p, len, &t);
+
+    if (is_rc_at(rc, erc, file, line, "expiry(\"%s\"): rc", s)
+        && rc == VODLMS_OK)
+    {
+        tap_is_int(t, eepoch, file, line, "expiry(\"%s\"): epoch", s);
+    }
+
+    free(p);
+}
+
+#define EXPIRY(s, e)                                                          \
+    expiry_at(__FILE__, __LINE__, LIT(s), VODLMS_OK, e)
+#define EXPIRY_BAD(s)                                                         \
+    expiry_at(__FILE__, __LINE__, LIT(s), VODLMS_EMALFORMED, 0)
+
+
+/* timegm() is the oracle for days-from-civil and month lengths */
+static void
+test_expiry_oracle(void)
+{
+    int        y, mi, di, bad, checked, valid;
+    char       s[40];
+    int64_t    t;
+    struct tm  tm;
+
+    static const int  mons[] = { 1, 2, 3, 4, 6, 9, 12 };
+    static const int  days[] = { 1, 28, 29, 30, 31, 32 };
+
+    bad = 0;
+    checked = 0;
+
+    for (y = 0; y <= 9999; y += (y >= 1890 && y <= 2110) ? 1 : 3) {
+        for (mi = 0; mi < (int) (sizeof(mons) / sizeof(mons[0])); mi++) {
+            for (di = 0; di < (int) (sizeof(days) / sizeof(days[0])); di++) {
+                memset(&tm, 0, sizeof(tm));
+                tm.tm_year = y - 1900;
+                tm.tm_mon = mons[mi] - 1;
+                tm.tm_mday = days[di];
+                tm.tm_hour = (y + di) % 24;
+                tm.tm_min = (y * 7 + mi) % 60;
+                tm.tm_sec = (y * 13 + di) % 60;
+
+                snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02dZ", y,
+                         mons[mi], days[di], tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+
+                t = (int64_t) timegm(&tm);
+                valid = tm.tm_mday == days[di];   /* timegm normalises */
+
+                if (valid) {
+                    int64_t  got;
+
+                    bad += vodlms_parse_expiry(s, strlen(s), &got)
+                               != VODLMS_OK || got != t;
+                } else {
+                    bad += vodlms_parse_expiry(s, strlen(s), &t)
+                           != VODLMS_EMALFORMED;
+                }
+
+                checked++;
+            }
+        }
+    }
+
+    is_int(bad, 0, "expiry: %d dates of years 0000-9999 agree with timegm()",
+           checked);
+}
+
+
+static void
+test_expiry(void)
+{
+    char    *p;
+    size_t   n;
+    int64_t  t;
+
+    /* numbers */
+    EXPIRY("0", 0);
+    EXPIRY("1", 1);
+    EXPIRY("1795600800", 1795600800);
+    EXPIRY("00042", 42);
+    EXPIRY("100000000000", 100000000000LL);
+    EXPIRY("100000000001", 100000000);
+    EXPIRY("1795600800000", 1795600800);
+    EXPIRY("1795600800999", 1795600800);
+    EXPIRY("9223372036854775807", 9223372036854775LL);
+    EXPIRY_BAD("9223372036854775808");
+    EXPIRY_BAD("123456789012345678901234567890");
+    EXPIRY_BAD("-1");
+    EXPIRY_BAD("+1");
+    EXPIRY_BAD(" 1");
+    EXPIRY_BAD("1 ");
+    EXPIRY_BAD("1.5");
+    EXPIRY_BAD("1795600800.000");
+    EXPIRY_BAD("1e9");
+    EXPIRY_BAD("0x10");
+    EXPIRY_BAD("12\0" "3");
+
+    /* RFC 3339; expected values from `date -u -d ... +%s` */
+    EXPIRY("2026-11-25T10:00:00Z", 1795600800);
+    EXPIRY("2026-11-25T10:00:00.000Z", 1795600800);
+    EXPIRY("2026-11-25T10:00:00.999999999Z", 1795600800);
+    EXPIRY("2026-11-25T10:00:00.5Z", 1795600800);
+    EXPIRY("2026-11-25t10:00:00z", 1795600800);
+    EXPIRY("2026-11-25 10:00:00Z", 1795600800);
+    EXPIRY("2026-11-25T10:00:00+00:00", 1795600800);
+    EXPIRY("2026-11-25T10:00:00-00:00", 1795600800);
+    EXPIRY("2026-11-25T10:00:00+01:00", 1795597200);
+    EXPIRY("2026-11-25T10:00:00.123+01:00", 1795597200);
+    EXPIRY("2026-11-25T10:00:00-05:30", 1795620600);
+    EXPIRY("2026-11-25T10:00:00+23:59", 1795600800 - 23 * 3600 - 59 * 60);
+    EXPIRY("2024-02-29T12:34:56Z", 1709210096);
+    EXPIRY("1970-01-01T00:00:00Z", 0);
+    EXPIRY("1969-12-31T23:59:59Z", -1);
+    EXPIRY("0000-01-01T00:00:00Z", -62167219200LL);
+    EXPIRY("9999-12-31T23:59:59Z", 253402300799LL);
+    EXPIRY("2026-12-31T23:59:60Z", 1798761600);       /* leap second */
+    EXPIRY("2000-02-29T00:00:00Z", 951782400);
+
+    EXPIRY_BAD("");
+    EXPIRY_BAD("garbage");
+    EXPIRY_BAD("Tue Nov 25 2026 10:00:00 GMT+0000");
+    EXPIRY_BAD("Tue, 25 Nov 2026 10:00:00 GMT");
+    EXPIRY_BAD("2026-11-25");
+    EXPIRY_BAD("2026-11-25T10:00Z");
+    EXPIRY_BAD("2026-11-25T10:00:00");                /* no offset */
+    EXPIRY_BAD("2026-11-25T10:00:00.000");
+    EXPIRY_BAD("2026-11-25T10:00:00.Z");
+    EXPIRY_BAD("2026-11-25T10:00:00,5Z");
+    EXPIRY_BAD("2026-11-25T10:00:00ZZ");
+    EXPIRY_BAD("2026-11-25T10:00:00Z ");
+    EXPIRY_BAD(" 2026-11-25T10:00:00Z");
+    EXPIRY_BAD("2026-11-25T10:00:00Z\0");
+    EXPIRY_BAD("2026-11-25T10:00:00\0Z");
+    EXPIRY_BAD("2026-11-25T10:00:00+01");
+    EXPIRY_BAD("2026-11-25T10:00:00+0100");
+    EXPIRY_BAD("2026-11-25T10:00:00+01:0");
+    EXPIRY_BAD("2026-11-25T10:00:00+01:000");
+    EXPIRY_BAD("2026-11-25T10:00:00+24:00");
+    EXPIRY_BAD("2026-11-25T10:00:00+01:60");
+    EXPIRY_BAD("2026-11-25T10:00:00+0a:00");
+    EXPIRY_BAD("2026-11-25T10:00:00 +01:00");
+    EXPIRY_BAD("2026-11-25T10:00:00UTC");
+    EXPIRY_BAD("2026-11-25X10:00:00Z");
+    EXPIRY_BAD("2026/11/25T10:00:00Z");
+    EXPIRY_BAD("2026-1-25T10:00:00Z");
+    EXPIRY_BAD("26-11-25T10:00:00Z");
+    EXPIRY_BAD("+2026-11-25T10:00:00Z");
+    EXPIRY_BAD("+275760-09-13T00:00:00.000Z");
+    EXPIRY_BAD("-2026-11-25T10:00:00Z");
+    EXPIRY_BAD("2026-13-01T00:00:00Z");
+    EXPIRY_BAD("2026-00-10T00:00:00Z");
+    EXPIRY_BAD("2026-01-32T00:00:00Z");
+    EXPIRY_BAD("2026-01-00T00:00:00Z");
+    EXPIRY_BAD("2026-04-31T00:00:00Z");
+    EXPIRY_BAD("2023-02-29T00:00:00Z");
+    EXPIRY_BAD("2100-02-29T00:00:00Z");
+    EXPIRY_BAD("1900-02-29T00:00:00Z");
+    EXPIRY_BAD("2026-11-25T24:00:00Z");
+    EXPIRY_BAD("2026-11-25T99:00:00Z");
+    EXPIRY_BAD("2026-11-25T23:60:00Z");
+    EXPIRY_BAD("2026-11-25T23:59:61Z");
+    EXPIRY_BAD("2026-11-25T1a:00:00Z");
+    EXPIRY_BAD("2026-11-25T10:00:0aZ");
+    EXPIRY_BAD("2026-11-25T10:00:-1Z");
+    EXPIRY_BAD("2026-11-2 T10:00:00Z");
+    EXPIRY_BAD("2026-11-25T10:00:00.1.2Z");
+    EXPIRY_BAD("2026-11-25T10:00:00.-1Z");
+
+    is_rc(vodlms_parse_expiry(NULL, 0, &t), VODLMS_EMALFORMED,
+          "expiry: NULL");
+
+    p = xrepeat("9", 1000000, &n);
+    is_rc(vodlms_parse_expiry(p, n, &t), VODLMS_EMALFORMED,
+          "expiry: a million digits");
+    free(p);
+
+    p = xrepeat("0", 1000000, &n);
+    memcpy(p, "2026-11-25T10:00:00.", 20);
+    p[n - 1] = 'Z';
+    expiry_at(__FILE__, __LINE__, p, n, VODLMS_OK, 1795600800);
+    free(p);
+
+    test_expiry_oracle();
+}
+
+
+/* ------------------------------------------------------------ session */
+
+typedef struct {
+    vodlms_rc_t   rc;
+    const char   *user;
+    const char   *roles;
+    int64_t       expires;
+} sess_expect_t;
+
+
+static void
+sess_check(const char *file, int line, const char *t, vodlms_rc_t rc,
+    const vodlms_session_t *s, const sess_expect_t *e)
+{
+    if (!is_rc_at(rc, e->rc, file, line, "%s: rc", t)) {
+        return;
+    }
+
+    if (rc != VODLMS_OK) {
+        tap_ok(s->user_id_len == 0 && s->user_id[0] == '\0'
+               && s->roles_len == 0 && s->roles[0] == '\0'
+               && s->expires == 0, file, line, "%s: zeroed on error", t);
+        return;
+    }
+
+    tap_is_mem(s->user_id, s->user_id_len, e->user, strlen(e->user), file,
+               line, "%s: user", t);
+    tap_ok(s->user_id[s->user_id_len] == '\0', file, line,
+           "%s: user NUL-terminated", t);
+    tap_is_mem(s->roles, s->roles_len, e->roles, strlen(e->roles), file,
+               line, "%s: roles", t);
+    tap_ok(s->roles[s->roles_len] == '\0', file, line,
+           "%s: roles NUL-terminated", t);
+    tap_is_int(s->expires, e->expires, file, line, "%s: expires", t);
+}
+
+
+static void
+json_at(const char *file, int line, const char *t, const char *json,
+    size_t len, const char *upath, const char *rpath, const char *epath,
+    sess_expect_t e)
+{
+    char              *p;
+    vodlms_rc_t        rc;
+    vodlms_session_t   s;
+
+    p = xdup(json, len);
+    memset(&s, 0xa5, sizeof(s));
+
+    rc = vodlms_session_from_json(p, len, upath, rpath, epath, &s);
+    sess_check(file, line, t, rc, &s, &e);
+
+    free(p);
+}
+
+/* express-session's layout: passport.user, cookie.expires, roles */
+#define JSON(t, json, erc, euser, eroles, eexp)                               \
+    json_at(__FILE__, __LINE__, "json: " t, LIT(json), "passport.user",       \
+            "roles", "cookie.expires",                                        \
+            (sess_expect_t) { erc, euser, eroles, eexp })
+#define JSON_BAD(t, json, erc)                                                \
+    JSON(t, json, erc, NULL, NULL, 0)
+
+
+static void
+fields_at(const char *file, int line, const char *t, const char *user,
+    size_t ulen, const char *role, size_t rlen, const char *exp,
+    size_t elen, sess_expect_t e)
+{
+    char              *u, *r, *x;
+    vodlms_rc_t        rc;
+    vodlms_session_t   s;
+
+    u = user ? xdup(user, ulen) : NULL;
+    r = role ? xdup(role, rlen) : NULL;
+    x = exp ? xdup(exp, elen) : NULL;
+    memset(&s, 0xa5, sizeof(s));
+
+    rc = vodlms_session_from_fields(u, ulen, r, rlen, x, elen, &s);
+    sess_check(file, line, t, rc, &s, &e);
+
+    free(u);
+    free(r);
+    free(x);
+}
+
+/* a NULL field comes with sizeof(NULL) - 1 as its length: it must not matter */
+#define FIELDS(t, user, role, exp, erc, euser, eroles, eexp)                  \
+    fields_at(__FILE__, __LINE__, "fields: " t, user, sizeof(user) - 1,       \
+              role, sizeof(role) - 1, exp, sizeof(exp) - 1,                   \
+              (sess_expect_t) { erc, euser, eroles, eexp })
+
+#define EXPRESS_DOC(user)                                                     \
+    "{\"cookie\":{\"originalMaxAge\":86400000,"                               \
+    "\"expires\":\"2026-11-25T10:00:00.000Z\",\"secure\":true,"               \
+    "\"httpOnly\":true,\"path\":\"/\",\"sameSite\":\"lax\"},"                 \
+    "\"passport\":{\"user\":" user "}}"
+
+
+static void
+test_session_json(void)
+{
+    int               i;
+    char             *p, *doc;
+    size_t            n, m;
+    vodlms_rc_t       rc;
+    vodlms_session_t  s;
+
+    /* what connect-redis stores for a passport login */
+    JSON("express-session, integer user", EXPRESS_DOC("42"),
+         VODLMS_OK, "42", "", 1795600800);
+    JSON("express-session, string user", EXPRESS_DOC("\"u_8f3a\""),
+         VODLMS_OK, "u_8f3a", "", 1795600800);
+    JSON("express-session, UUID user",
+         EXPRESS_DOC("\"0b5e8a9c-1d2f-4e3a-9b7c-6d5e4f3a2b1c\""),
+         VODLMS_OK, "0b5e8a9c-1d2f-4e3a-9b7c-6d5e4f3a2b1c", "", 1795600800);
+    JSON("browser-session cookie (expires null)",
+         "{\"cookie\":{\"originalMaxAge\":null,\"expires\":null},"
+         "\"passport\":{\"user\":7}}", VODLMS_OK, "7", "", 0);
+    JSON("no cookie object", "{\"passport\":{\"user\":7}}",
+         VODLMS_OK, "7", "", 0);
+    JSON("whitespace around", " \n\t{ \"passport\" : { \"user\" : 7 } }\n ",
+         VODLMS_OK, "7", "", 0);
+
+    /* user id types */
+    JSON("user 0", EXPRESS_DOC("0"), VODLMS_OK, "0", "", 1795600800);
+    JSON("negative user", EXPRESS_DOC("-7"), VODLMS_OK, "-7", "", 1795600800);
+    JSON("largest integer", EXPRESS_DOC("9223372036854775807"), VODLMS_OK,
+         "9223372036854775807", "", 1795600800);
+    JSON("smallest integer", EXPRESS_DOC("-9223372036854775808"), VODLMS_OK,
+         "-9223372036854775808", "", 1795600800);
+    JSON_BAD("integer beyond int64", EXPRESS_DOC("9223372036854775808"),
+             VODLMS_EMALFORMED);
+    JSON_BAD("real user", EXPRESS_DOC("42.0"), VODLMS_ETYPE);
+    JSON_BAD("exponent user", EXPRESS_DOC("4e1"), VODLMS_ETYPE);
+    JSON_BAD("boolean user", EXPRESS_DOC("true"), VODLMS_ETYPE);
+    JSON_BAD("object user", EXPRESS_DOC("{\"id\":1}"), VODLMS_ETYPE);
+    JSON_BAD("array user", EXPRESS_DOC("[1]"), VODLMS_ETYPE);
+    JSON_BAD("empty string user", EXPRESS_DOC("\"\""), VODLMS_ETYPE);
+    JSON_BAD("user with LF", EXPRESS_DOC("\"a\\nb\""), VODLMS_ETYPE);
+    JSON_BAD("user with ESC", EXPRESS_DOC("\"a\\u001bb\""), VODLMS_ETYPE);
+    JSON_BAD("user with DEL", EXPRESS_DOC("\"a\\u007fb\""), VODLMS_ETYPE);
+    JSON_BAD("user with \\u0000", EXPRESS_DOC("\"a\\u0000b\""),
+             VODLMS_EMALFORMED);
+    JSON_BAD("null user", EXPRESS_DOC("null"), VODLMS_ENOTFOUND);
+    JSON("UTF-8 user", EXPRESS_DOC("\"J\\u00fcrgen \xe2\x9c\x93\""),
+         VODLMS_OK, "J\xc3\xbcrgen \xe2\x9c\x93", "", 1795600800);
+    JSON_BAD("invalid UTF-8 in the document", EXPRESS_DOC("\"a\xff\""),
+             VODLMS_EMALFORMED);
+
+    doc = malloc(200 + VODLMS_USER_ID_MAX);
+    p = xrepeat("u", VODLMS_USER_ID_MAX + 1, &n);
+    n = (size_t) sprintf(doc, "{\"passport\":{\"user\":\"%.*s\"}}",
+                         VODLMS_USER_ID_MAX, p);
+    json_at(__FILE__, __LINE__, "json: user of VODLMS_USER_ID_MAX bytes", doc,
+            n, "passport.user", NULL, NULL,
+            (sess_expect_t) { VODLMS_OK, p + 1, "", 0 });
+    n = (size_t) sprintf(doc, "{\"passport\":{\"user\":\"%s\"}}", p);
+    json_at(__FILE__, __LINE__, "json: user one byte too long", doc, n,
+            "passport.user", NULL, NULL,
+            (sess_expect_t) { VODLMS_ETOOLONG, NULL, NULL, 0 });
+    free(p);
+    free(doc);
+
+    /* the path */
+    JSON_BAD("empty object", "{}", VODLMS_ENOTFOUND);
+    JSON_BAD("passport without user", "{\"passport\":{}}", VODLMS_ENOTFOUND);
+    JSON_BAD("passport null", "{\"passport\":null}", VODLMS_ENOTFOUND);
+    JSON_BAD("passport a string", "{\"passport\":\"7\"}", VODLMS_ETYPE);
+    JSON_BAD("passport an array", "{\"passport\":[{\"user\":7}]}",
+             VODLMS_ETYPE);
+    JSON_BAD("passport a number", "{\"passport\":7}", VODLMS_ETYPE);
+    JSON_BAD("user at the top, not under passport", "{\"user\":7}",
+             VODLMS_ENOTFOUND);
+    JSON_BAD("key with a dot is not a path", "{\"passport.user\":7}",
+             VODLMS_ENOTFOUND);
+    JSON_BAD("Passport is another key", "{\"Passport\":{\"user\":7}}",
+             VODLMS_ENOTFOUND);
+
+    json_at(__FILE__, __LINE__, "json: top-level path", LIT("{\"uid\":5}"),
+            "uid", NULL, NULL, (sess_expect_t) { VODLMS_OK, "5", "", 0 });
+    json_at(__FILE__, __LINE__, "json: deep path",
+            LIT("{\"a\":{\"b\":{\"c\":{\"d\":\"x\"}}}}"), "a.b.c.d", NULL,
+            NULL, (sess_expect_t) { VODLMS_OK, "x", "", 0 });
+    json_at(__FILE__, __LINE__, "json: deep path, missing last",
+            LIT("{\"a\":{\"b\":{\"c\":{}}}}"), "a.b.c.d", NULL, NULL,
+            (sess_expect_t) { VODLMS_ENOTFOUND, NULL, NULL, 0 });
+    json_at(__FILE__, __LINE__, "json: UTF-8 key",
+            LIT("{\"\xc3\xbc\":{\"id\":3}}"), "\xc3\xbc.id", NULL, NULL,
+            (sess_expect_t) { VODLMS_OK, "3", "", 0 });
+    json_at(__FILE__, __LINE__, "json: empty path component",
+            LIT("{\"a\":{\"\":{\"b\":1}}}"), "a..b", NULL, NULL,
+            (sess_expect_t) { VODLMS_EINTERNAL, NULL, NULL, 0 });
+    json_at(__FILE__, __LINE__, "json: leading dot", LIT("{\"a\":1}"), ".a",
+            NULL, NULL, (sess_expect_t) { VODLMS_EINTERNAL, NULL, NULL, 0 });
+    json_at(__FILE__, __LINE__, "json: trailing dot", LIT("{\"a\":1}"), "a.",
+            NULL, NULL, (sess_expect_t) { VODLMS_EINTERNAL, NULL, NULL, 0 });
+    json_at(__FILE__, __LINE__, "json: empty path", LIT("{\"a\":1}"), "",
+            NULL, NULL, (sess_expect_t) { VODLMS_EINTERNAL, NULL, NULL, 0 });
+    json_at(__FILE__, __LINE__, "json: NULL user path", LIT("{\"a\":1}"),
+            NULL, NULL, NULL,
+            (sess_expect_t) { VODLMS_EINTERNAL, NULL, NULL, 0 });
+
+    /* broken documents */
+    JSON_BAD("empty", "", VODLMS_EMALFORMED);
+    JSON_BAD("whitespace only", "  ", VODLMS_EMALFORMED);
+    JSON_BAD("open brace", "{", VODLMS_EMALFORMED);
+    JSON_BAD("trailing comma", "{\"passport\":{\"user\":7},}",
+             VODLMS_EMALFORMED);
+    JSON_BAD("single quotes", "{'passport':{'user':7}}", VODLMS_EMALFORMED);
+    JSON_BAD("unquoted key", "{passport:{user:7}}", VODLMS_EMALFORMED);
+    JSON_BAD("trailing garbage", "{\"passport\":{\"user\":7}} x",
+             VODLMS_EMALFORMED);
+    JSON_BAD("two documents", "{\"passport\":{\"user\":7}}{}",
+             VODLMS_EMALFORMED);
+    JSON_BAD("NUL after the document", "{\"passport\":{\"user\":7}}\0",
+             VODLMS_EMALFORMED);
+    JSON_BAD("NUL after a number (jansson would skip it)",
+             "{\"passport\":{\"user\":7\0}}", VODLMS_EMALFORMED);
+    JSON_BAD("NUL after a number in an array",
+             "{\"passport\":{\"user\":7},\"a\":[1\0]}", VODLMS_EMALFORMED);
+    JSON_BAD("NUL as whitespace", "{\"passport\":\0{\"user\":7}}",
+             VODLMS_EMALFORMED);
+    JSON_BAD("cut short", "{\"passport\":{\"user\":7", VODLMS_EMALFORMED);
+    JSON_BAD("top-level array", "[{\"passport\":{\"user\":7}}]",
+             VODLMS_EMALFORMED);
+    JSON_BAD("top-level string", "\"7\"", VODLMS_EMALFORMED);
+    JSON_BAD("top-level number", "7", VODLMS_EMALFORMED);
+    JSON_BAD("top-level null", "null", VODLMS_EMALFORMED);
+    JSON_BAD("not JSON at all", "a:1:{s:4:\"user\";i:7;}", VODLMS_EMALFORMED);
+
+    /* duplicates are refused wherever they are */
+    JSON_BAD("duplicate user",
+             "{\"passport\":{\"user\":1,\"user\":2}}", VODLMS_EMALFORMED);
+    JSON_BAD("duplicate passport",
+             "{\"passport\":{\"user\":1},\"passport\":{\"user\":2}}",
+             VODLMS_EMALFORMED);
+    JSON_BAD("duplicate elsewhere",
+             "{\"passport\":{\"user\":1},\"x\":{\"a\":1,\"a\":1}}",
+             VODLMS_EMALFORMED);
+    JSON_BAD("duplicate by escape",
+             "{\"passport\":{\"user\":1,\"us\\u0065r\":2}}",
+             VODLMS_EMALFORMED);
+
+    json_at(__FILE__, __LINE__, "json: NULL document", NULL, 0,
+            "passport.user", NULL, NULL,
+            (sess_expect_t) { VODLMS_EMALFORMED, NULL, NULL, 0 });
+
+    /* deep nesting must fail, not overflow the stack */
+    n = 300000;
+    m = sizeof("{\"passport\":{\"user\":7},\"x\":") - 1;
+    doc = malloc(n + m + 1);
+    memcpy(doc, "{\"passport\":{\"user\":7},\"x\":", m);
+    memset(doc + m, '[', n);
+    doc[m + n] = '}';
+    json_at(__FILE__, __LINE__, "json: 300000 nested arrays", doc, m + n + 1,
+            "passport.user", NULL, NULL,
+            (sess_expect_t) { VODLMS_EMALFORMED, NULL, NULL, 0 });
+    free(doc);
+
+    /* a big but valid document */
+    p = xrepeat("{\"k\":[1,2,3,\"xyz\"]},", 50000, &n);
+    doc = malloc(n + 64);
+    n = (size_t) sprintf(doc, "{\"pad\":[%.*s],\"passport\":{\"user\":9}}",
+                         (int) n - 1, p);
+    json_at(__FILE__, __LINE__, "json: 1 MB document", doc, n,
+            "passport.user", NULL, NULL,
+            (sess_expect_t) { VODLMS_OK, "9", "", 0 });
+    free(doc);
+    free(p);
+
+    /* roles */
+    JSON("roles array", "{\"passport\":{\"user\":1},"
+         "\"roles\":[\"student\",\"teacher\"]}", VODLMS_OK, "1",
+         "student,teacher", 0);
+    JSON("roles string", "{\"passport\":{\"user\":1},\"roles\":\"admin\"}",
+         VODLMS_OK, "1", "admin", 0);
+    JSON("roles with all allowed characters", "{\"passport\":{\"user\":1},"
+         "\"roles\":[\"Az09_.:-\"]}", VODLMS_OK, "1", "Az09_.:-", 0);
+    JSON("roles empty array", "{\"passport\":{\"user\":1},\"roles\":[]}",
+         VODLMS_OK, "1", "", 0);
+    JSON("roles null", "{\"passport\":{\"user\":1},\"roles\":null}",
+         VODLMS_OK, "1", "", 0);
+    JSON_BAD("roles empty string",
+             "{\"passport\":{\"user\":1},\"roles\":\"\"}", VODLMS_ETYPE);
+    JSON_BAD("roles comma list in one string",
+             "{\"passport\":{\"user\":1},\"roles\":\"a,b\"}", VODLMS_ETYPE);
+    JSON_BAD("role with a space",
+             "{\"passport\":{\"user\":1},\"roles\":[\"a b\"]}", VODLMS_ETYPE);
+    JSON_BAD("role with a comma",
+             "{\"passport\":{\"user\":1},\"roles\":[\"a,admin\"]}",
+             VODLMS_ETYPE);
+    JSON_BAD("roles number", "{\"passport\":{\"user\":1},\"roles\":5}",
+             VODLMS_ETYPE);
+    JSON_BAD("roles object", "{\"passport\":{\"user\":1},\"roles\":{}}",
+             VODLMS_ETYPE);
+    JSON_BAD("roles array of numbers",
+             "{\"passport\":{\"user\":1},\"roles\":[\"a\",1]}", VODLMS_ETYPE);
+    JSON_BAD("roles nested array",
+             "{\"passport\":{\"user\":1},\"roles\":[[\"a\"]]}", VODLMS_ETYPE);
+    JSON_BAD("roles array with null",
+             "{\"passport\":{\"user\":1},\"roles\":[null]}", VODLMS_ETYPE);
+    JSON_BAD("a missing user wins over bad roles",
+             "{\"roles\":5}", VODLMS_ENOTFOUND);
+
+    /* roles at the limit: 64 x "abc" + 63 commas = 255, then 259 */
+    doc = malloc(2000);
+    p = xrepeat("\"abc\",", 65, &n);
+    n = (size_t) sprintf(doc, "{\"u\":1,\"r\":[%.*s\"abcd\"]}", 6 * 63, p);
+    memset(&s, 0, sizeof(s));
+    rc = vodlms_session_from_json(doc, n, "u", "r", NULL, &s);
+    ok(rc == VODLMS_OK && s.roles_len == 256
+       && strlen(s.roles) == 256 && memcmp(s.roles + 252, "abcd", 4) == 0,
+       "json: roles of exactly VODLMS_ROLES_MAX bytes");
+    n = (size_t) sprintf(doc, "{\"u\":1,\"r\":[%.*s\"abcde\"]}", 6 * 63, p);
+    is_rc(vodlms_session_from_json(doc, n, "u", "r", NULL, &s),
+          VODLMS_ETOOLONG, "json: roles one byte too long");
+    n = (size_t) sprintf(doc, "{\"u\":1,\"r\":[%.*s\"abcd\",\"x\"]}",
+                         6 * 63, p);
+    is_rc(vodlms_session_from_json(doc, n, "u", "r", NULL, &s),
+          VODLMS_ETOOLONG, "json: a role after VODLMS_ROLES_MAX bytes");
+    n = (size_t) sprintf(doc, "{\"u\":1,\"r\":[%s\"x\"]}", p);
+    is_rc(vodlms_session_from_json(doc, n, "u", "r", NULL, &s),
+          VODLMS_ETOOLONG, "json: 66 roles");
+    free(p);
+    free(doc);
+
+    /* expiry */
+    JSON("expires in seconds",
+         "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":1795600800}}",
+         VODLMS_OK, "1", "", 1795600800);
+    JSON("expires in milliseconds",
+         "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":1795600800123}}",
+         VODLMS_OK, "1", "", 1795600800);
+    JSON("expires as a string of digits",
+         "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":\"1795600800\"}}",
+         VODLMS_OK, "1", "", 1795600800);
+    JSON("expires with an offset",
+         "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":"
+         "\"2026-11-25T10:00:00.000-05:30\"}}",
+         VODLMS_OK, "1", "", 1795620600);
+    JSON("expires 0 is long expired, not none",
+         "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":0}}",
+         VODLMS_OK, "1", "", 1);
+    JSON("expires 1969 is long expired, not none",
+         "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":"
+         "\"1969-07-20T20:17:40Z\"}}", VODLMS_OK, "1", "", 1);
+    JSON("expires absent (cookie without it)",
+         "{\"passport\":{\"user\":1},\"cookie\":{}}", VODLMS_OK, "1", "", 0);
+    JSON_BAD("expires garbage",
+             "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":\"soon\"}}",
+             VODLMS_EMALFORMED);
+    JSON_BAD("expires month 13",
+             "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":"
+             "\"2026-13-25T10:00:00.000Z\"}}", VODLMS_EMALFORMED);
+    JSON_BAD("expires negative",
+             "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":-1}}",
+             VODLMS_EMALFORMED);
+    JSON_BAD("expires real",
+             "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":1.7956e12}}",
+             VODLMS_ETYPE);
+    JSON_BAD("expires boolean",
+             "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":true}}",
+             VODLMS_ETYPE);
+    JSON_BAD("expires object",
+             "{\"passport\":{\"user\":1},\"cookie\":{\"expires\":{}}}",
+             VODLMS_ETYPE);
+    JSON_BAD("cookie is a string",
+             "{\"passport\":{\"user\":1},\"cookie\":\"x\"}", VODLMS_ETYPE);
+
+    /* NULL paths: the field is not looked at */
+    json_at(__FILE__, __LINE__, "json: role and expiry paths NULL",
+            LIT(EXPRESS_DOC("1")), "passport.user", NULL, NULL,
+            (sess_expect_t) { VODLMS_OK, "1", "", 0 });
+    json_at(__FILE__, __LINE__, "json: NULL paths ignore bad fields",
+            LIT("{\"u\":1,\"r\":5,\"e\":true}"), "u", NULL, NULL,
+            (sess_expect_t) { VODLMS_OK, "1", "", 0 });
+    json_at(__FILE__, __LINE__, "json: same doc, paths set",
+            LIT("{\"u\":1,\"r\":5,\"e\":true}"), "u", "r", "e",
+            (sess_expect_t) { VODLMS_ETYPE, NULL, NULL, 0 });
+
+    /* the parser must not keep anything: many calls, then valgrind */
+    rc = VODLMS_OK;
+
+    for (i = 0; i < 2000 && rc == VODLMS_OK; i++) {
+        rc = vodlms_session_from_json(LIT(EXPRESS_DOC("42")),
+                                      "passport.user", "roles",
+                                      "cookie.expires", &s);
+    }
+
+    is_rc(rc, VODLMS_OK, "json: 2000 calls in a row");
+}
+
+
+static void
+test_session_fields(void)
+{
+    char              *p;
+    size_t             n;
+    vodlms_session_t   s;
+
+    FIELDS("user only", "42", NULL, NULL, VODLMS_OK, "42", "", 0);
+    FIELDS("all three", "42", "admin", "1795600800", VODLMS_OK, "42",
+           "admin", 1795600800);
+    FIELDS("expiry ms", "42", NULL, "1795600800123", VODLMS_OK, "42", "",
+           1795600800);
+    FIELDS("expiry ISO", "42", NULL, "2026-11-25T10:00:00+01:00", VODLMS_OK,
+           "42", "", 1795597200);
+    FIELDS("expiry 0 is long expired", "42", NULL, "0", VODLMS_OK, "42", "",
+           1);
+    FIELDS("expiry empty", "42", NULL, "", VODLMS_EMALFORMED, NULL, NULL, 0);
+    FIELDS("expiry garbage", "42", NULL, "tomorrow", VODLMS_EMALFORMED,
+           NULL, NULL, 0);
+    FIELDS("expiry day 32", "42", NULL, "2026-01-32T00:00:00Z",
+           VODLMS_EMALFORMED, NULL, NULL, 0);
+
+    FIELDS("no user", NULL, "admin", "1", VODLMS_ENOTFOUND, NULL, NULL, 0);
+    FIELDS("empty user", "", NULL, NULL, VODLMS_ETYPE, NULL, NULL, 0);
+    FIELDS("user with LF", "4\n2", NULL, NULL, VODLMS_ETYPE, NULL, NULL, 0);
+    FIELDS("user with NUL", "4\0" "2", NULL, NULL, VODLMS_ETYPE, NULL, NULL,
+           0);
+    FIELDS("user with DEL", "4\x7f", NULL, NULL, VODLMS_ETYPE, NULL, NULL, 0);
+    FIELDS("user UTF-8", "J\xc3\xbcrgen \xf0\x9f\x8e\x93", NULL, NULL,
+           VODLMS_OK, "J\xc3\xbcrgen \xf0\x9f\x8e\x93", "", 0);
+    FIELDS("user with spaces is kept as is", " a b ", NULL, NULL, VODLMS_OK,
+           " a b ", "", 0);
+    FIELDS("user invalid UTF-8", "a\xff", NULL, NULL, VODLMS_ETYPE, NULL,
+           NULL, 0);
+    FIELDS("user overlong UTF-8 '/'", "\xc0\xaf", NULL, NULL, VODLMS_ETYPE,
+           NULL, NULL, 0);
+    FIELDS("user overlong 3-byte", "\xe0\x80\xaf", NULL, NULL, VODLMS_ETYPE,
+           NULL, NULL, 0);
+    FIELDS("user UTF-16 surrogate", "\xed\xa0\x80", NULL, NULL, VODLMS_ETYPE,
+           NULL, NULL, 0);
+    FIELDS("user beyond U+10FFFF", "\xf4\x90\x80\x80", NULL, NULL,
+           VODLMS_ETYPE, NULL, NULL, 0);
+    FIELDS("user truncated UTF-8", "ab\xe2\x82", NULL, NULL, VODLMS_ETYPE,
+           NULL, NULL, 0);
+    FIELDS("user lone continuation byte", "a\x80", NULL, NULL, VODLMS_ETYPE,
+           NULL, NULL, 0);
+
+    p = xrepeat("7", VODLMS_USER_ID_MAX + 1, &n);
+    fields_at(__FILE__, __LINE__, "fields: user of VODLMS_USER_ID_MAX bytes",
+              p, VODLMS_USER_ID_MAX, NULL, 0, NULL, 0,
+              (sess_expect_t) { VODLMS_OK, p + 1, "", 0 });
+    fields_at(__FILE__, __LINE__, "fields: user one byte too long", p, n,
+              NULL, 0, NULL, 0,
+              (sess_expect_t) { VODLMS_ETOOLONG, NULL, NULL, 0 });
+    free(p);
+
+    FIELDS("roles comma list", "1", "admin,teacher", NULL, VODLMS_OK, "1",
+           "admin,teacher", 0);
+    FIELDS("roles space list", "1", "admin teacher", NULL, VODLMS_OK, "1",
+           "admin,teacher", 0);
+    FIELDS("roles messy list", "1", " admin ,, \tteacher ,", NULL, VODLMS_OK,
+           "1", "admin,teacher", 0);
+    FIELDS("roles empty", "1", "", NULL, VODLMS_OK, "1", "", 0);
+    FIELDS("roles only separators", "1", " , ", NULL, VODLMS_OK, "1", "", 0);
+    FIELDS("roles JSON array", "1", "[\"a\",\"b:c\"]", NULL, VODLMS_OK, "1",
+           "a,b:c", 0);
+    FIELDS("roles JSON array after spaces", "1", "  [\"a\"] ", NULL,
+           VODLMS_OK, "1", "a", 0);
+    FIELDS("roles JSON empty array", "1", "[]", NULL, VODLMS_OK, "1", "", 0);
+    FIELDS("roles JSON array of numbers", "1", "[1]", NULL, VODLMS_ETYPE,
+           NULL, NULL, 0);
+    FIELDS("roles broken JSON array", "1", "[\"a\"", NULL, VODLMS_EMALFORMED,
+           NULL, NULL, 0);
+    FIELDS("roles JSON array with duplicate keys inside", "1",
+           "[{\"a\":1,\"a\":2}]", NULL, VODLMS_EMALFORMED, NULL, NULL, 0);
+    FIELDS("roles JSON array with a NUL", "1", "[1\0]", NULL,
+           VODLMS_EMALFORMED, NULL, NULL, 0);
+    FIELDS("roles JSON object", "1", "{\"a\":1}", NULL, VODLMS_ETYPE, NULL,
+           NULL, 0);
+    FIELDS("role with a semicolon", "1", "ad;min", NULL, VODLMS_ETYPE, NULL,
+           NULL, 0);
+    FIELDS("role with a NUL", "1", "ad\0min", NULL, VODLMS_ETYPE, NULL, NULL,
+           0);
+    FIELDS("role with a LF", "1", "admin\nx", NULL, VODLMS_ETYPE, NULL, NULL,
+           0);
+
+    p = xrepeat("ab,", 100, &n);
+    is_rc(vodlms_session_from_fields(LIT("1"), p, 255, NULL, 0, &s),
+          VODLMS_OK, "fields: roles of 255 bytes");
+    is_int(s.roles_len, 254, "fields: ... joined without the trailing comma");
+    memcpy(p + 254, "cd,x", 4);
+    is_rc(vodlms_session_from_fields(LIT("1"), p, 256, NULL, 0, &s),
+          VODLMS_OK, "fields: roles of exactly VODLMS_ROLES_MAX bytes");
+    is_int(s.roles_len, 256, "fields: ... all of them");
+    is_rc(vodlms_session_from_fields(LIT("1"), p, 258, NULL, 0, &s),
+          VODLMS_ETOOLONG, "fields: a role after VODLMS_ROLES_MAX bytes");
+    is_rc(vodlms_session_from_fields(LIT("1"), p, n, NULL, 0, &s),
+          VODLMS_ETOOLONG, "fields: 100 roles");
+    free(p);
+}
+
+
+int
+main(void)
+{
+    test_rc();
+    test_cookie();
+    test_pct_decode();
+    test_bearer();
+    test_token_valid();
+    test_express();
+    test_expiry();
+    test_session_json();
+    test_session_fields();
+
+    return done_testing();
+}
