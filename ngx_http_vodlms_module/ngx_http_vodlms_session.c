@@ -158,7 +158,7 @@ ngx_http_vodlms_session_token(ngx_http_request_t *r,
     }
 
     if (value.len == 0
-        && ngx_http_vodlms_session_cookie(r, &scf->cookie, &value) != NGX_OK)
+        && ngx_http_vodlms_session_cookie(r, &scf->eff_cookie, &value) != NGX_OK)
     {
         return NGX_HTTP_VODLMS_NO_SESSION;
     }
@@ -281,14 +281,15 @@ ngx_http_vodlms_session_lookup(ngx_http_request_t *r,
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
 
-    keylen = scf->key_prefix.len + sctx->key.len;
+    keylen = scf->eff_key_prefix.len + sctx->key.len;
 
     key = ngx_pnalloc(r->pool, keylen);
     if (key == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(ngx_cpymem(key, scf->key_prefix.data, scf->key_prefix.len),
+    ngx_memcpy(ngx_cpymem(key, scf->eff_key_prefix.data,
+                          scf->eff_key_prefix.len),
                sctx->key.data, sctx->key.len);
 
     if (scf->value == NGX_HTTP_VODLMS_VALUE_HASH) {
@@ -297,8 +298,8 @@ ngx_http_vodlms_session_lookup(ngx_http_request_t *r,
         argvlen0[n++] = 5;
         argv0[n] = (char *) key;
         argvlen0[n++] = keylen;
-        argv0[n] = (char *) scf->user_field.data;
-        argvlen0[n++] = scf->user_field.len;
+        argv0[n] = (char *) scf->eff_user_field.data;
+        argvlen0[n++] = scf->eff_user_field.len;
 
         if (scf->role_field.len) {
             argv0[n] = (char *) scf->role_field.data;
@@ -402,7 +403,7 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
         }
 
         rc = vodlms_session_from_json(reply->str, reply->len,
-                           (char *) scf->user_field.data,
+                           (char *) scf->eff_user_field.data,
                            scf->role_field.len
                                ? (char *) scf->role_field.data : NULL,
                            scf->expires_field.len
@@ -429,7 +430,7 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
                     sctx->result = NGX_HTTP_VODLMS_BAD_SESSION_DATA;
                     ngx_http_vodlms_session_set_detail(r, sctx,
                                 "user field \"%s\" missing from the hash",
-                                (char *) scf->user_field.data);
+                                (char *) scf->eff_user_field.data);
                 }
             }
             return;
@@ -791,29 +792,61 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_msec_value(conf->cache_invalid, prev->cache_invalid, 5000);
     ngx_conf_merge_ptr_value(conf->require_roles, prev->require_roles, NULL);
 
+    /*
+     * The cookie name, key prefix and user path default by session type.
+     * Only explicit values are inherited: a parent merged as "token" must
+     * not hand its token defaults to an "express" child.
+     */
+    if (conf->cookie.data == NULL) {
+        conf->cookie = prev->cookie;
+    }
+
+    if (conf->key_prefix.data == NULL) {
+        conf->key_prefix = prev->key_prefix;   /* "" is a valid prefix */
+    }
+
+    if (conf->user_field.data == NULL) {
+        conf->user_field = prev->user_field;
+    }
+
+    conf->eff_cookie = conf->cookie;
+    conf->eff_key_prefix = conf->key_prefix;
+    conf->eff_user_field = conf->user_field;
+
     if (conf->type == NGX_HTTP_VODLMS_SESSION_EXPRESS) {
-        ngx_conf_merge_str_value(conf->cookie, prev->cookie, "connect.sid");
-        ngx_conf_merge_str_value(conf->key_prefix, prev->key_prefix, "sess:");
-        ngx_conf_merge_str_value(conf->user_field, prev->user_field,
-                                 "passport.user");
+        if (conf->cookie.data == NULL) {
+            ngx_str_set(&conf->eff_cookie, "connect.sid");
+        }
+        if (conf->key_prefix.data == NULL) {
+            ngx_str_set(&conf->eff_key_prefix, "sess:");
+        }
+        if (conf->user_field.data == NULL) {
+            ngx_str_set(&conf->eff_user_field, "passport.user");
+        }
+
     } else {
-        ngx_conf_merge_str_value(conf->cookie, prev->cookie, "session");
-        ngx_conf_merge_str_value(conf->key_prefix, prev->key_prefix,
-                                 "session:");
-        ngx_conf_merge_str_value(conf->user_field, prev->user_field,
-                                 "user_id");
+        if (conf->cookie.data == NULL) {
+            ngx_str_set(&conf->eff_cookie, "session");
+        }
+        if (conf->key_prefix.data == NULL) {
+            ngx_str_set(&conf->eff_key_prefix, "session:");
+        }
+        if (conf->user_field.data == NULL) {
+            ngx_str_set(&conf->eff_user_field, "user_id");
+        }
     }
 
     ngx_conf_merge_str_value(conf->role_field, prev->role_field, "");
     ngx_conf_merge_str_value(conf->expires_field, prev->expires_field, "");
 
-    if (conf->user_field.len == 0) {
+    if (conf->eff_cookie.len == 0 || conf->eff_user_field.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_session_cookie\" and "
                            "\"vodlms_session_user_field\" must not be empty");
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_vodlms_session_cstr(cf, &conf->user_field) != NGX_OK
+    if (ngx_http_vodlms_session_cstr(cf, &conf->eff_user_field) != NGX_OK
         || ngx_http_vodlms_session_cstr(cf, &conf->role_field) != NGX_OK
         || ngx_http_vodlms_session_cstr(cf, &conf->expires_field) != NGX_OK)
     {
@@ -860,8 +893,9 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     }
 
     if (conf->value == NGX_HTTP_VODLMS_VALUE_HASH
-        && (ngx_strlchr(conf->user_field.data,
-                        conf->user_field.data + conf->user_field.len, '.')
+        && (ngx_strlchr(conf->eff_user_field.data,
+                        conf->eff_user_field.data
+                        + conf->eff_user_field.len, '.')
             || ngx_strlchr(conf->role_field.data,
                            conf->role_field.data + conf->role_field.len, '.')))
     {
@@ -883,7 +917,7 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     /* answers from differently configured gates must not mix */
 
     conf->cache_ns.len = sizeof("session") + NGX_INT_T_LEN * 2
-                         + conf->key_prefix.len + conf->user_field.len
+                         + conf->eff_key_prefix.len + conf->eff_user_field.len
                          + conf->role_field.len + conf->expires_field.len + 6;
 
     conf->cache_ns.data = ngx_pnalloc(cf->pool, conf->cache_ns.len);
@@ -892,8 +926,8 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     }
 
     p = ngx_sprintf(conf->cache_ns.data, "session|%ui|%ui|%V|%V|%V|%V",
-                    conf->type, conf->value, &conf->key_prefix,
-                    &conf->user_field, &conf->role_field,
+                    conf->type, conf->value, &conf->eff_key_prefix,
+                    &conf->eff_user_field, &conf->role_field,
                     &conf->expires_field);
     conf->cache_ns.len = p - conf->cache_ns.data;
 

@@ -36,6 +36,11 @@ typedef struct {
     ngx_msec_t                  cache_invalid;
     ngx_array_t                *require_roles;    /* of ngx_str_t */
     ngx_str_t                   cache_ns;         /* computed at merge */
+
+    /* what the type's defaults make of the three above, at merge time */
+    ngx_str_t                   eff_cookie;
+    ngx_str_t                   eff_key_prefix;
+    ngx_str_t                   eff_user_field;   /* NUL-terminated */
 } ngx_http_vodlms_session_conf_t;
 
 
