@@ -333,6 +333,7 @@ ngx_http_vodlms_session_lookup(ngx_http_request_t *r,
     cmds[1].argvlen = argvlen1;
 
     sctx->pttl = -1;
+    sctx->sent_at = ngx_current_msec;
 
     rc = ngx_vodlms_redis_send(vmcf->redis_pool, r->pool, r->connection->log,
                                cmds, 2, ngx_http_vodlms_session_reply,
@@ -614,7 +615,7 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
 {
     u_char      *p;
     int64_t      left;
-    ngx_msec_t   ttl;
+    ngx_msec_t   ttl, elapsed;
 
     u_char  buf[NGX_INT64_LEN + VODLMS_USER_ID_MAX + VODLMS_ROLES_MAX + 4];
 
@@ -633,7 +634,14 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
     ttl = scf->cache_valid;
 
     if (sctx->pttl >= 0) {
-        ttl = ngx_min(ttl, (ngx_msec_t) sctx->pttl);
+        /* PTTL counted from when we asked: never outlive the key */
+        elapsed = ngx_current_msec - sctx->sent_at;
+
+        if ((ngx_msec_t) sctx->pttl <= elapsed) {
+            return;
+        }
+
+        ttl = ngx_min(ttl, (ngx_msec_t) sctx->pttl - elapsed);
     }
 
     if (sctx->expires) {

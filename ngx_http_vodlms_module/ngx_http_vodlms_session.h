@@ -60,6 +60,7 @@ typedef struct {
     ngx_str_t                        roles;
     int64_t                          expires;      /* 0: none */
     int64_t                          pttl;         /* ms; -1 none, -2 gone */
+    ngx_msec_t                       sent_at;      /* when Redis was asked */
     const char                      *cache_status; /* HIT, MISS, or NULL */
     unsigned                         found:1;
 } ngx_http_vodlms_session_ctx_t;

@@ -1,0 +1,560 @@
+package VodlmsTest;
+
+# Helpers for the prologue of vodlms's Test::Nginx suites (the Perl code
+# before run_tests()).  Plain Perl, no dependency on Test::Nginx internals,
+# so the same .t files work with the real runner and with t/compat.
+#
+#   use FindBin; use lib "$FindBin::Bin/lib";
+#   use VodlmsTest;
+#
+#   my $redis = start_redis();                 # private redis-server
+#   $ENV{TEST_NGINX_REDIS_PORT} = $redis->port;
+#   redis_cmd($redis, 'SET', 'sess:abc', '{"user":1}');
+#
+#   my ($ctl_port, $ctl) = control_server(     # forked HTTP server
+#       '/redis/stop'  => sub { $redis->stop;  "stopped\n" },
+#       '/redis/start' => sub { $redis->start; "started\n" },
+#   );
+#   $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+#
+#   my ($bh_port, $bh) = blackhole();          # accepts, never answers
+#   $ENV{TEST_NGINX_BLACKHOLE_PORT} = $bh_port;
+#
+# Everything started here is stopped at END (or when its guard object is
+# dropped), only by the process that started it.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Exporter 'import';
+use File::Path qw(remove_tree);
+use File::Temp qw(tempdir);
+use IO::Select ();
+use IO::Socket::INET ();
+use POSIX qw(:sys_wait_h SIGTERM SIGKILL);
+use Scalar::Util qw(weaken);
+use Socket qw(SOMAXCONN);
+use Time::HiRes qw(sleep time);
+
+our @EXPORT = qw(redis_cmd free_port blackhole start_redis control_server);
+
+my $OwnerPid = $$;
+
+# prctl(PR_SET_PDEATHSIG) syscall number, if the h2ph headers are there:
+# children we start then die with us even if we are killed outright.
+my $PrctlSyscall = eval {
+    local $SIG{__WARN__} = sub {};
+    package main;
+    require 'syscall.ph';
+    SYS_prctl();
+};
+
+sub _die_with_parent {
+    syscall($PrctlSyscall, 1, SIGTERM) if $PrctlSyscall;
+}
+
+#---------------------------------------------------------------------------
+# Ports
+#---------------------------------------------------------------------------
+
+# A TCP port free on 127.0.0.1 right now (chosen by the kernel).
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1)
+        or croak "free_port: cannot bind: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# A listening socket that is never accepted from: connects complete in the
+# kernel backlog, and reads then hang until the peer gives up.  Returns
+# ($port, $guard); the socket stays open while $guard is alive.
+sub blackhole {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => SOMAXCONN)
+        or croak "blackhole: cannot bind: $!";
+    return ($s->sockport, $s);
+}
+
+#---------------------------------------------------------------------------
+# Redis protocol client
+#---------------------------------------------------------------------------
+
+# An error reply ("-ERR ..."): returned, not thrown, so that tests can look
+# at it.  Stringifies to the message; tell it apart with ref().
+package VodlmsTest::RedisError {
+    use overload '""' => sub { $_[0]{message} }, bool => sub { 1 },
+                 fallback => 1;
+    sub new { bless { message => $_[1] }, $_[0] }
+    sub message { $_[0]{message} }
+}
+
+# Reads RESP values from a socket, with a deadline for every wait.
+package VodlmsTest::RespReader {
+    sub new {
+        my ($class, $sock, $timeout) = @_;
+        bless { sock => $sock, buf => '', timeout => $timeout }, $class;
+    }
+
+    sub _fill {
+        my $self = shift;
+        my $sel = IO::Select->new($self->{sock});
+        $sel->can_read($self->{timeout})
+            or die "redis: timed out waiting for a reply\n";
+        my $n = sysread $self->{sock}, my $chunk, 65536;
+        die "redis: read failed: $!\n" unless defined $n;
+        die "redis: connection closed by the server\n" unless $n;
+        $self->{buf} .= $chunk;
+    }
+
+    sub _line {
+        my $self = shift;
+        $self->_fill until $self->{buf} =~ s/^(.*?)\r\n//s;
+        return $1;
+    }
+
+    sub _bytes {
+        my ($self, $n) = @_;
+        $self->_fill while length $self->{buf} < $n + 2;
+        my $data = substr $self->{buf}, 0, $n;
+        substr($self->{buf}, 0, $n + 2) = '';
+        return $data;
+    }
+
+    sub reply {
+        my $self = shift;
+        my $line = $self->_line;
+        my ($type, $rest) = (substr($line, 0, 1), substr($line, 1));
+        return $rest if $type eq '+';
+        return VodlmsTest::RedisError->new($rest) if $type eq '-';
+        return 0 + $rest if $type eq ':';
+        if ($type eq '$') {
+            return undef if $rest < 0;
+            return $self->_bytes($rest);
+        }
+        if ($type eq '*') {
+            return undef if $rest < 0;
+            return [map { $self->reply } 1 .. $rest];
+        }
+        die "redis: unexpected reply line \"$line\"\n";
+    }
+}
+
+package VodlmsTest;
+
+sub _resp_command {
+    my @args = @_;
+    my $out = '*' . @args . "\r\n";
+    for my $a (@args) {
+        my $b = defined $a ? "$a" : '';
+        utf8::encode($b) if utf8::is_utf8($b);
+        $out .= '$' . length($b) . "\r\n$b\r\n";
+    }
+    return $out;
+}
+
+# redis_cmd($target, @command) -> reply.  $target is a port number, a
+# start_redis() object (its requirepass is used), or a hashref
+# {port, password, user, timeout}.  Replies: +status and $bulk -> string,
+# :int -> number, nil -> undef, *array -> arrayref, -error ->
+# VodlmsTest::RedisError.  Dies if it cannot connect or read.
+sub redis_cmd {
+    my ($target, @cmd) = @_;
+    croak "redis_cmd: no command" unless @cmd;
+    my %c;
+    if (ref $target eq 'HASH') {
+        %c = %$target;
+    } elsif (ref $target && $target->can('port')) {
+        %c = (port => $target->port, password => $target->requirepass);
+    } else {
+        %c = (port => $target);
+    }
+    my $timeout = $c{timeout} // 5;
+    croak "redis_cmd: no port" unless $c{port};
+
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $c{port}, Proto => 'tcp', Timeout => $timeout)
+        or croak "redis_cmd: cannot connect to 127.0.0.1:$c{port}: $!";
+    my $reader = VodlmsTest::RespReader->new($sock, $timeout);
+    my $send = sub {
+        my $data = _resp_command(@_);
+        local $SIG{PIPE} = 'IGNORE';
+        while (length $data) {
+            my $n = syswrite $sock, $data;
+            croak "redis_cmd: write failed: $!" unless defined $n;
+            substr($data, 0, $n) = '';
+        }
+        my $r = eval { $reader->reply };
+        croak "redis_cmd(@cmd): $@" if $@;
+        return $r;
+    };
+
+    if (defined $c{password}) {
+        my $r = $send->('AUTH', (defined $c{user} ? ($c{user}) : ()), $c{password});
+        croak "redis_cmd: AUTH failed: $r" if ref $r;
+    }
+    my $reply = $send->(@cmd);
+    close $sock;
+    return $reply;
+}
+
+#---------------------------------------------------------------------------
+# A private redis-server
+#---------------------------------------------------------------------------
+
+my @Live;    # weak refs to every object started here, for END
+
+# start_redis(%opts) -> VodlmsTest::Redis, already answering PING.
+#   port         => N            default: free_port()
+#   requirepass  => 'secret'     password of the default user
+#   acl_user     => 'alice', acl_password => 'pw'
+#                                an ACL user allowed everything
+#   acl          => ['bob on >pw ~sess:* +get', ...]   raw ACL user rules
+#   unixsocket   => 1 | '/path'  also listen on a unix socket (1: in the dir)
+#   args         => [...]        more redis-server arguments
+#   binary       => '/usr/bin/redis-server'
+sub start_redis {
+    my %opts = @_;
+    my $self = VodlmsTest::Redis->_new(%opts);
+    $self->start;
+    return $self;
+}
+
+package VodlmsTest::Redis;
+
+use Carp qw(croak);
+use POSIX qw(:sys_wait_h SIGTERM SIGKILL);
+use Time::HiRes qw(sleep time);
+
+my %Spawned;    # pids this process forked (only those can be waitpid()ed)
+
+sub _new {
+    my ($class, %o) = @_;
+    my $bin = $o{binary} // $ENV{VODLMS_REDIS_SERVER}
+           // (-x '/usr/bin/redis-server' ? '/usr/bin/redis-server' : 'redis-server');
+    my $dir = File::Temp::tempdir('vodlms-redis-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+    my $port = $o{port} // VodlmsTest::free_port();
+
+    my @args = ('--port', $port, '--bind', '127.0.0.1', '--save', '',
+                '--appendonly', 'no', '--daemonize', 'no', '--dir', $dir,
+                '--logfile', '');
+    my $unix;
+    if ($o{unixsocket}) {
+        $unix = $o{unixsocket} eq '1' ? "$dir/redis.sock" : $o{unixsocket};
+        push @args, '--unixsocket', $unix, '--unixsocketperm', '777';
+    }
+    push @args, '--requirepass', $o{requirepass} if defined $o{requirepass};
+    if (defined $o{acl_user}) {
+        croak "start_redis: acl_user needs acl_password" unless defined $o{acl_password};
+        push @args, '--user', $o{acl_user}, 'on', ">$o{acl_password}",
+                    '~*', '&*', '+@all';
+    }
+    for my $rule (@{ $o{acl} || [] }) {
+        push @args, '--user', split ' ', $rule;
+    }
+    push @args, @{ $o{args} || [] };
+
+    my $self = bless {
+        binary => $bin, dir => $dir, port => $port, unixsocket => $unix,
+        requirepass => $o{requirepass}, args => \@args,
+        pidfile => "$dir/redis.pid", log => "$dir/redis.log", owner => $$,
+    }, $class;
+    push @Live, $self;
+    Scalar::Util::weaken($Live[-1]);
+    return $self;
+}
+
+sub port        { $_[0]{port} }
+sub dir         { $_[0]{dir} }
+sub unixsocket  { $_[0]{unixsocket} }
+sub requirepass { $_[0]{requirepass} }
+sub log_file    { $_[0]{log} }
+sub cmd         { my $self = shift; VodlmsTest::redis_cmd($self, @_) }
+
+# The pid of the running server, read from the pid file so that any
+# process (e.g. a control_server child) sees the current one.
+sub pid {
+    my $self = shift;
+    open my $in, '<', $self->{pidfile} or return undef;
+    my $pid = <$in>;
+    close $in;
+    return undef unless defined $pid && $pid =~ /^(\d+)/;
+    return $1;
+}
+
+# Reap the servers this process started that have exited (stopped from
+# another process, say), and only those.
+sub _reap {
+    for my $pid (keys %Spawned) {
+        delete $Spawned{$pid} if waitpid($pid, WNOHANG) == $pid;
+    }
+}
+
+# Stop and reap every server this process started that still runs.
+sub _stop_children {
+    for my $pid (keys %Spawned) {
+        next if waitpid($pid, WNOHANG) != 0;    # reaped now, or not ours
+        kill SIGTERM, $pid;
+        my $deadline = time + 5;
+        while (waitpid($pid, WNOHANG) == 0) {
+            if (time > $deadline) { kill SIGKILL, $pid; waitpid($pid, 0); last }
+            sleep 0.005;
+        }
+    }
+    %Spawned = ();
+}
+
+# Alive and really a redis-server (not a zombie, not a reused pid).
+sub _alive {
+    my $pid = shift;
+    _reap();
+    return 0 unless kill 0, $pid;
+    if (open my $st, '<', "/proc/$pid/stat") {
+        my $line = <$st> // '';
+        return 0 if $line =~ /\)\s+Z\s/;
+    }
+    if (open my $cl, '<', "/proc/$pid/cmdline") {
+        my $cmd = <$cl> // '';
+        return 0 unless $cmd =~ /redis/;
+    }
+    return 1;
+}
+
+sub running {
+    my $self = shift;
+    my $pid = $self->pid;
+    return $pid && _alive($pid);
+}
+
+sub _tail_log {
+    my $self = shift;
+    open my $in, '<', $self->{log} or return '';
+    my @l = <$in>;
+    return join '', @l[max0(@l - 15) .. $#l];
+}
+sub max0 { $_[0] > 0 ? $_[0] : 0 }
+
+# Start (or restart) the server on the same port and directory; returns
+# once it answers PING (an error reply such as NOAUTH counts as an answer).
+sub start {
+    my $self = shift;
+    croak "redis on port $self->{port} is already running" if $self->running;
+
+    my $pid = fork;
+    croak "start_redis: fork failed: $!" unless defined $pid;
+    if ($pid == 0) {
+        VodlmsTest::_die_with_parent();
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $self->{log};
+        open STDERR, '>&', \*STDOUT;
+        { no warnings 'exec'; exec { $self->{binary} } $self->{binary}, @{ $self->{args} }; }
+        print STDERR "exec $self->{binary} failed: $!\n";
+        POSIX::_exit(127);
+    }
+    $Spawned{$pid} = 1;
+
+    my $tmp = "$self->{pidfile}.$$";
+    open my $out, '>', $tmp or croak "cannot write $tmp: $!";
+    print $out "$pid\n";
+    close $out;
+    rename $tmp, $self->{pidfile} or croak "cannot rename $tmp: $!";
+
+    my $deadline = time + 10;
+    while (1) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            croak "redis-server exited at startup ($?):\n" . $self->_tail_log;
+        }
+        my $r = eval { VodlmsTest::redis_cmd({ port => $self->{port}, timeout => 0.5 }, 'PING') };
+        last if defined $r;
+        if (time > $deadline) {
+            kill SIGKILL, $pid;
+            croak "redis-server on port $self->{port} did not answer PING "
+                . "within 10s:\n" . $self->_tail_log;
+        }
+        sleep 0.01;
+    }
+    return $self;
+}
+
+# SIGTERM, wait for it to go (SIGKILL after 10 s).  Works from any process.
+sub stop {
+    my $self = shift;
+    my $pid = $self->pid or return;
+    unless (_alive($pid)) {
+        unlink $self->{pidfile};
+        return;
+    }
+    kill SIGTERM, $pid;
+    my $deadline = time + 10;
+    while (_alive($pid)) {
+        if (time > $deadline) {
+            kill SIGKILL, $pid;
+            $deadline = time + 5;
+            while (_alive($pid) && time < $deadline) { sleep 0.01 }
+            last;
+        }
+        sleep 0.005;
+    }
+    _reap();
+    unlink $self->{pidfile};
+    return 1;
+}
+
+sub _destroy {
+    my $self = shift;
+    return unless $self->{owner} == $$;
+    $self->stop;
+    File::Path::remove_tree($self->{dir}) if $self->{dir} && -d $self->{dir};
+    $self->{owner} = 0;
+}
+
+sub DESTROY { local ($., $@, $!, $^E, $?); $_[0]->_destroy }
+
+package VodlmsTest;
+
+#---------------------------------------------------------------------------
+# A tiny HTTP/1.1 server running Perl handlers, in a forked child
+#---------------------------------------------------------------------------
+
+my @Servers;    # pids of control servers started here, for END
+
+# control_server('/path' => sub { ... }, ...) -> ($port, $guard)
+# Each request is answered by the handler of its path (query string
+# ignored; '*' is the fallback).  A handler gets ($path, $query, $body,
+# \%headers) and returns the body string (status 200) or [$status, $body];
+# if it dies the answer is 500 with the error.  Every response has a
+# Content-Length and closes the connection.  Handlers run in the child
+# process, one request at a time; a start_redis() object created in the
+# parent works there (its pid lives in a file), e.g. '/redis/stop' =>
+# sub { $redis->stop; "stopped\n" }.  The child is killed when $guard is
+# dropped or at END, and then stops the redis-servers its handlers started.
+sub control_server {
+    my %handlers = @_;
+    my $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+        LocalPort => 0, Proto => 'tcp', Listen => SOMAXCONN)
+        or croak "control_server: cannot bind: $!";
+    my $port = $listener->sockport;
+
+    my $pid = fork;
+    croak "control_server: fork failed: $!" unless defined $pid;
+    if ($pid == 0) {
+        _control_child($listener, \%handlers);
+        POSIX::_exit(0);
+    }
+    close $listener;
+    push @Servers, $pid;
+    return ($port, VodlmsTest::Guard->new(sub { _kill_server($pid) }));
+}
+
+sub _kill_server {
+    my $pid = shift;
+    return unless $pid && grep { $_ == $pid } @Servers;
+    @Servers = grep { $_ != $pid } @Servers;
+    kill SIGTERM, $pid;
+    my $deadline = time + 5;
+    while (waitpid($pid, WNOHANG) == 0) {
+        if (time > $deadline) { kill SIGKILL, $pid; waitpid($pid, 0); last }
+        sleep 0.005;
+    }
+}
+
+sub _control_child {
+    my ($listener, $handlers) = @_;
+    $SIG{$_} = 'DEFAULT' for qw(INT HUP CHLD);
+    $SIG{PIPE} = 'IGNORE';
+    # redis-servers started by a handler are this child's children: stop
+    # and reap them here, rather than leave zombies to init.  (At the end
+    # of a .t, the guard and the redis object die in no particular order.)
+    $SIG{TERM} = sub { VodlmsTest::Redis::_stop_children(); POSIX::_exit(0) };
+    _die_with_parent();
+
+    # Never write into the TAP stream; and do not keep the parent's other
+    # sockets (e.g. a blackhole) alive: point every inherited descriptor
+    # at /dev/null (dup2 keeps the numbers taken, so Perl handles that
+    # still refer to them stay harmless).
+    open STDOUT, '>', '/dev/null';
+    if (opendir my $dh, '/proc/self/fd') {
+        open my $null, '<', '/dev/null';
+        my %keep = map { $_ => 1 } 0, 1, 2, fileno($listener), fileno($null);
+        for my $fd (grep { /^\d+$/ && !$keep{$_} } readdir $dh) {
+            POSIX::dup2(fileno($null), $fd);
+        }
+    }
+
+    while (1) {
+        my $client = $listener->accept or do { sleep 0.01; next };
+        eval { _serve_one($client, $handlers); 1 }
+            or warn "control_server: $@";
+        close $client;
+    }
+}
+
+sub _serve_one {
+    my ($client, $handlers) = @_;
+    my $sel = IO::Select->new($client);
+    my $buf = '';
+    until ($buf =~ /\r?\n\r?\n/) {
+        $sel->can_read(5) or die "request timed out\n";
+        my $n = sysread $client, $buf, 65536, length $buf;
+        die "connection closed mid-request\n" unless $n;
+    }
+    my ($head, $body) = split /\r?\n\r?\n/, $buf, 2;
+    my ($line, @hlines) = split /\r?\n/, $head;
+    my ($method, $target) = $line =~ m{^(\S+)\s+(\S+)}
+        or die "bad request line: $line\n";
+    my %headers;
+    for my $h (@hlines) {
+        my ($k, $v) = $h =~ /^([^:]+):\s*(.*)$/ or next;
+        $headers{lc $k} = $v;
+    }
+    my $len = $headers{'content-length'} // 0;
+    while (length $body < $len) {
+        $sel->can_read(5) or die "request body timed out\n";
+        my $n = sysread $client, $body, $len - length $body, length $body;
+        die "connection closed mid-body\n" unless $n;
+    }
+    my ($path, $query) = split /\?/, $target, 2;
+
+    my $handler = $handlers->{$path} // $handlers->{'*'};
+    my ($status, $out) = (404, "no handler for $path\n");
+    if ($handler) {
+        my $r = eval { $handler->($path, $query, $body, \%headers) };
+        if ($@) {
+            ($status, $out) = (500, "handler for $path died: $@");
+        } elsif (ref $r eq 'ARRAY') {
+            ($status, $out) = @$r;
+        } else {
+            ($status, $out) = (200, $r);
+        }
+    }
+    $out //= '';
+    utf8::encode($out) if utf8::is_utf8($out);
+    my $resp = "HTTP/1.1 $status X\r\nContent-Type: text/plain\r\n"
+             . "Content-Length: " . length($out) . "\r\nConnection: close\r\n\r\n$out";
+    while (length $resp) {
+        my $n = syswrite $client, $resp;
+        last unless $n;
+        substr($resp, 0, $n) = '';
+    }
+}
+
+package VodlmsTest::Guard {
+    sub new { my ($class, $code) = @_; bless { code => $code, owner => $$ }, $class }
+    sub DESTROY {
+        my $self = shift;
+        local ($., $@, $!, $^E, $?);
+        $self->{code}->() if $self->{owner} == $$;
+    }
+}
+
+END {
+    if ($$ == $OwnerPid) {
+        local $?;
+        _kill_server($_) for @Servers;
+        $_ && $_->_destroy for @Live;
+    }
+}
+
+1;
