@@ -393,7 +393,14 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
         return;
 
     case REDIS_REPLY_ERROR:
-        /* e.g. WRONGTYPE: a hash where JSON was configured */
+        /*
+         * WRONGTYPE: a hash where JSON was configured, the LMS's data;
+         * anything else (NOAUTH, LOADING, MISCONF...) is the store failing
+         */
+        if (ngx_strncmp(reply->str, "WRONGTYPE", 9) != 0) {
+            sctx->result = NGX_HTTP_VODLMS_BACKEND_DOWN;
+        }
+
         ngx_http_vodlms_session_set_detail(r, sctx, "redis said: %s",
                                            reply->str);
         return;
