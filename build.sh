@@ -240,7 +240,68 @@ cmd_test() {
 cmd_run() {
     cmd_deps
     cmd_build
-    exec "$ROOT/docs/examples/run.sh" "$ROOT" "$MODULE_SO"
+
+    local var=$ROOT/var
+    local redis_port=${VODLMS_REDIS_PORT:-16379}
+    local pg_port=${VODLMS_PG_PORT:-15432}
+    local http_port=${VODLMS_HTTP_PORT:-8080}
+    NGINX_PID="" REDIS_PID="" PG_DIR=""
+
+    mkdir -p "$var/nginx" "$var/redis"
+    trap 'log "stopping"; stop_pid "$NGINX_PID"; stop_pid "$REDIS_PID"; stop_pg' EXIT
+    trap 'exit 0' INT TERM
+
+    log "redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port (data in var/)"
+    start_redis "$var/redis" "$redis_port"
+    start_pg "$var/pg" "$pg_port"
+
+    local conninfo="host=127.0.0.1 port=$pg_port user=postgres dbname=vodlms"
+    psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1 from pg_database where datname='vodlms'" \
+        | grep -q 1 || psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'create database vodlms'
+    "$ROOT/sql/migrate.sh" "$conninfo" --seed >/dev/null
+
+    # demo sessions, written the way an LMS writes them (ids from sql/seed/demo.sql)
+    redis-cli -p "$redis_port" set session:demo-alice '{"user_id":"1001","role":"student"}' >/dev/null
+    redis-cli -p "$redis_port" set session:demo-bob '{"user_id":"1002","role":"student"}' >/dev/null
+    redis-cli -p "$redis_port" set session:demo-carol '{"user_id":"1003","role":"instructor"}' >/dev/null
+
+    sed -e "s|@MODULE@|$MODULE_SO|g" -e "s|@VAR@|$var|g" \
+        -e "s|@REDIS_PORT@|$redis_port|g" -e "s|@HTTP_PORT@|$http_port|g" \
+        "$ROOT/docs/examples/nginx.conf" > "$var/nginx/nginx.conf"
+
+    "$NGINX_BIN" -t -q -p "$var/nginx" -c "$var/nginx/nginx.conf" -e "$var/nginx/error.log" \
+        || die "nginx -t failed for $var/nginx/nginx.conf"
+
+    # a direct child, not a daemon: Ctrl-C stops it with everything else
+    "$NGINX_BIN" -p "$var/nginx" -c "$var/nginx/nginx.conf" -e "$var/nginx/error.log" \
+        -g 'daemon off;' &
+    NGINX_PID=$!
+
+    local i
+    for i in $(seq 1 100); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$http_port/" 2>/dev/null && break
+        kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited; see $var/nginx/error.log"
+        sleep 0.05
+    done
+
+    cat <<MSG
+
+vodlms is running on http://127.0.0.1:$http_port  (Ctrl-C stops everything)
+
+Demo accounts (sessions in Redis, as the LMS would write them):
+  alice   student, enrolled       Cookie: session=demo-alice
+  bob     student, not enrolled   Cookie: session=demo-bob
+  carol   instructor              Cookie: session=demo-carol
+
+Try:
+  curl -i http://127.0.0.1:$http_port/api/whoami                                    # 401, no session
+  curl -i -H 'Cookie: session=demo-alice' http://127.0.0.1:$http_port/api/whoami    # 200, user 1001
+  curl -i -H 'Authorization: Bearer demo-carol' http://127.0.0.1:$http_port/api/instructor/uploads  # 200
+  curl -i -H 'Cookie: session=demo-alice' http://127.0.0.1:$http_port/api/instructor/uploads        # 403
+
+Logs: $var/nginx/error.log and access.log; config: $var/nginx/nginx.conf
+MSG
+    wait "$NGINX_PID" || true
 }
 
 # ---------------------------------------------------------------- main

@@ -19,7 +19,7 @@
 
     { ngx_string("vodlms_session_type"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_vodlms_conf_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_VODLMS_SESSION_OFFSET(type),
       &ngx_http_vodlms_session_types },
@@ -47,7 +47,7 @@
 
     { ngx_string("vodlms_session_value"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_vodlms_conf_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_VODLMS_SESSION_OFFSET(value),
       &ngx_http_vodlms_session_values },
