@@ -22,6 +22,21 @@ ngx_conf_enum_t  ngx_http_vodlms_session_types[] = {
 };
 
 
+typedef struct {
+    ngx_str_t  cookie;
+    ngx_str_t  key_prefix;
+    ngx_str_t  user_field;
+} ngx_http_vodlms_session_defaults_t;
+
+
+/* defaults by session type: token, express */
+static ngx_http_vodlms_session_defaults_t  ngx_http_vodlms_session_defaults[] = {
+    { ngx_string("session"), ngx_string("session:"), ngx_string("user_id") },
+    { ngx_string("connect.sid"), ngx_string("sess:"),
+      ngx_string("passport.user") }
+};
+
+
 ngx_conf_enum_t  ngx_http_vodlms_session_values[] = {
     { ngx_string("json"), NGX_HTTP_VODLMS_VALUE_JSON },
     { ngx_string("hash"), NGX_HTTP_VODLMS_VALUE_HASH },
@@ -794,6 +809,7 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
 {
     u_char                       *p;
     ngx_http_vodlms_main_conf_t  *vmcf;
+    ngx_http_vodlms_session_defaults_t  *d;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->type, prev->type,
@@ -824,32 +840,14 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
         conf->user_field = prev->user_field;
     }
 
-    conf->eff_cookie = conf->cookie;
-    conf->eff_key_prefix = conf->key_prefix;
-    conf->eff_user_field = conf->user_field;
+    d = &ngx_http_vodlms_session_defaults[
+            conf->type == NGX_HTTP_VODLMS_SESSION_EXPRESS ? 1 : 0];
 
-    if (conf->type == NGX_HTTP_VODLMS_SESSION_EXPRESS) {
-        if (conf->cookie.data == NULL) {
-            ngx_str_set(&conf->eff_cookie, "connect.sid");
-        }
-        if (conf->key_prefix.data == NULL) {
-            ngx_str_set(&conf->eff_key_prefix, "sess:");
-        }
-        if (conf->user_field.data == NULL) {
-            ngx_str_set(&conf->eff_user_field, "passport.user");
-        }
-
-    } else {
-        if (conf->cookie.data == NULL) {
-            ngx_str_set(&conf->eff_cookie, "session");
-        }
-        if (conf->key_prefix.data == NULL) {
-            ngx_str_set(&conf->eff_key_prefix, "session:");
-        }
-        if (conf->user_field.data == NULL) {
-            ngx_str_set(&conf->eff_user_field, "user_id");
-        }
-    }
+    conf->eff_cookie = conf->cookie.data ? conf->cookie : d->cookie;
+    conf->eff_key_prefix = conf->key_prefix.data ? conf->key_prefix
+                                                 : d->key_prefix;
+    conf->eff_user_field = conf->user_field.data ? conf->user_field
+                                                 : d->user_field;
 
     ngx_conf_merge_str_value(conf->role_field, prev->role_field, "");
     ngx_conf_merge_str_value(conf->expires_field, prev->expires_field, "");

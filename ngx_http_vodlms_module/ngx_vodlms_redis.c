@@ -728,17 +728,28 @@ ngx_vodlms_redis_write_handler(ngx_event_t *ev)
  */
 
 static void
+ngx_vodlms_redis_watch(ngx_vodlms_redis_conn_t *conn, ngx_event_t *ev,
+    ngx_int_t event, ngx_uint_t on)
+{
+    if (on && !ev->active) {
+        if (ngx_add_event(ev, event, NGX_LEVEL_EVENT) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, conn->pool->log, 0,
+                          "vodlms redis: could not watch a socket for %s",
+                          event == NGX_READ_EVENT ? "read" : "write");
+        }
+
+    } else if (!on && ev->active) {
+        ngx_del_event(ev, event, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
 ngx_vodlms_redis_add_read(void *privdata)
 {
     ngx_vodlms_redis_conn_t  *conn = privdata;
-    ngx_event_t              *ev = conn->connection->read;
 
-    if (!ev->active) {
-        if (ngx_add_event(ev, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ALERT, conn->pool->log, 0,
-                          "vodlms redis: could not watch a socket for read");
-        }
-    }
+    ngx_vodlms_redis_watch(conn, conn->connection->read, NGX_READ_EVENT, 1);
 }
 
 
@@ -746,11 +757,8 @@ static void
 ngx_vodlms_redis_del_read(void *privdata)
 {
     ngx_vodlms_redis_conn_t  *conn = privdata;
-    ngx_event_t              *ev = conn->connection->read;
 
-    if (ev->active) {
-        ngx_del_event(ev, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-    }
+    ngx_vodlms_redis_watch(conn, conn->connection->read, NGX_READ_EVENT, 0);
 }
 
 
@@ -758,14 +766,8 @@ static void
 ngx_vodlms_redis_add_write(void *privdata)
 {
     ngx_vodlms_redis_conn_t  *conn = privdata;
-    ngx_event_t              *ev = conn->connection->write;
 
-    if (!ev->active) {
-        if (ngx_add_event(ev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ALERT, conn->pool->log, 0,
-                          "vodlms redis: could not watch a socket for write");
-        }
-    }
+    ngx_vodlms_redis_watch(conn, conn->connection->write, NGX_WRITE_EVENT, 1);
 }
 
 
@@ -773,11 +775,8 @@ static void
 ngx_vodlms_redis_del_write(void *privdata)
 {
     ngx_vodlms_redis_conn_t  *conn = privdata;
-    ngx_event_t              *ev = conn->connection->write;
 
-    if (ev->active) {
-        ngx_del_event(ev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-    }
+    ngx_vodlms_redis_watch(conn, conn->connection->write, NGX_WRITE_EVENT, 0);
 }
 
 
