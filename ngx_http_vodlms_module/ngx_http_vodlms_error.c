@@ -48,6 +48,24 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
 
     { NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ERR, "internal_error",
       "internal error" },
+
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_video_id",
+      "malformed video id" },
+
+    { NGX_HTTP_NOT_FOUND, NGX_LOG_INFO, "video_not_found",
+      "no such video" },
+
+    { NGX_HTTP_FORBIDDEN, NGX_LOG_INFO, "not_enrolled",
+      "the user is not enrolled in the video's course" },
+
+    { NGX_HTTP_CONFLICT, NGX_LOG_INFO, "video_not_ready",
+      "the video is not ready yet" },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "database_unavailable",
+      "database unavailable" },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "database_timeout",
+      "database timed out" },
 };
 
 
@@ -80,6 +98,14 @@ ngx_http_vodlms_err_status(ngx_http_vodlms_err_e err)
 ngx_int_t
 ngx_http_vodlms_deny(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     ngx_str_t *detail)
+{
+    return ngx_http_vodlms_deny_extra(r, err, detail, NULL);
+}
+
+
+ngx_int_t
+ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
+    ngx_str_t *detail, ngx_str_t *extra)
 {
     u_char                       *p;
     size_t                        len;
@@ -126,7 +152,8 @@ ngx_http_vodlms_deny(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     }
 
     len = sizeof("{\"error\":\"\",\"message\":\"\"}\n") - 1
-          + ngx_strlen(ei->code) + ngx_strlen(ei->message);
+          + ngx_strlen(ei->code) + ngx_strlen(ei->message)
+          + (extra ? extra->len : 0);
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -134,8 +161,8 @@ ngx_http_vodlms_deny(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     }
 
     /* codes and messages are fixed ASCII: no JSON escaping needed */
-    p = ngx_sprintf(b->last, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
-                    ei->code, ei->message);
+    p = ngx_sprintf(b->last, "{\"error\":\"%s\",\"message\":\"%s\"%V}\n",
+                    ei->code, ei->message, extra ? extra : &none);
     b->last = p;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;

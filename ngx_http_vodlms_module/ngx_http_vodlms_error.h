@@ -24,6 +24,12 @@ typedef enum {
     NGX_HTTP_VODLMS_BACKEND_DOWN,
     NGX_HTTP_VODLMS_BACKEND_TIMEOUT,
     NGX_HTTP_VODLMS_INTERNAL,
+    NGX_HTTP_VODLMS_BAD_VIDEO_ID,
+    NGX_HTTP_VODLMS_VIDEO_NOT_FOUND,
+    NGX_HTTP_VODLMS_NOT_ENROLLED,
+    NGX_HTTP_VODLMS_VIDEO_NOT_READY,
+    NGX_HTTP_VODLMS_DB_DOWN,
+    NGX_HTTP_VODLMS_DB_TIMEOUT,
     NGX_HTTP_VODLMS_NERRS
 } ngx_http_vodlms_err_e;
 
@@ -39,6 +45,11 @@ ngx_uint_t ngx_http_vodlms_err_status(ngx_http_vodlms_err_e err);
  */
 ngx_int_t ngx_http_vodlms_deny(ngx_http_request_t *r,
     ngx_http_vodlms_err_e err, ngx_str_t *detail);
+
+/* the same, with more members for the JSON body: already-escaped
+ * ',"name":value' text, or NULL */
+ngx_int_t ngx_http_vodlms_deny_extra(ngx_http_request_t *r,
+    ngx_http_vodlms_err_e err, ngx_str_t *detail, ngx_str_t *extra);
 
 
 #endif /* NGX_HTTP_VODLMS_ERROR_H */

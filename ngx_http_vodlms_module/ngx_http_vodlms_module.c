@@ -16,6 +16,7 @@ static char *ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_vodlms_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vodlms_init_process(ngx_cycle_t *cycle);
 static void ngx_http_vodlms_exit_process(ngx_cycle_t *cycle);
 
@@ -44,6 +45,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
       NULL },
 
 #include "ngx_http_vodlms_session_commands.h"
+#include "ngx_http_vodlms_enroll_commands.h"
 
       ngx_null_command
 };
@@ -133,9 +135,32 @@ ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    *h = ngx_http_vodlms_session_handler;
+    *h = ngx_http_vodlms_access_handler;
 
     return NGX_OK;
+}
+
+
+/*
+ * The access phase in order: who is this user, then may they watch this.
+ * Each step parks the request while its backend answers (NGX_AGAIN) and
+ * is called again when woken; a finished step answers from its context.
+ */
+
+static ngx_int_t
+ngx_http_vodlms_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_vodlms_session_handler(r);
+
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    rc = ngx_http_vodlms_enroll_handler(r);
+
+    return rc;
 }
 
 
@@ -151,6 +176,14 @@ ngx_http_vodlms_create_main_conf(ngx_conf_t *cf)
 
     vmcf->retry_after = NGX_CONF_UNSET;
 
+    /* sized once: loc confs point into it */
+    if (ngx_array_init(&vmcf->pg_stmts, cf->pool, 100,
+                       sizeof(ngx_vodlms_pg_stmt_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return vmcf;
 }
 
@@ -161,6 +194,13 @@ ngx_http_vodlms_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_vodlms_main_conf_t  *vmcf = conf;
 
     ngx_conf_init_value(vmcf->retry_after, 2);
+
+    if (vmcf->pg_replica && vmcf->pg == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_pg_replica\" needs \"vodlms_pg\" "
+                           "(the primary) as well");
+        return NGX_CONF_ERROR;
+    }
 
     if (vmcf->retry_after == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -183,6 +223,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     }
 
     ngx_http_vodlms_session_create_conf(&vlcf->session);
+    ngx_http_vodlms_enroll_create_conf(&vlcf->enroll);
 
     return vlcf;
 }
@@ -194,8 +235,15 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_vodlms_loc_conf_t  *prev = parent;
     ngx_http_vodlms_loc_conf_t  *conf = child;
 
-    return ngx_http_vodlms_session_merge_conf(cf, &prev->session,
-                                              &conf->session);
+    if (ngx_http_vodlms_session_merge_conf(cf, &prev->session,
+                                           &conf->session)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_vodlms_enroll_merge_conf(cf, &prev->enroll,
+                                             &conf->enroll);
 }
 
 
@@ -220,13 +268,32 @@ ngx_http_vodlms_init_process(ngx_cycle_t *cycle)
     vmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_vodlms_module);
 
     /* no http block, or the module is loaded but not used */
-    if (vmcf == NULL || vmcf->redis == NULL) {
+    if (vmcf == NULL) {
         return NGX_OK;
     }
 
-    vmcf->redis_pool = ngx_vodlms_redis_pool_create(cycle, vmcf->redis);
-    if (vmcf->redis_pool == NULL) {
-        return NGX_ERROR;
+    if (vmcf->redis) {
+        vmcf->redis_pool = ngx_vodlms_redis_pool_create(cycle, vmcf->redis);
+        if (vmcf->redis_pool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (vmcf->pg) {
+        vmcf->pg_pool = ngx_vodlms_pg_pool_create(cycle, vmcf->pg,
+                                                  &vmcf->pg_stmts);
+        if (vmcf->pg_pool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (vmcf->pg_replica) {
+        vmcf->pg_replica_pool = ngx_vodlms_pg_pool_create(cycle,
+                                                          vmcf->pg_replica,
+                                                          &vmcf->pg_stmts);
+        if (vmcf->pg_replica_pool == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -240,8 +307,22 @@ ngx_http_vodlms_exit_process(ngx_cycle_t *cycle)
 
     vmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_vodlms_module);
 
-    if (vmcf && vmcf->redis_pool) {
+    if (vmcf == NULL) {
+        return;
+    }
+
+    if (vmcf->redis_pool) {
         ngx_vodlms_redis_pool_destroy(vmcf->redis_pool);
         vmcf->redis_pool = NULL;
+    }
+
+    if (vmcf->pg_pool) {
+        ngx_vodlms_pg_pool_destroy(vmcf->pg_pool);
+        vmcf->pg_pool = NULL;
+    }
+
+    if (vmcf->pg_replica_pool) {
+        ngx_vodlms_pg_pool_destroy(vmcf->pg_replica_pool);
+        vmcf->pg_replica_pool = NULL;
     }
 }

@@ -14,7 +14,9 @@
 #include "ngx_vodlms_redis.h"
 #include "ngx_vodlms_shm_cache.h"
 #include "ngx_http_vodlms_error.h"
+#include "ngx_vodlms_pg.h"
 #include "ngx_http_vodlms_session.h"
+#include "ngx_http_vodlms_enroll.h"
 
 
 #define NGX_HTTP_VODLMS_VERSION  "0.1.0"
@@ -23,19 +25,27 @@
 typedef struct {
     ngx_vodlms_redis_conf_t          *redis;      /* NULL: no vodlms_redis */
     ngx_vodlms_redis_pool_t          *redis_pool; /* per worker, at runtime */
-    ngx_array_t                       cache_zones;/* of ngx_shm_zone_t * */
     time_t                            retry_after;
+
+    ngx_vodlms_pg_conf_t             *pg;         /* NULL: no vodlms_pg */
+    ngx_vodlms_pg_conf_t             *pg_replica;
+    ngx_vodlms_pg_pool_t             *pg_pool;    /* per worker, at runtime */
+    ngx_vodlms_pg_pool_t             *pg_replica_pool;
+    ngx_array_t                       pg_stmts;   /* of ngx_vodlms_pg_stmt_t;
+                                                     never grows: pointed to */
 } ngx_http_vodlms_main_conf_t;
 
 
 typedef struct {
     ngx_http_vodlms_session_conf_t    session;
+    ngx_http_vodlms_enroll_conf_t     enroll;
 } ngx_http_vodlms_loc_conf_t;
 
 
 /* per-request state, kept across asynchronous backend round trips */
 typedef struct {
     ngx_http_vodlms_session_ctx_t     session;
+    ngx_http_vodlms_enroll_ctx_t      enroll;
 } ngx_http_vodlms_ctx_t;
 
 
@@ -47,6 +57,13 @@ ngx_int_t ngx_http_vodlms_add_variables(ngx_conf_t *cf);
 
 /* resume the phase engine after an asynchronous backend answer */
 void ngx_http_vodlms_wake(ngx_http_request_t *r);
+
+/* ngx_http_vodlms_util.c */
+ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
+    ngx_str_t *out);
+ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
+char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
+    ngx_msec_t *valid, ngx_msec_t *invalid);
 
 
 #endif /* NGX_HTTP_VODLMS_MODULE_H */

@@ -1044,57 +1044,9 @@ ngx_http_vodlms_session_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
-    ngx_str_t   *value, s;
-    ngx_uint_t   i;
-    ngx_msec_t  *ms;
-
-    if (vlcf->session.cache != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        if (cf->args->nelts != 2) {
-            return "takes no parameters with \"off\"";
-        }
-        vlcf->session.cache = NULL;
-        return NGX_CONF_OK;
-    }
-
-    vlcf->session.cache = ngx_vodlms_shm_cache_ref(cf, &value[1]);
-    if (vlcf->session.cache == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "valid=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-            ms = &vlcf->session.cache_valid;
-
-        } else if (ngx_strncmp(value[i].data, "invalid=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-            ms = &vlcf->session.cache_invalid;
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        *ms = ngx_parse_time(&s, 0);
-
-        if (*ms == (ngx_msec_t) NGX_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid time in \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    return NGX_CONF_OK;
+    return ngx_http_vodlms_parse_cache(cf, &vlcf->session.cache,
+                                       &vlcf->session.cache_valid,
+                                       &vlcf->session.cache_invalid);
 }
 
 

@@ -10,11 +10,17 @@ typedef enum {
     NGX_HTTP_VODLMS_VAR_USER_ID = 0,
     NGX_HTTP_VODLMS_VAR_USER_ROLE,
     NGX_HTTP_VODLMS_VAR_AUTH_STATUS,
-    NGX_HTTP_VODLMS_VAR_SESSION_CACHE
+    NGX_HTTP_VODLMS_VAR_SESSION_CACHE,
+    NGX_HTTP_VODLMS_VAR_VIDEO_ID,
+    NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE
 } ngx_http_vodlms_var_e;
 
 
 static ngx_int_t ngx_http_vodlms_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_vodlms_video_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_vodlms_column_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
@@ -32,8 +38,35 @@ static ngx_http_variable_t  ngx_http_vodlms_vars[] = {
     { ngx_string("vodlms_session_cache"), NULL, ngx_http_vodlms_variable,
       NGX_HTTP_VODLMS_VAR_SESSION_CACHE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("vodlms_video_id"), NULL, ngx_http_vodlms_video_variable,
+      NGX_HTTP_VODLMS_VAR_VIDEO_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("vodlms_enrollment_cache"), NULL,
+      ngx_http_vodlms_video_variable, NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    /* $vodlms_video_<column>: the enrollment query's answer */
+    { ngx_string("vodlms_video_"), NULL, ngx_http_vodlms_column_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
       ngx_http_null_variable
 };
+
+
+static void
+ngx_http_vodlms_set_var(ngx_http_variable_value_t *v, ngx_str_t *val)
+{
+    if (val->len == 0) {
+        v->not_found = 1;
+        return;
+    }
+
+    v->len = val->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = val->data;
+}
 
 
 ngx_int_t
@@ -114,6 +147,81 @@ ngx_http_vodlms_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = val.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_video_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                      val, id;
+    ngx_http_vodlms_ctx_t         *ctx;
+    ngx_http_vodlms_loc_conf_t    *vlcf;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_vodlms_module);
+
+    ngx_str_null(&val);
+
+    if (data == NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE) {
+        if (ctx && ctx->enroll.cache_status) {
+            val.data = (u_char *) ctx->enroll.cache_status;
+            val.len = ngx_strlen(ctx->enroll.cache_status);
+        }
+
+        ngx_http_vodlms_set_var(v, &val);
+        return NGX_OK;
+    }
+
+    /* the id the enrollment check saw, or vodlms_video_id, validated */
+
+    if (ctx && ctx->enroll.video_id.len) {
+        val = ctx->enroll.video_id;
+
+    } else {
+        vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+        if (vlcf->enroll.video_id
+            && ngx_http_complex_value(r, vlcf->enroll.video_id, &id) == NGX_OK
+            && ngx_http_vodlms_video_id_valid(&id))
+        {
+            val = id;
+        }
+    }
+
+    if (!ngx_http_vodlms_video_id_valid(&val)) {
+        ngx_str_null(&val);
+    }
+
+    ngx_http_vodlms_set_var(v, &val);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_column_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                 *name = (ngx_str_t *) data;
+
+    size_t                     plen;
+    ngx_str_t                  val;
+    ngx_http_vodlms_column_t  *col;
+
+    plen = sizeof("vodlms_video_") - 1;
+
+    col = ngx_http_vodlms_enroll_column(r, name->data + plen,
+                                        name->len - plen);
+
+    ngx_str_null(&val);
+
+    if (col && !col->null) {
+        val = col->value;
+    }
+
+    ngx_http_vodlms_set_var(v, &val);
 
     return NGX_OK;
 }

@@ -37,7 +37,7 @@ use Scalar::Util qw(weaken);
 use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT = qw(redis_cmd free_port blackhole start_redis control_server);
+our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server);
 
 my $OwnerPid = $$;
 
@@ -539,6 +539,155 @@ sub _serve_one {
         substr($resp, 0, $n) = '';
     }
 }
+
+#---------------------------------------------------------------------------
+# A private PostgreSQL, with the project's schema and demo seed
+#---------------------------------------------------------------------------
+
+# start_pg(%opts) -> VodlmsTest::Pg, already accepting connections, with
+# database "vodlms" migrated and seeded from sql/.
+#   port => N        default: free_port()
+#   bin  => '/usr/lib/postgresql/15/bin'
+# PostgreSQL refuses to run as root: as root, its programs run as the
+# "postgres" user.  ->stop and ->start work from any process (the
+# postmaster's pid is in its pid file), e.g. in control_server handlers.
+sub start_pg {
+    my %opts = @_;
+    my $self = VodlmsTest::Pg->_new(%opts);
+    $self->start;
+    $self->_migrate;
+    return $self;
+}
+
+package VodlmsTest::Pg;
+
+use strict;
+use warnings;
+use Carp qw(croak);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+
+my @PgServers;
+
+sub _as_pg {
+    my @cmd = @_;
+    return $> == 0 ? ('runuser', '-u', 'postgres', '--', @cmd) : @cmd;
+}
+
+# system() with the child's stdout and stderr sent to a log file: TAP
+# output must stay clean.  Returns the exit status like system().
+sub _quiet {
+    my ($log, @cmd) = @_;
+    open my $out, '>&', \*STDOUT or die $!;
+    open my $err, '>&', \*STDERR or die $!;
+    open STDOUT, '>>', $log or die "$log: $!";
+    open STDERR, '>&', \*STDOUT or die $!;
+    my $rc = system(@cmd);
+    open STDOUT, '>&', $out or die $!;
+    open STDERR, '>&', $err or die $!;
+    return $rc;
+}
+
+sub _new {
+    my ($class, %opts) = @_;
+    my $bin = $opts{bin} || '/usr/lib/postgresql/15/bin';
+    my $dir = tempdir('vodlms-pg-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+    if ($> == 0) {
+        my (undef, undef, $uid, $gid) = getpwnam('postgres')
+            or croak "start_pg: no postgres user";
+        chown $uid, $gid, $dir or croak "start_pg: chown $dir: $!";
+    }
+    chmod 0700, $dir;
+    my $self = bless {
+        bin   => $bin,
+        dir   => $dir,
+        data  => "$dir/data",
+        port  => $opts{port} || VodlmsTest::free_port(),
+        owner => $$,
+    }, $class;
+    _quiet("$dir/initdb.log",
+           _as_pg("$bin/initdb", '-D', $self->{data}, '-A', 'trust',
+                  '-U', 'postgres', '--no-sync', '-E', 'UTF8',
+                  '--locale=C.UTF-8')) == 0
+        or croak "start_pg: initdb failed: see $dir/initdb.log";
+    push @PgServers, $self;
+    return $self;
+}
+
+sub port     { $_[0]{port} }
+sub conninfo { "host=127.0.0.1 port=$_[0]{port} user=postgres dbname=vodlms" }
+
+sub pid {
+    my $self = shift;
+    open my $fh, '<', "$self->{data}/postmaster.pid" or return undef;
+    my $pid = <$fh>;
+    chomp $pid if defined $pid;
+    return $pid;
+}
+
+sub running {
+    my $self = shift;
+    my $pid = $self->pid or return 0;
+    return kill(0, $pid) ? 1 : 0;
+}
+
+# Start (or restart) on the same port and data; returns once it accepts
+# connections (pg_ctl -w waits for that).
+sub start {
+    my $self = shift;
+    return if $self->running;
+    my $opts = "-p $self->{port} -k $self->{dir} -c listen_addresses=127.0.0.1"
+             . " -c fsync=off -c synchronous_commit=off";
+    _quiet("$self->{dir}/pg_ctl.log",
+           _as_pg("$self->{bin}/pg_ctl", '-D', $self->{data}, '-w', '-t', '60',
+                  '-l', "$self->{dir}/server.log", '-o', $opts, 'start')) == 0
+        or croak "start_pg: pg_ctl start failed: see $self->{dir}/server.log";
+}
+
+# A fast shutdown of the postmaster, by its pid; waits until it is gone.
+sub stop {
+    my $self = shift;
+    my $pid = $self->pid or return;
+    kill 'INT', $pid or return;
+    for (1 .. 600) {
+        return unless kill 0, $pid;
+        select undef, undef, undef, 0.02;
+    }
+    kill 'KILL', $pid;
+}
+
+sub psql {
+    my ($self, $sql, $db) = @_;
+    $db ||= 'vodlms';
+    my $out = `psql -X -qAt -h 127.0.0.1 -p $self->{port} -U postgres -d $db -v ON_ERROR_STOP=1 -c \Q$sql\E 2>&1`;
+    croak "psql: $out" if $?;
+    chomp $out;
+    return $out;
+}
+
+sub _migrate {
+    my $self = shift;
+    $self->psql('create database vodlms', 'postgres');
+    # this file is t/lib/VodlmsTest.pm: the repository is two levels up
+    require Cwd;
+    require File::Basename;
+    my $root = $ENV{VODLMS_ROOT}
+        || Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../..');
+    my $ci = $self->conninfo;
+    my $out = `$root/sql/migrate.sh '$ci' --seed 2>&1`;
+    croak "start_pg: migrations failed: $out" if $?;
+}
+
+sub _destroy {
+    my $self = shift;
+    return unless $self->{owner} == $$;
+    $self->stop;
+    system('rm', '-rf', $self->{dir});
+}
+
+END { $_->_destroy for @PgServers; @PgServers = () }
+
+package VodlmsTest;
 
 package VodlmsTest::Guard {
     sub new { my ($class, $code) = @_; bless { code => $code, owner => $$ }, $class }

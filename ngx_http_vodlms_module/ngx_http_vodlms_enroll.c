@@ -1,0 +1,919 @@
+/*
+ * The enrollment check (access phase, after the session gate).
+ *
+ * One parameterised query per request, through a prepared statement on a
+ * pooled non-blocking PostgreSQL connection (the replica's when one is
+ * configured).  Request values only ever travel as parameters.  The answer:
+ *   no row                   -> 404 video_not_found (or 403, see no_row)
+ *   a row, "allowed" false   -> 403 not_enrolled
+ *   a row, "status" != ready -> 409 video_not_ready, with the status
+ *   otherwise                -> allowed; columns become $vodlms_video_<name>
+ */
+
+#include "ngx_http_vodlms_module.h"
+
+
+/*
+ * The default query matches sql/: one row per existing video, whether or
+ * not the user may watch it, so 404, 403 and 409 come apart.  Instructors
+ * of the course and admins are allowed too.
+ */
+static ngx_str_t  ngx_http_vodlms_default_query = ngx_string(
+    "SELECT v.id, v.course_id, v.title, v.duration_seconds, v.status,"
+    " v.progress_percent, v.storage_prefix,"
+    " CASE WHEN e.user_id IS NULL THEN 'none'"
+    "  WHEN e.status = 'active' AND e.expires_at <= now() THEN 'expired'"
+    "  ELSE e.status END AS enrollment_status,"
+    " (coalesce(e.status = 'active'"
+    "    AND (e.expires_at IS NULL OR e.expires_at > now()), false)"
+    "  OR ci.user_id IS NOT NULL OR coalesce(u.role = 'admin', false))"
+    "  AS allowed"
+    " FROM videos v"
+    " LEFT JOIN enrollments e ON e.course_id = v.course_id"
+    "  AND e.user_id = $2::text"
+    " LEFT JOIN course_instructors ci ON ci.course_id = v.course_id"
+    "  AND ci.user_id = $2::text"
+    " LEFT JOIN users u ON u.id = $2::text"
+    " WHERE v.id = $1::text");
+
+
+ngx_conf_enum_t  ngx_http_vodlms_no_row_codes[] = {
+    { ngx_string("404"), NGX_HTTP_NOT_FOUND },
+    { ngx_string("403"), NGX_HTTP_FORBIDDEN },
+    { ngx_null_string, 0 }
+};
+
+
+#define NGX_HTTP_VODLMS_ENROLL_NO_ROW  'N'
+#define NGX_HTTP_VODLMS_ENROLL_ROW     'R'
+
+
+static ngx_int_t ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx);
+static void ngx_http_vodlms_enroll_done(void *data,
+    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+static ngx_int_t ngx_http_vodlms_enroll_key(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_str_t *values, ngx_uint_t n,
+    ngx_str_t *key);
+static void ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx,
+    ngx_str_t *key);
+static ngx_int_t ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx,
+    ngx_str_t *key);
+static void ngx_http_vodlms_enroll_set_detail(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_ctx_t *ectx, const char *what, ngx_str_t *s);
+
+
+ngx_int_t
+ngx_http_vodlms_video_id_valid(ngx_str_t *id)
+{
+    size_t   i;
+    u_char   c;
+
+    /* the same rule as the database's vodlms_id domain: URL- and key-safe */
+
+    if (id->len == 0 || id->len > NGX_HTTP_VODLMS_VIDEO_ID_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < id->len; i++) {
+        c = id->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+ngx_int_t
+ngx_http_vodlms_enroll_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                        rc;
+    ngx_str_t                       *values, key, none;
+    ngx_uint_t                       i, n;
+    const char                      *reason;
+    ngx_vodlms_pg_pool_t            *pool;
+    ngx_vodlms_pg_status_e           status;
+    ngx_http_vodlms_ctx_t           *ctx;
+    ngx_http_complex_value_t        *cv;
+    ngx_http_vodlms_loc_conf_t      *vlcf;
+    ngx_http_vodlms_main_conf_t     *vmcf;
+    ngx_http_vodlms_enroll_ctx_t    *ectx;
+    ngx_http_vodlms_enroll_conf_t   *ecf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+    ecf = &vlcf->enroll;
+
+    if (!ecf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ectx = &ctx->enroll;
+
+    switch (ectx->state) {
+
+    case NGX_HTTP_VODLMS_ENROLL_PENDING:
+        return NGX_AGAIN;
+
+    case NGX_HTTP_VODLMS_ENROLL_DONE:
+        return ngx_http_vodlms_enroll_decide(r, ecf, ectx);
+
+    default: /* NGX_HTTP_VODLMS_ENROLL_NEW */
+        break;
+    }
+
+    ectx->state = NGX_HTTP_VODLMS_ENROLL_DONE;
+
+    /* a hostile id never reaches the database */
+
+    if (ngx_http_complex_value(r, ecf->video_id, &ectx->video_id) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ngx_http_vodlms_video_id_valid(&ectx->video_id)) {
+        ectx->result = NGX_HTTP_VODLMS_BAD_VIDEO_ID;
+        ngx_str_set(&none, "not 1-64 of [A-Za-z0-9_-]");
+        ngx_http_vodlms_enroll_set_detail(r, ectx, "video id", &none);
+        return ngx_http_vodlms_enroll_decide(r, ecf, ectx);
+    }
+
+    n = ecf->params->nelts;
+    cv = ecf->params->elts;
+
+    values = ngx_pcalloc(r->pool, n * sizeof(ngx_str_t));
+    if (values == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_complex_value(r, &cv[i], &values[i]) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ecf->cache) {
+        if (ngx_http_vodlms_enroll_key(r, ecf, values, n, &key) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_vodlms_enroll_cache_fetch(r, ecf, ectx, &key) == NGX_OK)
+        {
+            ectx->cache_status = "HIT";
+            return ngx_http_vodlms_enroll_decide(r, ecf, ectx);
+        }
+
+        ectx->cache_status = "MISS";
+    }
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+    pool = vmcf->pg_replica_pool ? vmcf->pg_replica_pool : vmcf->pg_pool;
+
+    rc = ngx_vodlms_pg_query(pool, r->pool, r->connection->log, ecf->stmt,
+                             values, n, ngx_http_vodlms_enroll_done, r,
+                             &status, &reason);
+
+    if (rc == NGX_OK) {
+        ectx->state = NGX_HTTP_VODLMS_ENROLL_PENDING;
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ectx->result = (status == NGX_VODLMS_PG_TIMEOUT)
+                   ? NGX_HTTP_VODLMS_DB_TIMEOUT : NGX_HTTP_VODLMS_DB_DOWN;
+    none.data = (u_char *) reason;
+    none.len = ngx_strlen(reason);
+    ngx_http_vodlms_enroll_set_detail(r, ectx, NULL, &none);
+
+    return ngx_http_vodlms_enroll_decide(r, ecf, ectx);
+}
+
+
+static void
+ngx_http_vodlms_enroll_done(void *data, ngx_vodlms_pg_status_e status,
+    PGresult *res, const char *reason)
+{
+    ngx_http_request_t  *r = data;
+
+    int                              i, ncols;
+    ngx_str_t                        s, key, *values;
+    ngx_uint_t                       j, n;
+    ngx_http_vodlms_ctx_t           *ctx;
+    ngx_http_complex_value_t        *cv;
+    ngx_http_vodlms_column_t        *col;
+    ngx_http_vodlms_loc_conf_t      *vlcf;
+    ngx_http_vodlms_enroll_ctx_t    *ectx;
+    ngx_http_vodlms_enroll_conf_t   *ecf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+    ectx = &ctx->enroll;
+    ectx->state = NGX_HTTP_VODLMS_ENROLL_DONE;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+    ecf = &vlcf->enroll;
+
+    if (status != NGX_VODLMS_PG_OK || res == NULL) {
+        ectx->result = (status == NGX_VODLMS_PG_TIMEOUT)
+                       ? NGX_HTTP_VODLMS_DB_TIMEOUT : NGX_HTTP_VODLMS_DB_DOWN;
+        s.data = (u_char *) (reason ? reason : "no result");
+        s.len = ngx_strlen(s.data);
+        ngx_http_vodlms_enroll_set_detail(r, ectx, NULL, &s);
+        goto wake;
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* the query itself failed: the operator's SQL, not the client */
+        ectx->result = NGX_HTTP_VODLMS_INTERNAL;
+        s.data = (u_char *) PQresultErrorMessage(res);
+        s.len = ngx_strlen(s.data);
+        while (s.len && (s.data[s.len - 1] == '\n' || s.data[s.len - 1] == ' '))
+        {
+            s.len--;
+        }
+        ngx_http_vodlms_enroll_set_detail(r, ectx, "enrollment query failed",
+                                          &s);
+        goto wake;
+    }
+
+    ectx->result = NGX_HTTP_VODLMS_OK;
+
+    if (PQntuples(res) > 0) {
+        ncols = PQnfields(res);
+
+        ectx->columns = ngx_array_create(r->pool, ncols ? ncols : 1,
+                                         sizeof(ngx_http_vodlms_column_t));
+        if (ectx->columns == NULL) {
+            ectx->result = NGX_HTTP_VODLMS_INTERNAL;
+            goto wake;
+        }
+
+        for (i = 0; i < ncols; i++) {
+            col = ngx_array_push(ectx->columns);
+            if (col == NULL) {
+                ectx->result = NGX_HTTP_VODLMS_INTERNAL;
+                goto wake;
+            }
+
+            s.data = (u_char *) PQfname(res, i);
+            s.len = ngx_strlen(s.data);
+            col->name.data = ngx_pstrdup(r->pool, &s);
+            col->name.len = s.len;
+
+            col->null = PQgetisnull(res, 0, i) ? 1 : 0;
+            s.data = (u_char *) PQgetvalue(res, 0, i);
+            s.len = PQgetlength(res, 0, i);
+            col->value.len = s.len;
+            col->value.data = s.len ? ngx_pstrdup(r->pool, &s)
+                                    : (u_char *) "";
+
+            if (col->name.data == NULL || col->value.data == NULL) {
+                ectx->result = NGX_HTTP_VODLMS_INTERNAL;
+                goto wake;
+            }
+        }
+    }
+
+    if (ecf->cache) {
+        /* the parameters again, as the key: cheap next to a round trip */
+        n = ecf->params->nelts;
+        cv = ecf->params->elts;
+        values = ngx_pcalloc(r->pool, n * sizeof(ngx_str_t));
+
+        if (values != NULL) {
+            for (j = 0; j < n; j++) {
+                if (ngx_http_complex_value(r, &cv[j], &values[j]) != NGX_OK) {
+                    goto wake;
+                }
+            }
+
+            if (ngx_http_vodlms_enroll_key(r, ecf, values, n, &key) == NGX_OK)
+            {
+                ngx_http_vodlms_enroll_cache_store(r, ecf, ectx, &key);
+            }
+        }
+    }
+
+wake:
+
+    ngx_http_vodlms_wake(r);
+}
+
+
+ngx_http_vodlms_column_t *
+ngx_http_vodlms_enroll_column(ngx_http_request_t *r, u_char *name, size_t len)
+{
+    ngx_uint_t                 i;
+    ngx_http_vodlms_ctx_t     *ctx;
+    ngx_http_vodlms_column_t  *col;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_vodlms_module);
+
+    if (ctx == NULL || ctx->enroll.columns == NULL) {
+        return NULL;
+    }
+
+    col = ctx->enroll.columns->elts;
+
+    for (i = 0; i < ctx->enroll.columns->nelts; i++) {
+        if (col[i].name.len == len
+            && ngx_strncmp(col[i].name.data, name, len) == 0)
+        {
+            return &col[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx)
+{
+    u_char                    *p;
+    size_t                     len;
+    ngx_str_t                  extra, quoted;
+    ngx_http_vodlms_column_t  *allowed, *status, *progress, *why;
+
+    if (ectx->result != NGX_HTTP_VODLMS_OK) {
+        return ngx_http_vodlms_deny(r, ectx->result, &ectx->detail);
+    }
+
+    if (ectx->columns == NULL) {
+        ectx->result = (ecf->no_row == NGX_HTTP_FORBIDDEN)
+                       ? NGX_HTTP_VODLMS_NOT_ENROLLED
+                       : NGX_HTTP_VODLMS_VIDEO_NOT_FOUND;
+        ngx_http_vodlms_enroll_set_detail(r, ectx, "video",
+                                          &ectx->video_id);
+        return ngx_http_vodlms_deny(r, ectx->result, &ectx->detail);
+    }
+
+    allowed = ngx_http_vodlms_enroll_column(r, (u_char *) "allowed", 7);
+
+    if (allowed && (allowed->null || allowed->value.len != 1
+                    || allowed->value.data[0] != 't'))
+    {
+        ectx->result = NGX_HTTP_VODLMS_NOT_ENROLLED;
+
+        why = ngx_http_vodlms_enroll_column(r, (u_char *) "enrollment_status",
+                                            17);
+        ngx_http_vodlms_enroll_set_detail(r, ectx,
+                                          why ? "enrollment" : "video",
+                                          why ? &why->value : &ectx->video_id);
+
+        return ngx_http_vodlms_deny(r, ectx->result, &ectx->detail);
+    }
+
+    status = ngx_http_vodlms_enroll_column(r, (u_char *) "status", 6);
+
+    if (status && !status->null
+        && !(status->value.len == 5
+             && ngx_strncmp(status->value.data, "ready", 5) == 0))
+    {
+        ectx->result = NGX_HTTP_VODLMS_VIDEO_NOT_READY;
+
+        /* statuses are the schema's own words; quoted properly all the same */
+        if (ngx_http_vodlms_json_quote(r->pool, &status->value, &quoted)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        progress = ngx_http_vodlms_enroll_column(r,
+                                      (u_char *) "progress_percent", 16);
+        if (progress
+            && (progress->null || !ngx_http_vodlms_is_number(&progress->value)))
+        {
+            progress = NULL;
+        }
+
+        len = sizeof(",\"status\":,\"progress\":") - 1 + quoted.len
+              + (progress ? progress->value.len : 0);
+
+        extra.data = ngx_pnalloc(r->pool, len);
+        if (extra.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_sprintf(extra.data, ",\"status\":%V", &quoted);
+        if (progress) {
+            p = ngx_sprintf(p, ",\"progress\":%V", &progress->value);
+        }
+        extra.len = p - extra.data;
+
+        ngx_http_vodlms_enroll_set_detail(r, ectx, "status", &status->value);
+
+        return ngx_http_vodlms_deny_extra(r, ectx->result, &ectx->detail,
+                                          &extra);
+    }
+
+    return NGX_OK;
+}
+
+
+/* cache: "N" (no row) or "R" then per column: flags, name\0, len, value */
+
+static ngx_int_t
+ngx_http_vodlms_enroll_key(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_str_t *values, ngx_uint_t n,
+    ngx_str_t *key)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   i;
+
+    len = 0;
+    for (i = 0; i < n; i++) {
+        len += values[i].len + 1;
+    }
+
+    key->data = ngx_pnalloc(r->pool, len + 1);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* NUL-separated: ("a", "bc") and ("ab", "c") are different keys */
+    p = key->data;
+    for (i = 0; i < n; i++) {
+        p = ngx_cpymem(p, values[i].data, values[i].len);
+        *p++ = '\0';
+    }
+
+    key->len = p - key->data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx,
+    ngx_str_t *key)
+{
+    u_char                    *p, *last;
+    ngx_uint_t                 i;
+    ngx_msec_t                 ttl;
+    ngx_http_vodlms_column_t  *col, *allowed;
+
+    u_char  buf[NGX_VODLMS_CACHE_VALUE_MAX];
+
+    if (ectx->result != NGX_HTTP_VODLMS_OK) {
+        return;
+    }
+
+    if (ectx->columns == NULL) {
+        buf[0] = NGX_HTTP_VODLMS_ENROLL_NO_ROW;
+        (void) ngx_vodlms_shm_cache_put(ecf->cache, &ecf->cache_ns, key,
+                                        buf, 1, ecf->cache_invalid);
+        return;
+    }
+
+    p = buf;
+    last = buf + sizeof(buf);
+    *p++ = NGX_HTTP_VODLMS_ENROLL_ROW;
+
+    col = ectx->columns->elts;
+
+    for (i = 0; i < ectx->columns->nelts; i++) {
+        if ((size_t) (last - p) < 1 + col[i].name.len + 1 + 2
+                                  + col[i].value.len
+            || col[i].name.len > 255 || col[i].value.len > 0xffff)
+        {
+            return;   /* too big to cache: ask the database next time */
+        }
+
+        *p++ = col[i].null ? '0' : '1';
+        p = ngx_cpymem(p, col[i].name.data, col[i].name.len);
+        *p++ = '\0';
+        *p++ = (u_char) (col[i].value.len >> 8);
+        *p++ = (u_char) (col[i].value.len & 0xff);
+        p = ngx_cpymem(p, col[i].value.data, col[i].value.len);
+    }
+
+    /* a refusal is cached as briefly as "no such video" */
+    allowed = ngx_http_vodlms_enroll_column(r, (u_char *) "allowed", 7);
+    ttl = (allowed && (allowed->null || allowed->value.data[0] != 't'))
+          ? ecf->cache_invalid : ecf->cache_valid;
+
+    (void) ngx_vodlms_shm_cache_put(ecf->cache, &ecf->cache_ns, key, buf,
+                                    p - buf, ttl);
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx,
+    ngx_str_t *key)
+{
+    u_char                    *p, *last, *name;
+    size_t                     len, vlen;
+    ngx_http_vodlms_column_t  *col;
+
+    u_char  buf[NGX_VODLMS_CACHE_VALUE_MAX];
+
+    if (ngx_vodlms_shm_cache_get(ecf->cache, &ecf->cache_ns, key, buf,
+                                 sizeof(buf), &len)
+        != NGX_OK
+        || len == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ectx->result = NGX_HTTP_VODLMS_OK;
+
+    if (buf[0] == NGX_HTTP_VODLMS_ENROLL_NO_ROW) {
+        return NGX_OK;
+    }
+
+    ectx->columns = ngx_array_create(r->pool, 8,
+                                     sizeof(ngx_http_vodlms_column_t));
+    if (ectx->columns == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p = buf + 1;
+    last = buf + len;
+
+    while (p < last) {
+        col = ngx_array_push(ectx->columns);
+        if (col == NULL) {
+            return NGX_DECLINED;
+        }
+
+        col->null = (*p++ == '0');
+        name = p;
+        p = ngx_strlchr(p, last, '\0');
+
+        if (p == NULL || last - p < 3) {
+            ectx->columns = NULL;
+            return NGX_DECLINED;
+        }
+
+        col->name.len = p - name;
+        col->name.data = ngx_pnalloc(r->pool, col->name.len);
+        if (col->name.data == NULL) {
+            return NGX_DECLINED;
+        }
+        ngx_memcpy(col->name.data, name, col->name.len);
+
+        p++;
+        vlen = (p[0] << 8) | p[1];
+        p += 2;
+
+        if ((size_t) (last - p) < vlen) {
+            ectx->columns = NULL;
+            return NGX_DECLINED;
+        }
+
+        col->value.len = vlen;
+        col->value.data = ngx_pnalloc(r->pool, vlen + 1);
+        if (col->value.data == NULL) {
+            return NGX_DECLINED;
+        }
+        ngx_memcpy(col->value.data, p, vlen);
+        p += vlen;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_vodlms_enroll_set_detail(ngx_http_request_t *r,
+    ngx_http_vodlms_enroll_ctx_t *ectx, const char *what, ngx_str_t *s)
+{
+    u_char  *p;
+    size_t   len;
+
+    /* "what "value"" or just the value; never longer than 200 bytes of it */
+    len = ngx_min(s->len, 200);
+
+    p = ngx_pnalloc(r->pool, len + (what ? ngx_strlen(what) + 3 : 0));
+    if (p == NULL) {
+        return;
+    }
+
+    ectx->detail.data = p;
+
+    if (what) {
+        p = ngx_sprintf(p, "%s \"%*s\"", what, len, s->data);
+    } else {
+        p = ngx_cpymem(p, s->data, len);
+    }
+
+    ectx->detail.len = p - ectx->detail.data;
+}
+
+
+/* configuration */
+
+void
+ngx_http_vodlms_enroll_create_conf(ngx_http_vodlms_enroll_conf_t *ecf)
+{
+    ecf->enable = NGX_CONF_UNSET;
+    ecf->video_id = NGX_CONF_UNSET_PTR;
+    ecf->stmt = NGX_CONF_UNSET_PTR;
+    ecf->params = NGX_CONF_UNSET_PTR;
+    ecf->cache = NGX_CONF_UNSET_PTR;
+    ecf->cache_valid = NGX_CONF_UNSET_MSEC;
+    ecf->cache_invalid = NGX_CONF_UNSET_MSEC;
+    ecf->no_row = NGX_CONF_UNSET_UINT;
+}
+
+
+static ngx_vodlms_pg_stmt_t *
+ngx_http_vodlms_enroll_stmt(ngx_conf_t *cf, ngx_str_t *sql, ngx_uint_t n)
+{
+    ngx_uint_t                    i;
+    ngx_vodlms_pg_stmt_t         *stmt;
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
+
+    /* one prepared statement per distinct query text */
+
+    stmt = vmcf->pg_stmts.elts;
+    for (i = 0; i < vmcf->pg_stmts.nelts; i++) {
+        if (stmt[i].sql.len == sql->len
+            && ngx_strncmp(stmt[i].sql.data, sql->data, sql->len) == 0)
+        {
+            return &stmt[i];
+        }
+    }
+
+    if (vmcf->pg_stmts.nelts >= 100) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many distinct vodlms queries");
+        return NULL;
+    }
+
+    stmt = ngx_array_push(&vmcf->pg_stmts);
+    if (stmt == NULL) {
+        return NULL;
+    }
+
+    stmt->name.data = ngx_pnalloc(cf->pool, sizeof("vodlms_q00"));
+    if (stmt->name.data == NULL) {
+        return NULL;
+    }
+
+    stmt->name.len = ngx_sprintf(stmt->name.data, "vodlms_q%ui%Z",
+                                 vmcf->pg_stmts.nelts - 1)
+                     - stmt->name.data - 1;
+
+    /* libpq wants NUL-terminated SQL */
+    stmt->sql.data = ngx_pnalloc(cf->pool, sql->len + 1);
+    if (stmt->sql.data == NULL) {
+        return NULL;
+    }
+    ngx_memcpy(stmt->sql.data, sql->data, sql->len);
+    stmt->sql.data[sql->len] = '\0';
+    stmt->sql.len = sql->len;
+    stmt->nparams = n;
+
+    return stmt;
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_compile(ngx_conf_t *cf, ngx_http_complex_value_t *cv,
+    char *value)
+{
+    ngx_str_t                          v;
+    ngx_http_compile_complex_value_t   ccv;
+
+    v.data = (u_char *) value;
+    v.len = ngx_strlen(value);
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+    ccv.cf = cf;
+    ccv.value = &v;
+    ccv.complex_value = cv;
+
+    return ngx_http_compile_complex_value(&ccv);
+}
+
+
+char *
+ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
+    ngx_http_vodlms_enroll_conf_t *prev, ngx_http_vodlms_enroll_conf_t *conf)
+{
+    u_char                          *p;
+    ngx_http_complex_value_t        *cv;
+    ngx_http_vodlms_loc_conf_t      *vlcf;
+    ngx_http_vodlms_main_conf_t     *vmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_ptr_value(conf->video_id, prev->video_id, NULL);
+    ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
+    ngx_conf_merge_msec_value(conf->cache_valid, prev->cache_valid, 30000);
+    ngx_conf_merge_msec_value(conf->cache_invalid, prev->cache_invalid,
+                              5000);
+    ngx_conf_merge_uint_value(conf->no_row, prev->no_row, NGX_HTTP_NOT_FOUND);
+
+    if (conf->stmt == NGX_CONF_UNSET_PTR) {
+        conf->stmt = prev->stmt;
+        conf->params = prev->params;
+    }
+
+    if (!conf->enable) {
+        if (conf->stmt == NGX_CONF_UNSET_PTR) {
+            conf->stmt = NULL;
+            conf->params = NULL;
+        }
+        return NGX_CONF_OK;
+    }
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
+    vlcf = (ngx_http_vodlms_loc_conf_t *)
+           ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, enroll));
+
+    if (vmcf->pg == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_enrollment_check\" needs a database: "
+                           "add \"vodlms_pg\" to the http block");
+        return NGX_CONF_ERROR;
+    }
+
+    if (!vlcf->session.enable) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_enrollment_check\" needs the user: "
+                           "add \"vodlms_auth on\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->video_id == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_enrollment_check\" needs "
+                           "\"vodlms_video_id\", e.g. a capture from the "
+                           "location's regex");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->stmt == NGX_CONF_UNSET_PTR || conf->stmt == NULL) {
+
+        /* the default query: ($vodlms_video_id, $vodlms_user_id) */
+
+        conf->stmt = ngx_http_vodlms_enroll_stmt(cf,
+                                           &ngx_http_vodlms_default_query, 2);
+        if (conf->stmt == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->params = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_complex_value_t));
+        if (conf->params == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cv = ngx_array_push_n(conf->params, 2);
+        if (cv == NULL
+            || ngx_http_vodlms_compile(cf, &cv[0], "$vodlms_video_id")
+               != NGX_OK
+            || ngx_http_vodlms_compile(cf, &cv[1], "$vodlms_user_id")
+               != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->cache && !ngx_vodlms_shm_cache_defined(conf->cache)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown vodlms_cache_zone \"%V\" in "
+                           "\"vodlms_enrollment_cache\"",
+                           &conf->cache->shm.name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* answers of different queries must not mix */
+    conf->cache_ns.data = ngx_pnalloc(cf->pool, sizeof("enroll|") + 2 * 10
+                                                + 2);
+    if (conf->cache_ns.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_sprintf(conf->cache_ns.data, "enroll|%uz|%08xD",
+                    conf->stmt->sql.len,
+                    ngx_crc32_long(conf->stmt->sql.data, conf->stmt->sql.len));
+    conf->cache_ns.len = p - conf->cache_ns.data;
+
+    return NGX_CONF_OK;
+}
+
+
+/* vodlms_enrollment_query "SQL with $1..$n" value1 ... valueN; */
+
+char *
+ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf = conf;
+
+    u_char                             *p, *last;
+    ngx_str_t                          *value;
+    ngx_uint_t                          i, n, max;
+    ngx_http_complex_value_t           *cv;
+    ngx_http_compile_complex_value_t    ccv;
+
+    if (vlcf->enroll.stmt != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    n = cf->args->nelts - 2;
+
+    /* every $N in the query must have a value, and every value a $N */
+
+    max = 0;
+    last = value[1].data + value[1].len;
+
+    for (p = value[1].data; p < last; p++) {
+        if (*p == '$' && p + 1 < last && p[1] >= '1' && p[1] <= '9') {
+            i = 0;
+            for (p++; p < last && *p >= '0' && *p <= '9'; p++) {
+                i = i * 10 + (*p - '0');
+            }
+            max = ngx_max(max, i);
+        }
+    }
+
+    if (max != n) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the query uses $1..$%ui but %ui value%s given",
+                           max, n, n == 1 ? " is" : "s are");
+        return NGX_CONF_ERROR;
+    }
+
+    vlcf->enroll.stmt = ngx_http_vodlms_enroll_stmt(cf, &value[1], n);
+    if (vlcf->enroll.stmt == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    vlcf->enroll.params = ngx_array_create(cf->pool, n ? n : 1,
+                                           sizeof(ngx_http_complex_value_t));
+    if (vlcf->enroll.params == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        cv = ngx_array_push(vlcf->enroll.params);
+        if (cv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &value[i + 2];
+        ccv.complex_value = cv;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* vodlms_enrollment_cache zone [valid=time] [invalid=time] | off; */
+
+char *
+ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf = conf;
+
+    return ngx_http_vodlms_parse_cache(cf, &vlcf->enroll.cache,
+                                       &vlcf->enroll.cache_valid,
+                                       &vlcf->enroll.cache_invalid);
+}
+
+
+/* vodlms_pg / vodlms_pg_replica conninfo [parameters] */
+
+char *
+ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf = conf;
+
+    ngx_vodlms_pg_conf_t  **pcf;
+
+    pcf = cmd->offset ? &vmcf->pg_replica : &vmcf->pg;
+
+    if (*pcf) {
+        return "is duplicate";
+    }
+
+    return ngx_vodlms_pg_parse(cf, pcf);
+}

@@ -1,0 +1,77 @@
+/*
+ * The enrollment check: may this user watch this video?  An operator's
+ * parameterised SQL query, run on PostgreSQL without blocking, its answer
+ * cached in shared memory and its columns exposed as $vodlms_video_<name>.
+ */
+
+#ifndef NGX_HTTP_VODLMS_ENROLL_H
+#define NGX_HTTP_VODLMS_ENROLL_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_vodlms_pg.h"
+#include "ngx_http_vodlms_error.h"
+
+
+#define NGX_HTTP_VODLMS_VIDEO_ID_MAX  64
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_http_complex_value_t   *video_id;        /* vodlms_video_id */
+    ngx_vodlms_pg_stmt_t       *stmt;            /* NULL: unset */
+    ngx_array_t                *params;          /* of ngx_http_complex_value_t */
+    ngx_shm_zone_t             *cache;
+    ngx_msec_t                  cache_valid;
+    ngx_msec_t                  cache_invalid;
+    ngx_uint_t                  no_row;          /* 404 or 403 */
+    ngx_str_t                   cache_ns;
+} ngx_http_vodlms_enroll_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_str_t                   value;
+    unsigned                    null:1;
+} ngx_http_vodlms_column_t;
+
+
+typedef enum {
+    NGX_HTTP_VODLMS_ENROLL_NEW = 0,
+    NGX_HTTP_VODLMS_ENROLL_PENDING,
+    NGX_HTTP_VODLMS_ENROLL_DONE
+} ngx_http_vodlms_enroll_state_e;
+
+
+typedef struct {
+    ngx_http_vodlms_enroll_state_e   state;
+    ngx_http_vodlms_err_e            result;
+    ngx_str_t                        detail;
+    ngx_str_t                        video_id;
+    ngx_array_t                     *columns;     /* NULL: no row */
+    const char                      *cache_status;
+} ngx_http_vodlms_enroll_ctx_t;
+
+
+ngx_int_t ngx_http_vodlms_enroll_handler(ngx_http_request_t *r);
+
+void ngx_http_vodlms_enroll_create_conf(ngx_http_vodlms_enroll_conf_t *c);
+char *ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
+    ngx_http_vodlms_enroll_conf_t *prev, ngx_http_vodlms_enroll_conf_t *conf);
+
+char *ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+ngx_http_vodlms_column_t *ngx_http_vodlms_enroll_column(ngx_http_request_t *r,
+    u_char *name, size_t len);
+ngx_int_t ngx_http_vodlms_video_id_valid(ngx_str_t *id);
+
+extern ngx_conf_enum_t  ngx_http_vodlms_no_row_codes[];
+
+
+#endif /* NGX_HTTP_VODLMS_ENROLL_H */

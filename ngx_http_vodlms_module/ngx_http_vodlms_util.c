@@ -1,0 +1,129 @@
+/*
+ * Small helpers shared by the nginx glue files: JSON string quoting
+ * (through jansson), and the "zone [valid=] [invalid=] | off" parameters
+ * every answer cache takes.
+ */
+
+#include "ngx_http_vodlms_module.h"
+
+#include <jansson.h>
+
+
+ngx_int_t
+ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
+{
+    char    *s;
+    json_t  *j;
+
+    j = json_stringn((char *) in->data, in->len);
+    if (j == NULL) {
+        /* not UTF-8: say so rather than pass bytes through */
+        ngx_str_set(out, "\"(invalid UTF-8)\"");
+        return NGX_OK;
+    }
+
+    s = json_dumps(j, JSON_ENCODE_ANY);
+    json_decref(j);
+
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_strlen(s);
+    out->data = ngx_pnalloc(pool, out->len);
+
+    if (out->data == NULL) {
+        free(s);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, s, out->len);
+    free(s);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_vodlms_is_number(ngx_str_t *s)
+{
+    size_t      i;
+    ngx_uint_t  dot, digits;
+
+    /* what PostgreSQL prints for numeric and integer columns */
+
+    dot = 0;
+    digits = 0;
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] >= '0' && s->data[i] <= '9') {
+            digits++;
+
+        } else if (s->data[i] == '.' && !dot && digits) {
+            dot = 1;
+
+        } else if (!(i == 0 && s->data[i] == '-')) {
+            return 0;
+        }
+    }
+
+    return digits > 0 && s->data[s->len - 1] != '.';
+}
+
+
+char *
+ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
+    ngx_msec_t *valid, ngx_msec_t *invalid)
+{
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+    ngx_msec_t  *ms;
+
+    if (*zone != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts != 2) {
+            return "takes no parameters with \"off\"";
+        }
+        *zone = NULL;
+        return NGX_CONF_OK;
+    }
+
+    *zone = ngx_vodlms_shm_cache_ref(cf, &value[1]);
+    if (*zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "valid=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+            ms = valid;
+
+        } else if (ngx_strncmp(value[i].data, "invalid=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            ms = invalid;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        *ms = ngx_parse_time(&s, 0);
+
+        if (*ms == (ngx_msec_t) NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid time in \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}

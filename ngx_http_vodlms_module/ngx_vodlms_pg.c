@@ -1,0 +1,2336 @@
+/*
+ * Non-blocking PostgreSQL client for nginx workers.
+ *
+ * libpq (15 on Debian 12) provides the protocol and an asynchronous API;
+ * this file wraps each connection's socket in an ngx_connection_t so that
+ * nginx's event loop drives all I/O.  Design notes:
+ *
+ * - One query at a time per connection (no pipeline mode): a query takes an
+ *   idle connection, or opens a new one while the pool has room, or waits
+ *   in a FIFO.  Its one timer (timeout=) runs from the call to the answer,
+ *   waiting included, so a caller's latency is bounded by timeout=.
+ * - Connecting: PQconnectStartParams + PQconnectPoll on socket readiness,
+ *   with connect_timeout= on a timer (libpq's own connect_timeout only works
+ *   in its blocking calls).  libpq may close its socket and open another
+ *   during a connect (next address or host, SSL retry), even under the same
+ *   number: the socket's inode tells, and the new one is wrapped afresh.
+ *   Host names are resolved at nginx -t into hostaddr, since libpq would
+ *   resolve them with a blocking getaddrinfo.
+ * - Sockets are watched level-triggered, and only in the direction libpq
+ *   wants: a level-triggered write interest on a writable socket would spin.
+ *   Idle connections keep read interest, so a server that goes away is seen
+ *   at once (EOF), not by the next query.
+ * - Named statements are prepared lazily, once per connection; a
+ *   reconnected connection prepares them again.
+ * - A query that times out costs its connection: PQcancel() would block the
+ *   worker, so the connection is closed instead and the server aborts the
+ *   query when it notices the client is gone.
+ * - A failed connect is counted for back-off (first retry at once, then
+ *   100ms doubling to 2s); queries waiting for it fail fast if no other
+ *   connection is left.  A lost established connection is just replaced.
+ * - The socket belongs to libpq (PQfinish closes it): the ngx_connection_t
+ *   is freed without closing, as the Redis layer does.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_vodlms_pg.h"
+
+
+#define NGX_VODLMS_PG_DEFAULT_POOL_SIZE  4
+#define NGX_VODLMS_PG_BACKOFF_FIRST      100
+#define NGX_VODLMS_PG_BACKOFF_MAX        2000
+#define NGX_VODLMS_PG_REASON_LEN         256
+#define NGX_VODLMS_PG_MAX_PARAMS         65535
+#define NGX_VODLMS_PG_MAX_SECRETS        32
+#define NGX_VODLMS_PG_NO_STMT            ((ngx_uint_t) -1)
+
+
+typedef enum {
+    NGX_VODLMS_PG_CONNECTING = 0,
+    NGX_VODLMS_PG_IDLE,
+    NGX_VODLMS_PG_PREPARE,
+    NGX_VODLMS_PG_EXECUTE
+} ngx_vodlms_pg_state_e;
+
+
+typedef struct ngx_vodlms_pg_conn_s   ngx_vodlms_pg_conn_t;
+typedef struct ngx_vodlms_pg_query_s  ngx_vodlms_pg_query_t;
+
+
+/* a statement as libpq wants it: NUL-ended */
+typedef struct {
+    char                       *name;
+    char                       *sql;
+    int                         nparams;
+} ngx_vodlms_pg_prep_t;
+
+
+struct ngx_vodlms_pg_pool_s {
+    ngx_vodlms_pg_conf_t       *conf;
+    ngx_log_t                  *log;
+    ngx_vodlms_pg_stmt_t       *stmts;        /* the caller's array */
+    ngx_vodlms_pg_prep_t       *preps;        /* the same, NUL-ended */
+    ngx_uint_t                  nstmts;
+    ngx_queue_t                 conns;        /* usable connections */
+    ngx_uint_t                  nconns;
+    ngx_uint_t                  nconnecting;
+    ngx_queue_t                 waiting;      /* queries, FIFO */
+    ngx_uint_t                  nwaiting;
+    ngx_uint_t                  failures;     /* consecutive, for back-off */
+    ngx_msec_t                  retry_at;
+    char                        reason[NGX_VODLMS_PG_REASON_LEN];
+    unsigned                    exiting:1;
+};
+
+
+struct ngx_vodlms_pg_conn_s {
+    ngx_queue_t                 queue;
+    ngx_vodlms_pg_pool_t       *pool;
+    PGconn                     *pg;
+    ngx_connection_t           *connection;
+    ngx_file_uniq_t             uniq;         /* the wrapped socket's inode */
+    ngx_event_t                 timer;        /* connect timeout */
+    ngx_vodlms_pg_query_t      *query;        /* running, or NULL */
+    PGresult                   *result;       /* of the running step */
+    ngx_vodlms_pg_state_e       state;
+    u_char                     *prepared;     /* per statement: done here */
+    char                        reason[NGX_VODLMS_PG_REASON_LEN];
+    unsigned                    flushing:1;
+};
+
+
+struct ngx_vodlms_pg_query_s {
+    ngx_queue_t                 queue;        /* in pool->waiting */
+    ngx_vodlms_pg_pool_t       *pool;
+    ngx_vodlms_pg_conn_t       *conn;
+    ngx_uint_t                  stmt;         /* or NGX_VODLMS_PG_NO_STMT */
+    char                       *sql;          /* one-off SQL */
+    int                         nvalues;
+    char                      **values;
+    ngx_vodlms_pg_done_pt       on_done;
+    void                       *data;
+    ngx_event_t                 timer;
+    ngx_pool_cleanup_t         *cleanup;
+    unsigned                    waiting:1;
+    unsigned                    detached:1;
+};
+
+
+static char *ngx_vodlms_pg_conf_params(ngx_conf_t *cf,
+    ngx_vodlms_pg_conf_t *pcf, PQconninfoOption *opts);
+static char *ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_str_t *host,
+    ngx_str_t *port, ngx_str_t *hostaddr);
+static void ngx_vodlms_pg_conf_mask(ngx_str_t *conninfo, const char *msg,
+    u_char *buf, size_t size);
+static ngx_uint_t ngx_vodlms_pg_split(ngx_pool_t *pool, char *s,
+    ngx_array_t *a);
+
+static ngx_int_t ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool,
+    ngx_pool_t *owner, ngx_log_t *log, ngx_uint_t stmt, ngx_str_t *sql,
+    ngx_str_t *values, ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done,
+    void *data, ngx_vodlms_pg_status_e *status, const char **reason);
+
+static ngx_vodlms_pg_conn_t *ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_maybe_connect(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_note_failure(ngx_vodlms_pg_pool_t *pool);
+static ngx_int_t ngx_vodlms_pg_wrap(ngx_vodlms_pg_conn_t *conn,
+    ngx_socket_t fd);
+static void ngx_vodlms_pg_unwrap(ngx_vodlms_pg_conn_t *conn);
+static ngx_int_t ngx_vodlms_pg_rewrap(ngx_vodlms_pg_conn_t *conn);
+static ngx_int_t ngx_vodlms_pg_watch(ngx_vodlms_pg_conn_t *conn,
+    ngx_uint_t read, ngx_uint_t write);
+static void ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn,
+    ngx_vodlms_pg_status_e status, const char *reason);
+static void ngx_vodlms_pg_fail_waiting(ngx_vodlms_pg_pool_t *pool,
+    ngx_vodlms_pg_status_e status, const char *reason);
+static void ngx_vodlms_pg_close(ngx_vodlms_pg_conn_t *conn);
+
+static void ngx_vodlms_pg_event_handler(ngx_event_t *ev);
+static void ngx_vodlms_pg_connect_timeout(ngx_event_t *ev);
+static void ngx_vodlms_pg_connect_poll(ngx_vodlms_pg_conn_t *conn);
+static void ngx_vodlms_pg_connected(ngx_vodlms_pg_conn_t *conn);
+static void ngx_vodlms_pg_io(ngx_vodlms_pg_conn_t *conn, ngx_uint_t write);
+static void ngx_vodlms_pg_lost(ngx_vodlms_pg_conn_t *conn);
+static ngx_int_t ngx_vodlms_pg_results(ngx_vodlms_pg_conn_t *conn);
+static ngx_int_t ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn);
+static ngx_int_t ngx_vodlms_pg_send(ngx_vodlms_pg_conn_t *conn);
+static ngx_int_t ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn,
+    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+static ngx_int_t ngx_vodlms_pg_next(ngx_vodlms_pg_conn_t *conn);
+static void ngx_vodlms_pg_notice(void *arg, const char *message);
+#if (NGX_OPENSSL)
+static ngx_uint_t ngx_vodlms_pg_ssl_pending(PGconn *pg);
+#endif
+
+static void ngx_vodlms_pg_finish(ngx_vodlms_pg_query_t *q,
+    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+static void ngx_vodlms_pg_query_timeout(ngx_event_t *ev);
+static void ngx_vodlms_pg_query_detach(void *data);
+
+static u_char *ngx_vodlms_pg_cpymsg(u_char *p, u_char *last,
+    const char *msg);
+static u_char *ngx_vodlms_pg_cpyerror(u_char *p, u_char *last,
+    PGresult *res);
+
+
+/* configuration */
+
+char *
+ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp)
+{
+    char                  *err, *rv;
+    ngx_int_t              n;
+    ngx_str_t             *value, s;
+    ngx_uint_t             i;
+    PQconninfoOption      *opts;
+    ngx_vodlms_pg_conf_t  *pcf;
+
+    u_char  buf[NGX_VODLMS_PG_REASON_LEN];
+
+    pcf = ngx_pcalloc(cf->pool, sizeof(ngx_vodlms_pg_conf_t));
+    if (pcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    pcf->conninfo = value[1];
+    pcf->pool_size = NGX_VODLMS_PG_DEFAULT_POOL_SIZE;
+    pcf->connect_timeout = NGX_CONF_UNSET_MSEC;
+    pcf->timeout = 1000;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "pool_size=", 10) == 0) {
+            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+            pcf->pool_size = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+            pcf->connect_timeout = ngx_parse_time(&s, 0);
+            if (pcf->connect_timeout == (ngx_msec_t) NGX_ERROR
+                || pcf->connect_timeout == 0)
+            {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            pcf->timeout = ngx_parse_time(&s, 0);
+            if (pcf->timeout == (ngx_msec_t) NGX_ERROR || pcf->timeout == 0) {
+                goto invalid;
+            }
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    /* the parser NUL-ends every argument; libpq stops at the first NUL */
+    if (value[1].len == 0 || ngx_strlen(value[1].data) != value[1].len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty or invalid postgres conninfo");
+        return NGX_CONF_ERROR;
+    }
+
+    err = NULL;
+    opts = PQconninfoParse((char *) value[1].data, &err);
+
+    if (opts == NULL) {
+        if (err == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* libpq quotes pieces of the conninfo: never the password */
+        ngx_vodlms_pg_conf_mask(&value[1], err, buf, sizeof(buf));
+        PQfreemem(err);
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid postgres conninfo: %s", buf);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_vodlms_pg_conf_params(cf, pcf, opts);
+
+    PQconninfoFree(opts);
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (pcf->connect_timeout == NGX_CONF_UNSET_MSEC) {
+        pcf->connect_timeout = 1000;
+    }
+
+    *pcfp = pcf;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_vodlms_pg_conf_params(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
+    PQconninfoOption *opts)
+{
+    u_char            *p;
+    size_t             len;
+    ngx_int_t          n;
+    ngx_str_t          host, hostaddr, port, db, *hosts, *ports;
+    ngx_uint_t         i, k, nopts;
+    ngx_array_t        ha, pa;
+    PQconninfoOption  *o;
+
+    ngx_str_null(&host);
+    ngx_str_null(&hostaddr);
+    ngx_str_null(&port);
+    ngx_str_null(&db);
+
+    nopts = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        nopts++;
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host.data = (u_char *) o->val;
+            host.len = ngx_strlen(o->val);
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr.data = (u_char *) o->val;
+            hostaddr.len = ngx_strlen(o->val);
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            port.data = (u_char *) o->val;
+            port.len = ngx_strlen(o->val);
+
+        } else if (ngx_strcmp(o->keyword, "dbname") == 0
+                   || (db.data == NULL && ngx_strcmp(o->keyword, "user") == 0))
+        {
+            /* libpq's default database is the user's name */
+            db.data = (u_char *) o->val;
+            db.len = ngx_strlen(o->val);
+
+        } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0
+                   && pcf->connect_timeout == NGX_CONF_UNSET_MSEC)
+        {
+            /* in seconds, at least 2, as libpq reads it */
+            n = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
+            if (n > 0) {
+                pcf->connect_timeout = (ngx_msec_t) ngx_max(n, 2) * 1000;
+            }
+        }
+    }
+
+    /* the name for logs: host:port,.../dbname, nothing else */
+
+    if (ngx_array_init(&ha, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK
+        || ngx_array_init(&pa, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (host.data) {
+        ngx_vodlms_pg_split(cf->pool, (char *) host.data, &ha);
+
+    } else if (hostaddr.data) {
+        ngx_vodlms_pg_split(cf->pool, (char *) hostaddr.data, &ha);
+    }
+
+    if (port.data) {
+        ngx_vodlms_pg_split(cf->pool, (char *) port.data, &pa);
+    }
+
+    if (ha.nelts == 0 && pa.nelts <= 1) {
+        /* the server's default socket */
+        hosts = ngx_array_push(&ha);
+        if (hosts == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_str_null(hosts);
+    }
+
+    if (pa.nelts > 1 && pa.nelts != ha.nelts) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "postgres conninfo has %ui ports for %ui hosts",
+                           pa.nelts, ha.nelts);
+        return NGX_CONF_ERROR;
+    }
+
+    hosts = ha.elts;
+    ports = pa.elts;
+
+    len = db.len + 1;
+    for (i = 0; i < ha.nelts; i++) {
+        len += (hosts[i].len ? hosts[i].len : sizeof("(default)") - 1)
+               + 1 + 5 + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len + 16);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pcf->name.data = p;
+
+    for (i = 0; i < ha.nelts; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        if (hosts[i].len) {
+            p = ngx_cpymem(p, hosts[i].data, hosts[i].len);
+
+        } else {
+            p = ngx_cpymem(p, "(default)", sizeof("(default)") - 1);
+        }
+
+        *p++ = ':';
+
+        k = (pa.nelts > 1) ? i : 0;
+
+        if (pa.nelts && ports[k].len && ports[k].len <= 5) {
+            p = ngx_cpymem(p, ports[k].data, ports[k].len);
+
+        } else {
+            p = ngx_cpymem(p, "5432", 4);
+        }
+    }
+
+    *p++ = '/';
+
+    /* a dbname that is itself a conninfo could hold a password */
+    if (ngx_strlchr(db.data, db.data + db.len, '=') == NULL) {
+        p = ngx_cpymem(p, db.data, db.len);
+    }
+
+    pcf->name.len = p - pcf->name.data;
+
+    /* the arrays for PQconnectStartParams */
+
+    if (host.data && hostaddr.data == NULL) {
+        if (ngx_vodlms_pg_conf_hosts(cf, &host, &port, &hostaddr)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    pcf->keywords = ngx_pcalloc(cf->pool, (nopts + 2) * sizeof(char *));
+    pcf->values = ngx_pcalloc(cf->pool, (nopts + 2) * sizeof(char *));
+    if (pcf->keywords == NULL || pcf->values == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    k = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            p = host.data;
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            p = port.data;
+
+        } else {
+            p = (u_char *) o->val;
+        }
+
+        if (p == (u_char *) o->val) {
+            /* not rewritten: copied, as opts are freed soon */
+            len = ngx_strlen(o->val);
+            p = ngx_pnalloc(cf->pool, len + 1);
+            if (p == NULL) {
+                return NGX_CONF_ERROR;
+            }
+            ngx_memcpy(p, o->val, len + 1);
+        }
+
+        len = ngx_strlen(o->keyword);
+        pcf->keywords[k] = ngx_pnalloc(cf->pool, len + 1);
+        if (pcf->keywords[k] == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_memcpy((char *) pcf->keywords[k], o->keyword, len + 1);
+
+        pcf->values[k++] = (char *) p;
+    }
+
+    if (hostaddr.data) {
+        len = hostaddr.len;
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_memcpy(p, hostaddr.data, len);
+        p[len] = '\0';
+
+        pcf->keywords[k] = "hostaddr";
+        pcf->values[k++] = (char *) p;
+    }
+
+    pcf->keywords[k] = NULL;
+    pcf->values[k] = NULL;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * libpq would resolve host names in PQconnectPoll with a blocking
+ * getaddrinfo().  They are resolved here, once (a DNS change needs a
+ * reload), into hostaddr; a name with several addresses becomes as many
+ * hosts, so that libpq still tries them in turn.  host is kept for
+ * sslmode=verify-full and .pgpass.  Socket paths are left alone.
+ */
+
+static char *
+ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_str_t *host, ngx_str_t *port,
+    ngx_str_t *hostaddr)
+{
+    u_char       *hp, *ap, *pp, *addr;
+    size_t        len, hlen, alen, plen;
+    ngx_str_t    *hosts, *ports, *a;
+    ngx_url_t     u;
+    ngx_uint_t    i, j, k, n, nports, *counts;
+    ngx_array_t   ha, pa, addrs;
+
+    if (ngx_array_init(&ha, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK
+        || ngx_array_init(&pa, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK
+        || ngx_array_init(&addrs, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_vodlms_pg_split(cf->pool, (char *) host->data, &ha);
+
+    nports = 0;
+    if (port->data) {
+        nports = ngx_vodlms_pg_split(cf->pool, (char *) port->data, &pa);
+    }
+
+    hosts = ha.elts;
+    ports = pa.elts;
+
+    counts = ngx_pcalloc(cf->pool, ha.nelts * sizeof(ngx_uint_t));
+    if (counts == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    hlen = 0;
+    alen = 0;
+    plen = 0;
+
+    for (i = 0; i < ha.nelts; i++) {
+
+        n = addrs.nelts;
+
+        if (hosts[i].len == 0
+            || hosts[i].data[0] == '/' || hosts[i].data[0] == '@')
+        {
+            /* a socket directory: an empty hostaddr entry */
+            a = ngx_array_push(&addrs);
+            if (a == NULL) {
+                return NGX_CONF_ERROR;
+            }
+            a->data = (u_char *) "";
+            a->len = 0;
+
+        } else {
+            ngx_memzero(&u, sizeof(ngx_url_t));
+            u.host = hosts[i];
+
+            if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK
+                || u.naddrs == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "postgres host \"%V\" could not be "
+                                   "resolved%s%s", &hosts[i],
+                                   u.err ? ": " : "", u.err ? u.err : "");
+                return NGX_CONF_ERROR;
+            }
+
+            for (j = 0; j < u.naddrs; j++) {
+                addr = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN);
+                if (addr == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                /* without a port, IPv6 addresses come without brackets */
+                len = ngx_sock_ntop(u.addrs[j].sockaddr, u.addrs[j].socklen,
+                                    addr, NGX_SOCKADDR_STRLEN, 0);
+
+                a = addrs.elts;
+
+                for (k = n; k < addrs.nelts; k++) {
+                    if (a[k].len == len
+                        && ngx_memcmp(a[k].data, addr, len) == 0)
+                    {
+                        break;
+                    }
+                }
+
+                if (k < addrs.nelts) {
+                    continue;
+                }
+
+                a = ngx_array_push(&addrs);
+                if (a == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                a->data = addr;
+                a->len = len;
+            }
+        }
+
+        counts[i] = addrs.nelts - n;
+
+        hlen += counts[i] * (hosts[i].len + 1);
+        plen += counts[i] * ((nports > 1 ? ports[i].len : 0) + 1);
+    }
+
+    a = addrs.elts;
+
+    for (k = 0; k < addrs.nelts; k++) {
+        alen += a[k].len + 1;
+    }
+
+    /* join: host=h1,h1,h2 hostaddr=a1,a2,a3 [port=p1,p1,p2] */
+
+    host->data = ngx_pnalloc(cf->pool, hlen + 1);
+    hostaddr->data = ngx_pnalloc(cf->pool, alen + 1);
+    pp = ngx_pnalloc(cf->pool, plen + 1);
+    if (host->data == NULL || hostaddr->data == NULL || pp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    hp = host->data;
+    ap = hostaddr->data;
+
+    if (nports > 1) {
+        port->data = pp;
+    }
+
+    k = 0;
+
+    for (i = 0; i < ha.nelts; i++) {
+        for (j = 0; j < counts[i]; j++, k++) {
+            if (k) {
+                *hp++ = ',';
+                *ap++ = ',';
+
+                if (nports > 1) {
+                    *pp++ = ',';
+                }
+            }
+
+            hp = ngx_cpymem(hp, hosts[i].data, hosts[i].len);
+            ap = ngx_cpymem(ap, a[k].data, a[k].len);
+
+            if (nports > 1) {
+                pp = ngx_cpymem(pp, ports[i].data, ports[i].len);
+            }
+        }
+    }
+
+    *hp = '\0';
+    *ap = '\0';
+    *pp = '\0';
+
+    host->len = hp - host->data;
+    hostaddr->len = ap - hostaddr->data;
+
+    if (nports > 1) {
+        port->len = pp - port->data;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* splits a NUL-ended comma-separated list, as libpq does: no trimming */
+
+static ngx_uint_t
+ngx_vodlms_pg_split(ngx_pool_t *pool, char *s, ngx_array_t *a)
+{
+    char       *e;
+    ngx_str_t  *item;
+
+    for ( ;; ) {
+        e = strchr(s, ',');
+
+        item = ngx_array_push(a);
+        if (item == NULL) {
+            return a->nelts;
+        }
+
+        item->data = (u_char *) s;
+        item->len = e ? (size_t) (e - s) : ngx_strlen(s);
+
+        if (e == NULL) {
+            return a->nelts;
+        }
+
+        s = e + 1;
+    }
+}
+
+
+/*
+ * Copies libpq's parse error with every word of the password masked.  The
+ * password is not known when the parse fails, so it is looked for here:
+ * the words after "password=" up to the next "keyword=" (a stray word of an
+ * unquoted password is what libpq would quote), a URI's userinfo after
+ * ':', and URI "password=" parameters.  With too many words, every quoted
+ * piece of the message is masked.
+ */
+
+static void
+ngx_vodlms_pg_conf_mask(ngx_str_t *conninfo, const char *msg, u_char *buf,
+    size_t size)
+{
+    u_char       ch, *p, *q, *e, *w, *d, *s, *end, *last;
+    ngx_str_t    secrets[NGX_VODLMS_PG_MAX_SECRETS];
+    ngx_uint_t   i, n, uri, overflow;
+
+    n = 0;
+    overflow = 0;
+    s = conninfo->data;
+    end = s + conninfo->len;
+
+    uri = (ngx_strncmp(s, "postgresql://", 13) == 0
+           || ngx_strncmp(s, "postgres://", 11) == 0);
+
+    if (uri) {
+        p = (u_char *) ngx_strstr(s, "://") + 3;
+
+        for (q = p; q < end && *q != '@' && *q != '/' && *q != '?'; q++) {
+            /* void */
+        }
+
+        if (q < end && *q == '@') {
+            e = ngx_strlchr(p, q, ':');
+
+            if (e && e + 1 < q) {
+                secrets[n].data = e + 1;
+                secrets[n++].len = q - e - 1;
+            }
+        }
+    }
+
+    for (p = s; p < end && !overflow; p++) {
+
+        if (ngx_strncmp(p, "password", 8) != 0) {
+            continue;
+        }
+
+        if (p > s && p[-1] != ' ' && p[-1] != '\t' && p[-1] != '\n'
+            && p[-1] != '?' && p[-1] != '&')
+        {
+            continue;
+        }
+
+        for (q = p + 8; q < end && (*q == ' ' || *q == '\t'); q++) {
+            /* void */
+        }
+
+        if (q == end || *q != '=') {
+            continue;
+        }
+
+        for (q++; q < end && (*q == ' ' || *q == '\t'); q++) {
+            /* void */
+        }
+
+        /* the value: up to '&' in a URI, else up to the next "word=" */
+
+        for (e = q; e < end; e++) {
+
+            if (uri) {
+                if (*e == '&') {
+                    break;
+                }
+
+                continue;
+            }
+
+            if (*e != ' ' && *e != '\t') {
+                continue;
+            }
+
+            for (w = e; w < end && (*w == ' ' || *w == '\t'); w++) {
+                /* void */
+            }
+
+            for (d = w; d < end; d++) {
+                ch = (u_char) (*d | 0x20);
+
+                if (!((ch >= 'a' && ch <= 'z') || (*d >= '0' && *d <= '9')
+                      || *d == '_'))
+                {
+                    break;
+                }
+            }
+
+            while (d < end && (*d == ' ' || *d == '\t')) {
+                d++;
+            }
+
+            if (d > w && d < end && *d == '=') {
+                break;
+            }
+        }
+
+        /* each word of it, quotes aside */
+
+        for (w = q; w < e; w = d) {
+
+            while (w < e && (*w == ' ' || *w == '\t' || *w == '\'')) {
+                w++;
+            }
+
+            for (d = w; d < e && *d != ' ' && *d != '\t' && *d != '\''; d++) {
+                /* void */
+            }
+
+            if (d == w) {
+                continue;
+            }
+
+            if (n == NGX_VODLMS_PG_MAX_SECRETS) {
+                overflow = 1;
+                break;
+            }
+
+            secrets[n].data = w;
+            secrets[n++].len = d - w;
+        }
+
+        p = e - 1;
+    }
+
+    /* copy on one line, masking */
+
+    d = buf;
+    last = buf + size - 4;
+    p = (u_char *) msg;
+
+    while (*p && d < last) {
+
+        if (overflow && *p == '"') {
+            d = ngx_cpymem(d, "\"***\"", 5);
+
+            for (p++; *p && *p != '"'; p++) {
+                /* void */
+            }
+
+            if (*p) {
+                p++;
+            }
+
+            continue;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (ngx_strncmp(p, secrets[i].data, secrets[i].len) == 0) {
+                break;
+            }
+        }
+
+        if (i < n) {
+            d = ngx_cpymem(d, "***", 3);
+            p += secrets[i].len;
+            continue;
+        }
+
+        *d++ = (*p == '\n' || *p == '\t') ? ' ' : *p;
+        p++;
+    }
+
+    while (d > buf && d[-1] == ' ') {
+        d--;
+    }
+
+    *d = '\0';
+}
+
+
+/* the per-worker pool */
+
+ngx_vodlms_pg_pool_t *
+ngx_vodlms_pg_pool_create(ngx_cycle_t *cycle, ngx_vodlms_pg_conf_t *conf,
+    ngx_array_t *stmts)
+{
+    ngx_uint_t             i;
+    ngx_vodlms_pg_stmt_t  *st;
+    ngx_vodlms_pg_prep_t  *pp;
+    ngx_vodlms_pg_pool_t  *pool;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_vodlms_pg_pool_t));
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    pool->conf = conf;
+    pool->log = cycle->log;
+    ngx_queue_init(&pool->conns);
+    ngx_queue_init(&pool->waiting);
+
+    if (stmts == NULL || stmts->nelts == 0) {
+        return pool;
+    }
+
+    pool->stmts = stmts->elts;
+    pool->nstmts = stmts->nelts;
+
+    pool->preps = ngx_pcalloc(cycle->pool,
+                              stmts->nelts * sizeof(ngx_vodlms_pg_prep_t));
+    if (pool->preps == NULL) {
+        return NULL;
+    }
+
+    st = stmts->elts;
+    pp = pool->preps;
+
+    for (i = 0; i < stmts->nelts; i++) {
+
+        /* "" is the unnamed statement, which one-off queries overwrite */
+        if (st[i].name.len == 0 || st[i].sql.len == 0
+            || st[i].nparams > NGX_VODLMS_PG_MAX_PARAMS)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "vodlms: invalid postgres statement \"%V\"",
+                          &st[i].name);
+            return NULL;
+        }
+
+        pp[i].name = ngx_pnalloc(cycle->pool, st[i].name.len + 1);
+        pp[i].sql = ngx_pnalloc(cycle->pool, st[i].sql.len + 1);
+        if (pp[i].name == NULL || pp[i].sql == NULL) {
+            return NULL;
+        }
+
+        ngx_cpystrn((u_char *) pp[i].name, st[i].name.data,
+                    st[i].name.len + 1);
+        ngx_cpystrn((u_char *) pp[i].sql, st[i].sql.data, st[i].sql.len + 1);
+        pp[i].nparams = (int) st[i].nparams;
+    }
+
+    return pool;
+}
+
+
+void
+ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool)
+{
+    ngx_queue_t            *q;
+    ngx_vodlms_pg_conn_t   *conn;
+    ngx_vodlms_pg_query_t  *query;
+
+    pool->exiting = 1;
+
+    while (!ngx_queue_empty(&pool->conns)) {
+        q = ngx_queue_head(&pool->conns);
+        conn = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, "worker is exiting");
+    }
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        query = ngx_queue_data(q, ngx_vodlms_pg_query_t, queue);
+
+        ngx_queue_remove(q);
+        pool->nwaiting--;
+        query->waiting = 0;
+
+        ngx_vodlms_pg_finish(query, NGX_VODLMS_PG_ERROR, NULL,
+                             "worker is exiting");
+    }
+}
+
+
+ngx_int_t
+ngx_vodlms_pg_query(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
+    ngx_log_t *log, ngx_vodlms_pg_stmt_t *stmt, ngx_str_t *values,
+    ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done, void *data,
+    ngx_vodlms_pg_status_e *status, const char **reason)
+{
+    ngx_uint_t  i;
+
+    /* the caller's own item, or one of the same name */
+
+    if (stmt >= pool->stmts && stmt < pool->stmts + pool->nstmts) {
+        i = stmt - pool->stmts;
+
+    } else {
+        for (i = 0; i < pool->nstmts; i++) {
+            if (pool->stmts[i].name.len == stmt->name.len
+                && ngx_strncmp(pool->stmts[i].name.data, stmt->name.data,
+                               stmt->name.len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == pool->nstmts) {
+            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                         "postgres statement \"%V\" is not known to the "
+                         "pool%Z", &stmt->name);
+            *status = NGX_VODLMS_PG_ERROR;
+            *reason = pool->reason;
+            return NGX_DECLINED;
+        }
+    }
+
+    if (nvalues != (ngx_uint_t) pool->preps[i].nparams) {
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres statement \"%V\" takes %d parameters, "
+                     "not %ui%Z", &stmt->name, pool->preps[i].nparams,
+                     nvalues);
+        *status = NGX_VODLMS_PG_ERROR;
+        *reason = pool->reason;
+        return NGX_DECLINED;
+    }
+
+    return ngx_vodlms_pg_submit(pool, owner, log, i, NULL, values, nvalues,
+                                on_done, data, status, reason);
+}
+
+
+ngx_int_t
+ngx_vodlms_pg_query_sql(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
+    ngx_log_t *log, ngx_str_t *sql, ngx_str_t *values, ngx_uint_t nvalues,
+    ngx_vodlms_pg_done_pt on_done, void *data,
+    ngx_vodlms_pg_status_e *status, const char **reason)
+{
+    if (sql->len == 0 || ngx_strlchr(sql->data, sql->data + sql->len, '\0')) {
+        *status = NGX_VODLMS_PG_ERROR;
+        *reason = "empty or invalid SQL";
+        return NGX_DECLINED;
+    }
+
+    return ngx_vodlms_pg_submit(pool, owner, log, NGX_VODLMS_PG_NO_STMT, sql,
+                                values, nvalues, on_done, data, status,
+                                reason);
+}
+
+
+static ngx_int_t
+ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
+    ngx_log_t *log, ngx_uint_t stmt, ngx_str_t *sql, ngx_str_t *values,
+    ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done, void *data,
+    ngx_vodlms_pg_status_e *status, const char **reason)
+{
+    u_char                 *p;
+    size_t                  size;
+    ngx_uint_t              i;
+    ngx_queue_t            *q;
+    ngx_pool_cleanup_t     *cln;
+    ngx_vodlms_pg_conn_t   *conn, *c;
+    ngx_vodlms_pg_query_t  *query;
+
+    if (log == NULL) {
+        log = pool->log;
+    }
+
+    if (pool->exiting) {
+        *status = NGX_VODLMS_PG_ERROR;
+        *reason = "worker is exiting";
+        return NGX_DECLINED;
+    }
+
+    if (nvalues > NGX_VODLMS_PG_MAX_PARAMS) {
+        *status = NGX_VODLMS_PG_ERROR;
+        *reason = "too many query parameters";
+        return NGX_DECLINED;
+    }
+
+    /* text parameters are C strings: a NUL would cut one silently */
+
+    size = sizeof(ngx_vodlms_pg_query_t) + nvalues * sizeof(char *)
+           + (sql ? sql->len + 1 : 0);
+
+    for (i = 0; i < nvalues; i++) {
+        if (values[i].data == NULL) {
+            continue;
+        }
+
+        if (ngx_strlchr(values[i].data, values[i].data + values[i].len, '\0'))
+        {
+            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                         "query parameter $%ui holds a NUL byte%Z", i + 1);
+            *status = NGX_VODLMS_PG_ERROR;
+            *reason = pool->reason;
+            return NGX_DECLINED;
+        }
+
+        size += values[i].len + 1;
+    }
+
+    /* an idle connection; or a new one while the pool has room */
+
+    conn = NULL;
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = ngx_queue_next(q))
+    {
+        c = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
+
+        if (c->state == NGX_VODLMS_PG_IDLE) {
+            conn = c;
+            break;
+        }
+    }
+
+    if (conn == NULL
+        && pool->nconns < pool->conf->pool_size
+        && pool->nconnecting <= pool->nwaiting)
+    {
+        if (ngx_vodlms_pg_connect(pool) == NULL && pool->nconns == 0) {
+            *status = (pool->failures > 1 && ngx_current_msec < pool->retry_at)
+                      ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
+            *reason = pool->reason;
+            return NGX_DECLINED;
+        }
+    }
+
+    cln = NULL;
+
+    if (owner) {
+        cln = ngx_pool_cleanup_add(owner, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    query = ngx_alloc(size, log);
+    if (query == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(query, sizeof(ngx_vodlms_pg_query_t));
+
+    query->pool = pool;
+    query->stmt = stmt;
+    query->nvalues = (int) nvalues;
+    query->values = (char **) (query + 1);
+    query->on_done = on_done;
+    query->data = data;
+
+    p = (u_char *) (query->values + nvalues);
+
+    for (i = 0; i < nvalues; i++) {
+        if (values[i].data == NULL) {
+            query->values[i] = NULL;
+            continue;
+        }
+
+        query->values[i] = (char *) p;
+        p = ngx_cpymem(p, values[i].data, values[i].len);
+        *p++ = '\0';
+    }
+
+    if (sql) {
+        query->sql = (char *) p;
+        p = ngx_cpymem(p, sql->data, sql->len);
+        *p = '\0';
+    }
+
+    query->timer.handler = ngx_vodlms_pg_query_timeout;
+    query->timer.data = query;
+    query->timer.log = pool->log;
+
+    if (conn) {
+        conn->query = query;
+        query->conn = conn;
+
+        if (ngx_vodlms_pg_send(conn) != NGX_OK) {
+            /* the caller hears of it from the return value, not on_done */
+            conn->query = NULL;
+            ngx_free(query);
+
+            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, conn->reason);
+
+            *status = NGX_VODLMS_PG_ERROR;
+            *reason = pool->reason;
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ngx_queue_insert_tail(&pool->waiting, &query->queue);
+        pool->nwaiting++;
+        query->waiting = 1;
+    }
+
+    if (cln) {
+        cln->handler = ngx_vodlms_pg_query_detach;
+        cln->data = query;
+        query->cleanup = cln;
+    }
+
+    ngx_add_timer(&query->timer, pool->conf->timeout);
+
+    return NGX_OK;
+}
+
+
+static ngx_msec_t
+ngx_vodlms_pg_backoff(ngx_uint_t failures)
+{
+    ngx_msec_t  ms;
+
+    /* the first retry is immediate; then 100ms, 200ms, ... up to 2s */
+
+    if (failures < 2) {
+        return 0;
+    }
+
+    if (failures > 7) {
+        return NGX_VODLMS_PG_BACKOFF_MAX;
+    }
+
+    ms = (ngx_msec_t) NGX_VODLMS_PG_BACKOFF_FIRST << (failures - 2);
+
+    return ngx_min(ms, NGX_VODLMS_PG_BACKOFF_MAX);
+}
+
+
+static void
+ngx_vodlms_pg_note_failure(ngx_vodlms_pg_pool_t *pool)
+{
+    pool->failures++;
+    pool->retry_at = ngx_current_msec + ngx_vodlms_pg_backoff(pool->failures);
+}
+
+
+static ngx_vodlms_pg_conn_t *
+ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
+{
+    u_char                *p, *last;
+    PGconn                *pg;
+    ngx_vodlms_pg_conf_t  *conf;
+    ngx_vodlms_pg_conn_t  *conn;
+
+    conf = pool->conf;
+    last = (u_char *) pool->reason + sizeof(pool->reason) - 1;
+
+    if (pool->failures > 1 && ngx_current_msec < pool->retry_at) {
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres %V is down (%ui failed attempts), next try "
+                     "in %M ms%Z", &conf->name, pool->failures,
+                     pool->retry_at - ngx_current_msec);
+        return NULL;
+    }
+
+    /* neither this nor PQconnectPoll blocks: hosts come with hostaddr */
+    pg = PQconnectStartParams(conf->keywords, conf->values, 0);
+
+    if (pg == NULL) {
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres %V: out of memory%Z", &conf->name);
+        return NULL;
+    }
+
+    if (PQstatus(pg) == CONNECTION_BAD) {
+        /* e.g. a refused connection on loopback is known at once */
+        p = ngx_snprintf((u_char *) pool->reason, last - (u_char *) pool->reason,
+                         "postgres %V connect failed: ", &conf->name);
+        p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
+        *p = '\0';
+
+        PQfinish(pg);
+        ngx_vodlms_pg_note_failure(pool);
+        return NULL;
+    }
+
+    conn = ngx_calloc(sizeof(ngx_vodlms_pg_conn_t) + pool->nstmts, pool->log);
+    if (conn == NULL) {
+        PQfinish(pg);
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres %V: out of memory%Z", &conf->name);
+        return NULL;
+    }
+
+    conn->pool = pool;
+    conn->pg = pg;
+    conn->prepared = (u_char *) (conn + 1);
+    conn->state = NGX_VODLMS_PG_CONNECTING;
+
+    /* libpq would print notices on stderr */
+    PQsetNoticeProcessor(pg, ngx_vodlms_pg_notice, conn);
+
+    if (ngx_vodlms_pg_wrap(conn, PQsocket(pg)) != NGX_OK) {
+        PQfinish(pg);
+        ngx_free(conn);
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres %V: no free nginx connection "
+                     "(worker_connections)%Z", &conf->name);
+        return NULL;
+    }
+
+    conn->timer.handler = ngx_vodlms_pg_connect_timeout;
+    conn->timer.data = conn;
+    conn->timer.log = pool->log;
+
+    ngx_queue_insert_tail(&pool->conns, &conn->queue);
+    pool->nconns++;
+    pool->nconnecting++;
+
+    ngx_add_timer(&conn->timer, conf->connect_timeout);
+
+    /* "behave as if PQconnectPoll last returned PGRES_POLLING_WRITING" */
+    if (ngx_vodlms_pg_watch(conn, 0, 1) != NGX_OK) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "could not watch the socket");
+        return NULL;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: connecting to %V, fd:%d",
+                   &conf->name, conn->connection->fd);
+
+    return conn;
+}
+
+
+/* enough connections under way for the queries waiting */
+
+static void
+ngx_vodlms_pg_maybe_connect(ngx_vodlms_pg_pool_t *pool)
+{
+    while (pool->nwaiting > pool->nconnecting
+           && pool->nconns < pool->conf->pool_size)
+    {
+        if (ngx_vodlms_pg_connect(pool) == NULL) {
+            return;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_vodlms_pg_wrap(ngx_vodlms_pg_conn_t *conn, ngx_socket_t fd)
+{
+    ngx_file_info_t    fi;
+    ngx_connection_t  *c;
+
+    if (fd == (ngx_socket_t) -1) {
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, conn->pool->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = conn;
+    c->read->handler = ngx_vodlms_pg_event_handler;
+    c->write->handler = ngx_vodlms_pg_event_handler;
+    c->read->log = conn->pool->log;
+    c->write->log = conn->pool->log;
+
+    conn->connection = c;
+    conn->uniq = (ngx_fd_info(fd, &fi) == 0) ? ngx_file_uniq(&fi) : 0;
+
+    return NGX_OK;
+}
+
+
+/* frees the ngx_connection_t; libpq has closed the socket, or will */
+
+static void
+ngx_vodlms_pg_unwrap(ngx_vodlms_pg_conn_t *conn)
+{
+    ngx_connection_t  *c;
+
+    c = conn->connection;
+    conn->connection = NULL;
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    /* a closed socket leaves epoll by itself */
+
+    if (ngx_del_conn) {
+        ngx_del_conn(c, NGX_CLOSE_EVENT);
+
+    } else {
+        if (c->read->active) {
+            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+}
+
+
+/*
+ * During a connect libpq may close its socket and open another: the next
+ * address or host, or a retry without SSL.  The number may even be the
+ * same, so the inode is compared too.  The new socket gets a new
+ * ngx_connection_t, whose flipped "instance" bit voids stale events.
+ */
+
+static ngx_int_t
+ngx_vodlms_pg_rewrap(ngx_vodlms_pg_conn_t *conn)
+{
+    ngx_socket_t      fd;
+    ngx_file_info_t   fi;
+
+    fd = PQsocket(conn->pg);
+
+    if (fd == conn->connection->fd
+        && ngx_fd_info(fd, &fi) == 0
+        && ngx_file_uniq(&fi) == conn->uniq)
+    {
+        return NGX_OK;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                   "vodlms pg: %V: libpq moved from fd:%d to fd:%d",
+                   &conn->pool->conf->name, conn->connection->fd, fd);
+
+    ngx_vodlms_pg_unwrap(conn);
+
+    return ngx_vodlms_pg_wrap(conn, fd);
+}
+
+
+/*
+ * libpq reads and writes as much as it needs, not as much as there is, so
+ * the socket is watched level-triggered: with nginx's default
+ * edge-triggered epoll, bytes left unread would never be signalled again.
+ */
+
+static ngx_int_t
+ngx_vodlms_pg_watch(ngx_vodlms_pg_conn_t *conn, ngx_uint_t read,
+    ngx_uint_t write)
+{
+    ngx_connection_t  *c;
+
+    c = conn->connection;
+
+    if (read && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (!read && c->read->active) {
+        if (ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (write && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (!write && c->write->active) {
+        if (ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Drops a connection: the query on it fails, and so do the queries waiting
+ * for it when it was the last connection and could not even connect.
+ */
+
+static void
+ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
+    const char *reason)
+{
+    u_char                 *p, *last;
+    ngx_uint_t              connecting, level;
+    ngx_vodlms_pg_pool_t   *pool;
+    ngx_vodlms_pg_query_t  *query;
+
+    u_char  buf[NGX_VODLMS_PG_REASON_LEN];
+
+    pool = conn->pool;
+    query = conn->query;
+    connecting = (conn->state == NGX_VODLMS_PG_CONNECTING);
+
+    /* before PQfinish: reason may be PQerrorMessage's */
+    last = buf + sizeof(buf) - 1;
+    p = ngx_snprintf(buf, last - buf, "postgres %V %s", &pool->conf->name,
+                     connecting ? "connect failed: " : "");
+    p = ngx_vodlms_pg_cpymsg(p, last, reason);
+    *p = '\0';
+
+    ngx_queue_remove(&conn->queue);
+    pool->nconns--;
+
+    if (connecting) {
+        pool->nconnecting--;
+        ngx_vodlms_pg_note_failure(pool);
+    }
+
+    ngx_cpystrn((u_char *) pool->reason, buf, sizeof(pool->reason));
+
+    if (!pool->exiting) {
+        level = NGX_LOG_INFO;
+
+        if (status == NGX_VODLMS_PG_TIMEOUT && !connecting) {
+            /* a connection is sacrificed: say so even if the caller logs */
+            level = NGX_LOG_WARN;
+        }
+
+        if (level == NGX_LOG_WARN || query == NULL || query->detached) {
+            ngx_log_error(level, pool->log, 0, "vodlms: %s", buf);
+        }
+    }
+
+    ngx_vodlms_pg_close(conn);
+
+    if (query) {
+        query->conn = NULL;
+        ngx_vodlms_pg_finish(query, status, NULL, (char *) buf);
+    }
+
+    if (pool->exiting) {
+        return;
+    }
+
+    if (connecting) {
+        if (pool->nconns == 0) {
+            /* the server looks unreachable: fail fast */
+            ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
+        }
+
+        return;
+    }
+
+    /* an established connection was lost or closed: replace it */
+
+    ngx_vodlms_pg_maybe_connect(pool);
+
+    if (pool->nconns == 0) {
+        status = (pool->failures > 1 && ngx_current_msec < pool->retry_at)
+                 ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
+        ngx_cpystrn(buf, (u_char *) pool->reason, sizeof(buf));
+        ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
+    }
+}
+
+
+static void
+ngx_vodlms_pg_fail_waiting(ngx_vodlms_pg_pool_t *pool,
+    ngx_vodlms_pg_status_e status, const char *reason)
+{
+    ngx_queue_t             failing, *q;
+    ngx_vodlms_pg_query_t  *query;
+
+    if (ngx_queue_empty(&pool->waiting)) {
+        return;
+    }
+
+    /* callbacks may queue new queries: those are not failed here */
+
+    failing = pool->waiting;
+    failing.next->prev = &failing;
+    failing.prev->next = &failing;
+
+    ngx_queue_init(&pool->waiting);
+    pool->nwaiting = 0;
+
+    while (!ngx_queue_empty(&failing)) {
+        q = ngx_queue_head(&failing);
+        query = ngx_queue_data(q, ngx_vodlms_pg_query_t, queue);
+
+        ngx_queue_remove(q);
+        query->waiting = 0;
+
+        ngx_vodlms_pg_finish(query, status, NULL, reason);
+    }
+}
+
+
+static void
+ngx_vodlms_pg_close(ngx_vodlms_pg_conn_t *conn)
+{
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    if (conn->connection) {
+        ngx_vodlms_pg_unwrap(conn);
+    }
+
+    if (conn->result) {
+        PQclear(conn->result);
+    }
+
+    /* closes the socket; a Terminate message is sent if it can be */
+    PQfinish(conn->pg);
+
+    ngx_free(conn);
+}
+
+
+/* events */
+
+static void
+ngx_vodlms_pg_event_handler(ngx_event_t *ev)
+{
+    ngx_connection_t      *c = ev->data;
+    ngx_vodlms_pg_conn_t  *conn = c->data;
+
+    if (conn->state == NGX_VODLMS_PG_CONNECTING) {
+        ngx_vodlms_pg_connect_poll(conn);
+        return;
+    }
+
+    ngx_vodlms_pg_io(conn, ev->write);
+}
+
+
+static void
+ngx_vodlms_pg_connect_timeout(ngx_event_t *ev)
+{
+    ngx_vodlms_pg_conn_t  *conn = ev->data;
+
+    u_char  buf[64];
+
+    ngx_snprintf(buf, sizeof(buf) - 1, "timed out after %M ms%Z",
+                 conn->pool->conf->connect_timeout);
+
+    ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_TIMEOUT, (char *) buf);
+}
+
+
+static void
+ngx_vodlms_pg_connect_poll(ngx_vodlms_pg_conn_t *conn)
+{
+    ngx_uint_t                 read;
+    PostgresPollingStatusType  rc;
+
+    rc = PQconnectPoll(conn->pg);
+
+    switch (rc) {
+
+    case PGRES_POLLING_OK:
+        ngx_vodlms_pg_connected(conn);
+        return;
+
+    case PGRES_POLLING_READING:
+        read = 1;
+        break;
+
+    case PGRES_POLLING_WRITING:
+        read = 0;
+        break;
+
+    default: /* PGRES_POLLING_FAILED */
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           PQerrorMessage(conn->pg));
+        return;
+    }
+
+    if (ngx_vodlms_pg_rewrap(conn) != NGX_OK) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "no free nginx connection for the new socket");
+        return;
+    }
+
+    /* exactly what libpq waits for: a level-triggered write would spin */
+
+    if (ngx_vodlms_pg_watch(conn, read, !read) != NGX_OK) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "could not watch the socket");
+        return;
+    }
+
+#if (NGX_OPENSSL)
+    if (read && ngx_vodlms_pg_ssl_pending(conn->pg)) {
+        ngx_post_event(conn->connection->read, &ngx_posted_events);
+    }
+#endif
+}
+
+
+static void
+ngx_vodlms_pg_connected(ngx_vodlms_pg_conn_t *conn)
+{
+    ngx_vodlms_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    /* PQsend* and PQflush must not block */
+    if (PQsetnonblocking(conn->pg, 1) != 0) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           PQerrorMessage(conn->pg));
+        return;
+    }
+
+    if (ngx_vodlms_pg_rewrap(conn) != NGX_OK) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "no free nginx connection for the new socket");
+        return;
+    }
+
+    /* read interest stays while idle: a server going away is seen at once */
+    if (ngx_vodlms_pg_watch(conn, 1, 0) != NGX_OK) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "could not watch the socket");
+        return;
+    }
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    conn->state = NGX_VODLMS_PG_IDLE;
+    pool->nconnecting--;
+
+    if (pool->failures) {
+        ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                      "vodlms: postgres %V: connected again after %ui "
+                      "failed attempts", &pool->conf->name, pool->failures);
+        pool->failures = 0;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: connected to %V, fd:%d",
+                   &pool->conf->name, conn->connection->fd);
+
+    (void) ngx_vodlms_pg_next(conn);
+}
+
+
+static void
+ngx_vodlms_pg_io(ngx_vodlms_pg_conn_t *conn, ngx_uint_t write)
+{
+    int        rc;
+    PGconn    *pg;
+    PGnotify  *notify;
+
+    pg = conn->pg;
+
+    if (conn->state == NGX_VODLMS_PG_IDLE) {
+
+        /* an idle connection hears only of EOF, notices and the like */
+
+        if (!PQconsumeInput(pg)) {
+            ngx_vodlms_pg_lost(conn);
+            return;
+        }
+
+        while ((notify = PQnotifies(pg)) != NULL) {
+            PQfreemem(notify);
+        }
+
+        if (PQstatus(pg) == CONNECTION_BAD) {
+            ngx_vodlms_pg_lost(conn);
+        }
+
+        return;
+    }
+
+    /* a query is under way; see "PQflush" in libpq's documentation */
+
+    if (!write) {
+        if (!PQconsumeInput(pg)) {
+            ngx_vodlms_pg_lost(conn);
+            return;
+        }
+    }
+
+    if (conn->flushing) {
+        rc = PQflush(pg);
+
+        if (rc < 0) {
+            ngx_vodlms_pg_lost(conn);
+            return;
+        }
+
+        conn->flushing = (rc == 1);
+    }
+
+    /* libpq may hold whole results already: take them all */
+
+    if (ngx_vodlms_pg_results(conn) != NGX_OK) {
+        return;
+    }
+
+    if (conn->state == NGX_VODLMS_PG_IDLE) {
+        /* ngx_vodlms_pg_next() has set the interest */
+        return;
+    }
+
+    if (ngx_vodlms_pg_watch(conn, 1, conn->flushing) != NGX_OK) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "could not watch the socket");
+        return;
+    }
+
+#if (NGX_OPENSSL)
+    if (ngx_vodlms_pg_ssl_pending(pg)) {
+        ngx_post_event(conn->connection->read, &ngx_posted_events);
+    }
+#endif
+}
+
+
+static void
+ngx_vodlms_pg_lost(ngx_vodlms_pg_conn_t *conn)
+{
+    u_char  *p, buf[NGX_VODLMS_PG_REASON_LEN];
+
+    p = ngx_cpymem(buf, "connection lost: ", 17);
+    p = ngx_vodlms_pg_cpymsg(p, buf + sizeof(buf) - 1,
+                             PQerrorMessage(conn->pg));
+    *p = '\0';
+
+    ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, (char *) buf);
+}
+
+
+#if (NGX_OPENSSL)
+
+/* bytes OpenSSL has decrypted but libpq has not taken leave no readiness */
+
+static ngx_uint_t
+ngx_vodlms_pg_ssl_pending(PGconn *pg)
+{
+    SSL  *ssl;
+
+    if (!PQsslInUse(pg)) {
+        return 0;
+    }
+
+    ssl = PQsslStruct(pg, "OpenSSL");
+
+    return (ssl != NULL && SSL_pending(ssl) > 0);
+}
+
+#endif
+
+
+/*
+ * Takes every result libpq can give without blocking.  Returns NGX_DONE
+ * when the connection was dropped (conn is freed).
+ */
+
+static ngx_int_t
+ngx_vodlms_pg_results(ngx_vodlms_pg_conn_t *conn)
+{
+    PGresult        *res;
+    ExecStatusType   st;
+
+    while (conn->state == NGX_VODLMS_PG_PREPARE
+           || conn->state == NGX_VODLMS_PG_EXECUTE)
+    {
+        if (PQisBusy(conn->pg)) {
+            return NGX_OK;
+        }
+
+        res = PQgetResult(conn->pg);
+
+        if (res == NULL) {
+            if (ngx_vodlms_pg_step_done(conn) != NGX_OK) {
+                return NGX_DONE;
+            }
+
+            continue;
+        }
+
+        st = PQresultStatus(res);
+
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT
+            || st == PGRES_COPY_BOTH)
+        {
+            /* libpq would wait for COPY data forever */
+            PQclear(res);
+            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                               "COPY is not supported");
+            return NGX_DONE;
+        }
+
+        /* one result per step; an error wins over an earlier result */
+
+        if (conn->result == NULL) {
+            conn->result = res;
+
+        } else if (st == PGRES_FATAL_ERROR
+                   && PQresultStatus(conn->result) != PGRES_FATAL_ERROR)
+        {
+            PQclear(conn->result);
+            conn->result = res;
+
+        } else {
+            PQclear(res);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a PREPARE or a query has all its results; NGX_DONE: conn is freed */
+
+static ngx_int_t
+ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
+{
+    char                   *sqlstate;
+    u_char                 *p, *last;
+    PGresult               *res;
+    ExecStatusType          st;
+    ngx_vodlms_pg_pool_t   *pool;
+    ngx_vodlms_pg_query_t  *query;
+
+    u_char  buf[NGX_VODLMS_PG_REASON_LEN];
+
+    pool = conn->pool;
+    query = conn->query;
+
+    res = conn->result;
+    conn->result = NULL;
+
+    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    last = buf + sizeof(buf) - 1;
+
+    if (PQstatus(conn->pg) == CONNECTION_BAD) {
+        /* e.g. FATAL: terminating connection due to administrator command */
+        p = ngx_cpymem(buf, "connection lost: ", 17);
+        p = res ? ngx_vodlms_pg_cpyerror(p, last, res)
+                : ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(conn->pg));
+        *p = '\0';
+
+        if (res) {
+            PQclear(res);
+        }
+
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, (char *) buf);
+        return NGX_DONE;
+    }
+
+    if (conn->state == NGX_VODLMS_PG_PREPARE) {
+
+        if (st != PGRES_COMMAND_OK) {
+            p = ngx_snprintf(buf, last - buf, "postgres %V prepare \"%s\" "
+                             "failed: ", &pool->conf->name,
+                             pool->preps[query->stmt].name);
+            p = res ? ngx_vodlms_pg_cpyerror(p, last, res)
+                    : ngx_vodlms_pg_cpymsg(p, last, "no result");
+            *p = '\0';
+
+            if (res) {
+                PQclear(res);
+            }
+
+            return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_ERROR, NULL,
+                                      (char *) buf);
+        }
+
+        PQclear(res);
+
+        conn->prepared[query->stmt] = 1;
+
+        if (query->detached) {
+            /* nobody waits for the answer: do not ask */
+            return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_ERROR, NULL,
+                                      "detached");
+        }
+
+        if (ngx_vodlms_pg_send(conn) != NGX_OK) {
+            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, conn->reason);
+            return NGX_DONE;
+        }
+
+        return NGX_OK;
+    }
+
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_OK, res, NULL);
+    }
+
+    p = ngx_snprintf(buf, last - buf, "postgres %V query failed: ",
+                     &pool->conf->name);
+    p = res ? ngx_vodlms_pg_cpyerror(p, last, res)
+            : ngx_vodlms_pg_cpymsg(p, last, "no result");
+    *p = '\0';
+
+    if (res && query->stmt != NGX_VODLMS_PG_NO_STMT) {
+        /* "prepared statement does not exist", e.g. after DISCARD ALL */
+        sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        if (sqlstate && ngx_strcmp(sqlstate, "26000") == 0) {
+            conn->prepared[query->stmt] = 0;
+        }
+    }
+
+    if (res) {
+        PQclear(res);
+    }
+
+    return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_ERROR, NULL, (char *) buf);
+}
+
+
+/* sends the running query's next step: PREPARE first if need be */
+
+static ngx_int_t
+ngx_vodlms_pg_send(ngx_vodlms_pg_conn_t *conn)
+{
+    int                     rc;
+    u_char                 *p, *last;
+    ngx_vodlms_pg_prep_t   *prep;
+    ngx_vodlms_pg_query_t  *query;
+
+    query = conn->query;
+
+    if (query->stmt == NGX_VODLMS_PG_NO_STMT) {
+        conn->state = NGX_VODLMS_PG_EXECUTE;
+        rc = PQsendQueryParams(conn->pg, query->sql, query->nvalues, NULL,
+                               (const char * const *) query->values,
+                               NULL, NULL, 0);
+
+    } else {
+        prep = &conn->pool->preps[query->stmt];
+
+        if (!conn->prepared[query->stmt]) {
+            conn->state = NGX_VODLMS_PG_PREPARE;
+            rc = PQsendPrepare(conn->pg, prep->name, prep->sql,
+                               prep->nparams, NULL);
+
+        } else {
+            conn->state = NGX_VODLMS_PG_EXECUTE;
+            rc = PQsendQueryPrepared(conn->pg, prep->name, query->nvalues,
+                                     (const char * const *) query->values,
+                                     NULL, NULL, 0);
+        }
+    }
+
+    if (rc != 1) {
+        goto failed;
+    }
+
+    /* 1: libpq keeps the rest, to be flushed when the socket is writable */
+
+    rc = PQflush(conn->pg);
+    if (rc < 0) {
+        goto failed;
+    }
+
+    conn->flushing = (rc == 1);
+
+    if (ngx_vodlms_pg_watch(conn, 1, conn->flushing) != NGX_OK) {
+        ngx_cpystrn((u_char *) conn->reason,
+                    (u_char *) "could not watch the socket",
+                    sizeof(conn->reason));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    last = (u_char *) conn->reason + sizeof(conn->reason) - 1;
+    p = ngx_cpymem(conn->reason, "could not send the query: ", 26);
+    p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(conn->pg));
+    *p = '\0';
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * The running query is over (the connection is fine): its caller hears of
+ * it, then the connection takes the next waiting query.  It is not idle
+ * during the callback, so that a query started there does not jump the
+ * queue.  NGX_DONE: conn is freed.
+ */
+
+static ngx_int_t
+ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
+    PGresult *res, const char *reason)
+{
+    ngx_vodlms_pg_query_t  *query;
+
+    query = conn->query;
+    conn->query = NULL;
+    query->conn = NULL;
+
+    ngx_vodlms_pg_finish(query, status, res, reason);
+
+    if (res) {
+        PQclear(res);
+    }
+
+    conn->state = NGX_VODLMS_PG_IDLE;
+
+    return ngx_vodlms_pg_next(conn);
+}
+
+
+/* an idle connection takes the oldest waiting query; NGX_DONE: freed */
+
+static ngx_int_t
+ngx_vodlms_pg_next(ngx_vodlms_pg_conn_t *conn)
+{
+    ngx_queue_t            *q;
+    ngx_vodlms_pg_pool_t   *pool;
+    ngx_vodlms_pg_query_t  *query;
+
+    pool = conn->pool;
+
+    if (ngx_queue_empty(&pool->waiting)) {
+        if (ngx_vodlms_pg_watch(conn, 1, 0) != NGX_OK) {
+            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                               "could not watch the socket");
+            return NGX_DONE;
+        }
+
+        return NGX_OK;
+    }
+
+    q = ngx_queue_head(&pool->waiting);
+    query = ngx_queue_data(q, ngx_vodlms_pg_query_t, queue);
+
+    ngx_queue_remove(q);
+    pool->nwaiting--;
+    query->waiting = 0;
+
+    conn->query = query;
+    query->conn = conn;
+
+    if (ngx_vodlms_pg_send(conn) != NGX_OK) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, conn->reason);
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_vodlms_pg_notice(void *arg, const char *message)
+{
+    ngx_vodlms_pg_conn_t  *conn = arg;
+
+    u_char  *p, buf[NGX_VODLMS_PG_REASON_LEN];
+
+    p = ngx_vodlms_pg_cpymsg(buf, buf + sizeof(buf) - 1, message);
+    *p = '\0';
+
+    ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                  "vodlms: postgres %V: %s", &conn->pool->conf->name, buf);
+}
+
+
+/* queries */
+
+static void
+ngx_vodlms_pg_finish(ngx_vodlms_pg_query_t *query,
+    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason)
+{
+    if (query->timer.timer_set) {
+        ngx_del_timer(&query->timer);
+    }
+
+    if (query->cleanup) {
+        query->cleanup->handler = NULL;
+        query->cleanup = NULL;
+    }
+
+    if (!query->detached && !query->pool->exiting) {
+        query->on_done(query->data, status, res, reason);
+    }
+
+    ngx_free(query);
+}
+
+
+static void
+ngx_vodlms_pg_query_timeout(ngx_event_t *ev)
+{
+    ngx_vodlms_pg_query_t  *query = ev->data;
+
+    u_char                 *p, buf[NGX_VODLMS_PG_REASON_LEN];
+    ngx_vodlms_pg_pool_t   *pool;
+
+    pool = query->pool;
+
+    if (query->waiting) {
+        ngx_queue_remove(&query->queue);
+        pool->nwaiting--;
+        query->waiting = 0;
+
+        p = ngx_snprintf(buf, sizeof(buf) - 1,
+                         "postgres %V has no free connection after %M ms "
+                         "(%ui of pool_size=%ui open)",
+                         &pool->conf->name, pool->conf->timeout,
+                         pool->nconns, pool->conf->pool_size);
+        *p = '\0';
+
+        ngx_vodlms_pg_finish(query, NGX_VODLMS_PG_TIMEOUT, NULL, (char *) buf);
+        return;
+    }
+
+    /*
+     * PQcancel() would block the worker: it connects to the server and
+     * waits for the answer.  The connection is closed instead; the server
+     * aborts the query when it finds the client gone (at once for queries
+     * that send rows; a silent one such as pg_sleep() runs to its end
+     * unless the server sets client_connection_check_interval).
+     */
+
+    p = ngx_snprintf(buf, sizeof(buf) - 1,
+                     "query timed out after %M ms, connection closed",
+                     pool->conf->timeout);
+    *p = '\0';
+
+    ngx_vodlms_pg_fail(query->conn, NGX_VODLMS_PG_TIMEOUT, (char *) buf);
+}
+
+
+static void
+ngx_vodlms_pg_query_detach(void *data)
+{
+    ngx_vodlms_pg_query_t  *query = data;
+
+    /* the owner is gone: a waiting query is dropped, a running one ends */
+
+    query->cleanup = NULL;
+
+    if (query->waiting) {
+        ngx_queue_remove(&query->queue);
+        query->pool->nwaiting--;
+
+        if (query->timer.timer_set) {
+            ngx_del_timer(&query->timer);
+        }
+
+        ngx_free(query);
+        return;
+    }
+
+    query->detached = 1;
+
+    /*
+     * The timer stays armed (its log is the cycle's): a silent server must
+     * still cost this connection its life, not park it forever.
+     */
+}
+
+
+/* messages */
+
+/*
+ * libpq's messages end with a newline and may have several lines: one per
+ * host tried, and hints on lines of their own that begin with a tab.  For
+ * the log they become one line, without the hints.
+ */
+
+static u_char *
+ngx_vodlms_pg_cpymsg(u_char *p, u_char *last, const char *msg)
+{
+    u_char      ch;
+    ngx_uint_t  sep, skip;
+
+    sep = 0;
+    skip = 0;
+
+    while (*msg && p < last) {
+        ch = (u_char) *msg++;
+
+        if (ch == '\n') {
+            sep = 1;
+            skip = (*msg == '\t');
+            continue;
+        }
+
+        if (skip) {
+            continue;
+        }
+
+        if (sep) {
+            sep = 0;
+
+            if (last - p < 3) {
+                break;
+            }
+
+            *p++ = ';';
+            *p++ = ' ';
+        }
+
+        *p++ = (ch == '\t' || ch == '\r') ? ' ' : ch;
+    }
+
+    return p;
+}
+
+
+/* "ERROR 42P01: relation "x" does not exist" */
+
+static u_char *
+ngx_vodlms_pg_cpyerror(u_char *p, u_char *last, PGresult *res)
+{
+    char  *severity, *sqlstate, *primary;
+
+    severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (primary == NULL) {
+        return ngx_vodlms_pg_cpymsg(p, last, PQresultErrorMessage(res));
+    }
+
+    p = ngx_slprintf(p, last, "%s %s: ", severity ? severity : "ERROR",
+                     sqlstate ? sqlstate : "?????");
+
+    return ngx_vodlms_pg_cpymsg(p, last, primary);
+}

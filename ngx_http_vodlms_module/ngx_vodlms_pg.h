@@ -1,0 +1,94 @@
+/*
+ * Non-blocking PostgreSQL for nginx workers: libpq's asynchronous API driven
+ * by nginx events, a per-worker keep-alive pool, prepared statements,
+ * timeouts on nginx timers and reconnection with back-off.  Nothing here
+ * ever blocks a worker.
+ */
+
+#ifndef NGX_VODLMS_PG_H
+#define NGX_VODLMS_PG_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <libpq-fe.h>
+
+
+typedef enum {
+    NGX_VODLMS_PG_OK = 0,
+    NGX_VODLMS_PG_ERROR,           /* connect failed, lost, SQL error */
+    NGX_VODLMS_PG_TIMEOUT,         /* connect or query timed out */
+    NGX_VODLMS_PG_DOWN             /* in back-off after failures: not tried */
+} ngx_vodlms_pg_status_e;
+
+
+typedef struct {
+    ngx_str_t                   conninfo;      /* as written, NUL-ended;
+                                                  never logged (password) */
+    ngx_str_t                   name;          /* host:port/dbname, for logs */
+    ngx_uint_t                  pool_size;     /* per worker */
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  timeout;       /* per query, from the call */
+
+    /* for PQconnectStartParams: host names resolved at nginx -t */
+    const char                **keywords;
+    const char                **values;
+} ngx_vodlms_pg_conf_t;
+
+
+typedef struct ngx_vodlms_pg_pool_s  ngx_vodlms_pg_pool_t;
+
+
+/* a named statement, prepared once per connection (again after reconnects) */
+typedef struct {
+    ngx_str_t                   name;          /* e.g. "vodlms_enroll" */
+    ngx_str_t                   sql;           /* with $1..$n */
+    ngx_uint_t                  nparams;
+} ngx_vodlms_pg_stmt_t;
+
+
+/*
+ * on_done runs exactly once, never from inside ngx_vodlms_pg_query(): with
+ * NGX_VODLMS_PG_OK and the result (PGRES_TUPLES_OK or PGRES_COMMAND_OK), or
+ * with another status, res == NULL and a reason for the log (the server's
+ * message for SQL errors, which may quote a parameter value).  res and
+ * reason are valid only during the call.  on_done does not run after the
+ * owner pool (the request's) has been destroyed, nor when the worker exits.
+ */
+typedef void (*ngx_vodlms_pg_done_pt)(void *data,
+    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+
+
+/*
+ * For a directive: conninfo [pool_size=N] [connect_timeout=T] [timeout=T].
+ * The conninfo (key=value or postgresql:// URI) is checked with
+ * PQconninfoParse; host names in it are resolved here, once.
+ */
+char *ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp);
+
+/* stmts: an array of ngx_vodlms_pg_stmt_t, or NULL; queries name its items */
+ngx_vodlms_pg_pool_t *ngx_vodlms_pg_pool_create(ngx_cycle_t *cycle,
+    ngx_vodlms_pg_conf_t *conf, ngx_array_t *stmts);
+void ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool);
+
+/*
+ * Runs a prepared statement (one of the pool's stmts) with text parameters;
+ * values[i].data == NULL is SQL NULL.  The values are copied.  owner may be
+ * NULL (e.g. from a timer): the query then always runs to its end.
+ * Returns NGX_OK when the query is under way (on_done will follow), or
+ * NGX_DECLINED when it could not be started: *status and *reason say why
+ * (on_done will not run).  NGX_ERROR on allocation failure.
+ */
+ngx_int_t ngx_vodlms_pg_query(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
+    ngx_log_t *log, ngx_vodlms_pg_stmt_t *stmt, ngx_str_t *values,
+    ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done, void *data,
+    ngx_vodlms_pg_status_e *status, const char **reason);
+
+/* the same with one-off SQL (PQsendQueryParams, one statement, no PREPARE) */
+ngx_int_t ngx_vodlms_pg_query_sql(ngx_vodlms_pg_pool_t *pool,
+    ngx_pool_t *owner, ngx_log_t *log, ngx_str_t *sql, ngx_str_t *values,
+    ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done, void *data,
+    ngx_vodlms_pg_status_e *status, const char **reason);
+
+
+#endif /* NGX_VODLMS_PG_H */
