@@ -46,6 +46,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 
 #include "ngx_http_vodlms_session_commands.h"
 #include "ngx_http_vodlms_enroll_commands.h"
+#include "ngx_http_vodlms_playback_commands.h"
 
       ngx_null_command
 };
@@ -152,6 +153,13 @@ ngx_http_vodlms_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t  rc;
 
+    /* a CORS preflight never carries credentials: it only gets CORS */
+    if (r->method == NGX_HTTP_OPTIONS
+        && ngx_http_vodlms_playback_is_preflight(r))
+    {
+        return NGX_DECLINED;
+    }
+
     rc = ngx_http_vodlms_session_handler(r);
 
     if (rc != NGX_OK && rc != NGX_DECLINED) {
@@ -224,6 +232,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
 
     ngx_http_vodlms_session_create_conf(&vlcf->session);
     ngx_http_vodlms_enroll_create_conf(&vlcf->enroll);
+    ngx_http_vodlms_playback_create_conf(&vlcf->playback);
 
     return vlcf;
 }
@@ -242,8 +251,14 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_vodlms_enroll_merge_conf(cf, &prev->enroll,
-                                             &conf->enroll);
+    if (ngx_http_vodlms_enroll_merge_conf(cf, &prev->enroll, &conf->enroll)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_vodlms_playback_merge_conf(cf, &prev->playback,
+                                               &conf->playback);
 }
 
 

@@ -17,6 +17,7 @@
 #include "ngx_vodlms_pg.h"
 #include "ngx_http_vodlms_session.h"
 #include "ngx_http_vodlms_enroll.h"
+#include "ngx_http_vodlms_playback.h"
 
 
 #define NGX_HTTP_VODLMS_VERSION  "0.1.0"
@@ -39,6 +40,7 @@ typedef struct {
 typedef struct {
     ngx_http_vodlms_session_conf_t    session;
     ngx_http_vodlms_enroll_conf_t     enroll;
+    ngx_http_vodlms_playback_conf_t   playback;
 } ngx_http_vodlms_loc_conf_t;
 
 
@@ -46,6 +48,7 @@ typedef struct {
 typedef struct {
     ngx_http_vodlms_session_ctx_t     session;
     ngx_http_vodlms_enroll_ctx_t      enroll;
+    ngx_http_vodlms_playback_ctx_t    playback;
 } ngx_http_vodlms_ctx_t;
 
 

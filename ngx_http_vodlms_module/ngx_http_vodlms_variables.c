@@ -12,7 +12,8 @@ typedef enum {
     NGX_HTTP_VODLMS_VAR_AUTH_STATUS,
     NGX_HTTP_VODLMS_VAR_SESSION_CACHE,
     NGX_HTTP_VODLMS_VAR_VIDEO_ID,
-    NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE
+    NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE,
+    NGX_HTTP_VODLMS_VAR_SIGNATURE_CACHE
 } ngx_http_vodlms_var_e;
 
 
@@ -43,6 +44,10 @@ static ngx_http_variable_t  ngx_http_vodlms_vars[] = {
 
     { ngx_string("vodlms_enrollment_cache"), NULL,
       ngx_http_vodlms_video_variable, NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("vodlms_signature_cache"), NULL,
+      ngx_http_vodlms_video_variable, NGX_HTTP_VODLMS_VAR_SIGNATURE_CACHE,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     /* $vodlms_video_<column>: the enrollment query's answer */
@@ -163,6 +168,16 @@ ngx_http_vodlms_video_variable(ngx_http_request_t *r,
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_vodlms_module);
 
     ngx_str_null(&val);
+
+    if (data == NGX_HTTP_VODLMS_VAR_SIGNATURE_CACHE) {
+        if (ctx && ctx->playback.sig_cache_status) {
+            val.data = (u_char *) ctx->playback.sig_cache_status;
+            val.len = ngx_strlen(ctx->playback.sig_cache_status);
+        }
+
+        ngx_http_vodlms_set_var(v, &val);
+        return NGX_OK;
+    }
 
     if (data == NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE) {
         if (ctx && ctx->enroll.cache_status) {

@@ -421,7 +421,7 @@ ngx_vodlms_pg_conf_params(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
     *p++ = '/';
 
     /* a dbname that is itself a conninfo could hold a password */
-    if (ngx_strlchr(db.data, db.data + db.len, '=') == NULL) {
+    if (db.len && ngx_strlchr(db.data, db.data + db.len, '=') == NULL) {
         p = ngx_cpymem(p, db.data, db.len);
     }
 
@@ -1766,6 +1766,7 @@ ngx_vodlms_pg_io(ngx_vodlms_pg_conn_t *conn, ngx_uint_t write)
             return;
         }
 
+        /* this also parses them: notices go to ngx_vodlms_pg_notice() */
         while ((notify = PQnotifies(pg)) != NULL) {
             PQfreemem(notify);
         }
@@ -1783,6 +1784,11 @@ ngx_vodlms_pg_io(ngx_vodlms_pg_conn_t *conn, ngx_uint_t write)
         if (!PQconsumeInput(pg)) {
             ngx_vodlms_pg_lost(conn);
             return;
+        }
+
+        /* nobody LISTENs, but libpq would keep them until PQfinish */
+        while ((notify = PQnotifies(pg)) != NULL) {
+            PQfreemem(notify);
         }
     }
 
@@ -2107,6 +2113,15 @@ ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     if (res) {
         PQclear(res);
+    }
+
+    /* a pooled connection must come back clean, e.g. after a lone BEGIN */
+
+    if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "a statement left a transaction open, "
+                           "connection closed");
+        return NGX_DONE;
     }
 
     conn->state = NGX_VODLMS_PG_IDLE;

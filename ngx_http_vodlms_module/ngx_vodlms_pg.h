@@ -77,7 +77,8 @@ void ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool);
  * NULL (e.g. from a timer): the query then always runs to its end.
  * Returns NGX_OK when the query is under way (on_done will follow), or
  * NGX_DECLINED when it could not be started: *status and *reason say why
- * (on_done will not run).  NGX_ERROR on allocation failure.
+ * (on_done will not run; *reason is valid until the next call into the
+ * pool).  NGX_ERROR on allocation failure.
  */
 ngx_int_t ngx_vodlms_pg_query(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     ngx_log_t *log, ngx_vodlms_pg_stmt_t *stmt, ngx_str_t *values,
