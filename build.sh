@@ -265,8 +265,20 @@ cmd_run() {
     redis-cli -p "$redis_port" set session:demo-bob '{"user_id":"1002","role":"student"}' >/dev/null
     redis-cli -p "$redis_port" set session:demo-carol '{"user_id":"1003","role":"instructor"}' >/dev/null
 
+    # a CloudFront-style signing key for the demo, made once; never committed
+    mkdir -p "$var/keys"
+    if [ ! -f "$var/keys/cloudfront.pem" ]; then
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+            -out "$var/keys/cloudfront.pem" 2>/dev/null
+        openssl pkey -in "$var/keys/cloudfront.pem" -pubout -out "$var/keys/cloudfront.pub.pem"
+        chmod 600 "$var/keys/cloudfront.pem"
+    fi
+
     sed -e "s|@MODULE@|$MODULE_SO|g" -e "s|@VAR@|$var|g" \
         -e "s|@REDIS_PORT@|$redis_port|g" -e "s|@HTTP_PORT@|$http_port|g" \
+        -e "s|@PG_PORT@|$pg_port|g" -e "s|@CDN_URL@|http://127.0.0.1:$http_port|g" \
+        -e "s|@KEY_PAIR_ID@|KDEMOLOCAL|g" -e "s|@KEY_FILE@|$var/keys/cloudfront.pem|g" \
+        -e "s|@COOKIE_SECURE@|off|g" \
         "$ROOT/docs/examples/nginx.conf" > "$var/nginx/nginx.conf"
 
     "$NGINX_BIN" -t -q -p "$var/nginx" -c "$var/nginx/nginx.conf" -e "$var/nginx/error.log" \
@@ -296,6 +308,9 @@ Demo accounts (sessions in Redis, as the LMS would write them):
 Try:
   curl -i http://127.0.0.1:$http_port/api/whoami                                    # 401, no session
   curl -i -H 'Cookie: session=demo-alice' http://127.0.0.1:$http_port/api/whoami    # 200, user 1001
+  curl -i -H 'Cookie: session=demo-alice' http://127.0.0.1:$http_port/api/videos/intro-ready/stream  # 200 + signed cookies
+  curl -i -H 'Cookie: session=demo-bob' http://127.0.0.1:$http_port/api/videos/intro-ready/stream    # 403, not enrolled
+  curl -i -H 'Cookie: session=demo-alice' http://127.0.0.1:$http_port/api/videos/intro-processing/stream  # 409
   curl -i -H 'Authorization: Bearer demo-carol' http://127.0.0.1:$http_port/api/instructor/uploads  # 200
   curl -i -H 'Cookie: session=demo-alice' http://127.0.0.1:$http_port/api/instructor/uploads        # 403
 

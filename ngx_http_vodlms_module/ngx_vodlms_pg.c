@@ -24,7 +24,7 @@
  *   reconnected connection prepares them again.
  * - A query that times out costs its connection: PQcancel() would block the
  *   worker, so the connection is closed instead and the server aborts the
- *   query when it notices the client is gone.
+ *   query when it notices the client is gone (see the query timer).
  * - A failed connect is counted for back-off (first retry at once, then
  *   100ms doubling to 2s); queries waiting for it fail fast if no other
  *   connection is left.  A lost established connection is just replaced.
@@ -241,7 +241,8 @@ ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp)
     /* the parser NUL-ends every argument; libpq stops at the first NUL */
     if (value[1].len == 0 || ngx_strlen(value[1].data) != value[1].len) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty or invalid postgres conninfo");
+                           "empty or invalid conninfo in \"%V\"",
+                           &value[0]);
         return NGX_CONF_ERROR;
     }
 
@@ -258,7 +259,8 @@ ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp)
         PQfreemem(err);
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid postgres conninfo: %s", buf);
+                           "invalid conninfo in \"%V\": %s",
+                           &value[0], buf);
         return NGX_CONF_ERROR;
     }
 
@@ -2237,9 +2239,10 @@ ngx_vodlms_pg_query_timeout(ngx_event_t *ev)
     /*
      * PQcancel() would block the worker: it connects to the server and
      * waits for the answer.  The connection is closed instead; the server
-     * aborts the query when it finds the client gone (at once for queries
-     * that send rows; a silent one such as pg_sleep() runs to its end
-     * unless the server sets client_connection_check_interval).
+     * aborts the query when it finds the client gone: when it sends rows,
+     * or, for a silent query such as pg_sleep(), within
+     * client_connection_check_interval (PostgreSQL 14+; it can be set in
+     * the conninfo: options='-c client_connection_check_interval=1s').
      */
 
     p = ngx_snprintf(buf, sizeof(buf) - 1,
@@ -2285,35 +2288,36 @@ ngx_vodlms_pg_query_detach(void *data)
 
 /*
  * libpq's messages end with a newline and may have several lines: one per
- * host tried, and hints on lines of their own that begin with a tab.  For
- * the log they become one line, without the hints.
+ * host or attempt (the same one twice when sslmode=prefer retries without
+ * SSL), and hints on lines of their own that begin with a tab.  For the
+ * log they become one line, without hints or repeats.
  */
 
 static u_char *
 ngx_vodlms_pg_cpymsg(u_char *p, u_char *last, const char *msg)
 {
-    u_char      ch;
-    ngx_uint_t  sep, skip;
+    u_char      *line;
+    size_t       len, i;
+    const char  *e;
 
-    sep = 0;
-    skip = 0;
+    line = NULL;
 
-    while (*msg && p < last) {
-        ch = (u_char) *msg++;
+    for ( /* void */ ; *msg && p < last; msg = e ? e + 1 : msg + len) {
 
-        if (ch == '\n') {
-            sep = 1;
-            skip = (*msg == '\t');
+        e = strchr(msg, '\n');
+        len = e ? (size_t) (e - msg) : ngx_strlen(msg);
+
+        if (len == 0 || (line && *msg == '\t')) {
             continue;
         }
 
-        if (skip) {
+        if (line && (size_t) (p - line) == len
+            && ngx_strncmp(line, msg, len) == 0)
+        {
             continue;
         }
 
-        if (sep) {
-            sep = 0;
-
+        if (line) {
             if (last - p < 3) {
                 break;
             }
@@ -2322,7 +2326,11 @@ ngx_vodlms_pg_cpymsg(u_char *p, u_char *last, const char *msg)
             *p++ = ' ';
         }
 
-        *p++ = (ch == '\t' || ch == '\r') ? ' ' : ch;
+        line = p;
+
+        for (i = 0; i < len && p < last; i++) {
+            *p++ = (msg[i] == '\t' || msg[i] == '\r') ? ' ' : (u_char) msg[i];
+        }
     }
 
     return p;

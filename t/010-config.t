@@ -7,6 +7,7 @@ use strict;
 use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
+use FindBin;
 
 my $nginx  = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $module = $ENV{TEST_NGINX_MODULE_PATH}
@@ -179,5 +180,134 @@ rejects('an empty cookie name',
     "vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / {
          vodlms_auth on; vodlms_session_cookie \"\"; } }",
     qr/"vodlms_session_cookie" and "vodlms_session_user_field" must not be empty/);
+
+# --- PostgreSQL, enrollment, playback ---------------------------------
+
+my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
+my $key = "$vectors/test_private_key.pem";
+-f $key or BAIL_OUT("no CloudFront test key at $key");
+
+open my $junk, '>', "$dir/junk.pem" or die $!;
+print $junk "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+close $junk;
+system("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out $dir/rsa1024.pem 2>/dev/null") == 0
+    or die "openssl genpkey failed";
+
+my $pg = 'vodlms_redis 127.0.0.1:6379; vodlms_pg "host=127.0.0.1 port=5432 dbname=vodlms";';
+sub video_location {
+    my ($extra) = @_;
+    return "$pg server { listen 127.0.0.1:1;
+        location ~ ^/v/(?<vid>[^/]+)\$ {
+            vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id \$vid;
+            $extra } }";
+}
+my $play = "vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K2JCJMDEHXQW5F $key;";
+
+accepts('an enrollment check with the default query',
+    video_location(''));
+
+accepts('a playback location with every option',
+    "vodlms_cache_zone zone=c:1m; vodlms_pg_replica \"host=127.0.0.1 port=5433 dbname=vodlms\" pool_size=4 timeout=500ms;"
+  . video_location("$play vodlms_cloudfront_key KOTHER $vectors/test_other_private_key.pem;
+        vodlms_cloudfront_signing_key K2JCJMDEHXQW5F; vodlms_cloudfront_ttl 15m;
+        vodlms_cloudfront_expiry_bucket 5m; vodlms_cloudfront_hash sha256;
+        vodlms_cloudfront_ip_binding on; vodlms_cloudfront_cookie_domain .example.test;
+        vodlms_cloudfront_cookie_samesite none; vodlms_cloudfront_signature_cache c;
+        vodlms_enrollment_cache c valid=1m invalid=5s; vodlms_enrollment_no_row 403;
+        vodlms_cors_origins https://lms.example.test; vodlms_playback cookies;"));
+
+rejects('an enrollment check without vodlms_pg',
+    'vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / {
+         vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id $uri; } }',
+    qr/"vodlms_enrollment_check" needs a database: add "vodlms_pg"/);
+
+rejects('an enrollment check without the session gate',
+    "$pg server { listen 127.0.0.1:1; location / {
+         vodlms_enrollment_check on; vodlms_video_id \$uri; } }",
+    qr/"vodlms_enrollment_check" needs the user: add "vodlms_auth on"/);
+
+rejects('an enrollment check without a video id',
+    "$pg server { listen 127.0.0.1:1; location / { vodlms_auth on; vodlms_enrollment_check on; } }",
+    qr/"vodlms_enrollment_check" needs "vodlms_video_id"/);
+
+rejects('a query whose $N do not match its values',
+    video_location('vodlms_enrollment_query "SELECT 1 WHERE $1 = $2" $vid;'),
+    qr/the query uses \$1\.\.\$2 but 1 value is given/);
+
+rejects('a bad conninfo',
+    'vodlms_pg "host=127.0.0.1 nosuchoption=1";',
+    qr/invalid conninfo in "vodlms_pg": invalid connection option "nosuchoption"/);
+
+rejects('a bad database timeout',
+    'vodlms_pg "host=127.0.0.1 dbname=x" timeout=never;',
+    qr/invalid parameter "timeout=never"/);
+
+rejects('a replica without a primary',
+    'vodlms_pg_replica "host=127.0.0.1 dbname=x";',
+    qr/"vodlms_pg_replica" needs "vodlms_pg"/);
+
+rejects('an unknown no_row answer',
+    video_location('vodlms_enrollment_no_row 410;'),
+    qr/invalid value "410" in "vodlms_enrollment_no_row" directive, expected one of "404", "403"/);
+
+rejects('a missing CloudFront key file',
+    video_location("vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K1 $dir/nope.pem; vodlms_playback cookies;"),
+    qr/cannot open the CloudFront key "\Q$dir\E\/nope\.pem"/);
+
+rejects('a CloudFront key that is not a key',
+    video_location("vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K1 $dir/junk.pem; vodlms_playback cookies;"),
+    qr/bad CloudFront key "\Q$dir\E\/junk\.pem"/);
+
+rejects('an RSA key shorter than 2048 bits',
+    video_location("vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K1 $dir/rsa1024.pem; vodlms_playback cookies;"),
+    qr/bad CloudFront key "\Q$dir\E\/rsa1024\.pem": .*2048/);
+
+rejects('a bad key pair id',
+    video_location("vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K/1 $key; vodlms_playback cookies;"),
+    qr/invalid key pair id "K\/1"/);
+
+rejects('a signing key nobody defined',
+    video_location("$play vodlms_cloudfront_signing_key KNOPE; vodlms_playback cookies;"),
+    qr/"vodlms_cloudfront_signing_key" names "KNOPE", which no "vodlms_cloudfront_key" defines/);
+
+rejects('playback without a signing key',
+    video_location('vodlms_cloudfront_url https://cdn.example.test; vodlms_playback cookies;'),
+    qr/"vodlms_playback" needs a signing key/);
+
+rejects('playback without the CloudFront URL',
+    video_location("vodlms_cloudfront_key K2JCJMDEHXQW5F $key; vodlms_playback cookies;"),
+    qr/"vodlms_playback" needs "vodlms_cloudfront_url"/);
+
+rejects('playback without the enrollment check',
+    "$pg server { listen 127.0.0.1:1; location / { vodlms_auth on; $play vodlms_playback cookies; } }",
+    qr/"vodlms_playback" needs the video/);
+
+rejects('a CloudFront URL that is not one',
+    video_location('vodlms_cloudfront_url ftp://cdn.example.test;'),
+    qr/invalid CloudFront URL "ftp:\/\/cdn\.example\.test"/);
+
+rejects('a TTL under a minute',
+    video_location("$play vodlms_cloudfront_ttl 30s; vodlms_playback cookies;"),
+    qr/"vodlms_cloudfront_ttl" must be at least 1m/);
+
+rejects('an unknown playback mode',
+    video_location("$play vodlms_playback json;"),
+    qr/invalid value "json" in "vodlms_playback" directive/);
+
+rejects('an unknown hash',
+    video_location("$play vodlms_cloudfront_hash md5;"),
+    qr/invalid value "md5" in "vodlms_cloudfront_hash" directive, expected one of "sha1", "sha256"/);
+
+rejects('SameSite=None without Secure',
+    video_location("$play vodlms_cloudfront_cookie_samesite none; vodlms_cloudfront_cookie_secure off;"),
+    qr/"vodlms_cloudfront_cookie_samesite none" needs "vodlms_cloudfront_cookie_secure on"/);
+
+rejects('a wildcard CORS origin',
+    video_location("$play vodlms_cors_origins *; vodlms_playback cookies;"),
+    qr/invalid origin "\*": an exact "scheme:\/\/host\[:port\]" is required, never "\*"/);
+
+rejects('an unknown signature cache zone',
+    video_location("$play vodlms_cloudfront_signature_cache nope; vodlms_playback cookies;"),
+    qr/unknown vodlms_cache_zone "nope" in "vodlms_cloudfront_signature_cache"/);
 
 done_testing();
