@@ -24,6 +24,7 @@ APT_PACKAGES=(
     perl libtest-base-perl libtext-diff-perl libwww-perl liburi-perl
     libtest-longstring-perl liblist-moreutils-perl libipc-run-perl
     libjson-pp-perl
+    libfaketime
     curl
 )
 

@@ -66,6 +66,10 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
 
     { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "database_timeout",
       "database timed out" },
+
+    /* the viewer's credentials, not ours: info; the reason is in the body */
+    { NGX_HTTP_FORBIDDEN, NGX_LOG_INFO, "forbidden",
+      "CloudFront credentials rejected" },
 };
 
 

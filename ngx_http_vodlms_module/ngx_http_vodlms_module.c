@@ -47,6 +47,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_session_commands.h"
 #include "ngx_http_vodlms_enroll_commands.h"
 #include "ngx_http_vodlms_playback_commands.h"
+#include "ngx_http_vodlms_edge_commands.h"
 
       ngx_null_command
 };
@@ -138,7 +139,7 @@ ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_vodlms_access_handler;
 
-    return NGX_OK;
+    return ngx_http_vodlms_edge_init(cf);
 }
 
 
@@ -151,7 +152,8 @@ ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_vodlms_access_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  allowed;
 
     /* a CORS preflight never carries credentials: it only gets CORS */
     if (r->method == NGX_HTTP_OPTIONS
@@ -160,15 +162,33 @@ ngx_http_vodlms_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_vodlms_session_handler(r);
+    /*
+     * Each check answers NGX_DECLINED (not configured here), NGX_OK
+     * (passed), or ends the request (denied, or parked: NGX_AGAIN).  Any
+     * pass is a pass for "satisfy any"; all of them must hold for "all".
+     */
 
+    allowed = 0;
+
+    rc = ngx_http_vodlms_edge_handler(r);
     if (rc != NGX_OK && rc != NGX_DECLINED) {
         return rc;
     }
+    allowed |= (rc == NGX_OK);
+
+    rc = ngx_http_vodlms_session_handler(r);
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return rc;
+    }
+    allowed |= (rc == NGX_OK);
 
     rc = ngx_http_vodlms_enroll_handler(r);
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return rc;
+    }
+    allowed |= (rc == NGX_OK);
 
-    return rc;
+    return allowed ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -233,6 +253,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_session_create_conf(&vlcf->session);
     ngx_http_vodlms_enroll_create_conf(&vlcf->enroll);
     ngx_http_vodlms_playback_create_conf(&vlcf->playback);
+    ngx_http_vodlms_edge_create_conf(&vlcf->edge);
 
     return vlcf;
 }
@@ -257,8 +278,14 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_vodlms_playback_merge_conf(cf, &prev->playback,
-                                               &conf->playback);
+    if (ngx_http_vodlms_playback_merge_conf(cf, &prev->playback,
+                                            &conf->playback)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_vodlms_edge_merge_conf(cf, &prev->edge, &conf->edge);
 }
 
 

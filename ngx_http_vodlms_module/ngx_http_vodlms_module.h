@@ -18,6 +18,7 @@
 #include "ngx_http_vodlms_session.h"
 #include "ngx_http_vodlms_enroll.h"
 #include "ngx_http_vodlms_playback.h"
+#include "ngx_http_vodlms_edge.h"
 
 
 #define NGX_HTTP_VODLMS_VERSION  "0.1.0"
@@ -41,6 +42,7 @@ typedef struct {
     ngx_http_vodlms_session_conf_t    session;
     ngx_http_vodlms_enroll_conf_t     enroll;
     ngx_http_vodlms_playback_conf_t   playback;
+    ngx_http_vodlms_edge_conf_t       edge;
 } ngx_http_vodlms_loc_conf_t;
 
 
@@ -49,6 +51,7 @@ typedef struct {
     ngx_http_vodlms_session_ctx_t     session;
     ngx_http_vodlms_enroll_ctx_t      enroll;
     ngx_http_vodlms_playback_ctx_t    playback;
+    ngx_http_vodlms_edge_ctx_t        edge;
 } ngx_http_vodlms_ctx_t;
 
 
@@ -67,6 +70,8 @@ ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
 ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
 char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
     ngx_msec_t *valid, ngx_msec_t *invalid);
+ngx_int_t ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path,
+    size_t max, ngx_str_t *out);
 
 
 #endif /* NGX_HTTP_VODLMS_MODULE_H */

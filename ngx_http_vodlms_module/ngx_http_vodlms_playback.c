@@ -848,13 +848,10 @@ ngx_http_vodlms_cloudfront_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
     char                       err[256];
-    u_char                    *pem, c;
+    u_char                     c;
     size_t                     i;
-    ssize_t                    n;
-    ngx_str_t                 *value, path;
-    ngx_file_t                 file;
+    ngx_str_t                 *value, path, pem;
     vodlms_rc_t                rc;
-    ngx_file_info_t            fi;
     ngx_pool_cleanup_t        *cln;
     ngx_http_vodlms_cf_key_t  *k;
 
@@ -899,38 +896,7 @@ ngx_http_vodlms_cloudfront_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     /* read once, here: keys are never touched per request */
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = path;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "cannot open the CloudFront key \"%V\"", &path);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 65536)
-    {
-        ngx_close_file(file.fd);
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "the CloudFront key \"%V\" is not a PEM file "
-                           "(unreadable or too big)", &path);
-        return NGX_CONF_ERROR;
-    }
-
-    pem = ngx_pnalloc(cf->temp_pool, ngx_file_size(&fi) + 1);
-    if (pem == NULL) {
-        ngx_close_file(file.fd);
-        return NGX_CONF_ERROR;
-    }
-
-    n = ngx_read_file(&file, pem, ngx_file_size(&fi), 0);
-    ngx_close_file(file.fd);
-
-    if (n == NGX_ERROR) {
+    if (ngx_http_vodlms_read_small_file(cf, &path, 65536, &pem) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -941,10 +907,11 @@ ngx_http_vodlms_cloudfront_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     k->id = value[1];
 
-    rc = vodlms_cf_key_load_pem((char *) pem, n, &k->key, err, sizeof(err));
+    rc = vodlms_cf_key_load_pem((char *) pem.data, pem.len, &k->key, err,
+                                sizeof(err));
 
     /* the private key's bytes do not linger in the temp pool */
-    ngx_explicit_memzero(pem, n);
+    ngx_explicit_memzero(pem.data, pem.len);
 
     if (rc != VODLMS_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -127,3 +127,53 @@ ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
 
     return NGX_CONF_OK;
 }
+
+
+/* a small file read whole at configuration time (keys); errors logged */
+
+ngx_int_t
+ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path, size_t max,
+    ngx_str_t *out)
+{
+    ssize_t          n;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = *path;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot open the key file \"%V\"", path);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || (size_t) ngx_file_size(&fi) > max)
+    {
+        ngx_close_file(file.fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the key file \"%V\" is unreadable or larger "
+                           "than %uz bytes", path, max);
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(cf->temp_pool, ngx_file_size(&fi) + 1);
+    if (out->data == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, out->data, ngx_file_size(&fi), 0);
+    ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    out->len = n;
+
+    return NGX_OK;
+}

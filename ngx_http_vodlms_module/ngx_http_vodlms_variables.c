@@ -13,7 +13,9 @@ typedef enum {
     NGX_HTTP_VODLMS_VAR_SESSION_CACHE,
     NGX_HTTP_VODLMS_VAR_VIDEO_ID,
     NGX_HTTP_VODLMS_VAR_ENROLLMENT_CACHE,
-    NGX_HTTP_VODLMS_VAR_SIGNATURE_CACHE
+    NGX_HTTP_VODLMS_VAR_SIGNATURE_CACHE,
+    NGX_HTTP_VODLMS_VAR_EDGE_STATUS,
+    NGX_HTTP_VODLMS_VAR_EDGE_CACHE
 } ngx_http_vodlms_var_e;
 
 
@@ -48,6 +50,14 @@ static ngx_http_variable_t  ngx_http_vodlms_vars[] = {
 
     { ngx_string("vodlms_signature_cache"), NULL,
       ngx_http_vodlms_video_variable, NGX_HTTP_VODLMS_VAR_SIGNATURE_CACHE,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("vodlms_edge_status"), NULL,
+      ngx_http_vodlms_video_variable, NGX_HTTP_VODLMS_VAR_EDGE_STATUS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("vodlms_edge_signature_cache"), NULL,
+      ngx_http_vodlms_video_variable, NGX_HTTP_VODLMS_VAR_EDGE_CACHE,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     /* $vodlms_video_<column>: the enrollment query's answer */
@@ -168,6 +178,20 @@ ngx_http_vodlms_video_variable(ngx_http_request_t *r,
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_vodlms_module);
 
     ngx_str_null(&val);
+
+    if (data == NGX_HTTP_VODLMS_VAR_EDGE_STATUS
+        || data == NGX_HTTP_VODLMS_VAR_EDGE_CACHE)
+    {
+        if (ctx) {
+            val.data = (u_char *) (data == NGX_HTTP_VODLMS_VAR_EDGE_STATUS
+                                   ? ctx->edge.verdict
+                                   : ctx->edge.sig_cache_status);
+            val.len = val.data ? ngx_strlen(val.data) : 0;
+        }
+
+        ngx_http_vodlms_set_var(v, &val);
+        return NGX_OK;
+    }
 
     if (data == NGX_HTTP_VODLMS_VAR_SIGNATURE_CACHE) {
         if (ctx && ctx->playback.sig_cache_status) {

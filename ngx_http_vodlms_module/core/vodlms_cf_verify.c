@@ -578,6 +578,7 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
 
     res->verdict = VODLMS_CF_BAD_SIGNATURE;
     res->source = VODLMS_CF_SRC_NONE;
+    res->sig_cached = 0;
     res->detail = "internal error";
     res->expires = 0;
 
@@ -764,8 +765,14 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
     }
 
     /* 4. the signature, over the exact bytes, before any parsing */
-    switch (vodlms_cf_sig_ok(key, hash, sig, sig_len,
-                             (const unsigned char *) pol, pol_len))
+    if (r->sig_cache
+        && r->sig_cache->lookup(r->sig_cache->data, kid, kid_len, hash, sig,
+                                sig_len, pol, pol_len))
+    {
+        res->sig_cached = 1;
+
+    } else switch (vodlms_cf_sig_ok(key, hash, sig, sig_len,
+                                    (const unsigned char *) pol, pol_len))
     {
     case 1:
         break;
@@ -782,6 +789,11 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
 
     if (!(p->present & (1u << VODLMS_CF_P_POLICY))) {
         res->expires = expires;
+
+        if (r->sig_cache && !res->sig_cached) {
+            r->sig_cache->store(r->sig_cache->data, kid, kid_len, hash, sig,
+                                sig_len, pol, pol_len, expires);
+        }
 
         if (!(r->now < expires)) {
             vodlms_cf_deny(res, VODLMS_CF_EXPIRED, "now >= Expires");
@@ -801,6 +813,12 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
     }
 
     res->expires = pol_st.not_after;
+
+    /* a good signature over a policy we can enforce: worth remembering */
+    if (r->sig_cache && !res->sig_cached) {
+        r->sig_cache->store(r->sig_cache->data, kid, kid_len, hash, sig,
+                            sig_len, pol, pol_len, pol_st.not_after);
+    }
 
     /* 6. its conditions */
     if (!(r->now < pol_st.not_after)) {

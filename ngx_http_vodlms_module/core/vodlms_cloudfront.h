@@ -381,6 +381,24 @@ typedef struct {
  * cookie is the whole Cookie header value (may be empty); client_ip the
  * viewer's address as text.
  */
+/*
+ * An optional cache of signature checks, supplied by the caller (the nginx
+ * glue keeps it in shared memory): verifying RSA costs far more than the
+ * rest.  lookup() says whether these exact bytes were verified before with
+ * this key and hash; store() is told of a good signature once its policy
+ * is known, with the policy's expiry (no use keeping it longer).
+ */
+typedef struct {
+    void   *data;
+    int   (*lookup)(void *data, const char *key_id, size_t key_id_len,
+                    vodlms_cf_hash_t hash, const unsigned char *sig,
+                    size_t sig_len, const char *policy, size_t policy_len);
+    void  (*store)(void *data, const char *key_id, size_t key_id_len,
+                   vodlms_cf_hash_t hash, const unsigned char *sig,
+                   size_t sig_len, const char *policy, size_t policy_len,
+                   int64_t expires);
+} vodlms_cf_sig_cache_t;
+
 typedef struct {
     vodlms_cstr_t            scheme;    /* "https" */
     vodlms_cstr_t            host;
@@ -392,6 +410,7 @@ typedef struct {
     const vodlms_cf_key_t   *keys;
     size_t                   nkeys;
     vodlms_cf_match_t        match;
+    const vodlms_cf_sig_cache_t  *sig_cache;   /* NULL: none */
 } vodlms_cf_request_t;
 
 typedef enum {
@@ -406,6 +425,7 @@ typedef struct {
     const char          *detail;        /* static text for the log line */
     int64_t              expires;       /* DateLessThan, once the signature
                                            has checked out, else 0 */
+    int                  sig_cached;    /* the sig_cache knew it */
 } vodlms_cf_result_t;
 
 /*

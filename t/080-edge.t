@@ -1,0 +1,616 @@
+# The self-hosted edge: nginx verifies CloudFront signed cookies and signed
+# URLs the way CloudFront does, and serves the HLS tree with ranges and
+# CDN cache headers.
+#
+# Blocks 1-7 replay every case of ../shared/vectors/cloudfront/
+# verify-cases.json, read from the file at run time: one block per clock
+# value the cases pin, nginx's clock frozen there by t/bin/nginx-test-clock
+# (libfaketime), the client's address set through the realip module.
+
+use FindBin;
+BEGIN {
+    $ENV{VODLMS_REAL_NGINX} = $ENV{TEST_NGINX_BINARY} || 'nginx';
+    $ENV{TEST_NGINX_BINARY} = "$FindBin::Bin/bin/nginx-test-clock";
+}
+use lib "$FindBin::Bin/lib";
+use VodlmsTest;
+use IO::Socket::INET;
+use JSON::PP ();
+use Test::Nginx::Socket 'no_plan';
+
+my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
+-f "$vectors/verify-cases.json" or die "no CloudFront vectors at $vectors\n";
+$ENV{TEST_NGINX_CF_PUBKEY} = "$vectors/test_public_key.pem";
+$ENV{TEST_NGINX_CF_KEY} = "$vectors/test_private_key.pem";
+
+our @cases = @{ JSON::PP::decode_json(do {
+    local $/;
+    open my $fh, '<', "$vectors/verify-cases.json" or die $!;
+    <$fh>;
+}) };
+
+# the clock values the blocks below cover; a new one in the file must fail
+my %covered = map { $_ => 1 } qw(1765000000 1767225599 1767225600 1764547199
+                                 1764547200 1764547201 2147483646);
+for my $c (@cases) {
+    die "verify case $c->{name} pins now=$c->{now}, which no block covers\n"
+        unless $covered{$c->{now}};
+}
+
+sub at { my $now = shift; grep { $_->{now} == $now } @cases }
+
+sub path_of {
+    my $u = shift;
+    $u =~ s{^https://cdn\.example\.test}{} or die "unexpected host in $u\n";
+    return $u;
+}
+
+sub requests_at { [ map { 'GET ' . path_of($_->{request_url}) } at(@_) ] }
+
+sub headers_at {
+    [ map { "X-Real-IP: $_->{client_ip}"
+            . (defined $_->{cookies} ? "\nCookie: $_->{cookies}" : '') } at(@_) ]
+}
+
+sub codes_at { [ map { $_->{expect} eq 'allow' ? 200 : 403 } at(@_) ] }
+
+# an allowed request gets the file; a denied one the verifier's reason code
+sub bodies_at {
+    [ map {
+        my $p = path_of($_->{request_url});
+        $p =~ s/\?.*//;
+        $p =~ s/%20/ /g;
+        $_->{expect} eq 'allow'
+            ? qr/\Afile \Q$p\E\n\z/
+            : qr/\A\{"error":"forbidden","message":"CloudFront credentials rejected","reason":"\Q$_->{reason_code}\E"\}\n\z/
+    } at(@_) ]
+}
+
+# every file the vectors ask for, each holding its own URL path (the runner
+# takes a space in a file name for an mtime: "my video~v2" is stored under
+# another name and reached through an alias in TEST 1)
+our $files = join('', map { ">>> $_\nfile /$_\n" }
+    ('hls/42/seg_00001.ts', 'hls/42/master.m3u8', 'hls/43/seg_00001.ts',
+     'hls/42/seg_009.ts', 'hls/42/seg_0091.ts', 'hls/42/seg_00.ts'))
+    . ">>> hls/42/my-video-v2/master.m3u8\nfile /hls/42/my video~v2/master.m3u8\n";
+
+our $valid_cookies = (grep { $_->{name} eq 'cookies_custom_wildcard_segment_allow' } @cases)[0]{cookies}
+    or die "the vectors lost cookies_custom_wildcard_segment_allow\n";
+
+# --- the round trip: our own playback endpoint, then our own edge ---------
+
+redis_cmd($ENV{TEST_NGINX_REDIS_PORT} ||= 6379, 'SET', 'session:t080-alice', '{"user_id":"1001"}', 'EX', 3600);
+my $pg = start_pg();
+$ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
+
+sub http_get {
+    my ($path, $cookie) = @_;
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ENV{TEST_NGINX_SERVER_PORT},
+                                  Timeout => 10) or return (0, '', '');
+    print $c "GET $path HTTP/1.0\r\nHost: cdn.example.test\r\n"
+           . ($cookie ? "Cookie: $cookie\r\n" : '') . "\r\n";
+    local $/;
+    my $resp = <$c> // '';
+    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
+    my ($status) = $head =~ m{^HTTP/1\.\d (\d+)};
+    return ($status // 0, $head, $body // '');
+}
+
+# a viewer: playback first, then the segment with what playback gave
+sub round_trip {
+    my ($how) = @_;
+    my ($st, $head, $body) = http_get('/api/videos/intro-ready/stream', 'session=t080-alice');
+    my $out = "playback $st";
+
+    if ($how eq 'redirect') {
+        my ($loc) = $head =~ /^Location: (\S+)/m;
+        (my $path = $loc // '') =~ s{^https://cdn\.example\.test}{};
+        my ($s2, undef, $b2) = http_get($path);
+        return "$out; master $s2: $b2";
+    }
+
+    my @c = $head =~ /^Set-Cookie: (CloudFront-[^;]+)/mg;
+    my $cookie = join '; ', @c;
+    my $seg = '/hls/intro-ready/seg_00001.ts';
+
+    if ($how eq 'tampered') {
+        $cookie =~ s/(CloudFront-Signature=.)(.)/$1 . ($2 eq 'A' ? 'B' : 'A')/e;
+    } elsif ($how eq 'other-video') {
+        $seg = '/hls/intro-processing/seg_00001.ts';
+    } elsif ($how eq 'no-cookies') {
+        $cookie = '';
+    }
+
+    my ($s2, undef, $b2) = http_get($seg, $cookie);
+    $b2 =~ s/.*"reason":"([a-z_]+)".*/reason $1\n/s;
+    return "$out; segment $s2: $b2";
+}
+
+my ($ctl_port, $ctl) = control_server(
+    '/trip/cookies'     => sub { round_trip('cookies') },
+    '/trip/redirect'    => sub { round_trip('redirect') },
+    '/trip/tampered'    => sub { round_trip('tampered') },
+    '/trip/other-video' => sub { round_trip('other-video') },
+    '/trip/no-cookies'  => sub { round_trip('no-cookies') },
+);
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: verify-cases.json at now=1765000000 (most cases)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+    location "/hls/42/my video~v2/" {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        alias html/hls/42/my-video-v2/;
+    }
+--- user_files eval
+$::files
+--- request eval
+main::requests_at(1765000000)
+--- more_headers eval
+main::headers_at(1765000000)
+--- error_code eval
+main::codes_at(1765000000)
+--- response_body_like eval
+main::bodies_at(1765000000)
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 2: verify-cases.json at now=1767225599 (one second before DateLessThan)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1767225599
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+main::requests_at(1767225599)
+--- more_headers eval
+main::headers_at(1767225599)
+--- error_code eval
+main::codes_at(1767225599)
+--- response_body_like eval
+main::bodies_at(1767225599)
+
+
+
+=== TEST 3: verify-cases.json at now=1767225600 (exactly DateLessThan: expired)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1767225600
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+main::requests_at(1767225600)
+--- more_headers eval
+main::headers_at(1767225600)
+--- error_code eval
+main::codes_at(1767225600)
+--- response_body_like eval
+main::bodies_at(1767225600)
+
+
+
+=== TEST 4: verify-cases.json at now=1764547199 (before DateGreaterThan)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1764547199
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+main::requests_at(1764547199)
+--- more_headers eval
+main::headers_at(1764547199)
+--- error_code eval
+main::codes_at(1764547199)
+--- response_body_like eval
+main::bodies_at(1764547199)
+
+
+
+=== TEST 5: verify-cases.json at now=1764547200 (exactly DateGreaterThan: not yet)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1764547200
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+main::requests_at(1764547200)
+--- more_headers eval
+main::headers_at(1764547200)
+--- error_code eval
+main::codes_at(1764547200)
+--- response_body_like eval
+main::bodies_at(1764547200)
+
+
+
+=== TEST 6: verify-cases.json at now=1764547201 (one second after DateGreaterThan)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1764547201
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+main::requests_at(1764547201)
+--- more_headers eval
+main::headers_at(1764547201)
+--- error_code eval
+main::codes_at(1764547201)
+--- response_body_like eval
+main::bodies_at(1764547201)
+
+
+
+=== TEST 7: verify-cases.json at now=2147483646 (Expires=2147483647)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 2147483646
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+main::requests_at(2147483646)
+--- more_headers eval
+main::headers_at(2147483646)
+--- error_code eval
+main::codes_at(2147483646)
+--- response_body_like eval
+main::bodies_at(2147483646)
+
+
+
+=== TEST 8: a Range request on a verified segment: 206 and exactly those bytes
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request
+GET /hls/42/seg_00001.ts
+--- more_headers eval
+"X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies\nRange: bytes=5-11"
+--- error_code: 206
+--- response_headers
+Content-Range: bytes 5-11/26
+Content-Length: 7
+--- response_body chomp
+/hls/42
+
+
+
+=== TEST 9: HEAD on a verified segment: headers, no body
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request
+HEAD /hls/42/seg_00001.ts
+--- more_headers eval
+"X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies"
+--- response_headers
+Content-Length: 26
+Accept-Ranges: bytes
+--- response_body
+
+
+
+=== TEST 10: a seek past the end: 416, still only for verified viewers
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+["GET /hls/42/seg_00001.ts", "GET /hls/42/seg_00001.ts"]
+--- more_headers eval
+["X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies\nRange: bytes=1000-",
+ "X-Real-IP: 203.0.113.7\nRange: bytes=0-3"]
+--- error_code eval
+[416, 403]
+
+
+
+=== TEST 11: cache headers: short for playlists, long and immutable for segments; no gzip on segments
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+    gzip on;
+    gzip_min_length 1;
+    gzip_types *;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+["GET /hls/42/master.m3u8", "GET /hls/42/seg_00001.ts"]
+--- more_headers eval
+["X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies\nAccept-Encoding: gzip",
+ "X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies\nAccept-Encoding: gzip"]
+--- response_headers eval
+["Cache-Control: max-age=5\nContent-Type: application/vnd.apple.mpegurl",
+ "Cache-Control: max-age=31536000, immutable\nContent-Type: video/mp2t\n!Content-Encoding"]
+
+
+
+=== TEST 12: the cache-header ages are configurable, and denials get none
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        vodlms_edge_playlist_max_age 2s;
+        vodlms_edge_segment_max_age 1d;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+["GET /hls/42/master.m3u8", "GET /hls/42/seg_00001.ts", "GET /hls/42/seg_00001.ts"]
+--- more_headers eval
+["X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies",
+ "X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies",
+ "X-Real-IP: 203.0.113.7"]
+--- error_code eval
+[200, 200, 403]
+--- response_headers eval
+["Cache-Control: max-age=2", "Cache-Control: max-age=86400, immutable",
+ "Cache-Control: no-store"]
+
+
+
+=== TEST 13: good signatures are cached until their policy expires: RSA once per policy
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+    vodlms_cache_zone zone=edge:1m;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        vodlms_edge_signature_cache edge;
+        add_header X-Signature $vodlms_edge_signature_cache always;
+        add_header X-Edge $vodlms_edge_status always;
+        root html;
+    }
+--- user_files eval
+$::files
+--- pipelined_requests eval
+["GET /hls/42/seg_00001.ts", "GET /hls/42/master.m3u8", "GET /hls/42/seg_009.ts",
+ "GET /hls/43/seg_00001.ts"]
+--- more_headers eval
+"X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies"
+--- error_code eval
+[200, 200, 200, 403]
+--- response_headers eval
+["X-Signature: MISS\nX-Edge: allow", "X-Signature: HIT\nX-Edge: allow",
+ "X-Signature: HIT\nX-Edge: allow", "X-Signature: HIT\nX-Edge: resource_mismatch"]
+
+
+
+=== TEST 14: the round trip: the playback endpoint's cookies, then the edge serves a segment
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_playback cookies;
+    }
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+    location /trip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT; }
+--- user_files
+>>> hls/intro-ready/seg_00001.ts
+segment 1 of intro-ready
+>>> hls/intro-processing/seg_00001.ts
+segment 1 of intro-processing
+--- request eval
+["GET /trip/cookies", "GET /trip/tampered", "GET /trip/other-video", "GET /trip/no-cookies"]
+--- response_body eval
+["playback 200; segment 200: segment 1 of intro-ready\n",
+ "playback 200; segment 403: reason bad_signature\n",
+ "playback 200; segment 403: reason resource_mismatch\n",
+ "playback 200; segment 403: reason missing_signature\n"]
+--- timeout: 10
+
+
+
+=== TEST 15: the same round trip with the redirect mode's signed URL
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_cloudfront_url_policy canned;
+        vodlms_playback redirect;
+    }
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+    location /trip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT; }
+--- user_files
+>>> hls/intro-ready/master.m3u8
+#EXTM3U
+--- request
+GET /trip/redirect
+--- response_body
+playback 302; master 200: #EXTM3U
+--- timeout: 10
+
+
+
+=== TEST 16: a denial is one info line naming the reason and where the credentials came from
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1767225600
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request
+GET /hls/42/seg_00001.ts
+--- more_headers eval
+"X-Real-IP: 203.0.113.7\nCookie: $::valid_cookies"
+--- error_code: 403
+--- error_log
+vodlms: CloudFront credentials rejected: expired (now >= DateLessThan), cookies, answering 403
+--- no_error_log
+[error]
