@@ -252,7 +252,7 @@ rejects('an unknown no_row answer',
 
 rejects('a missing CloudFront key file',
     video_location("vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K1 $dir/nope.pem; vodlms_playback cookies;"),
-    qr/cannot open the CloudFront key "\Q$dir\E\/nope\.pem"/);
+    qr/cannot open the key file "\Q$dir\E\/nope\.pem"/);
 
 rejects('a CloudFront key that is not a key',
     video_location("vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K1 $dir/junk.pem; vodlms_playback cookies;"),
@@ -309,5 +309,44 @@ rejects('a wildcard CORS origin',
 rejects('an unknown signature cache zone',
     video_location("$play vodlms_cloudfront_signature_cache nope; vodlms_playback cookies;"),
     qr/unknown vodlms_cache_zone "nope" in "vodlms_cloudfront_signature_cache"/);
+
+# --- the self-hosted edge ---------------------------------------------
+
+my $pub = "$vectors/test_public_key.pem";
+my $edge = "vodlms_edge on; vodlms_edge_public_key K2JCJMDEHXQW5F $pub;";
+
+accepts('an edge with every option',
+    "vodlms_cache_zone zone=e:1m; server { listen 127.0.0.1:1; location /hls/ {
+         $edge vodlms_edge_url https://cdn.example.test; vodlms_edge_wildcard anywhere;
+         vodlms_edge_signature_cache e; vodlms_edge_playlist_max_age 2s;
+         vodlms_edge_segment_max_age 30d; } }");
+
+rejects('an edge without keys',
+    'server { listen 127.0.0.1:1; location /hls/ { vodlms_edge on; } }',
+    qr/"vodlms_edge" needs the trusted keys: add "vodlms_edge_public_key"/);
+
+rejects('a missing public key file',
+    "server { listen 127.0.0.1:1; location /hls/ { vodlms_edge on; vodlms_edge_public_key K1 $dir/nope.pem; } }",
+    qr/cannot open the key file "\Q$dir\E\/nope\.pem"/);
+
+rejects('a public key that is not a key',
+    "server { listen 127.0.0.1:1; location /hls/ { vodlms_edge on; vodlms_edge_public_key K1 $dir/junk.pem; } }",
+    qr/bad CloudFront public key "\Q$dir\E\/junk\.pem"/);
+
+rejects('the same key pair id twice',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_public_key K2JCJMDEHXQW5F $pub; } }",
+    qr/duplicate key pair id "K2JCJMDEHXQW5F"/);
+
+rejects('an edge URL with a path',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_url https://cdn.example.test/hls; } }",
+    qr/invalid edge URL "https:\/\/cdn\.example\.test\/hls", expected "https:\/\/host\[:port\]"/);
+
+rejects('an unknown wildcard reading',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_wildcard glob; } }",
+    qr/invalid value "glob" in "vodlms_edge_wildcard" directive, expected one of "sections", "anywhere"/);
+
+rejects('an unknown edge signature cache zone',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_signature_cache nope; } }",
+    qr/unknown vodlms_cache_zone "nope" in "vodlms_edge_signature_cache"/);
 
 done_testing();

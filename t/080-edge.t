@@ -79,6 +79,15 @@ our $valid_cookies = (grep { $_->{name} eq 'cookies_custom_wildcard_segment_allo
 
 # --- the round trip: our own playback endpoint, then our own edge ---------
 
+# an ECDSA P-256 pair for the ECDSA round trip, made for this run
+use File::Temp qw(tempdir);
+my $tmp = tempdir(CLEANUP => 1);
+system("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $tmp/ec.pem 2>/dev/null") == 0
+    and system("openssl pkey -in $tmp/ec.pem -pubout -out $tmp/ec_pub.pem 2>/dev/null") == 0
+    or die "cannot make an EC key\n";
+$ENV{TEST_NGINX_EC_KEY} = "$tmp/ec.pem";
+$ENV{TEST_NGINX_EC_PUBKEY} = "$tmp/ec_pub.pem";
+
 redis_cmd($ENV{TEST_NGINX_REDIS_PORT} ||= 6379, 'SET', 'session:t080-alice', '{"user_id":"1001"}', 'EX', 3600);
 my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
@@ -614,3 +623,73 @@ GET /hls/42/seg_00001.ts
 vodlms: CloudFront credentials rejected: expired (now >= DateLessThan), cookies, answering 403
 --- no_error_log
 [error]
+
+
+
+=== TEST 17: every variant the playback endpoint issues passes the edge: SHA-256, ECDSA, IP-bound cookies
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key KECDSA0001 $TEST_NGINX_EC_KEY;
+        vodlms_cloudfront_hash sha256;
+        vodlms_cloudfront_ip_binding on;
+        vodlms_playback cookies;
+    }
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        vodlms_edge_public_key KECDSA0001 $TEST_NGINX_EC_PUBKEY;
+        root html;
+    }
+    location /trip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT; }
+--- user_files
+>>> hls/intro-ready/seg_00001.ts
+segment 1 of intro-ready
+--- request eval
+["GET /trip/cookies", "GET /trip/tampered"]
+--- response_body eval
+["playback 200; segment 200: segment 1 of intro-ready\n",
+ "playback 200; segment 403: reason bad_signature\n"]
+--- timeout: 10
+
+
+
+=== TEST 18: the custom-policy redirect URL passes the edge
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_playback redirect;
+    }
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+    location /trip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT; }
+--- user_files
+>>> hls/intro-ready/master.m3u8
+#EXTM3U
+--- request
+GET /trip/redirect
+--- response_body
+playback 302; master 200: #EXTM3U
+--- timeout: 10
