@@ -297,6 +297,7 @@ typedef struct {
     vodlms_cf_match_t    match;
     const vodlms_cf_key_t *keys;        /* NULL: the vectors' one key */
     size_t               nkeys;
+    const vodlms_cf_sig_cache_t *sig_cache;
 } vreq_t;
 
 
@@ -326,6 +327,7 @@ run_verify(const vreq_t *q, vodlms_cf_result_t *res, vodlms_rc_t *rc)
     r.client_ip.len = q->client ? strlen(q->client) : 0;
     r.now = q->now;
     r.match = q->match;
+    r.sig_cache = q->sig_cache;
 
     if (q->keys != NULL) {
         r.keys = q->keys;
@@ -2365,6 +2367,141 @@ test_issuer_errors(void)
 }
 
 
+
+/* ------------------------------------------------------ signature cache */
+
+typedef struct {
+    int        answer;          /* what lookup() says */
+    int        lookups;
+    int        stores;
+    int64_t    stored_expires;
+    char       stored_kid[VODLMS_CF_KEY_PAIR_ID_MAX + 1];
+} fake_cache_t;
+
+
+static int
+fake_lookup(void *data, const char *key_id, size_t key_id_len,
+    vodlms_cf_hash_t hash, const unsigned char *sig, size_t sig_len,
+    const char *policy, size_t policy_len)
+{
+    fake_cache_t  *c = data;
+
+    (void) key_id; (void) key_id_len; (void) hash;
+    (void) sig; (void) sig_len; (void) policy; (void) policy_len;
+
+    c->lookups++;
+    return c->answer;
+}
+
+
+static void
+fake_store(void *data, const char *key_id, size_t key_id_len,
+    vodlms_cf_hash_t hash, const unsigned char *sig, size_t sig_len,
+    const char *policy, size_t policy_len, int64_t expires)
+{
+    fake_cache_t  *c = data;
+
+    (void) hash; (void) sig; (void) sig_len; (void) policy; (void) policy_len;
+
+    c->stores++;
+    c->stored_expires = expires;
+    snprintf(c->stored_kid, sizeof(c->stored_kid), "%.*s", (int) key_id_len,
+             key_id);
+}
+
+
+static void
+test_sig_cache(void)
+{
+    char                 *buf, *cookie, *bad;
+    size_t                size, nc;
+    vodlms_rc_t           rc;
+    vreq_t                q;
+    fake_cache_t          fc;
+    vodlms_cf_sign_t      s;
+    vodlms_cf_signed_t    out;
+    vodlms_cf_result_t    res;
+    vodlms_cf_cookie_t    ck[VODLMS_CF_COOKIES_MAX];
+    vodlms_cf_sig_cache_t sc = { &fc, fake_lookup, fake_store };
+
+    memset(&s, 0, sizeof(s));
+    s.url = HOST "/hls/42/master.m3u8";
+    s.url_len = strlen(s.url);
+    s.resource = HOST "/hls/42/*";
+    s.resource_len = strlen(s.resource);
+    s.expires = EXPIRES;
+    s.key_pair_id = KPID;
+    s.key_pair_id_len = sizeof(KPID) - 1;
+
+    size = vodlms_cf_prepare_size(&s);
+    buf = malloc(size);
+    if (buf == NULL) {
+        abort();
+    }
+
+    rc = vodlms_cf_sign(&s, VODLMS_CF_FOR_COOKIES, priv, buf, size, &out);
+    is_rc(rc, VODLMS_OK, "sig cache: cookies signed");
+    nc = vodlms_cf_cookies(&out, ck);
+    cookie = cookie_header(ck, nc);
+
+    /* the same cookies with one signature character changed */
+    bad = xdup(cookie, strlen(cookie));
+    {
+        char *p = strstr(bad, "CloudFront-Signature=");
+        p += sizeof("CloudFront-Signature=") - 1;
+        *p = (*p == 'A') ? 'B' : 'A';
+    }
+
+    memset(&q, 0, sizeof(q));
+    q.url = HOST "/hls/42/seg_00001.ts";
+    q.client = CLIENT;
+    q.now = NOW;
+    q.sig_cache = &sc;
+
+    /* a miss: the real check runs, and a good signature is stored once,
+       with its policy's expiry */
+    memset(&fc, 0, sizeof(fc));
+    q.cookie = cookie;
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_ALLOW,
+       "sig cache: a miss still allows valid cookies");
+    is_int(res.sig_cached, 0, "sig cache: ... not from the cache");
+    is_int(fc.lookups, 1, "sig cache: ... asked once");
+    is_int(fc.stores, 1, "sig cache: ... stored once");
+    is_int(fc.stored_expires, EXPIRES, "sig cache: ... until DateLessThan");
+    is_str(fc.stored_kid, KPID, "sig cache: ... under its key pair id");
+
+    /* a bad signature is never stored */
+    memset(&fc, 0, sizeof(fc));
+    q.cookie = bad;
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_BAD_SIGNATURE,
+       "sig cache: a miss with a bad signature denies");
+    is_int(fc.stores, 0, "sig cache: ... and stores nothing");
+
+    /* a hit is what the verifier trusts: the glue only answers 1 for bytes
+       it stored after a real check, so a wrong signature "passes" here */
+    memset(&fc, 0, sizeof(fc));
+    fc.answer = 1;
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_ALLOW,
+       "sig cache: a hit skips the RSA check");
+    is_int(res.sig_cached, 1, "sig cache: ... says so");
+    is_int(fc.stores, 0, "sig cache: ... and does not store again");
+
+    /* time, Resource and IP are still checked on a hit */
+    q.cookie = cookie;
+    q.now = EXPIRES;
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_EXPIRED,
+       "sig cache: a hit past DateLessThan is expired");
+
+    q.now = NOW;
+    q.url = HOST "/hls/43/seg_00001.ts";
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_RESOURCE_MISMATCH,
+       "sig cache: a hit for another video is resource_mismatch");
+
+    free(bad);
+    free(cookie);
+    free(buf);
+}
+
 int
 main(void)
 {
@@ -2392,6 +2529,7 @@ main(void)
     test_sign_vectors();
     test_verify_vectors();
     test_ecdsa();
+    test_sig_cache();
     test_verify_hostile();
     test_issuer_errors();
 
