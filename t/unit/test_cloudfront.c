@@ -2445,10 +2445,7 @@ test_sig_cache(void)
     cookie = cookie_header(ck, nc);
 
     /* the same cookies with one signature character changed */
-    bad = strdup(cookie);          /* NUL-ended: run_verify() takes strlen() */
-    if (bad == NULL) {
-        abort();
-    }
+    bad = xstrdup(cookie);         /* NUL-ended: run_verify() takes strlen() */
     {
         char *p = strstr(bad, "CloudFront-Signature=");
         p += sizeof("CloudFront-Signature=") - 1;
