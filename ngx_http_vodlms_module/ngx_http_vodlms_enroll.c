@@ -27,13 +27,17 @@ static ngx_str_t  ngx_http_vodlms_default_query = ngx_string(
     " (coalesce(e.status = 'active'"
     "    AND (e.expires_at IS NULL OR e.expires_at > now()), false)"
     "  OR ci.user_id IS NOT NULL OR coalesce(u.role = 'admin', false))"
-    "  AS allowed"
+    "  AS allowed,"
+    " coalesce(wp.position_seconds, 0) AS resume_position,"
+    " (wp.completed_at IS NOT NULL) AS resume_completed"
     " FROM videos v"
     " LEFT JOIN enrollments e ON e.course_id = v.course_id"
     "  AND e.user_id = $2::text"
     " LEFT JOIN course_instructors ci ON ci.course_id = v.course_id"
     "  AND ci.user_id = $2::text"
     " LEFT JOIN users u ON u.id = $2::text"
+    " LEFT JOIN watch_progress wp ON wp.video_id = v.id"
+    "  AND wp.user_id = $2::text"
     " WHERE v.id = $1::text");
 
 

@@ -70,6 +70,16 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* the viewer's credentials, not ours: info; the reason is in the body */
     { NGX_HTTP_FORBIDDEN, NGX_LOG_INFO, "forbidden",
       "CloudFront credentials rejected" },
+
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_beacon",
+      "progress beacon rejected" },
+
+    { NGX_HTTP_TOO_MANY_REQUESTS, NGX_LOG_INFO, "too_many_beacons",
+      "too many progress beacons" },
+
+    /* nothing acknowledged is dropped: refuse rather than evict */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "progress_buffer_full",
+      "progress buffer full" },
 };
 
 

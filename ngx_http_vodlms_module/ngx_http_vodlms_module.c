@@ -48,6 +48,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_enroll_commands.h"
 #include "ngx_http_vodlms_playback_commands.h"
 #include "ngx_http_vodlms_edge_commands.h"
+#include "ngx_http_vodlms_progress_commands.h"
 
       ngx_null_command
 };
@@ -254,6 +255,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_enroll_create_conf(&vlcf->enroll);
     ngx_http_vodlms_playback_create_conf(&vlcf->playback);
     ngx_http_vodlms_edge_create_conf(&vlcf->edge);
+    ngx_http_vodlms_progress_create_conf(&vlcf->progress);
 
     return vlcf;
 }
@@ -285,7 +287,14 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_vodlms_edge_merge_conf(cf, &prev->edge, &conf->edge);
+    if (ngx_http_vodlms_edge_merge_conf(cf, &prev->edge, &conf->edge)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_vodlms_progress_merge_conf(cf, &prev->progress,
+                                               &conf->progress);
 }
 
 
@@ -338,7 +347,7 @@ ngx_http_vodlms_init_process(ngx_cycle_t *cycle)
         }
     }
 
-    return NGX_OK;
+    return ngx_http_vodlms_progress_init_process(cycle);
 }
 
 

@@ -19,6 +19,7 @@
 #include "ngx_http_vodlms_enroll.h"
 #include "ngx_http_vodlms_playback.h"
 #include "ngx_http_vodlms_edge.h"
+#include "ngx_http_vodlms_progress.h"
 
 
 #define NGX_HTTP_VODLMS_VERSION  "0.1.0"
@@ -35,6 +36,7 @@ typedef struct {
     ngx_vodlms_pg_pool_t             *pg_replica_pool;
     ngx_array_t                       pg_stmts;   /* of ngx_vodlms_pg_stmt_t;
                                                      never grows: pointed to */
+    ngx_http_vodlms_progress_main_t   progress;
 } ngx_http_vodlms_main_conf_t;
 
 
@@ -43,6 +45,7 @@ typedef struct {
     ngx_http_vodlms_enroll_conf_t     enroll;
     ngx_http_vodlms_playback_conf_t   playback;
     ngx_http_vodlms_edge_conf_t       edge;
+    ngx_http_vodlms_progress_conf_t   progress;
 } ngx_http_vodlms_loc_conf_t;
 
 

@@ -410,7 +410,9 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
     ngx_str_t *manifest, time_t expires, ngx_str_t *out)
 {
     char                      *s;
+    double                     position, duration;
     json_t                    *o, *v;
+    ngx_uint_t                 completed;
     ngx_http_vodlms_column_t  *col;
 
     o = json_object();
@@ -440,8 +442,17 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
                         json_stringn((char *) manifest->data, manifest->len));
     json_object_set_new(o, "expiresAt", json_integer(expires));
 
-    /* the saved position lands with progress tracking */
-    json_object_set_new(o, "resumeAt", json_integer(0));
+    /* the saved position: this node's buffer, else the database's */
+    if (ngx_http_vodlms_progress_resume(r, &position, &duration, &completed)
+        != NGX_OK)
+    {
+        position = 0;
+    }
+
+    json_object_set_new(o, "resumeAt",
+                        position == (double) (json_int_t) position
+                        ? json_integer((json_int_t) position)
+                        : json_real(position));
 
     s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(o);

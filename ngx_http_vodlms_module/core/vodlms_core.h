@@ -145,4 +145,55 @@ vodlms_rc_t vodlms_session_from_fields(const char *user, size_t user_len,
 vodlms_rc_t vodlms_parse_expiry(const char *s, size_t len, int64_t *epoch);
 
 
+/* -------------------------------------------------- progress beacons */
+
+#define VODLMS_BEACON_MAX      1024        /* bytes of body */
+#define VODLMS_VIDEO_ID_MAX    64
+
+typedef enum {
+    VODLMS_BEACON_TICK = 0,
+    VODLMS_BEACON_PAUSE,
+    VODLMS_BEACON_ENDED
+} vodlms_beacon_event_t;
+
+typedef struct {
+    char                    video_id[VODLMS_VIDEO_ID_MAX + 1];
+    size_t                  video_id_len;
+    double                  current_time;   /* seconds */
+    double                  duration;       /* seconds */
+    vodlms_beacon_event_t   event;
+} vodlms_beacon_t;
+
+/*
+ * A player's beacon: {"videoId": "...", "currentTime": 320,
+ * "duration": 1200, "event": "tick|pause|ended"} (event optional, tick).
+ * Numbers must be finite, 0 < duration <= 7 days, 0 <= currentTime <=
+ * duration + slack.  On failure *why is a short machine-readable reason
+ * ("body_too_large", "malformed_json", "bad_video_id", "bad_current_time",
+ * "bad_duration", "bad_event", "position_out_of_range").
+ */
+vodlms_rc_t vodlms_beacon_parse(const char *body, size_t len, double slack,
+    vodlms_beacon_t *b, const char **why);
+
+/* what the buffer keeps per (user, video) */
+typedef struct {
+    double     position;
+    double     duration;
+    double     max_position;
+    double     watched_pending;    /* watched seconds not yet flushed */
+    int64_t    last_beacon_ms;     /* wall clock of the previous beacon */
+    int64_t    completed_at;       /* epoch seconds, 0: not yet */
+} vodlms_progress_t;
+
+/*
+ * Fold a beacon into the state.  Watched time grows by the forward
+ * movement of the position, but never by more than the wall-clock time
+ * since the previous beacon: seeking ahead or inflated reports cannot fake
+ * watching.  Completion: max_position >= complete_fraction * duration, or
+ * "ended" within end_slack seconds of the end; it is set once.
+ */
+void vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
+    int64_t now_ms, double complete_fraction, double end_slack);
+
+
 #endif /* VODLMS_CORE_H */

@@ -1477,6 +1477,151 @@ test_session_fields(void)
 }
 
 
+
+/* ------------------------------------------------------------ beacons */
+
+static vodlms_rc_t
+beacon(const char *json, vodlms_beacon_t *b, const char **why)
+{
+    return vodlms_beacon_parse(json, strlen(json), 5.0, b, why);
+}
+
+
+static void
+test_beacon(void)
+{
+    int               i;
+    char              big[2048];
+    const char       *why;
+    vodlms_beacon_t   b;
+
+    static const struct { const char *json; const char *why; } bad[] = {
+        { "", "malformed_json" },
+        { "{\"videoId\":\"v1\",", "malformed_json" },
+        { "[1,2]", "malformed_json" },
+        { "{\"videoId\":\"v1\",\"videoId\":\"v2\",\"currentTime\":1,\"duration\":9}",
+          "malformed_json" },
+        { "{\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":\"../x\",\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":\"a'b\",\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":42,\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":\"\",\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1}", "bad_duration" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":0}", "bad_duration" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":-5}", "bad_duration" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":1e400}", "malformed_json" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":\"9\"}", "bad_duration" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9e9}", "bad_duration" },
+        { "{\"videoId\":\"v1\",\"duration\":9}", "bad_current_time" },
+        { "{\"videoId\":\"v1\",\"currentTime\":null,\"duration\":9}", "bad_current_time" },
+        { "{\"videoId\":\"v1\",\"currentTime\":-0.5,\"duration\":9}", "position_out_of_range" },
+        { "{\"videoId\":\"v1\",\"currentTime\":14.5,\"duration\":9}", "position_out_of_range" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"event\":\"seek\"}", "bad_event" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"event\":3}", "bad_event" },
+    };
+
+    for (i = 0; i < (int) (sizeof(bad) / sizeof(bad[0])); i++) {
+        why = NULL;
+        ok(beacon(bad[i].json, &b, &why) != VODLMS_OK
+           && why != NULL && strcmp(why, bad[i].why) == 0,
+           "beacon: %s -> %s (got %s)", bad[i].json, bad[i].why,
+           why ? why : "OK");
+    }
+
+    /* a raw NUL after a valid document is not JSON */
+    why = NULL;
+    ok(vodlms_beacon_parse("{\"videoId\":\"v1\",\"currentTime\":1,"
+                           "\"duration\":9}\0junk", 40, 5.0, &b, &why)
+       != VODLMS_OK, "beacon: a raw NUL is refused");
+
+    memset(big, ' ', sizeof(big));
+    {
+        const char *doc = "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9}";
+        memcpy(big, doc, strlen(doc));   /* then spaces: still one document */
+    }
+    ok(vodlms_beacon_parse(big, 1025, 5.0, &b, &why) == VODLMS_ETOOLONG
+       && strcmp(why, "body_too_large") == 0, "beacon: 1025 bytes is too large");
+    ok(vodlms_beacon_parse(big, 1024, 5.0, &b, &why) == VODLMS_OK,
+       "beacon: 1024 bytes is fine");
+
+    is_rc(beacon("{\"videoId\":\"intro-ready\",\"currentTime\":320,"
+                 "\"duration\":1200.5,\"event\":\"pause\"}", &b, &why),
+          VODLMS_OK, "beacon: a pause beacon");
+    is_str(b.video_id, "intro-ready", "beacon: video id");
+    ok(b.current_time == 320 && b.duration == 1200.5, "beacon: numbers");
+    is_int(b.event, VODLMS_BEACON_PAUSE, "beacon: event");
+
+    is_rc(beacon("{\"videoId\":\"v1\",\"currentTime\":12,\"duration\":9}",
+                 &b, &why), VODLMS_OK, "beacon: within the end slack");
+    is_int(b.event, VODLMS_BEACON_TICK, "beacon: event defaults to tick");
+}
+
+
+static void
+test_progress(void)
+{
+    vodlms_beacon_t    b;
+    vodlms_progress_t  p;
+
+    memset(&p, 0, sizeof(p));
+    memset(&b, 0, sizeof(b));
+    b.duration = 100;
+
+    /* the first beacon: a position, no watch time yet */
+    b.current_time = 10;
+    vodlms_progress_apply(&p, &b, 1000000, 0.9, 5);
+    ok(p.position == 10 && p.watched_pending == 0, "progress: first beacon");
+
+    /* 15 s later, 15 s further: 15 s watched */
+    b.current_time = 25;
+    vodlms_progress_apply(&p, &b, 1015000, 0.9, 5);
+    ok(p.watched_pending == 15, "progress: normal play counts (%g)",
+       p.watched_pending);
+
+    /* a seek 50 s ahead 2 s later counts 2 s, not 50 */
+    b.current_time = 75;
+    vodlms_progress_apply(&p, &b, 1017000, 0.9, 5);
+    ok(p.watched_pending == 17, "progress: a seek counts wall time only (%g)",
+       p.watched_pending);
+    ok(p.max_position == 75, "progress: max position");
+
+    /* back to 30: nothing more watched, the max stays */
+    b.current_time = 30;
+    vodlms_progress_apply(&p, &b, 1030000, 0.9, 5);
+    ok(p.watched_pending == 17 && p.max_position == 75 && p.position == 30,
+       "progress: seeking back keeps the max and adds nothing");
+    ok(p.completed_at == 0, "progress: not complete at 75%%");
+
+    /* reaching 90% completes, once */
+    b.current_time = 90;
+    vodlms_progress_apply(&p, &b, 1200000, 0.9, 5);
+    ok(p.completed_at == 1200, "progress: complete at 90%%");
+    b.current_time = 95;
+    vodlms_progress_apply(&p, &b, 1300000, 0.9, 5);
+    ok(p.completed_at == 1200, "progress: completion is set once");
+
+    /* "ended" near the end completes even with a high fraction */
+    memset(&p, 0, sizeof(p));
+    b.current_time = 97;
+    b.event = VODLMS_BEACON_ENDED;
+    vodlms_progress_apply(&p, &b, 5000, 1.0, 5);
+    ok(p.completed_at == 5, "progress: ended within the slack completes");
+
+    memset(&p, 0, sizeof(p));
+    b.current_time = 50;
+    vodlms_progress_apply(&p, &b, 5000, 1.0, 5);
+    ok(p.completed_at == 0, "progress: ended half-way does not");
+
+    /* a clock going backwards adds nothing */
+    memset(&p, 0, sizeof(p));
+    b.event = VODLMS_BEACON_TICK;
+    b.current_time = 10;
+    vodlms_progress_apply(&p, &b, 9000, 0.9, 5);
+    b.current_time = 20;
+    vodlms_progress_apply(&p, &b, 8000, 0.9, 5);
+    ok(p.watched_pending == 0, "progress: no watch time from a clock jump");
+}
+
 int
 main(void)
 {
@@ -1489,6 +1634,8 @@ main(void)
     test_expiry();
     test_session_json();
     test_session_fields();
+    test_beacon();
+    test_progress();
 
     return done_testing();
 }
