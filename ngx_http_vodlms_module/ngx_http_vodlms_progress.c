@@ -802,14 +802,15 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                      "vodlms progress: flush of %ui entries postponed: %s",
-                      f->snaps->nelts, reason);
+        /* not even started (e.g. the database refuses): the same failure */
+        ngx_http_vodlms_progress_flushed(f, status, NULL, reason);
+        return;
     }
 
 failed:
 
-    ngx_http_vodlms_progress_flushed(f, NGX_VODLMS_PG_ERROR, NULL, NULL);
+    ngx_http_vodlms_progress_flushed(f, NGX_VODLMS_PG_ERROR, NULL,
+                                     "out of memory");
 }
 
 

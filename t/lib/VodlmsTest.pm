@@ -547,6 +547,7 @@ sub _serve_one {
 # start_pg(%opts) -> VodlmsTest::Pg, already accepting connections, with
 # database "vodlms" migrated and seeded from sql/.
 #   port => N        default: free_port()
+#   log_statements => 1   every statement in ->log_file (counted by tests)
 #   bin  => '/usr/lib/postgresql/15/bin'
 # PostgreSQL refuses to run as root: as root, its programs run as the
 # "postgres" user.  ->stop and ->start work from any process (the
@@ -603,6 +604,7 @@ sub _new {
         dir   => $dir,
         data  => "$dir/data",
         port  => $opts{port} || VodlmsTest::free_port(),
+        log_statements => $opts{log_statements},
         owner => $$,
     }, $class;
     _quiet("$dir/initdb.log",
@@ -615,6 +617,7 @@ sub _new {
 }
 
 sub port     { $_[0]{port} }
+sub log_file { "$_[0]{dir}/server.log" }
 sub conninfo { "host=127.0.0.1 port=$_[0]{port} user=postgres dbname=vodlms" }
 
 sub pid {
@@ -637,7 +640,8 @@ sub start {
     my $self = shift;
     return if $self->running;
     my $opts = "-p $self->{port} -k $self->{dir} -c listen_addresses=127.0.0.1"
-             . " -c fsync=off -c synchronous_commit=off";
+             . " -c fsync=off -c synchronous_commit=off"
+             . ($self->{log_statements} ? " -c log_statement=all" : '');
     _quiet("$self->{dir}/pg_ctl.log",
            _as_pg("$self->{bin}/pg_ctl", '-D', $self->{data}, '-w', '-t', '60',
                   '-l', "$self->{dir}/server.log", '-o', $opts, 'start')) == 0

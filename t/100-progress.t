@@ -1,0 +1,375 @@
+# Watch progress: beacons accepted in nginx (204 at once), buffered in
+# shared memory, written to PostgreSQL in ONE statement per flush; resume
+# from the buffer or the database; nothing acknowledged is lost when
+# PostgreSQL is down, on reload, or when a worker is killed.
+#
+# A private PostgreSQL logs every statement, so "one upsert for many
+# beacons" is proven from PostgreSQL itself.  Waits are conditions (rows in
+# the database, lines in a log), polled by the control server.
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use VodlmsTest;
+use Test::Nginx::Socket 'no_plan';
+
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6379;
+my $r = $ENV{TEST_NGINX_REDIS_PORT};
+for my $u (['alice', 1001], ['bob', 1002], ['carol', 1003], ['erin', 1005]) {
+    redis_cmd($r, 'SET', "session:t100-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
+}
+
+my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
+$ENV{TEST_NGINX_CF_KEY} = "$vectors/test_private_key.pem";
+
+my $pg = start_pg(log_statements => 1);
+$ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
+
+# carol has watched intro-ready before, on another node: 77 s
+$pg->psql(q{INSERT INTO watch_progress (user_id, video_id, position_seconds, max_position_seconds, duration_seconds)
+            VALUES ('1003', 'intro-ready', 77, 90, 634.5)});
+
+my $servroot = $ENV{TEST_NGINX_SERVROOT} || "$FindBin::Bin/servroot";
+
+sub wait_until {
+    my ($what, $cond) = @_;
+    for (1 .. 500) {
+        my $v = eval { $cond->() };
+        return $v if $v;
+        select undef, undef, undef, 0.02;
+    }
+    return "timed out waiting for $what\n";
+}
+
+sub upserts { scalar grep { /INSERT INTO watch_progress AS wp/ } do {
+    open my $fh, '<', $pg->log_file or return 0; <$fh> } }
+
+my $mark = 0;
+
+sub row {
+    my ($user) = @_;
+    $pg->psql("SELECT position_seconds || ' ' || max_position_seconds || ' '"
+            . " || watched_seconds || ' ' || (completed_at IS NOT NULL)"
+            . " FROM watch_progress WHERE user_id = '$user' AND video_id = 'intro-ready'");
+}
+
+my ($ctl_port, $ctl) = control_server(
+    '/pg/stop'  => sub { $pg->stop; "stopped\n" },
+    '/pg/start' => sub { $pg->start; "started\n" },
+    '/mark'     => sub { $mark = upserts(); "marked\n" },
+    # the upserts since the mark, once alice's row shows position 600
+    '/upserts-after-flush' => sub {
+        my $ok = wait_until('the flush', sub { row('1001') =~ /^600\.000 / });
+        return $ok if $ok =~ /^timed out/;
+        (upserts() - $mark) . " upsert(s): " . row('1001') . "\n";
+    },
+    '/row/alice' => sub {
+        wait_until('alice\'s row', sub { my $v = row('1001'); $v ne '' ? "$v\n" : undef });
+    },
+    '/row/erin'  => sub {
+        wait_until('erin\'s row', sub { my $v = row('1005'); $v =~ /^420\.000 / ? "$v\n" : undef });
+    },
+    # a failed flush, as nginx logs it
+    '/failed-flush' => sub {
+        wait_until('a failed flush', sub {
+            open my $fh, '<', "$servroot/logs/error.log" or return;
+            (grep { /vodlms progress: flush of \d+ entries failed, kept for the next try/ } <$fh>)
+                ? "a flush failed\n" : undef;
+        });
+    },
+    '/kill-worker' => sub {
+        my ($path, $query) = @_;
+        my ($pid) = ($query // '') =~ /pid=(\d+)/ or return "no pid\n";
+        kill 'KILL', $pid;
+        wait_until('the worker to die', sub { !kill(0, $pid) ? "killed\n" : undef });
+    },
+    '/reload' => sub {
+        open my $fh, '<', "$servroot/logs/nginx.pid" or return "no pid file\n";
+        my $master = <$fh>;
+        chomp $master;
+        kill 'HUP', $master;
+        "reloaded\n";
+    },
+);
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a beacon is acknowledged at once with 204
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+--- request
+POST /api/videos/intro-ready/progress
+{"videoId":"intro-ready","currentTime":12.5,"duration":634.5,"event":"tick"}
+--- more_headers
+Cookie: session=t100-alice
+Content-Type: application/json
+--- error_code: 204
+--- response_body
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: every invalid beacon is a 400 with its reason, and changes nothing
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+--- request eval
+[
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",",
+ "POST /api/videos/intro-ready/progress\n[1,2,3]",
+ "POST /api/videos/intro-ready/progress\n{\"currentTime\":1,\"duration\":9}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-queued\",\"currentTime\":1,\"duration\":9}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":-1,\"duration\":9}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":99,\"duration\":9}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":1e999,\"duration\":9}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":\"1\",\"duration\":9}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":1,\"duration\":0}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":1,\"duration\":9,\"event\":\"seek\"}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":1,\"duration\":9,\"pad\":\"" . ("x" x 1100) . "\"}",
+ "GET /api/videos/intro-ready/progress",
+]
+--- more_headers
+Cookie: session=t100-alice
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 200]
+--- response_body_like eval
+[qr/"reason":"malformed_json"/, qr/"reason":"malformed_json"/,
+ qr/"reason":"bad_video_id"/, qr/"reason":"video_mismatch"/,
+ qr/"reason":"position_out_of_range"/, qr/"reason":"position_out_of_range"/,
+ qr/"reason":"malformed_json"/, qr/"reason":"bad_current_time"/,
+ qr/"reason":"bad_duration"/, qr/"reason":"bad_event"/,
+ qr/"reason":"body_too_large"/,
+ qr/^\{"videoId":"intro-ready","position":0\.000,"duration":634\.500,"completed":false\}$/]
+
+
+
+=== TEST 3: sendBeacon bodies: text/plain, a Blob with no type, and JSON are all beacons
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+--- request eval
+["POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":5,\"duration\":634.5,\"event\":\"pause\"}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":6,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":7,\"duration\":634.5}"]
+--- more_headers eval
+["Cookie: session=t100-alice\nContent-Type: text/plain;charset=UTF-8",
+ "Cookie: session=t100-alice",
+ "Cookie: session=t100-alice\nContent-Type: application/json"]
+--- error_code eval
+[204, 204, 204]
+
+
+
+=== TEST 4: a valid session and enrollment are required; an unknown video is 404
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+--- request eval
+["POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":5,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":5,\"duration\":634.5}",
+ "POST /api/videos/nope/progress\n{\"videoId\":\"nope\",\"currentTime\":5,\"duration\":634.5}"]
+--- more_headers eval
+["", "Cookie: session=t100-bob", "Cookie: session=t100-alice"]
+--- error_code eval
+[401, 403, 404]
+
+
+
+=== TEST 5: resume via GET and via the playback JSON: from the buffer when this node has it
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+    location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_playback cookies;
+    }
+--- request eval
+["POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":320,\"duration\":634.5}",
+ "GET /api/videos/intro-ready/progress",
+ "GET /api/videos/intro-ready/stream"]
+--- more_headers eval
+[("Cookie: session=t100-alice") x 3]
+--- error_code eval
+[204, 200, 200]
+--- response_body_like eval
+[qr/^$/, qr/^\{"videoId":"intro-ready","position":320\.000,"duration":634\.500,"completed":false\}$/,
+ qr/"resumeAt":320[,}]/]
+
+
+
+=== TEST 6: resume from PostgreSQL when this node has no beacon for it
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+--- request
+GET /api/videos/intro-ready/progress
+--- more_headers
+Cookie: session=t100-carol
+--- response_body
+{"videoId":"intro-ready","position":77.000,"duration":634.500,"completed":false}
+
+
+
+=== TEST 7: past vodlms_progress_rate, 429; below it, beacons are coalesced in the buffer
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_rate 3r/m;
+    }
+--- request eval
+["POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":1,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":2,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":3,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":4,\"duration\":634.5}",
+ "GET /api/videos/intro-ready/progress"]
+--- more_headers eval
+[("Cookie: session=t100-alice") x 5]
+--- error_code eval
+[204, 204, 204, 429, 200]
+--- response_body_like eval
+[qr/^$/, qr/^$/, qr/^$/, qr/"error":"too_many_beacons"/, qr/"position":3\.000/]
+
+
+
+=== TEST 8: many beacons, one flush, exactly one upsert (counted in PostgreSQL's log); a 500 s jump in ms is not 500 s watched; 600 of 634.5 s completes
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=2s;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /ctl/mark",
+ (map { "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":$_,\"duration\":634.5}" } (100, 200, 300, 400, 500, 600)),
+ (map { "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":$_,\"duration\":634.5}" } (210, 420)),
+ "GET /ctl/upserts-after-flush"]
+--- more_headers eval
+["", ("Cookie: session=t100-alice") x 6, ("Cookie: session=t100-erin") x 2, ""]
+--- error_code eval
+[200, (204) x 8, 200]
+--- response_body_like eval
+[qr/^marked$/, (qr/^$/) x 8,
+ qr/^1 upsert\(s\): 600\.000 600\.000 0\.\d+ true$/]
+--- timeout: 20
+
+
+
+=== TEST 9: PostgreSQL down during flushes, then up: every acknowledged beacon arrives
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=300ms;
+    vodlms_cache_zone zone=answers:1m;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_cache answers valid=1m;
+        vodlms_progress on;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /api/videos/intro-ready/progress",
+ "GET /ctl/pg/stop",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":100,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":420,\"duration\":634.5}",
+ "GET /ctl/failed-flush",
+ "GET /ctl/pg/start",
+ "GET /ctl/row/erin"]
+--- more_headers eval
+["Cookie: session=t100-erin", "", "Cookie: session=t100-erin", "Cookie: session=t100-erin", "", "", ""]
+--- error_code eval
+[200, 200, 204, 204, 200, 200, 200]
+--- response_body_like eval
+[qr/"videoId":"intro-ready"/, qr/^stopped$/, qr/^$/, qr/^$/,
+ qr/^a flush failed$/, qr/^started$/, qr/^420\.000 420\.000 [\d.]+ false$/]
+--- timeout: 30
