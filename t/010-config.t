@@ -349,4 +349,37 @@ rejects('an unknown edge signature cache zone',
     "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_signature_cache nope; } }",
     qr/unknown vodlms_cache_zone "nope" in "vodlms_edge_signature_cache"/);
 
+# --- watch progress ----------------------------------------------------
+
+my $progress = video_location('vodlms_progress on;');
+
+accepts('a progress endpoint with every option',
+    "vodlms_progress_zone zone=p:1m flush=5s batch=500;
+     vodlms_progress_flush_query \"SELECT 1 WHERE \$1::text[] IS NOT NULL\";"
+  . video_location('vodlms_progress on; vodlms_progress_rate 2r/s; vodlms_progress_complete 0.95;'));
+
+rejects('a progress endpoint without a zone',
+    $progress,
+    qr/"vodlms_progress" needs a buffer and a database: add "vodlms_progress_zone" and "vodlms_pg"/);
+
+rejects('a progress endpoint without the enrollment check',
+    "vodlms_progress_zone zone=p:1m; $pg server { listen 127.0.0.1:1; location / { vodlms_auth on; vodlms_progress on; } }",
+    qr/"vodlms_progress" needs the user and the video/);
+
+rejects('a progress zone that is too small',
+    'vodlms_progress_zone zone=p:1k;',
+    qr/invalid size in "zone=p:1k"/);
+
+rejects('a zero flush interval',
+    'vodlms_progress_zone zone=p:1m flush=0;',
+    qr/invalid parameter "flush=0"/);
+
+rejects('a bad progress rate',
+    "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_rate fast;'),
+    qr/invalid rate "fast", expected e\.g\. "60r\/m", "2r\/s" or "off"/);
+
+rejects('a completion fraction over 1',
+    "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_complete 1.5;'),
+    qr/invalid fraction "1\.5" in "vodlms_progress_complete", expected a number in \(0, 1\]/);
+
 done_testing();
