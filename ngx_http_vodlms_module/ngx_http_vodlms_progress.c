@@ -244,6 +244,8 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     ngx_msec_t                         now;
     ngx_chain_t                       *cl;
     ngx_queue_t                       *q;
+    double                             cap;
+    ngx_uint_t                         skipped;
     ngx_time_t                        *tp;
     vodlms_beacon_t                    b;
     const char                        *why;
@@ -388,9 +390,41 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         }
     }
 
+    /*
+     * Courses that require watching: a jump far past the highest position
+     * reached is refused, or "flagged": kept as the position, but the
+     * highest position (and so completion) only advances by the allowance.
+     */
+    skipped = 0;
+
+    if (pcf->skip > 0
+        && b.current_time > node->p.max_position + pcf->skip
+        && node->p.last_beacon_ms != 0)
+    {
+        if (pcf->skip_refuse) {
+            ngx_shmtx_unlock(&z->shpool->mutex);
+            ngx_http_vodlms_progress_done(r,
+                              ngx_http_vodlms_bad_beacon(r, "skip_ahead"));
+            return;
+        }
+
+        skipped = 1;
+        cap = node->p.max_position + pcf->skip;
+    }
+
     tp = ngx_timeofday();
     vodlms_progress_apply(&node->p, &b, (int64_t) tp->sec * 1000 + tp->msec,
                           pcf->complete, NGX_HTTP_VODLMS_END_SLACK);
+
+    if (skipped) {
+        node->p.max_position = cap;
+
+        if (node->p.completed_at
+            && cap < pcf->complete * node->p.duration)
+        {
+            node->p.completed_at = 0;
+        }
+    }
 
     if (node->version == node->flushed) {
         z->sh->dirty++;
@@ -400,6 +434,13 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     z->sh->beacons++;
 
     ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (skipped) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "vodlms progress: user %V skipped ahead in video %V "
+                      "to %.1f s, past the %.0f s allowed: flagged",
+                      &user, &video, b.current_time, pcf->skip);
+    }
 
     /* acknowledged: it is in shared memory, which outlives workers */
 
@@ -1131,6 +1172,8 @@ ngx_http_vodlms_progress_create_conf(ngx_http_vodlms_progress_conf_t *pcf)
     pcf->rate_window = NGX_CONF_UNSET_MSEC;
     pcf->complete = -1;
     pcf->slack = -1;
+    pcf->skip = -1;
+    pcf->skip_refuse = NGX_CONF_UNSET_UINT;
 }
 
 
@@ -1149,6 +1192,13 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
     if (conf->complete < 0) {
         conf->complete = prev->complete < 0 ? 0.9 : prev->complete;
     }
+
+    if (conf->skip < 0) {
+        conf->skip = prev->skip < 0 ? 0 : prev->skip;
+        conf->skip_refuse = prev->skip_refuse;
+    }
+
+    ngx_conf_merge_uint_value(conf->skip_refuse, prev->skip_refuse, 0);
 
     if (conf->slack < 0) {
         conf->slack = prev->slack < 0 ? NGX_HTTP_VODLMS_END_SLACK
@@ -1292,6 +1342,47 @@ ngx_http_vodlms_progress_fraction(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     *d = v;
+
+    return NGX_CONF_OK;
+}
+
+
+/* vodlms_progress_skip off | time flag | time refuse; */
+
+char *
+ngx_http_vodlms_progress_skip(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf = conf;
+
+    time_t      t;
+    ngx_str_t  *value;
+
+    if (vlcf->progress.skip >= 0) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        vlcf->progress.skip = 0;
+        vlcf->progress.skip_refuse = 0;
+        return NGX_CONF_OK;
+    }
+
+    t = (cf->args->nelts == 3) ? ngx_parse_time(&value[1], 1) : NGX_ERROR;
+
+    if (t == (time_t) NGX_ERROR || t <= 0
+        || (ngx_strcmp(value[2].data, "flag") != 0
+            && ngx_strcmp(value[2].data, "refuse") != 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"vodlms_progress_skip\", expected "
+                           "\"off\", \"<time> flag\" or \"<time> refuse\"");
+        return NGX_CONF_ERROR;
+    }
+
+    vlcf->progress.skip = (double) t;
+    vlcf->progress.skip_refuse = (value[2].data[0] == 'r');
 
     return NGX_CONF_OK;
 }

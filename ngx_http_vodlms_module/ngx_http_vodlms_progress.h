@@ -29,6 +29,8 @@ typedef struct {
     ngx_msec_t                  rate_window;
     double                      complete;        /* fraction, 0..1 */
     double                      slack;           /* seconds past the end */
+    double                      skip;            /* 0: off, else seconds */
+    ngx_uint_t                  skip_refuse;     /* refuse, or flag */
 } ngx_http_vodlms_progress_conf_t;
 
 
@@ -51,6 +53,8 @@ char *ngx_http_vodlms_progress(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_vodlms_progress_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_vodlms_progress_fraction(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vodlms_progress_skip(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 

@@ -41,3 +41,10 @@
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_VODLMS_PROGRESS_OFFSET(complete),
       NULL },
+
+    { ngx_string("vodlms_progress_skip"),
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE12,
+      ngx_http_vodlms_progress_skip,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },

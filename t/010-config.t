@@ -378,6 +378,10 @@ rejects('a bad progress rate',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_rate fast;'),
     qr/invalid rate "fast", expected e\.g\. "60r\/m", "2r\/s" or "off"/);
 
+rejects('a bad skip policy',
+    "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_skip 30s warn;'),
+    qr/invalid "vodlms_progress_skip", expected "off", "<time> flag" or "<time> refuse"/);
+
 rejects('a completion fraction over 1',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_complete 1.5;'),
     qr/invalid fraction "1\.5" in "vodlms_progress_complete", expected a number in \(0, 1\]/);

@@ -10,6 +10,7 @@
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use VodlmsTest;
+use IO::Socket::INET;
 use Test::Nginx::Socket 'no_plan';
 
 $ENV{TEST_NGINX_REDIS_PORT} ||= 6379;
@@ -52,7 +53,33 @@ sub row {
             . " FROM watch_progress WHERE user_id = '$user' AND video_id = 'intro-ready'");
 }
 
+# a viewer that keeps opening entries (videos v1, v2, ...) until refused
+sub post_beacon {
+    my ($video) = @_;
+    my $body = qq({"videoId":"$video","currentTime":1,"duration":60});
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ENV{TEST_NGINX_SERVER_PORT},
+                                  Timeout => 10) or return (0, '');
+    print $c "POST /api/videos/$video/progress HTTP/1.0\r\nHost: localhost\r\n"
+           . "Cookie: session=t100-alice\r\nContent-Length: " . length($body)
+           . "\r\n\r\n$body";
+    local $/;
+    my $resp = <$c> // '';
+    my ($code) = $resp =~ m{^HTTP/1\.\d (\d+)};
+    my (undef, $b) = split /\r\n\r\n/, $resp, 2;
+    return ($code // 0, $b // '');
+}
+
 my ($ctl_port, $ctl) = control_server(
+    '/fill' => sub {
+        for my $i (1 .. 5000) {
+            my ($code, $body) = post_beacon("v$i");
+            next if $code == 204;
+            return "accepted " . ($i - 1) . ", then $code $body";
+        }
+        "never refused\n";
+    },
+    '/again' => sub { my ($code) = post_beacon('v1'); "v1 again: $code\n" },
     '/pg/stop'  => sub { $pg->stop; "stopped\n" },
     '/pg/start' => sub { $pg->start; "started\n" },
     '/mark'     => sub { $mark = upserts(); "marked\n" },
@@ -373,3 +400,87 @@ Cookie: session=t100-carol
 [qr/"videoId":"intro-ready"/, qr/^stopped$/, qr/^$/, qr/^$/,
  qr/^a flush failed$/, qr/^started$/, qr/^420\.000 420\.000 [\d.]+ false$/]
 --- timeout: 30
+
+
+
+=== TEST 10: anti-skip, refuse: a jump far past the highest position is a 400 and changes nothing
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 30s refuse;
+    }
+--- request eval
+["POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":10,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":35,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":600,\"duration\":634.5,\"event\":\"ended\"}",
+ "GET /api/videos/intro-ready/progress"]
+--- more_headers eval
+[("Cookie: session=t100-alice") x 4]
+--- error_code eval
+[204, 204, 400, 200]
+--- response_body_like eval
+[qr/^$/, qr/^$/, qr/"reason":"skip_ahead"/, qr/"position":35\.000,.*"completed":false/]
+
+
+
+=== TEST 11: anti-skip, flag: the jump is kept as the position, but completion cannot be skipped to
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 30s flag;
+    }
+--- request eval
+["POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":10,\"duration\":634.5}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":630,\"duration\":634.5,\"event\":\"ended\"}",
+ "GET /api/videos/intro-ready/progress"]
+--- more_headers eval
+[("Cookie: session=t100-alice") x 3]
+--- error_code eval
+[204, 204, 200]
+--- response_body_like eval
+[qr/^$/, qr/^$/, qr/"position":630\.000,.*"completed":false/]
+
+
+
+=== TEST 12: a full buffer refuses new entries with 503, never drops an acknowledged one
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:32k flush=1h;
+--- config
+    # any video id is "enrolled" here, so the client can open many entries
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT $1::text AS id" $vodlms_video_id;
+        vodlms_progress on;
+        vodlms_progress_rate off;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /ctl/fill", "GET /ctl/again"]
+--- response_body_like eval
+[qr/^accepted \d{2,}, then 503 \{"error":"progress_buffer_full","message":"progress buffer full"\}$/,
+ qr/^v1 again: 204$/]
+--- timeout: 60
