@@ -2,7 +2,7 @@
 # vodlms build driver.  Every subcommand is idempotent and safe to re-run.
 #
 #   ./build.sh deps    install what building, testing and running need (apt, npm)
-#   ./build.sh build   build the nginx module (.so) against Debian's nginx
+#   ./build.sh build   build the nginx module (.so) against Debian's nginx, and vodlms-helper
 #   ./build.sh test    deps + build, throwaway Redis/PostgreSQL, unit + Test::Nginx suites
 #   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it)
 
@@ -25,6 +25,7 @@ APT_PACKAGES=(
     libtest-longstring-perl liblist-moreutils-perl libipc-run-perl
     libjson-pp-perl
     libfaketime
+    ffmpeg
     curl
 )
 
@@ -114,6 +115,9 @@ EOF
 
     log "unit tests: building"
     make -s -C "$ROOT/t/unit" BUILD="$BUILD" >/dev/null
+
+    log "building vodlms-helper"
+    make -s -C "$ROOT/helper" BUILD="$BUILD/helper" >/dev/null
     log "built $MODULE_SO"
 }
 
@@ -219,7 +223,7 @@ cmd_test() {
     export VODLMS_ROOT=$ROOT
     if ((valgrind)); then
         export TEST_NGINX_USE_VALGRIND=1
-        export TEST_NGINX_VALGRIND_SUPP=$ROOT/t/valgrind.supp
+        export TEST_NGINX_VALGRIND_SUPP=$ROOT/t/compat/nginx-core.supp
     fi
 
     local inc=()

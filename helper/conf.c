@@ -1,0 +1,513 @@
+/*
+ * Configuration: "key = value" lines with # comments, then command-line
+ * flags: every key is also a flag (--key value or --key=value, with - or _).
+ */
+
+#define _GNU_SOURCE
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "vodlms_helper.h"
+
+typedef enum { T_STR, T_INT, T_DBL, T_BITRATE, T_LADDER, T_BOOL } vh_type_e;
+
+typedef struct {
+    const char  *key;
+    vh_type_e    type;
+    size_t       off;
+    double       min, max;
+    const char  *def;
+    const char  *help;
+} vh_key_t;
+
+#define O(f) offsetof(vh_conf_t, f)
+
+static const vh_key_t keys[] = {
+    { "redis_host", T_STR, O(redis_host), 0, 0, "127.0.0.1", "Redis address (name or IP)" },
+    { "redis_port", T_INT, O(redis_port), 1, 65535, "6379", "Redis port" },
+    { "redis_username", T_STR, O(redis_username), 0, 0, "", "Redis ACL user (AUTH user pass)" },
+    { "redis_password", T_STR, O(redis_password), 0, 0, "", "Redis password; empty: no AUTH" },
+    { "redis_db", T_INT, O(redis_db), 0, 1024, "0", "Redis database number" },
+    { "redis_timeout", T_DBL, O(redis_timeout), 0.1, 600, "5", "seconds for connect and each command" },
+    { "stream", T_STR, O(stream), 0, 0, "vodlms:transcode", "Redis Stream key of the jobs" },
+    { "group", T_STR, O(group), 0, 0, "vodlms-helpers", "consumer group (created with MKSTREAM)" },
+    { "group_start_id", T_STR, O(group_start_id), 0, 0, "0", "where a new group starts: 0 = every entry, $ = new ones" },
+    { "consumer", T_STR, O(consumer), 0, 0, "", "consumer name; empty: hostname-pid" },
+    { "block_ms", T_INT, O(block_ms), 10, 60000, "2000", "XREADGROUP BLOCK (ms): how soon a stop is noticed when idle" },
+    { "claim_idle", T_DBL, O(claim_idle), 0.1, 86400, "60", "seconds before a silent consumer's job is reclaimed (XAUTOCLAIM)" },
+    { "max_attempts", T_INT, O(max_attempts), 1, 100, "3", "deliveries before a job is marked failed" },
+    { "retry_backoff", T_DBL, O(retry_backoff), 0, 3600, "5", "seconds before the first retry, doubled each time" },
+    { "retry_backoff_max", T_DBL, O(retry_backoff_max), 0, 86400, "300", "cap of the retry delay" },
+    { "pg_conninfo", T_STR, O(pg_conninfo), 0, 0, "", "libpq conninfo or URL; empty: $DATABASE_URL, then PG* variables" },
+    { "ffmpeg", T_STR, O(ffmpeg), 0, 0, "ffmpeg", "ffmpeg binary" },
+    { "ffprobe", T_STR, O(ffprobe), 0, 0, "ffprobe", "ffprobe binary" },
+    { "preset", T_STR, O(preset), 0, 0, "veryfast", "libx264 preset" },
+    { "threads", T_INT, O(threads), 0, 256, "0", "ffmpeg threads; 0: ffmpeg decides" },
+    { "segment_duration", T_INT, O(segment_duration), 2, 10, "6", "HLS segment (and GOP) duration, seconds" },
+    { "max_height", T_INT, O(max_height), 144, 4320, "1080", "highest rung produced" },
+    { "max_fps", T_DBL, O(max_fps), 1, 120, "60", "frame rate cap of the output" },
+    { "audio_bitrate", T_BITRATE, O(audio_bitrate), 16000, 512000, "128k", "AAC bitrate of every rung" },
+    { "ladder", T_LADDER, O(rungs), 0, 0, "240p:400k,360p:800k,480p:1400k,720p:2800k,1080p:5000k", "rungs: height p : video bitrate, comma separated" },
+    { "poster_at", T_DBL, O(poster_at), 0, 0.99, "0.1", "poster.jpg position as a fraction of the duration" },
+    { "job_timeout", T_DBL, O(job_timeout), 0, 604800, "0", "seconds before ffmpeg is killed; 0: no limit" },
+    { "source_root", T_STR, O(source_root), 0, 0, "", "if set, job sources must be inside this directory" },
+    { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/" },
+    { "shutdown", T_STR, O(shutdown), 0, 0, "finish", "on SIGTERM/SIGINT: finish the running job, or abandon it (no XACK)" },
+    { "log_level", T_STR, O(log_level), 0, 0, "info", "error | warn | info | debug" },
+    { "log_target", T_STR, O(log_target), 0, 0, "stderr", "stderr | syslog" },
+    { "once", T_BOOL, O(once), 0, 0, "no", "(flag) handle one job, then exit" },
+    { "exit_when_idle", T_BOOL, O(exit_when_idle), 0, 0, "no", "(flag) exit when the queue has nothing for this helper" },
+    { "check_config", T_BOOL, O(check_config), 0, 0, "no", "(flag) check the configuration, print it, exit" },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int
+parse_bitrate(const char *s, long *out)
+{
+    char   *end;
+    double  v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v <= 0) {
+        return -1;
+    }
+    if (*end == 'k' || *end == 'K') {
+        v *= 1000; end++;
+    } else if (*end == 'm' || *end == 'M') {
+        v *= 1000000; end++;
+    }
+    if (*end != '\0' || v > 1e9) {
+        return -1;
+    }
+    *out = (long) v;
+    return 0;
+}
+
+static int
+parse_ladder(vh_conf_t *cf, const char *s, char *err, size_t errlen)
+{
+    char  *copy = vh_strdup(s), *save = NULL, *tok;
+    int    n = 0, i;
+
+    if (copy == NULL) {
+        return -1;
+    }
+    for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        char  *colon = strchr(tok, ':'), *end;
+        long   h;
+
+        if (n == VH_MAX_RUNGS) {
+            snprintf(err, errlen, "at most %d rungs", VH_MAX_RUNGS);
+            goto fail;
+        }
+        if (colon == NULL) {
+            snprintf(err, errlen, "rung \"%s\" is not HEIGHTp:BITRATE", tok);
+            goto fail;
+        }
+        *colon = '\0';
+        h = strtol(tok, &end, 10);
+        if (end == tok || (*end != '\0' && strcmp(end, "p") != 0)
+            || h < 144 || h > 4320 || h % 2)
+        {
+            snprintf(err, errlen, "bad rung height \"%s\" (even, 144..4320)", tok);
+            goto fail;
+        }
+        if (parse_bitrate(colon + 1, &cf->rungs[n].video_bitrate) != 0) {
+            snprintf(err, errlen, "bad rung bitrate \"%s\"", colon + 1);
+            goto fail;
+        }
+        cf->rungs[n].height = (int) h;
+        snprintf(cf->rungs[n].name, sizeof(cf->rungs[n].name), "%ldp", h);
+        for (i = 0; i < n; i++) {
+            if (cf->rungs[i].height >= h) {
+                snprintf(err, errlen, "rungs must be in increasing height order");
+                goto fail;
+            }
+        }
+        n++;
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "empty ladder");
+        goto fail;
+    }
+    cf->nrungs = n;
+    free(copy);
+    return 0;
+fail:
+    free(copy);
+    return -1;
+}
+
+static const vh_key_t *
+find_key(const char *name, size_t len)
+{
+    size_t  i, j;
+
+    for (i = 0; i < NKEYS; i++) {
+        const char *k = keys[i].key;
+        if (strlen(k) != len) {
+            continue;
+        }
+        for (j = 0; j < len; j++) {
+            char c = name[j] == '-' ? '_' : name[j];
+            if (c != k[j]) {
+                break;
+            }
+        }
+        if (j == len) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static int
+set_key(vh_conf_t *cf, const vh_key_t *k, const char *val, const char *where)
+{
+    char   *p = (char *) cf + k->off, *end;
+    char    err[256] = "";
+    long    l;
+    double  d;
+
+    switch (k->type) {
+    case T_STR: {
+        char *s = vh_strdup(val);
+        if (s == NULL) {
+            return -1;
+        }
+        free(*(char **) p);
+        *(char **) p = s;
+        return 0;
+    }
+    case T_INT:
+        errno = 0;
+        l = strtol(val, &end, 10);
+        if (errno || end == val || *end || l < k->min || l > k->max) {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be an integer in %g..%g, not \"%s\"\n",
+                    where, k->key, k->min, k->max, val);
+            return -1;
+        }
+        *(int *) p = (int) l;
+        return 0;
+    case T_DBL:
+        errno = 0;
+        d = strtod(val, &end);
+        if (errno || end == val || *end || !(d >= k->min && d <= k->max)) {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be a number in %g..%g, not \"%s\"\n",
+                    where, k->key, k->min, k->max, val);
+            return -1;
+        }
+        *(double *) p = d;
+        return 0;
+    case T_BITRATE:
+        if (parse_bitrate(val, &l) != 0 || l < k->min || l > k->max) {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be a bitrate like 128k in %g..%g, not \"%s\"\n",
+                    where, k->key, k->min, k->max, val);
+            return -1;
+        }
+        *(long *) p = l;
+        return 0;
+    case T_LADDER:
+        if (parse_ladder(cf, val, err, sizeof(err)) != 0) {
+            fprintf(stderr, "vodlms-helper: %s: \"ladder\": %s\n", where, err);
+            return -1;
+        }
+        return 0;
+    case T_BOOL:
+        if (!strcasecmp(val, "yes") || !strcasecmp(val, "on") || !strcasecmp(val, "true") || !strcmp(val, "1")) {
+            *(int *) p = 1;
+        } else if (!strcasecmp(val, "no") || !strcasecmp(val, "off") || !strcasecmp(val, "false") || !strcmp(val, "0")) {
+            *(int *) p = 0;
+        } else {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be yes or no, not \"%s\"\n",
+                    where, k->key, val);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+int
+vh_conf_init(vh_conf_t *cf)
+{
+    size_t  i;
+
+    memset(cf, 0, sizeof(*cf));
+    for (i = 0; i < NKEYS; i++) {
+        if (set_key(cf, &keys[i], keys[i].def, "default") != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static char *
+trim(char *s)
+{
+    char *e;
+
+    while (isspace((unsigned char) *s)) {
+        s++;
+    }
+    e = s + strlen(s);
+    while (e > s && isspace((unsigned char) e[-1])) {
+        *--e = '\0';
+    }
+    return s;
+}
+
+static int
+load_file(vh_conf_t *cf, const char *path)
+{
+    FILE   *f = fopen(path, "r");
+    char    line[4096], where[4200];
+    int     lineno = 0, rc = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "vodlms-helper: cannot open config %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char            *s, *eq, *key, *val;
+        const vh_key_t  *k;
+
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            fprintf(stderr, "vodlms-helper: %s: line too long\n", where);
+            rc = -1;
+            break;
+        }
+        s = trim(line);
+        if (*s == '\0' || *s == '#') {
+            continue;
+        }
+        eq = strchr(s, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "vodlms-helper: %s: expected \"key = value\"\n", where);
+            rc = -1;
+            continue;
+        }
+        *eq = '\0';
+        key = trim(s);
+        val = trim(eq + 1);
+        /* a value may be quoted to keep spaces or a # */
+        if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
+            val[strlen(val) - 1] = '\0';
+            val++;
+        } else {
+            char *hash = strstr(val, " #");
+            if (hash != NULL) {
+                *hash = '\0';
+                val = trim(val);
+            }
+        }
+        k = find_key(key, strlen(key));
+        if (k == NULL || k->type == T_BOOL) {
+            fprintf(stderr, "vodlms-helper: %s: unknown key \"%s\"\n", where, key);
+            rc = -1;
+            continue;
+        }
+        if (set_key(cf, k, val, where) != 0) {
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static void
+usage(FILE *out)
+{
+    size_t i;
+
+    fprintf(out,
+        "usage: vodlms-helper [--config FILE] [--KEY VALUE ...] [--once] [--exit-when-idle]\n"
+        "                     [--check-config] [--help] [--version]\n\n"
+        "Consumes transcode jobs from a Redis Stream (consumer group), turns each upload\n"
+        "into an HLS ladder with one ffmpeg, publishes it to <origin_dir>/hls/<id>/ and\n"
+        "updates the videos row in PostgreSQL.\n\n"
+        "  --config FILE      key = value file (# comments); flags override it\n"
+        "  --help, --version\n\n"
+        "Keys (also flags: --redis-port 6380 or --redis_port=6380):\n");
+    for (i = 0; i < NKEYS; i++) {
+        fprintf(out, "  %-18s %s (default: %s)\n", keys[i].key, keys[i].help,
+                *keys[i].def ? keys[i].def : "\"\"");
+    }
+}
+
+static int
+validate(vh_conf_t *cf)
+{
+    char  host[256];
+
+    if (strcmp(cf->shutdown, "finish") && strcmp(cf->shutdown, "abandon")) {
+        fprintf(stderr, "vodlms-helper: \"shutdown\" must be finish or abandon, not \"%s\"\n",
+                cf->shutdown);
+        return -1;
+    }
+    if (vh_log_level_parse(cf->log_level) < 0) {
+        fprintf(stderr, "vodlms-helper: \"log_level\" must be error, warn, info or debug, not \"%s\"\n",
+                cf->log_level);
+        return -1;
+    }
+    if (strcmp(cf->log_target, "stderr") && strcmp(cf->log_target, "syslog")) {
+        fprintf(stderr, "vodlms-helper: \"log_target\" must be stderr or syslog, not \"%s\"\n",
+                cf->log_target);
+        return -1;
+    }
+    if (cf->origin_dir[0] != '/') {
+        fprintf(stderr, "vodlms-helper: \"origin_dir\" must be an absolute path, not \"%s\"\n",
+                cf->origin_dir);
+        return -1;
+    }
+    if (cf->source_root[0] != '\0' && cf->source_root[0] != '/') {
+        fprintf(stderr, "vodlms-helper: \"source_root\" must be an absolute path\n");
+        return -1;
+    }
+    if (!*cf->stream || !*cf->group) {
+        fprintf(stderr, "vodlms-helper: \"stream\" and \"group\" must not be empty\n");
+        return -1;
+    }
+    if (cf->retry_backoff_max < cf->retry_backoff) {
+        cf->retry_backoff_max = cf->retry_backoff;
+    }
+    if (cf->redis_timeout * 1000 < 100) {
+        cf->redis_timeout = 0.1;
+    }
+    if (cf->consumer[0] == '\0') {
+        char name[320];
+        if (gethostname(host, sizeof(host)) != 0) {
+            strcpy(host, "helper");
+        }
+        host[sizeof(host) - 1] = '\0';
+        snprintf(name, sizeof(name), "%s-%ld", host, (long) getpid());
+        free(cf->consumer);
+        cf->consumer = vh_strdup(name);
+    }
+    if (cf->pg_conninfo[0] == '\0' && getenv("DATABASE_URL") != NULL) {
+        free(cf->pg_conninfo);
+        cf->pg_conninfo = vh_strdup(getenv("DATABASE_URL"));
+    }
+    return 0;
+}
+
+static void
+print_conf(const vh_conf_t *cf)
+{
+    int i;
+
+    printf("consumer = %s\nstream = %s\ngroup = %s\norigin_dir = %s\n"
+           "segment_duration = %d\nmax_height = %d\nladder =",
+           cf->consumer, cf->stream, cf->group, cf->origin_dir,
+           cf->segment_duration, cf->max_height);
+    for (i = 0; i < cf->nrungs; i++) {
+        printf("%s %s:%ld", i ? "," : "", cf->rungs[i].name,
+               cf->rungs[i].video_bitrate);
+    }
+    printf("\nconfiguration ok\n");
+}
+
+/* returns 0 to run, 1 to exit successfully (help, version), -1 on error */
+int
+vh_conf_parse_args(vh_conf_t *cf, int argc, char **argv)
+{
+    int          i;
+    const char  *config = NULL;
+
+    /* the file first, wherever --config is, so that flags override it */
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+            printf("vodlms-helper " VH_VERSION "\n");
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "vodlms-helper: %s needs a file\n", argv[i]);
+                return -1;
+            }
+            config = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            config = argv[i] + 9;
+        }
+    }
+    if (config != NULL && load_file(cf, config) != 0) {
+        return -1;
+    }
+
+    for (i = 1; i < argc; i++) {
+        const char      *a = argv[i], *name, *val, *eq;
+        const vh_key_t  *k;
+        size_t           len;
+
+        if (!strcmp(a, "--config") || !strcmp(a, "-c")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--config=", 9)) {
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "vodlms-helper: unexpected argument \"%s\" (see --help)\n", a);
+            return -1;
+        }
+        name = a + 2;
+        eq = strchr(name, '=');
+        len = eq ? (size_t) (eq - name) : strlen(name);
+        k = find_key(name, len);
+        if (k == NULL) {
+            fprintf(stderr, "vodlms-helper: unknown option \"%s\" (see --help)\n", a);
+            return -1;
+        }
+        if (eq != NULL) {
+            val = eq + 1;
+        } else if (k->type == T_BOOL) {
+            val = "yes";
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            fprintf(stderr, "vodlms-helper: %s needs a value\n", a);
+            return -1;
+        }
+        if (set_key(cf, k, val, "command line") != 0) {
+            return -1;
+        }
+    }
+
+    if (validate(cf) != 0) {
+        return -1;
+    }
+    if (cf->check_config) {
+        print_conf(cf);
+        return 1;
+    }
+    return 0;
+}
+
+void
+vh_conf_free(vh_conf_t *cf)
+{
+    size_t i;
+
+    for (i = 0; i < NKEYS; i++) {
+        if (keys[i].type == T_STR) {
+            free(*(char **) ((char *) cf + keys[i].off));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+/*
+ * Playlists: measure the variants ffmpeg wrote (segment sizes and
+ * durations) and write the master playlist with every attribute players
+ * use to pick a rung: BANDWIDTH (peak segment bit rate), AVERAGE-BANDWIDTH,
+ * RESOLUTION, CODECS and FRAME-RATE.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "vodlms_helper.h"
+
+int
+vh_hls_playlist_stats(const char *dir, const char *text,
+    vh_playlist_stats_t *st)
+{
+    const char  *p = text, *nl;
+    double       extinf = -1, total_bits = 0;
+    char         line[1024], path[4096];
+    struct stat  sb;
+
+    memset(st, 0, sizeof(*st));
+    while (*p) {
+        size_t len;
+
+        nl = strchr(p, '\n');
+        len = nl ? (size_t) (nl - p) : strlen(p);
+        if (len >= sizeof(line)) {
+            return -1;
+        }
+        memcpy(line, p, len);
+        line[len] = '\0';
+        if (len && line[len - 1] == '\r') {
+            line[len - 1] = '\0';
+        }
+        p = nl ? nl + 1 : p + len;
+
+        if (!strncmp(line, "#EXTINF:", 8)) {
+            extinf = atof(line + 8);
+            continue;
+        }
+        if (line[0] == '#' || line[0] == '\0') {
+            continue;
+        }
+        if (extinf < 0 || strchr(line, '/') != NULL) {
+            return -1;          /* a URI without EXTINF, or not beside us */
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, line);
+        if (stat(path, &sb) != 0) {
+            return -1;
+        }
+        if (st->segments == 0) {
+            if (strlen(line) >= sizeof(st->first_segment)) {
+                return -1;
+            }
+            memcpy(st->first_segment, line, strlen(line) + 1);
+        }
+        st->segments++;
+        st->total_duration += extinf;
+        total_bits += 8.0 * sb.st_size;
+        if (extinf > st->max_segment) {
+            st->max_segment = extinf;
+        }
+        /* a very short last segment would overstate the peak */
+        if (extinf >= 0.5) {
+            long bw = (long) (8.0 * sb.st_size / extinf);
+            if (bw > st->peak_bandwidth) {
+                st->peak_bandwidth = bw;
+            }
+        }
+        extinf = -1;
+    }
+    if (st->segments == 0 || st->total_duration <= 0) {
+        return -1;
+    }
+    st->average_bandwidth = (long) (total_bits / st->total_duration);
+    if (st->peak_bandwidth < st->average_bandwidth) {
+        st->peak_bandwidth = st->average_bandwidth;
+    }
+    return 0;
+}
+
+int
+vh_hls_master(const vh_variant_t *v, int n, vh_buf_t *out)
+{
+    int i;
+
+    if (vh_buf_printf(out, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n") != 0) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (vh_buf_printf(out,
+                "#EXT-X-STREAM-INF:BANDWIDTH=%ld,AVERAGE-BANDWIDTH=%ld,"
+                "RESOLUTION=%dx%d,FRAME-RATE=%.3f,CODECS=\"%s\"\n%s\n",
+                v[i].bandwidth, v[i].average_bandwidth, v[i].width,
+                v[i].height, v[i].fps, v[i].codecs, v[i].playlist) != 0)
+        {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out)
+{
+    json_t  *arr = json_array();
+    char    *s;
+    int      i;
+
+    if (arr == NULL) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:I,s:I,s:s,s:f,s:s}",
+            "name", v[i].name,
+            "width", v[i].width,
+            "height", v[i].height,
+            "bandwidth", (json_int_t) v[i].bandwidth,
+            "average_bandwidth", (json_int_t) v[i].average_bandwidth,
+            "codecs", v[i].codecs,
+            "frame_rate", (double) ((long) (v[i].fps * 1000 + 0.5)) / 1000,
+            "playlist", v[i].playlist));
+    }
+    s = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(arr);
+    if (s == NULL) {
+        return -1;
+    }
+    n = vh_buf_append(out, s, strlen(s));
+    free(s);
+    return n;
+}

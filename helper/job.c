@@ -1,0 +1,273 @@
+/*
+ * One job: probe, plan, transcode (one ffmpeg), measure, write the master
+ * playlist and poster, publish, update the videos row.  The caller acks.
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "vodlms_helper.h"
+
+typedef struct {
+    const vh_conf_t  *cf;
+    vh_queue_t       *q;
+    vh_db_t          *db;
+    vh_job_t         *job;
+    double            duration;
+    double            last_beat;
+    double            last_pct;
+    int               lost;
+} tick_ctx_t;
+
+static int
+abandon_requested(const vh_conf_t *cf)
+{
+    return vh_stop == 2 || (vh_stop == 1 && !strcmp(cf->shutdown, "abandon"));
+}
+
+/* called by the ffmpeg loop about once a second */
+static int
+on_tick(void *data, double out_s)
+{
+    tick_ctx_t  *t = data;
+    double       now = vh_now(), every;
+
+    if (abandon_requested(t->cf)) {
+        return 1;
+    }
+    /* at most once a second, and only when it moved */
+    if (t->duration > 0) {
+        double pct = 100.0 * out_s / t->duration;
+        if (pct - t->last_pct >= 0.01) {
+            vh_db_progress(t->db, t->job->video_id, pct);
+            t->last_pct = pct;
+        }
+    }
+    every = t->cf->claim_idle / 3;
+    if (every > 10) {
+        every = 10;
+    }
+    if (now - t->last_beat >= every) {
+        t->last_beat = now;
+        if (vh_queue_heartbeat(t->q, t->job) != 0) {
+            t->lost = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+read_file(const char *path, vh_buf_t *b)
+{
+    FILE   *f = fopen(path, "r");
+    char    chunk[8192];
+    size_t  n;
+
+    if (f == NULL) {
+        return -1;
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        vh_buf_append(b, chunk, n);
+    }
+    fclose(f);
+    return b->data ? 0 : -1;
+}
+
+static int
+source_allowed(const vh_conf_t *cf, const char *source, char *err,
+    size_t errlen)
+{
+    char    real[PATH_MAX], root[PATH_MAX];
+    size_t  n;
+
+    if (cf->source_root[0] == '\0') {
+        return 1;
+    }
+    if (realpath(source, real) == NULL || realpath(cf->source_root, root) == NULL) {
+        snprintf(err, errlen, "source not found: %s", source);
+        return 0;
+    }
+    n = strlen(root);
+    if (strncmp(real, root, n) != 0 || (real[n] != '/' && root[n - 1] != '/')) {
+        snprintf(err, errlen, "source %s is outside source_root %s", source,
+                 cf->source_root);
+        return 0;
+    }
+    return 1;
+}
+
+int
+vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
+    char *err, size_t errlen)
+{
+    vh_probe_t    probe;
+    vh_plan_t     plan;
+    vh_variant_t  vars[VH_MAX_RUNGS];
+    tick_ctx_t    t;
+    char          tmp[4096], path[4800], prefix[128];
+    vh_buf_t      text = { 0 }, master = { 0 }, rend = { 0 };
+    struct stat   sb;
+    double        started = vh_now(), duration;
+    int           i, rows, rc = VH_JOB_RETRY;
+
+    err[0] = '\0';
+    tmp[0] = '\0';
+
+    if (!source_allowed(cf, job->source, err, errlen)) {
+        vh_db_failed(db, job->video_id, err);
+        return VH_JOB_DONE;
+    }
+    if (stat(job->source, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "source not found or not a file: %s", job->source);
+        vh_db_failed(db, job->video_id, err);
+        return VH_JOB_DONE;
+    }
+
+    rows = vh_db_start(db, job->video_id, job->source);
+    if (rows < 0) {
+        snprintf(err, errlen, "cannot update the videos row");
+        return VH_JOB_RETRY;
+    }
+    if (rows == 0) {
+        vh_warn("job %s: video %s does not exist (deleted?): dropping the job",
+                job->id, job->video_id);
+        snprintf(err, errlen, "no such video");
+        return VH_JOB_DONE;
+    }
+
+    if (vh_probe_source(cf, job->source, &probe) != 0) {
+        snprintf(err, errlen, "%s", probe.error);
+        return VH_JOB_RETRY;
+    }
+    if (!probe.ok) {
+        snprintf(err, errlen, "%s", probe.error);
+        vh_info("video %s failed: %s", job->video_id, err);
+        if (vh_db_failed(db, job->video_id, err) < 0) {
+            return VH_JOB_RETRY;
+        }
+        return VH_JOB_DONE;
+    }
+
+    vh_ladder_plan(cf, &probe, &plan);
+    vh_info("video %s: %dx%d %.3f fps %.1f s%s -> %d rung(s) %s..%s", job->video_id,
+            probe.width, probe.height, probe.fps, probe.duration,
+            probe.has_audio ? "" : " (no audio)", plan.n,
+            plan.rungs[0].rung.name, plan.rungs[plan.n - 1].rung.name);
+
+    if (vh_publish_tmpdir(cf, job->video_id, tmp, sizeof(tmp)) != 0) {
+        snprintf(err, errlen, "cannot create a work directory in %s", cf->origin_dir);
+        return VH_JOB_RETRY;
+    }
+
+    memset(&t, 0, sizeof(t));
+    t.cf = cf;
+    t.q = q;
+    t.db = db;
+    t.job = job;
+    t.duration = probe.duration;
+    t.last_beat = vh_now();
+
+    if (vh_ladder_run(cf, job->source, &probe, &plan, tmp, on_tick, &t,
+                      err, errlen) != 0)
+    {
+        if (t.lost) {
+            rc = VH_JOB_LOST;
+        } else if (abandon_requested(cf)) {
+            rc = VH_JOB_ABANDONED;
+        }
+        goto out;
+    }
+
+    /* measure what ffmpeg wrote, and describe it in the master playlist */
+    for (i = 0; i < plan.n; i++) {
+        vh_playlist_stats_t  st;
+        vh_variant_info_t    vi;
+        const char          *name = plan.rungs[i].rung.name;
+        char                 dir[4400];
+
+        snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
+        snprintf(path, sizeof(path), "%s/index.m3u8", dir);
+        text.len = 0;
+        if (read_file(path, &text) != 0
+            || vh_hls_playlist_stats(dir, text.data, &st) != 0)
+        {
+            snprintf(err, errlen, "ffmpeg wrote no usable playlist for %s", name);
+            goto out;
+        }
+        if (st.max_segment > cf->segment_duration + 0.5) {
+            vh_warn("video %s %s: a segment lasts %.3f s (target %d s)",
+                    job->video_id, name, st.max_segment, cf->segment_duration);
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, st.first_segment);
+        if (vh_probe_variant(cf, path, &vi) != 0) {
+            snprintf(err, errlen, "cannot probe the %s output", name);
+            goto out;
+        }
+        memset(&vars[i], 0, sizeof(vars[i]));
+        snprintf(vars[i].name, sizeof(vars[i].name), "%s", name);
+        vars[i].width = vi.width;
+        vars[i].height = vi.height;
+        vars[i].fps = vi.fps > 0 ? vi.fps : plan.fps;
+        vars[i].bandwidth = st.peak_bandwidth;
+        vars[i].average_bandwidth = st.average_bandwidth;
+        snprintf(vars[i].codecs, sizeof(vars[i].codecs), "%s", vi.codecs);
+        snprintf(vars[i].playlist, sizeof(vars[i].playlist), "%s/index.m3u8", name);
+        if (i == 0) {
+            duration = st.total_duration;
+        }
+    }
+    duration = probe.duration;
+
+    if (vh_hls_master(vars, plan.n, &master) != 0
+        || vh_hls_renditions_json(vars, plan.n, &rend) != 0)
+    {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/master.m3u8", tmp);
+    if (vh_write_file_atomic(path, master.data, master.len) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+
+    snprintf(path, sizeof(path), "%s/poster.jpg", tmp);
+    if (vh_poster_run(cf, job->source, &probe, path, err, errlen) != 0) {
+        vh_warn("video %s: %s (published without a poster)", job->video_id, err);
+        err[0] = '\0';
+    }
+
+    /* another helper may have taken the job while we were slow */
+    if (vh_queue_heartbeat(q, job) != 0) {
+        rc = VH_JOB_LOST;
+        goto out;
+    }
+    if (vh_publish_commit(cf, job->video_id, tmp, err, errlen) != 0) {
+        goto out;
+    }
+    tmp[0] = '\0';
+
+    snprintf(prefix, sizeof(prefix), "hls/%s/", job->video_id);
+    if (vh_db_ready(db, job->video_id, duration, rend.data, prefix) < 0) {
+        snprintf(err, errlen, "published, but cannot update the videos row");
+        goto out;
+    }
+    vh_info("video %s ready: %d rung(s), %.1f s of video in %.1f s (job %s)",
+            job->video_id, plan.n, duration, vh_now() - started, job->id);
+    rc = VH_JOB_DONE;
+
+out:
+    if (tmp[0] != '\0' && vh_rm_rf(tmp) != 0) {
+        vh_warn("cannot remove %s: %s", tmp, strerror(errno));
+    }
+    vh_buf_free(&text);
+    vh_buf_free(&master);
+    vh_buf_free(&rend);
+    return rc;
+}

@@ -1,0 +1,499 @@
+/*
+ * The ladder: which rungs a source gets, and the one ffmpeg that decodes
+ * the source once and encodes every rung (split + scale), keyframes
+ * aligned on the segment boundaries so that players can switch anywhere.
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vodlms_helper.h"
+
+int
+vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan)
+{
+    int  i, limit = p->height < cf->max_height ? p->height : cf->max_height;
+
+    memset(plan, 0, sizeof(*plan));
+    for (i = 0; i < cf->nrungs; i++) {
+        const vh_rung_t *r = &cf->rungs[i];
+        if (r->height > limit) {
+            continue;           /* never upscale, never above the cap */
+        }
+        plan->rungs[plan->n].rung = *r;
+        plan->rungs[plan->n].height = r->height;
+        plan->n++;
+    }
+    if (plan->n == 0) {
+        /* smaller than the lowest rung: one rung at the source's own size */
+        plan->rungs[0].rung = cf->rungs[0];
+        plan->rungs[0].height = limit & ~1;
+        snprintf(plan->rungs[0].rung.name, sizeof(plan->rungs[0].rung.name),
+                 "%dp", plan->rungs[0].height);
+        plan->rungs[0].rung.height = plan->rungs[0].height;
+        plan->n = 1;
+    }
+    for (i = 0; i < plan->n; i++) {
+        double w = (double) p->width * plan->rungs[i].height / p->height;
+        plan->rungs[i].width = 2 * (int) lround(w / 2);
+        if (plan->rungs[i].width < 2) {
+            plan->rungs[i].width = 2;
+        }
+    }
+    plan->fps = p->fps > cf->max_fps ? cf->max_fps : p->fps;
+    plan->gop = (int) lround(plan->fps * cf->segment_duration);
+    if (plan->gop < 1) {
+        plan->gop = 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    char   *argv[200];
+    int     n;
+    char   *owned[200];
+    int     nowned;
+} args_t;
+
+static void
+arg(args_t *a, const char *s)
+{
+    if (a->n < 199) {
+        a->argv[a->n++] = (char *) s;
+        a->argv[a->n] = NULL;
+    }
+}
+
+static void
+argf(args_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+argf(args_t *a, const char *fmt, ...)
+{
+    va_list  ap;
+    char    *s;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0) {
+        s = NULL;
+    }
+    va_end(ap);
+    if (s != NULL && a->nowned < 200) {
+        a->owned[a->nowned++] = s;
+        arg(a, s);
+    }
+}
+
+static void
+args_free(args_t *a)
+{
+    int i;
+
+    for (i = 0; i < a->nowned; i++) {
+        free(a->owned[i]);
+    }
+}
+
+static void
+build_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
+    const vh_plan_t *plan, const char *dir, args_t *a)
+{
+    vh_buf_t  fc = { 0 }, map = { 0 };
+    int       i;
+
+    arg(a, cf->ffmpeg);
+    arg(a, "-hide_banner");
+    arg(a, "-nostdin");
+    arg(a, "-loglevel");
+    arg(a, "error");
+    arg(a, "-y");
+    arg(a, "-i");
+    arg(a, source);
+
+    vh_buf_printf(&fc, "[0:v]");
+    if (p->fps > cf->max_fps) {
+        vh_buf_printf(&fc, "fps=%g,", cf->max_fps);
+    }
+    vh_buf_printf(&fc, "split=%d", plan->n);
+    for (i = 0; i < plan->n; i++) {
+        vh_buf_printf(&fc, "[s%d]", i);
+    }
+    for (i = 0; i < plan->n; i++) {
+        vh_buf_printf(&fc, ";[s%d]scale=%d:%d,setsar=1,format=yuv420p[v%d]", i,
+                      plan->rungs[i].width, plan->rungs[i].height, i);
+    }
+    arg(a, "-filter_complex");
+    argf(a, "%s", fc.data);
+
+    for (i = 0; i < plan->n; i++) {
+        arg(a, "-map");
+        argf(a, "[v%d]", i);
+    }
+    if (p->has_audio) {
+        for (i = 0; i < plan->n; i++) {
+            arg(a, "-map");
+            arg(a, "0:a:0");
+        }
+    }
+
+    arg(a, "-c:v");
+    arg(a, "libx264");
+    arg(a, "-preset");
+    arg(a, cf->preset);
+    arg(a, "-profile:v");
+    arg(a, "high");
+    for (i = 0; i < plan->n; i++) {
+        long br = plan->rungs[i].rung.video_bitrate;
+        argf(a, "-b:v:%d", i);
+        argf(a, "%ld", br);
+        argf(a, "-maxrate:v:%d", i);
+        argf(a, "%ld", br + br / 10);
+        argf(a, "-bufsize:v:%d", i);
+        argf(a, "%ld", br + br / 2);
+    }
+    /* a fixed GOP of one segment, and a forced keyframe on every boundary */
+    arg(a, "-g");
+    argf(a, "%d", plan->gop);
+    arg(a, "-keyint_min");
+    argf(a, "%d", plan->gop);
+    arg(a, "-sc_threshold");
+    arg(a, "0");
+    arg(a, "-force_key_frames");
+    argf(a, "expr:gte(t,n_forced*%d)", cf->segment_duration);
+
+    if (p->has_audio) {
+        arg(a, "-c:a");
+        arg(a, "aac");
+        arg(a, "-b:a");
+        argf(a, "%ld", cf->audio_bitrate);
+        arg(a, "-ac");
+        arg(a, "2");
+        arg(a, "-ar");
+        arg(a, "48000");
+    }
+    if (cf->threads > 0) {
+        arg(a, "-threads");
+        argf(a, "%d", cf->threads);
+    }
+
+    arg(a, "-f");
+    arg(a, "hls");
+    arg(a, "-hls_time");
+    argf(a, "%d", cf->segment_duration);
+    arg(a, "-hls_playlist_type");
+    arg(a, "vod");
+    arg(a, "-hls_flags");
+    arg(a, "independent_segments");
+    arg(a, "-hls_segment_type");
+    arg(a, "mpegts");
+    arg(a, "-hls_segment_filename");
+    argf(a, "%s/%%v/seg_%%05d.ts", dir);
+    arg(a, "-master_pl_name");
+    arg(a, "master.m3u8");
+    for (i = 0; i < plan->n; i++) {
+        if (p->has_audio) {
+            vh_buf_printf(&map, "%sv:%d,a:%d,name:%s", i ? " " : "", i, i,
+                          plan->rungs[i].rung.name);
+        } else {
+            vh_buf_printf(&map, "%sv:%d,name:%s", i ? " " : "", i,
+                          plan->rungs[i].rung.name);
+        }
+    }
+    arg(a, "-var_stream_map");
+    argf(a, "%s", map.data);
+    arg(a, "-progress");
+    arg(a, "pipe:1");
+    arg(a, "-nostats");
+    argf(a, "%s/%%v/index.m3u8", dir);
+
+    vh_buf_free(&fc);
+    vh_buf_free(&map);
+}
+
+static void
+keep_tail(vh_buf_t *b, size_t max)
+{
+    if (b->len > max) {
+        memmove(b->data, b->data + b->len - max, max);
+        b->len = max;
+        b->data[max] = '\0';
+    }
+}
+
+static void
+tail_text(const vh_buf_t *b, char *out, size_t len)
+{
+    const char *s = b->data ? b->data : "";
+    size_t      n = strlen(s), i;
+
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ')) {
+        n--;
+    }
+    /* the last few lines, on one line */
+    i = n > 300 ? n - 300 : 0;
+    snprintf(out, len, "%.*s", (int) (n - i), s + i);
+    for (i = 0; out[i]; i++) {
+        if (out[i] == '\n' || out[i] == '\r') {
+            out[i] = ' ';
+        }
+    }
+}
+
+static pid_t
+spawn(char *const argv[], int *out_fd, int *err_fd)
+{
+    int    po[2], pe[2];
+    pid_t  pid;
+
+    if (pipe2(po, O_CLOEXEC) != 0) {
+        return -1;
+    }
+    if (pipe2(pe, O_CLOEXEC) != 0) {
+        close(po[0]); close(po[1]);
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        /* a terminal's Ctrl-C is for the helper, which decides */
+        setpgid(0, 0);
+        /* and if the helper dies outright, ffmpeg goes with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+        }
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    *out_fd = po[0];
+    *err_fd = pe[0];
+    return pid;
+}
+
+static int
+reap(pid_t pid, int kill_it)
+{
+    int     status, i;
+
+    if (kill_it) {
+        kill(pid, SIGTERM);
+        for (i = 0; i < 50; i++) {
+            if (waitpid(pid, &status, WNOHANG) == pid) {
+                return -1;
+            }
+            usleep(100000);
+        }
+        kill(pid, SIGKILL);
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            return -1;
+        }
+    }
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    return -1000 - WTERMSIG(status);
+}
+
+int
+vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
+    const vh_plan_t *plan, const char *dir, vh_tick_pt tick, void *data,
+    char *err, size_t errlen)
+{
+    args_t         a;
+    pid_t          pid;
+    int            ofd, efd, rc, open_fds = 2, aborted = 0, i;
+    struct pollfd  fds[2];
+    vh_buf_t       line = { 0 }, errb = { 0 };
+    double         out_s = 0, start = vh_now(), last_tick = 0;
+    char           chunk[4096], tail[400];
+    ssize_t        n;
+
+    memset(&a, 0, sizeof(a));
+    build_args(cf, source, p, plan, dir, &a);
+    if (cf->preset[0] == '\0') {
+        snprintf(err, errlen, "empty preset");
+        args_free(&a);
+        return -1;
+    }
+    {
+        vh_buf_t cmd = { 0 };
+        for (i = 0; i < a.n; i++) {
+            vh_buf_printf(&cmd, "%s%s", i ? " " : "", a.argv[i]);
+        }
+        vh_debug("running %s", cmd.data);
+        vh_buf_free(&cmd);
+    }
+
+    pid = spawn(a.argv, &ofd, &efd);
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot start %s: %s", cf->ffmpeg, strerror(errno));
+        args_free(&a);
+        return -1;
+    }
+
+    fds[0].fd = ofd;
+    fds[0].events = POLLIN;
+    fds[1].fd = efd;
+    fds[1].events = POLLIN;
+
+    while (open_fds > 0) {
+        int r = poll(fds, 2, 250);
+
+        if (r < 0 && errno != EINTR) {
+            break;
+        }
+        for (i = 0; r > 0 && i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                continue;
+            }
+            n = read(fds[i].fd, chunk, sizeof(chunk));
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR) {
+                    continue;
+                }
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+                continue;
+            }
+            if (i == 1) {
+                vh_buf_append(&errb, chunk, n);
+                keep_tail(&errb, 4096);
+                continue;
+            }
+            /* -progress: key=value lines; out_time_us is the position */
+            vh_buf_append(&line, chunk, n);
+            for (;;) {
+                char *nl = memchr(line.data, '\n', line.len);
+                size_t used;
+                if (nl == NULL) {
+                    break;
+                }
+                *nl = '\0';
+                if (!strncmp(line.data, "out_time_us=", 12)) {
+                    long long us = atoll(line.data + 12);
+                    if (us > 0) {
+                        out_s = us / 1e6;
+                    }
+                }
+                used = nl - line.data + 1;
+                memmove(line.data, nl + 1, line.len - used);
+                line.len -= used;
+                line.data[line.len] = '\0';
+            }
+        }
+        if (vh_now() - last_tick >= 1.0) {
+            last_tick = vh_now();
+            if (tick != NULL && tick(data, out_s) != 0) {
+                aborted = 1;
+                break;
+            }
+        }
+        if (cf->job_timeout > 0 && vh_now() - start > cf->job_timeout) {
+            aborted = 2;
+            break;
+        }
+    }
+    for (i = 0; i < 2; i++) {
+        if (fds[i].fd >= 0) {
+            close(fds[i].fd);
+        }
+    }
+    rc = reap(pid, aborted);
+    args_free(&a);
+    vh_buf_free(&line);
+
+    if (aborted == 1) {
+        snprintf(err, errlen, "ffmpeg stopped: job abandoned");
+        vh_buf_free(&errb);
+        return -1;
+    }
+    if (aborted == 2) {
+        snprintf(err, errlen, "ffmpeg took longer than job_timeout (%.0f s)",
+                 cf->job_timeout);
+        vh_buf_free(&errb);
+        return -1;
+    }
+    if (rc != 0) {
+        tail_text(&errb, tail, sizeof(tail));
+        if (rc <= -1000) {
+            snprintf(err, errlen, "ffmpeg killed by signal %d: %s", -rc - 1000, tail);
+        } else {
+            snprintf(err, errlen, "ffmpeg exited with status %d: %s", rc, tail);
+        }
+        vh_buf_free(&errb);
+        return -1;
+    }
+    vh_buf_free(&errb);
+    return 0;
+}
+
+int
+vh_poster_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
+    const char *path, char *err, size_t errlen)
+{
+    char      at[32];
+    char     *argv[24];
+    vh_buf_t  e = { 0 };
+    int       i = 0, rc;
+    char      tail[300];
+
+    snprintf(at, sizeof(at), "%.3f", p->duration * cf->poster_at);
+    argv[i++] = cf->ffmpeg;
+    argv[i++] = "-hide_banner";
+    argv[i++] = "-nostdin";
+    argv[i++] = "-loglevel";
+    argv[i++] = "error";
+    argv[i++] = "-y";
+    argv[i++] = "-ss";
+    argv[i++] = at;
+    argv[i++] = "-i";
+    argv[i++] = (char *) source;
+    argv[i++] = "-frames:v";
+    argv[i++] = "1";
+    argv[i++] = "-vf";
+    argv[i++] = "scale=-2:'min(720,ih)'";
+    argv[i++] = "-q:v";
+    argv[i++] = "3";
+    argv[i++] = "-update";
+    argv[i++] = "1";
+    argv[i++] = (char *) path;
+    argv[i] = NULL;
+
+    rc = vh_run_capture(argv, NULL, &e, 120);
+    if (rc != 0) {
+        tail_text(&e, tail, sizeof(tail));
+        snprintf(err, errlen, "poster: ffmpeg failed: %s", tail);
+        vh_buf_free(&e);
+        return -1;
+    }
+    vh_buf_free(&e);
+    return 0;
+}

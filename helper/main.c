@@ -1,0 +1,201 @@
+/*
+ * vodlms-helper: the transcode worker of vodlms.  See docs/helper.md.
+ *
+ * The loop: take one job (our own backlog, a silent consumer's job after
+ * claim_idle, or a new one), run it, update the videos row, and only then
+ * XACK.  Failures that may pass are retried with back-off up to
+ * max_attempts deliveries; then the video is marked failed and acked.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vodlms_helper.h"
+
+volatile sig_atomic_t vh_stop;
+static volatile sig_atomic_t abandon_on_stop;
+
+static void
+on_signal(int signo)
+{
+    (void) signo;
+    /* a second signal means "now": abandon the running job */
+    vh_stop = (vh_stop || abandon_on_stop) ? 2 : 1;
+}
+
+static void
+install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* waits the retry delay, telling Redis that the job is still ours */
+static int
+backoff_wait(const vh_conf_t *cf, vh_queue_t *q, vh_job_t *job, double secs)
+{
+    double end = vh_now() + secs;
+
+    while (!vh_stop && vh_now() < end) {
+        double left = end - vh_now(), step = cf->claim_idle / 3;
+        vh_sleep_interruptible(left < step ? left : step);
+        if (vh_queue_heartbeat(q, job) != 0) {
+            return -1;
+        }
+    }
+    return vh_stop ? -1 : 0;
+}
+
+static void
+handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
+{
+    char    err[1024], msg[1200];
+    int     rc;
+    double  delay;
+
+    if (job->malformed) {
+        vh_error("job %s: malformed (needs video_id matching [A-Za-z0-9_-]{1,64}"
+                 " and an absolute source path): dropped", job->id);
+        if (vh_valid_id(job->video_id)) {
+            vh_db_failed(db, job->video_id, "malformed transcode job (no usable source path)");
+        }
+        vh_queue_ack(q, job);
+        return;
+    }
+
+    for (;;) {
+        if (job->deliveries > cf->max_attempts) {
+            snprintf(msg, sizeof(msg),
+                     "transcode gave up after %d attempts (the helpers handling it"
+                     " failed or died each time)", cf->max_attempts);
+            vh_error("video %s: %s", job->video_id, msg);
+            if (vh_db_failed(db, job->video_id, msg) < 0) {
+                return;         /* not acked: another try later */
+            }
+            vh_queue_ack(q, job);
+            return;
+        }
+
+        vh_info("job %s: video %s, source %s, attempt %ld/%d", job->id,
+                job->video_id, job->source, job->deliveries, cf->max_attempts);
+        rc = vh_job_run(cf, q, db, job, err, sizeof(err));
+
+        switch (rc) {
+        case VH_JOB_DONE:
+            vh_queue_ack(q, job);
+            return;
+        case VH_JOB_LOST:
+            vh_warn("job %s: lost to another helper, not acknowledged", job->id);
+            return;
+        case VH_JOB_ABANDONED:
+            vh_warn("job %s: abandoned on shutdown (not acknowledged: another helper"
+                    " reclaims it after claim_idle)", job->id);
+            vh_db_requeue(db, job->video_id, NULL);
+            return;
+        }
+
+        /* VH_JOB_RETRY */
+        if (job->deliveries >= cf->max_attempts) {
+            snprintf(msg, sizeof(msg), "transcode failed after %ld attempts: %s",
+                     job->deliveries, err);
+            vh_error("video %s: %s", job->video_id, msg);
+            if (vh_db_failed(db, job->video_id, msg) >= 0) {
+                vh_queue_ack(q, job);
+            }
+            return;
+        }
+        delay = cf->retry_backoff;
+        {
+            long i;
+            for (i = 1; i < job->deliveries && delay < cf->retry_backoff_max; i++) {
+                delay *= 2;
+            }
+        }
+        if (delay > cf->retry_backoff_max) {
+            delay = cf->retry_backoff_max;
+        }
+        snprintf(msg, sizeof(msg), "attempt %ld failed, retrying in %.1f s: %s",
+                 job->deliveries, delay, err);
+        vh_warn("video %s: %s", job->video_id, msg);
+        vh_db_requeue(db, job->video_id, msg);
+        if (backoff_wait(cf, q, job, delay) != 0) {
+            return;             /* stopping or lost: stays pending, reclaimed later */
+        }
+        if (vh_queue_redeliver(q, job) != 0) {
+            return;
+        }
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    vh_conf_t    cf;
+    vh_queue_t  *q;
+    vh_db_t     *db;
+    vh_job_t     job;
+    int          rc, jobs = 0;
+
+    if (vh_conf_init(&cf) != 0) {
+        fprintf(stderr, "vodlms-helper: out of memory\n");
+        return 2;
+    }
+    rc = vh_conf_parse_args(&cf, argc, argv);
+    if (rc != 0) {
+        vh_conf_free(&cf);
+        return rc > 0 ? 0 : 2;
+    }
+
+    vh_log_open(vh_log_level_parse(cf.log_level), !strcmp(cf.log_target, "syslog"));
+    abandon_on_stop = !strcmp(cf.shutdown, "abandon");
+    install_signals();
+
+    q = vh_queue_new(&cf);
+    db = vh_db_new(cf.pg_conninfo);
+    if (q == NULL || db == NULL) {
+        vh_error("out of memory");
+        return 1;
+    }
+    vh_info("vodlms-helper " VH_VERSION " starting: stream \"%s\", group \"%s\","
+            " consumer \"%s\", origin %s", cf.stream, cf.group, cf.consumer,
+            cf.origin_dir);
+
+    memset(&job, 0, sizeof(job));
+    while (!vh_stop) {
+        rc = vh_queue_next(q, &job);
+        if (rc < 0) {
+            vh_sleep_interruptible(1);
+            continue;
+        }
+        if (rc == 0) {
+            if (cf.exit_when_idle) {
+                vh_info("queue idle: exiting (--exit-when-idle)");
+                break;
+            }
+            continue;
+        }
+        handle(&cf, q, db, &job);
+        vh_job_clear(&job);
+        jobs++;
+        if (cf.once) {
+            break;
+        }
+    }
+
+    vh_info("stopping after %d job(s)", jobs);
+    vh_queue_free(q);
+    vh_db_free(db);
+    vh_conf_free(&cf);
+    return 0;
+}

@@ -1,0 +1,269 @@
+/* ffprobe (JSON output): is the source a usable video, and what is it? */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "vodlms_helper.h"
+
+static double
+rational(const char *s)
+{
+    long  n = 0, d = 0;
+
+    if (s == NULL || sscanf(s, "%ld/%ld", &n, &d) != 2 || n <= 0 || d <= 0) {
+        return 0;
+    }
+    return (double) n / d;
+}
+
+static double
+num_string(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (json_is_string(v)) {
+        return atof(json_string_value(v));
+    }
+    if (json_is_number(v)) {
+        return json_number_value(v);
+    }
+    return 0;
+}
+
+/* last non-empty line of ffprobe's stderr, for an error message */
+static void
+last_line(const vh_buf_t *b, char *out, size_t len)
+{
+    const char *s = b->data ? b->data : "", *e = s + strlen(s), *start;
+
+    while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ')) {
+        e--;
+    }
+    start = e;
+    while (start > s && start[-1] != '\n') {
+        start--;
+    }
+    snprintf(out, len, "%.*s", (int) (e - start), start);
+}
+
+static json_t *
+run_ffprobe(const vh_conf_t *cf, const char *path, int show_format,
+    char *err, size_t errlen, int *status)
+{
+    vh_buf_t      out = { 0 }, errb = { 0 };
+    json_error_t  jerr;
+    json_t       *root = NULL;
+    char         *argv[12];
+    int           i = 0;
+
+    argv[i++] = cf->ffprobe;
+    argv[i++] = "-v";
+    argv[i++] = "error";
+    argv[i++] = "-print_format";
+    argv[i++] = "json";
+    if (show_format) {
+        argv[i++] = "-show_format";
+    }
+    argv[i++] = "-show_streams";
+    argv[i++] = "--";
+    argv[i++] = (char *) path;
+    argv[i] = NULL;
+
+    *status = vh_run_capture(argv, &out, &errb, 120);
+    if (*status != 0) {
+        char line[400];
+        last_line(&errb, line, sizeof(line));
+        snprintf(err, errlen, "%s", line[0] ? line : "ffprobe failed");
+    } else {
+        root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
+        if (root == NULL) {
+            snprintf(err, errlen, "ffprobe printed no JSON: %s", jerr.text);
+        }
+    }
+    vh_buf_free(&out);
+    vh_buf_free(&errb);
+    return root;
+}
+
+int
+vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
+{
+    json_t      *root, *streams, *format, *s, *video = NULL;
+    size_t       i;
+    int          status, rotation = 0;
+    char         err[400] = "";
+    const char  *fmt;
+    double       d;
+
+    memset(p, 0, sizeof(*p));
+    root = run_ffprobe(cf, path, 1, err, sizeof(err), &status);
+    if (root == NULL) {
+        if (status == 127 || status < 0) {
+            snprintf(p->error, sizeof(p->error), "cannot run %s: %s",
+                     cf->ffprobe, err);
+            return -1;          /* our problem, not the file's */
+        }
+        snprintf(p->error, sizeof(p->error),
+                 "not a video: ffprobe cannot read the file (%s)", err);
+        return 0;
+    }
+
+    format = json_object_get(root, "format");
+    streams = json_object_get(root, "streams");
+    fmt = json_string_value(json_object_get(format, "format_name"));
+    fmt = fmt ? fmt : "";
+
+    json_array_foreach(streams, i, s) {
+        const char *type = json_string_value(json_object_get(s, "codec_type"));
+        json_t     *disp = json_object_get(s, "disposition");
+
+        if (type == NULL) {
+            continue;
+        }
+        if (!strcmp(type, "audio")) {
+            p->has_audio = 1;
+        } else if (!strcmp(type, "video") && video == NULL
+                   && json_integer_value(json_object_get(disp, "attached_pic")) == 0)
+        {
+            video = s;
+        }
+    }
+
+    if (video == NULL) {
+        snprintf(p->error, sizeof(p->error),
+                 "not a video: no video stream (format \"%s\"%s)", fmt,
+                 p->has_audio ? ", audio only" : "");
+        goto done;
+    }
+    if (!strcmp(fmt, "tty") || !strcmp(fmt, "image2") || strstr(fmt, "_pipe")
+        || !strcmp(fmt, "gif"))
+    {
+        snprintf(p->error, sizeof(p->error),
+                 "not a video: \"%s\" is a text or image format", fmt);
+        goto done;
+    }
+
+    p->width = (int) json_integer_value(json_object_get(video, "width"));
+    p->height = (int) json_integer_value(json_object_get(video, "height"));
+    p->fps = rational(json_string_value(json_object_get(video, "avg_frame_rate")));
+    if (p->fps <= 0 || p->fps > 240) {
+        p->fps = rational(json_string_value(json_object_get(video, "r_frame_rate")));
+    }
+    p->duration = num_string(format, "duration");
+    d = num_string(video, "duration");
+    if (p->duration <= 0 || isnan(p->duration)) {
+        p->duration = d;
+    }
+
+    /* phones record portrait as landscape + a rotation: ffmpeg autorotates */
+    {
+        const char *rot = json_string_value(json_object_get(
+                              json_object_get(video, "tags"), "rotate"));
+        rotation = rot ? atoi(rot) : 0;
+    }
+    {
+        json_t *sd, *e;
+        size_t  j;
+        sd = json_object_get(video, "side_data_list");
+        json_array_foreach(sd, j, e) {
+            if (json_object_get(e, "rotation") != NULL) {
+                rotation = (int) json_number_value(json_object_get(e, "rotation"));
+            }
+        }
+    }
+    if (abs(rotation) % 180 == 90) {
+        int t = p->width;
+        p->width = p->height;
+        p->height = t;
+    }
+
+    if (p->width < 16 || p->height < 16) {
+        snprintf(p->error, sizeof(p->error),
+                 "not a video: picture size %dx%d is too small", p->width,
+                 p->height);
+        goto done;
+    }
+    if (p->duration < 0.1 || isnan(p->duration) || isinf(p->duration)) {
+        snprintf(p->error, sizeof(p->error),
+                 "not a video: no usable duration (a still image?)");
+        goto done;
+    }
+    if (p->fps <= 0) {
+        p->fps = 25;
+    }
+    p->ok = 1;
+
+done:
+    json_decref(root);
+    return 0;
+}
+
+static void
+avc_codec(const char *profile, int level, char *out, size_t len)
+{
+    int prof = 0x64, flags = 0x00;
+
+    if (profile == NULL) {
+        profile = "High";
+    }
+    if (!strcmp(profile, "Constrained Baseline")) {
+        prof = 0x42; flags = 0xC0;
+    } else if (!strcmp(profile, "Baseline")) {
+        prof = 0x42; flags = 0x00;
+    } else if (!strcmp(profile, "Main")) {
+        prof = 0x4D; flags = 0x40;
+    } else if (!strcmp(profile, "High 10")) {
+        prof = 0x6E;
+    }
+    snprintf(out, len, "avc1.%02x%02x%02x", prof, flags, level & 0xff);
+}
+
+int
+vh_probe_variant(const vh_conf_t *cf, const char *segment,
+    vh_variant_info_t *vi)
+{
+    json_t  *root, *streams, *s;
+    size_t   i;
+    int      status;
+    char     err[400], v[32] = "", a[32] = "";
+
+    memset(vi, 0, sizeof(*vi));
+    root = run_ffprobe(cf, segment, 0, err, sizeof(err), &status);
+    if (root == NULL) {
+        vh_error("ffprobe %s: %s", segment, err);
+        return -1;
+    }
+    streams = json_object_get(root, "streams");
+    json_array_foreach(streams, i, s) {
+        const char *type = json_string_value(json_object_get(s, "codec_type"));
+        const char *prof = json_string_value(json_object_get(s, "profile"));
+
+        if (type && !strcmp(type, "video") && v[0] == '\0') {
+            vi->width = (int) json_integer_value(json_object_get(s, "width"));
+            vi->height = (int) json_integer_value(json_object_get(s, "height"));
+            vi->fps = rational(json_string_value(json_object_get(s, "avg_frame_rate")));
+            if (vi->fps <= 0) {
+                vi->fps = rational(json_string_value(json_object_get(s, "r_frame_rate")));
+            }
+            avc_codec(prof, (int) json_integer_value(json_object_get(s, "level")),
+                      v, sizeof(v));
+        } else if (type && !strcmp(type, "audio") && a[0] == '\0') {
+            snprintf(a, sizeof(a), "mp4a.40.%d",
+                     prof && !strcmp(prof, "HE-AAC") ? 5
+                     : prof && !strcmp(prof, "HE-AACv2") ? 29 : 2);
+        }
+    }
+    json_decref(root);
+    if (v[0] == '\0') {
+        vh_error("ffprobe %s: no video stream in the output", segment);
+        return -1;
+    }
+    snprintf(vi->codecs, sizeof(vi->codecs), "%s%s%s", v, a[0] ? "," : "", a);
+    return 0;
+}

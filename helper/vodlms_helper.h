@@ -1,0 +1,262 @@
+/*
+ * vodlms-helper: Redis Stream transcode jobs -> ffmpeg HLS ladder -> origin.
+ * Shared declarations of the helper's files (one concern per file).
+ */
+
+#ifndef VODLMS_HELPER_H
+#define VODLMS_HELPER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VH_VERSION       "0.1.0"
+#define VH_MAX_RUNGS     8
+#define VH_ID_MAX        64
+
+/* ---------------------------------------------------------------- log.c */
+
+enum { VH_LOG_ERROR = 0, VH_LOG_WARN, VH_LOG_INFO, VH_LOG_DEBUG };
+
+int  vh_log_level_parse(const char *s);
+void vh_log_open(int level, int use_syslog);
+void vh_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define vh_error(...) vh_log(VH_LOG_ERROR, __VA_ARGS__)
+#define vh_warn(...)  vh_log(VH_LOG_WARN, __VA_ARGS__)
+#define vh_info(...)  vh_log(VH_LOG_INFO, __VA_ARGS__)
+#define vh_debug(...) vh_log(VH_LOG_DEBUG, __VA_ARGS__)
+
+/* ---------------------------------------------------------------- conf.c */
+
+typedef struct {
+    char  name[16];        /* "720p" */
+    int   height;
+    long  video_bitrate;   /* bits/s */
+} vh_rung_t;
+
+typedef struct {
+    /* redis */
+    char  *redis_host;
+    int    redis_port;
+    char  *redis_username;
+    char  *redis_password;
+    int    redis_db;
+    double redis_timeout;      /* seconds, connect + commands (BLOCK is added) */
+    char  *stream;
+    char  *group;
+    char  *group_start_id;
+    char  *consumer;
+    int    block_ms;
+    double claim_idle;         /* seconds */
+    int    max_attempts;
+    double retry_backoff;      /* seconds, doubled per attempt */
+    double retry_backoff_max;
+    /* postgres */
+    char  *pg_conninfo;
+    /* media */
+    char  *ffmpeg;
+    char  *ffprobe;
+    char  *preset;
+    int    threads;
+    int    segment_duration;
+    int    max_height;
+    double max_fps;
+    long   audio_bitrate;
+    vh_rung_t rungs[VH_MAX_RUNGS];
+    int    nrungs;
+    double poster_at;          /* fraction of the duration */
+    double job_timeout;        /* seconds, 0: none */
+    char  *source_root;        /* "" = any absolute path */
+    /* output */
+    char  *origin_dir;
+    /* process */
+    char  *shutdown;           /* finish | abandon */
+    char  *log_level;
+    char  *log_target;         /* stderr | syslog */
+    /* test/ops flags (command line only) */
+    int    once;
+    int    exit_when_idle;
+    int    check_config;
+} vh_conf_t;
+
+int  vh_conf_init(vh_conf_t *cf);
+int  vh_conf_parse_args(vh_conf_t *cf, int argc, char **argv);
+void vh_conf_free(vh_conf_t *cf);
+
+/* ---------------------------------------------------------------- util.c */
+
+typedef struct {
+    char   *data;
+    size_t  len;
+    size_t  cap;
+} vh_buf_t;
+
+int   vh_buf_append(vh_buf_t *b, const char *p, size_t n);
+int   vh_buf_printf(vh_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void  vh_buf_free(vh_buf_t *b);
+
+char *vh_strdup(const char *s);
+int   vh_valid_id(const char *id);
+int   vh_mkdir_p(const char *path, int mode);
+int   vh_rm_rf(const char *path);
+int   vh_write_file_atomic(const char *path, const char *data, size_t len);
+double vh_now(void);                     /* monotonic seconds */
+void  vh_sleep_interruptible(double seconds);
+
+/*
+ * Runs argv, collecting stdout (and the last bytes of stderr) with a
+ * deadline.  Returns the exit status (0..255), or -1 if it could not run,
+ * was signalled or timed out (err says which).
+ */
+int vh_run_capture(char *const argv[], vh_buf_t *out, vh_buf_t *err,
+    double timeout);
+
+/* ---------------------------------------------------------------- main.c */
+
+extern volatile sig_atomic_t vh_stop;    /* 1: stop after the job, 2: abandon */
+
+/* ---------------------------------------------------------------- queue.c */
+
+typedef struct vh_queue_s vh_queue_t;
+
+typedef struct {
+    char    id[64];                  /* stream entry id */
+    char    video_id[VH_ID_MAX + 1];
+    char   *source;
+    long    enqueued_at;
+    long    deliveries;
+    int     malformed;               /* fields missing or invalid */
+} vh_job_t;
+
+vh_queue_t *vh_queue_new(const vh_conf_t *cf);
+void vh_queue_free(vh_queue_t *q);
+/* 1: got a job, 0: nothing (timeout), -1: error (already logged) */
+int  vh_queue_next(vh_queue_t *q, vh_job_t *job);
+int  vh_queue_ack(vh_queue_t *q, const vh_job_t *job);
+/* refresh the entry's idle time so no other helper reclaims it; 0 if still ours */
+int  vh_queue_heartbeat(vh_queue_t *q, const vh_job_t *job);
+/* count a new delivery of a job retried in place */
+int  vh_queue_redeliver(vh_queue_t *q, vh_job_t *job);
+void vh_job_clear(vh_job_t *job);
+
+/* ---------------------------------------------------------------- db.c */
+
+typedef struct vh_db_s vh_db_t;
+
+vh_db_t *vh_db_new(const char *conninfo);
+void vh_db_free(vh_db_t *db);
+/* returns rows updated (0: no such video) or -1 */
+int  vh_db_start(vh_db_t *db, const char *video_id, const char *source);
+int  vh_db_progress(vh_db_t *db, const char *video_id, double percent);
+int  vh_db_ready(vh_db_t *db, const char *video_id, double duration,
+    const char *renditions_json, const char *storage_prefix);
+int  vh_db_failed(vh_db_t *db, const char *video_id, const char *error);
+int  vh_db_requeue(vh_db_t *db, const char *video_id, const char *error);
+
+/* ---------------------------------------------------------------- probe.c */
+
+typedef struct {
+    int     ok;                /* a usable video */
+    char    error[512];        /* why not */
+    double  duration;
+    int     width;             /* displayed (after rotation) */
+    int     height;
+    double  fps;
+    int     has_audio;
+} vh_probe_t;
+
+int vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p);
+
+typedef struct {
+    int     width;
+    int     height;
+    double  fps;
+    char    codecs[64];        /* RFC 6381: "avc1.64001f,mp4a.40.2" */
+} vh_variant_info_t;
+
+int vh_probe_variant(const vh_conf_t *cf, const char *segment,
+    vh_variant_info_t *vi);
+
+/* ---------------------------------------------------------------- ladder.c */
+
+typedef struct {
+    vh_rung_t rung;
+    int       width;
+    int       height;
+} vh_plan_rung_t;
+
+typedef struct {
+    vh_plan_rung_t rungs[VH_MAX_RUNGS];
+    int            n;
+    int            gop;
+    double         fps;        /* output frame rate */
+} vh_plan_t;
+
+int vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan);
+
+typedef int (*vh_tick_pt)(void *data, double out_seconds);
+
+/*
+ * Runs the one ffmpeg of the ladder into dir.  tick is called at least
+ * every second with the encoded position; a non-zero return aborts.
+ * Returns 0 on success; -1 with err filled.
+ */
+int vh_ladder_run(const vh_conf_t *cf, const char *source,
+    const vh_probe_t *p, const vh_plan_t *plan, const char *dir,
+    vh_tick_pt tick, void *data, char *err, size_t errlen);
+
+int vh_poster_run(const vh_conf_t *cf, const char *source,
+    const vh_probe_t *p, const char *path, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- hls.c */
+
+typedef struct {
+    double  total_duration;
+    double  max_segment;
+    long    peak_bandwidth;        /* max over segments of bits/s */
+    long    average_bandwidth;     /* total bits / total seconds */
+    int     segments;
+    char    first_segment[256];
+} vh_playlist_stats_t;
+
+/* parses a media playlist; segment sizes are read from dir */
+int  vh_hls_playlist_stats(const char *dir, const char *text,
+    vh_playlist_stats_t *st);
+
+typedef struct {
+    char    name[16];
+    int     width;
+    int     height;
+    double  fps;
+    long    bandwidth;
+    long    average_bandwidth;
+    char    codecs[64];
+    char    playlist[64];      /* "720p/index.m3u8" */
+} vh_variant_t;
+
+int  vh_hls_master(const vh_variant_t *v, int n, vh_buf_t *out);
+int  vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out);
+
+/* ---------------------------------------------------------------- publish.c */
+
+int  vh_publish_tmpdir(const vh_conf_t *cf, const char *video_id,
+    char *out, size_t len);
+int  vh_publish_commit(const vh_conf_t *cf, const char *video_id,
+    const char *tmpdir, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- job.c */
+
+enum {
+    VH_JOB_DONE = 0,       /* ready or failed for good: ack */
+    VH_JOB_RETRY,          /* transient: retry later, do not ack */
+    VH_JOB_ABANDONED,      /* shutdown: do not ack, another helper reclaims */
+    VH_JOB_LOST            /* no longer ours: do not ack */
+};
+
+int vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
+    vh_job_t *job, char *err, size_t errlen);
+
+#endif /* VODLMS_HELPER_H */
