@@ -80,6 +80,9 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* nothing acknowledged is dropped: refuse rather than evict */
     { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "progress_buffer_full",
       "progress buffer full" },
+
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "empty_upload",
+      "the upload has no body" },
 };
 
 

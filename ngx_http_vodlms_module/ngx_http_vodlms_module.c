@@ -49,6 +49,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_playback_commands.h"
 #include "ngx_http_vodlms_edge_commands.h"
 #include "ngx_http_vodlms_progress_commands.h"
+#include "ngx_http_vodlms_upload_commands.h"
 
       ngx_null_command
 };
@@ -256,6 +257,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_playback_create_conf(&vlcf->playback);
     ngx_http_vodlms_edge_create_conf(&vlcf->edge);
     ngx_http_vodlms_progress_create_conf(&vlcf->progress);
+    ngx_http_vodlms_upload_create_conf(&vlcf->upload);
 
     return vlcf;
 }
@@ -293,8 +295,15 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_vodlms_progress_merge_conf(cf, &prev->progress,
-                                               &conf->progress);
+    if (ngx_http_vodlms_progress_merge_conf(cf, &prev->progress,
+                                            &conf->progress)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_vodlms_upload_merge_conf(cf, &prev->upload,
+                                             &conf->upload);
 }
 
 

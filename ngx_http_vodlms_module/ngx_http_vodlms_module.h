@@ -20,6 +20,7 @@
 #include "ngx_http_vodlms_playback.h"
 #include "ngx_http_vodlms_edge.h"
 #include "ngx_http_vodlms_progress.h"
+#include "ngx_http_vodlms_upload.h"
 
 
 #define NGX_HTTP_VODLMS_VERSION  "0.1.0"
@@ -46,6 +47,7 @@ typedef struct {
     ngx_http_vodlms_playback_conf_t   playback;
     ngx_http_vodlms_edge_conf_t       edge;
     ngx_http_vodlms_progress_conf_t   progress;
+    ngx_http_vodlms_upload_conf_t     upload;
 } ngx_http_vodlms_loc_conf_t;
 
 

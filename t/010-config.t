@@ -378,6 +378,18 @@ rejects('a bad progress rate',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_rate fast;'),
     qr/invalid rate "fast", expected e\.g\. "60r\/m", "2r\/s" or "off"/);
 
+rejects('an upload endpoint without a spool',
+    video_location('vodlms_upload on; vodlms_upload_course $arg_course;'),
+    qr/"vodlms_upload" needs "vodlms_upload_spool"/);
+
+rejects('an upload spool that is not a directory',
+    video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir/nope;"),
+    qr/"vodlms_upload_spool" "\Q$dir\E\/nope" is not a directory/);
+
+rejects('an upload endpoint without a course',
+    video_location("vodlms_upload on; vodlms_upload_spool $dir;"),
+    qr/"vodlms_upload" needs "vodlms_upload_course"/);
+
 rejects('a bad skip policy',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_skip 30s warn;'),
     qr/invalid "vodlms_progress_skip", expected "off", "<time> flag" or "<time> refuse"/);

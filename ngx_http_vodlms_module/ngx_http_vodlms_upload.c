@@ -1,0 +1,626 @@
+/*
+ * Upload intake (content handler): an instructor's video file becomes a
+ * transcode job.
+ *
+ * Who may upload is decided in the access phase (the session gate with
+ * vodlms_auth_require_role, and an enrollment-style query that checks the
+ * user teaches the course), before any body is read.  The body then
+ * streams to nginx's temp file (never memory; client_max_body_size gives
+ * 413) and is renamed into the spool directory, on the same filesystem.
+ * Then, in order:
+ *
+ *   1. upsert the videos row (status queued, the spool path), returning the
+ *      row's previous state;
+ *   2. XADD the job to the Redis Stream;
+ *   3. 202 {"videoId", "status": "queued"}.
+ *
+ * Nothing is left half-done: if 1 fails, the spooled file is removed; if 2
+ * fails, a compensating statement deletes the new row (or restores the
+ * previous one) and the file is removed.  No orphan file, no row without a
+ * job, no job without a row.
+ */
+
+#include "ngx_http_vodlms_module.h"
+
+
+typedef struct {
+    ngx_http_request_t         *r;
+    ngx_str_t                   video;
+    ngx_str_t                   course;
+    ngx_str_t                   title;
+    ngx_str_t                   path;         /* the spooled file, NUL-ended */
+    ngx_str_t                   old[4];       /* status, source, progress,
+                                                 error; data NULL: SQL NULL */
+    ngx_uint_t                  existed;
+    ngx_http_vodlms_err_e       fail;         /* the answer after undoing */
+    ngx_str_t                   fail_detail;
+    u_char                      job_id[64];
+    size_t                      job_id_len;
+} ngx_http_vodlms_upload_ctx_t;
+
+
+/*
+ * Insert or re-queue the row, and say what was there before (for the
+ * compensation) and whether the upsert happened at all: a video of another
+ * course is never taken over (0: 403).  The previous state is read in a
+ * plain CTE: a FOR UPDATE one is not visible to this statement form.
+ */
+static ngx_str_t  ngx_http_vodlms_upload_sql = ngx_string(
+    "WITH old AS (SELECT status, source_location,"
+    "  progress_percent::text AS progress, error"
+    "  FROM videos WHERE id = $1::text),"
+    " up AS (INSERT INTO videos (id, course_id, title, status,"
+    "  progress_percent, source_location, error)"
+    "  VALUES ($1::text, $2::text, $3::text, 'queued', 0, $4::text, NULL)"
+    "  ON CONFLICT (id) DO UPDATE SET status = 'queued',"
+    "   progress_percent = 0, source_location = EXCLUDED.source_location,"
+    "   error = NULL, title = EXCLUDED.title"
+    "   WHERE videos.course_id = EXCLUDED.course_id"
+    "  RETURNING id)"
+    " SELECT old.status, old.source_location, old.progress, old.error,"
+    "  (SELECT count(*) FROM up)"
+    " FROM (SELECT 1) AS one LEFT JOIN old ON true");
+
+
+/* undo: delete what we created, or put back what was there */
+static ngx_str_t  ngx_http_vodlms_upload_undo_new = ngx_string(
+    "DELETE FROM videos WHERE id = $1::text AND source_location = $2::text");
+
+static ngx_str_t  ngx_http_vodlms_upload_undo_old = ngx_string(
+    "UPDATE videos SET status = $3::text, source_location = $4::text,"
+    " progress_percent = coalesce($5::numeric, 0), error = $6::text"
+    " WHERE id = $1::text AND source_location = $2::text");
+
+
+static ngx_int_t ngx_http_vodlms_upload_handler(ngx_http_request_t *r);
+static void ngx_http_vodlms_upload_body(ngx_http_request_t *r);
+static void ngx_http_vodlms_upload_row(void *data,
+    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+static void ngx_http_vodlms_upload_job_reply(void *data, ngx_uint_t i,
+    redisReply *reply);
+static void ngx_http_vodlms_upload_job(void *data,
+    ngx_vodlms_redis_status_e status, const char *reason);
+static void ngx_http_vodlms_upload_undo(ngx_http_vodlms_upload_ctx_t *u);
+static void ngx_http_vodlms_upload_undone(void *data,
+    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+static void ngx_http_vodlms_upload_fail(ngx_http_vodlms_upload_ctx_t *u,
+    ngx_http_vodlms_err_e err, const char *detail);
+static void ngx_http_vodlms_upload_finish(ngx_http_request_t *r,
+    ngx_int_t rc);
+
+
+static ngx_int_t
+ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    /* to disk, never memory; the size limit is client_max_body_size */
+    r->request_body_in_file_only = 1;
+    r->request_body_in_persistent_file = 1;
+    r->request_body_in_clean_file = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_vodlms_upload_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* a denial finalizes the request itself (NGX_DONE); anything else: here */
+
+static void
+ngx_http_vodlms_upload_finish(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_upload_value(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_str_t *out)
+{
+    if (cv == NULL) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    return ngx_http_complex_value(r, cv, out);
+}
+
+
+static void
+ngx_http_vodlms_upload_body(ngx_http_request_t *r)
+{
+    u_char                        *p;
+    ngx_str_t                      values[4], detail;
+    ngx_int_t                      rc;
+    const char                    *reason;
+    ngx_temp_file_t               *tf;
+    ngx_vodlms_pg_status_e         status;
+    ngx_http_vodlms_loc_conf_t    *vlcf;
+    ngx_http_vodlms_main_conf_t   *vmcf;
+    ngx_http_vodlms_upload_ctx_t  *u;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+
+    u = ngx_pcalloc(r->pool, sizeof(ngx_http_vodlms_upload_ctx_t));
+    if (u == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    u->r = r;
+
+    if (ngx_http_complex_value(r, vlcf->enroll.video_id, &u->video) != NGX_OK
+        || ngx_http_vodlms_upload_value(r, vlcf->upload.course, &u->course)
+           != NGX_OK
+        || ngx_http_vodlms_upload_value(r, vlcf->upload.title, &u->title)
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* ids go into paths, keys and URLs: the schema's rule */
+    if (!ngx_http_vodlms_video_id_valid(&u->video)
+        || !ngx_http_vodlms_video_id_valid(&u->course))
+    {
+        ngx_str_set(&detail, "video or course id not 1-64 of [A-Za-z0-9_-]");
+        ngx_http_vodlms_upload_finish(r,
+            ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_BAD_VIDEO_ID, &detail));
+        return;
+    }
+
+    if (u->title.len == 0 || u->title.len > 200) {
+        u->title = u->video;
+    }
+
+    tf = r->request_body ? r->request_body->temp_file : NULL;
+
+    if (tf == NULL || r->headers_in.content_length_n == 0) {
+        ngx_str_set(&detail, "empty upload");
+        ngx_http_vodlms_upload_finish(r,
+            ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_EMPTY_UPLOAD, &detail));
+        return;
+    }
+
+    /* into the spool, by rename: same filesystem, never a copy */
+
+    u->path.len = vlcf->upload.spool.len + 1 + u->video.len
+                  + sizeof("---.upload") + NGX_INT64_LEN * 3;
+    u->path.data = ngx_pnalloc(r->pool, u->path.len);
+    if (u->path.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* unique: the time, the worker and its connection */
+    p = ngx_sprintf(u->path.data, "%V/%V-%M-%P-%uA.upload%Z",
+                    &vlcf->upload.spool, &u->video, ngx_current_msec,
+                    ngx_pid, r->connection->number);
+    u->path.len = p - u->path.data - 1;
+
+    if (ngx_rename_file(tf->file.name.data, u->path.data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
+                      "vodlms upload: cannot move \"%V\" to \"%V\" "
+                      "(client_body_temp_path must be on the spool's "
+                      "filesystem)", &tf->file.name, &u->path);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* step 1: the row */
+
+    values[0] = u->video;
+    values[1] = u->course;
+    values[2] = u->title;
+    values[3] = u->path;
+
+    rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, r->pool, r->connection->log,
+                                 &ngx_http_vodlms_upload_sql, values, 4,
+                                 ngx_http_vodlms_upload_row, u, &status,
+                                 &reason);
+    if (rc == NGX_OK) {
+        return;
+    }
+
+    ngx_http_vodlms_upload_fail(u, status == NGX_VODLMS_PG_TIMEOUT
+                                   ? NGX_HTTP_VODLMS_DB_TIMEOUT
+                                   : NGX_HTTP_VODLMS_DB_DOWN,
+                                rc == NGX_DECLINED ? reason : "no memory");
+}
+
+
+static void
+ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
+    PGresult *res, const char *reason)
+{
+    ngx_http_vodlms_upload_ctx_t  *u = data;
+
+    int                            i;
+    ngx_str_t                      s;
+    ngx_int_t                      rc;
+    const char                    *argv[9], *why;
+    size_t                         argvlen[9];
+    ngx_vodlms_redis_cmd_t         cmd;
+    ngx_vodlms_redis_status_e      rstatus;
+    ngx_http_request_t            *r = u->r;
+    ngx_http_vodlms_loc_conf_t    *vlcf;
+    ngx_http_vodlms_main_conf_t   *vmcf;
+
+    u_char  ts[NGX_TIME_T_LEN];
+
+    if (status != NGX_VODLMS_PG_OK) {
+        ngx_http_vodlms_upload_fail(u, status == NGX_VODLMS_PG_TIMEOUT
+                                       ? NGX_HTTP_VODLMS_DB_TIMEOUT
+                                       : NGX_HTTP_VODLMS_DB_DOWN, reason);
+        return;
+    }
+
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 4)
+        || PQgetvalue(res, 0, 4)[0] == '0')
+    {
+        /* the id exists in another course: not this instructor's video */
+        ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_NOT_ENROLLED,
+                                    "the video belongs to another course");
+        return;
+    }
+
+    u->existed = !PQgetisnull(res, 0, 0);
+
+    for (i = 0; i < 4; i++) {
+        if (PQgetisnull(res, 0, i)) {
+            continue;
+        }
+
+        s.data = (u_char *) PQgetvalue(res, 0, i);
+        s.len = PQgetlength(res, 0, i);
+        u->old[i].data = ngx_pstrdup(r->pool, &s);
+        u->old[i].len = s.len;
+
+        if (u->old[i].data == NULL) {
+            /* cannot remember the old state: undo cannot restore it */
+            u->existed = 1;
+        }
+    }
+
+    /* step 2: the job */
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+
+    argv[0] = "XADD";
+    argvlen[0] = 4;
+    argv[1] = (char *) vlcf->upload.stream.data;
+    argvlen[1] = vlcf->upload.stream.len;
+    argv[2] = "*";
+    argvlen[2] = 1;
+    argv[3] = "video_id";
+    argvlen[3] = 8;
+    argv[4] = (char *) u->video.data;
+    argvlen[4] = u->video.len;
+    argv[5] = "source";
+    argvlen[5] = 6;
+    argv[6] = (char *) u->path.data;
+    argvlen[6] = u->path.len;
+
+    argv[7] = "enqueued_at";
+    argvlen[7] = 11;
+    argv[8] = (char *) ts;
+    argvlen[8] = ngx_sprintf(ts, "%T", ngx_time()) - ts;
+
+    cmd.argc = 9;
+    cmd.argv = argv;
+    cmd.argvlen = argvlen;
+
+    rc = ngx_vodlms_redis_send(vmcf->redis_pool, r->pool, r->connection->log,
+                               &cmd, 1, ngx_http_vodlms_upload_job_reply,
+                               ngx_http_vodlms_upload_job, u, &rstatus, &why);
+    if (rc == NGX_OK) {
+        return;
+    }
+
+    u->fail = (rstatus == NGX_VODLMS_REDIS_TIMEOUT)
+              ? NGX_HTTP_VODLMS_BACKEND_TIMEOUT : NGX_HTTP_VODLMS_BACKEND_DOWN;
+    u->fail_detail.data = (u_char *) (rc == NGX_DECLINED ? why : "no memory");
+    u->fail_detail.len = ngx_strlen(u->fail_detail.data);
+    u->fail_detail.data = ngx_pstrdup(r->pool, &u->fail_detail);
+
+    ngx_http_vodlms_upload_undo(u);
+}
+
+
+static void
+ngx_http_vodlms_upload_job_reply(void *data, ngx_uint_t i, redisReply *reply)
+{
+    ngx_http_vodlms_upload_ctx_t  *u = data;
+
+    if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(u->job_id)) {
+        ngx_memcpy(u->job_id, reply->str, reply->len);
+        u->job_id_len = reply->len;
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        u->job_id_len = 0;
+    }
+}
+
+
+static void
+ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
+    const char *reason)
+{
+    ngx_http_vodlms_upload_ctx_t  *u = data;
+
+    u_char              *p;
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_chain_t          out;
+    ngx_http_request_t  *r = u->r;
+
+    if (status != NGX_VODLMS_REDIS_OK || u->job_id_len == 0) {
+        u->fail = (status == NGX_VODLMS_REDIS_TIMEOUT)
+                  ? NGX_HTTP_VODLMS_BACKEND_TIMEOUT
+                  : NGX_HTTP_VODLMS_BACKEND_DOWN;
+        u->fail_detail.data = (u_char *) (reason ? reason
+                                                 : "XADD was refused");
+        u->fail_detail.len = ngx_strlen(u->fail_detail.data);
+        u->fail_detail.data = ngx_pstrdup(r->pool, &u->fail_detail);
+
+        ngx_http_vodlms_upload_undo(u);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "vodlms upload: video %V queued as job %*s (%O bytes)",
+                  &u->video, u->job_id_len, u->job_id,
+                  r->headers_in.content_length_n);
+
+    /* step 3: accepted; the id is [A-Za-z0-9_-], no escaping needed */
+
+    b = ngx_create_temp_buf(r->pool, u->video.len + 64);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = ngx_sprintf(b->last, "{\"videoId\":\"%V\",\"status\":\"queued\"}\n",
+                    &u->video);
+    b->last = p;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_ACCEPTED;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+}
+
+
+/* the job could not be queued: the row goes back to what it was */
+
+static void
+ngx_http_vodlms_upload_undo(ngx_http_vodlms_upload_ctx_t *u)
+{
+    ngx_str_t                     *sql, values[6];
+    ngx_uint_t                     n;
+    ngx_int_t                      rc;
+    const char                    *reason;
+    ngx_vodlms_pg_status_e         status;
+    ngx_http_request_t            *r = u->r;
+    ngx_http_vodlms_main_conf_t   *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+
+    values[0] = u->video;
+    values[1] = u->path;
+
+    if (u->existed) {
+        sql = &ngx_http_vodlms_upload_undo_old;
+        values[2] = u->old[0];
+        values[3] = u->old[1];
+        values[4] = u->old[2];
+        values[5] = u->old[3];
+        n = 6;
+
+    } else {
+        sql = &ngx_http_vodlms_upload_undo_new;
+        n = 2;
+    }
+
+    rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, r->pool, r->connection->log,
+                                 sql, values, n, ngx_http_vodlms_upload_undone,
+                                 u, &status, &reason);
+    if (rc == NGX_OK) {
+        return;
+    }
+
+    ngx_http_vodlms_upload_undone(u, NGX_VODLMS_PG_ERROR, NULL,
+                                  rc == NGX_DECLINED ? reason : "no memory");
+}
+
+
+static void
+ngx_http_vodlms_upload_undone(void *data, ngx_vodlms_pg_status_e status,
+    PGresult *res, const char *reason)
+{
+    ngx_http_vodlms_upload_ctx_t  *u = data;
+
+    if (status != NGX_VODLMS_PG_OK) {
+        /* the row says "queued" with no job: say so loudly; the helper's
+           stale-job sweep (or the operator) must look at it */
+        ngx_log_error(NGX_LOG_ALERT, u->r->connection->log, 0,
+                      "vodlms upload: video %V is queued without a job and "
+                      "could not be put back: %s", &u->video,
+                      reason ? reason : "unknown error");
+    }
+
+    ngx_http_vodlms_upload_fail(u, u->fail, (char *) u->fail_detail.data);
+}
+
+
+/* remove the spooled file, answer the failure */
+
+static void
+ngx_http_vodlms_upload_fail(ngx_http_vodlms_upload_ctx_t *u,
+    ngx_http_vodlms_err_e err, const char *detail)
+{
+    ngx_str_t            d;
+    ngx_http_request_t  *r = u->r;
+
+    if (u->path.len && ngx_delete_file(u->path.data) == NGX_FILE_ERROR
+        && ngx_errno != NGX_ENOENT)
+    {
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
+                      "vodlms upload: cannot remove \"%V\"", &u->path);
+    }
+
+    d.data = (u_char *) (detail ? detail : "");
+    d.len = ngx_strlen(d.data);
+
+    ngx_http_vodlms_upload_finish(r, ngx_http_vodlms_deny(r, err, &d));
+}
+
+
+/* configuration */
+
+void
+ngx_http_vodlms_upload_create_conf(ngx_http_vodlms_upload_conf_t *ucf)
+{
+    ucf->enable = NGX_CONF_UNSET;
+    ucf->course = NGX_CONF_UNSET_PTR;
+    ucf->title = NGX_CONF_UNSET_PTR;
+}
+
+
+char *
+ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
+    ngx_http_vodlms_upload_conf_t *prev, ngx_http_vodlms_upload_conf_t *conf)
+{
+    ngx_file_info_t               fi;
+    ngx_http_vodlms_loc_conf_t   *vlcf;
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_ptr_value(conf->course, prev->course, NULL);
+    ngx_conf_merge_ptr_value(conf->title, prev->title, NULL);
+    ngx_conf_merge_str_value(conf->spool, prev->spool, "");
+    ngx_conf_merge_str_value(conf->stream, prev->stream, "vodlms:transcode");
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
+    vlcf = (ngx_http_vodlms_loc_conf_t *)
+           ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, upload));
+
+    if (vmcf->pg == NULL || vmcf->redis == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_upload\" needs \"vodlms_pg\" (the videos "
+                           "row) and \"vodlms_redis\" (the job queue)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (!vlcf->session.enable || vlcf->enroll.video_id == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_upload\" needs \"vodlms_auth on\" and "
+                           "\"vodlms_video_id\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->course == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_upload\" needs \"vodlms_upload_course\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->spool.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_upload\" needs \"vodlms_upload_spool\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_file_info(conf->spool.data, &fi) == NGX_FILE_ERROR
+        || !ngx_is_dir(&fi))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"vodlms_upload_spool\" \"%V\" is not a directory",
+                           &conf->spool);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_vodlms_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf = conf;
+
+    char                      *rv;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, &vlcf->upload);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (vlcf->upload.enable) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        clcf->handler = ngx_http_vodlms_upload_handler;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_vodlms_upload_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf = conf;
+
+    ngx_str_t  *value;
+
+    if (vlcf->upload.spool.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    vlcf->upload.spool = value[1];
+
+    while (vlcf->upload.spool.len > 1
+           && vlcf->upload.spool.data[vlcf->upload.spool.len - 1] == '/')
+    {
+        vlcf->upload.spool.len--;
+    }
+
+    /* NUL-ended for ngx_file_info() and the rename */
+    if (ngx_conf_full_name(cf->cycle, &vlcf->upload.spool, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}

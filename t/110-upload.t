@@ -1,0 +1,297 @@
+# Upload intake: an instructor's file streams to disk, then a videos row
+# (queued) and a job on the Redis Stream, then 202.  Who may upload is
+# decided before the body is read.  If a step fails, nothing is left
+# half-done: no orphan file, no row without a job, no job without a row.
+#
+# The control server looks at the state itself: the row in PostgreSQL, the
+# job in the stream (XRANGE), the files in the spool.
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use VodlmsTest;
+use File::Temp qw(tempdir);
+use Test::Nginx::Socket 'no_plan';
+
+my $redis = start_redis();
+$ENV{TEST_NGINX_PRIVATE_REDIS_PORT} = $redis->port;
+
+sub sessions {
+    $redis->cmd('SET', 'session:t110-carol', '{"user_id":"1003","role":"instructor"}', 'EX', 3600);
+    $redis->cmd('SET', 'session:t110-alice', '{"user_id":"1001","role":"student"}', 'EX', 3600);
+}
+sessions();
+
+my $pg = start_pg();
+$ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
+
+# the spool, on the same filesystem as the servroot's client_body_temp
+my $spool = tempdir('vodlms-spool-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+$ENV{TEST_NGINX_SPOOL} = $spool;
+
+sub state_of {
+    my ($id) = @_;
+    my $row = $pg->psql("SELECT status || ' ' || coalesce(error, '-') || ' '"
+                      . " || coalesce(source_location, '-') FROM videos WHERE id = '$id'");
+    my ($status, $error, $src) = $row eq '' ? ('none', '-', '-') : split / /, $row, 3;
+    my $jobs = $redis->running ? $redis->cmd('XRANGE', 'vodlms:transcode', '-', '+') : [];
+    my @mine = grep { my %f = @{ $_->[1] }; $f{video_id} eq $id } @$jobs;
+    my %job = @mine ? @{ $mine[-1][1] } : ();
+    my @files = glob "$spool/*";
+    my $content = -f $src ? do { local $/; open my $fh, '<', $src; <$fh> } : '';
+    return "row $status"
+         . ($error ne '-' ? " ($error)" : '')
+         . "; jobs " . scalar(@mine)
+         . (@mine ? "; job source " . ($job{source} eq $src ? 'matches' : 'differs')
+                  . ", enqueued_at " . ($job{enqueued_at} =~ /^\d{10}$/ ? 'set' : 'missing') : '')
+         . "; file " . ($content ne '' ? "\"$content\"" : 'none')
+         . "; spool files " . scalar(@files) . "\n";
+}
+
+my ($ctl_port, $ctl) = control_server(
+    '/state'       => sub { my ($p, $q) = @_; my ($id) = $q =~ /id=([\w-]+)/; state_of($id) },
+    '/redis/stop'  => sub { $redis->stop; "stopped\n" },
+    '/redis/start' => sub { $redis->start unless $redis->running; sessions(); "started\n" },
+    '/pg/stop'     => sub { $pg->stop; "stopped\n" },
+    '/pg/start'    => sub { $pg->start; "started\n" },
+);
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: an instructor's upload becomes a queued row, a job and a spooled file: 202
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_title $http_x_title;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/up-1/upload?course=course-intro\nfake video bytes, not really",
+ "GET /ctl/state?id=up-1"]
+--- more_headers eval
+["Cookie: session=t110-carol\nX-Title: Week 1\nContent-Type: video/mp4", ""]
+--- error_code eval
+[202, 200]
+--- response_body eval
+["{\"videoId\":\"up-1\",\"status\":\"queued\"}\n",
+ "row queued; jobs 1; job source matches, enqueued_at set; file \"fake video bytes, not really\"; spool files 1\n"]
+
+
+
+=== TEST 2: a student is refused before the body is read (403), and nothing is created
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/up-2/upload?course=course-intro\nsneaky",
+ "GET /ctl/state?id=up-2"]
+--- more_headers eval
+["Cookie: session=t110-alice", ""]
+--- error_code eval
+[403, 200]
+--- response_body eval
+["{\"error\":\"forbidden_role\",\"message\":\"the user's role is not allowed here\"}\n",
+ "row none; jobs 0; file none; spool files 1\n"]
+
+
+
+=== TEST 3: an instructor of another course is refused (403), and nothing is created
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/up-3/upload?course=someone-elses\nbytes",
+ "GET /ctl/state?id=up-3"]
+--- more_headers eval
+["Cookie: session=t110-carol", ""]
+--- error_code eval
+[403, 200]
+--- response_body eval
+["{\"error\":\"not_enrolled\",\"message\":\"the user is not enrolled in the video's course\"}\n",
+ "row none; jobs 0; file none; spool files 1\n"]
+
+
+
+=== TEST 4: too large: 413 from client_max_body_size, and nothing is created
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/up-4/upload?course=course-intro\n" . ("x" x 70000),
+ "GET /ctl/state?id=up-4"]
+--- more_headers eval
+["Cookie: session=t110-carol", ""]
+--- error_code eval
+[413, 200]
+--- response_body_like eval
+[qr/413/, qr/^row none; jobs 0; file none; spool files 1$/]
+
+
+
+=== TEST 5: an empty upload is a 400
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+--- request
+POST /api/videos/up-5/upload?course=course-intro
+--- more_headers
+Cookie: session=t110-carol
+--- error_code: 400
+--- response_body
+{"error":"empty_upload","message":"the upload has no body"}
+
+
+
+=== TEST 6: Redis down: 503, the new row is deleted again, the file removed, no job
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_cache_zone zone=answers:1m;
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        vodlms_auth on;
+        vodlms_session_cache answers valid=1m;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+    location = /prime { vodlms_auth on; vodlms_session_cache answers valid=1m; return 204; }
+--- request eval
+["POST /api/videos/up-1/upload?course=course-intro\nsecond version",
+ "GET /ctl/redis/stop",
+ "POST /api/videos/up-6/upload?course=course-intro\nwill not stay",
+ "GET /ctl/redis/start",
+ "GET /ctl/state?id=up-6"]
+--- more_headers eval
+["Cookie: session=t110-carol", "", "Cookie: session=t110-carol", "", ""]
+--- error_code eval
+[202, 200, 503, 200, 200]
+--- response_body_like eval
+[qr/"status":"queued"/, qr/^stopped$/,
+ qr/^\{"error":"backend_unavailable"/, qr/^started$/,
+ qr/^row none; jobs 0; file none; spool files 2$/]
+
+
+
+=== TEST 7: a re-upload that cannot be queued puts the previous row back, with its own source
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_cache_zone zone=answers:1m;
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        vodlms_auth on;
+        vodlms_session_cache answers valid=1m;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /ctl/state?id=intro-failed",
+ "POST /api/videos/intro-failed/upload?course=course-intro\nprime the caches",
+ "GET /ctl/redis/stop",
+ "POST /api/videos/intro-failed/upload?course=course-intro\nnew source",
+ "GET /ctl/redis/start",
+ "GET /ctl/state?id=intro-failed"]
+--- more_headers eval
+["", "Cookie: session=t110-carol", "", "Cookie: session=t110-carol", "", ""]
+--- error_code eval
+[200, 202, 200, 503, 200, 200]
+--- response_body_like eval
+[qr/^row failed \(/, qr/"status":"queued"/, qr/^stopped$/,
+ qr/^\{"error":"backend_unavailable"/, qr/^started$/,
+ qr/^row queued; jobs 0; file "prime the caches"; spool files 3$/]
