@@ -133,6 +133,7 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     ngx_chain_t                   out;
     ngx_http_err_page_t          *ep;
     ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_vodlms_ctx_t        *ctx;
     ngx_http_vodlms_err_info_t   *ei;
     ngx_http_vodlms_main_conf_t  *vmcf;
 
@@ -144,6 +145,12 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     }
 
     ei = &ngx_http_vodlms_errs[err];
+
+    /* for the metrics' log-phase count */
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx) {
+        ctx->last_err = err;
+    }
 
     /* the detail never holds a token or a secret, only what went wrong */
     ngx_log_error(ei->level, r->connection->log, 0,

@@ -37,6 +37,13 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
       0,
       NULL },
 
+    { ngx_string("vodlms_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_vodlms_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("vodlms_retry_after"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -141,6 +148,13 @@ ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_vodlms_access_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_vodlms_metrics_log;
+
     return ngx_http_vodlms_edge_init(cf);
 }
 
@@ -224,6 +238,10 @@ ngx_http_vodlms_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_vodlms_main_conf_t  *vmcf = conf;
 
     ngx_conf_init_value(vmcf->retry_after, 2);
+
+    if (ngx_http_vodlms_metrics_zone(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (vmcf->pg_replica && vmcf->pg == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

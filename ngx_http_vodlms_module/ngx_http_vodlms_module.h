@@ -12,6 +12,7 @@
 
 #include "vodlms_core.h"
 #include "ngx_vodlms_redis.h"
+#include "ngx_vodlms_metrics.h"
 #include "ngx_vodlms_shm_cache.h"
 #include "ngx_http_vodlms_error.h"
 #include "ngx_vodlms_pg.h"
@@ -51,12 +52,37 @@ typedef struct {
 } ngx_http_vodlms_loc_conf_t;
 
 
+/* what metrics count requests and cache lookups by */
+typedef enum {
+    NGX_HTTP_VODLMS_EP_SESSION = 0,
+    NGX_HTTP_VODLMS_EP_ENROLL,
+    NGX_HTTP_VODLMS_EP_PLAYBACK,
+    NGX_HTTP_VODLMS_EP_EDGE,
+    NGX_HTTP_VODLMS_EP_PROGRESS,
+    NGX_HTTP_VODLMS_EP_UPLOAD,
+    NGX_HTTP_VODLMS_EP_N
+} ngx_http_vodlms_endpoint_e;
+
+typedef enum {
+    NGX_HTTP_VODLMS_CACHE_SESSION = 0,
+    NGX_HTTP_VODLMS_CACHE_ENROLL,
+    NGX_HTTP_VODLMS_CACHE_SIGNATURE,
+    NGX_HTTP_VODLMS_CACHE_EDGE,
+    NGX_HTTP_VODLMS_CACHE_N
+} ngx_http_vodlms_cache_e;
+
+/* the content endpoint that answered, + 1 (0: none) */
+#define ngx_http_vodlms_set_endpoint(ctx, ep)  (ctx)->endpoint = (ep) + 1
+
+
 /* per-request state, kept across asynchronous backend round trips */
 typedef struct {
     ngx_http_vodlms_session_ctx_t     session;
     ngx_http_vodlms_enroll_ctx_t      enroll;
     ngx_http_vodlms_playback_ctx_t    playback;
     ngx_http_vodlms_edge_ctx_t        edge;
+    ngx_uint_t                        endpoint;
+    ngx_http_vodlms_err_e             last_err;   /* the denial, if any */
 } ngx_http_vodlms_ctx_t;
 
 
@@ -77,6 +103,11 @@ char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
     ngx_msec_t *valid, ngx_msec_t *invalid);
 ngx_int_t ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path,
     size_t max, ngx_str_t *out);
+
+/* ngx_http_vodlms_metrics.c */
+ngx_int_t ngx_http_vodlms_metrics_zone(ngx_conf_t *cf);
+ngx_int_t ngx_http_vodlms_metrics_log(ngx_http_request_t *r);
+char *ngx_http_vodlms_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 
 #endif /* NGX_HTTP_VODLMS_MODULE_H */

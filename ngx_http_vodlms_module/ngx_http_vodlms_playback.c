@@ -94,6 +94,10 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
 
+    if (ctx) {
+        ngx_http_vodlms_set_endpoint(ctx, NGX_HTTP_VODLMS_EP_PLAYBACK);
+    }
+
     /* the access phase must have allowed this very video */
     if (ctx == NULL || ctx->enroll.state != NGX_HTTP_VODLMS_ENROLL_DONE
         || ctx->enroll.result != NGX_HTTP_VODLMS_OK

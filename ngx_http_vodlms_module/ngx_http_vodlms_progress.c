@@ -162,7 +162,13 @@ ngx_http_vodlms_progress_who(ngx_http_request_t *r, ngx_str_t *user,
 static ngx_int_t
 ngx_http_vodlms_progress_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t               rc;
+    ngx_http_vodlms_ctx_t  *ctx;
+
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx) {
+        ngx_http_vodlms_set_endpoint(ctx, NGX_HTTP_VODLMS_EP_PROGRESS);
+    }
 
     if (r->method == NGX_HTTP_GET || r->method == NGX_HTTP_HEAD) {
         return ngx_http_vodlms_progress_get(r);
@@ -1385,4 +1391,37 @@ ngx_http_vodlms_progress_skip(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     vlcf->progress.skip_refuse = (value[2].data[0] == 'r');
 
     return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_vodlms_progress_stats(ngx_http_request_t *r,
+    ngx_http_vodlms_progress_stats_t *st)
+{
+    ngx_http_vodlms_main_conf_t      *vmcf;
+    ngx_http_vodlms_progress_zone_t  *z;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+
+    if (vmcf->progress.zone == NULL) {
+        return NGX_DECLINED;
+    }
+
+    z = vmcf->progress.zone->data;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    st->beacons = z->sh->beacons;
+    st->pending = z->sh->dirty;
+    st->flushes = z->sh->flushes;
+    st->flush_failures = z->sh->flush_failures;
+    st->rows = z->sh->rows;
+    st->full = z->sh->full;
+    st->fill = 1.0 - (double) z->shpool->pfree
+                     / (double) ((z->shpool->end - z->shpool->start)
+                                 / ngx_pagesize);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_OK;
 }

@@ -34,6 +34,20 @@ typedef struct {
 } ngx_http_vodlms_progress_conf_t;
 
 
+typedef struct {
+    ngx_atomic_uint_t           beacons;
+    ngx_uint_t                  pending;
+    ngx_atomic_uint_t           flushes;
+    ngx_atomic_uint_t           flush_failures;
+    ngx_atomic_uint_t           rows;
+    ngx_atomic_uint_t           full;
+    double                      fill;            /* pages in use, 0..1 */
+} ngx_http_vodlms_progress_stats_t;
+
+
+ngx_int_t ngx_http_vodlms_progress_stats(ngx_http_request_t *r,
+    ngx_http_vodlms_progress_stats_t *st);
+
 /* the latest state this node knows for the request's user and video */
 ngx_int_t ngx_http_vodlms_progress_resume(ngx_http_request_t *r,
     double *position, double *duration, ngx_uint_t *completed);

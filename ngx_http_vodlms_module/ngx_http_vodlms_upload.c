@@ -92,7 +92,13 @@ static void ngx_http_vodlms_upload_finish(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t               rc;
+    ngx_http_vodlms_ctx_t  *ctx;
+
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx) {
+        ngx_http_vodlms_set_endpoint(ctx, NGX_HTTP_VODLMS_EP_UPLOAD);
+    }
 
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
         return NGX_HTTP_NOT_ALLOWED;

@@ -37,6 +37,7 @@
 #include <ngx_event.h>
 
 #include "ngx_vodlms_pg.h"
+#include "ngx_vodlms_metrics.h"
 
 
 #define NGX_VODLMS_PG_DEFAULT_POOL_SIZE  4
@@ -114,6 +115,7 @@ struct ngx_vodlms_pg_query_s {
     void                       *data;
     ngx_event_t                 timer;
     ngx_pool_cleanup_t         *cleanup;
+    ngx_msec_t                  started;      /* for the latency metric */
     unsigned                    waiting:1;
     unsigned                    detached:1;
 };
@@ -1201,6 +1203,8 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
         query->cleanup = cln;
     }
 
+    query->started = ngx_current_msec;
+
     ngx_add_timer(&query->timer, pool->conf->timeout);
 
     return NGX_OK;
@@ -1292,7 +1296,11 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     /* libpq would print notices on stderr */
     PQsetNoticeProcessor(pg, ngx_vodlms_pg_notice, conn);
 
+    /* counted from here; ngx_vodlms_pg_close() counts it out */
+    ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_PG, 1);
+
     if (ngx_vodlms_pg_wrap(conn, PQsocket(pg)) != NGX_OK) {
+        ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_PG, -1);
         PQfinish(pg);
         ngx_free(conn);
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
@@ -1615,6 +1623,8 @@ ngx_vodlms_pg_close(ngx_vodlms_pg_conn_t *conn)
 
     /* closes the socket; a Terminate message is sent if it can be */
     PQfinish(conn->pg);
+
+    ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_PG, -1);
 
     ngx_free(conn);
 }
@@ -2193,6 +2203,10 @@ static void
 ngx_vodlms_pg_finish(ngx_vodlms_pg_query_t *query,
     ngx_vodlms_pg_status_e status, PGresult *res, const char *reason)
 {
+    ngx_vodlms_metrics_backend(NGX_VODLMS_BACKEND_PG,
+                               ngx_current_msec - query->started,
+                               status == NGX_VODLMS_PG_OK);
+
     if (query->timer.timer_set) {
         ngx_del_timer(&query->timer);
     }

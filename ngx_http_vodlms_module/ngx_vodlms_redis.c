@@ -15,6 +15,7 @@
 #include <ngx_event.h>
 
 #include "ngx_vodlms_redis.h"
+#include "ngx_vodlms_metrics.h"
 
 
 #define NGX_VODLMS_REDIS_DEFAULT_PORT     6379
@@ -63,6 +64,7 @@ typedef struct {
     void                       *data;
     ngx_event_t                 timer;
     ngx_pool_cleanup_t         *cleanup;
+    ngx_msec_t                  started;      /* for the latency metric */
     unsigned                    done:1;
     unsigned                    detached:1;
     unsigned                    short_queued:1;
@@ -387,6 +389,7 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
     cln->data = batch;
     batch->cleanup = cln;
 
+    batch->started = ngx_current_msec;
     ngx_add_timer(&batch->timer, pool->conf->timeout);
 
     return NGX_OK;
@@ -507,6 +510,9 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
 
     ngx_queue_insert_tail(&pool->conns, &conn->queue);
     pool->nconns++;
+
+    /* counted out in ngx_vodlms_redis_cleanup() */
+    ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_REDIS, 1);
 
     /* the connect completes when the socket becomes writable */
     ngx_vodlms_redis_add_write(conn);
@@ -826,6 +832,8 @@ ngx_vodlms_redis_cleanup(void *privdata)
     ngx_free_connection(c);
     c->fd = (ngx_socket_t) -1;
 
+    ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_REDIS, -1);
+
     ngx_free(conn);
 }
 
@@ -878,6 +886,10 @@ ngx_vodlms_redis_batch_finish(ngx_vodlms_redis_batch_t *batch,
     ngx_vodlms_redis_status_e status, const char *reason)
 {
     batch->done = 1;
+
+    ngx_vodlms_metrics_backend(NGX_VODLMS_BACKEND_REDIS,
+                               ngx_current_msec - batch->started,
+                               status == NGX_VODLMS_REDIS_OK);
 
     if (batch->timer.timer_set) {
         ngx_del_timer(&batch->timer);

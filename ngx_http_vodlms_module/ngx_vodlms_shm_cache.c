@@ -455,3 +455,10 @@ ngx_vodlms_shm_cache_get_stats(ngx_shm_zone_t *zone,
     *stats = cache->sh->stats;
     ngx_shmtx_unlock(&cache->shpool->mutex);
 }
+
+
+ngx_int_t
+ngx_vodlms_shm_cache_is(ngx_shm_zone_t *zone)
+{
+    return zone->init == ngx_vodlms_shm_cache_init;
+}

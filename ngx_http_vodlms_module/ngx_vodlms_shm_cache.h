@@ -40,6 +40,9 @@ ngx_int_t ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns,
 ngx_int_t ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns,
     ngx_str_t *key, u_char *value, size_t len, ngx_msec_t ttl);
 
+/* is this one of ours a cache zone (and not another vodlms zone)? */
+ngx_int_t ngx_vodlms_shm_cache_is(ngx_shm_zone_t *zone);
+
 void ngx_vodlms_shm_cache_get_stats(ngx_shm_zone_t *zone,
     ngx_vodlms_shm_cache_stats_t *stats);
 
