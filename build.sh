@@ -5,6 +5,8 @@
 #   ./build.sh build   build the nginx module (.so) against Debian's nginx, and vodlms-helper
 #   ./build.sh test    deps + build, throwaway Redis/PostgreSQL, unit + Test::Nginx suites
 #   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it)
+#   ./build.sh bench   wrk against loopback, every scenario next to its baseline
+#   ./build.sh fuzz    libFuzzer on every pure-core parser (VODLMS_FUZZ_SECONDS each)
 
 set -euo pipefail
 
@@ -26,6 +28,7 @@ APT_PACKAGES=(
     libjson-pp-perl
     libfaketime
     ffmpeg
+    wrk
     curl
 )
 
@@ -324,6 +327,222 @@ MSG
     wait "$NGINX_PID" || true
 }
 
+# ---------------------------------------------------------------- bench
+
+# wrk against loopback, each scenario next to a baseline measured in the
+# same run (same nginx, same config, same machine state).  Speed is
+# measured here, never asserted in tests.
+cmd_bench() {
+    cmd_deps
+    command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    cmd_build
+
+    local secs=${VODLMS_BENCH_SECONDS:-10} conns=${VODLMS_BENCH_CONNECTIONS:-50}
+    local tmp; tmp=$(mktemp -d /tmp/vodlms-bench.XXXXXX)
+    chmod 755 "$tmp"
+    NGINX_PID="" REDIS_PID="" PG_DIR=""
+    # shellcheck disable=SC2064
+    trap "stop_pid \"\$NGINX_PID\"; stop_pid \"\$REDIS_PID\"; stop_pg; rm -rf '$tmp'" EXIT
+    trap 'exit 130' INT TERM
+
+    local redis_port pg_port port
+    redis_port=$(free_port); pg_port=$(free_port); port=$(free_port)
+    start_redis "$tmp/redis" "$redis_port"
+    start_pg "$tmp/pg" "$pg_port"
+    psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'create database vodlms' >/dev/null
+    local conninfo="host=127.0.0.1 port=$pg_port user=postgres dbname=vodlms"
+    "$ROOT/sql/migrate.sh" "$conninfo" --seed >/dev/null
+    redis-cli -p "$redis_port" set session:bench '{"user_id":"1001"}' >/dev/null
+
+    local key=$ROOT/../shared/vectors/cloudfront/test_private_key.pem
+    local pub=$ROOT/../shared/vectors/cloudfront/test_public_key.pem
+    [ -f "$key" ] || die "bench: no test key at $key"
+
+    mkdir -p "$tmp/nginx/logs" "$tmp/html/hls/intro-ready" "$tmp/html/plain/hls/intro-ready"
+    head -c 376000 /dev/urandom > "$tmp/html/hls/intro-ready/seg_00001.ts"
+    cp "$tmp/html/hls/intro-ready/seg_00001.ts" "$tmp/html/plain/hls/intro-ready/"
+    mkdir -p "$tmp/html/sl/hls/intro-ready"
+    cp "$tmp/html/hls/intro-ready/seg_00001.ts" "$tmp/html/sl/hls/intro-ready/"
+
+    cat > "$tmp/nginx/nginx.conf" <<EOF
+load_module $MODULE_SO;
+worker_processes 1;
+error_log $tmp/nginx/logs/error.log warn;
+pid $tmp/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+
+    vodlms_redis 127.0.0.1:$redis_port pool_size=8;
+    vodlms_pg "$conninfo" pool_size=8;
+    vodlms_cache_zone zone=answers:10m;
+    vodlms_progress_zone zone=progress:10m flush=10s;
+
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+
+        location = /baseline/200 { return 200 "ok\n"; }
+        location = /baseline/204 { return 204; }
+
+        # 1. warm caches: session, enrollment and signature answers cached
+        location ~ ^/warm/videos/(?<vid>[^/]+)/stream\$ {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_enrollment_cache answers valid=10m;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $key;
+            vodlms_cloudfront_signature_cache answers;
+            vodlms_playback cookies;
+        }
+
+        # 2. no caches: Redis, PostgreSQL and RSA on every request
+        location ~ ^/cold/videos/(?<vid>[^/]+)/stream\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $key;
+            vodlms_playback cookies;
+        }
+
+        # 3. segments: edge-verified, plain, and nginx's secure_link
+        location /hls/ {
+            vodlms_edge on;
+            vodlms_edge_url https://cdn.example.test;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_edge_signature_cache answers;
+            root $tmp/html;
+        }
+        location /plain/ { root $tmp/html; }
+        location /sl/ {
+            secure_link \$arg_md5,\$arg_expires;
+            secure_link_md5 "\$secure_link_expires\$uri bench-secret";
+            if (\$secure_link = "") { return 403; }
+            root $tmp/html;
+        }
+
+        # 4. beacons
+        location ~ ^/api/videos/(?<vid>[^/]+)/progress\$ {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_enrollment_cache answers valid=10m;
+            vodlms_progress on;
+            vodlms_progress_rate off;
+        }
+    }
+}
+EOF
+    "$NGINX_BIN" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" -g 'daemon off;' &
+    NGINX_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$port/baseline/200" 2>/dev/null && break
+        sleep 0.05
+    done
+
+    local base="http://127.0.0.1:$port"
+    local cookie="Cookie: session=bench"
+
+    # credentials for the segment scenarios, from the playback endpoint itself
+    local cf
+    cf=$(curl -s -D - -o /dev/null -H "$cookie" "$base/warm/videos/intro-ready/stream" \
+         | sed -n 's/^Set-Cookie: \(CloudFront-[^;]*\);.*/\1/p' | paste -sd';' | sed 's/;/; /g')
+    local exp=$(( $(date +%s) + 3600 ))
+    local md5
+    md5=$(printf '%s' "$exp/sl/hls/intro-ready/seg_00001.ts bench-secret" | openssl md5 -binary \
+          | openssl base64 | tr +/ -_ | tr -d =)
+
+    cat > "$tmp/beacon.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"videoId":"intro-ready","currentTime":120,"duration":634.5,"event":"tick"}'
+wrk.headers["Content-Type"] = "text/plain"
+EOF
+
+    # run NAME URL [wrk args...] -> "req/s p50 p99" on stdout
+    run() {
+        local url=$1; shift
+        wrk -t1 -c"$conns" -d2s "$@" "$url" >/dev/null 2>&1       # warm-up
+        wrk -t1 -c"$conns" -d"${secs}s" --latency "$@" "$url" 2>/dev/null \
+            | awk '/Requests\/sec/ {rps=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2}
+                   /Non-2xx/ {bad=$NF} END {printf "%s %s %s %s\n", rps, p50, p99, bad+0}'
+    }
+
+    worker_rss() {
+        local w; w=$(pgrep -P "$NGINX_PID" | head -1)
+        awk '/VmRSS/ {print $2}' "/proc/${w:-$NGINX_PID}/status"
+    }
+
+    local rss_before; rss_before=$(worker_rss)
+
+    declare -A R
+    R[ret200]=$(run "$base/baseline/200")
+    R[warm]=$(run "$base/warm/videos/intro-ready/stream" -H "$cookie")
+    R[cold]=$(run "$base/cold/videos/intro-ready/stream" -H "$cookie")
+    R[plain]=$(run "$base/plain/hls/intro-ready/seg_00001.ts")
+    R[edge]=$(run "$base/hls/intro-ready/seg_00001.ts" -H "Cookie: $cf" -H "Host: cdn.example.test")
+    R[securelink]=$(run "$base/sl/hls/intro-ready/seg_00001.ts?md5=$md5&expires=$exp")
+    R[ret204]=$(run "$base/baseline/204" -s "$tmp/beacon.lua")
+
+    local stmts_before
+    stmts_before=$(grep -c 'INSERT INTO watch_progress AS wp' "$tmp/pg/server.log" 2>/dev/null || true)
+    local t0; t0=$(date +%s.%N)
+    R[beacon]=$(run "$base/api/videos/intro-ready/progress" -H "$cookie" -s "$tmp/beacon.lua")
+    local t1; t1=$(date +%s.%N)
+    local stmts_after
+    stmts_after=$(grep -c 'INSERT INTO watch_progress AS wp' "$tmp/pg/server.log" 2>/dev/null || true)
+
+    local rss_after; rss_after=$(worker_rss)
+
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+    field() { echo "${R[$1]}" | cut -d' ' -f"$2"; }
+
+    printf '\n%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio to baseline"
+    line() {
+        printf '%-44s %12s %9s %9s %7s  %s\n' "$1" "$(field "$2" 1)" "$(field "$2" 2)" \
+            "$(field "$2" 3)" "$(field "$2" 4)" "$3"
+    }
+    line "return 200 (baseline)" ret200 ""
+    line "1. playback, warm caches" warm "$(ratio "$(field warm 1)" "$(field ret200 1)")x of return 200 (target >= 0.5)"
+    line "2. playback, no caches (Redis+PG+RSA)" cold "$(ratio "$(field cold 1)" "$(field warm 1)")x of scenario 1"
+    line "static segment, unprotected (baseline)" plain ""
+    line "3. edge-verified segment" edge "$(ratio "$(field edge 1)" "$(field plain 1)")x of unprotected (target >= 0.9)"
+    line "3b. secure_link segment" securelink "$(ratio "$(field securelink 1)" "$(field plain 1)")x of unprotected"
+    line "return 204 POST (baseline)" ret204 ""
+    line "4. progress beacons" beacon "$(ratio "$(field beacon 1)" "$(field ret204 1)")x of return 204 (target >= 0.7)"
+
+    awk -v n="$(( ${stmts_after:-0} - ${stmts_before:-0} ))" -v t0="$t0" -v t1="$t1" \
+        -v rps="$(field beacon 1)" 'BEGIN {
+            printf "\nbeacons: %.0f/s acknowledged; PostgreSQL upserts during the run: %d (%.2f/s: the flush rate, not the beacon rate)\n",
+                   rps, n, n / (t1 - t0) }'
+    echo "worker RSS: ${rss_before} kB before, ${rss_after} kB after the runs"
+    echo "command: VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up; nginx: 1 worker)"
+
+    if [ -x "$ROOT/helper/bench/ladder.sh" ]; then
+        echo
+        "$ROOT/helper/bench/ladder.sh" || true
+    fi
+}
+
+# ---------------------------------------------------------------- fuzz
+
+# libFuzzer (clang) on every pure-core parser, ASan+UBSan, from the seeds
+# in t/unit/corpus; VODLMS_FUZZ_SECONDS per target (default 60)
+cmd_fuzz() {
+    cmd_deps
+    dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q 'ok installed' \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-14-dev >/dev/null
+    make -C "$ROOT/t/unit" BUILD="$BUILD" FUZZ_SECONDS="${VODLMS_FUZZ_SECONDS:-60}" fuzz
+}
+
 # ---------------------------------------------------------------- main
 
 case ${1:-} in
@@ -331,5 +550,7 @@ case ${1:-} in
     build) shift; cmd_build "$@" ;;
     test)  shift; cmd_test "$@" ;;
     run)   shift; cmd_run "$@" ;;
-    *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    bench) shift; cmd_bench "$@" ;;
+    fuzz)  shift; cmd_fuzz "$@" ;;
+    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
