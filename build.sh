@@ -20,7 +20,7 @@ MODULE_SO=$BUILD/ngx_http_vodlms_module.so
 APT_PACKAGES=(
     build-essential pkg-config
     nginx nginx-dev
-    libhiredis-dev libpq-dev libssl-dev libjansson-dev
+    libhiredis-dev libpq-dev libssl-dev libjansson-dev libcurl4-openssl-dev
     redis-server postgresql postgresql-contrib
     nodejs
     perl libtest-base-perl libtext-diff-perl libwww-perl liburi-perl
@@ -60,17 +60,19 @@ cmd_deps() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
     fi
 
-    # the express-session fixture: real express-session + connect-redis
-    local fx=$ROOT/t/fixtures/express
-    if [ -f "$fx/package-lock.json" ]; then
+    # npm packages the tests use: the real express-session + connect-redis
+    # (the session fixture) and s3rver (the helper's S3 test)
+    local fx
+    for fx in "$ROOT/t/fixtures/express" "$ROOT/helper/test-s3"; do
+        [ -f "$fx/package-lock.json" ] || continue
         local stamp=$fx/node_modules/.vodlms-lock.sha
         local want; want=$(sha256sum "$fx/package-lock.json" | cut -d' ' -f1)
         if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-            log "npm ci in t/fixtures/express"
+            log "npm ci in ${fx#"$ROOT"/}"
             (cd "$fx" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
             echo "$want" > "$stamp"
         fi
-    fi
+    done
 }
 
 # ---------------------------------------------------------------- build

@@ -17,7 +17,7 @@
 
 #include "vodlms_helper.h"
 
-typedef enum { T_STR, T_INT, T_DBL, T_BITRATE, T_LADDER, T_BOOL } vh_type_e;
+typedef enum { T_STR, T_INT, T_DBL, T_BITRATE, T_LADDER, T_BOOL, T_ONOFF, T_SIZE } vh_type_e;
 
 typedef struct {
     const char  *key;
@@ -59,7 +59,22 @@ static const vh_key_t keys[] = {
     { "poster_at", T_DBL, O(poster_at), 0, 0.99, "0.1", "poster.jpg position as a fraction of the duration" },
     { "job_timeout", T_DBL, O(job_timeout), 0, 604800, "0", "seconds before ffmpeg is killed; 0: no limit" },
     { "source_root", T_STR, O(source_root), 0, 0, "", "if set, job sources must be inside this directory" },
-    { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/" },
+    { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/ (with publish = s3: the work directory)" },
+    { "publish", T_STR, O(publish), 0, 0, "local", "local (rename into origin_dir) | s3 (upload to s3_bucket)" },
+    { "s3_endpoint", T_STR, O(s3_endpoint), 0, 0, "", "http(s)://host[:port]; empty: https://s3.<s3_region>.amazonaws.com" },
+    { "s3_region", T_STR, O(s3_region), 0, 0, "", "signing region; empty: $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1" },
+    { "s3_bucket", T_STR, O(s3_bucket), 0, 0, "", "bucket (required with publish = s3)" },
+    { "s3_prefix", T_STR, O(s3_prefix), 0, 0, "", "key prefix before hls/<id>/ (a / is added)" },
+    { "s3_path_style", T_ONOFF, O(s3_path_style), 0, 0, "off", "on: <endpoint>/<bucket>/<key>; off: <bucket>.<endpoint host>/<key>" },
+    { "s3_access_key", T_STR, O(s3_access_key), 0, 0, "", "empty: $AWS_ACCESS_KEY_ID" },
+    { "s3_secret_key", T_STR, O(s3_secret_key), 0, 0, "", "empty: $AWS_SECRET_ACCESS_KEY" },
+    { "s3_session_token", T_STR, O(s3_session_token), 0, 0, "", "empty: $AWS_SESSION_TOKEN (temporary credentials)" },
+    { "s3_multipart_threshold", T_SIZE, O(s3_multipart_threshold), 1024, 5368709120.0, "16M", "objects larger than this go by multipart upload" },
+    { "s3_part_size", T_SIZE, O(s3_part_size), 16384, 5368709120.0, "8M", "multipart part size (AWS: at least 5M except the last)" },
+    { "s3_retries", T_INT, O(s3_retries), 0, 20, "4", "retries of a request on network errors, 5xx, 429 (back-off 0.5 s doubling, max 10 s)" },
+    { "s3_timeout", T_DBL, O(s3_timeout), 1, 86400, "300", "seconds for one request (one object or one part)" },
+    { "s3_cache_control_playlist", T_STR, O(s3_cache_control_playlist), 0, 0, "max-age=5", "Cache-Control of the .m3u8 playlists" },
+    { "s3_cache_control_media", T_STR, O(s3_cache_control_media), 0, 0, "max-age=31536000, immutable", "Cache-Control of the segments and the poster" },
     { "shutdown", T_STR, O(shutdown), 0, 0, "finish", "on SIGTERM/SIGINT: finish the running job, or abandon it (no XACK)" },
     { "log_level", T_STR, O(log_level), 0, 0, "info", "error | warn | info | debug" },
     { "log_target", T_STR, O(log_target), 0, 0, "stderr", "stderr | syslog" },
@@ -90,6 +105,34 @@ parse_bitrate(const char *s, long *out)
         return -1;
     }
     *out = (long) v;
+    return 0;
+}
+
+/* bytes, with an optional binary k/K, m/M or g/G suffix */
+static int
+parse_size(const char *s, double *out)
+{
+    char   *end;
+    double  v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v < 0) {
+        return -1;
+    }
+    switch (*end) {
+    case 'k': case 'K': v *= 1024; end++; break;
+    case 'm': case 'M': v *= 1024 * 1024; end++; break;
+    case 'g': case 'G': v *= 1024 * 1024 * 1024; end++; break;
+    }
+    if (*end == 'i' || *end == 'B') {       /* 8MiB, 8MB */
+        end += *end == 'i' ? 1 : 0;
+        end += *end == 'B' ? 1 : 0;
+    }
+    if (*end != '\0') {
+        return -1;
+    }
+    *out = v;
     return 0;
 }
 
@@ -223,14 +266,23 @@ set_key(vh_conf_t *cf, const vh_key_t *k, const char *val, const char *where)
             return -1;
         }
         return 0;
+    case T_SIZE:
+        if (parse_size(val, &d) != 0 || d < k->min || d > k->max) {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be a size like 8M in %g..%g bytes, not \"%s\"\n",
+                    where, k->key, k->min, k->max, val);
+            return -1;
+        }
+        *(long *) p = (long) d;
+        return 0;
+    case T_ONOFF:
     case T_BOOL:
         if (!strcasecmp(val, "yes") || !strcasecmp(val, "on") || !strcasecmp(val, "true") || !strcmp(val, "1")) {
             *(int *) p = 1;
         } else if (!strcasecmp(val, "no") || !strcasecmp(val, "off") || !strcasecmp(val, "false") || !strcmp(val, "0")) {
             *(int *) p = 0;
         } else {
-            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be yes or no, not \"%s\"\n",
-                    where, k->key, val);
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be %s, not \"%s\"\n",
+                    where, k->key, k->type == T_ONOFF ? "on or off" : "yes or no", val);
             return -1;
         }
         return 0;
@@ -348,6 +400,126 @@ usage(FILE *out)
     }
 }
 
+/* an empty key takes the first environment variable that is set */
+static int
+from_env(char **field, const char *var1, const char *var2)
+{
+    const char *v = getenv(var1);
+
+    if ((*field)[0] != '\0') {
+        return 0;
+    }
+    if ((v == NULL || *v == '\0') && var2 != NULL) {
+        v = getenv(var2);
+    }
+    if (v == NULL || *v == '\0') {
+        return 0;
+    }
+    free(*field);
+    *field = vh_strdup(v);
+    return *field ? 0 : -1;
+}
+
+static int
+set_str(char **field, const char *v)
+{
+    char *s = vh_strdup(v);
+
+    if (s == NULL) {
+        return -1;
+    }
+    free(*field);
+    *field = s;
+    return 0;
+}
+
+static int
+validate_s3(vh_conf_t *cf)
+{
+    const char  *b = cf->s3_bucket, *host;
+    char         buf[1024];
+    size_t       i, n;
+
+    if (!strcmp(cf->publish, "local")) {
+        cf->publish_s3 = 0;
+        return 0;
+    }
+    if (strcmp(cf->publish, "s3") != 0) {
+        fprintf(stderr, "vodlms-helper: \"publish\" must be local or s3, not \"%s\"\n",
+                cf->publish);
+        return -1;
+    }
+    cf->publish_s3 = 1;
+    if (from_env(&cf->s3_access_key, "AWS_ACCESS_KEY_ID", NULL) != 0
+        || from_env(&cf->s3_secret_key, "AWS_SECRET_ACCESS_KEY", NULL) != 0
+        || from_env(&cf->s3_session_token, "AWS_SESSION_TOKEN", NULL) != 0
+        || from_env(&cf->s3_region, "AWS_REGION", "AWS_DEFAULT_REGION") != 0
+        || (cf->s3_region[0] == '\0' && set_str(&cf->s3_region, "us-east-1") != 0))
+    {
+        return -1;
+    }
+    n = strlen(b);
+    if (n < 3 || n > 63) {
+        fprintf(stderr, "vodlms-helper: publish = s3 needs \"s3_bucket\" (3..63 characters)\n");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (!(islower((unsigned char) b[i]) || isdigit((unsigned char) b[i])
+              || b[i] == '-' || b[i] == '.'))
+        {
+            fprintf(stderr, "vodlms-helper: \"s3_bucket\" \"%s\": only a-z, 0-9, - and .\n", b);
+            return -1;
+        }
+    }
+    if (cf->s3_access_key[0] == '\0' || cf->s3_secret_key[0] == '\0') {
+        fprintf(stderr, "vodlms-helper: publish = s3 needs \"s3_access_key\" and \"s3_secret_key\""
+                " (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)\n");
+        return -1;
+    }
+    for (i = 0; cf->s3_region[i]; i++) {
+        if (!(isalnum((unsigned char) cf->s3_region[i]) || cf->s3_region[i] == '-')) {
+            fprintf(stderr, "vodlms-helper: bad \"s3_region\" \"%s\"\n", cf->s3_region);
+            return -1;
+        }
+    }
+    if (cf->s3_endpoint[0] == '\0') {
+        snprintf(buf, sizeof(buf), "https://s3.%s.amazonaws.com", cf->s3_region);
+        if (set_str(&cf->s3_endpoint, buf) != 0) {
+            return -1;
+        }
+    }
+    if (strncmp(cf->s3_endpoint, "http://", 7) && strncmp(cf->s3_endpoint, "https://", 8)) {
+        fprintf(stderr, "vodlms-helper: \"s3_endpoint\" must be http://host[:port] or"
+                " https://host[:port], not \"%s\"\n", cf->s3_endpoint);
+        return -1;
+    }
+    host = strstr(cf->s3_endpoint, "://") + 3;
+    n = strcspn(host, "/");
+    if (n == 0 || (host[n] == '/' && host[n + 1] != '\0')
+        || strpbrk(cf->s3_endpoint, "?#@ ") != NULL)
+    {
+        fprintf(stderr, "vodlms-helper: \"s3_endpoint\" must be a scheme and a host[:port]"
+                " only, not \"%s\"\n", cf->s3_endpoint);
+        return -1;
+    }
+    /* the prefix: no leading '/', one trailing '/' */
+    while (cf->s3_prefix[0] == '/') {
+        memmove(cf->s3_prefix, cf->s3_prefix + 1, strlen(cf->s3_prefix));
+    }
+    n = strlen(cf->s3_prefix);
+    if (n > 0 && cf->s3_prefix[n - 1] != '/') {
+        snprintf(buf, sizeof(buf), "%s/", cf->s3_prefix);
+        if (set_str(&cf->s3_prefix, buf) != 0) {
+            return -1;
+        }
+    }
+    if (strlen(cf->s3_prefix) > 512) {
+        fprintf(stderr, "vodlms-helper: \"s3_prefix\" is too long\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 validate(vh_conf_t *cf)
 {
@@ -397,6 +569,9 @@ validate(vh_conf_t *cf)
         free(cf->consumer);
         cf->consumer = vh_strdup(name);
     }
+    if (validate_s3(cf) != 0) {
+        return -1;
+    }
     if (cf->pg_conninfo[0] == '\0' && getenv("DATABASE_URL") != NULL) {
         free(cf->pg_conninfo);
         cf->pg_conninfo = vh_strdup(getenv("DATABASE_URL"));
@@ -417,7 +592,14 @@ print_conf(const vh_conf_t *cf)
         printf("%s %s:%ld", i ? "," : "", cf->rungs[i].name,
                cf->rungs[i].video_bitrate);
     }
-    printf("\nconfiguration ok\n");
+    printf("\npublish = %s\n", cf->publish);
+    if (cf->publish_s3) {
+        printf("s3 = s3://%s/%shls/<id>/ via %s (%s, region %s, multipart above %ld bytes"
+               " in parts of %ld)\n", cf->s3_bucket, cf->s3_prefix, cf->s3_endpoint,
+               cf->s3_path_style ? "path style" : "virtual host", cf->s3_region,
+               cf->s3_multipart_threshold, cf->s3_part_size);
+    }
+    printf("configuration ok\n");
 }
 
 /* returns 0 to run, 1 to exit successfully (help, version), -1 on error */

@@ -248,7 +248,20 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         rc = VH_JOB_LOST;
         goto out;
     }
-    if (vh_publish_commit(cf, job->video_id, tmp, err, errlen) != 0) {
+    if (cf->publish_s3) {
+        /* variants and segments first, master.m3u8 last; tmp is removed below */
+        if (vh_s3_publish(cf, job->video_id, tmp, on_tick, &t, err, errlen) != 0) {
+            if (t.lost) {
+                rc = VH_JOB_LOST;
+            } else if (abandon_requested(cf)) {
+                rc = VH_JOB_ABANDONED;
+            }
+            goto out;
+        }
+        if (vh_rm_rf(tmp) != 0) {
+            vh_warn("cannot remove %s: %s", tmp, strerror(errno));
+        }
+    } else if (vh_publish_commit(cf, job->video_id, tmp, err, errlen) != 0) {
         goto out;
     }
     tmp[0] = '\0';

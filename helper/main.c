@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
 
 #include "vodlms_helper.h"
 
@@ -158,6 +159,11 @@ main(int argc, char **argv)
     }
 
     vh_log_open(vh_log_level_parse(cf.log_level), !strcmp(cf.log_target, "syslog"));
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        vh_error("cannot initialise libcurl");
+        vh_conf_free(&cf);
+        return 1;
+    }
     abandon_on_stop = !strcmp(cf.shutdown, "abandon");
     install_signals();
 
@@ -170,6 +176,11 @@ main(int argc, char **argv)
     vh_info("vodlms-helper " VH_VERSION " starting: stream \"%s\", group \"%s\","
             " consumer \"%s\", origin %s", cf.stream, cf.group, cf.consumer,
             cf.origin_dir);
+    if (cf.publish_s3) {
+        vh_info("publishing to s3://%s/%shls/<id>/ via %s (%s)", cf.s3_bucket,
+                cf.s3_prefix, cf.s3_endpoint,
+                cf.s3_path_style ? "path style" : "virtual host");
+    }
 
     memset(&job, 0, sizeof(job));
     while (!vh_stop) {
@@ -197,5 +208,6 @@ main(int argc, char **argv)
     vh_queue_free(q);
     vh_db_free(db);
     vh_conf_free(&cf);
+    curl_global_cleanup();
     return 0;
 }

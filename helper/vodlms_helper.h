@@ -71,6 +71,22 @@ typedef struct {
     char  *source_root;        /* "" = any absolute path */
     /* output */
     char  *origin_dir;
+    char  *publish;            /* local | s3 */
+    int    publish_s3;
+    char  *s3_endpoint;        /* http(s)://host[:port]; "": AWS for s3_region */
+    char  *s3_region;
+    char  *s3_bucket;
+    char  *s3_prefix;          /* "" or ending in '/' */
+    int    s3_path_style;
+    char  *s3_access_key;
+    char  *s3_secret_key;
+    char  *s3_session_token;
+    long   s3_multipart_threshold;   /* bytes: larger objects go multipart */
+    long   s3_part_size;             /* bytes */
+    int    s3_retries;
+    double s3_timeout;               /* seconds per request */
+    char  *s3_cache_control_playlist;
+    char  *s3_cache_control_media;
     /* process */
     char  *shutdown;           /* finish | abandon */
     char  *log_level;
@@ -246,6 +262,24 @@ int  vh_publish_tmpdir(const vh_conf_t *cf, const char *video_id,
     char *out, size_t len);
 int  vh_publish_commit(const vh_conf_t *cf, const char *video_id,
     const char *tmpdir, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- s3.c */
+
+typedef struct vh_s3_s vh_s3_t;
+
+vh_s3_t *vh_s3_new(const vh_conf_t *cf);
+void vh_s3_free(vh_s3_t *s3);
+const char *vh_s3_content_type(const char *name);
+/* one object: PUT, or multipart above s3_multipart_threshold; retried */
+int  vh_s3_put_file(vh_s3_t *s3, const char *key, const char *path,
+    const char *ctype, const char *cache, char *err, size_t errlen);
+/*
+ * Uploads the ladder in dir to <s3_prefix>hls/<id>/: each variant's
+ * segments then its playlist, the poster, master.m3u8 last.  tick(data, 0)
+ * is called before each object; non-zero stops the upload.
+ */
+int  vh_s3_publish(const vh_conf_t *cf, const char *video_id,
+    const char *dir, vh_tick_pt tick, void *data, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- job.c */
 

@@ -1,0 +1,803 @@
+/*
+ * Publishing to S3 (or any S3-compatible store) with libcurl, every request
+ * signed by sigv4.c with the payload's SHA-256 as x-amz-content-sha256.
+ *
+ * Objects up to s3_multipart_threshold go up in one PUT; larger ones by
+ * multipart upload (CreateMultipartUpload, UploadPart x N,
+ * CompleteMultipartUpload; AbortMultipartUpload when a part or the
+ * completion fails for good).  Each request is retried with back-off on
+ * network errors, 5xx and 429.  A ladder goes up variant by variant
+ * (segments, then that variant's playlist), then the poster, and
+ * master.m3u8 last: a viewer who can fetch the master can fetch everything
+ * it names.
+ */
+
+#define _GNU_SOURCE
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "sigv4.h"
+#include "vodlms_helper.h"
+
+#define S3_MAX_PARTS   10000
+#define S3_BACKOFF     0.5          /* seconds before the first retry */
+#define S3_BACKOFF_MAX 10.0
+
+struct vh_s3_s {
+    const vh_conf_t  *cf;
+    CURL             *curl;
+    char              scheme[8];     /* http | https */
+    char              host[512];     /* Host header (with :port if any) */
+    char              base[600];     /* scheme://host */
+};
+
+typedef struct {
+    const char  *method;
+    const char  *key;           /* object key, raw */
+    const char  *query;         /* percent-encoded, without '?'; NULL: none */
+    const char  *ctype;         /* NULL: none */
+    const char  *cache;         /* NULL: none */
+    FILE        *f;             /* body from a file range ... */
+    off_t        off;
+    size_t       len;
+    const char  *body;          /* ... or from memory */
+    size_t       body_len;
+    const char  *payload_hash;  /* hex SHA-256 of the body */
+} s3_req_t;
+
+typedef struct {
+    long      status;
+    vh_buf_t  body;
+    char      etag[160];
+} s3_resp_t;
+
+typedef struct {
+    FILE    *f;
+    size_t   left;
+} s3_reader_t;
+
+/* ---------------------------------------------------------------- helpers */
+
+static void
+s3_sleep(double seconds)
+{
+    double end = vh_now() + seconds;
+
+    /* a "finish" stop lets the upload complete; only an abandon cuts it */
+    while (vh_stop != 2 && vh_now() < end) {
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int
+hash_file_range(FILE *f, off_t off, size_t len, char hex[65])
+{
+    EVP_MD_CTX     *ctx = EVP_MD_CTX_new();
+    unsigned char   md[32], chunk[65536];
+    unsigned int    mdlen = 0;
+    size_t          n, want;
+    int             i, rc = -1;
+
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1
+        || fseeko(f, off, SEEK_SET) != 0)
+    {
+        goto out;
+    }
+    while (len > 0) {
+        want = len < sizeof(chunk) ? len : sizeof(chunk);
+        n = fread(chunk, 1, want, f);
+        if (n == 0) {
+            goto out;
+        }
+        if (EVP_DigestUpdate(ctx, chunk, n) != 1) {
+            goto out;
+        }
+        len -= n;
+    }
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
+        goto out;
+    }
+    for (i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    rc = 0;
+out:
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+static size_t
+on_write(char *p, size_t size, size_t n, void *data)
+{
+    s3_resp_t *r = data;
+
+    if (r->body.len < 65536) {
+        vh_buf_append(&r->body, p, size * n);
+    }
+    return size * n;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *data)
+{
+    s3_resp_t  *r = data;
+    size_t      len = size * n, vlen;
+    char       *v;
+
+    if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
+        v = p + 5;
+        vlen = len - 5;
+        while (vlen && (*v == ' ' || *v == '\t')) {
+            v++;
+            vlen--;
+        }
+        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'
+                        || v[vlen - 1] == ' '))
+        {
+            vlen--;
+        }
+        if (vlen < sizeof(r->etag)) {
+            memcpy(r->etag, v, vlen);
+            r->etag[vlen] = '\0';
+        }
+    }
+    return len;
+}
+
+static size_t
+on_read(char *p, size_t size, size_t n, void *data)
+{
+    s3_reader_t  *rd = data;
+    size_t        want = size * n, got;
+
+    if (want > rd->left) {
+        want = rd->left;
+    }
+    if (want == 0) {
+        return 0;
+    }
+    got = fread(p, 1, want, rd->f);
+    if (got == 0) {
+        return CURL_READFUNC_ABORT;
+    }
+    rd->left -= got;
+    return got;
+}
+
+/* the text of <tag>...</tag> in an XML body, or "" */
+static void
+xml_text(const char *xml, const char *tag, char *out, size_t len)
+{
+    char         open[64], close[64];
+    const char  *a, *b;
+
+    out[0] = '\0';
+    if (xml == NULL) {
+        return;
+    }
+    snprintf(open, sizeof(open), "<%s>", tag);
+    snprintf(close, sizeof(close), "</%s>", tag);
+    a = strstr(xml, open);
+    if (a == NULL) {
+        return;
+    }
+    a += strlen(open);
+    b = strstr(a, close);
+    if (b == NULL || (size_t) (b - a) >= len) {
+        return;
+    }
+    memcpy(out, a, (size_t) (b - a));
+    out[b - a] = '\0';
+}
+
+static void
+describe_error(const char *what, const s3_resp_t *r, char *err, size_t errlen)
+{
+    char  code[128], msg[256];
+
+    xml_text(r->body.data, "Code", code, sizeof(code));
+    xml_text(r->body.data, "Message", msg, sizeof(msg));
+    snprintf(err, errlen, "%s: HTTP %ld%s%s%s%s", what, r->status,
+             code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* one attempt; 0 with r->status set, or -1 (network error) */
+static int
+s3_do(vh_s3_t *s3, const s3_req_t *q, s3_resp_t *r, char *err, size_t errlen)
+{
+    const vh_conf_t     *cf = s3->cf;
+    vh_sigv4_params_t    p;
+    vh_sigv4_request_t   sr;
+    vh_sigv4_result_t    out;
+    vh_sigv4_header_t    h[4];
+    struct curl_slist   *list = NULL;
+    s3_reader_t          rd;
+    vh_buf_t             path = { 0 }, url = { 0 }, line = { 0 };
+    char                 amz_date[32], *enc = NULL;
+    struct tm            tm;
+    time_t               now = time(NULL);
+    size_t               nh = 0, i;
+    CURLcode             cc;
+    int                  rc = -1;
+
+    memset(&out, 0, sizeof(out));
+    r->status = 0;
+    r->body.len = 0;
+    r->etag[0] = '\0';
+
+    if (cf->s3_path_style) {
+        vh_buf_printf(&path, "/%s/%s", cf->s3_bucket, q->key);
+    } else {
+        vh_buf_printf(&path, "/%s", q->key);
+    }
+    if (path.data == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    gmtime_r(&now, &tm);
+    strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+
+    h[nh].name = "Host";
+    h[nh++].value = s3->host;
+    if (q->ctype != NULL) {
+        h[nh].name = "Content-Type";
+        h[nh++].value = q->ctype;
+    }
+    if (q->cache != NULL) {
+        h[nh].name = "Cache-Control";
+        h[nh++].value = q->cache;
+    }
+
+    memset(&p, 0, sizeof(p));
+    p.access_key = cf->s3_access_key;
+    p.secret_key = cf->s3_secret_key;
+    p.session_token = cf->s3_session_token[0] ? cf->s3_session_token : NULL;
+    p.region = cf->s3_region;
+    p.service = "s3";
+    p.amz_date = amz_date;
+    p.normalize_path = 0;
+    p.sign_body = 1;
+
+    memset(&sr, 0, sizeof(sr));
+    sr.method = q->method;
+    sr.path = path.data;
+    sr.query = q->query;
+    sr.headers = h;
+    sr.nheaders = nh;
+    sr.payload_hash = q->payload_hash;
+    if (vh_sigv4_sign_headers(&p, &sr, &out) != 0) {
+        snprintf(err, errlen, "cannot sign the request");
+        goto done;
+    }
+
+    enc = vh_sigv4_uri_encode(path.data, path.len, 1);
+    if (enc == NULL
+        || vh_buf_printf(&url, "%s%s%s%s", s3->base, enc,
+                         q->query && *q->query ? "?" : "",
+                         q->query ? q->query : "") != 0)
+    {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+
+    for (i = 0; i < nh; i++) {
+        line.len = 0;
+        vh_buf_printf(&line, "%s: %s", h[i].name, h[i].value);
+        list = curl_slist_append(list, line.data);
+    }
+    for (i = 0; i < out.nadd; i++) {
+        line.len = 0;
+        vh_buf_printf(&line, "%s: %s", out.add[i].name, out.add[i].value);
+        list = curl_slist_append(list, line.data);
+    }
+    line.len = 0;
+    vh_buf_printf(&line, "Authorization: %s", out.authorization);
+    list = curl_slist_append(list, line.data);
+    list = curl_slist_append(list, "Expect:");
+    if (q->ctype == NULL) {
+        list = curl_slist_append(list, "Content-Type:");
+    }
+
+    curl_easy_reset(s3->curl);
+    curl_easy_setopt(s3->curl, CURLOPT_URL, url.data);
+    curl_easy_setopt(s3->curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(s3->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(s3->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(s3->curl, CURLOPT_TIMEOUT_MS, (long) (cf->s3_timeout * 1000));
+    curl_easy_setopt(s3->curl, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(s3->curl, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(s3->curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(s3->curl, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(s3->curl, CURLOPT_USERAGENT, "vodlms-helper/" VH_VERSION);
+
+    if (!strcmp(q->method, "PUT")) {
+        curl_easy_setopt(s3->curl, CURLOPT_UPLOAD, 1L);
+        if (q->f != NULL) {
+            if (fseeko(q->f, q->off, SEEK_SET) != 0) {
+                snprintf(err, errlen, "seek: %s", strerror(errno));
+                goto done;
+            }
+            rd.f = q->f;
+            rd.left = q->len;
+            curl_easy_setopt(s3->curl, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(s3->curl, CURLOPT_READDATA, &rd);
+            curl_easy_setopt(s3->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t) q->len);
+        } else {
+            curl_easy_setopt(s3->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t) 0);
+        }
+    } else if (!strcmp(q->method, "POST")) {
+        curl_easy_setopt(s3->curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(s3->curl, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+        curl_easy_setopt(s3->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) (q->body ? q->body_len : 0));
+    } else {
+        curl_easy_setopt(s3->curl, CURLOPT_CUSTOMREQUEST, q->method);
+    }
+
+    cc = curl_easy_perform(s3->curl);
+    if (cc != CURLE_OK) {
+        snprintf(err, errlen, "%s %s: %s", q->method, url.data,
+                 curl_easy_strerror(cc));
+        goto done;
+    }
+    curl_easy_getinfo(s3->curl, CURLINFO_RESPONSE_CODE, &r->status);
+    vh_buf_append(&r->body, "", 1);   /* NUL-terminate */
+    r->body.len--;
+    rc = 0;
+
+done:
+    curl_slist_free_all(list);
+    vh_sigv4_result_free(&out);
+    free(enc);
+    vh_buf_free(&path);
+    vh_buf_free(&url);
+    vh_buf_free(&line);
+    return rc;
+}
+
+/*
+ * With retries: 0 with r->status < 300, else -1 with err.  A 200 whose
+ * body is an <Error> (CompleteMultipartUpload can do that) counts as a 500.
+ */
+static int
+s3_call(vh_s3_t *s3, const s3_req_t *q, s3_resp_t *r, const char *what,
+    char *err, size_t errlen)
+{
+    double  delay = S3_BACKOFF;
+    int     attempt, retryable;
+
+    for (attempt = 0; ; attempt++) {
+        retryable = 1;
+        if (s3_do(s3, q, r, err, errlen) == 0) {
+            if (r->status >= 200 && r->status < 300
+                && (r->body.data == NULL || strstr(r->body.data, "<Error>") == NULL))
+            {
+                return 0;
+            }
+            if (r->status >= 200 && r->status < 300) {
+                r->status = 500;
+            }
+            describe_error(what, r, err, errlen);
+            retryable = r->status >= 500 || r->status == 429 || r->status == 408;
+        }
+        if (!retryable || attempt >= s3->cf->s3_retries || vh_stop == 2) {
+            return -1;
+        }
+        vh_warn("s3: %s (attempt %d of %d, retrying in %.1f s)", err,
+                attempt + 1, s3->cf->s3_retries + 1, delay);
+        s3_sleep(delay);
+        delay *= 2;
+        if (delay > S3_BACKOFF_MAX) {
+            delay = S3_BACKOFF_MAX;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- objects */
+
+vh_s3_t *
+vh_s3_new(const vh_conf_t *cf)
+{
+    vh_s3_t     *s3 = calloc(1, sizeof(*s3));
+    const char  *ep = cf->s3_endpoint, *rest;
+    size_t       n;
+
+    if (s3 == NULL) {
+        return NULL;
+    }
+    s3->cf = cf;
+    if (!strncmp(ep, "https://", 8)) {
+        strcpy(s3->scheme, "https");
+        rest = ep + 8;
+    } else {
+        strcpy(s3->scheme, "http");
+        rest = ep + 7;      /* validated by conf.c: http:// or https:// */
+    }
+    n = strcspn(rest, "/");
+    if (cf->s3_path_style) {
+        snprintf(s3->host, sizeof(s3->host), "%.*s", (int) n, rest);
+    } else {
+        snprintf(s3->host, sizeof(s3->host), "%s.%.*s", cf->s3_bucket, (int) n, rest);
+    }
+    snprintf(s3->base, sizeof(s3->base), "%s://%s", s3->scheme, s3->host);
+    s3->curl = curl_easy_init();
+    if (s3->curl == NULL) {
+        free(s3);
+        return NULL;
+    }
+    return s3;
+}
+
+void
+vh_s3_free(vh_s3_t *s3)
+{
+    if (s3 != NULL) {
+        curl_easy_cleanup(s3->curl);
+        free(s3);
+    }
+}
+
+static int
+put_single(vh_s3_t *s3, const char *key, FILE *f, size_t size,
+    const char *ctype, const char *cache, char *err, size_t errlen)
+{
+    s3_req_t   q;
+    s3_resp_t  r;
+    char       hash[65];
+    int        rc;
+
+    if (hash_file_range(f, 0, size, hash) != 0) {
+        snprintf(err, errlen, "cannot read the file for %s", key);
+        return -1;
+    }
+    memset(&q, 0, sizeof(q));
+    memset(&r, 0, sizeof(r));
+    q.method = "PUT";
+    q.key = key;
+    q.ctype = ctype;
+    q.cache = cache;
+    q.f = f;
+    q.len = size;
+    q.payload_hash = hash;
+    rc = s3_call(s3, &q, &r, key, err, errlen);
+    vh_buf_free(&r.body);
+    return rc;
+}
+
+static void
+abort_upload(vh_s3_t *s3, const char *key, const char *query)
+{
+    s3_req_t   q;
+    s3_resp_t  r;
+    char       hash[65], err[512];
+
+    vh_sigv4_sha256_hex("", 0, hash);
+    memset(&q, 0, sizeof(q));
+    memset(&r, 0, sizeof(r));
+    q.method = "DELETE";
+    q.key = key;
+    q.query = query;
+    q.payload_hash = hash;
+    if (s3_call(s3, &q, &r, "AbortMultipartUpload", err, sizeof(err)) != 0) {
+        vh_warn("s3: cannot abort the multipart upload of %s: %s (the bucket's "
+                "AbortIncompleteMultipartUpload rule will)", key, err);
+    } else {
+        vh_info("s3: aborted the multipart upload of %s", key);
+    }
+    vh_buf_free(&r.body);
+}
+
+static int
+put_multipart(vh_s3_t *s3, const char *key, FILE *f, size_t size,
+    const char *ctype, const char *cache, char *err, size_t errlen)
+{
+    const vh_conf_t  *cf = s3->cf;
+    s3_req_t          q;
+    s3_resp_t         r;
+    vh_buf_t          xml = { 0 }, query = { 0 };
+    char              hash[65], upload_id[1024], what[128], etag[160];
+    char             *enc_id = NULL;
+    size_t            part = (size_t) cf->s3_part_size, nparts, i;
+    int               rc = -1;
+
+    nparts = (size + part - 1) / part;
+    if (nparts > S3_MAX_PARTS) {
+        part = (size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+        nparts = (size + part - 1) / part;
+    }
+
+    /* CreateMultipartUpload: the object's headers are given here */
+    memset(&r, 0, sizeof(r));
+    memset(&q, 0, sizeof(q));
+    vh_sigv4_sha256_hex("", 0, hash);
+    q.method = "POST";
+    q.key = key;
+    q.query = "uploads";
+    q.ctype = ctype;
+    q.cache = cache;
+    q.payload_hash = hash;
+    if (s3_call(s3, &q, &r, "CreateMultipartUpload", err, errlen) != 0) {
+        goto out;
+    }
+    xml_text(r.body.data, "UploadId", upload_id, sizeof(upload_id));
+    if (upload_id[0] == '\0') {
+        snprintf(err, errlen, "CreateMultipartUpload %s: no UploadId in the answer", key);
+        goto out;
+    }
+    enc_id = vh_sigv4_uri_encode(upload_id, strlen(upload_id), 0);
+    if (enc_id == NULL || vh_buf_printf(&xml, "<CompleteMultipartUpload>") != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto abort;
+    }
+    vh_debug("s3: %s: multipart upload, %zu part(s) of %zu bytes", key, nparts, part);
+
+    for (i = 0; i < nparts; i++) {
+        off_t   off = (off_t) (i * part);
+        size_t  len = size - i * part < part ? size - i * part : part;
+
+        if (hash_file_range(f, off, len, hash) != 0) {
+            snprintf(err, errlen, "cannot read the file for %s", key);
+            goto abort;
+        }
+        query.len = 0;
+        vh_buf_printf(&query, "partNumber=%zu&uploadId=%s", i + 1, enc_id);
+        memset(&q, 0, sizeof(q));
+        q.method = "PUT";
+        q.key = key;
+        q.query = query.data;
+        q.f = f;
+        q.off = off;
+        q.len = len;
+        q.payload_hash = hash;
+        snprintf(what, sizeof(what), "UploadPart %zu of %s", i + 1, key);
+        if (s3_call(s3, &q, &r, what, err, errlen) != 0) {
+            goto abort;
+        }
+        if (r.etag[0] == '\0') {
+            snprintf(err, errlen, "%s: no ETag in the answer", what);
+            goto abort;
+        }
+        /* the ETag goes into XML: keep it to the characters it can have */
+        snprintf(etag, sizeof(etag), "%s", r.etag);
+        if (strpbrk(etag, "<>&") != NULL) {
+            snprintf(err, errlen, "%s: odd ETag", what);
+            goto abort;
+        }
+        vh_buf_printf(&xml, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>",
+                      i + 1, etag);
+    }
+    if (vh_buf_printf(&xml, "</CompleteMultipartUpload>") != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto abort;
+    }
+
+    vh_sigv4_sha256_hex(xml.data, xml.len, hash);
+    query.len = 0;
+    vh_buf_printf(&query, "uploadId=%s", enc_id);
+    memset(&q, 0, sizeof(q));
+    q.method = "POST";
+    q.key = key;
+    q.query = query.data;
+    q.ctype = "application/xml";
+    q.body = xml.data;
+    q.body_len = xml.len;
+    q.payload_hash = hash;
+    if (s3_call(s3, &q, &r, "CompleteMultipartUpload", err, errlen) != 0) {
+        goto abort;
+    }
+    rc = 0;
+    goto out;
+
+abort:
+    query.len = 0;
+    if (enc_id != NULL && vh_buf_printf(&query, "uploadId=%s", enc_id) == 0) {
+        abort_upload(s3, key, query.data);
+    }
+out:
+    free(enc_id);
+    vh_buf_free(&xml);
+    vh_buf_free(&query);
+    vh_buf_free(&r.body);
+    return rc;
+}
+
+int
+vh_s3_put_file(vh_s3_t *s3, const char *key, const char *path,
+    const char *ctype, const char *cache, char *err, size_t errlen)
+{
+    FILE         *f = fopen(path, "rb");
+    struct stat   sb;
+    int           rc;
+    double        t0 = vh_now();
+
+    if (f == NULL || fstat(fileno(f), &sb) != 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    if ((long) sb.st_size > s3->cf->s3_multipart_threshold) {
+        rc = put_multipart(s3, key, f, (size_t) sb.st_size, ctype, cache, err, errlen);
+    } else {
+        rc = put_single(s3, key, f, (size_t) sb.st_size, ctype, cache, err, errlen);
+    }
+    fclose(f);
+    if (rc == 0) {
+        vh_debug("s3: put %s (%lld bytes, %s) in %.2f s", key,
+                 (long long) sb.st_size, ctype, vh_now() - t0);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- a ladder */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* sorted names in dir (no dot files); *n entries, free with free_names */
+static char **
+list_dir(const char *dir, int want_dirs, size_t *n)
+{
+    DIR            *d = opendir(dir);
+    struct dirent  *e;
+    char          **v = NULL, **nv, path[4400];
+    size_t          cap = 0;
+    struct stat     sb;
+
+    *n = 0;
+    if (d == NULL) {
+        return NULL;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &sb) != 0 || (want_dirs ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode))) {
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            nv = realloc(v, cap * sizeof(*v));
+            if (nv == NULL) {
+                break;
+            }
+            v = nv;
+        }
+        v[*n] = vh_strdup(e->d_name);
+        if (v[*n] != NULL) {
+            (*n)++;
+        }
+    }
+    closedir(d);
+    if (*n) {
+        qsort(v, *n, sizeof(*v), cmp_str);
+    }
+    return v;
+}
+
+static void
+free_names(char **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static int
+ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+const char *
+vh_s3_content_type(const char *name)
+{
+    if (ends_with(name, ".m3u8")) {
+        return "application/vnd.apple.mpegurl";
+    }
+    if (ends_with(name, ".ts")) {
+        return "video/mp2t";
+    }
+    if (ends_with(name, ".jpg") || ends_with(name, ".jpeg")) {
+        return "image/jpeg";
+    }
+    return "application/octet-stream";
+}
+
+static int
+put_one(vh_s3_t *s3, const char *video_id, const char *dir, const char *rel,
+    vh_tick_pt tick, void *data, int *n, char *err, size_t errlen)
+{
+    const vh_conf_t  *cf = s3->cf;
+    char              key[2048], path[4800];
+
+    if (tick != NULL && tick(data, 0) != 0) {
+        snprintf(err, errlen, "upload interrupted");
+        return -1;
+    }
+    snprintf(key, sizeof(key), "%shls/%s/%s", cf->s3_prefix, video_id, rel);
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    (*n)++;
+    return vh_s3_put_file(s3, key, path, vh_s3_content_type(rel),
+                          ends_with(rel, ".m3u8") ? cf->s3_cache_control_playlist
+                                                  : cf->s3_cache_control_media,
+                          err, errlen);
+}
+
+int
+vh_s3_publish(const vh_conf_t *cf, const char *video_id, const char *dir,
+    vh_tick_pt tick, void *data, char *err, size_t errlen)
+{
+    vh_s3_t   *s3 = vh_s3_new(cf);
+    char     **rungs = NULL, **files = NULL, sub[4400], rel[600];
+    size_t     nrungs = 0, nfiles = 0, i, j;
+    int        pass, n = 0, rc = -1;
+    double     t0 = vh_now();
+    struct stat sb;
+
+    if (s3 == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rungs = list_dir(dir, 1, &nrungs);
+    for (i = 0; i < nrungs; i++) {
+        snprintf(sub, sizeof(sub), "%s/%s", dir, rungs[i]);
+        files = list_dir(sub, 0, &nfiles);
+        /* pass 0: the segments, pass 1: the variant playlist naming them */
+        for (pass = 0; pass < 2; pass++) {
+            for (j = 0; j < nfiles; j++) {
+                if (ends_with(files[j], ".m3u8") != pass) {
+                    continue;
+                }
+                snprintf(rel, sizeof(rel), "%s/%s", rungs[i], files[j]);
+                if (put_one(s3, video_id, dir, rel, tick, data, &n, err, errlen) != 0) {
+                    goto out;
+                }
+            }
+        }
+        free_names(files, nfiles);
+        files = NULL;
+        nfiles = 0;
+    }
+    snprintf(sub, sizeof(sub), "%s/poster.jpg", dir);
+    if (stat(sub, &sb) == 0
+        && put_one(s3, video_id, dir, "poster.jpg", tick, data, &n, err, errlen) != 0)
+    {
+        goto out;
+    }
+    /* last: only now may a viewer find the ladder */
+    if (put_one(s3, video_id, dir, "master.m3u8", tick, data, &n, err, errlen) != 0) {
+        goto out;
+    }
+    vh_info("video %s: %d object(s) uploaded to s3://%s/%shls/%s/ in %.1f s",
+            video_id, n, cf->s3_bucket, cf->s3_prefix, video_id, vh_now() - t0);
+    rc = 0;
+out:
+    free_names(files, nfiles);
+    free_names(rungs, nrungs);
+    vh_s3_free(s3);
+    return rc;
+}

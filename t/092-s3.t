@@ -1,0 +1,493 @@
+#!/usr/bin/perl
+
+# vodlms-helper publishing to S3, end to end: a private Redis and
+# PostgreSQL, a local S3 (s3rver from npm, helper/test-s3/) behind a proxy
+# that verifies every request's SigV4 signature and x-amz-content-sha256
+# (s3rver checks neither), the real helper binary with publish = s3, and
+# signed GETs/HEADs of what landed in the bucket: every key, Content-Type,
+# Cache-Control, the upload order (master.m3u8 last), multipart uploads,
+# retries of 503s, AbortMultipartUpload on a permanent part failure.
+# Virtual-host (vodlms.s3.localhost) and path-style endpoints are both used.
+# Needs node + npm; runs `npm ci` in helper/test-s3 if node_modules is
+# missing.  Never skipped: a missing tool is a failure.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET ();
+use JSON::PP ();
+use POSIX qw(:sys_wait_h strftime);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use VodlmsTest;
+
+my $T0 = time;
+my $repo = "$FindBin::Bin/..";
+my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
+          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
+my $bin = "$build/helper/vodlms-helper";
+my $s3dir = "$repo/helper/test-s3";
+
+sub bail { fail($_[0]); done_testing(); exit 1; }
+
+unless (-x $bin) {
+    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
+}
+bail("helper binary not built: $bin (make -C helper BUILD=$build/helper)") unless -x $bin;
+for my $tool (qw(ffmpeg ffprobe node npm)) {
+    bail("$tool is not installed") unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+}
+unless (-d "$s3dir/node_modules/s3rver") {
+    diag("npm ci in $s3dir");
+    system("cd '$s3dir' && npm ci --no-audit --no-fund --loglevel=error >&2");
+    bail("npm ci failed in $s3dir") unless -d "$s3dir/node_modules/s3rver";
+}
+
+my $tmp = tempdir('s3-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
+diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
+chmod 0755, $tmp;
+my $origin = "$tmp/origin";
+my $src = "$tmp/src";
+mkdir $src;
+mkdir "$tmp/bucket";
+
+my %Taken;
+sub pick_port {
+    for (1 .. 200) {
+        my $p = 26000 + int rand 1000;
+        next if $Taken{$p};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
+                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
+            or next;
+        close $s;
+        $Taken{$p} = 1;
+        return $p;
+    }
+    die "no free port in 26000-26999\n";
+}
+
+my $redis = start_redis(port => pick_port());
+my $pg = start_pg(port => pick_port());
+
+#---------------------------------------------------------------------------
+# the local S3: s3rver behind the verifying proxy
+#---------------------------------------------------------------------------
+
+my $BUCKET = 'vodlms';
+my $AK = 'S3RVER';                  # the only key s3rver knows
+my $SK = 'vodlms-test-secret';      # checked by the proxy
+my $REGION = 'eu-west-3';
+my $S3PORT = pick_port();
+my $S3LOG = "$tmp/s3-requests.log";
+my %Running;
+
+my $s3pid = fork // die "fork: $!";
+if ($s3pid == 0) {
+    open STDOUT, '>', "$tmp/s3-server.out" or die $!;
+    open STDERR, '>&', \*STDOUT or die $!;
+    chdir $s3dir or die $!;
+    exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', pick_port(),
+         '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
+         '--access-key', $AK, '--secret-key', $SK
+        or POSIX::_exit(127);
+}
+$Running{$s3pid} = 1;
+
+END {
+    for my $pid (keys %Running) { kill 'TERM', $pid; }
+    for my $pid (keys %Running) { waitpid($pid, 0); }
+}
+
+sub slurp {
+    my $f = shift;
+    open my $in, '<', $f or return undef;
+    local $/;
+    return scalar <$in>;
+}
+
+sub wait_for {
+    my ($what, $timeout, $cond) = @_;
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        my $r = $cond->();
+        return $r if $r;
+        sleep 0.05;
+    }
+    diag("timed out after ${timeout}s waiting for $what");
+    return undef;
+}
+
+wait_for('the S3 server', 20, sub { (slurp("$tmp/s3-server.out") // '') =~ /^ready /m })
+    or bail("s3 server did not start: " . (slurp("$tmp/s3-server.out") // ''));
+
+my $http = HTTP::Tiny->new(timeout => 10);
+
+# SigV4 by hand (not the helper's signer): path-style requests to the proxy
+sub uri_enc {
+    my ($s, $slash) = @_;
+    $s =~ s{([^A-Za-z0-9\-._~/])}{sprintf '%%%02X', ord $1}ge;
+    $s =~ s{/}{%2F}g unless $slash;
+    return $s;
+}
+
+sub s3_request {
+    my ($method, $path, %q) = @_;
+    my $host = "127.0.0.1:$S3PORT";
+    my $amz = strftime('%Y%m%dT%H%M%SZ', gmtime);
+    my $date = substr $amz, 0, 8;
+    my $ph = sha256_hex('');
+    my $cq = join '&', map { uri_enc($_) . '=' . uri_enc($q{$_}) } sort keys %q;
+    my $cpath = uri_enc($path, 1);
+    my $creq = join "\n", $method, $cpath, $cq,
+        "host:$host\nx-amz-content-sha256:$ph\nx-amz-date:$amz\n",
+        'host;x-amz-content-sha256;x-amz-date', $ph;
+    my $scope = "$date/$REGION/s3/aws4_request";
+    my $sts = join "\n", 'AWS4-HMAC-SHA256', $amz, $scope, sha256_hex($creq);
+    my $k = hmac_sha256('aws4_request', hmac_sha256('s3', hmac_sha256($REGION,
+            hmac_sha256($date, "AWS4$SK"))));
+    my $sig = hmac_sha256_hex($sts, $k);
+    return $http->request($method, "http://$host$cpath" . ($cq ne '' ? "?$cq" : ''), {
+        headers => {
+            'x-amz-date' => $amz,
+            'x-amz-content-sha256' => $ph,
+            authorization => "AWS4-HMAC-SHA256 Credential=$AK/$scope, "
+                . "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=$sig",
+        } });
+}
+
+sub list_keys {
+    my $prefix = shift;
+    my $r = s3_request('GET', "/$BUCKET", 'list-type' => 2, prefix => $prefix);
+    die "ListObjectsV2 $prefix: $r->{status} $r->{content}\n" unless $r->{success};
+    my %k;
+    while ($r->{content} =~ m{<Contents>(.*?)</Contents>}sg) {
+        my $c = $1;
+        my ($key) = $c =~ m{<Key>(.*?)</Key>};
+        my ($size) = $c =~ m{<Size>(\d+)</Size>};
+        $k{$key} = $size;
+    }
+    return \%k;
+}
+
+sub control {
+    my $r = $http->post("http://127.0.0.1:$S3PORT/__control",
+        { content => JSON::PP::encode_json({@_}) });
+    die "control: $r->{status}\n" unless $r->{success};
+}
+
+# proxy log lines: [seq, method, host, url, status, sig]
+sub requests {
+    my @r;
+    for (split /\n/, slurp($S3LOG) // '') {
+        my ($n, $m, $h, $u, $s, $sig) = split / /, $_, 6;
+        $sig =~ s/^sig //;
+        push @r, { n => $n, method => $m, host => $h, url => $u, status => $s, sig => $sig };
+    }
+    return @r;
+}
+
+#---------------------------------------------------------------------------
+# the helper
+#---------------------------------------------------------------------------
+
+my $SEG = 2;
+my $STREAM = 'vodlms:transcode';
+
+open my $cf, '>', "$tmp/helper.conf" or die $!;
+print $cf <<"CONF";
+redis_host = 127.0.0.1
+redis_port = ${\ $redis->port}
+pg_conninfo = "${\ $pg->conninfo}"
+origin_dir = $origin
+segment_duration = $SEG
+preset = ultrafast
+threads = 2
+ladder = 240p:300k, 360p:600k
+audio_bitrate = 64k
+block_ms = 200
+claim_idle = 5
+max_attempts = 1
+log_level = debug
+publish = s3
+s3_endpoint = http://s3.localhost:$S3PORT
+s3_bucket = $BUCKET
+s3_path_style = off
+s3_multipart_threshold = 64k
+s3_part_size = 32k
+s3_retries = 3
+s3_timeout = 20
+CONF
+close $cf;
+
+sub ffmpeg_make {
+    my ($out, @args) = @_;
+    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', @args, $out)
+        and die "ffmpeg could not make $out\n";
+}
+
+# 640x360, 4 s, 440 Hz: two rungs of two segments, each segment > 64 KiB
+my $source = "$src/lecture.mp4";
+ffmpeg_make($source, '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=4',
+            '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=4',
+            '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest');
+
+sub add_video {
+    my $id = shift;
+    $pg->psql("INSERT INTO videos (id, course_id, title, status) VALUES "
+              . "('$id', 'course-intro', 'Test $id', 'queued')");
+    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
+                        'enqueued_at', int time);
+    die "XADD: $e" if ref $e;
+}
+
+sub video {
+    my $id = shift;
+    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
+        . "coalesce(error, '') FROM videos WHERE id = '$id'");
+    my %v;
+    @v{qw(status prefix error)} = split /\|/, $row, 3;
+    return \%v;
+}
+
+# runs the helper until the queue is empty; its exit status
+sub run_helper {
+    my ($log, $env, @args) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        delete @ENV{qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+                       AWS_REGION AWS_DEFAULT_REGION)};
+        %ENV = (%ENV, %$env);
+        open STDOUT, '>>', $log or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args
+            or POSIX::_exit(127);
+    }
+    $Running{$pid} = 1;
+    my $deadline = time + 40;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            delete $Running{$pid};
+            return $? >> 8;
+        }
+        sleep 0.05;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    delete $Running{$pid};
+    return undef;
+}
+
+sub check_config {
+    my @args = @_;
+    my $pid = open my $fh, '-|' // die "fork: $!";
+    if ($pid == 0) {
+        delete @ENV{qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+                       AWS_REGION AWS_DEFAULT_REGION)};
+        open STDERR, '>&', \*STDOUT;
+        exec $bin, '--config', "$tmp/helper.conf", '--check-config', @args
+            or POSIX::_exit(127);
+    }
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+    return ($? >> 8, $out // '');
+}
+
+my %CT = (m3u8 => 'application/vnd.apple.mpegurl', ts => 'video/mp2t', jpg => 'image/jpeg');
+my %CC = (m3u8 => 'max-age=5', ts => 'max-age=31536000, immutable',
+          jpg => 'max-age=31536000, immutable');
+
+# everything about one published ladder under $base ("hls/<id>/")
+sub check_bucket {
+    my ($id, $base) = @_;
+    my $keys = list_keys($base);
+    my %want = ("${base}master.m3u8" => 1, "${base}poster.jpg" => 1);
+    my $m = s3_request('GET', "/$BUCKET/${base}master.m3u8");
+    ok($m->{success}, "$id: GET master.m3u8") or return;
+    my @variants = $m->{content} =~ /^([^#\s]\S*)$/mg;
+    is_deeply(\@variants, ['240p/index.m3u8', '360p/index.m3u8'], "$id: master names both variants");
+    my $segments = 0;
+    for my $v (@variants) {
+        $want{"$base$v"} = 1;
+        my $p = s3_request('GET', "/$BUCKET/$base$v");
+        ok($p->{success} && $p->{content} =~ /#EXT-X-ENDLIST/, "$id: GET $v (VOD playlist)");
+        (my $dir = $v) =~ s{/[^/]+$}{/};
+        for my $seg ($p->{content} =~ /^([^#\s]\S*)$/mg) {
+            $want{"$base$dir$seg"} = 1;
+            $segments++;
+        }
+    }
+    ok($segments >= 4, "$id: $segments segments named by the variant playlists");
+    is_deeply([sort keys %$keys], [sort keys %want], "$id: the bucket holds exactly master, "
+              . "poster, variant playlists and every segment under $base");
+    my ($kinds, $bad) = (0, 0);
+    my %seen;
+    for my $key (sort keys %want) {
+        my ($ext) = $key =~ /\.(\w+)$/;
+        my $h = s3_request('HEAD', "/$BUCKET/$key");
+        my $ct = $h->{headers}{'content-type'} // '';
+        my $cc = $h->{headers}{'cache-control'} // '';
+        my $len = $h->{headers}{'content-length'} // -1;
+        unless ($h->{success} && $ct eq $CT{$ext} && $cc eq $CC{$ext} && $len == $keys->{$key}) {
+            diag("$key: $h->{status} content-type \"$ct\" cache-control \"$cc\" length $len");
+            $bad++;
+        }
+        $seen{$ext}++;
+    }
+    is($bad, 0, "$id: every object has its Content-Type and Cache-Control (" .
+       join(', ', map { "$seen{$_} .$_" } sort keys %seen) . ")");
+    my $big = grep { $keys->{$_} > 64 * 1024 } keys %$keys;
+    ok($big >= 2, "$id: $big objects above the 64 KiB multipart threshold");
+    return $keys;
+}
+
+# per key: the sequence number of the request that made the object visible
+sub completions {
+    my ($prefix, @reqs) = @_;
+    my %done;
+    for my $r (@reqs) {
+        next unless $r->{status} =~ /^2/;
+        my ($path, $q) = split /\?/, $r->{url}, 2;
+        $path =~ s{^/\Q$BUCKET\E/}{/} if $r->{host} =~ /^127\.0\.0\.1/;
+        $path =~ s{^/}{};
+        next unless index($path, $prefix) == 0;
+        if (($r->{method} eq 'PUT' && !defined $q)
+            || ($r->{method} eq 'POST' && defined $q && $q =~ /^uploadId=/))
+        {
+            $done{$path} = $r->{n};
+        }
+    }
+    return \%done;
+}
+
+sub check_order {
+    my ($id, $base, $done) = @_;
+    my $master = $done->{"${base}master.m3u8"} // 0;
+    my @late = grep { $_ ne "${base}master.m3u8" && $done->{$_} > $master } keys %$done;
+    ok($master && !@late, "$id: master.m3u8 became visible after every other object")
+        or diag("after the master: @late");
+    my @early;
+    for my $pl (grep { m{/index\.m3u8$} } keys %$done) {
+        (my $dir = $pl) =~ s{index\.m3u8$}{};
+        push @early, grep { index($_, $dir) == 0 && /\.ts$/ && $done->{$_} > $done->{$pl} }
+            keys %$done;
+    }
+    ok(!@early, "$id: each variant playlist after its segments") or diag("@early");
+}
+
+#---------------------------------------------------------------------------
+# configuration checks
+#---------------------------------------------------------------------------
+
+{
+    my ($rc, $out) = check_config('--s3-bucket', '');
+    is($rc, 2, 'publish = s3 without a bucket: exit 2');
+    like($out, qr/s3_bucket/, '... names s3_bucket');
+    ($rc, $out) = check_config();
+    is($rc, 2, 'publish = s3 without credentials (no key, no AWS_* variables): exit 2');
+    like($out, qr/s3_access_key.*AWS_ACCESS_KEY_ID/, '... names the key and the variable');
+    ($rc, $out) = check_config('--s3-access-key', 'a', '--s3-secret-key', 'b',
+                               '--s3-endpoint', 'ftp://x');
+    is($rc, 2, 'an s3_endpoint that is not http(s): exit 2');
+    ($rc, $out) = check_config('--s3-access-key', 'a', '--s3-secret-key', 'b',
+                               '--s3-path-style', 'maybe');
+    is($rc, 2, 's3_path_style must be on or off');
+    ($rc, $out) = check_config('--s3-access-key', 'a', '--s3-secret-key', 'b',
+                               '--s3-prefix', 'x/y');
+    is($rc, 0, 'a complete s3 configuration is accepted');
+    like($out, qr{s3 = s3://vodlms/x/y/hls/<id>/ via http://s3\.localhost:\d+ \(virtual host, region us-east-1, multipart above 65536 bytes in parts of 32768\)},
+         '... and printed (prefix gets its /, region defaults to us-east-1)') or diag($out);
+}
+
+#---------------------------------------------------------------------------
+# 1. virtual-host endpoint, credentials and region from AWS_* variables
+#---------------------------------------------------------------------------
+
+my %awsenv = (AWS_ACCESS_KEY_ID => $AK, AWS_SECRET_ACCESS_KEY => $SK, AWS_REGION => $REGION);
+add_video('s3a');
+my $rc = run_helper("$tmp/helper-a.log", \%awsenv);
+is($rc, 0, 'helper (virtual host) exits 0 when idle');
+my $va = video('s3a');
+is($va->{status}, 'ready', 's3a: ready') or diag($va->{error}, slurp("$tmp/helper-a.log"));
+is($va->{prefix}, 'hls/s3a/', 's3a: storage_prefix hls/s3a/');
+ok(!-e "$origin/hls/s3a", 's3a: nothing left in the local work dir');
+my @ra = requests();
+ok(@ra && !grep({ $_->{host} ne "$BUCKET.s3.localhost:$S3PORT" } @ra),
+   's3a: every request went to the virtual host vodlms.s3.localhost');
+check_bucket('s3a', 'hls/s3a/');
+my @mp = grep { $_->{method} eq 'POST' && $_->{url} =~ /\?uploads$/ } @ra;
+my @parts = grep { $_->{url} =~ /[?&]partNumber=(\d+)/ && $1 >= 2 } @ra;
+my @complete = grep { $_->{method} eq 'POST' && $_->{url} =~ /\?uploadId=/ && $_->{status} == 200 } @ra;
+ok(@mp >= 2 && @parts >= 2 && @complete == @mp,
+   's3a: multipart uploads (' . scalar(@mp) . ' created, ' . scalar(@complete)
+   . ' completed, with parts numbered 2 and up)');
+check_order('s3a', 'hls/s3a/', completions('hls/s3a/', @ra));
+
+#---------------------------------------------------------------------------
+# 2. path style, key prefix, keys from the configuration, 503s retried
+#---------------------------------------------------------------------------
+
+control(fail_put => 3);
+add_video('s3b');
+my $nb = scalar requests();
+$rc = run_helper("$tmp/helper-b.log", {}, '--s3-endpoint', "http://127.0.0.1:$S3PORT",
+                 '--s3-path-style', 'on', '--s3-prefix', 'tenant-b',
+                 '--s3-access-key', $AK, '--s3-secret-key', $SK, '--s3-region', $REGION);
+is($rc, 0, 'helper (path style) exits 0 when idle');
+my $vb = video('s3b');
+is($vb->{status}, 'ready', 's3b: ready despite three 503s') or diag($vb->{error}, slurp("$tmp/helper-b.log"));
+my @rb = (requests())[$nb .. scalar(requests()) - 1];
+is(scalar(grep { $_->{status} == 503 } @rb), 3, 's3b: three PUTs answered 503 ...');
+like(slurp("$tmp/helper-b.log") // '', qr/SlowDown.*retrying in/, '... and retried with back-off');
+ok(!grep({ $_->{url} !~ m{^/\Q$BUCKET\E/tenant-b/hls/s3b/} } @rb),
+   's3b: path-style requests, every key under tenant-b/hls/s3b/');
+check_bucket('s3b', 'tenant-b/hls/s3b/');
+check_order('s3b', 'tenant-b/hls/s3b/', completions('tenant-b/hls/s3b/', @rb));
+
+#---------------------------------------------------------------------------
+# 3. a part rejected for good: the upload is aborted, the video fails
+#---------------------------------------------------------------------------
+
+control(fail_put => 0, reject_part => '/hls/s3c/');
+add_video('s3c');
+my $nc = scalar requests();
+$rc = run_helper("$tmp/helper-c.log", \%awsenv);
+is($rc, 0, 'helper exits 0 after a failed job');
+my $vc = video('s3c');
+is($vc->{status}, 'failed', 's3c: failed (max_attempts = 1)');
+like($vc->{error}, qr/UploadPart .*HTTP 400 InvalidPart/, 's3c: the error names the S3 failure')
+    or diag($vc->{error});
+my @rc = (requests())[$nc .. scalar(requests()) - 1];
+ok(grep({ $_->{method} eq 'DELETE' && $_->{url} =~ /\?uploadId=/ && $_->{status} =~ /^2/ } @rc),
+   's3c: AbortMultipartUpload sent (answered by the proxy: s3rver 3.7 lacks it)');
+is(scalar(grep { $_->{status} == 400 } @rc), 1, 's3c: a 400 is not retried');
+my $kc = list_keys('hls/s3c/');
+ok(!exists $kc->{'hls/s3c/master.m3u8'}, 's3c: no master.m3u8 published');
+ok(!-e "$origin/hls/s3c", 's3c: no local ladder either');
+
+#---------------------------------------------------------------------------
+
+my @all = requests();
+my @bad = grep { $_->{sig} ne 'ok' } @all;
+is(scalar @bad, 0, 'every request (' . scalar(@all) . ') had a valid SigV4 signature and '
+   . 'x-amz-content-sha256 = SHA-256 of the body (checked by the proxy)')
+    or diag(join "\n", map { "$_->{method} $_->{url}: $_->{sig}" } @bad[0 .. ($#bad > 4 ? 4 : $#bad)]);
+
+{
+    # the proxy is no rubber stamp: a wrong secret is refused
+    my $real = $SK;
+    $SK = 'not-the-secret';
+    my $r = s3_request('HEAD', "/$BUCKET/hls/s3a/master.m3u8");
+    $SK = $real;
+    is($r->{status}, 403, 'a request signed with a wrong secret is refused by the proxy');
+}
+
+diag(sprintf "t/092-s3.t: %.1f s", time - $T0);
+done_testing();
