@@ -63,7 +63,7 @@ cmd_deps() {
     # npm packages the tests use: the real express-session + connect-redis
     # (the session fixture) and s3rver (the helper's S3 test)
     local fx
-    for fx in "$ROOT/t/fixtures/express" "$ROOT/helper/test-s3"; do
+    for fx in "$ROOT/t/fixtures/express" "$ROOT/helper/test-s3" "$ROOT/docs/examples/player"; do
         [ -f "$fx/package-lock.json" ] || continue
         local stamp=$fx/node_modules/.vodlms-lock.sha
         local want; want=$(sha256sum "$fx/package-lock.json" | cut -d' ' -f1)
@@ -255,10 +255,12 @@ cmd_run() {
     local redis_port=${VODLMS_REDIS_PORT:-16379}
     local pg_port=${VODLMS_PG_PORT:-15432}
     local http_port=${VODLMS_HTTP_PORT:-8080}
-    NGINX_PID="" REDIS_PID="" PG_DIR=""
+    NGINX_PID="" REDIS_PID="" PG_DIR="" HELPER_PID=""
 
-    mkdir -p "$var/nginx" "$var/redis"
-    trap 'log "stopping"; stop_pid "$NGINX_PID"; stop_pid "$REDIS_PID"; stop_pg' EXIT
+    mkdir -p "$var/nginx" "$var/redis" "$var/origin" "$var/spool" "$var/upload-tmp"
+    # nginx's workers (nobody) write uploads; the helper (this user) reads
+    chmod 777 "$var/spool" "$var/upload-tmp"
+    trap 'log "stopping"; stop_pid "$NGINX_PID"; stop_pid "$HELPER_PID"; stop_pid "$REDIS_PID"; stop_pg' EXIT
     trap 'exit 0' INT TERM
 
     log "redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port (data in var/)"
@@ -288,7 +290,8 @@ cmd_run() {
         -e "s|@REDIS_PORT@|$redis_port|g" -e "s|@HTTP_PORT@|$http_port|g" \
         -e "s|@PG_PORT@|$pg_port|g" -e "s|@CDN_URL@|http://127.0.0.1:$http_port|g" \
         -e "s|@KEY_PAIR_ID@|KDEMOLOCAL|g" -e "s|@KEY_FILE@|$var/keys/cloudfront.pem|g" \
-        -e "s|@COOKIE_SECURE@|off|g" \
+        -e "s|@COOKIE_SECURE@|off|g" -e "s|@PLAYER@|$ROOT/docs/examples/player|g" \
+        -e "s|@PUB_KEY_FILE@|$var/keys/cloudfront.pub.pem|g" -e "s|@ORIGIN@|$var/origin|g" \
         "$ROOT/docs/examples/nginx.conf" > "$var/nginx/nginx.conf"
 
     "$NGINX_BIN" -t -q -p "$var/nginx" -c "$var/nginx/nginx.conf" -e "$var/nginx/error.log" \
@@ -301,16 +304,61 @@ cmd_run() {
 
     local i
     for i in $(seq 1 100); do
-        curl -fsS -o /dev/null "http://127.0.0.1:$http_port/" 2>/dev/null && break
+        curl -fsS -o /dev/null "http://127.0.0.1:$http_port/player/" 2>/dev/null && break
         kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited; see $var/nginx/error.log"
         sleep 0.05
     done
 
+    # the transcoding helper, publishing to the local origin the edge serves
+    cat > "$var/helper.conf" <<CONF
+redis_host = 127.0.0.1
+redis_port = $redis_port
+pg_conninfo = "$conninfo"
+source_root = $var/spool
+origin_dir = $var/origin
+publish = local
+preset = veryfast
+max_height = 720
+log_level = info
+CONF
+    "$BUILD/helper/vodlms-helper" --config "$var/helper.conf" 2>>"$var/helper.log" &
+    HELPER_PID=$!
+
+    # a sample lecture, uploaded through the real endpoint as the instructor
+    if [ ! -f "$var/origin/hls/intro-ready/master.m3u8" ]; then
+        if [ ! -f "$var/sample.mp4" ]; then
+            log "making a 90 s 720p sample lecture with ffmpeg"
+            ffmpeg -hide_banner -loglevel error -y \
+                -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=90" \
+                -f lavfi -i "sine=frequency=440:duration=90" \
+                -c:v libx264 -preset ultrafast -crf 23 -pix_fmt yuv420p \
+                -c:a aac -b:a 128k -shortest "$var/sample.mp4"
+        fi
+
+        log "uploading it as carol (instructor) through /api/videos/intro-ready/upload"
+        curl -fsS -X POST -H 'Cookie: session=demo-carol' -H 'X-Title: Lecture 1: What is a video codec?' \
+            --data-binary "@$var/sample.mp4" \
+            "http://127.0.0.1:$http_port/api/videos/intro-ready/upload?course=course-intro" >/dev/null \
+            || die "the upload failed; see $var/nginx/error.log"
+
+        local st=""
+        for i in $(seq 1 900); do
+            st=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -tAc \
+                 "select status || ' ' || progress_percent from videos where id = 'intro-ready'")
+            printf '\r==> transcoding: %-24s' "$st" >&2
+            case $st in ready*|failed*) break ;; esac
+            kill -0 "$HELPER_PID" 2>/dev/null || die "vodlms-helper exited; see $var/helper.log"
+            sleep 1
+        done
+        echo >&2
+        case $st in ready*) ;; *) die "the sample lecture did not become ready ($st); see $var/helper.log" ;; esac
+    fi
+
     cat <<MSG
 
-vodlms is running on http://127.0.0.1:$http_port  (Ctrl-C stops everything)
+vodlms is running: open http://127.0.0.1:$http_port/player/  (Ctrl-C stops everything)
 
-Demo accounts (sessions in Redis, as the LMS would write them):
+Demo accounts (log in with the buttons on the page; sessions in Redis, as an LMS writes them):
   alice   student, enrolled       Cookie: session=demo-alice
   bob     student, not enrolled   Cookie: session=demo-bob
   carol   instructor              Cookie: session=demo-carol

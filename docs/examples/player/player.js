@@ -1,0 +1,506 @@
+// vodlms demo: the player page.
+//
+//   GET  /api/videos/{id}/stream    -> 200 {videoId,title,duration,status,manifestUrl,expiresAt,resumeAt}
+//                                      + CloudFront-* cookies scoped to the video's HLS tree
+//                                      401 / 403 / 404 / 409 {status,progress} / 503 (Retry-After)
+//   GET  manifestUrl and segments   -> the edge (CloudFront or nginx's vodlms_edge) checks the cookies
+//   POST /api/videos/{id}/progress  <- {videoId,currentTime,duration,event: tick|pause|ended}
+'use strict';
+
+(function () {
+  const { api, streamUrl, progressUrl, esc, fmtTime, toast } = Vod;
+  const $ = (sel) => document.querySelector(sel);
+
+  const TICK_MS = 15000;        // progress beacon while playing
+  const REFRESH_BEFORE_S = 60;  // re-sign this long before the cookies expire
+  const PROCESSING_RETRY_MS = 5000;
+  const MAX_503_RETRIES = 5;
+
+  const video = $('#video');
+  const videoId = new URLSearchParams(location.search).get('v') || 'intro-ready';
+
+  let course = null;
+  let user = null;
+  let info = null;            // the last 200 answer of the playback endpoint
+  let hls = null;
+  let clockSkewMs = 0;        // server clock minus ours, from the Date header
+  let refreshTimer = 0;       // cookie refresh before expiresAt
+  let retryTimer = 0;         // 409 / 503 auto-retry
+  let tickTimer = 0;          // progress beacons while playing
+  let retries503 = 0;
+  let edgeRetried = false;    // one cookie re-fetch per edge failure, then a message
+  let mediaRecovered = false;
+
+  // --- messages -------------------------------------------------------------
+
+  // inline SVG (emoji fonts are not everywhere)
+  const svg = (body) => `<svg viewBox="0 0 24 24" width="40" height="40" fill="none" stroke="currentColor"
+    stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">${body}</svg>`;
+  const ICONS = {
+    lock: svg('<rect x="4.5" y="10.5" width="15" height="10" rx="2"/><path d="M8 10.5V7.5a4 4 0 0 1 8 0v3"/>'),
+    clock: svg('<circle cx="12" cy="12" r="8.5"/><path d="M12 7.5V12l3 2"/>'),
+    warn: svg('<path d="M12 3.5 21.5 20h-19z"/><path d="M12 10v4.5M12 17.5v.01"/>'),
+    error: svg('<circle cx="12" cy="12" r="8.5"/><path d="M9 9l6 6M15 9l-6 6"/>'),
+    load: '',
+  };
+
+  // A message over the video area.  `actions` are [label, handler, primary?].
+  function overlay({ icon = 'warn', title, text = '', progress = null, actions = [] }) {
+    const box = $('#overlay');
+    box.hidden = false;
+    box.classList.toggle('loading', icon === 'load');
+    $('#ov-icon').innerHTML = ICONS[icon] || '';
+    $('#ov-title').textContent = title;
+    $('#ov-text').innerHTML = text;
+    const bar = $('#ov-bar');
+    bar.hidden = progress === null;
+    if (progress !== null) bar.firstElementChild.style.width = `${Math.max(2, progress)}%`;
+    const act = $('#ov-actions');
+    act.innerHTML = '';
+    for (const [label, fn, primary] of actions) {
+      const el = typeof fn === 'string' ? document.createElement('a') : document.createElement('button');
+      el.textContent = label;
+      el.className = primary ? 'btn-primary' : 'btn-ghost light';
+      if (typeof fn === 'string') el.href = fn; else { el.type = 'button'; el.onclick = fn; }
+      act.appendChild(el);
+    }
+  }
+  const hideOverlay = () => { $('#overlay').hidden = true; };
+
+  // A message under the video that does not stop playback.
+  function notice(html, kind = 'info', actions = []) {
+    const n = $('#notice');
+    if (!html) { n.hidden = true; return; }
+    n.hidden = false;
+    n.className = `notice ${kind}`;
+    n.innerHTML = `<span>${html}</span>`;
+    for (const [label, fn] of actions) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'btn-link';
+      b.textContent = label;
+      b.onclick = fn;
+      n.appendChild(b);
+    }
+  }
+  const statusLine = (t) => { $('#status-line').textContent = t; };
+
+  const loginAs = (name) => () => {
+    const b = document.querySelector(`#loginbar [data-user="${name}"]`);
+    if (b) b.click();
+  };
+
+  // --- the playback endpoint ------------------------------------------------
+
+  function noteClock(res) {
+    const d = Date.parse(res.headers.get('Date') || '');
+    if (Number.isFinite(d)) clockSkewMs = d - Date.now();
+  }
+  const serverNow = () => Date.now() + clockSkewMs;
+
+  // Asks for metadata + signed cookies, and shows what the answer means.
+  async function load() {
+    clearTimeout(retryTimer);
+    overlay({ icon: 'load', title: 'Loading…' });
+    const res = await api('GET', streamUrl(videoId));
+    const d = res.data || {};
+    noteClock(res);
+    if (res.status !== 503) retries503 = 0;
+
+    // an answer that is not from vodlms (a static server's 404, a proxy) is
+    // reported as such, not as "video not found"
+    switch (res.fromVodlms ? res.status : -res.status) {
+      case 200:
+        info = d;
+        showTitle(d.title);
+        scheduleRefresh();
+        hideOverlay();
+        startPlayback();
+        return;
+
+      case 401:
+        overlay({
+          icon: 'lock', title: 'Log in to watch',
+          text: 'This lecture is for students of the course. Use one of the demo accounts above.',
+          actions: [['Log in as alice', loginAs('alice'), true]],
+        });
+        return;
+
+      case 403:
+        overlay({
+          icon: 'lock', title: 'You are not enrolled in this course',
+          text: `${user && user.name ? esc(user.name) + '’s' : 'Your'} account has no active enrollment in
+                 <b>${esc(course ? course.course.title : 'this course')}</b>, so its lectures stay locked.`,
+          actions: [['Back to the course', './'], ['Log in as alice', loginAs('alice'), true]],
+        });
+        return;
+
+      case 404:
+        overlay({
+          icon: 'warn', title: 'Video not found',
+          text: `There is no video <code>${esc(videoId)}</code>.`,
+          actions: [['Back to the course', './', true]],
+        });
+        return;
+
+      case 400:
+        overlay({ icon: 'warn', title: 'Not a valid video id', text: `<code>${esc(videoId)}</code>`,
+          actions: [['Back to the course', './', true]] });
+        return;
+
+      case 409: {
+        const pct = Number(d.progress) || 0;
+        if (d.status === 'failed') {
+          overlay({
+            icon: 'error', title: 'This video could not be processed',
+            text: 'Transcoding failed. The instructor needs to upload the file again.',
+            actions: [['Back to the course', './', true]],
+          });
+          return;
+        }
+        overlay({
+          icon: 'clock',
+          title: d.status === 'queued' ? 'Waiting to be processed' : 'Still processing',
+          text: d.status === 'queued'
+            ? 'The video is queued for transcoding. Playback starts here by itself once it is ready.'
+            : `Transcoding is <b>${pct.toFixed(0)}%</b> done. Playback starts here by itself once it is ready.`,
+          progress: pct,
+        });
+        retryTimer = setTimeout(load, PROCESSING_RETRY_MS);
+        return;
+      }
+
+      case 503: {
+        const wait = Vod.retryAfter(res);
+        const auto = ++retries503 <= MAX_503_RETRIES;
+        overlay({
+          icon: 'warn', title: 'Temporarily unavailable',
+          text: auto ? `The video service is busy. Trying again in ${wait} s…`
+            : 'The video service is still busy. Please try again in a moment.',
+          actions: [['Try again', () => { retries503 = 0; load(); }, true]],
+        });
+        if (auto) retryTimer = setTimeout(load, wait * 1000);
+        return;
+      }
+
+      default:
+        overlay({
+          icon: 'warn',
+          title: !res.status ? 'Cannot reach the video service'
+            : res.fromVodlms ? 'Something went wrong' : 'The video service is not answering',
+          text: (res.status ? `The server answered HTTP ${res.status}. ` : 'Check your connection. ') +
+            'If you run the demo, is <code>./build.sh run</code> up, and is this page opened from it?',
+          actions: [['Try again', load, true]],
+        });
+    }
+  }
+
+  function showTitle(title) {
+    const t = title || videoId;
+    $('#v-title').textContent = t;
+    $('#crumb-video').textContent = t;
+    document.title = `${t} · vodlms demo`;
+  }
+
+  // --- keeping the signed cookies fresh -------------------------------------
+
+  // The cookies expire at expiresAt; the player keeps fetching segments for
+  // as long as someone watches.  Calling the playback endpoint again renews
+  // them (the browser replaces the cookies); hls.js is not touched, so
+  // playback never stalls.
+  function scheduleRefresh() {
+    clearTimeout(refreshTimer);
+    if (!info || !info.expiresAt) return;
+    const ms = (info.expiresAt - REFRESH_BEFORE_S) * 1000 - serverNow();
+    refreshTimer = setTimeout(refreshCookies, Math.max(ms, 5000));
+    const at = new Date(Date.now() + Math.max(ms, 5000));
+    statusLine(`Access renews automatically at ${at.toLocaleTimeString()}.`);
+  }
+
+  // Returns true when fresh cookies are in place.
+  async function refreshCookies() {
+    clearTimeout(refreshTimer);
+    const res = await api('GET', streamUrl(videoId));
+    noteClock(res);
+    if (res.status === 200 && res.data) {
+      info = Object.assign({}, info, res.data);
+      scheduleRefresh();
+      notice('');
+      return true;
+    }
+    if (res.status === 401) {
+      notice('Your session has ended. Log in again to keep watching.', 'warn',
+        [['Log in as alice', loginAs('alice')]]);
+    } else if (res.status === 403) {
+      notice('Your access to this course has ended.', 'warn');
+    } else {
+      // 503 or network: try again soon, well before the cookies run out
+      const wait = res.status === 503 ? Vod.retryAfter(res) : 10;
+      statusLine(`Could not renew access (HTTP ${res.status || 'offline'}); retrying in ${wait} s.`);
+      refreshTimer = setTimeout(refreshCookies, wait * 1000);
+    }
+    return false;
+  }
+
+  // Background tabs throttle timers; catch up when the tab comes back.
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && info && info.expiresAt * 1000 - serverNow() < (REFRESH_BEFORE_S + 30) * 1000) {
+      refreshCookies();
+    }
+  });
+
+  // --- playback -------------------------------------------------------------
+
+  function resumePoint() {
+    const at = Number(info.resumeAt) || 0;
+    const dur = Number(info.duration) || Infinity;
+    // near the end (or finished): start over instead of resuming on the credits
+    return at > 5 && at < dur - 10 ? at : 0;
+  }
+
+  function startPlayback(from) {
+    const start = from !== undefined ? from : resumePoint();
+    teardownPlayer();
+    edgeRetried = false;
+    mediaRecovered = false;
+
+    if (window.Hls && Hls.isSupported()) {
+      hls = new Hls({
+        // the CloudFront-* cookies must go with every playlist and segment
+        // request, also when the edge is on another origin (a CDN host)
+        xhrSetup: (xhr) => { xhr.withCredentials = true; },
+        startPosition: start > 0 ? start : -1,
+        capLevelToPlayerSize: true,
+      });
+      hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => buildQualityMenu(data.levels));
+      hls.on(Hls.Events.LEVEL_SWITCHED, updateQualityLabel);
+      hls.on(Hls.Events.FRAG_LOADED, () => { edgeRetried = false; });
+      hls.on(Hls.Events.ERROR, onHlsError);
+      hls.loadSource(info.manifestUrl);
+      hls.attachMedia(video);
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      // Safari / iOS: native HLS sends cookies by itself, and picks the
+      // quality itself, so the menu only says Auto.
+      setQualityNative();
+      video.src = info.manifestUrl;
+      video.addEventListener('loadedmetadata', () => { if (start > 0) video.currentTime = start; }, { once: true });
+    } else {
+      overlay({ icon: 'error', title: 'This browser cannot play HLS video',
+        text: 'Try a current version of Firefox, Chrome, Edge or Safari.' });
+      return;
+    }
+
+    if (start > 0) {
+      notice(`Resuming where you left off, at <b>${fmtTime(start)}</b>.`, 'info',
+        [['Start from the beginning', () => { video.currentTime = 0; notice(''); }]]);
+    } else {
+      notice('');
+    }
+    $('#v-meta').textContent = info.duration ? `Duration ${fmtTime(info.duration)}` : '';
+  }
+
+  function teardownPlayer() {
+    stopTicks();
+    if (hls) { hls.destroy(); hls = null; }
+    video.removeAttribute('src');
+    video.load();
+    const q = $('#quality');
+    q.innerHTML = '<option value="-1">Auto</option>';
+    q.disabled = true;
+  }
+
+  // hls.js reports fatal errors once its own retries are used up.  A fatal
+  // network error is most often the edge refusing expired or missing cookies
+  // (403): fetch new cookies once and resume loading; if it happens again
+  // before any segment loaded, say so.
+  async function onHlsError(_, data) {
+    if (!data.fatal) return;
+    const code = data.response && data.response.code;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      if (!edgeRetried) {
+        edgeRetried = true;
+        statusLine('The video server refused a request; renewing access…');
+        if (await refreshCookies() && hls) {
+          const manifestFailed = /manifest/i.test(data.details || '');
+          if (manifestFailed) hls.loadSource(info.manifestUrl); else hls.startLoad();
+          return;
+        }
+      }
+      const position = video.currentTime;
+      overlay({
+        icon: 'error',
+        title: code === 403 ? 'The video server refused access' : 'The video could not be loaded',
+        text: code === 403
+          ? 'Your viewing access could not be renewed. Reload, or log in again.'
+          : code ? `The video server answered HTTP ${code}.` : 'The connection to the video server was lost.',
+        actions: [['Try again', () => { hideOverlay(); reloadAt(position); }, true]],
+      });
+      return;
+    }
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !mediaRecovered) {
+      mediaRecovered = true;
+      hls.recoverMediaError();
+      return;
+    }
+    overlay({ icon: 'error', title: 'Playback stopped', text: esc(data.details || 'The video could not be decoded.'),
+      actions: [['Try again', () => { hideOverlay(); reloadAt(video.currentTime); }, true]] });
+  }
+
+  // Native HLS (Safari): errors surface on the <video> element.
+  video.addEventListener('error', async () => {
+    if (hls || !info || !video.currentSrc) return;
+    const position = video.currentTime;
+    if (!edgeRetried) {
+      edgeRetried = true;
+      if (await refreshCookies()) {
+        video.src = info.manifestUrl;
+        video.addEventListener('loadedmetadata', () => { video.currentTime = position; }, { once: true });
+        return;
+      }
+    }
+    overlay({ icon: 'error', title: 'The video could not be loaded',
+      text: 'Your viewing access may have ended. Try again, or log in again.',
+      actions: [['Try again', () => { hideOverlay(); reloadAt(position); }, true]] });
+  });
+  video.addEventListener('playing', () => { if (!hls) edgeRetried = false; });
+
+  async function reloadAt(position) {
+    if (await refreshCookies()) startPlayback(position); else load();
+  }
+
+  // --- quality menu ---------------------------------------------------------
+
+  const levelLabel = (l) => (l.height ? `${l.height}p` : l.name || `${Math.round(l.bitrate / 1000)} kbps`);
+
+  function buildQualityMenu(levels) {
+    const q = $('#quality');
+    // highest first; option values are hls.js level indexes
+    const order = levels.map((l, i) => ({ l, i })).sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate));
+    q.innerHTML = '<option value="-1">Auto</option>' + order.map(({ l, i }) =>
+      `<option value="${i}">${levelLabel(l)} · ${(l.bitrate / 1e6).toFixed(1)} Mbps</option>`).join('');
+    q.value = '-1';
+    q.disabled = levels.length < 2;
+    q.title = '';
+  }
+
+  function updateQualityLabel() {
+    if (!hls) return;
+    const auto = $('#quality').options[0];
+    const l = hls.levels[hls.currentLevel];
+    auto.textContent = hls.autoLevelEnabled && l ? `Auto (${levelLabel(l)})` : 'Auto';
+  }
+
+  function setQualityNative() {
+    const q = $('#quality');
+    q.innerHTML = '<option value="-1">Auto</option>';
+    q.disabled = true;
+    q.title = 'This browser chooses the quality itself';
+  }
+
+  $('#quality').addEventListener('change', (e) => {
+    if (!hls) return;
+    // currentLevel switches now (flushing the buffer), which is what someone
+    // picking a quality by hand expects; -1 hands control back to ABR.
+    hls.currentLevel = Number(e.target.value);
+    updateQualityLabel();
+  });
+
+  // --- progress beacons -----------------------------------------------------
+
+  function beaconBody(event) {
+    if (!info || !Number.isFinite(video.duration) || video.duration <= 0) return null;
+    return JSON.stringify({
+      videoId,
+      currentTime: Math.round(video.currentTime * 10) / 10,
+      duration: Math.round(video.duration * 10) / 10,
+      event,
+    });
+  }
+
+  async function sendProgress(event) {
+    const body = beaconBody(event);
+    if (!body) return;
+    const res = await api('POST', progressUrl(videoId), body);
+    if (res.status === 401) {
+      notice('Your session has ended, so progress is no longer saved. Log in again.', 'warn');
+    } else if (res.status === 400 && res.data) {
+      console.warn('progress beacon refused:', res.data.reason || res.data.error);
+    }
+    // 204 is the normal answer; 429 and 503 only lose this one beacon
+  }
+
+  function startTicks() {
+    if (!tickTimer) tickTimer = setInterval(() => sendProgress('tick'), TICK_MS);
+  }
+  function stopTicks() { clearInterval(tickTimer); tickTimer = 0; }
+
+  video.addEventListener('playing', startTicks);
+  // the file's own duration is the truth (the database's may be an estimate)
+  video.addEventListener('durationchange', () => {
+    if (Number.isFinite(video.duration) && video.duration > 0) $('#v-meta').textContent = `Duration ${fmtTime(video.duration)}`;
+  });
+  video.addEventListener('pause', () => {
+    stopTicks();
+    // browsers fire "pause" right before "ended"; that one is reported as ended
+    if (!video.ended) sendProgress('pause');
+  });
+  video.addEventListener('ended', () => { stopTicks(); sendProgress('ended'); });
+
+  // Leaving the page: fetch() may be cancelled, sendBeacon is not.  A Blob
+  // of type text/plain keeps it a simple request the endpoint accepts.
+  window.addEventListener('pagehide', () => {
+    const body = beaconBody(video.ended ? 'ended' : 'pause');
+    if (!body || video.currentTime <= 0) return;
+    const blob = new Blob([body], { type: 'text/plain' });
+    if (!(navigator.sendBeacon && navigator.sendBeacon(progressUrl(videoId), blob))) {
+      fetch(progressUrl(videoId), { method: 'POST', body, keepalive: true, credentials: 'include' });
+    }
+  });
+
+  // --- the course sidebar ---------------------------------------------------
+
+  async function renderPlaylist() {
+    const list = $('#playlist');
+    const vids = course.videos;
+    const paint = (states) => {
+      list.innerHTML = vids.map((v, i) => {
+        const st = states[v.id] || { kind: 'loading' };
+        const cur = v.id === videoId ? ' current' : '';
+        const inner = `<span class="num">${i + 1}</span><span class="v-main"><span class="v-title">${esc(v.title)}</span>${Vod.statusPill(st)}</span>`;
+        return st.kind === 'ready' && !cur
+          ? `<li><a class="v ready${cur}" href="player.html?v=${encodeURIComponent(v.id)}">${inner}</a></li>`
+          : `<li><div class="v${cur}"${cur ? ' aria-current="page"' : ''}>${inner}</div></li>`;
+      }).join('');
+    };
+    const states = {};
+    paint(states);
+    await Promise.all(vids.filter((v) => v.id !== videoId).map(async (v) => { states[v.id] = await Vod.videoState(v.id); }));
+    states[videoId] = { kind: 'playing' };
+    paint(states);
+    list.querySelectorAll('.current .pill').forEach((p) => { p.className = 'pill now'; p.textContent = 'Current'; });
+  }
+
+  // --- start ----------------------------------------------------------------
+
+  (async function main() {
+    course = await Vod.loadCourse();
+    $('#crumb-course').textContent = course.course.title;
+    const known = course.videos.find((v) => v.id === videoId);
+    showTitle(known ? known.title : videoId);
+
+    Vod.loginBar($('#loginbar'), (u) => {
+      const changed = !user || user.userId !== u.userId || user.state !== u.state;
+      user = u;
+      if (!changed) return;
+      // a new viewer: forget the old one's player before anything else, so
+      // no beacon goes out under the new session for the old viewing
+      info = null;
+      clearTimeout(refreshTimer);
+      teardownPlayer();
+      notice('');
+      statusLine('');
+      load();
+      renderPlaylist();
+    });
+  })();
+})();
