@@ -28,6 +28,7 @@ APT_PACKAGES=(
     libjson-pp-perl
     libfaketime
     ffmpeg
+    chromium
     wrk
     curl
 )
@@ -61,9 +62,10 @@ cmd_deps() {
     fi
 
     # npm packages the tests use: the real express-session + connect-redis
-    # (the session fixture) and s3rver (the helper's S3 test)
+    # (the session fixture), s3rver (the helper's S3 test), hls.js (the
+    # player) and playwright-core (t/130-browser.t, driving Debian's chromium)
     local fx
-    for fx in "$ROOT/t/fixtures/express" "$ROOT/helper/test-s3" "$ROOT/docs/examples/player"; do
+    for fx in "$ROOT/t/fixtures/express" "$ROOT/helper/test-s3" "$ROOT/docs/examples/player" "$ROOT/t/e2e"; do
         [ -f "$fx/package-lock.json" ] || continue
         local stamp=$fx/node_modules/.vodlms-lock.sha
         local want; want=$(sha256sum "$fx/package-lock.json" | cut -d' ' -f1)

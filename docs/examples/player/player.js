@@ -211,7 +211,11 @@
   function scheduleRefresh() {
     clearTimeout(refreshTimer);
     if (!info || !info.expiresAt) return;
-    const ms = (info.expiresAt - REFRESH_BEFORE_S) * 1000 - serverNow();
+    // REFRESH_BEFORE_S ahead, or half-way when the cookies live less than
+    // twice that (short vodlms_cloudfront_ttl): a fixed 60 s lead would
+    // re-sign every 5 s with a 1 min TTL
+    const left = info.expiresAt * 1000 - serverNow();
+    const ms = left - Math.min(REFRESH_BEFORE_S * 1000, left / 2);
     refreshTimer = setTimeout(refreshCookies, Math.max(ms, 5000));
     const at = new Date(Date.now() + Math.max(ms, 5000));
     statusLine(`Access renews automatically at ${at.toLocaleTimeString()}.`);

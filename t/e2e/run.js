@@ -1,0 +1,504 @@
+// vodlms end-to-end browser test (issue #7), run by t/130-browser.t.
+//
+// Brings up the product the way `./build.sh run` does -- the reference
+// docs/examples/nginx.conf with its @PLACEHOLDERS@ filled in, a private
+// Redis with the demo sessions, the demo schema in its own database
+// (vodlms_e2e) on the suite's PostgreSQL, vodlms-helper publishing to a
+// local origin -- and drives Debian's /usr/bin/chromium through the real
+// player pages with playwright-core.  Prints TAP.
+//
+// Only three things differ from the reference config, each by an exact
+// textual replacement that must match: the database name, the signed
+// cookies' lifetime (vodlms_cloudfront_ttl 1m, the minimum, with 1 s expiry
+// buckets) and the progress flush interval (1 s).
+//
+// Needs (from ./build.sh test): TEST_NGINX_BINARY, TEST_NGINX_MODULE_PATH,
+// TEST_NGINX_PG_PORT, VODLMS_ROOT, VODLMS_BUILD_DIR.
+'use strict';
+
+const { spawn, execFileSync } = require('child_process');
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const ROOT = process.env.VODLMS_ROOT || path.resolve(__dirname, '../..');
+const BUILD = process.env.VODLMS_BUILD_DIR || path.join(ROOT, 'build');
+const NGINX = process.env.TEST_NGINX_BINARY || '/usr/sbin/nginx';
+const MODULE = process.env.TEST_NGINX_MODULE_PATH || path.join(BUILD, 'ngx_http_vodlms_module.so');
+const PG_PORT = process.env.TEST_NGINX_PG_PORT;
+const CHROMIUM = process.env.VODLMS_CHROMIUM || '/usr/bin/chromium';
+const OUT = path.join(BUILD, 'test-output', 'e2e');
+const DB = 'vodlms_e2e';
+const SEG = 2;              // helper segment_duration (s)
+const SAMPLE_S = 100;       // long enough to play past the first cookie expiry
+const VIDEO = 'intro-ready';
+const COURSE = 'course-intro';
+const T0 = Date.now();
+
+// --- TAP ---------------------------------------------------------------------
+
+let n = 0; let failed = 0;
+function ok(cond, name, diag) {
+  n++;
+  if (!cond) failed++;
+  console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${name}`);
+  if (!cond && diag !== undefined) note(typeof diag === 'string' ? diag : JSON.stringify(diag));
+  return !!cond;
+}
+function note(s) { for (const l of String(s).split('\n')) console.log(`# ${l}`); }
+const elapsed = () => ((Date.now() - T0) / 1000).toFixed(1);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what, fn, timeoutMs, everyMs = 250) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+// --- processes we start (stopped by PID at the end) --------------------------
+
+const children = [];
+function start(name, cmd, args, opts = {}) {
+  const logFile = opts.log;
+  const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
+  const p = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts.spawn });
+  p.vname = name;
+  p.exited = false;
+  p.on('exit', (code, sig) => { p.exited = true; p.exitInfo = `${code === null ? sig : code}`; });
+  children.push(p);
+  return p;
+}
+async function stopAll() {
+  for (const p of children.reverse()) {
+    if (p.exited) continue;
+    try { process.kill(p.pid, 'SIGTERM'); } catch (_) { continue; }
+    const end = Date.now() + 10000;
+    while (!p.exited && Date.now() < end) await sleep(50);
+    if (!p.exited) { try { process.kill(p.pid, 'SIGKILL'); } catch (_) { /* gone */ } }
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+// --- PostgreSQL / Redis -------------------------------------------------------
+
+const conninfo = () => `host=127.0.0.1 port=${PG_PORT} user=postgres dbname=${DB}`;
+function psql(sql, db = DB) {
+  return execFileSync('psql', ['-h', '127.0.0.1', '-p', String(PG_PORT), '-U', 'postgres', '-d', db,
+    '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { encoding: 'utf8', env: { ...process.env, PGOPTIONS: '-c client_min_messages=warning' } }).trim();
+}
+
+// --- the product -------------------------------------------------------------
+
+let tmp; let base; let varDir; let nginx; let helper;
+
+function render(port, redisPort, so) {
+  let conf = fs.readFileSync(path.join(ROOT, 'docs/examples/nginx.conf'), 'utf8');
+  const subst = {
+    MODULE: so, VAR: varDir, REDIS_PORT: redisPort, HTTP_PORT: port, PG_PORT,
+    CDN_URL: `http://127.0.0.1:${port}`, KEY_PAIR_ID: 'KE2ETEST',
+    KEY_FILE: path.join(tmp, 'keys/cloudfront.pem'), PUB_KEY_FILE: path.join(tmp, 'keys/cloudfront.pub.pem'),
+    COOKIE_SECURE: 'off', PLAYER: path.join(ROOT, 'docs/examples/player'), ORIGIN: path.join(varDir, 'origin'),
+  };
+  conf = conf.replace(/@([A-Z_]+)@/g, (m, k) => (k in subst ? String(subst[k]) : m));
+  const left = conf.split('\n').filter((l) => !/^\s*#/.test(l) && /@[A-Z_]+@/.test(l));
+  if (left.length) throw new Error(`docs/examples/nginx.conf: unknown placeholders in: ${left.join(' | ')}`);
+  // the three test-only changes; each must match the reference config exactly
+  const edits = [
+    [`dbname=vodlms"`, `dbname=${DB}"`],
+    ['vodlms_cloudfront_ttl 10m;', 'vodlms_cloudfront_ttl 1m; vodlms_cloudfront_expiry_bucket 1s;'],
+    ['zone=progress:10m flush=10s;', 'zone=progress:10m flush=1s;'],
+  ];
+  for (const [from, to] of edits) {
+    if (!conf.includes(from)) throw new Error(`docs/examples/nginx.conf no longer contains '${from}'`);
+    conf = conf.split(from).join(to);
+  }
+  return conf;
+}
+
+async function setup() {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vodlms-e2e.'));
+  fs.chmodSync(tmp, 0o755);
+  varDir = path.join(tmp, 'var');
+  for (const d of ['nginx', 'redis', 'origin', 'spool', 'upload-tmp', '../keys']) {
+    fs.mkdirSync(path.join(varDir, d), { recursive: true });
+  }
+  // nginx's workers (nobody) write uploads; the helper (this user) reads
+  fs.chmodSync(path.join(varDir, 'spool'), 0o777);
+  fs.chmodSync(path.join(varDir, 'upload-tmp'), 0o777);
+  fs.chmodSync(varDir, 0o755);
+  fs.mkdirSync(OUT, { recursive: true });
+
+  // Redis: a private instance (own key space), the demo sessions as an LMS writes them
+  const redisPort = await freePort();
+  const redis = start('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1',
+    '--dir', path.join(varDir, 'redis'), '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+    '--logfile', path.join(varDir, 'redis/redis.log')]);
+  const rcli = (...a) => execFileSync('redis-cli', ['-p', String(redisPort), ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  await until('redis-server', () => { if (redis.exited) throw new Error('redis-server exited'); try { return rcli('ping') === 'PONG'; } catch (_) { return false; } }, 10000, 50);
+  rcli('set', 'session:demo-alice', '{"user_id":"1001","role":"student"}');
+  rcli('set', 'session:demo-bob', '{"user_id":"1002","role":"student"}');
+  rcli('set', 'session:demo-carol', '{"user_id":"1003","role":"instructor"}');
+
+  // PostgreSQL: the suite's server, our own database
+  psql(`drop database if exists ${DB}`, 'postgres');
+  psql(`create database ${DB}`, 'postgres');
+  execFileSync(path.join(ROOT, 'sql/migrate.sh'), [conninfo(), '--seed'], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+  // a CloudFront-style key pair
+  const key = path.join(tmp, 'keys/cloudfront.pem');
+  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key], { stdio: 'ignore' });
+  execFileSync('openssl', ['pkey', '-in', key, '-pubout', '-out', path.join(tmp, 'keys/cloudfront.pub.pem')], { stdio: 'ignore' });
+  fs.chmodSync(path.join(tmp, 'keys'), 0o755);
+  fs.chmodSync(key, 0o644);   // read by nginx's master (root) only, but the tree is ours
+
+  // nginx, from the reference config; a direct child, not a daemon
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const confPath = path.join(varDir, 'nginx/nginx.conf');
+  // nginx maps the module; a rebuild copying over build/*.so in place while
+  // it runs would crash its workers, so it loads a private copy
+  const so = path.join(tmp, path.basename(MODULE));
+  fs.copyFileSync(MODULE, so);
+  fs.writeFileSync(confPath, render(port, redisPort, so));
+  const nargs = ['-p', path.join(varDir, 'nginx'), '-c', confPath, '-e', path.join(varDir, 'nginx/error.log')];
+  execFileSync(NGINX, ['-t', '-q', ...nargs], { stdio: ['ignore', 'inherit', 'inherit'] });
+  nginx = start('nginx', NGINX, [...nargs, '-g', 'daemon off;'], { log: path.join(varDir, 'nginx/stderr.log') });
+  await until('nginx', async () => {
+    if (nginx.exited) throw new Error(`nginx exited (${nginx.exitInfo}); see error.log`);
+    try { return (await fetch(`${base}/player/`)).status === 200; } catch (_) { return false; }
+  }, 10000, 50);
+
+  // the transcoding helper, cheap settings: 2 s segments, up to 360p
+  const hconf = path.join(varDir, 'helper.conf');
+  fs.writeFileSync(hconf, [
+    'redis_host = 127.0.0.1', `redis_port = ${redisPort}`, `pg_conninfo = "${conninfo()}"`,
+    `source_root = ${path.join(varDir, 'spool')}`, `origin_dir = ${path.join(varDir, 'origin')}`,
+    'publish = local', 'preset = ultrafast', 'max_height = 360', `segment_duration = ${SEG}`,
+    'log_level = info', ''].join('\n'));
+  helper = start('vodlms-helper', path.join(BUILD, 'helper/vodlms-helper'), ['--config', hconf],
+    { log: path.join(varDir, 'helper.log') });
+
+  // clips: the lecture alice watches, and the one carol uploads in the page
+  const clip = (file, secs, freq) => execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=640x360:rate=25:duration=${secs}`,
+    '-f', 'lavfi', '-i', `sine=frequency=${freq}:duration=${secs}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k',
+    '-shortest', file], { stdio: ['ignore', 'inherit', 'inherit'] });
+  clip(path.join(tmp, 'lecture.mp4'), SAMPLE_S, 440);
+  clip(path.join(tmp, 'carol-upload.mp4'), 8, 660);
+
+  // the lecture goes in through the real upload endpoint, as carol
+  const up = await fetch(`${base}/api/videos/${VIDEO}/upload?course=${COURSE}`, {
+    method: 'POST', headers: { Cookie: 'session=demo-carol', 'X-Title': 'Lecture 1: What is a video codec?' },
+    body: fs.readFileSync(path.join(tmp, 'lecture.mp4')),
+  });
+  if (up.status !== 202 && up.status !== 200) throw new Error(`setup upload: HTTP ${up.status} ${await up.text()}`);
+  await waitReady(VIDEO, 120000);
+}
+
+async function waitReady(id, ms) {
+  return until(`video ${id} ready in PostgreSQL`, () => {
+    if (helper.exited) throw new Error(`vodlms-helper exited (${helper.exitInfo}); see helper.log`);
+    const st = psql(`select status from videos where id = '${id}'`);
+    if (st === 'failed') throw new Error(`video ${id} failed to transcode`);
+    return st === 'ready' && fs.existsSync(path.join(varDir, 'origin/hls', id, 'master.m3u8'));
+  }, ms, 500);
+}
+
+// --- the browser -------------------------------------------------------------
+
+async function withBrowser(fn) {
+  const ud = fs.mkdtempSync(path.join(os.tmpdir(), 'vodlms-e2e-chromium.'));
+  const ctx = await chromium.launchPersistentContext(ud, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close().catch(() => {});
+    fs.rmSync(ud, { recursive: true, force: true });
+  }
+}
+
+// every response the page sees, with the moment it arrived
+function recorder(page) {
+  const log = [];
+  page.on('response', (r) => log.push({ url: r.url(), status: r.status(), method: r.request().method(), at: Date.now(), res: r }));
+  return log;
+}
+const isHls = (e) => new URL(e.url).pathname.startsWith('/hls/');
+const isSeg = (e) => /\.(ts|m4s|mp4)$/.test(new URL(e.url).pathname) && isHls(e);
+const isPlaylist = (e) => /\.m3u8$/.test(new URL(e.url).pathname) && isHls(e);
+const isStream = (e) => new URL(e.url).pathname === `/api/videos/${VIDEO}/stream`;
+
+async function loginInPage(page, who) {
+  const at = Date.now();
+  await page.click(`#loginbar [data-user="${who}"]`);
+  await page.waitForFunction((w) => /Signed in as/.test(document.querySelector('#loginbar .whoami').textContent)
+    && document.querySelector(`#loginbar [data-user="${w}"]`).classList.contains('active'), who, { timeout: 10000 });
+  return at;
+}
+
+const currentTime = (page) => page.evaluate(() => document.querySelector('#video').currentTime);
+
+function cookieHeader(setCookies) {
+  return setCookies.map((c) => c.split(';')[0]).filter((c) => c.startsWith('CloudFront-')).join('; ');
+}
+
+// --- 1, 2, 4: alice -----------------------------------------------------------
+
+async function alice(ctx, parallel) {
+  const page = await ctx.newPage();
+  const log = recorder(page);
+  await page.goto(`${base}/player/player.html?v=${VIDEO}`);
+  const loginAt = await loginInPage(page, 'alice');
+
+  // (the page asked once before the login too: that one is a 401)
+  const first = await until('a /stream answer to alice', async () => {
+    for (const e of log.filter((x) => isStream(x) && x.at >= loginAt)) {
+      if (/session=demo-alice/.test((await e.res.request().allHeaders()).cookie || '')) return e;
+    }
+    return null;
+  }, 15000, 100);
+  ok(first.status === 200, 'alice: the playback endpoint answers 200', first.status);
+  const firstBody = await first.res.json();
+  const firstSet = (await first.res.headersArray()).filter((h) => h.name.toLowerCase() === 'set-cookie').map((h) => h.value);
+  const oldCookies = cookieHeader(firstSet);
+  ok(/CloudFront-Policy=/.test(oldCookies) && /CloudFront-Signature=/.test(oldCookies) && /CloudFront-Key-Pair-Id=/.test(oldCookies),
+    'alice: it sets the three CloudFront-* cookies', firstSet);
+  const expiresAt = Number(firstBody.expiresAt);
+  const lifetime = expiresAt - Math.floor(Date.parse(first.res.headers().date) / 1000);
+  ok(lifetime >= 59 && lifetime <= 61, `alice: the cookies live vodlms_cloudfront_ttl (1m): ${lifetime} s`, firstBody);
+
+  // the video really plays: past three segments
+  await page.waitForFunction(() => document.querySelector('#video').readyState >= 1, null, { timeout: 30000 });
+  await page.evaluate(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+  await page.waitForFunction((s) => document.querySelector('#video').currentTime > 3 * s + 0.5, SEG, { timeout: 60000 });
+  const ct = await currentTime(page);
+  ok(ct > 3 * SEG, `alice: the video plays: currentTime ${ct.toFixed(2)} s > 3 segments of ${SEG} s`);
+  const shot = path.join(OUT, 'player-alice-playing.png');
+  await page.screenshot({ path: shot });
+  note(`screenshot: ${shot}`);
+
+  const hls = log.filter(isHls);
+  const segs = log.filter(isSeg);
+  const master = log.find((e) => isPlaylist(e) && /master\.m3u8$/.test(e.url));
+  ok(master && master.status === 200, 'alice: the edge served master.m3u8 with 200', master && master.status);
+  ok(log.some((e) => isPlaylist(e) && !/master\.m3u8$/.test(e.url) && e.status === 200), 'alice: the edge served a variant playlist with 200');
+  const goodSegs = new Set(segs.filter((e) => e.status === 200 || e.status === 206).map((e) => e.url));
+  ok(goodSegs.size >= 3, `alice: the edge served ${goodSegs.size} distinct segments with 200/206`);
+  ok(hls.every((e) => e.status === 200 || e.status === 206), 'alice: no /hls/ request was refused',
+    hls.filter((e) => e.status !== 200 && e.status !== 206).map((e) => `${e.status} ${e.url}`));
+  const segReqCookie = segs.length ? ((await segs[0].res.request().allHeaders()).cookie || '') : '';
+  ok(/CloudFront-Signature=/.test(segReqCookie), 'alice: segments were fetched with the signed cookies');
+  const access = fs.readFileSync(path.join(varDir, 'nginx/access.log'), 'utf8');
+  const logged = access.split('\n').filter((l) => /"GET \/hls\/intro-ready\/\S+\.(ts|m4s) HTTP\/1\.1" 20[06] /.test(l));
+  ok(logged.length >= 3, `alice: nginx's access log has ${logged.length} segment lines with 200/206`);
+  const segUrl = segs.find((e) => e.status === 200).url;
+
+  // the old cookies work now (so the 403 later is the expiry, not the URL)
+  const r0 = await fetch(segUrl, { headers: { Cookie: oldCookies } });
+  ok(r0.status === 200, `alice: a segment with the first cookies, before they expire: ${r0.status}`);
+  const rNone = await fetch(segUrl);
+  ok(rNone.status === 403, `the same segment without cookies: ${rNone.status}`);
+
+  // 2. a beacon lands in PostgreSQL, a reload resumes there
+  const beacon = page.waitForResponse((r) => /\/progress$/.test(r.url()) && r.request().method() === 'POST', { timeout: 10000 });
+  await page.evaluate(() => document.querySelector('#video').pause());
+  const b = await beacon;
+  const sent = JSON.parse(b.request().postData());
+  ok(b.status() === 204 && sent.event === 'pause', `alice: pausing sends a progress beacon (${b.status()}, ${sent.event} at ${sent.currentTime} s)`, sent);
+  const row = await until('the beacon in watch_progress', () => {
+    const v = psql(`select position_seconds from watch_progress where user_id = '1001' and video_id = '${VIDEO}'`);
+    return v !== '' && Math.abs(Number(v) - sent.currentTime) < 0.05 ? v : null;
+  }, 15000, 250).catch((e) => { note(e.message); return null; });
+  ok(row !== null, `alice: watch_progress.position_seconds in PostgreSQL after the flush: ${row}`);
+  const api = await page.request.get(`${base}/api/videos/${VIDEO}/progress`);
+  const apiBody = await api.json().catch(() => ({}));
+  ok(api.status() === 200 && Math.abs(Number(apiBody.position) - sent.currentTime) < 0.05,
+    `alice: GET /progress answers position ${apiBody.position}`, apiBody);
+
+  const reloadAt = Date.now();
+  await page.reload();
+  const second = await until('the /stream answer after the reload', () => log.find((e) => isStream(e) && e.at >= reloadAt), 15000, 100);
+  const secondBody = await second.res.json();
+  const reloadCookies = cookieHeader((await second.res.headersArray()).filter((h) => h.name.toLowerCase() === 'set-cookie').map((h) => h.value));
+  ok(Math.abs(Number(secondBody.resumeAt) - sent.currentTime) < 0.05, `alice: after the reload the playback endpoint says resumeAt ${secondBody.resumeAt}`, secondBody);
+  // hls.js seeks to its startPosition once the first fragment is in
+  await page.waitForFunction(() => { const v = document.querySelector('#video'); return v.readyState >= 2 && !v.seeking && v.currentTime > 0; },
+    null, { timeout: 20000 }).catch((e) => note(e.message));
+  const resumed = await currentTime(page);
+  ok(Math.abs(resumed - sent.currentTime) <= 1, `alice: the player resumed at ${resumed.toFixed(2)} s (beacon said ${sent.currentTime} s)`);
+  ok(/Resuming where you left off/.test(await page.textContent('#notice')), 'alice: the page says it is resuming');
+  await page.evaluate(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+
+  // bob and carol meanwhile, in their own browsers, while alice keeps watching
+  await parallel(segUrl);
+
+  // 4. past the expiry of the cookies the two page loads got: from then on
+  // only cookies the player renewed by itself can work
+  const lastLoadExp = Number(secondBody.expiresAt);
+  const waitMs = lastLoadExp * 1000 - Date.now() + 1500;
+  if (waitMs > 0) { note(`alice: waiting ${(waitMs / 1000).toFixed(0)} s for the page loads' cookies to expire`); await sleep(waitMs); }
+  const rOld = await fetch(segUrl, { headers: { Cookie: oldCookies } });
+  ok(rOld.status === 403, `the first cookies, past their expiry: the edge answers ${rOld.status}`);
+  const rOld2 = await fetch(segUrl, { headers: { Cookie: reloadCookies } });
+  ok(rOld2.status === 403, `the reload's cookies, past their expiry: the edge answers ${rOld2.status}`);
+  const afterReload = log.filter((e) => isStream(e) && e.at >= reloadAt);
+  ok(afterReload.length >= 2 && afterReload.every((e) => e.status === 200),
+    `alice: the player renewed its cookies by itself: ${afterReload.length} /stream calls since the reload, all 200`, afterReload.map((e) => e.status));
+  const policy = (c) => (/CloudFront-Policy=([^;]+)/.exec(c) || [])[1];
+  const nowCookies = (await ctx.cookies()).filter((c) => c.name.startsWith('CloudFront-')).map((c) => `${c.name}=${c.value}`).join('; ');
+  ok(policy(nowCookies) && policy(nowCookies) !== policy(oldCookies) && policy(nowCookies) !== policy(reloadCookies),
+    'alice: the browser holds renewed signed cookies');
+
+  // hls.js buffers the whole short lecture early, so make it fetch again:
+  // the viewer picks the other quality, which flushes the buffer
+  const ctAtExpiry = await currentTime(page);
+  const expMs = lastLoadExp * 1000;
+  const accessLog = path.join(varDir, 'nginx/access.log');
+  const accessFrom = fs.statSync(accessLog).size;
+  const seenBefore = new Set(log.filter(isSeg).map((e) => e.url));
+  const opts = await page.$$eval('#quality option', (os) => os.map((o) => o.value).filter((v) => v !== '-1'));
+  ok(opts.length >= 2, `alice: the quality menu offers ${opts.length} levels`);
+  // the one not playing: "Auto (360p)" names the current level
+  const playing = (/\((\d+p)\)/.exec(await page.textContent('#quality option[value="-1"]')) || [])[1];
+  const labels = await page.$$eval('#quality option', (os) => os.map((o) => [o.value, o.textContent]));
+  const pick = (labels.find(([v, t]) => v !== '-1' && !t.startsWith(`${playing} `)) || [opts[0]])[0];
+  note(`alice: playing ${playing}, switching to level ${pick}`);
+  await page.selectOption('#quality', pick);
+  await until("a new segment fetched after the page loads' cookies expired", () => log.some((e) => isSeg(e) && e.at > expMs && !seenBefore.has(e.url)), 30000, 200)
+    .catch((e) => note(e.message));
+  await page.waitForFunction((t) => document.querySelector('#video').currentTime > t, ctAtExpiry + 2 * SEG, { timeout: 30000 })
+    .catch(() => {});
+  const ctAfter = await currentTime(page);
+  ok(ctAfter > ctAtExpiry + 2 * SEG, `alice: playback goes on after the page loads' cookies expired: ${ctAtExpiry.toFixed(1)} s -> ${ctAfter.toFixed(1)} s`);
+  // what the edge did since (the browser may answer segments it fetched
+  // before from its cache: nginx's access log is the truth)
+  const since = fs.readFileSync(accessLog, 'utf8').slice(accessFrom).split('\n').filter((l) => /"GET \/hls\//.test(l));
+  const sinceSegs = since.filter((l) => /\.(ts|m4s) HTTP/.test(l));
+  ok(sinceSegs.length >= 1 && since.every((l) => /" 20[06] /.test(l)),
+    `alice: ${sinceSegs.length} segment requests (level ${pick}) reached the edge after the page loads' cookies expired, all answered 200/206`,
+    since);
+  const fresh = log.find((e) => isSeg(e) && e.at > expMs && !seenBefore.has(e.url));
+  const segCookie = fresh ? ((await fresh.res.request().allHeaders()).cookie || '') : '';
+  ok(policy(segCookie) && policy(segCookie) !== policy(oldCookies) && policy(segCookie) !== policy(reloadCookies),
+    'alice: they went with the renewed cookies');
+  const ov = await page.$eval('#overlay', (o) => o.hidden);
+  ok(ov, 'alice: no error overlay on the player');
+  const err = await page.textContent('#status-line');
+  note(`alice: status line: ${err}`);
+  await page.close();
+}
+
+// --- 3: bob -------------------------------------------------------------------
+
+async function bob(ctx, segUrl) {
+  const page = await ctx.newPage();
+  const log = recorder(page);
+  await page.goto(`${base}/player/player.html?v=${VIDEO}`);
+  const loginAt = await loginInPage(page, 'bob');
+  await page.waitForFunction(() => !document.querySelector('#overlay').hidden
+    && /not enrolled/.test(document.querySelector('#ov-title').textContent), null, { timeout: 15000 });
+  ok(true, `bob: the page says "${await page.textContent('#ov-title')}"`);
+  const st = [];
+  for (const e of log.filter((x) => isStream(x) && x.at >= loginAt)) {
+    if (/session=demo-bob/.test((await e.res.request().allHeaders()).cookie || '')) st.push(e);
+  }
+  ok(st.length >= 1 && st.every((e) => e.status === 403), `bob: the playback endpoint answers ${st.map((e) => e.status).join(',')}`);
+  ok(!log.some((e) => isHls(e) && e.status < 400), 'bob: the edge served him nothing',
+    log.filter(isHls).map((e) => `${e.status} ${e.url}`));
+  const cf = (await ctx.cookies()).filter((c) => c.name.startsWith('CloudFront-'));
+  ok(cf.length === 0, 'bob: he holds no CloudFront-* cookies', cf.map((c) => c.name));
+  const r = await page.request.get(segUrl);
+  ok(r.status() === 403, `bob: a segment fetched directly in his browser: ${r.status()}`);
+  const m = await page.request.get(`${base}/hls/${VIDEO}/master.m3u8`);
+  ok(m.status() === 403, `bob: master.m3u8 fetched directly: ${m.status()}`);
+  await page.close();
+}
+
+// --- 5: carol -----------------------------------------------------------------
+
+async function carol(ctx) {
+  const page = await ctx.newPage();
+  await page.emulateMedia({ reducedMotion: 'reduce' });   // no bar animation in the screenshot
+  await page.goto(`${base}/player/`);
+  await loginInPage(page, 'carol');
+  await page.waitForSelector('#upload-card:not([hidden])', { timeout: 10000 });
+  ok(true, 'carol: the instructor upload form is shown');
+  const id = `e2e-upload-${process.pid}`;
+  await page.setInputFiles('#file', path.join(tmp, 'carol-upload.mp4'));
+  await page.fill('#title', 'Lecture 9: Uploaded from the browser');
+  await page.fill('#video-id', id);
+  const upload = page.waitForResponse((r) => r.url().includes(`/api/videos/${id}/upload`), { timeout: 30000 });
+  await page.click('#upload-btn');
+  const u = await upload;
+  ok(u.status() === 202 || u.status() === 200, `carol: the upload through the page: ${u.status()}`);
+  let ready = true;
+  await page.waitForFunction(() => /^Ready/.test(document.querySelector('#job-step').textContent), null, { timeout: 90000 })
+    .catch((e) => { ready = false; note(e.message); });
+  ok(ready, `carol: the page says "${await page.textContent('#job-step')}"`);
+  ok(psql(`select status from videos where id = '${id}'`) === 'ready', 'carol: PostgreSQL says ready');
+  const shot = path.join(OUT, 'instructor-carol-upload.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  note(`screenshot: ${shot}`);
+  const s = await page.request.get(`${base}/api/videos/${id}/stream`);
+  const sb = await s.json().catch(() => ({}));
+  ok(s.status() === 200 && sb.manifestUrl, `carol: the playback endpoint for the upload: ${s.status()}`, sb);
+  const m = sb.manifestUrl ? await page.request.get(sb.manifestUrl) : null;
+  const mtext = m ? await m.text() : '';
+  ok(m && m.status() === 200 && /#EXTM3U/.test(mtext) && /RESOLUTION=\d+x360/.test(mtext),
+    `carol: the edge serves its master.m3u8 (${m && m.status()}), 360p at most`, mtext);
+  const play = await page.getAttribute('#job-play', 'href');
+  ok(play === `player.html?v=${id}`, `carol: the page links to the player: ${play}`);
+  await page.close();
+}
+
+// --- main ---------------------------------------------------------------------
+
+(async () => {
+  let code = 0;
+  try {
+    await setup();
+    note(`setup done in ${elapsed()} s (nginx ${base}, db ${DB}, files in ${tmp})`);
+    await withBrowser((ctx) => alice(ctx, (segUrl) =>
+      Promise.all([withBrowser((c) => bob(c, segUrl)), withBrowser((c) => carol(c))])));
+  } catch (e) {
+    ok(false, `the browser test ran to the end: ${e.message}`);
+    note(e.stack || String(e));
+    for (const f of ['nginx/error.log', 'helper.log']) {
+      try {
+        const t = fs.readFileSync(path.join(varDir, f), 'utf8').split('\n').filter((l) => /emerg|alert|crit|\[error\]|error|fail/i.test(l)).slice(-15);
+        if (t.length) note(`${f}:\n${t.join('\n')}`);
+      } catch (_) { /* not there */ }
+    }
+    code = 1;
+  } finally {
+    await stopAll();
+    try { psql(`drop database if exists ${DB}`, 'postgres'); } catch (_) { /* best effort */ }
+    if (tmp && !process.env.VODLMS_E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+    else if (tmp) note(`kept ${tmp}`);
+  }
+  console.log(`1..${n}`);
+  note(`browser test: ${n} assertions, ${failed} failed, ${elapsed()} s`);
+  process.exit(failed || code ? 1 : 0);
+})();
