@@ -38,6 +38,13 @@ typedef struct {
 typedef struct {
     ngx_vodlms_shm_cache_sh_t     *sh;
     ngx_slab_pool_t               *shpool;
+
+    /*
+     * SHA-256, fetched once with the configuration: EVP_sha256() in every
+     * EVP_Digest() makes OpenSSL 3 look the algorithm up (under a lock) on
+     * each cache lookup.  Freed with the configuration's pool.
+     */
+    EVP_MD                        *sha256;
 } ngx_vodlms_shm_cache_t;
 
 
@@ -48,8 +55,9 @@ static ngx_int_t ngx_vodlms_shm_cache_init(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_vodlms_shm_cache_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_int_t ngx_vodlms_shm_cache_digest(ngx_str_t *ns, ngx_str_t *key,
-    u_char *digest);
+static void ngx_vodlms_shm_cache_free_md(void *data);
+static ngx_int_t ngx_vodlms_shm_cache_digest(ngx_vodlms_shm_cache_t *cache,
+    ngx_str_t *ns, ngx_str_t *key, u_char *digest);
 static ngx_vodlms_shm_cache_node_t *ngx_vodlms_shm_cache_find(
     ngx_vodlms_shm_cache_t *cache, u_char *digest);
 static void ngx_vodlms_shm_cache_delete(ngx_vodlms_shm_cache_t *cache,
@@ -65,6 +73,7 @@ ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ssize_t                  size;
     ngx_str_t               *value, name, s;
     ngx_shm_zone_t          *shm_zone;
+    ngx_pool_cleanup_t      *cln;
     ngx_vodlms_shm_cache_t  *cache;
 
     value = cf->args->elts;
@@ -111,6 +120,22 @@ ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (cache == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cache->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (cache->sha256 == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\": OpenSSL has no SHA-256 "
+                           "implementation for the cache keys", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_vodlms_shm_cache_free_md;
+    cln->data = cache;
 
     shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_vodlms_module);
     if (shm_zone == NULL) {
@@ -236,8 +261,19 @@ ngx_vodlms_shm_cache_insert_value(ngx_rbtree_node_t *temp,
 }
 
 
+static void
+ngx_vodlms_shm_cache_free_md(void *data)
+{
+    ngx_vodlms_shm_cache_t  *cache = data;
+
+    EVP_MD_free(cache->sha256);
+    cache->sha256 = NULL;
+}
+
+
 static ngx_int_t
-ngx_vodlms_shm_cache_digest(ngx_str_t *ns, ngx_str_t *key, u_char *digest)
+ngx_vodlms_shm_cache_digest(ngx_vodlms_shm_cache_t *cache, ngx_str_t *ns,
+    ngx_str_t *key, u_char *digest)
 {
     u_char        buf[NGX_VODLMS_KEY_MAX];
     size_t        len;
@@ -254,7 +290,7 @@ ngx_vodlms_shm_cache_digest(ngx_str_t *ns, ngx_str_t *key, u_char *digest)
     buf[ns->len] = '\0';
     ngx_memcpy(buf + ns->len + 1, key->data, key->len);
 
-    if (EVP_Digest(buf, len, digest, &dlen, EVP_sha256(), NULL) != 1
+    if (EVP_Digest(buf, len, digest, &dlen, cache->sha256, NULL) != 1
         || dlen != NGX_VODLMS_DIGEST_LEN)
     {
         return NGX_ERROR;
@@ -324,11 +360,11 @@ ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
     ngx_vodlms_shm_cache_t       *cache;
     ngx_vodlms_shm_cache_node_t  *cn;
 
-    if (ngx_vodlms_shm_cache_digest(ns, key, digest) != NGX_OK) {
+    cache = zone->data;
+
+    if (ngx_vodlms_shm_cache_digest(cache, ns, key, digest) != NGX_OK) {
         return NGX_DECLINED;
     }
-
-    cache = zone->data;
     rc = NGX_DECLINED;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -378,11 +414,12 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
         return NGX_DECLINED;
     }
 
-    if (ngx_vodlms_shm_cache_digest(ns, key, digest) != NGX_OK) {
+    cache = zone->data;
+
+    if (ngx_vodlms_shm_cache_digest(cache, ns, key, digest) != NGX_OK) {
         return NGX_DECLINED;
     }
 
-    cache = zone->data;
     n = offsetof(ngx_vodlms_shm_cache_node_t, data) + len;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
