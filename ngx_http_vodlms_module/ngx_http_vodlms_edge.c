@@ -565,48 +565,24 @@ ngx_http_vodlms_edge_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
-    u_char     *p, *last;
-    ngx_str_t  *value, u;
+    ngx_str_t  *value;
 
     if (vlcf->edge.url.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
-    u = value[1];
 
-    while (u.len && u.data[u.len - 1] == '/') {
-        u.len--;
+    if (ngx_http_vodlms_parse_base_url(&value[1], 0, &vlcf->edge.url)
+        != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid edge URL \"%V\", expected "
+                           "\"https://host[:port]\"", &value[1]);
+        return NGX_CONF_ERROR;
     }
-
-    if (u.len > 8 && ngx_strncmp(u.data, "https://", 8) == 0) {
-        p = u.data + 8;
-
-    } else if (u.len > 7 && ngx_strncmp(u.data, "http://", 7) == 0) {
-        p = u.data + 7;
-
-    } else {
-        goto invalid;
-    }
-
-    for (last = u.data + u.len; p < last; p++) {
-        if (*p == '/' || *p == '?' || *p == '#' || *p == '*' || *p <= ' '
-            || *p >= 0x7f)
-        {
-            goto invalid;
-        }
-    }
-
-    vlcf->edge.url = u;
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid edge URL \"%V\", expected "
-                       "\"https://host[:port]\"", &value[1]);
-    return NGX_CONF_ERROR;
 }
 
 

@@ -101,6 +101,8 @@ ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
 ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
 char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
     ngx_msec_t *valid, ngx_msec_t *invalid);
+ngx_int_t ngx_http_vodlms_parse_base_url(ngx_str_t *in,
+    ngx_uint_t allow_path, ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path,
     size_t max, ngx_str_t *out);
 

@@ -961,52 +961,24 @@ ngx_http_vodlms_cloudfront_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
-    u_char     *p, *last;
-    ngx_str_t  *value, u;
+    ngx_str_t  *value;
 
     if (vlcf->playback.base_url.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
-    u = value[1];
 
-    while (u.len && u.data[u.len - 1] == '/') {
-        u.len--;
+    if (ngx_http_vodlms_parse_base_url(&value[1], 1, &vlcf->playback.base_url)
+        != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid CloudFront URL \"%V\", expected "
+                           "\"https://host[/path]\"", &value[1]);
+        return NGX_CONF_ERROR;
     }
-
-    if (u.len > 8 && ngx_strncmp(u.data, "https://", 8) == 0) {
-        p = u.data + 8;
-
-    } else if (u.len > 7 && ngx_strncmp(u.data, "http://", 7) == 0) {
-        p = u.data + 7;
-
-    } else {
-        goto invalid;
-    }
-
-    /* scheme://host[:port][/path]: no query, fragment or wildcard */
-    last = u.data + u.len;
-    if (p == last || *p == '/') {
-        goto invalid;
-    }
-
-    for ( /* void */ ; p < last; p++) {
-        if (*p == '?' || *p == '#' || *p == '*' || *p <= ' ' || *p >= 0x7f) {
-            goto invalid;
-        }
-    }
-
-    vlcf->playback.base_url = u;
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid CloudFront URL \"%V\", expected "
-                       "\"https://host[/path]\"", &value[1]);
-    return NGX_CONF_ERROR;
 }
 
 

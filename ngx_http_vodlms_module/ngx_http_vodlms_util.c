@@ -129,6 +129,55 @@ ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
 }
 
 
+/*
+ * A CDN base URL, as vodlms_cloudfront_url and vodlms_edge_url take it:
+ * "http(s)://host[:port]", with allow_path a "/path" after it too;
+ * trailing slashes are dropped.  No query, fragment, wildcard, space,
+ * control or non-ASCII byte.  NGX_OK with *out pointing into *in, or
+ * NGX_ERROR (the caller says what was expected).
+ */
+
+ngx_int_t
+ngx_http_vodlms_parse_base_url(ngx_str_t *in, ngx_uint_t allow_path,
+    ngx_str_t *out)
+{
+    u_char     *p, *last;
+    ngx_str_t   u;
+
+    u = *in;
+
+    while (u.len && u.data[u.len - 1] == '/') {
+        u.len--;
+    }
+
+    if (u.len > 8 && ngx_strncmp(u.data, "https://", 8) == 0) {
+        p = u.data + 8;
+
+    } else if (u.len > 7 && ngx_strncmp(u.data, "http://", 7) == 0) {
+        p = u.data + 7;
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    if (*p == '/') {
+        return NGX_ERROR;                       /* no host */
+    }
+
+    for (last = u.data + u.len; p < last; p++) {
+        if ((*p == '/' && !allow_path)
+            || *p == '?' || *p == '#' || *p == '*' || *p <= ' ' || *p >= 0x7f)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    *out = u;
+
+    return NGX_OK;
+}
+
+
 /* a small file read whole at configuration time (keys); errors logged */
 
 ngx_int_t

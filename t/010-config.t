@@ -286,6 +286,16 @@ rejects('a CloudFront URL that is not one',
     video_location('vodlms_cloudfront_url ftp://cdn.example.test;'),
     qr/invalid CloudFront URL "ftp:\/\/cdn\.example\.test"/);
 
+accepts('a CloudFront URL with a path, trailing slash dropped',
+    video_location("vodlms_cloudfront_url https://cdn.example.test/lms/; vodlms_cloudfront_key K2JCJMDEHXQW5F $key; vodlms_playback cookies;"));
+
+for my $bad ('https://cdn.example.test/hls?x=1', 'https://cdn.example.test/*',
+             'https:///hls', 'https://') {
+    rejects("the CloudFront URL \"$bad\"",
+        video_location("vodlms_cloudfront_url $bad;"),
+        qr/invalid CloudFront URL "\Q$bad\E"/);
+}
+
 rejects('a TTL under a minute',
     video_location("$play vodlms_cloudfront_ttl 30s; vodlms_playback cookies;"),
     qr/"vodlms_cloudfront_ttl" must be at least 1m/);
@@ -340,6 +350,15 @@ rejects('the same key pair id twice',
 rejects('an edge URL with a path',
     "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_url https://cdn.example.test/hls; } }",
     qr/invalid edge URL "https:\/\/cdn\.example\.test\/hls", expected "https:\/\/host\[:port\]"/);
+
+accepts('an edge URL with a port, trailing slash dropped',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_url http://cdn.example.test:8080/; } }");
+
+for my $bad ('https://cdn.example.test#x', 'https://cdn example.test', 'cdn.example.test') {
+    rejects("the edge URL \"$bad\"",
+        "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_url \"$bad\"; } }",
+        qr/invalid edge URL "\Q$bad\E"/);
+}
 
 rejects('an unknown wildcard reading',
     "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_wildcard glob; } }",
