@@ -4,6 +4,7 @@
 #   ./build.sh deps    install what building, testing and running need (apt, npm)
 #   ./build.sh build   build the nginx module (.so) against Debian's nginx, and vodlms-helper
 #   ./build.sh test    deps + build, throwaway Redis/PostgreSQL, unit + Test::Nginx suites
+#                      ([--valgrind] [t/NNN-suite.t ...]: only those suites)
 #   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it)
 #   ./build.sh bench   wrk against loopback, every scenario next to its baseline
 #   ./build.sh fuzz    libFuzzer on every pure-core parser (VODLMS_FUZZ_SECONDS each)
@@ -190,11 +191,13 @@ stop_pg() {
 # ---------------------------------------------------------------- test
 
 cmd_test() {
-    local valgrind=0 a
+    local valgrind=0 a suites=()
     for a in "$@"; do
         case $a in
             --valgrind) valgrind=1 ;;
-            *) die "test: unknown option $a" ;;
+            -*) die "test: unknown option $a" ;;
+            *) [ -e "$ROOT/$a" ] || [ -e "$a" ] || die "test: no such suite: $a"
+               suites+=("$a") ;;
         esac
     done
 
@@ -243,7 +246,11 @@ cmd_test() {
 
     cd "$ROOT"
     local rc=0
-    prove "${inc[@]}" -I "$ROOT/t/lib" -r t/ || rc=$?
+    if ((${#suites[@]})); then
+        prove "${inc[@]}" -I "$ROOT/t/lib" "${suites[@]}" || rc=$?
+    else
+        prove "${inc[@]}" -I "$ROOT/t/lib" -r t/ || rc=$?
+    fi
     return $rc
 }
 

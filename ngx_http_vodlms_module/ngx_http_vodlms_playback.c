@@ -13,9 +13,6 @@
  */
 
 #include "ngx_http_vodlms_module.h"
-
-#include <jansson.h>
-
 #include "vodlms_cloudfront.h"
 
 
@@ -409,42 +406,107 @@ ngx_http_vodlms_playback_cookies(ngx_http_request_t *r,
 }
 
 
+/*
+ * One JSON string field, or null: the text of a column, or NULL for SQL
+ * NULL, a missing column or text that is not UTF-8 (which jansson refused
+ * too).  Sizing first, writing second, into one pool buffer.
+ */
+
+typedef struct {
+    const char  *name;         /* "\"title\":" */
+    size_t       name_len;
+    ngx_str_t   *value;        /* NULL: null */
+    size_t       escaped;      /* its length escaped */
+} ngx_http_vodlms_json_field_t;
+
+
+static void
+ngx_http_vodlms_json_field(ngx_http_vodlms_json_field_t *f, ngx_str_t *v)
+{
+    f->value = v;
+
+    if (v != NULL) {
+        f->escaped = vodlms_json_escaped_len((char *) v->data, v->len);
+
+        if (f->escaped == VODLMS_JSON_INVALID) {
+            f->value = NULL;
+        }
+    }
+}
+
+
+static size_t
+ngx_http_vodlms_json_field_len(ngx_http_vodlms_json_field_t *f)
+{
+    return f->name_len + (f->value ? f->escaped + 2 : sizeof("null") - 1);
+}
+
+
+static u_char *
+ngx_http_vodlms_json_field_write(u_char *p, ngx_http_vodlms_json_field_t *f)
+{
+    p = ngx_cpymem(p, f->name, f->name_len);
+
+    if (f->value == NULL) {
+        return ngx_cpymem(p, "null", 4);
+    }
+
+    *p++ = '"';
+    p = (u_char *) vodlms_json_escape((char *) p, (char *) f->value->data,
+                                      f->value->len);
+    *p++ = '"';
+
+    return p;
+}
+
+
+/*
+ * {"videoId":..,"title":..,"duration":..,"status":..,"manifestUrl":..,
+ *  "expiresAt":..,"resumeAt":..}\n -- the bytes jansson's compact dump
+ * wrote before (t/unit/test_core.c holds the escaping to that).
+ */
+
 static ngx_int_t
 ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
     ngx_str_t *manifest, time_t expires, ngx_str_t *out)
 {
-    char                      *s;
-    double                     position, duration;
-    json_t                    *o, *v;
-    ngx_uint_t                 completed;
-    ngx_http_vodlms_column_t  *col;
+    u_char                        *p;
+    size_t                         len, dlen, rlen;
+    double                         position, duration;
+    ngx_uint_t                     i, completed;
+    ngx_http_vodlms_column_t      *col;
+    ngx_http_vodlms_json_field_t   f[4];
+    char                           dur[VODLMS_JSON_NUMBER_MAX];
+    char                           resume[VODLMS_JSON_NUMBER_MAX];
 
-    o = json_object();
-    if (o == NULL) {
-        return NGX_ERROR;
-    }
+#define ngx_http_vodlms_json_name(i, n)                                      \
+    f[i].name = "\"" n "\":"; f[i].name_len = sizeof("\"" n "\":") - 1
 
-#define ngx_http_vodlms_col_string(name)                                      \
-    ((col = ngx_http_vodlms_enroll_column(r, (u_char *) name,                 \
-                                          sizeof(name) - 1))                  \
-     && !col->null                                                           \
-     ? json_stringn((char *) col->value.data, col->value.len) : json_null())
+#define ngx_http_vodlms_col_value(n)                                         \
+    ((col = ngx_http_vodlms_enroll_column(r, (u_char *) n, sizeof(n) - 1))    \
+     && !col->null ? &col->value : NULL)
 
-    json_object_set_new(o, "videoId", json_stringn((char *) id->data, id->len));
-    json_object_set_new(o, "title", ngx_http_vodlms_col_string("title"));
+    ngx_http_vodlms_json_name(0, "videoId");
+    ngx_http_vodlms_json_field(&f[0], id);
+
+    ngx_http_vodlms_json_name(1, "title");
+    ngx_http_vodlms_json_field(&f[1], ngx_http_vodlms_col_value("title"));
+
+    ngx_http_vodlms_json_name(2, "status");
+    ngx_http_vodlms_json_field(&f[2], ngx_http_vodlms_col_value("status"));
+
+    ngx_http_vodlms_json_name(3, "manifestUrl");
+    ngx_http_vodlms_json_field(&f[3], manifest);
 
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
-    v = (col && !col->null && ngx_http_vodlms_is_number(&col->value))
-        ? json_real(strtod((char *) col->value.data, NULL)) : json_null();
-    json_object_set_new(o, "duration", v);
 
-    json_object_set_new(o, "status", ngx_http_vodlms_col_string("status"));
+    dlen = (col && !col->null && ngx_http_vodlms_is_number(&col->value))
+           ? vodlms_json_decimal((char *) col->value.data, col->value.len,
+                                 dur, sizeof(dur))
+           : 0;
 
-#undef ngx_http_vodlms_col_string
-
-    json_object_set_new(o, "manifestUrl",
-                        json_stringn((char *) manifest->data, manifest->len));
-    json_object_set_new(o, "expiresAt", json_integer(expires));
+#undef ngx_http_vodlms_json_name
+#undef ngx_http_vodlms_col_value
 
     /* the saved position: this node's buffer, else the database's */
     if (ngx_http_vodlms_progress_resume(r, &position, &duration, &completed)
@@ -453,29 +515,49 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
         position = 0;
     }
 
-    json_object_set_new(o, "resumeAt",
-                        position == (double) (json_int_t) position
-                        ? json_integer((json_int_t) position)
-                        : json_real(position));
+    if (position == (double) (int64_t) position) {
+        rlen = ngx_sprintf((u_char *) resume, "%L", (int64_t) position)
+               - (u_char *) resume;
 
-    s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(o);
-
-    if (s == NULL) {
-        return NGX_ERROR;
+    } else {
+        rlen = vodlms_json_real(resume, sizeof(resume), position);
     }
 
-    out->len = ngx_strlen(s) + 1;
-    out->data = ngx_pnalloc(r->pool, out->len);
+    len = sizeof("{,\"duration\":,\"expiresAt\":,\"resumeAt\":}\n") - 1
+          + 3                                       /* the other commas */
+          + (dlen ? dlen : sizeof("null") - 1)
+          + NGX_TIME_T_LEN
+          + (rlen ? rlen : sizeof("null") - 1);
 
+    for (i = 0; i < 4; i++) {
+        len += ngx_http_vodlms_json_field_len(&f[i]);
+    }
+
+    out->data = ngx_pnalloc(r->pool, len);
     if (out->data == NULL) {
-        free(s);
         return NGX_ERROR;
     }
 
-    ngx_memcpy(out->data, s, out->len - 1);
-    out->data[out->len - 1] = '\n';
-    free(s);
+    p = out->data;
+    *p++ = '{';
+    p = ngx_http_vodlms_json_field_write(p, &f[0]);
+    *p++ = ',';
+    p = ngx_http_vodlms_json_field_write(p, &f[1]);
+
+    p = ngx_cpymem(p, ",\"duration\":", sizeof(",\"duration\":") - 1);
+    p = dlen ? ngx_cpymem(p, dur, dlen) : ngx_cpymem(p, "null", 4);
+
+    *p++ = ',';
+    p = ngx_http_vodlms_json_field_write(p, &f[2]);
+    *p++ = ',';
+    p = ngx_http_vodlms_json_field_write(p, &f[3]);
+
+    p = ngx_sprintf(p, ",\"expiresAt\":%T,\"resumeAt\":", expires);
+    p = rlen ? ngx_cpymem(p, resume, rlen) : ngx_cpymem(p, "null", 4);
+    *p++ = '}';
+    *p++ = '\n';
+
+    out->len = p - out->data;
 
     return NGX_OK;
 }

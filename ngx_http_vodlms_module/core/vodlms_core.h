@@ -196,4 +196,37 @@ void vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
     int64_t now_ms, double complete_fraction, double end_slack);
 
 
+/* ------------------------------------------------------- JSON output */
+
+/* vodlms_json_escaped_len() of a string that is not valid UTF-8 */
+#define VODLMS_JSON_INVALID     ((size_t) -1)
+
+/* room a number needs in vodlms_json_real() / vodlms_json_decimal() */
+#define VODLMS_JSON_NUMBER_MAX  32
+
+/*
+ * The body of a JSON string (without the quotes) as jansson's json_dumps()
+ * writes it: '"', '\\' and control characters escaped, '/' and non-ASCII
+ * UTF-8 as they are.  vodlms_json_escaped_len() checks the input is
+ * well-formed UTF-8 (VODLMS_JSON_INVALID if not) and returns the escaped
+ * length; vodlms_json_escape() writes it and returns the end.
+ */
+size_t vodlms_json_escaped_len(const char *s, size_t len);
+char *vodlms_json_escape(char *dst, const char *s, size_t len);
+
+/*
+ * A JSON real as json_dumps(JSON_REAL_PRECISION(15)) prints it: "%.15g",
+ * with ".0" added when that looks like an integer.  `size` must be at least
+ * VODLMS_JSON_NUMBER_MAX.  Returns the length, 0 for NaN and infinities.
+ */
+size_t vodlms_json_real(char *out, size_t size, double v);
+
+/*
+ * The same for a decimal numeral in text (a PostgreSQL numeric): the same
+ * bytes as vodlms_json_real(strtod(s)), without the double and the printf
+ * for the usual short numerals.  Returns 0 if `s` is not a numeral.
+ */
+size_t vodlms_json_decimal(const char *s, size_t len, char *out, size_t size);
+
+
 #endif /* VODLMS_CORE_H */

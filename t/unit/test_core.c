@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "vodlms_core.h"
 #include "tap.h"
 
@@ -1622,6 +1624,277 @@ test_progress(void)
     ok(p.watched_pending == 0, "progress: no watch time from a clock jump");
 }
 
+/* ------------------------------------------------------ JSON output */
+
+/*
+ * jansson is the oracle: the playback answer switched from json_dumps() to
+ * these functions, and its bytes must not change.
+ */
+
+static char *
+oracle_string(const char *s, size_t len)
+{
+    char    *out;
+    json_t  *j;
+
+    j = json_stringn(s, len);
+    if (j == NULL) {
+        return NULL;                        /* jansson refuses bad UTF-8 */
+    }
+
+    out = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+
+    return out;
+}
+
+
+static int
+check_string(const char *s, size_t len, const char *name)
+{
+    int      pass;
+    char    *exp, *got, *in, *end;
+    size_t   n;
+
+    in = xdup(s, len);
+    exp = oracle_string(in, len);
+    n = vodlms_json_escaped_len(in, len);
+
+    if (exp == NULL) {
+        pass = (n == VODLMS_JSON_INVALID);
+        if (!pass) {
+            tap_diag("jansson refuses %s, we took it (%zu)", name, n);
+        }
+        free(in);
+        return pass;
+    }
+
+    if (n == VODLMS_JSON_INVALID) {
+        tap_diag("we refuse %s, jansson writes %s", name, exp);
+        free(exp);
+        free(in);
+        return 0;
+    }
+
+    got = malloc(n + 2);
+    if (got == NULL) {
+        abort();
+    }
+
+    got[0] = '"';
+    end = vodlms_json_escape(got + 1, in, len);
+    *end++ = '"';
+
+    pass = ((size_t) (end - got) == strlen(exp) && n + 2 == strlen(exp)
+            && memcmp(got, exp, n + 2) == 0);
+
+    if (!pass) {
+        tap_diag("%s: got %.*s, jansson %s", name, (int) (end - got), got,
+                 exp);
+    }
+
+    free(got);
+    free(exp);
+    free(in);
+
+    return pass;
+}
+
+
+static char *
+oracle_real(double v)
+{
+    char    *out;
+    json_t  *j;
+
+    j = json_real(v);
+    if (j == NULL) {
+        return NULL;
+    }
+
+    out = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY
+                        | JSON_REAL_PRECISION(15));
+    json_decref(j);
+
+    return out;
+}
+
+
+static int
+check_decimal(const char *s, const char *name)
+{
+    int      pass;
+    char    *exp, *in, out[VODLMS_JSON_NUMBER_MAX];
+    size_t   n, len;
+
+    len = strlen(s);
+    in = xdup(s, len);
+    exp = oracle_real(strtod(s, NULL));
+    n = vodlms_json_decimal(in, len, out, sizeof(out));
+
+    pass = (exp != NULL && n == strlen(exp) && memcmp(out, exp, n) == 0);
+
+    if (!pass) {
+        tap_diag("%s \"%s\": got %.*s, jansson %s", name, s, (int) n, out,
+                 exp ? exp : "(null)");
+    }
+
+    free(exp);
+    free(in);
+
+    return pass;
+}
+
+
+static void
+test_json_output(void)
+{
+    int            i, j, bad;
+    char           buf[64], out[VODLMS_JSON_NUMBER_MAX];
+    size_t         len, n;
+    double         v;
+    unsigned int   seed;
+
+    static const struct {
+        const char  *s;
+        size_t       len;
+        const char  *name;
+    } fixed[] = {
+        { LIT(""), "empty" },
+        { LIT("Lecture 1: What is a video codec?"), "plain title" },
+        { LIT("say \"hi\" \\ bye"), "quote and backslash" },
+        { LIT("a\b\f\n\r\tb"), "short escapes" },
+        { LIT("\x01\x1f\x7f"), "control characters and DEL" },
+        { LIT("nul\0inside"), "a NUL inside" },
+        { LIT("https://cdn.example.test/hls/x/master.m3u8"), "slashes" },
+        { LIT("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xac"), "UTF-8" },
+        { LIT("\xe2\x80\xa8\xe2\x80\xa9"), "U+2028 and U+2029" },
+        { LIT("\xef\xbf\xbf\xf4\x8f\xbf\xbf"), "U+FFFF, U+10FFFF" },
+        { LIT("\xc3"), "truncated 2-byte" },
+        { LIT("\xe2\x82"), "truncated 3-byte" },
+        { LIT("\xc0\xaf"), "overlong slash" },
+        { LIT("\xe0\x80\xaf"), "overlong 3-byte" },
+        { LIT("\xf0\x80\x80\xaf"), "overlong 4-byte" },
+        { LIT("\xed\xa0\x80"), "a surrogate" },
+        { LIT("\xf4\x90\x80\x80"), "above U+10FFFF" },
+        { LIT("\xf8\x88\x80\x80\x80"), "5-byte form" },
+        { LIT("\x80"), "a lone continuation byte" },
+        { LIT("\xff\xfe"), "0xff 0xfe" },
+    };
+
+    static const char  *decimals[] = {
+        "0", "0.0", "00", "90", "90.000", "634.5", "634.500", "0.5",
+        "0.0001", "0.00012", "0.00001", "0.000012345", "1.5e3",
+        "123456789012345", "1234567890123456", "12345678901234.5",
+        "1234567890.12345", "1234567890.123456", "0.123456789012345",
+        "0.1234567890123456", "0.000123456789012345", "007.250",
+        "99999999999999.9", "999999999999999.9", "-1", "-0", "-0.0",
+        "-634.25", "1.", ".5", "0.30000000000000004", "100000000000000",
+        "1000000000000000", "3.14159265358979",
+    };
+
+    for (i = 0; i < (int) (sizeof(fixed) / sizeof(fixed[0])); i++) {
+        ok(check_string(fixed[i].s, fixed[i].len, fixed[i].name),
+           "json string: %s as jansson writes it", fixed[i].name);
+    }
+
+    /* random bytes, biased towards UTF-8 lead and continuation bytes */
+
+    static const unsigned char  pool[] = {
+        'a', 'Z', '0', ' ', '"', '\\', '/', '\n', '\t', 0x00, 0x01, 0x1f,
+        0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xed, 0xef,
+        0xf0, 0xf4, 0xf5, 0xff, 0xa0, 0x8f, 0x90, 0x9f
+    };
+
+    seed = 20261125;
+    bad = 0;
+
+    for (i = 0; i < 200000 && bad < 5; i++) {
+        len = rand_r(&seed) % 12;
+
+        for (j = 0; j < (int) len; j++) {
+            buf[j] = (rand_r(&seed) & 1)
+                     ? (char) pool[rand_r(&seed) % sizeof(pool)]
+                     : (char) (rand_r(&seed) & 0xff);
+        }
+
+        if (!check_string(buf, len, "random")) {
+            bad++;
+        }
+    }
+
+    ok(bad == 0, "json string: 200000 random byte strings as jansson");
+
+    for (i = 0; i < (int) (sizeof(decimals) / sizeof(decimals[0])); i++) {
+        ok(check_decimal(decimals[i], "decimal"),
+           "json number: \"%s\" as jansson prints strtod() of it",
+           decimals[i]);
+    }
+
+    /* random numerals: integer and fraction digits of random lengths */
+
+    bad = 0;
+
+    for (i = 0; i < 100000 && bad < 5; i++) {
+        len = 0;
+        n = rand_r(&seed) % 18;
+
+        for (j = 0; j < (int) n; j++) {
+            buf[len++] = (char) ('0' + rand_r(&seed) % 10);
+        }
+
+        if (len == 0 || rand_r(&seed) % 2) {
+            if (len == 0) {
+                buf[len++] = '0';
+            }
+
+            buf[len++] = '.';
+            n = 1 + rand_r(&seed) % 18;
+
+            for (j = 0; j < (int) n; j++) {
+                buf[len++] = (char) ('0' + ((rand_r(&seed) % 3)
+                                            ? rand_r(&seed) % 10 : 0));
+            }
+        }
+
+        buf[len] = '\0';
+
+        if (!check_decimal(buf, "random")) {
+            bad++;
+        }
+    }
+
+    ok(bad == 0, "json number: 100000 random numerals as jansson");
+
+    /* reals */
+
+    for (v = 1e-7; v < 1e17; v *= 7.3) {
+        char  *exp = oracle_real(v);
+
+        n = vodlms_json_real(out, sizeof(out), v);
+        if (exp == NULL || n != strlen(exp) || memcmp(out, exp, n) != 0) {
+            bad++;
+            tap_diag("real %.17g: got %.*s, jansson %s", v, (int) n, out,
+                     exp ? exp : "(null)");
+        }
+
+        free(exp);
+    }
+
+    ok(bad == 0, "json real: powers of 7.3 from 1e-7 to 1e17 as jansson");
+
+    is_int(vodlms_json_real(out, sizeof(out), 0.0 / 0.0), 0,
+           "json real: NaN is refused");
+    is_int(vodlms_json_real(out, sizeof(out), 1.0 / 0.0), 0,
+           "json real: infinity is refused");
+    is_int(vodlms_json_real(out, 8, 1.5), 0, "json real: a short buffer");
+    is_int(vodlms_json_decimal(LIT("12abc"), out, sizeof(out)), 0,
+           "json number: not a numeral");
+    is_int(vodlms_json_decimal(LIT(""), out, sizeof(out)), 0,
+           "json number: empty");
+}
+
+
 int
 main(void)
 {
@@ -1636,6 +1909,7 @@ main(void)
     test_session_fields();
     test_beacon();
     test_progress();
+    test_json_output();
 
     return done_testing();
 }
