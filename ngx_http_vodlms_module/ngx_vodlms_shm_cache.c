@@ -42,9 +42,13 @@ typedef struct {
     /*
      * SHA-256, fetched once with the configuration: EVP_sha256() in every
      * EVP_Digest() makes OpenSSL 3 look the algorithm up (under a lock) on
-     * each cache lookup.  Freed with the configuration's pool.
+     * each cache lookup.  The context is reused too: EVP_Digest() makes
+     * and frees one (malloc, cleanse, free) per call.  Each worker has its
+     * own copy of this structure after fork(), and a worker is one thread.
+     * Both are freed with the configuration's pool.
      */
     EVP_MD                        *sha256;
+    EVP_MD_CTX                    *md_ctx;
 } ngx_vodlms_shm_cache_t;
 
 
@@ -126,16 +130,20 @@ ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    cache->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (cache->sha256 == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\": OpenSSL has no SHA-256 "
-                           "implementation for the cache keys", &name);
-        return NGX_CONF_ERROR;
-    }
-
     cln->handler = ngx_vodlms_shm_cache_free_md;
     cln->data = cache;
+
+    cache->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    cache->md_ctx = EVP_MD_CTX_new();
+
+    if (cache->sha256 == NULL || cache->md_ctx == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\": cannot set up SHA-256 for the "
+                           "cache keys (OpenSSL: %s)", &name,
+                           cache->sha256 == NULL ? "no implementation"
+                                                 : "out of memory");
+        return NGX_CONF_ERROR;
+    }
 
     shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_vodlms_module);
     if (shm_zone == NULL) {
@@ -266,7 +274,9 @@ ngx_vodlms_shm_cache_free_md(void *data)
 {
     ngx_vodlms_shm_cache_t  *cache = data;
 
+    EVP_MD_CTX_free(cache->md_ctx);
     EVP_MD_free(cache->sha256);
+    cache->md_ctx = NULL;
     cache->sha256 = NULL;
 }
 
@@ -275,22 +285,19 @@ static ngx_int_t
 ngx_vodlms_shm_cache_digest(ngx_vodlms_shm_cache_t *cache, ngx_str_t *ns,
     ngx_str_t *key, u_char *digest)
 {
-    u_char        buf[NGX_VODLMS_KEY_MAX];
-    size_t        len;
     unsigned int  dlen;
 
-    len = ns->len + 1 + key->len;
-
-    if (len > sizeof(buf)) {
+    if (ns->len + 1 + key->len > NGX_VODLMS_KEY_MAX) {
         return NGX_DECLINED;
     }
 
     /* "ns\0key": the separator keeps ("a", "bc") apart from ("ab", "c") */
-    ngx_memcpy(buf, ns->data, ns->len);
-    buf[ns->len] = '\0';
-    ngx_memcpy(buf + ns->len + 1, key->data, key->len);
 
-    if (EVP_Digest(buf, len, digest, &dlen, cache->sha256, NULL) != 1
+    if (EVP_DigestInit_ex2(cache->md_ctx, cache->sha256, NULL) != 1
+        || EVP_DigestUpdate(cache->md_ctx, ns->data, ns->len) != 1
+        || EVP_DigestUpdate(cache->md_ctx, "", 1) != 1
+        || EVP_DigestUpdate(cache->md_ctx, key->data, key->len) != 1
+        || EVP_DigestFinal_ex(cache->md_ctx, digest, &dlen) != 1
         || dlen != NGX_VODLMS_DIGEST_LEN)
     {
         return NGX_ERROR;
