@@ -117,6 +117,19 @@ ngx_http_vodlms_edge_handler(ngx_http_request_t *r)
         req.path.len = r->unparsed_uri.len;
     }
 
+    /*
+     * The policy is matched against the raw path, but the file served is
+     * the one nginx finds after decoding and resolving it: refuse what
+     * would make the two differ (dot segments, encoded separators).
+     */
+
+    if (!vodlms_cf_path_safe(req.path.data, req.path.len)) {
+        ctx->edge.verdict = "bad_path";
+        ngx_str_set(&detail, "a \".\" or \"..\" segment or an encoded "
+                             "separator in the path");
+        return ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_BAD_PATH, &detail);
+    }
+
     if (ngx_http_vodlms_edge_cookies(r, &cookies) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

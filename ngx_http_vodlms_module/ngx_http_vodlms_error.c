@@ -83,6 +83,10 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
 
     { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "empty_upload",
       "the upload has no body" },
+
+    /* players never send these: a path trick against the edge's check */
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_WARN, "bad_path",
+      "edge request path refused" },
 };
 
 

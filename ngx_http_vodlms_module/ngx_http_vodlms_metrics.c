@@ -156,6 +156,9 @@ ngx_http_vodlms_metrics_log(ngx_http_request_t *r)
         ngx_atomic_fetch_add(&m->outcomes[NGX_HTTP_VODLMS_EP_EDGE]
                                          [ctx->edge.verified
                                           ? NGX_HTTP_VODLMS_OK
+                                          : ctx->last_err
+                                            == NGX_HTTP_VODLMS_BAD_PATH
+                                          ? NGX_HTTP_VODLMS_BAD_PATH
                                           : NGX_HTTP_VODLMS_EDGE_DENIED], 1);
         ngx_http_vodlms_metrics_cache(NGX_HTTP_VODLMS_CACHE_EDGE,
                                       ctx->edge.sig_cache_status);

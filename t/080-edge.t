@@ -129,10 +129,14 @@ sub round_trip {
         $seg = '/hls/intro-processing/seg_00001.ts';
     } elsif ($how eq 'no-cookies') {
         $cookie = '';
+    } elsif ($how =~ /^path:(.*)/) {
+        # the cookies for intro-ready, a path that nginx resolves elsewhere
+        $seg = $1;
     }
 
     my ($s2, undef, $b2) = http_get($seg, $cookie);
-    $b2 =~ s/.*"reason":"([a-z_]+)".*/reason $1\n/s;
+    $b2 = $b2 =~ /"reason":"([a-z_]+)"/ ? "reason $1\n"
+        : $b2 =~ /"error":"([a-z_]+)"/ ? "error $1\n" : $b2;
     return "$out; segment $s2: $b2";
 }
 
@@ -142,6 +146,14 @@ my ($ctl_port, $ctl) = control_server(
     '/trip/tampered'    => sub { round_trip('tampered') },
     '/trip/other-video' => sub { round_trip('other-video') },
     '/trip/no-cookies'  => sub { round_trip('no-cookies') },
+    # path tricks: each would serve intro-processing under intro-ready's
+    # policy if the edge trusted the raw path
+    '/trip/dotdot'      => sub { round_trip('path:/hls/intro-ready/../intro-processing/seg_00001.ts') },
+    '/trip/enc-dotdot'  => sub { round_trip('path:/hls/intro-ready/%2e%2E/intro-processing/seg_00001.ts') },
+    '/trip/mixed-dotdot'=> sub { round_trip('path:/hls/intro-ready/.%2e/intro-processing/seg_00001.ts') },
+    '/trip/enc-slash'   => sub { round_trip('path:/hls/intro-ready/..%2Fintro-processing/seg_00001.ts') },
+    '/trip/dot'         => sub { round_trip('path:/hls/intro-ready/./seg_00001.ts') },
+    '/trip/dotfile'     => sub { round_trip('path:/hls/intro-ready/..seg_00001.ts') },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
@@ -553,13 +565,60 @@ $::files
 segment 1 of intro-ready
 >>> hls/intro-processing/seg_00001.ts
 segment 1 of intro-processing
+>>> hls/intro-ready/..seg_00001.ts
+a name that starts with two dots is not a dot segment
 --- request eval
-["GET /trip/cookies", "GET /trip/tampered", "GET /trip/other-video", "GET /trip/no-cookies"]
+["GET /trip/cookies", "GET /trip/tampered", "GET /trip/other-video", "GET /trip/no-cookies", "GET /trip/dotfile"]
 --- response_body eval
 ["playback 200; segment 200: segment 1 of intro-ready\n",
  "playback 200; segment 403: reason bad_signature\n",
  "playback 200; segment 403: reason resource_mismatch\n",
- "playback 200; segment 403: reason missing_signature\n"]
+ "playback 200; segment 403: reason missing_signature\n",
+ "playback 200; segment 200: a name that starts with two dots is not a dot segment\n"]
+--- timeout: 10
+
+
+
+=== TEST 14b: path tricks cannot reach another video: dot segments and encoded separators are refused before the signature check
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_playback cookies;
+    }
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+    location /trip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT; }
+--- user_files
+>>> hls/intro-ready/seg_00001.ts
+segment 1 of intro-ready
+>>> hls/intro-processing/seg_00001.ts
+segment 1 of intro-processing
+--- request eval
+["GET /trip/dotdot", "GET /trip/enc-dotdot", "GET /trip/mixed-dotdot", "GET /trip/dot", "GET /trip/enc-slash"]
+--- response_body eval
+["playback 200; segment 400: error bad_path\n",
+ "playback 200; segment 400: error bad_path\n",
+ "playback 200; segment 400: error bad_path\n",
+ "playback 200; segment 400: error bad_path\n",
+ "playback 200; segment 400: error bad_path\n"]
+--- error_log
+edge request path refused
+--- no_error_log
+[alert]
+[crit]
 --- timeout: 10
 
 

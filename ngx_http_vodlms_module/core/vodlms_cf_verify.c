@@ -284,6 +284,59 @@ vodlms_cf_resource_match(const char *pat, size_t pat_len, const char *url,
 
 /* ------------------------------------------------------------------ URL */
 
+int
+vodlms_cf_path_safe(const char *path, size_t len)
+{
+    char    c;
+    size_t  i, dots, other;
+
+    /* per segment: how many dots (plain or %2e), how many other bytes */
+
+    dots = 0;
+    other = 0;
+
+    for (i = 0; i <= len; i++) {
+
+        if (i == len || path[i] == '/') {
+            if (other == 0 && (dots == 1 || dots == 2)) {
+                return 0;                       /* "." or ".." */
+            }
+
+            dots = 0;
+            other = 0;
+            continue;
+        }
+
+        c = path[i];
+
+        if (c == '%' && i + 2 < len) {
+            char  h = path[i + 1], l = path[i + 2];
+
+            if (h == '2' && (l == 'e' || l == 'E')) {
+                dots++;
+                i += 2;
+                continue;
+            }
+
+            if ((h == '2' && (l == 'f' || l == 'F'))
+                || (h == '5' && (l == 'c' || l == 'C')))
+            {
+                return 0;                       /* an encoded separator */
+            }
+        }
+
+        if (c == '.') {
+            dots++;
+
+        } else {
+            other++;
+        }
+    }
+
+    return 1;
+}
+
+
 vodlms_rc_t
 vodlms_cf_url_split(const char *url, size_t len, vodlms_cf_request_t *r)
 {

@@ -437,6 +437,18 @@ vodlms_rc_t vodlms_cf_url_split(const char *url, size_t len,
     vodlms_cf_request_t *r);
 
 /*
+ * Is a raw request path (as sent, before any decoding) one the signature
+ * check can be trusted with?  The policy is matched against these bytes,
+ * but the web server serves the path it gets after decoding %XX, merging
+ * slashes and resolving "." and "..": "/hls/42/../43/x.ts" and
+ * "/hls/42/%2e%2e%2f43/x.ts" both match a wildcard Resource for video 42
+ * and would serve video 43.  Returns 0 (refuse) for a "." or ".." segment,
+ * plain or with %2e in it, and for an encoded '/' or backslash (%2f, %5c)
+ * anywhere; 1 otherwise.
+ */
+int vodlms_cf_path_safe(const char *path, size_t len);
+
+/*
  * Verify a request, by the README's "Verification rules":
  *
  *  1. Any of Expires, Policy, Signature, Key-Pair-Id, Hash-Algorithm in

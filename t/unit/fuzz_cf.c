@@ -34,6 +34,8 @@ fuzz_verify(const char *in, size_t size)
         return;
     }
 
+    (void) vodlms_cf_path_safe(r.path.data, r.path.len);
+
     if (nl) {
         r.cookie.data = nl + 1;
         r.cookie.len = size - (size_t) (nl + 1 - in);

@@ -2502,6 +2502,59 @@ test_sig_cache(void)
     free(buf);
 }
 
+/* the raw paths the edge refuses before any signature check */
+
+static void
+test_path_safe(void)
+{
+    size_t  i;
+
+    static const struct {
+        const char  *path;
+        int          safe;
+    } cases[] = {
+        { "/hls/42/seg_00001.ts", 1 },
+        { "/hls/42/master.m3u8", 1 },
+        { "/", 1 },
+        { "", 1 },
+        { "/hls/42/.hidden", 1 },
+        { "/hls/42/a..b.ts", 1 },
+        { "/hls/42/.../x", 1 },
+        { "/hls/42/%2e%2e%2e/x", 1 },
+        { "/hls/42/seg%20a.ts", 1 },
+        { "/hls/42/%252e%252e/x", 1 },         /* decoded once: "%2e%2e" */
+        { "/hls/42/../43/seg.ts", 0 },
+        { "/hls/42/./seg.ts", 0 },
+        { "/hls/42/..", 0 },
+        { "/hls/42/.", 0 },
+        { "/..", 0 },
+        { "/hls/42/%2e%2e/43/seg.ts", 0 },
+        { "/hls/42/%2E%2E/43/seg.ts", 0 },
+        { "/hls/42/.%2e/43/seg.ts", 0 },
+        { "/hls/42/%2e./43/seg.ts", 0 },
+        { "/hls/42/%2e/seg.ts", 0 },
+        { "/hls/42%2f..%2f43/seg.ts", 0 },
+        { "/hls/42/..%2F43/seg.ts", 0 },
+        { "/hls/42/x%5c..%5c43", 0 },
+        { "/hls/42/x%5C", 0 },
+        { "/hls/42//../43/seg.ts", 0 },
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char    *p;
+        size_t   n;
+
+        n = strlen(cases[i].path);
+        p = xdup(cases[i].path, n);
+
+        is_int(vodlms_cf_path_safe(p, n), cases[i].safe,
+               "path_safe: \"%s\" is %s", cases[i].path,
+               cases[i].safe ? "served" : "refused");
+        free(p);
+    }
+}
+
+
 int
 main(void)
 {
@@ -2526,6 +2579,7 @@ main(void)
     test_params();
     test_match();
     test_url_split();
+    test_path_safe();
     test_sign_vectors();
     test_verify_vectors();
     test_ecdsa();
