@@ -250,8 +250,8 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     ngx_msec_t                         now;
     ngx_chain_t                       *cl;
     ngx_queue_t                       *q;
-    double                             cap;
-    ngx_uint_t                         skipped;
+    double                             cap, known, seen;
+    ngx_uint_t                         skipped, have_seen;
     ngx_time_t                        *tp;
     vodlms_beacon_t                    b;
     const char                        *why;
@@ -260,6 +260,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     ngx_http_vodlms_progress_node_t   *node, *old;
     ngx_http_vodlms_progress_zone_t   *z;
     ngx_http_vodlms_progress_conf_t   *pcf;
+    ngx_http_vodlms_column_t          *col;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
@@ -317,6 +318,42 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         return;
     }
 
+    /*
+     * The video's real length, when the enrollment row has it, not the
+     * player's word for it: {"currentTime": 95, "duration": 100} must not
+     * complete a 60-minute lecture.
+     */
+
+    col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
+
+    if (col && !col->null && ngx_http_vodlms_is_number(&col->value)) {
+        known = strtod((char *) col->value.data, NULL);
+
+        if (known > 0) {
+            if (b.current_time > known + pcf->slack) {
+                ngx_http_vodlms_progress_done(r,
+                      ngx_http_vodlms_bad_beacon(r, "position_out_of_range"));
+                return;
+            }
+
+            b.duration = known;
+        }
+    }
+
+    /* the highest position the database has seen: the skip check's floor */
+
+    seen = 0;
+    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_max_position",
+                                        19);
+
+    if (col && !col->null && ngx_http_vodlms_is_number(&col->value)) {
+        seen = strtod((char *) col->value.data, NULL);
+        have_seen = 1;
+
+    } else {
+        have_seen = 0;
+    }
+
     z = vmcf->progress.zone->data;
     hash = ngx_http_vodlms_progress_hash(&user, &video);
     now = ngx_current_msec;
@@ -369,6 +406,9 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         ngx_memcpy(node->data, user.data, user.len);
         ngx_memcpy(node->data + user.len, video.data, video.len);
 
+        /* where this user got to before, on any node, as far as flushed */
+        node->p.max_position = seen > 0 ? seen : 0;
+
         ngx_rbtree_insert(&z->sh->rbtree, &node->node);
         ngx_queue_insert_head(&z->sh->lru, &node->queue);
 
@@ -403,11 +443,26 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
      */
     skipped = 0;
 
+    /*
+     * The first beacon on this node is checked too when the enrollment row
+     * says how far the user got (resume_max_position, in the default
+     * query); without that column a resume from another device would look
+     * like a skip, so it goes unchecked.
+     */
+
     if (pcf->skip > 0
         && b.current_time > node->p.max_position + pcf->skip
-        && node->p.last_beacon_ms != 0)
+        && (node->p.last_beacon_ms != 0 || have_seen))
     {
         if (pcf->skip_refuse) {
+            if (node->p.last_beacon_ms == 0) {
+                /* made for this beacon: an empty entry would hide the
+                   database's resume position from GET and playback */
+                ngx_queue_remove(&node->queue);
+                ngx_rbtree_delete(&z->sh->rbtree, &node->node);
+                ngx_slab_free_locked(z->shpool, node);
+            }
+
             ngx_shmtx_unlock(&z->shpool->mutex);
             ngx_http_vodlms_progress_done(r,
                               ngx_http_vodlms_bad_beacon(r, "skip_ahead"));

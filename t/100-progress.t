@@ -15,7 +15,8 @@ use Test::Nginx::Socket 'no_plan';
 
 $ENV{TEST_NGINX_REDIS_PORT} ||= 6379;
 my $r = $ENV{TEST_NGINX_REDIS_PORT};
-for my $u (['alice', 1001], ['bob', 1002], ['carol', 1003], ['erin', 1005]) {
+for my $u (['alice', 1001], ['bob', 1002], ['carol', 1003], ['erin', 1005],
+           ['gina', 1100], ['hank', 1101], ['ivy', 1102]) {
     redis_cmd($r, 'SET', "session:t100-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
 }
 
@@ -28,6 +29,13 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 # carol has watched intro-ready before, on another node: 77 s
 $pg->psql(q{INSERT INTO watch_progress (user_id, video_id, position_seconds, max_position_seconds, duration_seconds)
             VALUES ('1003', 'intro-ready', 77, 90, 634.5)});
+# gina, hank, ivy: enrolled, never watched (no watch_progress row); each
+# one is used by one block only, since a block's beacons reach PostgreSQL
+# when its nginx stops
+for my $u (['1100', 'gina'], ['1101', 'hank'], ['1102', 'ivy']) {
+    $pg->psql(qq{INSERT INTO users (id, email, role) VALUES ('$u->[0]', '$u->[1]\@example.com', 'student')});
+    $pg->psql(qq{INSERT INTO enrollments (user_id, course_id, status) VALUES ('$u->[0]', 'course-intro', 'active')});
+}
 
 my $servroot = $ENV{TEST_NGINX_SERVROOT} || "$FindBin::Bin/servroot";
 
@@ -424,7 +432,7 @@ Cookie: session=t100-carol
  "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":600,\"duration\":634.5,\"event\":\"ended\"}",
  "GET /api/videos/intro-ready/progress"]
 --- more_headers eval
-[("Cookie: session=t100-alice") x 4]
+[("Cookie: session=t100-hank") x 4]
 --- error_code eval
 [204, 204, 400, 200]
 --- response_body_like eval
@@ -452,11 +460,47 @@ Cookie: session=t100-carol
  "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":630,\"duration\":634.5,\"event\":\"ended\"}",
  "GET /api/videos/intro-ready/progress"]
 --- more_headers eval
-[("Cookie: session=t100-alice") x 3]
+[("Cookie: session=t100-ivy") x 3]
 --- error_code eval
 [204, 204, 200]
 --- response_body_like eval
 [qr/^$/, qr/^$/, qr/"position":630\.000,.*"completed":false/]
+
+
+
+=== TEST 11b: the player's word is not enough: the video's own duration decides completion, and a first beacon is checked against the database's highest position
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 30s refuse;
+    }
+--- request eval
+# carol has watched to 90 s (in PostgreSQL); gina never started
+["POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":110,\"duration\":115}",
+ "GET /api/videos/intro-ready/progress",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":700,\"duration\":1000}",
+ "POST /api/videos/intro-ready/progress\n{\"videoId\":\"intro-ready\",\"currentTime\":630,\"duration\":634.5,\"event\":\"ended\"}",
+ "GET /api/videos/intro-ready/progress"]
+--- more_headers eval
+["Cookie: session=t100-carol", "Cookie: session=t100-carol", "Cookie: session=t100-carol",
+ "Cookie: session=t100-gina", "Cookie: session=t100-gina"]
+--- error_code eval
+[204, 200, 400, 400, 200]
+--- response_body_like eval
+[qr/^$/,
+ qr/^\{"videoId":"intro-ready","position":110\.000,"duration":634\.500,"completed":false\}$/,
+ qr/"reason":"position_out_of_range"/,
+ qr/"reason":"skip_ahead"/,
+ qr/^\{"videoId":"intro-ready","position":0\.000,"duration":634\.500,"completed":false\}$/]
 
 
 
