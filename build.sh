@@ -20,6 +20,7 @@ MODULE_SO=$BUILD/ngx_http_vodlms_module.so
 
 APT_PACKAGES=(
     build-essential pkg-config
+    clang llvm libclang-rt-14-dev
     nginx nginx-dev
     libhiredis-dev libpq-dev libssl-dev libjansson-dev libcurl4-openssl-dev
     redis-server postgresql postgresql-contrib
@@ -597,9 +598,9 @@ EOF
 # in t/unit/corpus; VODLMS_FUZZ_SECONDS per target (default 60)
 cmd_fuzz() {
     cmd_deps
-    dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q 'ok installed' \
-        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-14-dev >/dev/null
     make -C "$ROOT/t/unit" BUILD="$BUILD" FUZZ_SECONDS="${VODLMS_FUZZ_SECONDS:-60}" fuzz
+    log "core coverage reached by the seeds and this run's corpora"
+    make -s -C "$ROOT/t/unit" BUILD="$BUILD" coverage
 }
 
 # ---------------------------------------------------------------- main

@@ -10,8 +10,11 @@
  */
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "vodlms_core.h"
 #include "vodlms_cloudfront.h"
@@ -49,6 +52,84 @@ fuzz_verify(const char *in, size_t size)
 }
 
 
+/*
+ * The input as a custom policy that carries a valid signature: without
+ * one, the verifier stops before it parses anything, so this is the way
+ * into the policy parser and the condition checks.  The key is made once,
+ * P-256 for speed; nothing of it is secret.
+ */
+static void
+fuzz_signed_policy(const char *in, size_t size)
+{
+    char                 *cookie, *p;
+    size_t                n, sig_len;
+    vodlms_cf_key_t       key;
+    vodlms_cf_result_t    res;
+    vodlms_cf_request_t   r;
+    char                  sig[VODLMS_CF_SIG_B64_MAX];
+
+    static EVP_PKEY      *pkey;
+
+    if (pkey == NULL) {
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        if (pkey == NULL) {
+            abort();
+        }
+    }
+
+    if (size > VODLMS_CF_POLICY_B64_MAX / 4 * 3 - 4
+        || vodlms_cf_sign_policy(pkey, VODLMS_CF_SHA256, in, size, sig,
+                                 sizeof(sig), &sig_len) != VODLMS_OK)
+    {
+        return;
+    }
+
+    cookie = malloc(2 * size + sig_len + 256);
+    if (cookie == NULL) {
+        abort();
+    }
+
+    p = cookie;
+    memcpy(p, "CloudFront-Policy=", 18);
+    p += 18;
+
+    if (vodlms_cf_b64url_encode(in, size, p, 2 * size + 8, &n)
+        != VODLMS_OK)
+    {
+        free(cookie);
+        return;
+    }
+
+    p += n;
+    p += sprintf(p, "; CloudFront-Signature=%.*s; CloudFront-Key-Pair-Id="
+                 "KFUZZ; CloudFront-Hash-Algorithm=SHA256",
+                 (int) sig_len, sig);
+
+    memset(&r, 0, sizeof(r));
+    r.scheme.data = "https";
+    r.scheme.len = 5;
+    r.host.data = "cdn.example.test";
+    r.host.len = 16;
+    r.path.data = "/hls/42/seg_00001.ts";
+    r.path.len = 20;
+    r.cookie.data = cookie;
+    r.cookie.len = (size_t) (p - cookie);
+    r.client_ip.data = "203.0.113.7";
+    r.client_ip.len = 11;
+    r.now = 1765000000;
+
+    key.id = "KFUZZ";
+    key.id_len = 5;
+    key.key = pkey;
+    r.keys = &key;
+    r.nkeys = 1;
+
+    (void) vodlms_cf_verify(&r, &res);
+
+    free(cookie);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -72,7 +153,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(in, data + 1, size - 1);
     size--;
 
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
 
     case 0:
         if (vodlms_beacon_parse(in, size, 5.0, &b, &why) == VODLMS_OK) {
@@ -100,6 +181,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 3:
         (void) vodlms_cf_policy_build(in, size, 1767225600, 0, NULL, 0, out,
                                       2 * size + 64, &n);
+        break;
+
+    case 5:
+        fuzz_signed_policy(in, size);
         break;
 
     default:

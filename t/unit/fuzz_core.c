@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "vodlms_core.h"
 
 
@@ -35,6 +37,77 @@ role_char(unsigned char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
            || (c >= '0' && c <= '9')
            || c == '_' || c == '.' || c == ':' || c == '-' || c == ',';
+}
+
+
+/*
+ * JSON output: the escaper must agree with jansson on every input (the
+ * playback answer's bytes), and a numeral must print as jansson prints
+ * strtod() of it.
+ */
+static void
+check_json_output(const char *in, size_t size)
+{
+    char     *exp, *got, *end, num[VODLMS_JSON_NUMBER_MAX], *z;
+    size_t    n, dots;
+    json_t   *j;
+
+    j = json_stringn(in, size);
+    n = vodlms_json_escaped_len(in, size);
+
+    if (j == NULL) {
+        check(n == VODLMS_JSON_INVALID);
+
+    } else {
+        exp = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(j);
+        check(exp != NULL && n != VODLMS_JSON_INVALID
+              && n + 2 == strlen(exp));
+
+        got = malloc(n + 2);
+        check(got != NULL);
+        got[0] = '"';
+        end = vodlms_json_escape(got + 1, in, size);
+        *end = '"';
+        check((size_t) (end + 1 - got) == n + 2
+              && memcmp(got, exp, n + 2) == 0);
+        free(got);
+        free(exp);
+    }
+
+    /* as a numeral: only plain digits with at most one inner dot */
+    dots = 0;
+
+    for (n = 0; n < size; n++) {
+        if (in[n] == '.') {
+            dots++;
+
+        } else if (in[n] < '0' || in[n] > '9') {
+            return;
+        }
+    }
+
+    if (size == 0 || size > 60 || dots > 1 || in[0] == '.'
+        || in[size - 1] == '.')
+    {
+        return;
+    }
+
+    z = malloc(size + 1);
+    check(z != NULL);
+    memcpy(z, in, size);
+    z[size] = '\0';
+
+    j = json_real(strtod(z, NULL));
+    check(j != NULL);
+    exp = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    json_decref(j);
+
+    n = vodlms_json_decimal(in, size, num, sizeof(num));
+    check(exp != NULL && n == strlen(exp) && memcmp(num, exp, n) == 0);
+
+    free(exp);
+    free(z);
 }
 
 
@@ -138,6 +211,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = vodlms_session_from_fields(f[0], fl[0], f[1], fl[1], f[2], fl[2],
                                     &s);
     check_session(rc, &s);
+
+    check_json_output(in, size);
 
     free(buf);
     free(in);
