@@ -109,6 +109,13 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
     r->request_body_in_persistent_file = 1;
     r->request_body_in_clean_file = 1;
 
+    /*
+     * 0660, not nginx's 0600: the helper runs as its own user and reads the
+     * file through the group (a setgid spool and client_body_temp_path
+     * give it the helper's group; docs/operations.md)
+     */
+    r->request_body_file_group_access = 1;
+
     rc = ngx_http_read_client_request_body(r, ngx_http_vodlms_upload_body);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {

@@ -44,6 +44,7 @@ sub state_of {
          . (@mine ? "; job source " . ($job{source} eq $src ? 'matches' : 'differs')
                   . ", enqueued_at " . ($job{enqueued_at} =~ /^\d{10}$/ ? 'set' : 'missing') : '')
          . "; file " . ($content ne '' ? "\"$content\"" : 'none')
+         . ($content ne '' ? (((stat $src)[2] & 0040) ? ', group-readable' : ', owner only') : '')
          . "; spool files " . scalar(@files) . "\n";
 }
 
@@ -92,7 +93,7 @@ __DATA__
 [202, 200]
 --- response_body eval
 ["{\"videoId\":\"up-1\",\"status\":\"queued\"}\n",
- "row queued; jobs 1; job source matches, enqueued_at set; file \"fake video bytes, not really\"; spool files 1\n"]
+ "row queued; jobs 1; job source matches, enqueued_at set; file \"fake video bytes, not really\", group-readable; spool files 1\n"]
 
 
 
@@ -294,4 +295,4 @@ Cookie: session=t110-carol
 --- response_body_like eval
 [qr/^row failed \(/, qr/"status":"queued"/, qr/^stopped$/,
  qr/^\{"error":"backend_unavailable"/, qr/^started$/,
- qr/^row queued; jobs 0; file "prime the caches"; spool files 3$/]
+ qr/^row queued; jobs 0; file "prime the caches", group-readable; spool files 3$/]
