@@ -62,6 +62,7 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     ngx_int_t                          rc;
     ngx_buf_t                         *b;
     ngx_str_t                          prefix, url, resource, path, body;
+    ngx_str_t                          cookie_path;
     ngx_str_t                          location, ip;
     ngx_chain_t                        out;
     vodlms_cf_sign_t                   in;
@@ -146,6 +147,27 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     p = ngx_sprintf(p, "%V%V*", &pcf->base_url, &path);
     resource.len = p - resource.data;
 
+    /*
+     * The cookies' Path is the resource's path: with a base URL that has
+     * one of its own ("https://cdn/media"), browsers must send them to
+     * /media/hls/<id>/..., not /hls/<id>/...
+     */
+
+    cookie_path = path;
+    p = ngx_strlchr(pcf->base_url.data, pcf->base_url.data + pcf->base_url.len,
+                    ':');                       /* checked: "http[s]://host" */
+    p = ngx_strlchr(p + 3, pcf->base_url.data + pcf->base_url.len, '/');
+
+    if (p != NULL) {
+        len = pcf->base_url.data + pcf->base_url.len - p;
+        cookie_path.len = len + path.len;
+        cookie_path.data = ngx_pnalloc(r->pool, cookie_path.len);
+        if (cookie_path.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ngx_memcpy(ngx_cpymem(cookie_path.data, p, len), path.data, path.len);
+    }
+
     now = ngx_time();
     expires = now + pcf->ttl;
 
@@ -224,7 +246,7 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
 
     if (ngx_http_vodlms_playback_sign(r, pcf, &in, VODLMS_CF_FOR_COOKIES, &s)
         != NGX_OK
-        || ngx_http_vodlms_playback_cookies(r, pcf, &s, &path, expires)
+        || ngx_http_vodlms_playback_cookies(r, pcf, &s, &cookie_path, expires)
            != NGX_OK
         || ngx_http_vodlms_playback_json(r, &ctx->enroll.video_id, &url,
                                          expires, &body)

@@ -554,6 +554,32 @@ qr/\r\nSet-Cookie: \QCloudFront-Key-Pair-Id=K2JCJMDEHXQW5F; Path=\/hls\/intro-re
 
 
 
+=== TEST 16b: a CloudFront URL with a path of its own: the cookies' Path, the policy and the manifest all carry it
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test/media/;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_playback cookies;
+    }
+--- request
+GET /videos/intro-ready/stream
+--- more_headers
+Cookie: session=t070-alice
+--- raw_response_headers_like eval
+qr/\r\nSet-Cookie: \QCloudFront-Key-Pair-Id=K2JCJMDEHXQW5F; Path=\/media\/hls\/intro-ready\/; Expires=\E[^;]+; Secure; HttpOnly; SameSite=Lax\r\n/
+--- response_body_like eval
+qr{"manifestUrl":"https://cdn\.example\.test/media/hls/intro-ready/master\.m3u8"}
+
+
+
 === TEST 17: only GET and HEAD: a POST is 405
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
