@@ -8,6 +8,7 @@
 #   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it)
 #   ./build.sh bench   wrk against loopback, every scenario next to its baseline
 #   ./build.sh fuzz    libFuzzer on every pure-core parser (VODLMS_FUZZ_SECONDS each)
+#   ./build.sh deb     Debian packages: libnginx-mod-http-vodlms, vodlms-helper
 
 set -euo pipefail
 
@@ -19,7 +20,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 MODULE_SO=$BUILD/ngx_http_vodlms_module.so
 
 APT_PACKAGES=(
-    build-essential pkg-config
+    build-essential pkg-config debhelper dpkg-dev
     clang llvm libclang-rt-14-dev
     nginx nginx-dev
     libhiredis-dev libpq-dev libssl-dev libjansson-dev libcurl4-openssl-dev
@@ -603,6 +604,193 @@ cmd_fuzz() {
     make -s -C "$ROOT/t/unit" BUILD="$BUILD" coverage
 }
 
+# ---------------------------------------------------------------- deb
+
+# Debian packages, built the way Debian builds its own nginx modules:
+# nginx-dev's dh-sequence-nginx compiles the .so against /usr/share/nginx/src
+# with the distribution's flags, and dh_nginx writes mod-http-vodlms.conf,
+# the modules-enabled symlink scripts and the nginx ABI dependency.
+#   libnginx-mod-http-vodlms_<version>_<arch>.deb   module, docs, example
+#   vodlms-helper_<version>_<arch>.deb              helper, systemd unit,
+#                                                   /etc/vodlms/helper.conf,
+#                                                   /usr/share/vodlms/sql
+# The debian/ directory is written here, since the repository's layout is
+# fixed; the packages land in $BUILD/deb/.
+vodlms_version() {
+    sed -n 's/^#define NGX_HTTP_VODLMS_VERSION *"\(.*\)"/\1/p' \
+        "$ROOT/ngx_http_vodlms_module/ngx_http_vodlms_version.h"
+}
+
+deb_write_debian_dir() {
+    local d=$1 ver=$2
+    mkdir -p "$d/source"
+    echo '3.0 (native)' > "$d/source/format"
+
+    cat > "$d/changelog" <<CHANGELOG
+vodlms ($ver) unstable; urgency=medium
+
+  * Built by ./build.sh deb from the vodlms repository.
+
+ -- vodlms developers <vodlms@example.invalid>  $(date -R)
+CHANGELOG
+
+    cat > "$d/control" <<'CONTROL'
+Source: vodlms
+Section: httpd
+Priority: optional
+Maintainer: vodlms developers <vodlms@example.invalid>
+Build-Depends: debhelper-compat (= 13), dh-sequence-nginx, nginx-dev,
+ libhiredis-dev, libpq-dev, libssl-dev, libjansson-dev, libcurl4-openssl-dev,
+ pkg-config
+Standards-Version: 4.6.2
+Rules-Requires-Root: no
+
+Package: libnginx-mod-http-vodlms
+Architecture: any
+Depends: ${misc:Depends}, ${shlibs:Depends}
+Suggests: vodlms-helper, redis-server, postgresql
+Description: nginx module for the video side of a learning-management system
+ Checks the LMS session against Redis and the enrollment against
+ PostgreSQL from inside nginx, without blocking a worker, and answers a
+ play request with the video's metadata and AWS CloudFront signed cookies
+ or a signed URL. It can also be the edge itself: verify the same signed
+ cookies and URLs and serve the HLS files. Watch-progress beacons are
+ buffered in shared memory and flushed in batches; uploads are queued for
+ vodlms-helper. Prometheus metrics included.
+
+Package: vodlms-helper
+Architecture: any
+Depends: ${misc:Depends}, ${shlibs:Depends}, adduser, ffmpeg
+Recommends: libnginx-mod-http-vodlms
+Description: transcoding helper for the vodlms nginx module
+ Takes upload jobs from a Redis Stream (consumer group), transcodes each
+ video with FFmpeg into an adaptive HLS ladder (240p-1080p and a master
+ playlist) and publishes it to S3 or a local origin, recording progress
+ in PostgreSQL. Ships the systemd unit, a default /etc/vodlms/helper.conf
+ and the database migrations in /usr/share/vodlms/sql.
+CONTROL
+
+    cat > "$d/copyright" <<'COPYRIGHT'
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: vodlms
+
+Files: *
+Copyright: the vodlms developers
+License: none-chosen
+ No licence has been chosen for vodlms yet: all rights are reserved by its
+ authors. These packages are for the project's own deployments and tests.
+COPYRIGHT
+
+    cat > "$d/rules" <<'RULES'
+#!/usr/bin/make -f
+export DEB_BUILD_MAINT_OPTIONS = hardening=+all
+include /usr/share/dpkg/buildflags.mk
+
+%:
+	dh $@
+
+# the module through dh-sequence-nginx's build system (an override must
+# name it again), then the helper
+override_dh_auto_build:
+	dh_auto_build --buildsystem=nginx_mod
+	$(MAKE) -C helper BUILD=$(CURDIR)/debian/build-helper \
+	    CFLAGS="$(CFLAGS) $(CPPFLAGS)" LDFLAGS="$(LDFLAGS)" \
+	    $(CURDIR)/debian/build-helper/vodlms-helper
+
+override_dh_auto_install:
+	dh_auto_install --buildsystem=nginx_mod --destdir=debian/tmp
+	install -D -m 0755 debian/build-helper/vodlms-helper debian/tmp/usr/bin/vodlms-helper
+	install -D -m 0640 helper/vodlms-helper.conf.example debian/tmp/etc/vodlms/helper.conf
+
+# the helper needs its configuration first: installed, not enabled
+override_dh_installsystemd:
+	dh_installsystemd --no-enable --no-start
+
+override_dh_auto_clean:
+	dh_auto_clean --buildsystem=nginx_mod
+	rm -rf debian/build-helper
+RULES
+    chmod +x "$d/rules"
+
+    echo 'usr/lib/nginx/modules/ngx_http_vodlms_module.so' \
+        > "$d/libnginx-mod-http-vodlms.install"
+    printf '%s\n' README.md docs/directives.md docs/architecture.md \
+        docs/cloudfront.md docs/operations.md docs/security.md docs/PERFORMANCE.md \
+        > "$d/libnginx-mod-http-vodlms.docs"
+    echo 'docs/examples/vodlms.conf' > "$d/libnginx-mod-http-vodlms.examples"
+
+    printf '%s\n' 'usr/bin/vodlms-helper' 'etc/vodlms/helper.conf' \
+        'sql/migrate.sh usr/share/vodlms/sql' 'sql/migrations usr/share/vodlms/sql' \
+        'sql/seed usr/share/vodlms/sql' 'sql/README.md usr/share/vodlms/sql' \
+        > "$d/vodlms-helper.install"
+    printf '%s\n' docs/helper.md docs/s3.md helper/README.md > "$d/vodlms-helper.docs"
+    cp "$ROOT/helper/vodlms-helper.service" "$d/vodlms-helper.service"
+
+    cat > "$d/vodlms-helper.postinst" <<'POSTINST'
+#!/bin/sh
+set -e
+
+if [ "$1" = configure ]; then
+    adduser --system --group --quiet --home /var/lib/vodlms --no-create-home vodlms
+
+    # the helper writes the origin; nginx (www-data) serves it
+    install -d -o vodlms -g vodlms -m 0755 /var/lib/vodlms /var/lib/vodlms/origin
+
+    # nginx writes uploads, the helper reads them through the group: setgid
+    # directories give every new file the group vodlms
+    for dir in /var/lib/vodlms/uploads /var/lib/vodlms/uploads/.tmp; do
+        [ -d "$dir" ] || install -d -o www-data -g vodlms -m 2770 "$dir"
+    done
+
+    # the configuration holds passwords: root and the helper's group only
+    if ! dpkg-statoverride --list /etc/vodlms/helper.conf >/dev/null 2>&1; then
+        chown root:vodlms /etc/vodlms/helper.conf
+        chmod 0640 /etc/vodlms/helper.conf
+    fi
+fi
+
+#DEBHELPER#
+
+exit 0
+POSTINST
+
+    cat > "$d/vodlms-helper.postrm" <<'POSTRM'
+#!/bin/sh
+set -e
+
+# videos are data: a purge removes only directories that are empty, and
+# keeps the system user (Debian's practice)
+if [ "$1" = purge ]; then
+    rmdir /var/lib/vodlms/uploads/.tmp /var/lib/vodlms/uploads \
+          /var/lib/vodlms/origin /var/lib/vodlms 2>/dev/null || true
+    rmdir /etc/vodlms 2>/dev/null || true
+fi
+
+#DEBHELPER#
+
+exit 0
+POSTRM
+}
+
+cmd_deb() {
+    cmd_deps
+    local ver; ver=$(vodlms_version)
+    [ -n "$ver" ] || die "deb: no version in ngx_http_vodlms_version.h"
+    local out=$BUILD/deb
+    local src=$out/vodlms-$ver
+    rm -rf "$out"
+    mkdir -p "$src"
+
+    (cd "$ROOT" && tar -cf - --exclude=node_modules --exclude='*.o' \
+        config ngx_http_vodlms_module helper docs sql README.md) | tar -xf - -C "$src"
+    deb_write_debian_dir "$src/debian" "$ver"
+
+    log "building the packages of vodlms $ver (dpkg-buildpackage, see $out/build.log)"
+    (cd "$src" && dpkg-buildpackage -b -us -uc) >"$out/build.log" 2>&1 \
+        || { tail -40 "$out/build.log" >&2; die "deb: dpkg-buildpackage failed (see $out/build.log)"; }
+    ls "$out"/*.deb
+}
+
 # ---------------------------------------------------------------- main
 
 case ${1:-} in
@@ -612,5 +800,6 @@ case ${1:-} in
     run)   shift; cmd_run "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     fuzz)  shift; cmd_fuzz "$@" ;;
-    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    deb)   shift; cmd_deb "$@" ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

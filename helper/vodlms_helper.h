@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VH_VERSION       "0.1.0"
+#include "ngx_http_vodlms_version.h"   /* the project's one version */
+
+#define VH_VERSION       NGX_HTTP_VODLMS_VERSION
 #define VH_MAX_RUNGS     8
 #define VH_ID_MAX        64
 

@@ -6,6 +6,11 @@
 
 #include "ngx_http_vodlms_module.h"
 
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+
 
 static ngx_int_t ngx_http_vodlms_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_vodlms_preconfiguration(ngx_conf_t *cf);
@@ -17,6 +22,7 @@ static char *ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_vodlms_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vodlms_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_vodlms_init_process(ngx_cycle_t *cycle);
 static void ngx_http_vodlms_exit_process(ngx_cycle_t *cycle);
 
@@ -83,7 +89,7 @@ ngx_module_t  ngx_http_vodlms_module = {
     ngx_http_vodlms_commands,               /* module directives */
     NGX_HTTP_MODULE,                        /* module type */
     NULL,                                   /* init master */
-    NULL,                                   /* init module */
+    ngx_http_vodlms_init_module,            /* init module */
     ngx_http_vodlms_init_process,           /* init process */
     NULL,                                   /* init thread */
     NULL,                                   /* exit thread */
@@ -91,6 +97,30 @@ ngx_module_t  ngx_http_vodlms_module = {
     NULL,                                   /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/*
+ * Start and every reload: which vodlms this is and what it runs on, as
+ * nginx itself logs its version and build at notice level.
+ */
+
+static ngx_int_t
+ngx_http_vodlms_init_module(ngx_cycle_t *cycle)
+{
+    int  pq;
+
+    pq = PQlibVersion();
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "vodlms/" NGX_HTTP_VODLMS_VERSION " (built for nginx "
+                  NGINX_VERSION "; %s, hiredis %d.%d.%d, libpq %d.%d, "
+                  "jansson %s)",
+                  OpenSSL_version(OPENSSL_VERSION),
+                  HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+                  pq / 10000, pq % 10000, jansson_version_str());
+
+    return NGX_OK;
+}
 
 
 ngx_http_vodlms_ctx_t *

@@ -23,8 +23,7 @@
 #include "ngx_http_vodlms_progress.h"
 #include "ngx_http_vodlms_upload.h"
 
-
-#define NGX_HTTP_VODLMS_VERSION  "0.1.0"
+#include "ngx_http_vodlms_version.h"
 
 
 typedef struct {
