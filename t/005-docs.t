@@ -1,0 +1,136 @@
+#!/usr/bin/perl
+
+# The documentation against the source:
+#   - every directive the module registers (the ngx_command_t tables) has a
+#     section in docs/directives.md in nginx.org form -- "### name", then
+#     Syntax / Default / Context lines -- whose Context names exactly the
+#     levels the directive is allowed at, and no section documents a
+#     directive that does not exist;
+#   - every variable (ngx_http_vodlms_variables.c) has a "### $name" section;
+#   - the nginx.conf example in README.md, and the production example
+#     docs/examples/vodlms.conf, pass `nginx -t` with the module.
+
+use strict;
+use warnings;
+
+use File::Basename qw(dirname);
+use File::Spec;
+use File::Temp qw(tempdir);
+use Test::More;
+
+my $repo = File::Spec->rel2abs(File::Spec->catdir(dirname(__FILE__), '..'));
+my $src = "$repo/ngx_http_vodlms_module";
+my $module = $ENV{TEST_NGINX_MODULE_PATH}
+    || ($ENV{VODLMS_BUILD_DIR} || "$repo/build") . '/ngx_http_vodlms_module.so';
+my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+my $vectors = "$repo/../shared/vectors/cloudfront";
+
+sub slurp { my ($f) = @_; open my $fh, '<', $f or die "$f: $!"; local $/; <$fh> }
+
+# ------------------------------------------------------- the source's view
+
+my %directive;      # name -> { http => 1, server => 1, location => 1 }
+
+for my $file (glob("$src/*.c"), glob("$src/*_commands.h")) {
+    next if $file =~ /variables\.c$/;
+    my $c = slurp($file);
+    while ($c =~ /\{\s*ngx_string\("(vodlms_\w+)"\),\s*\n\s*(NGX_[A-Z_|0-9\s]+?),\s*\n/g) {
+        my ($name, $flags) = ($1, $2);
+        my %ctx;
+        # the module's shorthand for http, server and location
+        $flags .= '|NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF'
+            if $flags =~ /NGX_HTTP_VODLMS_LOC_ANY/;
+        $ctx{http} = 1 if $flags =~ /NGX_HTTP_MAIN_CONF/;
+        $ctx{server} = 1 if $flags =~ /NGX_HTTP_SRV_CONF/;
+        $ctx{location} = 1 if $flags =~ /NGX_HTTP_LOC_CONF/;
+        $directive{$name} = \%ctx;
+    }
+}
+
+my $vars = slurp("$src/ngx_http_vodlms_variables.c");
+my @variables = $vars =~ /\{\s*ngx_string\("(vodlms_\w+)"\)/g;
+
+cmp_ok(scalar keys %directive, '>=', 50, 'found the directive tables ('
+       . scalar(keys %directive) . ' directives)');
+cmp_ok(scalar @variables, '>=', 10, 'found the variables (' . scalar(@variables) . ')');
+
+# ------------------------------------------------------ the docs' view
+
+my $doc = slurp("$repo/docs/directives.md");
+my %documented;
+
+while ($doc =~ /^### (vodlms_\w+)\n\n((?:    .*\n)+)/mg) {
+    my ($name, $block) = ($1, $2);
+    $documented{$name} = $block;
+}
+
+for my $name (sort keys %directive) {
+    my $block = $documented{$name};
+    ok(defined $block, "$name is documented") or next;
+
+    like($block, qr/^    Syntax:\s+\Q$name\E[ ;]/m, "$name: a Syntax line");
+    like($block, qr/^    Default:\s+\S/m, "$name: a Default line");
+
+    my ($ctx) = $block =~ /^    Context:\s+(.*)$/m;
+    my $want = join ', ', grep { $directive{$name}{$_} } qw(http server location);
+    is($ctx, $want, "$name: Context is where the module allows it");
+}
+
+for my $name (sort keys %documented) {
+    ok($directive{$name}, "the documented $name exists in the source");
+}
+
+for my $v (@variables) {
+    my $head = $v eq 'vodlms_video_' ? '### $vodlms_video_&lt;column&gt;' : "### \$$v";
+    like($doc, qr/^\Q$head\E$/m, "variable \$$v is documented");
+}
+
+# ------------------------------------------ the examples pass nginx -t
+
+SKIP: {
+    skip "no module at $module (build it first)", 4 unless -f $module;
+
+    my $tmp = tempdir('vodlms-docs-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$tmp/logs";
+    mkdir "$tmp/spool";
+    mkdir "$tmp/spool/.tmp";
+    system("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+           . "-subj /CN=lms.example.com -keyout $tmp/tls.key -out $tmp/tls.crt >/dev/null 2>&1");
+
+    my $key = "$vectors/test_private_key.pem";
+
+    sub nginx_t {
+        my ($tmp, $site) = @_;
+        open my $fh, '>', "$tmp/site.conf" or die $!;
+        print $fh $site;
+        close $fh;
+        open $fh, '>', "$tmp/nginx.conf" or die $!;
+        print $fh "load_module $module;\nerror_log $tmp/logs/error.log;\n"
+                . "pid $tmp/nginx.pid;\nevents {}\n"
+                . "http {\n    client_body_temp_path $tmp/body;\n"
+                . "    include $tmp/site.conf;\n}\n";
+        close $fh;
+        my $out = qx{$nginx -t -p $tmp -c $tmp/nginx.conf -e $tmp/logs/error.log 2>&1};
+        return ($? >> 8, $out);
+    }
+
+    # README.md: the first nginx block
+    my ($readme) = slurp("$repo/README.md") =~ /^```nginx\n(.*?)^```$/ms;
+    ok($readme, 'README.md has an nginx example');
+    $readme =~ s{/etc/vodlms/keys/cloudfront\.pem}{$key}g;
+    my ($rc, $out) = nginx_t($tmp, $readme);
+    is($rc, 0, 'the README example passes nginx -t') or diag($out);
+
+    # the production example the package ships, with throwaway files where
+    # an operator puts real ones
+    my $site = slurp("$repo/docs/examples/vodlms.conf");
+    $site =~ s{/etc/vodlms/keys/cloudfront\.pem}{$key}g;
+    $site =~ s{/etc/ssl/certs/ssl-cert-snakeoil\.pem}{$tmp/tls.crt}g;
+    $site =~ s{/etc/ssl/private/ssl-cert-snakeoil\.key}{$tmp/tls.key}g;
+    $site =~ s{/var/lib/vodlms/uploads}{$tmp/spool}g;
+    ok($site !~ m{/etc/vodlms|/var/lib/vodlms|snakeoil}, 'every host path of the example replaced');
+    ($rc, $out) = nginx_t($tmp, $site);
+    is($rc, 0, 'docs/examples/vodlms.conf passes nginx -t') or diag($out);
+}
+
+done_testing();
