@@ -53,9 +53,14 @@ static ngx_http_vodlms_metrics_t  *ngx_http_vodlms_metrics;
 
 typedef struct {
     ngx_http_request_t         *r;
-    int64_t                     queue_length;    /* -1: unknown */
+    ngx_str_t                   group;
+    int64_t                     stream_entries;  /* -1: unknown */
+    int64_t                     queue_length;    /* the group's lag */
     int64_t                     queue_pending;
 } ngx_http_vodlms_status_ctx_t;
+
+
+#define NGX_HTTP_VODLMS_DEFAULT_GROUP  "vodlms-helpers"
 
 
 static ngx_int_t ngx_http_vodlms_metrics_init_zone(ngx_shm_zone_t *zone,
@@ -242,10 +247,43 @@ ngx_http_vodlms_metrics_init_zone(ngx_shm_zone_t *zone, void *data)
 
 /* vodlms_status: the Prometheus page */
 
+/* vodlms_status [group=name]; */
+
 char *
 ngx_http_vodlms_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_vodlms_loc_conf_t  *vlcf = conf;
+
+    u_char                    *p;
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+        if (value[1].len <= 6
+            || ngx_strncmp(value[1].data, "group=", 6) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of "
+                               "\"vodlms_status\", expected "
+                               "\"group=name\" (the helpers' consumer "
+                               "group)", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        for (p = value[1].data + 6; p < value[1].data + value[1].len; p++) {
+            if (*p <= ' ' || *p >= 0x7f) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid consumer group in \"%V\"",
+                                   &value[1]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        vlcf->status_group.data = value[1].data + 6;
+        vlcf->status_group.len = value[1].len - 6;
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_vodlms_status_handler;
@@ -281,30 +319,41 @@ ngx_http_vodlms_status_handler(ngx_http_request_t *r)
     }
 
     sc->r = r;
+    sc->stream_entries = -1;
     sc->queue_length = -1;
     sc->queue_pending = -1;
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
 
+    sc->group = vlcf->status_group;
+
+    if (sc->group.len == 0) {
+        ngx_str_set(&sc->group, NGX_HTTP_VODLMS_DEFAULT_GROUP);
+    }
+
     if (vmcf->redis_pool == NULL) {
         ngx_http_vodlms_status_send(sc);
         return NGX_DONE;
     }
 
-    /* the transcode queue: entries, and those delivered but not acked */
+    /*
+     * The transcode queue: the stream's entries (finished jobs too, until
+     * trimmed), and the helpers' group: its lag (jobs no helper has taken
+     * yet, Redis 7) and its pending jobs (taken, not yet acknowledged).
+     */
 
     argv0[0] = "XLEN";
     argvlen0[0] = 4;
     argv0[1] = (char *) vlcf->upload.stream.data;
     argvlen0[1] = vlcf->upload.stream.len;
 
-    argv1[0] = "XPENDING";
-    argvlen1[0] = 8;
-    argv1[1] = argv0[1];
-    argvlen1[1] = argvlen0[1];
-    argv1[2] = "vodlms-helpers";
-    argvlen1[2] = sizeof("vodlms-helpers") - 1;
+    argv1[0] = "XINFO";
+    argvlen1[0] = 5;
+    argv1[1] = "GROUPS";
+    argvlen1[1] = 6;
+    argv1[2] = argv0[1];
+    argvlen1[2] = argvlen0[1];
 
     cmds[0].argc = 2;
     cmds[0].argv = argv0;
@@ -332,15 +381,68 @@ ngx_http_vodlms_status_reply(void *data, ngx_uint_t i, redisReply *reply)
 {
     ngx_http_vodlms_status_ctx_t  *sc = data;
 
+    size_t       g, k;
+    redisReply  *grp, *key, *val;
+    ngx_uint_t   ours;
+
     if (i == 0 && reply->type == REDIS_REPLY_INTEGER) {
-        sc->queue_length = reply->integer;
+        sc->stream_entries = reply->integer;
+        return;
     }
 
-    /* XPENDING's summary: [count, smallest id, greatest id, consumers] */
-    if (i == 1 && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
-        && reply->element[0]->type == REDIS_REPLY_INTEGER)
-    {
-        sc->queue_pending = reply->element[0]->integer;
+    /* XINFO GROUPS: one flat [name, value, ...] array per group */
+
+    if (i != 1 || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    for (g = 0; g < reply->elements; g++) {
+        grp = reply->element[g];
+
+        if (grp->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+
+        ours = 0;
+
+        for (k = 0; k + 1 < grp->elements; k += 2) {
+            key = grp->element[k];
+            val = grp->element[k + 1];
+
+            if (key->type == REDIS_REPLY_STRING && key->len == 4
+                && ngx_strncmp(key->str, "name", 4) == 0
+                && val->type == REDIS_REPLY_STRING
+                && val->len == sc->group.len
+                && ngx_strncmp(val->str, sc->group.data, val->len) == 0)
+            {
+                ours = 1;
+            }
+        }
+
+        if (!ours) {
+            continue;
+        }
+
+        for (k = 0; k + 1 < grp->elements; k += 2) {
+            key = grp->element[k];
+            val = grp->element[k + 1];
+
+            if (key->type != REDIS_REPLY_STRING
+                || val->type != REDIS_REPLY_INTEGER)
+            {
+                continue;       /* lag is nil when Redis cannot tell */
+            }
+
+            if (key->len == 7 && ngx_strncmp(key->str, "pending", 7) == 0) {
+                sc->queue_pending = val->integer;
+
+            } else if (key->len == 3 && ngx_strncmp(key->str, "lag", 3) == 0)
+            {
+                sc->queue_length = val->integer;
+            }
+        }
+
+        return;
     }
 }
 
@@ -565,8 +667,18 @@ ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
     }
 
     p = ngx_slprintf(p, last,
-            "# HELP vodlms_transcode_queue_length Jobs in the transcode "
-            "stream.\n"
+            "# HELP vodlms_transcode_stream_entries Entries in the transcode "
+            "stream, finished jobs included until it is trimmed.\n"
+            "# TYPE vodlms_transcode_stream_entries gauge\n");
+
+    if (sc->stream_entries >= 0) {
+        p = ngx_slprintf(p, last, "vodlms_transcode_stream_entries %L\n",
+                         sc->stream_entries);
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP vodlms_transcode_queue_length Jobs no helper has taken "
+            "yet (the consumer group's lag).\n"
             "# TYPE vodlms_transcode_queue_length gauge\n");
 
     if (sc->queue_length >= 0) {

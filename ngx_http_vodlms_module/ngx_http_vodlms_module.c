@@ -44,7 +44,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
       NULL },
 
     { ngx_string("vodlms_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_vodlms_status,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

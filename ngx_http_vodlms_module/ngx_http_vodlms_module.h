@@ -48,6 +48,7 @@ typedef struct {
     ngx_http_vodlms_edge_conf_t       edge;
     ngx_http_vodlms_progress_conf_t   progress;
     ngx_http_vodlms_upload_conf_t     upload;
+    ngx_str_t                         status_group;   /* vodlms_status group= */
 } ngx_http_vodlms_loc_conf_t;
 
 

@@ -417,4 +417,13 @@ rejects('a completion fraction over 1',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_complete 1.5;'),
     qr/invalid fraction "1\.5" in "vodlms_progress_complete", expected a number in \(0, 1\]/);
 
+accepts('a metrics location with the helpers\' group named',
+    "vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1;
+         location = /m { vodlms_status group=transcoders; } }");
+
+rejects('a metrics location with an unknown parameter',
+    "vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1;
+         location = /m { vodlms_status transcoders; } }",
+    qr/invalid parameter "transcoders" of "vodlms_status", expected "group=name"/);
+
 done_testing();

@@ -18,6 +18,9 @@ redis_cmd($r, 'XGROUP', 'CREATE', 'vodlms:t120-stream', 'vodlms-helpers', '0');
 redis_cmd($r, 'XREADGROUP', 'GROUP', 'vodlms-helpers', 't120', 'COUNT', '1',
           'STREAMS', 'vodlms:t120-stream', '>');
 
+# a second group, named in vodlms_status group=: it has taken nothing yet
+redis_cmd($r, 'XGROUP', 'CREATE', 'vodlms:t120-stream', 't120-transcoders', '0');
+
 my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
@@ -65,7 +68,8 @@ __DATA__
   (?=.*^vodlms_backend_duration_seconds_bucket\{backend="redis",le="\+Inf"\}\ 3$)
   (?=.*^vodlms_backend_errors_total\{backend="redis"\}\ 0$)
   (?=.*^vodlms_backend_connections\{backend="redis"\}\ 1$)
-  (?=.*^vodlms_transcode_queue_length\ 2$)
+  (?=.*^vodlms_transcode_stream_entries\ 2$)
+  (?=.*^vodlms_transcode_queue_length\ 1$)
   (?=.*^vodlms_transcode_queue_pending\ 1$)
  /smx]
 --- no_error_log
@@ -111,3 +115,26 @@ __DATA__
   (?=.*^vodlms_progress_flushes_total\ 0$)
   (?=.*^vodlms_progress_buffer_fill\ 0\.\d+$)
  /smx]
+
+
+
+=== TEST 3: the queue of a consumer group named with group=: two jobs waiting, none taken
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /metrics {
+        vodlms_upload_stream vodlms:t120-stream;
+        vodlms_status group=t120-transcoders;
+    }
+--- request
+GET /metrics
+--- response_body_like eval
+qr/
+  (?=.*^vodlms_transcode_stream_entries\ 2$)
+  (?=.*^vodlms_transcode_queue_length\ 2$)
+  (?=.*^vodlms_transcode_queue_pending\ 0$)
+/smx
+--- no_error_log
+[error]
