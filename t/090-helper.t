@@ -303,7 +303,11 @@ require JSON::PP;
 {
     my ($rc, $out) = run_capture($bin, '--version');
     is($rc, 0, '--version exits 0');
-    is($out, "vodlms-helper 0.1.0\n", '--version prints the version');
+    # the project's one version string, where the module takes it from too
+    open my $vh, '<', "$FindBin::Bin/../ngx_http_vodlms_module/ngx_http_vodlms_version.h" or die $!;
+    my ($version) = map { /^#define NGX_HTTP_VODLMS_VERSION\s+"([^"]+)"/ ? $1 : () } <$vh>;
+    ok($version, "the version header says $version");
+    is($out, "vodlms-helper $version\n", '--version prints the version');
     ($rc, $out) = run_capture($bin, '--help');
     is($rc, 0, '--help exits 0');
     like($out, qr/^  $_ /m, "--help lists $_") for qw(origin_dir segment_duration claim_idle shutdown);
