@@ -502,7 +502,7 @@ __DATA__
  "Cookie: session=t140-ana\0; x=1",
  "X-Padding: " . ("h" x 40000) . "\nCookie: session=t140-ana",
  "Cookie: session=t140-ana",
- "Cookie: " . join('; ', map { "c$_=v$_" } 1 .. 1500) . "; session=t140-ana",
+ "Cookie: " . CORE::join('; ', map { "c$_=v$_" } 1 .. 1500) . "; session=t140-ana",
  "Cookie: session=t140-ana"]
 --- error_code eval
 [400, 400, 400, 414, 200, 200]
