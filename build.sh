@@ -544,50 +544,63 @@ EOF
 
     local rss_before; rss_before=$(worker_rss)
 
+    # Each round runs every scenario next to its baseline, one right after
+    # the other; the table shows the median round's figures and the median
+    # of the per-round ratios, so that a noisy moment skews one round only.
+    local rounds=${VODLMS_BENCH_ROUNDS:-3} k
     declare -A R
-    R[ret200]=$(run "$base/baseline/200")
-    R[warm]=$(run "$base/warm/videos/intro-ready/stream" -H "$cookie")
-    R[cold]=$(run "$base/cold/videos/intro-ready/stream" -H "$cookie")
-    R[plain]=$(run "$base/plain/hls/intro-ready/seg_00001.ts")
-    R[edge]=$(run "$base/hls/intro-ready/seg_00001.ts" -H "Cookie: $cf" -H "Host: cdn.example.test")
-    R[securelink]=$(run "$base/sl/hls/intro-ready/seg_00001.ts?md5=$md5&expires=$exp")
-    R[ret204]=$(run "$base/baseline/204" -s "$tmp/beacon.lua")
+    local stmts=0 beacon_secs=0 s0 s1 t0 t1
+    for ((k = 1; k <= rounds; k++)); do
+        log "bench: round $k of $rounds"
+        R[ret200]+="$(run "$base/baseline/200")"$'\n'
+        R[warm]+="$(run "$base/warm/videos/intro-ready/stream" -H "$cookie")"$'\n'
+        R[cold]+="$(run "$base/cold/videos/intro-ready/stream" -H "$cookie")"$'\n'
+        R[plain]+="$(run "$base/plain/hls/intro-ready/seg_00001.ts")"$'\n'
+        R[edge]+="$(run "$base/hls/intro-ready/seg_00001.ts" -H "Cookie: $cf" -H "Host: cdn.example.test")"$'\n'
+        R[securelink]+="$(run "$base/sl/hls/intro-ready/seg_00001.ts?md5=$md5&expires=$exp")"$'\n'
+        R[ret204]+="$(run "$base/baseline/204" -s "$tmp/beacon.lua")"$'\n'
 
-    local stmts_before
-    stmts_before=$(grep -c 'INSERT INTO watch_progress AS wp' "$tmp/pg/server.log" 2>/dev/null || true)
-    local t0; t0=$(date +%s.%N)
-    R[beacon]=$(run "$base/api/videos/intro-ready/progress" -H "$cookie" -s "$tmp/beacon.lua")
-    local t1; t1=$(date +%s.%N)
-    local stmts_after
-    stmts_after=$(grep -c 'INSERT INTO watch_progress AS wp' "$tmp/pg/server.log" 2>/dev/null || true)
+        s0=$(grep -c 'INSERT INTO watch_progress AS wp' "$tmp/pg/server.log" 2>/dev/null || true)
+        t0=$(date +%s.%N)
+        R[beacon]+="$(run "$base/api/videos/intro-ready/progress" -H "$cookie" -s "$tmp/beacon.lua")"$'\n'
+        t1=$(date +%s.%N)
+        s1=$(grep -c 'INSERT INTO watch_progress AS wp' "$tmp/pg/server.log" 2>/dev/null || true)
+        stmts=$(( stmts + ${s1:-0} - ${s0:-0} ))
+        beacon_secs=$(awk -v a="$beacon_secs" -v b="$t0" -v c="$t1" 'BEGIN { print a + c - b }')
+    done
 
     local rss_after; rss_after=$(worker_rss)
 
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-    field() { echo "${R[$1]}" | cut -d' ' -f"$2"; }
+    # the median run of a scenario (by req/s), and the median per-round ratio
+    median_run() { printf '%s' "${R[$1]}" | sort -n -k1,1 | sed -n "$(( (rounds + 1) / 2 ))p"; }
+    field() { median_run "$1" | cut -d' ' -f"$2"; }
+    ratio() {
+        paste -d' ' <(printf '%s' "${R[$1]}" | cut -d' ' -f1) <(printf '%s' "${R[$2]}" | cut -d' ' -f1) \
+            | awk '$2 > 0 { print $1 / $2 }' | sort -n \
+            | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", v[int((NR + 1) / 2)]; else print "n/a" }'
+    }
 
-    printf '\n%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio to baseline"
+    printf '\n%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio to baseline (median of $rounds rounds)"
     line() {
         printf '%-44s %12s %9s %9s %7s  %s\n' "$1" "$(field "$2" 1)" "$(field "$2" 2)" \
             "$(field "$2" 3)" "$(field "$2" 4)" "$3"
     }
     line "return 200 (baseline)" ret200 ""
-    line "1. playback, warm caches" warm "$(ratio "$(field warm 1)" "$(field ret200 1)")x of return 200 (target >= 0.5)"
-    line "2. playback, no caches (Redis+PG+RSA)" cold "$(ratio "$(field cold 1)" "$(field warm 1)")x of scenario 1"
+    line "1. playback, warm caches" warm "$(ratio warm ret200)x of return 200 (target >= 0.5)"
+    line "2. playback, no caches (Redis+PG+RSA)" cold "$(ratio cold warm)x of scenario 1"
     line "static segment, unprotected (baseline)" plain ""
-    line "3. edge-verified segment" edge "$(ratio "$(field edge 1)" "$(field plain 1)")x of unprotected (target >= 0.9)"
-    line "3b. secure_link segment" securelink "$(ratio "$(field securelink 1)" "$(field plain 1)")x of unprotected"
+    line "3. edge-verified segment" edge "$(ratio edge plain)x of unprotected (target >= 0.9)"
+    line "3b. secure_link segment" securelink "$(ratio securelink plain)x of unprotected"
     line "return 204 POST (baseline)" ret204 ""
-    line "4. progress beacons" beacon "$(ratio "$(field beacon 1)" "$(field ret204 1)")x of return 204 (target >= 0.7)"
+    line "4. progress beacons" beacon "$(ratio beacon ret204)x of return 204 (target >= 0.7)"
 
-    awk -v n="$(( ${stmts_after:-0} - ${stmts_before:-0} ))" -v t0="$t0" -v t1="$t1" \
-        -v rps="$(field beacon 1)" 'BEGIN {
-            printf "\nbeacons: %.0f/s acknowledged; PostgreSQL upserts during the run: %d (%.2f/s: the flush rate, not the beacon rate)\n",
-                   rps, n, n / (t1 - t0) }'
+    awk -v n="$stmts" -v t="$beacon_secs" -v rps="$(field beacon 1)" 'BEGIN {
+            printf "\nbeacons: %.0f/s acknowledged (median round); PostgreSQL upserts during the beacon runs: %d in %.0f s (%.2f/s: the flush rate, not the beacon rate)\n",
+                   rps, n, t, n / t }'
     echo "worker RSS: ${rss_before} kB before, ${rss_after} kB after the runs"
-    echo "command: VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up; nginx: 1 worker)"
+    echo "command: VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
 
-    if [ -x "$ROOT/helper/bench/ladder.sh" ]; then
+    if [ "${VODLMS_BENCH_LADDER:-1}" != 0 ] && [ -x "$ROOT/helper/bench/ladder.sh" ]; then
         echo
         "$ROOT/helper/bench/ladder.sh" || true
     fi

@@ -176,6 +176,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                         VODLMS_CF_MATCH_SECTIONS, &match);
         (void) vodlms_cf_resource_match(in, half, in + half, size - half,
                                         VODLMS_CF_MATCH_ANYWHERE, &match);
+
+        /* "P*" takes the matcher's short cut, "P**" its table: one answer */
+        if (half > 0 && in[half - 1] == '*') {
+            int   again;
+            char *p2 = malloc(half + 1);
+
+            if (p2 == NULL) {
+                abort();
+            }
+            memcpy(p2, in, half);
+            p2[half] = '*';
+
+            (void) vodlms_cf_resource_match(in, half, in + half, size - half,
+                                            VODLMS_CF_MATCH_SECTIONS, &match);
+            (void) vodlms_cf_resource_match(p2, half + 1, in + half,
+                                            size - half,
+                                            VODLMS_CF_MATCH_SECTIONS, &again);
+            if (match != again) {
+                abort();
+            }
+            free(p2);
+        }
         break;
 
     case 3:

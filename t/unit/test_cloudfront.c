@@ -1177,6 +1177,85 @@ match_at(const char *file, int line, const char *pat, const char *url,
 #define MATCH(pat, url, s, a)  match_at(__FILE__, __LINE__, pat, url, s, a)
 
 
+/*
+ * "P*" (a literal prefix and one '*': the matcher's short cut) and "P**"
+ * (the same pattern through the general table) must agree, in both
+ * readings, on every url: 300000 random pairs over the bytes that matter.
+ */
+static unsigned int
+next_rand(unsigned int *x)
+{
+    /* xorshift32: the same sequence everywhere, no libc extensions */
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x >> 1;
+}
+
+
+static void
+test_match_shortcut(void)
+{
+    int            m1, m2, mode, bad;
+    char           url[24], pat[26];
+    size_t         ulen, plen, i;
+    unsigned int   seed;
+
+    static const char  alphabet[] = "ab/?:.*";
+
+    seed = 1125;
+    bad = 0;
+
+    for (i = 0; i < 300000 && bad < 5; i++) {
+        size_t  k;
+
+        ulen = next_rand(&seed) % sizeof(url);
+        for (k = 0; k < ulen; k++) {
+            url[k] = alphabet[next_rand(&seed) % 6];     /* no '*' in urls */
+        }
+
+        /* a prefix of the url (mostly), sometimes changed */
+        plen = ulen ? next_rand(&seed) % (ulen + 1) : 0;
+        memcpy(pat, url, plen);
+        if (plen && next_rand(&seed) % 4 == 0) {
+            pat[next_rand(&seed) % plen] = alphabet[next_rand(&seed) % 5];
+        }
+        if (memchr(pat, '?', plen) != NULL) {
+            continue;                       /* '?' takes the table anyway */
+        }
+
+        for (mode = 0; mode < 2; mode++) {
+            char  *p1, *p2, *u;
+
+            pat[plen] = '*';
+            pat[plen + 1] = '*';
+            p1 = xdup(pat, plen + 1);
+            p2 = xdup(pat, plen + 2);
+            u = xdup(url, ulen);
+
+            if (vodlms_cf_resource_match(p1, plen + 1, u, ulen, mode, &m1)
+                != VODLMS_OK
+                || vodlms_cf_resource_match(p2, plen + 2, u, ulen, mode, &m2)
+                   != VODLMS_OK
+                || m1 != m2)
+            {
+                bad++;
+                tap_diag("\"%.*s*\" ~ \"%.*s\" (%s): %d, with \"**\": %d",
+                         (int) plen, pat, (int) ulen, url,
+                         mode ? "anywhere" : "sections", m1, m2);
+            }
+
+            free(u);
+            free(p2);
+            free(p1);
+        }
+    }
+
+    ok(bad == 0, "match: the prefix short cut agrees with the table "
+       "on 300000 random pairs");
+}
+
+
 static void
 test_match(void)
 {
@@ -2578,6 +2657,7 @@ main(void)
     test_normalize();
     test_params();
     test_match();
+    test_match_shortcut();
     test_url_split();
     test_path_safe();
     test_sign_vectors();
