@@ -33,10 +33,12 @@ static ngx_int_t ngx_http_vodlms_edge_cookies(ngx_http_request_t *r,
     ngx_str_t *out);
 static int ngx_http_vodlms_edge_sig_lookup(void *data, const char *key_id,
     size_t key_id_len, vodlms_cf_hash_t hash, const unsigned char *sig,
-    size_t sig_len, const char *policy, size_t policy_len);
+    size_t sig_len, const char *policy, size_t policy_len, unsigned char *val,
+    size_t val_size, size_t *val_len);
 static void ngx_http_vodlms_edge_sig_store(void *data, const char *key_id,
     size_t key_id_len, vodlms_cf_hash_t hash, const unsigned char *sig,
-    size_t sig_len, const char *policy, size_t policy_len, int64_t expires);
+    size_t sig_len, const char *policy, size_t policy_len,
+    const unsigned char *val, size_t val_len, int64_t expires);
 static ngx_int_t ngx_http_vodlms_edge_sig_key(ngx_http_request_t *r,
     const char *key_id, size_t key_id_len, vodlms_cf_hash_t hash,
     const unsigned char *sig, size_t sig_len, const char *policy,
@@ -286,13 +288,14 @@ ngx_http_vodlms_edge_sig_key(ngx_http_request_t *r, const char *key_id,
 static int
 ngx_http_vodlms_edge_sig_lookup(void *data, const char *key_id,
     size_t key_id_len, vodlms_cf_hash_t hash, const unsigned char *sig,
-    size_t sig_len, const char *policy, size_t policy_len)
+    size_t sig_len, const char *policy, size_t policy_len, unsigned char *val,
+    size_t val_size, size_t *val_len)
 {
     ngx_http_vodlms_edge_cache_data_t  *cd = data;
 
-    size_t     len;
-    u_char     v[1];
     ngx_str_t  key, ns;
+
+    *val_len = 0;
 
     if (ngx_http_vodlms_edge_sig_key(cd->r, key_id, key_id_len, hash, sig,
                                      sig_len, policy, policy_len, &key)
@@ -303,8 +306,9 @@ ngx_http_vodlms_edge_sig_lookup(void *data, const char *key_id,
 
     ngx_str_set(&ns, "cfverify");
 
-    return ngx_vodlms_shm_cache_get(cd->ecf->cache, &ns, &key, v, sizeof(v),
-                                    &len)
+    /* the parsed conditions, or the one-byte mark of a canned policy */
+    return ngx_vodlms_shm_cache_get(cd->ecf->cache, &ns, &key, val, val_size,
+                                    val_len)
            == NGX_OK;
 }
 
@@ -312,7 +316,8 @@ ngx_http_vodlms_edge_sig_lookup(void *data, const char *key_id,
 static void
 ngx_http_vodlms_edge_sig_store(void *data, const char *key_id,
     size_t key_id_len, vodlms_cf_hash_t hash, const unsigned char *sig,
-    size_t sig_len, const char *policy, size_t policy_len, int64_t expires)
+    size_t sig_len, const char *policy, size_t policy_len,
+    const unsigned char *val, size_t val_len, int64_t expires)
 {
     ngx_http_vodlms_edge_cache_data_t  *cd = data;
 
@@ -336,8 +341,13 @@ ngx_http_vodlms_edge_sig_store(void *data, const char *key_id,
 
     ngx_str_set(&ns, "cfverify");
 
+    if (val_len == 0) {
+        val = (const unsigned char *) "1";
+        val_len = 1;
+    }
+
     (void) ngx_vodlms_shm_cache_put(cd->ecf->cache, &ns, &key,
-                                    (u_char *) "1", 1,
+                                    (u_char *) val, val_len,
                                     (ngx_msec_t) left * 1000);
 }
 

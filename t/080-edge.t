@@ -76,6 +76,8 @@ our $files = join('', map { ">>> $_\nfile /$_\n" }
 
 our $valid_cookies = (grep { $_->{name} eq 'cookies_custom_wildcard_segment_allow' } @cases)[0]{cookies}
     or die "the vectors lost cookies_custom_wildcard_segment_allow\n";
+our $ip_cookies = (grep { $_->{name} eq 'cookies_ip_single_ip_allow' } @cases)[0]{cookies}
+    or die "the vectors lost cookies_ip_single_ip_allow\n";
 
 # --- the round trip: our own playback endpoint, then our own edge ---------
 
@@ -535,6 +537,40 @@ $::files
 --- response_headers eval
 ["X-Signature: MISS\nX-Edge: allow", "X-Signature: HIT\nX-Edge: allow",
  "X-Signature: HIT\nX-Edge: allow", "X-Signature: HIT\nX-Edge: resource_mismatch"]
+
+
+
+=== TEST 13b: a cached signature keeps its policy's conditions: an IP-bound policy hits from its address, and from another it still fails
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+    vodlms_cache_zone zone=edge:1m;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        vodlms_edge_signature_cache edge;
+        add_header X-Signature $vodlms_edge_signature_cache always;
+        add_header X-Edge $vodlms_edge_status always;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request eval
+["GET /hls/42/seg_00001.ts", "GET /hls/42/seg_00001.ts", "GET /hls/42/seg_00001.ts",
+ "GET /hls/43/seg_00001.ts"]
+--- more_headers eval
+["X-Real-IP: 203.0.113.7\nCookie: $::ip_cookies", "X-Real-IP: 203.0.113.7\nCookie: $::ip_cookies",
+ "X-Real-IP: 203.0.113.8\nCookie: $::ip_cookies", "X-Real-IP: 203.0.113.7\nCookie: $::ip_cookies"]
+--- error_code eval
+[200, 200, 403, 403]
+--- response_headers eval
+["X-Signature: MISS\nX-Edge: allow", "X-Signature: HIT\nX-Edge: allow",
+ "X-Signature: HIT\nX-Edge: ip_mismatch", "X-Signature: HIT\nX-Edge: resource_mismatch"]
 
 
 

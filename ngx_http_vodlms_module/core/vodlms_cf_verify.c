@@ -544,6 +544,91 @@ vodlms_cf_policy_parse(const unsigned char *p, size_t len, json_t **root,
 }
 
 
+/*
+ * A parsed policy as the signature cache keeps it: 'P', DateLessThan and
+ * DateGreaterThan (8 bytes each, little-endian), whether the latter was
+ * given, the Resource's and the SourceIp's lengths (2 and 1 bytes), then
+ * their bytes.  0 when it does not fit: the policy is then parsed again on
+ * every hit, which is only slower.
+ */
+static size_t
+vodlms_cf_policy_pack(const vodlms_cf_policy_t *pol, unsigned char *out,
+    size_t size)
+{
+    size_t    n, i;
+    uint64_t  v;
+
+    n = 1 + 8 + 8 + 1 + 2 + 1 + pol->resource_len + pol->ip_len;
+
+    if (n > size || pol->resource_len > 0xffff || pol->ip_len > 0xff) {
+        return 0;
+    }
+
+    out[0] = 'P';
+
+    v = (uint64_t) pol->not_after;
+    for (i = 0; i < 8; i++) {
+        out[1 + i] = (unsigned char) (v >> (8 * i));
+    }
+
+    v = (uint64_t) pol->not_before;
+    for (i = 0; i < 8; i++) {
+        out[9 + i] = (unsigned char) (v >> (8 * i));
+    }
+
+    out[17] = (unsigned char) (pol->has_not_before != 0);
+    out[18] = (unsigned char) (pol->resource_len & 0xff);
+    out[19] = (unsigned char) (pol->resource_len >> 8);
+    out[20] = (unsigned char) pol->ip_len;
+
+    memcpy(out + 21, pol->resource, pol->resource_len);
+    if (pol->ip_len) {
+        memcpy(out + 21 + pol->resource_len, pol->ip, pol->ip_len);
+    }
+
+    return n;
+}
+
+
+/* 1 when val is a packed policy; pol then points into val */
+static int
+vodlms_cf_policy_unpack(const unsigned char *val, size_t len,
+    vodlms_cf_policy_t *pol)
+{
+    size_t    i;
+    uint64_t  a, b;
+
+    if (len < 21 || val[0] != 'P') {
+        return 0;
+    }
+
+    memset(pol, 0, sizeof(vodlms_cf_policy_t));
+
+    for (i = 0, a = 0, b = 0; i < 8; i++) {
+        a |= (uint64_t) val[1 + i] << (8 * i);
+        b |= (uint64_t) val[9 + i] << (8 * i);
+    }
+
+    pol->not_after = (int64_t) a;
+    pol->not_before = (int64_t) b;
+    pol->has_not_before = val[17];
+    pol->resource_len = val[18] | ((size_t) val[19] << 8);
+    pol->ip_len = val[20];
+
+    if (21 + pol->resource_len + pol->ip_len != len
+        || pol->resource_len == 0)
+    {
+        return 0;
+    }
+
+    pol->resource = (const char *) val + 21;
+    pol->ip = pol->ip_len ? (const char *) val + 21 + pol->resource_len
+                          : NULL;
+
+    return 1;
+}
+
+
 /* ----------------------------------------------------------------- verify */
 
 static int
@@ -656,6 +741,8 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
     vodlms_cf_hash_t     hash;
     vodlms_cf_params_t   qp, cp, *p;
     vodlms_cf_policy_t   pol_st;
+    size_t               cached_len;
+    unsigned char        cached[VODLMS_CF_SIG_CACHE_VALUE_MAX];
 
     res->verdict = VODLMS_CF_BAD_SIGNATURE;
     res->source = VODLMS_CF_SRC_NONE;
@@ -846,9 +933,12 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
     }
 
     /* 4. the signature, over the exact bytes, before any parsing */
+    cached_len = 0;
+
     if (r->sig_cache
         && r->sig_cache->lookup(r->sig_cache->data, kid, kid_len, hash, sig,
-                                sig_len, pol, pol_len))
+                                sig_len, pol, pol_len, cached,
+                                sizeof(cached), &cached_len))
     {
         res->sig_cached = 1;
 
@@ -873,7 +963,7 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
 
         if (r->sig_cache && !res->sig_cached) {
             r->sig_cache->store(r->sig_cache->data, kid, kid_len, hash, sig,
-                                sig_len, pol, pol_len, expires);
+                                sig_len, pol, pol_len, NULL, 0, expires);
         }
 
         if (!(r->now < expires)) {
@@ -885,20 +975,29 @@ vodlms_cf_verify(const vodlms_cf_request_t *r, vodlms_cf_result_t *res)
         goto done;
     }
 
-    /* 5. a custom policy: signed, so now worth parsing */
-    why = vodlms_cf_policy_parse((const unsigned char *) pol, pol_len, &root,
-                                 &pol_st);
-    if (why != NULL) {
-        vodlms_cf_deny(res, VODLMS_CF_BAD_SIGNATURE, why);
-        goto done;
+    /*
+     * 5. a custom policy: signed, so now worth parsing -- unless the cache
+     * kept what these exact bytes parsed to
+     */
+    if (!(res->sig_cached
+          && vodlms_cf_policy_unpack(cached, cached_len, &pol_st)))
+    {
+        why = vodlms_cf_policy_parse((const unsigned char *) pol, pol_len,
+                                     &root, &pol_st);
+        if (why != NULL) {
+            vodlms_cf_deny(res, VODLMS_CF_BAD_SIGNATURE, why);
+            goto done;
+        }
     }
 
     res->expires = pol_st.not_after;
 
     /* a good signature over a policy we can enforce: worth remembering */
     if (r->sig_cache && !res->sig_cached) {
+        cached_len = vodlms_cf_policy_pack(&pol_st, cached, sizeof(cached));
         r->sig_cache->store(r->sig_cache->data, kid, kid_len, hash, sig,
-                            sig_len, pol, pol_len, pol_st.not_after);
+                            sig_len, pol, pol_len, cached, cached_len,
+                            pol_st.not_after);
     }
 
     /* 6. its conditions */

@@ -387,15 +387,25 @@ typedef struct {
  * rest.  lookup() says whether these exact bytes were verified before with
  * this key and hash; store() is told of a good signature once its policy
  * is known, with the policy's expiry (no use keeping it longer).
+ *
+ * With the signature, the verifier stores a value: for a custom policy the
+ * conditions it parsed from those exact bytes (so a hit also spares the
+ * JSON parse), for a canned one nothing.  lookup() copies it back into
+ * val (at most val_size bytes, *val_len = 0 when there is none or it does
+ * not fit).  A value comes back only with the bytes it was stored for.
  */
+#define VODLMS_CF_SIG_CACHE_VALUE_MAX  512
+
 typedef struct {
     void   *data;
     int   (*lookup)(void *data, const char *key_id, size_t key_id_len,
                     vodlms_cf_hash_t hash, const unsigned char *sig,
-                    size_t sig_len, const char *policy, size_t policy_len);
+                    size_t sig_len, const char *policy, size_t policy_len,
+                    unsigned char *val, size_t val_size, size_t *val_len);
     void  (*store)(void *data, const char *key_id, size_t key_id_len,
                    vodlms_cf_hash_t hash, const unsigned char *sig,
                    size_t sig_len, const char *policy, size_t policy_len,
+                   const unsigned char *val, size_t val_len,
                    int64_t expires);
 } vodlms_cf_sig_cache_t;
 

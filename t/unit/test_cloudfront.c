@@ -13,6 +13,8 @@
  * shipped: nothing to keep in sync.
  */
 
+#define _GNU_SOURCE                 /* memmem(), only in the tests */
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -2450,18 +2452,21 @@ test_issuer_errors(void)
 /* ------------------------------------------------------ signature cache */
 
 typedef struct {
-    int        answer;          /* what lookup() says */
-    int        lookups;
-    int        stores;
-    int64_t    stored_expires;
-    char       stored_kid[VODLMS_CF_KEY_PAIR_ID_MAX + 1];
+    int            answer;          /* what lookup() says */
+    int            lookups;
+    int            stores;
+    int64_t        stored_expires;
+    char           stored_kid[VODLMS_CF_KEY_PAIR_ID_MAX + 1];
+    unsigned char  value[VODLMS_CF_SIG_CACHE_VALUE_MAX];
+    size_t         value_len;       /* what store() kept, lookup() gives */
 } fake_cache_t;
 
 
 static int
 fake_lookup(void *data, const char *key_id, size_t key_id_len,
     vodlms_cf_hash_t hash, const unsigned char *sig, size_t sig_len,
-    const char *policy, size_t policy_len)
+    const char *policy, size_t policy_len, unsigned char *val,
+    size_t val_size, size_t *val_len)
 {
     fake_cache_t  *c = data;
 
@@ -2469,6 +2474,13 @@ fake_lookup(void *data, const char *key_id, size_t key_id_len,
     (void) sig; (void) sig_len; (void) policy; (void) policy_len;
 
     c->lookups++;
+
+    *val_len = 0;
+    if (c->answer && c->value_len <= val_size) {
+        memcpy(val, c->value, c->value_len);
+        *val_len = c->value_len;
+    }
+
     return c->answer;
 }
 
@@ -2476,7 +2488,8 @@ fake_lookup(void *data, const char *key_id, size_t key_id_len,
 static void
 fake_store(void *data, const char *key_id, size_t key_id_len,
     vodlms_cf_hash_t hash, const unsigned char *sig, size_t sig_len,
-    const char *policy, size_t policy_len, int64_t expires)
+    const char *policy, size_t policy_len, const unsigned char *val,
+    size_t val_len, int64_t expires)
 {
     fake_cache_t  *c = data;
 
@@ -2486,6 +2499,11 @@ fake_store(void *data, const char *key_id, size_t key_id_len,
     c->stored_expires = expires;
     snprintf(c->stored_kid, sizeof(c->stored_kid), "%.*s", (int) key_id_len,
              key_id);
+
+    if (val_len <= sizeof(c->value)) {
+        memcpy(c->value, val, val_len);
+        c->value_len = val_len;
+    }
 }
 
 
@@ -2575,6 +2593,44 @@ test_sig_cache(void)
     q.url = HOST "/hls/43/seg_00001.ts";
     ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_RESOURCE_MISMATCH,
        "sig cache: a hit for another video is resource_mismatch");
+
+    /*
+     * With the signature, the conditions the policy parsed to are stored,
+     * and a hit uses them instead of parsing again.  White-box proof: the
+     * same real cookies, but the cache's copy of the conditions doctored to
+     * name video 43 -- the hit now allows 43 (the cache is trusted, as the
+     * signature mark always was; only the glue writes it, for the bytes it
+     * was told of).
+     */
+    memset(&fc, 0, sizeof(fc));
+    q.cookie = cookie;
+    q.url = HOST "/hls/42/seg_00001.ts";
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_ALLOW
+       && fc.stores == 1,
+       "sig cache: a miss stores the signature with its conditions");
+    ok(fc.value_len > 21 && fc.value[0] == 'P'
+       && memmem(fc.value, fc.value_len, HOST "/hls/42/*",
+                 strlen(HOST "/hls/42/*")) != NULL,
+       "sig cache: ... the Resource among them");
+
+    fc.answer = 1;
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_ALLOW
+       && res.sig_cached && res.expires == EXPIRES,
+       "sig cache: a hit with stored conditions allows, with DateLessThan");
+
+    {
+        unsigned char *r42 = memmem(fc.value, fc.value_len, "/hls/42/", 8);
+        r42[6] = '3';                               /* "/hls/43/" */
+    }
+    q.url = HOST "/hls/43/seg_00001.ts";
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_ALLOW,
+       "sig cache: a hit takes the stored conditions (no second parse)");
+
+    /* a value that is not a packed policy: parsed again, as on a miss */
+    fc.value_len = 1;
+    fc.value[0] = '1';
+    ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_RESOURCE_MISMATCH,
+       "sig cache: a hit without usable conditions parses the policy");
 
     free(bad);
     free(cookie);
