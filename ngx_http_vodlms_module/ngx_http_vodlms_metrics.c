@@ -455,6 +455,23 @@ ngx_http_vodlms_status_done(void *data, ngx_vodlms_redis_status_e status,
 }
 
 
+/* a gauge read from Redis: HELP and TYPE always, the sample if known */
+
+static u_char *
+ngx_http_vodlms_status_gauge(u_char *p, u_char *last, const char *name,
+    const char *help, int64_t value)
+{
+    p = ngx_slprintf(p, last, "# HELP %s %s\n# TYPE %s gauge\n",
+                     name, help, name);
+
+    if (value >= 0) {
+        p = ngx_slprintf(p, last, "%s %L\n", name, value);
+    }
+
+    return p;
+}
+
+
 static u_char *
 ngx_http_vodlms_status_zones(ngx_http_request_t *r, u_char *p, u_char *last)
 {
@@ -666,35 +683,15 @@ ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
             ps.full, ps.fill);
     }
 
-    p = ngx_slprintf(p, last,
-            "# HELP vodlms_transcode_stream_entries Entries in the transcode "
-            "stream, finished jobs included until it is trimmed.\n"
-            "# TYPE vodlms_transcode_stream_entries gauge\n");
-
-    if (sc->stream_entries >= 0) {
-        p = ngx_slprintf(p, last, "vodlms_transcode_stream_entries %L\n",
-                         sc->stream_entries);
-    }
-
-    p = ngx_slprintf(p, last,
-            "# HELP vodlms_transcode_queue_length Jobs no helper has taken "
-            "yet (the consumer group's lag).\n"
-            "# TYPE vodlms_transcode_queue_length gauge\n");
-
-    if (sc->queue_length >= 0) {
-        p = ngx_slprintf(p, last, "vodlms_transcode_queue_length %L\n",
-                         sc->queue_length);
-    }
-
-    p = ngx_slprintf(p, last,
-            "# HELP vodlms_transcode_queue_pending Jobs delivered to a "
-            "helper and not yet acknowledged.\n"
-            "# TYPE vodlms_transcode_queue_pending gauge\n");
-
-    if (sc->queue_pending >= 0) {
-        p = ngx_slprintf(p, last, "vodlms_transcode_queue_pending %L\n",
-                         sc->queue_pending);
-    }
+    p = ngx_http_vodlms_status_gauge(p, last, "vodlms_transcode_stream_entries",
+            "Entries in the transcode stream, finished jobs included until "
+            "it is trimmed.", sc->stream_entries);
+    p = ngx_http_vodlms_status_gauge(p, last, "vodlms_transcode_queue_length",
+            "Jobs no helper has taken yet (the consumer group's lag).",
+            sc->queue_length);
+    p = ngx_http_vodlms_status_gauge(p, last, "vodlms_transcode_queue_pending",
+            "Jobs delivered to a helper and not yet acknowledged.",
+            sc->queue_pending);
 
     b->last = p;
     b->last_buf = 1;
