@@ -231,8 +231,11 @@ ngx_http_vodlms_enroll_done(void *data, ngx_vodlms_pg_status_e status,
     ecf = &vlcf->enroll;
 
     if (status != NGX_VODLMS_PG_OK || res == NULL) {
+        /* a refused statement is the operator's SQL: 500, not an outage */
         ectx->result = (status == NGX_VODLMS_PG_TIMEOUT)
-                       ? NGX_HTTP_VODLMS_DB_TIMEOUT : NGX_HTTP_VODLMS_DB_DOWN;
+                       ? NGX_HTTP_VODLMS_DB_TIMEOUT
+                       : (status == NGX_VODLMS_PG_REFUSED)
+                       ? NGX_HTTP_VODLMS_INTERNAL : NGX_HTTP_VODLMS_DB_DOWN;
         s.data = (u_char *) (reason ? reason : "no result");
         s.len = ngx_strlen(s.data);
         ngx_http_vodlms_enroll_set_detail(r, ectx, NULL, &s);

@@ -276,6 +276,8 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
     if (status != NGX_VODLMS_PG_OK) {
         ngx_http_vodlms_upload_fail(u, status == NGX_VODLMS_PG_TIMEOUT
                                        ? NGX_HTTP_VODLMS_DB_TIMEOUT
+                                       : status == NGX_VODLMS_PG_REFUSED
+                                       ? NGX_HTTP_VODLMS_INTERNAL
                                        : NGX_HTTP_VODLMS_DB_DOWN, reason);
         return;
     }

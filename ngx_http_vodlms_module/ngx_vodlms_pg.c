@@ -1944,6 +1944,7 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
     u_char                 *p, *last;
     PGresult               *res;
     ExecStatusType          st;
+    ngx_vodlms_pg_status_e  status;
     ngx_vodlms_pg_pool_t   *pool;
     ngx_vodlms_pg_query_t  *query;
 
@@ -1984,12 +1985,14 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
                     : ngx_vodlms_pg_cpymsg(p, last, "no result");
             *p = '\0';
 
+            /* the server's own answer: the statement, not the link */
+            status = res ? NGX_VODLMS_PG_REFUSED : NGX_VODLMS_PG_ERROR;
+
             if (res) {
                 PQclear(res);
             }
 
-            return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_ERROR, NULL,
-                                      (char *) buf);
+            return ngx_vodlms_pg_done(conn, status, NULL, (char *) buf);
         }
 
         PQclear(res);
@@ -2029,11 +2032,13 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
         }
     }
 
+    status = res ? NGX_VODLMS_PG_REFUSED : NGX_VODLMS_PG_ERROR;
+
     if (res) {
         PQclear(res);
     }
 
-    return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_ERROR, NULL, (char *) buf);
+    return ngx_vodlms_pg_done(conn, status, NULL, (char *) buf);
 }
 
 

@@ -16,9 +16,12 @@
 
 typedef enum {
     NGX_VODLMS_PG_OK = 0,
-    NGX_VODLMS_PG_ERROR,           /* connect failed, lost, SQL error */
+    NGX_VODLMS_PG_ERROR,           /* connect failed, connection lost */
     NGX_VODLMS_PG_TIMEOUT,         /* connect or query timed out */
-    NGX_VODLMS_PG_DOWN             /* in back-off after failures: not tried */
+    NGX_VODLMS_PG_DOWN,            /* in back-off after failures: not tried */
+    NGX_VODLMS_PG_REFUSED          /* the server answered the statement with
+                                      an error (bad SQL, a constraint): the
+                                      connection is fine, the query is not */
 } ngx_vodlms_pg_status_e;
 
 

@@ -583,6 +583,73 @@ Cookie: session=t060-alice
 
 
 
+=== TEST 19b: an operator's query that PostgreSQL refuses is 500 internal_error with PostgreSQL's words, not an outage; the database stays usable
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/broken/(?<vid>[^/]+)$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT v.no_such_column AS allowed FROM videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        proxy_set_header X-Video "$vodlms_video_title";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location /app/ { return 200 "$http_x_video\n"; }
+--- request eval
+["GET /broken/intro-ready", "GET /videos/intro-ready/meta", "GET /broken/intro-ready"]
+--- more_headers eval
+[("Cookie: session=t060-alice") x 3]
+--- error_code eval
+[500, 200, 500]
+--- response_body eval
+["{\"error\":\"internal_error\",\"message\":\"internal error\"}\n",
+ "Lecture 1: What is a video codec?\n",
+ "{\"error\":\"internal_error\",\"message\":\"internal error\"}\n"]
+
+
+
+=== TEST 19c: ... and the error line carries PostgreSQL's own message
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/broken/(?<vid>[^/]+)$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT v.no_such_column AS allowed FROM videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        proxy_set_header X-Video "$vodlms_video_title";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location /app/ { return 200 "$http_x_video\n"; }
+--- request
+GET /broken/intro-ready
+--- more_headers
+Cookie: session=t060-alice
+--- error_code: 500
+--- error_log eval
+qr/\[error\] .*vodlms: internal error: postgres .* failed: ERROR 42703: column v\.no_such_column does not exist, answering 500/
+
+
+
 === TEST 20: reads go to vodlms_pg_replica when one is configured
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
