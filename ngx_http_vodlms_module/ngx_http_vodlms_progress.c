@@ -326,8 +326,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
 
-    if (col && !col->null && ngx_http_vodlms_is_number(&col->value)) {
-        known = strtod((char *) col->value.data, NULL);
+    if (ngx_http_vodlms_column_double(col, &known) == NGX_OK) {
 
         if (known > 0) {
             if (b.current_time > known + pcf->slack) {
@@ -342,16 +341,13 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
     /* the highest position the database has seen: the skip check's floor */
 
-    seen = 0;
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_max_position",
                                         19);
 
-    if (col && !col->null && ngx_http_vodlms_is_number(&col->value)) {
-        seen = strtod((char *) col->value.data, NULL);
-        have_seen = 1;
+    have_seen = (ngx_http_vodlms_column_double(col, &seen) == NGX_OK);
 
-    } else {
-        have_seen = 0;
+    if (!have_seen) {
+        seen = 0;
     }
 
     z = vmcf->progress.zone->data;
@@ -535,9 +531,7 @@ ngx_http_vodlms_progress_resume(ngx_http_request_t *r, double *position,
     }
 
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
-    if (col && !col->null && ngx_http_vodlms_is_number(&col->value)) {
-        *duration = strtod((char *) col->value.data, NULL);
-    }
+    (void) ngx_http_vodlms_column_double(col, duration);
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
 
@@ -567,9 +561,7 @@ ngx_http_vodlms_progress_resume(ngx_http_request_t *r, double *position,
     /* else what the enrollment query read from watch_progress */
 
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_position", 15);
-    if (col && !col->null && ngx_http_vodlms_is_number(&col->value)) {
-        *position = strtod((char *) col->value.data, NULL);
-    }
+    (void) ngx_http_vodlms_column_double(col, position);
 
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_completed", 16);
     if (col && !col->null && col->value.len && col->value.data[0] == 't') {

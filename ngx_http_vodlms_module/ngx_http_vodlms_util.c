@@ -71,6 +71,31 @@ ngx_http_vodlms_is_number(ngx_str_t *s)
 }
 
 
+/*
+ * A column's numeral as a double.  Column bytes (from libpq or from the
+ * shared cache) are not NUL-terminated, and strtod() reads until it meets
+ * something that is not part of a number: it gets a terminated copy.
+ */
+ngx_int_t
+ngx_http_vodlms_column_double(ngx_http_vodlms_column_t *col, double *out)
+{
+    u_char  buf[64];
+
+    if (col == NULL || col->null || col->value.len >= sizeof(buf)
+        || !ngx_http_vodlms_is_number(&col->value))
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(buf, col->value.data, col->value.len);
+    buf[col->value.len] = '\0';
+
+    *out = strtod((char *) buf, NULL);
+
+    return NGX_OK;
+}
+
+
 char *
 ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
     ngx_msec_t *valid, ngx_msec_t *invalid)
