@@ -1937,6 +1937,54 @@ ngx_vodlms_pg_results(ngx_vodlms_pg_conn_t *conn)
 
 /* a PREPARE or a query has all its results; NGX_DONE: conn is freed */
 
+/*
+ * Is this error the statement's own fault, the same every time it runs
+ * (bad SQL, a type or constraint error), rather than the server's state
+ * (a timeout, a conflict with recovery, a deadlock, a read-only standby
+ * after a failover, a dropped prepared statement, resources)?  Only the
+ * former is answered as the operator's mistake; the latter stay outages,
+ * 503 with Retry-After.  By SQLSTATE class.
+ */
+static ngx_uint_t
+ngx_vodlms_pg_refusal(PGresult *res)
+{
+    char        *sqlstate;
+    ngx_uint_t   i;
+
+    static const char  *classes[] = {
+        "0A",       /* feature not supported */
+        "21",       /* cardinality violation */
+        "22",       /* data exception */
+        "23",       /* integrity constraint violation */
+        "2F",       /* SQL routine exception */
+        "39",       /* external routine invocation */
+        "3F",       /* invalid schema name */
+        "42",       /* syntax error or access rule violation */
+        "44",       /* WITH CHECK OPTION violation */
+        "54",       /* program limit exceeded */
+        "P0"        /* PL/pgSQL: RAISE and friends */
+    };
+
+    if (res == NULL) {
+        return 0;
+    }
+
+    sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (sqlstate == NULL || ngx_strlen(sqlstate) != 5) {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+        if (sqlstate[0] == classes[i][0] && sqlstate[1] == classes[i][1]) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_int_t
 ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
 {
@@ -1985,8 +2033,8 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
                     : ngx_vodlms_pg_cpymsg(p, last, "no result");
             *p = '\0';
 
-            /* the server's own answer: the statement, not the link */
-            status = res ? NGX_VODLMS_PG_REFUSED : NGX_VODLMS_PG_ERROR;
+            status = ngx_vodlms_pg_refusal(res) ? NGX_VODLMS_PG_REFUSED
+                                                : NGX_VODLMS_PG_ERROR;
 
             if (res) {
                 PQclear(res);
@@ -2032,7 +2080,8 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
         }
     }
 
-    status = res ? NGX_VODLMS_PG_REFUSED : NGX_VODLMS_PG_ERROR;
+    status = ngx_vodlms_pg_refusal(res) ? NGX_VODLMS_PG_REFUSED
+                                        : NGX_VODLMS_PG_ERROR;
 
     if (res) {
         PQclear(res);

@@ -19,9 +19,11 @@ typedef enum {
     NGX_VODLMS_PG_ERROR,           /* connect failed, connection lost */
     NGX_VODLMS_PG_TIMEOUT,         /* connect or query timed out */
     NGX_VODLMS_PG_DOWN,            /* in back-off after failures: not tried */
-    NGX_VODLMS_PG_REFUSED          /* the server answered the statement with
-                                      an error (bad SQL, a constraint): the
-                                      connection is fine, the query is not */
+    NGX_VODLMS_PG_REFUSED          /* the server refused the statement
+                                      itself (SQLSTATE classes 42, 22, 23,
+                                      ...: bad SQL, types, constraints);
+                                      timeouts, conflicts and the like stay
+                                      NGX_VODLMS_PG_ERROR */
 } ngx_vodlms_pg_status_e;
 
 

@@ -26,6 +26,12 @@ for my $u (['alice', 1001], ['bob', 1002], ['carol', 1003], ['dave', 1004],
 redis_cmd($r, 'SET', 'session:t060-sqli', q({"user_id":"1001' OR '1'='1"}), 'EX', 3600);
 
 my $pg = start_pg();
+
+# a server-side failure that is not the query's fault: what a replica says
+# when a query conflicts with recovery (SQLSTATE 40001)
+$pg->psql(q{CREATE FUNCTION t060_conflict() RETURNS boolean LANGUAGE plpgsql AS $f$
+            BEGIN RAISE EXCEPTION USING ERRCODE = '40001',
+                  MESSAGE = 'canceling statement due to conflict with recovery'; END $f$});
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 # the non-blocking proof's silent database, and its second request
@@ -647,6 +653,33 @@ Cookie: session=t060-alice
 --- error_code: 500
 --- error_log eval
 qr/\[error\] .*vodlms: internal error: postgres .* failed: ERROR 42703: column v\.no_such_column does not exist, answering 500/
+
+
+
+=== TEST 19d: but a server-side failure on a sound query (40001, a conflict with recovery) stays an outage: 503 with Retry-After
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/conflict/(?<vid>[^/]+)$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT t060_conflict() AS allowed FROM videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location /app/ { return 200 "never\n"; }
+--- request
+GET /conflict/intro-ready
+--- more_headers
+Cookie: session=t060-alice
+--- error_code: 503
+--- response_headers
+Retry-After: 2
+--- error_log eval
+qr/database unavailable: .*40001: canceling statement due to conflict with recovery, answering 503/
 
 
 

@@ -155,6 +155,8 @@ my ($ctl_port, $ctl) = control_server(
     '/trip/mixed-dotdot'=> sub { round_trip('path:/hls/intro-ready/.%2e/intro-processing/seg_00001.ts') },
     '/trip/enc-slash'   => sub { round_trip('path:/hls/intro-ready/..%2Fintro-processing/seg_00001.ts') },
     '/trip/dot'         => sub { round_trip('path:/hls/intro-ready/./seg_00001.ts') },
+    # nginx ends a ".." segment at a raw '#' as at a '/': the parent tree
+    '/trip/hash-dotdot' => sub { round_trip('path:/hls/intro-ready/..#x') },
     '/trip/dotfile'     => sub { round_trip('path:/hls/intro-ready/..seg_00001.ts') },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
@@ -643,9 +645,10 @@ segment 1 of intro-ready
 >>> hls/intro-processing/seg_00001.ts
 segment 1 of intro-processing
 --- request eval
-["GET /trip/dotdot", "GET /trip/enc-dotdot", "GET /trip/mixed-dotdot", "GET /trip/dot", "GET /trip/enc-slash"]
+["GET /trip/dotdot", "GET /trip/enc-dotdot", "GET /trip/mixed-dotdot", "GET /trip/dot", "GET /trip/hash-dotdot", "GET /trip/enc-slash"]
 --- response_body eval
 ["playback 200; segment 400: error bad_path\n",
+ "playback 200; segment 400: error bad_path\n",
  "playback 200; segment 400: error bad_path\n",
  "playback 200; segment 400: error bad_path\n",
  "playback 200; segment 400: error bad_path\n",

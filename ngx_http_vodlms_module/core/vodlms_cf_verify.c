@@ -337,6 +337,14 @@ vodlms_cf_path_safe(const char *path, size_t len)
 
         c = path[i];
 
+        /*
+         * nginx's URI parser ends a ".." segment at a raw '#' as at a '/',
+         * so "/hls/42/..#" is "/hls/": never in a real player's request
+         */
+        if (c == '#') {
+            return 0;
+        }
+
         if (c == '%' && i + 2 < len) {
             char  h = path[i + 1], l = path[i + 2];
 
@@ -546,9 +554,10 @@ vodlms_cf_policy_parse(const unsigned char *p, size_t len, json_t **root,
 
 /*
  * A parsed policy as the signature cache keeps it: 'P', DateLessThan and
- * DateGreaterThan (8 bytes each, little-endian), whether the latter was
- * given, the Resource's and the SourceIp's lengths (2 and 1 bytes), then
- * their bytes.  0 when it does not fit: the policy is then parsed again on
+ * DateGreaterThan (8 bytes each, little-endian), a flags byte (1: a
+ * DateGreaterThan was given, 2: a SourceIp was given -- an empty one must
+ * still fail), the Resource's and the SourceIp's lengths (2 and 1 bytes),
+ * then their bytes.  0 when it does not fit: the policy is then parsed again on
  * every hit, which is only slower.
  */
 static size_t
@@ -576,7 +585,9 @@ vodlms_cf_policy_pack(const vodlms_cf_policy_t *pol, unsigned char *out,
         out[9 + i] = (unsigned char) (v >> (8 * i));
     }
 
-    out[17] = (unsigned char) (pol->has_not_before != 0);
+    /* flags: a DateGreaterThan; a SourceIp (even an empty, unusable one) */
+    out[17] = (unsigned char) ((pol->has_not_before != 0)
+                               | ((pol->ip != NULL) << 1));
     out[18] = (unsigned char) (pol->resource_len & 0xff);
     out[19] = (unsigned char) (pol->resource_len >> 8);
     out[20] = (unsigned char) pol->ip_len;
@@ -611,7 +622,7 @@ vodlms_cf_policy_unpack(const unsigned char *val, size_t len,
 
     pol->not_after = (int64_t) a;
     pol->not_before = (int64_t) b;
-    pol->has_not_before = val[17];
+    pol->has_not_before = val[17] & 1;
     pol->resource_len = val[18] | ((size_t) val[19] << 8);
     pol->ip_len = val[20];
 
@@ -622,8 +633,8 @@ vodlms_cf_policy_unpack(const unsigned char *val, size_t len,
     }
 
     pol->resource = (const char *) val + 21;
-    pol->ip = pol->ip_len ? (const char *) val + 21 + pol->resource_len
-                          : NULL;
+    pol->ip = (val[17] & 2) ? (const char *) val + 21 + pol->resource_len
+                            : NULL;
 
     return 1;
 }

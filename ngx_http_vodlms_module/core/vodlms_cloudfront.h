@@ -453,8 +453,9 @@ vodlms_rc_t vodlms_cf_url_split(const char *url, size_t len,
  * slashes and resolving "." and "..": "/hls/42/../43/x.ts" and
  * "/hls/42/%2e%2e%2f43/x.ts" both match a wildcard Resource for video 42
  * and would serve video 43.  Returns 0 (refuse) for a "." or ".." segment,
- * plain or with %2e in it, and for an encoded '/' or backslash (%2f, %5c)
- * anywhere; 1 otherwise.
+ * plain or with %2e in it, for an encoded '/' or backslash (%2f, %5c)
+ * anywhere, and for a raw '#' (nginx resolves "..#" like "../"); 1
+ * otherwise.
  */
 int vodlms_cf_path_safe(const char *path, size_t len);
 

@@ -2632,6 +2632,32 @@ test_sig_cache(void)
     ok(run_verify(&q, &res, &rc) && res.verdict == VODLMS_CF_RESOURCE_MISMATCH,
        "sig cache: a hit without usable conditions parses the policy");
 
+    /*
+     * An empty AWS:SourceIp is a condition that can never hold: denied on
+     * the miss, and still denied on the hit that takes the packed copy
+     * (the copy says that there was a SourceIp, not only its bytes).
+     */
+    {
+        char        *ipc;
+        const char  *pol =
+            "{\"Statement\":[{\"Resource\":\"" HOST "/hls/42/*\","
+            "\"Condition\":{\"DateLessThan\":{\"AWS:EpochTime\":1767225600},"
+            "\"IpAddress\":{\"AWS:SourceIp\":\"\"}}}]}";
+
+        ipc = signed_cookies(priv, VODLMS_CF_SHA1, pol, strlen(pol), KPID);
+        memset(&fc, 0, sizeof(fc));
+        q.cookie = ipc;
+        q.url = HOST "/hls/42/seg_00001.ts";
+        ok(ipc && run_verify(&q, &res, &rc)
+           && res.verdict == VODLMS_CF_IP_MISMATCH && fc.stores == 1,
+           "sig cache: an empty SourceIp is ip_mismatch on a miss");
+        fc.answer = 1;
+        ok(run_verify(&q, &res, &rc) && res.sig_cached
+           && res.verdict == VODLMS_CF_IP_MISMATCH,
+           "sig cache: ... and on the hit that takes the packed conditions");
+        free(ipc);
+    }
+
     free(bad);
     free(cookie);
     free(buf);
@@ -2673,6 +2699,10 @@ test_path_safe(void)
         { "/hls/42/x%5c..%5c43", 0 },
         { "/hls/42/x%5C", 0 },
         { "/hls/42//../43/seg.ts", 0 },
+        { "/hls/42/..#", 0 },
+        { "/hls/42/%2e%2e#x", 0 },
+        { "/hls/42/seg#1.ts", 0 },
+        { "/hls/42/seg%23.ts", 1 },             /* a decoded '#' is a name */
     };
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
