@@ -74,6 +74,16 @@ our $canned_sig = openssl_sign($canned, $ENV{TEST_NGINX_CF_KEY}, 'sha1');
 our $attrs = "; Path=/hls/intro-ready/; Expires=$expires; Secure; HttpOnly; SameSite=Lax";
 our $json = qq({"videoId":"intro-ready","title":"Lecture 1: What is a video codec?","duration":634.5,"status":"ready","manifestUrl":"$cdn/hls/intro-ready/master.m3u8","expiresAt":$E,"resumeAt":0}\n);
 
+# a title with everything JSON must escape, and UTF-8 it must not: quotes,
+# backslashes, a tab, a newline, a control character, an accent, an emoji
+$pg->psql(q{INSERT INTO videos (id, course_id, title, duration_seconds, status, progress_percent, storage_prefix)
+            VALUES ('t070-quotes', 'course-intro',
+                    E'Lecture "2": C:\\\\path\\\\tab\\tx\\ncaf\\u00e9 \\U0001F3AC\\x01', 5400.250, 'ready', 100,
+                    'hls/t070-quotes/')});
+our $quotes_json = '{"videoId":"t070-quotes","title":"Lecture \"2\": C:\\\\path\\\\tab\\tx\\ncaf'
+    . "\xc3\xa9 \xf0\x9f\x8e\xac" . '\\u0001","duration":5400.25,"status":"ready",'
+    . qq("manifestUrl":"$cdn/hls/t070-quotes/master.m3u8","expiresAt":$E,"resumeAt":0}\n);
+
 # a viewer that fetches the playback endpoint and checks what it got with
 # the public key: for randomised ECDSA signatures and the real clock
 sub check_playback {
@@ -144,6 +154,33 @@ qr/\r\nSet-Cookie: \QCloudFront-Policy=$::policy_b64$::attrs\E\r\nSet-Cookie: \Q
 --- no_error_log
 [error]
 [warn]
+
+
+
+=== TEST 1b: a title JSON must escape (quotes, backslashes, tab, newline, a control character) and UTF-8 it must not, byte for byte
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_cloudfront_expiry_bucket 1000000000s;
+        vodlms_playback cookies;
+    }
+--- request
+GET /videos/t070-quotes/stream
+--- more_headers
+Cookie: session=t070-alice
+--- response_body eval
+$::quotes_json
+--- no_error_log
+[error]
 
 
 
