@@ -358,8 +358,8 @@ static ngx_int_t
 ngx_http_vodlms_edge_header_filter(ngx_http_request_t *r)
 {
     u_char                       *p;
+    ngx_str_t                     v;
     ngx_uint_t                    playlist;
-    ngx_table_elt_t              *h;
     ngx_http_vodlms_ctx_t        *ctx;
     ngx_http_vodlms_loc_conf_t   *vlcf;
 
@@ -379,24 +379,18 @@ ngx_http_vodlms_edge_header_filter(ngx_http_request_t *r)
                 && ngx_strncasecmp(r->uri.data + r->uri.len - 5,
                                    (u_char *) ".m3u8", 5) == 0);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->value.data = ngx_pnalloc(r->pool,
-                                sizeof("max-age=, immutable") + NGX_TIME_T_LEN);
-    if (h->value.data == NULL) {
+    v.data = ngx_pnalloc(r->pool,
+                         sizeof("max-age=, immutable") + NGX_TIME_T_LEN);
+    if (v.data == NULL) {
         return NGX_ERROR;
     }
 
     if (playlist) {
         /* playlists of a VOD are final, but keep them short: re-encodes */
-        p = ngx_sprintf(h->value.data, "max-age=%T",
-                        vlcf->edge.playlist_max_age);
+        p = ngx_sprintf(v.data, "max-age=%T", vlcf->edge.playlist_max_age);
 
     } else {
-        p = ngx_sprintf(h->value.data, "max-age=%T, immutable",
+        p = ngx_sprintf(v.data, "max-age=%T, immutable",
                         vlcf->edge.segment_max_age);
 
 #if (NGX_HTTP_GZIP)
@@ -406,12 +400,11 @@ ngx_http_vodlms_edge_header_filter(ngx_http_request_t *r)
 #endif
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    h->value.len = p - h->value.data;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
+    v.len = p - v.data;
+
+    if (ngx_http_vodlms_add_header(r, "Cache-Control", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_next_header_filter(r);
 }

@@ -90,8 +90,6 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
 };
 
 
-static ngx_int_t ngx_http_vodlms_add_header(ngx_http_request_t *r,
-    char *name, ngx_str_t *value);
 
 
 const char *
@@ -244,24 +242,3 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
 }
 
 
-static ngx_int_t
-ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value = *value;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return NGX_OK;
-}

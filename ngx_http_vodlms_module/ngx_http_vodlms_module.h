@@ -99,6 +99,8 @@ void ngx_http_vodlms_wake(ngx_http_request_t *r);
 ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
     ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
+ngx_int_t ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
 ngx_int_t ngx_http_vodlms_column_double(ngx_http_vodlms_column_t *col,
     double *out);
 char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,

@@ -49,8 +49,6 @@ static ngx_int_t ngx_http_vodlms_playback_json(ngx_http_request_t *r,
     ngx_str_t *id, ngx_str_t *manifest, time_t expires, ngx_str_t *out);
 static ngx_int_t ngx_http_vodlms_cors(ngx_http_request_t *r,
     ngx_http_vodlms_playback_conf_t *pcf);
-static ngx_int_t ngx_http_vodlms_header(ngx_http_request_t *r, char *name,
-    ngx_str_t *value);
 
 
 static ngx_int_t
@@ -230,7 +228,7 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
 #endif
 
         ngx_str_set(&body, "no-store");
-        if (ngx_http_vodlms_header(r, "Cache-Control", &body) != NGX_OK
+        if (ngx_http_vodlms_add_header(r, "Cache-Control", &body) != NGX_OK
             || ngx_http_vodlms_cors(r, pcf) != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -256,7 +254,7 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     }
 
     ngx_str_set(&location, "no-store");
-    if (ngx_http_vodlms_header(r, "Cache-Control", &location) != NGX_OK
+    if (ngx_http_vodlms_add_header(r, "Cache-Control", &location) != NGX_OK
         || ngx_http_vodlms_cors(r, pcf) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -419,7 +417,7 @@ ngx_http_vodlms_playback_cookies(ngx_http_request_t *r,
 
         v.len = p - v.data;
 
-        if (ngx_http_vodlms_header(r, "Set-Cookie", &v) != NGX_OK) {
+        if (ngx_http_vodlms_add_header(r, "Set-Cookie", &v) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -653,7 +651,7 @@ ngx_http_vodlms_cors(ngx_http_request_t *r,
 
     /* the answer depends on Origin even when it is not allowed */
     ngx_str_set(&v, "Origin");
-    if (ngx_http_vodlms_header(r, "Vary", &v) != NGX_OK) {
+    if (ngx_http_vodlms_add_header(r, "Vary", &v) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -664,9 +662,9 @@ ngx_http_vodlms_cors(ngx_http_request_t *r,
 
     ngx_str_set(&v, "true");
 
-    if (ngx_http_vodlms_header(r, "Access-Control-Allow-Origin", origin)
+    if (ngx_http_vodlms_add_header(r, "Access-Control-Allow-Origin", origin)
         != NGX_OK
-        || ngx_http_vodlms_header(r, "Access-Control-Allow-Credentials", &v)
+        || ngx_http_vodlms_add_header(r, "Access-Control-Allow-Credentials", &v)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -716,21 +714,21 @@ ngx_http_vodlms_playback_preflight(ngx_http_request_t *r)
     }
 
     ngx_str_set(&v, "GET, HEAD, OPTIONS");
-    if (ngx_http_vodlms_header(r, "Access-Control-Allow-Methods", &v)
+    if (ngx_http_vodlms_add_header(r, "Access-Control-Allow-Methods", &v)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_str_set(&v, "Authorization, Content-Type");
-    if (ngx_http_vodlms_header(r, "Access-Control-Allow-Headers", &v)
+    if (ngx_http_vodlms_add_header(r, "Access-Control-Allow-Headers", &v)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_str_set(&v, "600");
-    if (ngx_http_vodlms_header(r, "Access-Control-Max-Age", &v) != NGX_OK) {
+    if (ngx_http_vodlms_add_header(r, "Access-Control-Max-Age", &v) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -744,26 +742,6 @@ ngx_http_vodlms_playback_preflight(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_vodlms_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value = *value;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return NGX_OK;
-}
 
 
 /* configuration */

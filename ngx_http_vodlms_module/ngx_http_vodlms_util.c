@@ -251,3 +251,27 @@ ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path, size_t max,
 
     return NGX_OK;
 }
+
+
+/* one response header, name a literal */
+ngx_int_t
+ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
