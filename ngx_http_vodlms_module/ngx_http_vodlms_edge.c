@@ -472,13 +472,6 @@ ngx_http_vodlms_edge_merge_conf(ngx_conf_t *cf,
 }
 
 
-static void
-ngx_http_vodlms_edge_key_free(void *data)
-{
-    EVP_PKEY_free(data);
-}
-
-
 /* vodlms_edge_public_key key_pair_id /path/to/public_key.pem; */
 
 char *
@@ -486,29 +479,11 @@ ngx_http_vodlms_edge_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
-    char                 err[256];
-    u_char               c;
-    size_t               i;
-    ngx_str_t           *value, path, pem;
-    vodlms_rc_t          rc;
-    vodlms_cf_key_t     *k;
-    ngx_pool_cleanup_t  *cln;
+    ngx_str_t        *value;
+    ngx_uint_t        i;
+    vodlms_cf_key_t  *k;
 
     value = cf->args->elts;
-
-    if (value[1].len == 0 || value[1].len > VODLMS_CF_KEY_PAIR_ID_MAX) {
-        goto bad_id;
-    }
-
-    for (i = 0; i < value[1].len; i++) {
-        c = value[1].data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-        {
-            goto bad_id;
-        }
-    }
 
     if (vlcf->edge.keys == NGX_CONF_UNSET_PTR) {
         vlcf->edge.keys = ngx_array_create(cf->pool, 2,
@@ -529,15 +504,6 @@ ngx_http_vodlms_edge_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    path = value[2];
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_vodlms_read_small_file(cf, &path, 65536, &pem) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
     k = ngx_array_push(vlcf->edge.keys);
     if (k == NULL) {
         return NGX_CONF_ERROR;
@@ -545,32 +511,9 @@ ngx_http_vodlms_edge_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     k->id = (char *) value[1].data;
     k->id_len = value[1].len;
+    k->key = NULL;
 
-    rc = vodlms_cf_pubkey_load_pem((char *) pem.data, pem.len, &k->key, err,
-                                   sizeof(err));
-    if (rc != VODLMS_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "bad CloudFront public key \"%V\": %s", &path, err);
-        return NGX_CONF_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        EVP_PKEY_free(k->key);
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_http_vodlms_edge_key_free;
-    cln->data = k->key;
-
-    return NGX_CONF_OK;
-
-bad_id:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid key pair id \"%V\": 1-64 of [A-Za-z0-9_-]",
-                       &value[1]);
-    return NGX_CONF_ERROR;
+    return ngx_http_vodlms_conf_key(cf, &value[1], &value[2], 0, &k->key);
 }
 
 

@@ -109,6 +109,8 @@ ngx_int_t ngx_http_vodlms_parse_base_url(ngx_str_t *in,
     ngx_uint_t allow_path, ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path,
     size_t max, ngx_str_t *out);
+char *ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id,
+    ngx_str_t *file, ngx_uint_t private, EVP_PKEY **key);
 
 /* ngx_http_vodlms_metrics.c */
 ngx_int_t ngx_http_vodlms_metrics_zone(ngx_conf_t *cf);

@@ -5,6 +5,7 @@
  */
 
 #include "ngx_http_vodlms_module.h"
+#include "vodlms_cloudfront.h"
 
 #include <jansson.h>
 
@@ -274,4 +275,76 @@ ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
 #endif
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_vodlms_conf_key_free(void *data)
+{
+    EVP_PKEY_free(data);
+}
+
+
+/*
+ * "key_pair_id /path/to/key.pem", as vodlms_cloudfront_key (private) and
+ * vodlms_edge_public_key (public) take it: the id is 1-64 of [A-Za-z0-9_-]
+ * (it goes into URLs and cookies as it is), the file is read once, here,
+ * and a private key's bytes are wiped from the temporary buffer at once.
+ * The key is freed with the configuration.
+ */
+char *
+ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id, ngx_str_t *file,
+    ngx_uint_t private, EVP_PKEY **key)
+{
+    char                 err[256];
+    ngx_str_t            path, pem;
+    vodlms_rc_t          rc;
+    ngx_pool_cleanup_t  *cln;
+
+    if (!ngx_http_vodlms_video_id_valid(id)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid key pair id \"%V\": 1-64 of "
+                           "[A-Za-z0-9_-]", id);
+        return NGX_CONF_ERROR;
+    }
+
+    path = *file;
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_vodlms_read_small_file(cf, &path, 65536, &pem) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (private) {
+        rc = vodlms_cf_key_load_pem((char *) pem.data, pem.len, key, err,
+                                    sizeof(err));
+
+        /* the private key's bytes do not linger in the temp pool */
+        ngx_explicit_memzero(pem.data, pem.len);
+
+    } else {
+        rc = vodlms_cf_pubkey_load_pem((char *) pem.data, pem.len, key, err,
+                                       sizeof(err));
+    }
+
+    if (rc != VODLMS_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "bad CloudFront %skey "
+                           "\"%V\": %s", private ? "" : "public ", &path,
+                           err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_vodlms_conf_key_free;
+    cln->data = *key;
+
+    return NGX_CONF_OK;
 }
