@@ -132,7 +132,6 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     ngx_buf_t                    *b;
     ngx_str_t                     v;
     ngx_uint_t                    i;
-    ngx_chain_t                   out;
     ngx_http_err_page_t          *ep;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_vodlms_ctx_t        *ctx;
@@ -190,14 +189,6 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     p = ngx_sprintf(b->last, "{\"error\":\"%s\",\"message\":\"%s\"%V}\n",
                     ei->code, ei->message, extra ? extra : &none);
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = ei->status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
 
     ngx_str_set(&v, "no-store");
     if (ngx_http_vodlms_add_header(r, "Cache-Control", &v) != NGX_OK) {
@@ -226,17 +217,8 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
         }
     }
 
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
-    }
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_finalize_request(r, ngx_http_vodlms_send(r, ei->status,
+                                                      "application/json", b));
 
     return NGX_DONE;
 }

@@ -533,11 +533,9 @@ static void
 ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
 {
     u_char                          *p, *last;
-    ngx_int_t                        rc;
     ngx_buf_t                       *b;
     ngx_uint_t                       ep, e, c, k, i;
     ngx_atomic_uint_t                n, cum;
-    ngx_chain_t                      out;
     ngx_http_request_t              *r = sc->r;
     ngx_http_vodlms_metrics_t       *m = ngx_http_vodlms_metrics;
     ngx_http_vodlms_progress_stats_t ps;
@@ -694,24 +692,8 @@ ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
             sc->queue_pending);
 
     b->last = p;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_finalize_request(r, ngx_http_vodlms_send(r, NGX_HTTP_OK,
+                                  "text/plain; version=0.0.4; charset=utf-8",
+                                  b));
 }

@@ -101,6 +101,8 @@ ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
 ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
 ngx_int_t ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
+ngx_int_t ngx_http_vodlms_send(ngx_http_request_t *r, ngx_uint_t status,
+    char *type, ngx_buf_t *b);
 ngx_int_t ngx_http_vodlms_column_double(ngx_http_vodlms_column_t *col,
     double *out);
 char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,

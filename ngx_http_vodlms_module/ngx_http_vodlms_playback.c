@@ -62,7 +62,6 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     ngx_str_t                          prefix, url, resource, path, body;
     ngx_str_t                          cookie_path;
     ngx_str_t                          location, ip;
-    ngx_chain_t                        out;
     vodlms_cf_sign_t                   in;
     vodlms_cf_signed_t                 s;
     ngx_http_vodlms_ctx_t             *ctx;
@@ -268,24 +267,8 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     b->pos = body.data;
     b->last = body.data + body.len;
     b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = body.len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_vodlms_send(r, NGX_HTTP_OK, "application/json", b);
 }
 
 

@@ -581,7 +581,6 @@ ngx_http_vodlms_progress_get(ngx_http_request_t *r)
     ngx_buf_t    *b;
     ngx_str_t     id;
     ngx_uint_t    completed;
-    ngx_chain_t   out;
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -608,24 +607,8 @@ ngx_http_vodlms_progress_get(ngx_http_request_t *r)
                     "\"duration\":%.3f,\"completed\":%s}\n", &id,
                     position, duration, completed ? "true" : "false");
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_vodlms_send(r, NGX_HTTP_OK, "application/json", b);
 }
 
 

@@ -377,9 +377,7 @@ ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
     ngx_http_vodlms_upload_ctx_t  *u = data;
 
     u_char              *p;
-    ngx_int_t            rc;
     ngx_buf_t           *b;
-    ngx_chain_t          out;
     ngx_http_request_t  *r = u->r;
 
     if (status != NGX_VODLMS_REDIS_OK || u->job_id_len == 0) {
@@ -411,25 +409,9 @@ ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
     p = ngx_sprintf(b->last, "{\"videoId\":\"%V\",\"status\":\"queued\"}\n",
                     &u->video);
     b->last = p;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_ACCEPTED;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_finalize_request(r, ngx_http_vodlms_send(r, NGX_HTTP_ACCEPTED,
+                                                      "application/json", b));
 }
 
 
