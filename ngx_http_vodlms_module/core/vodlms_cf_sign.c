@@ -259,23 +259,6 @@ vodlms_cf_ipv4_parse(const char *s, size_t len, uint32_t *addr,
 
 /* --------------------------------------------------------- normalisation */
 
-static int
-vodlms_cf_hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-
-    return -1;
-}
-
-
 /* encodeURIComponent's unreserved set: A-Z a-z 0-9 - _ . ! ~ * ' ( ) */
 static int
 vodlms_cf_unreserved(unsigned char c)
@@ -310,8 +293,8 @@ vodlms_cf_seg_byte(const char *s, size_t len, size_t *i)
         return -1;
     }
 
-    hi = vodlms_cf_hexval((unsigned char) s[*i + 1]);
-    lo = vodlms_cf_hexval((unsigned char) s[*i + 2]);
+    hi = vodlms_hex_value((unsigned char) s[*i + 1]);
+    lo = vodlms_hex_value((unsigned char) s[*i + 2]);
 
     if (hi < 0 || lo < 0) {
         return -1;
@@ -379,8 +362,8 @@ vodlms_cf_norm_query(vodlms_cf_buf_t *b, const char *s, size_t len)
         c = (unsigned char) s[i];
 
         if (c == '%' && len - i >= 3) {
-            hi = vodlms_cf_hexval((unsigned char) s[i + 1]);
-            lo = vodlms_cf_hexval((unsigned char) s[i + 2]);
+            hi = vodlms_hex_value((unsigned char) s[i + 1]);
+            lo = vodlms_hex_value((unsigned char) s[i + 2]);
 
             if (hi >= 0 && lo >= 0) {
                 e[0] = '%';

@@ -87,8 +87,8 @@ vodlms_cookie_get(const char *hdr, size_t hdr_len, const char *name,
 }
 
 
-static int
-vodlms_hex(unsigned char c)
+int
+vodlms_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -121,8 +121,8 @@ vodlms_pct_decode(const char *in, size_t len, char *out, size_t *out_len)
                 return VODLMS_EMALFORMED;
             }
 
-            hi = vodlms_hex((unsigned char) in[i + 1]);
-            lo = vodlms_hex((unsigned char) in[i + 2]);
+            hi = vodlms_hex_value((unsigned char) in[i + 1]);
+            lo = vodlms_hex_value((unsigned char) in[i + 2]);
 
             if (hi < 0 || lo < 0) {
                 return VODLMS_EMALFORMED;

@@ -51,6 +51,9 @@ const char *vodlms_rc_str(vodlms_rc_t rc);
 vodlms_rc_t vodlms_cookie_get(const char *hdr, size_t hdr_len,
     const char *name, size_t name_len, vodlms_cstr_t *value);
 
+/* the value of a hex digit, either case; -1 for anything else */
+int vodlms_hex_value(unsigned char c);
+
 /*
  * Strict percent-decoding (no '+' -> space).  Rejects a '%' not followed by
  * two hex digits, and any decoded byte < 0x20 or 0x7f (NUL, CR, LF...).
