@@ -73,26 +73,9 @@ static void ngx_http_vodlms_enroll_set_detail(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_vodlms_video_id_valid(ngx_str_t *id)
 {
-    size_t   i;
-    u_char   c;
-
     /* the same rule as the database's vodlms_id domain: URL- and key-safe */
-
-    if (id->len == 0 || id->len > NGX_HTTP_VODLMS_VIDEO_ID_MAX) {
-        return 0;
-    }
-
-    for (i = 0; i < id->len; i++) {
-        c = id->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
+    return vodlms_id_valid((char *) id->data, id->len,
+                           NGX_HTTP_VODLMS_VIDEO_ID_MAX);
 }
 
 

@@ -34,7 +34,7 @@ vodlms_rc_t
 vodlms_beacon_parse(const char *body, size_t len, double slack,
     vodlms_beacon_t *b, const char **why)
 {
-    size_t        i, n;
+    size_t        n;
     json_t       *root, *v;
     const char   *s;
     json_error_t  err;
@@ -64,18 +64,8 @@ vodlms_beacon_parse(const char *body, size_t len, double slack,
     s = json_is_string(v) ? json_string_value(v) : NULL;
     n = s ? json_string_length(v) : 0;
 
-    if (s == NULL || n == 0 || n > VODLMS_VIDEO_ID_MAX) {
+    if (!vodlms_id_valid(s, n, VODLMS_VIDEO_ID_MAX)) {
         goto bad_id;
-    }
-
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-        {
-            goto bad_id;
-        }
     }
 
     memcpy(b->video_id, s, n);

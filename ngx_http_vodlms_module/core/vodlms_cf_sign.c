@@ -646,31 +646,6 @@ done:
 
 /* ---------------------------------------------------------------- issuer */
 
-static int
-vodlms_cf_key_pair_id_ok(const char *id, size_t len)
-{
-    size_t         i;
-    unsigned char  c;
-
-    if (id == NULL || len == 0 || len > VODLMS_CF_KEY_PAIR_ID_MAX) {
-        return 0;
-    }
-
-    /* it goes into a URL and a cookie unencoded */
-    for (i = 0; i < len; i++) {
-        c = (unsigned char) id[i];
-
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 /* the resource is the url itself: no explicit one, or the same bytes */
 static int
 vodlms_cf_resource_is_url(const vodlms_cf_sign_t *in)
@@ -731,7 +706,8 @@ vodlms_cf_prepare(const vodlms_cf_sign_t *in, vodlms_cf_target_t target,
     if (in->url == NULL || in->url_len == 0 || in->url_len > VODLMS_CF_URL_MAX
         || vodlms_cf_http_prefix(in->url, in->url_len) == 0
         || memchr(in->url, '#', in->url_len) != NULL
-        || !vodlms_cf_key_pair_id_ok(in->key_pair_id, in->key_pair_id_len)
+        || !vodlms_id_valid(in->key_pair_id, in->key_pair_id_len,
+                            VODLMS_CF_KEY_PAIR_ID_MAX)
         || (in->resource != NULL
             && (in->resource_len == 0
                 || in->resource_len > VODLMS_CF_URL_MAX))

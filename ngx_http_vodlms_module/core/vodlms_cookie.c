@@ -104,6 +104,30 @@ vodlms_hex_value(unsigned char c)
 }
 
 
+int
+vodlms_id_valid(const char *id, size_t len, size_t max)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (id == NULL || len == 0 || len > max) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) id[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 vodlms_rc_t
 vodlms_pct_decode(const char *in, size_t len, char *out, size_t *out_len)
 {

@@ -55,6 +55,12 @@ vodlms_rc_t vodlms_cookie_get(const char *hdr, size_t hdr_len,
 int vodlms_hex_value(unsigned char c);
 
 /*
+ * The ids of the schema (videos, courses) and CloudFront's key pair ids:
+ * 1..max of [A-Za-z0-9_-], safe in URLs, cookies and keys unencoded.
+ */
+int vodlms_id_valid(const char *id, size_t len, size_t max);
+
+/*
  * Strict percent-decoding (no '+' -> space).  Rejects a '%' not followed by
  * two hex digits, and any decoded byte < 0x20 or 0x7f (NUL, CR, LF...).
  * `out` must have room for `len` bytes; it may equal `in`.
