@@ -7,7 +7,6 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -252,49 +250,6 @@ tail_text(const vh_buf_t *b, char *out, size_t len)
     }
 }
 
-static pid_t
-spawn(char *const argv[], int *out_fd, int *err_fd)
-{
-    int    po[2], pe[2];
-    pid_t  pid;
-
-    if (pipe2(po, O_CLOEXEC) != 0) {
-        return -1;
-    }
-    if (pipe2(pe, O_CLOEXEC) != 0) {
-        close(po[0]); close(po[1]);
-        return -1;
-    }
-    pid = fork();
-    if (pid < 0) {
-        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        /* a terminal's Ctrl-C is for the helper, which decides */
-        setpgid(0, 0);
-        /* and if the helper dies outright, ffmpeg goes with it */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-        }
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        execvp(argv[0], argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    *out_fd = po[0];
-    *err_fd = pe[0];
-    return pid;
-}
-
 static int
 reap(pid_t pid, int kill_it)
 {
@@ -351,7 +306,7 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
         vh_buf_free(&cmd);
     }
 
-    pid = spawn(a.argv, &ofd, &efd);
+    pid = vh_spawn(a.argv, &ofd, &efd);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start %s: %s", cf->ffmpeg, strerror(errno));
         args_free(&a);

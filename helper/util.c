@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -198,6 +199,56 @@ vh_now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * Run argv with stdin from /dev/null and pipes for stdout and stderr.  The
+ * child gets its own process group (a terminal's Ctrl-C is for the helper,
+ * which decides) and dies with the helper (PR_SET_PDEATHSIG).  Returns the
+ * pid, or -1.
+ */
+pid_t
+vh_spawn(char *const argv[], int *out_fd, int *err_fd)
+{
+    int    po[2], pe[2];
+    pid_t  pid;
+
+    if (pipe2(po, O_CLOEXEC) != 0) {
+        return -1;
+    }
+    if (pipe2(pe, O_CLOEXEC) != 0) {
+        close(po[0]); close(po[1]);
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        /* a terminal's Ctrl-C is for the helper, which decides */
+        setpgid(0, 0);
+        /* and if the helper dies outright, ffmpeg goes with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+        }
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    *out_fd = po[0];
+    *err_fd = pe[0];
+    return pid;
+}
+
+
 /* sleeps, but returns early once a stop is requested */
 void
 vh_sleep_interruptible(double seconds)
@@ -227,33 +278,10 @@ vh_run_capture(char *const argv[], vh_buf_t *out, vh_buf_t *err,
     char           chunk[8192];
     ssize_t        n;
 
-    if (pipe2(po, O_CLOEXEC) != 0) {
-        return -1;
-    }
-    if (pipe2(pe, O_CLOEXEC) != 0) {
-        close(po[0]); close(po[1]);
-        return -1;
-    }
-
-    pid = fork();
+    pid = vh_spawn(argv, &po[0], &pe[0]);
     if (pid < 0) {
-        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
         return -1;
     }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-        }
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
 
     fds[0].fd = po[0];
     fds[0].events = POLLIN;

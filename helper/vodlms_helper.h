@@ -129,6 +129,7 @@ void  vh_sleep_interruptible(double seconds);
  * deadline.  Returns the exit status (0..255), or -1 if it could not run,
  * was signalled or timed out (err says which).
  */
+pid_t vh_spawn(char *const argv[], int *out_fd, int *err_fd);
 int vh_run_capture(char *const argv[], vh_buf_t *out, vh_buf_t *err,
     double timeout);
 
