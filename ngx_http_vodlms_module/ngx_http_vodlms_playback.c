@@ -151,18 +151,16 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
      */
 
     cookie_path = path;
-    p = ngx_strlchr(pcf->base_url.data, pcf->base_url.data + pcf->base_url.len,
-                    ':');                       /* checked: "http[s]://host" */
-    p = ngx_strlchr(p + 3, pcf->base_url.data + pcf->base_url.len, '/');
 
-    if (p != NULL) {
-        len = pcf->base_url.data + pcf->base_url.len - p;
-        cookie_path.len = len + path.len;
+    if (pcf->base_path.len) {
+        cookie_path.len = pcf->base_path.len + path.len;
         cookie_path.data = ngx_pnalloc(r->pool, cookie_path.len);
         if (cookie_path.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        ngx_memcpy(ngx_cpymem(cookie_path.data, p, len), path.data, path.len);
+        ngx_memcpy(ngx_cpymem(cookie_path.data, pcf->base_path.data,
+                              pcf->base_path.len),
+                   path.data, path.len);
     }
 
     now = ngx_time();
@@ -761,6 +759,22 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_ptr_value(conf->keys, prev->keys, NULL);
     ngx_conf_merge_str_value(conf->signing_key, prev->signing_key, "");
     ngx_conf_merge_str_value(conf->base_url, prev->base_url, "");
+
+    /* "https://cdn/media" -> "/media", once, for the cookies' Path */
+    ngx_str_null(&conf->base_path);
+
+    if (conf->base_url.len) {
+        u_char  *last, *q;
+
+        last = conf->base_url.data + conf->base_url.len;
+        q = ngx_strlchr(conf->base_url.data, last, ':');  /* "http[s]://" */
+        q = ngx_strlchr(q + 3, last, '/');
+
+        if (q != NULL) {
+            conf->base_path.data = q;
+            conf->base_path.len = last - q;
+        }
+    }
     ngx_conf_merge_sec_value(conf->ttl, prev->ttl, 600);
     ngx_conf_merge_sec_value(conf->bucket, prev->bucket, 60);
     ngx_conf_merge_uint_value(conf->hash, prev->hash, VODLMS_CF_SHA1);

@@ -35,6 +35,8 @@ typedef struct {
     ngx_str_t                   signing_key;
     ngx_http_vodlms_cf_key_t   *signer;          /* resolved at merge */
     ngx_str_t                   base_url;        /* no trailing '/' */
+    ngx_str_t                   base_path;       /* base_url's own path:
+                                                    "/media" or "" */
     time_t                      ttl;
     time_t                      bucket;
     ngx_uint_t                  hash;
