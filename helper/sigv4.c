@@ -570,6 +570,34 @@ finish(const vh_sigv4_params_t *p, vh_sigv4_result_t *out)
     return 0;
 }
 
+
+/*
+ * The canonical request (method, path, query, headers, their names, the
+ * payload hash, one per line) into out, then finish() signs it; the same
+ * for a signed request and a presigned URL, which differ in the query.
+ */
+static int
+sign_canonical(const vh_sigv4_params_t *p, vh_sigv4_result_t *out,
+    const char *method, const char *path, const char *query,
+    const char *canon, const char *phash)
+{
+    sb_t  b = { 0 };
+
+    sb_printf(&b, "%s\n", method);
+    sb_str(&b, path);
+    sb_add(&b, "\n", 1);
+    sb_str(&b, query);
+    sb_add(&b, "\n", 1);
+    sb_str(&b, canon);
+    sb_add(&b, "\n", 1);
+    sb_str(&b, out->signed_headers);
+    sb_add(&b, "\n", 1);
+    sb_str(&b, phash);
+    out->canonical_request = sb_done(&b);
+
+    return (out->canonical_request == NULL || finish(p, out) != 0) ? -1 : 0;
+}
+
 static void
 payload_hash(const vh_sigv4_request_t *r, char hex[65])
 {
@@ -620,18 +648,7 @@ vh_sigv4_sign_headers(const vh_sigv4_params_t *p, const vh_sigv4_request_t *r,
     {
         goto fail;
     }
-    sb_printf(&b, "%s\n", r->method);
-    sb_str(&b, path);
-    sb_add(&b, "\n", 1);
-    sb_str(&b, query);
-    sb_add(&b, "\n", 1);
-    sb_str(&b, canon);
-    sb_add(&b, "\n", 1);
-    sb_str(&b, out->signed_headers);
-    sb_add(&b, "\n", 1);
-    sb_str(&b, phash);
-    out->canonical_request = sb_done(&b);
-    if (out->canonical_request == NULL || finish(p, out) != 0) {
+    if (sign_canonical(p, out, r->method, path, query, canon, phash) != 0) {
         goto fail;
     }
 
@@ -723,18 +740,9 @@ vh_sigv4_presign(const vh_sigv4_params_t *p, const vh_sigv4_request_t *r,
         if (cquery == NULL) {
             goto fail;
         }
-        sb_printf(&b, "%s\n", r->method);
-        sb_str(&b, path);
-        sb_add(&b, "\n", 1);
-        sb_str(&b, cquery);
-        sb_add(&b, "\n", 1);
-        sb_str(&b, canon);
-        sb_add(&b, "\n", 1);
-        sb_str(&b, out->signed_headers);
-        sb_add(&b, "\n", 1);
-        sb_str(&b, phash);
-        out->canonical_request = sb_done(&b);
-        if (out->canonical_request == NULL || finish(p, out) != 0) {
+        if (sign_canonical(p, out, r->method, path, cquery, canon, phash)
+            != 0)
+        {
             goto fail;
         }
 
