@@ -30,13 +30,13 @@
 
 #include "vodlms_cloudfront.h"
 #include "tap.h"
+#include "helpers.h"
 
 
 #ifndef VODLMS_REPO_ROOT
 #define VODLMS_REPO_ROOT  "."
 #endif
 
-#define LIT(s)  (s), (sizeof(s) - 1)
 
 /* LIT() cannot be a macro argument: it would count as two */
 #define is_lit(got, got_len, lit, ...)                                        \
@@ -59,24 +59,6 @@ static EVP_PKEY   *other_pub;       /* test_other_public_key.pem */
 /* ------------------------------------------------------------- helpers */
 
 static char *
-xdup(const char *s, size_t n)
-{
-    char  *p;
-
-    p = malloc(n ? n : 1);
-    if (p == NULL) {
-        abort();
-    }
-
-    if (n) {
-        memcpy(p, s, n);
-    }
-
-    return p;
-}
-
-
-static char *
 xstrdup(const char *s)
 {
     char    *p;
@@ -85,29 +67,6 @@ xstrdup(const char *s)
     n = strlen(s);
     p = xdup(s, n + 1);
     p[n] = '\0';
-
-    return p;
-}
-
-
-static char *
-xrepeat(const char *unit, size_t times, size_t *len)
-{
-    char    *p;
-    size_t   i, n;
-
-    n = strlen(unit);
-    p = malloc(n * times + 1);
-    if (p == NULL) {
-        abort();
-    }
-
-    for (i = 0; i < times; i++) {
-        memcpy(p + i * n, unit, n);
-    }
-
-    p[n * times] = '\0';
-    *len = n * times;
 
     return p;
 }
@@ -251,29 +210,6 @@ jstr(json_t *obj, const char *key)
 
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
-
-
-static int
-is_rc_at(vodlms_rc_t got, vodlms_rc_t exp, const char *file, int line,
-    const char *fmt, ...)
-{
-    int      pass;
-    va_list  ap;
-
-    va_start(ap, fmt);
-    pass = tap_vok(got == exp, file, line, fmt, ap);
-    va_end(ap);
-
-    if (!pass) {
-        tap_diag("         got: %d (%s)", (int) got, vodlms_rc_str(got));
-        tap_diag("    expected: %d (%s)", (int) exp, vodlms_rc_str(exp));
-    }
-
-    return pass;
-}
-
-#define is_rc(got, exp, ...)                                                  \
-    is_rc_at((got), (exp), __FILE__, __LINE__, __VA_ARGS__)
 
 
 static const char *
@@ -2446,7 +2382,6 @@ test_issuer_errors(void)
           VODLMS_EINTERNAL, "issuer: signing with a public key fails");
     ok(ERR_peek_error() == 0, "issuer: ... and leaves no OpenSSL error");
 }
-
 
 
 /* ------------------------------------------------------ signature cache */
