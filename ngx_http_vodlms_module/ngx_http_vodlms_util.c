@@ -1,7 +1,9 @@
 /*
  * Small helpers shared by the nginx glue files: JSON string quoting
- * (through jansson), and the "zone [valid=] [invalid=] | off" parameters
- * every answer cache takes.
+ * (through jansson), the "zone [valid=] [invalid=] | off" parameters
+ * every answer cache takes, CDN base URLs, numeric columns, response
+ * headers and whole answers from memory, and CloudFront keys loaded at
+ * configuration time.
  */
 
 #include "ngx_http_vodlms_module.h"
