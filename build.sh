@@ -23,7 +23,8 @@ APT_PACKAGES=(
     build-essential pkg-config debhelper dpkg-dev
     clang llvm libclang-rt-14-dev
     nginx nginx-dev
-    libhiredis-dev libpq-dev libssl-dev libjansson-dev libcurl4-openssl-dev
+    libhiredis-dev libpq-dev libssl-dev libjansson-dev libyajl-dev
+    libcurl4-openssl-dev
     redis-server postgresql postgresql-contrib
     nodejs
     perl libtest-base-perl libtext-diff-perl libwww-perl liburi-perl
@@ -653,7 +654,8 @@ Section: httpd
 Priority: optional
 Maintainer: vodlms developers <vodlms@example.invalid>
 Build-Depends: debhelper-compat (= 13), dh-sequence-nginx, nginx-dev,
- libhiredis-dev, libpq-dev, libssl-dev, libjansson-dev, libcurl4-openssl-dev,
+ libhiredis-dev, libpq-dev, libssl-dev, libjansson-dev, libyajl-dev,
+ libcurl4-openssl-dev,
  pkg-config
 Standards-Version: 4.6.2
 Rules-Requires-Root: no

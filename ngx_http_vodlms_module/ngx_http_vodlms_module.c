@@ -8,6 +8,7 @@
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <yajl/yajl_version.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
@@ -107,17 +108,19 @@ ngx_module_t  ngx_http_vodlms_module = {
 static ngx_int_t
 ngx_http_vodlms_init_module(ngx_cycle_t *cycle)
 {
-    int  pq;
+    int  pq, yajl;
 
     pq = PQlibVersion();
+    yajl = yajl_version();
 
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                   "vodlms/" NGX_HTTP_VODLMS_VERSION " (built for nginx "
                   NGINX_VERSION "; %s, hiredis %d.%d.%d, libpq %d.%d, "
-                  "jansson %s)",
+                  "jansson %s, yajl %d.%d.%d)",
                   OpenSSL_version(OPENSSL_VERSION),
                   HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
-                  pq / 10000, pq % 10000, jansson_version_str());
+                  pq / 10000, pq % 10000, jansson_version_str(),
+                  yajl / 10000, yajl / 100 % 100, yajl % 100);
 
     return NGX_OK;
 }

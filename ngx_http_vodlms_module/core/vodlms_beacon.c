@@ -1,43 +1,585 @@
 /*
- * Progress beacons: validation (jansson) and the watch-time arithmetic.
+ * Progress beacons: validation and the watch-time arithmetic.
+ *
+ * Every player sends a beacon every few seconds, so this is the module's
+ * busiest parse.  It uses yajl's event parser: no tree of values is built,
+ * and the few blocks yajl asks for come from a buffer on the stack, so a
+ * beacon costs no malloc.  (jansson did this job before and remains the
+ * reference: t/unit/test_core.c and the fuzzer hold this parser to the
+ * verdicts json_loadb(JSON_REJECT_DUPLICATES) gave, on every input.)
+ *
+ * yajl accepts some documents jansson refuses, and each is closed here:
+ *  - it checks only the shape of UTF-8; strings and keys are checked
+ *    strictly (no overlong forms, surrogates or code points past U+10FFFF);
+ *  - it decodes an escaped NUL; strings and keys may not hold one;
+ *  - it turns a lone high-surrogate escape into '?' and pairs one with any
+ *    \u escape that follows; unpaired surrogate escapes are refused before
+ *    yajl runs;
+ *  - it also skips \v and \f as whitespace; they are refused likewise;
+ *  - it leaves duplicate keys to the caller; they are refused at any depth;
+ *  - after the document it ignores an unfinished token ({...} "x or
+ *    {...} tru); only whitespace may follow the root object.
  */
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
+#include <yajl/yajl_parse.h>
 
 #include "vodlms_core.h"
 
 
 #define VODLMS_DURATION_MAX  (7.0 * 86400.0)
 
+/*
+ * What yajl allocates for a body of VODLMS_BEACON_MAX bytes: its handle and
+ * lexer (< 1 KB), a 2 KB decode buffer, and a byte stack that grows 128
+ * bytes at a time with the nesting (at most 1024 levels: 8 blocks, 4.5 KB).
+ * Anything past the arena still works, from malloc.
+ */
+#define VODLMS_ARENA_SIZE    16384
+#define VODLMS_ARENA_HDR     16
+
+/* a key needs at least 4 bytes ("":0), an open object 4 ({"":) */
+#define VODLMS_BEACON_KEYS   (VODLMS_BEACON_MAX / 4 + 1)
+
+
+typedef struct {
+    union {
+        long double     align;
+        unsigned char   bytes[VODLMS_ARENA_SIZE];
+    } mem;
+    size_t              used;
+} vodlms_arena_t;
+
+
+/* the top-level members the checks read */
+enum {
+    VODLMS_BK_VIDEO_ID = 0,
+    VODLMS_BK_CURRENT_TIME,
+    VODLMS_BK_DURATION,
+    VODLMS_BK_EVENT,
+    VODLMS_BK_N,
+    VODLMS_BK_OTHER = VODLMS_BK_N
+};
+
+typedef enum {
+    VODLMS_BV_ABSENT = 0,
+    VODLMS_BV_STRING,
+    VODLMS_BV_NUMBER,
+    VODLMS_BV_OTHER                 /* null, a boolean, an object, an array */
+} vodlms_bv_kind_t;
+
+typedef struct {
+    vodlms_beacon_t    *b;
+    yajl_handle         h;
+    size_t              root_end;   /* offset just past the root's '}' */
+
+    size_t              level;      /* open objects and arrays */
+    int                 member;     /* the root member being read */
+
+    vodlms_bv_kind_t    kind[VODLMS_BK_N];
+    int                 id_ok;      /* videoId is a valid id (copied) */
+    int                 event;      /* a vodlms_beacon_event_t, or -1 */
+    double              number[VODLMS_BK_N];
+
+    /* the keys of the objects still open, for the duplicate check */
+    size_t              nkeys;
+    size_t              nopen;
+    size_t              key_used;
+    unsigned short      key_off[VODLMS_BEACON_KEYS];
+    unsigned short      key_len[VODLMS_BEACON_KEYS];
+    unsigned short      open[VODLMS_BEACON_KEYS];
+    char                key_bytes[VODLMS_BEACON_MAX];
+
+    char                numeral[VODLMS_BEACON_MAX + 1];
+} vodlms_beacon_state_t;
+
+
+/* ------------------------------------------------- yajl's allocator */
+
+static void *
+vodlms_arena_malloc(void *ctx, size_t n)
+{
+    size_t           need;
+    unsigned char   *p;
+    vodlms_arena_t  *a = ctx;
+
+    need = VODLMS_ARENA_HDR + ((n + VODLMS_ARENA_HDR - 1)
+                               & ~(size_t) (VODLMS_ARENA_HDR - 1));
+
+    if (n > VODLMS_ARENA_SIZE || need > VODLMS_ARENA_SIZE - a->used) {
+        return malloc(n);
+    }
+
+    p = a->mem.bytes + a->used;
+    memcpy(p, &n, sizeof(size_t));
+    a->used += need;
+
+    return p + VODLMS_ARENA_HDR;
+}
+
 
 static int
-vodlms_number(json_t *v, double *out)
+vodlms_arena_owns(vodlms_arena_t *a, void *p)
 {
-    if (json_is_integer(v)) {
-        *out = (double) json_integer_value(v);
+    unsigned char  *c = p;
 
-    } else if (json_is_real(v)) {
-        *out = json_real_value(v);
+    return c >= a->mem.bytes && c < a->mem.bytes + VODLMS_ARENA_SIZE;
+}
 
-    } else {
+
+static void
+vodlms_arena_free(void *ctx, void *p)
+{
+    size_t           n;
+    unsigned char   *h;
+    vodlms_arena_t  *a = ctx;
+
+    if (p == NULL) {
+        return;
+    }
+
+    if (!vodlms_arena_owns(a, p)) {
+        free(p);
+        return;
+    }
+
+    /* the newest block goes back; the rest goes with the arena */
+
+    h = (unsigned char *) p - VODLMS_ARENA_HDR;
+    memcpy(&n, h, sizeof(size_t));
+
+    n = VODLMS_ARENA_HDR + ((n + VODLMS_ARENA_HDR - 1)
+                            & ~(size_t) (VODLMS_ARENA_HDR - 1));
+
+    if (h + n == a->mem.bytes + a->used) {
+        a->used = (size_t) (h - a->mem.bytes);
+    }
+}
+
+
+static void *
+vodlms_arena_realloc(void *ctx, void *p, size_t n)
+{
+    size_t           old;
+    void            *q;
+    vodlms_arena_t  *a = ctx;
+
+    if (p == NULL) {
+        return vodlms_arena_malloc(a, n);
+    }
+
+    if (!vodlms_arena_owns(a, p)) {
+        return realloc(p, n);
+    }
+
+    memcpy(&old, (unsigned char *) p - VODLMS_ARENA_HDR, sizeof(size_t));
+
+    q = vodlms_arena_malloc(a, n);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    memcpy(q, p, old < n ? old : n);
+    vodlms_arena_free(a, p);
+
+    return q;
+}
+
+
+/* ------------------------------------------------ what yajl misses */
+
+static int
+vodlms_hex4(const char *s, size_t len, unsigned *cp)
+{
+    size_t  i;
+    int     d;
+
+    if (len < 4) {
         return 0;
     }
 
-    return isfinite(*out);
+    *cp = 0;
+
+    for (i = 0; i < 4; i++) {
+        d = vodlms_hex_value((unsigned char) s[i]);
+        if (d < 0) {
+            return 0;
+        }
+
+        *cp = (*cp << 4) | (unsigned) d;
+    }
+
+    return 1;
 }
 
+
+/*
+ * NUL, \v and \f anywhere, and surrogate escapes that are not a high one
+ * followed by a low one.  A backslash outside a string makes the document
+ * invalid anyway, so pairing backslashes from the left is enough.
+ */
+static int
+vodlms_beacon_prescan(const char *s, size_t len)
+{
+    size_t    i;
+    unsigned  cp, lo;
+
+    for (i = 0; i < len; i++) {
+
+        switch (s[i]) {
+
+        case '\0': case '\v': case '\f':
+            return 0;
+
+        case '\\':
+            i++;
+
+            if (i == len || s[i] != 'u'
+                || !vodlms_hex4(s + i + 1, len - i - 1, &cp))
+            {
+                break;              /* any other escape: yajl's to judge */
+            }
+
+            i += 4;
+
+            if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return 0;
+            }
+
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (len - i < 7 || s[i + 1] != '\\' || s[i + 2] != 'u'
+                    || !vodlms_hex4(s + i + 3, len - i - 3, &lo)
+                    || lo < 0xdc00 || lo > 0xdfff)
+                {
+                    return 0;
+                }
+
+                i += 6;
+            }
+
+            break;
+        }
+    }
+
+    return 1;
+}
+
+
+/* a string or key as jansson takes them: strict UTF-8 and no NUL */
+static int
+vodlms_beacon_text_ok(const unsigned char *s, size_t len)
+{
+    return memchr(s, '\0', len) == NULL
+           && vodlms_utf8_valid((const char *) s, len);
+}
+
+
+/* ----------------------------------------------------- yajl's events */
+
+static int
+vodlms_beacon_value(vodlms_beacon_state_t *st, vodlms_bv_kind_t kind)
+{
+    /* the root must be an object */
+    if (st->level == 0) {
+        return 0;
+    }
+
+    /* a member of the root object: note what it holds */
+    if (st->level == 1 && st->member != VODLMS_BK_OTHER) {
+        st->kind[st->member] = kind;
+    }
+
+    return 1;
+}
+
+
+static int
+vodlms_beacon_null(void *ctx)
+{
+    return vodlms_beacon_value(ctx, VODLMS_BV_OTHER);
+}
+
+
+static int
+vodlms_beacon_boolean(void *ctx, int v)
+{
+    (void) v;
+
+    return vodlms_beacon_value(ctx, VODLMS_BV_OTHER);
+}
+
+
+/*
+ * A numeral as jansson reads it: an integer (no '.', 'e' or 'E') must fit
+ * a long long, and a real must not overflow a double.
+ */
+static int
+vodlms_beacon_number(void *ctx, const char *s, size_t len)
+{
+    double                  v;
+    long long               ll;
+    vodlms_beacon_state_t  *st = ctx;
+
+    if (len > VODLMS_BEACON_MAX) {
+        return 0;
+    }
+
+    memcpy(st->numeral, s, len);
+    st->numeral[len] = '\0';
+    errno = 0;
+
+    if (strpbrk(st->numeral, ".eE") == NULL) {
+        ll = strtoll(st->numeral, NULL, 10);
+        if (errno == ERANGE) {
+            return 0;
+        }
+
+        v = (double) ll;
+
+    } else {
+        v = strtod(st->numeral, NULL);
+        if ((v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE) {
+            return 0;
+        }
+    }
+
+    if (st->level == 1 && st->member != VODLMS_BK_OTHER) {
+        st->number[st->member] = v;
+    }
+
+    return vodlms_beacon_value(st, VODLMS_BV_NUMBER);
+}
+
+
+static int
+vodlms_beacon_string(void *ctx, const unsigned char *s, size_t len)
+{
+    vodlms_beacon_state_t  *st = ctx;
+
+    if (!vodlms_beacon_text_ok(s, len)) {
+        return 0;
+    }
+
+    if (st->level == 1) {
+
+        switch (st->member) {
+
+        case VODLMS_BK_VIDEO_ID:
+            st->id_ok = vodlms_id_valid((const char *) s, len,
+                                        VODLMS_VIDEO_ID_MAX);
+            if (st->id_ok) {
+                memcpy(st->b->video_id, s, len);
+                st->b->video_id[len] = '\0';
+                st->b->video_id_len = len;
+            }
+
+            break;
+
+        case VODLMS_BK_EVENT:
+            if (len == 4 && memcmp(s, "tick", 4) == 0) {
+                st->event = VODLMS_BEACON_TICK;
+
+            } else if (len == 5 && memcmp(s, "pause", 5) == 0) {
+                st->event = VODLMS_BEACON_PAUSE;
+
+            } else if (len == 5 && memcmp(s, "ended", 5) == 0) {
+                st->event = VODLMS_BEACON_ENDED;
+
+            } else {
+                st->event = -1;
+            }
+
+            break;
+        }
+    }
+
+    return vodlms_beacon_value(st, VODLMS_BV_STRING);
+}
+
+
+static int
+vodlms_beacon_start_map(void *ctx)
+{
+    vodlms_beacon_state_t  *st = ctx;
+
+    if (st->nopen == VODLMS_BEACON_KEYS) {
+        return 0;
+    }
+
+    if (st->level > 0) {
+        vodlms_beacon_value(st, VODLMS_BV_OTHER);
+    }
+
+    st->open[st->nopen++] = (unsigned short) st->nkeys;
+    st->level++;
+
+    return 1;
+}
+
+
+static int
+vodlms_beacon_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+    size_t                  i;
+    vodlms_beacon_state_t  *st = ctx;
+
+    if (!vodlms_beacon_text_ok(s, len)
+        || st->nkeys == VODLMS_BEACON_KEYS
+        || len > VODLMS_BEACON_MAX - st->key_used)
+    {
+        return 0;
+    }
+
+    for (i = st->open[st->nopen - 1]; i < st->nkeys; i++) {
+        if (st->key_len[i] == len
+            && memcmp(st->key_bytes + st->key_off[i], s, len) == 0)
+        {
+            return 0;                                   /* a duplicate */
+        }
+    }
+
+    st->key_off[st->nkeys] = (unsigned short) st->key_used;
+    st->key_len[st->nkeys] = (unsigned short) len;
+    st->nkeys++;
+    memcpy(st->key_bytes + st->key_used, s, len);
+    st->key_used += len;
+
+    if (st->level == 1) {
+        st->member = VODLMS_BK_OTHER;
+
+        if (len == 7 && memcmp(s, "videoId", 7) == 0) {
+            st->member = VODLMS_BK_VIDEO_ID;
+
+        } else if (len == 11 && memcmp(s, "currentTime", 11) == 0) {
+            st->member = VODLMS_BK_CURRENT_TIME;
+
+        } else if (len == 8 && memcmp(s, "duration", 8) == 0) {
+            st->member = VODLMS_BK_DURATION;
+
+        } else if (len == 5 && memcmp(s, "event", 5) == 0) {
+            st->member = VODLMS_BK_EVENT;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+vodlms_beacon_end_map(void *ctx)
+{
+    size_t                  first;
+    vodlms_beacon_state_t  *st = ctx;
+
+    /* the object's keys go, so a sibling object starts afresh */
+
+    first = st->open[--st->nopen];
+
+    if (first < st->nkeys) {
+        st->key_used = st->key_off[first];
+        st->nkeys = first;
+    }
+
+    st->level--;
+
+    if (st->level == 0) {
+        st->root_end = yajl_get_bytes_consumed(st->h);
+    }
+
+    return 1;
+}
+
+
+static int
+vodlms_beacon_start_array(void *ctx)
+{
+    vodlms_beacon_state_t  *st = ctx;
+
+    if (!vodlms_beacon_value(st, VODLMS_BV_OTHER)) {
+        return 0;
+    }
+
+    st->level++;
+
+    return 1;
+}
+
+
+static int
+vodlms_beacon_end_array(void *ctx)
+{
+    vodlms_beacon_state_t  *st = ctx;
+
+    st->level--;
+
+    return 1;
+}
+
+
+static const yajl_callbacks  vodlms_beacon_events = {
+    vodlms_beacon_null,
+    vodlms_beacon_boolean,
+    NULL,                           /* integers and doubles arrive as */
+    NULL,                           /* numerals, to vodlms_beacon_number */
+    vodlms_beacon_number,
+    vodlms_beacon_string,
+    vodlms_beacon_start_map,
+    vodlms_beacon_map_key,
+    vodlms_beacon_end_map,
+    vodlms_beacon_start_array,
+    vodlms_beacon_end_array
+};
+
+
+static int
+vodlms_beacon_json(const char *body, size_t len, vodlms_beacon_state_t *st)
+{
+    int               ok;
+    size_t            i;
+    yajl_handle       h;
+    vodlms_arena_t    arena;
+    yajl_alloc_funcs  af;
+
+    arena.used = 0;
+    af.malloc = vodlms_arena_malloc;
+    af.realloc = vodlms_arena_realloc;
+    af.free = vodlms_arena_free;
+    af.ctx = &arena;
+
+    h = yajl_alloc(&vodlms_beacon_events, &af, st);
+    if (h == NULL) {
+        return 0;
+    }
+
+    st->h = h;
+    st->root_end = 0;
+
+    ok = yajl_parse(h, (const unsigned char *) body, len) == yajl_status_ok
+         && yajl_complete_parse(h) == yajl_status_ok
+         && st->root_end > 0;
+
+    yajl_free(h);
+
+    for (i = st->root_end; ok && i < len; i++) {
+        ok = (body[i] == ' ' || body[i] == '\t' || body[i] == '\n'
+              || body[i] == '\r');
+    }
+
+    return ok;
+}
+
+
+/* ------------------------------------------------------- the beacon */
 
 vodlms_rc_t
 vodlms_beacon_parse(const char *body, size_t len, double slack,
     vodlms_beacon_t *b, const char **why)
 {
-    size_t        n;
-    json_t       *root, *v;
-    const char   *s;
-    json_error_t  err;
+    vodlms_beacon_state_t  st;
 
     memset(b, 0, sizeof(vodlms_beacon_t));
 
@@ -46,89 +588,77 @@ vodlms_beacon_parse(const char *body, size_t len, double slack,
         return VODLMS_ETOOLONG;
     }
 
-    /* a raw NUL is never JSON, and jansson stops at it after a number */
-    if (len == 0 || memchr(body, '\0', len) != NULL) {
+    st.b = b;
+    st.level = 0;
+    st.member = VODLMS_BK_OTHER;
+    st.id_ok = 0;
+    st.event = -1;
+    st.nkeys = 0;
+    st.nopen = 0;
+    st.key_used = 0;
+    memset(st.kind, 0, sizeof(st.kind));
+    memset(st.number, 0, sizeof(st.number));
+
+    if (len == 0 || !vodlms_beacon_prescan(body, len)
+        || !vodlms_beacon_json(body, len, &st))
+    {
+        memset(b, 0, sizeof(vodlms_beacon_t));
         *why = "malformed_json";
         return VODLMS_EMALFORMED;
     }
 
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
-    if (root == NULL || !json_is_object(root)) {
-        json_decref(root);
-        *why = "malformed_json";
+    if (st.kind[VODLMS_BK_VIDEO_ID] != VODLMS_BV_STRING || !st.id_ok) {
+        memset(b, 0, sizeof(vodlms_beacon_t));
+        *why = "bad_video_id";
         return VODLMS_EMALFORMED;
     }
 
-    /* the same rule as the schema's ids: URL- and key-safe */
-    v = json_object_get(root, "videoId");
-    s = json_is_string(v) ? json_string_value(v) : NULL;
-    n = s ? json_string_length(v) : 0;
+    b->duration = st.number[VODLMS_BK_DURATION];
 
-    if (!vodlms_id_valid(s, n, VODLMS_VIDEO_ID_MAX)) {
-        goto bad_id;
-    }
-
-    memcpy(b->video_id, s, n);
-    b->video_id[n] = '\0';
-    b->video_id_len = n;
-
-    if (!vodlms_number(json_object_get(root, "duration"), &b->duration)
+    if (st.kind[VODLMS_BK_DURATION] != VODLMS_BV_NUMBER
+        || !isfinite(b->duration)
         || b->duration <= 0 || b->duration > VODLMS_DURATION_MAX)
     {
-        json_decref(root);
         *why = "bad_duration";
         return VODLMS_EMALFORMED;
     }
 
-    if (!vodlms_number(json_object_get(root, "currentTime"),
-                       &b->current_time))
+    b->current_time = st.number[VODLMS_BK_CURRENT_TIME];
+
+    if (st.kind[VODLMS_BK_CURRENT_TIME] != VODLMS_BV_NUMBER
+        || !isfinite(b->current_time))
     {
-        json_decref(root);
         *why = "bad_current_time";
         return VODLMS_EMALFORMED;
     }
 
     if (b->current_time < 0 || b->current_time > b->duration + slack) {
-        json_decref(root);
         *why = "position_out_of_range";
         return VODLMS_EMALFORMED;
     }
 
-    v = json_object_get(root, "event");
+    switch (st.kind[VODLMS_BK_EVENT]) {
 
-    if (v == NULL) {
+    case VODLMS_BV_ABSENT:
         b->event = VODLMS_BEACON_TICK;
+        break;
 
-    } else if (!json_is_string(v)) {
-        goto bad_event;
+    case VODLMS_BV_STRING:
+        if (st.event >= 0) {
+            b->event = (vodlms_beacon_event_t) st.event;
+            break;
+        }
 
-    } else if (strcmp(json_string_value(v), "tick") == 0) {
-        b->event = VODLMS_BEACON_TICK;
+        /* fall through */
 
-    } else if (strcmp(json_string_value(v), "pause") == 0) {
-        b->event = VODLMS_BEACON_PAUSE;
-
-    } else if (strcmp(json_string_value(v), "ended") == 0) {
-        b->event = VODLMS_BEACON_ENDED;
-
-    } else {
-        goto bad_event;
+    default:
+        *why = "bad_event";
+        return VODLMS_EMALFORMED;
     }
 
-    json_decref(root);
     *why = NULL;
 
     return VODLMS_OK;
-
-bad_id:
-    json_decref(root);
-    *why = "bad_video_id";
-    return VODLMS_EMALFORMED;
-
-bad_event:
-    json_decref(root);
-    *why = "bad_event";
-    return VODLMS_EMALFORMED;
 }
 
 

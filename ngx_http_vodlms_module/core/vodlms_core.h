@@ -207,6 +207,9 @@ void vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
 
 /* ------------------------------------------------------- JSON output */
 
+/* 1 if s is well-formed UTF-8 (RFC 3629: no overlongs or surrogates) */
+int vodlms_utf8_valid(const char *s, size_t len);
+
 /* vodlms_json_escaped_len() of a string that is not valid UTF-8 */
 #define VODLMS_JSON_INVALID     ((size_t) -1)
 

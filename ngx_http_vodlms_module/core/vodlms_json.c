@@ -7,7 +7,8 @@
  * the same bytes jansson's json_dumps(JSON_COMPACT | JSON_REAL_PRECISION(15))
  * does for the same values (t/unit/test_core.c compares them against jansson
  * on random input), so the answer did not change when the builder did.
- * Parsing stays with jansson.
+ * Beacons are parsed with yajl (vodlms_beacon.c); everything else parsed
+ * stays with jansson.
  */
 
 #include <stdio.h>
@@ -70,6 +71,26 @@ vodlms_utf8_seq(const unsigned char *s, size_t len)
     }
 
     return 0;
+}
+
+
+int
+vodlms_utf8_valid(const char *str, size_t len)
+{
+    size_t                i, k;
+    const unsigned char  *s;
+
+    s = (const unsigned char *) str;
+
+    for (i = 0; i < len; i += k) {
+        k = (s[i] < 0x80) ? 1 : vodlms_utf8_seq(s + i, len - i);
+
+        if (k == 0) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -11,59 +11,6 @@
 #include "vodlms_core.h"
 
 
-/* a user id lands in SQL parameters and log lines: valid UTF-8 only */
-static int
-vodlms_utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t    i, k, n;
-    uint32_t  cp;
-
-    for (i = 0; i < len; i += n + 1) {
-        if (s[i] < 0x80) {
-            n = 0;
-            continue;
-        }
-
-        if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-            n = 1;
-            cp = s[i] & 0x1f;
-
-        } else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-            n = 2;
-            cp = s[i] & 0x0f;
-
-        } else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-            n = 3;
-            cp = s[i] & 0x07;
-
-        } else {
-            return 0;
-        }
-
-        if (len - i - 1 < n) {
-            return 0;
-        }
-
-        for (k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-
-        /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-            || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 static vodlms_rc_t
 vodlms_set_user(vodlms_session_t *out, const char *s, size_t len)
 {
@@ -83,7 +30,7 @@ vodlms_set_user(vodlms_session_t *out, const char *s, size_t len)
         }
     }
 
-    if (!vodlms_utf8_valid((const unsigned char *) s, len)) {
+    if (!vodlms_utf8_valid(s, len)) {
         return VODLMS_ETYPE;
     }
 

@@ -6,7 +6,9 @@
  *   make -C t/unit BUILD=... fuzz   (or ./build.sh fuzz)
  *
  * The first input byte picks the parser; the rest is its input.  Nothing
- * may crash, leak or read out of bounds (ASan/UBSan), whatever it returns.
+ * may crash, leak or read out of bounds (ASan/UBSan), whatever it returns,
+ * and the beacon parser (yajl) must give the verdict, reason and fields
+ * the jansson parser it replaced gives (oracle_beacon.c).
  */
 
 #include <stdint.h>
@@ -18,6 +20,7 @@
 
 #include "vodlms_core.h"
 #include "vodlms_cloudfront.h"
+#include "oracle_beacon.h"
 
 
 static void
@@ -136,8 +139,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int                 match;
     char               *in, *out;
     size_t              n, half;
-    const char         *why;
-    vodlms_beacon_t     b;
+    vodlms_rc_t         rc, orc;
+    const char         *why, *owhy;
+    vodlms_beacon_t     b, ob;
     vodlms_progress_t   p;
 
     if (size < 1) {
@@ -156,7 +160,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (data[0] % 6) {
 
     case 0:
-        if (vodlms_beacon_parse(in, size, 5.0, &b, &why) == VODLMS_OK) {
+        rc = vodlms_beacon_parse(in, size, 5.0, &b, &why);
+        orc = oracle_beacon_parse(in, size, 5.0, &ob, &owhy);
+
+        if (rc != orc || (why == NULL) != (owhy == NULL)
+            || (why != NULL && strcmp(why, owhy) != 0)
+            || (rc == VODLMS_OK
+                && (strcmp(b.video_id, ob.video_id) != 0
+                    || memcmp(&b.current_time, &ob.current_time,
+                              sizeof(double)) != 0
+                    || memcmp(&b.duration, &ob.duration, sizeof(double)) != 0
+                    || b.event != ob.event)))
+        {
+            abort();
+        }
+
+        if (rc == VODLMS_OK) {
             memset(&p, 0, sizeof(p));
             vodlms_progress_apply(&p, &b, 1000, 0.9, 5.0);
             vodlms_progress_apply(&p, &b, 16000, 0.9, 5.0);

@@ -19,6 +19,7 @@
 #include "vodlms_core.h"
 #include "tap.h"
 #include "helpers.h"
+#include "oracle_beacon.h"
 
 
 /* ------------------------------------------------------------------ rc */
@@ -1492,6 +1493,235 @@ test_beacon(void)
 }
 
 
+/*
+ * The yajl parser against the jansson one it replaced (oracle_beacon.c):
+ * the same verdict, reason and fields, first on the places where the two
+ * libraries differ, then on random mutations of real beacons.
+ */
+
+/* bytes as a C string literal would spell them, for a failure's report */
+static void
+diag_bytes(const char *in, size_t len)
+{
+    char    out[4 * VODLMS_BEACON_MAX + 3], *p;
+    size_t  i;
+
+    p = out;
+    *p++ = '"';
+
+    for (i = 0; i < len && i < VODLMS_BEACON_MAX; i++) {
+        unsigned char  c = (unsigned char) in[i];
+
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *p++ = (char) c;
+
+        } else {
+            p += sprintf(p, "\\x%02x", c);
+        }
+    }
+
+    *p++ = '"';
+    *p = '\0';
+
+    diag("  %s", out);
+}
+
+
+static int
+beacon_agree(const char *in, size_t len, const char *label)
+{
+    const char       *why1, *why2;
+    vodlms_rc_t       rc1, rc2;
+    vodlms_beacon_t   b1, b2;
+
+    why1 = why2 = "unset";
+    rc1 = vodlms_beacon_parse(in, len, 5.0, &b1, &why1);
+    rc2 = oracle_beacon_parse(in, len, 5.0, &b2, &why2);
+
+    if (rc1 == rc2
+        && ((why1 == NULL && why2 == NULL)
+            || (why1 != NULL && why2 != NULL && strcmp(why1, why2) == 0))
+        && (rc1 != VODLMS_OK
+            || (strcmp(b1.video_id, b2.video_id) == 0
+                && b1.video_id_len == b2.video_id_len
+                && memcmp(&b1.current_time, &b2.current_time,
+                          sizeof(double)) == 0
+                && memcmp(&b1.duration, &b2.duration, sizeof(double)) == 0
+                && b1.event == b2.event)))
+    {
+        return 1;
+    }
+
+    diag("%s: yajl says %s, jansson says %s, for %zu bytes:", label,
+         why1 ? why1 : "OK", why2 ? why2 : "OK", len);
+    diag_bytes(in, len);
+
+    return 0;
+}
+
+
+static void
+test_beacon_oracle(void)
+{
+    int            bad;
+    char           buf[VODLMS_BEACON_MAX + 64];
+    size_t         i, j, k, len, n;
+    unsigned int   seed;
+
+#define B(s)  { s, sizeof(s) - 1 }
+    static const vodlms_cstr_t  cases[] = {
+        /* where yajl alone would accept */
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9}\v"),
+        B("\f{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\\ud800\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\\ud800\\u0041\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\\udc00\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\\uDBFF\\uDFFF\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\\ud83d\\ude00\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\\\\ud800\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"a\\u0000b\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"\\u0000\":1}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\xc0\x80\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\xed\xa0\x80\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\xf4\x90\x80\x80\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\xf0\x9f\x98\x80\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"\xe0\x80\xaf\":1}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\x01\"}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":\"\x7f\"}"),
+        /* duplicates, at any depth; siblings are separate objects */
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"a\":{\"b\":1,\"b\":2}}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"a\":[{\"b\":1},{\"b\":2}]}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"a\":1,\"\\u0061\":2}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"a\":{\"a\":{\"a\":1}},\"b\":{\"a\":1}}"),
+        B("{\"a\":{\"videoId\":\"x\"},\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9}"),
+        /* numbers as jansson reads them */
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":99999999999999999999}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9223372036854775807}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":-9223372036854775809}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":1e309}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"x\":[-1e309]}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1e-400,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":-0,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":-0.0,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1.,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":01,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":+1,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1E+2,\"duration\":900}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":NaN,\"duration\":9}"),
+        /* the root and the rest */
+        B("null"), B("true"), B("1"), B("\"s\""), B("[]"), B("{}"), B(" "),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9}{}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9} x"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,}"),
+        B("{\"videoId\":\"v1\",/*c*/\"currentTime\":1,\"duration\":9}"),
+        B("\xef\xbb\xbf{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"event\":\"\\u0074ick\"}"),
+        B("{\"videoId\":\"v\\u0031\",\"currentTime\":1,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"event\":null}"),
+        B("{\"videoId\":[\"v1\"],\"currentTime\":1,\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":{},\"duration\":9}"),
+        B("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":true}"),
+    };
+#undef B
+
+    static const char  *seeds[] = {
+        "{\"videoId\":\"intro-ready\",\"currentTime\":120,\"duration\":634.5,"
+        "\"event\":\"tick\"}",
+        "{ \"videoId\" : \"v_1\", \"currentTime\" : 1.5e1, \"duration\" : 9E1,"
+        " \"event\" : \"ended\", \"extra\" : [ null, true, { \"k\" : \"\\u00e9\" } ] }",
+        "{\"duration\":3600,\"currentTime\":0,\"videoId\":\"A-b\","
+        "\"event\":\"pause\",\"n\":{\"o\":[1,-2.5e-3,\"\\ud83d\\ude00\\n\"]}}",
+    };
+
+    /* what mutations insert: structure, escapes, numerals, odd bytes */
+    static const char  *pieces[] = {
+        "{", "}", "[", "]", "\"", ",", ":", " ", "\\", "\\u", "\\ud800",
+        "\\udc00", "\\ud800\\udc00", "\\u0000", "\\\\", "0", "-", ".", "e",
+        "1e400", "99999999999999999999", "null", "true", "\"videoId\"",
+        "\"event\"", "\"duration\":", "\"currentTime\":", "\"x\":", "\v",
+        "\f", "\t", "\r\n", "\xc3\xa9", "\xc0\x80", "\xed\xa0\x80",
+        "\xf4\x90\x80\x80", "\xe2\x82", "\x01", "\x7f", "{\"a\":1,\"a\":2}",
+        "[{\"a\":1},{\"a\":1}]",
+    };
+
+    bad = 0;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bad += !beacon_agree(cases[i].data, cases[i].len, "case");
+    }
+
+    ok(bad == 0, "beacon: yajl agrees with jansson on %zu edge cases",
+       sizeof(cases) / sizeof(cases[0]));
+
+    /* 1024 bytes of brackets and braces, and of a deep valid document */
+    memset(buf, '[', VODLMS_BEACON_MAX);
+    bad = !beacon_agree(buf, VODLMS_BEACON_MAX, "brackets");
+
+    /* {"a": per level and } to close it: 170 levels in 1021 bytes */
+    for (i = 0, len = 0; i < (VODLMS_BEACON_MAX - 1) / 6; i++) {
+        memcpy(buf + len, "{\"a\":", 5);
+        len += 5;
+    }
+    memcpy(buf + len, "1", 1);
+    len++;
+    for (j = 0; j < i; j++) {
+        buf[len++] = '}';
+    }
+    bad += !beacon_agree(buf, len, "deep");
+
+    ok(bad == 0, "beacon: yajl agrees with jansson on deep nesting");
+
+    /* random mutations of real beacons */
+    seed = 20261125;
+    bad = 0;
+
+    for (i = 0; i < 300000 && bad < 5; i++) {
+        len = strlen(seeds[i % 3]);
+        memcpy(buf, seeds[i % 3], len);
+
+        n = 1 + rand_r(&seed) % 4;
+
+        for (k = 0; k < n; k++) {
+            size_t       at, cut, plen;
+            const char  *piece;
+
+            at = len ? (size_t) rand_r(&seed) % (len + 1) : 0;
+
+            switch (rand_r(&seed) % 4) {
+
+            case 0:                                 /* flip a byte */
+                if (at < len) {
+                    buf[at] = (char) (rand_r(&seed) & 0xff);
+                }
+                break;
+
+            case 1:                                 /* cut a few bytes */
+                cut = 1 + rand_r(&seed) % 4;
+                if (at + cut <= len) {
+                    memmove(buf + at, buf + at + cut, len - at - cut);
+                    len -= cut;
+                }
+                break;
+
+            default:                                /* insert a piece */
+                piece = pieces[rand_r(&seed)
+                               % (sizeof(pieces) / sizeof(pieces[0]))];
+                plen = strlen(piece);
+                if (len + plen <= VODLMS_BEACON_MAX) {
+                    memmove(buf + at + plen, buf + at, len - at);
+                    memcpy(buf + at, piece, plen);
+                    len += plen;
+                }
+            }
+        }
+
+        bad += !beacon_agree(buf, len, "mutant");
+    }
+
+    ok(bad == 0, "beacon: yajl agrees with jansson on 300000 mutated beacons");
+}
+
+
 static void
 test_progress(void)
 {
@@ -1841,6 +2071,7 @@ main(void)
     test_session_json();
     test_session_fields();
     test_beacon();
+    test_beacon_oracle();
     test_progress();
     test_json_output();
 
