@@ -523,6 +523,19 @@ ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /*
+     * One copy for the request; the columns point into it.  The NUL after
+     * it keeps a look at value.data[0] of an empty last value in bounds.
+     */
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(p, buf, len);
+    p[len] = '\0';
+
     ectx->result = NGX_HTTP_VODLMS_OK;
 
     if (buf[0] == NGX_HTTP_VODLMS_ENROLL_NO_ROW) {
@@ -535,8 +548,8 @@ ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    p = buf + 1;
-    last = buf + len;
+    last = p + len;
+    p++;
 
     while (p < last) {
         col = ngx_array_push(ectx->columns);
@@ -554,11 +567,7 @@ ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
         }
 
         col->name.len = p - name;
-        col->name.data = ngx_pnalloc(r->pool, col->name.len);
-        if (col->name.data == NULL) {
-            return NGX_DECLINED;
-        }
-        ngx_memcpy(col->name.data, name, col->name.len);
+        col->name.data = name;
 
         p++;
         vlen = (p[0] << 8) | p[1];
@@ -570,11 +579,7 @@ ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
         }
 
         col->value.len = vlen;
-        col->value.data = ngx_pnalloc(r->pool, vlen + 1);
-        if (col->value.data == NULL) {
-            return NGX_DECLINED;
-        }
-        ngx_memcpy(col->value.data, p, vlen);
+        col->value.data = p;
         p += vlen;
     }
 
