@@ -578,7 +578,12 @@ EOF
     ratio() {
         paste -d' ' <(printf '%s' "${R[$1]}" | cut -d' ' -f1) <(printf '%s' "${R[$2]}" | cut -d' ' -f1) \
             | awk '$2 > 0 { print $1 / $2 }' | sort -n \
-            | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", v[int((NR + 1) / 2)]; else print "n/a" }'
+            | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int((NR + 1) / 2)]; else print "n/a" }'
+    }
+    # every round's ratio, lowest to highest: how far the median can be trusted
+    rounds_of() {
+        paste -d' ' <(printf '%s' "${R[$1]}" | cut -d' ' -f1) <(printf '%s' "${R[$2]}" | cut -d' ' -f1) \
+            | awk '$2 > 0 { printf "%.3f\n", $1 / $2 }' | sort -n | paste -sd' '
     }
 
     printf '\n%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio to baseline (median of $rounds rounds)"
@@ -587,13 +592,13 @@ EOF
             "$(field "$2" 3)" "$(field "$2" 4)" "$3"
     }
     line "return 200 (baseline)" ret200 ""
-    line "1. playback, warm caches" warm "$(ratio warm ret200)x of return 200 (target >= 0.5)"
+    line "1. playback, warm caches" warm "$(ratio warm ret200)x of return 200 (rounds: $(rounds_of warm ret200); target >= 0.5)"
     line "2. playback, no caches (Redis+PG+RSA)" cold "$(ratio cold warm)x of scenario 1"
     line "static segment, unprotected (baseline)" plain ""
-    line "3. edge-verified segment" edge "$(ratio edge plain)x of unprotected (target >= 0.9)"
+    line "3. edge-verified segment" edge "$(ratio edge plain)x of unprotected (rounds: $(rounds_of edge plain); target >= 0.9)"
     line "3b. secure_link segment" securelink "$(ratio securelink plain)x of unprotected"
     line "return 204 POST (baseline)" ret204 ""
-    line "4. progress beacons" beacon "$(ratio beacon ret204)x of return 204 (target >= 0.7)"
+    line "4. progress beacons" beacon "$(ratio beacon ret204)x of return 204 (rounds: $(rounds_of beacon ret204); target >= 0.7)"
 
     awk -v n="$stmts" -v t="$beacon_secs" -v rps="$(field beacon 1)" 'BEGIN {
             printf "\nbeacons: %.0f/s acknowledged (median round); PostgreSQL upserts during the beacon runs: %d in %.0f s (%.2f/s: the flush rate, not the beacon rate)\n",
