@@ -422,6 +422,8 @@ ngx_http_vodlms_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_vodlms_progress_exit(cycle);
+
     if (vmcf->redis_pool) {
         ngx_vodlms_redis_pool_destroy(vmcf->redis_pool);
         vmcf->redis_pool = NULL;

@@ -21,6 +21,10 @@
 #define NGX_HTTP_VODLMS_USER_MAX   VODLMS_USER_ID_MAX
 #define NGX_HTTP_VODLMS_END_SLACK  5.0
 
+/* what a worker leaving on SIGTERM spends on the last flush: nginx's master
+   sends SIGKILL about 1.5 s after the first SIGTERM */
+#define NGX_HTTP_VODLMS_EXIT_FLUSH 1000
+
 
 typedef struct {
     ngx_rbtree_node_t           node;       /* key: crc32(user\0video) */
@@ -715,20 +719,23 @@ ngx_http_vodlms_text_array(u_char *p, ngx_str_t *s)
 }
 
 
-static void
-ngx_http_vodlms_progress_flush(ngx_event_t *ev)
-{
-    ngx_http_vodlms_main_conf_t  *vmcf = ev->data;
+/*
+ * Claim the flush and snapshot the dirty entries (up to the batch size)
+ * into the statement's seven parallel arrays.  NGX_OK: *fp and values[]
+ * are ready and the claim is ours, to be released by _flushed(), which also
+ * destroys the pool; NGX_DECLINED: nothing dirty, or another worker is
+ * flushing; NGX_ERROR: no memory (nothing claimed).
+ */
 
+static ngx_int_t
+ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
+    ngx_log_t *log, ngx_http_vodlms_flush_t **fp, ngx_str_t *values)
+{
     u_char                            *p[7];
     size_t                             len[7];
     ngx_uint_t                         i, k;
-    ngx_int_t                          rc;
-    ngx_str_t                          values[7];
     ngx_pool_t                        *pool;
     ngx_queue_t                       *q;
-    const char                        *reason;
-    ngx_vodlms_pg_status_e             status;
     ngx_http_vodlms_flush_t           *f;
     ngx_http_vodlms_progress_node_t   *node;
     ngx_http_vodlms_progress_snap_t   *snap;
@@ -736,18 +743,21 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
 
     z = vmcf->progress.zone->data;
 
-    /* a tick: flush when the interval (with back-off) is over, or now if
-       the worker is on its way out */
-    if (!ngx_exiting && !ngx_terminate
-        && ngx_current_msec - vmcf->progress.last_flush
-           < (vmcf->progress.flush_interval
-              << ngx_min(vmcf->progress.failures, (ngx_uint_t) 3)))
-    {
-        ngx_http_vodlms_progress_schedule(vmcf);
-        return;
+    pool = ngx_create_pool(4096, log);
+    f = pool ? ngx_pcalloc(pool, sizeof(ngx_http_vodlms_flush_t)) : NULL;
+    if (f) {
+        f->snaps = ngx_array_create(pool, 64,
+                                    sizeof(ngx_http_vodlms_progress_snap_t));
     }
 
-    vmcf->progress.last_flush = ngx_current_msec;
+    if (f == NULL || f->snaps == NULL) {
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+        return NGX_ERROR;
+    }
+
+    f->vmcf = vmcf;
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
@@ -758,36 +768,16 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
                < vmcf->pg->timeout + vmcf->progress.flush_interval))
     {
         ngx_shmtx_unlock(&z->shpool->mutex);
-        ngx_http_vodlms_progress_schedule(vmcf);
-        return;
+        ngx_destroy_pool(pool);
+        return NGX_DECLINED;
     }
 
     z->sh->flusher = ngx_pid;
     z->sh->flush_started = ngx_current_msec;
 
-    pool = ngx_create_pool(4096, ev->log);
-    f = pool ? ngx_pcalloc(pool, sizeof(ngx_http_vodlms_flush_t)) : NULL;
-    if (f) {
-        f->snaps = ngx_array_create(pool, 64,
-                                    sizeof(ngx_http_vodlms_progress_snap_t));
-    }
-
-    if (f == NULL || f->snaps == NULL) {
-        z->sh->flusher = 0;
-        ngx_shmtx_unlock(&z->shpool->mutex);
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-        ngx_http_vodlms_progress_schedule(vmcf);
-        return;
-    }
-
-    f->vmcf = vmcf;
-
     /* whatever happens next, _flushed() releases it */
     vmcf->progress.flush_pool = pool;
-
-    /* snapshot every dirty entry (up to the batch size) */
+    *fp = f;
 
     for (q = ngx_queue_head(&z->sh->lru);
          q != ngx_queue_sentinel(&z->sh->lru)
@@ -842,7 +832,7 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
         len[k] += 3;
         values[k].data = ngx_pnalloc(pool, len[k]);
         if (values[k].data == NULL) {
-            goto failed;
+            return NGX_ERROR;
         }
 
         p[k] = values[k].data;
@@ -870,6 +860,46 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
         values[k].len = p[k] - values[k].data;
     }
 
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_vodlms_progress_flush(ngx_event_t *ev)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf = ev->data;
+
+    ngx_int_t                  rc;
+    ngx_str_t                  values[7];
+    const char                *reason;
+    ngx_vodlms_pg_status_e     status;
+    ngx_http_vodlms_flush_t   *f;
+
+    /* a tick: flush when the interval (with back-off) is over, or now if
+       the worker is on its way out */
+    if (!ngx_exiting && !ngx_terminate
+        && ngx_current_msec - vmcf->progress.last_flush
+           < (vmcf->progress.flush_interval
+              << ngx_min(vmcf->progress.failures, (ngx_uint_t) 3)))
+    {
+        ngx_http_vodlms_progress_schedule(vmcf);
+        return;
+    }
+
+    vmcf->progress.last_flush = ngx_current_msec;
+
+    f = NULL;
+    rc = ngx_http_vodlms_progress_batch(vmcf, ev->log, &f, values);
+
+    if (rc == NGX_DECLINED || (rc == NGX_ERROR && f == NULL)) {
+        ngx_http_vodlms_progress_schedule(vmcf);
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
+        goto failed;
+    }
+
     rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, NULL, ev->log,
                                  &vmcf->progress.flush_sql, values, 7,
                                  ngx_http_vodlms_progress_flushed, f,
@@ -888,6 +918,125 @@ failed:
 
     ngx_http_vodlms_progress_flushed(f, NGX_VODLMS_PG_ERROR, NULL,
                                      "out of memory");
+}
+
+
+/*
+ * A fast shutdown (SIGTERM: nginx -s stop) makes a worker leave at once,
+ * without running its timers, and nginx's master kills what is left after
+ * about 1.5 s.  So a worker that exits while entries are dirty writes them
+ * here, blocking, on a connection of its own, within about a second.
+ * Several exiting workers take turns through the flush claim.
+ */
+
+void
+ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
+{
+    ngx_int_t                         rc, left;
+    ngx_str_t                         values[7];
+    ngx_uint_t                        n;
+    ngx_msec_t                        deadline;
+    PGresult                         *res;
+    const char                       *reason;
+    ngx_vodlms_pg_status_e            status;
+    ngx_http_vodlms_flush_t          *f;
+    ngx_http_vodlms_main_conf_t      *vmcf;
+    ngx_http_vodlms_progress_zone_t  *z;
+
+    /*
+     * A graceful exit (a stop or a reload) flushed on its timer before it
+     * got here; what is dirty now belongs to workers that stay, sharing the
+     * zone after a reload.
+     */
+    if (!ngx_terminate) {
+        return;
+    }
+
+    vmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_vodlms_module);
+
+    if (vmcf == NULL || vmcf->progress.zone == NULL || vmcf->pg == NULL
+        || vmcf->progress.zone->data == NULL)
+    {
+        return;
+    }
+
+    z = vmcf->progress.zone->data;
+
+    /* a flush of ours still waiting for its answer will never get it */
+    if (vmcf->progress.flush_pool) {
+        ngx_destroy_pool(vmcf->progress.flush_pool);
+        vmcf->progress.flush_pool = NULL;
+
+        ngx_shmtx_lock(&z->shpool->mutex);
+        if (z->sh->flusher == ngx_pid) {
+            z->sh->flusher = 0;
+        }
+        ngx_shmtx_unlock(&z->shpool->mutex);
+    }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+    left = z->sh->dirty;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ngx_time_update();
+    deadline = ngx_current_msec + NGX_HTTP_VODLMS_EXIT_FLUSH;
+
+    while (left > 0 && (ngx_msec_int_t) (deadline - ngx_current_msec) > 0) {
+
+        f = NULL;
+        rc = ngx_http_vodlms_progress_batch(vmcf, cycle->log, &f, values);
+
+        if (rc == NGX_DECLINED) {
+            ngx_shmtx_lock(&z->shpool->mutex);
+            left = ngx_min(left, (ngx_int_t) z->sh->dirty);
+            ngx_shmtx_unlock(&z->shpool->mutex);
+
+            if (left == 0) {
+                break;
+            }
+
+            /* another worker is writing: wait for its turn to end */
+            ngx_msleep(10);
+            ngx_time_update();
+            continue;
+        }
+
+        if (rc == NGX_ERROR) {
+            if (f) {
+                ngx_http_vodlms_progress_flushed(f, NGX_VODLMS_PG_ERROR, NULL,
+                                                 "out of memory");
+            }
+            break;
+        }
+
+        n = f->snaps->nelts;
+        res = NULL;
+
+        status = ngx_vodlms_pg_exec_blocking(vmcf->pg, cycle->log,
+                                    &vmcf->progress.flush_sql, values, 7,
+                                    deadline - ngx_current_msec, &res,
+                                    &reason);
+
+        /* counts it, marks the entries clean, logs a failure */
+        ngx_http_vodlms_progress_flushed(f, status, res, reason);
+
+        if (res) {
+            PQclear(res);
+        }
+
+        if (status != NGX_VODLMS_PG_OK) {
+            break;
+        }
+
+        left -= n;
+        ngx_time_update();
+    }
+
+    if (left > 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "vodlms progress: fast shutdown with %i acknowledged "
+                      "entries not written to the database", left);
+    }
 }
 
 

@@ -54,6 +54,9 @@ ngx_int_t ngx_http_vodlms_progress_resume(ngx_http_request_t *r,
 
 ngx_int_t ngx_http_vodlms_progress_init_process(ngx_cycle_t *cycle);
 
+/* a worker on its way out writes what is still dirty (a fast shutdown) */
+void ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle);
+
 void ngx_http_vodlms_progress_create_conf(
     ngx_http_vodlms_progress_conf_t *c);
 char *ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,

@@ -2425,3 +2425,151 @@ ngx_vodlms_pg_cpyerror(u_char *p, u_char *last, PGresult *res)
 
     return ngx_vodlms_pg_cpymsg(p, last, primary);
 }
+
+
+/*
+ * One statement on a connection of its own, blocking the process: only for
+ * a worker on its way out, which has no event loop left to wait on (see
+ * ngx_http_vodlms_progress_exit()).  Connecting and the statement each get
+ * about `timeout`.  On NGX_VODLMS_PG_OK *res is the caller's to PQclear();
+ * otherwise *reason says why, valid until the next call.
+ */
+
+ngx_vodlms_pg_status_e
+ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf, ngx_log_t *log,
+    ngx_str_t *sql, ngx_str_t *values, ngx_uint_t nvalues, ngx_msec_t timeout,
+    PGresult **res, const char **reason)
+{
+    char                    **kw, **val, **params, *query, secs[NGX_INT_T_LEN];
+    u_char                   *p, *last, set[64];
+    PGconn                   *pg;
+    PGresult                 *r;
+    ngx_uint_t                i, n;
+    ExecStatusType            st;
+    ngx_vodlms_pg_status_e    status;
+
+    static u_char  buf[NGX_VODLMS_PG_REASON_LEN];
+
+    *res = NULL;
+    last = buf + sizeof(buf) - 1;
+    p = buf;
+
+    for (n = 0; pcf->keywords[n]; n++) { /* void */ }
+
+    kw = ngx_alloc((n + 2) * sizeof(char *), log);
+    val = ngx_alloc((n + 2) * sizeof(char *), log);
+    params = ngx_alloc((nvalues + 1) * sizeof(char *), log);
+    query = ngx_alloc(sql->len + 1, log);
+
+    pg = NULL;
+    status = NGX_VODLMS_PG_ERROR;
+
+    if (kw == NULL || val == NULL || params == NULL || query == NULL) {
+        p = ngx_cpymem(p, "out of memory", 13);
+        goto done;
+    }
+
+    for (i = 0; i < nvalues; i++) {
+        params[i] = NULL;
+    }
+
+    for (i = 0; i < nvalues; i++) {
+        if (values[i].data == NULL) {
+            continue;
+        }
+
+        params[i] = ngx_alloc(values[i].len + 1, log);
+        if (params[i] == NULL) {
+            p = ngx_cpymem(p, "out of memory", 13);
+            goto done;
+        }
+
+        *ngx_cpymem(params[i], values[i].data, values[i].len) = '\0';
+    }
+
+    *ngx_cpymem(query, sql->data, sql->len) = '\0';
+
+    /* the configured connection, with a connect timeout in seconds (>= 1) */
+
+    ngx_memcpy(kw, pcf->keywords, n * sizeof(char *));
+    ngx_memcpy(val, pcf->values, n * sizeof(char *));
+    *ngx_sprintf((u_char *) secs, "%ui", (ngx_uint_t) (timeout + 999) / 1000)
+        = '\0';
+    kw[n] = "connect_timeout";
+    val[n] = secs;
+    kw[n + 1] = NULL;
+    val[n + 1] = NULL;
+
+    pg = PQconnectdbParams((const char * const *) kw,
+                           (const char * const *) val, 0);
+
+    if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+        status = NGX_VODLMS_PG_DOWN;
+        p = ngx_vodlms_pg_cpymsg(p, last, pg ? PQerrorMessage(pg)
+                                             : "out of memory");
+        goto done;
+    }
+
+    *ngx_sprintf(set, "SET statement_timeout = %M", timeout) = '\0';
+
+    r = PQexec(pg, (char *) set);
+    st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    PQclear(r);
+
+    if (st != PGRES_COMMAND_OK) {
+        p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
+        goto done;
+    }
+
+    r = PQexecParams(pg, query, (int) nvalues, NULL,
+                     (const char * const *) params, NULL, NULL, 0);
+    st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        *res = r;
+        status = NGX_VODLMS_PG_OK;
+        goto done;
+    }
+
+    if (r) {
+        status = ngx_vodlms_pg_refusal(r) ? NGX_VODLMS_PG_REFUSED
+                                          : NGX_VODLMS_PG_ERROR;
+        p = ngx_vodlms_pg_cpyerror(p, last, r);
+        PQclear(r);
+
+    } else {
+        p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
+    }
+
+done:
+
+    *p = '\0';
+    *reason = (const char *) buf;
+
+    if (pg) {
+        PQfinish(pg);
+    }
+
+    if (params) {
+        for (i = 0; i < nvalues; i++) {
+            if (params[i]) {
+                ngx_free(params[i]);
+            }
+        }
+        ngx_free(params);
+    }
+
+    if (kw) {
+        ngx_free(kw);
+    }
+
+    if (val) {
+        ngx_free(val);
+    }
+
+    if (query) {
+        ngx_free(query);
+    }
+
+    return status;
+}

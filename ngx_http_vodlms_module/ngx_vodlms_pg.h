@@ -96,5 +96,14 @@ ngx_int_t ngx_vodlms_pg_query_sql(ngx_vodlms_pg_pool_t *pool,
     ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done, void *data,
     ngx_vodlms_pg_status_e *status, const char **reason);
 
+/*
+ * One statement on a connection of its own, blocking: for a worker on its
+ * way out only.  On NGX_VODLMS_PG_OK *res is the caller's to PQclear();
+ * otherwise *reason says why (valid until the next call).
+ */
+ngx_vodlms_pg_status_e ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf,
+    ngx_log_t *log, ngx_str_t *sql, ngx_str_t *values, ngx_uint_t nvalues,
+    ngx_msec_t timeout, PGresult **res, const char **reason);
+
 
 #endif /* NGX_VODLMS_PG_H */
