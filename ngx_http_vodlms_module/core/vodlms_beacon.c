@@ -98,6 +98,43 @@ typedef struct {
 } vodlms_beacon_state_t;
 
 
+/* the words the checks know: member names and event names */
+typedef struct {
+    const char         *name;
+    size_t              len;
+    int                 value;
+} vodlms_beacon_word_t;
+
+static const vodlms_beacon_word_t  vodlms_beacon_members[] = {
+    { "videoId", 7, VODLMS_BK_VIDEO_ID },
+    { "currentTime", 11, VODLMS_BK_CURRENT_TIME },
+    { "duration", 8, VODLMS_BK_DURATION },
+    { "event", 5, VODLMS_BK_EVENT },
+    { NULL, 0, 0 }
+};
+
+static const vodlms_beacon_word_t  vodlms_beacon_event_words[] = {
+    { "tick", 4, VODLMS_BEACON_TICK },
+    { "pause", 5, VODLMS_BEACON_PAUSE },
+    { "ended", 5, VODLMS_BEACON_ENDED },
+    { NULL, 0, 0 }
+};
+
+
+static int
+vodlms_beacon_word(const vodlms_beacon_word_t *w, const unsigned char *s,
+    size_t len, int none)
+{
+    for ( /* void */ ; w->name; w++) {
+        if (w->len == len && memcmp(w->name, s, len) == 0) {
+            return w->value;
+        }
+    }
+
+    return none;
+}
+
+
 /* ------------------------------------------------- yajl's allocator */
 
 static void *
@@ -380,19 +417,8 @@ vodlms_beacon_string(void *ctx, const unsigned char *s, size_t len)
             break;
 
         case VODLMS_BK_EVENT:
-            if (len == 4 && memcmp(s, "tick", 4) == 0) {
-                st->event = VODLMS_BEACON_TICK;
-
-            } else if (len == 5 && memcmp(s, "pause", 5) == 0) {
-                st->event = VODLMS_BEACON_PAUSE;
-
-            } else if (len == 5 && memcmp(s, "ended", 5) == 0) {
-                st->event = VODLMS_BEACON_ENDED;
-
-            } else {
-                st->event = -1;
-            }
-
+            st->event = vodlms_beacon_word(vodlms_beacon_event_words, s, len,
+                                           -1);
             break;
         }
     }
@@ -449,20 +475,8 @@ vodlms_beacon_map_key(void *ctx, const unsigned char *s, size_t len)
     st->key_used += len;
 
     if (st->level == 1) {
-        st->member = VODLMS_BK_OTHER;
-
-        if (len == 7 && memcmp(s, "videoId", 7) == 0) {
-            st->member = VODLMS_BK_VIDEO_ID;
-
-        } else if (len == 11 && memcmp(s, "currentTime", 11) == 0) {
-            st->member = VODLMS_BK_CURRENT_TIME;
-
-        } else if (len == 8 && memcmp(s, "duration", 8) == 0) {
-            st->member = VODLMS_BK_DURATION;
-
-        } else if (len == 5 && memcmp(s, "event", 5) == 0) {
-            st->member = VODLMS_BK_EVENT;
-        }
+        st->member = vodlms_beacon_word(vodlms_beacon_members, s, len,
+                                        VODLMS_BK_OTHER);
     }
 
     return 1;
