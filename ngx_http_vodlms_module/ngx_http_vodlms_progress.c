@@ -743,22 +743,6 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
 
     z = vmcf->progress.zone->data;
 
-    pool = ngx_create_pool(4096, log);
-    f = pool ? ngx_pcalloc(pool, sizeof(ngx_http_vodlms_flush_t)) : NULL;
-    if (f) {
-        f->snaps = ngx_array_create(pool, 64,
-                                    sizeof(ngx_http_vodlms_progress_snap_t));
-    }
-
-    if (f == NULL || f->snaps == NULL) {
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-        return NGX_ERROR;
-    }
-
-    f->vmcf = vmcf;
-
     ngx_shmtx_lock(&z->shpool->mutex);
 
     /* one flusher at a time; a claim older than a query can take is dead */
@@ -768,15 +752,32 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
                < vmcf->pg->timeout + vmcf->progress.flush_interval))
     {
         ngx_shmtx_unlock(&z->shpool->mutex);
-        ngx_destroy_pool(pool);
         return NGX_DECLINED;
     }
+
+    pool = ngx_create_pool(4096, log);
+    f = pool ? ngx_pcalloc(pool, sizeof(ngx_http_vodlms_flush_t)) : NULL;
+    if (f) {
+        f->snaps = ngx_array_create(pool, 64,
+                                    sizeof(ngx_http_vodlms_progress_snap_t));
+    }
+
+    if (f == NULL || f->snaps == NULL) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+        return NGX_ERROR;
+    }
+
+    f->vmcf = vmcf;
 
     z->sh->flusher = ngx_pid;
     z->sh->flush_started = ngx_current_msec;
 
     /* whatever happens next, _flushed() releases it */
     vmcf->progress.flush_pool = pool;
+    vmcf->progress.flush = f;
     *fp = f;
 
     for (q = ngx_queue_head(&z->sh->lru);
@@ -921,6 +922,45 @@ failed:
 }
 
 
+/* an abandoned flush: its watched seconds are no longer pending */
+
+static void
+ngx_http_vodlms_progress_forget(ngx_http_vodlms_main_conf_t *vmcf,
+    ngx_http_vodlms_flush_t *f)
+{
+    uint32_t                          hash;
+    ngx_uint_t                        i;
+    ngx_http_vodlms_progress_node_t  *node;
+    ngx_http_vodlms_progress_snap_t  *snap;
+    ngx_http_vodlms_progress_zone_t  *z;
+
+    z = vmcf->progress.zone->data;
+    snap = f->snaps->elts;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (i = 0; i < f->snaps->nelts; i++) {
+        hash = ngx_http_vodlms_progress_hash(&snap[i].user, &snap[i].video);
+        node = ngx_http_vodlms_progress_find(z, hash, &snap[i].user,
+                                             &snap[i].video);
+        if (node == NULL) {
+            continue;
+        }
+
+        node->p.watched_pending -= snap[i].p.watched_pending;
+        if (node->p.watched_pending < 1e-6) {
+            node->p.watched_pending = 0;
+        }
+    }
+
+    if (z->sh->flusher == ngx_pid) {
+        z->sh->flusher = 0;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
 /*
  * A fast shutdown (SIGTERM: nginx -s stop) makes a worker leave at once,
  * without running its timers, and nginx's master kills what is left after
@@ -962,16 +1002,19 @@ ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
 
     z = vmcf->progress.zone->data;
 
-    /* a flush of ours still waiting for its answer will never get it */
-    if (vmcf->progress.flush_pool) {
+    /*
+     * A flush of ours still waiting for its answer will never get it, but
+     * PostgreSQL may well commit it.  Its entries stay dirty, so their
+     * positions are written again (the same or newer: harmless); the
+     * watched seconds it carried are taken off first, so they cannot be
+     * added twice.  Should it not commit, that is watch time not credited,
+     * never credit not watched.
+     */
+    if (vmcf->progress.flush) {
+        ngx_http_vodlms_progress_forget(vmcf, vmcf->progress.flush);
         ngx_destroy_pool(vmcf->progress.flush_pool);
         vmcf->progress.flush_pool = NULL;
-
-        ngx_shmtx_lock(&z->shpool->mutex);
-        if (z->sh->flusher == ngx_pid) {
-            z->sh->flusher = 0;
-        }
-        ngx_shmtx_unlock(&z->shpool->mutex);
+        vmcf->progress.flush = NULL;
     }
 
     ngx_shmtx_lock(&z->shpool->mutex);
@@ -1059,6 +1102,7 @@ ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
     snap = f->snaps->elts;
     pool = vmcf->progress.flush_pool;
     vmcf->progress.flush_pool = NULL;
+    vmcf->progress.flush = NULL;
 
     ngx_shmtx_lock(&z->shpool->mutex);
 

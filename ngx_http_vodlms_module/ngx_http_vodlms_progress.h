@@ -20,6 +20,7 @@ typedef struct {
     ngx_uint_t                  failures;        /* for the back-off */
     ngx_msec_t                  last_flush;      /* this worker's */
     ngx_pool_t                 *flush_pool;      /* per flush */
+    void                       *flush;           /* the one in flight */
 } ngx_http_vodlms_progress_main_t;
 
 

@@ -35,6 +35,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <poll.h>
 
 #include "ngx_vodlms_pg.h"
 #include "ngx_vodlms_metrics.h"
@@ -2430,22 +2431,70 @@ ngx_vodlms_pg_cpyerror(u_char *p, u_char *last, PGresult *res)
 /*
  * One statement on a connection of its own, blocking the process: only for
  * a worker on its way out, which has no event loop left to wait on (see
- * ngx_http_vodlms_progress_exit()).  Connecting and the statement each get
- * about `timeout`.  On NGX_VODLMS_PG_OK *res is the caller's to PQclear();
- * otherwise *reason says why, valid until the next call.
+ * ngx_http_vodlms_progress_exit()).  Connecting and the statement together
+ * get `timeout`, kept here with poll(): libpq's own connect_timeout is
+ * whole seconds, at least two.  On NGX_VODLMS_PG_OK *res is the caller's to
+ * PQclear(); otherwise *reason says why, valid until the next call.
  */
+
+static void
+ngx_vodlms_pg_notice_ignore(void *arg, const char *message)
+{
+    (void) arg;
+    (void) message;
+}
+
+
+/* wait until the socket can be read (or written); 0 when time is up */
+
+static ngx_int_t
+ngx_vodlms_pg_wait(PGconn *pg, ngx_uint_t write, ngx_msec_t deadline)
+{
+    int             n;
+    struct pollfd   pfd;
+    ngx_msec_int_t  left;
+
+    for ( ;; ) {
+        ngx_time_update();
+        left = (ngx_msec_int_t) (deadline - ngx_current_msec);
+
+        if (left <= 0) {
+            return 0;
+        }
+
+        pfd.fd = PQsocket(pg);
+        pfd.events = write ? POLLOUT : POLLIN;
+        pfd.revents = 0;
+
+        n = poll(&pfd, 1, (int) left);
+
+        if (n > 0) {
+            return 1;
+        }
+
+        if (n == 0 || ngx_errno != NGX_EINTR) {
+            return 0;
+        }
+
+        /* a signal (the master repeats SIGTERM): wait for what is left */
+    }
+}
+
 
 ngx_vodlms_pg_status_e
 ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf, ngx_log_t *log,
     ngx_str_t *sql, ngx_str_t *values, ngx_uint_t nvalues, ngx_msec_t timeout,
     PGresult **res, const char **reason)
 {
-    char                    **kw, **val, **params, *query, secs[NGX_INT_T_LEN];
-    u_char                   *p, *last, set[64];
+    int                       rc;
+    char                    **params, *query;
+    u_char                   *p, *last;
     PGconn                   *pg;
     PGresult                 *r;
-    ngx_uint_t                i, n;
+    ngx_msec_t                deadline;
+    ngx_uint_t                i;
     ExecStatusType            st;
+    PostgresPollingStatusType  poll_st;
     ngx_vodlms_pg_status_e    status;
 
     static u_char  buf[NGX_VODLMS_PG_REASON_LEN];
@@ -2453,24 +2502,18 @@ ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf, ngx_log_t *log,
     *res = NULL;
     last = buf + sizeof(buf) - 1;
     p = buf;
-
-    for (n = 0; pcf->keywords[n]; n++) { /* void */ }
-
-    kw = ngx_alloc((n + 2) * sizeof(char *), log);
-    val = ngx_alloc((n + 2) * sizeof(char *), log);
-    params = ngx_alloc((nvalues + 1) * sizeof(char *), log);
-    query = ngx_alloc(sql->len + 1, log);
-
     pg = NULL;
     status = NGX_VODLMS_PG_ERROR;
 
-    if (kw == NULL || val == NULL || params == NULL || query == NULL) {
+    ngx_time_update();
+    deadline = ngx_current_msec + timeout;
+
+    params = ngx_calloc((nvalues + 1) * sizeof(char *), log);
+    query = ngx_alloc(sql->len + 1, log);
+
+    if (params == NULL || query == NULL) {
         p = ngx_cpymem(p, "out of memory", 13);
         goto done;
-    }
-
-    for (i = 0; i < nvalues; i++) {
-        params[i] = NULL;
     }
 
     for (i = 0; i < nvalues; i++) {
@@ -2489,56 +2532,105 @@ ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf, ngx_log_t *log,
 
     *ngx_cpymem(query, sql->data, sql->len) = '\0';
 
-    /* the configured connection, with a connect timeout in seconds (>= 1) */
+    /* the configured connection (host names resolved at nginx -t) */
 
-    ngx_memcpy(kw, pcf->keywords, n * sizeof(char *));
-    ngx_memcpy(val, pcf->values, n * sizeof(char *));
-    *ngx_sprintf((u_char *) secs, "%ui", (ngx_uint_t) (timeout + 999) / 1000)
-        = '\0';
-    kw[n] = "connect_timeout";
-    val[n] = secs;
-    kw[n + 1] = NULL;
-    val[n + 1] = NULL;
+    pg = PQconnectStartParams(pcf->keywords, pcf->values, 0);
 
-    pg = PQconnectdbParams((const char * const *) kw,
-                           (const char * const *) val, 0);
-
-    if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+    if (pg == NULL || PQstatus(pg) == CONNECTION_BAD) {
         status = NGX_VODLMS_PG_DOWN;
         p = ngx_vodlms_pg_cpymsg(p, last, pg ? PQerrorMessage(pg)
                                              : "out of memory");
         goto done;
     }
 
-    *ngx_sprintf(set, "SET statement_timeout = %M", timeout) = '\0';
+    PQsetNoticeProcessor(pg, ngx_vodlms_pg_notice_ignore, NULL);
 
-    r = PQexec(pg, (char *) set);
-    st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    PQclear(r);
+    poll_st = PGRES_POLLING_WRITING;
 
-    if (st != PGRES_COMMAND_OK) {
+    while (poll_st != PGRES_POLLING_OK) {
+
+        if (poll_st == PGRES_POLLING_FAILED) {
+            status = NGX_VODLMS_PG_DOWN;
+            p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
+            goto done;
+        }
+
+        if (!ngx_vodlms_pg_wait(pg, poll_st == PGRES_POLLING_WRITING,
+                                deadline))
+        {
+            status = NGX_VODLMS_PG_TIMEOUT;
+            p = ngx_cpymem(p, "connect timed out", 17);
+            goto done;
+        }
+
+        poll_st = PQconnectPoll(pg);
+    }
+
+    /* the statement, sent and read without blocking past the deadline */
+
+    if (PQsetnonblocking(pg, 1) != 0
+        || PQsendQueryParams(pg, query, (int) nvalues, NULL,
+                             (const char * const *) params, NULL, NULL, 0)
+           == 0)
+    {
         p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
         goto done;
     }
 
-    r = PQexecParams(pg, query, (int) nvalues, NULL,
-                     (const char * const *) params, NULL, NULL, 0);
-    st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    while ((rc = PQflush(pg)) == 1) {
+        if (!ngx_vodlms_pg_wait(pg, 1, deadline)) {
+            status = NGX_VODLMS_PG_TIMEOUT;
+            p = ngx_cpymem(p, "query timed out", 15);
+            goto done;
+        }
+    }
 
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        *res = r;
-        status = NGX_VODLMS_PG_OK;
+    if (rc == -1) {
+        p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
         goto done;
     }
 
-    if (r) {
-        status = ngx_vodlms_pg_refusal(r) ? NGX_VODLMS_PG_REFUSED
-                                          : NGX_VODLMS_PG_ERROR;
-        p = ngx_vodlms_pg_cpyerror(p, last, r);
+    for ( ;; ) {
+        while (PQisBusy(pg)) {
+            if (!ngx_vodlms_pg_wait(pg, 0, deadline)) {
+                status = NGX_VODLMS_PG_TIMEOUT;
+                p = ngx_cpymem(p, "query timed out", 15);
+                goto done;
+            }
+
+            if (PQconsumeInput(pg) == 0) {
+                p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
+                goto done;
+            }
+        }
+
+        r = PQgetResult(pg);
+        if (r == NULL) {
+            break;
+        }
+
+        /* one statement: keep its result, drop anything after it */
+        if (*res == NULL && status == NGX_VODLMS_PG_ERROR
+            && p == buf)
+        {
+            st = PQresultStatus(r);
+
+            if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                *res = r;
+                status = NGX_VODLMS_PG_OK;
+                continue;
+            }
+
+            status = ngx_vodlms_pg_refusal(r) ? NGX_VODLMS_PG_REFUSED
+                                              : NGX_VODLMS_PG_ERROR;
+            p = ngx_vodlms_pg_cpyerror(p, last, r);
+        }
+
         PQclear(r);
+    }
 
-    } else {
-        p = ngx_vodlms_pg_cpymsg(p, last, PQerrorMessage(pg));
+    if (*res == NULL && p == buf) {
+        p = ngx_cpymem(p, "no result", 9);
     }
 
 done:
@@ -2557,14 +2649,6 @@ done:
             }
         }
         ngx_free(params);
-    }
-
-    if (kw) {
-        ngx_free(kw);
-    }
-
-    if (val) {
-        ngx_free(val);
     }
 
     if (query) {

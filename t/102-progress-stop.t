@@ -1,8 +1,8 @@
 # A fast shutdown ("nginx -s stop", SIGTERM) loses no acknowledged beacon:
 # the workers leave at once, without their timers, so each writes what is
 # still dirty on its way out (ngx_http_vodlms_progress_exit).  And when
-# PostgreSQL is down at that moment, the loss is not silent: one [alert]
-# line says how many entries were not written.
+# PostgreSQL is down or silent at that moment, the loss is not silent: an
+# [alert] line says how many entries were not written.
 #
 # Plain Test::More: the test signals the master itself and waits for it,
 # which Test::Nginx's blocks cannot do.  nginx runs as a direct child of
@@ -144,5 +144,22 @@ like($log, qr/\[alert\] .*vodlms progress: fast shutdown with 1 acknowledged ent
 
 $pg->start;
 is(position(), '222.000', 'database down: the database is as it was');
+
+# a database that accepts and never answers: the postmaster stopped with
+# SIGSTOP takes connections into its backlog and starts no backend.  The
+# worker gives up on its own deadline, well before the master's SIGKILL,
+# so its [alert] is written.
+$log = fast_stop_after_beacons(
+    label       => 'database silent',
+    positions   => [444],
+    before      => '222.000',
+    before_stop => sub { kill 'STOP', $pg->pid },
+);
+kill 'CONT', $pg->pid;
+like($log, qr/\[error\] .*vodlms progress: flush of 1 entries failed, kept for the next try: connect timed out/,
+     'database silent: the flush gave up on its deadline');
+like($log, qr/\[alert\] .*vodlms progress: fast shutdown with 1 acknowledged entries not written/,
+     'database silent: the worker lived to say what was not written');
+is(position(), '222.000', 'database silent: the database is as it was');
 
 done_testing();
