@@ -32,7 +32,7 @@ my $pg = start_pg();
 
 # one nginx, started, fed beacons, stopped with SIGTERM; returns the error log
 sub fast_stop_after_beacons {
-    my (%o) = @_;
+    my (%o) = (flush => '1h', workers => 2, http => '', @_);
 
     my $dir = tempdir('vodlms-t102-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     chmod 0755, $dir;
@@ -45,7 +45,7 @@ sub fast_stop_after_beacons {
 load_module $module;
 daemon off;
 master_process on;
-worker_processes 2;
+worker_processes $o{workers};
 error_log $dir/logs/error.log notice;
 pid $dir/logs/nginx.pid;
 events { worker_connections 256; }
@@ -59,7 +59,8 @@ http {
 
     vodlms_redis 127.0.0.1:$redis_port;
     vodlms_pg "$conninfo";
-    vodlms_progress_zone zone=progress:1m flush=1h;
+    vodlms_progress_zone zone=progress:1m flush=$o{flush};
+$o{http}
 
     server {
         listen 127.0.0.1:$port;
@@ -89,6 +90,7 @@ CONF
     ok($up, "$o{label}: nginx is up");
 
     for my $t (@{ $o{positions} }) {
+        select undef, undef, undef, $o{pause} if $o{pause} && $t != $o{positions}[0];
         my $res = $http->post("http://127.0.0.1:$port/api/videos/intro-ready/progress", {
             headers => { 'Cookie' => 'session=t102-alice', 'Content-Type' => 'text/plain' },
             content => qq({"videoId":"intro-ready","currentTime":$t,"duration":634.5}),
@@ -96,7 +98,8 @@ CONF
         is($res->{status}, 204, "$o{label}: beacon at $t acknowledged");
     }
 
-    is(position(), $o{before}, "$o{label}: nothing written before the stop (flush=1h)");
+    is(position(), $o{before}, "$o{label}: nothing written before the stop (flush=1h)")
+        if defined $o{before};
 
     $o{before_stop}->() if $o{before_stop};
 
@@ -115,6 +118,19 @@ CONF
     open my $log, '<', "$dir/logs/error.log" or die $!;
     local $/;
     return <$log>;
+}
+
+sub watched {
+    return $pg->psql("SELECT watched_seconds FROM watch_progress"
+                   . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
+}
+
+# flushes of the slow query running now (and started after $since)
+sub sleeping_flushes {
+    my ($since) = @_;
+    return $pg->psql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                   . " AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()"
+                   . ($since ? " AND query_start > '$since'" : ''));
 }
 
 sub position {
@@ -161,5 +177,39 @@ like($log, qr/\[error\] .*vodlms progress: flush of 1 entries failed, kept for t
 like($log, qr/\[alert\] .*vodlms progress: fast shutdown with 1 acknowledged entries not written/,
      'database silent: the worker lived to say what was not written');
 is(position(), '222.000', 'database silent: the database is as it was');
+
+# A flush already sent when SIGTERM comes: PostgreSQL commits it after the
+# worker has gone.  The exit flush must not add its watched seconds again.
+# The flush query sleeps 2 s, longer than the exit flush's 1 s deadline;
+# both statements are then left to the server, which commits them both.
+# Two beacons 1.2 s apart, 1 s of video: exactly 1 watched second to
+# credit.  SIGTERM goes while a flush that started after the second beacon
+# (so it carries that second) is running.
+my $w0 = watched();
+my $slow = q{vodlms_progress_flush_query "INSERT INTO watch_progress AS wp (user_id, video_id, position_seconds, max_position_seconds, duration_seconds, watched_seconds, completed_at) SELECT b.u, b.v, b.p, b.m, b.d, b.w, CASE WHEN b.c > 0 THEN to_timestamp(b.c) END FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::float8[]) AS b(u, v, p, m, d, w, c) JOIN (SELECT pg_sleep(2)) AS pause ON true ON CONFLICT (user_id, video_id) DO UPDATE SET position_seconds = EXCLUDED.position_seconds, max_position_seconds = greatest(wp.max_position_seconds, EXCLUDED.max_position_seconds), duration_seconds = EXCLUDED.duration_seconds, watched_seconds = wp.watched_seconds + EXCLUDED.watched_seconds, completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at)";};
+$log = fast_stop_after_beacons(
+    label       => 'flush in flight',
+    workers     => 1,
+    flush       => '1s',
+    http        => $slow,
+    positions   => [10, 11],
+    pause       => 1.2,
+    before_stop => sub {
+        my $since = $pg->psql("SELECT clock_timestamp()");
+        my $n = 0;
+        for (1 .. 500) {
+            last if ($n = sleeping_flushes($since)) > 0;
+            select undef, undef, undef, 0.02;
+        }
+        is($n, 1, 'flush in flight: a flush with the watched second is running at SIGTERM');
+    },
+);
+for (1 .. 500) {
+    last if sleeping_flushes() == 0;
+    select undef, undef, undef, 0.02;
+}
+is(sprintf('%.3f', watched() - $w0), '1.000',
+   'flush in flight: the watched second is credited once, not twice');
+is(position(), '11.000', 'flush in flight: the last position is in the database');
 
 done_testing();
