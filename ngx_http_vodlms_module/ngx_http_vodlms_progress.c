@@ -922,15 +922,39 @@ failed:
 }
 
 
-/* an abandoned flush: its watched seconds are no longer pending */
+/*
+ * The database has (or will have) the watched seconds of this snapshot:
+ * they are no longer pending.  Under the zone's lock; the entry, if any.
+ */
+
+static ngx_http_vodlms_progress_node_t *
+ngx_http_vodlms_progress_credit(ngx_http_vodlms_progress_zone_t *z,
+    ngx_http_vodlms_progress_snap_t *snap)
+{
+    uint32_t                          hash;
+    ngx_http_vodlms_progress_node_t  *node;
+
+    hash = ngx_http_vodlms_progress_hash(&snap->user, &snap->video);
+    node = ngx_http_vodlms_progress_find(z, hash, &snap->user, &snap->video);
+
+    if (node) {
+        node->p.watched_pending -= snap->p.watched_pending;
+        if (node->p.watched_pending < 1e-6) {
+            node->p.watched_pending = 0;
+        }
+    }
+
+    return node;
+}
+
+
+/* an abandoned flush: counted as written (see the caller) */
 
 static void
 ngx_http_vodlms_progress_forget(ngx_http_vodlms_main_conf_t *vmcf,
     ngx_http_vodlms_flush_t *f)
 {
-    uint32_t                          hash;
     ngx_uint_t                        i;
-    ngx_http_vodlms_progress_node_t  *node;
     ngx_http_vodlms_progress_snap_t  *snap;
     ngx_http_vodlms_progress_zone_t  *z;
 
@@ -940,17 +964,7 @@ ngx_http_vodlms_progress_forget(ngx_http_vodlms_main_conf_t *vmcf,
     ngx_shmtx_lock(&z->shpool->mutex);
 
     for (i = 0; i < f->snaps->nelts; i++) {
-        hash = ngx_http_vodlms_progress_hash(&snap[i].user, &snap[i].video);
-        node = ngx_http_vodlms_progress_find(z, hash, &snap[i].user,
-                                             &snap[i].video);
-        if (node == NULL) {
-            continue;
-        }
-
-        node->p.watched_pending -= snap[i].p.watched_pending;
-        if (node->p.watched_pending < 1e-6) {
-            node->p.watched_pending = 0;
-        }
+        (void) ngx_http_vodlms_progress_credit(z, &snap[i]);
     }
 
     if (z->sh->flusher == ngx_pid) {
@@ -1089,7 +1103,6 @@ ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
 {
     ngx_http_vodlms_flush_t  *f = data;
 
-    uint32_t                          hash;
     ngx_uint_t                        i, written;
     ngx_pool_t                       *pool;
     ngx_http_vodlms_main_conf_t      *vmcf;
@@ -1109,18 +1122,9 @@ ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
     if (status == NGX_VODLMS_PG_OK) {
 
         for (i = 0; i < f->snaps->nelts; i++) {
-            hash = ngx_http_vodlms_progress_hash(&snap[i].user,
-                                                 &snap[i].video);
-            node = ngx_http_vodlms_progress_find(z, hash, &snap[i].user,
-                                                 &snap[i].video);
+            node = ngx_http_vodlms_progress_credit(z, &snap[i]);
             if (node == NULL) {
                 continue;
-            }
-
-            /* the database added this much: it is no longer pending */
-            node->p.watched_pending -= snap[i].p.watched_pending;
-            if (node->p.watched_pending < 1e-6) {
-                node->p.watched_pending = 0;
             }
 
             /* clean only if no beacon came in since the snapshot */
