@@ -30,6 +30,17 @@ redis_cmd($redis_port, 'SET', 'session:t102-alice', '{"user_id":"1001"}', 'EX', 
 
 my $pg = start_pg();
 
+# poll a condition (up to 10 s); its last value, true or not
+sub wait_for {
+    my ($cond) = @_;
+    my $v;
+    for (1 .. 500) {
+        last if $v = $cond->();
+        select undef, undef, undef, 0.02;
+    }
+    return $v;
+}
+
 # one nginx, started, fed beacons, stopped with SIGTERM; returns the error log
 sub fast_stop_after_beacons {
     my (%o) = (flush => '1h', workers => 2, http => '', @_);
@@ -82,12 +93,8 @@ CONF
     }
 
     my $http = HTTP::Tiny->new(timeout => 10);
-    my $up;
-    for (1 .. 250) {
-        last if $up = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
-        select undef, undef, undef, 0.02;
-    }
-    ok($up, "$o{label}: nginx is up");
+    ok(wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }),
+       "$o{label}: nginx is up");
 
     for my $t (@{ $o{positions} }) {
         select undef, undef, undef, $o{pause} if $o{pause} && $t != $o{positions}[0];
@@ -104,11 +111,7 @@ CONF
     $o{before_stop}->() if $o{before_stop};
 
     kill 'TERM', $pid;
-    my $gone;
-    for (1 .. 500) {
-        last if $gone = waitpid($pid, WNOHANG) == $pid;
-        select undef, undef, undef, 0.02;
-    }
+    my $gone = wait_for(sub { waitpid($pid, WNOHANG) == $pid });
     ok($gone, "$o{label}: nginx exited after SIGTERM");
     unless ($gone) {
         kill 'KILL', $pid;
@@ -196,18 +199,10 @@ $log = fast_stop_after_beacons(
     pause       => 1.2,
     before_stop => sub {
         my $since = $pg->psql("SELECT clock_timestamp()");
-        my $n = 0;
-        for (1 .. 500) {
-            last if ($n = sleeping_flushes($since)) > 0;
-            select undef, undef, undef, 0.02;
-        }
-        is($n, 1, 'flush in flight: a flush with the watched second is running at SIGTERM');
+        is(wait_for(sub { sleeping_flushes($since) }), 1, 'flush in flight: a flush with the watched second is running at SIGTERM');
     },
 );
-for (1 .. 500) {
-    last if sleeping_flushes() == 0;
-    select undef, undef, undef, 0.02;
-}
+wait_for(sub { sleeping_flushes() == 0 });
 is(sprintf('%.3f', watched() - $w0), '1.000',
    'flush in flight: the watched second is credited once, not twice');
 is(position(), '11.000', 'flush in flight: the last position is in the database');
