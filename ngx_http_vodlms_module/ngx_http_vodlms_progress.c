@@ -724,7 +724,8 @@ ngx_http_vodlms_text_array(u_char *p, ngx_str_t *s)
  * into the statement's seven parallel arrays.  NGX_OK: *fp and values[]
  * are ready and the claim is ours, to be released by _flushed(), which also
  * destroys the pool; NGX_DECLINED: nothing dirty, or another worker is
- * flushing; NGX_ERROR: no memory (nothing claimed).
+ * flushing; NGX_ERROR: no memory, with *fp left NULL if nothing was
+ * claimed, or set (the claim taken) for _flushed() to release.
  */
 
 static ngx_int_t
