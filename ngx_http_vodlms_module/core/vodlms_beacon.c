@@ -365,6 +365,15 @@ vodlms_beacon_number(void *ctx, const char *s, size_t len)
         return 0;
     }
 
+    /*
+     * The usual "120" or "634.5": exact, and inside both limits.  Zero
+     * takes the long way: jansson reads "-0" as the integer 0 but "-0.0"
+     * as the real -0.0.
+     */
+    if (vodlms_numeral_fast(s, len, &v) && v != 0) {
+        goto done;
+    }
+
     memcpy(st->numeral, s, len);
     st->numeral[len] = '\0';
     errno = 0;
@@ -383,6 +392,8 @@ vodlms_beacon_number(void *ctx, const char *s, size_t len)
             return 0;
         }
     }
+
+done:
 
     if (st->level == 1 && st->member != VODLMS_BK_OTHER) {
         st->number[st->member] = v;

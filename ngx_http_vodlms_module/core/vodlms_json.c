@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <float.h>
 
 #include "vodlms_core.h"
 
@@ -328,4 +329,121 @@ slow:
     }
 
     return vodlms_json_real(out, size, v);
+}
+
+
+/*
+ * A numeral to a double without strtod() when one exact operation does it
+ * (W. D. Clinger, "How to read floating point numbers accurately", 1990):
+ * the significant digits as an integer m <= 2^53 and a power of ten 10^k
+ * with |k| <= 22 are both exact doubles, so m * 10^k or m / 10^k is a
+ * single IEEE operation, rounded once to nearest: the double strtod()
+ * returns.  That holds only where doubles are evaluated as doubles
+ * (FLT_EVAL_METHOD 0, as with SSE2); with x87's wider registers the
+ * result could be rounded twice, so there everything goes to strtod().
+ */
+
+#define VODLMS_2P53  (UINT64_C(1) << 53)
+
+int
+vodlms_numeral_fast(const char *s, size_t len, double *out)
+{
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+    int        neg, k, e, eneg, edigits, fdigits;
+    size_t     i, start;
+    double     v;
+    uint64_t   m, d;
+
+    static const double  pow10[] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+    };
+
+    i = 0;
+    neg = (len > 0 && s[0] == '-');
+    i += neg;
+
+    m = 0;
+    fdigits = 0;
+
+    /* integer digits, then fraction digits: all into m */
+
+    for (start = i; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        d = (uint64_t) (s[i] - '0');
+        if (m > (VODLMS_2P53 - d) / 10) {
+            return 0;
+        }
+        m = m * 10 + d;
+    }
+
+    if (i == start) {
+        return 0;
+    }
+
+    if (i < len && s[i] == '.') {
+        for (start = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            d = (uint64_t) (s[i] - '0');
+            if (m > (VODLMS_2P53 - d) / 10) {
+                return 0;
+            }
+            m = m * 10 + d;
+            fdigits++;
+        }
+
+        if (i == start) {
+            return 0;
+        }
+    }
+
+    e = 0;
+
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        eneg = (i < len && s[i] == '-');
+
+        if (i < len && (s[i] == '-' || s[i] == '+')) {
+            i++;
+        }
+
+        for (edigits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (++edigits > 4) {
+                return 0;
+            }
+            e = e * 10 + (s[i] - '0');
+        }
+
+        if (edigits == 0) {
+            return 0;
+        }
+
+        if (eneg) {
+            e = -e;
+        }
+    }
+
+    if (i != len) {
+        return 0;
+    }
+
+    /* zeros after the point can make fdigits large: k says no then */
+
+    k = e - fdigits;
+
+    if (k < -22 || k > 22) {
+        return 0;
+    }
+
+    v = (double) m;
+    v = (k < 0) ? v / pow10[-k] : v * pow10[k];
+
+    *out = neg ? -v : v;
+
+    return 1;
+#else
+    (void) s;
+    (void) len;
+    (void) out;
+
+    return 0;
+#endif
 }

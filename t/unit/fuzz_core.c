@@ -75,6 +75,20 @@ check_json_output(const char *in, size_t size)
         free(exp);
     }
 
+    /* the strtod()-free path: strtod()'s double, bit for bit, or no answer */
+    if (size < 64) {
+        double  fast, slow;
+        char    nz[64], *end;
+
+        if (vodlms_numeral_fast(in, size, &fast)) {
+            memcpy(nz, in, size);
+            nz[size] = '\0';
+            slow = strtod(nz, &end);
+            check(end == nz + size
+                  && memcmp(&fast, &slow, sizeof(double)) == 0);
+        }
+    }
+
     /* as a numeral: only plain digits with at most one inner dot */
     dots = 0;
 

@@ -2058,6 +2058,143 @@ test_json_output(void)
 }
 
 
+/*
+ * The strtod()-free numeral path must give strtod()'s very double (bit for
+ * bit, so -0 is told from 0) whenever it answers, and answer for the
+ * numerals beacons and enrollment rows usually carry.
+ */
+
+static int
+check_numeral(const char *s, size_t len, int *fast)
+{
+    char    z[128];
+    char   *end;
+    double  got, exp;
+
+    *fast = vodlms_numeral_fast(s, len, &got);
+
+    if (!*fast) {
+        return 1;
+    }
+
+    if (len >= sizeof(z)) {
+        tap_diag("numeral \"%.*s\": answered for an overlong input",
+                 (int) len, s);
+        return 0;
+    }
+
+    memcpy(z, s, len);
+    z[len] = '\0';
+    exp = strtod(z, &end);
+
+    if (end != z + len || memcmp(&got, &exp, sizeof(double)) != 0) {
+        tap_diag("numeral \"%s\": got %.17g, strtod %.17g (read %d of %d)",
+                 z, got, exp, (int) (end - z), (int) len);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static void
+test_numeral_fast(void)
+{
+    int            i, j, n, fast, bad, answered;
+    char           buf[96];
+    size_t         len;
+    double         v;
+    unsigned int   seed;
+
+    static const struct {
+        const char  *s;
+        int          fast;
+    } fixed[] = {
+        { "0", 1 }, { "-0", 1 }, { "-0.0", 1 }, { "120", 1 },
+        { "634.5", 1 }, { "0.1", 1 }, { "0.30000000000000004", 0 },
+        { "9007199254740992", 1 }, { "9007199254740993", 0 },
+        { "1e22", 1 }, { "1e23", 0 }, { "1.5e-3", 1 }, { "15E+2", 1 },
+        { "1e-22", 1 }, { "1e-23", 0 }, { "007.250", 1 },
+        { "0.0000000000000000000000000001", 0 },
+        { "123456789012345678901234567890", 0 },
+        { "1e99999", 0 }, { "1e00010", 0 },
+        { "", 0 }, { "-", 0 }, { "1.", 0 }, { ".5", 0 }, { "1e", 0 },
+        { "1e+", 0 }, { "+1", 0 }, { "1x", 0 }, { "0x10", 0 },
+        { " 1", 0 }, { "1 ", 0 }, { "inf", 0 }, { "nan", 0 },
+        { "1..2", 0 }, { "--1", 0 }, { "1e5.5", 0 }, { "1,5", 0 },
+    };
+
+    for (i = 0; i < (int) (sizeof(fixed) / sizeof(fixed[0])); i++) {
+        len = strlen(fixed[i].s);
+        ok(check_numeral(fixed[i].s, len, &fast) && fast == fixed[i].fast,
+           "numeral \"%s\": %s", fixed[i].s,
+           fixed[i].fast ? "strtod()'s double without strtod()"
+                         : "left to strtod()");
+    }
+
+    is_int(vodlms_numeral_fast("634.5", 5, &v) && v == 634.5, 1,
+           "numeral: 634.5 is 634.5");
+    is_int(vodlms_numeral_fast("1234", 2, &v) && v == 12, 1,
+           "numeral: only `len` bytes are read");
+
+    /* random numerals: signs, leading zeros, fractions and exponents */
+
+    static const char  *digits = "0123456789";
+
+    seed = 20261125;
+    bad = 0;
+    answered = 0;
+
+    for (i = 0; i < 1000000 && bad < 5; i++) {
+        len = 0;
+
+        if (rand_r(&seed) % 4 == 0) {
+            buf[len++] = '-';
+        }
+
+        n = 1 + rand_r(&seed) % ((rand_r(&seed) % 3) ? 8 : 22);
+        for (j = 0; j < n; j++) {
+            buf[len++] = digits[(rand_r(&seed) % 3) ? rand_r(&seed) % 10 : 0];
+        }
+
+        if (rand_r(&seed) % 2) {
+            buf[len++] = '.';
+            n = 1 + rand_r(&seed) % ((rand_r(&seed) % 3) ? 6 : 24);
+            for (j = 0; j < n; j++) {
+                buf[len++] = digits[rand_r(&seed) % 10];
+            }
+        }
+
+        if (rand_r(&seed) % 4 == 0) {
+            buf[len++] = (rand_r(&seed) % 2) ? 'e' : 'E';
+            if (rand_r(&seed) % 2) {
+                buf[len++] = (rand_r(&seed) % 2) ? '-' : '+';
+            }
+            n = 1 + rand_r(&seed) % 3;
+            for (j = 0; j < n; j++) {
+                buf[len++] = digits[rand_r(&seed) % 10];
+            }
+        }
+
+        /* now and then a byte out of place */
+        if (rand_r(&seed) % 50 == 0) {
+            buf[rand_r(&seed) % len] = ".eE-+x 0"[rand_r(&seed) % 8];
+        }
+
+        if (!check_numeral(buf, len, &fast)) {
+            bad++;
+        }
+
+        answered += fast;
+    }
+
+    ok(bad == 0, "numeral: 1000000 random numerals, strtod()'s double "
+       "each time the fast path answers");
+    ok(answered > 500000, "numeral: the fast path answered %d of them "
+       "(the short ones)", answered);
+}
+
+
 int
 main(void)
 {
@@ -2074,6 +2211,7 @@ main(void)
     test_beacon_oracle();
     test_progress();
     test_json_output();
+    test_numeral_fast();
 
     return done_testing();
 }
