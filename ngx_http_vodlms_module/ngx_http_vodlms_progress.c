@@ -294,16 +294,25 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         return;
     }
 
-    body = ngx_pnalloc(r->pool, len + 1);
-    if (body == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
+    cl = r->request_body->bufs;
 
-    n = 0;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        n += ngx_cpymem(body + n, cl->buf->pos, ngx_buf_size(cl->buf))
-             - (body + n);
+    if (cl == NULL || cl->next == NULL) {
+        /* one buffer (the usual beacon, pre-read with its headers): as is */
+        body = cl ? cl->buf->pos : (u_char *) "";
+        n = len;
+
+    } else {
+        body = ngx_pnalloc(r->pool, len);
+        if (body == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        n = 0;
+        for ( /* void */ ; cl; cl = cl->next) {
+            n += ngx_cpymem(body + n, cl->buf->pos, ngx_buf_size(cl->buf))
+                 - (body + n);
+        }
     }
 
     if (vodlms_beacon_parse((char *) body, n, pcf->slack, &b, &why)

@@ -16,7 +16,7 @@ use Test::Nginx::Socket 'no_plan';
 $ENV{TEST_NGINX_REDIS_PORT} ||= 6379;
 my $r = $ENV{TEST_NGINX_REDIS_PORT};
 for my $u (['alice', 1001], ['bob', 1002], ['carol', 1003], ['erin', 1005],
-           ['gina', 1100], ['hank', 1101], ['ivy', 1102]) {
+           ['gina', 1100], ['hank', 1101], ['ivy', 1102], ['jill', 1103]) {
     redis_cmd($r, 'SET', "session:t100-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
 }
 
@@ -32,7 +32,7 @@ $pg->psql(q{INSERT INTO watch_progress (user_id, video_id, position_seconds, max
 # gina, hank, ivy: enrolled, never watched (no watch_progress row); each
 # one is used by one block only, since a block's beacons reach PostgreSQL
 # when its nginx stops
-for my $u (['1100', 'gina'], ['1101', 'hank'], ['1102', 'ivy']) {
+for my $u (['1100', 'gina'], ['1101', 'hank'], ['1102', 'ivy'], ['1103', 'jill']) {
     $pg->psql(qq{INSERT INTO users (id, email, role) VALUES ('$u->[0]', '$u->[1]\@example.com', 'student')});
     $pg->psql(qq{INSERT INTO enrollments (user_id, course_id, status) VALUES ('$u->[0]', 'course-intro', 'active')});
 }
@@ -53,6 +53,9 @@ sub upserts { scalar grep { /INSERT INTO watch_progress AS wp/ } do {
     open my $fh, '<', $pg->log_file or return 0; <$fh> } }
 
 my $mark = 0;
+
+# one chunk of a chunked body
+sub chunk { sprintf "%x\r\n%s\r\n", length $_[0], $_[0] }
 
 sub row {
     my ($user) = @_;
@@ -288,6 +291,47 @@ Cookie: session=t100-alice
 --- response_body_like eval
 [qr/^$/, qr/^\{"videoId":"intro-ready","position":320\.000,"duration":634\.500,"completed":false\}$/,
  qr/"resumeAt":320[,}]/]
+
+
+
+=== TEST 5b: a beacon whose body arrives in pieces, with a length or chunked, is the same beacon
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_rate off;
+    }
+--- request eval
+[["POST /api/videos/intro-ready/progress\n{\"videoId\":\"int",
+  {value => "ro-ready\",\"currentTime\":32", delay_before => 0.05},
+  {value => "1,\"duration\":634.5}", delay_before => 0.05}],
+ "GET /api/videos/intro-ready/progress",
+ ["POST /api/videos/intro-ready/progress\n" . main::chunk('{"videoId":"int'),
+  {value => main::chunk('ro-ready","currentTime":32'), delay_before => 0.05},
+  {value => main::chunk('2.25,"duration":634.5}') . "0\r\n\r\n", delay_before => 0.05}],
+ "GET /api/videos/intro-ready/progress"]
+--- more_headers eval
+["Cookie: session=t100-jill", "Cookie: session=t100-jill",
+ "Cookie: session=t100-jill\nTransfer-Encoding: chunked", "Cookie: session=t100-jill"]
+--- error_code eval
+[204, 200, 204, 200]
+--- response_body eval
+["",
+ qq({"videoId":"intro-ready","position":321.000,"duration":634.500,"completed":false}\n),
+ "",
+ qq({"videoId":"intro-ready","position":322.250,"duration":634.500,"completed":false}\n)]
+--- no_error_log
+[error]
+[alert]
+[crit]
 
 
 
