@@ -298,7 +298,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
     if (cl == NULL || cl->next == NULL) {
         /* one buffer (the usual beacon, pre-read with its headers): as is */
-        body = cl ? cl->buf->pos : (u_char *) "";
+        body = (cl && cl->buf->pos) ? cl->buf->pos : (u_char *) "";
         n = len;
 
     } else {
