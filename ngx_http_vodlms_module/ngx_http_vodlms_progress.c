@@ -1102,7 +1102,7 @@ ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
     if (left > 0) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "vodlms progress: fast shutdown with %i acknowledged "
-                      "entries not written to the database", left);
+                      "entries not confirmed written to the database", left);
     }
 }
 

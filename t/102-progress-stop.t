@@ -158,7 +158,7 @@ $log = fast_stop_after_beacons(
     before      => '222.000',
     before_stop => sub { $pg->stop },
 );
-like($log, qr/\[alert\] .*vodlms progress: fast shutdown with 1 acknowledged entries not written/,
+like($log, qr/\[alert\] .*vodlms progress: fast shutdown with 1 acknowledged entries not confirmed written/,
      'database down: one [alert] line says what was not written');
 
 $pg->start;
@@ -177,7 +177,7 @@ $log = fast_stop_after_beacons(
 kill 'CONT', $pg->pid;
 like($log, qr/\[error\] .*vodlms progress: flush of 1 entries failed, kept for the next try: connect timed out/,
      'database silent: the flush gave up on its deadline');
-like($log, qr/\[alert\] .*vodlms progress: fast shutdown with 1 acknowledged entries not written/,
+like($log, qr/\[alert\] .*vodlms progress: fast shutdown with 1 acknowledged entries not confirmed written/,
      'database silent: the worker lived to say what was not written');
 is(position(), '222.000', 'database silent: the database is as it was');
 
