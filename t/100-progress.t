@@ -294,7 +294,7 @@ Cookie: session=t100-alice
 
 
 
-=== TEST 5b: a beacon whose body arrives in pieces, with a length or chunked, is the same beacon
+=== TEST 5b: a beacon whose body arrives in pieces, with a length or chunked, is the same beacon; an empty body, either way, is malformed
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
@@ -317,17 +317,24 @@ Cookie: session=t100-alice
  ["POST /api/videos/intro-ready/progress\n" . main::chunk('{"videoId":"int'),
   {value => main::chunk('ro-ready","currentTime":32'), delay_before => 0.05},
   {value => main::chunk('2.25,"duration":634.5}') . "0\r\n\r\n", delay_before => 0.05}],
+ "GET /api/videos/intro-ready/progress",
+ "POST /api/videos/intro-ready/progress",
+ "POST /api/videos/intro-ready/progress\n0\r\n\r\n",
  "GET /api/videos/intro-ready/progress"]
 --- more_headers eval
 ["Cookie: session=t100-jill", "Cookie: session=t100-jill",
+ "Cookie: session=t100-jill\nTransfer-Encoding: chunked", "Cookie: session=t100-jill",
+ "Cookie: session=t100-jill\nContent-Length: 0",
  "Cookie: session=t100-jill\nTransfer-Encoding: chunked", "Cookie: session=t100-jill"]
 --- error_code eval
-[204, 200, 204, 200]
---- response_body eval
-["",
- qq({"videoId":"intro-ready","position":321.000,"duration":634.500,"completed":false}\n),
- "",
- qq({"videoId":"intro-ready","position":322.250,"duration":634.500,"completed":false}\n)]
+[204, 200, 204, 200, 400, 400, 200]
+--- response_body_like eval
+[qr/^$/,
+ qr/^\{"videoId":"intro-ready","position":321\.000,"duration":634\.500,"completed":false\}$/,
+ qr/^$/,
+ qr/^\{"videoId":"intro-ready","position":322\.250,"duration":634\.500,"completed":false\}$/,
+ qr/"reason":"malformed_json"/, qr/"reason":"malformed_json"/,
+ qr/^\{"videoId":"intro-ready","position":322\.250,"duration":634\.500,"completed":false\}$/]
 --- no_error_log
 [error]
 [alert]

@@ -242,12 +242,15 @@ size_t vodlms_json_decimal(const char *s, size_t len, char *out, size_t size);
 
 /*
  * A JSON numeral "-?digits[.digits][(e|E)[+-]digits]" (leading zeros
- * allowed) read as a double, without strtod() or the locale, when the
- * exact fast path applies: up to 2^53 as an integer of its digits, times
- * or over a power of ten up to 10^22.  Returns 1 and sets *out to the very
- * double strtod() gives; 0 otherwise (not a numeral, or outside that
+ * allowed, at most VODLMS_NUMERAL_FAST_MAX bytes) read as a double, without
+ * strtod() or the locale, when the exact fast path applies: up to 2^53 as
+ * an integer of its digits, times or over a power of ten up to 10^22.
+ * Returns 1 and sets *out to the very double strtod() gives (in the default
+ * rounding mode); 0 otherwise (not a numeral, too long, or outside that
  * range): the caller then uses strtod().
  */
+#define VODLMS_NUMERAL_FAST_MAX  64
+
 int vodlms_numeral_fast(const char *s, size_t len, double *out);
 
 

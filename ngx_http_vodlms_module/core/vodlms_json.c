@@ -359,6 +359,11 @@ vodlms_numeral_fast(const char *s, size_t len, double *out)
         1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
     };
 
+    /* longer ones are strtod()'s; this also keeps the counts below small */
+    if (len > VODLMS_NUMERAL_FAST_MAX) {
+        return 0;
+    }
+
     i = 0;
     neg = (len > 0 && s[0] == '-');
     i += neg;
@@ -433,10 +438,10 @@ vodlms_numeral_fast(const char *s, size_t len, double *out)
         return 0;
     }
 
-    v = (double) m;
-    v = (k < 0) ? v / pow10[-k] : v * pow10[k];
+    /* the sign first: the one rounding then sees the true value */
+    v = neg ? -(double) m : (double) m;
 
-    *out = neg ? -v : v;
+    *out = (k < 0) ? v / pow10[-k] : v * pow10[k];
 
     return 1;
 #else

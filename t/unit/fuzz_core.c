@@ -76,11 +76,12 @@ check_json_output(const char *in, size_t size)
     }
 
     /* the strtod()-free path: strtod()'s double, bit for bit, or no answer */
-    if (size < 64) {
+    {
         double  fast, slow;
-        char    nz[64], *end;
+        char    nz[VODLMS_NUMERAL_FAST_MAX + 1], *end;
 
         if (vodlms_numeral_fast(in, size, &fast)) {
+            check(size <= VODLMS_NUMERAL_FAST_MAX);
             memcpy(nz, in, size);
             nz[size] = '\0';
             slow = strtod(nz, &end);
