@@ -747,6 +747,7 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
     ngx_pool_t                        *pool;
     ngx_queue_t                       *q;
     ngx_http_vodlms_flush_t           *f;
+    ngx_pid_t                          dead;
     ngx_http_vodlms_progress_node_t   *node;
     ngx_http_vodlms_progress_snap_t   *snap;
     ngx_http_vodlms_progress_zone_t   *z;
@@ -755,14 +756,31 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    /* one flusher at a time; a claim older than a query can take is dead */
-    if (z->sh->dirty == 0
-        || (z->sh->flusher != 0 && z->sh->flusher != ngx_pid
-            && ngx_current_msec - z->sh->flush_started
-               < vmcf->pg->timeout + vmcf->progress.flush_interval))
-    {
+    if (z->sh->dirty == 0) {
         ngx_shmtx_unlock(&z->shpool->mutex);
         return NGX_DECLINED;
+    }
+
+    /*
+     * One flusher at a time.  Another worker's claim is dead when it is
+     * older than a query can take, or when that worker is gone (killed or
+     * crashed with its flush on the way: the master has reaped it, so the
+     * pid names no process).  The entries it was writing are still dirty
+     * and go in this batch.
+     */
+    dead = 0;
+
+    if (z->sh->flusher != 0 && z->sh->flusher != ngx_pid) {
+        if (ngx_current_msec - z->sh->flush_started
+            < vmcf->pg->timeout + vmcf->progress.flush_interval)
+        {
+            if (kill(z->sh->flusher, 0) == 0 || ngx_errno != NGX_ESRCH) {
+                ngx_shmtx_unlock(&z->shpool->mutex);
+                return NGX_DECLINED;
+            }
+
+            dead = z->sh->flusher;
+        }
     }
 
     pool = ngx_create_pool(4096, log);
@@ -824,6 +842,13 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
     }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (dead) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "vodlms progress: worker process %P exited during its "
+                      "flush; its entries are written again by process %P",
+                      dead, ngx_pid);
+    }
 
     /* seven parallel arrays, one statement */
 

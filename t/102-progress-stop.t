@@ -2,7 +2,9 @@
 # the workers leave at once, without their timers, so each writes what is
 # still dirty on its way out (ngx_http_vodlms_progress_exit).  And when
 # PostgreSQL is down or silent at that moment, the loss is not silent: an
-# [alert] line says how many entries were not written.
+# [alert] line says how many entries were not written.  And a worker
+# killed with its flush on the way leaves no claim that makes the others
+# wait.
 #
 # Plain Test::More: the test signals the master itself and waits for it,
 # which Test::Nginx's blocks cannot do.  nginx runs as a direct child of
@@ -43,7 +45,7 @@ sub wait_for {
 
 # one nginx, started, fed beacons, stopped with SIGTERM; returns the error log
 sub fast_stop_after_beacons {
-    my (%o) = (flush => '1h', workers => 2, http => '', @_);
+    my (%o) = (flush => '1h', workers => 2, http => '', pg => '', @_);
 
     my $dir = tempdir('vodlms-t102-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     chmod 0755, $dir;
@@ -69,7 +71,7 @@ http {
     scgi_temp_path $dir/scgi;
 
     vodlms_redis 127.0.0.1:$redis_port;
-    vodlms_pg "$conninfo";
+    vodlms_pg "$conninfo"$o{pg};
     vodlms_progress_zone zone=progress:1m flush=$o{flush};
 $o{http}
 
@@ -108,7 +110,7 @@ CONF
     is(position(), $o{before}, "$o{label}: nothing written before the stop (flush=1h)")
         if defined $o{before};
 
-    $o{before_stop}->() if $o{before_stop};
+    $o{before_stop}->($pid) if $o{before_stop};
 
     kill 'TERM', $pid;
     my $gone = wait_for(sub { waitpid($pid, WNOHANG) == $pid });
@@ -206,5 +208,63 @@ wait_for(sub { sleeping_flushes() == 0 });
 is(sprintf('%.3f', watched() - $w0), '1.000',
    'flush in flight: the watched second is credited once, not twice');
 is(position(), '11.000', 'flush in flight: the last position is in the database');
+
+# A worker killed while its flush is on its way leaves its claim behind.
+# Another worker takes over at once (the claim's pid names no process),
+# not only once the claim is older than a query can take (here 30 s):
+# otherwise the exit flush below would wait out its 1 s and give up.  The
+# flush query sleeps 3 s while the marker row exists, so there is time to
+# kill the workers during the first flush; the marker is gone before the
+# master's new workers flush.
+$pg->psql("CREATE TABLE t102_marker (x int)");
+$pg->psql(q{CREATE FUNCTION t102_pause() RETURNS void LANGUAGE sql AS $$ SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM t102_marker) THEN 3 ELSE 0 END) $$});
+$pg->psql("INSERT INTO t102_marker VALUES (1)");
+(my $marked = $slow) =~ s/pg_sleep\(2\)/t102_pause()/ or die 'no pg_sleep(2) in the slow query';
+
+# the worker processes of a master, from /proc
+sub workers_of {
+    my ($master) = @_;
+    my @w;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $line = <$fh> // next;
+        my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+) / or next;
+        push @w, $pid if $ppid == $master;
+    }
+    return @w;
+}
+
+my @killed;
+$log = fast_stop_after_beacons(
+    label       => 'flusher killed',
+    workers     => 2,
+    flush       => '1s',
+    pg          => ' timeout=30s',
+    http        => $marked,
+    positions   => [20],
+    before_stop => sub {
+        my ($master) = @_;
+        ok(wait_for(sub { $pg->psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                                  . " AND query LIKE '%t102_pause()%' AND pid <> pg_backend_pid()") == 1 }),
+           'flusher killed: a flush is on its way');
+        @killed = workers_of($master);
+        is(scalar @killed, 2, 'flusher killed: two workers to kill');
+        kill 'KILL', @killed;
+        ok(wait_for(sub { !grep { kill 0, $_ } @killed }), 'flusher killed: both workers are gone');
+        $pg->psql("DELETE FROM t102_marker");
+        ok(wait_for(sub { my @w = workers_of($master); @w == 2 }),
+           'flusher killed: the master started two new workers');
+    },
+);
+my ($dead) = $log =~ /\[warn\] .*vodlms progress: worker process (\d+) exited during its flush; its entries are written again by process \d+/;
+ok($dead && grep({ $_ == $dead } @killed),
+   'flusher killed: a new worker took over the dead worker\'s flush, and said so')
+    or diag($log);
+unlike($log, qr/vodlms progress: fast shutdown with/,
+       'flusher killed: no [alert] of unwritten entries: the exit flush did not wait for a dead claim');
+unlike($log, qr/\[(crit|emerg)\]/, 'flusher killed: no [crit] or [emerg] (the [alert]s are the master\'s, on the SIGKILLs)');
+wait_for(sub { $pg->psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%t102_pause()%'"
+                       . " AND state = 'active' AND pid <> pg_backend_pid()") == 0 });
+is(position(), '20.000', 'flusher killed: the acknowledged position is in the database');
 
 done_testing();
