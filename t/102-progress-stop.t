@@ -211,7 +211,8 @@ is(position(), '11.000', 'flush in flight: the last position is in the database'
 
 # A worker killed while its flush is on its way leaves its claim behind.
 # Another worker takes over at once (the claim's pid names no process),
-# not only once the claim is older than a query can take (here 30 s):
+# not only once the claim is older than a query can take (here 31 s: the
+# query timeout=30s plus flush=1s):
 # otherwise the exit flush below would wait out its 1 s and give up.  The
 # flush query sleeps 3 s while the marker row exists, so there is time to
 # kill the workers during the first flush; the marker is gone before the
