@@ -61,6 +61,7 @@ static const vh_key_t keys[] = {
     { "source_root", T_STR, O(source_root), 0, 0, "", "if set, job sources must be inside this directory" },
     { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/ (with publish = s3: the work directory)" },
     { "publish", T_STR, O(publish), 0, 0, "local", "local (rename into origin_dir) | s3 (upload to s3_bucket)" },
+    { "old_version_grace", T_DBL, O(old_version_grace), 0, 2592000, "21600", "seconds a re-encoded video's previous version stays on the local origin (viewers mid-playback); then removed" },
     { "s3_endpoint", T_STR, O(s3_endpoint), 0, 0, "", "http(s)://host[:port]; empty: https://s3.<s3_region>.amazonaws.com" },
     { "s3_region", T_STR, O(s3_region), 0, 0, "", "signing region; empty: $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1" },
     { "s3_bucket", T_STR, O(s3_bucket), 0, 0, "", "bucket (required with publish = s3)" },

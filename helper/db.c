@@ -152,3 +152,69 @@ vh_db_requeue(vh_db_t *db, const char *video_id, const char *error)
         "UPDATE videos SET status = 'queued', progress_percent = 0,"
         " error = $2::text WHERE id = $1::text AND status <> 'ready'", 2, p);
 }
+
+/*
+ * Old versions.  Rows are taken (removed_at set) before anything is
+ * deleted, in one statement with SKIP LOCKED, so two helpers sweeping at
+ * once never take the same row; a removal that fails gives its row back.
+ */
+int
+vh_db_take_superseded(vh_db_t *db, double grace, int max,
+    vh_db_superseded_pt cb, void *data)
+{
+    char        g[32], m[16];
+    const char *p[2] = { g, m };
+    const char *state;
+    PGresult   *res;
+    int         i, n;
+
+    snprintf(g, sizeof(g), "%.3f", grace);
+    snprintf(m, sizeof(m), "%d", max);
+    if (db_connect(db) != 0) {
+        return -1;
+    }
+    res = PQexecParams(db->conn,
+        "UPDATE videos_superseded s SET removed_at = now()"
+        " FROM (SELECT o.video_id, o.storage_prefix FROM videos_superseded o"
+        "        WHERE o.removed_at IS NULL"
+        "          AND o.superseded_at <= now() - make_interval(secs => $1::float8)"
+        "          AND NOT EXISTS (SELECT 1 FROM videos v WHERE v.id = o.video_id"
+        "                          AND v.storage_prefix = o.storage_prefix)"
+        "        ORDER BY o.superseded_at LIMIT $2::int"
+        "        FOR UPDATE SKIP LOCKED) t"
+        " WHERE s.video_id = t.video_id AND s.storage_prefix = t.storage_prefix"
+        " RETURNING s.video_id, s.storage_prefix",
+        2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state != NULL && !strcmp(state, "42P01")) {
+            PQclear(res);
+            return -2;          /* undefined_table: migration 0006 not applied */
+        }
+        vh_error("postgres take superseded versions failed: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        PQclear(res);
+        return -1;
+    }
+    n = PQntuples(res);
+    for (i = 0; i < n; i++) {
+        const char *id = PQgetvalue(res, i, 0), *prefix = PQgetvalue(res, i, 1);
+
+        if (cb(data, id, prefix) != 0) {
+            vh_db_give_back_superseded(db, id, prefix);
+        }
+    }
+    PQclear(res);
+    return n;
+}
+
+int
+vh_db_give_back_superseded(vh_db_t *db, const char *video_id,
+    const char *storage_prefix)
+{
+    const char *p[2] = { video_id, storage_prefix };
+
+    return db_exec(db, "give back a superseded version",
+        "UPDATE videos_superseded SET removed_at = NULL"
+        " WHERE video_id = $1::text AND storage_prefix = $2::text", 2, p);
+}

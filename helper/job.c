@@ -112,6 +112,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     vh_variant_t  vars[VH_MAX_RUNGS];
     tick_ctx_t    t;
     char          tmp[4096], path[4800], prefix[128];
+    char          version[VH_VERSION_TOKEN_LEN + 1];
     vh_buf_t      text = { 0 }, master = { 0 }, rend = { 0 };
     struct stat   sb;
     double        started = vh_now(), duration;
@@ -248,9 +249,20 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         rc = VH_JOB_LOST;
         goto out;
     }
+    /*
+     * Every encode gets its own prefix: URLs already served (and cached as
+     * immutable) never change bytes.  The row switches to it last.
+     */
+    if (vh_publish_version(version, sizeof(version)) != 0) {
+        snprintf(err, errlen, "cannot make a version token");
+        goto out;
+    }
+    snprintf(prefix, sizeof(prefix), "hls/%s/%s/", job->video_id, version);
     if (cf->publish_s3) {
         /* variants and segments first, master.m3u8 last; tmp is removed below */
-        if (vh_s3_publish(cf, job->video_id, tmp, on_tick, &t, err, errlen) != 0) {
+        if (vh_s3_publish(cf, job->video_id, prefix, tmp, on_tick, &t, err,
+                          errlen) != 0)
+        {
             if (t.lost) {
                 rc = VH_JOB_LOST;
             } else if (abandon_requested(cf)) {
@@ -261,18 +273,21 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         if (vh_rm_rf(tmp) != 0) {
             vh_warn("cannot remove %s: %s", tmp, strerror(errno));
         }
-    } else if (vh_publish_commit(cf, job->video_id, tmp, err, errlen) != 0) {
+    } else if (vh_publish_commit(cf, job->video_id, version, tmp, err,
+                                 errlen) != 0)
+    {
         goto out;
     }
     tmp[0] = '\0';
 
-    snprintf(prefix, sizeof(prefix), "hls/%s/", job->video_id);
+    /* the switch: viewers of the old version keep it until old_version_grace */
     if (vh_db_ready(db, job->video_id, duration, rend.data, prefix) < 0) {
         snprintf(err, errlen, "published, but cannot update the videos row");
         goto out;
     }
-    vh_info("video %s ready: %d rung(s), %.1f s of video in %.1f s (job %s)",
-            job->video_id, plan.n, duration, vh_now() - started, job->id);
+    vh_info("video %s ready: %d rung(s), %.1f s of video in %.1f s (job %s,"
+            " version %s)", job->video_id, plan.n, duration, vh_now() - started,
+            job->id, version);
     rc = VH_JOB_DONE;
 
 out:

@@ -184,6 +184,8 @@ main(int argc, char **argv)
 
     memset(&job, 0, sizeof(job));
     while (!vh_stop) {
+        /* superseded local versions past old_version_grace (at most once a minute) */
+        vh_publish_sweep(&cf, db);
         rc = vh_queue_next(q, &job);
         if (rc < 0) {
             vh_sleep_interruptible(1);

@@ -1,9 +1,12 @@
 /*
  * Publishing to a local origin directory.  ffmpeg writes into a hidden
- * temporary directory beside the final one (same filesystem), which then
- * replaces hls/<id>/ in one rename: viewers see the old ladder or the new
- * one, never half of either.  Ids cannot start with '.', so the temporary
- * names never collide with a video.
+ * temporary directory under hls/ (same filesystem, ids cannot start with
+ * '.'), which is then renamed to hls/<id>/<version>/ in one step.  Every
+ * encode has its own version, so a URL once served never changes bytes
+ * (segments are cached as immutable); the videos row switches to the new
+ * version afterwards, and superseded versions are removed once
+ * old_version_grace has passed (vh_publish_sweep), so that viewers
+ * mid-playback of the old one can finish.
  */
 
 #define _GNU_SOURCE
@@ -12,6 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,48 +73,261 @@ vh_publish_tmpdir(const vh_conf_t *cf, const char *video_id, char *out,
 }
 
 int
-vh_publish_commit(const vh_conf_t *cf, const char *video_id,
-    const char *tmpdir, char *err, size_t errlen)
+vh_publish_version(char *out, size_t len)
 {
-    char         final[4096], old[4200];
+    unsigned char  rnd[4];
+    struct tm      tm;
+    time_t         now = time(NULL);
+    char           stamp[20];
+
+    if (len < VH_VERSION_TOKEN_LEN + 1) {
+        return -1;
+    }
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
+        vh_error("getrandom for a version token: %s", strerror(errno));
+        return -1;
+    }
+    if (gmtime_r(&now, &tm) == NULL
+        || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) != 16)
+    {
+        vh_error("cannot format the time of a version token");
+        return -1;
+    }
+    snprintf(out, len, "%s-%02x%02x%02x%02x", stamp, rnd[0], rnd[1], rnd[2],
+             rnd[3]);
+    return 0;
+}
+
+/* "YYYYMMDDTHHMMSSZ-xxxxxxxx", exactly */
+int
+vh_publish_is_version(const char *s)
+{
+    static const char  shape[] = "ddddddddTddddddZ-hhhhhhhh";
+    size_t             i;
+
+    for (i = 0; shape[i] != '\0'; i++) {
+        switch (shape[i]) {
+        case 'd':
+            if (s[i] < '0' || s[i] > '9') {
+                return 0;
+            }
+            break;
+        case 'h':
+            if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+                return 0;
+            }
+            break;
+        default:
+            if (s[i] != shape[i]) {
+                return 0;
+            }
+        }
+    }
+    return s[i] == '\0';
+}
+
+int
+vh_publish_commit(const vh_conf_t *cf, const char *video_id,
+    const char *version, const char *tmpdir, char *err, size_t errlen)
+{
+    char         dir[4096], final[4200];
     struct stat  st;
 
-    snprintf(final, sizeof(final), "%s/hls/%s", cf->origin_dir, video_id);
+    snprintf(dir, sizeof(dir), "%s/hls/%s", cf->origin_dir, video_id);
 
-    if (lstat(final, &st) != 0) {
-        if (rename(tmpdir, final) == 0) {
-            return 0;
+    /* hls/<id> holds the versions (and, for rows from before versions, a ladder) */
+    if (lstat(dir, &st) != 0) {
+        if (errno != ENOENT || mkdir(dir, 0755) != 0) {
+            snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+            return -1;
         }
-        snprintf(err, errlen, "rename %s -> %s: %s", tmpdir, final,
-                 strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "cannot publish into %s: not a directory%s", dir,
+                 S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
         return -1;
     }
 
-    /* a re-run: swap atomically, then remove the previous ladder */
-    if (renameat2(AT_FDCWD, tmpdir, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
-        if (vh_rm_rf(tmpdir) != 0) {
-            vh_warn("cannot remove the previous ladder in %s: %s", tmpdir,
-                    strerror(errno));
-        }
+    snprintf(final, sizeof(final), "%s/%s", dir, version);
+    if (renameat2(AT_FDCWD, tmpdir, AT_FDCWD, final, RENAME_NOREPLACE) == 0) {
         return 0;
     }
-    vh_debug("renameat2(RENAME_EXCHANGE) %s: %s; moving aside instead",
-             final, strerror(errno));
-
-    /* no RENAME_EXCHANGE on this filesystem: a short window without hls/<id> */
-    snprintf(old, sizeof(old), "%s.old", tmpdir);
-    if (rename(final, old) != 0) {
-        snprintf(err, errlen, "rename %s -> %s: %s", final, old, strerror(errno));
-        return -1;
-    }
-    if (rename(tmpdir, final) != 0) {
-        snprintf(err, errlen, "rename %s -> %s: %s", tmpdir, final,
-                 strerror(errno));
-        if (rename(old, final) != 0) {
-            vh_error("cannot restore %s from %s", final, old);
+    if (errno == EINVAL || errno == ENOSYS) {
+        /* no RENAME_NOREPLACE here: the token is unique, a plain rename will do */
+        if (lstat(final, &st) != 0 && errno == ENOENT && rename(tmpdir, final) == 0) {
+            return 0;
         }
+    }
+    snprintf(err, errlen, "rename %s -> %s: %s", tmpdir, final, strerror(errno));
+    return -1;
+}
+
+/* ------------------------------------------------------ old versions */
+
+typedef struct {
+    const vh_conf_t  *cf;
+    int               removed;
+    int               failed;
+} sweep_ctx_t;
+
+/*
+ * Removes dir/name if it is a real directory (or regular file): never a
+ * symbolic link nor what it points to.  0: removed or absent, 1: left alone.
+ */
+static int
+remove_dir_entry(const char *dir, const char *name, int want_dir)
+{
+    char         path[4400];
+    struct stat  st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (lstat(path, &st) != 0) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+        vh_warn("old version: leaving %s alone: not a %s", path,
+                want_dir ? "directory" : "regular file");
+        return 1;
+    }
+    if (vh_rm_rf(path) != 0) {
+        vh_error("cannot remove %s: %s", path, strerror(errno));
         return -1;
     }
-    vh_rm_rf(old);
     return 0;
+}
+
+/* a rung directory of the layout from before versions: "720p" */
+static int
+is_rung_name(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+
+    return n >= 1 && n <= 4 && s[n] == 'p' && s[n + 1] == '\0';
+}
+
+/*
+ * One superseded prefix.  Only two shapes are ever removed: a version,
+ * hls/<id>/<token>/ (the whole directory), and the ladder from before
+ * versions, hls/<id>/ (its master.m3u8 first, then poster.jpg and the
+ * <height>p/ directories; the versions beside them stay).  Anything else is
+ * not ours: logged and left.
+ */
+static int
+sweep_one(void *data, const char *video_id, const char *prefix)
+{
+    sweep_ctx_t  *sc = data;
+    char          dir[4096], token[64];
+    const char   *rest;
+    size_t        n = strlen(video_id);
+    struct stat   st;
+    DIR          *d;
+    struct dirent *e;
+    int           rc = 0;
+
+    if (!vh_valid_id(video_id) || strncmp(prefix, "hls/", 4) != 0
+        || strncmp(prefix + 4, video_id, n) != 0 || prefix[4 + n] != '/')
+    {
+        vh_info("old version %s of video %s: not a helper prefix, left for the"
+                " operator", prefix, video_id);
+        return 0;
+    }
+    rest = prefix + 4 + n + 1;
+    snprintf(dir, sizeof(dir), "%s/hls/%s", sc->cf->origin_dir, video_id);
+
+    if (*rest == '\0') {
+        /* the ladder from before versions */
+        if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            return 0;
+        }
+        if (remove_dir_entry(dir, "master.m3u8", 0) < 0
+            || remove_dir_entry(dir, "poster.jpg", 0) < 0)
+        {
+            sc->failed++;
+            return -1;
+        }
+        d = opendir(dir);
+        if (d == NULL) {
+            vh_error("cannot read %s: %s", dir, strerror(errno));
+            sc->failed++;
+            return -1;
+        }
+        while ((e = readdir(d)) != NULL) {
+            if (is_rung_name(e->d_name) && remove_dir_entry(dir, e->d_name, 1) < 0) {
+                rc = -1;
+            }
+        }
+        closedir(d);
+        if (rc != 0) {
+            sc->failed++;
+        } else {
+            vh_info("video %s: removed the ladder from before versions in %s",
+                    video_id, dir);
+            sc->removed++;
+        }
+        return rc;
+    }
+
+    n = strlen(rest);
+    if (n == 0 || n >= sizeof(token) || rest[n - 1] != '/') {
+        vh_info("old version %s of video %s: not a helper prefix, left for the"
+                " operator", prefix, video_id);
+        return 0;
+    }
+    memcpy(token, rest, n - 1);
+    token[n - 1] = '\0';
+    if (!vh_publish_is_version(token)) {
+        vh_info("old version %s of video %s: not a helper prefix, left for the"
+                " operator", prefix, video_id);
+        return 0;
+    }
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return 0;               /* nothing there (or not ours to walk into) */
+    }
+    rc = remove_dir_entry(dir, token, 1);
+    if (rc < 0) {
+        sc->failed++;
+        return -1;
+    }
+    if (rc > 0) {
+        return 0;               /* logged; the row stays taken: nothing of ours */
+    }
+    vh_info("video %s: removed the old version %s", video_id, token);
+    sc->removed++;
+    return 0;
+}
+
+void
+vh_publish_sweep(const vh_conf_t *cf, vh_db_t *db)
+{
+    static double  last;
+    static int     disabled;
+    double         now = vh_now(), every;
+    sweep_ctx_t    sc;
+    int            rc;
+
+    if (cf->publish_s3 || disabled) {
+        return;                 /* S3: an operator job or lifecycle rule (docs/s3.md) */
+    }
+    every = cf->old_version_grace / 2;
+    if (every > 60) {
+        every = 60;
+    }
+    if (every < 1) {
+        every = 1;
+    }
+    if (last != 0 && now - last < every) {
+        return;
+    }
+    last = now;
+
+    sc.cf = cf;
+    sc.removed = 0;
+    sc.failed = 0;
+    do {
+        rc = vh_db_take_superseded(db, cf->old_version_grace, 50, sweep_one, &sc);
+    } while (rc == 50 && sc.failed == 0 && !vh_stop);
+    if (rc == -2) {
+        vh_warn("table videos_superseded is missing (apply sql/migrations/"
+                "0006_video_versions.sql): old versions are not removed");
+        disabled = 1;
+    }
 }

@@ -728,7 +728,7 @@ vh_s3_content_type(const char *name)
 }
 
 static int
-put_one(vh_s3_t *s3, const char *video_id, const char *dir, const char *rel,
+put_one(vh_s3_t *s3, const char *base, const char *dir, const char *rel,
     vh_tick_pt tick, void *data, int *n, char *err, size_t errlen)
 {
     const vh_conf_t  *cf = s3->cf;
@@ -738,7 +738,7 @@ put_one(vh_s3_t *s3, const char *video_id, const char *dir, const char *rel,
         snprintf(err, errlen, "upload interrupted");
         return -1;
     }
-    snprintf(key, sizeof(key), "%shls/%s/%s", cf->s3_prefix, video_id, rel);
+    snprintf(key, sizeof(key), "%s%s%s", cf->s3_prefix, base, rel);
     snprintf(path, sizeof(path), "%s/%s", dir, rel);
     (*n)++;
     return vh_s3_put_file(s3, key, path, vh_s3_content_type(rel),
@@ -748,8 +748,9 @@ put_one(vh_s3_t *s3, const char *video_id, const char *dir, const char *rel,
 }
 
 int
-vh_s3_publish(const vh_conf_t *cf, const char *video_id, const char *dir,
-    vh_tick_pt tick, void *data, char *err, size_t errlen)
+vh_s3_publish(const vh_conf_t *cf, const char *video_id,
+    const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
+    char *err, size_t errlen)
 {
     vh_s3_t   *s3 = vh_s3_new(cf);
     char     **rungs = NULL, **files = NULL, sub[4400], rel[600];
@@ -773,7 +774,7 @@ vh_s3_publish(const vh_conf_t *cf, const char *video_id, const char *dir,
                     continue;
                 }
                 snprintf(rel, sizeof(rel), "%s/%s", rungs[i], files[j]);
-                if (put_one(s3, video_id, dir, rel, tick, data, &n, err, errlen) != 0) {
+                if (put_one(s3, storage_prefix, dir, rel, tick, data, &n, err, errlen) != 0) {
                     goto out;
                 }
             }
@@ -784,16 +785,17 @@ vh_s3_publish(const vh_conf_t *cf, const char *video_id, const char *dir,
     }
     snprintf(sub, sizeof(sub), "%s/poster.jpg", dir);
     if (stat(sub, &sb) == 0
-        && put_one(s3, video_id, dir, "poster.jpg", tick, data, &n, err, errlen) != 0)
+        && put_one(s3, storage_prefix, dir, "poster.jpg", tick, data, &n, err, errlen) != 0)
     {
         goto out;
     }
     /* last: only now may a viewer find the ladder */
-    if (put_one(s3, video_id, dir, "master.m3u8", tick, data, &n, err, errlen) != 0) {
+    if (put_one(s3, storage_prefix, dir, "master.m3u8", tick, data, &n, err, errlen) != 0) {
         goto out;
     }
-    vh_info("video %s: %d object(s) uploaded to s3://%s/%shls/%s/ in %.1f s",
-            video_id, n, cf->s3_bucket, cf->s3_prefix, video_id, vh_now() - t0);
+    vh_info("video %s: %d object(s) uploaded to s3://%s/%s%s in %.1f s",
+            video_id, n, cf->s3_bucket, cf->s3_prefix, storage_prefix,
+            vh_now() - t0);
     rc = 0;
 out:
     free_names(files, nfiles);

@@ -75,6 +75,7 @@ typedef struct {
     char  *origin_dir;
     char  *publish;            /* local | s3 */
     int    publish_s3;
+    double old_version_grace;  /* seconds a superseded version stays (local) */
     char  *s3_endpoint;        /* http(s)://host[:port]; "": AWS for s3_region */
     char  *s3_region;
     char  *s3_bucket;
@@ -174,6 +175,17 @@ int  vh_db_ready(vh_db_t *db, const char *video_id, double duration,
     const char *renditions_json, const char *storage_prefix);
 int  vh_db_failed(vh_db_t *db, const char *video_id, const char *error);
 int  vh_db_requeue(vh_db_t *db, const char *video_id, const char *error);
+/*
+ * Old versions: takes (marks removed) up to max superseded prefixes older
+ * than grace seconds and not current, and calls cb for each; cb returning
+ * non-zero gives the row back.  Rows taken or -1 (-2: no such table).
+ */
+typedef int (*vh_db_superseded_pt)(void *data, const char *video_id,
+    const char *storage_prefix);
+int  vh_db_take_superseded(vh_db_t *db, double grace, int max,
+    vh_db_superseded_pt cb, void *data);
+int  vh_db_give_back_superseded(vh_db_t *db, const char *video_id,
+    const char *storage_prefix);
 
 /* ---------------------------------------------------------------- probe.c */
 
@@ -263,8 +275,15 @@ int  vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out);
 
 int  vh_publish_tmpdir(const vh_conf_t *cf, const char *video_id,
     char *out, size_t len);
+/* a new version token: "20261204T221500Z-3f9a1c2b" (UTC + 32 random bits) */
+#define VH_VERSION_TOKEN_LEN  25
+int  vh_publish_version(char *out, size_t len);
+int  vh_publish_is_version(const char *s);
+/* renames tmpdir to <origin_dir>/hls/<id>/<version> */
 int  vh_publish_commit(const vh_conf_t *cf, const char *video_id,
-    const char *tmpdir, char *err, size_t errlen);
+    const char *version, const char *tmpdir, char *err, size_t errlen);
+/* removes superseded local versions past old_version_grace (rate-limited) */
+void vh_publish_sweep(const vh_conf_t *cf, vh_db_t *db);
 
 /* ---------------------------------------------------------------- s3.c */
 
@@ -277,12 +296,14 @@ const char *vh_s3_content_type(const char *name);
 int  vh_s3_put_file(vh_s3_t *s3, const char *key, const char *path,
     const char *ctype, const char *cache, char *err, size_t errlen);
 /*
- * Uploads the ladder in dir to <s3_prefix>hls/<id>/: each variant's
+ * Uploads the ladder in dir to <s3_prefix><storage_prefix> (storage_prefix
+ * "hls/<id>/<version>/", ending in '/'): each variant's
  * segments then its playlist, the poster, master.m3u8 last.  tick(data, 0)
  * is called before each object; non-zero stops the upload.
  */
 int  vh_s3_publish(const vh_conf_t *cf, const char *video_id,
-    const char *dir, vh_tick_pt tick, void *data, char *err, size_t errlen);
+    const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
+    char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- job.c */
 

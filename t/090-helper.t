@@ -229,11 +229,12 @@ sub run_capture {
 # every check of a published ladder; $heights: the rungs expected
 sub check_ladder {
     my ($id, $heights, %o) = @_;
-    my $dir = "$origin/hls/$id";
     my $v = video($id);
+    # every encode has its own version (t/094-helper-versions.t)
+    my $dir = "$origin/$v->{prefix}";
 
     is($v->{status}, 'ready', "$id: status ready") or diag("error: $v->{error}");
-    is($v->{prefix}, "hls/$id/", "$id: storage_prefix");
+    like($v->{prefix}, qr{^hls/$id/\d{8}T\d{6}Z-[0-9a-f]{8}/$}, "$id: storage_prefix");
     is($v->{progress}, '100.00', "$id: progress 100");
     is($v->{error}, '', "$id: no error");
     ok(abs(($v->{duration} || 0) - $o{duration}) < 0.5,
@@ -368,14 +369,16 @@ ok($pg->psql("SELECT count(*) FROM videos WHERE id = 'h720' AND progress_percent
 
 # re-running a job republishes cleanly over the old ladder
 {
-    my $before = (stat "$origin/hls/h720/master.m3u8")[1];
-    open my $junkfile, '>', "$origin/hls/h720/stale.txt" or die $!;
+    my $old = video('h720')->{prefix};
+    open my $junkfile, '>', "$origin/${old}stale.txt" or die $!;
     close $junkfile;
     $redis->cmd('XADD', $STREAM, '*', 'video_id', 'h720', 'source', $s720,
                 'enqueued_at', time);
     $pid = start_helper("$tmp/rerun.log", '--exit-when-idle');
     is(wait_helper($pid, 60), 0, 're-run: helper exits 0');
-    ok(!-e "$origin/hls/h720/stale.txt", 're-run: the old ladder is replaced as a whole');
+    my $new = video('h720')->{prefix};
+    isnt($new, $old, 're-run: a new version');
+    ok(!-e "$origin/${new}stale.txt", 're-run: the old ladder is replaced as a whole');
     check_ladder('h720', [240, 360, 480, 720], duration => 5, audio => 1);
     is($pg->psql("SELECT count(*) FROM helper_test_ready WHERE video_id = 'h720'"), 2,
        're-run: a second ready update');

@@ -1,0 +1,481 @@
+#!/usr/bin/perl
+
+# Replacing a lecture: every encode has its own versioned prefix
+# (hls/<id>/<version>/), so a re-encode never changes the bytes behind a URL
+# that CDNs and browsers cache as immutable.  The row switches to the new
+# version when it is marked ready; the old version stays on the origin for
+# old_version_grace (viewers mid-playback), then the helper removes it --
+# only version directories and the ladder from before versions, never a
+# symbolic link's target, never the current prefix.  With publish = s3 the
+# new version lands under its own key prefix and the old one is left for
+# the operator's job (videos_superseded).  Private Redis and PostgreSQL,
+# the real helper binary, s3rver behind the verifying proxy of t/092.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
+use File::Find ();
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET ();
+use POSIX qw(:sys_wait_h strftime);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use VodlmsTest;
+
+my $T0 = time;
+my $repo = "$FindBin::Bin/..";
+my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
+          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
+my $bin = "$build/helper/vodlms-helper";
+my $s3dir = "$repo/helper/test-s3";
+
+sub bail { fail($_[0]); done_testing(); exit 1; }
+
+unless (-x $bin) {
+    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
+}
+bail("helper binary not built: $bin (make -C helper BUILD=$build/helper)") unless -x $bin;
+for my $tool (qw(ffmpeg ffprobe node npm)) {
+    bail("$tool is not installed") unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+}
+unless (-d "$s3dir/node_modules/s3rver") {
+    diag("npm ci in $s3dir");
+    system("cd '$s3dir' && npm ci --no-audit --no-fund --loglevel=error >&2");
+    bail("npm ci failed in $s3dir") unless -d "$s3dir/node_modules/s3rver";
+}
+
+my $tmp = tempdir('versions-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
+diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
+chmod 0755, $tmp;
+my $origin = "$tmp/origin";
+my $src = "$tmp/src";
+mkdir $src;
+mkdir "$tmp/bucket";
+
+my %Taken;
+sub pick_port {
+    for (1 .. 200) {
+        my $p = 27000 + int rand 1000;
+        next if $Taken{$p};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
+                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
+            or next;
+        close $s;
+        $Taken{$p} = 1;
+        return $p;
+    }
+    die "no free port in 27000-27999\n";
+}
+
+my $redis = start_redis(port => pick_port());
+my $pg = start_pg(port => pick_port());
+
+my $STREAM = 'vodlms:transcode';
+my $GRACE = 12;                 # old_version_grace of this test, seconds
+my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
+my %Running;
+
+END {
+    for my $pid (keys %Running) { kill 'TERM', $pid; }
+    for my $pid (keys %Running) { waitpid($pid, 0); }
+}
+
+open my $cf, '>', "$tmp/helper.conf" or die $!;
+print $cf <<"CONF";
+redis_host = 127.0.0.1
+redis_port = ${\ $redis->port}
+pg_conninfo = "${\ $pg->conninfo}"
+origin_dir = $origin
+segment_duration = 2
+preset = ultrafast
+threads = 2
+ladder = 240p:300k
+audio_bitrate = 64k
+block_ms = 200
+claim_idle = 5
+max_attempts = 1
+log_level = debug
+old_version_grace = $GRACE
+CONF
+close $cf;
+
+#---------------------------------------------------------------------------
+# helpers
+#---------------------------------------------------------------------------
+
+sub slurp {
+    my $f = shift;
+    open my $in, '<:raw', $f or return undef;
+    local $/;
+    return scalar <$in>;
+}
+
+sub ffmpeg_make {
+    my ($out, @args) = @_;
+    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', @args, $out)
+        and die "ffmpeg could not make $out\n";
+}
+
+# two different lectures of the same shape: the "replacement" differs in
+# picture and sound, so its segments have other bytes under the same names
+sub make_source {
+    my ($name, $video, $freq) = @_;
+    my $path = "$src/$name";
+    ffmpeg_make($path, '-f', 'lavfi', '-i', "$video=size=426x240:rate=25:duration=4",
+                '-f', 'lavfi', '-i', "sine=frequency=$freq:sample_rate=48000:duration=4",
+                '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest');
+    return $path;
+}
+
+my $first = make_source('first.mp4', 'testsrc2', 440);
+my $second = make_source('second.mp4', 'smptebars', 880);
+
+sub add_row {
+    my ($id, %o) = @_;
+    my $status = $o{status} // 'queued';
+    my $prefix = defined $o{prefix} ? "'$o{prefix}'" : 'NULL';
+    $pg->psql("INSERT INTO videos (id, course_id, title, status, storage_prefix) VALUES "
+              . "('$id', 'course-intro', 'Test $id', '$status', $prefix)");
+}
+
+sub add_job {
+    my ($id, $source) = @_;
+    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
+                        'enqueued_at', int time);
+    die "XADD: $e" if ref $e;
+}
+
+sub video {
+    my $id = shift;
+    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
+        . "coalesce(error, '') FROM videos WHERE id = '$id'");
+    my %v;
+    @v{qw(status prefix error)} = split /\|/, $row, 3;
+    return \%v;
+}
+
+# runs the helper until the queue is empty; its exit status
+sub run_helper {
+    my ($log, $env, @args) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        delete @ENV{qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+                       AWS_REGION AWS_DEFAULT_REGION)};
+        %ENV = (%ENV, %$env);
+        open STDOUT, '>>', $log or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args
+            or POSIX::_exit(127);
+    }
+    $Running{$pid} = 1;
+    my $deadline = time + 60;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            delete $Running{$pid};
+            return $? >> 8;
+        }
+        sleep 0.05;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    delete $Running{$pid};
+    return undef;
+}
+
+# relative path => sha256 of every file under $dir (not following links)
+sub tree {
+    my $dir = shift;
+    my %t;
+    $dir =~ s{/+$}{};
+    return \%t unless -d $dir;
+    File::Find::find({ no_chdir => 1, wanted => sub {
+        return unless -f $_ && !-l $_;
+        (my $rel = $_) =~ s{^\Q$dir\E/}{};
+        $t{$rel} = sha256_hex(slurp($_) // '');
+    } }, $dir);
+    return \%t;
+}
+
+# the URLs a player fetches for a published prefix: master, variants, segments
+sub ladder_urls {
+    my ($root, $prefix) = @_;
+    my @urls = ("${prefix}master.m3u8");
+    my $master = slurp("$root/${prefix}master.m3u8") // '';
+    for my $v ($master =~ /^([^#\s]\S*)$/mg) {
+        push @urls, "$prefix$v";
+        (my $dir = $v) =~ s{[^/]+$}{};
+        my $pl = slurp("$root/$prefix$v") // '';
+        push @urls, map { "$prefix$dir$_" } $pl =~ /^([^#\s]\S*)$/mg;
+    }
+    return @urls;
+}
+
+sub superseded {
+    my ($id, $prefix) = @_;
+    return $pg->psql("SELECT CASE WHEN removed_at IS NULL THEN 'pending' ELSE 'removed' END"
+                     . " FROM videos_superseded WHERE video_id = '$id'"
+                     . " AND storage_prefix = '$prefix'");
+}
+
+# waits until every pending superseded row is older than the grace period
+sub wait_grace {
+    my $deadline = time + $GRACE + 30;
+    while (time < $deadline) {
+        my $young = $pg->psql("SELECT count(*) FROM videos_superseded WHERE removed_at IS NULL"
+            . " AND superseded_at > now() - interval '" . ($GRACE + 0.5) . " seconds'");
+        return 1 if $young == 0;
+        sleep 0.25;
+    }
+    return 0;
+}
+
+#---------------------------------------------------------------------------
+# 1. local origin: a lecture, then its replacement
+#---------------------------------------------------------------------------
+
+add_row('lec');
+add_job('lec', $first);
+is(run_helper("$tmp/run1.log", {}), 0, 'first encode: helper exits 0')
+    or diag(slurp("$tmp/run1.log"));
+my $v1 = video('lec');
+is($v1->{status}, 'ready', 'first encode: ready') or diag($v1->{error});
+my $p1 = $v1->{prefix};
+like($p1, qr{^hls/lec/$VERSION/$}, "first encode: storage_prefix is a version ($p1)");
+my $tree1 = tree("$origin/$p1");
+ok(exists $tree1->{'master.m3u8'} && exists $tree1->{'240p/index.m3u8'}
+   && exists $tree1->{'240p/seg_00000.ts'}, 'first encode: the ladder is under its version');
+ok(!-e "$origin/hls/lec/master.m3u8", 'first encode: nothing at the unversioned hls/lec/');
+my @urls1 = ladder_urls($origin, $p1);
+
+# a video from before versions: its ladder right under hls/<id>/, plus a
+# symbolic link shaped like a rung that points outside the origin
+make_path("$origin/hls/old/240p", "$tmp/outside");
+for my $f (keys %$tree1) {
+    my ($d) = $f =~ m{^(.*)/} ? ($1) : ('');
+    make_path("$origin/hls/old/$d") if $d ne '';
+    open my $o, '>:raw', "$origin/hls/old/$f" or die $!;
+    print $o slurp("$origin/$p1$f");
+    close $o;
+}
+open my $keep, '>', "$tmp/outside/keep.ts" or die $!;
+print $keep "not the helper's\n";
+close $keep;
+symlink("$tmp/outside", "$origin/hls/old/999p") or die "symlink: $!";
+add_row('old', status => 'ready', prefix => 'hls/old/');
+
+# the replacement, and a re-encode of the old-layout video
+add_job('lec', $second);
+add_job('old', $first);
+is(run_helper("$tmp/run2.log", {}), 0, 'replacement: helper exits 0')
+    or diag(slurp("$tmp/run2.log"));
+my $v2 = video('lec');
+is($v2->{status}, 'ready', 'replacement: ready') or diag($v2->{error});
+my $p2 = $v2->{prefix};
+like($p2, qr{^hls/lec/$VERSION/$}, "replacement: storage_prefix is a version ($p2)");
+isnt($p2, $p1, 'replacement: a different storage_prefix than the first encode');
+ok(($p2 cmp $p1) > 0, 'replacement: versions sort in publishing order');
+
+my $tree2 = tree("$origin/$p2");
+my @urls2 = ladder_urls($origin, $p2);
+ok(@urls2 >= 4, 'replacement: master, variant playlist and segments (' . scalar(@urls2) . ' URLs)');
+my %u1 = map { $_ => 1 } @urls1;
+is(scalar(grep { $u1{$_} } @urls2), 0,
+   'replacement: no URL of the new version is a URL of the old one');
+my @changed = grep { /\.ts$/ && exists $tree1->{$_} && $tree1->{$_} ne $tree2->{$_} }
+              keys %$tree2;
+ok(@changed >= 1, 'replacement: the segments have other bytes (' . scalar(@changed)
+   . ' of the same names differ), so the same URLs would have been stale');
+is_deeply(tree("$origin/$p1"), $tree1,
+          'replacement: the old version is still there, byte for byte (viewers mid-playback)');
+is(superseded('lec', $p1), 'pending', 'replacement: the old prefix is recorded as superseded');
+
+my $vo = video('old');
+like($vo->{prefix}, qr{^hls/old/$VERSION/$}, "old layout: re-encoded into a version ($vo->{prefix})");
+ok(-f "$origin/hls/old/master.m3u8" && -f "$origin/hls/old/240p/seg_00000.ts",
+   'old layout: the ladder from before versions still plays during the grace period');
+
+# a run within the grace period removes nothing
+is(run_helper("$tmp/run3.log", {}), 0, 'within the grace period: helper exits 0');
+ok(-f "$origin/${p1}master.m3u8" && -f "$origin/${p1}240p/seg_00000.ts",
+   'within the grace period: the old version is kept');
+
+# rows the sweep must leave alone: a version-shaped symbolic link pointing
+# outside, a directory that is no version, and the current prefix itself
+my $fake = '20200101T000000Z-0badc0de';
+make_path("$origin/hls/lec/keepme");
+symlink("$tmp/outside", "$origin/hls/lec/$fake") or die "symlink: $!";
+$pg->psql("INSERT INTO videos_superseded (video_id, storage_prefix, superseded_at) VALUES "
+          . "('lec', 'hls/lec/$fake/', now() - interval '1 day'), "
+          . "('lec', 'hls/lec/keepme/', now() - interval '1 day'), "
+          . "('lec', '$p2', now() - interval '1 day')");
+
+#---------------------------------------------------------------------------
+# 2. the grace period passes: the old version goes, the current one stays
+#---------------------------------------------------------------------------
+
+ok(wait_grace(), "waited for the grace period ($GRACE s)");
+is(run_helper("$tmp/run4.log", {}), 0, 'after the grace period: helper exits 0')
+    or diag(slurp("$tmp/run4.log"));
+ok(!-e "$origin/$p1", 'after the grace period: the old version is removed');
+is_deeply(tree("$origin/$p2"), $tree2, 'after the grace period: the current version is intact');
+is(video('lec')->{prefix}, $p2, 'after the grace period: the row still points at it');
+is(superseded('lec', $p1), 'removed', 'after the grace period: recorded as removed');
+like(slurp("$tmp/run4.log") // '', qr/video lec: removed the old version \Q${\ substr($p1, 8, 25)}\E/,
+     'after the grace period: logged');
+
+ok(!-e "$origin/hls/old/master.m3u8" && !-e "$origin/hls/old/poster.jpg"
+   && !-e "$origin/hls/old/240p", 'old layout: the ladder from before versions is removed');
+ok(-f "$origin/$vo->{prefix}master.m3u8", 'old layout: its current version stays');
+ok(-l "$origin/hls/old/999p" && -f "$tmp/outside/keep.ts",
+   'a rung-shaped symbolic link is neither followed nor removed');
+ok(-l "$origin/hls/lec/$fake" && -f "$tmp/outside/keep.ts",
+   'a version-shaped symbolic link is neither followed nor removed');
+ok(-d "$origin/hls/lec/keepme", 'a directory that is not a version is left alone');
+ok(-f "$origin/${p2}master.m3u8", 'a current prefix recorded as superseded is never removed');
+
+#---------------------------------------------------------------------------
+# 3. S3: the replacement lands under its own prefix, the old one stays
+#---------------------------------------------------------------------------
+
+my $BUCKET = 'vodlms';
+my $AK = 'S3RVER';
+my $SK = 'vodlms-test-secret';
+my $REGION = 'eu-west-3';
+my $S3PORT = pick_port();
+my $S3LOG = "$tmp/s3-requests.log";
+
+my $s3pid = fork // die "fork: $!";
+if ($s3pid == 0) {
+    open STDOUT, '>', "$tmp/s3-server.out" or die $!;
+    open STDERR, '>&', \*STDOUT or die $!;
+    chdir $s3dir or die $!;
+    exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', pick_port(),
+         '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
+         '--access-key', $AK, '--secret-key', $SK
+        or POSIX::_exit(127);
+}
+$Running{$s3pid} = 1;
+{
+    my $deadline = time + 20;
+    sleep 0.05 while time < $deadline && (slurp("$tmp/s3-server.out") // '') !~ /^ready /m;
+}
+like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 is up');
+
+my $http = HTTP::Tiny->new(timeout => 10);
+
+sub uri_enc {
+    my ($s, $slash) = @_;
+    $s =~ s{([^A-Za-z0-9\-._~/])}{sprintf '%%%02X', ord $1}ge;
+    $s =~ s{/}{%2F}g unless $slash;
+    return $s;
+}
+
+# SigV4 by hand (not the helper's signer), path style, as t/092 does
+sub s3_request {
+    my ($method, $path, %q) = @_;
+    my $host = "127.0.0.1:$S3PORT";
+    my $amz = strftime('%Y%m%dT%H%M%SZ', gmtime);
+    my $date = substr $amz, 0, 8;
+    my $ph = sha256_hex('');
+    my $cq = join '&', map { uri_enc($_) . '=' . uri_enc($q{$_}) } sort keys %q;
+    my $cpath = uri_enc($path, 1);
+    my $creq = join "\n", $method, $cpath, $cq,
+        "host:$host\nx-amz-content-sha256:$ph\nx-amz-date:$amz\n",
+        'host;x-amz-content-sha256;x-amz-date', $ph;
+    my $scope = "$date/$REGION/s3/aws4_request";
+    my $sts = join "\n", 'AWS4-HMAC-SHA256', $amz, $scope, sha256_hex($creq);
+    my $k = hmac_sha256('aws4_request', hmac_sha256('s3', hmac_sha256($REGION,
+            hmac_sha256($date, "AWS4$SK"))));
+    my $sig = hmac_sha256_hex($sts, $k);
+    return $http->request($method, "http://$host$cpath" . ($cq ne '' ? "?$cq" : ''), {
+        headers => {
+            'x-amz-date' => $amz,
+            'x-amz-content-sha256' => $ph,
+            authorization => "AWS4-HMAC-SHA256 Credential=$AK/$scope, "
+                . "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=$sig",
+        } });
+}
+
+# key => sha256 of the object, for every key under $prefix
+sub bucket_tree {
+    my $prefix = shift;
+    my $r = s3_request('GET', "/$BUCKET", 'list-type' => 2, prefix => $prefix);
+    die "ListObjectsV2 $prefix: $r->{status} $r->{content}\n" unless $r->{success};
+    my %t;
+    for my $key ($r->{content} =~ m{<Key>(.*?)</Key>}g) {
+        my $g = s3_request('GET', "/$BUCKET/$key");
+        $t{$key} = $g->{success} ? sha256_hex($g->{content}) : "HTTP $g->{status}";
+    }
+    return \%t;
+}
+
+# object keys written (PUT or multipart completion) by the requests logged since line $from
+sub written_keys {
+    my $from = shift;
+    my @lines = split /\n/, slurp($S3LOG) // '';
+    my %k;
+    for my $l (@lines[$from .. $#lines]) {
+        my ($n, $m, $h, $u, $s) = split / /, $l;
+        next unless $s =~ /^2/;
+        my ($path, $q) = split /\?/, $u, 2;
+        $path =~ s{^/\Q$BUCKET\E/}{} or next;
+        $k{$path} = 1 if ($m eq 'PUT' && !defined $q)
+                      || ($m eq 'POST' && defined $q && $q =~ /^uploadId=/);
+    }
+    return \%k;
+}
+
+sub log_lines { scalar(() = (slurp($S3LOG) // '') =~ /\n/g) }
+
+my @s3args = ('--publish', 's3', '--s3-endpoint', "http://127.0.0.1:$S3PORT",
+              '--s3-path-style', 'on', '--s3-bucket', $BUCKET, '--s3-region', $REGION,
+              '--s3-access-key', $AK, '--s3-secret-key', $SK,
+              '--old-version-grace', '0');
+
+add_row('s3lec');
+add_job('s3lec', $first);
+my $n0 = log_lines();
+is(run_helper("$tmp/s3-run1.log", {}, @s3args), 0, 's3 first encode: helper exits 0');
+my $s1 = video('s3lec');
+is($s1->{status}, 'ready', 's3 first encode: ready') or diag($s1->{error}, slurp("$tmp/s3-run1.log"));
+like($s1->{prefix}, qr{^hls/s3lec/$VERSION/$}, "s3 first encode: a versioned prefix ($s1->{prefix})");
+my $w1 = written_keys($n0);
+ok(exists $w1->{"$s1->{prefix}master.m3u8"}, 's3 first encode: master.m3u8 under the version');
+is(scalar(grep { index($_, $s1->{prefix}) != 0 } keys %$w1), 0,
+   's3 first encode: every key under the version');
+my $b1 = bucket_tree($s1->{prefix});
+
+add_job('s3lec', $second);
+my $n1 = log_lines();
+is(run_helper("$tmp/s3-run2.log", {}, @s3args), 0, 's3 replacement: helper exits 0');
+my $s2 = video('s3lec');
+is($s2->{status}, 'ready', 's3 replacement: ready') or diag($s2->{error}, slurp("$tmp/s3-run2.log"));
+like($s2->{prefix}, qr{^hls/s3lec/$VERSION/$}, "s3 replacement: a versioned prefix ($s2->{prefix})");
+isnt($s2->{prefix}, $s1->{prefix}, 's3 replacement: not the first encode\'s prefix');
+my $w2 = written_keys($n1);
+ok(exists $w2->{"$s2->{prefix}master.m3u8"} && keys(%$w2) >= 4,
+   's3 replacement: master.m3u8 and the ladder uploaded (' . scalar(keys %$w2) . ' objects)');
+is(scalar(grep { index($_, $s2->{prefix}) != 0 } keys %$w2), 0,
+   's3 replacement: every key under the new version, none overwritten elsewhere');
+is_deeply(bucket_tree($s1->{prefix}), $b1,
+          's3 replacement: the old version is still in the bucket, byte for byte');
+my $b2 = bucket_tree($s2->{prefix});
+my %old_rel = map { substr($_, length $s1->{prefix}) => $b1->{$_} } keys %$b1;
+ok(scalar(grep { /\.ts$/ && exists $old_rel{substr($_, length $s2->{prefix})}
+                 && $old_rel{substr($_, length $s2->{prefix})} ne $b2->{$_} } keys %$b2) >= 1,
+   's3 replacement: segments of the same names have other bytes under the new prefix');
+is(superseded('s3lec', $s1->{prefix}), 'pending',
+   's3: the old prefix waits in videos_superseded for the operator job (the helper never deletes in S3)');
+my @bad = grep { !/ sig ok$/ } split /\n/, slurp($S3LOG) // '';
+is(scalar @bad, 0, 'every S3 request was correctly signed') or diag(join "\n", @bad[0 .. 4]);
+
+my $wall = time - $T0;
+diag(sprintf 't/094-helper-versions.t: %.1f s', $wall);
+done_testing();
