@@ -64,14 +64,17 @@ typedef struct {
     int     n;
     char   *owned[200];
     int     nowned;
+    int     failed;        /* an argument was lost: do not run */
 } args_t;
 
 static void
 arg(args_t *a, const char *s)
 {
-    if (a->n < 199) {
+    if (a->n < 199 && s != NULL) {
         a->argv[a->n++] = (char *) s;
         a->argv[a->n] = NULL;
+    } else {
+        a->failed = 1;
     }
 }
 
@@ -92,6 +95,9 @@ argf(args_t *a, const char *fmt, ...)
     if (s != NULL && a->nowned < 200) {
         a->owned[a->nowned++] = s;
         arg(a, s);
+    } else {
+        free(s);
+        a->failed = 1;
     }
 }
 
@@ -105,7 +111,37 @@ args_free(args_t *a)
     }
 }
 
-static void
+/*
+ * The input of every ffmpeg of a source: the demuxer that ffprobe found,
+ * forced (so the two cannot disagree, even if the file changes between
+ * them), still within the allow-list; the file protocol only; the path as
+ * file:<path>.  The mov demuxer's external references stay off (FFmpeg's
+ * default; ffmpeg refuses the option for other demuxers, so mov only).
+ */
+static int
+input_args(const vh_probe_t *p, const char *source, args_t *a)
+{
+    if (source[0] != '/' || p->demuxer[0] == '\0') {
+        return -1;
+    }
+    arg(a, "-format_whitelist");
+    arg(a, VH_SOURCE_FORMATS);
+    arg(a, "-protocol_whitelist");
+    arg(a, "file");
+    arg(a, "-f");
+    arg(a, p->demuxer);
+    if (!strcmp(p->demuxer, "mov")) {
+        arg(a, "-enable_drefs");
+        arg(a, "0");
+        arg(a, "-use_absolute_path");
+        arg(a, "0");
+    }
+    arg(a, "-i");
+    argf(a, "file:%s", source);
+    return 0;
+}
+
+static int
 build_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     const vh_plan_t *plan, const char *dir, args_t *a)
 {
@@ -118,8 +154,9 @@ build_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     arg(a, "-loglevel");
     arg(a, "error");
     arg(a, "-y");
-    arg(a, "-i");
-    arg(a, source);
+    if (input_args(p, source, a) != 0) {
+        return -1;
+    }
 
     vh_buf_printf(&fc, "[0:v]");
     if (p->fps > cf->max_fps) {
@@ -217,8 +254,12 @@ build_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     arg(a, "-nostats");
     argf(a, "%s/%%v/index.m3u8", dir);
 
+    if (fc.data == NULL || map.data == NULL) {
+        a->failed = 1;
+    }
     vh_buf_free(&fc);
     vh_buf_free(&map);
+    return a->failed ? -1 : 0;
 }
 
 static void
@@ -291,7 +332,12 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     ssize_t        n;
 
     memset(&a, 0, sizeof(a));
-    build_args(cf, source, p, plan, dir, &a);
+    if (build_args(cf, source, p, plan, dir, &a) != 0) {
+        snprintf(err, errlen, "cannot build the ffmpeg command (out of memory,"
+                 " or no accepted demuxer for %s)", source);
+        args_free(&a);
+        return -1;
+    }
     if (cf->preset[0] == '\0') {
         snprintf(err, errlen, "empty preset");
         args_free(&a);
@@ -415,34 +461,42 @@ vh_poster_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     const char *path, char *err, size_t errlen)
 {
     char      at[32];
-    char     *argv[24];
+    args_t    a;
     vh_buf_t  e = { 0 };
-    int       i = 0, rc;
+    int       rc;
     char      tail[300];
 
+    memset(&a, 0, sizeof(a));
     snprintf(at, sizeof(at), "%.3f", p->duration * cf->poster_at);
-    argv[i++] = cf->ffmpeg;
-    argv[i++] = "-hide_banner";
-    argv[i++] = "-nostdin";
-    argv[i++] = "-loglevel";
-    argv[i++] = "error";
-    argv[i++] = "-y";
-    argv[i++] = "-ss";
-    argv[i++] = at;
-    argv[i++] = "-i";
-    argv[i++] = (char *) source;
-    argv[i++] = "-frames:v";
-    argv[i++] = "1";
-    argv[i++] = "-vf";
-    argv[i++] = "scale=-2:'min(720,ih)'";
-    argv[i++] = "-q:v";
-    argv[i++] = "3";
-    argv[i++] = "-update";
-    argv[i++] = "1";
-    argv[i++] = (char *) path;
-    argv[i] = NULL;
+    arg(&a, cf->ffmpeg);
+    arg(&a, "-hide_banner");
+    arg(&a, "-nostdin");
+    arg(&a, "-loglevel");
+    arg(&a, "error");
+    arg(&a, "-y");
+    arg(&a, "-ss");
+    arg(&a, at);
+    if (input_args(p, source, &a) != 0) {
+        a.failed = 1;
+    }
+    arg(&a, "-frames:v");
+    arg(&a, "1");
+    arg(&a, "-vf");
+    arg(&a, "scale=-2:'min(720,ih)'");
+    arg(&a, "-q:v");
+    arg(&a, "3");
+    arg(&a, "-update");
+    arg(&a, "1");
+    arg(&a, path);
+    if (a.failed) {
+        snprintf(err, errlen, "poster: cannot build the ffmpeg command (out of"
+                 " memory, or no accepted demuxer for %s)", source);
+        args_free(&a);
+        return -1;
+    }
 
-    rc = vh_run_capture(argv, NULL, &e, 120);
+    rc = vh_run_capture(a.argv, NULL, &e, 120);
+    args_free(&a);
     if (rc != 0) {
         tail_text(&e, tail, sizeof(tail));
         snprintf(err, errlen, "poster: ffmpeg failed: %s", tail);

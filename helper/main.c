@@ -69,7 +69,13 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
         vh_error("job %s: malformed (needs video_id matching [A-Za-z0-9_-]{1,64}"
                  " and an absolute source path): dropped", job->id);
         if (vh_valid_id(job->video_id)) {
-            vh_db_failed(db, job->video_id, "malformed transcode job (no usable source path)");
+            /* a URL or protocol prefix ("http://", "concat:", "subfile,") is never opened */
+            vh_db_failed(db, job->video_id,
+                         job->source != NULL && job->source[0] != '\0'
+                         && job->source[0] != '/'
+                         ? "unsupported_source: malformed transcode job (the source"
+                           " is not an absolute path; URLs are refused)"
+                         : "malformed transcode job (no usable source path)");
         }
         vh_queue_ack(q, job);
         return;

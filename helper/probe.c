@@ -1,6 +1,6 @@
 /* ffprobe (JSON output): is the source a usable video, and what is it? */
 
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 
 #include <math.h>
 #include <stdio.h>
@@ -52,27 +52,51 @@ last_line(const vh_buf_t *b, char *out, size_t len)
     snprintf(out, len, "%.*s", (int) (e - start), start);
 }
 
+/*
+ * ffprobe of one local file: only the demuxers in formats, only the file
+ * protocol (so nothing a playlist, a script or a reference names is ever
+ * opened), and the path as file:<path> so that no prefix in the name is
+ * read as a protocol.  *refused is set when FFmpeg refused the format or a
+ * protocol.  The mov demuxer's external references (drefs) are off by
+ * default in FFmpeg 5.1; we say so anyway (ffprobe ignores the two options
+ * for other demuxers).
+ */
 static json_t *
-run_ffprobe(const vh_conf_t *cf, const char *path, int show_format,
-    char *err, size_t errlen, int *status)
+run_ffprobe(const vh_conf_t *cf, const char *path, const char *formats,
+    int show_format, char *err, size_t errlen, int *status, int *refused)
 {
     vh_buf_t      out = { 0 }, errb = { 0 };
     json_error_t  jerr;
     json_t       *root = NULL;
-    char         *argv[12];
+    char         *argv[24], *url = NULL;
     int           i = 0;
+
+    *refused = 0;
+    if (path[0] != '/' || asprintf(&url, "file:%s", path) < 0) {
+        snprintf(err, errlen, "%s", path[0] != '/' ? "not an absolute path"
+                                                   : "out of memory");
+        *status = path[0] != '/' ? 1 : -1;
+        return NULL;
+    }
 
     argv[i++] = cf->ffprobe;
     argv[i++] = "-v";
     argv[i++] = "error";
+    argv[i++] = "-format_whitelist";
+    argv[i++] = (char *) formats;
+    argv[i++] = "-protocol_whitelist";
+    argv[i++] = "file";
+    argv[i++] = "-enable_drefs";
+    argv[i++] = "0";
+    argv[i++] = "-use_absolute_path";
+    argv[i++] = "0";
     argv[i++] = "-print_format";
     argv[i++] = "json";
     if (show_format) {
         argv[i++] = "-show_format";
     }
     argv[i++] = "-show_streams";
-    argv[i++] = "--";
-    argv[i++] = (char *) path;
+    argv[i++] = url;
     argv[i] = NULL;
 
     *status = vh_run_capture(argv, &out, &errb, 120);
@@ -80,6 +104,8 @@ run_ffprobe(const vh_conf_t *cf, const char *path, int show_format,
         char line[400];
         last_line(&errb, line, sizeof(line));
         snprintf(err, errlen, "%s", line[0] ? line : "ffprobe failed");
+        /* "Format not on whitelist '...'", "Protocol 'http' not on whitelist 'file'!" */
+        *refused = errb.data != NULL && strstr(errb.data, "not on whitelist") != NULL;
     } else {
         root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
         if (root == NULL) {
@@ -88,22 +114,59 @@ run_ffprobe(const vh_conf_t *cf, const char *path, int show_format,
     }
     vh_buf_free(&out);
     vh_buf_free(&errb);
+    free(url);
     return root;
 }
+
+/*
+ * The VH_SOURCE_FORMATS name that ffprobe's format_name ("mov,mp4,m4a,3gp,
+ * 3g2,mj2", "matroska,webm") matches, as av_match_list() does: any of the
+ * comma-separated names equal to any of the list.  "" if none.
+ */
+static void
+allowed_demuxer(const char *format_name, char *out, size_t len)
+{
+    const char  *f, *a, *fe, *ae;
+
+    out[0] = '\0';
+    for (f = format_name; *f != '\0'; f = *fe ? fe + 1 : fe) {
+        fe = f + strcspn(f, ",");
+        for (a = VH_SOURCE_FORMATS; *a != '\0'; a = *ae ? ae + 1 : ae) {
+            ae = a + strcspn(a, ",");
+            if (fe - f == ae - a && fe > f && !strncmp(f, a, fe - f)
+                && (size_t) (ae - a) < len)
+            {
+                snprintf(out, len, "%.*s", (int) (ae - a), a);
+                return;
+            }
+        }
+    }
+}
+
+#define VH_UNSUPPORTED_SOURCE \
+    "unsupported_source: not a media file the helper accepts (MP4/MOV/3GP," \
+    " Matroska/WebM, MPEG-TS, MPEG-PS, AVI, FLV, MXF, Ogg, ASF/WMV); playlists," \
+    " concat scripts, image sequences and URLs are refused"
 
 int
 vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
 {
     json_t      *root, *streams, *format, *s, *video = NULL;
     size_t       i;
-    int          status, rotation = 0;
+    int          status, refused, rotation = 0;
     char         err[400] = "";
     const char  *fmt;
     double       d;
 
     memset(p, 0, sizeof(*p));
-    root = run_ffprobe(cf, path, 1, err, sizeof(err), &status);
+    root = run_ffprobe(cf, path, VH_SOURCE_FORMATS, 1, err, sizeof(err),
+                       &status, &refused);
     if (root == NULL) {
+        if (refused) {
+            /* the same words whatever the file names: nothing to learn from it */
+            snprintf(p->error, sizeof(p->error), "%s", VH_UNSUPPORTED_SOURCE);
+            return 0;
+        }
         if (status == 127 || status < 0) {
             snprintf(p->error, sizeof(p->error), "cannot run %s: %s",
                      cf->ffprobe, err);
@@ -118,6 +181,13 @@ vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
     streams = json_object_get(root, "streams");
     fmt = json_string_value(json_object_get(format, "format_name"));
     fmt = fmt ? fmt : "";
+
+    allowed_demuxer(fmt, p->demuxer, sizeof(p->demuxer));
+    if (p->demuxer[0] == '\0') {
+        /* FFmpeg should have refused it already */
+        snprintf(p->error, sizeof(p->error), "%s", VH_UNSUPPORTED_SOURCE);
+        goto done;
+    }
 
     json_array_foreach(streams, i, s) {
         const char *type = json_string_value(json_object_get(s, "codec_type"));
@@ -230,11 +300,12 @@ vh_probe_variant(const vh_conf_t *cf, const char *segment,
 {
     json_t  *root, *streams, *s;
     size_t   i;
-    int      status;
+    int      status, refused;
     char     err[400], v[32] = "", a[32] = "";
 
     memset(vi, 0, sizeof(*vi));
-    root = run_ffprobe(cf, segment, 0, err, sizeof(err), &status);
+    root = run_ffprobe(cf, segment, "mpegts", 0, err, sizeof(err), &status,
+                       &refused);
     if (root == NULL) {
         vh_error("ffprobe %s: %s", segment, err);
         return -1;

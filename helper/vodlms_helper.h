@@ -197,9 +197,19 @@ typedef struct {
     int     height;
     double  fps;
     int     has_audio;
+    char    demuxer[16];       /* the VH_SOURCE_FORMATS name ffprobe found */
 } vh_probe_t;
 
 int vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p);
+
+/*
+ * The only demuxers an upload may use (FFmpeg's -format_whitelist; one name
+ * of a demuxer's comma-separated names matches it): real containers, never
+ * playlists (hls), scripts (concat), image sequences or anything else that
+ * opens a second file or a URL.  Every ffprobe and ffmpeg of a source gets
+ * it, with -protocol_whitelist file and the path as file:<path>.
+ */
+#define VH_SOURCE_FORMATS  "mov,matroska,mpegts,avi,flv,mxf,ogg,asf,mpeg"
 
 typedef struct {
     int     width;
