@@ -17,7 +17,8 @@
 
 #include "vodlms_helper.h"
 
-typedef enum { T_STR, T_INT, T_DBL, T_BITRATE, T_LADDER, T_BOOL, T_ONOFF, T_SIZE } vh_type_e;
+typedef enum { T_STR, T_INT, T_DBL, T_BITRATE, T_LADDER, T_BOOL, T_ONOFF, T_SIZE,
+               T_TIMEOUT, T_PIXELS } vh_type_e;
 
 typedef struct {
     const char  *key;
@@ -57,7 +58,9 @@ static const vh_key_t keys[] = {
     { "audio_bitrate", T_BITRATE, O(audio_bitrate), 16000, 512000, "128k", "AAC bitrate of every rung" },
     { "ladder", T_LADDER, O(rungs), 0, 0, "240p:400k,360p:800k,480p:1400k,720p:2800k,1080p:5000k", "rungs: height p : video bitrate, comma separated" },
     { "poster_at", T_DBL, O(poster_at), 0, 0.99, "0.1", "poster.jpg position as a fraction of the duration" },
-    { "job_timeout", T_DBL, O(job_timeout), 0, 604800, "0", "seconds before ffmpeg is killed; 0: no limit" },
+    { "job_timeout", T_TIMEOUT, O(job_timeout), 0, 604800, "auto", "seconds before ffmpeg is killed (failed, not retried); auto: 6 x the source's duration, at least 900; 0: no limit" },
+    { "max_source_duration", T_DBL, O(max_source_duration), 1, 604800, "21600", "longest source accepted, seconds (longer: failed, source_too_large)" },
+    { "max_source_pixels", T_PIXELS, O(max_source_pixels), 256, 268435456, "4096x2304", "largest source frame accepted, WIDTHxHEIGHT or pixels (larger: failed, source_too_large)" },
     { "source_root", T_STR, O(source_root), 0, 0, "", "if set, job sources must be inside this directory" },
     { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/ (with publish = s3: the work directory)" },
     { "publish", T_STR, O(publish), 0, 0, "local", "local (rename into origin_dir) | s3 (upload to s3_bucket)" },
@@ -134,6 +137,32 @@ parse_size(const char *s, double *out)
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/* pixels of a frame: "4096x2304" or "9437184" */
+static int
+parse_pixels(const char *s, long *out)
+{
+    char  *end;
+    long   w, h = 1;
+
+    if (!isdigit((unsigned char) s[0])) {
+        return -1;
+    }
+    errno = 0;
+    w = strtol(s, &end, 10);
+    if (*end == 'x' || *end == 'X') {
+        s = end + 1;
+        if (!isdigit((unsigned char) s[0])) {
+            return -1;
+        }
+        h = strtol(s, &end, 10);
+    }
+    if (errno || *end != '\0' || w <= 0 || h <= 0 || w > 1000000000L / h) {
+        return -1;
+    }
+    *out = w * h;
     return 0;
 }
 
@@ -266,6 +295,30 @@ set_key(vh_conf_t *cf, const vh_key_t *k, const char *val, const char *where)
             fprintf(stderr, "vodlms-helper: %s: \"ladder\": %s\n", where, err);
             return -1;
         }
+        return 0;
+    case T_TIMEOUT:
+        if (!strcmp(val, "auto")) {
+            *(double *) p = VH_JOB_TIMEOUT_AUTO;
+            return 0;
+        }
+        errno = 0;
+        d = strtod(val, &end);
+        if (errno || end == val || *end || !(d >= k->min && d <= k->max)) {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be auto or a number of"
+                    " seconds in %g..%g (0: no limit), not \"%s\"\n",
+                    where, k->key, k->min, k->max, val);
+            return -1;
+        }
+        *(double *) p = d;
+        return 0;
+    case T_PIXELS:
+        if (parse_pixels(val, &l) != 0 || l < k->min || l > k->max) {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be WIDTHxHEIGHT (like"
+                    " 4096x2304) or a number of pixels in %.0f..%.0f, not \"%s\"\n",
+                    where, k->key, k->min, k->max, val);
+            return -1;
+        }
+        *(long *) p = l;
         return 0;
     case T_SIZE:
         if (parse_size(val, &d) != 0 || d < k->min || d > k->max) {
@@ -594,6 +647,14 @@ print_conf(const vh_conf_t *cf)
                cf->rungs[i].video_bitrate);
     }
     printf("\npublish = %s\n", cf->publish);
+    if (cf->job_timeout == VH_JOB_TIMEOUT_AUTO) {
+        printf("job_timeout = auto (%d x the source's duration, at least %d s)\n",
+               VH_JOB_TIMEOUT_FACTOR, VH_JOB_TIMEOUT_FLOOR);
+    } else {
+        printf("job_timeout = %g\n", cf->job_timeout);
+    }
+    printf("max_source_duration = %g\nmax_source_pixels = %ld\n",
+           cf->max_source_duration, cf->max_source_pixels);
     if (cf->publish_s3) {
         printf("s3 = s3://%s/%shls/<id>/ via %s (%s, region %s, multipart above %ld bytes"
                " in parts of %ld)\n", cf->s3_bucket, cf->s3_prefix, cf->s3_endpoint,

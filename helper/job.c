@@ -116,7 +116,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     vh_buf_t      text = { 0 }, master = { 0 }, rend = { 0 };
     struct stat   sb;
     double        started = vh_now(), duration;
-    int           i, rows, rc = VH_JOB_RETRY;
+    int           i, rows, lrc, rc = VH_JOB_RETRY;
 
     err[0] = '\0';
     tmp[0] = '\0';
@@ -175,13 +175,19 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     t.duration = probe.duration;
     t.last_beat = vh_now();
 
-    if (vh_ladder_run(cf, job->source, &probe, &plan, tmp, on_tick, &t,
-                      err, errlen) != 0)
-    {
+    lrc = vh_ladder_run(cf, job->source, &probe, &plan, tmp, on_tick, &t,
+                        err, errlen);
+    if (lrc != 0) {
         if (t.lost) {
             rc = VH_JOB_LOST;
         } else if (abandon_requested(cf)) {
             rc = VH_JOB_ABANDONED;
+        } else if (lrc == VH_LADDER_TIMEOUT) {
+            /* the same file takes as long again: failed for good, not retried */
+            vh_info("video %s failed: %s", job->video_id, err);
+            if (vh_db_failed(db, job->video_id, err) >= 0) {
+                rc = VH_JOB_DONE;
+            }
         }
         goto out;
     }

@@ -56,6 +56,15 @@ vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan)
     if (plan->gop < 1) {
         plan->gop = 1;
     }
+    /* auto: what a slow host needs for a real file, not what a crafted one asks */
+    if (cf->job_timeout == VH_JOB_TIMEOUT_AUTO) {
+        plan->timeout = VH_JOB_TIMEOUT_FACTOR * p->duration;
+        if (plan->timeout < VH_JOB_TIMEOUT_FLOOR) {
+            plan->timeout = VH_JOB_TIMEOUT_FLOOR;
+        }
+    } else {
+        plan->timeout = cf->job_timeout;
+    }
     return 0;
 }
 
@@ -417,7 +426,7 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
                 break;
             }
         }
-        if (cf->job_timeout > 0 && vh_now() - start > cf->job_timeout) {
+        if (plan->timeout > 0 && vh_now() - start > plan->timeout) {
             aborted = 2;
             break;
         }
@@ -437,10 +446,15 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
         return -1;
     }
     if (aborted == 2) {
-        snprintf(err, errlen, "ffmpeg took longer than job_timeout (%.0f s)",
-                 cf->job_timeout);
+        snprintf(err, errlen, "job_timeout: ffmpeg ran longer than %.0f s (%s),"
+                 " stopped and not retried", plan->timeout,
+                 cf->job_timeout == VH_JOB_TIMEOUT_AUTO
+                 ? "job_timeout = auto: the source's duration x "
+                   VH_STR(VH_JOB_TIMEOUT_FACTOR) ", at least "
+                   VH_STR(VH_JOB_TIMEOUT_FLOOR) " s"
+                 : "job_timeout");
         vh_buf_free(&errb);
-        return -1;
+        return VH_LADDER_TIMEOUT;
     }
     if (rc != 0) {
         tail_text(&errb, tail, sizeof(tail));

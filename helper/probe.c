@@ -267,6 +267,21 @@ vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
     if (p->fps <= 0) {
         p->fps = 25;
     }
+
+    /* what a small file may claim, and so cost: refused before any encoding */
+    if (p->duration > cf->max_source_duration) {
+        snprintf(p->error, sizeof(p->error),
+                 "source_too_large: it lasts %.0f s, more than max_source_duration"
+                 " (%.0f s)", p->duration, cf->max_source_duration);
+        goto done;
+    }
+    if ((long) p->width * p->height > cf->max_source_pixels) {
+        snprintf(p->error, sizeof(p->error),
+                 "source_too_large: %dx%d is %ld pixels a frame, more than"
+                 " max_source_pixels (%ld)", p->width, p->height,
+                 (long) p->width * p->height, cf->max_source_pixels);
+        goto done;
+    }
     p->ok = 1;
 
 done:

@@ -15,6 +15,11 @@
 #define VH_VERSION       NGX_HTTP_VODLMS_VERSION
 #define VH_MAX_RUNGS     8
 #define VH_ID_MAX        64
+#define VH_JOB_TIMEOUT_AUTO    -1.0    /* job_timeout = auto: */
+#define VH_JOB_TIMEOUT_FACTOR  6       /*   the source's duration x 6, */
+#define VH_JOB_TIMEOUT_FLOOR   900     /*   at least 15 min */
+#define VH_STR_(x)             #x
+#define VH_STR(x)              VH_STR_(x)
 
 /* ---------------------------------------------------------------- log.c */
 
@@ -69,7 +74,9 @@ typedef struct {
     vh_rung_t rungs[VH_MAX_RUNGS];
     int    nrungs;
     double poster_at;          /* fraction of the duration */
-    double job_timeout;        /* seconds, 0: none */
+    double job_timeout;        /* seconds, 0: none, VH_JOB_TIMEOUT_AUTO: from the duration */
+    double max_source_duration; /* seconds a source may last */
+    long   max_source_pixels;  /* width x height of a source frame */
     char  *source_root;        /* "" = any absolute path */
     /* output */
     char  *origin_dir;
@@ -234,6 +241,7 @@ typedef struct {
     int            n;
     int            gop;
     double         fps;        /* output frame rate */
+    double         timeout;    /* seconds the ladder's ffmpeg may run, 0: none */
 } vh_plan_t;
 
 int vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan);
@@ -243,8 +251,11 @@ typedef int (*vh_tick_pt)(void *data, double out_seconds);
 /*
  * Runs the one ffmpeg of the ladder into dir.  tick is called at least
  * every second with the encoded position; a non-zero return aborts.
- * Returns 0 on success; -1 with err filled.
+ * Returns 0 on success; -1 with err filled; VH_LADDER_TIMEOUT with err
+ * filled when ffmpeg ran longer than plan->timeout (a permanent failure).
  */
+#define VH_LADDER_TIMEOUT  -2
+
 int vh_ladder_run(const vh_conf_t *cf, const char *source,
     const vh_probe_t *p, const vh_plan_t *plan, const char *dir,
     vh_tick_pt tick, void *data, char *err, size_t errlen);
