@@ -9,7 +9,11 @@
 # symbolic link's target, never the current prefix.  With publish = s3 the
 # new version lands under its own key prefix and the old one is left for
 # the operator's job (videos_superseded).  Private Redis and PostgreSQL,
-# the real helper binary, s3rver behind the verifying proxy of t/092.
+# the real helper binary, s3rver behind the verifying proxy of t/092, and
+# nginx with the module (playback cookies + the self-hosted edge serving
+# the origin) to show that the module plays versions unchanged: the
+# manifest URL and cookie scope follow storage_prefix, old cookies keep
+# the old version, new cookies cover only the new one.
 
 use strict;
 use warnings;
@@ -74,13 +78,105 @@ sub pick_port {
     die "no free port in 27000-27999\n";
 }
 
+my %Running;
 my $redis = start_redis(port => pick_port());
 my $pg = start_pg(port => pick_port());
+
+#---------------------------------------------------------------------------
+# nginx with the module: playback (cookies) and the edge over the origin
+#---------------------------------------------------------------------------
+
+my $nginx_bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+my $module = $ENV{TEST_NGINX_MODULE_PATH} || "$build/ngx_http_vodlms_module.so";
+bail("nginx module not built: $module (./build.sh build)") unless -f $module;
+bail("no nginx binary: $nginx_bin") unless -x $nginx_bin;
+my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$repo/../shared/vectors/cloudfront";
+bail("no CloudFront test keys in $vectors") unless -f "$vectors/test_private_key.pem";
+my $CDN = 'http://cdn.example.test';
+my $HTTP_PORT = pick_port();
+make_path("$tmp/nginx/logs", "$origin/hls");
+open my $nc, '>', "$tmp/nginx/nginx.conf" or die $!;
+print $nc <<"NGINX";
+load_module $module;
+worker_processes 1;
+daemon off;
+master_process off;
+error_log $tmp/nginx/logs/error.log info;
+pid $tmp/nginx/logs/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    vodlms_redis 127.0.0.1:${\ $redis->port};
+    vodlms_pg "${\ $pg->conninfo}";
+    server {
+        listen 127.0.0.1:$HTTP_PORT;
+        location ~ ^/videos/(?<vid>[A-Za-z0-9_-]+)/stream\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_cloudfront_url $CDN;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $vectors/test_private_key.pem;
+            vodlms_playback cookies;
+        }
+        location /hls/ {
+            vodlms_edge on;
+            vodlms_edge_url $CDN;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $vectors/test_public_key.pem;
+            root $origin;
+        }
+    }
+}
+NGINX
+close $nc;
+$redis->cmd('SET', 'session:t094-alice', '{"user_id":"1001"}', 'EX', 3600);
+
+my $http = HTTP::Tiny->new(timeout => 10);
+my $nginx_pid = fork // die "fork: $!";
+if ($nginx_pid == 0) {
+    open STDOUT, '>', "$tmp/nginx/logs/stdout" or die $!;
+    open STDERR, '>&', \*STDOUT or die $!;
+    exec $nginx_bin, '-p', "$tmp/nginx", '-c', "$tmp/nginx/nginx.conf" or POSIX::_exit(127);
+}
+$Running{$nginx_pid} = 1;
+{
+    my $deadline = time + 10;
+    until (IO::Socket::INET->new(PeerAddr => "127.0.0.1:$HTTP_PORT", Timeout => 1)) {
+        bail("nginx did not start: " . (slurp("$tmp/nginx/logs/error.log") // ''))
+            if time > $deadline || waitpid($nginx_pid, WNOHANG) == $nginx_pid;
+        sleep 0.1;
+    }
+}
+
+# as alice (enrolled): the manifest URL and the Cookie header of the three cookies
+sub play {
+    my $id = shift;
+    my $r = $http->get("http://127.0.0.1:$HTTP_PORT/videos/$id/stream",
+                       { headers => { Cookie => 'session=t094-alice' } });
+    my $sc = $r->{headers}{'set-cookie'} // [];
+    $sc = [$sc] unless ref $sc;
+    my %c = map { /^(CloudFront-[A-Za-z-]+)=([^;]*)/ ? ($1 => $2) : () } @$sc;
+    my ($path) = map { /;\s*Path=([^;]+)/i ? $1 : () } @$sc;
+    my ($url) = ($r->{content} // '') =~ /"manifestUrl":"([^"]+)"/;
+    return { status => $r->{status}, url => $url // '', path => $path // '',
+             cookie => join('; ', map { "$_=$c{$_}" } sort keys %c) };
+}
+
+# a GET through the edge with a cookie set: [status, body]
+sub edge_get {
+    my ($path, $cookie) = @_;
+    my $r = $http->get("http://127.0.0.1:$HTTP_PORT/$path",
+                       { headers => { Cookie => $cookie } });
+    return [$r->{status}, $r->{content}];
+}
 
 my $STREAM = 'vodlms:transcode';
 my $GRACE = 12;                 # old_version_grace of this test, seconds
 my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
-my %Running;
 
 END {
     for my $pid (keys %Running) { kill 'TERM', $pid; }
@@ -253,6 +349,18 @@ ok(exists $tree1->{'master.m3u8'} && exists $tree1->{'240p/index.m3u8'}
    && exists $tree1->{'240p/seg_00000.ts'}, 'first encode: the ladder is under its version');
 ok(!-e "$origin/hls/lec/master.m3u8", 'first encode: nothing at the unversioned hls/lec/');
 my @urls1 = ladder_urls($origin, $p1);
+my $play1 = play('lec');
+is($play1->{status}, 200, 'first encode: the playback endpoint answers 200');
+is($play1->{url}, "$CDN/${p1}master.m3u8", 'first encode: manifestUrl is the version\'s master');
+is($play1->{path}, "/$p1", 'first encode: the cookies\' Path is the version');
+my $seg1 = "${p1}240p/seg_00000.ts";
+{
+    my $g = edge_get("${p1}master.m3u8", $play1->{cookie});
+    is($g->[0], 200, 'first encode: the edge serves the versioned master with its cookies');
+    $g = edge_get($seg1, $play1->{cookie});
+    is($g->[0], 200, 'first encode: and a segment under the version');
+    is(sha256_hex($g->[1] // ''), $tree1->{'240p/seg_00000.ts'}, 'first encode: the segment\'s bytes');
+}
 
 # a video from before versions: its ladder right under hls/<id>/, plus a
 # symbolic link shaped like a rung that points outside the origin
@@ -269,6 +377,10 @@ print $keep "not the helper's\n";
 close $keep;
 symlink("$tmp/outside", "$origin/hls/old/999p") or die "symlink: $!";
 add_row('old', status => 'ready', prefix => 'hls/old/');
+my $play_old = play('old');
+is($play_old->{url}, "$CDN/hls/old/master.m3u8", 'old layout: a row from before versions still plays');
+is(edge_get('hls/old/240p/seg_00000.ts', $play_old->{cookie})->[0], 200,
+   'old layout: the edge serves its ladder');
 
 # the replacement, and a re-encode of the old-layout video
 add_job('lec', $second);
@@ -295,6 +407,22 @@ ok(@changed >= 1, 'replacement: the segments have other bytes (' . scalar(@chang
 is_deeply(tree("$origin/$p1"), $tree1,
           'replacement: the old version is still there, byte for byte (viewers mid-playback)');
 is(superseded('lec', $p1), 'pending', 'replacement: the old prefix is recorded as superseded');
+
+my $play2 = play('lec');
+is($play2->{url}, "$CDN/${p2}master.m3u8", 'replacement: a new play gets the new master');
+is($play2->{path}, "/$p2", 'replacement: with cookies scoped to the new version');
+{
+    my $g = edge_get("${p2}240p/seg_00000.ts", $play2->{cookie});
+    is($g->[0], 200, 'replacement: the edge serves the new segments with the new cookies');
+    is(sha256_hex($g->[1] // ''), $tree2->{'240p/seg_00000.ts'}, 'replacement: their new bytes');
+    $g = edge_get($seg1, $play1->{cookie});
+    is($g->[0], 200, 'replacement: a viewer mid-playback still gets the old segment with the old cookies');
+    is(sha256_hex($g->[1] // ''), $tree1->{'240p/seg_00000.ts'}, 'replacement: byte for byte');
+    is(edge_get($seg1, $play2->{cookie})->[0], 403,
+       'replacement: the new cookies do not open the old version');
+    is(edge_get("${p2}240p/seg_00000.ts", $play1->{cookie})->[0], 403,
+       'replacement: the old cookies do not open the new version');
+}
 
 my $vo = video('old');
 like($vo->{prefix}, qr{^hls/old/$VERSION/$}, "old layout: re-encoded into a version ($vo->{prefix})");
@@ -327,6 +455,9 @@ ok(!-e "$origin/$p1", 'after the grace period: the old version is removed');
 is_deeply(tree("$origin/$p2"), $tree2, 'after the grace period: the current version is intact');
 is(video('lec')->{prefix}, $p2, 'after the grace period: the row still points at it');
 is(superseded('lec', $p1), 'removed', 'after the grace period: recorded as removed');
+is(edge_get($seg1, $play1->{cookie})->[0], 404, 'after the grace period: the old segment is gone (404)');
+is(edge_get("${p2}240p/seg_00000.ts", play('lec')->{cookie})->[0], 200,
+   'after the grace period: the current version plays');
 like(slurp("$tmp/run4.log") // '', qr/video lec: removed the old version \Q${\ substr($p1, 8, 25)}\E/,
      'after the grace period: logged');
 
@@ -367,8 +498,6 @@ $Running{$s3pid} = 1;
     sleep 0.05 while time < $deadline && (slurp("$tmp/s3-server.out") // '') !~ /^ready /m;
 }
 like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 is up');
-
-my $http = HTTP::Tiny->new(timeout => 10);
 
 sub uri_enc {
     my ($s, $slash) = @_;
