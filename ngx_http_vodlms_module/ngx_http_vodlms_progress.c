@@ -254,7 +254,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     ngx_msec_t                         now;
     ngx_chain_t                       *cl;
     ngx_queue_t                       *q;
-    double                             cap, known, seen;
+    double                             cap, known, seen, watched;
     ngx_uint_t                         skipped, have_seen;
     ngx_time_t                        *tp;
     vodlms_beacon_t                    b;
@@ -349,6 +349,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
             }
 
             b.duration = known;
+            b.duration_known = 1;
         }
     }
 
@@ -361,6 +362,17 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
     if (!have_seen) {
         seen = 0;
+    }
+
+    /* and how much it has credited as watched: completion's evidence */
+
+    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_watched_seconds",
+                                        22);
+
+    if (ngx_http_vodlms_column_double(col, &watched) != NGX_OK
+        || !(watched > 0))
+    {
+        watched = 0;
     }
 
     z = vmcf->progress.zone->data;
@@ -417,6 +429,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
         /* where this user got to before, on any node, as far as flushed */
         node->p.max_position = seen > 0 ? seen : 0;
+        node->p.played = watched;
 
         ngx_rbtree_insert(&z->sh->rbtree, &node->node);
         ngx_queue_insert_head(&z->sh->lru, &node->queue);

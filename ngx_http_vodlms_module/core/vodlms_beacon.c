@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -350,6 +351,44 @@ vodlms_beacon_boolean(void *ctx, int v)
 }
 
 
+static int
+vodlms_beacon_numeric_id(vodlms_beacon_state_t *st, const char *s,
+    size_t len)
+{
+    int         n;
+    char        id[24];
+    long long   ll;
+
+    memcpy(st->numeral, s, len);
+    st->numeral[len] = '\0';
+
+    st->id_ok = 0;
+
+    if (strpbrk(st->numeral, ".eE") == NULL) {
+        errno = 0;
+        ll = strtoll(st->numeral, NULL, 10);
+        if (errno == ERANGE) {
+            return 0;               /* as jansson: not JSON it can read */
+        }
+
+        n = snprintf(id, sizeof(id), "%lld", ll);
+
+        if (n > 0 && (size_t) n < sizeof(id)
+            && vodlms_id_valid(id, (size_t) n, VODLMS_VIDEO_ID_MAX))
+        {
+            memcpy(st->b->video_id, id, (size_t) n + 1);
+            st->b->video_id_len = (size_t) n;
+            st->id_ok = 1;
+        }
+
+    } else if (isinf(strtod(st->numeral, NULL))) {
+        return 0;                   /* as jansson: a real that overflows */
+    }
+
+    return vodlms_beacon_value(st, VODLMS_BV_NUMBER);
+}
+
+
 /*
  * A numeral as jansson reads it: an integer (no '.', 'e' or 'E') must fit
  * a long long, and a real must not overflow a double.
@@ -363,6 +402,16 @@ vodlms_beacon_number(void *ctx, const char *s, size_t len)
 
     if (len > VODLMS_BEACON_MAX) {
         return 0;
+    }
+
+    /*
+     * An LMS with integer ids sends {"videoId": 3}: an integer numeral
+     * names the id its value prints as, the way jansson reads it (3 is
+     * "3", and "-0" is "0").  A real ("3.0", "3e0") names none:
+     * bad_video_id.
+     */
+    if (st->level == 1 && st->member == VODLMS_BK_VIDEO_ID) {
+        return vodlms_beacon_numeric_id(st, s, len);
     }
 
     /*
@@ -632,7 +681,10 @@ vodlms_beacon_parse(const char *body, size_t len, double slack,
         return VODLMS_EMALFORMED;
     }
 
-    if (st.kind[VODLMS_BK_VIDEO_ID] != VODLMS_BV_STRING || !st.id_ok) {
+    if ((st.kind[VODLMS_BK_VIDEO_ID] != VODLMS_BV_STRING
+         && st.kind[VODLMS_BK_VIDEO_ID] != VODLMS_BV_NUMBER)
+        || !st.id_ok)
+    {
         memset(b, 0, sizeof(vodlms_beacon_t));
         *why = "bad_video_id";
         return VODLMS_EMALFORMED;
@@ -691,7 +743,7 @@ void
 vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
     int64_t now_ms, double complete_fraction, double end_slack)
 {
-    double  position, moved, wall;
+    double  position, moved, wall, need;
 
     /* a position past the end (within the slack) is the end */
     position = b->current_time > b->duration ? b->duration : b->current_time;
@@ -702,6 +754,8 @@ vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
 
         if (moved > 0) {
             p->watched_pending += moved < wall ? moved : wall;
+            wall *= VODLMS_PROGRESS_MAX_RATE;
+            p->played += moved < wall ? moved : wall;
         }
     }
 
@@ -713,8 +767,14 @@ vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
         p->max_position = position;
     }
 
-    if (p->completed_at == 0
-        && (p->max_position >= complete_fraction * p->duration
+    if (p->completed_at != 0 || !b->duration_known) {
+        return;
+    }
+
+    need = complete_fraction * p->duration;
+
+    if (p->played + end_slack >= need
+        && (p->max_position >= need
             || (b->event == VODLMS_BEACON_ENDED
                 && position >= p->duration - end_slack)))
     {

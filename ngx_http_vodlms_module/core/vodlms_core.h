@@ -171,11 +171,16 @@ typedef struct {
     double                  current_time;   /* seconds */
     double                  duration;       /* seconds */
     vodlms_beacon_event_t   event;
+    int                     duration_known; /* duration is the database's,
+                                               not the player's: set by the
+                                               caller, never by the parser */
 } vodlms_beacon_t;
 
 /*
  * A player's beacon: {"videoId": "...", "currentTime": 320,
  * "duration": 1200, "event": "tick|pause|ended"} (event optional, tick).
+ * videoId is a string, or a non-negative JSON integer (an LMS with integer
+ * ids), which names the id spelled by its digits: 3 is "3".
  * Numbers must be finite, 0 < duration <= 7 days, 0 <= currentTime <=
  * duration + slack.  On failure *why is a short machine-readable reason
  * ("body_too_large", "malformed_json", "bad_video_id", "bad_current_time",
@@ -190,16 +195,33 @@ typedef struct {
     double     duration;
     double     max_position;
     double     watched_pending;    /* watched seconds not yet flushed */
+    double     played;             /* forward play credited for completion:
+                                      the database's watched seconds when the
+                                      entry was made, plus every step since,
+                                      each at most VODLMS_PROGRESS_MAX_RATE x
+                                      the wall-clock time it took */
     int64_t    last_beacon_ms;     /* wall clock of the previous beacon */
     int64_t    completed_at;       /* epoch seconds, 0: not yet */
 } vodlms_progress_t;
+
+/* the fastest playback credited as watching (players offer 2x) */
+#define VODLMS_PROGRESS_MAX_RATE  2.0
 
 /*
  * Fold a beacon into the state.  Watched time grows by the forward
  * movement of the position, but never by more than the wall-clock time
  * since the previous beacon: seeking ahead or inflated reports cannot fake
- * watching.  Completion: max_position >= complete_fraction * duration, or
- * "ended" within end_slack seconds of the end; it is set once.
+ * watching.  "played" grows the same way with VODLMS_PROGRESS_MAX_RATE
+ * times the wall-clock time as its bound.
+ *
+ * Completion is set once, and only when all of these hold:
+ *   - the duration is the database's (b->duration_known): a player's
+ *     {"currentTime": 1, "duration": 1} decides nothing;
+ *   - max_position >= complete_fraction * duration, or an "ended" beacon
+ *     within end_slack seconds of the end;
+ *   - played + end_slack >= complete_fraction * duration: evidence of
+ *     watching that wall-clock time bounds, so small steps sent in a burst
+ *     cannot reach it however far they move the position.
  */
 void vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
     int64_t now_ms, double complete_fraction, double end_slack);

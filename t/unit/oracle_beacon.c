@@ -6,6 +6,7 @@
  */
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -41,6 +42,7 @@ oracle_beacon_parse(const char *body, size_t len, double slack,
     json_t       *root, *v;
     const char   *s;
     json_error_t  err;
+    char          idbuf[32];
 
     memset(b, 0, sizeof(vodlms_beacon_t));
 
@@ -66,6 +68,13 @@ oracle_beacon_parse(const char *body, size_t len, double slack,
     v = json_object_get(root, "videoId");
     s = json_is_string(v) ? json_string_value(v) : NULL;
     n = s ? json_string_length(v) : 0;
+
+    /* an integer id (an LMS with integer keys) names its printed value */
+    if (json_is_integer(v)) {
+        n = (size_t) snprintf(idbuf, sizeof(idbuf), "%" JSON_INTEGER_FORMAT,
+                              json_integer_value(v));
+        s = idbuf;
+    }
 
     if (!vodlms_id_valid(s, n, VODLMS_VIDEO_ID_MAX)) {
         goto bad_id;

@@ -1440,7 +1440,10 @@ test_beacon(void)
         { "{\"currentTime\":1,\"duration\":9}", "bad_video_id" },
         { "{\"videoId\":\"../x\",\"currentTime\":1,\"duration\":9}", "bad_video_id" },
         { "{\"videoId\":\"a'b\",\"currentTime\":1,\"duration\":9}", "bad_video_id" },
-        { "{\"videoId\":42,\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":42.0,\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":4e1,\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":true,\"currentTime\":1,\"duration\":9}", "bad_video_id" },
+        { "{\"videoId\":99999999999999999999,\"currentTime\":1,\"duration\":9}", "malformed_json" },
         { "{\"videoId\":\"\",\"currentTime\":1,\"duration\":9}", "bad_video_id" },
         { "{\"videoId\":\"v1\",\"currentTime\":1}", "bad_duration" },
         { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":0}", "bad_duration" },
@@ -1490,6 +1493,20 @@ test_beacon(void)
     is_rc(beacon("{\"videoId\":\"v1\",\"currentTime\":12,\"duration\":9}",
                  &b, &why), VODLMS_OK, "beacon: within the end slack");
     is_int(b.event, VODLMS_BEACON_TICK, "beacon: event defaults to tick");
+
+    /* an LMS with integer ids: the id its value prints as */
+    is_rc(beacon("{\"videoId\":3,\"currentTime\":320,\"duration\":1200}",
+                 &b, &why), VODLMS_OK, "beacon: an integer videoId");
+    is_str(b.video_id, "3", "beacon: integer videoId 3 is \"3\"");
+    ok(b.video_id_len == 1 && b.duration_known == 0,
+       "beacon: its length; the parser never vouches for the duration");
+    is_rc(beacon("{\"videoId\":9007199254740993,\"currentTime\":1,"
+                 "\"duration\":9}", &b, &why), VODLMS_OK,
+          "beacon: an integer videoId beyond 2^53");
+    is_str(b.video_id, "9007199254740993", "beacon: its digits, not a double's");
+    is_rc(beacon("{\"videoId\":-0,\"currentTime\":1,\"duration\":9}",
+                 &b, &why), VODLMS_OK, "beacon: -0 is an integer");
+    is_str(b.video_id, "0", "beacon: -0 names \"0\", as jansson reads it");
 }
 
 
@@ -1731,6 +1748,7 @@ test_progress(void)
     memset(&p, 0, sizeof(p));
     memset(&b, 0, sizeof(b));
     b.duration = 100;
+    b.duration_known = 1;
 
     /* the first beacon: a position, no watch time yet */
     b.current_time = 10;
@@ -1756,19 +1774,100 @@ test_progress(void)
     ok(p.watched_pending == 17 && p.max_position == 75 && p.position == 30,
        "progress: seeking back keeps the max and adds nothing");
     ok(p.completed_at == 0, "progress: not complete at 75%%");
+    ok(p.played == 19, "progress: played 15 s, then 2 s at 2x (%g)", p.played);
 
-    /* reaching 90% completes, once */
+    /* reaching 90% is not enough while the skipped part was not played */
     b.current_time = 90;
     vodlms_progress_apply(&p, &b, 1200000, 0.9, 5);
-    ok(p.completed_at == 1200, "progress: complete at 90%%");
-    b.current_time = 95;
+    ok(p.completed_at == 0 && p.played == 79,
+       "progress: 90%% reached, 79 s played: not complete (%g)", p.played);
+    b.current_time = 97;
+    vodlms_progress_apply(&p, &b, 1207000, 0.9, 5);
+    ok(p.completed_at == 1207, "progress: 86 s played and 97%% reached: "
+       "complete (%g)", p.played);
+    b.current_time = 99;
     vodlms_progress_apply(&p, &b, 1300000, 0.9, 5);
-    ok(p.completed_at == 1200, "progress: completion is set once");
+    ok(p.completed_at == 1207, "progress: completion is set once");
 
-    /* "ended" near the end completes even with a high fraction */
+    /* a real viewer at 1x and at 2x completes; at 3x the credit lags */
+    {
+        int     k, speed;
+        int64_t t;
+
+        for (speed = 1; speed <= 3; speed++) {
+            memset(&p, 0, sizeof(p));
+            b.event = VODLMS_BEACON_TICK;
+            t = 50000;
+
+            for (k = 0; k * 10 <= 100; k++) {
+                b.current_time = k * 10;
+                vodlms_progress_apply(&p, &b, t, 0.9, 5);
+                t += 10000 / speed;
+            }
+
+            ok((p.completed_at != 0) == (speed <= 2),
+               "progress: a viewer at %dx %s (played %g)", speed,
+               speed <= 2 ? "completes" : "does not complete", p.played);
+        }
+    }
+
+    /* the step attack: 57 steps of +29 s in 0.34 s never complete */
+    {
+        int     k;
+
+        memset(&p, 0, sizeof(p));
+        b.duration = 1800;
+        b.current_time = 0;
+        vodlms_progress_apply(&p, &b, 7000000, 0.9, 5);
+
+        for (k = 1; k <= 63; k++) {
+            b.current_time = k * 29 > 1800 ? 1800 : k * 29;
+            b.event = k == 63 ? VODLMS_BEACON_ENDED : VODLMS_BEACON_TICK;
+            vodlms_progress_apply(&p, &b, 7000000 + k * 6, 0.9, 5);
+        }
+
+        ok(p.max_position == 1800 && p.completed_at == 0 && p.played < 1,
+           "progress: small fast steps to the end do not complete "
+           "(played %g)", p.played);
+        b.duration = 100;
+        b.event = VODLMS_BEACON_TICK;
+    }
+
+    /* the player's duration decides nothing */
     memset(&p, 0, sizeof(p));
+    b.duration_known = 0;
+    b.duration = 1;
+    b.current_time = 1;
+    b.event = VODLMS_BEACON_ENDED;
+    vodlms_progress_apply(&p, &b, 5000, 0.9, 5);
+    p.played = 1000;
+    vodlms_progress_apply(&p, &b, 6000, 0.9, 5);
+    ok(p.completed_at == 0,
+       "progress: no completion without the database's duration");
+    b.duration_known = 1;
+    b.duration = 100;
+    b.event = VODLMS_BEACON_TICK;
+
+    /* what the database credited before counts (resume on another node) */
+    memset(&p, 0, sizeof(p));
+    p.played = 80;
+    p.max_position = 80;
+    b.current_time = 80;
+    vodlms_progress_apply(&p, &b, 5000, 0.9, 5);
+    b.current_time = 91;
+    vodlms_progress_apply(&p, &b, 16000, 0.9, 5);
+    ok(p.completed_at == 16, "progress: 80 s credited before, 11 s now: "
+       "complete (%g)", p.played);
+
+    /* "ended" near the end completes even with a high fraction, once
+       what was played reaches it within the slack */
+    memset(&p, 0, sizeof(p));
+    p.played = 90;
     b.current_time = 97;
     b.event = VODLMS_BEACON_ENDED;
+    vodlms_progress_apply(&p, &b, 5000, 1.0, 5);
+    ok(p.completed_at == 0, "progress: ended, 90 of 100 s played: not yet");
+    p.played = 96;
     vodlms_progress_apply(&p, &b, 5000, 1.0, 5);
     ok(p.completed_at == 5, "progress: ended within the slack completes");
 

@@ -1,0 +1,283 @@
+# Completion is earned by watching, not claimed by a player (issue #15,
+# item 3), and beacons from an LMS with integer ids (item 5).
+#
+# The attacks, as reproduced against the module before the fix:
+#   - with "vodlms_progress_skip 30s refuse" and an 1800 s lecture, 57
+#     beacons that each step +29 s, sent in well under a second, all got
+#     204 and the video was marked completed in PostgreSQL;
+#   - with duration_seconds NULL, one {"currentTime":1,"duration":1}
+#     completed the video.
+# And what must still work: a real viewer at 1x and at 2x completes.
+#
+# Every verdict is read twice: from the buffer (GET .../progress) and from
+# the row the flush writes into a private PostgreSQL.
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use VodlmsTest;
+use Test::Nginx::Socket 'no_plan';
+
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6379;
+my $r = $ENV{TEST_NGINX_REDIS_PORT};
+
+my $pg = start_pg();
+$ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
+
+# one student per block, so that no block sees another's entry
+my @students = (['kim', 1201], ['lou', 1202], ['max', 1203], ['ned', 1204],
+                ['oda', 1205], ['pat', 1206], ['quin', 1207]);
+for my $u (@students) {
+    redis_cmd($r, 'SET', "session:t103-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
+    $pg->psql(qq{INSERT INTO users (id, email, role) VALUES ('$u->[1]', '$u->[0]\@example.com', 'student')});
+    $pg->psql(qq{INSERT INTO enrollments (user_id, course_id, status) VALUES ('$u->[1]', 'course-intro', 'active')});
+}
+
+# an 1800 s lecture, one whose length nobody recorded, a 10 s clip, and a
+# video of an LMS whose ids are integers
+$pg->psql(q{INSERT INTO videos (id, course_id, title, duration_seconds, status, storage_prefix)
+            VALUES ('lec-1800', 'course-intro', 'Thirty minutes', 1800, 'ready', 'hls/lec-1800/'),
+                   ('lec-null', 'course-intro', 'No duration', NULL, 'ready', 'hls/lec-null/'),
+                   ('lec-10', 'course-intro', 'Ten seconds', 10, 'ready', 'hls/lec-10/'),
+                   ('3', 'course-intro', 'Integer id', 600, 'ready', 'hls/3/')});
+
+sub wait_until {
+    my ($what, $cond) = @_;
+    for (1 .. 500) {
+        my $v = eval { $cond->() };
+        return $v if $v;
+        select undef, undef, undef, 0.02;
+    }
+    return "timed out waiting for $what\n";
+}
+
+my ($ctl_port, $ctl) = control_server(
+    # the flushed row: max position, and whether it is completed
+    '/row' => sub {
+        my ($path, $query) = @_;
+        my ($user) = ($query // '') =~ /user=(\d+)/ or return "no user\n";
+        my ($video) = ($query // '') =~ /video=([A-Za-z0-9_-]+)/ or return "no video\n";
+        my ($max) = ($query // '') =~ /max=([\d.]+)/;
+        wait_until("the row of $user/$video", sub {
+            my $v = $pg->psql("SELECT max_position_seconds || ' completed=' || (completed_at IS NOT NULL)"
+                            . " FROM watch_progress WHERE user_id = '$user' AND video_id = '$video'");
+            return undef if $v eq '';
+            return undef if defined $max && $v !~ /^\Q$max\E /;
+            "$v\n";
+        });
+    },
+    # a second of real time between two beacons
+    '/second' => sub { select undef, undef, undef, 1.0; "a second later\n" },
+);
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+
+# beacons of one video: [position, event] pairs -> request strings
+sub beacons {
+    my ($video, @at) = @_;
+    map {
+        my ($t, $ev) = ref $_ ? @$_ : ($_);
+        my $e = $ev ? qq(,"event":"$ev") : '';
+        "POST /api/videos/$video/progress\n{\"videoId\":\"$video\",\"currentTime\":$t,\"duration\":1800$e}"
+    } @at;
+}
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: the step attack: 57 steps of +29 s under "skip 30s refuse", all in a burst: accepted, but not completed
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 30s refuse;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[main::beacons('lec-1800', map { $_ * 29 } 0 .. 57),
+ "GET /api/videos/lec-1800/progress",
+ "GET /ctl/row?user=1201&video=lec-1800&max=1653.000"]
+--- more_headers eval
+[("Cookie: session=t103-kim") x 59, ""]
+--- error_code eval
+[(204) x 58, 200, 200]
+--- response_body_like eval
+[(qr/^$/) x 58,
+ qr/^\{"videoId":"lec-1800","position":1653\.000,"duration":1800\.000,"completed":false\}$/,
+ qr/^1653\.000 completed=false$/]
+--- timeout: 30
+
+
+
+=== TEST 2: the same burst ending with an "ended" beacon at the very end does not complete either
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_rate off;
+        vodlms_progress_skip 30s flag;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[main::beacons('lec-1800', (map { $_ * 29 } 0 .. 62), [1800, 'ended']),
+ "GET /api/videos/lec-1800/progress",
+ "GET /ctl/row?user=1202&video=lec-1800&max=1800.000"]
+--- more_headers eval
+[("Cookie: session=t103-lou") x 65, ""]
+--- error_code eval
+[(204) x 64, 200, 200]
+--- response_body_like eval
+[(qr/^$/) x 64,
+ qr/"position":1800\.000,"duration":1800\.000,"completed":false\}$/,
+ qr/^1800\.000 completed=false$/]
+--- timeout: 30
+
+
+
+=== TEST 3: no duration in the database: the player's {"currentTime":1,"duration":1} completes nothing
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/lec-null/progress\n{\"videoId\":\"lec-null\",\"currentTime\":1,\"duration\":1}",
+ "GET /ctl/second",
+ "POST /api/videos/lec-null/progress\n{\"videoId\":\"lec-null\",\"currentTime\":1,\"duration\":1,\"event\":\"ended\"}",
+ "GET /api/videos/lec-null/progress",
+ "GET /ctl/row?user=1203&video=lec-null"]
+--- more_headers eval
+["Cookie: session=t103-max", "", "Cookie: session=t103-max", "Cookie: session=t103-max", ""]
+--- error_code eval
+[204, 200, 204, 200, 200]
+--- response_body_like eval
+[qr/^$/, qr/^a second later$/, qr/^$/,
+ qr/^\{"videoId":"lec-null","position":1\.000,"duration":1\.000,"completed":false\}$/,
+ qr/^1\.000 completed=false$/]
+--- timeout: 30
+
+
+
+=== TEST 4: a real viewer at 1x, a beacon a second, completes the 10 s clip
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 30s refuse;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[(map { ("POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":$_,\"duration\":10}",
+         "GET /ctl/second") } 0 .. 8),
+ "POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":9,\"duration\":10}",
+ "GET /api/videos/lec-10/progress",
+ "GET /ctl/row?user=1204&video=lec-10&max=9.000"]
+--- more_headers eval
+[(("Cookie: session=t103-ned", "") x 9), "Cookie: session=t103-ned", "Cookie: session=t103-ned", ""]
+--- error_code eval
+[((204, 200) x 9), 204, 200, 200]
+--- response_body_like eval
+[((qr/^$/, qr/^a second later$/) x 9), qr/^$/,
+ qr/^\{"videoId":"lec-10","position":9\.000,"duration":10\.000,"completed":true\}$/,
+ qr/^9\.000 completed=true$/]
+--- timeout: 40
+
+
+
+=== TEST 5: a real viewer at 2x (2 s of video a second) completes too
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[(map { ("POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":$_,\"duration\":10}",
+         "GET /ctl/second") } (0, 2, 4, 6, 8)),
+ "POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":10,\"duration\":10}",
+ "GET /api/videos/lec-10/progress",
+ "GET /ctl/row?user=1205&video=lec-10&max=10.000"]
+--- more_headers eval
+[(("Cookie: session=t103-oda", "") x 5), "Cookie: session=t103-oda", "Cookie: session=t103-oda", ""]
+--- error_code eval
+[((204, 200) x 5), 204, 200, 200]
+--- response_body_like eval
+[((qr/^$/, qr/^a second later$/) x 5), qr/^$/,
+ qr/"position":10\.000,"duration":10\.000,"completed":true\}$/,
+ qr/^10\.000 completed=true$/]
+--- timeout: 30
+
+
+
+=== TEST 6: a player of an LMS with integer ids sends {"videoId":3}: the same id as the URL's "3"
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/3/progress\n{\"videoId\":3,\"currentTime\":320,\"duration\":1200}",
+ "POST /api/videos/3/progress\n{\"videoId\":4,\"currentTime\":320,\"duration\":1200}",
+ "POST /api/videos/3/progress\n{\"videoId\":3.0,\"currentTime\":320,\"duration\":1200}",
+ "POST /api/videos/3/progress\n{\"videoId\":\"3\",\"currentTime\":321,\"duration\":1200}",
+ "GET /api/videos/3/progress",
+ "GET /ctl/row?user=1206&video=3&max=321.000"]
+--- more_headers eval
+[("Cookie: session=t103-pat") x 5, ""]
+--- error_code eval
+[204, 400, 400, 204, 200, 200]
+--- response_body_like eval
+[qr/^$/, qr/"reason":"video_mismatch"/, qr/"reason":"bad_video_id"/, qr/^$/,
+ qr/^\{"videoId":"3","position":321\.000,"duration":600\.000,"completed":false\}$/,
+ qr/^321\.000 completed=false$/]
+--- timeout: 30
