@@ -50,7 +50,8 @@ ngx_int_t
 ngx_http_vodlms_edge_handler(ngx_http_request_t *r)
 {
     u_char                             *q;
-    ngx_str_t                           cookies, host, detail, extra;
+    u_char                              ipbuf[NGX_INET_ADDRSTRLEN];
+    ngx_str_t                           cookies, host, detail, extra, ip;
     vodlms_rc_t                         rc;
     vodlms_cf_result_t                  res;
     vodlms_cf_request_t                 req;
@@ -138,8 +139,15 @@ ngx_http_vodlms_edge_handler(ngx_http_request_t *r)
 
     req.cookie.data = (char *) cookies.data;
     req.cookie.len = cookies.len;
-    req.client_ip.data = (char *) r->connection->addr_text.data;
-    req.client_ip.len = r->connection->addr_text.len;
+    /* an IPv4 client on a dual-stack listener is checked as IPv4 */
+    if (ngx_http_vodlms_client_ipv4(r->connection, ipbuf, &ip) == NGX_OK) {
+        req.client_ip.data = (char *) ip.data;
+        req.client_ip.len = ip.len;
+
+    } else {
+        req.client_ip.data = (char *) r->connection->addr_text.data;
+        req.client_ip.len = r->connection->addr_text.len;
+    }
     req.now = ngx_time();
     req.keys = ecf->keys->elts;
     req.nkeys = ecf->keys->nelts;

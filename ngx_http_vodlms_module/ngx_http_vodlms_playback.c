@@ -178,11 +178,9 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     in.key_pair_id_len = pcf->signer->id.len;
     in.hash = pcf->hash;
 
-    if (pcf->ip_binding && r->connection->sockaddr->sa_family == AF_INET) {
-        ip.data = ipbuf;
-        ip.len = ngx_sock_ntop(r->connection->sockaddr,
-                               r->connection->socklen, ipbuf,
-                               NGX_INET_ADDRSTRLEN, 0);
+    if (pcf->ip_binding
+        && ngx_http_vodlms_client_ipv4(r->connection, ipbuf, &ip) == NGX_OK)
+    {
         in.ip = (char *) ip.data;
         in.ip_len = ip.len;
     }

@@ -261,6 +261,58 @@ ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path, size_t max,
 }
 
 
+/*
+ * The client's IPv4 address as text, for CloudFront's AWS:SourceIp: from
+ * an AF_INET connection, or from an IPv4-mapped address (::ffff:a.b.c.d),
+ * which is how an IPv4 client reaches a dual-stack listener (listen [::]:80
+ * ipv6only=off).  NGX_DECLINED for a real IPv6 client.  buf holds at least
+ * NGX_INET_ADDRSTRLEN bytes.
+ */
+ngx_int_t
+ngx_http_vodlms_client_ipv4(ngx_connection_t *c, u_char *buf, ngx_str_t *out)
+{
+    struct sockaddr_in    sin;
+#if (NGX_HAVE_INET6)
+    u_char               *a;
+    struct sockaddr_in6  *sin6;
+#endif
+
+    switch (c->sockaddr->sa_family) {
+
+    case AF_INET:
+        out->data = buf;
+        out->len = ngx_sock_ntop(c->sockaddr, c->socklen, buf,
+                                 NGX_INET_ADDRSTRLEN, 0);
+        return out->len ? NGX_OK : NGX_DECLINED;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) c->sockaddr;
+
+        if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            return NGX_DECLINED;
+        }
+
+        a = &sin6->sin6_addr.s6_addr[12];
+
+        ngx_memzero(&sin, sizeof(struct sockaddr_in));
+        sin.sin_family = AF_INET;
+        ngx_memcpy(&sin.sin_addr, a, 4);
+
+        out->data = buf;
+        out->len = ngx_sock_ntop((struct sockaddr *) &sin,
+                                 sizeof(struct sockaddr_in), buf,
+                                 NGX_INET_ADDRSTRLEN, 0);
+        return out->len ? NGX_OK : NGX_DECLINED;
+#endif
+
+    default:
+        (void) sin;
+        return NGX_DECLINED;
+    }
+}
+
+
 /* one response header, name a literal */
 ngx_int_t
 ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,

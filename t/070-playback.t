@@ -119,6 +119,10 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
+# a dual-stack listener of its own ([::]:port ipv6only=off), reached over
+# IPv4: the client arrives as ::ffff:127.0.0.1
+$ENV{TEST_NGINX_DUAL_PORT} = free_port();
+
 no_shuffle();
 run_tests();
 
@@ -309,6 +313,40 @@ Cookie: session=t070-alice
 GET /videos/intro-ready/stream
 --- more_headers
 Cookie: session=t070-alice
+--- raw_response_headers_like eval
+my $b64 = main::cf_b64($::ip_policy);
+qr/\r\nSet-Cookie: \QCloudFront-Policy=$b64$::attrs\E\r\nSet-Cookie: \QCloudFront-Signature=$::ip_sig$::attrs\E\r\n/
+
+
+
+=== TEST 6b: IP binding on a dual-stack listener: an IPv4 client (::ffff:127.0.0.1) is bound as 127.0.0.1/32, not left unbound
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    server {
+        listen [::]:$TEST_NGINX_DUAL_PORT ipv6only=off;
+        location ~ ^/videos/(?<vid>[^/]+)/stream$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id $vid;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+            vodlms_cloudfront_expiry_bucket 1000000000s;
+            vodlms_cloudfront_ip_binding on;
+            vodlms_playback cookies;
+            add_header X-Client $remote_addr always;
+        }
+    }
+--- config
+    location /dual/ { proxy_pass http://127.0.0.1:$TEST_NGINX_DUAL_PORT/; }
+--- request
+GET /dual/videos/intro-ready/stream
+--- more_headers
+Cookie: session=t070-alice
+--- response_headers
+X-Client: ::ffff:127.0.0.1
 --- raw_response_headers_like eval
 my $b64 = main::cf_b64($::ip_policy);
 qr/\r\nSet-Cookie: \QCloudFront-Policy=$b64$::attrs\E\r\nSet-Cookie: \QCloudFront-Signature=$::ip_sig$::attrs\E\r\n/
