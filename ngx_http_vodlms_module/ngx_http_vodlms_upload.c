@@ -40,25 +40,37 @@ typedef struct {
 
 
 /*
- * Insert or re-queue the row, and say what was there before (for the
- * compensation) and whether the upsert happened at all: a video of another
- * course is never taken over (0: 403).  The previous state is read in a
- * plain CTE: a FOR UPDATE one is not visible to this statement form.
+ * Ids are never claimed by whoever comes first (an instructor who uploads
+ * to an unused id would block the colleague whose lecture the LMS later
+ * creates under it), so the statement takes the mode as $5:
+ *
+ *   'replace' (vodlms_upload on): re-queue an existing row of this course,
+ *             one the LMS created; no row: nothing happens (404);
+ *   'new'     (vodlms_upload new): insert a row under the id the server
+ *             drew ($request_id); never touches an existing one.
+ *
+ * It says what was there before (for the compensation) and whether a row
+ * was written at all.  The previous state is read in a plain CTE: a FOR
+ * UPDATE one is not visible to this statement form.
  */
 static ngx_str_t  ngx_http_vodlms_upload_sql = ngx_string(
     "WITH old AS (SELECT status, source_location,"
     "  progress_percent::text AS progress, error"
     "  FROM videos WHERE id = $1::text),"
-    " up AS (INSERT INTO videos (id, course_id, title, status,"
+    " ins AS (INSERT INTO videos (id, course_id, title, status,"
     "  progress_percent, source_location, error)"
-    "  VALUES ($1::text, $2::text, $3::text, 'queued', 0, $4::text, NULL)"
-    "  ON CONFLICT (id) DO UPDATE SET status = 'queued',"
-    "   progress_percent = 0, source_location = EXCLUDED.source_location,"
-    "   error = NULL, title = EXCLUDED.title"
-    "   WHERE videos.course_id = EXCLUDED.course_id"
+    "  SELECT $1::text, $2::text, $3::text, 'queued', 0, $4::text, NULL"
+    "  WHERE $5::text = 'new'"
+    "  ON CONFLICT (id) DO NOTHING"
+    "  RETURNING id),"
+    " upd AS (UPDATE videos SET status = 'queued',"
+    "   progress_percent = 0, source_location = $4::text,"
+    "   error = NULL, title = $3::text"
+    "  WHERE id = $1::text AND course_id = $2::text"
+    "   AND $5::text = 'replace'"
     "  RETURNING id)"
     " SELECT old.status, old.source_location, old.progress, old.error,"
-    "  (SELECT count(*) FROM up)"
+    "  (SELECT count(*) FROM ins) + (SELECT count(*) FROM upd)"
     " FROM (SELECT 1) AS one LEFT JOIN old ON true");
 
 
@@ -154,7 +166,7 @@ static void
 ngx_http_vodlms_upload_body(ngx_http_request_t *r)
 {
     u_char                        *p;
-    ngx_str_t                      values[4], detail;
+    ngx_str_t                      values[5], detail;
     ngx_int_t                      rc;
     const char                    *reason;
     ngx_temp_file_t               *tf;
@@ -239,8 +251,15 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     values[2] = u->title;
     values[3] = u->path;
 
+    if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_NEW) {
+        ngx_str_set(&values[4], "new");
+
+    } else {
+        ngx_str_set(&values[4], "replace");
+    }
+
     rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, r->pool, r->connection->log,
-                                 &ngx_http_vodlms_upload_sql, values, 4,
+                                 &ngx_http_vodlms_upload_sql, values, 5,
                                  ngx_http_vodlms_upload_row, u, &status,
                                  &reason);
     if (rc == NGX_OK) {
@@ -282,12 +301,33 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
         return;
     }
 
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 4)
-        || PQgetvalue(res, 0, 4)[0] == '0')
-    {
-        /* the id exists in another course: not this instructor's video */
-        ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_NOT_ENROLLED,
-                                    "the video belongs to another course");
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 4)) {
+        ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_INTERNAL,
+                                    "the upload statement returned no "
+                                    "verdict");
+        return;
+    }
+
+    if (PQgetvalue(res, 0, 4)[0] == '0') {
+        vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+        if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_NEW) {
+            /* 128 random bits met an existing id: never taken over */
+            ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_INTERNAL,
+                                        "the drawn video id exists already");
+
+        } else if (PQgetisnull(res, 0, 0)) {
+            /* ids belong to the LMS: it creates the lecture, then this */
+            ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_VIDEO_NOT_FOUND,
+                                        "no videos row: the LMS creates the "
+                                        "lecture before its upload");
+
+        } else {
+            /* the id exists in another course: not this instructor's video */
+            ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_NOT_ENROLLED,
+                                        "the video belongs to another course");
+        }
+
         return;
     }
 
@@ -547,6 +587,21 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
+    /* a new video's id is the server's draw, never a client's choice */
+    if (conf->enable == NGX_HTTP_VODLMS_UPLOAD_NEW
+        && (vlcf->enroll.video_id->value.len != sizeof("$request_id") - 1
+            || ngx_strncmp(vlcf->enroll.video_id->value.data, "$request_id",
+                           sizeof("$request_id") - 1) != 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_upload new\" needs \"vodlms_video_id "
+                           "$request_id\": the server draws a new video's "
+                           "id, a client never names it (\"vodlms_upload "
+                           "on\" replaces the upload of a row the LMS "
+                           "created)");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->course == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"vodlms_upload\" needs \"vodlms_upload_course\"");
@@ -572,17 +627,38 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
 }
 
 
+/* vodlms_upload on | new | off; */
+
 char *
 ngx_http_vodlms_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
-    char                      *rv;
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
 
-    rv = ngx_conf_set_flag_slot(cf, cmd, &vlcf->upload);
-    if (rv != NGX_CONF_OK) {
-        return rv;
+    if (vlcf->upload.enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        vlcf->upload.enable = NGX_HTTP_VODLMS_UPLOAD_REPLACE;
+
+    } else if (ngx_strcmp(value[1].data, "new") == 0) {
+        vlcf->upload.enable = NGX_HTTP_VODLMS_UPLOAD_NEW;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        vlcf->upload.enable = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\", expected "
+                           "\"on\" (into a row the LMS created), \"new\" "
+                           "(a new row under a server-drawn id) or \"off\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     if (vlcf->upload.enable) {

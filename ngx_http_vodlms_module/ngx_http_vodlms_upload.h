@@ -11,8 +11,12 @@
 #include <ngx_http.h>
 
 
+#define NGX_HTTP_VODLMS_UPLOAD_REPLACE  1    /* on: a row the LMS created */
+#define NGX_HTTP_VODLMS_UPLOAD_NEW      2    /* new: a server-drawn id */
+
+
 typedef struct {
-    ngx_flag_t                  enable;
+    ngx_int_t                   enable;      /* 0, or one of the above */
     ngx_http_complex_value_t   *course;
     ngx_http_complex_value_t   *title;
     ngx_str_t                   spool;           /* NUL-ended */

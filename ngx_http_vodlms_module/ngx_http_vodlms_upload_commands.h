@@ -7,7 +7,7 @@
      + offsetof(ngx_http_vodlms_upload_conf_t, field))
 
     { ngx_string("vodlms_upload"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_vodlms_upload,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

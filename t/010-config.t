@@ -409,6 +409,20 @@ rejects('an upload endpoint without a course',
     video_location("vodlms_upload on; vodlms_upload_spool $dir;"),
     qr/"vodlms_upload" needs "vodlms_upload_course"/);
 
+rejects('a new-video upload whose id the client names',
+    video_location("vodlms_upload new; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir;"),
+    qr/"vodlms_upload new" needs "vodlms_video_id \$request_id": the server draws a new video's id, a client never names it/);
+
+rejects('an upload mode that does not exist',
+    video_location("vodlms_upload maybe; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir;"),
+    qr/invalid value "maybe" in "vodlms_upload", expected "on" \(into a row the LMS created\), "new" \(a new row under a server-drawn id\) or "off"/);
+
+accepts('a new-video upload under a server-drawn id',
+    "$pg server { listen 127.0.0.1:1;
+        location ~ ^/courses/(?<course>[^/]+)/videos\$ {
+            vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id \$request_id;
+            vodlms_upload new; vodlms_upload_course \$course; vodlms_upload_spool $dir; } }");
+
 rejects('a bad skip policy',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_skip 30s warn;'),
     qr/invalid "vodlms_progress_skip", expected "off", "<time> flag" or "<time> refuse"/);

@@ -24,6 +24,12 @@ sessions();
 my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
+# the lectures the LMS created, waiting for their upload ("vodlms_upload on"
+# only ever fills rows like these: ids belong to the LMS)
+$pg->psql(q{INSERT INTO videos (id, course_id, title) VALUES
+            ('up-1', 'course-intro', 'Week 1'), ('up-5', 'course-intro', 'Week 5'),
+            ('up-6', 'course-intro', 'Week 6')});
+
 # the spool, on the same filesystem as the servroot's client_body_temp
 my $spool = tempdir('vodlms-spool-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 $ENV{TEST_NGINX_SPOOL} = $spool;
@@ -54,6 +60,13 @@ my ($ctl_port, $ctl) = control_server(
     '/redis/start' => sub { $redis->start unless $redis->running; sessions(); "started\n" },
     '/pg/stop'     => sub { $pg->stop; "stopped\n" },
     '/pg/start'    => sub { $pg->start; "started\n" },
+    # the newest row of the course, by the id nginx drew for it
+    '/newest'      => sub {
+        my $id = $pg->psql("SELECT id FROM videos WHERE course_id = 'course-intro'"
+                         . " ORDER BY created_at DESC, id LIMIT 1");
+        "$id: " . state_of($id);
+    },
+    '/count'       => sub { $pg->psql("SELECT count(*) FROM videos") . " rows\n" },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
@@ -223,7 +236,7 @@ Cookie: session=t110-carol
 
 
 
-=== TEST 6: Redis down: 503, the new row is deleted again, the file removed, no job
+=== TEST 6: Redis down: 503, the row is put back as the LMS created it, the file removed, no job
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
@@ -257,7 +270,7 @@ Cookie: session=t110-carol
 --- response_body_like eval
 [qr/"status":"queued"/, qr/^stopped$/,
  qr/^\{"error":"backend_unavailable"/, qr/^started$/,
- qr/^row none; jobs 0; file none; spool files 2$/]
+ qr/^row queued; jobs 0; file none; spool files 2$/]
 
 
 
@@ -296,3 +309,105 @@ Cookie: session=t110-carol
 [qr/^row failed \(/, qr/"status":"queued"/, qr/^stopped$/,
  qr/^\{"error":"backend_unavailable"/, qr/^started$/,
  qr/^row queued; jobs 0; file "prime the caches", group-readable; spool files 3$/]
+
+
+
+=== TEST 8: an id nobody created cannot be claimed: 404, no row, no job, no file (a colleague's later lecture stays free)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request
+POST /api/videos/squat-2027-week-1/upload?course=course-intro
+claiming an id in advance
+--- more_headers
+Cookie: session=t110-carol
+X-Title: Mine now
+--- error_code: 404
+--- response_body
+{"error":"video_not_found","message":"no such video"}
+--- error_log
+no videos row: the LMS creates the lecture before its upload
+
+
+
+=== TEST 8b: ... and after it, the id is as free as before: no row, no job, no file
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /ctl/state?id=squat-2027-week-1"]
+--- response_body_like eval
+[qr/^row none; jobs 0; file none; spool files \d+$/]
+
+
+
+=== TEST 9: "vodlms_upload new": the server draws the id (128 random bits); whatever the client says is not it
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/courses/(?<course>[A-Za-z0-9_-]+)/videos$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $request_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload new;
+        vodlms_upload_course $course;
+        vodlms_upload_title $http_x_title;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/courses/course-intro/videos?id=up-1&video_id=up-1\na brand-new lecture",
+ "GET /ctl/newest",
+ "GET /ctl/state?id=up-1",
+ "POST /api/courses/someone-elses/videos\nnot my course"]
+--- more_headers eval
+["Cookie: session=t110-carol\nX-Title: Week 9\nX-Video-Id: up-1", "", "", "Cookie: session=t110-carol"]
+--- error_code eval
+[202, 200, 200, 403]
+--- response_body_like eval
+[qr/^\{"videoId":"[0-9a-f]{32}","status":"queued"\}$/,
+ qr/^[0-9a-f]{32}: row queued; jobs 1; job source matches, enqueued_at set; file "a brand-new lecture", group-readable; spool files \d+$/,
+ qr/^row queued; jobs \d+; (job source matches, enqueued_at set; )?file "second version", group-readable; spool files \d+$/,
+ qr/^\{"error":"not_enrolled"/]

@@ -50,8 +50,11 @@
 
   const streamUrl = (id) => `/api/videos/${encodeURIComponent(id)}/stream`;
   const progressUrl = (id) => `/api/videos/${encodeURIComponent(id)}/progress`;
-  const uploadUrl = (id, course) =>
-    `/api/videos/${encodeURIComponent(id)}/upload?course=${encodeURIComponent(course)}`;
+  // a new lecture: the server draws its id; an existing one: its upload
+  // is replaced
+  const uploadUrl = (id, course) => (id
+    ? `/api/videos/${encodeURIComponent(id)}/upload?course=${encodeURIComponent(course)}`
+    : `/api/courses/${encodeURIComponent(course)}/videos`);
 
   // Seconds to wait after a 503, from Retry-After (vodlms always sends one).
   function retryAfter(res, fallback = 3) {

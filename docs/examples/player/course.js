@@ -71,25 +71,14 @@
   let xhr = null;
   let jobPoll = 0;
 
-  const slug = (s) => s.toLowerCase().normalize('NFKD').replace(/[^\w\s-]/g, '')
-    .trim().replace(/[\s_]+/g, '-').replace(/-+/g, '-').slice(0, 48);
-
-  // A fresh-looking id for each upload: the title's slug plus a short
-  // random suffix, so re-using a title does not re-queue an older video.
-  function suggestId() {
-    const base = slug($('#title').value) || 'lecture';
-    return `${base}-${Math.random().toString(36).slice(2, 6)}`;
-  }
-
-  let idTouched = false;
-  $('#video-id').addEventListener('input', () => { idTouched = true; });
-  $('#title').addEventListener('input', () => { if (!idTouched) $('#video-id').value = suggestId(); });
+  // A new lecture's id is drawn by the server (vodlms_upload new), never
+  // chosen here: an id typed in the form replaces the upload of a lecture
+  // that exists already (vodlms_upload on).
   $('#file').addEventListener('change', () => {
     const f = $('#file').files[0];
     $('#file-name').textContent = f ? `${f.name} · ${(f.size / 1048576).toFixed(1)} MB` : '';
     if (f && !$('#title').value) {
       $('#title').value = f.name.replace(/\.[^.]+$/, '').replace(/[_-]+/g, ' ');
-      if (!idTouched) $('#video-id').value = suggestId();
     }
   });
   const drop = $('#drop');
@@ -122,7 +111,7 @@
     $('#job').hidden = false;
     $('#job-play').hidden = true;
     $('#job-title').textContent = title;
-    $('#job-id').textContent = id;
+    $('#job-id').textContent = id || 'new lecture';
     jobUI({ step: 'Uploading…', pct: 0 });
     $('#job-cancel').textContent = 'Cancel';
 
@@ -144,6 +133,8 @@
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
       if (xhr.status === 202 || xhr.status === 200) {
+        id = body.videoId || id;   // the server's id for a new lecture
+        $('#job-id').textContent = id;
         title = sent;
         $('#job-title').textContent = title;
         Vod.rememberUpload({ id, title, course: courseId });
@@ -158,6 +149,7 @@
       }
       const why = {
         400: body.error === 'empty_upload' ? 'The file is empty.' : 'The course or video id is not valid (A–Z, a–z, 0–9, - and _).',
+        404: 'There is no lecture with that id: leave the id empty to upload a new one.',
         401: 'Your session has ended. Log in again and retry.',
         403: body.error === 'forbidden_role' ? 'Only instructors can upload.'
           : 'You do not teach this course, or that video id belongs to another course.',
@@ -208,11 +200,11 @@
     const file = $('#file').files[0];
     const title = $('#title').value.trim();
     const courseId = $('#course').value.trim();
-    const id = $('#video-id').value.trim() || suggestId();
+    const id = $('#video-id').value.trim();
     if (!file) return toast('Choose a video file first.', 'error');
     if (!title) return toast('Give the lecture a title.', 'error');
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(courseId)) return toast('The course id may use A–Z, a–z, 0–9, - and _.', 'error');
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return toast('The video id may use A–Z, a–z, 0–9, - and _.', 'error');
+    if (id && !/^[A-Za-z0-9_-]{1,64}$/.test(id)) return toast('The video id may use A–Z, a–z, 0–9, - and _.', 'error');
     startUpload(file, title, courseId, id);
   });
 
@@ -230,7 +222,6 @@
     $('#upload-form').reset();
     $('#course').value = course.course.id;
     $('#file-name').textContent = '';
-    idTouched = false;
   }
 
   // --- start ----------------------------------------------------------------
