@@ -16,6 +16,7 @@ use lib "$FindBin::Bin/lib";
 use VodlmsTest;
 use IO::Socket::INET;
 use JSON::PP ();
+use MIME::Base64 ();
 use Test::Nginx::Socket 'no_plan';
 
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
@@ -94,13 +95,17 @@ redis_cmd($ENV{TEST_NGINX_REDIS_PORT} ||= 6379, 'SET', 'session:t080-alice', '{"
 my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
+# the port http_get() talks to: the test's server, or the dual-stack one
+our $port;
+our $extra_header = '';
+
 sub http_get {
     my ($path, $cookie) = @_;
     my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ENV{TEST_NGINX_SERVER_PORT},
+                                  PeerPort => $port || $ENV{TEST_NGINX_SERVER_PORT},
                                   Timeout => 10) or return (0, '', '');
     print $c "GET $path HTTP/1.0\r\nHost: cdn.example.test\r\n"
-           . ($cookie ? "Cookie: $cookie\r\n" : '') . "\r\n";
+           . ($cookie ? "Cookie: $cookie\r\n" : '') . $extra_header . "\r\n";
     local $/;
     my $resp = <$c> // '';
     my ($head, $body) = split /\r\n\r\n/, $resp, 2;
@@ -123,6 +128,20 @@ sub round_trip {
 
     my @c = $head =~ /^Set-Cookie: (CloudFront-[^;]+)/mg;
     my $cookie = join '; ', @c;
+
+    # what the policy binds the cookies to, if anything
+    if ($how =~ /^dual/) {
+        my ($b64) = $head =~ /^Set-Cookie: CloudFront-Policy=([^;]+)/m;
+        (my $std = $b64 // '') =~ tr/-_~/+=\//;
+        my $pol = MIME::Base64::decode_base64($std);
+        my ($ip) = $pol =~ /"AWS:SourceIp":"([^"]+)"/;
+        $out .= " (bound to " . ($ip // 'nothing') . ")";
+        # the same cookies from another address (set by realip)
+        local $extra_header = "X-Real-IP: 192.0.2.7\r\n" if $how eq 'dual-elsewhere';
+        my ($s2, undef, $b2) = http_get('/hls/intro-ready/seg_00001.ts', $cookie);
+        $b2 = $b2 =~ /"reason":"([a-z_]+)"/ ? "reason $1\n" : $b2;
+        return "$out; segment $s2: $b2";
+    }
     my $seg = '/hls/intro-ready/seg_00001.ts';
 
     if ($how eq 'tampered') {
@@ -142,6 +161,10 @@ sub round_trip {
     return "$out; segment $s2: $b2";
 }
 
+# a dual-stack listener of its own ([::]:port ipv6only=off), set before the
+# control server forks, which reaches it over IPv4
+$ENV{TEST_NGINX_DUAL_PORT} = free_port();
+
 my ($ctl_port, $ctl) = control_server(
     '/trip/cookies'     => sub { round_trip('cookies') },
     '/trip/redirect'    => sub { round_trip('redirect') },
@@ -158,6 +181,9 @@ my ($ctl_port, $ctl) = control_server(
     # nginx ends a ".." segment at a raw '#' as at a '/': the parent tree
     '/trip/hash-dotdot' => sub { round_trip('path:/hls/intro-ready/..#x') },
     '/trip/dotfile'     => sub { round_trip('path:/hls/intro-ready/..seg_00001.ts') },
+    # a dual-stack listener reached over IPv4: the client is ::ffff:127.0.0.1
+    '/trip/dual'        => sub { local $port = $ENV{TEST_NGINX_DUAL_PORT}; round_trip('dual') },
+    '/trip/dual-elsewhere' => sub { local $port = $ENV{TEST_NGINX_DUAL_PORT}; round_trip('dual-elsewhere') },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
@@ -757,6 +783,46 @@ segment 1 of intro-ready
 --- response_body eval
 ["playback 200; segment 200: segment 1 of intro-ready\n",
  "playback 200; segment 403: reason bad_signature\n"]
+--- timeout: 10
+
+
+
+=== TEST 17b: a dual-stack listener: an IPv4 client's cookies are bound to its address, pass the edge from it, and fail from another
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    server {
+        listen [::]:$TEST_NGINX_DUAL_PORT ipv6only=off;
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Real-IP;
+        location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id $vid;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+            vodlms_cloudfront_ip_binding on;
+            vodlms_playback cookies;
+        }
+        location /hls/ {
+            vodlms_edge on;
+            vodlms_edge_url https://cdn.example.test;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+            root html;
+        }
+    }
+--- config
+    location /trip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT; }
+--- user_files
+>>> hls/intro-ready/seg_00001.ts
+segment 1 of intro-ready
+--- request eval
+["GET /trip/dual", "GET /trip/dual-elsewhere"]
+--- response_body eval
+["playback 200 (bound to 127.0.0.1/32); segment 200: segment 1 of intro-ready\n",
+ "playback 200 (bound to 127.0.0.1/32); segment 403: reason ip_mismatch\n"]
 --- timeout: 10
 
 
