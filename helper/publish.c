@@ -81,10 +81,13 @@ vh_publish_version(char *out, size_t len)
     char           stamp[20];
 
     if (len < VH_VERSION_TOKEN_LEN + 1) {
+        vh_error("a version token needs %d bytes, not %zu",
+                 VH_VERSION_TOKEN_LEN + 1, len);
         return -1;
     }
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
-        vh_error("getrandom for a version token: %s", strerror(errno));
+        vh_error("cannot read random bytes for a version token: %s",
+                 strerror(errno));
         return -1;
     }
     if (gmtime_r(&now, &tm) == NULL
