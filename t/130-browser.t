@@ -24,6 +24,11 @@ skip_all("no $chromium (apt-get install chromium, or ./build.sh deps)") unless -
 # from here on a missing piece is a failure, not a skip
 sub bail { print "1..1\nnot ok 1 - $_[0]\n"; exit 1 }
 system('node', '-e', '0') == 0 or bail('node is not installed');
+# playwright-core 1.61.x (t/e2e/package.json) runs on Node >= 18, Debian
+# 12's; an older one fails here with a plain word, not later obscurely
+my ($node_major) = (`node -p process.versions.node` // '') =~ /^(\d+)\./;
+bail("Node.js >= 18 is needed (this one: " . ($node_major // '?') . ")")
+    unless ($node_major // 0) >= 18;
 -d "$e2e/node_modules/playwright-core" or bail("no $e2e/node_modules/playwright-core: run ./build.sh deps");
 my $build = $ENV{VODLMS_BUILD_DIR} || "$root/build";
 -x "$build/helper/vodlms-helper" or bail("no $build/helper/vodlms-helper: run ./build.sh build");

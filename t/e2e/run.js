@@ -111,7 +111,7 @@ function render(port, redisPort, so) {
     MODULE: so, VAR: varDir, REDIS_PORT: redisPort, HTTP_PORT: port, PG_PORT,
     CDN_URL: `http://127.0.0.1:${port}`, KEY_PAIR_ID: 'KE2ETEST',
     KEY_FILE: path.join(tmp, 'keys/cloudfront.pem'), PUB_KEY_FILE: path.join(tmp, 'keys/cloudfront.pub.pem'),
-    COOKIE_SECURE: 'off', PLAYER: path.join(ROOT, 'docs/examples/player'), ORIGIN: path.join(varDir, 'origin'),
+    COOKIE_SECURE: 'off', PLAYER: path.join(tmp, 'player'), ORIGIN: path.join(varDir, 'origin'),
   };
   conf = conf.replace(/@([A-Z_]+)@/g, (m, k) => (k in subst ? String(subst[k]) : m));
   const left = conf.split('\n').filter((l) => !/^\s*#/.test(l) && /@[A-Z_]+@/.test(l));
@@ -141,6 +141,20 @@ async function setup() {
   fs.chmodSync(path.join(varDir, 'upload-tmp'), 0o777);
   fs.chmodSync(varDir, 0o755);
   fs.mkdirSync(OUT, { recursive: true });
+
+  // nginx's workers (nobody, when this runs as root) serve the player, and
+  // the checkout may be unreadable to them (a clone in /root, or in any 0700
+  // directory): they serve a copy kept in the 0755 temp directory
+  const player = path.join(ROOT, 'docs/examples/player');
+  if (!fs.existsSync(path.join(player, 'node_modules/hls.js/dist/hls.min.js'))) {
+    throw new Error(`no ${player}/node_modules/hls.js: run ./build.sh deps`);
+  }
+  fs.cpSync(player, path.join(tmp, 'player'), { recursive: true });
+  (function readable(p) {        // whatever the checkout's umask was
+    const st = fs.statSync(p);
+    fs.chmodSync(p, st.mode | (st.isDirectory() ? 0o555 : 0o444));
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) readable(path.join(p, e));
+  }(path.join(tmp, 'player')));
 
   // Redis: a private instance (own key space), the demo sessions as an LMS writes them
   const redisPort = await freePort();
@@ -215,7 +229,7 @@ async function waitReady(id, ms) {
     if (helper.exited) throw new Error(`vodlms-helper exited (${helper.exitInfo}); see helper.log`);
     const st = psql(`select status from videos where id = '${id}'`);
     if (st === 'failed') throw new Error(`video ${id} failed to transcode`);
-    return st === 'ready' && fs.existsSync(path.join(varDir, 'origin/hls', id, 'master.m3u8'));
+    return st === 'ready';     // the helper publishes the master playlist before this
   }, ms, 500);
 }
 
