@@ -5,7 +5,8 @@
 #   ./build.sh build   build the nginx module (.so) against Debian's nginx, and vodlms-helper
 #   ./build.sh test    deps + build, throwaway Redis/PostgreSQL, unit + Test::Nginx suites
 #                      ([--valgrind] [t/NNN-suite.t ...]: only those suites)
-#   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it)
+#   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it);
+#                      state in var/, or /var/lib/vodlms-dev/ as root (see state_dir)
 #   ./build.sh bench   wrk against loopback, every scenario next to its baseline
 #   ./build.sh fuzz    libFuzzer on every pure-core parser (VODLMS_FUZZ_SECONDS each)
 #   ./build.sh deb     Debian packages: libnginx-mod-http-vodlms, vodlms-helper
@@ -18,6 +19,11 @@ NGX_SRC=${NGX_SRC:-/usr/share/nginx/src}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 MODULE_SO=$BUILD/ngx_http_vodlms_module.so
+
+# The oldest Node.js the npm fixtures work with: the highest engines.node in
+# the package-lock.json files (t/e2e's playwright-core 1.61.x needs 18;
+# 1.62 and later need 20).  Debian 12's nodejs is 18.19/18.20.
+NODE_MIN=18
 
 APT_PACKAGES=(
     build-essential pkg-config debhelper dpkg-dev
@@ -40,10 +46,19 @@ APT_PACKAGES=(
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# user_can USER TEST PATH: would `test TEST PATH` succeed as USER (every
+# directory on the way searchable)?  Only meaningful as root.
+user_can() { runuser -u "$1" -- test "$2" "$3" 2>/dev/null; }
+
 # ---------------------------------------------------------------- deps
 
+# cmd_deps [NPM_DIR...]: the Debian packages, then `npm ci` in the given
+# directories (default: every npm fixture)
 cmd_deps() {
-    local missing=() p
+    local missing=() p sudo=""
+    is_root || sudo=sudo
     for p in "${APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
             || missing+=("$p")
@@ -51,8 +66,6 @@ cmd_deps() {
 
     if ((${#missing[@]})); then
         log "installing: ${missing[*]}"
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo=sudo
         $sudo apt-get update -qq
         # packaged services must not start on their default ports here
         DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
@@ -62,20 +75,30 @@ cmd_deps() {
     # some nodejs builds bundle npm; Debian's splits it out
     if ! command -v npm >/dev/null 2>&1; then
         log "installing: npm"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
     fi
+
+    # a clear word rather than a cryptic failure later
+    local node_ver
+    node_ver=$(node -p process.versions.node 2>/dev/null) || die "node does not run (apt-get install nodejs)"
+    [ "${node_ver%%.*}" -ge "$NODE_MIN" ] \
+        || die "Node.js $node_ver ($(command -v node)) is too old: vodlms needs Node.js >= $NODE_MIN (Debian 12's nodejs package, 18.19 or later, is enough)"
 
     # npm packages the tests use: the real express-session + connect-redis
     # (the session fixture), s3rver (the helper's S3 test), hls.js (the
     # player) and playwright-core (t/130-browser.t, driving Debian's chromium)
-    local fx
-    for fx in "$ROOT/t/fixtures/express" "$ROOT/helper/test-s3" "$ROOT/docs/examples/player" "$ROOT/t/e2e"; do
+    local fx dirs=("$@")
+    ((${#dirs[@]})) || dirs=(t/fixtures/express helper/test-s3 docs/examples/player t/e2e)
+    for fx in "${dirs[@]/#/$ROOT/}"; do
         [ -f "$fx/package-lock.json" ] || continue
         local stamp=$fx/node_modules/.vodlms-lock.sha
         local want; want=$(sha256sum "$fx/package-lock.json" | cut -d' ' -f1)
         if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
             log "npm ci in ${fx#"$ROOT"/}"
-            (cd "$fx" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+            # --engine-strict: a locked package that needs a newer Node is
+            # named here, by npm, instead of failing later in a test
+            (cd "$fx" && npm ci --engine-strict --no-audit --no-fund --loglevel=error >/dev/null) \
+                || die "npm ci failed in ${fx#"$ROOT"/} with Node.js $node_ver (vodlms needs >= $NODE_MIN)"
             echo "$want" > "$stamp"
         fi
     done
@@ -118,7 +141,13 @@ load_module $MODULE_SO;
 error_log $tmp/logs/error.log;
 pid $tmp/nginx.pid;
 events {}
-http { vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / { vodlms_auth on; } } }
+http {
+    # nothing in Debian's default paths, which only root may write
+    access_log off;
+    client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy; fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;
+    vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / { vodlms_auth on; } }
+}
 EOF
     "$NGINX_BIN" -t -q -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log" \
         || { cat "$tmp/logs/error.log" >&2; rm -rf "$tmp"; die "the module does not load into $NGINX_BIN"; }
@@ -156,19 +185,30 @@ start_redis() {
     die "redis-server did not start on port $port"
 }
 
-# start_pg DIR PORT -> sets PG_DIR; PostgreSQL refuses root, so it runs as postgres
+# as_pg CMD...: PostgreSQL refuses root, so as root it runs as postgres
+# (DIR must then be reachable by postgres); otherwise as the invoking user
+as_pg() {
+    # from a directory postgres can enter (the checkout may be 0700)
+    if is_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# start_pg DIR PORT -> sets PG_DIR
 start_pg() {
     local dir=$1 port=$2
     PG_DIR=$dir
     mkdir -p "$dir"
-    chown postgres: "$dir"
+    if is_root; then
+        chown postgres: "$dir"
+        user_can postgres -w "$dir" \
+            || die "PostgreSQL runs as postgres, which cannot reach $dir (a parent directory is not searchable by it)"
+    fi
     chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
-        runuser -u postgres -- "$PG_BIN/initdb" -D "$dir" -A trust -U postgres \
+        as_pg "$PG_BIN/initdb" -D "$dir" -A trust -U postgres \
             --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/../initdb.log" 2>&1 \
             || { cat "$dir/../initdb.log" >&2; die "initdb failed"; }
     fi
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c log_statement=all" start >/dev/null \
         || { cat "$dir/server.log" >&2; die "PostgreSQL did not start on port $port"; }
 }
@@ -259,30 +299,95 @@ cmd_test() {
 
 # ---------------------------------------------------------------- run
 
-cmd_run() {
-    cmd_deps
-    cmd_build
+# Where `./build.sh run` keeps its state (database, Redis, nginx's logs,
+# pid and temp files, the origin, uploads, the demo key):
+#   VODLMS_VAR, if set;
+#   var/ in the checkout when the processes that use it can reach it: always
+#     for an ordinary user, since everything then runs as that user (nginx's
+#     workers too); as root, when postgres and nobody (nginx's workers) can
+#     reach the checkout;
+#   otherwise (root, checkout in /root or another 0700 directory)
+#     /var/lib/vodlms-dev/<name>-<hash of the checkout's path>/, mode 0755.
+state_dir() {
+    if [ -n "${VODLMS_VAR:-}" ]; then
+        printf '%s\n' "$VODLMS_VAR"
+    elif ! is_root || { user_can postgres -x "$ROOT" && user_can nobody -x "$ROOT"; }; then
+        printf '%s\n' "$ROOT/var"
+    else
+        printf '/var/lib/vodlms-dev/%s-%s\n' "$(basename "$ROOT")" \
+            "$(printf '%s' "$ROOT" | sha256sum | cut -c1-10)"
+    fi
+}
 
-    local var=$ROOT/var
+cmd_run() {
+    # the player needs hls.js; the other npm fixtures are for the tests
+    cmd_deps docs/examples/player
+    # VODLMS_SKIP_BUILD=1: run the module and helper already in $BUILD as
+    # they are (t/160-checkout-0700.t, which copies them from its build)
+    if [ "${VODLMS_SKIP_BUILD:-0}" = 1 ]; then
+        [ -f "$MODULE_SO" ] && [ -x "$BUILD/helper/vodlms-helper" ] \
+            || die "VODLMS_SKIP_BUILD=1 but no $MODULE_SO and $BUILD/helper/vodlms-helper"
+    else
+        cmd_build
+    fi
+
+    # the services share files (the helper writes what nginx's workers serve)
+    umask 022
+    local var; var=$(state_dir)
     local redis_port=${VODLMS_REDIS_PORT:-16379}
     local pg_port=${VODLMS_PG_PORT:-15432}
     local http_port=${VODLMS_HTTP_PORT:-8080}
+    local sample_secs=${VODLMS_RUN_SAMPLE_SECONDS:-90}
     NGINX_PID="" REDIS_PID="" PG_DIR="" HELPER_PID=""
 
+    case $var in /var/lib/vodlms-dev/*) install -d -m 755 /var/lib/vodlms-dev ;; esac
+    mkdir -p "$var"
+    chmod 755 "$var"
+    var=$(cd "$var" && pwd)
+    if is_root; then
+        local u
+        for u in postgres nobody; do
+            user_can "$u" -x "$var" \
+                || die "$var: the user $u cannot reach it (a parent directory is not searchable); set VODLMS_VAR to a directory it can reach"
+        done
+    fi
     mkdir -p "$var/nginx" "$var/redis" "$var/origin" "$var/spool" "$var/upload-tmp"
-    # nginx's workers (nobody) write uploads; the helper (this user) reads
+    chmod 755 "$var/nginx" "$var/origin"
+    # nginx's workers write uploads (nobody when run as root), the helper reads
     chmod 777 "$var/spool" "$var/upload-tmp"
     trap 'log "stopping"; stop_pid "$NGINX_PID"; stop_pid "$HELPER_PID"; stop_pid "$REDIS_PID"; stop_pg' EXIT
     trap 'exit 0' INT TERM
 
-    log "redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port (data in var/)"
+    # nginx's workers serve the player: as root they are nobody, which may
+    # not read the checkout; then they serve a copy in the state directory
+    local player=$ROOT/docs/examples/player
+    if is_root && ! user_can nobody -r "$player/node_modules/hls.js/dist/hls.min.js"; then
+        rm -rf "$var/player"
+        cp -R "$player" "$var/player"
+        chmod -R a+rX "$var/player"
+        player=$var/player
+    fi
+
+    log "state in $var (redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port, nginx on 127.0.0.1:$http_port)"
     start_redis "$var/redis" "$redis_port"
     start_pg "$var/pg" "$pg_port"
 
     local conninfo="host=127.0.0.1 port=$pg_port user=postgres dbname=vodlms"
-    psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1 from pg_database where datname='vodlms'" \
-        | grep -q 1 || psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'create database vodlms'
-    "$ROOT/sql/migrate.sh" "$conninfo" --seed >/dev/null
+    local fresh_db=0
+    if ! psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "select 1 from pg_database where datname='vodlms'" | grep -q 1; then
+        psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'create database vodlms'
+        fresh_db=1
+    fi
+    if ((fresh_db)); then
+        "$ROOT/sql/migrate.sh" "$conninfo" --seed >/dev/null
+        # the seed lists the demo lecture as ready; here it is real only
+        # once the helper has transcoded the sample uploaded below
+        psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -qc \
+            "update videos set status = 'queued', progress_percent = 0 where id = 'intro-ready'"
+    else
+        # later runs keep the database (and the demo lecture's row)
+        "$ROOT/sql/migrate.sh" "$conninfo" >/dev/null
+    fi
 
     # demo sessions, written the way an LMS writes them (ids from sql/seed/demo.sql)
     redis-cli -p "$redis_port" set session:demo-alice '{"user_id":"1001","role":"student"}' >/dev/null
@@ -302,7 +407,7 @@ cmd_run() {
         -e "s|@REDIS_PORT@|$redis_port|g" -e "s|@HTTP_PORT@|$http_port|g" \
         -e "s|@PG_PORT@|$pg_port|g" -e "s|@CDN_URL@|http://127.0.0.1:$http_port|g" \
         -e "s|@KEY_PAIR_ID@|KDEMOLOCAL|g" -e "s|@KEY_FILE@|$var/keys/cloudfront.pem|g" \
-        -e "s|@COOKIE_SECURE@|off|g" -e "s|@PLAYER@|$ROOT/docs/examples/player|g" \
+        -e "s|@COOKIE_SECURE@|off|g" -e "s|@PLAYER@|$player|g" \
         -e "s|@PUB_KEY_FILE@|$var/keys/cloudfront.pub.pem|g" -e "s|@ORIGIN@|$var/origin|g" \
         "$ROOT/docs/examples/nginx.conf" > "$var/nginx/nginx.conf"
 
@@ -320,6 +425,8 @@ cmd_run() {
         kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited; see $var/nginx/error.log"
         sleep 0.05
     done
+    curl -fsS -o /dev/null "http://127.0.0.1:$http_port/player/" \
+        || die "nginx does not serve http://127.0.0.1:$http_port/player/; see $var/nginx/error.log"
 
     # the transcoding helper, publishing to the local origin the edge serves
     cat > "$var/helper.conf" <<CONF
@@ -336,24 +443,29 @@ CONF
     "$BUILD/helper/vodlms-helper" --config "$var/helper.conf" 2>>"$var/helper.log" &
     HELPER_PID=$!
 
-    # a sample lecture, uploaded through the real endpoint as the instructor
-    if [ ! -f "$var/origin/hls/intro-ready/master.m3u8" ]; then
-        if [ ! -f "$var/sample.mp4" ]; then
-            log "making a 90 s 720p sample lecture with ffmpeg"
+    # the sample lecture, uploaded through the real endpoint as the
+    # instructor, unless the database says it is ready (a previous run)
+    local st
+    st=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -tAc \
+         "select status from videos where id = 'intro-ready'")
+    if [ "$st" != ready ]; then
+        local sample=$var/sample-${sample_secs}s.mp4
+        if [ ! -f "$sample" ]; then
+            log "making a $sample_secs s 720p sample lecture with ffmpeg"
             ffmpeg -hide_banner -loglevel error -y \
-                -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=90" \
-                -f lavfi -i "sine=frequency=440:duration=90" \
+                -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=$sample_secs" \
+                -f lavfi -i "sine=frequency=440:duration=$sample_secs" \
                 -c:v libx264 -preset ultrafast -crf 23 -pix_fmt yuv420p \
-                -c:a aac -b:a 128k -shortest "$var/sample.mp4"
+                -c:a aac -b:a 128k -shortest "$sample.tmp.mp4"
+            mv "$sample.tmp.mp4" "$sample"
         fi
 
         log "uploading it as carol (instructor) through /api/videos/intro-ready/upload"
         curl -fsS -X POST -H 'Cookie: session=demo-carol' -H 'X-Title: Lecture 1: What is a video codec?' \
-            --data-binary "@$var/sample.mp4" \
+            --data-binary "@$sample" \
             "http://127.0.0.1:$http_port/api/videos/intro-ready/upload?course=course-intro" >/dev/null \
             || die "the upload failed; see $var/nginx/error.log"
 
-        local st=""
         for i in $(seq 1 900); do
             st=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -tAc \
                  "select status || ' ' || progress_percent from videos where id = 'intro-ready'")
@@ -384,7 +496,8 @@ Try:
   curl -i -H 'Authorization: Bearer demo-carol' http://127.0.0.1:$http_port/api/instructor/uploads  # 200
   curl -i -H 'Cookie: session=demo-alice' http://127.0.0.1:$http_port/api/instructor/uploads        # 403
 
-Logs: $var/nginx/error.log and access.log; config: $var/nginx/nginx.conf
+State: $var (database, Redis, origin, uploads, demo key; kept between runs)
+Logs: $var/nginx/error.log and access.log, $var/helper.log; config: $var/nginx/nginx.conf
 MSG
     wait "$NGINX_PID" || true
 }
@@ -821,5 +934,5 @@ case ${1:-} in
     bench) shift; cmd_bench "$@" ;;
     fuzz)  shift; cmd_fuzz "$@" ;;
     deb)   shift; cmd_deb "$@" ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
