@@ -462,17 +462,17 @@ ngx_http_vodlms_edge_merge_conf(ngx_conf_t *cf,
     }
 
     if (conf->keys == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_edge\" needs the trusted keys: add "
-                           "\"vodlms_edge_public_key\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_edge\" needs the trusted keys: "
+                                    "add \"vodlms_edge_public_key\"");
         return NGX_CONF_ERROR;
     }
 
     if (conf->cache && !ngx_vodlms_shm_cache_defined(conf->cache)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown vodlms_cache_zone \"%V\" in "
-                           "\"vodlms_edge_signature_cache\"",
-                           &conf->cache->shm.name);
+        ngx_http_vodlms_merge_error(cf,
+                                    "unknown vodlms_cache_zone \"%V\" in "
+                                    "\"vodlms_edge_signature_cache\"",
+                                    &conf->cache->shm.name);
         return NGX_CONF_ERROR;
     }
 

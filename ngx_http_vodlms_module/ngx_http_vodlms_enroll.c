@@ -739,24 +739,25 @@ ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
            ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, enroll));
 
     if (vmcf->pg == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_enrollment_check\" needs a database: "
-                           "add \"vodlms_pg\" to the http block");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_enrollment_check\" needs a "
+                                    "database: add \"vodlms_pg\" to the http "
+                                    "block");
         return NGX_CONF_ERROR;
     }
 
     if (!vlcf->session.enable) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_enrollment_check\" needs the user: "
-                           "add \"vodlms_auth on\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_enrollment_check\" needs the "
+                                    "user: add \"vodlms_auth on\"");
         return NGX_CONF_ERROR;
     }
 
     if (conf->video_id == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_enrollment_check\" needs "
-                           "\"vodlms_video_id\", e.g. a capture from the "
-                           "location's regex");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_enrollment_check\" needs "
+                                    "\"vodlms_video_id\", e.g. a capture from "
+                                    "the location's regex");
         return NGX_CONF_ERROR;
     }
 
@@ -788,10 +789,10 @@ ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
     }
 
     if (conf->cache && !ngx_vodlms_shm_cache_defined(conf->cache)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown vodlms_cache_zone \"%V\" in "
-                           "\"vodlms_enrollment_cache\"",
-                           &conf->cache->shm.name);
+        ngx_http_vodlms_merge_error(cf,
+                                    "unknown vodlms_cache_zone \"%V\" in "
+                                    "\"vodlms_enrollment_cache\"",
+                                    &conf->cache->shm.name);
         return NGX_CONF_ERROR;
     }
 

@@ -310,6 +310,12 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_progress_create_conf(&vlcf->progress);
     ngx_http_vodlms_upload_create_conf(&vlcf->upload);
 
+    /* called as "location ... {" (or server, if...) is read: its line */
+    if (cf->conf_file) {
+        vlcf->conf_file = cf->conf_file->file.name;
+        vlcf->conf_line = cf->conf_file->line;
+    }
+
     return vlcf;
 }
 

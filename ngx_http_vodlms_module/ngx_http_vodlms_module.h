@@ -49,6 +49,10 @@ typedef struct {
     ngx_http_vodlms_progress_conf_t   progress;
     ngx_http_vodlms_upload_conf_t     upload;
     ngx_str_t                         status_group;   /* vodlms_status group= */
+
+    /* where the block began: merge-time errors point there, not at "}" */
+    ngx_str_t                         conf_file;
+    ngx_uint_t                        conf_line;
 } ngx_http_vodlms_loc_conf_t;
 
 
@@ -115,6 +119,8 @@ ngx_int_t ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path,
     size_t max, ngx_str_t *out);
 char *ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id,
     ngx_str_t *file, ngx_uint_t private, EVP_PKEY **key);
+void ngx_cdecl ngx_http_vodlms_merge_error(ngx_conf_t *cf,
+    const char *fmt, ...);
 
 /* ngx_http_vodlms_metrics.c */
 ngx_int_t ngx_http_vodlms_metrics_zone(ngx_conf_t *cf);

@@ -787,8 +787,9 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
 
     if (conf->ttl < 60) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_cloudfront_ttl\" must be at least 1m");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_cloudfront_ttl\" must be at "
+                                    "least 1m");
         return NGX_CONF_ERROR;
     }
 
@@ -799,10 +800,11 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
     if (conf->cookie_samesite == NGX_HTTP_VODLMS_SAMESITE_NONE
         && !conf->cookie_secure)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_cloudfront_cookie_samesite none\" needs "
-                           "\"vodlms_cloudfront_cookie_secure on\": browsers "
-                           "drop such cookies otherwise");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_cloudfront_cookie_samesite "
+                                    "none\" needs "
+                                    "\"vodlms_cloudfront_cookie_secure on\": "
+                                    "browsers drop such cookies otherwise");
         return NGX_CONF_ERROR;
     }
 
@@ -814,23 +816,24 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
            ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, playback));
 
     if (!vlcf->enroll.enable) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_playback\" needs the video: add "
-                           "\"vodlms_enrollment_check on\" and "
-                           "\"vodlms_video_id\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_playback\" needs the video: add "
+                                    "\"vodlms_enrollment_check on\" and "
+                                    "\"vodlms_video_id\"");
         return NGX_CONF_ERROR;
     }
 
     if (conf->base_url.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_playback\" needs \"vodlms_cloudfront_url\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_playback\" needs "
+                                    "\"vodlms_cloudfront_url\"");
         return NGX_CONF_ERROR;
     }
 
     if (conf->keys == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_playback\" needs a signing key: add "
-                           "\"vodlms_cloudfront_key\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_playback\" needs a signing key: "
+                                    "add \"vodlms_cloudfront_key\"");
         return NGX_CONF_ERROR;
     }
 
@@ -850,20 +853,21 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
         }
 
         if (conf->signer == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"vodlms_cloudfront_signing_key\" names "
-                               "\"%V\", which no \"vodlms_cloudfront_key\" "
-                               "defines", &conf->signing_key);
+            ngx_http_vodlms_merge_error(cf,
+                                        "\"vodlms_cloudfront_signing_key\" "
+                                        "names \"%V\", which no "
+                                        "\"vodlms_cloudfront_key\" defines",
+                                        &conf->signing_key);
             return NGX_CONF_ERROR;
         }
     }
 
     if (conf->sig_cache) {
         if (!ngx_vodlms_shm_cache_defined(conf->sig_cache)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "unknown vodlms_cache_zone \"%V\" in "
-                               "\"vodlms_cloudfront_signature_cache\"",
-                               &conf->sig_cache->shm.name);
+            ngx_http_vodlms_merge_error(cf,
+                                        "unknown vodlms_cache_zone \"%V\" in "
+                                        "\"vodlms_cloudfront_signature_cache\"",
+                                        &conf->sig_cache->shm.name);
             return NGX_CONF_ERROR;
         }
 

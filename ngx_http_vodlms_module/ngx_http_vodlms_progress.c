@@ -1495,19 +1495,19 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
            ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, progress));
 
     if (vmcf->progress.zone == NULL || vmcf->pg == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_progress\" needs a buffer and a "
-                           "database: add \"vodlms_progress_zone\" and "
-                           "\"vodlms_pg\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_progress\" needs a buffer and a "
+                                    "database: add \"vodlms_progress_zone\" "
+                                    "and \"vodlms_pg\"");
         return NGX_CONF_ERROR;
     }
 
     if (!vlcf->enroll.enable) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_progress\" needs the user and the "
-                           "video: add \"vodlms_auth on\", "
-                           "\"vodlms_enrollment_check on\" and "
-                           "\"vodlms_video_id\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_progress\" needs the user and "
+                                    "the video: add \"vodlms_auth on\", "
+                                    "\"vodlms_enrollment_check on\" and "
+                                    "\"vodlms_video_id\"");
         return NGX_CONF_ERROR;
     }
 

@@ -853,9 +853,10 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_str_value(conf->expires_field, prev->expires_field, "");
 
     if (conf->eff_cookie.len == 0 || conf->eff_user_field.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_session_cookie\" and "
-                           "\"vodlms_session_user_field\" must not be empty");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_session_cookie\" and "
+                                    "\"vodlms_session_user_field\" must not be "
+                                    "empty");
         return NGX_CONF_ERROR;
     }
 
@@ -873,34 +874,36 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
 
     if (vmcf->redis == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_auth\" needs a session store: "
-                           "add \"vodlms_redis\" to the http block");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_auth\" needs a session store: "
+                                    "add \"vodlms_redis\" to the http block");
         return NGX_CONF_ERROR;
     }
 
     if (conf->type == NGX_HTTP_VODLMS_SESSION_EXPRESS) {
 
         if (conf->secrets == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"vodlms_session_type express\" needs at "
-                               "least one \"vodlms_session_secret\"");
+            ngx_http_vodlms_merge_error(cf,
+                                        "\"vodlms_session_type express\" needs "
+                                        "at least one "
+                                        "\"vodlms_session_secret\"");
             return NGX_CONF_ERROR;
         }
 
         if (conf->value == NGX_HTTP_VODLMS_VALUE_HASH) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"vodlms_session_value hash\" does not apply "
-                               "to express sessions, which are JSON");
+            ngx_http_vodlms_merge_error(cf,
+                                        "\"vodlms_session_value hash\" does "
+                                        "not apply to express sessions, which "
+                                        "are JSON");
             return NGX_CONF_ERROR;
         }
 
         if (conf->expires_field.len) {
             /* connect-redis refreshes the key's TTL, not cookie.expires */
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"vodlms_session_expires_field\" does not "
-                               "apply to express sessions: the Redis key's "
-                               "TTL is their expiry");
+            ngx_http_vodlms_merge_error(cf,
+                                        "\"vodlms_session_expires_field\" does "
+                                        "not apply to express sessions: the "
+                                        "Redis key's TTL is their expiry");
             return NGX_CONF_ERROR;
         }
     }
@@ -912,18 +915,19 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
             || ngx_strlchr(conf->role_field.data,
                            conf->role_field.data + conf->role_field.len, '.')))
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "hash sessions have flat fields: a dotted path "
-                           "in \"vodlms_session_user_field\" or "
-                           "\"vodlms_session_role_field\" cannot match");
+        ngx_http_vodlms_merge_error(cf,
+                                    "hash sessions have flat fields: a dotted "
+                                    "path in \"vodlms_session_user_field\" or "
+                                    "\"vodlms_session_role_field\" cannot "
+                                    "match");
         return NGX_CONF_ERROR;
     }
 
     if (conf->cache && !ngx_vodlms_shm_cache_defined(conf->cache)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown vodlms_cache_zone \"%V\" in "
-                           "\"vodlms_session_cache\"",
-                           &conf->cache->shm.name);
+        ngx_http_vodlms_merge_error(cf,
+                                    "unknown vodlms_cache_zone \"%V\" in "
+                                    "\"vodlms_session_cache\"",
+                                    &conf->cache->shm.name);
         return NGX_CONF_ERROR;
     }
 

@@ -574,16 +574,17 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
            ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, upload));
 
     if (vmcf->pg == NULL || vmcf->redis == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_upload\" needs \"vodlms_pg\" (the videos "
-                           "row) and \"vodlms_redis\" (the job queue)");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_upload\" needs \"vodlms_pg\" "
+                                    "(the videos row) and \"vodlms_redis\" "
+                                    "(the job queue)");
         return NGX_CONF_ERROR;
     }
 
     if (!vlcf->session.enable || vlcf->enroll.video_id == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_upload\" needs \"vodlms_auth on\" and "
-                           "\"vodlms_video_id\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_upload\" needs \"vodlms_auth "
+                                    "on\" and \"vodlms_video_id\"");
         return NGX_CONF_ERROR;
     }
 
@@ -593,24 +594,27 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
             || ngx_strncmp(vlcf->enroll.video_id->value.data, "$request_id",
                            sizeof("$request_id") - 1) != 0))
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_upload new\" needs \"vodlms_video_id "
-                           "$request_id\": the server draws a new video's "
-                           "id, a client never names it (\"vodlms_upload "
-                           "on\" replaces the upload of a row the LMS "
-                           "created)");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_upload new\" needs "
+                                    "\"vodlms_video_id $request_id\": the "
+                                    "server draws a new video's id, a client "
+                                    "never names it (\"vodlms_upload on\" "
+                                    "replaces the upload of a row the LMS "
+                                    "created)");
         return NGX_CONF_ERROR;
     }
 
     if (conf->course == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_upload\" needs \"vodlms_upload_course\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_upload\" needs "
+                                    "\"vodlms_upload_course\"");
         return NGX_CONF_ERROR;
     }
 
     if (conf->spool.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"vodlms_upload\" needs \"vodlms_upload_spool\"");
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_upload\" needs "
+                                    "\"vodlms_upload_spool\"");
         return NGX_CONF_ERROR;
     }
 

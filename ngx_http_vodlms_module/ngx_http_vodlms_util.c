@@ -163,6 +163,56 @@ ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
 
 
 /*
+ * A check that needs several directives runs when locations are merged, after
+ * the whole http{} block is read: cf->conf_file then points at its closing
+ * brace.  So the message names the block being merged (which nginx puts in
+ * cf->ctx during the merge) and where it was opened, in the usual
+ * "in file:line" shape of ngx_conf_log_error().
+ */
+
+void ngx_cdecl
+ngx_http_vodlms_merge_error(ngx_conf_t *cf, const char *fmt, ...)
+{
+    u_char                      *p, *last;
+    va_list                      args;
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    u_char  errstr[NGX_MAX_CONF_ERRSTR];
+
+    last = errstr + NGX_MAX_CONF_ERRSTR;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(errstr, last, fmt, args);
+    va_end(args);
+
+    vlcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_vodlms_module);
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (vlcf == NULL || clcf == NULL || vlcf->conf_file.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%*s", p - errstr, errstr);
+        return;
+    }
+
+    if (clcf->name.len == 0) {
+        /* the server{} block's own settings, or inherited from http{} */
+        p = ngx_slprintf(p, last, " (server block)");
+
+    } else if (clcf->noname) {
+        /* "if" and "limit_except" blocks carry their location's name */
+        p = ngx_slprintf(p, last, " (a block inside location \"%V\")",
+                         &clcf->name);
+
+    } else {
+        p = ngx_slprintf(p, last, " (location \"%V\")", &clcf->name);
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "%*s in %V:%ui",
+                  p - errstr, errstr, &vlcf->conf_file, vlcf->conf_line);
+}
+
+
+/*
  * A CDN base URL, as vodlms_cloudfront_url and vodlms_edge_url take it:
  * "http(s)://host[:port]", with allow_path a "/path" after it too;
  * trailing slashes are dropped.  No query, fragment, wildcard, space,

@@ -35,12 +35,17 @@ EOF
     return ($? == 0, $out);
 }
 
+# $line, if given: the line the message must name ($http begins on line 7)
 sub rejects {
-    my ($name, $http, $re) = @_;
+    my ($name, $http, $re, $line) = @_;
     my ($ok, $out) = nginx_t($http);
     ok(!$ok, "$name: nginx -t fails");
     like($out, $re, "$name: the message says why") or diag $out;
     like($out, qr/in \Q$dir\E\/nginx\.conf:\d+/, "$name: the message names the file and line");
+    if (defined $line) {
+        like($out, qr/in \Q$dir\E\/nginx\.conf:$line(?!\d)/,
+             "$name: the message names line $line") or diag $out;
+    }
 }
 
 sub accepts {
@@ -84,7 +89,28 @@ rejects('an unknown value format',
 rejects('express sessions without a secret',
     "vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / {
          vodlms_auth on; vodlms_session_type express; } }",
-    qr/"vodlms_session_type express" needs at least one "vodlms_session_secret"/);
+    qr/"vodlms_session_type express" needs at least one "vodlms_session_secret"/, 7);
+
+# Checks across directives run when the locations are merged, after the
+# whole http{} block is read: the message names the location that fails and
+# the line where it begins, not the closing brace of http{} (issue #16).
+rejects('express sessions without a secret: the location and its line',
+    "vodlms_redis 127.0.0.1:6379;
+     server { listen 127.0.0.1:1;
+         location /ok { vodlms_auth on; }
+         location /videos/ {
+             vodlms_auth on;
+             vodlms_session_type express;
+         }
+     }",
+    qr/"vodlms_session_type express" needs at least one "vodlms_session_secret" \(location "\/videos\/"\) in \Q$dir\E\/nginx\.conf:10$/m, 10);
+
+rejects('the gate in a server block without a store: the server and its line',
+    "server { listen 127.0.0.1:1;
+         vodlms_auth on;
+         location / { }
+     }",
+    qr/"vodlms_auth" needs a session store: add "vodlms_redis" to the http block \(server block\) in \Q$dir\E\/nginx\.conf:7$/m, 7);
 
 rejects('express sessions stored as a hash',
     "vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / {
@@ -228,7 +254,19 @@ rejects('an enrollment check without the session gate',
 
 rejects('an enrollment check without a video id',
     "$pg server { listen 127.0.0.1:1; location / { vodlms_auth on; vodlms_enrollment_check on; } }",
-    qr/"vodlms_enrollment_check" needs "vodlms_video_id"/);
+    qr/"vodlms_enrollment_check" needs "vodlms_video_id"/, 7);
+
+rejects('an enrollment check without a video id: the location and its line',
+    "$pg
+     server { listen 127.0.0.1:1;
+         location / { return 204; }
+
+         location = /play {
+             vodlms_auth on;
+             vodlms_enrollment_check on;
+         }
+     }",
+    qr/"vodlms_enrollment_check" needs "vodlms_video_id", e\.g\. a capture from the location's regex \(location "\/play"\) in \Q$dir\E\/nginx\.conf:11$/m, 11);
 
 rejects('a query whose $N do not match its values',
     video_location('vodlms_enrollment_query "SELECT 1 WHERE $1 = $2" $vid;'),
@@ -379,7 +417,18 @@ accepts('a progress endpoint with every option',
 
 rejects('a progress endpoint without a zone',
     $progress,
-    qr/"vodlms_progress" needs a buffer and a database: add "vodlms_progress_zone" and "vodlms_pg"/);
+    qr/"vodlms_progress" needs a buffer and a database: add "vodlms_progress_zone" and "vodlms_pg"/, 8);
+
+my $progress_regex = quotemeta('^/v/(?<vid>[^/]+)/progress$');
+rejects('a progress endpoint without a zone: the location and its line',
+    "$pg
+     server { listen 127.0.0.1:1;
+         location ~ ^/v/(?<vid>[^/]+)/progress\$ {
+             vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id \$vid;
+             vodlms_progress on;
+         }
+     }",
+    qr/"vodlms_progress" needs a buffer and a database: add "vodlms_progress_zone" and "vodlms_pg" \(location "$progress_regex"\) in \Q$dir\E\/nginx\.conf:9$/m, 9);
 
 rejects('a progress endpoint without the enrollment check',
     "vodlms_progress_zone zone=p:1m; $pg server { listen 127.0.0.1:1; location / { vodlms_auth on; vodlms_progress on; } }",
