@@ -487,6 +487,23 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
 
 parsed:
 
+    if (rc == VODLMS_ENOTFOUND
+        && scf->type == NGX_HTTP_VODLMS_SESSION_EXPRESS)
+    {
+        /*
+         * No user at the path: express-session's saveUninitialized, or
+         * passport's {"passport":{}} after a logout.  Routine: no session.
+         * An opaque token is only ever issued at login: without a user it
+         * stays the LMS's broken data (t/020 TEST 23).
+         */
+        sctx->result = NGX_HTTP_VODLMS_UNKNOWN_SESSION;
+        sctx->no_user = 1;
+        ngx_http_vodlms_session_set_detail(r, sctx,
+                            "no user at \"%s\" (anonymous or logged out)",
+                            (char *) scf->eff_user_field.data);
+        return;
+    }
+
     if (rc != VODLMS_OK) {
         ngx_http_vodlms_session_set_detail(r, sctx, "user id: %s",
                                            vodlms_rc_str(rc));
@@ -642,6 +659,12 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
     u_char  buf[NGX_INT64_LEN + VODLMS_USER_ID_MAX + VODLMS_ROLES_MAX + 4];
 
     if (sctx->result == NGX_HTTP_VODLMS_UNKNOWN_SESSION) {
+
+        if (sctx->no_user) {
+            /* a login may fill this very session in: ask Redis next time */
+            return;
+        }
+
         buf[0] = NGX_HTTP_VODLMS_CACHE_NEGATIVE;
         (void) ngx_vodlms_shm_cache_put(scf->cache, &scf->cache_ns,
                                         &sctx->key, buf, 1,

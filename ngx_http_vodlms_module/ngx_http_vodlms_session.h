@@ -63,6 +63,7 @@ typedef struct {
     ngx_msec_t                       sent_at;      /* when Redis was asked */
     const char                      *cache_status; /* HIT, MISS, or NULL */
     unsigned                         found:1;
+    unsigned                         no_user:1;    /* anonymous, logged out */
 } ngx_http_vodlms_session_ctx_t;
 
 

@@ -56,6 +56,34 @@ $swapped .= $1;
 our $raw = $alice->{cookie_value};
 $raw =~ s/%([0-9A-Fa-f]{2})/chr(hex($1))/ge;
 
+# sessions without a user, as an LMS leaves them (issue #16): express-session
+# with saveUninitialized stores only the cookie; passport's logout leaves an
+# empty "passport" object.  Genuine cookies, their Redis values rewritten.
+sub rewrite {
+    my ($sess, $edit) = @_;
+    my $v = JSON::PP::decode_json($sess->{redis_value});
+    $edit->($v);
+    redis_cmd($r, 'SET', $sess->{redis_key}, JSON::PP::encode_json($v), 'KEEPTTL');
+    return $sess;
+}
+our $anonymous = rewrite(mint(q{--secret 'keyboard cat' --user 46}),
+                         sub { delete $_[0]{passport} });
+our $logged_out = rewrite(mint(q{--secret 'keyboard cat' --user 47}),
+                          sub { $_[0]{passport} = {} });
+our $object_user = rewrite(mint(q{--secret 'keyboard cat' --user 48}),
+                           sub { $_[0]{passport}{user} = { id => 48 } });
+
+# an anonymous session that logs in on the same sid (no regenerate())
+our $late_login = rewrite(mint(q{--secret 'keyboard cat' --user 49}),
+                          sub { delete $_[0]{passport} });
+my ($ctl_port, $ctl) = control_server(
+    '/login' => sub {
+        rewrite($::late_login, sub { $_[0]{passport} = { user => 49 } });
+        "logged in\n";
+    },
+);
+$ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
+
 no_shuffle();
 run_tests();
 
@@ -466,3 +494,115 @@ GET /t
 "Cookie: connect.sid=junk; lms.sid=$::alice->{cookie_value}"
 --- response_body
 user=42
+
+
+
+=== TEST 18: an anonymous session (saveUninitialized: only the cookie) is no session: 401 at info
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /t {
+        vodlms_auth on;
+        vodlms_session_type express;
+        vodlms_session_secret "keyboard cat";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app;
+    }
+    location = /app { return 200 "app\n"; }
+--- request
+GET /t
+--- more_headers eval
+"Cookie: $::anonymous->{cookie_header_value}"
+--- error_code: 401
+--- response_body
+{"error":"unknown_session","message":"unknown or expired session"}
+--- error_log eval
+qr/\[info\] .*vodlms: unknown or expired session: no user at "passport\.user" \(anonymous or logged out\), answering 401/
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 19: a logged-out session (passport's empty object) is no session: 401 at info
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /t {
+        vodlms_auth on;
+        vodlms_session_type express;
+        vodlms_session_secret "keyboard cat";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app;
+    }
+    location = /app { return 200 "app\n"; }
+--- request
+GET /t
+--- more_headers eval
+"Cookie: $::logged_out->{cookie_header_value}"
+--- error_code: 401
+--- response_body
+{"error":"unknown_session","message":"unknown or expired session"}
+--- error_log eval
+qr/\[info\] .*no user at "passport\.user" \(anonymous or logged out\), answering 401/
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 20: a user id of the wrong type (an object) is still the LMS's broken data: error
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /t {
+        vodlms_auth on;
+        vodlms_session_type express;
+        vodlms_session_secret "keyboard cat";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app;
+    }
+    location = /app { return 200 "app\n"; }
+--- request
+GET /t
+--- more_headers eval
+"Cookie: $::object_user->{cookie_header_value}"
+--- error_code: 401
+--- response_body
+{"error":"invalid_session_data","message":"session data unusable"}
+--- error_log eval
+qr/\[error\] .*vodlms: session data unusable: user id: /
+
+
+
+=== TEST 21: an anonymous answer is not cached: a login on the same sid is seen at once
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_cache_zone zone=t030s:1m;
+--- config
+    location = /t {
+        vodlms_auth on;
+        vodlms_session_type express;
+        vodlms_session_secret "keyboard cat";
+        vodlms_session_cache t030s valid=1m invalid=1m;
+        proxy_set_header X-User $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app;
+    }
+    location = /app { return 200 "user=$http_x_user\n"; }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /t", "GET /ctl/login", "GET /t"]
+--- more_headers eval
+[("Cookie: $::late_login->{cookie_header_value}") x 3]
+--- error_code eval
+[401, 200, 200]
+--- response_body eval
+["{\"error\":\"unknown_session\",\"message\":\"unknown or expired session\"}\n",
+ "logged in\n", "user=49\n"]
+--- no_error_log
+[error]

@@ -1090,6 +1090,22 @@ test_session_json(void)
     JSON_BAD("passport an array", "{\"passport\":[{\"user\":7}]}",
              VODLMS_ETYPE);
     JSON_BAD("passport a number", "{\"passport\":7}", VODLMS_ETYPE);
+
+    /*
+     * Absent (anonymous, logged out) and unusable (a wrong type) must stay
+     * apart: the gate answers the first as "no session" at info, the
+     * second as invalid_session_data at error (t/030 TESTS 18-20).
+     */
+    JSON_BAD("express, saveUninitialized: only the cookie",
+             "{\"cookie\":{\"originalMaxAge\":null,\"expires\":null,"
+             "\"httpOnly\":true,\"path\":\"/\"}}", VODLMS_ENOTFOUND);
+    JSON_BAD("passport after logout: an empty object",
+             "{\"cookie\":{\"path\":\"/\"},\"passport\":{}}",
+             VODLMS_ENOTFOUND);
+    JSON_BAD("passport.user null", EXPRESS_DOC("null"), VODLMS_ENOTFOUND);
+    JSON_BAD("passport.user an object", EXPRESS_DOC("{\"id\":7}"),
+             VODLMS_ETYPE);
+    JSON_BAD("passport.user a boolean", EXPRESS_DOC("true"), VODLMS_ETYPE);
     JSON_BAD("user at the top, not under passport", "{\"user\":7}",
              VODLMS_ENOTFOUND);
     JSON_BAD("key with a dot is not a path", "{\"passport.user\":7}",
