@@ -50,6 +50,15 @@ ngx_conf_enum_t  ngx_http_vodlms_no_row_codes[] = {
 };
 
 
+/* vodlms_video_id_type: the integer's bits, 0 for text (no check) */
+ngx_conf_enum_t  ngx_http_vodlms_video_id_types[] = {
+    { ngx_string("text"), 0 },
+    { ngx_string("int"), 32 },
+    { ngx_string("bigint"), 64 },
+    { ngx_null_string, 0 }
+};
+
+
 #define NGX_HTTP_VODLMS_ENROLL_NO_ROW  'N'
 #define NGX_HTTP_VODLMS_ENROLL_ROW     'R'
 
@@ -134,6 +143,20 @@ ngx_http_vodlms_enroll_handler(ngx_http_request_t *r)
         ectx->result = NGX_HTTP_VODLMS_BAD_VIDEO_ID;
         ngx_str_set(&none, "not 1-64 of [A-Za-z0-9_-]");
         ngx_http_vodlms_enroll_set_detail(r, ectx, "video id", &none);
+        return ngx_http_vodlms_enroll_decide(r, ecf, ectx);
+    }
+
+    if (ecf->video_id_type
+        && !vodlms_id_integer_valid((char *) ectx->video_id.data,
+                                    ectx->video_id.len, ecf->video_id_type))
+    {
+        /* "abc" or 99999999999 for an int key: no such video, no query */
+        ectx->result = NGX_HTTP_VODLMS_VIDEO_NOT_FOUND;
+        ngx_http_vodlms_enroll_set_detail(r, ectx,
+                                          ecf->video_id_type == 32
+                                          ? "video id not an int:"
+                                          : "video id not a bigint:",
+                                          &ectx->video_id);
         return ngx_http_vodlms_enroll_decide(r, ecf, ectx);
     }
 
@@ -628,6 +651,7 @@ ngx_http_vodlms_enroll_create_conf(ngx_http_vodlms_enroll_conf_t *ecf)
     ecf->cache_valid = NGX_CONF_UNSET_MSEC;
     ecf->cache_invalid = NGX_CONF_UNSET_MSEC;
     ecf->no_row = NGX_CONF_UNSET_UINT;
+    ecf->video_id_type = NGX_CONF_UNSET_UINT;
 }
 
 
@@ -720,6 +744,7 @@ ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_msec_value(conf->cache_invalid, prev->cache_invalid,
                               5000);
     ngx_conf_merge_uint_value(conf->no_row, prev->no_row, NGX_HTTP_NOT_FOUND);
+    ngx_conf_merge_uint_value(conf->video_id_type, prev->video_id_type, 0);
 
     if (conf->stmt == NGX_CONF_UNSET_PTR) {
         conf->stmt = prev->stmt;

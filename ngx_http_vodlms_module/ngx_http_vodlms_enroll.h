@@ -27,6 +27,7 @@ typedef struct {
     ngx_msec_t                  cache_valid;
     ngx_msec_t                  cache_invalid;
     ngx_uint_t                  no_row;          /* 404 or 403 */
+    ngx_uint_t                  video_id_type;   /* 0 text, 32 int, 64 bigint */
     ngx_str_t                   cache_ns;
 } ngx_http_vodlms_enroll_conf_t;
 
@@ -72,6 +73,7 @@ ngx_http_vodlms_column_t *ngx_http_vodlms_enroll_column(ngx_http_request_t *r,
 ngx_int_t ngx_http_vodlms_video_id_valid(ngx_str_t *id);
 
 extern ngx_conf_enum_t  ngx_http_vodlms_no_row_codes[];
+extern ngx_conf_enum_t  ngx_http_vodlms_video_id_types[];
 
 
 #endif /* NGX_HTTP_VODLMS_ENROLL_H */

@@ -35,6 +35,13 @@
       NGX_HTTP_VODLMS_ENROLL_OFFSET(video_id),
       NULL },
 
+    { ngx_string("vodlms_video_id_type"),
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
+      ngx_http_vodlms_conf_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_VODLMS_ENROLL_OFFSET(video_id_type),
+      &ngx_http_vodlms_video_id_types },
+
     { ngx_string("vodlms_enrollment_query"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_1MORE,
       ngx_http_vodlms_enroll_query,

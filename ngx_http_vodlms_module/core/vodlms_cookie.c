@@ -128,6 +128,52 @@ vodlms_id_valid(const char *id, size_t len, size_t max)
 }
 
 
+int
+vodlms_id_integer_valid(const char *id, size_t len, unsigned bits)
+{
+    size_t         i;
+    uint64_t       v, limit;
+    unsigned char  c;
+
+    if (id == NULL || len == 0 || (bits != 32 && bits != 64)) {
+        return 0;
+    }
+
+    i = 0;
+
+    /* INT_MIN's magnitude is one more than INT_MAX */
+    limit = ((uint64_t) 1 << (bits - 1)) - 1;
+
+    if (id[0] == '-') {
+        limit++;
+        i = 1;
+    }
+
+    if (i == len) {
+        return 0;
+    }
+
+    v = 0;
+
+    for ( /* void */ ; i < len; i++) {
+        c = (unsigned char) id[i];
+
+        if (c < '0' || c > '9') {
+            return 0;
+        }
+
+        /* v * 10 + d <= limit, without overflowing */
+        if (v > (limit - (c - '0')) / 10) {
+            return 0;
+        }
+
+        v = v * 10 + (c - '0');
+    }
+
+    return 1;
+}
+
+
 vodlms_rc_t
 vodlms_pct_decode(const char *in, size_t len, char *out, size_t *out_len)
 {

@@ -61,6 +61,15 @@ int vodlms_hex_value(unsigned char c);
 int vodlms_id_valid(const char *id, size_t len, size_t max);
 
 /*
+ * An id that a query declares integer (`$1::int`, `$1::bigint`): an
+ * optional '-' and 1 or more ASCII digits (leading zeros allowed) whose
+ * value fits a signed integer of `bits` bits (32 or 64), i.e. what
+ * PostgreSQL's int4/int8 input takes from an id of [A-Za-z0-9_-].
+ * Returns 1 if so, 0 otherwise (also for any other `bits`).
+ */
+int vodlms_id_integer_valid(const char *id, size_t len, unsigned bits);
+
+/*
  * Strict percent-decoding (no '+' -> space).  Rejects a '%' not followed by
  * two hex digits, and any decoded byte < 0x20 or 0x7f (NUL, CR, LF...).
  * `out` must have room for `len` bytes; it may equal `in`.

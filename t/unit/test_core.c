@@ -390,6 +390,57 @@ test_token_valid(void)
 }
 
 
+/* ---------------------------------------------------------- id_integer */
+
+static void
+test_id_integer(void)
+{
+    ok(vodlms_id_integer_valid(LIT("42"), 32), "id_integer: 42 is an int");
+    ok(vodlms_id_integer_valid(LIT("0"), 32), "id_integer: 0");
+    ok(vodlms_id_integer_valid(LIT("007"), 32),
+       "id_integer: leading zeros, as int4in takes them");
+    ok(vodlms_id_integer_valid(LIT("-5"), 32), "id_integer: negative");
+    ok(vodlms_id_integer_valid(LIT("2147483647"), 32), "id_integer: INT_MAX");
+    ok(!vodlms_id_integer_valid(LIT("2147483648"), 32),
+       "id_integer: INT_MAX + 1 is out of range (22003)");
+    ok(vodlms_id_integer_valid(LIT("-2147483648"), 32), "id_integer: INT_MIN");
+    ok(!vodlms_id_integer_valid(LIT("-2147483649"), 32),
+       "id_integer: INT_MIN - 1");
+    ok(!vodlms_id_integer_valid(LIT("99999999999"), 32),
+       "id_integer: 99999999999 is no int");
+    ok(vodlms_id_integer_valid(LIT("99999999999"), 64),
+       "id_integer: 99999999999 is a bigint");
+    ok(vodlms_id_integer_valid(LIT("00000000000000000000000000000001"), 32),
+       "id_integer: many leading zeros do not overflow");
+    ok(vodlms_id_integer_valid(LIT("9223372036854775807"), 64),
+       "id_integer: INT8_MAX");
+    ok(!vodlms_id_integer_valid(LIT("9223372036854775808"), 64),
+       "id_integer: INT8_MAX + 1");
+    ok(vodlms_id_integer_valid(LIT("-9223372036854775808"), 64),
+       "id_integer: INT8_MIN");
+    ok(!vodlms_id_integer_valid(LIT("-9223372036854775809"), 64),
+       "id_integer: INT8_MIN - 1");
+    ok(!vodlms_id_integer_valid(LIT("18446744073709551616"), 64),
+       "id_integer: 2^64 does not wrap");
+    ok(!vodlms_id_integer_valid(LIT("184467440737095516160"), 64),
+       "id_integer: 2^64 * 10 does not wrap");
+    ok(!vodlms_id_integer_valid(LIT("abc"), 32), "id_integer: letters");
+    ok(!vodlms_id_integer_valid(LIT("12a"), 32), "id_integer: trailing letter");
+    ok(!vodlms_id_integer_valid(LIT("1_000"), 32),
+       "id_integer: an underscore (PostgreSQL 16 syntax) is refused");
+    ok(!vodlms_id_integer_valid(LIT("-"), 32), "id_integer: a lone minus");
+    ok(!vodlms_id_integer_valid(LIT("--1"), 32), "id_integer: two minuses");
+    ok(!vodlms_id_integer_valid(LIT("1-"), 32), "id_integer: minus after");
+    ok(!vodlms_id_integer_valid(LIT("+1"), 32), "id_integer: plus");
+    ok(!vodlms_id_integer_valid(LIT(" 1"), 32), "id_integer: space");
+    ok(!vodlms_id_integer_valid(LIT(""), 32), "id_integer: empty");
+    ok(!vodlms_id_integer_valid(NULL, 0, 32), "id_integer: NULL");
+    ok(!vodlms_id_integer_valid(LIT("1"), 16),
+       "id_integer: 16 bits unsupported");
+    ok(!vodlms_id_integer_valid(LIT("1\0"), 32), "id_integer: NUL");
+}
+
+
 /* ------------------------------------------------------------- express */
 
 /*
@@ -2323,6 +2374,7 @@ main(void)
     test_pct_decode();
     test_bearer();
     test_token_valid();
+    test_id_integer();
     test_express();
     test_expiry();
     test_session_json();
