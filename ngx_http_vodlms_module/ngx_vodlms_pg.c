@@ -1986,6 +1986,27 @@ ngx_vodlms_pg_refusal(PGresult *res)
 }
 
 
+/*
+ * Of a refusal: did the statement refuse the values it was given (data
+ * exception 22, integrity constraint 23), rather than being wrong itself?
+ * The same statement with other values may then go through.
+ */
+ngx_uint_t
+ngx_vodlms_pg_data_error(PGresult *res)
+{
+    char  *sqlstate;
+
+    if (res == NULL) {
+        return 0;
+    }
+
+    sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    return sqlstate != NULL && ngx_strlen(sqlstate) == 5
+           && sqlstate[0] == '2' && (sqlstate[1] == '2' || sqlstate[1] == '3');
+}
+
+
 static ngx_int_t
 ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
 {
@@ -2081,14 +2102,17 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
         }
     }
 
-    status = ngx_vodlms_pg_refusal(res) ? NGX_VODLMS_PG_REFUSED
-                                        : NGX_VODLMS_PG_ERROR;
+    /* a refusal comes with its result, for the caller's SQLSTATE */
+    if (ngx_vodlms_pg_refusal(res)) {
+        return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_REFUSED, res,
+                                  (char *) buf);
+    }
 
     if (res) {
         PQclear(res);
     }
 
-    return ngx_vodlms_pg_done(conn, status, NULL, (char *) buf);
+    return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_ERROR, NULL, (char *) buf);
 }
 
 
@@ -2621,9 +2645,14 @@ ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf, ngx_log_t *log,
                 continue;
             }
 
-            status = ngx_vodlms_pg_refusal(r) ? NGX_VODLMS_PG_REFUSED
-                                              : NGX_VODLMS_PG_ERROR;
             p = ngx_vodlms_pg_cpyerror(p, last, r);
+
+            if (ngx_vodlms_pg_refusal(r)) {
+                /* kept, for the caller's SQLSTATE */
+                status = NGX_VODLMS_PG_REFUSED;
+                *res = r;
+                continue;
+            }
         }
 
         PQclear(r);

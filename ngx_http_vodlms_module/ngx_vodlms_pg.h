@@ -54,9 +54,10 @@ typedef struct {
 
 /*
  * on_done runs exactly once, never from inside ngx_vodlms_pg_query(): with
- * NGX_VODLMS_PG_OK and the result (PGRES_TUPLES_OK or PGRES_COMMAND_OK), or
- * with another status, res == NULL and a reason for the log (the server's
- * message for SQL errors, which may quote a parameter value).  res and
+ * NGX_VODLMS_PG_OK and the result (PGRES_TUPLES_OK or PGRES_COMMAND_OK); with
+ * NGX_VODLMS_PG_REFUSED, the error result (for PQresultErrorField) and a
+ * reason; or with another status, res == NULL and a reason for the log (the
+ * server's message for SQL errors, which may quote a parameter value).  res and
  * reason are valid only during the call.  on_done does not run after the
  * owner pool (the request's) has been destroyed, nor when the worker exits.
  */
@@ -98,12 +99,17 @@ ngx_int_t ngx_vodlms_pg_query_sql(ngx_vodlms_pg_pool_t *pool,
 
 /*
  * One statement on a connection of its own, blocking: for a worker on its
- * way out only.  On NGX_VODLMS_PG_OK *res is the caller's to PQclear();
- * otherwise *reason says why (valid until the next call).
+ * way out only.  On NGX_VODLMS_PG_OK, and on NGX_VODLMS_PG_REFUSED (the
+ * error result), *res is the caller's to PQclear(); otherwise *res is NULL.
+ * *reason says why it failed (valid until the next call).
  */
 ngx_vodlms_pg_status_e ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf,
     ngx_log_t *log, ngx_str_t *sql, ngx_str_t *values, ngx_uint_t nvalues,
     ngx_msec_t timeout, PGresult **res, const char **reason);
+
+
+/* of a refused statement's result: SQLSTATE class 22 or 23, the values */
+ngx_uint_t ngx_vodlms_pg_data_error(PGresult *res);
 
 
 #endif /* NGX_VODLMS_PG_H */
