@@ -107,12 +107,17 @@ sub start_run {
         open STDOUT, '>>', $log or die $!;
         open STDERR, '>&', \*STDOUT;
         chdir $checkout or die $!;
+        # prove's -I paths point into this checkout, which the user may not
+        # enter: perl scripts such as psql would die on them
+        delete @ENV{qw(PERL5LIB PERLLIB PERL5OPT)};
         my @env = map { "$_=$env{$_}" } sort keys %env;
         if (defined $user) {
-            # setpriv execs (runuser would fork): the pid is build.sh's, for SIGTERM
+            # a login's environment, not ours; setpriv execs (runuser would
+            # fork), so the pid is build.sh's, for SIGTERM
             my $group = getgrgid((getpwnam($user))[3]);
             exec 'setpriv', "--reuid=$user", "--regid=$group", '--init-groups',
-                'env', @env, './build.sh', 'run';
+                'env', '-i', "PATH=$ENV{PATH}", 'LANG=C.UTF-8', "USER=$user", @env,
+                './build.sh', 'run';
         }
         exec 'env', @env, './build.sh', 'run';
         die "exec: $!";
