@@ -5,6 +5,8 @@
  * pooled non-blocking PostgreSQL connection (the replica's when one is
  * configured).  Request values only ever travel as parameters.  The answer:
  *   no row                   -> 404 video_not_found (or 403, see no_row)
+ *   a value the query's cast
+ *   cannot take (22P02...)   -> the same as no row, at info
  *   a row, "allowed" false   -> 403 not_enrolled
  *   a row, "status" != ready -> 409 video_not_ready, with the status
  *   otherwise                -> allowed; columns become $vodlms_video_<name>
@@ -78,6 +80,8 @@ static ngx_int_t ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
     ngx_str_t *key);
 static void ngx_http_vodlms_enroll_set_detail(ngx_http_request_t *r,
     ngx_http_vodlms_enroll_ctx_t *ectx, const char *what, ngx_str_t *s);
+static ngx_uint_t ngx_http_vodlms_enroll_cast_error(PGresult *res,
+    u_char *sqlstate);
 
 
 ngx_int_t
@@ -237,6 +241,19 @@ ngx_http_vodlms_enroll_done(void *data, ngx_vodlms_pg_status_e status,
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
     ecf = &vlcf->enroll;
 
+    if (status == NGX_VODLMS_PG_REFUSED
+        && ngx_http_vodlms_enroll_cast_error(res, ectx->sqlstate))
+    {
+        /*
+         * "abc" or 99999999999 for $1::int: a value the query cannot even
+         * take names no row.  The client's doing, answered as no row (not
+         * cached: the database stays the judge of its own types).
+         */
+        ectx->result = NGX_HTTP_VODLMS_OK;
+        ectx->columns = NULL;
+        goto wake;
+    }
+
     if (status != NGX_VODLMS_PG_OK || res == NULL) {
         /* a refused statement is the operator's SQL: 500, not an outage */
         ectx->result = (status == NGX_VODLMS_PG_TIMEOUT)
@@ -371,8 +388,29 @@ ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
         ectx->result = (ecf->no_row == NGX_HTTP_FORBIDDEN)
                        ? NGX_HTTP_VODLMS_NOT_ENROLLED
                        : NGX_HTTP_VODLMS_VIDEO_NOT_FOUND;
-        ngx_http_vodlms_enroll_set_detail(r, ectx, "video",
-                                          &ectx->video_id);
+
+        if (ectx->sqlstate[0] == '\0') {
+            ngx_http_vodlms_enroll_set_detail(r, ectx, "video",
+                                              &ectx->video_id);
+            return ngx_http_vodlms_deny(r, ectx->result, &ectx->detail);
+        }
+
+        /* the query's cast refused a value: say which error it was */
+        len = ngx_min(ectx->video_id.len, 200);
+
+        p = ngx_pnalloc(r->pool, len + sizeof("video \"\", a value the "
+                                              "query cannot take (SQLSTATE "
+                                              "12345)") - 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ectx->detail.data = p;
+        p = ngx_sprintf(p, "video \"%*s\", a value the query cannot take "
+                        "(SQLSTATE %s)", len, ectx->video_id.data,
+                        ectx->sqlstate);
+        ectx->detail.len = p - ectx->detail.data;
+
         return ngx_http_vodlms_deny(r, ectx->result, &ectx->detail);
     }
 
@@ -635,6 +673,42 @@ ngx_http_vodlms_enroll_set_detail(ngx_http_request_t *r,
     }
 
     ectx->detail.len = p - ectx->detail.data;
+}
+
+
+/*
+ * Is the refusal a cast of a parameter that failed, i.e. a value of the
+ * request, not the query's own mistake?  22P02 invalid_text_representation
+ * ("abc" as int), 22003 numeric_value_out_of_range (99999999999 as int),
+ * 22007 invalid_datetime_format and 22008 datetime_field_overflow.  Other
+ * class 22 errors (a division by zero...) stay the query's: 500.
+ */
+static ngx_uint_t
+ngx_http_vodlms_enroll_cast_error(PGresult *res, u_char *sqlstate)
+{
+    char        *state;
+    ngx_uint_t   i;
+
+    static const char  *casts[] = { "22P02", "22003", "22007", "22008" };
+
+    if (res == NULL) {
+        return 0;
+    }
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state == NULL || ngx_strlen(state) != 5) {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(casts) / sizeof(casts[0]); i++) {
+        if (ngx_strcmp(state, casts[i]) == 0) {
+            ngx_memcpy(sqlstate, state, 6);
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

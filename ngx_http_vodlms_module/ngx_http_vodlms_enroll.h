@@ -53,6 +53,7 @@ typedef struct {
     ngx_str_t                        video_id;
     ngx_array_t                     *columns;     /* NULL: no row */
     const char                      *cache_status;
+    u_char                           sqlstate[6]; /* no row: the cast's */
 } ngx_http_vodlms_enroll_ctx_t;
 
 

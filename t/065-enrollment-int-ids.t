@@ -1,9 +1,10 @@
 # The enrollment check in front of an LMS whose ids are integers (issue #16):
 # its own tables, a query with `$1::int`, and the example's location regex,
 # which lets "abc" and 99999999999 through.  Such an id names no lesson: it
-# is the visitor's doing, never a 500 or an [error] line: the operator
-# declares the id's type (vodlms_video_id_type int), and the id is checked
-# before any query runs.
+# is the visitor's doing, never a 500 or an [error] line.  Either the
+# operator declares the id's type (vodlms_video_id_type int), and the id is
+# checked before any query runs; or the query's cast errors (SQLSTATE 22P02,
+# 22003) are answered as "no row".
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -336,3 +337,117 @@ vodlms: no such video: video "abc", answering 404
 --- no_error_log
 [error]
 not an int
+
+
+
+=== TEST 12: no type declared: "abc" is no row (22P02 at info), not a 500
+--- config
+    location ~ ^/api/lessons/(?<id>[A-Za-z0-9_-]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $id;
+        vodlms_enrollment_query 'SELECT l.id, l.title, (e."userId" IS NOT NULL) AS allowed FROM lessons l LEFT JOIN course_enrollments e ON e."courseId" = l."courseId" AND e."userId" = $2::int WHERE l.id = $1::int' $vodlms_video_id $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$id;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request
+GET /api/lessons/abc/stream
+--- more_headers
+Cookie: session=t065-ann
+--- error_code: 404
+--- response_body
+{"error":"video_not_found","message":"no such video"}
+--- error_log eval
+qr/\[info\] .*vodlms: no such video: video "abc", a value the query cannot take \(SQLSTATE 22P02\), answering 404/
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 13: no type declared: 99999999999 is no row (22003 at info), not a 500
+--- config
+    location ~ ^/api/lessons/(?<id>[A-Za-z0-9_-]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $id;
+        vodlms_enrollment_query 'SELECT l.id, l.title, (e."userId" IS NOT NULL) AS allowed FROM lessons l LEFT JOIN course_enrollments e ON e."courseId" = l."courseId" AND e."userId" = $2::int WHERE l.id = $1::int' $vodlms_video_id $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$id;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request
+GET /api/lessons/99999999999/stream
+--- more_headers
+Cookie: session=t065-ann
+--- error_code: 404
+--- response_body
+{"error":"video_not_found","message":"no such video"}
+--- error_log eval
+qr/\[info\] .*vodlms: no such video: video "99999999999", a value the query cannot take \(SQLSTATE 22003\), answering 404/
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 14: no type declared: one past INT_MAX is no row too; the database stays usable
+--- config
+    location ~ ^/api/lessons/(?<id>[A-Za-z0-9_-]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $id;
+        vodlms_enrollment_query 'SELECT l.id, l.title, (e."userId" IS NOT NULL) AS allowed FROM lessons l LEFT JOIN course_enrollments e ON e."courseId" = l."courseId" AND e."userId" = $2::int WHERE l.id = $1::int' $vodlms_video_id $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$id;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request eval
+["GET /api/lessons/2147483648/stream", "GET /api/lessons/1/stream"]
+--- more_headers eval
+[("Cookie: session=t065-ann") x 2]
+--- error_code eval
+[404, 200]
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 15: no type declared, vodlms_enrollment_no_row 403: a cast error is that answer too
+--- config
+    location ~ ^/api/lessons/(?<id>[A-Za-z0-9_-]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $id;
+        vodlms_enrollment_query 'SELECT l.id, l.title FROM lessons l JOIN course_enrollments e ON e."courseId" = l."courseId" AND e."userId" = $2::int WHERE l.id = $1::int' $vodlms_video_id $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$id;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request eval
+["GET /api/lessons/abc/stream", "GET /api/lessons/1/stream", "GET /api/lessons/1/stream"]
+--- more_headers eval
+["Cookie: session=t065-ann", "Cookie: session=t065-ben", "Cookie: session=t065-ann"]
+--- error_code eval
+[403, 403, 200]
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: a data error that is the query's own (division by zero, 22012) stays 500
+--- config
+    location ~ ^/api/lessons/(?<id>[A-Za-z0-9_-]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $id;
+        vodlms_enrollment_query 'SELECT l.id, 1 / 0 AS oops FROM lessons l WHERE l.id = $1::int AND $2::int IS NOT NULL' $vodlms_video_id $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$id;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request
+GET /api/lessons/1/stream
+--- more_headers
+Cookie: session=t065-ann
+--- error_code: 500
+--- error_log eval
+qr/\[error\] .*vodlms: internal error: postgres .* failed: ERROR 22012: division by zero, answering 500/
