@@ -32,7 +32,7 @@ static ngx_str_t  ngx_http_vodlms_default_query = ngx_string(
     "  AS allowed,"
     " coalesce(wp.position_seconds, 0) AS resume_position,"
     " coalesce(wp.max_position_seconds, 0) AS resume_max_position,"
-    " coalesce(wp.watched_seconds, 0) AS resume_watched_seconds,"
+    " coalesce(wp.played_seconds, 0) AS resume_played_seconds,"
     " (wp.completed_at IS NOT NULL) AS resume_completed"
     " FROM videos v"
     " LEFT JOIN enrollments e ON e.course_id = v.course_id"

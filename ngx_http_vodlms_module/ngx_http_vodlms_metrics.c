@@ -673,12 +673,16 @@ ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
             "only unflushed entries left.\n"
             "# TYPE vodlms_progress_refused_full_total counter\n"
             "vodlms_progress_refused_full_total %uA\n"
+            "# HELP vodlms_progress_set_aside_total Entries the flush "
+            "query refused, set aside unwritten.\n"
+            "# TYPE vodlms_progress_set_aside_total counter\n"
+            "vodlms_progress_set_aside_total %uA\n"
             "# HELP vodlms_progress_buffer_fill Fraction of the buffer's "
             "pages in use.\n"
             "# TYPE vodlms_progress_buffer_fill gauge\n"
             "vodlms_progress_buffer_fill %.3f\n",
             ps.beacons, ps.pending, ps.flushes, ps.flush_failures, ps.rows,
-            ps.full, ps.fill);
+            ps.full, ps.set_aside, ps.fill);
     }
 
     p = ngx_http_vodlms_status_gauge(p, last, "vodlms_transcode_stream_entries",

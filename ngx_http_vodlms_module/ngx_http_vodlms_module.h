@@ -103,6 +103,7 @@ void ngx_http_vodlms_wake(ngx_http_request_t *r);
 ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
     ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
+ngx_uint_t ngx_http_vodlms_highest_param(ngx_str_t *sql);
 ngx_int_t ngx_http_vodlms_client_ipv4(ngx_connection_t *c, u_char *buf,
     ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,

@@ -25,6 +25,9 @@
    sends SIGKILL about 1.5 s after the first SIGTERM */
 #define NGX_HTTP_VODLMS_EXIT_FLUSH 1000
 
+/* how long a gracefully exiting worker keeps trying a failing database */
+#define NGX_HTTP_VODLMS_QUIT_WAIT  30000
+
 
 typedef struct {
     ngx_rbtree_node_t           node;       /* key: crc32(user\0video) */
@@ -52,6 +55,9 @@ typedef struct {
     ngx_atomic_uint_t           flush_failures;
     ngx_atomic_uint_t           rows;
     ngx_atomic_uint_t           full;
+    ngx_atomic_uint_t           set_aside;   /* entries the query refused */
+    ngx_uint_t                  split;       /* 0, or the batch size while
+                                                a refused entry is sought */
 } ngx_http_vodlms_progress_sh_t;
 
 
@@ -83,11 +89,13 @@ typedef struct {
  */
 static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     "INSERT INTO watch_progress AS wp (user_id, video_id, position_seconds,"
-    " max_position_seconds, duration_seconds, watched_seconds, completed_at)"
+    " max_position_seconds, duration_seconds, watched_seconds, completed_at,"
+    " played_seconds)"
     " SELECT b.u, b.v, b.p, b.m, b.d, b.w,"
-    "  CASE WHEN b.c > 0 THEN to_timestamp(b.c) END"
+    "  CASE WHEN b.c > 0 THEN to_timestamp(b.c) END, b.pl"
     " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[],"
-    "  $5::numeric[], $6::numeric[], $7::float8[]) AS b(u, v, p, m, d, w, c)"
+    "  $5::numeric[], $6::numeric[], $7::float8[], $8::numeric[])"
+    "  AS b(u, v, p, m, d, w, c, pl)"
     " JOIN videos ON videos.id = b.v JOIN users ON users.id = b.u"
     " ON CONFLICT (user_id, video_id) DO UPDATE SET"
     "  position_seconds = EXCLUDED.position_seconds,"
@@ -95,7 +103,8 @@ static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     "   EXCLUDED.max_position_seconds),"
     "  duration_seconds = EXCLUDED.duration_seconds,"
     "  watched_seconds = wp.watched_seconds + EXCLUDED.watched_seconds,"
-    "  completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at)");
+    "  completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at),"
+    "  played_seconds = greatest(wp.played_seconds, EXCLUDED.played_seconds)");
 
 
 extern ngx_module_t  ngx_http_vodlms_module;
@@ -143,7 +152,8 @@ static ngx_int_t
 ngx_http_vodlms_progress_who(ngx_http_request_t *r, ngx_str_t *user,
     ngx_str_t *video)
 {
-    ngx_http_vodlms_ctx_t  *ctx;
+    ngx_http_vodlms_ctx_t     *ctx;
+    ngx_http_vodlms_column_t  *col;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
 
@@ -158,6 +168,17 @@ ngx_http_vodlms_progress_who(ngx_http_request_t *r, ngx_str_t *user,
 
     *user = ctx->session.user_id;
     *video = ctx->enroll.video_id;
+
+    /*
+     * The row's own id, when the query returns one, names the entry: with
+     * an integer key, /videos/7, /videos/07 and /videos/007 are one video,
+     * and must be one entry (one rate window, one played total)
+     */
+    col = ngx_http_vodlms_enroll_column(r, (u_char *) "id", 2);
+
+    if (col && !col->null && ngx_http_vodlms_video_id_valid(&col->value)) {
+        *video = col->value;
+    }
 
     return NGX_OK;
 }
@@ -243,6 +264,22 @@ ngx_http_vodlms_progress_done(ngx_http_request_t *r, ngx_int_t rc)
 }
 
 
+/* the body names the video as the URL spelled it */
+
+static ngx_uint_t
+ngx_http_vodlms_progress_url_id(ngx_http_request_t *r, vodlms_beacon_t *b)
+{
+    ngx_http_vodlms_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+
+    return ctx != NULL
+           && b->video_id_len == ctx->enroll.video_id.len
+           && ngx_strncmp(b->video_id, ctx->enroll.video_id.data,
+                          b->video_id_len) == 0;
+}
+
+
 static void
 ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 {
@@ -323,8 +360,9 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     }
 
     /* the body names the video the URL (and the access check) named */
-    if (b.video_id_len != video.len
-        || ngx_strncmp(b.video_id, video.data, video.len) != 0)
+    if ((b.video_id_len != video.len
+         || ngx_strncmp(b.video_id, video.data, video.len) != 0)
+        && !ngx_http_vodlms_progress_url_id(r, &b))
     {
         ngx_http_vodlms_progress_done(r,
                               ngx_http_vodlms_bad_beacon(r, "video_mismatch"));
@@ -364,10 +402,14 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         seen = 0;
     }
 
-    /* and how much it has credited as watched: completion's evidence */
+    /*
+     * and how much play the database has credited (completion's evidence):
+     * merged with greatest() by the flush, so never inflated by several
+     * entries, nodes or retried flushes writing the same viewing
+     */
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_watched_seconds",
-                                        22);
+    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_played_seconds",
+                                        21);
 
     if (ngx_http_vodlms_column_double(col, &watched) != NGX_OK
         || !(watched > 0))
@@ -743,7 +785,7 @@ ngx_http_vodlms_text_array(u_char *p, ngx_str_t *s)
 
 /*
  * Claim the flush and snapshot the dirty entries (up to the batch size)
- * into the statement's seven parallel arrays.  NGX_OK: *fp and values[]
+ * into the statement's seven (or eight) parallel arrays.  NGX_OK: *fp and values[]
  * are ready and the claim is ours, to be released by _flushed(), which also
  * destroys the pool; NGX_DECLINED: nothing dirty, or another worker is
  * flushing; NGX_ERROR: no memory, with *fp left NULL if nothing was
@@ -754,9 +796,9 @@ static ngx_int_t
 ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
     ngx_log_t *log, ngx_http_vodlms_flush_t **fp, ngx_str_t *values)
 {
-    u_char                            *p[7];
-    size_t                             len[7];
-    ngx_uint_t                         i, k;
+    u_char                            *p[8];
+    size_t                             len[8];
+    ngx_uint_t                         i, k, limit, nk;
     ngx_pool_t                        *pool;
     ngx_queue_t                       *q;
     ngx_http_vodlms_flush_t           *f;
@@ -821,9 +863,10 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
     vmcf->progress.flush = f;
     *fp = f;
 
+    limit = z->sh->split ? z->sh->split : vmcf->progress.batch;
+
     for (q = ngx_queue_head(&z->sh->lru);
-         q != ngx_queue_sentinel(&z->sh->lru)
-         && f->snaps->nelts < vmcf->progress.batch;
+         q != ngx_queue_sentinel(&z->sh->lru) && f->snaps->nelts < limit;
          q = ngx_queue_next(q))
     {
         node = ngx_queue_data(q, ngx_http_vodlms_progress_node_t, queue);
@@ -863,9 +906,10 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
                       dead, ngx_pid);
     }
 
-    /* seven parallel arrays, one statement */
+    /* seven or eight parallel arrays, one statement */
 
     snap = f->snaps->elts;
+    nk = vmcf->progress.flush_nparams;
 
     ngx_memzero(len, sizeof(len));
     for (i = 0; i < f->snaps->nelts; i++) {
@@ -873,7 +917,7 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
         len[1] += 2 * snap[i].video.len + 3;
     }
 
-    for (k = 0; k < 7; k++) {
+    for (k = 0; k < nk; k++) {
         if (k >= 2) {
             len[k] = f->snaps->nelts * (NGX_INT64_LEN + 6);
         }
@@ -890,21 +934,33 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
 
     for (i = 0; i < f->snaps->nelts; i++) {
         if (i) {
-            for (k = 0; k < 7; k++) {
+            for (k = 0; k < nk; k++) {
                 *p[k]++ = ',';
             }
         }
 
         p[0] = ngx_http_vodlms_text_array(p[0], &snap[i].user);
         p[1] = ngx_http_vodlms_text_array(p[1], &snap[i].video);
-        p[2] = ngx_sprintf(p[2], "%.3f", snap[i].p.position);
+        /*
+         * vodlms_progress_skip ... flag keeps a skipper's position beyond
+         * the highest position credited; what the database gets for resume
+         * is the credited one (max_position >= position, as the schema
+         * requires)
+         */
+        p[2] = ngx_sprintf(p[2], "%.3f",
+                           ngx_min(snap[i].p.position,
+                                   snap[i].p.max_position));
         p[3] = ngx_sprintf(p[3], "%.3f", snap[i].p.max_position);
         p[4] = ngx_sprintf(p[4], "%.3f", snap[i].p.duration);
         p[5] = ngx_sprintf(p[5], "%.3f", snap[i].p.watched_pending);
         p[6] = ngx_sprintf(p[6], "%L", snap[i].p.completed_at);
+
+        if (nk == 8) {
+            p[7] = ngx_sprintf(p[7], "%.3f", snap[i].p.played);
+        }
     }
 
-    for (k = 0; k < 7; k++) {
+    for (k = 0; k < nk; k++) {
         *p[k]++ = '}';
         values[k].len = p[k] - values[k].data;
     }
@@ -919,18 +975,30 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
     ngx_http_vodlms_main_conf_t  *vmcf = ev->data;
 
     ngx_int_t                  rc;
-    ngx_str_t                  values[7];
+    ngx_str_t                  values[8];
+    ngx_msec_t                 interval;
     const char                *reason;
     ngx_vodlms_pg_status_e     status;
     ngx_http_vodlms_flush_t   *f;
 
-    /* a tick: flush when the interval (with back-off) is over, or now if
-       the worker is on its way out */
-    if (!ngx_exiting && !ngx_terminate
-        && ngx_current_msec - vmcf->progress.last_flush
-           < (vmcf->progress.flush_interval
-              << ngx_min(vmcf->progress.failures, (ngx_uint_t) 3)))
-    {
+    /*
+     * A tick: flush when the interval is over.  A worker on its way out
+     * flushes at once, unless the database is failing: then it backs off
+     * like any other (1 s, doubling, at most 8 s), so that a stop or a
+     * reload does not hammer a database that is down.
+     */
+    if (ngx_exiting || ngx_terminate) {
+        interval = vmcf->progress.failures
+                   ? (ngx_msec_t) 500 << ngx_min(vmcf->progress.failures,
+                                                 (ngx_uint_t) 4)
+                   : 0;
+
+    } else {
+        interval = vmcf->progress.flush_interval
+                   << ngx_min(vmcf->progress.failures, (ngx_uint_t) 3);
+    }
+
+    if (ngx_current_msec - vmcf->progress.last_flush < interval) {
         ngx_http_vodlms_progress_schedule(vmcf);
         return;
     }
@@ -950,7 +1018,8 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
     }
 
     rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, NULL, ev->log,
-                                 &vmcf->progress.flush_sql, values, 7,
+                                 &vmcf->progress.flush_sql, values,
+                                 vmcf->progress.flush_nparams,
                                  ngx_http_vodlms_progress_flushed, f,
                                  &status, &reason);
     if (rc == NGX_OK) {
@@ -1035,8 +1104,8 @@ void
 ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
 {
     ngx_int_t                         rc, left;
-    ngx_str_t                         values[7];
-    ngx_uint_t                        n;
+    ngx_str_t                         values[8];
+    ngx_uint_t                        refused;
     ngx_msec_t                        deadline;
     PGresult                         *res;
     const char                       *reason;
@@ -1114,26 +1183,33 @@ ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
             break;
         }
 
-        n = f->snaps->nelts;
         res = NULL;
 
         status = ngx_vodlms_pg_exec_blocking(vmcf->pg, cycle->log,
-                                    &vmcf->progress.flush_sql, values, 7,
+                                    &vmcf->progress.flush_sql, values,
+                                    vmcf->progress.flush_nparams,
                                     deadline - ngx_current_msec, &res,
                                     &reason);
 
-        /* counts it, marks the entries clean, logs a failure */
+        refused = (status == NGX_VODLMS_PG_REFUSED
+                   && ngx_vodlms_pg_data_error(res));
+
+        /* counts it, marks the entries clean (or one set aside), logs */
         ngx_http_vodlms_progress_flushed(f, status, res, reason);
 
         if (res) {
             PQclear(res);
         }
 
-        if (status != NGX_VODLMS_PG_OK) {
+        /* a refused entry: the halves, while the deadline allows */
+        if (status != NGX_VODLMS_PG_OK && !refused) {
             break;
         }
 
-        left -= n;
+        ngx_shmtx_lock(&z->shpool->mutex);
+        left = ngx_min(left, (ngx_int_t) z->sh->dirty);
+        ngx_shmtx_unlock(&z->shpool->mutex);
+
         ngx_time_update();
     }
 
@@ -1145,13 +1221,26 @@ ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * A flush's answer.  Written: the entries are clean (unless a beacon came
+ * since).  A connection failure, a timeout, or SQL the server refuses as
+ * such: all kept, and the next try backs off.
+ *
+ * The statement refused the values it was given (SQLSTATE class 22 or 23:
+ * a bad number, a constraint): one entry must not stop everyone's progress,
+ * so the batch is written in halves, at once, until the entry it refuses is
+ * alone.  That entry is set aside: logged once with its values and the
+ * reason, counted, marked clean at that version and never sent again.  Its
+ * next beacon is new data, and is tried like any other.
+ */
+
 static void
 ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
     PGresult *res, const char *reason)
 {
     ngx_http_vodlms_flush_t  *f = data;
 
-    ngx_uint_t                        i, written;
+    ngx_uint_t                        i, n, written, refused;
     ngx_pool_t                       *pool;
     ngx_http_vodlms_main_conf_t      *vmcf;
     ngx_http_vodlms_progress_zone_t  *z;
@@ -1161,15 +1250,19 @@ ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
     vmcf = f->vmcf;
     z = vmcf->progress.zone->data;
     snap = f->snaps->elts;
+    n = f->snaps->nelts;
     pool = vmcf->progress.flush_pool;
     vmcf->progress.flush_pool = NULL;
     vmcf->progress.flush = NULL;
+
+    refused = (status == NGX_VODLMS_PG_REFUSED
+               && ngx_vodlms_pg_data_error(res));
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
     if (status == NGX_VODLMS_PG_OK) {
 
-        for (i = 0; i < f->snaps->nelts; i++) {
+        for (i = 0; i < n; i++) {
             node = ngx_http_vodlms_progress_credit(z, &snap[i]);
             if (node == NULL) {
                 continue;
@@ -1183,7 +1276,33 @@ ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
         }
 
         z->sh->flushes++;
-        z->sh->rows += f->snaps->nelts;
+        z->sh->rows += n;
+
+        /* after a search for a refused entry, back to whole batches */
+        if (z->sh->split) {
+            z->sh->split *= 2;
+
+            if (z->sh->split >= vmcf->progress.batch) {
+                z->sh->split = 0;
+            }
+        }
+
+    } else if (refused && n > 1) {
+        z->sh->flush_failures++;
+        z->sh->split = (n + 1) / 2;
+
+    } else if (refused && n == 1) {
+        z->sh->flush_failures++;
+        z->sh->set_aside++;
+        z->sh->split = 0;
+
+        /* its watched seconds go with it: they are not sent again */
+        node = ngx_http_vodlms_progress_credit(z, &snap[0]);
+
+        if (node && node->version == snap[0].version) {
+            node->flushed = node->version;
+            z->sh->dirty--;
+        }
 
     } else {
         z->sh->flush_failures++;
@@ -1201,18 +1320,42 @@ ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
         written = (res && PQcmdTuples(res)[0])
                   ? (ngx_uint_t) ngx_atoi((u_char *) PQcmdTuples(res),
                                           ngx_strlen(PQcmdTuples(res)))
-                  : f->snaps->nelts;
+                  : n;
 
-        if (written != f->snaps->nelts) {
+        if (written != n) {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                           "vodlms progress: flushed %ui entries, %ui written: "
                           "the rest name users or videos the database does "
-                          "not have", f->snaps->nelts, written);
+                          "not have", n, written);
         }
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                       "vodlms progress: flushed %ui entries",
-                       f->snaps->nelts);
+                       "vodlms progress: flushed %ui entries", n);
+
+    } else if (refused && n > 1) {
+        /* not the database's failure: no back-off, the halves go next */
+        vmcf->progress.last_flush = ngx_current_msec
+                                    - vmcf->progress.flush_interval;
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "vodlms progress: the flush query refused a batch of "
+                      "%ui entries, written again in batches of %ui to find "
+                      "the entry it refuses: %s", n, (n + 1) / 2,
+                      reason ? reason : "no reason given");
+
+    } else if (refused) {
+        vmcf->progress.last_flush = ngx_current_msec
+                                    - vmcf->progress.flush_interval;
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "vodlms progress: the flush query refused the entry "
+                      "of user \"%V\" for video \"%V\" (position %.3f, "
+                      "highest %.3f, duration %.3f, completed at %L); it is "
+                      "set aside and not sent again: %s", &snap[0].user,
+                      &snap[0].video, snap[0].p.position,
+                      snap[0].p.max_position, snap[0].p.duration,
+                      snap[0].p.completed_at,
+                      reason ? reason : "no reason given");
 
     } else {
         vmcf->progress.failures++;
@@ -1220,8 +1363,7 @@ ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
         if (reason) {
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "vodlms progress: flush of %ui entries failed, "
-                          "kept for the next try: %s", f->snaps->nelts,
-                          reason);
+                          "kept for the next try: %s", n, reason);
         }
     }
 
@@ -1246,6 +1388,36 @@ ngx_http_vodlms_progress_schedule(ngx_http_vodlms_main_conf_t *vmcf)
     /* exiting with nothing left to write: let the worker go */
     if ((ngx_exiting || ngx_terminate) && dirty == 0) {
         return;
+    }
+
+    /*
+     * A graceful stop (or the old workers of a reload) waits for the
+     * database, but not for ever: past NGX_HTTP_VODLMS_QUIT_WAIT the worker
+     * leaves.  After a reload the entries stay in the zone for the new
+     * workers; after a stop they are lost, and the alert says how many.
+     */
+    if (ngx_exiting || ngx_terminate) {
+
+        if (vmcf->progress.exit_started == 0) {
+            vmcf->progress.exit_started = ngx_current_msec;
+
+        } else if (ngx_current_msec - vmcf->progress.exit_started
+                   > NGX_HTTP_VODLMS_QUIT_WAIT)
+        {
+            if (!vmcf->progress.exit_gave_up) {
+                vmcf->progress.exit_gave_up = 1;
+                vmcf->progress.flush_timer.cancelable = 1;
+
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                              "vodlms progress: worker exiting after %M ms "
+                              "of failed flushes with %ui acknowledged "
+                              "entries not written (kept in the zone for "
+                              "the workers of a reload, lost on a stop)",
+                              (ngx_msec_t) NGX_HTTP_VODLMS_QUIT_WAIT, dirty);
+            }
+
+            return;
+        }
     }
 
     /*
@@ -1466,6 +1638,8 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
     ngx_http_vodlms_loc_conf_t   *vlcf;
     ngx_http_vodlms_main_conf_t  *vmcf;
 
+    ngx_uint_t                    n;
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->rate, prev->rate, 60);
     ngx_conf_merge_msec_value(conf->rate_window, prev->rate_window, 60000);
@@ -1513,6 +1687,20 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
 
     if (vmcf->progress.flush_sql.len == 0) {
         vmcf->progress.flush_sql = ngx_http_vodlms_default_flush;
+    }
+
+    /* $1..$7 always; $8, the played seconds, if the statement takes it */
+    if (vmcf->progress.flush_nparams == 0) {
+        n = ngx_http_vodlms_highest_param(&vmcf->progress.flush_sql);
+
+        if (n != 7 && n != 8) {
+            ngx_http_vodlms_merge_error(cf,
+                "\"vodlms_progress_flush_query\" must use the parameters "
+                "$1 to $7, and may use $8 (the played seconds)");
+            return NGX_CONF_ERROR;
+        }
+
+        vmcf->progress.flush_nparams = n;
     }
 
     return NGX_CONF_OK;
@@ -1692,6 +1880,7 @@ ngx_http_vodlms_progress_stats(ngx_http_request_t *r,
     st->flush_failures = z->sh->flush_failures;
     st->rows = z->sh->rows;
     st->full = z->sh->full;
+    st->set_aside = z->sh->set_aside;
     st->fill = 1.0 - (double) z->shpool->pfree
                      / (double) ((z->shpool->end - z->shpool->start)
                                  / ngx_pagesize);

@@ -16,11 +16,15 @@ typedef struct {
     ngx_msec_t                  flush_interval;
     ngx_uint_t                  batch;
     ngx_str_t                   flush_sql;
+    ngx_uint_t                  flush_nparams;   /* 7, or 8 with played */
     ngx_event_t                 flush_timer;     /* per worker */
     ngx_uint_t                  failures;        /* for the back-off */
     ngx_msec_t                  last_flush;      /* this worker's */
     ngx_pool_t                 *flush_pool;      /* per flush */
     void                       *flush;           /* the one in flight */
+    ngx_msec_t                  exit_started;    /* first tick on the way
+                                                    out, 0: not exiting */
+    ngx_uint_t                  exit_gave_up;
 } ngx_http_vodlms_progress_main_t;
 
 
@@ -42,6 +46,7 @@ typedef struct {
     ngx_atomic_uint_t           flush_failures;
     ngx_atomic_uint_t           rows;
     ngx_atomic_uint_t           full;
+    ngx_atomic_uint_t           set_aside;
     double                      fill;            /* pages in use, 0..1 */
 } ngx_http_vodlms_progress_stats_t;
 

@@ -311,6 +311,33 @@ ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path, size_t max,
 }
 
 
+/* the highest $N in a statement's text: how many parameters it takes */
+ngx_uint_t
+ngx_http_vodlms_highest_param(ngx_str_t *sql)
+{
+    u_char      *p, *last;
+    ngx_uint_t   n, max;
+
+    max = 0;
+    last = sql->data + sql->len;
+
+    for (p = sql->data; p < last; p++) {
+        if (*p == '$' && p + 1 < last && p[1] >= '1' && p[1] <= '9') {
+            n = 0;
+
+            for (p++; p < last && *p >= '0' && *p <= '9' && n < 100000; p++) {
+                n = n * 10 + (*p - '0');
+            }
+
+            max = ngx_max(max, n);
+            p--;
+        }
+    }
+
+    return max;
+}
+
+
 /*
  * The client's IPv4 address as text, for CloudFront's AWS:SourceIp: from
  * an AF_INET connection, or from an IPv4-mapped address (::ffff:a.b.c.d),

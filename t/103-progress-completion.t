@@ -25,7 +25,7 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 # one student per block, so that no block sees another's entry
 my @students = (['kim', 1201], ['lou', 1202], ['max', 1203], ['ned', 1204],
-                ['oda', 1205], ['pat', 1206], ['quin', 1207]);
+                ['oda', 1205], ['pat', 1206], ['quin', 1207], ['rho', 1208]);
 for my $u (@students) {
     redis_cmd($r, 'SET', "session:t103-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
     $pg->psql(qq{INSERT INTO users (id, email, role) VALUES ('$u->[1]', '$u->[0]\@example.com', 'student')});
@@ -38,7 +38,8 @@ $pg->psql(q{INSERT INTO videos (id, course_id, title, duration_seconds, status, 
             VALUES ('lec-1800', 'course-intro', 'Thirty minutes', 1800, 'ready', 'hls/lec-1800/'),
                    ('lec-null', 'course-intro', 'No duration', NULL, 'ready', 'hls/lec-null/'),
                    ('lec-10', 'course-intro', 'Ten seconds', 10, 'ready', 'hls/lec-10/'),
-                   ('3', 'course-intro', 'Integer id', 600, 'ready', 'hls/3/')});
+                   ('3', 'course-intro', 'Integer id', 600, 'ready', 'hls/3/'),
+                   ('7', 'course-intro', 'Twenty seconds, integer id', 20, 'ready', 'hls/7/')});
 
 sub wait_until {
     my ($what, $cond) = @_;
@@ -281,3 +282,45 @@ __DATA__
  qr/^\{"videoId":"3","position":321\.000,"duration":600\.000,"completed":false\}$/,
  qr/^321\.000 completed=false$/]
 --- timeout: 30
+
+
+
+=== TEST 7: an integer-id site: /7, /07 and /007 are one video, one entry, one played total; parallel spellings do not add up to a completion
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT v.id, v.duration_seconds, v.status, true AS allowed,
+                                        coalesce(wp.max_position_seconds, 0) AS resume_max_position,
+                                        coalesce(wp.played_seconds, 0) AS resume_played_seconds
+                                   FROM videos v
+                                   LEFT JOIN watch_progress wp ON wp.video_id = v.id AND wp.user_id = $2::text
+                                  WHERE v.id = ($1::int)::text" $vid $vodlms_user_id;
+        vodlms_progress on;
+        vodlms_progress_rate off;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[(map { my $t = 2 * $_;
+        ((map { "POST /api/videos/$_/progress\n{\"videoId\":\"$_\",\"currentTime\":$t,\"duration\":20}" } qw(7 07 007)),
+         "GET /ctl/second") } 0 .. 4),
+ "GET /ctl/row?user=1208&video=7&max=8.000",
+ "POST /api/videos/0007/progress\n{\"videoId\":\"0007\",\"currentTime\":19,\"duration\":20,\"event\":\"ended\"}",
+ "GET /api/videos/007/progress"]
+--- more_headers eval
+[((("Cookie: session=t103-rho") x 3, "") x 5), "", "Cookie: session=t103-rho", "Cookie: session=t103-rho"]
+--- error_code eval
+[(((204) x 3, 200) x 5), 200, 204, 200]
+--- response_body_like eval
+[(((qr/^$/) x 3, qr/^a second later$/) x 5),
+ qr/^8\.000 completed=false$/,
+ qr/^$/,
+ qr/^\{"videoId":"7","position":19\.000,"duration":20\.000,"completed":false\}$/]
+--- timeout: 40

@@ -761,7 +761,11 @@ vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
 
     p->position = position;
     p->duration = b->duration;
-    p->last_beacon_ms = now_ms;
+
+    /* only forward: workers' clocks differ by their cached time */
+    if (now_ms > p->last_beacon_ms) {
+        p->last_beacon_ms = now_ms;
+    }
 
     if (position > p->max_position) {
         p->max_position = position;
