@@ -243,4 +243,39 @@ sub lms_row {
     ok($tries < 20, "broken flush query: the exiting worker backs off ($tries failed flushes, not one every 500 ms)");
 }
 
+# ---------------------------------------------------------------- 4
+
+{
+    # sql/README.md's suggested flush query, as printed there, through a
+    # real flush with a completion in the batch ($7 is epoch seconds: it
+    # once said boolean[], and every such batch failed with 22P02)
+    my $readme = slurp("$FindBin::Bin/../sql/README.md");
+    my ($snippet) = $readme =~ /## Watch progress.*?```sql\n(.*?)```/s;
+    ok($snippet, 'README snippet: found in sql/README.md');
+    $snippet =~ s/\s+/ /g;
+    $snippet =~ s/"/\\"/g;
+
+    my $short = q{SELECT $1::text AS id, true AS allowed, 'ready' AS status, 6 AS duration_seconds WHERE $2::text <> ''};
+    redis_cmd($redis_port, 'SET', 'session:t104-bob', '{"user_id":"1002"}', 'EX', 3600);
+    my $n = start_nginx(label => 'README snippet', http => qq{    vodlms_progress_flush_query "$snippet";},
+                        loc => "            vodlms_enrollment_query \"$short\" \$vid \$vodlms_user_id;");
+
+    is(beacon($n, 'bob', 'intro-ready', 0), 204, 'README snippet: a first beacon');
+    select undef, undef, undef, 1.2;
+    my $res = HTTP::Tiny->new(timeout => 10)->post(
+        "http://127.0.0.1:$n->{port}/api/videos/intro-ready/progress", {
+            headers => { 'Cookie' => 'session=t104-bob', 'Content-Type' => 'text/plain' },
+            content => q({"videoId":"intro-ready","currentTime":6,"duration":6,"event":"ended"}),
+        });
+    is($res->{status}, 204, 'README snippet: the end of a 6 s video, a second later');
+
+    my $row = sub { $pg->psql("SELECT position_seconds || ' ' || (completed_at IS NOT NULL) || ' '"
+                            . " || (played_seconds > 0) FROM watch_progress"
+                            . " WHERE user_id = '1002' AND video_id = 'intro-ready'") };
+    ok(wait_for(sub { $row->() =~ /^6\.000 / }), 'README snippet: the flush writes the last beacon');
+    is($row->(), '6.000 true true', 'README snippet: position, completion and played seconds written');
+    unlike(slurp($n->{log}), qr/refused|failed/, 'README snippet: no refusal, no failure');
+    ok(stop($n, 'QUIT', 15), 'README snippet: nginx -s quit finishes');
+}
+
 done_testing();
