@@ -323,8 +323,12 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
                                         "lecture before its upload");
 
         } else {
-            /* the id exists in another course: not this instructor's video */
-            ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_NOT_ENROLLED,
+            /*
+             * the id exists in another course: not this instructor's video,
+             * and the same answer as no row, so that ids of other courses
+             * cannot be probed; the log line tells the two apart
+             */
+            ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_VIDEO_NOT_FOUND,
                                         "the video belongs to another course");
         }
 

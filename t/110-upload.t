@@ -25,10 +25,13 @@ my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 # the lectures the LMS created, waiting for their upload ("vodlms_upload on"
-# only ever fills rows like these: ids belong to the LMS)
+# only ever fills rows like these: ids belong to the LMS); and a lecture of
+# a course carol does not teach
 $pg->psql(q{INSERT INTO videos (id, course_id, title) VALUES
             ('up-1', 'course-intro', 'Week 1'), ('up-5', 'course-intro', 'Week 5'),
             ('up-6', 'course-intro', 'Week 6')});
+$pg->psql(q{INSERT INTO courses (id, title, slug) VALUES ('course-other', 'Other', 'other')});
+$pg->psql(q{INSERT INTO videos (id, course_id, title) VALUES ('other-1', 'course-other', 'Theirs')});
 
 # the spool, on the same filesystem as the servroot's client_body_temp
 my $spool = tempdir('vodlms-spool-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -372,6 +375,69 @@ no videos row: the LMS creates the lecture before its upload
 ["GET /ctl/state?id=squat-2027-week-1"]
 --- response_body_like eval
 [qr/^row none; jobs 0; file none; spool files \d+$/]
+
+
+
+=== TEST 8c: an id of another course is answered like one nobody created (404), so other courses' ids cannot be probed; the row is untouched
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request
+POST /api/videos/other-1/upload?course=course-intro
+not mine
+--- more_headers
+Cookie: session=t110-carol
+X-Title: Mine now
+--- error_code: 404
+--- response_body
+{"error":"video_not_found","message":"no such video"}
+--- error_log
+the video belongs to another course
+
+
+
+=== TEST 8d: ... and the other course's row is as it was: no job, no file
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /ctl/state?id=other-1"]
+--- response_body_like eval
+[qr/^row queued; jobs 0; file none; spool files \d+$/]
 
 
 
