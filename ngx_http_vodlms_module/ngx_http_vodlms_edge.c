@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_vodlms_edge_sig_key(ngx_http_request_t *r,
     const unsigned char *sig, size_t sig_len, const char *policy,
     size_t policy_len, ngx_str_t *key);
 static ngx_int_t ngx_http_vodlms_edge_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vodlms_edge_cache_ns(ngx_conf_t *cf,
+    ngx_http_vodlms_edge_conf_t *conf);
 
 
 ngx_int_t
@@ -312,7 +314,7 @@ ngx_http_vodlms_edge_sig_lookup(void *data, const char *key_id,
         return 0;
     }
 
-    ngx_str_set(&ns, "cfverify");
+    ns = cd->ecf->cache_ns;
 
     /* the parsed conditions, or the one-byte mark of a canned policy */
     return ngx_vodlms_shm_cache_get(cd->ecf->cache, &ns, &key, val, val_size,
@@ -347,7 +349,7 @@ ngx_http_vodlms_edge_sig_store(void *data, const char *key_id,
         return;
     }
 
-    ngx_str_set(&ns, "cfverify");
+    ns = cd->ecf->cache_ns;
 
     if (val_len == 0) {
         val = (const unsigned char *) "1";
@@ -476,7 +478,95 @@ ngx_http_vodlms_edge_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
+    if (conf->cache && conf->cache_ns.len == 0
+        && ngx_http_vodlms_edge_cache_ns(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The signature cache's namespace names the keys it was verified with: a
+ * SHA-256 over each Key-Pair-Id and its public key (DER).  A key replaced
+ * under the same id (then a reload, which keeps the zone), or another
+ * location trusting other keys under the same ids, never finds a verdict
+ * made with the old or the other key.
+ */
+
+static ngx_int_t
+ngx_http_vodlms_edge_cache_ns(ngx_conf_t *cf,
+    ngx_http_vodlms_edge_conf_t *conf)
+{
+    int               n;
+    u_char           *p;
+    ngx_uint_t        i;
+    unsigned char    *der, *q, md[EVP_MAX_MD_SIZE];
+    unsigned int      mdlen;
+    EVP_MD_CTX       *ctx;
+    vodlms_cf_key_t  *k;
+
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "vodlms edge: cannot start a SHA-256 digest");
+        return NGX_ERROR;
+    }
+
+    k = conf->keys->elts;
+
+    for (i = 0; i < conf->keys->nelts; i++) {
+        n = i2d_PUBKEY(k[i].key, NULL);
+        der = n > 0 ? ngx_alloc(n, cf->log) : NULL;
+
+        if (der == NULL) {
+            EVP_MD_CTX_free(ctx);
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "vodlms edge: cannot encode the public key \"%*s\"",
+                          k[i].id_len, k[i].id);
+            return NGX_ERROR;
+        }
+
+        q = der;
+        (void) i2d_PUBKEY(k[i].key, &q);
+
+        if (EVP_DigestUpdate(ctx, k[i].id, k[i].id_len) != 1
+            || EVP_DigestUpdate(ctx, "", 1) != 1
+            || EVP_DigestUpdate(ctx, der, n) != 1)
+        {
+            ngx_free(der);
+            EVP_MD_CTX_free(ctx);
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "vodlms edge: SHA-256 of the keys failed");
+            return NGX_ERROR;
+        }
+
+        ngx_free(der);
+    }
+
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+        EVP_MD_CTX_free(ctx);
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "vodlms edge: SHA-256 of the keys failed");
+        return NGX_ERROR;
+    }
+
+    EVP_MD_CTX_free(ctx);
+
+    /* 128 bits of it in hex is plenty to tell key sets apart */
+    conf->cache_ns.data = ngx_pnalloc(cf->pool, sizeof("cfverify|") - 1 + 32);
+    if (conf->cache_ns.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(conf->cache_ns.data, "cfverify|", sizeof("cfverify|") - 1);
+    p = ngx_hex_dump(p, md, 16);
+    conf->cache_ns.len = p - conf->cache_ns.data;
+
+    return NGX_OK;
 }
 
 

@@ -17,6 +17,8 @@ typedef struct {
     ngx_str_t                   url;             /* scheme://host, or empty */
     ngx_uint_t                  match;
     ngx_shm_zone_t             *cache;
+    ngx_str_t                   cache_ns;        /* "cfverify|" + the keys'
+                                                    fingerprint */
     time_t                      playlist_max_age;
     time_t                      segment_max_age;
 } ngx_http_vodlms_edge_conf_t;
