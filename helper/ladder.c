@@ -167,7 +167,14 @@ build_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
         return -1;
     }
 
-    vh_buf_printf(&fc, "[0:v]");
+    /*
+     * The stream probed, by its index: "[0:v]" would also take an attached
+     * picture (cover art, possibly first and of any size) and encode that.
+     */
+    if (p->video_index < 0) {
+        return -1;
+    }
+    vh_buf_printf(&fc, "[0:%d]", p->video_index);
     if (p->fps > cf->max_fps) {
         vh_buf_printf(&fc, "fps=%g,", cf->max_fps);
     }
@@ -493,6 +500,8 @@ vh_poster_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     if (input_args(p, source, &a) != 0) {
         a.failed = 1;
     }
+    arg(&a, "-map");
+    argf(&a, "0:%d", p->video_index);
     arg(&a, "-frames:v");
     arg(&a, "1");
     arg(&a, "-vf");

@@ -201,7 +201,9 @@ vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
         } else if (!strcmp(type, "video") && video == NULL
                    && json_integer_value(json_object_get(disp, "attached_pic")) == 0)
         {
+            /* ffmpeg encodes this very stream (0:<index>), never cover art */
             video = s;
+            p->video_index = (int) json_integer_value(json_object_get(s, "index"));
         }
     }
 

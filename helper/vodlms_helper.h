@@ -205,6 +205,8 @@ typedef struct {
     double  fps;
     int     has_audio;
     char    demuxer[16];       /* the VH_SOURCE_FORMATS name ffprobe found */
+    int     video_index;       /* the stream probed: the first video stream
+                                  that is not an attached picture */
 } vh_probe_t;
 
 int vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p);
