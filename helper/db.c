@@ -89,22 +89,73 @@ db_exec(vh_db_t *db, const char *what, const char *sql, int n,
     return -1;
 }
 
+/*
+ * Every update of a job's row is tied to the job's source: the row must
+ * still name it in source_location.  A re-upload (the module re-queues the
+ * row with a new source and adds a new job) or an upload undone (the
+ * module's compensation puts the previous source back) makes the older job
+ * superseded: its updates match no row, and it is dropped.
+ */
+
+/* runs a statement returning one row of two counts: ours, rows with the id */
+static int
+db_job_query(vh_db_t *db, const char *what, const char *sql, int n,
+    const char *const *params)
+{
+    PGresult  *res;
+    int        attempt, ours, exists;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        if (db_connect(db) != 0) {
+            continue;
+        }
+        res = PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            ours = atoi(PQgetvalue(res, 0, 0));
+            exists = atoi(PQgetvalue(res, 0, 1));
+            PQclear(res);
+            return ours > 0 ? VH_DB_OURS : exists > 0 ? VH_DB_SUPERSEDED
+                                                      : VH_DB_NO_ROW;
+        }
+        vh_error("postgres %s failed: %s", what,
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        PQclear(res);
+        if (PQstatus(db->conn) == CONNECTION_OK) {
+            return -1;          /* a query error: retrying will not help */
+        }
+    }
+    return -1;
+}
+
 int
 vh_db_start(vh_db_t *db, const char *video_id, const char *source)
 {
     const char *p[2] = { video_id, source };
 
-    return db_exec(db, "start",
-        "UPDATE videos SET status = 'processing', progress_percent = 0,"
-        " error = NULL, source_location = coalesce(source_location, $2::text)"
-        " WHERE id = $1::text", 2, p);
+    return db_job_query(db, "start",
+        "WITH upd AS (UPDATE videos SET status = 'processing',"
+        "  progress_percent = 0, error = NULL"
+        "  WHERE id = $1::text AND source_location = $2::text RETURNING 1)"
+        " SELECT (SELECT count(*) FROM upd),"
+        "        (SELECT count(*) FROM videos WHERE id = $1::text)", 2, p);
 }
 
 int
-vh_db_progress(vh_db_t *db, const char *video_id, double percent)
+vh_db_current(vh_db_t *db, const char *video_id, const char *source)
+{
+    const char *p[2] = { video_id, source };
+
+    return db_job_query(db, "source check",
+        "SELECT count(*) FILTER (WHERE source_location = $2::text), count(*)"
+        " FROM videos WHERE id = $1::text", 2, p);
+}
+
+int
+vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
+    double percent)
 {
     char        pct[32];
-    const char *p[2] = { video_id, pct };
+    const char *p[3] = { video_id, pct, source };
 
     if (percent < 0) {
         percent = 0;
@@ -115,49 +166,89 @@ vh_db_progress(vh_db_t *db, const char *video_id, double percent)
     snprintf(pct, sizeof(pct), "%.2f", percent);
     return db_exec(db, "progress",
         "UPDATE videos SET progress_percent = $2::numeric"
-        " WHERE id = $1::text AND status = 'processing'", 2, p);
+        " WHERE id = $1::text AND source_location = $3::text"
+        " AND status = 'processing'", 3, p);
 }
 
 int
-vh_db_ready(vh_db_t *db, const char *video_id, double duration,
-    const char *renditions_json, const char *storage_prefix)
+vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
+    double duration, const char *renditions_json, const char *storage_prefix)
 {
     char        dur[32];
-    const char *p[4] = { video_id, dur, renditions_json, storage_prefix };
+    const char *p[5] = { video_id, dur, renditions_json, storage_prefix, source };
 
     snprintf(dur, sizeof(dur), "%.3f", duration);
     return db_exec(db, "ready",
         "UPDATE videos SET status = 'ready', progress_percent = 100,"
         " duration_seconds = $2::numeric, renditions = $3::jsonb,"
         " storage_prefix = $4::text, error = NULL"
-        " WHERE id = $1::text", 4, p);
+        " WHERE id = $1::text AND source_location = $5::text", 5, p);
 }
 
 int
-vh_db_failed(vh_db_t *db, const char *video_id, const char *error)
+vh_db_failed(vh_db_t *db, const char *video_id, const char *source,
+    const char *error)
 {
-    const char *p[2] = { video_id, error };
+    const char *p[3] = { video_id, error, source };
 
+    if (source == NULL) {
+        return 0;               /* no source: no upload of this row */
+    }
     return db_exec(db, "failed",
         "UPDATE videos SET status = 'failed', error = $2::text"
-        " WHERE id = $1::text", 2, p);
+        " WHERE id = $1::text AND source_location = $3::text", 3, p);
 }
 
 int
-vh_db_requeue(vh_db_t *db, const char *video_id, const char *error)
+vh_db_requeue(vh_db_t *db, const char *video_id, const char *source,
+    const char *error)
 {
-    const char *p[2] = { video_id, error };
+    const char *p[3] = { video_id, error, source };
 
     return db_exec(db, "requeue",
         "UPDATE videos SET status = 'queued', progress_percent = 0,"
-        " error = $2::text WHERE id = $1::text AND status <> 'ready'", 2, p);
+        " error = $2::text WHERE id = $1::text AND source_location = $3::text"
+        " AND status <> 'ready'", 3, p);
+}
+
+int
+vh_db_orphan(vh_db_t *db, const char *video_id, const char *storage_prefix)
+{
+    const char *p[2] = { video_id, storage_prefix };
+
+    return db_exec(db, "record an unused version",
+        "INSERT INTO videos_superseded (video_id, storage_prefix)"
+        " VALUES ($1::text, $2::text)"
+        " ON CONFLICT (video_id, storage_prefix) DO UPDATE"
+        " SET superseded_at = now(), removed_at = NULL", 2, p);
 }
 
 /*
- * Old versions.  Rows are taken (removed_at set) before anything is
- * deleted, in one statement with SKIP LOCKED, so two helpers sweeping at
- * once never take the same row; a removal that fails gives its row back.
+ * Old versions.  One transaction per sweep batch: the rows are taken with
+ * FOR UPDATE SKIP LOCKED (two helpers never take the same one) and stay
+ * locked while their directories are removed, and removed_at is set only
+ * for what was removed.  A prefix counts as in use when any video's
+ * storage_prefix names it, with or without its trailing '/'.  The lock is
+ * what makes a rollback safe: the trigger of migration 0007, run by an
+ * UPDATE that takes a prefix back into use, deletes its videos_superseded
+ * row, so it waits for this transaction, and then refuses the switch if the
+ * prefix was removed meanwhile.  Between the take and the removal the
+ * callback re-checks (vh_db_prefix_in_use) on this same connection.
  */
+static int
+db_tx(vh_db_t *db, const char *sql)
+{
+    PGresult  *res = PQexec(db->conn, sql);
+    int        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok) {
+        vh_error("postgres %s failed: %s", sql,
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    }
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 int
 vh_db_take_superseded(vh_db_t *db, double grace, int max,
     vh_db_superseded_pt cb, void *data)
@@ -165,56 +256,82 @@ vh_db_take_superseded(vh_db_t *db, double grace, int max,
     char        g[32], m[16];
     const char *p[2] = { g, m };
     const char *state;
-    PGresult   *res;
-    int         i, n;
+    PGresult   *res, *up;
+    int         i, n, rc;
 
     snprintf(g, sizeof(g), "%.3f", grace);
     snprintf(m, sizeof(m), "%d", max);
-    if (db_connect(db) != 0) {
+    if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
         return -1;
     }
     res = PQexecParams(db->conn,
-        "UPDATE videos_superseded s SET removed_at = now()"
-        " FROM (SELECT o.video_id, o.storage_prefix FROM videos_superseded o"
-        "        WHERE o.removed_at IS NULL"
-        "          AND o.superseded_at <= now() - make_interval(secs => $1::float8)"
-        "          AND NOT EXISTS (SELECT 1 FROM videos v WHERE v.id = o.video_id"
-        "                          AND v.storage_prefix = o.storage_prefix)"
-        "        ORDER BY o.superseded_at LIMIT $2::int"
-        "        FOR UPDATE SKIP LOCKED) t"
-        " WHERE s.video_id = t.video_id AND s.storage_prefix = t.storage_prefix"
-        " RETURNING s.video_id, s.storage_prefix",
+        "SELECT o.video_id, o.storage_prefix FROM videos_superseded o"
+        " WHERE o.removed_at IS NULL"
+        "   AND o.superseded_at <= now() - make_interval(secs => $1::float8)"
+        "   AND NOT EXISTS (SELECT 1 FROM videos v"
+        "                   WHERE rtrim(v.storage_prefix, '/')"
+        "                         = rtrim(o.storage_prefix, '/'))"
+        " ORDER BY o.superseded_at LIMIT $2::int"
+        " FOR UPDATE OF o SKIP LOCKED",
         2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        PQclear(res);
+        db_tx(db, "ROLLBACK");
         if (state != NULL && !strcmp(state, "42P01")) {
-            PQclear(res);
             return -2;          /* undefined_table: migration 0006 not applied */
         }
         vh_error("postgres take superseded versions failed: %s",
-                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
-        PQclear(res);
+                 PQerrorMessage(db->conn));
         return -1;
     }
     n = PQntuples(res);
     for (i = 0; i < n; i++) {
         const char *id = PQgetvalue(res, i, 0), *prefix = PQgetvalue(res, i, 1);
+        const char *q[2] = { id, prefix };
 
-        if (cb(data, id, prefix) != 0) {
-            vh_db_give_back_superseded(db, id, prefix);
+        rc = cb(data, id, prefix);
+        if (rc != 0) {
+            continue;           /* failed (next sweep), or in use again */
         }
+        up = PQexecParams(db->conn,
+            "UPDATE videos_superseded SET removed_at = now()"
+            " WHERE video_id = $1::text AND storage_prefix = $2::text",
+            2, NULL, q, NULL, NULL, 0);
+        if (PQresultStatus(up) != PGRES_COMMAND_OK) {
+            vh_error("postgres mark a superseded version removed failed: %s",
+                     PQresultErrorMessage(up));
+            PQclear(up);
+            PQclear(res);
+            db_tx(db, "ROLLBACK");
+            return -1;          /* removed but unmarked: absent next time */
+        }
+        PQclear(up);
     }
     PQclear(res);
+    if (db_tx(db, "COMMIT") != 0) {
+        return -1;
+    }
     return n;
 }
 
 int
-vh_db_give_back_superseded(vh_db_t *db, const char *video_id,
-    const char *storage_prefix)
+vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix)
 {
-    const char *p[2] = { video_id, storage_prefix };
+    const char *p[1] = { storage_prefix };
+    PGresult   *res;
+    int         rc = -1;
 
-    return db_exec(db, "give back a superseded version",
-        "UPDATE videos_superseded SET removed_at = NULL"
-        " WHERE video_id = $1::text AND storage_prefix = $2::text", 2, p);
+    res = PQexecParams(db->conn,
+        "SELECT count(*) FROM videos"
+        " WHERE rtrim(storage_prefix, '/') = rtrim($1::text, '/')",
+        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        rc = atoi(PQgetvalue(res, 0, 0)) > 0;
+    } else {
+        vh_error("postgres check a superseded version failed: %s",
+                 PQresultErrorMessage(res));
+    }
+    PQclear(res);
+    return rc;
 }

@@ -23,12 +23,37 @@ typedef struct {
     double            last_beat;
     double            last_pct;
     int               lost;
+    int               superseded;  /* the row names another source now */
 } tick_ctx_t;
 
 static int
 abandon_requested(const vh_conf_t *cf)
 {
     return vh_stop == 2 || (vh_stop == 1 && !strcmp(cf->shutdown, "abandon"));
+}
+
+void
+vh_job_superseded(const vh_job_t *job, const char *when)
+{
+    vh_info("job for video %s superseded by a newer upload: dropped (job %s,"
+            " source %s, %s)", job->video_id, job->id,
+            job->source ? job->source : "none", when);
+}
+
+/* the row's status when the job fails for good; superseded: untouched */
+static int
+fail_job(vh_db_t *db, const vh_job_t *job, const char *err)
+{
+    int rows = vh_db_failed(db, job->video_id, job->source, err);
+
+    if (rows < 0) {
+        return VH_JOB_RETRY;
+    }
+    if (rows == 0) {
+        vh_job_superseded(job, "not marked failed");
+        return VH_JOB_SUPERSEDED;
+    }
+    return VH_JOB_DONE;
 }
 
 /* called by the ffmpeg loop about once a second */
@@ -45,7 +70,14 @@ on_tick(void *data, double out_s)
     if (t->duration > 0) {
         double pct = 100.0 * out_s / t->duration;
         if (pct - t->last_pct >= 0.01) {
-            vh_db_progress(t->db, t->job->video_id, pct);
+            /* no row updated: still ours, or re-queued for a newer upload? */
+            if (vh_db_progress(t->db, t->job->video_id, t->job->source, pct) == 0
+                && vh_db_current(t->db, t->job->video_id, t->job->source)
+                   != VH_DB_OURS)
+            {
+                t->superseded = 1;
+                return 1;
+            }
             t->last_pct = pct;
         }
     }
@@ -121,26 +153,29 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     err[0] = '\0';
     tmp[0] = '\0';
 
-    if (!source_allowed(cf, job->source, err, errlen)) {
-        vh_db_failed(db, job->video_id, err);
-        return VH_JOB_DONE;
-    }
-    if (stat(job->source, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(err, errlen, "source not found or not a file: %s", job->source);
-        vh_db_failed(db, job->video_id, err);
-        return VH_JOB_DONE;
-    }
-
+    /* first of all: is this still the row's upload?  Nothing runs otherwise */
     rows = vh_db_start(db, job->video_id, job->source);
     if (rows < 0) {
         snprintf(err, errlen, "cannot update the videos row");
         return VH_JOB_RETRY;
     }
-    if (rows == 0) {
+    if (rows == VH_DB_NO_ROW) {
         vh_warn("job %s: video %s does not exist (deleted?): dropping the job",
                 job->id, job->video_id);
         snprintf(err, errlen, "no such video");
         return VH_JOB_DONE;
+    }
+    if (rows == VH_DB_SUPERSEDED) {
+        vh_job_superseded(job, "before it started");
+        return VH_JOB_SUPERSEDED;
+    }
+
+    if (!source_allowed(cf, job->source, err, errlen)) {
+        return fail_job(db, job, err);
+    }
+    if (stat(job->source, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "source not found or not a file: %s", job->source);
+        return fail_job(db, job, err);
     }
 
     if (vh_probe_source(cf, job->source, &probe) != 0) {
@@ -150,10 +185,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     if (!probe.ok) {
         snprintf(err, errlen, "%s", probe.error);
         vh_info("video %s failed: %s", job->video_id, err);
-        if (vh_db_failed(db, job->video_id, err) < 0) {
-            return VH_JOB_RETRY;
-        }
-        return VH_JOB_DONE;
+        return fail_job(db, job, err);
     }
 
     vh_ladder_plan(cf, &probe, &plan);
@@ -178,16 +210,17 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     lrc = vh_ladder_run(cf, job->source, &probe, &plan, tmp, on_tick, &t,
                         err, errlen);
     if (lrc != 0) {
-        if (t.lost) {
+        if (t.superseded) {
+            vh_job_superseded(job, "ffmpeg stopped");
+            rc = VH_JOB_SUPERSEDED;
+        } else if (t.lost) {
             rc = VH_JOB_LOST;
         } else if (abandon_requested(cf)) {
             rc = VH_JOB_ABANDONED;
         } else if (lrc == VH_LADDER_TIMEOUT) {
             /* the same file takes as long again: failed for good, not retried */
             vh_info("video %s failed: %s", job->video_id, err);
-            if (vh_db_failed(db, job->video_id, err) >= 0) {
-                rc = VH_JOB_DONE;
-            }
+            rc = fail_job(db, job, err);
         }
         goto out;
     }
@@ -255,6 +288,17 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         rc = VH_JOB_LOST;
         goto out;
     }
+    /* nor publish what a newer upload replaced (the switch checks again) */
+    rows = vh_db_current(db, job->video_id, job->source);
+    if (rows < 0) {
+        snprintf(err, errlen, "cannot read the videos row");
+        goto out;
+    }
+    if (rows != VH_DB_OURS) {
+        vh_job_superseded(job, "before publishing");
+        rc = VH_JOB_SUPERSEDED;
+        goto out;
+    }
     /*
      * Every encode gets its own prefix: URLs already served (and cached as
      * immutable) never change bytes.  The row switches to it last.
@@ -287,8 +331,24 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     tmp[0] = '\0';
 
     /* the switch: viewers of the old version keep it until old_version_grace */
-    if (vh_db_ready(db, job->video_id, duration, rend.data, prefix) < 0) {
+    rows = vh_db_ready(db, job->video_id, job->source, duration, rend.data,
+                       prefix);
+    if (rows < 0) {
         snprintf(err, errlen, "published, but cannot update the videos row");
+        goto out;
+    }
+    if (rows == 0) {
+        /*
+         * A newer upload (or an undo) took the row between the check above
+         * and here: no row ever pointed at this version.  Local: removed
+         * now.  S3 (the helper cannot delete): recorded in videos_superseded,
+         * where the operator's prune job finds it like any old version.
+         */
+        vh_job_superseded(job, "its version was never used");
+        if (cf->publish_s3 || vh_publish_discard(cf, job->video_id, version) != 0) {
+            vh_db_orphan(db, job->video_id, prefix);
+        }
+        rc = VH_JOB_SUPERSEDED;
         goto out;
     }
     vh_info("video %s ready: %d rung(s), %.1f s of video in %.1f s (job %s,"
@@ -300,6 +360,7 @@ out:
     if (tmp[0] != '\0' && vh_rm_rf(tmp) != 0) {
         vh_warn("cannot remove %s: %s", tmp, strerror(errno));
     }
+    vh_publish_tmpdir_done();
     vh_buf_free(&text);
     vh_buf_free(&master);
     vh_buf_free(&rend);

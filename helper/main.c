@@ -70,7 +70,8 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
                  " and an absolute source path): dropped", job->id);
         if (vh_valid_id(job->video_id)) {
             /* a URL or protocol prefix ("http://", "concat:", "subfile,") is never opened */
-            vh_db_failed(db, job->video_id,
+            /* only while the row names this very source (a newer upload wins) */
+            vh_db_failed(db, job->video_id, job->source,
                          job->source != NULL && job->source[0] != '\0'
                          && job->source[0] != '/'
                          ? "unsupported_source: malformed transcode job (the source"
@@ -87,8 +88,12 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
                      "transcode gave up after %d attempts (the helpers handling it"
                      " failed or died each time)", cf->max_attempts);
             vh_error("video %s: %s", job->video_id, msg);
-            if (vh_db_failed(db, job->video_id, msg) < 0) {
+            rc = vh_db_failed(db, job->video_id, job->source, msg);
+            if (rc < 0) {
                 return;         /* not acked: another try later */
+            }
+            if (rc == 0) {
+                vh_job_superseded(job, "not marked failed");
             }
             vh_queue_ack(q, job);
             return;
@@ -100,6 +105,7 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
 
         switch (rc) {
         case VH_JOB_DONE:
+        case VH_JOB_SUPERSEDED:
             vh_queue_ack(q, job);
             return;
         case VH_JOB_LOST:
@@ -108,7 +114,7 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
         case VH_JOB_ABANDONED:
             vh_warn("job %s: abandoned on shutdown (not acknowledged: another helper"
                     " reclaims it after claim_idle)", job->id);
-            vh_db_requeue(db, job->video_id, NULL);
+            vh_db_requeue(db, job->video_id, job->source, NULL);
             return;
         }
 
@@ -117,7 +123,11 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
             snprintf(msg, sizeof(msg), "transcode failed after %ld attempts: %s",
                      job->deliveries, err);
             vh_error("video %s: %s", job->video_id, msg);
-            if (vh_db_failed(db, job->video_id, msg) >= 0) {
+            rc = vh_db_failed(db, job->video_id, job->source, msg);
+            if (rc == 0) {
+                vh_job_superseded(job, "not marked failed");
+            }
+            if (rc >= 0) {
                 vh_queue_ack(q, job);
             }
             return;
@@ -135,7 +145,13 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
         snprintf(msg, sizeof(msg), "attempt %ld failed, retrying in %.1f s: %s",
                  job->deliveries, delay, err);
         vh_warn("video %s: %s", job->video_id, msg);
-        vh_db_requeue(db, job->video_id, msg);
+        if (vh_db_requeue(db, job->video_id, job->source, msg) == 0
+            && vh_db_current(db, job->video_id, job->source) != VH_DB_OURS)
+        {
+            vh_job_superseded(job, "not retried");
+            vh_queue_ack(q, job);
+            return;
+        }
         if (backoff_wait(cf, q, job, delay) != 0) {
             return;             /* stopping or lost: stays pending, reclaimed later */
         }

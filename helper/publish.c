@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <time.h>
 #include <string.h>
@@ -25,9 +26,23 @@
 #include "vodlms_helper.h"
 
 /*
- * Work directories of this video left by a helper that died mid-job: the
- * job is ours now, so nobody else is writing there.
+ * The work directory of the running job is locked (flock on the directory)
+ * for as long as the job runs, so that another helper can tell it from one
+ * left by a helper that died: two jobs of one video may run at once (a
+ * re-upload while the first is encoding).
  */
+static int  work_fd = -1;
+
+void
+vh_publish_tmpdir_done(void)
+{
+    if (work_fd >= 0) {
+        close(work_fd);
+        work_fd = -1;
+    }
+}
+
+/* Work directories of this video left by a helper that died mid-job */
 static void
 remove_stale(const char *hls, const char *video_id)
 {
@@ -35,17 +50,28 @@ remove_stale(const char *hls, const char *video_id)
     struct dirent  *e;
     char            prefix[128], path[4400];
     size_t          n;
+    int             fd;
 
     if (d == NULL) {
         return;
     }
     n = (size_t) snprintf(prefix, sizeof(prefix), ".tmp-%s.", video_id);
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, prefix, n) == 0) {
-            snprintf(path, sizeof(path), "%s/%s", hls, e->d_name);
+        if (strncmp(e->d_name, prefix, n) != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", hls, e->d_name);
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            vh_debug("%s is in use by another job of video %s", path, video_id);
+        } else {
             vh_info("removing %s, left by an earlier attempt", path);
             vh_rm_rf(path);
         }
+        close(fd);
     }
     closedir(d);
 }
@@ -67,6 +93,13 @@ vh_publish_tmpdir(const vh_conf_t *cf, const char *video_id, char *out,
              seq++);
     if (vh_rm_rf(out) != 0 || mkdir(out, 0755) != 0) {
         vh_error("cannot create %s: %s", out, strerror(errno));
+        return -1;
+    }
+    vh_publish_tmpdir_done();
+    work_fd = open(out, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (work_fd < 0 || flock(work_fd, LOCK_EX | LOCK_NB) != 0) {
+        vh_error("cannot lock %s: %s", out, strerror(errno));
+        vh_publish_tmpdir_done();
         return -1;
     }
     return 0;
@@ -166,8 +199,30 @@ vh_publish_commit(const vh_conf_t *cf, const char *video_id,
 
 /* ------------------------------------------------------ old versions */
 
+int
+vh_publish_discard(const vh_conf_t *cf, const char *video_id,
+    const char *version)
+{
+    char         path[4400];
+    struct stat  st;
+
+    snprintf(path, sizeof(path), "%s/hls/%s/%s", cf->origin_dir, video_id,
+             version);
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    if (vh_rm_rf(path) != 0) {
+        vh_error("cannot remove %s: %s", path, strerror(errno));
+        return -1;
+    }
+    vh_info("video %s: removed the version %s, which no row ever used",
+            video_id, version);
+    return 0;
+}
+
 typedef struct {
     const vh_conf_t  *cf;
+    vh_db_t          *db;
     int               removed;
     int               failed;
 } sweep_ctx_t;
@@ -208,6 +263,74 @@ is_rung_name(const char *s)
 }
 
 /*
+ * A version directory, hls/<id>/<token>: renamed out of the way to
+ * hls/<id>/.trash-<token> (no URL reaches it any more), checked once more
+ * in the database (the row is locked: a switch back to it waits for us),
+ * then removed; renamed back if a row uses it again.  A trash directory
+ * left by a helper that died here is removed on the next sweep.
+ */
+static int
+sweep_version(sweep_ctx_t *sc, const char *video_id, const char *prefix,
+    const char *dir, const char *token)
+{
+    char         path[4400], trash[4400], name[80];
+    struct stat  st;
+    int          rc, used;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, token);
+    snprintf(name, sizeof(name), ".trash-%s", token);
+    snprintf(trash, sizeof(trash), "%s/%s", dir, name);
+
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) {
+            vh_error("cannot stat %s: %s", path, strerror(errno));
+            sc->failed++;
+            return -1;
+        }
+        /* gone already, or half removed by a helper that died */
+        if (remove_dir_entry(dir, name, 1) < 0) {
+            sc->failed++;
+            return -1;
+        }
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        vh_warn("old version: leaving %s alone: not a directory", path);
+        return 0;               /* logged; the row stays taken: nothing of ours */
+    }
+    if (remove_dir_entry(dir, name, 1) < 0 || rename(path, trash) != 0) {
+        vh_error("cannot move %s out of the way: %s", path, strerror(errno));
+        sc->failed++;
+        return -1;
+    }
+
+    used = vh_db_prefix_in_use(sc->db, prefix);
+    if (used != 0) {
+        if (rename(trash, path) != 0) {
+            vh_error("cannot move %s back to %s: %s", trash, path,
+                     strerror(errno));
+        }
+        if (used > 0) {
+            vh_info("video %s: the old version %s is in use again: kept",
+                    video_id, token);
+            return 1;
+        }
+        sc->failed++;
+        return -1;
+    }
+
+    rc = vh_rm_rf(trash);
+    if (rc != 0) {
+        vh_error("cannot remove %s: %s", trash, strerror(errno));
+        sc->failed++;
+        return -1;
+    }
+    vh_info("video %s: removed the old version %s", video_id, token);
+    sc->removed++;
+    return 0;
+}
+
+/*
  * One superseded prefix.  Only two shapes are ever removed: a version,
  * hls/<id>/<token>/ (the whole directory), and the ladder from before
  * versions, hls/<id>/ (its master.m3u8 first, then poster.jpg and the
@@ -240,6 +363,13 @@ sweep_one(void *data, const char *video_id, const char *prefix)
         /* the ladder from before versions */
         if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
             return 0;
+        }
+        rc = vh_db_prefix_in_use(sc->db, prefix);
+        if (rc != 0) {
+            if (rc < 0) {
+                sc->failed++;
+            }
+            return rc < 0 ? -1 : 1;     /* in use again (the row is locked) */
         }
         if (remove_dir_entry(dir, "master.m3u8", 0) < 0
             || remove_dir_entry(dir, "poster.jpg", 0) < 0)
@@ -285,17 +415,7 @@ sweep_one(void *data, const char *video_id, const char *prefix)
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         return 0;               /* nothing there (or not ours to walk into) */
     }
-    rc = remove_dir_entry(dir, token, 1);
-    if (rc < 0) {
-        sc->failed++;
-        return -1;
-    }
-    if (rc > 0) {
-        return 0;               /* logged; the row stays taken: nothing of ours */
-    }
-    vh_info("video %s: removed the old version %s", video_id, token);
-    sc->removed++;
-    return 0;
+    return sweep_version(sc, video_id, prefix, dir, token);
 }
 
 void
@@ -323,6 +443,7 @@ vh_publish_sweep(const vh_conf_t *cf, vh_db_t *db)
     last = now;
 
     sc.cf = cf;
+    sc.db = db;
     sc.removed = 0;
     sc.failed = 0;
     do {

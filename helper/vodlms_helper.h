@@ -175,24 +175,44 @@ typedef struct vh_db_s vh_db_t;
 
 vh_db_t *vh_db_new(const char *conninfo);
 void vh_db_free(vh_db_t *db);
-/* returns rows updated (0: no such video) or -1 */
-int  vh_db_start(vh_db_t *db, const char *video_id, const char *source);
-int  vh_db_progress(vh_db_t *db, const char *video_id, double percent);
-int  vh_db_ready(vh_db_t *db, const char *video_id, double duration,
-    const char *renditions_json, const char *storage_prefix);
-int  vh_db_failed(vh_db_t *db, const char *video_id, const char *error);
-int  vh_db_requeue(vh_db_t *db, const char *video_id, const char *error);
 /*
- * Old versions: takes (marks removed) up to max superseded prefixes older
- * than grace seconds and not current, and calls cb for each; cb returning
- * non-zero gives the row back.  Rows taken or -1 (-2: no such table).
+ * Every update of a job's row names the job's source: it applies only
+ * while videos.source_location is that source.  Once a newer upload
+ * re-queued the row (or an upload was undone), the job is superseded.
+ */
+enum {
+    VH_DB_SUPERSEDED = 0,      /* the row names another source */
+    VH_DB_OURS = 1,            /* the row names this job's source */
+    VH_DB_NO_ROW = 2           /* no such video (deleted?) */
+};
+/* marks the row processing: VH_DB_* or -1 */
+int  vh_db_start(vh_db_t *db, const char *video_id, const char *source);
+/* does the row still name this source: VH_DB_* or -1 (changes nothing) */
+int  vh_db_current(vh_db_t *db, const char *video_id, const char *source);
+/* these return the rows updated (0: not ours any more, or gone) or -1 */
+int  vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
+    double percent);
+int  vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
+    double duration, const char *renditions_json, const char *storage_prefix);
+int  vh_db_failed(vh_db_t *db, const char *video_id, const char *source,
+    const char *error);
+int  vh_db_requeue(vh_db_t *db, const char *video_id, const char *source,
+    const char *error);
+/* a version published that no row ever pointed at (S3): for the prune job */
+int  vh_db_orphan(vh_db_t *db, const char *video_id, const char *storage_prefix);
+/*
+ * Old versions: takes up to max superseded prefixes older than grace
+ * seconds that no video uses, locked in one transaction, and calls cb for
+ * each; cb returns 0 when the prefix is gone (or is not ours to remove:
+ * logged), and the row is then marked removed; non-zero leaves it for
+ * later.  Rows taken or -1 (-2: no such table).
  */
 typedef int (*vh_db_superseded_pt)(void *data, const char *video_id,
     const char *storage_prefix);
 int  vh_db_take_superseded(vh_db_t *db, double grace, int max,
     vh_db_superseded_pt cb, void *data);
-int  vh_db_give_back_superseded(vh_db_t *db, const char *video_id,
-    const char *storage_prefix);
+/* inside a cb: does any video use the prefix now: 1, 0 or -1 */
+int  vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix);
 
 /* ---------------------------------------------------------------- probe.c */
 
@@ -298,6 +318,8 @@ int  vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out);
 
 int  vh_publish_tmpdir(const vh_conf_t *cf, const char *video_id,
     char *out, size_t len);
+/* the job is over: its work directory is no longer locked as in use */
+void vh_publish_tmpdir_done(void);
 /* a new version token: "20261204T221500Z-3f9a1c2b" (UTC + 32 random bits) */
 #define VH_VERSION_TOKEN_LEN  25
 int  vh_publish_version(char *out, size_t len);
@@ -307,6 +329,9 @@ int  vh_publish_commit(const vh_conf_t *cf, const char *video_id,
     const char *version, const char *tmpdir, char *err, size_t errlen);
 /* removes superseded local versions past old_version_grace (rate-limited) */
 void vh_publish_sweep(const vh_conf_t *cf, vh_db_t *db);
+/* removes <origin_dir>/hls/<id>/<version>, published for a superseded job */
+int  vh_publish_discard(const vh_conf_t *cf, const char *video_id,
+    const char *version);
 
 /* ---------------------------------------------------------------- s3.c */
 
@@ -334,8 +359,12 @@ enum {
     VH_JOB_DONE = 0,       /* ready or failed for good: ack */
     VH_JOB_RETRY,          /* transient: retry later, do not ack */
     VH_JOB_ABANDONED,      /* shutdown: do not ack, another helper reclaims */
-    VH_JOB_LOST            /* no longer ours: do not ack */
+    VH_JOB_LOST,           /* no longer ours: do not ack */
+    VH_JOB_SUPERSEDED      /* a newer upload replaced the source: ack, row untouched */
 };
+
+/* logs a superseded job at info */
+void vh_job_superseded(const vh_job_t *job, const char *when);
 
 int vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     vh_job_t *job, char *err, size_t errlen);

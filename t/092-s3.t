@@ -240,8 +240,9 @@ ffmpeg_make($source, '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duratio
 
 sub add_video {
     my $id = shift;
-    $pg->psql("INSERT INTO videos (id, course_id, title, status) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued')");
+    # as the module's upload does: the row names the job's source
+    $pg->psql("INSERT INTO videos (id, course_id, title, status, source_location) VALUES "
+              . "('$id', 'course-intro', 'Test $id', 'queued', '$source')");
     my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
                         'enqueued_at', int time);
     die "XADD: $e" if ref $e;

@@ -143,8 +143,9 @@ sub slurp {
 
 sub add_video {
     my ($id, $source) = @_;
-    $pg->psql("INSERT INTO videos (id, course_id, title, status) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued')");
+    # as the module's upload does: the row names the job's source
+    $pg->psql("INSERT INTO videos (id, course_id, title, status, source_location) VALUES "
+              . "('$id', 'course-intro', 'Test $id', 'queued', \$s\$$source\$s\$)");
     my $entry = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id,
                             'source', $source, 'enqueued_at', time);
     die "XADD: $entry" if ref $entry;

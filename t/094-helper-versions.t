@@ -241,8 +241,11 @@ sub add_row {
               . "('$id', 'course-intro', 'Test $id', '$status', $prefix)");
 }
 
+# a job, as the module's upload queues one: the row re-queued with the new
+# source (the helper works only for the source the row names), then XADD
 sub add_job {
     my ($id, $source) = @_;
+    $pg->psql("UPDATE videos SET source_location = '$source' WHERE id = '$id'");
     my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
                         'enqueued_at', int time);
     die "XADD: $e" if ref $e;
