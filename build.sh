@@ -142,11 +142,11 @@ error_log $tmp/logs/error.log;
 pid $tmp/nginx.pid;
 events {}
 http {
-    # nothing in Debian's default paths, which only root may write
+    # nothing in Debian's default paths or on a port only root may use
     access_log off;
     client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy; fastcgi_temp_path $tmp/fastcgi;
     uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;
-    vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / { vodlms_auth on; } }
+    vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:$(free_port); location / { vodlms_auth on; } }
 }
 EOF
     "$NGINX_BIN" -t -q -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log" \
