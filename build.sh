@@ -6,7 +6,8 @@
 #   ./build.sh test    deps + build, throwaway Redis/PostgreSQL, unit + Test::Nginx suites
 #                      ([--valgrind] [t/NNN-suite.t ...]: only those suites)
 #   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it);
-#                      state in var/, or /var/lib/vodlms-dev/ as root (see state_dir)
+#                      state in var/; as root from a checkout postgres or nobody
+#                      cannot enter, /var/lib/vodlms-dev/NAME-HASH/ (see state_dir)
 #   ./build.sh bench   wrk against loopback, every scenario next to its baseline
 #   ./build.sh fuzz    libFuzzer on every pure-core parser (VODLMS_FUZZ_SECONDS each)
 #   ./build.sh deb     Debian packages: libnginx-mod-http-vodlms, vodlms-helper
@@ -934,5 +935,5 @@ case ${1:-} in
     bench) shift; cmd_bench "$@" ;;
     fuzz)  shift; cmd_fuzz "$@" ;;
     deb)   shift; cmd_deb "$@" ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
