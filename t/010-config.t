@@ -412,8 +412,19 @@ my $progress = video_location('vodlms_progress on;');
 
 accepts('a progress endpoint with every option',
     "vodlms_progress_zone zone=p:1m flush=5s batch=500;
-     vodlms_progress_flush_query \"SELECT 1 WHERE \$1::text[] IS NOT NULL\";"
+     vodlms_progress_flush_query \"SELECT 1 FROM unnest(\$1::text[], \$2::text[], \$3::numeric[], \$4::numeric[], \$5::numeric[], \$6::numeric[], \$7::float8[])\";"
   . video_location('vodlms_progress on; vodlms_progress_rate 2r/s; vodlms_progress_complete 0.95;'));
+
+accepts('a flush query that takes the played seconds as $8',
+    "vodlms_progress_zone zone=p:1m;
+     vodlms_progress_flush_query \"SELECT 1 FROM unnest(\$1::text[], \$2::text[], \$3::numeric[], \$4::numeric[], \$5::numeric[], \$6::numeric[], \$7::float8[], \$8::numeric[])\";"
+  . video_location('vodlms_progress on;'));
+
+rejects('a flush query that leaves parameters untyped (PostgreSQL would refuse every flush)',
+    "vodlms_progress_zone zone=p:1m;
+     vodlms_progress_flush_query \"SELECT 1 WHERE \$1::text[] IS NOT NULL\";"
+  . video_location('vodlms_progress on;'),
+    qr/"vodlms_progress_flush_query" must use the parameters \$1 to \$7, and may use \$8 \(the played seconds\)/, 9);
 
 rejects('a progress endpoint without a zone',
     $progress,
