@@ -793,6 +793,7 @@ vodlms: CloudFront credentials rejected: expired (now >= DateLessThan), cookies,
  # deeply nested, and nothing the beacon needs
  main::post('{"a":' x 150 . '1' . '}' x 150),
  # wrong types
+ # (an integer id is an id: 42 names video "42", not this one)
  main::post(main::body(videoId => 42)),
  main::post(main::body(videoId => '["t140-lecture"]')),
  main::post(main::body(currentTime => '"100"')),
@@ -844,7 +845,7 @@ vodlms: CloudFront credentials rejected: expired (now >= DateLessThan), cookies,
  main::beacon('malformed_json'), main::beacon('malformed_json'), main::beacon('malformed_json'),
  main::beacon('malformed_json'), main::beacon('malformed_json'),
  main::beacon('bad_video_id'),
- main::beacon('bad_video_id'), main::beacon('bad_video_id'),
+ main::beacon('video_mismatch'), main::beacon('bad_video_id'),
  main::beacon('bad_current_time'), main::beacon('bad_current_time'), main::beacon('bad_current_time'),
  main::beacon('bad_duration'), main::beacon('bad_duration'),
  main::beacon('bad_event'), main::beacon('bad_event'),
