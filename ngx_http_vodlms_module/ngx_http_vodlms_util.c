@@ -422,6 +422,32 @@ ngx_http_vodlms_conf_key_free(void *data)
 
 
 /*
+ * A private key other users can read is a key they can sign with.  Only a
+ * warning: the key works, and existing deployments keep starting.  The
+ * master reads it before workers drop privileges: root's 0600 is enough.
+ */
+static void
+ngx_http_vodlms_conf_key_mode(ngx_conf_t *cf, ngx_str_t *path)
+{
+    ngx_uint_t       mode;
+    ngx_file_info_t  fi;
+
+    if (ngx_file_info(path->data, &fi) == NGX_FILE_ERROR) {
+        return;     /* it was just read: nothing more to say */
+    }
+
+    mode = ngx_file_access(&fi);
+
+    if (mode & (S_IRGRP|S_IROTH)) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "vodlms: the private key \"%V\" is readable by "
+                           "group or others (mode 0%ui%ui%ui): chmod 600 it",
+                           path, (mode >> 6) & 7, (mode >> 3) & 7, mode & 7);
+    }
+}
+
+
+/*
  * "key_pair_id /path/to/key.pem", as vodlms_cloudfront_key (private) and
  * vodlms_edge_public_key (public) take it: the id is 1-64 of [A-Za-z0-9_-]
  * (it goes into URLs and cookies as it is), the file is read once, here,
@@ -470,6 +496,10 @@ ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id, ngx_str_t *file,
                            "\"%V\": %s", private ? "" : "public ", &path,
                            err);
         return NGX_CONF_ERROR;
+    }
+
+    if (private) {
+        ngx_http_vodlms_conf_key_mode(cf, &path);
     }
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);

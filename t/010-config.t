@@ -358,6 +358,45 @@ rejects('an unknown signature cache zone',
     video_location("$play vodlms_cloudfront_signature_cache nope; vodlms_playback cookies;"),
     qr/unknown vodlms_cache_zone "nope" in "vodlms_cloudfront_signature_cache"/);
 
+# A private key that other users can read is one they can sign with: a
+# warning (a 0644 key kept working before, and keeps working), never for
+# a 0600 key, and never for a public key (issue #16).
+{
+    open my $in, '<', $key or die "$key: $!";
+    my $pem = do { local $/; <$in> };
+    close $in;
+    for my $m (0644, 0640, 0600) {
+        my $f = sprintf '%s/key%04o.pem', $dir, $m;
+        open my $out, '>', $f or die "$f: $!";
+        print $out $pem;
+        close $out;
+        chmod $m, $f or die "chmod $f: $!";
+    }
+    system('cp', "$vectors/test_public_key.pem", "$dir/pub0644.pem") == 0 or die 'cp failed';
+    chmod 0644, "$dir/pub0644.pem" or die "chmod: $!";
+}
+
+for my $m ('0644', '0640') {
+    my ($ok, $out) = nginx_t(video_location(
+        "vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K1 $dir/key$m.pem; vodlms_playback cookies;"));
+    ok($ok, "a $m private key: nginx -t still passes") or diag $out;
+    like($out, qr/\[warn\] vodlms: the private key "\Q$dir\E\/key$m\.pem" is readable by group or others \(mode $m\): chmod 600 it in \Q$dir\E\/nginx\.conf:\d+/,
+         "a $m private key: nginx -t warns, naming the file, its mode and the fix") or diag $out;
+}
+
+{
+    my ($ok, $out) = nginx_t(video_location(
+        "vodlms_cloudfront_url https://cdn.example.test; vodlms_cloudfront_key K1 $dir/key0600.pem; vodlms_playback cookies;"));
+    ok($ok, 'a 0600 private key: nginx -t passes') or diag $out;
+    unlike($out, qr/\[warn\]/, 'a 0600 private key: no warning') or diag $out;
+}
+
+{
+    my ($ok, $out) = nginx_t("server { listen 127.0.0.1:1; location /hls/ { vodlms_edge on; vodlms_edge_public_key K1 $dir/pub0644.pem; } }");
+    ok($ok, 'a 0644 public key: nginx -t passes') or diag $out;
+    unlike($out, qr/\[warn\]/, 'a 0644 public key: no warning (it is public)') or diag $out;
+}
+
 # --- the self-hosted edge ---------------------------------------------
 
 my $pub = "$vectors/test_public_key.pem";

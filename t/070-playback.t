@@ -23,9 +23,9 @@ redis_cmd($r, 'SET', 'session:t070-bob', '{"user_id":"1002"}', 'EX', 3600);
 
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
 -f "$vectors/test_private_key.pem" or die "no CloudFront test vectors at $vectors\n";
-$ENV{TEST_NGINX_CF_KEY} = "$vectors/test_private_key.pem";
-$ENV{TEST_NGINX_CF_KEY_PKCS1} = "$vectors/test_private_key_pkcs1.pem";
-$ENV{TEST_NGINX_CF_OTHER_KEY} = "$vectors/test_other_private_key.pem";
+$ENV{TEST_NGINX_CF_KEY} = private_key("$vectors/test_private_key.pem");
+$ENV{TEST_NGINX_CF_KEY_PKCS1} = private_key("$vectors/test_private_key_pkcs1.pem");
+$ENV{TEST_NGINX_CF_OTHER_KEY} = private_key("$vectors/test_other_private_key.pem");
 
 my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;

@@ -22,7 +22,7 @@ use Test::Nginx::Socket 'no_plan';
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
 -f "$vectors/verify-cases.json" or die "no CloudFront vectors at $vectors\n";
 $ENV{TEST_NGINX_CF_PUBKEY} = "$vectors/test_public_key.pem";
-$ENV{TEST_NGINX_CF_KEY} = "$vectors/test_private_key.pem";
+$ENV{TEST_NGINX_CF_KEY} = private_key("$vectors/test_private_key.pem");
 
 our @cases = @{ JSON::PP::decode_json(do {
     local $/;

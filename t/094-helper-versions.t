@@ -120,7 +120,7 @@ http {
             vodlms_enrollment_check on;
             vodlms_video_id \$vid;
             vodlms_cloudfront_url $CDN;
-            vodlms_cloudfront_key K2JCJMDEHXQW5F $vectors/test_private_key.pem;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F ${\ private_key("$vectors/test_private_key.pem")};
             vodlms_playback cookies;
         }
         location /hls/ {

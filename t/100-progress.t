@@ -21,7 +21,7 @@ for my $u (['alice', 1001], ['bob', 1002], ['carol', 1003], ['erin', 1005],
 }
 
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
-$ENV{TEST_NGINX_CF_KEY} = "$vectors/test_private_key.pem";
+$ENV{TEST_NGINX_CF_KEY} = private_key("$vectors/test_private_key.pem");
 
 my $pg = start_pg(log_statements => 1);
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;

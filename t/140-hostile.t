@@ -95,7 +95,7 @@ my $db_before = db_state();
 
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
 -f "$vectors/test_private_key.pem" or die "no CloudFront test vectors at $vectors\n";
-$ENV{TEST_NGINX_CF_KEY} = "$vectors/test_private_key.pem";
+$ENV{TEST_NGINX_CF_KEY} = private_key("$vectors/test_private_key.pem");
 $ENV{TEST_NGINX_CF_PUBKEY} = "$vectors/test_public_key.pem";
 my $other_key = "$vectors/test_other_private_key.pem";
 

@@ -37,7 +37,8 @@ use Scalar::Util qw(weaken);
 use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server);
+our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
+                 private_key);
 
 my $OwnerPid = $$;
 
@@ -52,6 +53,29 @@ my $PrctlSyscall = eval {
 
 sub _die_with_parent {
     syscall($PrctlSyscall, 1, SIGTERM) if $PrctlSyscall;
+}
+
+#---------------------------------------------------------------------------
+# Keys
+#---------------------------------------------------------------------------
+
+# A 0600 copy of a private key (the shared vectors are 0444): nginx warns
+# about a private key that group or others can read, as it should in
+# production, and a suite's "no_error_log [warn]" would see that warning.
+my $KeyDir;
+sub private_key {
+    my ($src) = @_;
+    $KeyDir ||= tempdir('vodlms-keys-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    (my $name = $src) =~ s{.*/}{};
+    my $dst = "$KeyDir/$name";
+    open my $in, '<', $src or croak "private_key: $src: $!";
+    my $pem = do { local $/; <$in> };
+    close $in;
+    open my $out, '>', $dst or croak "private_key: $dst: $!";
+    print $out $pem;
+    close $out;
+    chmod 0600, $dst or croak "private_key: chmod $dst: $!";
+    return $dst;
 }
 
 #---------------------------------------------------------------------------
