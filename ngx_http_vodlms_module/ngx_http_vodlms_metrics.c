@@ -332,6 +332,9 @@ ngx_http_vodlms_status_handler(ngx_http_request_t *r)
         ngx_str_set(&sc->group, NGX_HTTP_VODLMS_DEFAULT_GROUP);
     }
 
+    /* status_send() finalizes the request; NGX_DONE drops this reference */
+    r->main->count++;
+
     if (vmcf->redis_pool == NULL) {
         ngx_http_vodlms_status_send(sc);
         return NGX_DONE;
@@ -361,8 +364,6 @@ ngx_http_vodlms_status_handler(ngx_http_request_t *r)
     cmds[1].argc = 3;
     cmds[1].argv = argv1;
     cmds[1].argvlen = argvlen1;
-
-    r->main->count++;
 
     rc = ngx_vodlms_redis_send(vmcf->redis_pool, r->pool, r->connection->log,
                                cmds, 2, ngx_http_vodlms_status_reply,
@@ -548,6 +549,14 @@ ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
 
     p = b->last;
     last = b->end;
+
+    /* the Prometheus way to show a version: a constant 1 with labels */
+    p = ngx_slprintf(p, last,
+            "# HELP vodlms_build_info The vodlms module's version and the "
+            "nginx it was built for.\n"
+            "# TYPE vodlms_build_info gauge\n"
+            "vodlms_build_info{version=\"" NGX_HTTP_VODLMS_VERSION "\","
+            "nginx=\"" NGINX_VERSION "\"} 1\n");
 
     p = ngx_slprintf(p, last,
             "# HELP vodlms_requests_total Requests by vodlms check or "

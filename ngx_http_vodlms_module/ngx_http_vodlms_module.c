@@ -102,25 +102,34 @@ ngx_module_t  ngx_http_vodlms_module = {
 
 /*
  * Start and every reload: which vodlms this is and what it runs on, as
- * nginx itself logs its version and build at notice level.
+ * nginx itself logs its version and build at notice level.  Debian's
+ * default error_log logs only "error" and above, so "nginx -t" also prints
+ * it, and vodlms_status serves the version as vodlms_build_info.
  */
 
 static ngx_int_t
 ngx_http_vodlms_init_module(ngx_cycle_t *cycle)
 {
-    int  pq, yajl;
+    int     pq, yajl;
+    u_char  *p, build[512];
 
     pq = PQlibVersion();
     yajl = yajl_version();
 
-    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                  "vodlms/" NGX_HTTP_VODLMS_VERSION " (built for nginx "
-                  NGINX_VERSION "; %s, hiredis %d.%d.%d, libpq %d.%d, "
-                  "jansson %s, yajl %d.%d.%d)",
-                  OpenSSL_version(OPENSSL_VERSION),
-                  HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
-                  pq / 10000, pq % 10000, jansson_version_str(),
-                  yajl / 10000, yajl / 100 % 100, yajl % 100);
+    p = ngx_snprintf(build, sizeof(build),
+                     "vodlms/" NGX_HTTP_VODLMS_VERSION " (built for nginx "
+                     NGINX_VERSION "; %s, hiredis %d.%d.%d, libpq %d.%d, "
+                     "jansson %s, yajl %d.%d.%d)",
+                     OpenSSL_version(OPENSSL_VERSION),
+                     HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+                     pq / 10000, pq % 10000, jansson_version_str(),
+                     yajl / 10000, yajl / 100 % 100, yajl % 100);
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "%*s", p - build, build);
+
+    if (ngx_test_config && !ngx_quiet_mode) {
+        ngx_log_stderr(0, "%*s", p - build, build);
+    }
 
     return NGX_OK;
 }

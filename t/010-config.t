@@ -76,6 +76,21 @@ accepts('an express gate with rotation and a cache',
 accepts('the module loaded but unused',
     'server { listen 127.0.0.1:1; }');
 
+# Debian's default error_log shows "error" and above, not the start-up
+# notice with the version: "nginx -t" prints it, "nginx -t -q" does not
+# (issue #16).
+{
+    my ($ver) = do {
+        open my $vh, '<', "$FindBin::Bin/../ngx_http_vodlms_module/ngx_http_vodlms_version.h" or die $!;
+        map { /^#define NGX_HTTP_VODLMS_VERSION\s+"([^"]+)"/ ? $1 : () } <$vh>;
+    };
+    my ($ok, $out) = nginx_t('server { listen 127.0.0.1:1; }');
+    like($out, qr/^nginx: vodlms\/\Q$ver\E \(built for nginx \d+\.\d+\.\d+; OpenSSL [^,]+, hiredis [\d.]+, libpq [\d.]+, jansson [\d.]+, yajl [\d.]+\)\n.*test is successful/ms,
+         'nginx -t prints the module\'s version') or diag $out;
+    $out = `$nginx -t -q -p $dir -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
+    is($out, '', 'nginx -t -q (systemd\'s check before a reload) prints nothing');
+}
+
 rejects('an unknown session type',
     "vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / {
          vodlms_auth on; vodlms_session_type jwt; } }",

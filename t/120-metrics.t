@@ -138,3 +138,36 @@ qr/
 /smx
 --- no_error_log
 [error]
+
+
+
+=== TEST 4: the version, which Debian's default error_log (level "error") does not show at start-up
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /metrics { vodlms_status; }
+--- request
+GET /metrics
+--- response_body_like eval
+my ($ver) = map { /^#define NGX_HTTP_VODLMS_VERSION\s+"([^"]+)"/ ? $1 : () }
+    do { open my $fh, '<', "$FindBin::Bin/../ngx_http_vodlms_module/ngx_http_vodlms_version.h" or die $!; <$fh> };
+qr/^\# TYPE vodlms_build_info gauge\nvodlms_build_info\{version="\Q$ver\E",nginx="1\.\d+\.\d+"\} 1$/m
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: a metrics page on a node without Redis (an edge): served, and the request ends cleanly
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- config
+    location = /metrics { vodlms_status; }
+--- request
+GET /metrics
+--- response_body_like eval
+qr/^vodlms_build_info\{version="[^"]+",nginx="[^"]+"\} 1$/m
+--- no_error_log
+[error]
+[alert]
