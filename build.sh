@@ -846,7 +846,8 @@ override_dh_auto_clean:
 RULES
     chmod +x "$d/rules"
 
-    echo 'usr/lib/nginx/modules/ngx_http_vodlms_module.so' \
+    printf '%s\n' 'usr/lib/nginx/modules/ngx_http_vodlms_module.so' \
+        'sql/README.md usr/share/doc/libnginx-mod-http-vodlms/sql' \
         > "$d/libnginx-mod-http-vodlms.install"
     printf '%s\n' README.md docs/directives.md docs/architecture.md \
         docs/cloudfront.md docs/operations.md docs/security.md docs/PERFORMANCE.md \

@@ -108,6 +108,8 @@ is(readlink($enabled), '/usr/share/nginx/modules-available/mod-http-vodlms.conf'
    'enabled the Debian way: the modules-enabled symlink');
 is(do { local $/; open my $fh, '<', $enabled or die $!; <$fh> },
    "load_module modules/ngx_http_vodlms_module.so;\n", 'which loads the module');
+ok(-f '/usr/share/doc/libnginx-mod-http-vodlms/sql/README.md.gz',
+   'the schema README where directives.md says (nginx nodes may have no helper package)');
 
 my $conffiles = qx{dpkg-query -W -f='\${Conffiles}' vodlms-helper};
 like($conffiles, qr{^ /etc/vodlms/helper\.conf }m, '/etc/vodlms/helper.conf is a conffile');
