@@ -7,6 +7,7 @@
 #     levels the directive is allowed at, and no section documents a
 #     directive that does not exist;
 #   - every variable (ngx_http_vodlms_variables.c) has a "### $name" section;
+#   - the default enrollment and flush queries printed there are the code's;
 #   - the nginx.conf example in README.md, and the production example
 #     docs/examples/vodlms.conf, pass `nginx -t` with the module.
 
@@ -83,6 +84,37 @@ for my $name (sort keys %documented) {
 for my $v (@variables) {
     my $head = $v eq 'vodlms_video_' ? '### $vodlms_video_&lt;column&gt;' : "### \$$v";
     like($doc, qr/^\Q$head\E$/m, "variable \$$v is documented");
+}
+
+# ------------------------------- the default queries, printed verbatim
+
+# docs/directives.md prints the module's default enrollment and flush
+# queries; they must be the code's, modulo whitespace, so they cannot drift
+# (the C strings' literals are concatenated; runs of whitespace count as one
+# space, and none is needed next to a parenthesis or before a comma)
+sub sql_norm {
+    my ($q) = @_;
+    $q =~ s/\s+/ /g;
+    $q =~ s/^ | $//g;
+    $q =~ s/([(]) | (?=[),])//g;
+    return $q;
+}
+
+for (['ngx_http_vodlms_enroll.c', 'ngx_http_vodlms_default_query', 'vodlms_enrollment_query'],
+     ['ngx_http_vodlms_progress.c', 'ngx_http_vodlms_default_flush', 'vodlms_progress_flush_query'])
+{
+    my ($file, $var, $directive) = @$_;
+
+    my ($lits) = slurp("$src/$file") =~ /\b\Q$var\E = ngx_string\(\n?(.*?)\);/s;
+    ok($lits, "$file: found $var") or next;
+    my $code = join '', $lits =~ /"((?:[^"\\]|\\.)*)"/g;
+
+    my ($section) = $doc =~ /^### \Q$directive\E\n(.*?)^### /ms;
+    my ($printed) = ($section // '') =~ /^```sql\n(.*?)^```$/ms;
+    ok($printed, "directives.md prints the default of $directive") or next;
+
+    is(sql_norm($printed), sql_norm($code),
+       "the default of $directive in directives.md is the code's ($var)");
 }
 
 # ------------------------------------------ the examples pass nginx -t

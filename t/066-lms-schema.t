@@ -192,12 +192,13 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
-# every block runs the doc's configuration, and nothing else
+# every block runs the doc's configuration, and nothing else (but the last,
+# which shows what the column table says of camelCase column names)
 add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value('main_config', "    load_module \$TEST_NGINX_MODULE_PATH;\n");
-    $block->set_value('http_config', $http);
-    $block->set_value('config', $server);
+    $block->set_value('http_config', $http) unless defined $block->http_config;
+    $block->set_value('config', $server) unless defined $block->config;
 });
 
 # a beacon as the LMS's player sends it: the lesson's id as a JSON integer
@@ -382,3 +383,34 @@ qr/\[info\] .*video id not an int: "99999999999", answering 404/
  qr/^$/,
  qr/^6\.000 max=6\.000 /]
 --- timeout: 30
+
+
+
+=== TEST 10: nginx lower-cases variable names: $vodlms_video_hlsPrefix cannot reach a "hlsPrefix" column, an alias can
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_LMS_PG";
+--- config
+    location ~ ^/api/lessons/(?<lesson>[0-9]+)/meta$ {
+        vodlms_auth on;
+        vodlms_session_type express;
+        vodlms_session_secret "keyboard cat";
+        vodlms_enrollment_check on;
+        vodlms_video_id $lesson;
+        vodlms_video_id_type int;
+        vodlms_enrollment_query 'SELECT l.title, l."hlsPrefix", l."hlsPrefix" AS hls_prefix
+                                   FROM lessons l WHERE l.id = $1::int AND $2::int > 0'
+                                $vodlms_video_id $vodlms_user_id;
+        proxy_set_header X-Camel $vodlms_video_hlsPrefix;
+        proxy_set_header X-Alias $vodlms_video_hls_prefix;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$lesson;
+    }
+    location /app/ { return 200 "camel=[$http_x_camel] alias=[$http_x_alias]\n"; }
+--- request
+GET /api/lessons/11/meta
+--- more_headers eval
+$::cookie{ann}
+--- response_body
+camel=[] alias=[hls/lessons/11/]
+--- no_error_log
+[error]
