@@ -50,6 +50,8 @@ my ($http, $server) = $conf =~ /\A(.*?)^server \{\n(.*)^\}\n\z/ms
 my ($secret) = $server =~ /^\s*vodlms_session_secret "([^"]+)";/m
     or die "docs/lms-schema.md: no vodlms_session_secret \"...\" in the server block\n";
 
+$ENV{TEST_NGINX_LMS_SECRET} = $secret;
+
 # the test's addresses instead of the doc's, each replaced exactly once
 sub replace_once {
     my ($text, $from, $to) = @_;
@@ -170,6 +172,7 @@ my ($ctl_port, $ctl) = control_server(
     '/ctl/refused' => sub {
         my ($path, $q) = @_;
         my ($user, $lesson) = (arg($q, 'user'), arg($q, 'lesson'));
+        no warnings 'once';    # the real runner's variable, or t/compat's
         my $log = $Test::Nginx::Util::ErrLogFile // $Test::Nginx::Socket::ErrLogFile;
         my $pat = qr/\[(\w+)\] .*the flush query refused the entry of user "\Q$user\E" for video "\Q$lesson\E".*?(set aside).*?(foreign key)/;
         my $lines = sub {
@@ -394,7 +397,7 @@ qr/\[info\] .*video id not an int: "99999999999", answering 404/
     location ~ ^/api/lessons/(?<lesson>[0-9]+)/meta$ {
         vodlms_auth on;
         vodlms_session_type express;
-        vodlms_session_secret "keyboard cat";
+        vodlms_session_secret "$TEST_NGINX_LMS_SECRET";
         vodlms_enrollment_check on;
         vodlms_video_id $lesson;
         vodlms_video_id_type int;
