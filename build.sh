@@ -851,6 +851,7 @@ RULES
         > "$d/libnginx-mod-http-vodlms.install"
     printf '%s\n' README.md docs/directives.md docs/architecture.md \
         docs/cloudfront.md docs/operations.md docs/security.md docs/PERFORMANCE.md \
+        docs/lms-schema.md \
         > "$d/libnginx-mod-http-vodlms.docs"
     echo 'docs/examples/vodlms.conf' > "$d/libnginx-mod-http-vodlms.examples"
 

@@ -120,7 +120,7 @@ for (['ngx_http_vodlms_enroll.c', 'ngx_http_vodlms_default_query', 'vodlms_enrol
 # ------------------------------------------ the examples pass nginx -t
 
 SKIP: {
-    skip "no module at $module (build it first)", 4 unless -f $module;
+    skip "no module at $module (build it first)", 8 unless -f $module;
 
     my $tmp = tempdir('vodlms-docs-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     mkdir "$tmp/logs";
@@ -129,7 +129,28 @@ SKIP: {
     system("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
            . "-subj /CN=lms.example.com -keyout $tmp/tls.key -out $tmp/tls.crt >/dev/null 2>&1");
 
-    my $key = "$vectors/test_private_key.pem";
+    # the CloudFront key as operations.md installs it: 0600 (a key others
+    # can read makes nginx -t warn)
+    my $key = "$tmp/cloudfront.pem";
+    system('cp', "$vectors/test_private_key.pem", $key) == 0 or die "cp: $?";
+    chmod 0600, $key or die "chmod $key: $!";
+
+    # The secrets the examples include from a 0600 file: the lines the
+    # example itself shows for that file
+    my $example = slurp("$repo/docs/examples/vodlms.conf");
+    my ($pg_line) = $example =~ /^#\s+(vodlms_pg "[^"]*password=[^"]*".*;)$/m;
+    ok($pg_line, 'the example shows the vodlms_pg line, password included, of its secrets file');
+    my ($secret_line) = $example =~ /^#\s+(vodlms_session_secret .*;)$/m;
+    ok($secret_line, 'the example shows the express-session secret line of its secrets file');
+
+    sub secrets {
+        my ($tmp, @lines) = @_;
+        open my $fh, '>', "$tmp/nginx-secrets.conf" or die $!;
+        print $fh map { "$_\n" } grep { defined } @lines;
+        close $fh;
+        chmod 0600, "$tmp/nginx-secrets.conf" or die $!;
+    }
+    secrets($tmp, $pg_line);
 
     sub nginx_t {
         my ($tmp, $site) = @_;
@@ -150,19 +171,29 @@ SKIP: {
     my ($readme) = slurp("$repo/README.md") =~ /^```nginx\n(.*?)^```$/ms;
     ok($readme, 'README.md has an nginx example');
     $readme =~ s{/etc/vodlms/keys/cloudfront\.pem}{$key}g;
+    $readme =~ s{/etc/vodlms/nginx-secrets\.conf}{$tmp/nginx-secrets.conf}g;
     my ($rc, $out) = nginx_t($tmp, $readme);
     is($rc, 0, 'the README example passes nginx -t') or diag($out);
 
     # the production example the package ships, with throwaway files where
     # an operator puts real ones
-    my $site = slurp("$repo/docs/examples/vodlms.conf");
+    my $site = $example;
     $site =~ s{/etc/vodlms/keys/cloudfront\.pem}{$key}g;
+    $site =~ s{/etc/vodlms/nginx-secrets\.conf}{$tmp/nginx-secrets.conf}g;
     $site =~ s{/etc/ssl/certs/ssl-cert-snakeoil\.pem}{$tmp/tls.crt}g;
     $site =~ s{/etc/ssl/private/ssl-cert-snakeoil\.key}{$tmp/tls.key}g;
     $site =~ s{/var/lib/vodlms/uploads}{$tmp/spool}g;
     ok($site !~ m{/etc/vodlms|/var/lib/vodlms|snakeoil}, 'every host path of the example replaced');
     ($rc, $out) = nginx_t($tmp, $site);
     is($rc, 0, 'docs/examples/vodlms.conf passes nginx -t') or diag($out);
+    unlike($out, qr/\[(?:warn|emerg)\]/, 'and without a warning') or diag($out);
+
+    # the NestJS/Express variant: its commented lines uncommented, the
+    # secret in the secrets file
+    (my $express = $site) =~ s/^#(vodlms_session_\w+ .*)$/$1/mg;
+    secrets($tmp, $pg_line, $secret_line);
+    ($rc, $out) = nginx_t($tmp, $express);
+    is($rc, 0, 'the example with express sessions passes nginx -t') or diag($out);
 }
 
 done_testing();

@@ -143,8 +143,18 @@ my $example = do {
 };
 ok($example =~ s{/etc/vodlms/keys/cloudfront\.pem}{$tmp/cloudfront.pem}g
    && $example =~ s{/etc/ssl/certs/ssl-cert-snakeoil\.pem}{$tmp/tls.crt}g
-   && $example =~ s{/etc/ssl/private/ssl-cert-snakeoil\.key}{$tmp/tls.key}g,
-   'the example names the key and the certificate an operator replaces');
+   && $example =~ s{/etc/ssl/private/ssl-cert-snakeoil\.key}{$tmp/tls.key}g
+   && $example =~ s{/etc/vodlms/nginx-secrets\.conf}{$tmp/nginx-secrets.conf}g,
+   'the example names the key, the certificate and the secrets file an operator replaces');
+
+# the secrets file as operations.md makes it (root, 0600; the master reads
+# it as root), with the database line the example shows for it
+my ($pg_line) = $example =~ /^#\s+(vodlms_pg .*;)$/m;
+ok($pg_line, 'the example shows its secrets file\'s vodlms_pg line');
+open my $sec, '>', "$tmp/nginx-secrets.conf" or die $!;
+print $sec "$pg_line\n";
+close $sec;
+chmod 0600, "$tmp/nginx-secrets.conf" or die $!;
 open my $fh, '>', "$tmp/vodlms.conf" or die $!;
 print $fh $example;
 close $fh;
