@@ -13,6 +13,10 @@
  */
 
 #include "ngx_http_vodlms_module.h"
+
+
+/* the longest storage prefix a playback answer carries */
+#define NGX_HTTP_VODLMS_PREFIX_MAX  512
 #include "vodlms_cloudfront.h"
 
 
@@ -111,6 +115,23 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
 
     if (col && !col->null && col->value.len) {
         prefix = col->value;
+
+        /*
+         * It goes into the manifest URL, the signed policy and the cookies'
+         * Path: an LMS's own column has no CHECK, and "x; Domain=evil" or a
+         * line break would become a cookie attribute or a header of ours
+         */
+        if (!vodlms_storage_prefix_valid((char *) prefix.data, prefix.len,
+                                         NGX_HTTP_VODLMS_PREFIX_MAX))
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "vodlms: the enrollment row's storage_prefix for "
+                          "video \"%V\" is not a safe path (segments of "
+                          "[A-Za-z0-9_.-] joined by \"/\", at most %d "
+                          "bytes): refused", &ctx->enroll.video_id,
+                          NGX_HTTP_VODLMS_PREFIX_MAX);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
     } else {
         prefix.len = sizeof("hls//") - 1 + ctx->enroll.video_id.len;

@@ -353,6 +353,41 @@ qr/\r\nSet-Cookie: \QCloudFront-Policy=$b64$::attrs\E\r\nSet-Cookie: \QCloudFron
 
 
 
+=== TEST 6c: an LMS's own storage prefix column is checked: "; Domain=..." or a line break never reaches Set-Cookie or a header (500, logged)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT $1::text AS id, 'A lecture' AS title, 'ready' AS status,
+                                        true AS allowed, 60 AS duration_seconds,
+                                        CASE $1::text WHEN 'semi' THEN 'hls/x; Domain=evil.example'
+                                                      WHEN 'crlf' THEN E'hls/x\r\nX-Injected: 1'
+                                                      WHEN 'dots' THEN 'hls/../other/'
+                                                      ELSE 'hls/fine/' END AS storage_prefix
+                                  WHERE $2::text <> ''" $vid $vodlms_user_id;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_playback cookies;
+    }
+--- request eval
+["GET /videos/semi/stream", "GET /videos/crlf/stream", "GET /videos/dots/stream"]
+--- more_headers
+Cookie: session=t070-alice
+--- error_code eval
+[500, 500, 500]
+--- raw_response_headers_unlike eval
+[qr/evil|X-Injected|CloudFront/i, qr/evil|X-Injected|CloudFront/i, qr/other|CloudFront/]
+--- error_log eval
+qr/the enrollment row's storage_prefix for video "(semi|crlf|dots)" is not a safe path/
+
+
+
 === TEST 7: the signature cache: one RSA operation for many requests in one bucket
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;

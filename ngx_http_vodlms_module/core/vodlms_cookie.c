@@ -129,6 +129,55 @@ vodlms_id_valid(const char *id, size_t len, size_t max)
 
 
 int
+vodlms_storage_prefix_valid(const char *s, size_t len, size_t max)
+{
+    size_t         i, seg, first;
+    unsigned char  c;
+
+    if (s == NULL || len == 0 || len > max) {
+        return 0;
+    }
+
+    if (s[len - 1] == '/') {
+        len--;                          /* the optional final '/' */
+    }
+
+    seg = 0;                            /* the current segment's length */
+    first = 1;
+
+    for (i = 0; i <= len; i++) {
+
+        if (i == len || s[i] == '/') {
+            /* no empty segment ("//", a leading '/'), no "." or ".." */
+            if (seg == 0
+                || (seg == 1 && s[i - 1] == '.')
+                || (seg == 2 && s[i - 1] == '.' && s[i - 2] == '.'))
+            {
+                return 0;
+            }
+
+            seg = 0;
+            first = 0;
+            continue;
+        }
+
+        c = (unsigned char) s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-'
+              || (c == '.' && !first)))
+        {
+            return 0;
+        }
+
+        seg++;
+    }
+
+    return 1;
+}
+
+
+int
 vodlms_id_integer_valid(const char *id, size_t len, unsigned bits)
 {
     size_t         i;

@@ -70,6 +70,16 @@ int vodlms_id_valid(const char *id, size_t len, size_t max);
 int vodlms_id_integer_valid(const char *id, size_t len, unsigned bits);
 
 /*
+ * A storage prefix (where a video's HLS tree lives, from the enrollment
+ * row): the rule of the schema's videos_storage_prefix_safe CHECK.  One or
+ * more segments joined by '/', the first of [A-Za-z0-9_-], the others of
+ * [A-Za-z0-9_.-], none "." or "..", an optional final '/', at most max
+ * bytes.  It goes into URLs, signed policies and Set-Cookie's Path, so
+ * nothing else may pass: no ';', CR, LF, space, '%', '?', '#' or "//".
+ */
+int vodlms_storage_prefix_valid(const char *s, size_t len, size_t max);
+
+/*
  * Strict percent-decoding (no '+' -> space).  Rejects a '%' not followed by
  * two hex digits, and any decoded byte < 0x20 or 0x7f (NUL, CR, LF...).
  * `out` must have room for `len` bytes; it may equal `in`.

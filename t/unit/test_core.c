@@ -1807,6 +1807,39 @@ test_beacon_oracle(void)
 
 
 static void
+test_storage_prefix(void)
+{
+    size_t  i;
+
+    static const char  *good[] = {
+        "hls/intro-ready/", "hls/intro-ready", "hls/42/20261204T221500Z-3f9a1c2b/",
+        "prod/hls/x/v1.2/", "a", "a/b.c/d_e-f/"
+    };
+
+    static const char  *bad[] = {
+        "", "/hls/x/", "hls//x/", "hls/x//", "hls/../x/", "hls/./x/", "hls/x/..",
+        "hls/x/../", ".hls/x/", "hls/x; Domain=evil.example", "hls/x\r\nX-Injected: 1",
+        "hls/x y/", "hls/x%2f/", "hls/x?a=1", "hls/x#f", "hls\\x/", "hls/x\"/", "/",
+        "hls/\xc3\xa9/"
+    };
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        ok(vodlms_storage_prefix_valid(good[i], strlen(good[i]), 512),
+           "storage prefix: \"%s\" is safe", good[i]);
+    }
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ok(!vodlms_storage_prefix_valid(bad[i], strlen(bad[i]), 512),
+           "storage prefix: refused #%u", (unsigned) i);
+    }
+
+    ok(!vodlms_storage_prefix_valid("hls/x/", 6, 5),
+       "storage prefix: longer than max is refused");
+    ok(!vodlms_storage_prefix_valid(NULL, 0, 512), "storage prefix: NULL");
+}
+
+
+static void
 test_progress(void)
 {
     vodlms_beacon_t    b;
@@ -2381,6 +2414,7 @@ main(void)
     test_session_fields();
     test_beacon();
     test_beacon_oracle();
+    test_storage_prefix();
     test_progress();
     test_json_output();
     test_numeral_fast();
