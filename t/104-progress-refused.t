@@ -147,7 +147,10 @@ sub stop {
     kill $sig, $n->{pid};
     my $gone = wait_for(sub { waitpid($n->{pid}, WNOHANG) == $n->{pid} }, $secs);
     unless ($gone) {
-        kill 'KILL', $n->{pid};
+        # workers that never finish would outlive a killed master, holding
+        # prove's pipe open: a failing test must not hang the suite
+        my @workers = grep { $_ } map { chomp; $_ } `pgrep -P $n->{pid}`;
+        kill 'KILL', $n->{pid}, @workers;
         waitpid $n->{pid}, 0;
     }
     return $gone;
