@@ -170,7 +170,10 @@ my @cleanup;     # state directories outside the temporary ones
 my @groups;      # process groups to take down if the test dies half-way
 END {
     for my $g (@groups) { kill 'KILL', -$g if kill 0, -$g }
-    remove_tree($_) for @cleanup;
+    for my $d (@cleanup) {
+        remove_tree($d);
+        rmdir dirname($d);      # /var/lib/vodlms-dev, if nothing else is there
+    }
 }
 
 # one run: start, wait, probe, stop, look for leftovers
