@@ -177,7 +177,7 @@ async function setup() {
   execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key], { stdio: 'ignore' });
   execFileSync('openssl', ['pkey', '-in', key, '-pubout', '-out', path.join(tmp, 'keys/cloudfront.pub.pem')], { stdio: 'ignore' });
   fs.chmodSync(path.join(tmp, 'keys'), 0o755);
-  fs.chmodSync(key, 0o644);   // read by nginx's master (root) only, but the tree is ours
+  fs.chmodSync(key, 0o600);   // read by nginx's master only (root, or this user)
 
   // nginx, from the reference config; a direct child, not a daemon
   const port = await freePort();
