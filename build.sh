@@ -57,10 +57,11 @@ user_can() { runuser -u "$1" -- test "$2" "$3" 2>/dev/null; }
 
 # cmd_deps [NPM_DIR...]: the Debian packages, then `npm ci` in the given
 # directories (default: every npm fixture)
-cmd_deps() {
+# apt_install PACKAGE...: those not installed yet (sudo for an ordinary user)
+apt_install() {
     local missing=() p sudo=""
     is_root || sudo=sudo
-    for p in "${APT_PACKAGES[@]}"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
             || missing+=("$p")
     done
@@ -72,6 +73,12 @@ cmd_deps() {
         DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
             $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+}
+
+cmd_deps() {
+    local sudo=""
+    is_root || sudo=sudo
+    apt_install "${APT_PACKAGES[@]}"
 
     # some nodejs builds bundle npm; Debian's splits it out
     if ! command -v npm >/dev/null 2>&1; then
@@ -908,8 +915,18 @@ exit 0
 POSTRM
 }
 
+# What the packages' own build needs, and nothing of the tests (no
+# Chromium, Redis, PostgreSQL, ffmpeg or npm): the Build-Depends of
+# debian/control below (dh-sequence-nginx is nginx-dev's) and what
+# dpkg-buildpackage itself runs.
+DEB_BUILD_PACKAGES=(
+    build-essential debhelper dpkg-dev pkg-config nginx-dev
+    libhiredis-dev libpq-dev libssl-dev libjansson-dev libyajl-dev
+    libcurl4-openssl-dev
+)
+
 cmd_deb() {
-    cmd_deps
+    apt_install "${DEB_BUILD_PACKAGES[@]}"
     local ver; ver=$(vodlms_version)
     [ -n "$ver" ] || die "deb: no version in ngx_http_vodlms_version.h"
     local out=$BUILD/deb
