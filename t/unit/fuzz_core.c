@@ -5,6 +5,7 @@
  *     make -C t/unit fuzz [FUZZ_SECONDS=60]
  */
 
+#include <regex.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,48 @@ role_char(unsigned char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
            || (c >= '0' && c <= '9')
            || c == '_' || c == '.' || c == ':' || c == '-' || c == ',';
+}
+
+
+/*
+ * A storage prefix: the hand-written check must agree with the schema's own
+ * CHECK (sql/migrations/0002_videos.sql), run here by POSIX regexec().
+ */
+static void
+check_storage_prefix(const char *in, size_t size)
+{
+    int             ours, theirs;
+    char           *z;
+    static int      ready;
+    static regex_t  shape, dots;
+
+    if (!ready) {
+        check(regcomp(&shape, "^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*/?$",
+                      REG_EXTENDED | REG_NOSUB) == 0);
+        check(regcomp(&dots, "(^|/)[.][.]?(/|$)", REG_EXTENDED | REG_NOSUB)
+              == 0);
+        ready = 1;
+    }
+
+    ours = vodlms_storage_prefix_valid(in, size, 512);
+
+    if (memchr(in, '\0', size) != NULL) {
+        check(!ours);                   /* the regex cannot see past a NUL */
+        return;
+    }
+
+    z = malloc(size + 1);
+    check(z != NULL);
+    memcpy(z, in, size);
+    z[size] = '\0';
+
+    theirs = size <= 512
+             && regexec(&shape, z, 0, NULL, 0) == 0
+             && regexec(&dots, z, 0, NULL, 0) != 0;
+
+    free(z);
+
+    check(ours == theirs);
 }
 
 
@@ -228,6 +271,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_session(rc, &s);
 
     check_json_output(in, size);
+    check_storage_prefix(in, size);
 
     free(buf);
     free(in);
