@@ -918,7 +918,6 @@ ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
-    u_char                             *p, *last;
     ngx_str_t                          *value;
     ngx_uint_t                          i, n, max;
     ngx_http_complex_value_t           *cv;
@@ -933,18 +932,7 @@ ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* every $N in the query must have a value, and every value a $N */
 
-    max = 0;
-    last = value[1].data + value[1].len;
-
-    for (p = value[1].data; p < last; p++) {
-        if (*p == '$' && p + 1 < last && p[1] >= '1' && p[1] <= '9') {
-            i = 0;
-            for (p++; p < last && *p >= '0' && *p <= '9'; p++) {
-                i = i * 10 + (*p - '0');
-            }
-            max = ngx_max(max, i);
-        }
-    }
+    max = ngx_http_vodlms_highest_param(&value[1]);
 
     if (max != n) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

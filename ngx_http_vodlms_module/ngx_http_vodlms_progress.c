@@ -291,7 +291,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     ngx_msec_t                         now;
     ngx_chain_t                       *cl;
     ngx_queue_t                       *q;
-    double                             cap, known, seen, watched;
+    double                             cap, known, seen, played;
     ngx_uint_t                         skipped, have_seen;
     ngx_time_t                        *tp;
     vodlms_beacon_t                    b;
@@ -411,10 +411,10 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_played_seconds",
                                         21);
 
-    if (ngx_http_vodlms_column_double(col, &watched) != NGX_OK
-        || !(watched > 0))
+    if (ngx_http_vodlms_column_double(col, &played) != NGX_OK
+        || !(played > 0))
     {
-        watched = 0;
+        played = 0;
     }
 
     z = vmcf->progress.zone->data;
@@ -471,7 +471,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
         /* where this user got to before, on any node, as far as flushed */
         node->p.max_position = seen > 0 ? seen : 0;
-        node->p.played = watched;
+        node->p.played = played;
 
         ngx_rbtree_insert(&z->sh->rbtree, &node->node);
         ngx_queue_insert_head(&z->sh->lru, &node->queue);
