@@ -385,7 +385,18 @@ is($play_old->{url}, "$CDN/hls/old/master.m3u8", 'old layout: a row from before 
 is(edge_get('hls/old/240p/seg_00000.ts', $play_old->{cookie})->[0], 200,
    'old layout: the edge serves its ladder');
 
-# the replacement, and a re-encode of the old-layout video
+# the replacement, and a re-encode of the old-layout video.  Tokens sort
+# by their UTC second (the random part orders two encodes of one second
+# arbitrarily), so the replacement starts in a later second than the
+# first encode's token, as a real re-upload does
+{
+    my ($ymd, $hms) = $p1 =~ m{/(\d{8})T(\d{6})Z-};
+    my $t1 = POSIX::mktime(substr($hms, 4, 2), substr($hms, 2, 2), substr($hms, 0, 2),
+                           substr($ymd, 6, 2), substr($ymd, 4, 2) - 1, substr($ymd, 0, 4) - 1900);
+    # mktime() is local time; the token is UTC: compare in one zone
+    my $now = POSIX::mktime(gmtime);
+    select undef, undef, undef, 0.1 while defined $t1 && ($now = POSIX::mktime(gmtime)) <= $t1;
+}
 add_job('lec', $second);
 add_job('old', $first);
 is(run_helper("$tmp/run2.log", {}), 0, 'replacement: helper exits 0')
