@@ -2,7 +2,12 @@
  * Non-blocking PostgreSQL for nginx workers: libpq's asynchronous API driven
  * by nginx events, a per-worker keep-alive pool, prepared statements,
  * timeouts on nginx timers and reconnection with back-off.  Nothing here
- * ever blocks a worker.
+ * blocks a worker, except ngx_vodlms_pg_exec_blocking(): for a worker on
+ * its way out only (see ngx_vodlms_pg_exit.c).
+ *
+ * The code: ngx_vodlms_pg_conf.c (configuration time), ngx_vodlms_pg.c
+ * (the event-driven pool), ngx_vodlms_pg_exit.c (the exit path), sharing
+ * ngx_vodlms_pg_internal.h.
  */
 
 #ifndef NGX_VODLMS_PG_H
