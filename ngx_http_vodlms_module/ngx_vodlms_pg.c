@@ -37,11 +37,10 @@
 #include <ngx_event.h>
 
 #include "ngx_vodlms_pg_internal.h"
+#include "ngx_vodlms_backoff.h"
 #include "ngx_vodlms_metrics.h"
 
 
-#define NGX_VODLMS_PG_BACKOFF_FIRST      100
-#define NGX_VODLMS_PG_BACKOFF_MAX        2000
 #define NGX_VODLMS_PG_MAX_PARAMS         65535
 #define NGX_VODLMS_PG_NO_STMT            ((ngx_uint_t) -1)
 
@@ -52,6 +51,14 @@ typedef enum {
     NGX_VODLMS_PG_PREPARE,
     NGX_VODLMS_PG_EXECUTE
 } ngx_vodlms_pg_state_e;
+
+
+#if (NGX_DEBUG)
+/* for debug lines, by ngx_vodlms_pg_state_e */
+static const char  *ngx_vodlms_pg_states[] = {
+    "connecting", "idle", "prepare", "execute"
+};
+#endif
 
 
 typedef struct ngx_vodlms_pg_conn_s   ngx_vodlms_pg_conn_t;
@@ -77,8 +84,7 @@ struct ngx_vodlms_pg_pool_s {
     ngx_uint_t                  nconnecting;
     ngx_queue_t                 waiting;      /* queries, FIFO */
     ngx_uint_t                  nwaiting;
-    ngx_uint_t                  failures;     /* consecutive, for back-off */
-    ngx_msec_t                  retry_at;
+    ngx_vodlms_backoff_t        backoff;
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    exiting:1;
 };
@@ -123,9 +129,17 @@ static ngx_int_t ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool,
     ngx_str_t *values, ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done,
     void *data, ngx_vodlms_pg_status_e *status, const char **reason);
 
+static ngx_vodlms_pg_conn_t *ngx_vodlms_pg_idle(ngx_vodlms_pg_pool_t *pool,
+    ngx_log_t *log);
+static ngx_vodlms_pg_query_t *ngx_vodlms_pg_query_new(
+    ngx_vodlms_pg_pool_t *pool, ngx_log_t *log, ngx_uint_t stmt,
+    ngx_str_t *sql, ngx_str_t *values, ngx_uint_t nvalues, size_t size);
+#if (NGX_DEBUG)
+static const char *ngx_vodlms_pg_what(ngx_vodlms_pg_pool_t *pool,
+    ngx_uint_t stmt);
+#endif
 static ngx_vodlms_pg_conn_t *ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_maybe_connect(ngx_vodlms_pg_pool_t *pool);
-static void ngx_vodlms_pg_note_failure(ngx_vodlms_pg_pool_t *pool);
 static ngx_int_t ngx_vodlms_pg_wrap(ngx_vodlms_pg_conn_t *conn,
     ngx_socket_t fd);
 static void ngx_vodlms_pg_unwrap(ngx_vodlms_pg_conn_t *conn);
@@ -239,6 +253,10 @@ ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool)
 
     pool->exiting = 1;
 
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: destroy, %V: %ui open, %ui waiting",
+                   &pool->conf->name, pool->nconns, pool->nwaiting);
+
     while (!ngx_queue_empty(&pool->conns)) {
         q = ngx_queue_head(&pool->conns);
         conn = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
@@ -332,12 +350,10 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done, void *data,
     ngx_vodlms_pg_status_e *status, const char **reason)
 {
-    u_char                 *p;
     size_t                  size;
     ngx_uint_t              i;
-    ngx_queue_t            *q;
     ngx_pool_cleanup_t     *cln;
-    ngx_vodlms_pg_conn_t   *conn, *c;
+    ngx_vodlms_pg_conn_t   *conn;
     ngx_vodlms_pg_query_t  *query;
 
     if (log == NULL) {
@@ -380,26 +396,14 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
 
     /* an idle connection; or a new one while the pool has room */
 
-    conn = NULL;
-
-    for (q = ngx_queue_head(&pool->conns);
-         q != ngx_queue_sentinel(&pool->conns);
-         q = ngx_queue_next(q))
-    {
-        c = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
-
-        if (c->state == NGX_VODLMS_PG_IDLE) {
-            conn = c;
-            break;
-        }
-    }
+    conn = ngx_vodlms_pg_idle(pool, log);
 
     if (conn == NULL
         && pool->nconns < pool->conf->pool_size
         && pool->nconnecting <= pool->nwaiting)
     {
         if (ngx_vodlms_pg_connect(pool) == NULL && pool->nconns == 0) {
-            *status = (pool->failures > 1 && ngx_current_msec < pool->retry_at)
+            *status = ngx_vodlms_backoff_left(&pool->backoff)
                       ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
             *reason = pool->reason;
             return NGX_DECLINED;
@@ -415,9 +419,97 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
         }
     }
 
-    query = ngx_alloc(size, log);
+    query = ngx_vodlms_pg_query_new(pool, log, stmt, sql, values, nvalues,
+                                    size);
     if (query == NULL) {
         return NGX_ERROR;
+    }
+
+    query->on_done = on_done;
+    query->data = data;
+
+    if (conn) {
+        conn->query = query;
+        query->conn = conn;
+
+        if (ngx_vodlms_pg_send(conn) != NGX_OK) {
+            /* the caller hears of it from the return value, not on_done */
+            conn->query = NULL;
+            ngx_free(query);
+
+            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, conn->reason);
+
+            *status = NGX_VODLMS_PG_ERROR;
+            *reason = pool->reason;
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ngx_queue_insert_tail(&pool->waiting, &query->queue);
+        pool->nwaiting++;
+        query->waiting = 1;
+
+        ngx_log_debug5(NGX_LOG_DEBUG_EVENT, log, 0,
+                       "vodlms pg: wait, %V: %s waits for a connection, "
+                       "%ui waiting, %ui of pool_size=%ui open",
+                       &pool->conf->name, ngx_vodlms_pg_what(pool, stmt),
+                       pool->nwaiting, pool->nconns, pool->conf->pool_size);
+    }
+
+    if (cln) {
+        cln->handler = ngx_vodlms_pg_query_detach;
+        cln->data = query;
+        query->cleanup = cln;
+    }
+
+    query->started = ngx_current_msec;
+
+    ngx_add_timer(&query->timer, pool->conf->timeout);
+
+    return NGX_OK;
+}
+
+
+/* the caller's log: the "get" and "wait" lines name the request */
+
+static ngx_vodlms_pg_conn_t *
+ngx_vodlms_pg_idle(ngx_vodlms_pg_pool_t *pool, ngx_log_t *log)
+{
+    ngx_queue_t           *q;
+    ngx_vodlms_pg_conn_t  *c;
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = ngx_queue_next(q))
+    {
+        c = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
+
+        if (c->state == NGX_VODLMS_PG_IDLE) {
+            ngx_log_debug2(NGX_LOG_DEBUG_EVENT, log, 0,
+                           "vodlms pg: get, %V fd:%d: an idle connection",
+                           &pool->conf->name, c->connection->fd);
+            return c;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the query and its values in one allocation of size bytes (checked) */
+
+static ngx_vodlms_pg_query_t *
+ngx_vodlms_pg_query_new(ngx_vodlms_pg_pool_t *pool, ngx_log_t *log,
+    ngx_uint_t stmt, ngx_str_t *sql, ngx_str_t *values, ngx_uint_t nvalues,
+    size_t size)
+{
+    u_char                 *p;
+    ngx_uint_t              i;
+    ngx_vodlms_pg_query_t  *query;
+
+    query = ngx_alloc(size, log);
+    if (query == NULL) {
+        return NULL;
     }
 
     ngx_memzero(query, sizeof(ngx_vodlms_pg_query_t));
@@ -426,8 +518,6 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     query->stmt = stmt;
     query->nvalues = (int) nvalues;
     query->values = (char **) (query + 1);
-    query->on_done = on_done;
-    query->data = data;
 
     p = (u_char *) (query->values + nvalues);
 
@@ -452,69 +542,25 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     query->timer.data = query;
     query->timer.log = pool->log;
 
-    if (conn) {
-        conn->query = query;
-        query->conn = conn;
-
-        if (ngx_vodlms_pg_send(conn) != NGX_OK) {
-            /* the caller hears of it from the return value, not on_done */
-            conn->query = NULL;
-            ngx_free(query);
-
-            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, conn->reason);
-
-            *status = NGX_VODLMS_PG_ERROR;
-            *reason = pool->reason;
-            return NGX_DECLINED;
-        }
-
-    } else {
-        ngx_queue_insert_tail(&pool->waiting, &query->queue);
-        pool->nwaiting++;
-        query->waiting = 1;
-    }
-
-    if (cln) {
-        cln->handler = ngx_vodlms_pg_query_detach;
-        cln->data = query;
-        query->cleanup = cln;
-    }
-
-    query->started = ngx_current_msec;
-
-    ngx_add_timer(&query->timer, pool->conf->timeout);
-
-    return NGX_OK;
+    return query;
 }
 
 
-static ngx_msec_t
-ngx_vodlms_pg_backoff(ngx_uint_t failures)
+#if (NGX_DEBUG)
+
+/* a query's statement name for debug lines; never its SQL or values */
+
+static const char *
+ngx_vodlms_pg_what(ngx_vodlms_pg_pool_t *pool, ngx_uint_t stmt)
 {
-    ngx_msec_t  ms;
-
-    /* the first retry is immediate; then 100ms, 200ms, ... up to 2s */
-
-    if (failures < 2) {
-        return 0;
+    if (stmt == NGX_VODLMS_PG_NO_STMT) {
+        return "one-off SQL";
     }
 
-    if (failures > 7) {
-        return NGX_VODLMS_PG_BACKOFF_MAX;
-    }
-
-    ms = (ngx_msec_t) NGX_VODLMS_PG_BACKOFF_FIRST << (failures - 2);
-
-    return ngx_min(ms, NGX_VODLMS_PG_BACKOFF_MAX);
+    return pool->preps[stmt].name;
 }
 
-
-static void
-ngx_vodlms_pg_note_failure(ngx_vodlms_pg_pool_t *pool)
-{
-    pool->failures++;
-    pool->retry_at = ngx_current_msec + ngx_vodlms_pg_backoff(pool->failures);
-}
+#endif
 
 
 static ngx_vodlms_pg_conn_t *
@@ -522,17 +568,23 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
 {
     u_char                *p, *last;
     PGconn                *pg;
+    ngx_msec_t             left;
     ngx_vodlms_pg_conf_t  *conf;
     ngx_vodlms_pg_conn_t  *conn;
 
     conf = pool->conf;
     last = (u_char *) pool->reason + sizeof(pool->reason) - 1;
 
-    if (pool->failures > 1 && ngx_current_msec < pool->retry_at) {
+    left = ngx_vodlms_backoff_left(&pool->backoff);
+
+    if (left) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: down, %V: no connect for %M ms more",
+                       &conf->name, left);
+
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
                      "postgres %V is down (%ui failed attempts), next try "
-                     "in %M ms%Z", &conf->name, pool->failures,
-                     pool->retry_at - ngx_current_msec);
+                     "in %M ms%Z", &conf->name, pool->backoff.failures, left);
         return NULL;
     }
 
@@ -553,7 +605,8 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
         *p = '\0';
 
         PQfinish(pg);
-        ngx_vodlms_pg_note_failure(pool);
+        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
+                                  &pool->conf->name);
         return NULL;
     }
 
@@ -603,9 +656,10 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
         return NULL;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                   "vodlms pg: connecting to %V, fd:%d",
-                   &conf->name, conn->connection->fd);
+    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: connect, %V fd:%d, %ui of pool_size=%ui",
+                   &conf->name, conn->connection->fd, pool->nconns,
+                   conf->pool_size);
 
     return conn;
 }
@@ -715,7 +769,7 @@ ngx_vodlms_pg_rewrap(ngx_vodlms_pg_conn_t *conn)
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
-                   "vodlms pg: %V: libpq moved from fd:%d to fd:%d",
+                   "vodlms pg: socket, %V: libpq moved from fd:%d to fd:%d",
                    &conn->pool->conf->name, conn->connection->fd, fd);
 
     ngx_vodlms_pg_unwrap(conn);
@@ -784,6 +838,10 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     u_char  buf[NGX_VODLMS_PG_REASON_LEN];
 
+#if (NGX_DEBUG)
+    u_char                 *m;
+#endif
+
     pool = conn->pool;
     query = conn->query;
     connecting = (conn->state == NGX_VODLMS_PG_CONNECTING);
@@ -792,6 +850,9 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     last = buf + sizeof(buf) - 1;
     p = ngx_snprintf(buf, last - buf, "postgres %V %s", &pool->conf->name,
                      connecting ? "connect failed: " : "");
+#if (NGX_DEBUG)
+    m = p;
+#endif
     p = ngx_vodlms_pg_cpymsg(p, last, reason);
     *p = '\0';
 
@@ -800,10 +861,17 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     if (connecting) {
         pool->nconnecting--;
-        ngx_vodlms_pg_note_failure(pool);
+        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
+                                  &pool->conf->name);
     }
 
     ngx_cpystrn((u_char *) pool->reason, buf, sizeof(pool->reason));
+
+    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: close, %V fd:%d, %s: %s",
+                   &pool->conf->name,
+                   conn->connection ? conn->connection->fd : -1,
+                   ngx_vodlms_pg_states[conn->state], m);
 
     if (!pool->exiting) {
         level = NGX_LOG_INFO;
@@ -843,7 +911,7 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     ngx_vodlms_pg_maybe_connect(pool);
 
     if (pool->nconns == 0) {
-        status = (pool->failures > 1 && ngx_current_msec < pool->retry_at)
+        status = ngx_vodlms_backoff_left(&pool->backoff)
                  ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
         ngx_cpystrn(buf, (u_char *) pool->reason, sizeof(buf));
         ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
@@ -991,6 +1059,7 @@ ngx_vodlms_pg_connect_poll(ngx_vodlms_pg_conn_t *conn)
 static void
 ngx_vodlms_pg_connected(ngx_vodlms_pg_conn_t *conn)
 {
+    ngx_uint_t             failures;
     ngx_vodlms_pg_pool_t  *pool;
 
     pool = conn->pool;
@@ -1022,16 +1091,18 @@ ngx_vodlms_pg_connected(ngx_vodlms_pg_conn_t *conn)
     conn->state = NGX_VODLMS_PG_IDLE;
     pool->nconnecting--;
 
-    if (pool->failures) {
+    failures = ngx_vodlms_backoff_ok(&pool->backoff);
+
+    if (failures) {
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "vodlms: postgres %V: connected again after %ui "
-                      "failed attempts", &pool->conf->name, pool->failures);
-        pool->failures = 0;
+                      "failed attempts", &pool->conf->name, failures);
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                   "vodlms pg: connected to %V, fd:%d",
-                   &pool->conf->name, conn->connection->fd);
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: connected, %V fd:%d, %s",
+                   &pool->conf->name, conn->connection->fd,
+                   PQsslInUse(conn->pg) ? "SSL" : "no SSL");
 
     (void) ngx_vodlms_pg_next(conn);
 }
@@ -1439,6 +1510,13 @@ ngx_vodlms_pg_send(ngx_vodlms_pg_conn_t *conn)
 
     conn->flushing = (rc == 1);
 
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                   "vodlms pg: %s, %V fd:%d, %s%s",
+                   ngx_vodlms_pg_states[conn->state], &conn->pool->conf->name,
+                   conn->connection->fd,
+                   ngx_vodlms_pg_what(conn->pool, query->stmt),
+                   conn->flushing ? ", flushing" : "");
+
     if (ngx_vodlms_pg_watch(conn, 1, conn->flushing) != NGX_OK) {
         ngx_cpystrn((u_char *) conn->reason,
                     (u_char *) "could not watch the socket",
@@ -1475,6 +1553,13 @@ ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     query = conn->query;
     conn->query = NULL;
     query->conn = NULL;
+
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                   "vodlms pg: done, %V fd:%d, %s: %s, %M ms",
+                   &conn->pool->conf->name, conn->connection->fd,
+                   ngx_vodlms_pg_what(conn->pool, query->stmt),
+                   ngx_vodlms_pg_status_name(status),
+                   ngx_current_msec - query->started);
 
     ngx_vodlms_pg_finish(query, status, res, reason);
 
@@ -1515,6 +1600,11 @@ ngx_vodlms_pg_next(ngx_vodlms_pg_conn_t *conn)
             return NGX_DONE;
         }
 
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: idle, %V fd:%d, %ui open",
+                       &pool->conf->name, conn->connection->fd,
+                       pool->nconns);
+
         return NGX_OK;
     }
 
@@ -1524,6 +1614,11 @@ ngx_vodlms_pg_next(ngx_vodlms_pg_conn_t *conn)
     ngx_queue_remove(q);
     pool->nwaiting--;
     query->waiting = 0;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: get, %V fd:%d: takes a waiting query, "
+                   "%ui more waiting", &pool->conf->name,
+                   conn->connection->fd, pool->nwaiting);
 
     conn->query = query;
     query->conn = conn;
@@ -1601,6 +1696,10 @@ ngx_vodlms_pg_query_timeout(ngx_event_t *ev)
                          pool->nconns, pool->conf->pool_size);
         *p = '\0';
 
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: timeout, %V: a waiting query, after %M ms",
+                       &pool->conf->name, pool->conf->timeout);
+
         ngx_vodlms_pg_finish(query, NGX_VODLMS_PG_TIMEOUT, NULL, (char *) buf);
         return;
     }
@@ -1619,6 +1718,11 @@ ngx_vodlms_pg_query_timeout(ngx_event_t *ev)
                      pool->conf->timeout);
     *p = '\0';
 
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: timeout, %V fd:%d, after %M ms",
+                   &pool->conf->name, query->conn->connection->fd,
+                   pool->conf->timeout);
+
     ngx_vodlms_pg_fail(query->conn, NGX_VODLMS_PG_TIMEOUT, (char *) buf);
 }
 
@@ -1631,6 +1735,12 @@ ngx_vodlms_pg_query_detach(void *data)
     /* the owner is gone: a waiting query is dropped, a running one ends */
 
     query->cleanup = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, query->pool->log, 0,
+                   "vodlms pg: detach, %V: the caller is gone, %s",
+                   &query->pool->conf->name,
+                   query->waiting ? "its waiting query is dropped"
+                                  : "its running query runs to its end");
 
     if (query->waiting) {
         ngx_queue_remove(&query->queue);

@@ -15,12 +15,11 @@
 #include <ngx_event.h>
 
 #include "ngx_vodlms_redis.h"
+#include "ngx_vodlms_backoff.h"
 #include "ngx_vodlms_metrics.h"
 
 
 #define NGX_VODLMS_REDIS_DEFAULT_PORT     6379
-#define NGX_VODLMS_REDIS_BACKOFF_FIRST    100
-#define NGX_VODLMS_REDIS_BACKOFF_MAX      2000
 #define NGX_VODLMS_REDIS_REASON_LEN       160
 
 
@@ -32,8 +31,7 @@ struct ngx_vodlms_redis_pool_s {
     ngx_log_t                  *log;
     ngx_queue_t                 conns;        /* usable connections */
     ngx_uint_t                  nconns;
-    ngx_uint_t                  failures;     /* consecutive, for back-off */
-    ngx_msec_t                  retry_at;
+    ngx_vodlms_backoff_t        backoff;
     char                        reason[NGX_VODLMS_REDIS_REASON_LEN];
     unsigned                    exiting:1;
 };
@@ -73,7 +71,6 @@ typedef struct {
 
 static ngx_vodlms_redis_conn_t *ngx_vodlms_redis_connect(
     ngx_vodlms_redis_pool_t *pool);
-static void ngx_vodlms_redis_note_failure(ngx_vodlms_redis_pool_t *pool);
 static void ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
     ngx_vodlms_redis_status_e status, const char *reason);
 static void ngx_vodlms_redis_fail(ngx_vodlms_redis_conn_t *conn,
@@ -288,6 +285,10 @@ ngx_vodlms_redis_pool_destroy(ngx_vodlms_redis_pool_t *pool)
 
     pool->exiting = 1;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms redis: destroy, %V: %ui open",
+                   &pool->conf->name, pool->nconns);
+
     while (!ngx_queue_empty(&pool->conns)) {
         q = ngx_queue_head(&pool->conns);
         conn = ngx_queue_data(q, ngx_vodlms_redis_conn_t, queue);
@@ -333,7 +334,7 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
             best = conn;
 
         } else if (best == NULL) {
-            *status = (pool->failures > 1 && ngx_current_msec < pool->retry_at)
+            *status = ngx_vodlms_backoff_left(&pool->backoff)
                       ? NGX_VODLMS_REDIS_DOWN : NGX_VODLMS_REDIS_ERROR;
             *reason = pool->reason;
             return NGX_DECLINED;
@@ -385,6 +386,12 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
 
     best->pending += batch->ncmds;
 
+    /* the caller's log: its line names the request */
+    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, log, 0,
+                   "vodlms redis: execute, %V fd:%d, %ui commands, "
+                   "%ui pending", &pool->conf->name, best->connection->fd,
+                   batch->ncmds, best->pending);
+
     cln->handler = ngx_vodlms_redis_batch_detach;
     cln->data = batch;
     batch->cleanup = cln;
@@ -396,42 +403,13 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
 }
 
 
-static ngx_msec_t
-ngx_vodlms_redis_backoff(ngx_uint_t failures)
-{
-    ngx_msec_t  ms;
-
-    /* the first retry is immediate; then 100ms, 200ms, ... up to 2s */
-
-    if (failures < 2) {
-        return 0;
-    }
-
-    if (failures > 7) {
-        return NGX_VODLMS_REDIS_BACKOFF_MAX;
-    }
-
-    ms = (ngx_msec_t) NGX_VODLMS_REDIS_BACKOFF_FIRST << (failures - 2);
-
-    return ngx_min(ms, NGX_VODLMS_REDIS_BACKOFF_MAX);
-}
-
-
-static void
-ngx_vodlms_redis_note_failure(ngx_vodlms_redis_pool_t *pool)
-{
-    pool->failures++;
-    pool->retry_at = ngx_current_msec
-                     + ngx_vodlms_redis_backoff(pool->failures);
-}
-
-
 static ngx_vodlms_redis_conn_t *
 ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
 {
     int                        argc;
     size_t                     argvlen[3];
     const char                *argv[3];
+    ngx_msec_t                 left;
     redisAsyncContext         *ac;
     ngx_connection_t          *c;
     ngx_vodlms_redis_conf_t   *conf;
@@ -439,11 +417,16 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
 
     conf = pool->conf;
 
-    if (pool->failures > 1 && ngx_current_msec < pool->retry_at) {
+    left = ngx_vodlms_backoff_left(&pool->backoff);
+
+    if (left) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms redis: down, %V: no connect for %M ms more",
+                       &conf->name, left);
+
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
                      "redis %V is down (%ui failed attempts), next try "
-                     "in %M ms%Z", &conf->name, pool->failures,
-                     pool->retry_at - ngx_current_msec);
+                     "in %M ms%Z", &conf->name, pool->backoff.failures, left);
         return NULL;
     }
 
@@ -466,7 +449,8 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
                      "redis %V connect failed: %s%Z", &conf->name,
                      ac->errstr);
         redisAsyncFree(ac);
-        ngx_vodlms_redis_note_failure(pool);
+        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
+                                  &pool->conf->name);
         return NULL;
     }
 
@@ -557,9 +541,11 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
         }
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                   "vodlms redis: connecting to %V, fd:%d",
-                   &conf->name, c->fd);
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms redis: connect, %V fd:%d, %ui of pool_size=%ui, "
+                   "%ui setup commands (AUTH, SELECT)",
+                   &conf->name, c->fd, pool->nconns, conf->pool_size,
+                   conn->setup);
 
     return conn;
 }
@@ -568,16 +554,22 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
 static void
 ngx_vodlms_redis_set_ready(ngx_vodlms_redis_conn_t *conn)
 {
+    ngx_uint_t                failures;
     ngx_vodlms_redis_pool_t  *pool;
 
     conn->ready = 1;
     pool = conn->pool;
 
-    if (pool->failures) {
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms redis: ready, %V fd:%d",
+                   &pool->conf->name, conn->connection->fd);
+
+    failures = ngx_vodlms_backoff_ok(&pool->backoff);
+
+    if (failures) {
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "vodlms redis: connected to %V again after %ui "
-                      "failed attempts", &pool->conf->name, pool->failures);
-        pool->failures = 0;
+                      "failed attempts", &pool->conf->name, failures);
     }
 }
 
@@ -596,6 +588,10 @@ ngx_vodlms_redis_on_connect(const redisAsyncContext *ac, int status)
     }
 
     conn->connected = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                   "vodlms redis: connected, %V fd:%d",
+                   &conn->pool->conf->name, conn->connection->fd);
 
     if (conn->connection->write->timer_set) {
         ngx_del_timer(conn->connection->write);
@@ -666,11 +662,19 @@ ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
                  "redis %V %s%s%Z", &pool->conf->name,
                  conn->connected ? "" : "connect failed: ", reason);
 
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms redis: close, %V fd:%d, %s, %ui pending: %s",
+                   &pool->conf->name, conn->connection->fd,
+                   conn->ready ? "ready"
+                               : (conn->connected ? "setup" : "connecting"),
+                   conn->pending, reason);
+
     ngx_queue_remove(&conn->queue);
     pool->nconns--;
 
     if (!conn->ready) {
-        ngx_vodlms_redis_note_failure(pool);
+        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
+                                  &pool->conf->name);
         ngx_cpystrn((u_char *) pool->reason, (u_char *) conn->reason,
                     sizeof(pool->reason));
     }
@@ -878,6 +882,14 @@ ngx_vodlms_redis_batch_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (batch->nreplies == batch->ncmds) {
         ngx_free(batch);
     }
+
+    /* conn lives on: hiredis frees it only after its callbacks return */
+
+    if (conn->pending == 0 && !conn->failed) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                       "vodlms redis: idle, %V fd:%d",
+                       &conn->pool->conf->name, conn->connection->fd);
+    }
 }
 
 
@@ -886,6 +898,15 @@ ngx_vodlms_redis_batch_finish(ngx_vodlms_redis_batch_t *batch,
     ngx_vodlms_redis_status_e status, const char *reason)
 {
     batch->done = 1;
+
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, batch->conn->pool->log, 0,
+                   "vodlms redis: done, %V fd:%d, %ui of %ui replies, %s",
+                   &batch->conn->pool->conf->name,
+                   batch->conn->connection->fd, batch->nreplies,
+                   batch->ncmds,
+                   status == NGX_VODLMS_REDIS_OK ? "ok"
+                   : (status == NGX_VODLMS_REDIS_TIMEOUT ? "timeout"
+                                                         : "error"));
 
     ngx_vodlms_metrics_backend(NGX_VODLMS_BACKEND_REDIS,
                                ngx_current_msec - batch->started,
@@ -916,6 +937,12 @@ ngx_vodlms_redis_batch_timeout(ngx_event_t *ev)
     ngx_snprintf(buf, sizeof(buf) - 1, "read timed out after %M ms%Z",
                  batch->conn->pool->conf->timeout);
 
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, batch->conn->pool->log, 0,
+                   "vodlms redis: timeout, %V fd:%d, after %M ms",
+                   &batch->conn->pool->conf->name,
+                   batch->conn->connection->fd,
+                   batch->conn->pool->conf->timeout);
+
     /* replies come in order: the connection is unusable now */
     ngx_vodlms_redis_fail(batch->conn, NGX_VODLMS_REDIS_TIMEOUT,
                           (char *) buf);
@@ -931,6 +958,13 @@ ngx_vodlms_redis_batch_detach(void *data)
 
     batch->detached = 1;
     batch->cleanup = NULL;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, batch->conn->pool->log, 0,
+                   "vodlms redis: detach, %V fd:%d: the caller is gone, "
+                   "%ui replies still to come",
+                   &batch->conn->pool->conf->name,
+                   batch->conn->connection->fd,
+                   batch->ncmds - batch->nreplies);
 
     /*
      * The timer stays armed (its log is the cycle's): a silent server must

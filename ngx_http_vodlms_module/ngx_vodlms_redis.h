@@ -36,7 +36,6 @@ typedef struct {
     ngx_uint_t                  pool_size;
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  timeout;
-    ngx_msec_t                  backoff_max;
 } ngx_vodlms_redis_conf_t;
 
 
