@@ -317,8 +317,8 @@ ngx_http_vodlms_edge_sig_lookup(void *data, const char *key_id,
     ns = cd->ecf->cache_ns;
 
     /* the parsed conditions, or the one-byte mark of a canned policy */
-    return ngx_vodlms_shm_cache_get(cd->ecf->cache, &ns, &key, val, val_size,
-                                    val_len)
+    return ngx_vodlms_shm_cache_get(cd->ecf->cache, cd->r->connection->log,
+                                    &ns, &key, val, val_size, val_len)
            == NGX_OK;
 }
 
@@ -356,8 +356,8 @@ ngx_http_vodlms_edge_sig_store(void *data, const char *key_id,
         val_len = 1;
     }
 
-    (void) ngx_vodlms_shm_cache_put(cd->ecf->cache, &ns, &key,
-                                    (u_char *) val, val_len,
+    (void) ngx_vodlms_shm_cache_put(cd->ecf->cache, cd->r->connection->log,
+                                    &ns, &key, (u_char *) val, val_len,
                                     (ngx_msec_t) left * 1000);
 }
 

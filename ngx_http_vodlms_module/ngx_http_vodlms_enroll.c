@@ -529,8 +529,9 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
 
     if (ectx->columns == NULL) {
         buf[0] = NGX_HTTP_VODLMS_ENROLL_NO_ROW;
-        (void) ngx_vodlms_shm_cache_put(ecf->cache, &ecf->cache_ns, key,
-                                        buf, 1, ecf->cache_invalid);
+        (void) ngx_vodlms_shm_cache_put(ecf->cache, r->connection->log,
+                                        &ecf->cache_ns, key, buf, 1,
+                                        ecf->cache_invalid);
         return;
     }
 
@@ -561,8 +562,8 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
     ttl = (allowed && (allowed->null || allowed->value.data[0] != 't'))
           ? ecf->cache_invalid : ecf->cache_valid;
 
-    (void) ngx_vodlms_shm_cache_put(ecf->cache, &ecf->cache_ns, key, buf,
-                                    p - buf, ttl);
+    (void) ngx_vodlms_shm_cache_put(ecf->cache, r->connection->log,
+                                    &ecf->cache_ns, key, buf, p - buf, ttl);
 }
 
 
@@ -577,8 +578,8 @@ ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
 
     u_char  buf[NGX_VODLMS_CACHE_VALUE_MAX];
 
-    if (ngx_vodlms_shm_cache_get(ecf->cache, &ecf->cache_ns, key, buf,
-                                 sizeof(buf), &len)
+    if (ngx_vodlms_shm_cache_get(ecf->cache, r->connection->log,
+                                 &ecf->cache_ns, key, buf, sizeof(buf), &len)
         != NGX_OK
         || len == 0)
     {

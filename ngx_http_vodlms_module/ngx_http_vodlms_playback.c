@@ -326,7 +326,8 @@ ngx_http_vodlms_playback_sign(ngx_http_request_t *r,
     policy.len = out->policy.len;
 
     if (pcf->sig_cache
-        && ngx_vodlms_shm_cache_get(pcf->sig_cache, &pcf->sig_cache_ns,
+        && ngx_vodlms_shm_cache_get(pcf->sig_cache, r->connection->log,
+                                    &pcf->sig_cache_ns,
                                     &policy, (u_char *) out->signature,
                                     sizeof(out->signature) - 1, &len)
            == NGX_OK)
@@ -354,7 +355,8 @@ ngx_http_vodlms_playback_sign(ngx_http_request_t *r,
         ctx->playback.sig_cache_status = "MISS";
 
         /* valid as long as the policy itself */
-        (void) ngx_vodlms_shm_cache_put(pcf->sig_cache, &pcf->sig_cache_ns,
+        (void) ngx_vodlms_shm_cache_put(pcf->sig_cache, r->connection->log,
+                                        &pcf->sig_cache_ns,
                                         &policy, (u_char *) out->signature,
                                         out->signature_len,
                                         (ngx_msec_t) (out->expires

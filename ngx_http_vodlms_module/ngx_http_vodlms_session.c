@@ -666,8 +666,8 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
         }
 
         buf[0] = NGX_HTTP_VODLMS_CACHE_NEGATIVE;
-        (void) ngx_vodlms_shm_cache_put(scf->cache, &scf->cache_ns,
-                                        &sctx->key, buf, 1,
+        (void) ngx_vodlms_shm_cache_put(scf->cache, r->connection->log,
+                                        &scf->cache_ns, &sctx->key, buf, 1,
                                         scf->cache_invalid);
         return;
     }
@@ -700,8 +700,9 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
     p = ngx_sprintf(buf, "%c%L %V\n%V", NGX_HTTP_VODLMS_CACHE_POSITIVE,
                     sctx->expires, &sctx->user_id, &sctx->roles);
 
-    (void) ngx_vodlms_shm_cache_put(scf->cache, &scf->cache_ns, &sctx->key,
-                                    buf, p - buf, ttl);
+    (void) ngx_vodlms_shm_cache_put(scf->cache, r->connection->log,
+                                    &scf->cache_ns, &sctx->key, buf, p - buf,
+                                    ttl);
 }
 
 
@@ -715,8 +716,9 @@ ngx_http_vodlms_session_cache_fetch(ngx_http_request_t *r,
 
     u_char  buf[NGX_INT64_LEN + VODLMS_USER_ID_MAX + VODLMS_ROLES_MAX + 4];
 
-    if (ngx_vodlms_shm_cache_get(scf->cache, &scf->cache_ns, &sctx->key,
-                                 buf, sizeof(buf), &len)
+    if (ngx_vodlms_shm_cache_get(scf->cache, r->connection->log,
+                                 &scf->cache_ns, &sctx->key, buf, sizeof(buf),
+                                 &len)
         != NGX_OK)
     {
         return NGX_DECLINED;

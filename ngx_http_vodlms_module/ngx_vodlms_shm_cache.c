@@ -66,6 +66,9 @@ static ngx_vodlms_shm_cache_node_t *ngx_vodlms_shm_cache_find(
     ngx_vodlms_shm_cache_t *cache, u_char *digest);
 static void ngx_vodlms_shm_cache_delete(ngx_vodlms_shm_cache_t *cache,
     ngx_vodlms_shm_cache_node_t *cn);
+#if (NGX_DEBUG)
+static ngx_str_t *ngx_vodlms_shm_cache_label(ngx_str_t *ns, ngx_str_t *label);
+#endif
 
 
 /* vodlms_cache_zone zone=name:size; */
@@ -366,14 +369,39 @@ ngx_vodlms_shm_cache_delete(ngx_vodlms_shm_cache_t *cache,
 }
 
 
+#if (NGX_DEBUG)
+
+/* a namespace for debug lines: its kind ("session", "enroll", "cfsig"...) */
+
+static ngx_str_t *
+ngx_vodlms_shm_cache_label(ngx_str_t *ns, ngx_str_t *label)
+{
+    u_char  *bar;
+
+    bar = ngx_strlchr(ns->data, ns->data + ns->len, '|');
+
+    label->data = ns->data;
+    label->len = bar ? (size_t) (bar - ns->data) : ns->len;
+
+    return label;
+}
+
+#endif
+
+
 ngx_int_t
-ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
-    u_char *buf, size_t size, size_t *len)
+ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_log_t *log, ngx_str_t *ns,
+    ngx_str_t *key, u_char *buf, size_t size, size_t *len)
 {
     u_char                        digest[NGX_VODLMS_DIGEST_LEN];
     ngx_int_t                     rc;
     ngx_vodlms_shm_cache_t       *cache;
     ngx_vodlms_shm_cache_node_t  *cn;
+
+#if (NGX_DEBUG)
+    ngx_str_t                     label;
+    const char                   *miss;
+#endif
 
     cache = zone->data;
 
@@ -386,18 +414,37 @@ ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
 
     cn = ngx_vodlms_shm_cache_find(cache, digest);
 
+#if (NGX_DEBUG)
+    miss = "miss";
+#endif
+
     if (cn != NULL) {
         if ((ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
+#if (NGX_DEBUG)
+            miss = "miss, expired";
+#endif
             ngx_vodlms_shm_cache_delete(cache, cn);
 
         } else if (cn->len <= size) {
             ngx_memcpy(buf, cn->data, cn->len);
             *len = cn->len;
 
+            ngx_log_debug6(NGX_LOG_DEBUG_HTTP, log, 0,
+                           "vodlms cache: hit, \"%V\" %*xs in zone \"%V\", "
+                           "%uz bytes, expires in %M ms",
+                           ngx_vodlms_shm_cache_label(ns, &label),
+                           (size_t) 4, digest, &zone->shm.name,
+                           (size_t) cn->len, cn->expires - ngx_current_msec);
+
             ngx_queue_remove(&cn->queue);
             ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
 
             rc = NGX_OK;
+
+#if (NGX_DEBUG)
+        } else {
+            miss = "miss, too large for the caller";
+#endif
         }
     }
 
@@ -406,6 +453,11 @@ ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
 
     } else {
         cache->sh->stats.misses++;
+
+        ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "vodlms cache: %s, \"%V\" %*xs in zone \"%V\"",
+                       miss, ngx_vodlms_shm_cache_label(ns, &label),
+                       (size_t) 4, digest, &zone->shm.name);
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -415,8 +467,8 @@ ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
 
 
 ngx_int_t
-ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
-    u_char *value, size_t len, ngx_msec_t ttl)
+ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_log_t *log, ngx_str_t *ns,
+    ngx_str_t *key, u_char *value, size_t len, ngx_msec_t ttl)
 {
     u_char                        digest[NGX_VODLMS_DIGEST_LEN];
     size_t                        n;
@@ -424,6 +476,10 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
     ngx_queue_t                  *q;
     ngx_vodlms_shm_cache_t       *cache;
     ngx_vodlms_shm_cache_node_t  *cn, *old;
+
+#if (NGX_DEBUG)
+    ngx_str_t                     label;
+#endif
 
     if (ttl == 0 || len > NGX_VODLMS_CACHE_VALUE_MAX) {
         return NGX_DECLINED;
@@ -441,6 +497,11 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
 
     old = ngx_vodlms_shm_cache_find(cache, digest);
     if (old) {
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "vodlms cache: replace, \"%V\" %*xs in zone \"%V\"",
+                       ngx_vodlms_shm_cache_label(ns, &label),
+                       (size_t) 4, digest, &zone->shm.name);
+
         ngx_vodlms_shm_cache_delete(cache, old);
     }
 
@@ -458,6 +519,11 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
             break;
         }
 
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "vodlms cache: expire, %*xs in zone \"%V\", "
+                       "expired %M ms ago", (size_t) 4, old->digest,
+                       &zone->shm.name, ngx_current_msec - old->expires);
+
         ngx_vodlms_shm_cache_delete(cache, old);
     }
 
@@ -468,6 +534,13 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
     while (cn == NULL && !ngx_queue_empty(&cache->sh->lru)) {
         q = ngx_queue_last(&cache->sh->lru);
         old = ngx_queue_data(q, ngx_vodlms_shm_cache_node_t, queue);
+
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "vodlms cache: evict, %*xs in zone \"%V\", "
+                       "the least recently used, %M ms before it expires",
+                       (size_t) 4, old->digest, &zone->shm.name,
+                       old->expires - ngx_current_msec);
+
         ngx_vodlms_shm_cache_delete(cache, old);
         cache->sh->stats.evictions++;
 
@@ -476,6 +549,13 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
 
     if (cn == NULL) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
+
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "vodlms cache: not stored, \"%V\" %*xs in zone "
+                       "\"%V\": no room",
+                       ngx_vodlms_shm_cache_label(ns, &label),
+                       (size_t) 4, digest, &zone->shm.name);
+
         return NGX_DECLINED;
     }
 
@@ -492,6 +572,12 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns, ngx_str_t *key,
     cache->sh->stats.entries++;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "vodlms cache: store, \"%V\" %*xs in zone \"%V\", "
+                   "%uz bytes, for %M ms",
+                   ngx_vodlms_shm_cache_label(ns, &label),
+                   (size_t) 4, digest, &zone->shm.name, len, ttl);
 
     return NGX_OK;
 }

@@ -32,13 +32,18 @@ char *ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_shm_zone_t *ngx_vodlms_shm_cache_ref(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_vodlms_shm_cache_defined(ngx_shm_zone_t *zone);
 
-/* NGX_OK: hit, *len bytes copied to buf; NGX_DECLINED: miss or expired */
-ngx_int_t ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_str_t *ns,
-    ngx_str_t *key, u_char *buf, size_t size, size_t *len);
+/*
+ * NGX_OK: hit, *len bytes copied to buf; NGX_DECLINED: miss or expired.
+ * log (the request's) gets the debug lines: hit, miss, expired, store,
+ * evict; a key appears there only as the first bytes of its digest.
+ */
+ngx_int_t ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_log_t *log,
+    ngx_str_t *ns, ngx_str_t *key, u_char *buf, size_t size, size_t *len);
 
 /* NGX_OK, or NGX_DECLINED when it did not fit (the caller goes on) */
-ngx_int_t ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_str_t *ns,
-    ngx_str_t *key, u_char *value, size_t len, ngx_msec_t ttl);
+ngx_int_t ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_log_t *log,
+    ngx_str_t *ns, ngx_str_t *key, u_char *value, size_t len,
+    ngx_msec_t ttl);
 
 /* is this one of ours a cache zone (and not another vodlms zone)? */
 ngx_int_t ngx_vodlms_shm_cache_is(ngx_shm_zone_t *zone);
