@@ -11,6 +11,10 @@
 #include "vodlms_cloudfront.h"
 
 
+/* a signature cache's "not configured": the automatic zone, if it signs */
+ngx_shm_zone_t  ngx_http_vodlms_cache_auto;
+
+
 /* ngx_conf_set_enum_slot, but the message names the directive and choices */
 
 char *
@@ -343,4 +347,31 @@ ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id, ngx_str_t *file,
     cln->data = *key;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The zone the signature caches use when the configuration names none.
+ * Signatures and verdicts are cached by the exact policy bytes and key, so
+ * caching them is always safe, and an RSA signature costs ~20x a cached
+ * answer: the fast set-up is the one that needs no line.  4m holds about
+ * 8,000 RSA-2048 signatures.
+ */
+ngx_shm_zone_t *
+ngx_http_vodlms_auto_sig_cache(ngx_conf_t *cf)
+{
+    ngx_str_t                     name;
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
+
+    if (vmcf->auto_sig_cache == NULL) {
+        ngx_str_set(&name, NGX_HTTP_VODLMS_SIG_ZONE_NAME);
+
+        vmcf->auto_sig_cache = ngx_vodlms_shm_cache_add(cf, &name,
+                                           NGX_HTTP_VODLMS_SIG_ZONE_SIZE,
+                                           NGX_HTTP_VODLMS_SIG_ZONE_SIZE / 8);
+    }
+
+    return vmcf->auto_sig_cache;
 }

@@ -518,7 +518,6 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
 {
     u_char                    *p, *last;
     ngx_uint_t                 i;
-    ngx_msec_t                 ttl;
     ngx_http_vodlms_column_t  *col, *allowed;
 
     u_char  buf[NGX_VODLMS_CACHE_VALUE_MAX];
@@ -529,8 +528,9 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
 
     if (ectx->columns == NULL) {
         buf[0] = NGX_HTTP_VODLMS_ENROLL_NO_ROW;
-        (void) ngx_vodlms_shm_cache_put(ecf->cache, &ecf->cache_ns, key,
-                                        buf, 1, ecf->cache_invalid);
+        (void) ngx_vodlms_shm_cache_put_negative(ecf->cache, &ecf->cache_ns,
+                                                 key, buf, 1,
+                                                 ecf->cache_invalid);
         return;
     }
 
@@ -556,13 +556,18 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
         p = ngx_cpymem(p, col[i].value.data, col[i].value.len);
     }
 
-    /* a refusal is cached as briefly as "no such video" */
+    /* a refusal is cached as briefly as "no such video", and as one */
     allowed = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_ALLOWED);
-    ttl = (allowed && (allowed->null || allowed->value.data[0] != 't'))
-          ? ecf->cache_invalid : ecf->cache_valid;
+
+    if (allowed && (allowed->null || allowed->value.data[0] != 't')) {
+        (void) ngx_vodlms_shm_cache_put_negative(ecf->cache, &ecf->cache_ns,
+                                                 key, buf, p - buf,
+                                                 ecf->cache_invalid);
+        return;
+    }
 
     (void) ngx_vodlms_shm_cache_put(ecf->cache, &ecf->cache_ns, key, buf,
-                                    p - buf, ttl);
+                                    p - buf, ecf->cache_valid);
 }
 
 

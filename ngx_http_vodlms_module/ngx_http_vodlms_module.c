@@ -54,7 +54,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
       NULL },
 
     { ngx_string("vodlms_cache_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_vodlms_shm_cache_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,

@@ -43,6 +43,9 @@ typedef struct {
     ngx_array_t                       pg_stmts;   /* of ngx_vodlms_pg_stmt_t;
                                                      never grows: pointed to */
     ngx_http_vodlms_progress_main_t   progress;
+
+    /* the signature caches' zone when none is named (made on first use) */
+    ngx_shm_zone_t                   *auto_sig_cache;
 } ngx_http_vodlms_main_conf_t;
 
 
@@ -131,6 +134,18 @@ char *ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id,
 ngx_uint_t ngx_http_vodlms_highest_param(ngx_str_t *sql);
 void ngx_cdecl ngx_http_vodlms_merge_error(ngx_conf_t *cf,
     const char *fmt, ...);
+
+/*
+ * The signature caches are on unless turned off: a location that signs or
+ * verifies and names no zone uses this one, made once, on first use.
+ */
+#define NGX_HTTP_VODLMS_SIG_ZONE_NAME  "vodlms_signatures"
+#define NGX_HTTP_VODLMS_SIG_ZONE_SIZE  (4 * 1024 * 1024)
+
+extern ngx_shm_zone_t  ngx_http_vodlms_cache_auto;
+#define NGX_HTTP_VODLMS_CACHE_AUTO  (&ngx_http_vodlms_cache_auto)
+
+ngx_shm_zone_t *ngx_http_vodlms_auto_sig_cache(ngx_conf_t *cf);
 
 /* ngx_http_vodlms_metrics.c */
 ngx_int_t ngx_http_vodlms_metrics_zone(ngx_conf_t *cf);

@@ -804,7 +804,8 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_value(conf->cookie_secure, prev->cookie_secure, 1);
     ngx_conf_merge_uint_value(conf->cookie_samesite, prev->cookie_samesite,
                               NGX_HTTP_VODLMS_SAMESITE_LAX);
-    ngx_conf_merge_ptr_value(conf->sig_cache, prev->sig_cache, NULL);
+    ngx_conf_merge_ptr_value(conf->sig_cache, prev->sig_cache,
+                             NGX_HTTP_VODLMS_CACHE_AUTO);
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
 
     if (conf->ttl < 60) {
@@ -879,6 +880,13 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
                                         "names \"%V\", which no "
                                         "\"vodlms_cloudfront_key\" defines",
                                         &conf->signing_key);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->sig_cache == NGX_HTTP_VODLMS_CACHE_AUTO) {
+        conf->sig_cache = ngx_http_vodlms_auto_sig_cache(cf);
+        if (conf->sig_cache == NULL) {
             return NGX_CONF_ERROR;
         }
     }

@@ -666,9 +666,9 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
         }
 
         buf[0] = NGX_HTTP_VODLMS_CACHE_NEGATIVE;
-        (void) ngx_vodlms_shm_cache_put(scf->cache, &scf->cache_ns,
-                                        &sctx->key, buf, 1,
-                                        scf->cache_invalid);
+        (void) ngx_vodlms_shm_cache_put_negative(scf->cache, &scf->cache_ns,
+                                                 &sctx->key, buf, 1,
+                                                 scf->cache_invalid);
         return;
     }
 
