@@ -453,7 +453,8 @@ ngx_http_vodlms_edge_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_str_value(conf->url, prev->url, "");
     ngx_conf_merge_uint_value(conf->match, prev->match,
                               VODLMS_CF_MATCH_SECTIONS);
-    ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
+    ngx_conf_merge_ptr_value(conf->cache, prev->cache,
+                             NGX_HTTP_VODLMS_CACHE_AUTO);
     ngx_conf_merge_sec_value(conf->playlist_max_age, prev->playlist_max_age,
                              5);
     ngx_conf_merge_sec_value(conf->segment_max_age, prev->segment_max_age,
@@ -468,6 +469,13 @@ ngx_http_vodlms_edge_merge_conf(ngx_conf_t *cf,
                                     "\"vodlms_edge\" needs the trusted keys: "
                                     "add \"vodlms_edge_public_key\"");
         return NGX_CONF_ERROR;
+    }
+
+    if (conf->cache == NGX_HTTP_VODLMS_CACHE_AUTO) {
+        conf->cache = ngx_http_vodlms_auto_sig_cache(cf);
+        if (conf->cache == NULL) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (conf->cache && !ngx_vodlms_shm_cache_defined(conf->cache)) {

@@ -414,15 +414,15 @@ ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
         return ngx_http_vodlms_deny(r, ectx->result, &ectx->detail);
     }
 
-    allowed = ngx_http_vodlms_enroll_column(r, (u_char *) "allowed", 7);
+    allowed = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_ALLOWED);
 
     if (allowed && (allowed->null || allowed->value.len != 1
                     || allowed->value.data[0] != 't'))
     {
         ectx->result = NGX_HTTP_VODLMS_NOT_ENROLLED;
 
-        why = ngx_http_vodlms_enroll_column(r, (u_char *) "enrollment_status",
-                                            17);
+        why = ngx_http_vodlms_enroll_col(r,
+                                         NGX_HTTP_VODLMS_COL_ENROLLMENT_STATUS);
         ngx_http_vodlms_enroll_set_detail(r, ectx,
                                           why ? "enrollment" : "video",
                                           why ? &why->value : &ectx->video_id);
@@ -430,7 +430,7 @@ ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
         return ngx_http_vodlms_deny(r, ectx->result, &ectx->detail);
     }
 
-    status = ngx_http_vodlms_enroll_column(r, (u_char *) "status", 6);
+    status = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_STATUS);
 
     if (status && !status->null
         && !(status->value.len == 5
@@ -445,8 +445,8 @@ ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        progress = ngx_http_vodlms_enroll_column(r,
-                                      (u_char *) "progress_percent", 16);
+        progress = ngx_http_vodlms_enroll_col(r,
+                                         NGX_HTTP_VODLMS_COL_PROGRESS_PERCENT);
         if (progress
             && (progress->null || !ngx_http_vodlms_is_number(&progress->value)))
         {
@@ -518,7 +518,6 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
 {
     u_char                    *p, *last;
     ngx_uint_t                 i;
-    ngx_msec_t                 ttl;
     ngx_http_vodlms_column_t  *col, *allowed;
 
     u_char  buf[NGX_VODLMS_CACHE_VALUE_MAX];
@@ -529,9 +528,10 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
 
     if (ectx->columns == NULL) {
         buf[0] = NGX_HTTP_VODLMS_ENROLL_NO_ROW;
-        (void) ngx_vodlms_shm_cache_put(ecf->cache, r->connection->log,
-                                        &ecf->cache_ns, key, buf, 1,
-                                        ecf->cache_invalid);
+        (void) ngx_vodlms_shm_cache_put_negative(ecf->cache,
+                                                 r->connection->log,
+                                                 &ecf->cache_ns, key, buf, 1,
+                                                 ecf->cache_invalid);
         return;
     }
 
@@ -557,13 +557,20 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
         p = ngx_cpymem(p, col[i].value.data, col[i].value.len);
     }
 
-    /* a refusal is cached as briefly as "no such video" */
-    allowed = ngx_http_vodlms_enroll_column(r, (u_char *) "allowed", 7);
-    ttl = (allowed && (allowed->null || allowed->value.data[0] != 't'))
-          ? ecf->cache_invalid : ecf->cache_valid;
+    /* a refusal is cached as briefly as "no such video", and as one */
+    allowed = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_ALLOWED);
+
+    if (allowed && (allowed->null || allowed->value.data[0] != 't')) {
+        (void) ngx_vodlms_shm_cache_put_negative(ecf->cache,
+                                                 r->connection->log,
+                                                 &ecf->cache_ns, key, buf,
+                                                 p - buf, ecf->cache_invalid);
+        return;
+    }
 
     (void) ngx_vodlms_shm_cache_put(ecf->cache, r->connection->log,
-                                    &ecf->cache_ns, key, buf, p - buf, ttl);
+                                    &ecf->cache_ns, key, buf, p - buf,
+                                    ecf->cache_valid);
 }
 
 
@@ -983,23 +990,4 @@ ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return ngx_http_vodlms_parse_cache(cf, &vlcf->enroll.cache,
                                        &vlcf->enroll.cache_valid,
                                        &vlcf->enroll.cache_invalid);
-}
-
-
-/* vodlms_pg / vodlms_pg_replica conninfo [parameters] */
-
-char *
-ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_vodlms_main_conf_t  *vmcf = conf;
-
-    ngx_vodlms_pg_conf_t  **pcf;
-
-    pcf = cmd->offset ? &vmcf->pg_replica : &vmcf->pg;
-
-    if (*pcf) {
-        return "is duplicate";
-    }
-
-    return ngx_vodlms_pg_parse(cf, pcf);
 }

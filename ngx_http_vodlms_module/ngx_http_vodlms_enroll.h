@@ -67,7 +67,27 @@ char *ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/*
+ * The columns the enrollment query may return, by name (docs/lms-schema.md
+ * has the table: type, use, what a missing one means).  Look them up with
+ * ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_...): the length comes
+ * from the constant, and a misspelt name does not compile.
+ */
+#define NGX_HTTP_VODLMS_COL_ALLOWED            "allowed"
+#define NGX_HTTP_VODLMS_COL_STATUS             "status"
+#define NGX_HTTP_VODLMS_COL_TITLE              "title"
+#define NGX_HTTP_VODLMS_COL_DURATION           "duration_seconds"
+#define NGX_HTTP_VODLMS_COL_STORAGE_PREFIX     "storage_prefix"
+#define NGX_HTTP_VODLMS_COL_PROGRESS_PERCENT   "progress_percent"
+#define NGX_HTTP_VODLMS_COL_ENROLLMENT_STATUS  "enrollment_status"
+#define NGX_HTTP_VODLMS_COL_RESUME_POSITION    "resume_position"
+#define NGX_HTTP_VODLMS_COL_RESUME_MAX         "resume_max_position"
+#define NGX_HTTP_VODLMS_COL_RESUME_PLAYED      "resume_played_seconds"
+#define NGX_HTTP_VODLMS_COL_RESUME_COMPLETED   "resume_completed"
+
+#define ngx_http_vodlms_enroll_col(r, name)                                   \
+    ngx_http_vodlms_enroll_column(r, (u_char *) name, sizeof(name) - 1)
 
 ngx_http_vodlms_column_t *ngx_http_vodlms_enroll_column(ngx_http_request_t *r,
     u_char *name, size_t len);

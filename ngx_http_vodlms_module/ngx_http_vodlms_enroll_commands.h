@@ -1,25 +1,11 @@
 /*
- * The enrollment check's directives (and PostgreSQL's); included into the
+ * The enrollment check's directives; included into the
  * module's command table.
  */
 
 #define NGX_HTTP_VODLMS_ENROLL_OFFSET(field)                                  \
     (offsetof(ngx_http_vodlms_loc_conf_t, enroll)                             \
      + offsetof(ngx_http_vodlms_enroll_conf_t, field))
-
-    { ngx_string("vodlms_pg"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_vodlms_pg,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("vodlms_pg_replica"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_vodlms_pg,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      1,
-      NULL },
 
     { ngx_string("vodlms_enrollment_check"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_FLAG,

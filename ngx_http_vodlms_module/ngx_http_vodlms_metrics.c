@@ -477,21 +477,36 @@ static u_char *
 ngx_http_vodlms_status_zones(ngx_http_request_t *r, u_char *p, u_char *last)
 {
     ngx_uint_t                       i, pass;
+    ngx_atomic_uint_t                v;
     ngx_list_part_t                 *part;
     ngx_shm_zone_t                  *zone;
     ngx_vodlms_shm_cache_stats_t     st;
 
-    static const char  *head[2] = {
+    static const char  *head[4] = {
         "# HELP vodlms_cache_zone_entries Answers held by a cache zone.\n"
         "# TYPE vodlms_cache_zone_entries gauge\n",
         "# HELP vodlms_cache_zone_evictions_total Live answers evicted for "
         "room.\n"
-        "# TYPE vodlms_cache_zone_evictions_total counter\n"
+        "# TYPE vodlms_cache_zone_evictions_total counter\n",
+        "# HELP vodlms_cache_zone_negative_entries Negative answers (no such "
+        "session or video, refusals) held, within the zone's negative= "
+        "bound.\n"
+        "# TYPE vodlms_cache_zone_negative_entries gauge\n",
+        "# HELP vodlms_cache_zone_negative_evictions_total Negative answers "
+        "evicted by other negative answers or for live ones.\n"
+        "# TYPE vodlms_cache_zone_negative_evictions_total counter\n"
+    };
+
+    static const char  *name[4] = {
+        "vodlms_cache_zone_entries",
+        "vodlms_cache_zone_evictions_total",
+        "vodlms_cache_zone_negative_entries",
+        "vodlms_cache_zone_negative_evictions_total"
     };
 
     /* one family per pass: the text format wants their samples together */
 
-    for (pass = 0; pass < 2; pass++) {
+    for (pass = 0; pass < 4; pass++) {
 
         p = ngx_slprintf(p, last, "%s", head[pass]);
 
@@ -517,12 +532,13 @@ ngx_http_vodlms_status_zones(ngx_http_request_t *r, u_char *p, u_char *last)
 
             ngx_vodlms_shm_cache_get_stats(&zone[i], &st);
 
-            p = ngx_slprintf(p, last, pass == 0
-                             ? "vodlms_cache_zone_entries{zone=\"%V\"} %uA\n"
-                             : "vodlms_cache_zone_evictions_total"
-                               "{zone=\"%V\"} %uA\n",
-                             &zone[i].shm.name,
-                             pass == 0 ? st.entries : st.evictions);
+            v = (pass == 0) ? st.entries
+                : (pass == 1) ? st.evictions
+                : (pass == 2) ? st.negative_entries
+                : st.negative_evictions;
+
+            p = ngx_slprintf(p, last, "%s{zone=\"%V\"} %uA\n",
+                             name[pass], &zone[i].shm.name, v);
         }
     }
 

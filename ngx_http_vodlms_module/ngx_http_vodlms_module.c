@@ -20,6 +20,8 @@ static char *ngx_http_vodlms_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_vodlms_access_handler(ngx_http_request_t *r);
@@ -37,8 +39,22 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
       0,
       NULL },
 
+    { ngx_string("vodlms_pg"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_vodlms_pg,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vodlms_pg_replica"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_vodlms_pg,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      1,
+      NULL },
+
     { ngx_string("vodlms_cache_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_vodlms_shm_cache_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -383,6 +399,25 @@ ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_vodlms_redis_parse(cf, &vmcf->redis);
+}
+
+
+/* vodlms_pg / vodlms_pg_replica conninfo [parameters] */
+
+static char *
+ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf = conf;
+
+    ngx_vodlms_pg_conf_t  **pcf;
+
+    pcf = cmd->offset ? &vmcf->pg_replica : &vmcf->pg;
+
+    if (*pcf) {
+        return "is duplicate";
+    }
+
+    return ngx_vodlms_pg_parse(cf, pcf);
 }
 
 

@@ -26,6 +26,11 @@
 #include "ngx_http_vodlms_version.h"
 
 
+/* where the per-location directives may appear (every *_commands.h) */
+#define NGX_HTTP_VODLMS_LOC_ANY                                               \
+    (NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF)
+
+
 typedef struct {
     ngx_vodlms_redis_conf_t          *redis;      /* NULL: no vodlms_redis */
     ngx_vodlms_redis_pool_t          *redis_pool; /* per worker, at runtime */
@@ -38,6 +43,9 @@ typedef struct {
     ngx_array_t                       pg_stmts;   /* of ngx_vodlms_pg_stmt_t;
                                                      never grows: pointed to */
     ngx_http_vodlms_progress_main_t   progress;
+
+    /* the signature caches' zone when none is named (made on first use) */
+    ngx_shm_zone_t                   *auto_sig_cache;
 } ngx_http_vodlms_main_conf_t;
 
 
@@ -99,11 +107,10 @@ ngx_int_t ngx_http_vodlms_add_variables(ngx_conf_t *cf);
 /* resume the phase engine after an asynchronous backend answer */
 void ngx_http_vodlms_wake(ngx_http_request_t *r);
 
-/* ngx_http_vodlms_util.c */
+/* ngx_http_vodlms_util.c: request-time helpers */
 ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
     ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
-ngx_uint_t ngx_http_vodlms_highest_param(ngx_str_t *sql);
 ngx_int_t ngx_http_vodlms_client_ipv4(ngx_connection_t *c, u_char *buf,
     ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
@@ -112,16 +119,33 @@ ngx_int_t ngx_http_vodlms_send(ngx_http_request_t *r, ngx_uint_t status,
     char *type, ngx_buf_t *b);
 ngx_int_t ngx_http_vodlms_column_double(ngx_http_vodlms_column_t *col,
     double *out);
-char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
-    ngx_msec_t *valid, ngx_msec_t *invalid);
 ngx_int_t ngx_http_vodlms_parse_base_url(ngx_str_t *in,
     ngx_uint_t allow_path, ngx_str_t *out);
+
+/* ngx_http_vodlms_conf.c: directive helpers, configuration time only */
+char *ngx_http_vodlms_conf_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vodlms_parse_cache(ngx_conf_t *cf, ngx_shm_zone_t **zone,
+    ngx_msec_t *valid, ngx_msec_t *invalid);
 ngx_int_t ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path,
     size_t max, ngx_str_t *out);
 char *ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id,
     ngx_str_t *file, ngx_uint_t private, EVP_PKEY **key);
+ngx_uint_t ngx_http_vodlms_highest_param(ngx_str_t *sql);
 void ngx_cdecl ngx_http_vodlms_merge_error(ngx_conf_t *cf,
     const char *fmt, ...);
+
+/*
+ * The signature caches are on unless turned off: a location that signs or
+ * verifies and names no zone uses this one, made once, on first use.
+ */
+#define NGX_HTTP_VODLMS_SIG_ZONE_NAME  "vodlms_signatures"
+#define NGX_HTTP_VODLMS_SIG_ZONE_SIZE  (4 * 1024 * 1024)
+
+extern ngx_shm_zone_t  ngx_http_vodlms_cache_auto;
+#define NGX_HTTP_VODLMS_CACHE_AUTO  (&ngx_http_vodlms_cache_auto)
+
+ngx_shm_zone_t *ngx_http_vodlms_auto_sig_cache(ngx_conf_t *cf);
 
 /* ngx_http_vodlms_metrics.c */
 ngx_int_t ngx_http_vodlms_metrics_zone(ngx_conf_t *cf);

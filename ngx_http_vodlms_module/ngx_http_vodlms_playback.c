@@ -111,7 +111,7 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
 
     /* where the video's HLS tree lives: its storage prefix, or hls/<id>/ */
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "storage_prefix", 14);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_STORAGE_PREFIX);
 
     if (col && !col->null && col->value.len) {
         prefix = col->value;
@@ -505,22 +505,22 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
     f[i].name = "\"" n "\":"; f[i].name_len = sizeof("\"" n "\":") - 1
 
 #define ngx_http_vodlms_col_value(n)                                         \
-    ((col = ngx_http_vodlms_enroll_column(r, (u_char *) n, sizeof(n) - 1))    \
+    ((col = ngx_http_vodlms_enroll_col(r, n))                                \
      && !col->null ? &col->value : NULL)
 
     ngx_http_vodlms_json_name(0, "videoId");
     ngx_http_vodlms_json_field(&f[0], id);
 
     ngx_http_vodlms_json_name(1, "title");
-    ngx_http_vodlms_json_field(&f[1], ngx_http_vodlms_col_value("title"));
+    ngx_http_vodlms_json_field(&f[1], ngx_http_vodlms_col_value(NGX_HTTP_VODLMS_COL_TITLE));
 
     ngx_http_vodlms_json_name(2, "status");
-    ngx_http_vodlms_json_field(&f[2], ngx_http_vodlms_col_value("status"));
+    ngx_http_vodlms_json_field(&f[2], ngx_http_vodlms_col_value(NGX_HTTP_VODLMS_COL_STATUS));
 
     ngx_http_vodlms_json_name(3, "manifestUrl");
     ngx_http_vodlms_json_field(&f[3], manifest);
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
 
     dlen = (col && !col->null && ngx_http_vodlms_is_number(&col->value))
            ? vodlms_json_decimal((char *) col->value.data, col->value.len,
@@ -806,7 +806,8 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_value(conf->cookie_secure, prev->cookie_secure, 1);
     ngx_conf_merge_uint_value(conf->cookie_samesite, prev->cookie_samesite,
                               NGX_HTTP_VODLMS_SAMESITE_LAX);
-    ngx_conf_merge_ptr_value(conf->sig_cache, prev->sig_cache, NULL);
+    ngx_conf_merge_ptr_value(conf->sig_cache, prev->sig_cache,
+                             NGX_HTTP_VODLMS_CACHE_AUTO);
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
 
     if (conf->ttl < 60) {
@@ -881,6 +882,13 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
                                         "names \"%V\", which no "
                                         "\"vodlms_cloudfront_key\" defines",
                                         &conf->signing_key);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->sig_cache == NGX_HTTP_VODLMS_CACHE_AUTO) {
+        conf->sig_cache = ngx_http_vodlms_auto_sig_cache(cf);
+        if (conf->sig_cache == NULL) {
             return NGX_CONF_ERROR;
         }
     }

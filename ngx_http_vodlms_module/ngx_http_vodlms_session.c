@@ -666,9 +666,10 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
         }
 
         buf[0] = NGX_HTTP_VODLMS_CACHE_NEGATIVE;
-        (void) ngx_vodlms_shm_cache_put(scf->cache, r->connection->log,
-                                        &scf->cache_ns, &sctx->key, buf, 1,
-                                        scf->cache_invalid);
+        (void) ngx_vodlms_shm_cache_put_negative(scf->cache,
+                                                 r->connection->log,
+                                                 &scf->cache_ns, &sctx->key,
+                                                 buf, 1, scf->cache_invalid);
         return;
     }
 
@@ -974,54 +975,6 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     conf->cache_ns.len = p - conf->cache_ns.data;
 
     return NGX_CONF_OK;
-}
-
-
-/* ngx_conf_set_enum_slot, but the message names the directive and choices */
-
-char *
-ngx_http_vodlms_conf_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char  *p = conf;
-
-    u_char           *last, *q;
-    ngx_str_t        *value;
-    ngx_uint_t       *np, i;
-    ngx_conf_enum_t  *e;
-
-    u_char  choices[128];
-
-    np = (ngx_uint_t *) (p + cmd->offset);
-
-    if (*np != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    e = cmd->post;
-
-    for (i = 0; e[i].name.len != 0; i++) {
-        if (e[i].name.len == value[1].len
-            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
-        {
-            *np = e[i].value;
-            return NGX_CONF_OK;
-        }
-    }
-
-    q = choices;
-    last = choices + sizeof(choices);
-
-    for (i = 0; e[i].name.len != 0; i++) {
-        q = ngx_slprintf(q, last, "%s\"%V\"", i ? ", " : "", &e[i].name);
-    }
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid value \"%V\" in \"%V\" directive, "
-                       "expected one of %*s", &value[1], &cmd->name,
-                       q - choices, choices);
-
-    return NGX_CONF_ERROR;
 }
 
 

@@ -74,8 +74,6 @@ char *ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     ngx_http_vodlms_session_conf_t *prev,
     ngx_http_vodlms_session_conf_t *conf);
 
-char *ngx_http_vodlms_conf_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 char *ngx_http_vodlms_session_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_vodlms_session_cache(ngx_conf_t *cf, ngx_command_t *cmd,

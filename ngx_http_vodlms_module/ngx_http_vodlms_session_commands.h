@@ -3,9 +3,6 @@
  * (ngx_http_vodlms_module.c) so that they are declared beside their code.
  */
 
-#define NGX_HTTP_VODLMS_LOC_ANY                                               \
-    (NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF)
-
 #define NGX_HTTP_VODLMS_SESSION_OFFSET(field)                                 \
     (offsetof(ngx_http_vodlms_loc_conf_t, session)                            \
      + offsetof(ngx_http_vodlms_session_conf_t, field))

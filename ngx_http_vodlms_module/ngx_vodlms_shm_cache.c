@@ -17,12 +17,22 @@
 #define NGX_VODLMS_EXPIRE_SCAN  8
 
 
+/*
+ * Every answer is in three structures: the lookup tree (by digest), the
+ * expiry tree (by expiry time: the soonest expired answer is reclaimed
+ * wherever it sits in the LRU order), and its lane's LRU queue.  There are
+ * two lanes.  Negative answers ("no such session", "no such video", a
+ * refusal) cost an attacker nothing to create, so they live in a lane of
+ * their own with its own byte bound: a flood of them evicts only other
+ * negative answers, never a session or an enrollment someone is using.
+ */
 typedef struct {
     ngx_rbtree_node_t              node;      /* key: digest's first bytes */
-    ngx_queue_t                    queue;     /* LRU, most recent first */
-    ngx_msec_t                     expires;
+    ngx_rbtree_node_t              expiry;    /* key: expiry time, msec */
+    ngx_queue_t                    queue;     /* the lane's LRU, recent first */
     u_char                         digest[NGX_VODLMS_DIGEST_LEN];
     u_short                        len;
+    u_char                         negative;
     u_char                         data[1];
 } ngx_vodlms_shm_cache_node_t;
 
@@ -30,7 +40,12 @@ typedef struct {
 typedef struct {
     ngx_rbtree_t                   rbtree;
     ngx_rbtree_node_t              sentinel;
+    ngx_rbtree_t                   expiry;
+    ngx_rbtree_node_t              expiry_sentinel;
     ngx_queue_t                    lru;
+    ngx_queue_t                    negative_lru;
+    size_t                         negative_size;   /* slab bytes in use */
+    size_t                         negative_max;
     ngx_vodlms_shm_cache_stats_t   stats;
 } ngx_vodlms_shm_cache_sh_t;
 
@@ -38,6 +53,7 @@ typedef struct {
 typedef struct {
     ngx_vodlms_shm_cache_sh_t     *sh;
     ngx_slab_pool_t               *shpool;
+    size_t                         negative_max;    /* from negative= */
 
     /*
      * SHA-256, fetched once with the configuration: EVP_sha256() in every
@@ -55,6 +71,22 @@ typedef struct {
 extern ngx_module_t  ngx_http_vodlms_module;
 
 
+/*
+ * What the slab allocator takes for n bytes: the next power of two, at
+ * least 8 (nodes are always below ngx_slab_max_size, half a page).  The
+ * negative lane's bound counts these, not the bytes asked for.
+ */
+static ngx_inline size_t
+ngx_vodlms_shm_cache_chunk(size_t n)
+{
+    size_t  chunk;
+
+    for (chunk = 8; chunk < n; chunk <<= 1) { /* void */ }
+
+    return chunk;
+}
+
+
 static ngx_int_t ngx_vodlms_shm_cache_init(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_vodlms_shm_cache_insert_value(ngx_rbtree_node_t *temp,
@@ -66,22 +98,27 @@ static ngx_vodlms_shm_cache_node_t *ngx_vodlms_shm_cache_find(
     ngx_vodlms_shm_cache_t *cache, u_char *digest);
 static void ngx_vodlms_shm_cache_delete(ngx_vodlms_shm_cache_t *cache,
     ngx_vodlms_shm_cache_node_t *cn);
+static void ngx_vodlms_shm_cache_reclaim(ngx_shm_zone_t *zone,
+    ngx_log_t *log);
+static ngx_int_t ngx_vodlms_shm_cache_evict(ngx_shm_zone_t *zone,
+    ngx_log_t *log, ngx_queue_t *lru, ngx_atomic_uint_t *counter);
+static ngx_int_t ngx_vodlms_shm_cache_store(ngx_shm_zone_t *zone,
+    ngx_log_t *log, ngx_str_t *ns, ngx_str_t *key, u_char *value, size_t len,
+    ngx_msec_t ttl, ngx_uint_t negative);
 #if (NGX_DEBUG)
 static ngx_str_t *ngx_vodlms_shm_cache_label(ngx_str_t *ns, ngx_str_t *label);
 #endif
 
 
-/* vodlms_cache_zone zone=name:size; */
+/* vodlms_cache_zone zone=name:size [negative=size]; */
 
 char *
 ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char                  *p;
-    ssize_t                  size;
-    ngx_str_t               *value, name, s;
-    ngx_shm_zone_t          *shm_zone;
-    ngx_pool_cleanup_t      *cln;
-    ngx_vodlms_shm_cache_t  *cache;
+    u_char      *p;
+    ssize_t      size, negative;
+    ngx_str_t   *value, name, s;
+    ngx_uint_t   i;
 
     value = cf->args->elts;
 
@@ -116,21 +153,70 @@ ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
+    negative = NGX_CONF_UNSET;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "negative=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            negative = ngx_parse_size(&s);
+
+            if (negative == NGX_ERROR || negative > size) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\" in zone \"%V\": a size "
+                                   "no larger than the zone's", &value[i],
+                                   &name);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\", expected "
+                           "\"negative=size\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (negative == NGX_CONF_UNSET) {
+        negative = size / 8;
+    }
+
+    if (ngx_vodlms_shm_cache_add(cf, &name, size, negative) == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_shm_zone_t *
+ngx_vodlms_shm_cache_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
+    size_t negative)
+{
+    ngx_shm_zone_t          *shm_zone;
+    ngx_pool_cleanup_t      *cln;
+    ngx_vodlms_shm_cache_t  *cache;
+
+    if (size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "zone \"%V\" is too small, at least %uz bytes "
-                           "are needed", &name, 8 * ngx_pagesize);
-        return NGX_CONF_ERROR;
+                           "are needed", name, 8 * ngx_pagesize);
+        return NULL;
     }
 
     cache = ngx_pcalloc(cf->pool, sizeof(ngx_vodlms_shm_cache_t));
     if (cache == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
+
+    cache->negative_max = negative;
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     cln->handler = ngx_vodlms_shm_cache_free_md;
@@ -142,27 +228,27 @@ ngx_vodlms_shm_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (cache->sha256 == NULL || cache->md_ctx == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "zone \"%V\": cannot set up SHA-256 for the "
-                           "cache keys (OpenSSL: %s)", &name,
+                           "cache keys (OpenSSL: %s)", name,
                            cache->sha256 == NULL ? "no implementation"
                                                  : "out of memory");
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_vodlms_module);
+    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_http_vodlms_module);
     if (shm_zone == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     if (shm_zone->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\"", &name);
-        return NGX_CONF_ERROR;
+                           "duplicate zone \"%V\"", name);
+        return NULL;
     }
 
     shm_zone->init = ngx_vodlms_shm_cache_init;
     shm_zone->data = cache;
 
-    return NGX_CONF_OK;
+    return shm_zone;
 }
 
 
@@ -195,6 +281,7 @@ ngx_vodlms_shm_cache_init(ngx_shm_zone_t *shm_zone, void *data)
         /* a reload with the same zone: the answers stay valid */
         cache->sh = ocache->sh;
         cache->shpool = ocache->shpool;
+        cache->sh->negative_max = cache->negative_max;
         return NGX_OK;
     }
 
@@ -215,7 +302,11 @@ ngx_vodlms_shm_cache_init(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
                     ngx_vodlms_shm_cache_insert_value);
+    ngx_rbtree_init(&cache->sh->expiry, &cache->sh->expiry_sentinel,
+                    ngx_rbtree_insert_timer_value);
     ngx_queue_init(&cache->sh->lru);
+    ngx_queue_init(&cache->sh->negative_lru);
+    cache->sh->negative_max = cache->negative_max;
 
     len = sizeof(" in vodlms_cache_zone \"\"") + shm_zone->shm.name.len;
 
@@ -362,10 +453,90 @@ static void
 ngx_vodlms_shm_cache_delete(ngx_vodlms_shm_cache_t *cache,
     ngx_vodlms_shm_cache_node_t *cn)
 {
+    if (cn->negative) {
+        cache->sh->negative_size -= ngx_vodlms_shm_cache_chunk(
+                        offsetof(ngx_vodlms_shm_cache_node_t, data) + cn->len);
+        cache->sh->stats.negative_entries--;
+    }
+
     ngx_queue_remove(&cn->queue);
     ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
+    ngx_rbtree_delete(&cache->sh->expiry, &cn->expiry);
     ngx_slab_free_locked(cache->shpool, cn);
     cache->sh->stats.entries--;
+}
+
+
+/* up to NGX_VODLMS_EXPIRE_SCAN expired answers, the soonest first */
+
+static void
+ngx_vodlms_shm_cache_reclaim(ngx_shm_zone_t *zone, ngx_log_t *log)
+{
+    ngx_uint_t                    i;
+    ngx_rbtree_node_t            *node;
+    ngx_vodlms_shm_cache_t       *cache;
+    ngx_vodlms_shm_cache_node_t  *cn;
+
+    cache = zone->data;
+
+    for (i = 0; i < NGX_VODLMS_EXPIRE_SCAN; i++) {
+
+        if (cache->sh->expiry.root == cache->sh->expiry.sentinel) {
+            return;
+        }
+
+        node = ngx_rbtree_min(cache->sh->expiry.root,
+                              cache->sh->expiry.sentinel);
+
+        if ((ngx_msec_int_t) (node->key - ngx_current_msec) > 0) {
+            return;
+        }
+
+        cn = (ngx_vodlms_shm_cache_node_t *)
+                 ((u_char *) node - offsetof(ngx_vodlms_shm_cache_node_t,
+                                             expiry));
+
+        ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "vodlms cache: expire, %*xs in zone \"%V\"%s, "
+                       "expired %M ms ago", (size_t) 4, cn->digest,
+                       &zone->shm.name, cn->negative ? " (negative)" : "",
+                       ngx_current_msec - cn->expiry.key);
+
+        ngx_vodlms_shm_cache_delete(cache, cn);
+    }
+}
+
+
+/* the oldest answer of a lane makes room; NGX_DECLINED: the lane is empty */
+
+static ngx_int_t
+ngx_vodlms_shm_cache_evict(ngx_shm_zone_t *zone, ngx_log_t *log,
+    ngx_queue_t *lru, ngx_atomic_uint_t *counter)
+{
+    ngx_queue_t                  *q;
+    ngx_vodlms_shm_cache_t       *cache;
+    ngx_vodlms_shm_cache_node_t  *old;
+
+    if (ngx_queue_empty(lru)) {
+        return NGX_DECLINED;
+    }
+
+    cache = zone->data;
+
+    q = ngx_queue_last(lru);
+    old = ngx_queue_data(q, ngx_vodlms_shm_cache_node_t, queue);
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "vodlms cache: evict, %*xs in zone \"%V\"%s, the least "
+                   "recently used, %M ms before it expires",
+                   (size_t) 4, old->digest, &zone->shm.name,
+                   old->negative ? " (negative lane)" : "",
+                   old->expiry.key - ngx_current_msec);
+
+    ngx_vodlms_shm_cache_delete(cache, old);
+    (*counter)++;
+
+    return NGX_OK;
 }
 
 
@@ -419,7 +590,7 @@ ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_log_t *log, ngx_str_t *ns,
 #endif
 
     if (cn != NULL) {
-        if ((ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
+        if ((ngx_msec_int_t) (cn->expiry.key - ngx_current_msec) <= 0) {
 #if (NGX_DEBUG)
             miss = "miss, expired";
 #endif
@@ -434,10 +605,12 @@ ngx_vodlms_shm_cache_get(ngx_shm_zone_t *zone, ngx_log_t *log, ngx_str_t *ns,
                            "%uz bytes, expires in %M ms",
                            ngx_vodlms_shm_cache_label(ns, &label),
                            (size_t) 4, digest, &zone->shm.name,
-                           (size_t) cn->len, cn->expires - ngx_current_msec);
+                           (size_t) cn->len, cn->expiry.key - ngx_current_msec);
 
             ngx_queue_remove(&cn->queue);
-            ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+            ngx_queue_insert_head(cn->negative ? &cache->sh->negative_lru
+                                               : &cache->sh->lru,
+                                  &cn->queue);
 
             rc = NGX_OK;
 
@@ -470,11 +643,27 @@ ngx_int_t
 ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_log_t *log, ngx_str_t *ns,
     ngx_str_t *key, u_char *value, size_t len, ngx_msec_t ttl)
 {
+    return ngx_vodlms_shm_cache_store(zone, log, ns, key, value, len, ttl, 0);
+}
+
+
+ngx_int_t
+ngx_vodlms_shm_cache_put_negative(ngx_shm_zone_t *zone, ngx_log_t *log,
+    ngx_str_t *ns, ngx_str_t *key, u_char *value, size_t len, ngx_msec_t ttl)
+{
+    return ngx_vodlms_shm_cache_store(zone, log, ns, key, value, len, ttl, 1);
+}
+
+
+static ngx_int_t
+ngx_vodlms_shm_cache_store(ngx_shm_zone_t *zone, ngx_log_t *log,
+    ngx_str_t *ns, ngx_str_t *key, u_char *value, size_t len, ngx_msec_t ttl,
+    ngx_uint_t negative)
+{
     u_char                        digest[NGX_VODLMS_DIGEST_LEN];
-    size_t                        n;
-    ngx_uint_t                    i;
-    ngx_queue_t                  *q;
+    size_t                        n, chunk;
     ngx_vodlms_shm_cache_t       *cache;
+    ngx_vodlms_shm_cache_sh_t    *sh;
     ngx_vodlms_shm_cache_node_t  *cn, *old;
 
 #if (NGX_DEBUG)
@@ -492,8 +681,11 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_log_t *log, ngx_str_t *ns,
     }
 
     n = offsetof(ngx_vodlms_shm_cache_node_t, data) + len;
+    chunk = ngx_vodlms_shm_cache_chunk(n);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
+
+    sh = cache->sh;
 
     old = ngx_vodlms_shm_cache_find(cache, digest);
     if (old) {
@@ -505,81 +697,102 @@ ngx_vodlms_shm_cache_put(ngx_shm_zone_t *zone, ngx_log_t *log, ngx_str_t *ns,
         ngx_vodlms_shm_cache_delete(cache, old);
     }
 
-    /* reclaim a few expired entries from the cold end on every store */
+    ngx_vodlms_shm_cache_reclaim(zone, log);
 
-    for (i = 0; i < NGX_VODLMS_EXPIRE_SCAN; i++) {
-        if (ngx_queue_empty(&cache->sh->lru)) {
-            break;
+    if (negative) {
+
+        /* the negative lane stays within its bound, by its own evictions */
+
+        if (chunk > sh->negative_max) {
+            goto declined;
         }
 
-        q = ngx_queue_last(&cache->sh->lru);
-        old = ngx_queue_data(q, ngx_vodlms_shm_cache_node_t, queue);
-
-        if ((ngx_msec_int_t) (old->expires - ngx_current_msec) > 0) {
-            break;
+        while (sh->negative_size + chunk > sh->negative_max) {
+            if (ngx_vodlms_shm_cache_evict(zone, log, &sh->negative_lru,
+                                           &sh->stats.negative_evictions)
+                != NGX_OK)
+            {
+                goto declined;
+            }
         }
-
-        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "vodlms cache: expire, %*xs in zone \"%V\", "
-                       "expired %M ms ago", (size_t) 4, old->digest,
-                       &zone->shm.name, ngx_current_msec - old->expires);
-
-        ngx_vodlms_shm_cache_delete(cache, old);
-    }
-
-    cn = ngx_slab_alloc_locked(cache->shpool, n);
-
-    /* full: the least recently used answers make room */
-
-    while (cn == NULL && !ngx_queue_empty(&cache->sh->lru)) {
-        q = ngx_queue_last(&cache->sh->lru);
-        old = ngx_queue_data(q, ngx_vodlms_shm_cache_node_t, queue);
-
-        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "vodlms cache: evict, %*xs in zone \"%V\", "
-                       "the least recently used, %M ms before it expires",
-                       (size_t) 4, old->digest, &zone->shm.name,
-                       old->expires - ngx_current_msec);
-
-        ngx_vodlms_shm_cache_delete(cache, old);
-        cache->sh->stats.evictions++;
 
         cn = ngx_slab_alloc_locked(cache->shpool, n);
+
+        /* a zone full of live answers: only negative ones make room */
+
+        while (cn == NULL
+               && ngx_vodlms_shm_cache_evict(zone, log, &sh->negative_lru,
+                                             &sh->stats.negative_evictions)
+                  == NGX_OK)
+        {
+            cn = ngx_slab_alloc_locked(cache->shpool, n);
+        }
+
+    } else {
+        cn = ngx_slab_alloc_locked(cache->shpool, n);
+
+        /* full: negative answers go first, then the least recently used */
+
+        while (cn == NULL
+               && (ngx_vodlms_shm_cache_evict(zone, log, &sh->negative_lru,
+                                              &sh->stats.negative_evictions)
+                   == NGX_OK
+                   || ngx_vodlms_shm_cache_evict(zone, log, &sh->lru,
+                                                 &sh->stats.evictions)
+                      == NGX_OK))
+        {
+            cn = ngx_slab_alloc_locked(cache->shpool, n);
+        }
     }
 
     if (cn == NULL) {
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-
-        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "vodlms cache: not stored, \"%V\" %*xs in zone "
-                       "\"%V\": no room",
-                       ngx_vodlms_shm_cache_label(ns, &label),
-                       (size_t) 4, digest, &zone->shm.name);
-
-        return NGX_DECLINED;
+        goto declined;
     }
 
     ngx_memcpy(&cn->node.key, digest, sizeof(ngx_rbtree_key_t));
     ngx_memcpy(cn->digest, digest, NGX_VODLMS_DIGEST_LEN);
-    cn->expires = ngx_current_msec + ttl;
+    cn->expiry.key = ngx_current_msec + ttl;
     cn->len = (u_short) len;
+    cn->negative = (u_char) negative;
     ngx_memcpy(cn->data, value, len);
 
-    ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
-    ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+    ngx_rbtree_insert(&sh->rbtree, &cn->node);
+    ngx_rbtree_insert(&sh->expiry, &cn->expiry);
 
-    cache->sh->stats.stores++;
-    cache->sh->stats.entries++;
+    if (negative) {
+        ngx_queue_insert_head(&sh->negative_lru, &cn->queue);
+        sh->negative_size += chunk;
+        sh->stats.negative_entries++;
+
+    } else {
+        ngx_queue_insert_head(&sh->lru, &cn->queue);
+    }
+
+    sh->stats.stores++;
+    sh->stats.entries++;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "vodlms cache: store, \"%V\" %*xs in zone \"%V\", "
+    ngx_log_debug7(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "vodlms cache: store, \"%V\" %*xs in zone \"%V\"%s, "
                    "%uz bytes, for %M ms",
                    ngx_vodlms_shm_cache_label(ns, &label),
-                   (size_t) 4, digest, &zone->shm.name, len, ttl);
+                   (size_t) 4, digest, &zone->shm.name,
+                   negative ? " (negative lane)" : "", len, ttl);
 
     return NGX_OK;
+
+declined:
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "vodlms cache: not stored, \"%V\" %*xs in zone \"%V\"%s: "
+                   "no room", ngx_vodlms_shm_cache_label(ns, &label),
+                   (size_t) 4, digest, &zone->shm.name,
+                   negative ? " (negative lane)" : "");
+
+    return NGX_DECLINED;
 }
 
 

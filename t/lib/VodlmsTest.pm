@@ -38,7 +38,7 @@ use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
-                 private_key);
+                 private_key block_defaults);
 
 my $OwnerPid = $$;
 
@@ -53,6 +53,27 @@ my $PrctlSyscall = eval {
 
 sub _die_with_parent {
     syscall($PrctlSyscall, 1, SIGTERM) if $PrctlSyscall;
+}
+
+#---------------------------------------------------------------------------
+# Block defaults
+#---------------------------------------------------------------------------
+
+# What every block of a suite shares, through the file format's own
+# add_block_preprocessor, so that each block shows only what it is about:
+# "load_module" unless the block has a main_config of its own (an empty
+# "--- main_config" loads nothing), and the suite's usual http{} lines
+# unless the block has its own (an empty "--- http_config" has none).
+sub block_defaults {
+    my %d = @_;
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        $block->set_value('main_config',
+                          "    load_module \$TEST_NGINX_MODULE_PATH;\n")
+            unless defined $block->main_config;
+        $block->set_value('http_config', $d{http_config})
+            if defined $d{http_config} && !defined $block->http_config;
+    });
 }
 
 #---------------------------------------------------------------------------
