@@ -616,6 +616,71 @@ test_s3(const char *vectors)
     json_decref(root);
 }
 
+/* ---------------------------------------------------------------- the helper's kind */
+
+/*
+ * An UploadPart as the helper sends it (streamed body, raw key with a
+ * space, raw unsorted query, session token), with an unsigned and with a
+ * signed payload.  The expected signatures were computed apart from this
+ * code, with Python's hashlib/hmac following the chain in the vectors'
+ * README (canonical request: PUT, /hls/a%20b/720p/seg_00000.ts,
+ * partNumber=2&uploadId=x%2By, content-type;host;x-amz-content-sha256;
+ * x-amz-date;x-amz-security-token, the payload hash).
+ */
+static void
+test_upload_part(void)
+{
+    static const struct {
+        const char  *what;
+        const char  *payload_hash;
+        const char  *signature;
+    } cases[] = {
+        { "UNSIGNED-PAYLOAD", VH_S3_UNSIGNED_PAYLOAD,
+          "5c28acc58e6d4df654948239bc91c24256e64a53608b43f40fe756f131e9c438" },
+        { "signed payload",
+          "560e67b96c49975a2cf9adba2682e00cc6b74a879f2b6897e03b63d7434098e8",
+          "d87683764d01e250476dfcd82b072a596a88c7550a67847b2ce99e61f1dd72c8" },
+    };
+    const char    *h[] = { "Content-Type: video/mp2t", "X-Amz-Date: 20130524T000000Z" };
+    const char    *body = "segment bytes";
+    char           phash[65], want[400], *got;
+    vh_s3_sign_t   sg;
+    size_t         i;
+
+    vh_s3_sha256_hex(body, strlen(body), phash);
+    is_str(phash, cases[1].payload_hash, "the body's SHA-256", "UploadPart");
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&sg, 0, sizeof(sg));
+        sg.access_key = "AKIAIOSFODNN7EXAMPLE";
+        sg.secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        sg.session_token = "AQoDYXdzEJr//session+token==";
+        sg.region = "us-east-1";
+        sg.base = "http://examplebucket.s3.amazonaws.com";
+        sg.path = "/hls/a b/720p/seg_00000.ts";
+        sg.query = "uploadId=x+y&partNumber=2";
+        sg.headers = h;
+        sg.nheaders = 2;
+        sg.payload_hash = cases[i].payload_hash;
+        if (send_signed(&sg, "examplebucket.s3.amazonaws.com", "PUT", body, strlen(body))
+            != 0)
+        {
+            ok(0, "UploadPart, %s: sent", cases[i].what);
+            continue;
+        }
+        snprintf(want, sizeof(want), "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/"
+                 "20130524/us-east-1/s3/aws4_request, SignedHeaders=content-type;host;"
+                 "x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=%s",
+                 cases[i].signature);
+        got = header_value(sent, "Authorization");
+        is_str(got, want, cases[i].what, "UploadPart (streamed, token, signed by curl)");
+        free(got);
+        ok(strncmp(sent, "PUT /hls/a%20b/720p/seg_00000.ts?partNumber=2&uploadId=x%2By ",
+                   61) == 0, "UploadPart, %s: request line is the canonical URI and query",
+           cases[i].what);
+    }
+}
+
 /* ---------------------------------------------------------------- pieces */
 
 static void
@@ -757,6 +822,7 @@ main(void)
     test_pieces();
     test_suite(vectors);
     test_s3(vectors);
+    test_upload_part();
 
     curl_global_cleanup();
     kill(pid, SIGTERM);
