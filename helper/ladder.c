@@ -68,16 +68,8 @@ vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan)
     return 0;
 }
 
-typedef struct {
-    char   *argv[200];
-    int     n;
-    char   *owned[200];
-    int     nowned;
-    int     failed;        /* an argument was lost: do not run */
-} args_t;
-
 static void
-arg(args_t *a, const char *s)
+arg(vh_args_t *a, const char *s)
 {
     if (a->n < 199 && s != NULL) {
         a->argv[a->n++] = (char *) s;
@@ -88,10 +80,10 @@ arg(args_t *a, const char *s)
 }
 
 static void
-argf(args_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+argf(vh_args_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
-argf(args_t *a, const char *fmt, ...)
+argf(vh_args_t *a, const char *fmt, ...)
 {
     va_list  ap;
     char    *s;
@@ -110,8 +102,8 @@ argf(args_t *a, const char *fmt, ...)
     }
 }
 
-static void
-args_free(args_t *a)
+void
+vh_args_free(vh_args_t *a)
 {
     int i;
 
@@ -128,7 +120,7 @@ args_free(args_t *a)
  * default; ffmpeg refuses the option for other demuxers, so mov only).
  */
 static int
-input_args(const vh_probe_t *p, const char *source, args_t *a)
+input_args(const vh_probe_t *p, const char *source, vh_args_t *a)
 {
     if (source[0] != '/' || p->demuxer[0] == '\0') {
         return -1;
@@ -150,9 +142,9 @@ input_args(const vh_probe_t *p, const char *source, args_t *a)
     return 0;
 }
 
-static int
-build_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
-    const vh_plan_t *plan, const char *dir, args_t *a)
+int
+vh_ladder_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
+    const vh_plan_t *plan, const char *dir, vh_args_t *a)
 {
     vh_buf_t  fc = { 0 }, map = { 0 };
     int       i;
@@ -338,7 +330,7 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     const vh_plan_t *plan, const char *dir, vh_tick_pt tick, void *data,
     char *err, size_t errlen)
 {
-    args_t         a;
+    vh_args_t         a;
     pid_t          pid;
     int            ofd, efd, rc, open_fds = 2, aborted = 0, i;
     struct pollfd  fds[2];
@@ -348,15 +340,15 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     ssize_t        n;
 
     memset(&a, 0, sizeof(a));
-    if (build_args(cf, source, p, plan, dir, &a) != 0) {
+    if (vh_ladder_args(cf, source, p, plan, dir, &a) != 0) {
         snprintf(err, errlen, "cannot build the ffmpeg command (out of memory,"
                  " or no accepted demuxer for %s)", source);
-        args_free(&a);
+        vh_args_free(&a);
         return -1;
     }
     if (cf->preset[0] == '\0') {
         snprintf(err, errlen, "empty preset");
-        args_free(&a);
+        vh_args_free(&a);
         return -1;
     }
     {
@@ -371,7 +363,7 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     pid = vh_spawn(a.argv, &ofd, &efd);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start %s: %s", cf->ffmpeg, strerror(errno));
-        args_free(&a);
+        vh_args_free(&a);
         return -1;
     }
 
@@ -444,7 +436,7 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
         }
     }
     rc = reap(pid, aborted);
-    args_free(&a);
+    vh_args_free(&a);
     vh_buf_free(&line);
 
     if (aborted == 1) {
@@ -482,7 +474,7 @@ vh_poster_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     const char *path, char *err, size_t errlen)
 {
     char      at[32];
-    args_t    a;
+    vh_args_t    a;
     vh_buf_t  e = { 0 };
     int       rc;
     char      tail[300];
@@ -514,12 +506,12 @@ vh_poster_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     if (a.failed) {
         snprintf(err, errlen, "poster: cannot build the ffmpeg command (out of"
                  " memory, or no accepted demuxer for %s)", source);
-        args_free(&a);
+        vh_args_free(&a);
         return -1;
     }
 
     rc = vh_run_capture(a.argv, NULL, &e, 120);
-    args_free(&a);
+    vh_args_free(&a);
     if (rc != 0) {
         tail_text(&e, tail, sizeof(tail));
         snprintf(err, errlen, "poster: ffmpeg failed: %s", tail);

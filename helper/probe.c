@@ -61,22 +61,19 @@ last_line(const vh_buf_t *b, char *out, size_t len)
  * default in FFmpeg 5.1; we say so anyway (ffprobe ignores the two options
  * for other demuxers).
  */
-static json_t *
+static int
 run_ffprobe(const vh_conf_t *cf, const char *path, const char *formats,
-    int show_format, char *err, size_t errlen, int *status, int *refused)
+    int show_format, vh_buf_t *out, char *err, size_t errlen, int *refused)
 {
-    vh_buf_t      out = { 0 }, errb = { 0 };
-    json_error_t  jerr;
-    json_t       *root = NULL;
+    vh_buf_t      errb = { 0 };
     char         *argv[24], *url = NULL;
-    int           i = 0;
+    int           i = 0, status;
 
     *refused = 0;
     if (path[0] != '/' || asprintf(&url, "file:%s", path) < 0) {
         snprintf(err, errlen, "%s", path[0] != '/' ? "not an absolute path"
                                                    : "out of memory");
-        *status = path[0] != '/' ? 1 : -1;
-        return NULL;
+        return path[0] != '/' ? 1 : -1;
     }
 
     argv[i++] = cf->ffprobe;
@@ -99,23 +96,17 @@ run_ffprobe(const vh_conf_t *cf, const char *path, const char *formats,
     argv[i++] = url;
     argv[i] = NULL;
 
-    *status = vh_run_capture(argv, &out, &errb, 120);
-    if (*status != 0) {
+    status = vh_run_capture(argv, out, &errb, 120);
+    if (status != 0) {
         char line[400];
         last_line(&errb, line, sizeof(line));
         snprintf(err, errlen, "%s", line[0] ? line : "ffprobe failed");
         /* "Format not on whitelist '...'", "Protocol 'http' not on whitelist 'file'!" */
         *refused = errb.data != NULL && strstr(errb.data, "not on whitelist") != NULL;
-    } else {
-        root = json_loadb(out.data ? out.data : "", out.len, 0, &jerr);
-        if (root == NULL) {
-            snprintf(err, errlen, "ffprobe printed no JSON: %s", jerr.text);
-        }
     }
-    vh_buf_free(&out);
     vh_buf_free(&errb);
     free(url);
-    return root;
+    return status;
 }
 
 /*
@@ -151,17 +142,15 @@ allowed_demuxer(const char *format_name, char *out, size_t len)
 int
 vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
 {
-    json_t      *root, *streams, *format, *s, *video = NULL;
-    size_t       i;
-    int          status, refused, rotation = 0;
-    char         err[400] = "";
-    const char  *fmt;
-    double       d;
+    vh_buf_t  out = { 0 };
+    int       status, refused;
+    char      err[400] = "";
 
     memset(p, 0, sizeof(*p));
-    root = run_ffprobe(cf, path, VH_SOURCE_FORMATS, 1, err, sizeof(err),
-                       &status, &refused);
-    if (root == NULL) {
+    status = run_ffprobe(cf, path, VH_SOURCE_FORMATS, 1, &out, err, sizeof(err),
+                         &refused);
+    if (status != 0) {
+        vh_buf_free(&out);
         if (refused) {
             /* the same words whatever the file names: nothing to learn from it */
             snprintf(p->error, sizeof(p->error), "%s", VH_UNSUPPORTED_SOURCE);
@@ -175,6 +164,30 @@ vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
         snprintf(p->error, sizeof(p->error),
                  "not a video: ffprobe cannot read the file (%s)", err);
         return 0;
+    }
+    vh_probe_source_json(cf, out.data ? out.data : "", out.len, p);
+    vh_buf_free(&out);
+    return 0;
+}
+
+void
+vh_probe_source_json(const vh_conf_t *cf, const char *text, size_t len,
+    vh_probe_t *p)
+{
+    json_t        *root, *streams, *format, *s, *video = NULL;
+    json_error_t   jerr;
+    size_t         i;
+    int            rotation = 0;
+    const char    *fmt;
+    double         d;
+
+    memset(p, 0, sizeof(*p));
+    root = json_loadb(text, len, 0, &jerr);
+    if (root == NULL) {
+        snprintf(p->error, sizeof(p->error),
+                 "not a video: ffprobe cannot read the file (ffprobe printed no JSON: %s)",
+                 jerr.text);
+        return;
     }
 
     format = json_object_get(root, "format");
@@ -288,7 +301,6 @@ vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p)
 
 done:
     json_decref(root);
-    return 0;
 }
 
 static void
@@ -315,16 +327,37 @@ int
 vh_probe_variant(const vh_conf_t *cf, const char *segment,
     vh_variant_info_t *vi)
 {
-    json_t  *root, *streams, *s;
-    size_t   i;
-    int      status, refused;
-    char     err[400], v[32] = "", a[32] = "";
+    vh_buf_t  out = { 0 };
+    int       refused, rc;
+    char      err[400];
 
     memset(vi, 0, sizeof(*vi));
-    root = run_ffprobe(cf, segment, "mpegts", 0, err, sizeof(err), &status,
-                       &refused);
-    if (root == NULL) {
+    if (run_ffprobe(cf, segment, "mpegts", 0, &out, err, sizeof(err), &refused) != 0) {
+        vh_buf_free(&out);
         vh_error("ffprobe %s: %s", segment, err);
+        return -1;
+    }
+    rc = vh_probe_variant_json(out.data ? out.data : "", out.len, vi, err, sizeof(err));
+    vh_buf_free(&out);
+    if (rc != 0) {
+        vh_error("ffprobe %s: %s", segment, err);
+    }
+    return rc;
+}
+
+int
+vh_probe_variant_json(const char *text, size_t len, vh_variant_info_t *vi,
+    char *err, size_t errlen)
+{
+    json_t        *root, *streams, *s;
+    json_error_t   jerr;
+    size_t         i;
+    char           v[32] = "", a[32] = "";
+
+    memset(vi, 0, sizeof(*vi));
+    root = json_loadb(text, len, 0, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "ffprobe printed no JSON: %s", jerr.text);
         return -1;
     }
     streams = json_object_get(root, "streams");
@@ -349,7 +382,7 @@ vh_probe_variant(const vh_conf_t *cf, const char *segment,
     }
     json_decref(root);
     if (v[0] == '\0') {
-        vh_error("ffprobe %s: no video stream in the output", segment);
+        snprintf(err, errlen, "no video stream in the output");
         return -1;
     }
     snprintf(vi->codecs, sizeof(vi->codecs), "%s%s%s", v, a[0] ? "," : "", a);

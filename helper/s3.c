@@ -1,6 +1,8 @@
 /*
  * Publishing to S3 (or any S3-compatible store) with libcurl, every request
- * signed by sigv4.c with the payload's SHA-256 as x-amz-content-sha256.
+ * signed by libcurl (CURLOPT_AWS_SIGV4, set up by s3_sign.c) with the
+ * payload's SHA-256, computed here while reading the file, as
+ * x-amz-content-sha256.
  *
  * Objects up to s3_multipart_threshold go up in one PUT; larger ones by
  * multipart upload (CreateMultipartUpload, UploadPart x N,
@@ -26,7 +28,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-#include "sigv4.h"
+#include "s3_sign.h"
 #include "vodlms_helper.h"
 
 #define S3_MAX_PARTS   10000
@@ -219,21 +221,16 @@ static int
 s3_do(vh_s3_t *s3, const s3_req_t *q, s3_resp_t *r, char *err, size_t errlen)
 {
     const vh_conf_t     *cf = s3->cf;
-    vh_sigv4_params_t    p;
-    vh_sigv4_request_t   sr;
-    vh_sigv4_result_t    out;
-    vh_sigv4_header_t    h[4];
+    vh_s3_sign_t         sg;
     struct curl_slist   *list = NULL;
     s3_reader_t          rd;
-    vh_buf_t             path = { 0 }, url = { 0 }, line = { 0 };
-    char                 amz_date[32], *enc = NULL;
-    struct tm            tm;
-    time_t               now = time(NULL);
-    size_t               nh = 0, i;
+    vh_buf_t             path = { 0 }, ctype = { 0 }, cache = { 0 };
+    const char          *h[2];
+    char                *url = NULL;
+    size_t               nh = 0;
     CURLcode             cc;
     int                  rc = -1;
 
-    memset(&out, 0, sizeof(out));
     r->status = 0;
     r->body.len = 0;
     r->etag[0] = '\0';
@@ -243,77 +240,44 @@ s3_do(vh_s3_t *s3, const s3_req_t *q, s3_resp_t *r, char *err, size_t errlen)
     } else {
         vh_buf_printf(&path, "/%s", q->key);
     }
-    if (path.data == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
+    if (q->ctype != NULL && vh_buf_printf(&ctype, "Content-Type: %s", q->ctype) == 0) {
+        h[nh++] = ctype.data;
     }
-    gmtime_r(&now, &tm);
-    strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
-
-    h[nh].name = "Host";
-    h[nh++].value = s3->host;
-    if (q->ctype != NULL) {
-        h[nh].name = "Content-Type";
-        h[nh++].value = q->ctype;
+    if (q->cache != NULL && vh_buf_printf(&cache, "Cache-Control: %s", q->cache) == 0) {
+        h[nh++] = cache.data;
     }
-    if (q->cache != NULL) {
-        h[nh].name = "Cache-Control";
-        h[nh++].value = q->cache;
-    }
-
-    memset(&p, 0, sizeof(p));
-    p.access_key = cf->s3_access_key;
-    p.secret_key = cf->s3_secret_key;
-    p.session_token = cf->s3_session_token[0] ? cf->s3_session_token : NULL;
-    p.region = cf->s3_region;
-    p.service = "s3";
-    p.amz_date = amz_date;
-    p.normalize_path = 0;
-    p.sign_body = 1;
-
-    memset(&sr, 0, sizeof(sr));
-    sr.method = q->method;
-    sr.path = path.data;
-    sr.query = q->query;
-    sr.headers = h;
-    sr.nheaders = nh;
-    sr.payload_hash = q->payload_hash;
-    if (vh_sigv4_sign_headers(&p, &sr, &out) != 0) {
-        snprintf(err, errlen, "cannot sign the request");
-        goto done;
-    }
-
-    enc = vh_sigv4_uri_encode(path.data, path.len, 1);
-    if (enc == NULL
-        || vh_buf_printf(&url, "%s%s%s%s", s3->base, enc,
-                         q->query && *q->query ? "?" : "",
-                         q->query ? q->query : "") != 0)
+    if (path.data == NULL || (q->ctype != NULL && ctype.data == NULL)
+        || (q->cache != NULL && cache.data == NULL))
     {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
 
-    for (i = 0; i < nh; i++) {
-        line.len = 0;
-        vh_buf_printf(&line, "%s: %s", h[i].name, h[i].value);
-        list = curl_slist_append(list, line.data);
-    }
-    for (i = 0; i < out.nadd; i++) {
-        line.len = 0;
-        vh_buf_printf(&line, "%s: %s", out.add[i].name, out.add[i].value);
-        list = curl_slist_append(list, line.data);
-    }
-    line.len = 0;
-    vh_buf_printf(&line, "Authorization: %s", out.authorization);
-    list = curl_slist_append(list, line.data);
-    list = curl_slist_append(list, "Expect:");
-    if (q->ctype == NULL) {
-        list = curl_slist_append(list, "Content-Type:");
+    curl_easy_reset(s3->curl);
+
+    /* curl signs (CURLOPT_AWS_SIGV4); s3_sign.c gives it canonical input */
+    memset(&sg, 0, sizeof(sg));
+    sg.access_key = cf->s3_access_key;
+    sg.secret_key = cf->s3_secret_key;
+    sg.session_token = cf->s3_session_token;
+    sg.region = cf->s3_region;
+    sg.base = s3->base;
+    sg.path = path.data;
+    sg.query = q->query;
+    sg.headers = h;
+    sg.nheaders = nh;
+    sg.payload_hash = q->payload_hash;
+    if (vh_s3_sign(s3->curl, &sg, &list, &url) != 0) {
+        snprintf(err, errlen, "cannot prepare the signed request for %s", q->key);
+        goto done;
     }
 
-    curl_easy_reset(s3->curl);
-    curl_easy_setopt(s3->curl, CURLOPT_URL, url.data);
-    curl_easy_setopt(s3->curl, CURLOPT_HTTPHEADER, list);
+    /*
+     * No "Expect:" or "Content-Type:" lines to drop curl's own headers:
+     * curl 7.88 signs such a line although it sends no such header
+     * (curl issue 11664, fixed in 8.3.0).  So every PUT with a body waits
+     * for "100 Continue", and every POST here names its Content-Type.
+     */
     curl_easy_setopt(s3->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(s3->curl, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(s3->curl, CURLOPT_TIMEOUT_MS, (long) (cf->s3_timeout * 1000));
@@ -349,7 +313,7 @@ s3_do(vh_s3_t *s3, const s3_req_t *q, s3_resp_t *r, char *err, size_t errlen)
 
     cc = curl_easy_perform(s3->curl);
     if (cc != CURLE_OK) {
-        snprintf(err, errlen, "%s %s: %s", q->method, url.data,
+        snprintf(err, errlen, "%s %s: %s", q->method, url,
                  curl_easy_strerror(cc));
         goto done;
     }
@@ -360,11 +324,10 @@ s3_do(vh_s3_t *s3, const s3_req_t *q, s3_resp_t *r, char *err, size_t errlen)
 
 done:
     curl_slist_free_all(list);
-    vh_sigv4_result_free(&out);
-    free(enc);
+    free(url);
     vh_buf_free(&path);
-    vh_buf_free(&url);
-    vh_buf_free(&line);
+    vh_buf_free(&ctype);
+    vh_buf_free(&cache);
     return rc;
 }
 
@@ -484,7 +447,7 @@ abort_upload(vh_s3_t *s3, const char *key, const char *query)
     s3_resp_t  r;
     char       hash[65], err[512];
 
-    vh_sigv4_sha256_hex("", 0, hash);
+    vh_s3_sha256_hex("", 0, hash);
     memset(&q, 0, sizeof(q));
     memset(&r, 0, sizeof(r));
     q.method = "DELETE";
@@ -522,7 +485,7 @@ put_multipart(vh_s3_t *s3, const char *key, FILE *f, size_t size,
     /* CreateMultipartUpload: the object's headers are given here */
     memset(&r, 0, sizeof(r));
     memset(&q, 0, sizeof(q));
-    vh_sigv4_sha256_hex("", 0, hash);
+    vh_s3_sha256_hex("", 0, hash);
     q.method = "POST";
     q.key = key;
     q.query = "uploads";
@@ -537,7 +500,7 @@ put_multipart(vh_s3_t *s3, const char *key, FILE *f, size_t size,
         snprintf(err, errlen, "CreateMultipartUpload %s: no UploadId in the answer", key);
         goto out;
     }
-    enc_id = vh_sigv4_uri_encode(upload_id, strlen(upload_id), 0);
+    enc_id = vh_s3_uri_encode(upload_id, strlen(upload_id), 0);
     if (enc_id == NULL || vh_buf_printf(&xml, "<CompleteMultipartUpload>") != 0) {
         snprintf(err, errlen, "out of memory");
         goto abort;
@@ -584,7 +547,7 @@ put_multipart(vh_s3_t *s3, const char *key, FILE *f, size_t size,
         goto abort;
     }
 
-    vh_sigv4_sha256_hex(xml.data, xml.len, hash);
+    vh_s3_sha256_hex(xml.data, xml.len, hash);
     query.len = 0;
     vh_buf_printf(&query, "uploadId=%s", enc_id);
     memset(&q, 0, sizeof(q));

@@ -230,6 +230,9 @@ typedef struct {
 } vh_probe_t;
 
 int vh_probe_source(const vh_conf_t *cf, const char *path, vh_probe_t *p);
+/* the verdict from ffprobe's JSON (-show_format -show_streams): p->ok or p->error */
+void vh_probe_source_json(const vh_conf_t *cf, const char *text, size_t len,
+    vh_probe_t *p);
 
 /*
  * The only demuxers an upload may use (FFmpeg's -format_whitelist; one name
@@ -249,6 +252,9 @@ typedef struct {
 
 int vh_probe_variant(const vh_conf_t *cf, const char *segment,
     vh_variant_info_t *vi);
+/* size, frame rate and RFC 6381 codecs from ffprobe's JSON (-show_streams); 0 or -1 with err */
+int vh_probe_variant_json(const char *text, size_t len, vh_variant_info_t *vi,
+    char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- ladder.c */
 
@@ -267,6 +273,25 @@ typedef struct {
 } vh_plan_t;
 
 int vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan);
+
+/* an argv under construction (NULL-terminated), with the strings it owns */
+typedef struct {
+    char   *argv[200];
+    int     n;
+    char   *owned[200];
+    int     nowned;
+    int     failed;        /* an argument was lost: do not run */
+} vh_args_t;
+
+/*
+ * The ladder's ffmpeg command line into a (zeroed by the caller): the
+ * source's input options, one split + scale per rung, per-rung bitrates,
+ * the GOP and forced keyframes, the HLS muxer writing <dir>/<rung>/.
+ * 0, or -1 (no accepted demuxer, no video stream, out of memory).
+ */
+int  vh_ladder_args(const vh_conf_t *cf, const char *source,
+    const vh_probe_t *p, const vh_plan_t *plan, const char *dir, vh_args_t *a);
+void vh_args_free(vh_args_t *a);
 
 typedef int (*vh_tick_pt)(void *data, double out_seconds);
 

@@ -1,11 +1,12 @@
 #!/usr/bin/perl
 
-# Runs the C unit test of the helper's SigV4 signer (helper/sigv4.c) under
-# prove.  The binary is built by `make -C helper BUILD=<dir>/helper` into
-# <dir>/helper/test_sigv4: <dir> is $VODLMS_BUILD_DIR, or the repository's
-# build/ when that is unset.  It reads the vectors from
-# <repo>/../shared/vectors/sigv4 (or $VODLMS_SIGV4_VECTORS).  A missing
-# binary or missing vectors are a failure, never a skip.
+# Runs the C unit test of the helper's SigV4 signing (libcurl's
+# CURLOPT_AWS_SIGV4 fed by helper/s3_sign.c) under prove.  The binary is
+# built by `make -C helper BUILD=<dir>/helper` into <dir>/helper/test_sigv4:
+# <dir> is $VODLMS_BUILD_DIR, or the repository's build/ when that is unset.
+# It reads the vectors from <repo>/../shared/vectors/sigv4 (or
+# $VODLMS_SIGV4_VECTORS).  A missing binary or missing vectors are a
+# failure, never a skip.
 
 use strict;
 use warnings;

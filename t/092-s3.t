@@ -424,7 +424,7 @@ my @ra = requests();
 ok(@ra && !grep({ $_->{host} ne "$BUCKET.s3.localhost:$S3PORT" } @ra),
    's3a: every request went to the virtual host vodlms.s3.localhost');
 check_bucket('s3a', $va->{prefix});
-my @mp = grep { $_->{method} eq 'POST' && $_->{url} =~ /\?uploads$/ } @ra;
+my @mp = grep { $_->{method} eq 'POST' && $_->{url} =~ /\?uploads=?$/ } @ra;
 my @parts = grep { $_->{url} =~ /[?&]partNumber=(\d+)/ && $1 >= 2 } @ra;
 my @complete = grep { $_->{method} eq 'POST' && $_->{url} =~ /\?uploadId=/ && $_->{status} == 200 } @ra;
 ok(@mp >= 2 && @parts >= 2 && @complete == @mp,

@@ -55,6 +55,10 @@ function verify(req, body) {
   for (const need of ['host', 'x-amz-content-sha256', 'x-amz-date']) {
     if (!names.includes(need)) return need + ' not signed';
   }
+  // as AWS: "'expect' is named as a SignedHeader, but it does not exist in the HTTP request"
+  for (const n of names) {
+    if (req.headers[n] === undefined) return n + ' is signed but was not sent';
+  }
   if (req.headers['content-type'] && !names.includes('content-type')) return 'content-type not signed';
   if (req.headers['cache-control'] && !names.includes('cache-control')) return 'cache-control not signed';
   const q = req.url.indexOf('?');
