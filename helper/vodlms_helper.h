@@ -77,6 +77,8 @@ typedef struct {
     double job_timeout;        /* seconds, 0: none, VH_JOB_TIMEOUT_AUTO: from the duration */
     double max_source_duration; /* seconds a source may last */
     long   max_source_pixels;  /* width x height of a source frame */
+    double max_source_fps;     /* frames a second a source may claim */
+    double max_source_work;    /* seconds x frames/s x pixels: pixel-frames decoded */
     char  *source_root;        /* "" = any absolute path */
     /* output */
     char  *origin_dir;
@@ -223,6 +225,8 @@ typedef struct {
     int     width;             /* displayed (after rotation) */
     int     height;
     double  fps;
+    double  frames;            /* frames ffmpeg will decode (the largest claim) */
+    double  rate;              /* frames / duration, the largest claim */
     int     has_audio;
     char    demuxer[16];       /* the VH_SOURCE_FORMATS name ffprobe found */
     int     video_index;       /* the stream probed: the first video stream
