@@ -43,7 +43,7 @@ static const vh_key_t keys[] = {
     { "group_start_id", T_STR, O(group_start_id), 0, 0, "0", "where a new group starts: 0 = every entry, $ = new ones" },
     { "consumer", T_STR, O(consumer), 0, 0, "", "consumer name; empty: hostname-pid" },
     { "block_ms", T_INT, O(block_ms), 10, 60000, "2000", "XREADGROUP BLOCK (ms): how soon a stop is noticed when idle" },
-    { "claim_idle", T_DBL, O(claim_idle), 0.1, 86400, "60", "seconds before a silent consumer's job is reclaimed (XAUTOCLAIM)" },
+    { "claim_idle", T_DBL, O(claim_idle), 0.1, 86400, "60", "seconds before a silent consumer's job is reclaimed (XPENDING IDLE, XCLAIM)" },
     { "max_attempts", T_INT, O(max_attempts), 1, 100, "3", "deliveries before a job is marked failed" },
     { "retry_backoff", T_DBL, O(retry_backoff), 0, 3600, "5", "seconds before the first retry, doubled each time" },
     { "retry_backoff_max", T_DBL, O(retry_backoff_max), 0, 86400, "300", "cap of the retry delay" },
@@ -64,6 +64,7 @@ static const vh_key_t keys[] = {
     { "max_source_fps", T_DBL, O(max_source_fps), 1, 100000, "240", "highest frame rate a source may claim by any measure (avg_frame_rate, frames / duration); higher: failed, source_too_large" },
     { "max_source_work", T_WORK, O(max_source_work), 1e6, 1e15, "900G", "most pixel-frames a source may cost (duration x frames a second x width x height, k/M/G/T: 10^3..10^12); 900G is about 4 h of 1080p30; more: failed, source_too_large" },
     { "source_root", T_STR, O(source_root), 0, 0, "", "if set, job sources must be inside this directory" },
+    { "spool_grace", T_DBL, O(spool_grace), 0, 2592000, "3600", "seconds after which a spooled upload (*.upload in source_root) that no video names is removed; 0: never (superseded jobs' sources still go)" },
     { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/ (with publish = s3: the work directory)" },
     { "publish", T_STR, O(publish), 0, 0, "local", "local (rename into origin_dir) | s3 (upload to s3_bucket)" },
     { "old_version_grace", T_DBL, O(old_version_grace), 0, 2592000, "21600", "seconds a re-encoded video's previous version stays on the local origin (viewers mid-playback); then removed" },
@@ -658,6 +659,11 @@ validate(vh_conf_t *cf)
         snprintf(name, sizeof(name), "%s-%ld", host, (long) getpid());
         free(cf->consumer);
         cf->consumer = vh_strdup(name);
+    }
+    if (!strcmp(cf->consumer, VH_QUEUE_HOLD)) {
+        fprintf(stderr, "vodlms-helper: \"consumer\": \"%s\" is the name of the"
+                " consumer that holds waiting jobs; choose another\n", VH_QUEUE_HOLD);
+        return -1;
     }
     if (validate_s3(cf) != 0) {
         return -1;
