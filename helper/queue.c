@@ -14,7 +14,8 @@
  *      entry stays pending to it (so never lost) and its id goes into its
  *      owner's lane, a list <stream>:lane:<owner>; an owner with waiting
  *      jobs is in the ring, a sorted set <stream>:lanes scored by when it
- *      was last served (<stream>:served, a hash; 0: never);
+ *      was last served (<stream>:served, a hash; never: below every
+ *      served owner, in order of arrival);
  *   3. the owner served least recently gives its oldest job (XCLAIM from
  *      the holder, only while the holder still has it): round robin, and
  *      an owner who arrives while another's job runs goes next.
@@ -50,10 +51,13 @@ static const char vh_queue_fair_lua[] =
     "  if o == nil or o == '' then return '-' end\n"
     "  return o\n"
     "end\n"
+    /* never served: below every served owner, by its first entry's time */
     "local function wait(id, f)\n"
     "  local o = owner_of(f)\n"
     "  if redis.call('RPUSH', lanes .. o, id) == 1 then\n"
-    "    redis.call('ZADD', ring, redis.call('HGET', served, o) or 0, o)\n"
+    "    local ms = tonumber(string.match(id, '^(%d+)')) or 0\n"
+    "    redis.call('ZADD', ring, redis.call('HGET', served, o)\n"
+    "               or string.format('%.17g', ms / 1e13 - 1), o)\n"
     "  end\n"
     "end\n"
     /* 1. a silent consumer's job (never a waiting one) */

@@ -267,6 +267,16 @@ my $short = make_source('short.mp4', 1);
               "arrive: B, never served, goes before A's second lecture") or diag($log);
 }
 
+# owners never served before go in the order they arrived (not by name)
+{
+    enqueue('zoe', 'zoe-1', $short);
+    enqueue('adam', 'adam-1', $short);
+    enqueue('zoe', 'zoe-2', $short);
+    my $log = run_helper('newcomers');
+    is_deeply(ready_order($log), [qw(zoe-1 adam-1 zoe-2)],
+              'newcomers: the first to arrive goes first, then they take turns') or diag($log);
+}
+
 # jobs with no owner (a producer that does not say) share one lane, "-"
 {
     add_row("anon-$_", $short), $redis->cmd('XADD', $STREAM, '*', 'video_id', "anon-$_",
