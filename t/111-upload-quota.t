@@ -12,6 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use VodlmsTest;
 use File::Temp qw(tempdir);
+use IO::Socket::INET ();
 use Test::Nginx::Socket 'no_plan';
 
 my $redis = start_redis();
@@ -72,6 +73,21 @@ my ($ctl_port, $ctl) = control_server(
     '/reset'       => sub {
         $redis->cmd('DEL', "$STREAM:spool:$_", "$STREAM:uploading:$_") for qw(1003 course-intro);
         "reset\n";
+    },
+    # an upload of carol's that the client abandons halfway: its lease is
+    # taken, then given back when nginx sees the connection go
+    '/abandon'     => sub {
+        my $key = "$STREAM:uploading:1003";
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $ENV{TEST_NGINX_SERVER_PORT}) or return "connect: $!\n";
+        print $s "POST /api/videos/q-6/upload?course=course-intro HTTP/1.1\r\nHost: localhost\r\n"
+               . "Cookie: session=t111-carol\r\nContent-Length: 60000\r\n\r\nthe first bytes";
+        my $held;
+        for (1 .. 100) { $held = $redis->cmd('ZCARD', $key); last if $held; select undef, undef, undef, 0.05 }
+        close $s;
+        my $left;
+        for (1 .. 100) { $left = $redis->cmd('ZCARD', $key); last if !$left; select undef, undef, undef, 0.05 }
+        "held $held, then $left\n";
     },
     '/redis/stop'  => sub { $redis->stop; "stopped\n" },
     '/redis/start' => sub { $redis->start unless $redis->running; sessions(); "started\n" },
@@ -270,7 +286,25 @@ LOCATION
 
 
 
-=== TEST 9: the quota's Redis is down: 503, and nothing is created
+=== TEST 9: an upload the client abandons gives its lease back, and leaves nothing
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+LOCATION
+        vodlms_upload_quota concurrent=1;
+    }
+--- request eval
+["GET /ctl/abandon",
+ "GET /ctl/state?id=q-6"]
+--- timeout: 15
+--- error_code eval
+[200, 200]
+--- response_body eval
+["held 1, then 0\n",
+ "row queued; jobs 0; spool files 5\n"]
+
+
+
+=== TEST 10: the quota's Redis is down: 503, and nothing is created
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
 LOCATION
