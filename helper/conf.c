@@ -18,7 +18,7 @@
 #include "vodlms_helper.h"
 
 typedef enum { T_STR, T_INT, T_DBL, T_BITRATE, T_LADDER, T_BOOL, T_ONOFF, T_SIZE,
-               T_TIMEOUT, T_PIXELS } vh_type_e;
+               T_TIMEOUT, T_PIXELS, T_WORK } vh_type_e;
 
 typedef struct {
     const char  *key;
@@ -43,7 +43,7 @@ static const vh_key_t keys[] = {
     { "group_start_id", T_STR, O(group_start_id), 0, 0, "0", "where a new group starts: 0 = every entry, $ = new ones" },
     { "consumer", T_STR, O(consumer), 0, 0, "", "consumer name; empty: hostname-pid" },
     { "block_ms", T_INT, O(block_ms), 10, 60000, "2000", "XREADGROUP BLOCK (ms): how soon a stop is noticed when idle" },
-    { "claim_idle", T_DBL, O(claim_idle), 0.1, 86400, "60", "seconds before a silent consumer's job is reclaimed (XAUTOCLAIM)" },
+    { "claim_idle", T_DBL, O(claim_idle), 0.1, 86400, "60", "seconds before a silent consumer's job is reclaimed (XPENDING IDLE, XCLAIM)" },
     { "max_attempts", T_INT, O(max_attempts), 1, 100, "3", "deliveries before a job is marked failed" },
     { "retry_backoff", T_DBL, O(retry_backoff), 0, 3600, "5", "seconds before the first retry, doubled each time" },
     { "retry_backoff_max", T_DBL, O(retry_backoff_max), 0, 86400, "300", "cap of the retry delay" },
@@ -61,7 +61,10 @@ static const vh_key_t keys[] = {
     { "job_timeout", T_TIMEOUT, O(job_timeout), 0, 604800, "auto", "seconds before ffmpeg is killed (failed, not retried); auto: 6 x the source's duration, at least 900; 0: no limit" },
     { "max_source_duration", T_DBL, O(max_source_duration), 1, 604800, "21600", "longest source accepted, seconds (longer: failed, source_too_large)" },
     { "max_source_pixels", T_PIXELS, O(max_source_pixels), 256, 268435456, "4096x2304", "largest source frame accepted, WIDTHxHEIGHT or pixels (larger: failed, source_too_large)" },
+    { "max_source_fps", T_DBL, O(max_source_fps), 1, 100000, "240", "highest frame rate a source may claim by any measure (avg_frame_rate, frames / duration); higher: failed, source_too_large" },
+    { "max_source_work", T_WORK, O(max_source_work), 1e6, 1e15, "900G", "most pixel-frames a source may cost (duration x frames a second x width x height, k/M/G/T: 10^3..10^12); 900G is about 4 h of 1080p30; more: failed, source_too_large" },
     { "source_root", T_STR, O(source_root), 0, 0, "", "if set, job sources must be inside this directory" },
+    { "spool_grace", T_DBL, O(spool_grace), 0, 2592000, "3600", "seconds after which a spooled upload (*.upload in source_root) that no video names is removed; 0: never (superseded jobs' sources still go)" },
     { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/ (with publish = s3: the work directory)" },
     { "publish", T_STR, O(publish), 0, 0, "local", "local (rename into origin_dir) | s3 (upload to s3_bucket)" },
     { "old_version_grace", T_DBL, O(old_version_grace), 0, 2592000, "21600", "seconds a re-encoded video's previous version stays on the local origin (viewers mid-playback); then removed" },
@@ -163,6 +166,31 @@ parse_pixels(const char *s, long *out)
         return -1;
     }
     *out = w * h;
+    return 0;
+}
+
+/* a count with an optional decimal k, M, G or T suffix */
+static int
+parse_count(const char *s, double *out)
+{
+    char   *end;
+    double  v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) {
+        return -1;
+    }
+    switch (*end) {
+    case 'k': case 'K': v *= 1e3; end++; break;
+    case 'm': case 'M': v *= 1e6; end++; break;
+    case 'g': case 'G': v *= 1e9; end++; break;
+    case 't': case 'T': v *= 1e12; end++; break;
+    }
+    if (*end != '\0') {
+        return -1;
+    }
+    *out = v;
     return 0;
 }
 
@@ -319,6 +347,15 @@ set_key(vh_conf_t *cf, const vh_key_t *k, const char *val, const char *where)
             return -1;
         }
         *(long *) p = l;
+        return 0;
+    case T_WORK:
+        if (parse_count(val, &d) != 0 || d < k->min || d > k->max) {
+            fprintf(stderr, "vodlms-helper: %s: \"%s\" must be a number of pixel-frames"
+                    " (seconds x frames/s x width x height), like 900G, in %g..%g,"
+                    " not \"%s\"\n", where, k->key, k->min, k->max, val);
+            return -1;
+        }
+        *(double *) p = d;
         return 0;
     case T_SIZE:
         if (parse_size(val, &d) != 0 || d < k->min || d > k->max) {
@@ -623,6 +660,11 @@ validate(vh_conf_t *cf)
         free(cf->consumer);
         cf->consumer = vh_strdup(name);
     }
+    if (!strcmp(cf->consumer, VH_QUEUE_HOLD)) {
+        fprintf(stderr, "vodlms-helper: \"consumer\": \"%s\" is the name of the"
+                " consumer that holds waiting jobs; choose another\n", VH_QUEUE_HOLD);
+        return -1;
+    }
     if (validate_s3(cf) != 0) {
         return -1;
     }
@@ -655,6 +697,9 @@ print_conf(const vh_conf_t *cf)
     }
     printf("max_source_duration = %g\nmax_source_pixels = %ld\n",
            cf->max_source_duration, cf->max_source_pixels);
+    printf("max_source_fps = %g\n", cf->max_source_fps);
+    printf("max_source_work = %.0f pixel-frames (%.1f h of 1920x1080 at 30 fps)\n",
+           cf->max_source_work, cf->max_source_work / (1920.0 * 1080 * 30 * 3600));
     if (cf->publish_s3) {
         printf("s3 = s3://%s/%shls/<id>/ via %s (%s, region %s, multipart above %ld bytes"
                " in parts of %ld)\n", cf->s3_bucket, cf->s3_prefix, cf->s3_endpoint,

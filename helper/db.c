@@ -335,3 +335,26 @@ vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix)
     PQclear(res);
     return rc;
 }
+
+int
+vh_db_source_in_use(vh_db_t *db, const char *source)
+{
+    const char *p[1] = { source };
+    PGresult   *res;
+    int         rc = -1;
+
+    if (db_connect(db) != 0) {
+        return -1;
+    }
+    res = PQexecParams(db->conn,
+        "SELECT EXISTS (SELECT 1 FROM videos WHERE source_location = $1::text)",
+        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        rc = PQgetvalue(res, 0, 0)[0] == 't';
+    } else {
+        vh_error("postgres source check failed: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    }
+    PQclear(res);
+    return rc;
+}

@@ -105,8 +105,11 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
 
         switch (rc) {
         case VH_JOB_DONE:
+            vh_queue_ack(q, job);
+            return;
         case VH_JOB_SUPERSEDED:
             vh_queue_ack(q, job);
+            vh_spool_remove(cf, db, job);
             return;
         case VH_JOB_LOST:
             vh_warn("job %s: lost to another helper, not acknowledged", job->id);
@@ -150,6 +153,7 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
         {
             vh_job_superseded(job, "not retried");
             vh_queue_ack(q, job);
+            vh_spool_remove(cf, db, job);
             return;
         }
         if (backoff_wait(cf, q, job, delay) != 0) {
@@ -208,6 +212,8 @@ main(int argc, char **argv)
     while (!vh_stop) {
         /* superseded local versions past old_version_grace (at most once a minute) */
         vh_publish_sweep(&cf, db);
+        /* spooled uploads no video names, older than spool_grace (every 5 min) */
+        vh_spool_sweep(&cf, db);
         rc = vh_queue_next(q, &job);
         if (rc < 0) {
             vh_sleep_interruptible(1);

@@ -283,6 +283,39 @@ vh_probe_source_json(const vh_conf_t *cf, const char *text, size_t len,
         p->fps = 25;
     }
 
+    /*
+     * What decoding will cost.  Every rate in the container is the
+     * uploader's: take the largest claim that describes decoded frames.
+     * avg_frame_rate (frames over time, as FFmpeg measured them), and
+     * nb_frames over the duration where the container counts its frames
+     * (MP4/MOV: the sample table, exactly the packets the demuxer will
+     * hand over).  r_frame_rate is a timebase guess (90000/1, 1000/1 for
+     * variable rates) and only counts when nothing else says anything.
+     * A container that lies low about its rate is still stopped by
+     * job_timeout.
+     */
+    {
+        double avg, nb, r;
+
+        avg = rational(json_string_value(json_object_get(video, "avg_frame_rate")));
+        nb = num_string(video, "nb_frames");
+        r = rational(json_string_value(json_object_get(video, "r_frame_rate")));
+        if (isnan(nb) || isinf(nb) || nb < 0) {
+            nb = 0;
+        }
+        p->rate = avg;
+        if (nb > 0 && nb / p->duration > p->rate) {
+            p->rate = nb / p->duration;
+        }
+        if (p->rate <= 0) {
+            p->rate = r > 0 ? r : p->fps;
+        }
+        p->frames = p->duration * p->rate;
+        if (nb > p->frames) {
+            p->frames = nb;
+        }
+    }
+
     /* what a small file may claim, and so cost: refused before any encoding */
     if (p->duration > cf->max_source_duration) {
         snprintf(p->error, sizeof(p->error),
@@ -295,6 +328,20 @@ vh_probe_source_json(const vh_conf_t *cf, const char *text, size_t len,
                  "source_too_large: %dx%d is %ld pixels a frame, more than"
                  " max_source_pixels (%ld)", p->width, p->height,
                  (long) p->width * p->height, cf->max_source_pixels);
+        goto done;
+    }
+    if (p->rate > cf->max_source_fps) {
+        snprintf(p->error, sizeof(p->error),
+                 "source_too_large: it claims %.0f frames a second, more than"
+                 " max_source_fps (%g)", p->rate, cf->max_source_fps);
+        goto done;
+    }
+    if (p->frames * p->width * p->height > cf->max_source_work) {
+        snprintf(p->error, sizeof(p->error),
+                 "source_too_large: %.0f s x %.3g frames a second x %dx%d is %.3g"
+                 " pixel-frames to decode, more than max_source_work (%.3g)",
+                 p->duration, p->rate, p->width, p->height,
+                 p->frames * p->width * p->height, cf->max_source_work);
         goto done;
     }
     p->ok = 1;

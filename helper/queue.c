@@ -1,10 +1,30 @@
 /*
  * The job queue: a Redis Stream read through a consumer group (hiredis,
- * synchronous: a helper does one job at a time).
+ * synchronous: a helper does one job at a time), handed out fairly.
  *
- *   new jobs          XREADGROUP GROUP g c COUNT 1 BLOCK ms STREAMS key >
- *   dead consumers    XAUTOCLAIM key g c <claim_idle> <cursor> COUNT 1
+ * One stream, as before: each job done once, a dead helper's job
+ * reclaimed.  What changes is who gets the next job.  A plain
+ * XREADGROUP ">" is first come, first served, so one instructor who queues
+ * ten lectures holds every helper for hours (issue #18).  Instead, one
+ * script (EVAL: atomic, so any number of helpers on any hosts) does:
+ *
+ *   1. a silent consumer's job: per consumer, XPENDING IDLE claim_idle,
+ *      XCLAIM (what XAUTOCLAIM did, minus the waiting jobs below);
+ *   2. new entries: XREADGROUP as the holding consumer VH_QUEUE_HOLD; each
+ *      entry stays pending to it (so never lost) and its id goes into its
+ *      owner's lane, a list <stream>:lane:<owner>; an owner with waiting
+ *      jobs is in the ring, a sorted set <stream>:lanes scored by when it
+ *      was last served (<stream>:served, a hash; never: below every
+ *      served owner, in order of arrival);
+ *   3. the owner served least recently gives its oldest job (XCLAIM from
+ *      the holder, only while the holder still has it): round robin, and
+ *      an owner who arrives while another's job runs goes next.
+ *
+ * The owner is the entry's "owner" field (the module writes the uploader),
+ * "-" when there is none.  Otherwise:
+ *
  *   our own backlog   XREADGROUP ... STREAMS key 0   (once, at start)
+ *   nothing to do     XREAD BLOCK ms STREAMS key <last delivered id>
  *   still working     XCLAIM key g c 0 id JUSTID     (resets the idle time)
  *   done              XACK key g id                  (after the videos row)
  */
@@ -20,10 +40,80 @@
 
 #include "vodlms_helper.h"
 
+static const char vh_queue_fair_lua[] =
+    "local stream, ring, served, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
+    "local group, me, hold, idle, lanes = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
+    "local function field(t, k)\n"
+    "  for i = 1, #t, 2 do if t[i] == k then return t[i + 1] end end\n"
+    "end\n"
+    "local function owner_of(f)\n"
+    "  local o = f and field(f, 'owner')\n"
+    "  if o == nil or o == '' then return '-' end\n"
+    "  return o\n"
+    "end\n"
+    /* never served: below every served owner, by its first entry's time */
+    "local function wait(id, f)\n"
+    "  local o = owner_of(f)\n"
+    "  if redis.call('RPUSH', lanes .. o, id) == 1 then\n"
+    "    local ms = tonumber(string.match(id, '^(%d+)')) or 0\n"
+    "    redis.call('ZADD', ring, redis.call('HGET', served, o)\n"
+    "               or string.format('%.17g', ms / 1e13 - 1), o)\n"
+    "  end\n"
+    "end\n"
+    /* 1. a silent consumer's job (never a waiting one) */
+    "for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do\n"
+    "  local name = field(c, 'name')\n"
+    "  if name ~= hold and (field(c, 'pending') or 0) > 0 then\n"
+    "    local p = redis.call('XPENDING', stream, group, 'IDLE', idle, '-', '+', 1, name)\n"
+    "    if #p > 0 then\n"
+    "      local e = redis.call('XCLAIM', stream, group, me, idle, p[1][1])\n"
+    "      if #e > 0 and e[1] then return {'reclaimed', e[1]} end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    /* 2. new entries wait in their owner's lane, pending to the holder */
+    "local n, got = 0, 0\n"
+    "repeat\n"
+    "  got = 0\n"
+    "  local r = redis.call('XREADGROUP', 'GROUP', group, hold, 'COUNT', 100, 'STREAMS', stream, '>')\n"
+    "  if r then\n"
+    "    for _, e in ipairs(r[1][2]) do got = got + 1; wait(e[1], e[2]) end\n"
+    "  end\n"
+    "  n = n + got\n"
+    "until got < 100 or n >= 1000\n"
+    /* the lanes lost (a key deleted by hand): rebuilt from the holder's entries */
+    "if redis.call('ZCARD', ring) == 0 then\n"
+    "  for _, p in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000, hold)) do\n"
+    "    local e = redis.call('XRANGE', stream, p[1], p[1])\n"
+    "    wait(p[1], e[1] and e[1][2])\n"
+    "  end\n"
+    "end\n"
+    /* 3. the owner served least recently gives its oldest job */
+    "for _ = 1, 1000 do\n"
+    "  local top = redis.call('ZPOPMIN', ring)\n"
+    "  if #top == 0 then break end\n"
+    "  local o = top[1]\n"
+    "  local id = redis.call('LPOP', lanes .. o)\n"
+    "  if id and #redis.call('XPENDING', stream, group, id, id, 1, hold) == 1 then\n"
+    "    local e = redis.call('XCLAIM', stream, group, me, 0, id, 'RETRYCOUNT', 1)\n"
+    "    if #e > 0 and e[1] then\n"
+    "      local s = redis.call('INCR', seq)\n"
+    "      redis.call('HSET', served, o, s)\n"
+    "      if redis.call('LLEN', lanes .. o) > 0 then redis.call('ZADD', ring, s, o) end\n"
+    "      return {'received', e[1]}\n"
+    "    end\n"
+    "  end\n"
+    "  if redis.call('LLEN', lanes .. o) > 0 then redis.call('ZADD', ring, top[2], o) end\n"
+    "end\n"
+    "for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do\n"
+    "  if field(g, 'name') == group then return {'none', field(g, 'last-delivered-id')} end\n"
+    "end\n"
+    "return {'none', '0-0'}\n";
+
 struct vh_queue_s {
     const vh_conf_t  *cf;
     redisContext     *ctx;
-    char              cursor[64];       /* XAUTOCLAIM scan position */
+    char              last_id[64];      /* the group's last delivered entry */
     int               history_done;     /* our own pending entries read */
     double            next_connect;
     double            backoff;
@@ -152,7 +242,7 @@ vh_queue_new(const vh_conf_t *cf)
         return NULL;
     }
     q->cf = cf;
-    strcpy(q->cursor, "0-0");
+    strcpy(q->last_id, "$");
     return q;
 }
 
@@ -210,6 +300,8 @@ parse_entry(redisReply *e, vh_job_t *job)
             if (strlen(v->str) != v->len) {
                 job->malformed = 1;     /* a NUL inside the path */
             }
+        } else if (!strcmp(k->str, "owner")) {
+            snprintf(job->owner, sizeof(job->owner), "%.*s", (int) v->len, v->str);
         } else if (!strcmp(k->str, "enqueued_at")) {
             job->enqueued_at = atol(v->str);
         }
@@ -267,11 +359,84 @@ take_first(vh_queue_t *q, redisReply *entries, vh_job_t *job, const char *how)
         if (job->deliveries < 1) {
             job->deliveries = 1;
         }
-        vh_debug("job %s (%s) %s, delivery %ld", job->id, job->video_id, how,
+        vh_debug("job %s (%s, owner %s) %s, delivery %ld", job->id,
+                 job->video_id, job->owner[0] ? job->owner : "-", how,
                  job->deliveries);
         return 1;
     }
     return 0;
+}
+
+/* the script: 1 with a job (reclaimed or this owner's turn), 0, -1 */
+static int
+queue_fair(vh_queue_t *q, vh_job_t *job)
+{
+    const vh_conf_t  *cf = q->cf;
+    redisReply       *r, *how;
+    int               got = 0;
+    char              idle[32], ring[512], served[512], seq[512], lanes[512];
+    const char       *argv[12];
+
+    snprintf(idle, sizeof(idle), "%ld", (long) (cf->claim_idle * 1000));
+    snprintf(ring, sizeof(ring), "%s:lanes", cf->stream);
+    snprintf(served, sizeof(served), "%s:served", cf->stream);
+    snprintf(seq, sizeof(seq), "%s:served-seq", cf->stream);
+    snprintf(lanes, sizeof(lanes), "%s:lane:", cf->stream);
+    argv[0] = "EVAL";
+    argv[1] = vh_queue_fair_lua;
+    argv[2] = "4";
+    argv[3] = cf->stream;
+    argv[4] = ring;
+    argv[5] = served;
+    argv[6] = seq;
+    argv[7] = cf->group;
+    argv[8] = cf->consumer;
+    argv[9] = VH_QUEUE_HOLD;
+    argv[10] = idle;
+    argv[11] = lanes;
+
+    r = redisCommandArgv(q->ctx, 12, argv, NULL);
+    if (reply_is_error(q, r, "EVAL (the fair pick)")) {
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING)
+    {
+        vh_error("redis EVAL (the fair pick) gave an unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+    how = r->element[0];
+    if (!strcmp(how->str, "none")) {
+        if (r->element[1]->type == REDIS_REPLY_STRING
+            && r->element[1]->len < sizeof(q->last_id))
+        {
+            memcpy(q->last_id, r->element[1]->str, r->element[1]->len);
+            q->last_id[r->element[1]->len] = '\0';
+        }
+        freeReplyObject(r);
+        return 0;
+    }
+
+    /* take_first reads an array of entries: the reply's is one */
+    {
+        redisReply   one, *e = r->element[1];
+        redisReply  *list[1];
+
+        memset(&one, 0, sizeof(one));
+        one.type = REDIS_REPLY_ARRAY;
+        one.elements = 1;
+        list[0] = e;
+        one.element = list;
+        got = take_first(q, &one, job, how->str);
+    }
+    if (got && !strcmp(how->str, "reclaimed")) {
+        vh_info("reclaimed job %s (video %s) from a silent consumer, delivery %ld",
+                job->id, job->video_id, job->deliveries);
+    }
+    freeReplyObject(r);
+    return got;
 }
 
 int
@@ -279,8 +444,7 @@ vh_queue_next(vh_queue_t *q, vh_job_t *job)
 {
     const vh_conf_t  *cf = q->cf;
     redisReply       *r;
-    int               got = 0;
-    char              idle[32];
+    int               got = 0, arrived;
 
     if (queue_connect(q) != 0) {
         return -1;
@@ -307,54 +471,45 @@ vh_queue_next(vh_queue_t *q, vh_job_t *job)
         q->history_done = 1;
     }
 
-    /* 2. jobs of consumers silent for claim_idle (dead, or waiting to retry) */
-    snprintf(idle, sizeof(idle), "%ld", (long) (cf->claim_idle * 1000));
-    r = redisCommand(q->ctx, "XAUTOCLAIM %s %s %s %s %s COUNT 1", cf->stream,
-                     cf->group, cf->consumer, idle, q->cursor);
-    if (reply_is_error(q, r, "XAUTOCLAIM")) {
-        if (r) freeReplyObject(r);
-        return -1;
-    }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
-        if (r->element[0]->type == REDIS_REPLY_STRING
-            && r->element[0]->len < sizeof(q->cursor))
-        {
-            memcpy(q->cursor, r->element[0]->str, r->element[0]->len);
-            q->cursor[r->element[0]->len] = '\0';
-        }
-        if (r->element[1]->type == REDIS_REPLY_ARRAY) {
-            got = take_first(q, r->element[1], job, "reclaimed");
-        }
-        if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY
-            && r->element[2]->elements > 0)
-        {
-            vh_warn("%zu pending job(s) deleted from the stream before they were done",
-                    r->element[2]->elements);
-        }
-    }
-    freeReplyObject(r);
-    if (got) {
-        vh_info("reclaimed job %s (video %s) from a silent consumer, delivery %ld",
-                job->id, job->video_id, job->deliveries);
-        return 1;
+    /* 2. a silent consumer's job, else the next owner's turn */
+    got = queue_fair(q, job);
+    if (got != 0) {
+        return got;
     }
 
-    /* 3. new jobs */
-    r = redisCommand(q->ctx,
-                     "XREADGROUP GROUP %s %s COUNT 1 BLOCK %d STREAMS %s >",
-                     cf->group, cf->consumer, cf->block_ms, cf->stream);
-    if (reply_is_error(q, r, "XREADGROUP")) {
+    /* 3. nothing for us: wait for a new entry, then look again */
+    r = redisCommand(q->ctx, "XREAD COUNT 1 BLOCK %d STREAMS %s %s",
+                     cf->block_ms, cf->stream, q->last_id);
+    if (reply_is_error(q, r, "XREAD")) {
         if (r) freeReplyObject(r);
         return -1;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
-        && r->element[0]->elements == 2)
-    {
-        got = take_first(q, r->element[0]->element[1], job, "received");
-        job->deliveries = got ? job->deliveries : 0;
-    }
+    arrived = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
     freeReplyObject(r);
-    return got;
+    return arrived ? queue_fair(q, job) : 0;
+}
+
+
+/*
+ * The job is over: its source no longer counts against its owner's spool
+ * quota (the module's vodlms_upload_quota bytes=, a hash
+ * <stream>:spool:<owner> of source -> bytes written with the job).
+ */
+static void
+queue_spool_done(vh_queue_t *q, const vh_job_t *job)
+{
+    redisReply  *r;
+
+    if (job->owner[0] == '\0' || job->source == NULL) {
+        return;
+    }
+    r = redisCommand(q->ctx, "HDEL %s:spool:%s %s", q->cf->stream, job->owner,
+                     job->source);
+    if (!reply_is_error(q, r, "HDEL (the spool quota)")) {
+        freeReplyObject(r);
+    } else if (r) {
+        freeReplyObject(r);
+    }
 }
 
 int
@@ -372,6 +527,7 @@ vh_queue_ack(vh_queue_t *q, const vh_job_t *job)
                          job->id);
         if (!reply_is_error(q, r, "XACK")) {
             freeReplyObject(r);
+            queue_spool_done(q, job);
             return 0;
         }
         if (r) freeReplyObject(r);

@@ -77,7 +77,10 @@ typedef struct {
     double job_timeout;        /* seconds, 0: none, VH_JOB_TIMEOUT_AUTO: from the duration */
     double max_source_duration; /* seconds a source may last */
     long   max_source_pixels;  /* width x height of a source frame */
+    double max_source_fps;     /* frames a second a source may claim */
+    double max_source_work;    /* seconds x frames/s x pixels: pixel-frames decoded */
     char  *source_root;        /* "" = any absolute path */
+    double spool_grace;        /* seconds before an unnamed source is swept */
     /* output */
     char  *origin_dir;
     char  *publish;            /* local | s3 */
@@ -149,10 +152,14 @@ extern volatile sig_atomic_t vh_stop;    /* 1: stop after the job, 2: abandon */
 
 typedef struct vh_queue_s vh_queue_t;
 
+/* the consumer that holds jobs waiting for their turn; never a helper's name */
+#define VH_QUEUE_HOLD  "vodlms:waiting"
+
 typedef struct {
     char    id[64];                  /* stream entry id */
     char    video_id[VH_ID_MAX + 1];
     char   *source;
+    char    owner[129];              /* whose turn it was: the uploader */
     long    enqueued_at;
     long    deliveries;
     int     malformed;               /* fields missing or invalid */
@@ -213,6 +220,15 @@ int  vh_db_take_superseded(vh_db_t *db, double grace, int max,
     vh_db_superseded_pt cb, void *data);
 /* inside a cb: does any video use the prefix now: 1, 0 or -1 */
 int  vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix);
+/* does any video name this source (source_location): 1, 0 or -1 */
+int  vh_db_source_in_use(vh_db_t *db, const char *source);
+
+/* ---------------------------------------------------------------- spool.c */
+
+/* a superseded job's source, unless a row names it (see spool.c) */
+void vh_spool_remove(const vh_conf_t *cf, vh_db_t *db, const vh_job_t *job);
+/* sources older than spool_grace that no row names (every 5 min) */
+void vh_spool_sweep(const vh_conf_t *cf, vh_db_t *db);
 
 /* ---------------------------------------------------------------- probe.c */
 
@@ -223,6 +239,8 @@ typedef struct {
     int     width;             /* displayed (after rotation) */
     int     height;
     double  fps;
+    double  frames;            /* frames ffmpeg will decode (the largest claim) */
+    double  rate;              /* frames / duration, the largest claim */
     int     has_audio;
     char    demuxer[16];       /* the VH_SOURCE_FORMATS name ffprobe found */
     int     video_index;       /* the stream probed: the first video stream

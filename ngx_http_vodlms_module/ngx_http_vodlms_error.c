@@ -87,6 +87,13 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* players never send these: a path trick against the edge's check */
     { NGX_HTTP_BAD_REQUEST, NGX_LOG_WARN, "bad_path",
       "edge request path refused" },
+
+    /* vodlms_upload_quota: the uploader's own limits */
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_LOG_INFO, "upload_quota_exceeded",
+      "the uploader's spooled bytes would pass the quota" },
+
+    { NGX_HTTP_TOO_MANY_REQUESTS, NGX_LOG_INFO, "too_many_uploads",
+      "the uploader has too many uploads in progress" },
 };
 
 

@@ -57,7 +57,12 @@ typedef struct {
     int64_t                     stream_entries;  /* -1: unknown */
     int64_t                     queue_length;    /* the group's lag */
     int64_t                     queue_pending;
+    int64_t                     queue_waiting;   /* held for their turn */
 } ngx_http_vodlms_status_ctx_t;
+
+
+/* the helpers' consumer that holds jobs waiting for their owner's turn */
+#define NGX_HTTP_VODLMS_WAITING_CONSUMER  "vodlms:waiting"
 
 
 #define NGX_HTTP_VODLMS_DEFAULT_GROUP  "vodlms-helpers"
@@ -67,6 +72,8 @@ static ngx_int_t ngx_http_vodlms_metrics_init_zone(ngx_shm_zone_t *zone,
     void *data);
 static ngx_int_t ngx_http_vodlms_status_handler(ngx_http_request_t *r);
 static void ngx_http_vodlms_status_reply(void *data, ngx_uint_t i,
+    redisReply *reply);
+static void ngx_http_vodlms_status_waiting(ngx_http_vodlms_status_ctx_t *sc,
     redisReply *reply);
 static void ngx_http_vodlms_status_done(void *data,
     ngx_vodlms_redis_status_e status, const char *reason);
@@ -296,9 +303,9 @@ static ngx_int_t
 ngx_http_vodlms_status_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    const char                    *argv0[2], *argv1[3], *reason;
-    size_t                         argvlen0[2], argvlen1[3];
-    ngx_vodlms_redis_cmd_t         cmds[2];
+    const char                    *argv0[2], *argv1[3], *argv2[4], *reason;
+    size_t                         argvlen0[2], argvlen1[3], argvlen2[4];
+    ngx_vodlms_redis_cmd_t         cmds[3];
     ngx_vodlms_redis_status_e      status;
     ngx_http_vodlms_loc_conf_t    *vlcf;
     ngx_http_vodlms_main_conf_t   *vmcf;
@@ -344,6 +351,8 @@ ngx_http_vodlms_status_handler(ngx_http_request_t *r)
      * The transcode queue: the stream's entries (finished jobs too, until
      * trimmed), and the helpers' group: its lag (jobs no helper has taken
      * yet, Redis 7) and its pending jobs (taken, not yet acknowledged).
+     * Jobs waiting for their owner's turn are pending to one consumer
+     * (docs/helper.md, fair turns): they count as not taken.
      */
 
     argv0[0] = "XLEN";
@@ -358,15 +367,27 @@ ngx_http_vodlms_status_handler(ngx_http_request_t *r)
     argv1[2] = argv0[1];
     argvlen1[2] = argvlen0[1];
 
+    argv2[0] = "XINFO";
+    argvlen2[0] = 5;
+    argv2[1] = "CONSUMERS";
+    argvlen2[1] = 9;
+    argv2[2] = argv0[1];
+    argvlen2[2] = argvlen0[1];
+    argv2[3] = (char *) sc->group.data;
+    argvlen2[3] = sc->group.len;
+
     cmds[0].argc = 2;
     cmds[0].argv = argv0;
     cmds[0].argvlen = argvlen0;
     cmds[1].argc = 3;
     cmds[1].argv = argv1;
     cmds[1].argvlen = argvlen1;
+    cmds[2].argc = 4;
+    cmds[2].argv = argv2;
+    cmds[2].argvlen = argvlen2;
 
     rc = ngx_vodlms_redis_send(vmcf->redis_pool, r->pool, r->connection->log,
-                               cmds, 2, ngx_http_vodlms_status_reply,
+                               cmds, 3, ngx_http_vodlms_status_reply,
                                ngx_http_vodlms_status_done, sc, &status,
                                &reason);
     if (rc != NGX_OK) {
@@ -388,6 +409,11 @@ ngx_http_vodlms_status_reply(void *data, ngx_uint_t i, redisReply *reply)
 
     if (i == 0 && reply->type == REDIS_REPLY_INTEGER) {
         sc->stream_entries = reply->integer;
+        return;
+    }
+
+    if (i == 2) {
+        ngx_http_vodlms_status_waiting(sc, reply);
         return;
     }
 
@@ -444,6 +470,63 @@ ngx_http_vodlms_status_reply(void *data, ngx_uint_t i, redisReply *reply)
         }
 
         return;
+    }
+}
+
+
+/* XINFO CONSUMERS: the waiting jobs are the holding consumer's pending */
+
+static void
+ngx_http_vodlms_status_waiting(ngx_http_vodlms_status_ctx_t *sc,
+    redisReply *reply)
+{
+    size_t       c, k;
+    redisReply  *con, *key, *val;
+    int64_t      pending;
+    ngx_uint_t   holder;
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return;                 /* no group yet */
+    }
+
+    for (c = 0; c < reply->elements; c++) {
+        con = reply->element[c];
+
+        if (con->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+
+        holder = 0;
+        pending = 0;
+
+        for (k = 0; k + 1 < con->elements; k += 2) {
+            key = con->element[k];
+            val = con->element[k + 1];
+
+            if (key->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            if (key->len == 4 && ngx_strncmp(key->str, "name", 4) == 0
+                && val->type == REDIS_REPLY_STRING
+                && val->len == sizeof(NGX_HTTP_VODLMS_WAITING_CONSUMER) - 1
+                && ngx_strncmp(val->str, NGX_HTTP_VODLMS_WAITING_CONSUMER,
+                               val->len) == 0)
+            {
+                holder = 1;
+
+            } else if (key->len == 7
+                       && ngx_strncmp(key->str, "pending", 7) == 0
+                       && val->type == REDIS_REPLY_INTEGER)
+            {
+                pending = val->integer;
+            }
+        }
+
+        if (holder) {
+            sc->queue_waiting = pending;
+            return;
+        }
     }
 }
 
@@ -713,8 +796,16 @@ ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
     p = ngx_http_vodlms_status_gauge(p, last, "vodlms_transcode_stream_entries",
             "Entries in the transcode stream, finished jobs included until "
             "it is trimmed.", sc->stream_entries);
+    /* the replies come in order: GROUPS (lag, pending), then CONSUMERS */
+    if (sc->queue_waiting > 0 && sc->queue_pending >= sc->queue_waiting) {
+        sc->queue_pending -= sc->queue_waiting;
+        sc->queue_length = (sc->queue_length > 0 ? sc->queue_length : 0)
+                           + sc->queue_waiting;
+    }
+
     p = ngx_http_vodlms_status_gauge(p, last, "vodlms_transcode_queue_length",
-            "Jobs no helper has taken yet (the consumer group's lag).",
+            "Jobs no helper has taken yet (the consumer group's lag, and "
+            "the jobs waiting for their owner's turn).",
             sc->queue_length);
     p = ngx_http_vodlms_status_gauge(p, last, "vodlms_transcode_queue_pending",
             "Jobs delivered to a helper and not yet acknowledged.",

@@ -28,6 +28,7 @@ typedef struct {
     ngx_str_t                   video;
     ngx_str_t                   course;
     ngx_str_t                   title;
+    ngx_str_t                   owner;        /* whose turn, whose quota */
     ngx_str_t                   path;         /* the spooled file, NUL-ended */
     ngx_str_t                   old[4];       /* status, source, progress,
                                                  error; data NULL: SQL NULL */
@@ -85,7 +86,14 @@ static ngx_str_t  ngx_http_vodlms_upload_undo_old = ngx_string(
 
 
 static ngx_int_t ngx_http_vodlms_upload_handler(ngx_http_request_t *r);
+static void ngx_http_vodlms_upload_admitted(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_quota_t *q, ngx_http_vodlms_err_e err);
+static ngx_int_t ngx_http_vodlms_upload_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vodlms_upload_value(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_str_t *out);
 static void ngx_http_vodlms_upload_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vodlms_upload_owner(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_ctx_t *u);
 static void ngx_http_vodlms_upload_row(void *data,
     ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
 static void ngx_http_vodlms_upload_job_reply(void *data, ngx_uint_t i,
@@ -104,8 +112,11 @@ static void ngx_http_vodlms_upload_finish(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 {
-    ngx_int_t               rc;
-    ngx_http_vodlms_ctx_t  *ctx;
+    ngx_int_t                        rc;
+    ngx_http_vodlms_ctx_t           *ctx;
+    ngx_http_vodlms_loc_conf_t      *vlcf;
+    ngx_http_vodlms_upload_ctx_t     who;
+    ngx_http_vodlms_upload_quota_t  *q;
 
     ctx = ngx_http_vodlms_get_ctx(r);
     if (ctx) {
@@ -115,6 +126,77 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (vlcf->upload.quota_bytes == 0 && vlcf->upload.quota_concurrent == 0) {
+        return ngx_http_vodlms_upload_read(r);
+    }
+
+    /* the uploader's quota first, before a byte of the body is read */
+
+    ngx_memzero(&who, sizeof(ngx_http_vodlms_upload_ctx_t));
+
+    if (ngx_http_vodlms_upload_value(r, vlcf->upload.course, &who.course)
+        != NGX_OK
+        || ngx_http_vodlms_upload_owner(r, &who) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->count++;
+
+    rc = ngx_http_vodlms_upload_quota_check(r, &who.owner,
+                                            ngx_http_vodlms_upload_admitted,
+                                            &q);
+    if (rc == NGX_AGAIN) {
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_ERROR) {
+        r->main->count--;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_vodlms_upload_admitted(r, q, (ngx_http_vodlms_err_e) rc);
+
+    return NGX_DONE;
+}
+
+
+/* the quota's verdict; the request holds one extra reference here */
+
+static void
+ngx_http_vodlms_upload_admitted(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_quota_t *q, ngx_http_vodlms_err_e err)
+{
+    ngx_int_t  rc;
+
+    if (err == NGX_HTTP_VODLMS_OK) {
+        rc = ngx_http_vodlms_upload_read(r);
+        ngx_http_finalize_request(r, rc >= NGX_HTTP_SPECIAL_RESPONSE
+                                     ? rc : NGX_DONE);
+        return;
+    }
+
+    if (err == NGX_HTTP_VODLMS_UPLOAD_QUOTA
+        || err == NGX_HTTP_VODLMS_TOO_MANY_UPLOADS)
+    {
+        ngx_http_vodlms_upload_finish(r,
+                                ngx_http_vodlms_upload_quota_deny(r, q, err));
+        return;
+    }
+
+    ngx_http_vodlms_upload_finish(r, ngx_http_vodlms_deny(r, err, NULL));
+}
+
+
+/* the body, to disk; then ngx_http_vodlms_upload_body() */
+
+static ngx_int_t
+ngx_http_vodlms_upload_read(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
 
     /* to disk, never memory; the size limit is client_max_body_size */
     r->request_body_in_file_only = 1;
@@ -159,6 +241,50 @@ ngx_http_vodlms_upload_value(ngx_http_request_t *r,
     }
 
     return ngx_http_complex_value(r, cv, out);
+}
+
+
+/*
+ * Whose upload this is: the helpers take turns by it (docs/helper.md, fair
+ * turns).  vodlms_upload_owner, else the session's user, else the course.
+ */
+
+static ngx_int_t
+ngx_http_vodlms_upload_owner(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_ctx_t *u)
+{
+    ngx_http_vodlms_ctx_t       *ctx;
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (vlcf->upload.owner != NULL) {
+        if (ngx_http_complex_value(r, vlcf->upload.owner, &u->owner)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        ctx = ngx_http_get_module_ctx(r->main, ngx_http_vodlms_module);
+
+        if (ctx != NULL
+            && ctx->session.state == NGX_HTTP_VODLMS_SESSION_DONE
+            && ctx->session.result == NGX_HTTP_VODLMS_OK)
+        {
+            u->owner.len = ctx->session.user_id.len;
+            u->owner.data = ngx_pstrdup(r->pool, &ctx->session.user_id);
+            if (u->owner.data == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (u->owner.len == 0 || u->owner.len > 128) {
+        u->owner = u->course;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -208,6 +334,11 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
 
     if (u->title.len == 0 || u->title.len > 200) {
         u->title = u->video;
+    }
+
+    if (ngx_http_vodlms_upload_owner(r, u) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
     }
 
     tf = r->request_body ? r->request_body->temp_file : NULL;
@@ -282,15 +413,20 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
     int                            i;
     ngx_str_t                      s;
     ngx_int_t                      rc;
-    const char                    *argv[9], *why;
-    size_t                         argvlen[9];
-    ngx_vodlms_redis_cmd_t         cmd;
+    off_t                          size;
+    ngx_str_t                      key;
+    ngx_uint_t                     ncmds;
+    const char                    *argv[11], *hargv[4], *multi[1], *exec[1];
+    const char                    *why;
+    size_t                         argvlen[11], hargvlen[4], multilen[1],
+                                   execlen[1];
+    ngx_vodlms_redis_cmd_t         cmds[4];
     ngx_vodlms_redis_status_e      rstatus;
     ngx_http_request_t            *r = u->r;
     ngx_http_vodlms_loc_conf_t    *vlcf;
     ngx_http_vodlms_main_conf_t   *vmcf;
 
-    u_char  ts[NGX_TIME_T_LEN];
+    u_char  ts[NGX_TIME_T_LEN], bytes[NGX_OFF_T_LEN];
 
     if (status != NGX_VODLMS_PG_OK) {
         ngx_http_vodlms_upload_fail(u, status == NGX_VODLMS_PG_TIMEOUT
@@ -377,13 +513,67 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
     argvlen[7] = 11;
     argv[8] = (char *) ts;
     argvlen[8] = ngx_sprintf(ts, "%T", ngx_time()) - ts;
+    argv[9] = "owner";
+    argvlen[9] = 5;
+    argv[10] = (char *) u->owner.data;
+    argvlen[10] = u->owner.len;
 
-    cmd.argc = 9;
-    cmd.argv = argv;
-    cmd.argvlen = argvlen;
+    cmds[0].argc = 11;
+    cmds[0].argv = argv;
+    cmds[0].argvlen = argvlen;
+    ncmds = 1;
+
+    /*
+     * With a quota, the job and the bytes it holds in the spool are one
+     * transaction: MULTI, XADD, HSET <stream>:spool:<owner> <path> <bytes>,
+     * EXEC.  The helper clears the field when the job ends.
+     */
+    if (vlcf->upload.quota_bytes || vlcf->upload.quota_concurrent) {
+        size = r->request_body && r->request_body->temp_file
+               ? r->request_body->temp_file->offset
+               : r->headers_in.content_length_n;
+
+        key.len = vlcf->upload.stream.len + sizeof(":spool:") - 1
+                  + u->owner.len;
+        key.data = ngx_pnalloc(r->pool, key.len);
+        if (key.data == NULL) {
+            ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_INTERNAL,
+                                        "no memory");
+            return;
+        }
+
+        ngx_sprintf(key.data, "%V:spool:%V", &vlcf->upload.stream, &u->owner);
+
+        hargv[0] = "HSET";
+        hargvlen[0] = 4;
+        hargv[1] = (char *) key.data;
+        hargvlen[1] = key.len;
+        hargv[2] = (char *) u->path.data;
+        hargvlen[2] = u->path.len;
+        hargv[3] = (char *) bytes;
+        hargvlen[3] = ngx_sprintf(bytes, "%O", size) - bytes;
+
+        multi[0] = "MULTI";
+        multilen[0] = 5;
+        exec[0] = "EXEC";
+        execlen[0] = 4;
+
+        cmds[3] = cmds[0];
+        cmds[0].argc = 1;
+        cmds[0].argv = multi;
+        cmds[0].argvlen = multilen;
+        cmds[1] = cmds[3];
+        cmds[2].argc = 4;
+        cmds[2].argv = hargv;
+        cmds[2].argvlen = hargvlen;
+        cmds[3].argc = 1;
+        cmds[3].argv = exec;
+        cmds[3].argvlen = execlen;
+        ncmds = 4;
+    }
 
     rc = ngx_vodlms_redis_send(vmcf->redis_pool, r->pool, r->connection->log,
-                               &cmd, 1, ngx_http_vodlms_upload_job_reply,
+                               cmds, ncmds, ngx_http_vodlms_upload_job_reply,
                                ngx_http_vodlms_upload_job, u, &rstatus, &why);
     if (rc == NGX_OK) {
         return;
@@ -403,6 +593,20 @@ static void
 ngx_http_vodlms_upload_job_reply(void *data, ngx_uint_t i, redisReply *reply)
 {
     ngx_http_vodlms_upload_ctx_t  *u = data;
+
+    /* MULTI ... EXEC: the transaction's replies, the XADD's first */
+    if (reply->type == REDIS_REPLY_STATUS) {
+        return;                 /* OK, QUEUED */
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        if (reply->elements == 0) {
+            u->job_id_len = 0;
+            return;
+        }
+
+        reply = reply->element[0];
+    }
 
     if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(u->job_id)) {
         ngx_memcpy(u->job_id, reply->str, reply->len);
@@ -552,6 +756,8 @@ ngx_http_vodlms_upload_create_conf(ngx_http_vodlms_upload_conf_t *ucf)
     ucf->enable = NGX_CONF_UNSET;
     ucf->course = NGX_CONF_UNSET_PTR;
     ucf->title = NGX_CONF_UNSET_PTR;
+    ucf->owner = NGX_CONF_UNSET_PTR;
+    ucf->quota_bytes = NGX_CONF_UNSET;
 }
 
 
@@ -566,6 +772,21 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_ptr_value(conf->course, prev->course, NULL);
     ngx_conf_merge_ptr_value(conf->title, prev->title, NULL);
+    ngx_conf_merge_ptr_value(conf->owner, prev->owner, NULL);
+
+    /* vodlms_upload_quota sets its four values together */
+    if (conf->quota_bytes == NGX_CONF_UNSET) {
+        if (prev->quota_bytes == NGX_CONF_UNSET) {
+            conf->quota_bytes = 0;
+            conf->quota_concurrent = 0;
+
+        } else {
+            conf->quota_bytes = prev->quota_bytes;
+            conf->quota_concurrent = prev->quota_concurrent;
+            conf->quota_lease = prev->quota_lease;
+            conf->quota_retry = prev->quota_retry;
+        }
+    }
     ngx_conf_merge_str_value(conf->spool, prev->spool, "");
     ngx_conf_merge_str_value(conf->stream, prev->stream, "vodlms:transcode");
 

@@ -10,6 +10,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_vodlms_error.h"
+
 
 #define NGX_HTTP_VODLMS_UPLOAD_REPLACE  1    /* on: a row the LMS created */
 #define NGX_HTTP_VODLMS_UPLOAD_NEW      2    /* new: a server-drawn id */
@@ -19,9 +21,34 @@ typedef struct {
     ngx_int_t                   enable;      /* 0, or one of the above */
     ngx_http_complex_value_t   *course;
     ngx_http_complex_value_t   *title;
+    ngx_http_complex_value_t   *owner;       /* NULL: the session's user */
     ngx_str_t                   spool;           /* NUL-ended */
     ngx_str_t                   stream;
+    off_t                       quota_bytes;       /* 0: none */
+    ngx_uint_t                  quota_concurrent;  /* 0: none */
+    ngx_msec_t                  quota_lease;
+    time_t                      quota_retry;
 } ngx_http_vodlms_upload_conf_t;
+
+
+/* vodlms_upload_quota (ngx_http_vodlms_upload_quota.c) */
+
+typedef struct ngx_http_vodlms_upload_quota_s  ngx_http_vodlms_upload_quota_t;
+
+/* the verdict: NGX_HTTP_VODLMS_OK (admitted), a refusal, or a failure */
+typedef void (*ngx_http_vodlms_upload_quota_pt)(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_quota_t *q, ngx_http_vodlms_err_e err);
+
+/* NGX_AGAIN: handler follows; NGX_ERROR; or an ngx_http_vodlms_err_e */
+ngx_int_t ngx_http_vodlms_upload_quota_check(ngx_http_request_t *r,
+    ngx_str_t *owner, ngx_http_vodlms_upload_quota_pt handler,
+    ngx_http_vodlms_upload_quota_t **qp);
+ngx_int_t ngx_http_vodlms_upload_quota_deny(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_quota_t *q, ngx_http_vodlms_err_e err);
+ngx_str_t *ngx_http_vodlms_upload_quota_spool_key(
+    ngx_http_vodlms_upload_quota_t *q);
+char *ngx_http_vodlms_upload_quota(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 void ngx_http_vodlms_upload_create_conf(ngx_http_vodlms_upload_conf_t *c);

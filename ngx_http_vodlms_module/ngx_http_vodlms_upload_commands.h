@@ -27,6 +27,20 @@
       NGX_HTTP_VODLMS_UPLOAD_OFFSET(title),
       NULL },
 
+    { ngx_string("vodlms_upload_owner"),
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_VODLMS_UPLOAD_OFFSET(owner),
+      NULL },
+
+    { ngx_string("vodlms_upload_quota"),
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_1MORE,
+      ngx_http_vodlms_upload_quota,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("vodlms_upload_spool"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
       ngx_http_vodlms_upload_spool,

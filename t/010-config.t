@@ -531,6 +531,25 @@ rejects('an upload mode that does not exist',
     video_location("vodlms_upload maybe; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir;"),
     qr/invalid value "maybe" in "vodlms_upload", expected "on" \(into a row the LMS created\), "new" \(a new row under a server-drawn id\) or "off"/);
 
+rejects('an upload quota with no limit',
+    video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir; vodlms_upload_quota lease=1h;"),
+    qr/"vodlms_upload_quota" needs bytes= or concurrent=/);
+
+rejects('an upload quota of zero bytes',
+    video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir; vodlms_upload_quota bytes=0;"),
+    qr/invalid "vodlms_upload_quota" parameter "bytes=0" \(bytes=SIZE, concurrent=N, lease=TIME of at least 1s, retry=TIME\)/);
+
+rejects('an upload quota with an unknown parameter',
+    video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir; vodlms_upload_quota concurrent=2 files=9;"),
+    qr/invalid "vodlms_upload_quota" parameter "files=9"/);
+
+rejects('an upload lease shorter than a second',
+    video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir; vodlms_upload_quota concurrent=2 lease=500ms;"),
+    qr/invalid "vodlms_upload_quota" parameter "lease=500ms"/);
+
+accepts('an upload quota per uploader, and fair turns by course',
+    video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir; vodlms_upload_owner \$arg_course; vodlms_upload_quota bytes=20g concurrent=2 lease=2h retry=1m;"));
+
 accepts('a new-video upload under a server-drawn id',
     "$pg server { listen 127.0.0.1:1;
         location ~ ^/courses/(?<course>[^/]+)/videos\$ {

@@ -117,11 +117,13 @@ sub ffmpeg_make {
 sub make_clip {
     my ($path, %o) = @_;
     my $dur = $o{duration} // 3;
+    my $rate = $o{rate} // 25;
+    my $size = $o{size} // '320x240';
     my @codecs = $path =~ /\.webm$/
         ? ('-c:v', 'libvpx', '-deadline', 'realtime', '-c:a', 'libopus')
         : ('-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac');
     return ffmpeg_make($path,
-        '-f', 'lavfi', '-i', "testsrc2=size=320x240:rate=25:duration=$dur",
+        '-f', 'lavfi', '-i', "testsrc2=size=$size:rate=$rate:duration=$dur",
         '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$dur",
         @codecs, '-shortest');
 }
@@ -401,7 +403,8 @@ ok(!-e $http_hits, 'the listener got no connection') or diag(slurp($http_hits));
 is(pending_count(), 0, 'every refused job is acknowledged');
 
 #---------------------------------------------------------------------------
-# what a small file may claim: max_source_duration, max_source_pixels
+# what a small file may claim: max_source_duration, max_source_pixels,
+# max_source_fps, max_source_work
 #---------------------------------------------------------------------------
 
 {
@@ -416,15 +419,40 @@ is(pending_count(), 0, 'every refused job is acknowledged');
     refused($log, 'too-big', 'max_source_pixels 320x200, a 320x240 clip',
             qr/^source_too_large: 320x240 is 76800 pixels a frame, more than max_source_pixels \(64000\)$/);
 
+    # the work: seconds x frames a second x pixels; 3 s of 320x240 at 25 fps
+    # is 5.76M pixel-frames, the same at 50 fps twice that
+    my $fifty = make_clip("$spool/fifty-fps.mp4", rate => 50);
+    add_video('too-much-work', $fifty);
+    $log = run_helper('too-much-work', '--max-source-work', '6M');
+    refused($log, 'too-much-work', 'max_source_work 6M, 3 s of 320x240 at 50 fps',
+            qr/^source_too_large: 3 s x 50 frames a second x 320x240 is 1\.15e\+07 pixel-frames to decode, more than max_source_work \(6e\+06\)$/);
+
+    # a tiny file claiming 1000 frames a second: MP4 counts its frames (nb_frames),
+    # Matroska says 0/0 on average and 1000/1 as its timebase guess
+    for my $ext (qw(mp4 mkv)) {
+        my $fast = make_clip("$spool/thousand-fps.$ext", rate => 1000, size => '64x64',
+                             duration => 1);
+        add_video("too-fast-$ext", $fast);
+        $log = run_helper("too-fast-$ext");
+        refused($log, "too-fast-$ext", "max_source_fps 240 (the default), 1000 fps in $ext",
+                qr/^source_too_large: it claims 1000 frames a second, more than max_source_fps \(240\)$/);
+    }
+
     add_video('fits', $clip);
-    $log = run_helper('fits', '--max-source-duration', '3.5', '--max-source-pixels', '76800');
-    is(video('fits')->{status}, 'ready', 'a clip within both limits is ready');
+    $log = run_helper('fits', '--max-source-duration', '3.5', '--max-source-pixels', '76800',
+                      '--max-source-work', '6M', '--max-source-fps', '25');
+    is(video('fits')->{status}, 'ready', 'a clip within every limit is ready (3 s of 320x240 at 25 fps, 5.76M pixel-frames)');
 
     my $out = `$bin --config $tmp/helper.conf --check-config 2>&1`;
     like($out, qr/^job_timeout = auto \(6 x the source's duration, at least 900 s\)$/m,
          'job_timeout defaults to auto');
     like($out, qr/^max_source_duration = 21600$/m, 'max_source_duration defaults to 6 h');
     like($out, qr/^max_source_pixels = 9437184$/m, 'max_source_pixels defaults to 4096x2304');
+    like($out, qr/^max_source_fps = 240$/m, 'max_source_fps defaults to 240');
+    like($out, qr/^max_source_work = 900000000000 pixel-frames \(4\.0 h of 1920x1080 at 30 fps\)$/m,
+         'max_source_work defaults to 900G: a 2-hour 1080p30 lecture (448G) fits twice');
+    $out = `$bin --config $tmp/helper.conf --max-source-work 5x --check-config 2>&1`;
+    like($out, qr/"max_source_work" must be a number of pixel-frames/, 'max_source_work: 5x is refused');
     $out = `$bin --config $tmp/helper.conf --max-source-pixels 15x15 --check-config 2>&1`;
     like($out, qr/"max_source_pixels" must be WIDTHxHEIGHT .* in 256\.\.268435456/,
          'max_source_pixels: 15x15 is too few') ;

@@ -21,6 +21,14 @@ redis_cmd($r, 'XREADGROUP', 'GROUP', 'vodlms-helpers', 't120', 'COUNT', '1',
 # a second group, named in vodlms_status group=: it has taken nothing yet
 redis_cmd($r, 'XGROUP', 'CREATE', 'vodlms:t120-stream', 't120-transcoders', '0');
 
+# a third group, as the helpers' fair turns leave it: both jobs read by the
+# holding consumer "vodlms:waiting", one of them since handed to a helper
+redis_cmd($r, 'XGROUP', 'CREATE', 'vodlms:t120-stream', 't120-fair', '0');
+redis_cmd($r, 'XREADGROUP', 'GROUP', 't120-fair', 'vodlms:waiting', 'COUNT', '2',
+          'STREAMS', 'vodlms:t120-stream', '>');
+my $first = redis_cmd($r, 'XRANGE', 'vodlms:t120-stream', '-', '+', 'COUNT', '1');
+redis_cmd($r, 'XCLAIM', 'vodlms:t120-stream', 't120-fair', 't120', '0', $first->[0][0]);
+
 my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
@@ -135,6 +143,29 @@ qr/
   (?=.*^vodlms_transcode_stream_entries\ 2$)
   (?=.*^vodlms_transcode_queue_length\ 2$)
   (?=.*^vodlms_transcode_queue_pending\ 0$)
+/smx
+--- no_error_log
+[error]
+
+
+
+=== TEST 3b: jobs waiting for their owner's turn count as not taken, not as pending
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /metrics {
+        vodlms_upload_stream vodlms:t120-stream;
+        vodlms_status group=t120-fair;
+    }
+--- request
+GET /metrics
+--- response_body_like eval
+qr/
+  (?=.*^vodlms_transcode_stream_entries\ 2$)
+  (?=.*^vodlms_transcode_queue_length\ 1$)
+  (?=.*^vodlms_transcode_queue_pending\ 1$)
 /smx
 --- no_error_log
 [error]
