@@ -68,6 +68,7 @@ char *ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+extern ngx_conf_post_t  ngx_http_vodlms_pg_schema_post;
 
 ngx_http_vodlms_column_t *ngx_http_vodlms_enroll_column(ngx_http_request_t *r,
     u_char *name, size_t len);

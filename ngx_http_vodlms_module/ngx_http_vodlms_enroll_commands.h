@@ -21,6 +21,13 @@
       1,
       NULL },
 
+    { ngx_string("vodlms_pg_schema"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vodlms_main_conf_t, pg_schema),
+      &ngx_http_vodlms_pg_schema_post },
+
     { ngx_string("vodlms_enrollment_check"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,

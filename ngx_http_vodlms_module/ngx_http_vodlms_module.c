@@ -281,6 +281,10 @@ ngx_http_vodlms_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(vmcf->retry_after, 2);
 
+    if (vmcf->pg_schema.data == NULL) {
+        ngx_str_set(&vmcf->pg_schema, "vodlms");
+    }
+
     if (ngx_http_vodlms_metrics_zone(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }

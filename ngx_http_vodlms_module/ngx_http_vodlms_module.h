@@ -37,6 +37,11 @@ typedef struct {
     ngx_vodlms_pg_pool_t             *pg_replica_pool;
     ngx_array_t                       pg_stmts;   /* of ngx_vodlms_pg_stmt_t;
                                                      never grows: pointed to */
+    ngx_str_t                         pg_schema;  /* vodlms_pg_schema: where
+                                                     vodlms's own tables are */
+    ngx_str_t                         enroll_sql; /* the default enrollment
+                                                     query, in pg_schema */
+    ngx_http_vodlms_upload_main_t     upload;
     ngx_http_vodlms_progress_main_t   progress;
 } ngx_http_vodlms_main_conf_t;
 
@@ -104,6 +109,8 @@ ngx_int_t ngx_http_vodlms_json_quote(ngx_pool_t *pool, ngx_str_t *in,
     ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_is_number(ngx_str_t *s);
 ngx_uint_t ngx_http_vodlms_highest_param(ngx_str_t *sql);
+ngx_int_t ngx_http_vodlms_sql_in_schema(ngx_conf_t *cf, ngx_str_t *sql,
+    ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_client_ipv4(ngx_connection_t *c, u_char *buf,
     ngx_str_t *out);
 ngx_int_t ngx_http_vodlms_add_header(ngx_http_request_t *r, char *name,
