@@ -309,7 +309,7 @@ SH
     my $waiting = 0;
     until ($waiting || time > $deadline) {
         $waiting = $pg->psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                             . " AND query LIKE 'UPDATE vodlms.videos SET status = ''ready''%'");
+                             . " AND query LIKE 'UPDATE \"vodlms\".videos SET status = ''ready''%'");
         sleep 0.1 unless $waiting;
     }
     ok($waiting, 'switch race: the switch waits for the row');

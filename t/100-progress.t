@@ -49,7 +49,7 @@ sub wait_until {
     return "timed out waiting for $what\n";
 }
 
-sub upserts { scalar grep { /INSERT INTO vodlms.watch_progress AS wp/ } do {
+sub upserts { scalar grep { /INSERT INTO "vodlms"\.watch_progress AS wp/ } do {
     open my $fh, '<', $pg->log_file or return 0; <$fh> } }
 
 my $mark = 0;
