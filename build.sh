@@ -393,8 +393,16 @@ cmd_run() {
         psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -qc \
             "update vodlms.videos set status = 'queued', progress_percent = 0 where id = 'intro-ready'"
     else
-        # later runs keep the database (and the demo lecture's row)
-        "$ROOT/sql/migrate.sh" "$conninfo" >/dev/null
+        # later runs keep the database (and the demo lecture's row); one from
+        # before schemas has vodlms in public, which the demo config does not
+        # name: migrate.sh refuses it (exit 3)
+        local mrc=0
+        "$ROOT/sql/migrate.sh" "$conninfo" >/dev/null || mrc=$?
+        if ((mrc == 3)); then
+            die "run: the demo database in $var/pg is from before vodlms had its own schema; stop, remove $var/pg and run again (a fresh demo database)"
+        elif ((mrc != 0)); then
+            die "run: sql/migrate.sh failed (exit $mrc)"
+        fi
     fi
 
     # demo sessions, written the way an LMS writes them (ids from sql/seed/demo.sql)
