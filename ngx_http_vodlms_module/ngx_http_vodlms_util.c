@@ -348,7 +348,7 @@ ngx_http_vodlms_highest_param(ngx_str_t *sql)
 ngx_int_t
 ngx_http_vodlms_sql_in_schema(ngx_conf_t *cf, ngx_str_t *sql, ngx_str_t *out)
 {
-    u_char                       *p, *q, *last;
+    u_char                       *p, *m, *q, *last;
     size_t                        len;
     ngx_uint_t                    n;
     ngx_str_t                    *schema;
@@ -380,7 +380,7 @@ ngx_http_vodlms_sql_in_schema(ngx_conf_t *cf, ngx_str_t *sql, ngx_str_t *out)
     q = out->data;
 
     for (p = sql->data; p < last; /* void */) {
-        u_char  *m = ngx_strlcasestrn(p, last, mark.data, mark.len - 1);
+        m = ngx_strlcasestrn(p, last, mark.data, mark.len - 1);
 
         if (m == NULL) {
             q = ngx_cpymem(q, p, last - p);
