@@ -61,7 +61,11 @@ done
 # helper's db_schema. It is always written quoted ("$schema"), so a keyword is fine,
 # and the rule keeps it free of quotes, dots and case folding surprises; pg_* is
 # reserved for the system.
-if ! [[ "$schema" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || [[ "$schema" == pg_* ]]; then
+schema_ok() {
+    local LC_ALL=C          # ranges are ASCII, whatever the locale collates
+    [[ "$1" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] && [[ "$1" != pg_* ]]
+}
+if ! schema_ok "$schema"; then
     echo "migrate.sh: bad --schema \"$schema\": want a plain lower-case SQL identifier" \
          "([a-z_][a-z0-9_]*, at most 63 bytes, not pg_*), e.g. vodlms" >&2
     exit 2
