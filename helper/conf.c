@@ -48,6 +48,7 @@ static const vh_key_t keys[] = {
     { "retry_backoff", T_DBL, O(retry_backoff), 0, 3600, "5", "seconds before the first retry, doubled each time" },
     { "retry_backoff_max", T_DBL, O(retry_backoff_max), 0, 86400, "300", "cap of the retry delay" },
     { "pg_conninfo", T_STR, O(pg_conninfo), 0, 0, "", "libpq conninfo or URL; empty: $DATABASE_URL, then PG* variables" },
+    { "db_schema", T_STR, O(db_schema), 0, 0, "vodlms", "PostgreSQL schema of vodlms's tables (sql/migrate.sh --schema; nginx's vodlms_pg_schema)" },
     { "ffmpeg", T_STR, O(ffmpeg), 0, 0, "ffmpeg", "ffmpeg binary" },
     { "ffprobe", T_STR, O(ffprobe), 0, 0, "ffprobe", "ffprobe binary" },
     { "preset", T_STR, O(preset), 0, 0, "veryfast", "libx264 preset" },
@@ -611,6 +612,25 @@ validate_s3(vh_conf_t *cf)
     return 0;
 }
 
+/* the rule of sql/migrate.sh --schema and nginx's vodlms_pg_schema */
+int
+vh_sql_schema_valid(const char *name)
+{
+    size_t  i, len = strlen(name);
+
+    if (len == 0 || len > 63 || strncmp(name, "pg_", 3) == 0) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int
 validate(vh_conf_t *cf)
 {
@@ -666,6 +686,12 @@ validate(vh_conf_t *cf)
         return -1;
     }
     if (validate_s3(cf) != 0) {
+        return -1;
+    }
+    if (!vh_sql_schema_valid(cf->db_schema)) {
+        fprintf(stderr, "vodlms-helper: \"db_schema\" must be a plain lower-case SQL identifier"
+                " ([a-z_][a-z0-9_]*, at most 63 bytes, not pg_*), the name given to"
+                " sql/migrate.sh --schema, not \"%s\"\n", cf->db_schema);
         return -1;
     }
     if (cf->pg_conninfo[0] == '\0' && getenv("DATABASE_URL") != NULL) {

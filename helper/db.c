@@ -1,6 +1,15 @@
 /*
  * The videos row, through libpq (synchronous, parameters only).  One
  * connection, re-established when it breaks.
+ *
+ * vodlms's tables are in their own schema (db_schema, default "vodlms": where
+ * sql/migrate.sh --schema put them).  Every statement names them qualified,
+ * rendered once at start from the templates below ("vodlms." becomes
+ * "<db_schema>".), rather than by setting search_path on the connection: a
+ * qualified name holds on every connection, including a pooler's that
+ * carries no session state (PgBouncer in transaction mode), and cannot fall
+ * through to a same-named table elsewhere on the path (an LMS's own or an
+ * old install's in public).
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -13,29 +22,141 @@
 
 #include "vodlms_helper.h"
 
+enum {
+    SQL_START = 0,
+    SQL_CURRENT,
+    SQL_PROGRESS,
+    SQL_READY,
+    SQL_FAILED,
+    SQL_REQUEUE,
+    SQL_ORPHAN,
+    SQL_TAKE,
+    SQL_REMOVED,
+    SQL_IN_USE,
+    SQL_N
+};
+
+static const char *const db_templates[SQL_N] = {
+
+    [SQL_START] =
+        "WITH upd AS (UPDATE vodlms.videos SET status = 'processing',"
+        "  progress_percent = 0, error = NULL"
+        "  WHERE id = $1::text AND source_location = $2::text RETURNING 1)"
+        " SELECT (SELECT count(*) FROM upd),"
+        "        (SELECT count(*) FROM vodlms.videos WHERE id = $1::text)",
+
+    [SQL_CURRENT] =
+        "SELECT count(*) FILTER (WHERE source_location = $2::text), count(*)"
+        " FROM vodlms.videos WHERE id = $1::text",
+
+    [SQL_PROGRESS] =
+        "UPDATE vodlms.videos SET progress_percent = $2::numeric"
+        " WHERE id = $1::text AND source_location = $3::text"
+        " AND status = 'processing'",
+
+    [SQL_READY] =
+        "UPDATE vodlms.videos SET status = 'ready', progress_percent = 100,"
+        " duration_seconds = $2::numeric, renditions = $3::jsonb,"
+        " storage_prefix = $4::text, error = NULL"
+        " WHERE id = $1::text AND source_location = $5::text",
+
+    [SQL_FAILED] =
+        "UPDATE vodlms.videos SET status = 'failed', error = $2::text"
+        " WHERE id = $1::text AND source_location = $3::text",
+
+    [SQL_REQUEUE] =
+        "UPDATE vodlms.videos SET status = 'queued', progress_percent = 0,"
+        " error = $2::text WHERE id = $1::text AND source_location = $3::text"
+        " AND status <> 'ready'",
+
+    [SQL_ORPHAN] =
+        "INSERT INTO vodlms.videos_superseded (video_id, storage_prefix)"
+        " VALUES ($1::text, $2::text)"
+        " ON CONFLICT (video_id, storage_prefix) DO UPDATE"
+        " SET superseded_at = now(), removed_at = NULL",
+
+    [SQL_TAKE] =
+        "SELECT o.video_id, o.storage_prefix FROM vodlms.videos_superseded o"
+        " WHERE o.removed_at IS NULL"
+        "   AND o.superseded_at <= now() - make_interval(secs => $1::float8)"
+        "   AND NOT EXISTS (SELECT 1 FROM vodlms.videos v"
+        "                   WHERE rtrim(v.storage_prefix, '/')"
+        "                         = rtrim(o.storage_prefix, '/'))"
+        " ORDER BY o.superseded_at LIMIT $2::int"
+        " FOR UPDATE OF o SKIP LOCKED",
+
+    [SQL_REMOVED] =
+        "UPDATE vodlms.videos_superseded SET removed_at = now()"
+        " WHERE video_id = $1::text AND storage_prefix = $2::text",
+
+    [SQL_IN_USE] =
+        "SELECT count(*) FROM vodlms.videos"
+        " WHERE rtrim(storage_prefix, '/') = rtrim($1::text, '/')",
+};
+
 struct vh_db_s {
     char    *conninfo;
     PGconn  *conn;
+    char    *sql[SQL_N];
 };
 
-vh_db_t *
-vh_db_new(const char *conninfo)
+/* a template with every "vodlms." as "<schema>". (the name is validated) */
+static char *
+db_render(const char *tmpl, const char *schema)
 {
-    vh_db_t *db = calloc(1, sizeof(*db));
+    static const char  mark[] = "vodlms.";
+    const char        *p, *m;
+    char              *out, *q;
+    size_t             n = 0;
+
+    for (p = tmpl; (m = strstr(p, mark)) != NULL; p = m + sizeof(mark) - 1) {
+        n++;
+    }
+    out = malloc(strlen(tmpl) + n * (strlen(schema) + 2) + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    q = out;
+    for (p = tmpl; (m = strstr(p, mark)) != NULL; p = m + sizeof(mark) - 2) {
+        memcpy(q, p, (size_t) (m - p));
+        q += m - p;
+        q += sprintf(q, "\"%s\"", schema);
+    }
+    strcpy(q, p);
+    return out;
+}
+
+vh_db_t *
+vh_db_new(const char *conninfo, const char *schema)
+{
+    int       i;
+    vh_db_t  *db = calloc(1, sizeof(*db));
 
     if (db == NULL) {
         return NULL;
     }
     db->conninfo = vh_strdup(conninfo);
+    for (i = 0; i < SQL_N; i++) {
+        db->sql[i] = db_render(db_templates[i], schema);
+        if (db->sql[i] == NULL) {
+            vh_db_free(db);
+            return NULL;
+        }
+    }
     return db;
 }
 
 void
 vh_db_free(vh_db_t *db)
 {
+    int  i;
+
     if (db != NULL) {
         if (db->conn) {
             PQfinish(db->conn);
+        }
+        for (i = 0; i < SQL_N; i++) {
+            free(db->sql[i]);
         }
         free(db->conninfo);
         free(db);
@@ -132,12 +253,7 @@ vh_db_start(vh_db_t *db, const char *video_id, const char *source)
 {
     const char *p[2] = { video_id, source };
 
-    return db_job_query(db, "start",
-        "WITH upd AS (UPDATE videos SET status = 'processing',"
-        "  progress_percent = 0, error = NULL"
-        "  WHERE id = $1::text AND source_location = $2::text RETURNING 1)"
-        " SELECT (SELECT count(*) FROM upd),"
-        "        (SELECT count(*) FROM videos WHERE id = $1::text)", 2, p);
+    return db_job_query(db, "start", db->sql[SQL_START], 2, p);
 }
 
 int
@@ -145,9 +261,7 @@ vh_db_current(vh_db_t *db, const char *video_id, const char *source)
 {
     const char *p[2] = { video_id, source };
 
-    return db_job_query(db, "source check",
-        "SELECT count(*) FILTER (WHERE source_location = $2::text), count(*)"
-        " FROM videos WHERE id = $1::text", 2, p);
+    return db_job_query(db, "source check", db->sql[SQL_CURRENT], 2, p);
 }
 
 int
@@ -164,10 +278,7 @@ vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
         percent = 99.99;        /* 100 means ready */
     }
     snprintf(pct, sizeof(pct), "%.2f", percent);
-    return db_exec(db, "progress",
-        "UPDATE videos SET progress_percent = $2::numeric"
-        " WHERE id = $1::text AND source_location = $3::text"
-        " AND status = 'processing'", 3, p);
+    return db_exec(db, "progress", db->sql[SQL_PROGRESS], 3, p);
 }
 
 int
@@ -178,11 +289,7 @@ vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     const char *p[5] = { video_id, dur, renditions_json, storage_prefix, source };
 
     snprintf(dur, sizeof(dur), "%.3f", duration);
-    return db_exec(db, "ready",
-        "UPDATE videos SET status = 'ready', progress_percent = 100,"
-        " duration_seconds = $2::numeric, renditions = $3::jsonb,"
-        " storage_prefix = $4::text, error = NULL"
-        " WHERE id = $1::text AND source_location = $5::text", 5, p);
+    return db_exec(db, "ready", db->sql[SQL_READY], 5, p);
 }
 
 int
@@ -194,9 +301,7 @@ vh_db_failed(vh_db_t *db, const char *video_id, const char *source,
     if (source == NULL) {
         return 0;               /* no source: no upload of this row */
     }
-    return db_exec(db, "failed",
-        "UPDATE videos SET status = 'failed', error = $2::text"
-        " WHERE id = $1::text AND source_location = $3::text", 3, p);
+    return db_exec(db, "failed", db->sql[SQL_FAILED], 3, p);
 }
 
 int
@@ -205,10 +310,7 @@ vh_db_requeue(vh_db_t *db, const char *video_id, const char *source,
 {
     const char *p[3] = { video_id, error, source };
 
-    return db_exec(db, "requeue",
-        "UPDATE videos SET status = 'queued', progress_percent = 0,"
-        " error = $2::text WHERE id = $1::text AND source_location = $3::text"
-        " AND status <> 'ready'", 3, p);
+    return db_exec(db, "requeue", db->sql[SQL_REQUEUE], 3, p);
 }
 
 int
@@ -216,11 +318,8 @@ vh_db_orphan(vh_db_t *db, const char *video_id, const char *storage_prefix)
 {
     const char *p[2] = { video_id, storage_prefix };
 
-    return db_exec(db, "record an unused version",
-        "INSERT INTO videos_superseded (video_id, storage_prefix)"
-        " VALUES ($1::text, $2::text)"
-        " ON CONFLICT (video_id, storage_prefix) DO UPDATE"
-        " SET superseded_at = now(), removed_at = NULL", 2, p);
+    return db_exec(db, "record an unused version", db->sql[SQL_ORPHAN], 2,
+                   p);
 }
 
 /*
@@ -264,15 +363,7 @@ vh_db_take_superseded(vh_db_t *db, double grace, int max,
     if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
         return -1;
     }
-    res = PQexecParams(db->conn,
-        "SELECT o.video_id, o.storage_prefix FROM videos_superseded o"
-        " WHERE o.removed_at IS NULL"
-        "   AND o.superseded_at <= now() - make_interval(secs => $1::float8)"
-        "   AND NOT EXISTS (SELECT 1 FROM videos v"
-        "                   WHERE rtrim(v.storage_prefix, '/')"
-        "                         = rtrim(o.storage_prefix, '/'))"
-        " ORDER BY o.superseded_at LIMIT $2::int"
-        " FOR UPDATE OF o SKIP LOCKED",
+    res = PQexecParams(db->conn, db->sql[SQL_TAKE],
         2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -294,9 +385,7 @@ vh_db_take_superseded(vh_db_t *db, double grace, int max,
         if (rc != 0) {
             continue;           /* failed (next sweep), or in use again */
         }
-        up = PQexecParams(db->conn,
-            "UPDATE videos_superseded SET removed_at = now()"
-            " WHERE video_id = $1::text AND storage_prefix = $2::text",
+        up = PQexecParams(db->conn, db->sql[SQL_REMOVED],
             2, NULL, q, NULL, NULL, 0);
         if (PQresultStatus(up) != PGRES_COMMAND_OK) {
             vh_error("postgres mark a superseded version removed failed: %s",
@@ -322,9 +411,7 @@ vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix)
     PGresult   *res;
     int         rc = -1;
 
-    res = PQexecParams(db->conn,
-        "SELECT count(*) FROM videos"
-        " WHERE rtrim(storage_prefix, '/') = rtrim($1::text, '/')",
+    res = PQexecParams(db->conn, db->sql[SQL_IN_USE],
         1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         rc = atoi(PQgetvalue(res, 0, 0)) > 0;

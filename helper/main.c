@@ -194,7 +194,7 @@ main(int argc, char **argv)
     install_signals();
 
     q = vh_queue_new(&cf);
-    db = vh_db_new(cf.pg_conninfo);
+    db = vh_db_new(cf.pg_conninfo, cf.db_schema);
     if (q == NULL || db == NULL) {
         vh_error("out of memory");
         return 1;

@@ -62,6 +62,7 @@ typedef struct {
     double retry_backoff_max;
     /* postgres */
     char  *pg_conninfo;
+    char  *db_schema;          /* vodlms's tables: "<db_schema>".videos */
     /* media */
     char  *ffmpeg;
     char  *ffprobe;
@@ -113,6 +114,7 @@ typedef struct {
 int  vh_conf_init(vh_conf_t *cf);
 int  vh_conf_parse_args(vh_conf_t *cf, int argc, char **argv);
 void vh_conf_free(vh_conf_t *cf);
+int  vh_sql_schema_valid(const char *name);
 
 /* ---------------------------------------------------------------- util.c */
 
@@ -180,7 +182,7 @@ void vh_job_clear(vh_job_t *job);
 
 typedef struct vh_db_s vh_db_t;
 
-vh_db_t *vh_db_new(const char *conninfo);
+vh_db_t *vh_db_new(const char *conninfo, const char *schema);
 void vh_db_free(vh_db_t *db);
 /*
  * Every update of a job's row names the job's source: it applies only

@@ -221,6 +221,68 @@ ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path, size_t max,
 }
 
 
+/*
+ * A built-in statement in vodlms_pg_schema: the code spells vodlms's own
+ * tables "vodlms.videos" (so docs print the default as it runs by
+ * default), and every "vodlms." becomes the schema, quoted ("name".), at
+ * configuration time.  The name was checked as a plain identifier; the
+ * quotes let it be a keyword too.
+ */
+ngx_int_t
+ngx_http_vodlms_sql_in_schema(ngx_conf_t *cf, ngx_str_t *sql, ngx_str_t *out)
+{
+    u_char                       *p, *m, *q, *last;
+    size_t                        len;
+    ngx_uint_t                    n;
+    ngx_str_t                    *schema;
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    static ngx_str_t  mark = ngx_string("vodlms.");
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
+    schema = &vmcf->pg_schema;
+
+    n = 0;
+    last = sql->data + sql->len;
+
+    for (p = sql->data; p < last; p += mark.len) {
+        p = ngx_strlcasestrn(p, last, mark.data, mark.len - 1);
+        if (p == NULL) {
+            break;
+        }
+        n++;
+    }
+
+    len = sql->len - n * (mark.len - 1) + n * (schema->len + 2);
+
+    out->data = ngx_pnalloc(cf->pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = out->data;
+
+    for (p = sql->data; p < last; /* void */) {
+        m = ngx_strlcasestrn(p, last, mark.data, mark.len - 1);
+
+        if (m == NULL) {
+            q = ngx_cpymem(q, p, last - p);
+            break;
+        }
+
+        q = ngx_cpymem(q, p, m - p);
+        *q++ = '"';
+        q = ngx_cpymem(q, schema->data, schema->len);
+        *q++ = '"';
+        p = m + mark.len - 1;             /* the '.' is copied with the rest */
+    }
+
+    out->len = q - out->data;
+
+    return NGX_OK;
+}
+
+
 /* the highest $N in a statement's text: how many parameters it takes */
 ngx_uint_t
 ngx_http_vodlms_highest_param(ngx_str_t *sql)

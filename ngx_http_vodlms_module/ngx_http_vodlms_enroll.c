@@ -34,13 +34,13 @@ static ngx_str_t  ngx_http_vodlms_default_query = ngx_string(
     " coalesce(wp.max_position_seconds, 0) AS resume_max_position,"
     " coalesce(wp.played_seconds, 0) AS resume_played_seconds,"
     " (wp.completed_at IS NOT NULL) AS resume_completed"
-    " FROM videos v"
-    " LEFT JOIN enrollments e ON e.course_id = v.course_id"
+    " FROM vodlms.videos v"
+    " LEFT JOIN vodlms.enrollments e ON e.course_id = v.course_id"
     "  AND e.user_id = $2::text"
-    " LEFT JOIN course_instructors ci ON ci.course_id = v.course_id"
+    " LEFT JOIN vodlms.course_instructors ci ON ci.course_id = v.course_id"
     "  AND ci.user_id = $2::text"
-    " LEFT JOIN users u ON u.id = $2::text"
-    " LEFT JOIN watch_progress wp ON wp.video_id = v.id"
+    " LEFT JOIN vodlms.users u ON u.id = $2::text"
+    " LEFT JOIN vodlms.watch_progress wp ON wp.video_id = v.id"
     "  AND wp.user_id = $2::text"
     " WHERE v.id = $1::text");
 
@@ -872,8 +872,16 @@ ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
 
         /* the default query: ($vodlms_video_id, $vodlms_user_id) */
 
-        conf->stmt = ngx_http_vodlms_enroll_stmt(cf,
-                                           &ngx_http_vodlms_default_query, 2);
+        if (vmcf->enroll_sql.len == 0
+            && ngx_http_vodlms_sql_in_schema(cf,
+                                             &ngx_http_vodlms_default_query,
+                                             &vmcf->enroll_sql)
+               != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->stmt = ngx_http_vodlms_enroll_stmt(cf, &vmcf->enroll_sql, 2);
         if (conf->stmt == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -991,3 +999,34 @@ ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                        &vlcf->enroll.cache_valid,
                                        &vlcf->enroll.cache_invalid);
 }
+
+
+/*
+ * vodlms_pg_schema name: the schema sql/migrate.sh installed vodlms's own
+ * tables in (--schema, the same rule).  Only the built-in statements (the
+ * default enrollment and flush queries, the upload's) name it; queries the
+ * operator writes qualify their own tables.
+ */
+
+static char *
+ngx_http_vodlms_pg_schema_check(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *name = data;
+
+    if (vodlms_sql_schema_valid((char *) name->data, name->len)) {
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"vodlms_pg_schema\" \"%V\": want a plain "
+                       "lower-case SQL identifier ([a-z_][a-z0-9_]*, at most "
+                       "63 bytes, not pg_*), the name given to "
+                       "\"sql/migrate.sh --schema\"", name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+ngx_conf_post_t  ngx_http_vodlms_pg_schema_post = {
+    ngx_http_vodlms_pg_schema_check
+};

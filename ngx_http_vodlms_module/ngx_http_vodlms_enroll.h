@@ -89,6 +89,8 @@ char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
 #define ngx_http_vodlms_enroll_col(r, name)                                   \
     ngx_http_vodlms_enroll_column(r, (u_char *) name, sizeof(name) - 1)
 
+extern ngx_conf_post_t  ngx_http_vodlms_pg_schema_post;
+
 ngx_http_vodlms_column_t *ngx_http_vodlms_enroll_column(ngx_http_request_t *r,
     u_char *name, size_t len);
 ngx_int_t ngx_http_vodlms_video_id_valid(ngx_str_t *id);

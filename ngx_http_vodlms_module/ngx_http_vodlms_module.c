@@ -53,6 +53,13 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
       1,
       NULL },
 
+    { ngx_string("vodlms_pg_schema"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vodlms_main_conf_t, pg_schema),
+      &ngx_http_vodlms_pg_schema_post },
+
     { ngx_string("vodlms_cache_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_vodlms_shm_cache_zone,
@@ -296,6 +303,10 @@ ngx_http_vodlms_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_vodlms_main_conf_t  *vmcf = conf;
 
     ngx_conf_init_value(vmcf->retry_after, 2);
+
+    if (vmcf->pg_schema.data == NULL) {
+        ngx_str_set(&vmcf->pg_schema, "vodlms");
+    }
 
     if (ngx_http_vodlms_metrics_zone(cf) != NGX_OK) {
         return NGX_CONF_ERROR;

@@ -42,6 +42,11 @@ typedef struct {
     ngx_vodlms_pg_pool_t             *pg_replica_pool;
     ngx_array_t                       pg_stmts;   /* of ngx_vodlms_pg_stmt_t;
                                                      never grows: pointed to */
+    ngx_str_t                         pg_schema;  /* vodlms_pg_schema: where
+                                                     vodlms's own tables are */
+    ngx_str_t                         enroll_sql; /* the default enrollment
+                                                     query, in pg_schema */
+    ngx_http_vodlms_upload_main_t     upload;
     ngx_http_vodlms_progress_main_t   progress;
 
     /* the signature caches' zone when none is named (made on first use) */
@@ -132,6 +137,8 @@ ngx_int_t ngx_http_vodlms_read_small_file(ngx_conf_t *cf, ngx_str_t *path,
 char *ngx_http_vodlms_conf_key(ngx_conf_t *cf, ngx_str_t *id,
     ngx_str_t *file, ngx_uint_t private, EVP_PKEY **key);
 ngx_uint_t ngx_http_vodlms_highest_param(ngx_str_t *sql);
+ngx_int_t ngx_http_vodlms_sql_in_schema(ngx_conf_t *cf, ngx_str_t *sql,
+    ngx_str_t *out);
 void ngx_cdecl ngx_http_vodlms_merge_error(ngx_conf_t *cf,
     const char *fmt, ...);
 

@@ -88,15 +88,15 @@ typedef struct {
  * the whole batch on the foreign keys); the flush logs how many.
  */
 static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
-    "INSERT INTO watch_progress AS wp (user_id, video_id, position_seconds,"
-    " max_position_seconds, duration_seconds, watched_seconds, completed_at,"
-    " played_seconds)"
+    "INSERT INTO vodlms.watch_progress AS wp (user_id, video_id,"
+    " position_seconds, max_position_seconds, duration_seconds,"
+    " watched_seconds, completed_at, played_seconds)"
     " SELECT b.u, b.v, b.p, b.m, b.d, b.w,"
     "  CASE WHEN b.c > 0 THEN to_timestamp(b.c) END, b.pl"
     " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[],"
     "  $5::numeric[], $6::numeric[], $7::float8[], $8::numeric[])"
     "  AS b(u, v, p, m, d, w, c, pl)"
-    " JOIN videos ON videos.id = b.v JOIN users ON users.id = b.u"
+    " JOIN vodlms.videos v ON v.id = b.v JOIN vodlms.users u ON u.id = b.u"
     " ON CONFLICT (user_id, video_id) DO UPDATE SET"
     "  position_seconds = EXCLUDED.position_seconds,"
     "  max_position_seconds = greatest(wp.max_position_seconds,"
@@ -1686,7 +1686,12 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
     }
 
     if (vmcf->progress.flush_sql.len == 0) {
-        vmcf->progress.flush_sql = ngx_http_vodlms_default_flush;
+        if (ngx_http_vodlms_sql_in_schema(cf, &ngx_http_vodlms_default_flush,
+                                          &vmcf->progress.flush_sql)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     /* $1..$7 always; $8, the played seconds, if the statement takes it */

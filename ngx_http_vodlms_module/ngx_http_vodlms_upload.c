@@ -57,14 +57,14 @@ typedef struct {
 static ngx_str_t  ngx_http_vodlms_upload_sql = ngx_string(
     "WITH old AS (SELECT status, source_location,"
     "  progress_percent::text AS progress, error"
-    "  FROM videos WHERE id = $1::text),"
-    " ins AS (INSERT INTO videos (id, course_id, title, status,"
+    "  FROM vodlms.videos WHERE id = $1::text),"
+    " ins AS (INSERT INTO vodlms.videos (id, course_id, title, status,"
     "  progress_percent, source_location, error)"
     "  SELECT $1::text, $2::text, $3::text, 'queued', 0, $4::text, NULL"
     "  WHERE $5::text = 'new'"
     "  ON CONFLICT (id) DO NOTHING"
     "  RETURNING id),"
-    " upd AS (UPDATE videos SET status = 'queued',"
+    " upd AS (UPDATE vodlms.videos SET status = 'queued',"
     "   progress_percent = 0, source_location = $4::text,"
     "   error = NULL, title = $3::text"
     "  WHERE id = $1::text AND course_id = $2::text"
@@ -77,10 +77,12 @@ static ngx_str_t  ngx_http_vodlms_upload_sql = ngx_string(
 
 /* undo: delete what we created, or put back what was there */
 static ngx_str_t  ngx_http_vodlms_upload_undo_new = ngx_string(
-    "DELETE FROM videos WHERE id = $1::text AND source_location = $2::text");
+    "DELETE FROM vodlms.videos WHERE id = $1::text"
+    " AND source_location = $2::text");
 
 static ngx_str_t  ngx_http_vodlms_upload_undo_old = ngx_string(
-    "UPDATE videos SET status = $3::text, source_location = $4::text,"
+    "UPDATE vodlms.videos SET status = $3::text,"
+    " source_location = $4::text,"
     " progress_percent = coalesce($5::numeric, 0), error = $6::text"
     " WHERE id = $1::text AND source_location = $2::text");
 
@@ -390,7 +392,7 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     }
 
     rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, r->pool, r->connection->log,
-                                 &ngx_http_vodlms_upload_sql, values, 5,
+                                 &vmcf->upload.row, values, 5,
                                  ngx_http_vodlms_upload_row, u, &status,
                                  &reason);
     if (rc == NGX_OK) {
@@ -682,7 +684,7 @@ ngx_http_vodlms_upload_undo(ngx_http_vodlms_upload_ctx_t *u)
     values[1] = u->path;
 
     if (u->existed) {
-        sql = &ngx_http_vodlms_upload_undo_old;
+        sql = &vmcf->upload.undo_old;
         values[2] = u->old[0];
         values[3] = u->old[1];
         values[4] = u->old[2];
@@ -690,7 +692,7 @@ ngx_http_vodlms_upload_undo(ngx_http_vodlms_upload_ctx_t *u)
         n = 6;
 
     } else {
-        sql = &ngx_http_vodlms_upload_undo_new;
+        sql = &vmcf->upload.undo_new;
         n = 2;
     }
 
@@ -803,6 +805,23 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
                                     "\"vodlms_upload\" needs \"vodlms_pg\" "
                                     "(the videos row) and \"vodlms_redis\" "
                                     "(the job queue)");
+        return NGX_CONF_ERROR;
+    }
+
+    /* vodlms's own videos table, in vodlms_pg_schema: rendered once */
+    if (vmcf->upload.row.len == 0
+        && (ngx_http_vodlms_sql_in_schema(cf, &ngx_http_vodlms_upload_sql,
+                                          &vmcf->upload.row)
+            != NGX_OK
+            || ngx_http_vodlms_sql_in_schema(cf,
+                                             &ngx_http_vodlms_upload_undo_new,
+                                             &vmcf->upload.undo_new)
+               != NGX_OK
+            || ngx_http_vodlms_sql_in_schema(cf,
+                                             &ngx_http_vodlms_upload_undo_old,
+                                             &vmcf->upload.undo_old)
+               != NGX_OK))
+    {
         return NGX_CONF_ERROR;
     }
 

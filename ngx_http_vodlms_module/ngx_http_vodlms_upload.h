@@ -51,6 +51,14 @@ char *ngx_http_vodlms_upload_quota(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
+/* the upload's statements, rendered in vodlms_pg_schema once */
+typedef struct {
+    ngx_str_t                   row;
+    ngx_str_t                   undo_new;
+    ngx_str_t                   undo_old;
+} ngx_http_vodlms_upload_main_t;
+
+
 void ngx_http_vodlms_upload_create_conf(ngx_http_vodlms_upload_conf_t *c);
 char *ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
     ngx_http_vodlms_upload_conf_t *prev, ngx_http_vodlms_upload_conf_t *conf);

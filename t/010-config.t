@@ -295,6 +295,25 @@ rejects('a bad database timeout',
     'vodlms_pg "host=127.0.0.1 dbname=x" timeout=never;',
     qr/invalid parameter "timeout=never"/);
 
+# vodlms_pg_schema: the schema sql/migrate.sh --schema installed into
+accepts('a schema of vodlms\'s own tables',
+    "$pg vodlms_pg_schema media_v2;");
+accepts('a schema that is a keyword (written quoted)',
+    "$pg vodlms_pg_schema user;");
+for my $bad ('Vodlms', 'vod-lms', 'vodlms.videos', '2vodlms', 'pg_vodlms', '',
+             'a' x 64, 'x\\"y')
+{
+    rejects("vodlms_pg_schema \"$bad\"",
+        "$pg vodlms_pg_schema '$bad';",
+        qr/invalid "vodlms_pg_schema" ".*": want a plain lower-case SQL identifier/);
+}
+rejects('vodlms_pg_schema twice',
+    "$pg vodlms_pg_schema a; vodlms_pg_schema b;",
+    qr/"vodlms_pg_schema" directive is duplicate/);
+rejects('vodlms_pg_schema in a server',
+    'server { listen 127.0.0.1:1; vodlms_pg_schema vodlms; }',
+    qr/"vodlms_pg_schema" directive is not allowed here/);
+
 rejects('a replica without a primary',
     'vodlms_pg_replica "host=127.0.0.1 dbname=x";',
     qr/"vodlms_pg_replica" needs "vodlms_pg"/);

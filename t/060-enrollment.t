@@ -571,7 +571,7 @@ Cookie: session=t060-alice
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT v.title AS name, $3::text AS via FROM videos v JOIN enrollments e ON e.course_id = v.course_id WHERE v.id = $1 AND e.user_id = $2 AND e.status = 'active'" $vodlms_video_id $vodlms_user_id $http_x_via;
+        vodlms_enrollment_query "SELECT v.title AS name, $3::text AS via FROM vodlms.videos v JOIN vodlms.enrollments e ON e.course_id = v.course_id WHERE v.id = $1 AND e.user_id = $2 AND e.status = 'active'" $vodlms_video_id $vodlms_user_id $http_x_via;
         vodlms_enrollment_no_row 403;
         proxy_set_header X-Video "$vodlms_video_name via $vodlms_video_via";
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
@@ -600,7 +600,7 @@ Cookie: session=t060-alice
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT v.no_such_column AS allowed FROM videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
+        vodlms_enrollment_query "SELECT v.no_such_column AS allowed FROM vodlms.videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
     }
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
@@ -635,7 +635,7 @@ Cookie: session=t060-alice
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT v.no_such_column AS allowed FROM videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
+        vodlms_enrollment_query "SELECT v.no_such_column AS allowed FROM vodlms.videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
     }
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
@@ -667,7 +667,7 @@ qr/\[error\] .*vodlms: internal error: postgres .* failed: ERROR 42703: column v
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT t060_conflict() AS allowed FROM videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
+        vodlms_enrollment_query "SELECT t060_conflict() AS allowed FROM vodlms.videos v WHERE v.id = $1 AND $2::text IS NOT NULL" $vodlms_video_id $vodlms_user_id;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
     }
     location /app/ { return 200 "never\n"; }

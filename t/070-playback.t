@@ -76,7 +76,7 @@ our $json = qq({"videoId":"intro-ready","title":"Lecture 1: What is a video code
 
 # a title with everything JSON must escape, and UTF-8 it must not: quotes,
 # backslashes, a tab, a newline, a control character, an accent, an emoji
-$pg->psql(q{INSERT INTO videos (id, course_id, title, duration_seconds, status, progress_percent, storage_prefix)
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, progress_percent, storage_prefix)
             VALUES ('t070-quotes', 'course-intro',
                     E'Lecture "2": C:\\\\path\\\\tab\\tx\\ncaf\\u00e9 \\U0001F3AC\\x01', 5400.250, 'ready', 100,
                     'hls/t070-quotes/')});

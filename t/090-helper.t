@@ -73,7 +73,7 @@ $pg->psql(<<'SQL');
 CREATE TABLE helper_test_ready (video_id text, at timestamptz DEFAULT clock_timestamp());
 CREATE FUNCTION helper_test_ready_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO helper_test_ready (video_id) VALUES (NEW.id); RETURN NEW; END $$;
-CREATE TRIGGER helper_test_ready AFTER UPDATE ON videos FOR EACH ROW
+CREATE TRIGGER helper_test_ready AFTER UPDATE ON vodlms.videos FOR EACH ROW
   WHEN (NEW.status = 'ready') EXECUTE FUNCTION helper_test_ready_log();
 SQL
 
@@ -128,7 +128,7 @@ sub make_source {
 sub add_video {
     my ($id, $source) = @_;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO videos (id, course_id, title, status, source_location) VALUES "
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
               . "('$id', 'course-intro', 'Test $id', 'queued', \$s\$$source\$s\$)");
     my $entry = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id,
                             'source', $source, 'enqueued_at', time);
@@ -140,7 +140,7 @@ sub video {
     my $id = shift;
     my $row = $pg->psql("SELECT status || '|' || progress_percent || '|' || "
         . "coalesce(duration_seconds::text, '') || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "renditions::text || '|' || coalesce(error, '') FROM videos WHERE id = '$id'");
+        . "renditions::text || '|' || coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
     my %v;
     @v{qw(status progress duration prefix renditions error)} = split /\|/, $row, 6;
     return \%v;
@@ -366,7 +366,7 @@ check_ladder('hnoaudio', [240, 360], duration => 4, audio => 0);
 }
 
 like(slurp("$tmp/one.log"), qr/progress|ready/, 'the helper logs');
-ok($pg->psql("SELECT count(*) FROM videos WHERE id = 'h720' AND progress_percent = 100") == 1,
+ok($pg->psql("SELECT count(*) FROM vodlms.videos WHERE id = 'h720' AND progress_percent = 100") == 1,
    'progress ends at 100');
 
 # re-running a job republishes cleanly over the old ladder

@@ -241,7 +241,7 @@ ffmpeg_make($source, '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duratio
 sub add_video {
     my $id = shift;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO videos (id, course_id, title, status, source_location) VALUES "
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
               . "('$id', 'course-intro', 'Test $id', 'queued', '$source')");
     my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
                         'enqueued_at', int time);
@@ -251,7 +251,7 @@ sub add_video {
 sub video {
     my $id = shift;
     my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM videos WHERE id = '$id'");
+        . "coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
     my %v;
     @v{qw(status prefix error)} = split /\|/, $row, 3;
     return \%v;

@@ -237,7 +237,7 @@ sub add_row {
     my ($id, %o) = @_;
     my $status = $o{status} // 'queued';
     my $prefix = defined $o{prefix} ? "'$o{prefix}'" : 'NULL';
-    $pg->psql("INSERT INTO videos (id, course_id, title, status, storage_prefix) VALUES "
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, storage_prefix) VALUES "
               . "('$id', 'course-intro', 'Test $id', '$status', $prefix)");
 }
 
@@ -245,7 +245,7 @@ sub add_row {
 # source (the helper works only for the source the row names), then XADD
 sub add_job {
     my ($id, $source) = @_;
-    $pg->psql("UPDATE videos SET source_location = '$source' WHERE id = '$id'");
+    $pg->psql("UPDATE vodlms.videos SET source_location = '$source' WHERE id = '$id'");
     my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
                         'enqueued_at', int time);
     die "XADD: $e" if ref $e;
@@ -254,7 +254,7 @@ sub add_job {
 sub video {
     my $id = shift;
     my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM videos WHERE id = '$id'");
+        . "coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
     my %v;
     @v{qw(status prefix error)} = split /\|/, $row, 3;
     return \%v;
@@ -319,7 +319,7 @@ sub ladder_urls {
 sub superseded {
     my ($id, $prefix) = @_;
     return $pg->psql("SELECT CASE WHEN removed_at IS NULL THEN 'pending' ELSE 'removed' END"
-                     . " FROM videos_superseded WHERE video_id = '$id'"
+                     . " FROM vodlms.videos_superseded WHERE video_id = '$id'"
                      . " AND storage_prefix = '$prefix'");
 }
 
@@ -327,7 +327,7 @@ sub superseded {
 sub wait_grace {
     my $deadline = time + $GRACE + 30;
     while (time < $deadline) {
-        my $young = $pg->psql("SELECT count(*) FROM videos_superseded WHERE removed_at IS NULL"
+        my $young = $pg->psql("SELECT count(*) FROM vodlms.videos_superseded WHERE removed_at IS NULL"
             . " AND superseded_at > now() - interval '" . ($GRACE + 0.5) . " seconds'");
         return 1 if $young == 0;
         sleep 0.25;
@@ -453,7 +453,7 @@ ok(-f "$origin/${p1}master.m3u8" && -f "$origin/${p1}240p/seg_00000.ts",
 my $fake = '20200101T000000Z-0badc0de';
 make_path("$origin/hls/lec/keepme");
 symlink("$tmp/outside", "$origin/hls/lec/$fake") or die "symlink: $!";
-$pg->psql("INSERT INTO videos_superseded (video_id, storage_prefix, superseded_at) VALUES "
+$pg->psql("INSERT INTO vodlms.videos_superseded (video_id, storage_prefix, superseded_at) VALUES "
           . "('lec', 'hls/lec/$fake/', now() - interval '1 day'), "
           . "('lec', 'hls/lec/keepme/', now() - interval '1 day'), "
           . "('lec', '$p2', now() - interval '1 day')");

@@ -144,7 +144,7 @@ sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
 sub add_row {
     my ($id, %o) = @_;
-    $pg->psql("INSERT INTO videos (id, course_id, title, status, storage_prefix, source_location)"
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, storage_prefix, source_location)"
               . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
                                    sq($o{status} // 'queued'),
                                    defined $o{prefix} ? sq($o{prefix}) : 'NULL',
@@ -154,7 +154,7 @@ sub add_row {
 # what the module's upload does for a new file: re-queue the row, then XADD
 sub upload {
     my ($id, $source) = @_;
-    $pg->psql("UPDATE videos SET status = 'queued', progress_percent = 0,"
+    $pg->psql("UPDATE vodlms.videos SET status = 'queued', progress_percent = 0,"
               . " source_location = " . sq($source) . ", error = NULL WHERE id = " . sq($id));
     add_job($id, $source);
 }
@@ -169,13 +169,13 @@ sub add_job {
 # the whole row, as text: "untouched" means this does not change
 sub row_text {
     my $id = shift;
-    return $pg->psql("SELECT v::text FROM videos v WHERE id = " . sq($id));
+    return $pg->psql("SELECT v::text FROM vodlms.videos v WHERE id = " . sq($id));
 }
 
 sub video {
     my $id = shift;
     my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') || '|' || coalesce(source_location, '') FROM videos WHERE id = "
+        . "coalesce(error, '') || '|' || coalesce(source_location, '') FROM vodlms.videos WHERE id = "
         . sq($id));
     my %v;
     @v{qw(status prefix error source)} = split /\|/, $row, 4;
@@ -283,7 +283,7 @@ SH
     is_deeply([versions_of('race')], [substr($new->{prefix}, length 'hls/race/', 25)],
               'race: the older job\'s version, which no row ever used, is removed')
         or diag(join ' ', versions_of('race'));
-    is($pg->psql("SELECT count(*) FROM videos_superseded WHERE video_id = 'race'"), 0,
+    is($pg->psql("SELECT count(*) FROM vodlms.videos_superseded WHERE video_id = 'race'"), 0,
        'race: the newer version was never superseded (nothing queued for removal)');
     is(pending_count(), 0, 'race: both jobs acknowledged');
 }
@@ -303,19 +303,19 @@ SH
     open my $tx, '|-', "psql -X -qAt -h 127.0.0.1 -p ${\ $pg->port} -U postgres -d vodlms"
         . " -v ON_ERROR_STOP=1 >'$tmp/lock-psql.out' 2>&1" or die "psql: $!";
     select((select($tx), $| = 1)[0]);
-    print $tx "BEGIN;\nSELECT id FROM videos WHERE id = 'lock' FOR UPDATE;\n";
+    print $tx "BEGIN;\nSELECT id FROM vodlms.videos WHERE id = 'lock' FOR UPDATE;\n";
     sleep 0.1 until (slurp("$tmp/lock-psql.out") // '') =~ /^lock$/m || time > $deadline;
     write_file("$gate.go", '');
     my $waiting = 0;
     until ($waiting || time > $deadline) {
         $waiting = $pg->psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                             . " AND query LIKE 'UPDATE videos SET status = ''ready''%'");
+                             . " AND query LIKE 'UPDATE \"vodlms\".videos SET status = ''ready''%'");
         sleep 0.1 unless $waiting;
     }
     ok($waiting, 'switch race: the switch waits for the row');
     my @published = versions_of('lock');
     is(scalar @published, 1, 'switch race: its version is published (' . "@published" . ')');
-    print $tx "UPDATE videos SET status = 'queued', progress_percent = 0, error = NULL,"
+    print $tx "UPDATE vodlms.videos SET status = 'queued', progress_percent = 0, error = NULL,"
             . " source_location = '$second' WHERE id = 'lock';\nCOMMIT;\n";
     close $tx;
     is(wait_helper($pid, 60), 0, 'switch race: helper exits 0');
@@ -378,40 +378,40 @@ sub make_version {
 sub superseded_state {
     my ($id, $prefix) = @_;
     return $pg->psql("SELECT coalesce(max(CASE WHEN removed_at IS NULL THEN 'pending'"
-                     . " ELSE 'removed' END), 'none') FROM videos_superseded"
+                     . " ELSE 'removed' END), 'none') FROM vodlms.videos_superseded"
                      . " WHERE video_id = " . sq($id) . " AND storage_prefix = " . sq($prefix));
 }
 
 sub backdate {
-    $pg->psql("UPDATE videos_superseded SET superseded_at = now() - interval '1 day'"
+    $pg->psql("UPDATE vodlms.videos_superseded SET superseded_at = now() - interval '1 day'"
               . " WHERE removed_at IS NULL");
 }
 
 # (a) a rollback spelt without the trailing '/'
 make_version('slash', $_) for @V[0, 1];
 add_row('slash', status => 'ready', prefix => "hls/slash/$V[0]/", source => $first);
-$pg->psql("UPDATE videos SET storage_prefix = 'hls/slash/$V[1]/' WHERE id = 'slash'");
+$pg->psql("UPDATE vodlms.videos SET storage_prefix = 'hls/slash/$V[1]/' WHERE id = 'slash'");
 is(superseded_state('slash', "hls/slash/$V[0]/"), 'pending', 'slash: the re-encode supersedes the first version');
-$pg->psql("UPDATE videos SET storage_prefix = 'hls/slash/$V[0]' WHERE id = 'slash'");
+$pg->psql("UPDATE vodlms.videos SET storage_prefix = 'hls/slash/$V[0]' WHERE id = 'slash'");
 is(superseded_state('slash', "hls/slash/$V[0]/"), 'none',
    'slash: a rollback to it without the trailing / cancels its removal (trigger)');
 # and a row recorded before that trigger (migration 0008) existed
 make_version('slash2', $_) for @V[0, 1];
 add_row('slash2', status => 'ready', prefix => "hls/slash2/$V[0]", source => $first);
-$pg->psql("INSERT INTO videos_superseded (video_id, storage_prefix) VALUES"
+$pg->psql("INSERT INTO vodlms.videos_superseded (video_id, storage_prefix) VALUES"
           . " ('slash2', 'hls/slash2/$V[0]/')");
 
 # (b) another video's row on the same prefix
 make_version('share', $_) for @V[2, 3];
 add_row('share', status => 'ready', prefix => "hls/share/$V[2]/", source => $first);
 add_row('share-b', status => 'ready', prefix => "hls/share/$V[2]/", source => $first);
-$pg->psql("UPDATE videos SET storage_prefix = 'hls/share/$V[3]/' WHERE id = 'share'");
+$pg->psql("UPDATE vodlms.videos SET storage_prefix = 'hls/share/$V[3]/' WHERE id = 'share'");
 is(superseded_state('share', "hls/share/$V[2]/"), 'pending', 'share: its first version is superseded for video share');
 
 # a control: a truly old version goes
 make_version('gone', $_) for @V[4, 5];
 add_row('gone', status => 'ready', prefix => "hls/gone/$V[4]/", source => $first);
-$pg->psql("UPDATE videos SET storage_prefix = 'hls/gone/$V[5]/' WHERE id = 'gone'");
+$pg->psql("UPDATE vodlms.videos SET storage_prefix = 'hls/gone/$V[5]/' WHERE id = 'gone'");
 
 backdate();
 my $log = run_helper('sweep');
@@ -430,7 +430,7 @@ ok(!grep({ /^\.trash-/ } do { opendir my $d, "$origin/hls/gone"; readdir $d }),
 
 # (c) a prefix already removed cannot be switched back to
 {
-    my $out = eval { $pg->psql("UPDATE videos SET storage_prefix = 'hls/gone/$V[4]' WHERE id = 'gone'"); 1 }
+    my $out = eval { $pg->psql("UPDATE vodlms.videos SET storage_prefix = 'hls/gone/$V[4]' WHERE id = 'gone'"); 1 }
               ? '' : $@;
     like($out, qr/was removed as an old version/, 'a rollback to a removed version is refused');
     is(video('gone')->{prefix}, "hls/gone/$V[5]/", 'the row keeps its current version');

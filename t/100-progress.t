@@ -27,14 +27,14 @@ my $pg = start_pg(log_statements => 1);
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 # carol has watched intro-ready before, on another node: 77 s
-$pg->psql(q{INSERT INTO watch_progress (user_id, video_id, position_seconds, max_position_seconds, duration_seconds)
+$pg->psql(q{INSERT INTO vodlms.watch_progress (user_id, video_id, position_seconds, max_position_seconds, duration_seconds)
             VALUES ('1003', 'intro-ready', 77, 90, 634.5)});
 # gina, hank, ivy: enrolled, never watched (no watch_progress row); each
 # one is used by one block only, since a block's beacons reach PostgreSQL
 # when its nginx stops
 for my $u (['1100', 'gina'], ['1101', 'hank'], ['1102', 'ivy'], ['1103', 'jill']) {
-    $pg->psql(qq{INSERT INTO users (id, email, role) VALUES ('$u->[0]', '$u->[1]\@example.com', 'student')});
-    $pg->psql(qq{INSERT INTO enrollments (user_id, course_id, status) VALUES ('$u->[0]', 'course-intro', 'active')});
+    $pg->psql(qq{INSERT INTO vodlms.users (id, email, role) VALUES ('$u->[0]', '$u->[1]\@example.com', 'student')});
+    $pg->psql(qq{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('$u->[0]', 'course-intro', 'active')});
 }
 
 my $servroot = $ENV{TEST_NGINX_SERVROOT} || "$FindBin::Bin/servroot";
@@ -49,7 +49,7 @@ sub wait_until {
     return "timed out waiting for $what\n";
 }
 
-sub upserts { scalar grep { /INSERT INTO watch_progress AS wp/ } do {
+sub upserts { scalar grep { /INSERT INTO "vodlms"\.watch_progress AS wp/ } do {
     open my $fh, '<', $pg->log_file or return 0; <$fh> } }
 
 my $mark = 0;
@@ -61,7 +61,7 @@ sub row {
     my ($user) = @_;
     $pg->psql("SELECT position_seconds || ' ' || max_position_seconds || ' '"
             . " || watched_seconds || ' ' || (completed_at IS NOT NULL)"
-            . " FROM watch_progress WHERE user_id = '$user' AND video_id = 'intro-ready'");
+            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = 'intro-ready'");
 }
 
 # a viewer that keeps opening entries (videos v1, v2, ...) until refused

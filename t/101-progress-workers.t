@@ -64,7 +64,7 @@ my ($ctl_port, $ctl) = control_server(
         my ($path, $query) = @_;
         my ($want) = ($query // '') =~ /is=([\d.]+)/;
         wait_until("position $want", sub {
-            my $v = $pg->psql("SELECT position_seconds FROM watch_progress"
+            my $v = $pg->psql("SELECT position_seconds FROM vodlms.watch_progress"
                             . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
             $v eq $want ? "$v\n" : undef;
         });

@@ -126,7 +126,7 @@ CONF
 }
 
 sub watched {
-    return $pg->psql("SELECT watched_seconds FROM watch_progress"
+    return $pg->psql("SELECT watched_seconds FROM vodlms.watch_progress"
                    . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
 }
 
@@ -139,11 +139,11 @@ sub sleeping_flushes {
 }
 
 sub position {
-    return $pg->psql("SELECT coalesce(max(position_seconds)::text, 'none') FROM watch_progress"
+    return $pg->psql("SELECT coalesce(max(position_seconds)::text, 'none') FROM vodlms.watch_progress"
                    . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
 }
 
-$pg->psql("DELETE FROM watch_progress WHERE user_id = '1001'");
+$pg->psql("DELETE FROM vodlms.watch_progress WHERE user_id = '1001'");
 
 my $log = fast_stop_after_beacons(
     label     => 'database up',
@@ -191,7 +191,7 @@ is(position(), '222.000', 'database silent: the database is as it was');
 # credit.  SIGTERM goes while a flush that started after the second beacon
 # (so it carries that second) is running.
 my $w0 = watched();
-my $slow = q{vodlms_progress_flush_query "INSERT INTO watch_progress AS wp (user_id, video_id, position_seconds, max_position_seconds, duration_seconds, watched_seconds, completed_at) SELECT b.u, b.v, b.p, b.m, b.d, b.w, CASE WHEN b.c > 0 THEN to_timestamp(b.c) END FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::float8[]) AS b(u, v, p, m, d, w, c) JOIN (SELECT pg_sleep(2)) AS pause ON true ON CONFLICT (user_id, video_id) DO UPDATE SET position_seconds = EXCLUDED.position_seconds, max_position_seconds = greatest(wp.max_position_seconds, EXCLUDED.max_position_seconds), duration_seconds = EXCLUDED.duration_seconds, watched_seconds = wp.watched_seconds + EXCLUDED.watched_seconds, completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at)";};
+my $slow = q{vodlms_progress_flush_query "INSERT INTO vodlms.watch_progress AS wp (user_id, video_id, position_seconds, max_position_seconds, duration_seconds, watched_seconds, completed_at) SELECT b.u, b.v, b.p, b.m, b.d, b.w, CASE WHEN b.c > 0 THEN to_timestamp(b.c) END FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::float8[]) AS b(u, v, p, m, d, w, c) JOIN (SELECT pg_sleep(2)) AS pause ON true ON CONFLICT (user_id, video_id) DO UPDATE SET position_seconds = EXCLUDED.position_seconds, max_position_seconds = greatest(wp.max_position_seconds, EXCLUDED.max_position_seconds), duration_seconds = EXCLUDED.duration_seconds, watched_seconds = wp.watched_seconds + EXCLUDED.watched_seconds, completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at)";};
 $log = fast_stop_after_beacons(
     label       => 'flush in flight',
     workers     => 1,

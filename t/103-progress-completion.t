@@ -28,13 +28,13 @@ my @students = (['kim', 1201], ['lou', 1202], ['max', 1203], ['ned', 1204],
                 ['oda', 1205], ['pat', 1206], ['quin', 1207], ['rho', 1208]);
 for my $u (@students) {
     redis_cmd($r, 'SET', "session:t103-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
-    $pg->psql(qq{INSERT INTO users (id, email, role) VALUES ('$u->[1]', '$u->[0]\@example.com', 'student')});
-    $pg->psql(qq{INSERT INTO enrollments (user_id, course_id, status) VALUES ('$u->[1]', 'course-intro', 'active')});
+    $pg->psql(qq{INSERT INTO vodlms.users (id, email, role) VALUES ('$u->[1]', '$u->[0]\@example.com', 'student')});
+    $pg->psql(qq{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('$u->[1]', 'course-intro', 'active')});
 }
 
 # an 1800 s lecture, one whose length nobody recorded, a 10 s clip, and a
 # video of an LMS whose ids are integers
-$pg->psql(q{INSERT INTO videos (id, course_id, title, duration_seconds, status, storage_prefix)
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
             VALUES ('lec-1800', 'course-intro', 'Thirty minutes', 1800, 'ready', 'hls/lec-1800/'),
                    ('lec-null', 'course-intro', 'No duration', NULL, 'ready', 'hls/lec-null/'),
                    ('lec-10', 'course-intro', 'Ten seconds', 10, 'ready', 'hls/lec-10/'),
@@ -60,7 +60,7 @@ my ($ctl_port, $ctl) = control_server(
         my ($max) = ($query // '') =~ /max=([\d.]+)/;
         wait_until("the row of $user/$video", sub {
             my $v = $pg->psql("SELECT max_position_seconds || ' completed=' || (completed_at IS NOT NULL)"
-                            . " FROM watch_progress WHERE user_id = '$user' AND video_id = '$video'");
+                            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
             return undef if $v eq '';
             return undef if defined $max && $v !~ /^\Q$max\E /;
             "$v\n";
@@ -300,8 +300,8 @@ __DATA__
         vodlms_enrollment_query "SELECT v.id, v.duration_seconds, v.status, true AS allowed,
                                         coalesce(wp.max_position_seconds, 0) AS resume_max_position,
                                         coalesce(wp.played_seconds, 0) AS resume_played_seconds
-                                   FROM videos v
-                                   LEFT JOIN watch_progress wp ON wp.video_id = v.id AND wp.user_id = $2::text
+                                   FROM vodlms.videos v
+                                   LEFT JOIN vodlms.watch_progress wp ON wp.video_id = v.id AND wp.user_id = $2::text
                                   WHERE v.id = ($1::int)::text" $vid $vodlms_user_id;
         vodlms_progress on;
         vodlms_progress_rate off;

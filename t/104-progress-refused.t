@@ -212,7 +212,7 @@ sub lms_row {
 
     is(beacon($n, 'al', 'intro-ready', 10), 204, 'flagged skip: a first beacon');
     is(beacon($n, 'al', 'intro-ready', 300), 204, 'flagged skip: a jump far ahead, flagged');
-    my $row = sub { $pg->psql("SELECT position_seconds || ' ' || max_position_seconds FROM watch_progress"
+    my $row = sub { $pg->psql("SELECT position_seconds || ' ' || max_position_seconds FROM vodlms.watch_progress"
                             . " WHERE user_id = '1001' AND video_id = 'intro-ready'") };
     ok(wait_for(sub { $row->() ne '' }), 'flagged skip: the entry is written by the default flush');
     is($row->(), '40.000 40.000', 'flagged skip: the credited position (10 + 30 s), never above the highest');
@@ -273,7 +273,7 @@ sub lms_row {
     is($res->{status}, 204, 'README snippet: the end of a 6 s video, a second later');
 
     my $row = sub { $pg->psql("SELECT position_seconds || ' ' || (completed_at IS NOT NULL) || ' '"
-                            . " || (played_seconds > 0) FROM watch_progress"
+                            . " || (played_seconds > 0) FROM vodlms.watch_progress"
                             . " WHERE user_id = '1002' AND video_id = 'intro-ready'") };
     ok(wait_for(sub { $row->() =~ /^6\.000 / }), 'README snippet: the flush writes the last beacon');
     is($row->(), '6.000 true true', 'README snippet: position, completion and played seconds written');

@@ -27,11 +27,11 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 # the lectures the LMS created, waiting for their upload ("vodlms_upload on"
 # only ever fills rows like these: ids belong to the LMS); and a lecture of
 # a course carol does not teach
-$pg->psql(q{INSERT INTO videos (id, course_id, title) VALUES
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title) VALUES
             ('up-1', 'course-intro', 'Week 1'), ('up-5', 'course-intro', 'Week 5'),
             ('up-6', 'course-intro', 'Week 6')});
-$pg->psql(q{INSERT INTO courses (id, title, slug) VALUES ('course-other', 'Other', 'other')});
-$pg->psql(q{INSERT INTO videos (id, course_id, title) VALUES ('other-1', 'course-other', 'Theirs')});
+$pg->psql(q{INSERT INTO vodlms.courses (id, title, slug) VALUES ('course-other', 'Other', 'other')});
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title) VALUES ('other-1', 'course-other', 'Theirs')});
 
 # the spool, on the same filesystem as the servroot's client_body_temp
 my $spool = tempdir('vodlms-spool-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -40,7 +40,7 @@ $ENV{TEST_NGINX_SPOOL} = $spool;
 sub state_of {
     my ($id) = @_;
     my $row = $pg->psql("SELECT status || ' ' || coalesce(error, '-') || ' '"
-                      . " || coalesce(source_location, '-') FROM videos WHERE id = '$id'");
+                      . " || coalesce(source_location, '-') FROM vodlms.videos WHERE id = '$id'");
     my ($status, $error, $src) = $row eq '' ? ('none', '-', '-') : split / /, $row, 3;
     my $jobs = $redis->running ? $redis->cmd('XRANGE', 'vodlms:transcode', '-', '+') : [];
     my @mine = grep { my %f = @{ $_->[1] }; $f{video_id} eq $id } @$jobs;
@@ -65,11 +65,11 @@ my ($ctl_port, $ctl) = control_server(
     '/pg/start'    => sub { $pg->start; "started\n" },
     # the newest row of the course, by the id nginx drew for it
     '/newest'      => sub {
-        my $id = $pg->psql("SELECT id FROM videos WHERE course_id = 'course-intro'"
+        my $id = $pg->psql("SELECT id FROM vodlms.videos WHERE course_id = 'course-intro'"
                          . " ORDER BY created_at DESC, id LIMIT 1");
         "$id: " . state_of($id);
     },
-    '/count'       => sub { $pg->psql("SELECT count(*) FROM videos") . " rows\n" },
+    '/count'       => sub { $pg->psql("SELECT count(*) FROM vodlms.videos") . " rows\n" },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
@@ -92,7 +92,7 @@ __DATA__
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -127,7 +127,7 @@ __DATA__
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -161,7 +161,7 @@ __DATA__
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -193,7 +193,7 @@ __DATA__
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -223,7 +223,7 @@ __DATA__
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -252,7 +252,7 @@ Cookie: session=t110-carol
         vodlms_session_cache answers valid=1m;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -290,7 +290,7 @@ Cookie: session=t110-carol
         vodlms_session_cache answers valid=1m;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -329,7 +329,7 @@ Cookie: session=t110-carol
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -364,7 +364,7 @@ no videos row: the LMS creates the lecture before its upload
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -392,7 +392,7 @@ no videos row: the LMS creates the lecture before its upload
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -427,7 +427,7 @@ the video belongs to another course
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
@@ -455,7 +455,7 @@ the video belongs to another course
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $request_id;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload new;
         vodlms_upload_course $course;

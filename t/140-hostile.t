@@ -69,11 +69,11 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 # this file's own course: ana is enrolled in course-t140 and nothing else;
 # alice (demo seed) is enrolled in course-intro and nothing else
 $pg->psql(q{
-    INSERT INTO users (id, email, display_name, role)
+    INSERT INTO vodlms.users (id, email, display_name, role)
         VALUES ('u140-ana', 'ana@t140.example', 'Ana Student', 'student');
-    INSERT INTO courses (id, title, slug) VALUES ('course-t140', 'Reading untrusted bytes', 't140');
-    INSERT INTO enrollments (user_id, course_id, status) VALUES ('u140-ana', 'course-t140', 'active');
-    INSERT INTO videos (id, course_id, title, duration_seconds, status, progress_percent, storage_prefix)
+    INSERT INTO vodlms.courses (id, title, slug) VALUES ('course-t140', 'Reading untrusted bytes', 't140');
+    INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('u140-ana', 'course-t140', 'active');
+    INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, progress_percent, storage_prefix)
         VALUES ('t140-lecture', 'course-t140', 'Lecture 1: Hostile input', 600, 'ready', 100,
                 'hls/t140-lecture/');
 });
@@ -81,10 +81,10 @@ $pg->psql(q{
 # what "the database is intact" means: every table and its row count
 sub db_state {
     $pg->psql(q{SELECT string_agg(c.relname || '=' || (xpath('/row/n/text()',
-                    query_to_xml('SELECT count(*) AS n FROM ' || quote_ident(c.relname), false, true, '')))[1]::text,
+                    query_to_xml('SELECT count(*) AS n FROM vodlms.' || quote_ident(c.relname), false, true, '')))[1]::text,
                     ' ' ORDER BY c.relname)
                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v')
+                 WHERE n.nspname = 'vodlms' AND c.relkind IN ('r', 'v')
                    AND c.relname <> 'watch_progress'});
 }
 my $db_before = db_state();
@@ -219,7 +219,7 @@ sub progress_row {
     $pg->psql("SELECT user_id || ' ' || video_id || ' ' || position_seconds || ' '"
             . " || max_position_seconds || ' ' || (completed_at IS NOT NULL)"
             . ($full ? " || ' ' || watched_seconds || ' ' || updated_at" : '')
-            . " FROM watch_progress WHERE user_id = '$user' AND video_id = '$video'");
+            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
 }
 
 sub args { my %a = map { split /=/, $_, 2 } split /&/, ($_[0] // ''); %a }
@@ -278,7 +278,7 @@ my ($ctl_port, $ctl) = control_server(
     '/progress/rows' => sub {
         $pg->psql(q{SELECT coalesce(string_agg(user_id || ' ' || video_id || ' ' || position_seconds, '; '
                                                ORDER BY user_id, video_id), 'none')
-                      FROM watch_progress}) . "\n";
+                      FROM vodlms.watch_progress}) . "\n";
     },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
@@ -432,7 +432,7 @@ __DATA__
 ["Cookie: session=t140-ana",
  "",
  "Cookie: session=" . ("a" x 8300),
- "Cookie: session=t140-ana'; DROP TABLE users;--",
+ "Cookie: session=t140-ana'; DROP TABLE vodlms.users;--",
  "Cookie: session=1 OR 1=1",
  "Cookie: session=t140-ana%00",
  "Cookie: session=t140-ana%zz",
@@ -802,7 +802,7 @@ vodlms: CloudFront credentials rejected: expired (now >= DateLessThan), cookies,
  main::post(main::body(duration => '"600"')),
  main::post(main::body(duration => 'true')),
  main::post(main::body(event => 1)),
- main::post(main::body(event => '"DROP TABLE watch_progress"')),
+ main::post(main::body(event => '"DROP TABLE vodlms.watch_progress"')),
  # numbers: negative, NaN, Infinity, past the end, huge, overflowing
  main::post(main::body(currentTime => -1)),
  main::post(main::body(currentTime => -1e-9)),
@@ -817,7 +817,7 @@ vodlms: CloudFront credentials rejected: expired (now >= DateLessThan), cookies,
  main::post(main::body(duration => 604801)),
  main::post(main::body(duration => '1e308')),
  # ids: SQL, NUL, overlong, another video
- main::post(main::body(videoId => q("x'; DROP TABLE watch_progress;--"))),
+ main::post(main::body(videoId => q("x'; DROP TABLE vodlms.watch_progress;--"))),
  main::post(main::body(videoId => '"t140-lecture\\u0000"')),
  main::post(main::body(videoId => '"' . ("a" x 65) . '"')),
  main::post(main::body(videoId => '"' . ("a" x 10240) . '"')),

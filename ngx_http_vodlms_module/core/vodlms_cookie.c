@@ -129,6 +129,32 @@ vodlms_id_valid(const char *id, size_t len, size_t max)
 
 
 int
+vodlms_sql_schema_valid(const char *name, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (name == NULL || len == 0 || len > 63
+        || (len >= 3 && memcmp(name, "pg_", 3) == 0))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) name[i];
+
+        if (!((c >= 'a' && c <= 'z') || c == '_'
+              || (i > 0 && c >= '0' && c <= '9')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
 vodlms_storage_prefix_valid(const char *s, size_t len, size_t max)
 {
     size_t         i, seg, first;

@@ -61,6 +61,15 @@ int vodlms_hex_value(unsigned char c);
 int vodlms_id_valid(const char *id, size_t len, size_t max);
 
 /*
+ * The name of the PostgreSQL schema that holds vodlms's own tables
+ * (vodlms_pg_schema, sql/migrate.sh --schema, the helper's db_schema): a
+ * plain lower-case identifier, [a-z_][a-z0-9_]*, 1..63 bytes (PostgreSQL's
+ * NAMEDATALEN - 1), not starting with "pg_" (reserved for the system).
+ * Written quoted ("name"), it needs no escaping and folds no case.
+ */
+int vodlms_sql_schema_valid(const char *name, size_t len);
+
+/*
  * An id that a query declares integer (`$1::int`, `$1::bigint`): an
  * optional '-' and 1 or more ASCII digits (leading zeros allowed) whose
  * value fits a signed integer of `bits` bits (32 or 64), i.e. what

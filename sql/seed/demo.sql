@@ -1,7 +1,8 @@
 -- Demo seed: one course, six users, four videos. Fixed ids so tests can refer to them
 -- (listed in sql/README.md). Idempotent: every row is upserted back to the values below,
 -- and bob's enrollment is removed if a test created one. watch_progress is not touched.
--- Load with: sql/migrate.sh CONNINFO --seed   (or psql -1 -v ON_ERROR_STOP=1 -f demo.sql)
+-- Load with: sql/migrate.sh CONNINFO --seed   (into schema vodlms, or --schema NAME; by hand:
+-- psql -1 -v ON_ERROR_STOP=1 -c "SET LOCAL search_path = vodlms, pg_catalog" -f demo.sql)
 
 INSERT INTO users (id, email, display_name, role, created_at) VALUES
     ('1001', 'alice@example.com', 'Alice Student',    'student',    '2025-01-01 00:00:00+00'),

@@ -227,7 +227,7 @@ async function setup() {
 async function waitReady(id, ms) {
   return until(`video ${id} ready in PostgreSQL`, () => {
     if (helper.exited) throw new Error(`vodlms-helper exited (${helper.exitInfo}); see helper.log`);
-    const st = psql(`select status from videos where id = '${id}'`);
+    const st = psql(`select status from vodlms.videos where id = '${id}'`);
     if (st === 'failed') throw new Error(`video ${id} failed to transcode`);
     return st === 'ready';     // the helper publishes the master playlist before this
   }, ms, 500);
@@ -342,7 +342,7 @@ async function alice(ctx, parallel) {
   const sent = JSON.parse(b.request().postData());
   ok(b.status() === 204 && sent.event === 'pause', `alice: pausing sends a progress beacon (${b.status()}, ${sent.event} at ${sent.currentTime} s)`, sent);
   const row = await until('the beacon in watch_progress', () => {
-    const v = psql(`select position_seconds from watch_progress where user_id = '1001' and video_id = '${VIDEO}'`);
+    const v = psql(`select position_seconds from vodlms.watch_progress where user_id = '1001' and video_id = '${VIDEO}'`);
     return v !== '' && Math.abs(Number(v) - sent.currentTime) < 0.05 ? v : null;
   }, 15000, 250).catch((e) => { note(e.message); return null; });
   ok(row !== null, `alice: watch_progress.position_seconds in PostgreSQL after the flush: ${row}`);
@@ -472,7 +472,7 @@ async function carol(ctx) {
   await page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#job-id').textContent),
     hex.source, { timeout: 10000 }).catch(() => {});
   const id = (await page.textContent('#job-id')) || '';
-  const row = hex.test(id) ? psql(`select course_id || ' | ' || title from videos where id = '${id}'`) : '';
+  const row = hex.test(id) ? psql(`select course_id || ' | ' || title from vodlms.videos where id = '${id}'`) : '';
   ok((u.status() === 202 || u.status() === 200) && hex.test(id),
     `carol: the upload through the page: ${u.status()}, the server's id ${id}`);
   const ub = await u.json().catch(() => null);
@@ -482,7 +482,7 @@ async function carol(ctx) {
   await page.waitForFunction(() => /^Ready/.test(document.querySelector('#job-step').textContent), null, { timeout: 90000 })
     .catch((e) => { ready = false; note(e.message); });
   ok(ready, `carol: the page says "${await page.textContent('#job-step')}"`);
-  ok(psql(`select status from videos where id = '${id}'`) === 'ready', 'carol: PostgreSQL says ready');
+  ok(psql(`select status from vodlms.videos where id = '${id}'`) === 'ready', 'carol: PostgreSQL says ready');
   const shot = path.join(OUT, 'instructor-carol-upload.png');
   await page.screenshot({ path: shot, fullPage: true });
   note(`screenshot: ${shot}`);

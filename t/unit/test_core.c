@@ -390,6 +390,34 @@ test_token_valid(void)
 }
 
 
+/* ------------------------------------------------------- sql_schema */
+
+static void
+test_sql_schema(void)
+{
+    ok(vodlms_sql_schema_valid(LIT("vodlms")), "sql_schema: vodlms");
+    ok(vodlms_sql_schema_valid(LIT("public")), "sql_schema: public");
+    ok(vodlms_sql_schema_valid(LIT("_v2_media")), "sql_schema: _v2_media");
+    ok(vodlms_sql_schema_valid(LIT("user")),
+       "sql_schema: a keyword (always written quoted)");
+    ok(vodlms_sql_schema_valid(LIT(
+        "a23456789012345678901234567890123456789012345678901234567890123")),
+       "sql_schema: 63 bytes");
+    ok(!vodlms_sql_schema_valid(LIT(
+        "a234567890123456789012345678901234567890123456789012345678901234")),
+       "sql_schema: 64 bytes is too long (NAMEDATALEN)");
+    ok(!vodlms_sql_schema_valid(LIT("")), "sql_schema: empty");
+    ok(!vodlms_sql_schema_valid(LIT("Vodlms")), "sql_schema: upper case");
+    ok(!vodlms_sql_schema_valid(LIT("2vodlms")), "sql_schema: a digit first");
+    ok(!vodlms_sql_schema_valid(LIT("vod-lms")), "sql_schema: '-'");
+    ok(!vodlms_sql_schema_valid(LIT("vodlms.x")), "sql_schema: '.'");
+    ok(!vodlms_sql_schema_valid(LIT("a\"b")), "sql_schema: a quote");
+    ok(!vodlms_sql_schema_valid(LIT("pg_vodlms")), "sql_schema: pg_*");
+    ok(vodlms_sql_schema_valid(LIT("pgvodlms")), "sql_schema: pgvodlms");
+    ok(!vodlms_sql_schema_valid("vod\0lms", 7), "sql_schema: a NUL");
+}
+
+
 /* ---------------------------------------------------------- id_integer */
 
 static void
@@ -2408,6 +2436,7 @@ main(void)
     test_bearer();
     test_token_valid();
     test_id_integer();
+    test_sql_schema();
     test_express();
     test_expiry();
     test_session_json();
