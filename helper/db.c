@@ -33,6 +33,7 @@ enum {
     SQL_TAKE,
     SQL_REMOVED,
     SQL_IN_USE,
+    SQL_SOURCE_IN_USE,
     SQL_N
 };
 
@@ -92,6 +93,10 @@ static const char *const db_templates[SQL_N] = {
     [SQL_IN_USE] =
         "SELECT count(*) FROM vodlms.videos"
         " WHERE rtrim(storage_prefix, '/') = rtrim($1::text, '/')",
+
+    [SQL_SOURCE_IN_USE] =
+        "SELECT EXISTS (SELECT 1 FROM vodlms.videos"
+        " WHERE source_location = $1::text)",
 };
 
 struct vh_db_s {
@@ -433,9 +438,8 @@ vh_db_source_in_use(vh_db_t *db, const char *source)
     if (db_connect(db) != 0) {
         return -1;
     }
-    res = PQexecParams(db->conn,
-        "SELECT EXISTS (SELECT 1 FROM videos WHERE source_location = $1::text)",
-        1, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(db->conn, db->sql[SQL_SOURCE_IN_USE],
+                       1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         rc = PQgetvalue(res, 0, 0)[0] == 't';
     } else {

@@ -142,7 +142,7 @@ sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
 sub add_row {
     my ($id, $source) = @_;
-    $pg->psql("INSERT INTO videos (id, course_id, title, status, source_location)"
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
               . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
                                    sq('queued'), sq($source)) . ")");
 }
@@ -164,7 +164,7 @@ sub add_job {
 sub video {
     my $id = shift;
     my $row = $pg->psql("SELECT status || '|' || coalesce(error, '') || '|' || "
-        . "coalesce(source_location, '') FROM videos WHERE id = " . sq($id));
+        . "coalesce(source_location, '') FROM vodlms.videos WHERE id = " . sq($id));
     my %v;
     @v{qw(status error source)} = split /\|/, $row, 3;
     return \%v;
@@ -348,7 +348,7 @@ sub spooled {
 
 sub reupload {
     my ($id, $source) = @_;
-    $pg->psql("UPDATE videos SET status = 'queued', progress_percent = 0, error = NULL,"
+    $pg->psql("UPDATE vodlms.videos SET status = 'queued', progress_percent = 0, error = NULL,"
               . " source_location = " . sq($source) . " WHERE id = " . sq($id));
 }
 
@@ -399,7 +399,7 @@ sub reupload {
     my $fresh = spooled('fresh');               # the module is writing its row
     my $named = spooled('named');
     add_row('named', $named);
-    $pg->psql("UPDATE videos SET status = 'ready', storage_prefix = 'hls/named/20261201T000000Z-00000000/' WHERE id = 'named'");
+    $pg->psql("UPDATE vodlms.videos SET status = 'ready', storage_prefix = 'hls/named/20261201T000000Z-00000000/' WHERE id = 'named'");
     my $mine = "$src/notes.txt";                # not an upload: never touched
     write_file($mine, "the operator's\n");
     my $old = time - 7200;

@@ -27,7 +27,7 @@ my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 # lectures the LMS created, waiting for their upload
-$pg->psql(q{INSERT INTO videos (id, course_id, title) VALUES } . join(', ',
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title) VALUES } . join(', ',
     map { "('q-$_', 'course-intro', 'Week $_')" } 1 .. 8));
 
 my $spool = tempdir('vodlms-spool-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -38,7 +38,7 @@ my $STREAM = 'vodlms:transcode';
 sub state_of {
     my ($id) = @_;
     my $row = $pg->psql("SELECT status || ' ' || coalesce(source_location, '-')"
-                      . " FROM videos WHERE id = '$id'");
+                      . " FROM vodlms.videos WHERE id = '$id'");
     my ($status, $src) = split / /, $row, 2;
     my $jobs = $redis->cmd('XRANGE', $STREAM, '-', '+');
     my @mine = grep { my %f = @{ $_->[1] }; $f{video_id} eq $id } @$jobs;
@@ -101,7 +101,7 @@ our $Location = <<'CONF';
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload on;
         vodlms_upload_course $arg_course;
