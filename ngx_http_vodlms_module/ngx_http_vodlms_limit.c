@@ -89,16 +89,17 @@ ngx_http_vodlms_limit_query(ngx_http_request_t *r, ngx_str_t *user)
         return NGX_OK;
     }
 
-    /* the user id is the LMS's, not a secret: the operator needs it */
-    detail.len = sizeof("user \"\" over the query rate") - 1
-                 + ngx_min(user->len, 64);
+    /*
+     * The user id is the LMS's, not a secret: the operator needs it.  The
+     * session gate let through only printable ids of at most 128 bytes.
+     */
+    detail.len = sizeof("user \"\" over the query rate") - 1 + user->len;
     detail.data = ngx_pnalloc(r->pool, detail.len);
     if (detail.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(detail.data, "user \"%*s\" over the query rate",
-                    ngx_min(user->len, 64), user->data);
+    p = ngx_sprintf(detail.data, "user \"%V\" over the query rate", user);
     detail.len = p - detail.data;
 
     /* whole seconds, rounded up: the bucket has room again by then */
