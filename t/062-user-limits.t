@@ -238,6 +238,27 @@ __DATA__
 
 
 
+=== TEST 5b: the default is 10 lines a second: a flood of 25 writes 10, and the count
+--- config
+    location = /gated {
+        vodlms_auth on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/;
+    }
+--- pipelined_requests eval
+[("GET /gated") x 25, "GET /ctl/next-second", "GET /gated", "GET /ctl/log/denials"]
+--- error_code eval
+[(401) x 25, 200, 401, 200]
+--- response_body eval
+[("{\"error\":\"no_session\",\"message\":\"no session token in the request\"}\n") x 25,
+ "later\n",
+ "{\"error\":\"no_session\",\"message\":\"no session token in the request\"}\n",
+ "26 denials accounted for, 10 lines at most in a second\n"]
+--- timeout: 10
+--- no_error_log
+[error]
+
+
+
 === TEST 6: vodlms_denial_log_level: the client's own mistakes at the operator's level
 --- http_config
     vodlms_denial_log_level warn;
