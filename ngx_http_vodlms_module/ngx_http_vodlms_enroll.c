@@ -197,12 +197,18 @@ ngx_http_vodlms_enroll_handler(ngx_http_request_t *r)
         ectx->cache_status = "MISS";
     }
 
-    /* only a query that goes out counts against the user's rate */
+    /*
+     * Only a query that goes out counts against the user's rate.  A
+     * refusal has answered (and maybe freed) the request: set first.
+     */
+    ectx->result = NGX_HTTP_VODLMS_TOO_MANY_QUERIES;
+
     rc = ngx_http_vodlms_limit_query(r, &ctx->session.user_id);
     if (rc != NGX_OK) {
-        ectx->result = NGX_HTTP_VODLMS_TOO_MANY_QUERIES;
         return rc;
     }
+
+    ectx->result = NGX_HTTP_VODLMS_OK;
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
     pool = vmcf->pg_replica_pool ? vmcf->pg_replica_pool : vmcf->pg_pool;

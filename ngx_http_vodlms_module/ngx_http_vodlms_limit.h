@@ -24,8 +24,10 @@ typedef struct {
 /*
  * Call right before a query goes out for the request's user.  NGX_OK: send
  * it (it has been counted).  Anything else: the request was answered 429
- * too_many_queries (with Retry-After); return that value from the access
- * handler, or hand it to ngx_http_finalize_request from a body handler.
+ * too_many_queries (with Retry-After), as ngx_http_vodlms_deny() does:
+ * NGX_DONE means it is finalized and may already be freed, so touch
+ * nothing of it; return the value from the access handler, or hand a
+ * status to ngx_http_finalize_request from a body handler.
  */
 ngx_int_t ngx_http_vodlms_limit_query(ngx_http_request_t *r,
     ngx_str_t *user);

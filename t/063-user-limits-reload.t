@@ -36,21 +36,22 @@ sub master {
     return $pid;
 }
 
-sub title {
-    open my $fh, '<', "/proc/$_[0]/cmdline" or return '';
-    local $/;
-    return <$fh> // '';
+# has this worker logged that it is shutting down (and so stops listening)?
+sub shutting_down {
+    my $pid = shift;
+    open my $fh, '<', "$servroot/logs/error.log" or return;
+    return scalar grep { /\[notice\] $pid#\d+: gracefully shutting down/ } <$fh>;
 }
 
 my ($ctl_port, $ctl) = control_server(
     # HUP, then wait until the worker proxying this request has stopped
-    # listening (its title says so): the next connection reaches a new one
+    # listening (it logs so first): the next connection reaches a new one
     '/reload' => sub {
         my (undef, undef, undef, $h) = @_;
         my $old = $h->{'x-worker'};
         kill('HUP', master()) or return "no master\n";
         wait_until('the old worker to shut down',
-                   sub { title($old) =~ /shutting down/ ? "reloaded\n" : undef });
+                   sub { shutting_down($old) ? "reloaded\n" : undef });
     },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
@@ -84,6 +85,7 @@ __DATA__
     location /app/ { return 200 "app\n"; }
     location /ctl/ {
         proxy_set_header X-Worker $pid;
+        proxy_read_timeout 60s;
         proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/;
     }
 --- request eval
