@@ -523,6 +523,100 @@ MSG
 # wrk against loopback, each scenario next to a baseline measured in the
 # same run (same nginx, same config, same machine state).  Speed is
 # measured here, never asserted in tests.
+# Scenario 5 of cmd_bench (issue #18): 1000 enrolled students play with no
+# enrollment cache (a query each) while one student floods made-up video
+# ids.  The students' req/s and p50 during the flood, without and with
+# vodlms_user_query_limit, as ratios of the quiet run just before.
+bench_user_flood() {
+    local tmp=$1 base=$2 conninfo=$3 redis_port=$4
+    local secs=${VODLMS_BENCH_SECONDS:-10} students=1000 i
+
+    psql "$conninfo" -q >/dev/null <<SQL
+INSERT INTO users (id, email, display_name, role)
+    SELECT 'bench-' || g, 'bench-' || g || '@example.com', 'Bench ' || g, 'student'
+    FROM generate_series(1, $students) g ON CONFLICT DO NOTHING;
+INSERT INTO enrollments (user_id, course_id, status, enrolled_at)
+    SELECT 'bench-' || g, 'course-intro', 'active', now()
+    FROM generate_series(1, $students) g ON CONFLICT DO NOTHING;
+SQL
+    for ((i = 1; i <= students; i++)); do
+        printf "SET session:bench-%d '{\"user_id\":\"bench-%d\"}'\n" "$i" "$i"
+    done | redis-cli -p "$redis_port" >/dev/null
+    redis-cli -p "$redis_port" set session:flooder '{"user_id":"1002"}' >/dev/null
+
+    cat > "$tmp/students.lua" <<LUA
+request = function()
+    return wrk.format(nil, nil, { Cookie = "session=bench-" .. math.random($students) })
+end
+LUA
+    cat > "$tmp/flood.lua" <<'LUA'
+request = function()
+    local path = wrk.path:gsub("RANDOM", tostring(math.random(1000000000)))
+    return wrk.format(nil, path, { Cookie = "session=flooder" })
+end
+LUA
+
+    # students [url] -> "req/s p50 p99 non2xx"
+    students() {
+        wrk -t1 -c20 -d"${secs}s" --latency -s "$tmp/students.lua" "$1" 2>/dev/null \
+            | awk '/Requests\/sec/ {rps=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2}
+                   /Non-2xx/ {bad=$NF} END {printf "%s %s %s %s\n", rps, p50, p99, bad+0}'
+    }
+    # enrollment queries PostgreSQL has run (it logs every statement)
+    queries() { awk '/execute vodlms_q/ { n++ } END { print n + 0 }' "$tmp/pg/server.log"; }
+    # ... of them the flooder's (user 1002: the statement log's parameters)
+    flood_queries() { awk "/parameters: .*= '1002'/ { n++ } END { print n + 0 }" "$tmp/pg/server.log"; }
+    # the flood runs from a second before the students until after them;
+    # -> the students' figures, then the flood's req/s and non-2xx, then
+    #    PostgreSQL's enrollment queries per second over the students' run
+    flooded() {
+        local prefix=$1 out q0 q1 f0 f1
+        f0=$(flood_queries)
+        if [ "$prefix" != quiet ]; then
+            wrk -t1 -c8 -d"$((secs + 3))s" -s "$tmp/flood.lua" \
+                "$base/$prefix/videos/RANDOM/stream" > "$tmp/flood.out" 2>&1 &
+            local fpid=$!
+            sleep 1
+        else
+            prefix=uq-on
+            printf 'Requests/sec: 0\n' > "$tmp/flood.out"
+        fi
+        q0=$(queries)
+        out=$(students "$base/$prefix/videos/intro-ready/stream")
+        q1=$(queries)
+        [ -z "${fpid:-}" ] || wait "$fpid"
+        f1=$(flood_queries)
+        printf '%s %s %s %s %s\n' "$out" \
+            "$(awk '/Requests\/sec/ {print $2}' "$tmp/flood.out")" \
+            "$(awk '/Non-2xx/ {n = $NF} END {print n + 0}' "$tmp/flood.out")" \
+            "$(( (q1 - q0) / secs ))" "$(( (f1 - f0) / (secs + 3) ))"
+    }
+    ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0;
+                                   else if (v ~ /s$/) v = v * 1000; printf "%.3f", v }'; }
+
+    log "bench: one student's flood vs everyone else's playback"
+    students "$base/uq-on/videos/intro-ready/stream" >/dev/null   # warm-up
+    local quiet off on
+    quiet=$(flooded quiet)
+    off=$(flooded uq-off)
+    on=$(flooded uq-on)
+
+    awk -v n="$students" -v q="$quiet" -v off="$off" -v on="$on" \
+        -v q50="$(ms "$(cut -d' ' -f2 <<<"$quiet")")" \
+        -v off50="$(ms "$(cut -d' ' -f2 <<<"$off")")" \
+        -v on50="$(ms "$(cut -d' ' -f2 <<<"$on")")" 'BEGIN {
+        split(q, Q, " "); split(off, F, " "); split(on, N, " ")
+        printf "\n5. %d students, uncached playback, while one student floods made-up ids\n", n
+        printf "   %-34s %10s %9s %9s %7s %9s\n", "students:", "req/s", "p50", "p99", "non2xx", "PG q/s"
+        printf "   %-34s %10s %9s %9s %7s %9s\n", "quiet", Q[1], Q[2], Q[3], Q[4], Q[7]
+        printf "   %-34s %10s %9s %9s %7s %9s  req/s %.3fx, p50 %.2fx of quiet; flood %s req/s (all 404), %s of its queries/s\n",
+               "flood, no vodlms_user_query_limit", F[1], F[2], F[3], F[4], F[7], F[1] / Q[1], off50 / q50, F[5], F[8]
+        printf "   %-34s %10s %9s %9s %7s %9s  req/s %.3fx, p50 %.2fx of quiet; flood %s req/s (%s of them 429), %s of its queries/s\n",
+               "flood, limit 50r/s burst=50", N[1], N[2], N[3], N[4], N[7], N[1] / Q[1], on50 / q50, N[5], N[6], N[8]
+    }'
+    echo "   command: VODLMS_BENCH_SECONDS=$secs ./build.sh bench  (students: wrk -t1 -c20 over $students sessions; flood: wrk -t1 -c8, one session, a random id each request; PG q/s: enrollment queries PostgreSQL ran during the students' run; the flood's own queries/s counted by its user id in the statement log)"
+}
+
 cmd_bench() {
     cmd_deps
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
@@ -573,6 +667,7 @@ http {
     vodlms_pg "$conninfo" pool_size=8;
     vodlms_cache_zone zone=answers:10m;
     vodlms_progress_zone zone=progress:10m flush=10s;
+    vodlms_user_query_zone zone=bench_users:1m rate=50r/s;
 
     server {
         listen 127.0.0.1:$port backlog=4096;
@@ -628,6 +723,30 @@ http {
             vodlms_enrollment_cache answers valid=10m;
             vodlms_progress on;
             vodlms_progress_rate off;
+        }
+
+        # 5. one student's flood of made-up ids vs everyone else's uncached
+        #    playback, without and with the per-user query limit (issue #18)
+        location ~ ^/uq-off/videos/(?<vid>[^/]+)/stream\$ {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $key;
+            vodlms_cloudfront_signature_cache answers;
+            vodlms_playback cookies;
+        }
+        location ~ ^/uq-on/videos/(?<vid>[^/]+)/stream\$ {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $key;
+            vodlms_cloudfront_signature_cache answers;
+            vodlms_playback cookies;
+            vodlms_user_query_limit zone=bench_users burst=50;
         }
     }
 }
@@ -734,6 +853,8 @@ EOF
                    rps, n, t, n / t }'
     echo "worker RSS: ${rss_before} kB before, ${rss_after} kB after the runs"
     echo "command: VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
+
+    bench_user_flood "$tmp" "$base" "$conninfo" "$redis_port"
 
     if [ "${VODLMS_BENCH_LADDER:-1}" != 0 ] && [ -x "$ROOT/helper/bench/ladder.sh" ]; then
         echo

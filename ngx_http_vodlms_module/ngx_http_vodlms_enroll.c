@@ -10,6 +10,8 @@
  *   a row, "allowed" false   -> 403 not_enrolled
  *   a row, "status" != ready -> 409 video_not_ready, with the status
  *   otherwise                -> allowed; columns become $vodlms_video_<name>
+ * With no_row 404, "no row" is cached per video id for every user; a query
+ * that has to go out first passes the user's vodlms_user_query_limit.
  */
 
 #include "ngx_http_vodlms_module.h"
@@ -183,7 +185,10 @@ ngx_http_vodlms_enroll_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (ngx_http_vodlms_enroll_cache_fetch(r, ecf, ectx, &key) == NGX_OK)
+        /* "no such video" is the same answer for every user: asked first */
+        if (ngx_http_vodlms_enroll_cache_fetch(r, ecf, ectx, NULL) == NGX_OK
+            || ngx_http_vodlms_enroll_cache_fetch(r, ecf, ectx, &key)
+               == NGX_OK)
         {
             ectx->cache_status = "HIT";
             return ngx_http_vodlms_enroll_decide(r, ecf, ectx);
@@ -191,6 +196,19 @@ ngx_http_vodlms_enroll_handler(ngx_http_request_t *r)
 
         ectx->cache_status = "MISS";
     }
+
+    /*
+     * Only a query that goes out counts against the user's rate.  A
+     * refusal has answered (and maybe freed) the request: set first.
+     */
+    ectx->result = NGX_HTTP_VODLMS_TOO_MANY_QUERIES;
+
+    rc = ngx_http_vodlms_limit_query(r, &ctx->session.user_id);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ectx->result = NGX_HTTP_VODLMS_OK;
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
     pool = vmcf->pg_replica_pool ? vmcf->pg_replica_pool : vmcf->pg_pool;
@@ -528,6 +546,17 @@ ngx_http_vodlms_enroll_cache_store(ngx_http_request_t *r,
 
     if (ectx->columns == NULL) {
         buf[0] = NGX_HTTP_VODLMS_ENROLL_NO_ROW;
+
+        /* no_row 404: no row means no such video, for anyone (see merge) */
+        if (ecf->video_ns.len) {
+            (void) ngx_vodlms_shm_cache_put_negative(ecf->cache,
+                                                     r->connection->log,
+                                                     &ecf->video_ns,
+                                                     &ectx->video_id, buf, 1,
+                                                     ecf->cache_invalid);
+            return;
+        }
+
         (void) ngx_vodlms_shm_cache_put_negative(ecf->cache,
                                                  r->connection->log,
                                                  &ecf->cache_ns, key, buf, 1,
@@ -584,6 +613,25 @@ ngx_http_vodlms_enroll_cache_fetch(ngx_http_request_t *r,
     ngx_http_vodlms_column_t  *col;
 
     u_char  buf[NGX_VODLMS_CACHE_VALUE_MAX];
+
+    /* key NULL: the video's own entry, which only ever says "no row" */
+
+    if (key == NULL) {
+        if (ecf->video_ns.len == 0
+            || ngx_vodlms_shm_cache_get(ecf->cache, r->connection->log,
+                                        &ecf->video_ns, &ectx->video_id, buf,
+                                        sizeof(buf), &len)
+               != NGX_OK
+            || len != 1 || buf[0] != NGX_HTTP_VODLMS_ENROLL_NO_ROW)
+        {
+            return NGX_DECLINED;
+        }
+
+        ectx->result = NGX_HTTP_VODLMS_OK;
+        ectx->columns = NULL;
+
+        return NGX_OK;
+    }
 
     if (ngx_vodlms_shm_cache_get(ecf->cache, r->connection->log,
                                  &ecf->cache_ns, key, buf, sizeof(buf), &len)
@@ -922,6 +970,24 @@ ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
                     conf->stmt->sql.len,
                     ngx_crc32_long(conf->stmt->sql.data, conf->stmt->sql.len));
     conf->cache_ns.len = p - conf->cache_ns.data;
+
+    /*
+     * no_row 404 says no row means no such video, whoever asks: that
+     * answer is cached per video id, not per user, so a flood of made-up
+     * ids from many users costs one query per id per "invalid=" time.
+     * With 403 no row may depend on the user (a query that joins on the
+     * enrollment): never shared.
+     */
+    if (conf->no_row == NGX_HTTP_NOT_FOUND) {
+        conf->video_ns.data = ngx_pnalloc(cf->pool, conf->cache_ns.len
+                                                    + sizeof("|video") - 1);
+        if (conf->video_ns.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_sprintf(conf->video_ns.data, "%V|video", &conf->cache_ns);
+        conf->video_ns.len = p - conf->video_ns.data;
+    }
 
     return NGX_CONF_OK;
 }

@@ -29,6 +29,7 @@ typedef struct {
     ngx_uint_t                  no_row;          /* 404 or 403 */
     ngx_uint_t                  video_id_type;   /* 0 text, 32 int, 64 bigint */
     ngx_str_t                   cache_ns;
+    ngx_str_t                   video_ns;        /* no_row 404: per video */
 } ngx_http_vodlms_enroll_conf_t;
 
 

@@ -1,5 +1,13 @@
 /*
  * Outcomes -> HTTP status, JSON body, log line (see ngx_http_vodlms_error.h).
+ *
+ * Every denial is logged here, so the log's volume is bounded here: a
+ * client flooding one outcome (random video ids, a dead cookie replayed)
+ * gets its first vodlms_denial_log_limit lines per second logged, the
+ * rest counted, and the next line logged for that client and outcome says
+ * how many were left out.  The bookkeeping is a small direct-mapped table
+ * per worker: no lock, no shared memory, fixed size; a slot taken over by
+ * another client first logs the count it held.
  */
 
 #include "ngx_http_vodlms_module.h"
@@ -94,7 +102,48 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
 
     { NGX_HTTP_TOO_MANY_REQUESTS, NGX_LOG_INFO, "too_many_uploads",
       "the uploader has too many uploads in progress" },
+
+    /* vodlms_user_query_limit: one user's queries, not everyone's */
+    { NGX_HTTP_TOO_MANY_REQUESTS, NGX_LOG_INFO, "too_many_queries",
+      "too many database queries for this user, try again later" },
 };
+
+
+ngx_conf_enum_t  ngx_http_vodlms_denial_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
+/* one client address and outcome, in one worker, in the current second */
+
+#define NGX_HTTP_VODLMS_LOG_SLOTS     256
+#define NGX_HTTP_VODLMS_LOG_ADDR_MAX  NGX_INET6_ADDRSTRLEN
+
+typedef struct {
+    uint32_t                    hash;
+    time_t                      sec;
+    ngx_uint_t                  lines;        /* logged in sec */
+    ngx_uint_t                  suppressed;   /* since the last line */
+    ngx_uint_t                  level;
+    ngx_http_vodlms_err_e       err;
+    u_char                      addr_len;
+    u_char                      addr[NGX_HTTP_VODLMS_LOG_ADDR_MAX];
+} ngx_http_vodlms_log_slot_t;
+
+
+static ngx_http_vodlms_log_slot_t
+    ngx_http_vodlms_log_slots[NGX_HTTP_VODLMS_LOG_SLOTS];
+
+
+static ngx_int_t ngx_http_vodlms_deny_send(ngx_http_request_t *r,
+    ngx_http_vodlms_err_e err, ngx_str_t *detail, ngx_str_t *extra,
+    time_t retry_after);
+static void ngx_http_vodlms_deny_log(ngx_http_request_t *r,
+    ngx_http_vodlms_err_e err, ngx_str_t *detail);
 
 
 
@@ -133,6 +182,23 @@ ngx_int_t
 ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
     ngx_str_t *detail, ngx_str_t *extra)
 {
+    return ngx_http_vodlms_deny_send(r, err, detail, extra, 0);
+}
+
+
+ngx_int_t
+ngx_http_vodlms_deny_retry(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
+    ngx_str_t *detail, time_t retry_after)
+{
+    return ngx_http_vodlms_deny_send(r, err, detail, NULL,
+                                     retry_after > 0 ? retry_after : 1);
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_deny_send(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
+    ngx_str_t *detail, ngx_str_t *extra, time_t retry_after)
+{
     u_char                       *p;
     size_t                        len;
     ngx_int_t                     rc;
@@ -160,11 +226,7 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
         ctx->last_err = err;
     }
 
-    /* the detail never holds a token or a secret, only what went wrong */
-    ngx_log_error(ei->level, r->connection->log, 0,
-                  "vodlms: %s%s%V, answering %ui",
-                  ei->message, (detail && detail->len) ? ": " : "",
-                  detail ? detail : &none, ei->status);
+    ngx_http_vodlms_deny_log(r, err, detail);
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -210,11 +272,13 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
         }
     }
 
-    if (ei->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+    if (ei->status == NGX_HTTP_SERVICE_UNAVAILABLE || retry_after) {
         vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
 
         v.data = retry;
-        v.len = ngx_sprintf(retry, "%T", vmcf->retry_after) - retry;
+        v.len = ngx_sprintf(retry, "%T",
+                            retry_after ? retry_after : vmcf->retry_after)
+                - retry;
 
         v.data = ngx_pstrdup(r->pool, &v);
         if (v.data == NULL
@@ -231,3 +295,160 @@ ngx_http_vodlms_deny_extra(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
 }
 
 
+
+
+/*
+ * The one log line of a denial (the detail never holds a token or a
+ * secret, only what went wrong), unless this client has had its share of
+ * lines for this outcome this second.
+ */
+
+static void
+ngx_http_vodlms_deny_log(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
+    ngx_str_t *detail)
+{
+    size_t                        alen;
+    time_t                        now;
+    uint32_t                      hash;
+    ngx_str_t                    *addr;
+    ngx_str_t                     none = ngx_null_string;
+    ngx_uint_t                    level, suppressed;
+    ngx_log_t                    *log;
+    ngx_http_vodlms_err_info_t   *ei;
+    ngx_http_vodlms_log_slot_t   *slot;
+    ngx_http_vodlms_loc_conf_t   *vlcf;
+
+    u_char  more[64], *p;
+
+    ei = &ngx_http_vodlms_errs[err];
+    log = r->connection->log;
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    /* the client's own doing: the operator's level (limit_req_log_level) */
+    level = (ei->level == NGX_LOG_INFO) ? vlcf->denial.level : ei->level;
+
+    if (log->log_level < level) {
+        return;
+    }
+
+    suppressed = 0;
+
+    if (vlcf->denial.limit) {
+        addr = &r->connection->addr_text;
+        alen = ngx_min(addr->len, NGX_HTTP_VODLMS_LOG_ADDR_MAX);
+
+        /* the outcome spread over the slots: one client, several keys */
+        hash = ngx_crc32_short(addr->data, alen)
+               ^ ((uint32_t) err * 2654435761u);
+        slot = &ngx_http_vodlms_log_slots[hash % NGX_HTTP_VODLMS_LOG_SLOTS];
+        now = ngx_time();
+
+        if (slot->hash != hash || slot->err != err || slot->addr_len != alen
+            || ngx_memcmp(slot->addr, addr->data, alen) != 0)
+        {
+            if (slot->suppressed) {
+                /* the count the slot held is not lost with it */
+                ngx_log_error(slot->level, log, 0,
+                              "vodlms: %ui more \"%s\" denials of client "
+                              "%*s were not logged",
+                              slot->suppressed,
+                              ngx_http_vodlms_errs[slot->err].code,
+                              (size_t) slot->addr_len, slot->addr);
+            }
+
+            slot->hash = hash;
+            slot->err = err;
+            slot->addr_len = (u_char) alen;
+            ngx_memcpy(slot->addr, addr->data, alen);
+            slot->sec = now;
+            slot->lines = 0;
+            slot->suppressed = 0;
+        }
+
+        slot->level = level;
+
+        if (slot->sec != now) {
+            slot->sec = now;
+            slot->lines = 0;
+        }
+
+        if (slot->lines >= vlcf->denial.limit) {
+            slot->suppressed++;
+            return;
+        }
+
+        slot->lines++;
+        suppressed = slot->suppressed;
+        slot->suppressed = 0;
+    }
+
+    p = more;
+    if (suppressed) {
+        p = ngx_snprintf(more, sizeof(more),
+                         " (%ui more like it not logged)", suppressed);
+    }
+
+    ngx_log_error(level, log, 0,
+                  "vodlms: %s%s%V, answering %ui%*s",
+                  ei->message, (detail && detail->len) ? ": " : "",
+                  detail ? detail : &none, ei->status,
+                  (size_t) (p - more), more);
+}
+
+
+/* configuration */
+
+void
+ngx_http_vodlms_err_create_conf(ngx_http_vodlms_err_conf_t *c)
+{
+    c->level = NGX_CONF_UNSET_UINT;
+    c->limit = NGX_CONF_UNSET_UINT;
+}
+
+
+char *
+ngx_http_vodlms_err_merge_conf(ngx_conf_t *cf,
+    ngx_http_vodlms_err_conf_t *prev, ngx_http_vodlms_err_conf_t *conf)
+{
+    ngx_conf_merge_uint_value(conf->level, prev->level, NGX_LOG_INFO);
+    ngx_conf_merge_uint_value(conf->limit, prev->limit, 10);
+
+    return NGX_CONF_OK;
+}
+
+
+/* vodlms_denial_log_limit number | off; */
+
+char *
+ngx_http_vodlms_err_log_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (vlcf->denial.limit != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        vlcf->denial.limit = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n <= 0 || n > 100000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "expected lines per second from 1 to 100000, or "
+                           "\"off\"", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    vlcf->denial.limit = n;
+
+    return NGX_CONF_OK;
+}

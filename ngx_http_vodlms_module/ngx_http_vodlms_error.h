@@ -38,8 +38,21 @@ typedef enum {
     NGX_HTTP_VODLMS_BAD_PATH,
     NGX_HTTP_VODLMS_UPLOAD_QUOTA,
     NGX_HTTP_VODLMS_TOO_MANY_UPLOADS,
+    NGX_HTTP_VODLMS_TOO_MANY_QUERIES,
     NGX_HTTP_VODLMS_NERRS
 } ngx_http_vodlms_err_e;
+
+
+/*
+ * How denials are logged, per location: the level of those that are the
+ * client's own doing (vodlms_denial_log_level), and how many lines one
+ * client address may cause per outcome per second in one worker before
+ * the rest are only counted (vodlms_denial_log_limit, 0: no limit).
+ */
+typedef struct {
+    ngx_uint_t                  level;
+    ngx_uint_t                  limit;
+} ngx_http_vodlms_err_conf_t;
 
 
 /* the outcome's short code, as in $vodlms_auth_status and "error" */
@@ -58,6 +71,18 @@ ngx_int_t ngx_http_vodlms_deny(ngx_http_request_t *r,
  * ',"name":value' text, or NULL */
 ngx_int_t ngx_http_vodlms_deny_extra(ngx_http_request_t *r,
     ngx_http_vodlms_err_e err, ngx_str_t *detail, ngx_str_t *extra);
+
+/* the same, with a Retry-After of so many seconds (at least 1) */
+ngx_int_t ngx_http_vodlms_deny_retry(ngx_http_request_t *r,
+    ngx_http_vodlms_err_e err, ngx_str_t *detail, time_t retry_after);
+
+void ngx_http_vodlms_err_create_conf(ngx_http_vodlms_err_conf_t *c);
+char *ngx_http_vodlms_err_merge_conf(ngx_conf_t *cf,
+    ngx_http_vodlms_err_conf_t *prev, ngx_http_vodlms_err_conf_t *conf);
+char *ngx_http_vodlms_err_log_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+extern ngx_conf_enum_t  ngx_http_vodlms_denial_log_levels[];
 
 
 #endif /* NGX_HTTP_VODLMS_ERROR_H */

@@ -87,6 +87,8 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_edge_commands.h"
 #include "ngx_http_vodlms_progress_commands.h"
 #include "ngx_http_vodlms_upload_commands.h"
+#include "ngx_http_vodlms_limit_commands.h"
+#include "ngx_http_vodlms_error_commands.h"
 
       ngx_null_command
 };
@@ -345,6 +347,8 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_edge_create_conf(&vlcf->edge);
     ngx_http_vodlms_progress_create_conf(&vlcf->progress);
     ngx_http_vodlms_upload_create_conf(&vlcf->upload);
+    ngx_http_vodlms_limit_create_conf(&vlcf->limit);
+    ngx_http_vodlms_err_create_conf(&vlcf->denial);
 
     /* called as "location ... {" (or server, if...) is read: its line */
     if (cf->conf_file) {
@@ -395,8 +399,19 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_vodlms_upload_merge_conf(cf, &prev->upload,
-                                             &conf->upload);
+    if (ngx_http_vodlms_upload_merge_conf(cf, &prev->upload, &conf->upload)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_vodlms_limit_merge_conf(cf, &prev->limit, &conf->limit)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_vodlms_err_merge_conf(cf, &prev->denial, &conf->denial);
 }
 
 

@@ -22,6 +22,7 @@
 #include "ngx_http_vodlms_edge.h"
 #include "ngx_http_vodlms_progress.h"
 #include "ngx_http_vodlms_upload.h"
+#include "ngx_http_vodlms_limit.h"
 
 #include "ngx_http_vodlms_version.h"
 
@@ -61,6 +62,8 @@ typedef struct {
     ngx_http_vodlms_edge_conf_t       edge;
     ngx_http_vodlms_progress_conf_t   progress;
     ngx_http_vodlms_upload_conf_t     upload;
+    ngx_http_vodlms_limit_conf_t      limit;
+    ngx_http_vodlms_err_conf_t        denial;
     ngx_str_t                         status_group;   /* vodlms_status group= */
 
     /* where the block began: merge-time errors point there, not at "}" */

@@ -299,6 +299,7 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     const char                    *reason;
     ngx_temp_file_t               *tf;
     ngx_vodlms_pg_status_e         status;
+    ngx_http_vodlms_ctx_t         *ctx;
     ngx_http_vodlms_loc_conf_t    *vlcf;
     ngx_http_vodlms_main_conf_t   *vmcf;
     ngx_http_vodlms_upload_ctx_t  *u;
@@ -349,6 +350,19 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
         ngx_str_set(&detail, "empty upload");
         ngx_http_vodlms_upload_finish(r,
             ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_EMPTY_UPLOAD, &detail));
+        return;
+    }
+
+    /* the row is a query on the uploader's behalf: it counts to their rate */
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_vodlms_limit_query(r, &ctx->session.user_id);
+    if (rc != NGX_OK) {
+        ngx_http_vodlms_upload_finish(r, rc);
         return;
     }
 

@@ -592,4 +592,43 @@ rejects('a metrics location with an unknown parameter',
          location = /m { vodlms_status transcoders; } }",
     qr/invalid parameter "transcoders" of "vodlms_status", expected "group=name"/);
 
+# the per-user query limit and the denial log (issue #18)
+
+accepts('a per-user query limit with a burst',
+    "vodlms_user_query_zone zone=users:1m rate=5r/s;"
+  . video_location('vodlms_user_query_limit zone=users burst=20;'));
+
+accepts('a per-minute rate, and the limit off in one location',
+    "vodlms_user_query_zone zone=users:1m rate=30r/m; vodlms_user_query_limit zone=users;"
+  . video_location('vodlms_user_query_limit off;'));
+
+rejects('a query limit naming no zone of its kind',
+    video_location('vodlms_user_query_limit zone=nowhere;'),
+    qr/unknown vodlms_user_query_zone "nowhere" in "vodlms_user_query_limit"/);
+
+rejects('a query limit naming a cache zone',
+    "vodlms_cache_zone zone=answers:1m;"
+  . video_location('vodlms_user_query_limit zone=answers;'),
+    qr/the shared memory zone "answers" is already declared for a different use/);
+
+rejects('a query zone without a rate',
+    "vodlms_user_query_zone zone=users:1m rate=fast;" . video_location(''),
+    qr/invalid rate "rate=fast", expected e\.g\. "rate=10r\/s" or "rate=300r\/m"/);
+
+rejects('a query limit with a negative burst',
+    "vodlms_user_query_zone zone=users:1m rate=5r/s;"
+  . video_location('vodlms_user_query_limit zone=users burst=-1;'),
+    qr/invalid burst "burst=-1", expected a number of queries from 0 to 1000000/);
+
+accepts('denials logged at notice, at most 5 lines a second',
+    video_location('vodlms_denial_log_level notice; vodlms_denial_log_limit 5;'));
+
+rejects('a denial log level nginx has no use for here',
+    video_location('vodlms_denial_log_level debug;'),
+    qr/invalid value "debug" in "vodlms_denial_log_level" directive, expected one of "info", "notice", "warn", "error"/);
+
+rejects('a denial log limit of zero (off says so)',
+    video_location('vodlms_denial_log_limit 0;'),
+    qr/invalid value "0" in "vodlms_denial_log_limit" directive, expected lines per second from 1 to 100000, or "off"/);
+
 done_testing();

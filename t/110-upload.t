@@ -477,3 +477,42 @@ the video belongs to another course
  qr/^[0-9a-f]{32}: row queued; jobs 1; job source matches, enqueued_at set; file "a brand-new lecture", group-readable; spool files \d+$/,
  qr/^row queued; jobs \d+; (job source matches, enqueued_at set; )?file "second version", group-readable; spool files \d+$/,
  qr/^\{"error":"not_enrolled"/]
+
+
+
+=== TEST 10: the row is a query on the uploader's behalf: past vodlms_user_query_limit, 429 and nothing is created
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_user_query_zone zone=users:1m rate=1r/m;
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        # the enrollment check takes the one query the rate allows now
+        vodlms_user_query_limit zone=users;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/up-7/upload?course=course-intro\none too many",
+ "GET /ctl/state?id=up-7"]
+--- more_headers eval
+["Cookie: session=t110-carol", ""]
+--- error_code eval
+[429, 200]
+--- response_headers eval
+["Retry-After: 60", ""]
+--- response_body eval
+["{\"error\":\"too_many_queries\",\"message\":\"too many database queries for this user, try again later\"}\n",
+ "row none; jobs 0; file none; spool files 4\n"]
