@@ -532,10 +532,10 @@ bench_user_flood() {
     local secs=${VODLMS_BENCH_SECONDS:-10} students=1000 i
 
     psql "$conninfo" -q >/dev/null <<SQL
-INSERT INTO users (id, email, display_name, role)
+INSERT INTO vodlms.users (id, email, display_name, role)
     SELECT 'bench-' || g, 'bench-' || g || '@example.com', 'Bench ' || g, 'student'
     FROM generate_series(1, $students) g ON CONFLICT DO NOTHING;
-INSERT INTO enrollments (user_id, course_id, status, enrolled_at)
+INSERT INTO vodlms.enrollments (user_id, course_id, status, enrolled_at)
     SELECT 'bench-' || g, 'course-intro', 'active', now()
     FROM generate_series(1, $students) g ON CONFLICT DO NOTHING;
 SQL

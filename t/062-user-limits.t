@@ -188,7 +188,7 @@ __DATA__
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT v.title FROM videos v JOIN enrollments e ON e.course_id = v.course_id WHERE v.id = $1 AND e.user_id = $2 AND e.status = 'active'" $vodlms_video_id $vodlms_user_id;
+        vodlms_enrollment_query "SELECT v.title FROM vodlms.videos v JOIN vodlms.enrollments e ON e.course_id = v.course_id WHERE v.id = $1 AND e.user_id = $2 AND e.status = 'active'" $vodlms_video_id $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_enrollment_cache answers valid=1m invalid=1m;
         add_header X-Cache $vodlms_enrollment_cache always;

@@ -495,7 +495,7 @@ the video belongs to another course
         vodlms_auth_require_role instructor admin;
         vodlms_enrollment_check on;
         vodlms_video_id $vid;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         # the enrollment check takes the one query the rate allows now
         vodlms_user_query_limit zone=users;
