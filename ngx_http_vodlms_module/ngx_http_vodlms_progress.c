@@ -475,6 +475,8 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
+    ngx_http_vodlms_progress_hold(vmcf);
+
 #if (NGX_DEBUG)
     ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "vodlms progress: beacon merged into the %s entry of "

@@ -756,6 +756,36 @@ ngx_http_vodlms_progress_schedule(ngx_http_vodlms_main_conf_t *vmcf)
 }
 
 
+/*
+ * The timer stays cancelable while nothing is dirty, so that an idle
+ * worker may exit at once; schedule() only looks at its tick, up to 500 ms
+ * away.  A graceful stop inside that window would let every worker leave
+ * with the beacon just acknowledged unwritten (and, on a stop, lost): so
+ * the worker that acknowledges one holds on from now.
+ */
+
+void
+ngx_http_vodlms_progress_hold(ngx_http_vodlms_main_conf_t *vmcf)
+{
+    ngx_event_t  *ev;
+
+    ev = &vmcf->progress.flush_timer;
+
+    if (ev->handler == NULL || vmcf->progress.exit_gave_up) {
+        return;
+    }
+
+    ev->cancelable = 0;
+
+    /* a flush of ours on its way reschedules when it is answered */
+    if (!ev->timer_set && vmcf->progress.flush == NULL) {
+        /* exiting, and had nothing left to write until this beacon */
+        ngx_add_timer(ev, ngx_min(vmcf->progress.flush_interval,
+                                  (ngx_msec_t) 500));
+    }
+}
+
+
 ngx_int_t
 ngx_http_vodlms_progress_init_process(ngx_cycle_t *cycle)
 {

@@ -135,4 +135,10 @@ ngx_uint_t ngx_http_vodlms_progress_written(
     ngx_uint_t version);
 
 
+/* ngx_http_vodlms_progress_flush.c */
+
+/* this worker acknowledged a beacon: it must not exit before a flush */
+void ngx_http_vodlms_progress_hold(ngx_http_vodlms_main_conf_t *vmcf);
+
+
 #endif /* NGX_HTTP_VODLMS_PROGRESS_INTERNAL_H */
