@@ -53,7 +53,6 @@ typedef struct {
     ngx_queue_t                 clean;       /* evictable, most recent first */
     ngx_queue_t                 dirty;       /* waiting, newest first */
     ngx_uint_t                  dirty_n;     /* entries on sh->dirty */
-    ngx_uint_t                  clean_n;     /* entries on sh->clean */
     ngx_pid_t                   flusher;
     ngx_msec_t                  flush_started;
     ngx_atomic_uint_t           beacons;

@@ -121,8 +121,9 @@ ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
 
     /*
      * Full: clean entries make room, least recently cleaned first.  Each
-     * eviction is O(1), and an entry is evicted once: a beacon costs what
-     * it frees.  Dirty entries are never on this queue, never dropped.
+     * eviction is O(1), and each entry is evicted at most once, so a new
+     * entry costs O(1) amortised.  Dirty entries are never on this queue,
+     * never dropped.
      */
 
     while (node == NULL) {
@@ -173,7 +174,6 @@ ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
 
     /* version == flushed: clean until a beacon changes it */
     ngx_queue_insert_head(&z->sh->clean, &node->queue);
-    z->sh->clean_n++;
 
     *np = node;
 
@@ -185,10 +185,7 @@ void
 ngx_http_vodlms_progress_free(ngx_http_vodlms_progress_zone_t *z,
     ngx_http_vodlms_progress_node_t *node)
 {
-    if (node->version == node->flushed) {
-        z->sh->clean_n--;
-
-    } else {
+    if (node->version != node->flushed) {
         z->sh->dirty_n--;
     }
 
@@ -204,8 +201,6 @@ ngx_http_vodlms_progress_changed(ngx_http_vodlms_progress_zone_t *z,
 {
     if (node->version == node->flushed) {
         ngx_queue_remove(&node->queue);
-        z->sh->clean_n--;
-
         ngx_queue_insert_head(&z->sh->dirty, &node->queue);
         z->sh->dirty_n++;
     }
@@ -235,7 +230,6 @@ ngx_http_vodlms_progress_written(ngx_http_vodlms_progress_zone_t *z,
     z->sh->dirty_n--;
 
     ngx_queue_insert_head(&z->sh->clean, &node->queue);
-    z->sh->clean_n++;
 
     return 1;
 }
