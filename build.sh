@@ -793,6 +793,201 @@ EOF
 
     local rss_before; rss_before=$(worker_rss)
 
+    # 5. A full progress zone during a database outage (issue #18).  Its own
+    # nginx (one worker): the enrollment answers are cached while
+    # PostgreSQL is up (GETs make no entry), then PostgreSQL stops and one
+    # client fills the zone with entries that cannot be flushed.  Other
+    # users' beacons (entries the zone has, accepted) are measured alone,
+    # then next to a flood of beacons for new entries (refused 503), both
+    # at a fixed rate (wrk's delay()), so latency is measured, not the
+    # most the worker can take.  The figure: the others' p50 and p99 with
+    # the flood over without it, per round.
+    bench_full_zone() {
+        local fz=${VODLMS_BENCH_FULL_ZONE:-32m} fill=${VODLMS_BENCH_FULL_ENTRIES:-140000}
+        local fw=${VODLMS_BENCH_FULL_WORKERS:-1}
+        local others=50 flooders=1000 fport fdir=$tmp/full fpid r
+        fport=$(free_port)
+        mkdir -p "$fdir/logs"
+        cat > "$fdir/nginx.conf" <<EOF
+load_module $MODULE_SO;
+worker_processes $fw;
+error_log $fdir/logs/error.log warn;
+pid $fdir/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $fdir/body;
+    proxy_temp_path $fdir/proxy;
+    fastcgi_temp_path $fdir/fastcgi;
+    uwsgi_temp_path $fdir/uwsgi;
+    scgi_temp_path $fdir/scgi;
+
+    vodlms_redis 127.0.0.1:$redis_port pool_size=8;
+    vodlms_pg "$conninfo" pool_size=8;
+    vodlms_cache_zone zone=answers:64m;
+    vodlms_progress_zone zone=progress:$fz flush=2s;
+
+    server {
+        listen 127.0.0.1:$fport backlog=4096;
+        keepalive_requests 1000000;     # pipe.pl: thousands per connection
+        location ~ ^/api/videos/(?<vid>[^/]+)/progress\$ {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=1h;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            # any video id is enrolled: one client can open many entries
+            vodlms_enrollment_query "SELECT \$1::text AS id" \$vodlms_video_id;
+            vodlms_enrollment_cache answers valid=1h;
+            vodlms_progress on;
+            vodlms_progress_rate off;
+        }
+        location = /metrics { vodlms_status; }
+    }
+}
+EOF
+        "$NGINX_BIN" -p "$fdir" -c "$fdir/nginx.conf" -e "$fdir/logs/error.log" -g 'daemon off;' &
+        fpid=$!
+        for r in $(seq 1 100); do
+            curl -fsS -o /dev/null "http://127.0.0.1:$fport/metrics" 2>/dev/null && break
+            sleep 0.05
+        done
+
+        # many requests, pipelined on 8 connections (wrk cannot stop after
+        # N): "pipe.pl PORT METHOD prefix:from:to..." -> "status count" lines
+        cat > "$fdir/pipe.pl" <<'EOF'
+use strict; use warnings; use IO::Socket::INET;
+my ($port, $method, @specs) = @ARGV;
+my @ids = map { my ($p, $a, $b) = split /:/; map { "$p$_" } $a .. $b } @specs;
+my $conns = 8;
+my @kids;
+for my $c (0 .. $conns - 1) {
+    my @mine = @ids[grep { $_ % $conns == $c } 0 .. $#ids];
+    pipe(my $rd, my $wr) or die $!;
+    my $pid = fork // die $!;
+    if (!$pid) {
+        close $rd;
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die $!;
+        my %st;
+        while (my @batch = splice @mine, 0, 100) {
+            my $out = '';
+            for my $v (@batch) {
+                my $body = $method eq 'POST'
+                    ? qq({"videoId":"$v","currentTime":120,"duration":634.5}) : '';
+                $out .= "$method /api/videos/$v/progress HTTP/1.1\r\nHost: b\r\n"
+                      . "Cookie: session=bench\r\nContent-Type: text/plain\r\n"
+                      . "Content-Length: " . length($body) . "\r\n\r\n$body";
+            }
+            print $s $out;
+            for (@batch) {
+                local $/ = "\r\n\r\n";
+                my $head = <$s> // die "connection closed\n";
+                my ($code) = $head =~ m{^HTTP/1\.1 (\d+)};
+                my ($len) = $head =~ /^Content-Length: (\d+)/mi;
+                read $s, my $skip, $len if $len;
+                $st{$code}++;
+            }
+        }
+        print $wr "$_ $st{$_}\n" for keys %st;
+        exit 0;
+    }
+    close $wr;
+    push @kids, $rd;
+}
+my %all;
+for my $rd (@kids) { while (<$rd>) { my ($k, $n) = split; $all{$k} += $n } }
+wait for @kids;
+print join(', ', map { "$all{$_} x $_" } sort keys %all), "\n";
+EOF
+
+        # a beacon script over a set of ids, at a fixed rate per connection
+        rate_lua() {
+            local prefix=$1 n=$2 ms=$3
+            cat <<EOF
+local i = 0
+request = function()
+  i = i % $n + 1
+  local v = "$prefix" .. i
+  return wrk.format("POST", "/api/videos/" .. v .. "/progress",
+    { ["Cookie"] = "session=bench", ["Content-Type"] = "text/plain" },
+    '{"videoId":"' .. v .. '","currentTime":120,"duration":634.5}')
+end
+delay = function() return $ms end
+EOF
+        }
+        local oc=${VODLMS_BENCH_OTHERS_CONNECTIONS:-4} fc=${VODLMS_BENCH_FLOOD_CONNECTIONS:-10}
+        rate_lua o "$others" 2 > "$fdir/others.lua"
+        rate_lua x "$flooders" 9 > "$fdir/flood.lua"
+
+        metric() {
+            curl -s "http://127.0.0.1:$fport/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+        }
+
+        log "bench: full zone: caching $((others + fill + flooders)) enrollment answers"
+        echo "full zone, warm-up GETs: $(perl "$fdir/pipe.pl" "$fport" GET "o:1:$others" "f:1:$fill" "x:1:$flooders")" >&2
+        # the outage (a fast shutdown: a smart one would wait for nginx's
+        # pooled connections), then the other users' entries (dirty from
+        # now on, so never evicted), then the zone filled
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -m fast -w stop >/dev/null
+        log "bench: full zone: PostgreSQL stopped"
+        perl "$fdir/pipe.pl" "$fport" POST "o:1:$others" >/dev/null
+        local filled; filled=$(perl "$fdir/pipe.pl" "$fport" POST "f:1:$fill")
+        local pending; pending=$(metric vodlms_progress_pending)
+        # more refusals than the flood's own (its 503s prove the zone full)
+        [ "$(metric vodlms_progress_refused_full_total)" -gt 0 ] \
+            || { stop_pid "$fpid"; start_pg "$tmp/pg" "$pg_port"; die "bench: the zone of $fz did not fill with $fill entries: $filled"; }
+
+        # wrk latency "123.45us" / "1.20ms" / "1.01s" -> ms
+        lat() {
+            wrk -t1 "$@" --latency 2>/dev/null | awk '
+                function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+                /Requests\/sec/ {rps=$2} $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)}
+                /Non-2xx/ {bad=$NF} END {printf "%s %.3f %.3f %s\n", rps, p50, p99, bad+0}'
+        }
+
+        local url="http://127.0.0.1:$fport/"
+        wrk -t1 -c"$oc" -d2s -s "$fdir/others.lua" "$url" >/dev/null 2>&1     # warm-up
+        declare -A F
+        for ((k = 1; k <= rounds; k++)); do
+            log "bench: full zone: round $k of $rounds"
+            F[quiet]+="$(lat -c"$oc" -d"${secs}s" -s "$fdir/others.lua" "$url")"$'\n'
+            lat -c"$fc" -d"$((secs + 3))s" -s "$fdir/flood.lua" "$url" > "$fdir/flood.out" &
+            local flood=$!
+            sleep 1
+            F[flood]+="$(lat -c"$oc" -d"${secs}s" -s "$fdir/others.lua" "$url")"$'\n'
+            wait "$flood"
+            F[refused]+="$(cat "$fdir/flood.out")"$'\n'
+        done
+
+        local dirty_after; dirty_after=$(metric vodlms_progress_pending)
+        stop_pid "$fpid"
+        log "bench: full zone: PostgreSQL started again"
+        start_pg "$tmp/pg" "$pg_port"
+
+        fmed() { printf '%s' "${F[$1]}" | sort -n -k"$2,$2" | sed -n "$(( (rounds + 1) / 2 ))p" | cut -d' ' -f"$2"; }
+        # the flood's figure over the quiet one, per round: median and all rounds
+        fratio() {
+            paste -d' ' <(printf '%s' "${F[flood]}" | cut -d' ' -f"$1") <(printf '%s' "${F[quiet]}" | cut -d' ' -f"$1") \
+                | awk '$2 > 0 { printf "%.3f\n", $1 / $2 }' | sort -n \
+                | awk '{ v[NR] = $1; all = all (NR > 1 ? " " : "") $1 } END { if (NR) printf "%.3fx (rounds: %s)", v[int((NR + 1) / 2)], all; else print "n/a" }'
+        }
+        printf '\n5. full zone during DB outage (zone %s: %s entries pending, all dirty; fill: %s; nginx: %s worker(s))\n' "$fz" "$pending" "$filled" "$fw"
+        printf '   %-52s %9s %9s %9s %7s\n' "" req/s p50-ms p99-ms non2xx
+        printf '   %-52s %9s %9s %9s %7s\n' "others' beacons, quiet (c$oc, 2 ms apart)" \
+            "$(fmed quiet 1)" "$(fmed quiet 2)" "$(fmed quiet 3)" "$(fmed quiet 4)"
+        printf '   %-52s %9s %9s %9s %7s\n' "others' beacons, next to the flood" \
+            "$(fmed flood 1)" "$(fmed flood 2)" "$(fmed flood 3)" "$(fmed flood 4)"
+        printf '   %-52s %9s %9s %9s %7s\n' "the flood: new entries, refused 503 (c$fc, 9 ms apart)" \
+            "$(fmed refused 1)" "$(fmed refused 2)" "$(fmed refused 3)" "$(fmed refused 4)"
+        echo "   others' p50 with the flood / quiet: $(fratio 2)"
+        echo "   others' p99 with the flood / quiet: $(fratio 3)"
+        echo "   entries pending after the runs: $dirty_after (nothing acknowledged was dropped)"
+        echo "   command: VODLMS_BENCH_ONLY=fullzone VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (VODLMS_BENCH_FULL_ZONE=$fz VODLMS_BENCH_FULL_ENTRIES=$fill VODLMS_BENCH_FULL_WORKERS=$fw)"
+    }
+
+    # VODLMS_BENCH_ONLY=userflood runs scenario 5 alone, =fullzone scenario 6
+    local only=${VODLMS_BENCH_ONLY:-}
+    case $only in ''|userflood|fullzone) ;; *) die "bench: VODLMS_BENCH_ONLY is empty, userflood or fullzone, not $only" ;; esac
+
     # Each round runs every scenario next to its baseline, one right after
     # the other; the table shows the median round's figures and the median
     # of the per-round ratios, so that a noisy moment skews one round only.
@@ -800,6 +995,7 @@ EOF
     declare -A R
     local stmts=0 beacon_secs=0 s0 s1 t0 t1
     for ((k = 1; k <= rounds; k++)); do
+        [ -z "$only" ] || break
         log "bench: round $k of $rounds"
         R[ret200]+="$(run "$base/baseline/200")"$'\n'
         R[warm]+="$(run "$base/warm/videos/intro-ready/stream" -H "$cookie")"$'\n'
@@ -834,6 +1030,7 @@ EOF
             | awk '$2 > 0 { printf "%.3f\n", $1 / $2 }' | sort -n | paste -sd' '
     }
 
+    if [ -z "$only" ]; then
     printf '\n%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio to baseline (median of $rounds rounds)"
     line() {
         printf '%-44s %12s %9s %9s %7s  %s\n' "$1" "$(field "$2" 1)" "$(field "$2" 2)" \
@@ -853,10 +1050,16 @@ EOF
                    rps, n, t, n / t }'
     echo "worker RSS: ${rss_before} kB before, ${rss_after} kB after the runs"
     echo "command: VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
+    fi
 
-    bench_user_flood "$tmp" "$base" "$conninfo" "$redis_port"
+    if [ -z "$only" ] || [ "$only" = userflood ]; then
+        bench_user_flood "$tmp" "$base" "$conninfo" "$redis_port"
+    fi
+    if [ -z "$only" ] || [ "$only" = fullzone ]; then
+        bench_full_zone
+    fi
 
-    if [ "${VODLMS_BENCH_LADDER:-1}" != 0 ] && [ -x "$ROOT/helper/bench/ladder.sh" ]; then
+    if [ -z "$only" ] && [ "${VODLMS_BENCH_LADDER:-1}" != 0 ] && [ -x "$ROOT/helper/bench/ladder.sh" ]; then
         echo
         "$ROOT/helper/bench/ladder.sh" || true
     fi

@@ -1,85 +1,15 @@
 /*
- * Watch progress.
+ * Watch progress: the request side.
  *
  * Beacons (POST) are validated by the pure core, folded into a per-(user,
- * video) entry in shared memory and answered 204 at once.  A flush timer
- * runs in every worker; one worker at a time claims the flush under the
- * zone's mutex and writes ALL dirty entries in ONE statement (an upsert
- * from arrays).  An entry is marked clean only if no beacon changed it
- * since the snapshot, and only after the commit: a failed flush leaves
- * everything dirty for the next try.  Nothing is marked "in flight" in
- * shared memory, so a worker that dies mid-flush loses nothing: another
- * one takes the claim over once it is stale and flushes again.
- *
- * GET answers the saved position for resume: this node's buffer when it
- * has the entry, otherwise the enrollment query's resume columns.
+ * video) entry in shared memory (ngx_http_vodlms_progress_zone.c) and
+ * answered 204 at once; the flush (ngx_http_vodlms_progress_flush.c)
+ * writes them to PostgreSQL later.  GET answers the saved position for
+ * resume: this node's buffer when it has the entry, otherwise the
+ * enrollment query's resume columns.  The location directives are here.
  */
 
-#include "ngx_http_vodlms_module.h"
-
-
-#define NGX_HTTP_VODLMS_USER_MAX   VODLMS_USER_ID_MAX
-#define NGX_HTTP_VODLMS_END_SLACK  5.0
-
-/* what a worker leaving on SIGTERM spends on the last flush: nginx's master
-   sends SIGKILL about 1.5 s after the first SIGTERM */
-#define NGX_HTTP_VODLMS_EXIT_FLUSH 1000
-
-/* how long a gracefully exiting worker keeps trying a failing database */
-#define NGX_HTTP_VODLMS_QUIT_WAIT  30000
-
-
-typedef struct {
-    ngx_rbtree_node_t           node;       /* key: crc32(user\0video) */
-    ngx_queue_t                 queue;      /* LRU, most recent first */
-    vodlms_progress_t           p;
-    ngx_uint_t                  version;    /* bumped by every beacon */
-    ngx_uint_t                  flushed;    /* the version in the database */
-    ngx_msec_t                  window_start;
-    ngx_uint_t                  window_count;
-    u_char                      user_len;
-    u_char                      video_len;
-    u_char                      data[1];    /* user, then video */
-} ngx_http_vodlms_progress_node_t;
-
-
-typedef struct {
-    ngx_rbtree_t                rbtree;
-    ngx_rbtree_node_t           sentinel;
-    ngx_queue_t                 lru;
-    ngx_uint_t                  dirty;
-    ngx_pid_t                   flusher;
-    ngx_msec_t                  flush_started;
-    ngx_atomic_uint_t           beacons;
-    ngx_atomic_uint_t           flushes;
-    ngx_atomic_uint_t           flush_failures;
-    ngx_atomic_uint_t           rows;
-    ngx_atomic_uint_t           full;
-    ngx_atomic_uint_t           set_aside;   /* entries the query refused */
-    ngx_uint_t                  split;       /* 0, or the batch size while
-                                                a refused entry is sought */
-} ngx_http_vodlms_progress_sh_t;
-
-
-typedef struct {
-    ngx_http_vodlms_progress_sh_t  *sh;
-    ngx_slab_pool_t                *shpool;
-} ngx_http_vodlms_progress_zone_t;
-
-
-/* one entry of a flush, copied out of shared memory */
-typedef struct {
-    ngx_str_t                   user;
-    ngx_str_t                   video;
-    vodlms_progress_t           p;
-    ngx_uint_t                  version;
-} ngx_http_vodlms_progress_snap_t;
-
-
-typedef struct {
-    ngx_http_vodlms_main_conf_t    *vmcf;
-    ngx_array_t                    *snaps;
-} ngx_http_vodlms_flush_t;
+#include "ngx_http_vodlms_progress_internal.h"
 
 
 /*
@@ -107,9 +37,6 @@ static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     "  played_seconds = greatest(wp.played_seconds, EXCLUDED.played_seconds)");
 
 
-extern ngx_module_t  ngx_http_vodlms_module;
-
-
 static ngx_int_t ngx_http_vodlms_progress_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vodlms_bad_beacon(ngx_http_request_t *r,
     const char *why);
@@ -117,33 +44,6 @@ static void ngx_http_vodlms_progress_done(ngx_http_request_t *r,
     ngx_int_t rc);
 static void ngx_http_vodlms_progress_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vodlms_progress_get(ngx_http_request_t *r);
-static ngx_http_vodlms_progress_node_t *ngx_http_vodlms_progress_find(
-    ngx_http_vodlms_progress_zone_t *z, uint32_t hash, ngx_str_t *user,
-    ngx_str_t *video);
-static void ngx_http_vodlms_progress_flush(ngx_event_t *ev);
-static void ngx_http_vodlms_progress_flushed(void *data,
-    ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
-static void ngx_http_vodlms_progress_schedule(
-    ngx_http_vodlms_main_conf_t *vmcf);
-static ngx_int_t ngx_http_vodlms_progress_init_zone(ngx_shm_zone_t *zone,
-    void *data);
-static void ngx_http_vodlms_progress_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-
-
-static uint32_t
-ngx_http_vodlms_progress_hash(ngx_str_t *user, ngx_str_t *video)
-{
-    uint32_t  crc;
-
-    ngx_crc32_init(crc);
-    ngx_crc32_update(&crc, user->data, user->len);
-    ngx_crc32_update(&crc, (u_char *) "", 1);
-    ngx_crc32_update(&crc, video->data, video->len);
-    ngx_crc32_final(crc);
-
-    return crc;
-}
 
 
 /* the session's user and the checked video: both must be known here */
@@ -280,44 +180,28 @@ ngx_http_vodlms_progress_url_id(ngx_http_request_t *r, vodlms_beacon_t *b)
 }
 
 
-static void
-ngx_http_vodlms_progress_body(ngx_http_request_t *r)
+/*
+ * The beacon in the body, checked against the request: NGX_OK; NGX_DECLINED
+ * with *why, the reason it is refused; NGX_ERROR, no memory
+ */
+
+static ngx_int_t
+ngx_http_vodlms_progress_beacon(ngx_http_request_t *r,
+    ngx_http_vodlms_progress_conf_t *pcf, ngx_str_t *video,
+    vodlms_beacon_t *b, const char **why)
 {
-    u_char                            *body;
-    size_t                             len, n;
-    uint32_t                           hash;
-    ngx_int_t                          rc;
-    ngx_str_t                          user, video, detail;
-    ngx_msec_t                         now;
-    ngx_chain_t                       *cl;
-    ngx_queue_t                       *q;
-    double                             cap, known, seen, played;
-    ngx_uint_t                         skipped, have_seen;
-    ngx_time_t                        *tp;
-    vodlms_beacon_t                    b;
-    const char                        *why;
-    ngx_http_vodlms_loc_conf_t        *vlcf;
-    ngx_http_vodlms_main_conf_t       *vmcf;
-    ngx_http_vodlms_progress_node_t   *node, *old;
-    ngx_http_vodlms_progress_zone_t   *z;
-    ngx_http_vodlms_progress_conf_t   *pcf;
-    ngx_http_vodlms_column_t          *col;
-
-    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
-    pcf = &vlcf->progress;
-
-    if (ngx_http_vodlms_progress_who(r, &user, &video) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
+    u_char                    *body;
+    size_t                     len, n;
+    double                     known;
+    ngx_chain_t               *cl;
+    ngx_http_vodlms_column_t  *col;
 
     /* the body, in memory and small (sendBeacon: text/plain or a Blob) */
 
+    *why = "body_too_large";
+
     if (r->request_body == NULL || r->request_body->temp_file) {
-        ngx_http_vodlms_progress_done(r,
-                              ngx_http_vodlms_bad_beacon(r, "body_too_large"));
-        return;
+        return NGX_DECLINED;
     }
 
     len = 0;
@@ -326,9 +210,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     }
 
     if (len > VODLMS_BEACON_MAX) {
-        ngx_http_vodlms_progress_done(r,
-                              ngx_http_vodlms_bad_beacon(r, "body_too_large"));
-        return;
+        return NGX_DECLINED;
     }
 
     cl = r->request_body->bufs;
@@ -341,8 +223,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     } else {
         body = ngx_pnalloc(r->pool, len);
         if (body == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
+            return NGX_ERROR;
         }
 
         n = 0;
@@ -352,21 +233,19 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         }
     }
 
-    if (vodlms_beacon_parse((char *) body, n, pcf->slack, &b, &why)
+    if (vodlms_beacon_parse((char *) body, n, pcf->slack, b, why)
         != VODLMS_OK)
     {
-        ngx_http_vodlms_progress_done(r, ngx_http_vodlms_bad_beacon(r, why));
-        return;
+        return NGX_DECLINED;
     }
 
     /* the body names the video the URL (and the access check) named */
-    if ((b.video_id_len != video.len
-         || ngx_strncmp(b.video_id, video.data, video.len) != 0)
-        && !ngx_http_vodlms_progress_url_id(r, &b))
+    if ((b->video_id_len != video->len
+         || ngx_strncmp(b->video_id, video->data, video->len) != 0)
+        && !ngx_http_vodlms_progress_url_id(r, b))
     {
-        ngx_http_vodlms_progress_done(r,
-                              ngx_http_vodlms_bad_beacon(r, "video_mismatch"));
-        return;
+        *why = "video_mismatch";
+        return NGX_DECLINED;
     }
 
     /*
@@ -377,29 +256,38 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
 
-    if (ngx_http_vodlms_column_double(col, &known) == NGX_OK) {
+    if (ngx_http_vodlms_column_double(col, &known) == NGX_OK && known > 0) {
 
-        if (known > 0) {
-            if (b.current_time > known + pcf->slack) {
-                ngx_http_vodlms_progress_done(r,
-                      ngx_http_vodlms_bad_beacon(r, "position_out_of_range"));
-                return;
-            }
-
-            b.duration = known;
-            b.duration_known = 1;
+        if (b->current_time > known + pcf->slack) {
+            *why = "position_out_of_range";
+            return NGX_DECLINED;
         }
+
+        b->duration = known;
+        b->duration_known = 1;
     }
+
+    return NGX_OK;
+}
+
+
+/* what the database had when the enrollment row was read */
+
+static void
+ngx_http_vodlms_progress_known(ngx_http_request_t *r, double *seen,
+    ngx_uint_t *have_seen, double *played)
+{
+    ngx_http_vodlms_column_t  *col;
 
     /* the highest position the database has seen: the skip check's floor */
 
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_max_position",
                                         19);
 
-    have_seen = (ngx_http_vodlms_column_double(col, &seen) == NGX_OK);
+    *have_seen = (ngx_http_vodlms_column_double(col, seen) == NGX_OK);
 
-    if (!have_seen) {
-        seen = 0;
+    if (!*have_seen) {
+        *seen = 0;
     }
 
     /*
@@ -411,101 +299,36 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_played_seconds",
                                         21);
 
-    if (ngx_http_vodlms_column_double(col, &played) != NGX_OK
-        || !(played > 0))
+    if (ngx_http_vodlms_column_double(col, played) != NGX_OK
+        || !(*played > 0))
     {
-        played = 0;
+        *played = 0;
     }
+}
 
-    z = vmcf->progress.zone->data;
-    hash = ngx_http_vodlms_progress_hash(&user, &video);
-    now = ngx_current_msec;
 
-    ngx_shmtx_lock(&z->shpool->mutex);
+/*
+ * Under the zone's lock: fold the beacon into the entry.  NULL, or the
+ * reason it is refused ("skip_ahead": the entry unchanged, or freed if it
+ * was made for this beacon); *skipped: kept, but flagged.
+ */
 
-    node = ngx_http_vodlms_progress_find(z, hash, &user, &video);
-
-    if (node == NULL) {
-        n = offsetof(ngx_http_vodlms_progress_node_t, data)
-            + user.len + video.len;
-
-        node = ngx_slab_alloc_locked(z->shpool, n);
-
-        /* full: clean entries make room, least recently used first */
-
-        for (q = ngx_queue_last(&z->sh->lru);
-             node == NULL && q != ngx_queue_sentinel(&z->sh->lru);
-             /* void */)
-        {
-            old = ngx_queue_data(q, ngx_http_vodlms_progress_node_t, queue);
-            q = ngx_queue_prev(q);
-
-            if (old->version != old->flushed) {
-                continue;       /* dirty: never dropped */
-            }
-
-            ngx_queue_remove(&old->queue);
-            ngx_rbtree_delete(&z->sh->rbtree, &old->node);
-            ngx_slab_free_locked(z->shpool, old);
-
-            node = ngx_slab_alloc_locked(z->shpool, n);
-        }
-
-        if (node == NULL) {
-            z->sh->full++;
-            ngx_shmtx_unlock(&z->shpool->mutex);
-
-            ngx_str_set(&detail, "every entry is waiting for the database");
-            ngx_http_vodlms_progress_done(r,
-                  ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_PROGRESS_FULL,
-                                       &detail));
-            return;
-        }
-
-        ngx_memzero(node, n);
-        node->node.key = hash;
-        node->user_len = (u_char) user.len;
-        node->video_len = (u_char) video.len;
-        ngx_memcpy(node->data, user.data, user.len);
-        ngx_memcpy(node->data + user.len, video.data, video.len);
-
-        /* where this user got to before, on any node, as far as flushed */
-        node->p.max_position = seen > 0 ? seen : 0;
-        node->p.played = played;
-
-        ngx_rbtree_insert(&z->sh->rbtree, &node->node);
-        ngx_queue_insert_head(&z->sh->lru, &node->queue);
-
-    } else {
-        ngx_queue_remove(&node->queue);
-        ngx_queue_insert_head(&z->sh->lru, &node->queue);
-    }
-
-    /* too frequent: coalesced anyway; past the rate, refused */
-
-    if (pcf->rate) {
-        if (now - node->window_start >= pcf->rate_window) {
-            node->window_start = now;
-            node->window_count = 0;
-        }
-
-        if (++node->window_count > pcf->rate) {
-            ngx_shmtx_unlock(&z->shpool->mutex);
-
-            ngx_str_set(&detail, "more beacons than vodlms_progress_rate");
-            ngx_http_vodlms_progress_done(r,
-                  ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_TOO_MANY_BEACONS,
-                                       &detail));
-            return;
-        }
-    }
+static const char *
+ngx_http_vodlms_progress_merge(ngx_http_vodlms_progress_zone_t *z,
+    ngx_http_vodlms_progress_node_t *node, vodlms_beacon_t *b,
+    ngx_http_vodlms_progress_conf_t *pcf, ngx_uint_t have_seen,
+    ngx_uint_t *skipped)
+{
+    double       cap;
+    ngx_time_t  *tp;
 
     /*
      * Courses that require watching: a jump far past the highest position
      * reached is refused, or "flagged": kept as the position, but the
      * highest position (and so completion) only advances by the allowance.
      */
-    skipped = 0;
+    *skipped = 0;
+    cap = 0;
 
     /*
      * The first beacon on this node is checked too when the enrollment row
@@ -515,33 +338,28 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
      */
 
     if (pcf->skip > 0
-        && b.current_time > node->p.max_position + pcf->skip
+        && b->current_time > node->p.max_position + pcf->skip
         && (node->p.last_beacon_ms != 0 || have_seen))
     {
         if (pcf->skip_refuse) {
             if (node->p.last_beacon_ms == 0) {
                 /* made for this beacon: an empty entry would hide the
                    database's resume position from GET and playback */
-                ngx_queue_remove(&node->queue);
-                ngx_rbtree_delete(&z->sh->rbtree, &node->node);
-                ngx_slab_free_locked(z->shpool, node);
+                ngx_http_vodlms_progress_free(z, node);
             }
 
-            ngx_shmtx_unlock(&z->shpool->mutex);
-            ngx_http_vodlms_progress_done(r,
-                              ngx_http_vodlms_bad_beacon(r, "skip_ahead"));
-            return;
+            return "skip_ahead";
         }
 
-        skipped = 1;
+        *skipped = 1;
         cap = node->p.max_position + pcf->skip;
     }
 
     tp = ngx_timeofday();
-    vodlms_progress_apply(&node->p, &b, (int64_t) tp->sec * 1000 + tp->msec,
+    vodlms_progress_apply(&node->p, b, (int64_t) tp->sec * 1000 + tp->msec,
                           pcf->complete, NGX_HTTP_VODLMS_END_SLACK);
 
-    if (skipped) {
+    if (*skipped) {
         node->p.max_position = cap;
 
         if (node->p.completed_at
@@ -551,14 +369,129 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         }
     }
 
-    if (node->version == node->flushed) {
-        z->sh->dirty++;
-    }
-
-    node->version++;
+    ngx_http_vodlms_progress_changed(z, node);
     z->sh->beacons++;
 
+    return NULL;
+}
+
+
+static void
+ngx_http_vodlms_progress_body(ngx_http_request_t *r)
+{
+    uint32_t                           hash;
+    ngx_int_t                          rc;
+    ngx_str_t                          user, video, detail;
+    double                             seen, played;
+    ngx_uint_t                         skipped, have_seen;
+    vodlms_beacon_t                    b;
+    const char                        *why;
+    ngx_http_vodlms_entry_e            found;
+    ngx_http_vodlms_loc_conf_t        *vlcf;
+    ngx_http_vodlms_main_conf_t       *vmcf;
+    ngx_http_vodlms_progress_node_t   *node;
+    ngx_http_vodlms_progress_zone_t   *z;
+    ngx_http_vodlms_progress_conf_t   *pcf;
+#if (NGX_DEBUG)
+    vodlms_progress_t                  merged;
+    ngx_uint_t                         version, window;
+#endif
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+    pcf = &vlcf->progress;
+
+    if (ngx_http_vodlms_progress_who(r, &user, &video) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_vodlms_progress_beacon(r, pcf, &video, &b, &why);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_vodlms_progress_done(r, ngx_http_vodlms_bad_beacon(r, why));
+        return;
+    }
+
+    ngx_http_vodlms_progress_known(r, &seen, &have_seen, &played);
+
+    z = vmcf->progress.zone->data;
+    hash = ngx_http_vodlms_progress_hash(&user, &video);
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    found = ngx_http_vodlms_progress_entry(z, hash, &user, &video, pcf,
+                                           ngx_current_msec,
+                                           r->connection->log, &node);
+
+    switch (found) {
+
+    case NGX_HTTP_VODLMS_ENTRY_FULL:
+        ngx_shmtx_unlock(&z->shpool->mutex);
+
+        ngx_str_set(&detail, "every entry is waiting for the database");
+        ngx_http_vodlms_progress_done(r,
+              ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_PROGRESS_FULL, &detail));
+        return;
+
+    case NGX_HTTP_VODLMS_ENTRY_RATE:
+        ngx_shmtx_unlock(&z->shpool->mutex);
+
+        ngx_str_set(&detail, "more beacons than vodlms_progress_rate");
+        ngx_http_vodlms_progress_done(r,
+              ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_TOO_MANY_BEACONS,
+                                   &detail));
+        return;
+
+    case NGX_HTTP_VODLMS_ENTRY_CREATED:
+        /* where this user got to before, on any node, as far as flushed */
+        node->p.max_position = seen > 0 ? seen : 0;
+        node->p.played = played;
+        break;
+
+    default: /* NGX_HTTP_VODLMS_ENTRY_FOUND */
+        break;
+    }
+
+    why = ngx_http_vodlms_progress_merge(z, node, &b, pcf, have_seen,
+                                         &skipped);
+
+    if (why) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        ngx_http_vodlms_progress_done(r, ngx_http_vodlms_bad_beacon(r, why));
+        return;
+    }
+
+#if (NGX_DEBUG)
+    merged = node->p;
+    version = node->version;
+    window = node->window_count;
+#endif
+
     ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ngx_http_vodlms_progress_hold(vmcf);
+
+#if (NGX_DEBUG)
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms progress: beacon merged into the %s entry of "
+                   "user \"%V\" video \"%V\" (version %ui, "
+                   "vodlms_progress_rate count %ui)",
+                   found == NGX_HTTP_VODLMS_ENTRY_CREATED ? "new" : "found",
+                   &user, &video, version, window);
+
+    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms progress: merged: position %.3f, highest %.3f, "
+                   "duration %.3f, watched pending %.3f, played %.3f, "
+                   "completed at %L", merged.position, merged.max_position,
+                   merged.duration, merged.watched_pending, merged.played,
+                   merged.completed_at);
+#endif
 
     if (skipped) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -677,941 +610,6 @@ ngx_http_vodlms_progress_get(ngx_http_request_t *r)
     b->last = p;
 
     return ngx_http_vodlms_send(r, NGX_HTTP_OK, "application/json", b);
-}
-
-
-static ngx_http_vodlms_progress_node_t *
-ngx_http_vodlms_progress_find(ngx_http_vodlms_progress_zone_t *z,
-    uint32_t hash, ngx_str_t *user, ngx_str_t *video)
-{
-    ngx_int_t                         rc;
-    ngx_rbtree_node_t                *node, *sentinel;
-    ngx_http_vodlms_progress_node_t  *pn;
-
-    node = z->sh->rbtree.root;
-    sentinel = z->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        pn = (ngx_http_vodlms_progress_node_t *) node;
-
-        rc = ngx_memn2cmp(user->data, pn->data, user->len, pn->user_len);
-        if (rc == 0) {
-            rc = ngx_memn2cmp(video->data, pn->data + pn->user_len,
-                              video->len, pn->video_len);
-        }
-
-        if (rc == 0) {
-            return pn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-static void
-ngx_http_vodlms_progress_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_int_t                         rc;
-    ngx_rbtree_node_t               **p;
-    ngx_http_vodlms_progress_node_t  *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key != temp->key) {
-            p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        } else {
-            n = (ngx_http_vodlms_progress_node_t *) node;
-            t = (ngx_http_vodlms_progress_node_t *) temp;
-
-            rc = ngx_memn2cmp(n->data, t->data, n->user_len, t->user_len);
-            if (rc == 0) {
-                rc = ngx_memn2cmp(n->data + n->user_len,
-                                  t->data + t->user_len, n->video_len,
-                                  t->video_len);
-            }
-
-            p = (rc < 0) ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-/* flushing */
-
-/* a PostgreSQL array literal of text: {"a","b"}, with " and \ escaped */
-
-static u_char *
-ngx_http_vodlms_text_array(u_char *p, ngx_str_t *s)
-{
-    size_t  i;
-
-    *p++ = '"';
-
-    for (i = 0; i < s->len; i++) {
-        if (s->data[i] == '"' || s->data[i] == '\\') {
-            *p++ = '\\';
-        }
-        *p++ = s->data[i];
-    }
-
-    *p++ = '"';
-
-    return p;
-}
-
-
-/*
- * Claim the flush and snapshot the dirty entries (up to the batch size)
- * into the statement's seven (or eight) parallel arrays.  NGX_OK: *fp and values[]
- * are ready and the claim is ours, to be released by _flushed(), which also
- * destroys the pool; NGX_DECLINED: nothing dirty, or another worker is
- * flushing; NGX_ERROR: no memory, with *fp left NULL if nothing was
- * claimed, or set (the claim taken) for _flushed() to release.
- */
-
-static ngx_int_t
-ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
-    ngx_log_t *log, ngx_http_vodlms_flush_t **fp, ngx_str_t *values)
-{
-    u_char                            *p[8];
-    size_t                             len[8];
-    ngx_uint_t                         i, k, limit, nk;
-    ngx_pool_t                        *pool;
-    ngx_queue_t                       *q;
-    ngx_http_vodlms_flush_t           *f;
-    ngx_pid_t                          dead;
-    ngx_http_vodlms_progress_node_t   *node;
-    ngx_http_vodlms_progress_snap_t   *snap;
-    ngx_http_vodlms_progress_zone_t   *z;
-
-    z = vmcf->progress.zone->data;
-
-    ngx_shmtx_lock(&z->shpool->mutex);
-
-    if (z->sh->dirty == 0) {
-        ngx_shmtx_unlock(&z->shpool->mutex);
-        return NGX_DECLINED;
-    }
-
-    /*
-     * One flusher at a time.  Another worker's claim is dead when it is
-     * older than a query can take, or when that worker is gone (killed or
-     * crashed with its flush on the way: the master has reaped it, so the
-     * pid names no process).  The entries it was writing are still dirty
-     * and go in this batch.
-     */
-    dead = 0;
-
-    if (z->sh->flusher != 0 && z->sh->flusher != ngx_pid) {
-        if (ngx_current_msec - z->sh->flush_started
-            < vmcf->pg->timeout + vmcf->progress.flush_interval)
-        {
-            if (kill(z->sh->flusher, 0) == 0 || ngx_errno != NGX_ESRCH) {
-                ngx_shmtx_unlock(&z->shpool->mutex);
-                return NGX_DECLINED;
-            }
-
-            dead = z->sh->flusher;
-        }
-    }
-
-    pool = ngx_create_pool(4096, log);
-    f = pool ? ngx_pcalloc(pool, sizeof(ngx_http_vodlms_flush_t)) : NULL;
-    if (f) {
-        f->snaps = ngx_array_create(pool, 64,
-                                    sizeof(ngx_http_vodlms_progress_snap_t));
-    }
-
-    if (f == NULL || f->snaps == NULL) {
-        ngx_shmtx_unlock(&z->shpool->mutex);
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-        return NGX_ERROR;
-    }
-
-    f->vmcf = vmcf;
-
-    z->sh->flusher = ngx_pid;
-    z->sh->flush_started = ngx_current_msec;
-
-    /* whatever happens next, _flushed() releases it */
-    vmcf->progress.flush_pool = pool;
-    vmcf->progress.flush = f;
-    *fp = f;
-
-    limit = z->sh->split ? z->sh->split : vmcf->progress.batch;
-
-    for (q = ngx_queue_head(&z->sh->lru);
-         q != ngx_queue_sentinel(&z->sh->lru) && f->snaps->nelts < limit;
-         q = ngx_queue_next(q))
-    {
-        node = ngx_queue_data(q, ngx_http_vodlms_progress_node_t, queue);
-
-        if (node->version == node->flushed) {
-            continue;
-        }
-
-        snap = ngx_array_push(f->snaps);
-        if (snap == NULL) {
-            break;
-        }
-
-        snap->user.len = node->user_len;
-        snap->user.data = ngx_pnalloc(pool, node->user_len);
-        snap->video.len = node->video_len;
-        snap->video.data = ngx_pnalloc(pool, node->video_len);
-
-        if (snap->user.data == NULL || snap->video.data == NULL) {
-            f->snaps->nelts--;
-            break;
-        }
-
-        ngx_memcpy(snap->user.data, node->data, node->user_len);
-        ngx_memcpy(snap->video.data, node->data + node->user_len,
-                   node->video_len);
-        snap->p = node->p;
-        snap->version = node->version;
-    }
-
-    ngx_shmtx_unlock(&z->shpool->mutex);
-
-    if (dead) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "vodlms progress: worker process %P exited during its "
-                      "flush; its entries are written again by process %P",
-                      dead, ngx_pid);
-    }
-
-    /* seven or eight parallel arrays, one statement */
-
-    snap = f->snaps->elts;
-    nk = vmcf->progress.flush_nparams;
-
-    ngx_memzero(len, sizeof(len));
-    for (i = 0; i < f->snaps->nelts; i++) {
-        len[0] += 2 * snap[i].user.len + 3;
-        len[1] += 2 * snap[i].video.len + 3;
-    }
-
-    for (k = 0; k < nk; k++) {
-        if (k >= 2) {
-            len[k] = f->snaps->nelts * (NGX_INT64_LEN + 6);
-        }
-
-        len[k] += 3;
-        values[k].data = ngx_pnalloc(pool, len[k]);
-        if (values[k].data == NULL) {
-            return NGX_ERROR;
-        }
-
-        p[k] = values[k].data;
-        *p[k]++ = '{';
-    }
-
-    for (i = 0; i < f->snaps->nelts; i++) {
-        if (i) {
-            for (k = 0; k < nk; k++) {
-                *p[k]++ = ',';
-            }
-        }
-
-        p[0] = ngx_http_vodlms_text_array(p[0], &snap[i].user);
-        p[1] = ngx_http_vodlms_text_array(p[1], &snap[i].video);
-        /*
-         * vodlms_progress_skip ... flag keeps a skipper's position beyond
-         * the highest position credited; what the database gets for resume
-         * is the credited one (max_position >= position, as the schema
-         * requires)
-         */
-        p[2] = ngx_sprintf(p[2], "%.3f",
-                           ngx_min(snap[i].p.position,
-                                   snap[i].p.max_position));
-        p[3] = ngx_sprintf(p[3], "%.3f", snap[i].p.max_position);
-        p[4] = ngx_sprintf(p[4], "%.3f", snap[i].p.duration);
-        p[5] = ngx_sprintf(p[5], "%.3f", snap[i].p.watched_pending);
-        p[6] = ngx_sprintf(p[6], "%L", snap[i].p.completed_at);
-
-        if (nk == 8) {
-            p[7] = ngx_sprintf(p[7], "%.3f", snap[i].p.played);
-        }
-    }
-
-    for (k = 0; k < nk; k++) {
-        *p[k]++ = '}';
-        values[k].len = p[k] - values[k].data;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_vodlms_progress_flush(ngx_event_t *ev)
-{
-    ngx_http_vodlms_main_conf_t  *vmcf = ev->data;
-
-    ngx_int_t                  rc;
-    ngx_str_t                  values[8];
-    ngx_msec_t                 interval;
-    const char                *reason;
-    ngx_vodlms_pg_status_e     status;
-    ngx_http_vodlms_flush_t   *f;
-
-    /*
-     * A tick: flush when the interval is over.  A worker on its way out
-     * flushes at once, unless the database is failing: then it backs off
-     * like any other (1 s, doubling, at most 8 s), so that a stop or a
-     * reload does not hammer a database that is down.
-     */
-    if (ngx_exiting || ngx_terminate) {
-        interval = vmcf->progress.failures
-                   ? (ngx_msec_t) 500 << ngx_min(vmcf->progress.failures,
-                                                 (ngx_uint_t) 4)
-                   : 0;
-
-    } else {
-        interval = vmcf->progress.flush_interval
-                   << ngx_min(vmcf->progress.failures, (ngx_uint_t) 3);
-    }
-
-    if (ngx_current_msec - vmcf->progress.last_flush < interval) {
-        ngx_http_vodlms_progress_schedule(vmcf);
-        return;
-    }
-
-    vmcf->progress.last_flush = ngx_current_msec;
-
-    f = NULL;
-    rc = ngx_http_vodlms_progress_batch(vmcf, ev->log, &f, values);
-
-    if (rc == NGX_DECLINED || (rc == NGX_ERROR && f == NULL)) {
-        ngx_http_vodlms_progress_schedule(vmcf);
-        return;
-    }
-
-    if (rc == NGX_ERROR) {
-        goto failed;
-    }
-
-    rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, NULL, ev->log,
-                                 &vmcf->progress.flush_sql, values,
-                                 vmcf->progress.flush_nparams,
-                                 ngx_http_vodlms_progress_flushed, f,
-                                 &status, &reason);
-    if (rc == NGX_OK) {
-        return;
-    }
-
-    if (rc == NGX_DECLINED) {
-        /* not even started (e.g. the database refuses): the same failure */
-        ngx_http_vodlms_progress_flushed(f, status, NULL, reason);
-        return;
-    }
-
-failed:
-
-    ngx_http_vodlms_progress_flushed(f, NGX_VODLMS_PG_ERROR, NULL,
-                                     "out of memory");
-}
-
-
-/*
- * The database has (or will have) the watched seconds of this snapshot:
- * they are no longer pending.  Under the zone's lock; the entry, if any.
- */
-
-static ngx_http_vodlms_progress_node_t *
-ngx_http_vodlms_progress_credit(ngx_http_vodlms_progress_zone_t *z,
-    ngx_http_vodlms_progress_snap_t *snap)
-{
-    uint32_t                          hash;
-    ngx_http_vodlms_progress_node_t  *node;
-
-    hash = ngx_http_vodlms_progress_hash(&snap->user, &snap->video);
-    node = ngx_http_vodlms_progress_find(z, hash, &snap->user, &snap->video);
-
-    if (node) {
-        node->p.watched_pending -= snap->p.watched_pending;
-        if (node->p.watched_pending < 1e-6) {
-            node->p.watched_pending = 0;
-        }
-    }
-
-    return node;
-}
-
-
-/* an abandoned flush: counted as written (see the caller) */
-
-static void
-ngx_http_vodlms_progress_forget(ngx_http_vodlms_main_conf_t *vmcf,
-    ngx_http_vodlms_flush_t *f)
-{
-    ngx_uint_t                        i;
-    ngx_http_vodlms_progress_snap_t  *snap;
-    ngx_http_vodlms_progress_zone_t  *z;
-
-    z = vmcf->progress.zone->data;
-    snap = f->snaps->elts;
-
-    ngx_shmtx_lock(&z->shpool->mutex);
-
-    for (i = 0; i < f->snaps->nelts; i++) {
-        (void) ngx_http_vodlms_progress_credit(z, &snap[i]);
-    }
-
-    if (z->sh->flusher == ngx_pid) {
-        z->sh->flusher = 0;
-    }
-
-    ngx_shmtx_unlock(&z->shpool->mutex);
-}
-
-
-/*
- * A fast shutdown (SIGTERM: nginx -s stop) makes a worker leave at once,
- * without running its timers, and nginx's master kills what is left after
- * about 1.5 s.  So a worker that exits while entries are dirty writes them
- * here, blocking, on a connection of its own, within about a second.
- * Several exiting workers take turns through the flush claim.
- */
-
-void
-ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
-{
-    ngx_int_t                         rc, left;
-    ngx_str_t                         values[8];
-    ngx_uint_t                        refused;
-    ngx_msec_t                        deadline;
-    PGresult                         *res;
-    const char                       *reason;
-    ngx_vodlms_pg_status_e            status;
-    ngx_http_vodlms_flush_t          *f;
-    ngx_http_vodlms_main_conf_t      *vmcf;
-    ngx_http_vodlms_progress_zone_t  *z;
-
-    /*
-     * A graceful exit (a stop or a reload) flushed on its timer before it
-     * got here; what is dirty now belongs to workers that stay, sharing the
-     * zone after a reload.
-     */
-    if (!ngx_terminate) {
-        return;
-    }
-
-    vmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_vodlms_module);
-
-    if (vmcf == NULL || vmcf->progress.zone == NULL || vmcf->pg == NULL
-        || vmcf->progress.zone->data == NULL)
-    {
-        return;
-    }
-
-    z = vmcf->progress.zone->data;
-
-    /*
-     * A flush of ours still waiting for its answer will never get it, but
-     * PostgreSQL may well commit it.  Its entries stay dirty, so their
-     * positions are written again (the same or newer: harmless); the
-     * watched seconds it carried are taken off first, so they cannot be
-     * added twice.  Should it not commit, that is watch time not credited,
-     * never credit not watched.
-     */
-    if (vmcf->progress.flush) {
-        ngx_http_vodlms_progress_forget(vmcf, vmcf->progress.flush);
-        ngx_destroy_pool(vmcf->progress.flush_pool);
-        vmcf->progress.flush_pool = NULL;
-        vmcf->progress.flush = NULL;
-    }
-
-    ngx_shmtx_lock(&z->shpool->mutex);
-    left = z->sh->dirty;
-    ngx_shmtx_unlock(&z->shpool->mutex);
-
-    ngx_time_update();
-    deadline = ngx_current_msec + NGX_HTTP_VODLMS_EXIT_FLUSH;
-
-    while (left > 0 && (ngx_msec_int_t) (deadline - ngx_current_msec) > 0) {
-
-        f = NULL;
-        rc = ngx_http_vodlms_progress_batch(vmcf, cycle->log, &f, values);
-
-        if (rc == NGX_DECLINED) {
-            ngx_shmtx_lock(&z->shpool->mutex);
-            left = ngx_min(left, (ngx_int_t) z->sh->dirty);
-            ngx_shmtx_unlock(&z->shpool->mutex);
-
-            if (left == 0) {
-                break;
-            }
-
-            /* another worker is writing: wait for its turn to end */
-            ngx_msleep(10);
-            ngx_time_update();
-            continue;
-        }
-
-        if (rc == NGX_ERROR) {
-            if (f) {
-                ngx_http_vodlms_progress_flushed(f, NGX_VODLMS_PG_ERROR, NULL,
-                                                 "out of memory");
-            }
-            break;
-        }
-
-        res = NULL;
-
-        status = ngx_vodlms_pg_exec_blocking(vmcf->pg, cycle->log,
-                                    &vmcf->progress.flush_sql, values,
-                                    vmcf->progress.flush_nparams,
-                                    deadline - ngx_current_msec, &res,
-                                    &reason);
-
-        refused = (status == NGX_VODLMS_PG_REFUSED
-                   && ngx_vodlms_pg_data_error(res));
-
-        /* counts it, marks the entries clean (or one set aside), logs */
-        ngx_http_vodlms_progress_flushed(f, status, res, reason);
-
-        if (res) {
-            PQclear(res);
-        }
-
-        /* a refused entry: the halves, while the deadline allows */
-        if (status != NGX_VODLMS_PG_OK && !refused) {
-            break;
-        }
-
-        ngx_shmtx_lock(&z->shpool->mutex);
-        left = ngx_min(left, (ngx_int_t) z->sh->dirty);
-        ngx_shmtx_unlock(&z->shpool->mutex);
-
-        ngx_time_update();
-    }
-
-    if (left > 0) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "vodlms progress: fast shutdown with %i acknowledged "
-                      "entries not confirmed written to the database", left);
-    }
-}
-
-
-/*
- * A flush's answer.  Written: the entries are clean (unless a beacon came
- * since).  A connection failure, a timeout, or SQL the server refuses as
- * such: all kept, and the next try backs off.
- *
- * The statement refused the values it was given (SQLSTATE class 22 or 23:
- * a bad number, a constraint): one entry must not stop everyone's progress,
- * so the batch is written in halves, at once, until the entry it refuses is
- * alone.  That entry is set aside: logged once with its values and the
- * reason, counted, marked clean at that version and never sent again.  Its
- * next beacon is new data, and is tried like any other.
- */
-
-static void
-ngx_http_vodlms_progress_flushed(void *data, ngx_vodlms_pg_status_e status,
-    PGresult *res, const char *reason)
-{
-    ngx_http_vodlms_flush_t  *f = data;
-
-    ngx_uint_t                        i, n, written, refused;
-    ngx_pool_t                       *pool;
-    ngx_http_vodlms_main_conf_t      *vmcf;
-    ngx_http_vodlms_progress_zone_t  *z;
-    ngx_http_vodlms_progress_node_t  *node;
-    ngx_http_vodlms_progress_snap_t  *snap;
-
-    vmcf = f->vmcf;
-    z = vmcf->progress.zone->data;
-    snap = f->snaps->elts;
-    n = f->snaps->nelts;
-    pool = vmcf->progress.flush_pool;
-    vmcf->progress.flush_pool = NULL;
-    vmcf->progress.flush = NULL;
-
-    refused = (status == NGX_VODLMS_PG_REFUSED
-               && ngx_vodlms_pg_data_error(res));
-
-    ngx_shmtx_lock(&z->shpool->mutex);
-
-    if (status == NGX_VODLMS_PG_OK) {
-
-        for (i = 0; i < n; i++) {
-            node = ngx_http_vodlms_progress_credit(z, &snap[i]);
-            if (node == NULL) {
-                continue;
-            }
-
-            /* clean only if no beacon came in since the snapshot */
-            if (node->version == snap[i].version) {
-                node->flushed = node->version;
-                z->sh->dirty--;
-            }
-        }
-
-        z->sh->flushes++;
-        z->sh->rows += n;
-
-        /* after a search for a refused entry, back to whole batches */
-        if (z->sh->split) {
-            z->sh->split *= 2;
-
-            if (z->sh->split >= vmcf->progress.batch) {
-                z->sh->split = 0;
-            }
-        }
-
-    } else if (refused && n > 1) {
-        z->sh->flush_failures++;
-        z->sh->split = (n + 1) / 2;
-
-    } else if (refused && n == 1) {
-        z->sh->flush_failures++;
-        z->sh->set_aside++;
-        z->sh->split = 0;
-
-        /* its watched seconds go with it: they are not sent again */
-        node = ngx_http_vodlms_progress_credit(z, &snap[0]);
-
-        if (node && node->version == snap[0].version) {
-            node->flushed = node->version;
-            z->sh->dirty--;
-        }
-
-    } else {
-        z->sh->flush_failures++;
-    }
-
-    if (z->sh->flusher == ngx_pid) {
-        z->sh->flusher = 0;
-    }
-
-    ngx_shmtx_unlock(&z->shpool->mutex);
-
-    if (status == NGX_VODLMS_PG_OK) {
-        vmcf->progress.failures = 0;
-
-        written = (res && PQcmdTuples(res)[0])
-                  ? (ngx_uint_t) ngx_atoi((u_char *) PQcmdTuples(res),
-                                          ngx_strlen(PQcmdTuples(res)))
-                  : n;
-
-        if (written != n) {
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "vodlms progress: flushed %ui entries, %ui written: "
-                          "the rest name users or videos the database does "
-                          "not have", n, written);
-        }
-
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                       "vodlms progress: flushed %ui entries", n);
-
-    } else if (refused && n > 1) {
-        /* not the database's failure: no back-off, the halves go next */
-        vmcf->progress.last_flush = ngx_current_msec
-                                    - vmcf->progress.flush_interval;
-
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "vodlms progress: the flush query refused a batch of "
-                      "%ui entries, written again in batches of %ui to find "
-                      "the entry it refuses: %s", n, (n + 1) / 2,
-                      reason ? reason : "no reason given");
-
-    } else if (refused) {
-        vmcf->progress.last_flush = ngx_current_msec
-                                    - vmcf->progress.flush_interval;
-
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "vodlms progress: the flush query refused the entry "
-                      "of user \"%V\" for video \"%V\" (position %.3f, "
-                      "highest %.3f, duration %.3f, completed at %L); it is "
-                      "set aside and not sent again: %s", &snap[0].user,
-                      &snap[0].video, snap[0].p.position,
-                      snap[0].p.max_position, snap[0].p.duration,
-                      snap[0].p.completed_at,
-                      reason ? reason : "no reason given");
-
-    } else {
-        vmcf->progress.failures++;
-
-        if (reason) {
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "vodlms progress: flush of %ui entries failed, "
-                          "kept for the next try: %s", n, reason);
-        }
-    }
-
-    ngx_destroy_pool(pool);
-
-    ngx_http_vodlms_progress_schedule(vmcf);
-}
-
-
-static void
-ngx_http_vodlms_progress_schedule(ngx_http_vodlms_main_conf_t *vmcf)
-{
-    ngx_uint_t                        dirty;
-    ngx_http_vodlms_progress_zone_t  *z;
-
-    z = vmcf->progress.zone->data;
-
-    ngx_shmtx_lock(&z->shpool->mutex);
-    dirty = z->sh->dirty;
-    ngx_shmtx_unlock(&z->shpool->mutex);
-
-    /* exiting with nothing left to write: let the worker go */
-    if ((ngx_exiting || ngx_terminate) && dirty == 0) {
-        return;
-    }
-
-    /*
-     * A graceful stop (or the old workers of a reload) waits for the
-     * database, but not for ever: past NGX_HTTP_VODLMS_QUIT_WAIT the worker
-     * leaves.  After a reload the entries stay in the zone for the new
-     * workers; after a stop they are lost, and the alert says how many.
-     */
-    if (ngx_exiting || ngx_terminate) {
-
-        if (vmcf->progress.exit_started == 0) {
-            vmcf->progress.exit_started = ngx_current_msec;
-
-        } else if (ngx_current_msec - vmcf->progress.exit_started
-                   > NGX_HTTP_VODLMS_QUIT_WAIT)
-        {
-            if (!vmcf->progress.exit_gave_up) {
-                vmcf->progress.exit_gave_up = 1;
-                vmcf->progress.flush_timer.cancelable = 1;
-
-                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                              "vodlms progress: worker exiting after %M ms "
-                              "of failed flushes with %ui acknowledged "
-                              "entries not written (kept in the zone for "
-                              "the workers of a reload, lost on a stop)",
-                              (ngx_msec_t) NGX_HTTP_VODLMS_QUIT_WAIT, dirty);
-            }
-
-            return;
-        }
-    }
-
-    /*
-     * While anything is dirty the worker must not exit before flushing:
-     * the timer is then not cancelable, and it ticks often enough that a
-     * graceful stop or a reload flushes within half a second.
-     */
-    vmcf->progress.flush_timer.cancelable = (dirty == 0);
-
-    if (!vmcf->progress.flush_timer.timer_set) {
-        ngx_add_timer(&vmcf->progress.flush_timer,
-                      ngx_min(vmcf->progress.flush_interval,
-                              (ngx_msec_t) 500));
-    }
-}
-
-
-ngx_int_t
-ngx_http_vodlms_progress_init_process(ngx_cycle_t *cycle)
-{
-    ngx_http_vodlms_main_conf_t  *vmcf;
-
-    vmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_vodlms_module);
-
-    if (vmcf == NULL || vmcf->progress.zone == NULL || vmcf->pg_pool == NULL)
-    {
-        return NGX_OK;
-    }
-
-    vmcf->progress.flush_timer.handler = ngx_http_vodlms_progress_flush;
-    vmcf->progress.flush_timer.data = vmcf;
-    vmcf->progress.flush_timer.log = cycle->log;
-
-    vmcf->progress.last_flush = ngx_current_msec;
-
-    ngx_http_vodlms_progress_schedule(vmcf);
-
-    return NGX_OK;
-}
-
-
-/* the zone */
-
-static ngx_int_t
-ngx_http_vodlms_progress_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_http_vodlms_progress_zone_t  *oz = data;
-
-    size_t                            len;
-    ngx_http_vodlms_progress_zone_t  *z;
-
-    z = shm_zone->data;
-
-    if (oz) {
-        /* a reload: the buffer, dirty entries included, carries on */
-        z->sh = oz->sh;
-        z->shpool = oz->shpool;
-        return NGX_OK;
-    }
-
-    z->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        z->sh = z->shpool->data;
-        return NGX_OK;
-    }
-
-    z->sh = ngx_slab_calloc(z->shpool, sizeof(ngx_http_vodlms_progress_sh_t));
-    if (z->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    z->shpool->data = z->sh;
-
-    ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel,
-                    ngx_http_vodlms_progress_insert_value);
-    ngx_queue_init(&z->sh->lru);
-
-    len = sizeof(" in vodlms_progress_zone \"\"") + shm_zone->shm.name.len;
-
-    z->shpool->log_ctx = ngx_slab_alloc(z->shpool, len);
-    if (z->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(z->shpool->log_ctx, " in vodlms_progress_zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    /* a full zone is handled (clean entries go, then 503): no log spam */
-    z->shpool->log_nomem = 0;
-
-    return NGX_OK;
-}
-
-
-/* vodlms_progress_zone zone=name:size [flush=10s] [batch=1000]; */
-
-char *
-ngx_http_vodlms_progress_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_vodlms_main_conf_t  *vmcf = conf;
-
-    u_char                           *p;
-    ssize_t                           size;
-    ngx_int_t                         n;
-    ngx_str_t                        *value, name, s;
-    ngx_uint_t                        i;
-    ngx_http_vodlms_progress_zone_t  *z;
-
-    if (vmcf->progress.zone) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strncmp(value[1].data, "zone=", 5) != 0
-        || (p = (u_char *) ngx_strchr(value[1].data + 5, ':')) == NULL
-        || p == value[1].data + 5)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\", expected "
-                           "\"zone=name:size\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data + 5;
-    name.len = p - name.data;
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid size in \"%V\": at least %uz bytes",
-                           &value[1], 8 * ngx_pagesize);
-        return NGX_CONF_ERROR;
-    }
-
-    vmcf->progress.flush_interval = 10000;
-    vmcf->progress.batch = 1000;
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-            vmcf->progress.flush_interval = ngx_parse_time(&s, 0);
-            if (vmcf->progress.flush_interval == (ngx_msec_t) NGX_ERROR
-                || vmcf->progress.flush_interval == 0)
-            {
-                goto invalid;
-            }
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "batch=", 6) == 0) {
-            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
-            if (n == NGX_ERROR || n == 0 || n > 100000) {
-                goto invalid;
-            }
-            vmcf->progress.batch = n;
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    z = ngx_pcalloc(cf->pool, sizeof(ngx_http_vodlms_progress_zone_t));
-    if (z == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    vmcf->progress.zone = ngx_shared_memory_add(cf, &name, size,
-                                                &ngx_http_vodlms_module);
-    if (vmcf->progress.zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (vmcf->progress.zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\"", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    vmcf->progress.zone->init = ngx_http_vodlms_progress_init_zone;
-    vmcf->progress.zone->data = z;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
-    return NGX_CONF_ERROR;
 }
 
 
@@ -1859,38 +857,4 @@ ngx_http_vodlms_progress_skip(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     vlcf->progress.skip_refuse = (value[2].data[0] == 'r');
 
     return NGX_CONF_OK;
-}
-
-
-ngx_int_t
-ngx_http_vodlms_progress_stats(ngx_http_request_t *r,
-    ngx_http_vodlms_progress_stats_t *st)
-{
-    ngx_http_vodlms_main_conf_t      *vmcf;
-    ngx_http_vodlms_progress_zone_t  *z;
-
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
-
-    if (vmcf->progress.zone == NULL) {
-        return NGX_DECLINED;
-    }
-
-    z = vmcf->progress.zone->data;
-
-    ngx_shmtx_lock(&z->shpool->mutex);
-
-    st->beacons = z->sh->beacons;
-    st->pending = z->sh->dirty;
-    st->flushes = z->sh->flushes;
-    st->flush_failures = z->sh->flush_failures;
-    st->rows = z->sh->rows;
-    st->full = z->sh->full;
-    st->set_aside = z->sh->set_aside;
-    st->fill = 1.0 - (double) z->shpool->pfree
-                     / (double) ((z->shpool->end - z->shpool->start)
-                                 / ngx_pagesize);
-
-    ngx_shmtx_unlock(&z->shpool->mutex);
-
-    return NGX_OK;
 }
