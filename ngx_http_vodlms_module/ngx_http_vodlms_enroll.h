@@ -75,6 +75,7 @@ char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
  * ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_...): the length comes
  * from the constant, and a misspelt name does not compile.
  */
+#define NGX_HTTP_VODLMS_COL_ID                 "id"
 #define NGX_HTTP_VODLMS_COL_ALLOWED            "allowed"
 #define NGX_HTTP_VODLMS_COL_STATUS             "status"
 #define NGX_HTTP_VODLMS_COL_TITLE              "title"

@@ -74,7 +74,7 @@ ngx_http_vodlms_progress_who(ngx_http_request_t *r, ngx_str_t *user,
      * an integer key, /videos/7, /videos/07 and /videos/007 are one video,
      * and must be one entry (one rate window, one played total)
      */
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "id", 2);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_ID);
 
     if (col && !col->null && ngx_http_vodlms_video_id_valid(&col->value)) {
         *video = col->value;
@@ -254,7 +254,7 @@ ngx_http_vodlms_progress_beacon(ngx_http_request_t *r,
      * complete a 60-minute lecture.
      */
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
 
     if (ngx_http_vodlms_column_double(col, &known) == NGX_OK && known > 0) {
 
@@ -281,8 +281,7 @@ ngx_http_vodlms_progress_known(ngx_http_request_t *r, double *seen,
 
     /* the highest position the database has seen: the skip check's floor */
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_max_position",
-                                        19);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_RESUME_MAX);
 
     *have_seen = (ngx_http_vodlms_column_double(col, seen) == NGX_OK);
 
@@ -296,8 +295,7 @@ ngx_http_vodlms_progress_known(ngx_http_request_t *r, double *seen,
      * entries, nodes or retried flushes writing the same viewing
      */
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_played_seconds",
-                                        21);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_RESUME_PLAYED);
 
     if (ngx_http_vodlms_column_double(col, played) != NGX_OK
         || !(*played > 0))
@@ -531,7 +529,7 @@ ngx_http_vodlms_progress_resume(ngx_http_request_t *r, double *position,
         return NGX_ERROR;
     }
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "duration_seconds", 16);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
     (void) ngx_http_vodlms_column_double(col, duration);
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
@@ -561,10 +559,10 @@ ngx_http_vodlms_progress_resume(ngx_http_request_t *r, double *position,
 
     /* else what the enrollment query read from watch_progress */
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_position", 15);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_RESUME_POSITION);
     (void) ngx_http_vodlms_column_double(col, position);
 
-    col = ngx_http_vodlms_enroll_column(r, (u_char *) "resume_completed", 16);
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_RESUME_COMPLETED);
     if (col && !col->null && col->value.len && col->value.data[0] == 't') {
         *completed = 1;
     }
