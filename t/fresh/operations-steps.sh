@@ -24,6 +24,8 @@ fi
 [ "$(id -u)" -eq 0 ] || { echo "operations-steps.sh: needs root" >&2; exit 2; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# postgres and vodlms cannot enter a 0700 checkout in /root: work from /
+cd /
 work=$(mktemp -d /tmp/vodlms-ops.XXXXXX)
 pids=()
 cleanup() {
@@ -37,7 +39,11 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
-fail() { printf 'operations-steps: FAILED: %s\n' "$*" >&2; exit 1; }
+fail() {
+    printf 'operations-steps: FAILED: %s\n' "$*" >&2
+    tail -n 20 /var/log/nginx/error.log "$work/helper.log" 2>/dev/null >&2 || true
+    exit 1
+}
 export DEBIAN_FRONTEND=noninteractive
 
 step "the packages (./build.sh deb)"
