@@ -41,7 +41,7 @@ trap cleanup EXIT
 step() { printf '\n==> %s\n' "$*"; }
 fail() {
     printf 'operations-steps: FAILED: %s\n' "$*" >&2
-    tail -n 20 /var/log/nginx/error.log "$work/helper.log" 2>/dev/null >&2 || true
+    tail -n 20 /var/log/nginx/error.log "$work/helper.log" >&2 2>/dev/null || true
     exit 1
 }
 export DEBIAN_FRONTEND=noninteractive
