@@ -117,6 +117,23 @@ for (['ngx_http_vodlms_enroll.c', 'ngx_http_vodlms_default_query', 'vodlms_enrol
        "the default of $directive in directives.md is the code's ($var)");
 }
 
+# ----------------- the examples' queries name vodlms's tables in its schema
+# (sql/migrate.sh puts them in schema "vodlms"; nginx's connection does not
+# look there, so an unqualified name is "relation does not exist" at run
+# time, which nginx -t cannot see)
+
+{
+    my $tables = qr/videos|videos_superseded|watch_progress|enrollments|users|courses|course_instructors|video_access|schema_migrations/;
+    for my $f ('docs/examples/vodlms.conf', 'docs/examples/nginx.conf', 'README.md') {
+        my $text = slurp("$repo/$f");
+        my @bare;
+        while ($text =~ /\b(?:FROM|JOIN|INTO|UPDATE)\s+($tables)\b/g) {
+            push @bare, $1;
+        }
+        is("@bare", '', "$f: every vodlms table in a query is schema-qualified (vodlms.)");
+    }
+}
+
 # ------------------------------------------ the examples pass nginx -t
 
 SKIP: {
