@@ -67,6 +67,12 @@ ngx_conf_enum_t  ngx_http_vodlms_video_id_types[] = {
 #define NGX_HTTP_VODLMS_ENROLL_ROW     'R'
 
 
+static ngx_uint_t ngx_http_vodlms_enroll_param_is(
+    ngx_http_complex_value_t *cv, char *name);
+static ngx_uint_t ngx_http_vodlms_enroll_builtin(
+    ngx_http_vodlms_enroll_conf_t *conf, ngx_str_t *builtin);
+static ngx_uint_t ngx_http_vodlms_enroll_video_only(
+    ngx_http_vodlms_enroll_conf_t *conf);
 static ngx_int_t ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
     ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx);
 static void ngx_http_vodlms_enroll_done(void *data,
@@ -858,6 +864,65 @@ ngx_http_vodlms_compile(ngx_conf_t *cf, ngx_http_complex_value_t *cv,
 }
 
 
+/* a parameter is exactly this variable */
+
+static ngx_uint_t
+ngx_http_vodlms_enroll_param_is(ngx_http_complex_value_t *cv, char *name)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    return cv->value.len == len
+           && ngx_strncmp(cv->value.data, name, len) == 0;
+}
+
+
+/* the built-in query with its own parameters (video, user) */
+
+static ngx_uint_t
+ngx_http_vodlms_enroll_builtin(ngx_http_vodlms_enroll_conf_t *conf,
+    ngx_str_t *builtin)
+{
+    ngx_http_complex_value_t  *cv;
+
+    if (builtin->len == 0
+        || conf->stmt->sql.len != builtin->len
+        || ngx_strncmp(conf->stmt->sql.data, builtin->data, builtin->len) != 0
+        || conf->params == NULL || conf->params->nelts != 2)
+    {
+        return 0;
+    }
+
+    cv = conf->params->elts;
+
+    return ngx_http_vodlms_enroll_param_is(&cv[0], "$vodlms_video_id")
+           && ngx_http_vodlms_enroll_param_is(&cv[1], "$vodlms_user_id");
+}
+
+
+/* the statement's one parameter is the video id (nothing else can vary) */
+
+static ngx_uint_t
+ngx_http_vodlms_enroll_video_only(ngx_http_vodlms_enroll_conf_t *conf)
+{
+    ngx_str_t                 *v;
+    ngx_http_complex_value_t  *cv;
+
+    if (conf->params == NULL || conf->params->nelts != 1) {
+        return 0;
+    }
+
+    cv = conf->params->elts;
+    v = &cv[0].value;
+
+    return ngx_http_vodlms_enroll_param_is(&cv[0], "$vodlms_video_id")
+           || (v->len == conf->video_id->value.len
+               && ngx_strncmp(v->data, conf->video_id->value.data, v->len)
+                  == 0);
+}
+
+
 char *
 ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
     ngx_http_vodlms_enroll_conf_t *prev, ngx_http_vodlms_enroll_conf_t *conf)
@@ -972,13 +1037,20 @@ ngx_http_vodlms_enroll_merge_conf(ngx_conf_t *cf,
     conf->cache_ns.len = p - conf->cache_ns.data;
 
     /*
-     * no_row 404 says no row means no such video, whoever asks: that
-     * answer is cached per video id, not per user, so a flood of made-up
-     * ids from many users costs one query per id per "invalid=" time.
-     * With 403 no row may depend on the user (a query that joins on the
-     * enrollment): never shared.
+     * "No row" is cached per video id, not per user, only where it cannot
+     * depend on who asks: a flood of made-up ids from many users then costs
+     * one query per id per "invalid=" time.  That is the built-in query
+     * (no row: no such video; the user only LEFT JOINs), or a query whose
+     * one parameter is the video id itself.  An operator's query that also
+     * takes the user may join on the enrollment, so that its "no row"
+     * means "not enrolled": shared, one student's refusal would answer
+     * 404 to every enrolled one.  And with no_row 403, no row is a refusal
+     * by definition.
      */
-    if (conf->no_row == NGX_HTTP_NOT_FOUND) {
+    if (conf->no_row == NGX_HTTP_NOT_FOUND
+        && (ngx_http_vodlms_enroll_builtin(conf, &vmcf->enroll_sql)
+            || ngx_http_vodlms_enroll_video_only(conf)))
+    {
         conf->video_ns.data = ngx_pnalloc(cf->pool, conf->cache_ns.len
                                                     + sizeof("|video") - 1);
         if (conf->video_ns.data == NULL) {

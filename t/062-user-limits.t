@@ -215,6 +215,65 @@ __DATA__
 
 
 
+=== TEST 4b: no_row 404 with a query that also takes the user: "no row" stays per user
+The query joins on the enrollment, so its "no row" means "not enrolled".
+Shared per video, bob's 404 would answer alice's request for the same
+video from the cache: one student could make a lecture 404 for everyone.
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT v.title FROM vodlms.videos v JOIN vodlms.enrollments e ON e.course_id = v.course_id WHERE v.id = $1 AND e.user_id = $2 AND e.status = 'active'" $vodlms_video_id $vodlms_user_id;
+        vodlms_enrollment_cache answers valid=1m invalid=1m;
+        add_header X-Cache $vodlms_enrollment_cache always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+--- pipelined_requests eval
+["GET /ctl/pg/mark",
+ "GET /as/t062-bob/videos/intro-ready/meta",
+ "GET /as/t062-alice/videos/intro-ready/meta",
+ "GET /as/t062-bob/videos/intro-ready/meta",
+ "GET /ctl/pg/queries"]
+--- error_code eval
+[200, 404, 200, 404, 200]
+--- response_headers eval
+["", "X-Cache: MISS", "X-Cache: MISS", "X-Cache: HIT", ""]
+--- response_body eval
+["marked\n", $main::nf, "app\n", $main::nf,
+ "2 enrollment queries since the mark\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 4c: a query whose one parameter is the video id: "no row" is shared
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT v.title FROM vodlms.videos v WHERE v.id = $1" $vodlms_video_id;
+        vodlms_enrollment_cache answers valid=1m invalid=1m;
+        add_header X-Cache $vodlms_enrollment_cache always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+--- pipelined_requests eval
+["GET /ctl/pg/mark",
+ "GET /as/t062-bob/videos/gone-2/meta",
+ "GET /as/t062-alice/videos/gone-2/meta",
+ "GET /ctl/pg/queries"]
+--- error_code eval
+[200, 404, 404, 200]
+--- response_headers eval
+["", "X-Cache: MISS", "X-Cache: HIT", ""]
+--- response_body eval
+["marked\n", $main::nf, $main::nf, "1 enrollment queries since the mark\n"]
+--- no_error_log
+[error]
+
+
+
 === TEST 5: a flood of identical denials from one client: at most vodlms_denial_log_limit lines a second, the rest counted in the next line
 --- http_config
     vodlms_denial_log_limit 3;
