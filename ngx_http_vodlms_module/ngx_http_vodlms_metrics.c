@@ -607,9 +607,7 @@ ngx_http_vodlms_status_zones(ngx_http_request_t *r, u_char *p, u_char *last)
                 i = 0;
             }
 
-            if (zone[i].tag != &ngx_http_vodlms_module
-                || !ngx_vodlms_shm_cache_is(&zone[i]))
-            {
+            if (!ngx_vodlms_shm_cache_is(&zone[i])) {
                 continue;
             }
 

@@ -12,6 +12,10 @@
 #include "ngx_http_vodlms_progress_internal.h"
 
 
+/* progress zones only (see ngx_vodlms_shm_cache.c: a zone's kind is its tag) */
+static ngx_uint_t  ngx_http_vodlms_progress_zone_tag;
+
+
 static ngx_int_t ngx_http_vodlms_progress_init_zone(ngx_shm_zone_t *zone,
     void *data);
 static void ngx_http_vodlms_progress_insert_value(ngx_rbtree_node_t *temp,
@@ -408,7 +412,7 @@ ngx_http_vodlms_progress_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     vmcf->progress.zone = ngx_shared_memory_add(cf, &name, size,
-                                                &ngx_http_vodlms_module);
+                                          &ngx_http_vodlms_progress_zone_tag);
     if (vmcf->progress.zone == NULL) {
         return NGX_CONF_ERROR;
     }

@@ -72,6 +72,16 @@ extern ngx_module_t  ngx_http_vodlms_module;
 
 
 /*
+ * The zones' tag: cache zones only.  nginx reuses a zone on reload when its
+ * name, size and tag match; with the module's own address as the tag, a
+ * progress zone renamed into a cache zone of the same size would be taken
+ * over with the other kind's data in it (every worker then crashes).  With
+ * a tag of their own, nginx refuses that configuration instead.
+ */
+static ngx_uint_t  ngx_vodlms_shm_cache_tag;
+
+
+/*
  * What the slab allocator takes for n bytes: the next power of two, at
  * least 8 (nodes are always below ngx_slab_max_size, half a page).  The
  * negative lane's bound counts these, not the bytes asked for.
@@ -234,7 +244,8 @@ ngx_vodlms_shm_cache_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
         return NULL;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_http_vodlms_module);
+    shm_zone = ngx_shared_memory_add(cf, name, size,
+                                     &ngx_vodlms_shm_cache_tag);
     if (shm_zone == NULL) {
         return NULL;
     }
@@ -256,7 +267,7 @@ ngx_shm_zone_t *
 ngx_vodlms_shm_cache_ref(ngx_conf_t *cf, ngx_str_t *name)
 {
     /* size 0: a reference, resolved when the zone directive is seen */
-    return ngx_shared_memory_add(cf, name, 0, &ngx_http_vodlms_module);
+    return ngx_shared_memory_add(cf, name, 0, &ngx_vodlms_shm_cache_tag);
 }
 
 
@@ -811,5 +822,6 @@ ngx_vodlms_shm_cache_get_stats(ngx_shm_zone_t *zone,
 ngx_int_t
 ngx_vodlms_shm_cache_is(ngx_shm_zone_t *zone)
 {
-    return zone->init == ngx_vodlms_shm_cache_init;
+    return zone->tag == &ngx_vodlms_shm_cache_tag
+           && zone->init == ngx_vodlms_shm_cache_init;
 }
