@@ -333,7 +333,11 @@ ngx_http_vodlms_deny_log(ngx_http_request_t *r, ngx_http_vodlms_err_e err,
 
     suppressed = 0;
 
-    if (vlcf->denial.limit) {
+    /*
+     * Warnings are never held back: a forged express signature or a path
+     * trick against the edge is someone probing, and each one is news.
+     */
+    if (vlcf->denial.limit && ei->level != NGX_LOG_WARN) {
         addr = &r->connection->addr_text;
         alen = ngx_min(addr->len, NGX_HTTP_VODLMS_LOG_ADDR_MAX);
 

@@ -22,6 +22,9 @@ for my $u (['alice', 1001], ['bob', 1002]) {
     redis_cmd($r, 'SET', "session:t062-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
 }
 
+my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
+$ENV{TEST_NGINX_CF_PUBKEY} = "$vectors/test_public_key.pem";
+
 my $pg = start_pg(log_statements => 1);
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
@@ -56,6 +59,12 @@ my ($ctl_port, $ctl) = control_server(
     # into the next second of the clock nginx logs by
     '/next-second' => sub { select undef, undef, undef, 1.1; "later\n" },
     '/log/denials' => sub { denial_lines() },
+    # warnings are never held back: every refused path trick is a line
+    '/log/badpath' => sub {
+        open my $fh, '<', "$servroot/logs/error.log" or return "no error.log\n";
+        my $n = grep { /\[warn\].*vodlms: edge request path refused/ } <$fh>;
+        "$n path lines\n";
+    },
     # the line each refusal logs, with the user it refused
     '/log/refusals' => sub {
         open my $fh, '<', "$servroot/logs/error.log" or return "no error.log\n";
@@ -315,6 +324,22 @@ video from the cache: one student could make a lecture 404 for everyone.
 --- timeout: 10
 --- no_error_log
 [error]
+
+
+
+=== TEST 5c: warnings are not limited: 25 path tricks against the edge, 25 lines
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+    }
+--- pipelined_requests eval
+[("GET /hls/v1/%2e%2e/secret.ts") x 25, "GET /ctl/log/badpath"]
+--- error_code eval
+[(400) x 25, 200]
+--- response_body_like eval
+[('"error":"bad_path"') x 25, "^25 path lines\n\$"]
+--- timeout: 10
 
 
 
