@@ -115,7 +115,8 @@ sql('lms', q{CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
              INSERT INTO schema_migrations VALUES ('20240101000000'), ('20240301120000')});
 sql('lms', q{INSERT INTO users (id, email, role) VALUES
                (1, 'ann@example.com', 'student'), (8, 'ivy@example.com', 'instructor')});
-sql('lms', q{INSERT INTO courses (id, title) VALUES (1, 'Video Engineering')});
+sql('lms', q{INSERT INTO courses (id, title, "instructorId") VALUES (1, 'Video Engineering', 8),
+                                                             (2, 'Someone Else''s', NULL)});
 sql('lms', q{INSERT INTO course_enrollments ("userId", "courseId") VALUES (1, 1)});
 sql('lms', q{INSERT INTO lessons (id, "courseId", title, status) VALUES (11, 1, 'Welcome', 'draft')});
 
@@ -335,9 +336,8 @@ __DATA__
         vodlms_enrollment_check on;
         vodlms_video_id $request_id;
         # who may upload: the LMS's own tables decide
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM public.courses c
-                                   JOIN public.users u ON u.id = $2::int
-                                  WHERE c.id = $1::int AND u.role IN ('instructor', 'admin')"
+        vodlms_enrollment_query 'SELECT 1 AS teaches FROM public.courses c
+                                  WHERE c.id = $1::int AND c."instructorId" = $2::int'
                                 $course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload new;
@@ -360,7 +360,7 @@ __DATA__
 
 
 
-=== TEST 2: a student of the LMS may not upload: 403, nothing created
+=== TEST 2: a student of the LMS may not upload, nor an instructor into a course not theirs: 403, nothing created
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
@@ -371,9 +371,8 @@ __DATA__
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $request_id;
-        vodlms_enrollment_query "SELECT 1 AS teaches FROM public.courses c
-                                   JOIN public.users u ON u.id = $2::int
-                                  WHERE c.id = $1::int AND u.role IN ('instructor', 'admin')"
+        vodlms_enrollment_query 'SELECT 1 AS teaches FROM public.courses c
+                                  WHERE c.id = $1::int AND c."instructorId" = $2::int'
                                 $course $vodlms_user_id;
         vodlms_enrollment_no_row 403;
         vodlms_upload new;
@@ -382,13 +381,13 @@ __DATA__
     }
     location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
 --- request eval
-["POST /api/courses/1/videos\nbytes", "GET /ctl/newest"]
+["POST /api/courses/1/videos\nbytes", "POST /api/courses/2/videos\nbytes", "GET /ctl/newest"]
 --- more_headers eval
-["Cookie: session=t067-ann", ""]
+["Cookie: session=t067-ann", "Cookie: session=t067-ivy", ""]
 --- error_code eval
-[403, 200]
+[403, 403, 200]
 --- response_body_like eval
-[qr/"error":"not_enrolled"/,
+[qr/"error":"not_enrolled"/, qr/"error":"not_enrolled"/,
  qr/^queued, course 1, jobs 1, prefix -, vodlms.courses has 1: 0$/]
 
 
