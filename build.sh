@@ -442,7 +442,7 @@ cmd_test() {
     local again=() mrc=0
     mapfile -t again < <(matrix_suites "${suites[@]}")
     if ((${#again[@]} == 0)); then
-        log "none of these suites loads the module: nothing to run against nginx $NGX_MATRIX_RUN"
+        log "none of these suites runs again against nginx $NGX_MATRIX_RUN (see matrix_suites)"
         return $rc
     fi
     matrix_prove "$tmp" "${inc[@]}" -- "${again[@]}" || mrc=$?
