@@ -491,9 +491,11 @@ matrix_suites() {
 # intervals, stopped backends: 20 suites take ~220 s one by one, ~85 s
 # four at a time, on 2 cores), and each has its own Test::Nginx port and
 # server root (t/bin/run-apart) and its own backends, or keys of its own.
-# Sets MATRIX_FAILED to the suites that failed.
+# Under valgrind they compute: one per core.  Sets MATRIX_FAILED to the
+# suites that failed.
 matrix_prove() {
-    local tmp=$1 lib=() start=$SECONDS out rc=0; shift
+    local tmp=$1 lib=() start=$SECONDS out rc=0 jobs=4; shift
+    [ -z "${TEST_NGINX_USE_VALGRIND:-}" ] || jobs=$(nproc)
     while (($#)) && [ "$1" != -- ]; do
         [ "$1" = -I ] && { lib+=("$2"); shift; }
         shift
@@ -506,7 +508,7 @@ matrix_prove() {
     start_redis "$tmp/redis-$NGX_MATRIX_RUN" "$port"
     MATRIX_REDIS_PID=$REDIS_PID REDIS_PID=$first
 
-    log "against nginx $NGX_MATRIX_RUN (built from source, $MATRIX_NGINX): the $# suites that load the module, 4 at a time"
+    log "against nginx $NGX_MATRIX_RUN (built from source, $MATRIX_NGINX): the $# suites that load the module, $jobs at a time"
     out=$tmp/prove-$NGX_MATRIX_RUN.log
     (
         IFS=:
@@ -515,7 +517,7 @@ matrix_prove() {
         export TEST_NGINX_MODULE_PATH=$MATRIX_MODULE
         export TEST_NGINX_REDIS_PORT=$port
         export VODLMS_APART_DIR=$tmp/apart-$NGX_MATRIX_RUN
-        prove -j4 --exec "$ROOT/t/bin/run-apart" "$@"
+        prove -j"$jobs" --exec "$ROOT/t/bin/run-apart" "$@"
     ) 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
     MATRIX_FAILED=$(sed -n '/^Test Summary Report/,$ s/^\(t\/[^ ]*\.t\) .*/\1/p' "$out" | paste -sd' ')
