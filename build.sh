@@ -441,7 +441,7 @@ cmd_test() {
 
     local again=() mrc=0
     # the longest suites (progress flushes, hostile input) are the last by
-    # number: started first, they do not run alone at the end (~65 s, not ~80)
+    # number: started first, they do not run alone at the end
     mapfile -t again < <(matrix_suites "${suites[@]}" | sort -r)
     if ((${#again[@]} == 0)); then
         log "none of these suites runs again against nginx $NGX_MATRIX_RUN (see matrix_suites)"
