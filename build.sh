@@ -3,8 +3,12 @@
 #
 #   ./build.sh deps    install what building, testing and running need (apt, npm)
 #   ./build.sh build   build the nginx module (.so) against Debian's nginx, and vodlms-helper
-#   ./build.sh test    deps + build, throwaway Redis/PostgreSQL, unit + Test::Nginx suites
-#                      ([--valgrind] [t/NNN-suite.t ...]: only those suites)
+#   ./build.sh test    deps + build + matrix, throwaway Redis/PostgreSQL, unit + Test::Nginx
+#                      suites; those that load the module again against nginx 1.31 built
+#                      from source ([--valgrind] [t/NNN-suite.t ...]: only those suites;
+#                      VODLMS_NGX_MATRIX=0: Debian's nginx only)
+#   ./build.sh matrix  build the module against every nginx release users run
+#                      (../shared/nginx: 1.24, 1.26, 1.30, 1.31), warnings as errors
 #   ./build.sh run     the product locally on http://127.0.0.1:8080 (Ctrl-C stops it);
 #                      state in var/; as root from a checkout postgres or nobody
 #                      cannot enter, /var/lib/vodlms-dev/NAME-HASH/ (see state_dir)
@@ -30,6 +34,7 @@ APT_PACKAGES=(
     build-essential pkg-config debhelper dpkg-dev
     clang llvm libclang-rt-14-dev
     nginx nginx-dev
+    libpcre2-dev zlib1g-dev
     libhiredis-dev libpq-dev libssl-dev libjansson-dev libyajl-dev
     libcurl4-openssl-dev
     redis-server postgresql postgresql-contrib
@@ -114,6 +119,31 @@ cmd_deps() {
 
 # ---------------------------------------------------------------- build
 
+# module_loads NGINX SO: `nginx -t` with the module loaded and a location
+# using it (the error log goes to stderr if not)
+module_loads() {
+    local nginx=$1 so=$2 tmp rc=0
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/logs"
+    cat > "$tmp/nginx.conf" <<EOF
+load_module $so;
+error_log $tmp/logs/error.log;
+pid $tmp/nginx.pid;
+events {}
+http {
+    # nothing in the binary's default paths or on a port only root may use
+    access_log off;
+    client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy; fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;
+    vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:$(free_port); location / { vodlms_auth on; } }
+}
+EOF
+    "$nginx" -t -q -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log" \
+        || { cat "$tmp/logs/error.log" >&2; rc=1; }
+    rm -rf "$tmp"
+    return $rc
+}
+
 cmd_build() {
     [ -f "$NGX_SRC/conf_flags" ] || die "no $NGX_SRC/conf_flags: run ./build.sh deps (nginx-dev)"
 
@@ -142,24 +172,7 @@ cmd_build() {
     cp "$src/objs/ngx_http_vodlms_module.so" "$MODULE_SO"
 
     # it must load into Debian's own nginx
-    local tmp; tmp=$(mktemp -d)
-    mkdir -p "$tmp/logs"
-    cat > "$tmp/nginx.conf" <<EOF
-load_module $MODULE_SO;
-error_log $tmp/logs/error.log;
-pid $tmp/nginx.pid;
-events {}
-http {
-    # nothing in Debian's default paths or on a port only root may use
-    access_log off;
-    client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy; fastcgi_temp_path $tmp/fastcgi;
-    uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;
-    vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:$(free_port); location / { vodlms_auth on; } }
-}
-EOF
-    "$NGINX_BIN" -t -q -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log" \
-        || { cat "$tmp/logs/error.log" >&2; rm -rf "$tmp"; die "the module does not load into $NGINX_BIN"; }
-    rm -rf "$tmp"
+    module_loads "$NGINX_BIN" "$MODULE_SO" || die "the module does not load into $NGINX_BIN"
 
     log "unit tests: building"
     make -s -C "$ROOT/t/unit" BUILD="$BUILD" >/dev/null
@@ -167,6 +180,121 @@ EOF
     log "building vodlms-helper"
     make -s -C "$ROOT/helper" BUILD="$BUILD/helper" >/dev/null
     log "built $MODULE_SO"
+}
+
+# ---------------------------------------------------------------- matrix
+
+# The nginx releases users run besides Debian 12's 1.22 (who runs which:
+# docs/operations.md, "Other nginx versions").  The module is built against
+# each the way nginx.org documents for dynamic modules (the same version's
+# source, --with-compat), warnings as errors; `test` also runs the suites
+# that load the module against NGX_MATRIX_RUN, built from source.  The
+# trees are nginx's own release tags (`auto/configure`, no `configure`).
+NGX_MATRIX=(1.24.0 1.26.3 1.30.4 1.31.4)
+# mainline: the newest API, and every change stable 1.30 has
+NGX_MATRIX_RUN=1.31.4
+NGX_TARBALLS=${VODLMS_NGINX_TARBALLS:-$ROOT/../shared/nginx}
+
+# what nginx's own configure and the module's headers need
+MATRIX_PACKAGES=(
+    build-essential libpcre2-dev zlib1g-dev libssl-dev
+    libhiredis-dev libpq-dev libjansson-dev libyajl-dev
+)
+
+# VODLMS_NGX_MATRIX=0: skip the matrix, knowingly (a checkout without
+# ../shared); anything else runs it
+matrix_wanted() { [ "${VODLMS_NGX_MATRIX:-1}" != 0 ]; }
+
+# Every tarball, or a clear stop.  Not a silent skip: CI always has
+# ../shared, so a missing tree there is a broken setup, and a run that
+# quietly tested one nginx instead of five would pass for the wrong reason.
+matrix_sources() {
+    local v missing=()
+    for v in "${NGX_MATRIX[@]}"; do
+        [ -f "$NGX_TARBALLS/nginx-$v.tar.gz" ] || missing+=("nginx-$v.tar.gz")
+    done
+    ((${#missing[@]} == 0)) \
+        || die "the nginx matrix needs ${missing[*]} in $NGX_TARBALLS (the checkout's ../shared/nginx/, or VODLMS_NGINX_TARBALLS=DIR); without them set VODLMS_NGX_MATRIX=0 to build and test against Debian's nginx only"
+}
+
+# matrix_tree VERSION NAME CONFIGURE-FLAG...: $BUILD/nginx-matrix/VERSION-NAME,
+# unpacked and configured with the module once per version, flags, tarball
+# and `config` (a rerun only runs make) -> MATRIX_TREE
+matrix_tree() {
+    local ver=$1 name=$2; shift 2
+    local tgz=$NGX_TARBALLS/nginx-$ver.tar.gz
+    local dir=$BUILD/nginx-matrix/$ver-$name
+    local stamp
+    stamp=$( (echo "$ver"; sha256sum <"$tgz"; cat "$ROOT/config"; printf '%s\n' "$@") \
+             | sha256sum | cut -d' ' -f1)
+    MATRIX_TREE=$dir
+    [ "$(cat "$dir/.vodlms-configured" 2>/dev/null)" = "$stamp" ] && return 0
+
+    log "against nginx $ver: configuring ($*)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    tar -xzf "$tgz" -C "$dir" --strip-components=1 || die "against nginx $ver: cannot unpack $tgz"
+    (cd "$dir" && ./auto/configure "$@" --add-dynamic-module="$ROOT" >configure.log 2>&1) \
+        || { tail -30 "$dir/configure.log" >&2; die "against nginx $ver: configure failed (see $dir/configure.log)"; }
+    echo "$stamp" > "$dir/.vodlms-configured"
+}
+
+# matrix_make VERSION WHAT MAKE-ARG...: make in MATRIX_TREE; the errors
+# (-Werror: every warning is one) named with the version
+matrix_make() {
+    local ver=$1 what=$2; shift 2
+    make -s -C "$MATRIX_TREE" -f objs/Makefile -j"$(nproc)" "$@" >"$MATRIX_TREE/make.log" 2>&1 \
+        && return 0
+    grep -E 'error|warning' -A3 "$MATRIX_TREE/make.log" | head -60 >&2
+    die "against nginx $ver: $what failed, warnings are errors (see $MATRIX_TREE/make.log)"
+}
+
+# The release the suites run against, as a binary: Debian's own flags
+# without Debian's paths, so it has the modules and --with-debug that the
+# suites and Debian's binary have (ssl, realip, stub_status, auth_request,
+# v2, threads...); --error-log-path=stderr stays, as configuration errors
+# then reach stderr as with Debian's.  The module is built in the same
+# tree.  Sets MATRIX_NGINX and MATRIX_MODULE.
+matrix_run_build() {
+    local v=$NGX_MATRIX_RUN f flags=()
+    [ -f "$NGX_SRC/conf_flags" ] || die "no $NGX_SRC/conf_flags: run ./build.sh deps (nginx-dev)"
+    # shellcheck disable=SC1091
+    NGX_CONF_FLAGS=()
+    . "$NGX_SRC/conf_flags"
+    for f in "${NGX_CONF_FLAGS[@]}"; do
+        case $f in
+            --error-log-path=stderr) flags+=("$f") ;;
+            --prefix=*|--*-path=*) ;;
+            *) flags+=("$f") ;;
+        esac
+    done
+    matrix_tree "$v" run --prefix="$BUILD/nginx-matrix/$v-run/prefix" "${flags[@]}" \
+        --with-cc-opt=-Werror
+    log "against nginx $v: building nginx and the module (Debian's modules, --with-compat, -Werror)"
+    matrix_make "$v" "the build of nginx and the module"
+    MATRIX_NGINX=$MATRIX_TREE/objs/nginx
+    MATRIX_MODULE=$MATRIX_TREE/objs/ngx_http_vodlms_module.so
+    mkdir -p "$MATRIX_TREE/prefix/logs"
+    module_loads "$MATRIX_NGINX" "$MATRIX_MODULE" \
+        || die "against nginx $v: the module does not load into $MATRIX_NGINX"
+}
+
+cmd_matrix() {
+    apt_install "${MATRIX_PACKAGES[@]}"
+    matrix_sources
+    local v
+    for v in "${NGX_MATRIX[@]}"; do
+        matrix_tree "$v" compat --with-compat --with-cc-opt=-Werror
+        log "against nginx $v: building ngx_http_vodlms_module.so (--with-compat, -Werror)"
+        matrix_make "$v" "the module's build" modules
+    done
+    matrix_run_build
+    # the recipe users follow (docs/operations.md): a module built with
+    # only --with-compat loads into a binary of that version built with
+    # other flags, here Debian's set of modules
+    module_loads "$MATRIX_NGINX" "$BUILD/nginx-matrix/$NGX_MATRIX_RUN-compat/objs/ngx_http_vodlms_module.so" \
+        || die "against nginx $NGX_MATRIX_RUN: the module built with only --with-compat does not load into $MATRIX_NGINX"
+    log "built against nginx ${NGX_MATRIX[*]}; nginx $NGX_MATRIX_RUN with the module: $MATRIX_NGINX"
 }
 
 # ---------------------------------------------------------------- services
@@ -254,12 +382,19 @@ cmd_test() {
 
     cmd_deps
     cmd_build
+    # before any suite: a release the module does not compile against
+    # stops the run here, named
+    if matrix_wanted; then
+        cmd_matrix
+    else
+        log "VODLMS_NGX_MATRIX=0: built and tested against Debian's nginx only, not against nginx ${NGX_MATRIX[*]}"
+    fi
 
     local tmp; tmp=$(mktemp -d /tmp/vodlms-test.XXXXXX)
     chmod 755 "$tmp"
-    REDIS_PID="" PG_DIR=""
+    REDIS_PID="" PG_DIR="" MATRIX_REDIS_PID=""
     # shellcheck disable=SC2064
-    trap "stop_pid \"\$REDIS_PID\"; stop_pg; rm -rf '$tmp'" EXIT
+    trap "stop_pid \"\$REDIS_PID\"; stop_pid \"\$MATRIX_REDIS_PID\"; stop_pg; rm -rf '$tmp'" EXIT
     trap 'exit 130' INT TERM
 
     local redis_port pg_port
@@ -296,13 +431,102 @@ cmd_test() {
     fi
 
     cd "$ROOT"
-    local rc=0
+    local rc=0 deb_ver; deb_ver=$("$NGINX_BIN" -v 2>&1 | sed 's|.*/||')
     if ((${#suites[@]})); then
         prove "${inc[@]}" -I "$ROOT/t/lib" "${suites[@]}" || rc=$?
     else
         prove "${inc[@]}" -I "$ROOT/t/lib" -r t/ || rc=$?
     fi
-    return $rc
+    matrix_wanted || return $rc
+
+    local again=() mrc=0
+    # the longest suites (progress flushes, hostile input) are the last by
+    # number: started first, they do not run alone at the end
+    mapfile -t again < <(matrix_suites "${suites[@]}" | sort -r)
+    if ((${#again[@]} == 0)); then
+        log "none of these suites runs again against nginx $NGX_MATRIX_RUN (see matrix_suites)"
+        return $rc
+    fi
+    matrix_prove "$tmp" "${inc[@]}" -- "${again[@]}" || mrc=$?
+
+    if ((rc)); then
+        log "against Debian's nginx $deb_ver: FAILED (its prove run above)"
+    else
+        log "against Debian's nginx $deb_ver: all passed"
+    fi
+    if ((mrc)); then
+        log "against nginx $NGX_MATRIX_RUN (built from source): FAILED: ${MATRIX_FAILED:-see its prove run above}"
+    else
+        log "against nginx $NGX_MATRIX_RUN (built from source): all ${#again[@]} suites passed"
+    fi
+    ((rc)) && return $rc
+    return $mrc
+}
+
+# The suites that run again against NGX_MATRIX_RUN: those that load the
+# module into TEST_NGINX_BINARY (they name TEST_NGINX_MODULE_PATH), less
+# those whose subject is not how nginx runs the module.  The rest (the
+# runner's self-tests, the helper's, the browser's, the unit tests) do not
+# depend on which nginx runs the module; they run once, against Debian's.
+NGX_MATRIX_NOT=(
+    005-docs.t              # the documentation against the source
+    094-helper-versions.t   # the helper's ffmpeg output; nginx only serves it
+    150-deb.t               # Debian's packages, made for Debian's nginx
+)
+
+# matrix_suites [SUITE...]: those of SUITE (default t/*.t) to run again
+matrix_suites() {
+    local f n
+    (($#)) || set -- t/*.t
+    for f in "$@"; do
+        [ -f "$f" ] && [[ $f == *.t ]] || continue
+        for n in "${NGX_MATRIX_NOT[@]}"; do
+            [ "$(basename "$f")" = "$n" ] && continue 2
+        done
+        grep -q TEST_NGINX_MODULE_PATH "$f" && printf '%s\n' "$f"
+    done
+}
+
+# matrix_prove TMP [-I DIR...] -- SUITE...: the suites against nginx
+# NGX_MATRIX_RUN and its build of the module, with a Redis of their own.
+# Four at a time: they wait far more than they compute (timeouts, flush
+# intervals, stopped backends: 20 suites take ~220 s one by one, ~85 s
+# four at a time, on 2 cores), and each has its own Test::Nginx port and
+# server root (t/bin/run-apart) and its own backends, or keys of its own.
+# Under valgrind they compute: one per core.  Sets MATRIX_FAILED to the
+# suites that failed.
+matrix_prove() {
+    local tmp=$1 lib=() start=$SECONDS out rc=0 jobs=4; shift
+    [ -z "${TEST_NGINX_USE_VALGRIND:-}" ] || jobs=$(nproc)
+    while (($#)) && [ "$1" != -- ]; do
+        [ "$1" = -I ] && { lib+=("$2"); shift; }
+        shift
+    done
+    shift
+    lib+=("$ROOT/t/lib")
+
+    # start_redis sets REDIS_PID, which the EXIT trap stops: keep the first
+    local port first=$REDIS_PID; port=$(free_port)
+    start_redis "$tmp/redis-$NGX_MATRIX_RUN" "$port"
+    MATRIX_REDIS_PID=$REDIS_PID REDIS_PID=$first
+
+    log "against nginx $NGX_MATRIX_RUN (built from source, $MATRIX_NGINX): the $# suites that load the module, $jobs at a time"
+    out=$tmp/prove-$NGX_MATRIX_RUN.log
+    (
+        IFS=:
+        export PERL5LIB="${lib[*]}${PERL5LIB:+:$PERL5LIB}"
+        export TEST_NGINX_BINARY=$MATRIX_NGINX
+        export TEST_NGINX_MODULE_PATH=$MATRIX_MODULE
+        export TEST_NGINX_REDIS_PORT=$port
+        export VODLMS_APART_DIR=$tmp/apart-$NGX_MATRIX_RUN
+        prove -j"$jobs" --exec "$ROOT/t/bin/run-apart" "$@"
+    ) 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    MATRIX_FAILED=$(sed -n '/^Test Summary Report/,$ s/^\(t\/[^ ]*\.t\) .*/\1/p' "$out" | paste -sd' ')
+    log "against nginx $NGX_MATRIX_RUN: $# suites in $((SECONDS - start)) s"
+    stop_pid "$MATRIX_REDIS_PID"
+    MATRIX_REDIS_PID=""
+    return "$rc"
 }
 
 # ---------------------------------------------------------------- run
@@ -1282,9 +1506,10 @@ case ${1:-} in
     deps)  shift; cmd_deps "$@" ;;
     build) shift; cmd_build "$@" ;;
     test)  shift; cmd_test "$@" ;;
+    matrix) shift; cmd_matrix "$@" ;;
     run)   shift; cmd_run "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     fuzz)  shift; cmd_fuzz "$@" ;;
     deb)   shift; cmd_deb "$@" ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

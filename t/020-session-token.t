@@ -349,6 +349,28 @@ user=u-7
 
 
 
+=== TEST 14b: two Cookie headers: a session cookie only in the second one is found (nginx 1.23 and later keep such headers in a list, 1.22 in an array)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /t {
+        vodlms_auth on;
+        proxy_set_header X-User $vodlms_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app;
+    }
+    location = /app { return 200 "user=$http_x_user\n"; }
+--- request
+GET /t
+--- more_headers
+Cookie: theme=dark; lang=fr
+Cookie: session=t020-alice
+--- response_body
+user=42
+
+
+
 === TEST 15: a cookie name only matches exactly
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;

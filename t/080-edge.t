@@ -446,6 +446,33 @@ Accept-Ranges: bytes
 
 
 
+=== TEST 9b: the three cookies in three Cookie headers verify as in one (nginx 1.23 and later keep such headers in a list, 1.22 in an array)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    # vodlms-test-clock: 1765000000
+--- http_config
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+--- config
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+--- user_files eval
+$::files
+--- request
+GET /hls/42/seg_00001.ts
+--- more_headers eval
+"X-Real-IP: 203.0.113.7\nCookie: " . ($::valid_cookies =~ s/;\s*/\nCookie: /gr)
+--- response_body
+file /hls/42/seg_00001.ts
+--- no_error_log
+[info]
+
+
+
 === TEST 10: a seek past the end: 416, still only for verified viewers
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
