@@ -464,7 +464,8 @@ cmd_test() {
 }
 
 # The suites that run again against NGX_MATRIX_RUN: those that load the
-# module into TEST_NGINX_BINARY (they name TEST_NGINX_MODULE_PATH), less
+# module into TEST_NGINX_BINARY (they name TEST_NGINX_MODULE_PATH, or load
+# it in every block through t/lib's block_defaults()), less
 # those whose subject is not how nginx runs the module.  The rest (the
 # runner's self-tests, the helper's, the browser's, the unit tests) do not
 # depend on which nginx runs the module; they run once, against Debian's.
@@ -483,7 +484,7 @@ matrix_suites() {
         for n in "${NGX_MATRIX_NOT[@]}"; do
             [ "$(basename "$f")" = "$n" ] && continue 2
         done
-        grep -q TEST_NGINX_MODULE_PATH "$f" && printf '%s\n' "$f"
+        grep -qE 'TEST_NGINX_MODULE_PATH|^block_defaults\(' "$f" && printf '%s\n' "$f"
     done
 }
 

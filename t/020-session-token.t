@@ -24,16 +24,17 @@ redis_cmd($r, 'SET', 'session:t020-broken', '{"user_id":42', 'EX', 600);
 redis_cmd($r, 'SET', 'session:t020-booluser', '{"user_id":true}', 'EX', 600);
 redis_cmd($r, 'SET', 'session:t020-plain', 'hello', 'EX', 600);
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: a session cookie lets the request through, with the user id for the app
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -56,10 +57,6 @@ user=42 role=student
 
 
 === TEST 2: the same token as "Authorization: Bearer"
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -79,10 +76,6 @@ user=42
 
 
 === TEST 3: an explicit Bearer token wins over an ambient cookie
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -101,10 +94,6 @@ user=u-7
 
 
 === TEST 4: with vodlms_session_bearer off the Authorization header is not a session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -125,10 +114,6 @@ vodlms: no session token in the request, answering 401
 
 
 === TEST 5: no token at all: 401, a JSON reason, WWW-Authenticate, never cached
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -152,10 +137,6 @@ vodlms: no session token in the request, answering 401
 
 
 === TEST 6: an unknown token is 401 unknown_session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -177,10 +158,6 @@ vodlms: unknown or expired session, answering 401
 
 
 === TEST 7: vodlms's log lines never carry the token (nginx's own debug log shows headers)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -200,10 +177,6 @@ qr/\[(?:info|notice|warn|error|crit|alert)\].*t020-secret-token-value/
 
 
 === TEST 8: a token with characters no token has is rejected before Redis
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -223,10 +196,6 @@ malformed session token: token has bad characters or length
 
 
 === TEST 9: an overlong token (600 bytes) is malformed
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -244,10 +213,6 @@ GET /t
 
 
 === TEST 10: an empty cookie value is no session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -265,10 +230,6 @@ Cookie: session=; other=1
 
 
 === TEST 11: an empty Bearer token is malformed
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -286,10 +247,6 @@ Authorization: Bearer
 
 
 === TEST 12: a cookie sent twice: the first one counts (valid first)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -307,10 +264,6 @@ user=42
 
 
 === TEST 13: a cookie sent twice: the first one counts (bogus first)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -328,10 +281,6 @@ Cookie: session=t020-nobody; session=t020-alice
 
 
 === TEST 14: two Cookie headers: the first header's cookie counts
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -350,10 +299,6 @@ user=u-7
 
 
 === TEST 14b: two Cookie headers: a session cookie only in the second one is found (nginx 1.23 and later keep such headers in a list, 1.22 in an array)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -372,10 +317,6 @@ user=42
 
 
 === TEST 15: a cookie name only matches exactly
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -393,10 +334,6 @@ Cookie: xsession=t020-alice; session2=t020-alice; Session=t020-alice
 
 
 === TEST 16: a custom cookie name, key prefix and dotted user path
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -419,10 +356,6 @@ user=99 role=ta
 
 
 === TEST 17: several roles from a JSON array, joined with commas
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -442,10 +375,6 @@ user=u-7 role=instructor,admin
 
 
 === TEST 18: a session stored as a Redis hash, with role and expiry fields
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -468,10 +397,6 @@ user=1001 role=student
 
 
 === TEST 19: an unknown key with hash sessions is 401 unknown_session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -491,10 +416,6 @@ Cookie: session=t020-no-hash-here
 
 
 === TEST 20: an explicit expiry field in the past is 401 session_expired
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -515,10 +436,6 @@ vodlms: session expired, answering 401
 
 
 === TEST 21: an expiry field in the future (epoch milliseconds) lets it through
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -537,10 +454,6 @@ user=6
 
 
 === TEST 22: without vodlms_session_expires_field the field is not looked at
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -558,10 +471,6 @@ user=5
 
 
 === TEST 23: a session without a user id fails closed with an error-level line
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -582,10 +491,6 @@ vodlms: session data unusable: user id:
 
 
 === TEST 24: broken JSON in Redis fails closed
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -603,10 +508,6 @@ Cookie: session=t020-broken
 
 
 === TEST 25: a user id that is neither a string nor an integer fails closed
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -624,10 +525,6 @@ Cookie: session=t020-booluser
 
 
 === TEST 26: a hash where JSON is configured: Redis' WRONGTYPE is logged, 401
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -645,10 +542,6 @@ session data unusable: redis said: WRONGTYPE
 
 
 === TEST 27: a string where a hash is configured fails closed
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -669,10 +562,6 @@ WRONGTYPE
 
 
 === TEST 28: vodlms_auth off in a nested location opens it again
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     vodlms_auth on;
     location = /public/x {
@@ -688,10 +577,6 @@ open
 
 
 === TEST 29: the gate is inherited from the server level
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     vodlms_auth on;
     location = /lectures/x {
@@ -707,10 +592,6 @@ GET /lectures/x
 
 
 === TEST 30: vodlms_auth_require_role: a student is 403 where instructors upload
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /upload {
         vodlms_auth on;
@@ -732,10 +613,6 @@ the user's role is not allowed here: user 42 has roles "student", answering 403
 
 
 === TEST 31: vodlms_auth_require_role: any one of the user's roles is enough
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /upload {
         vodlms_auth on;
@@ -755,10 +632,6 @@ role=instructor,admin
 
 
 === TEST 32: $vodlms_auth_status tells the outcome to logs and headers
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -779,10 +652,6 @@ X-Auth: unknown_session
 
 
 === TEST 33: an operator's error_page for 401 wins over the JSON body
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -800,10 +669,6 @@ Location: https://lms.example.test/login
 
 
 === TEST 34: a denied POST discards its body and the connection stays usable
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -821,8 +686,6 @@ Location: https://lms.example.test/login
 
 
 === TEST 35: the user id reaches the access log through $vodlms_user_id
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     log_format who 'who=$vodlms_user_id auth=$vodlms_auth_status';

@@ -84,16 +84,17 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: a real express-session cookie lets the request through
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -118,10 +119,6 @@ user=42 role=student
 
 
 === TEST 2: the instructor's session carries the instructor role
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /upload {
         vodlms_auth on;
@@ -143,10 +140,6 @@ user=7
 
 
 === TEST 3: secret rotation: a cookie signed with an older secret still works
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -166,10 +159,6 @@ user=43
 
 
 === TEST 4: a secret that is no longer listed: 401 bad_signature, logged as a warning
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -192,10 +181,6 @@ vodlms: session cookie signature does not match, answering 401
 
 
 === TEST 5: one character of the signature changed: 401 bad_signature
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -215,10 +200,6 @@ GET /t
 
 
 === TEST 6: one session's signature on another's sid: 401 bad_signature
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -238,10 +219,6 @@ GET /t
 
 
 === TEST 7: a bare sid without "s:" is not a session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -263,10 +240,6 @@ malformed session token: cookie is not signed (no "s:")
 
 
 === TEST 8: the cookie without URL-encoding is the same session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -286,10 +259,6 @@ user=42
 
 
 === TEST 9: bad percent-encoding is a malformed cookie
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -311,10 +280,6 @@ malformed session token: bad percent-encoding
 
 
 === TEST 10: an encoded NUL byte is a malformed cookie
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -334,10 +299,6 @@ Cookie: connect.sid=s%3Aabc%00def.sig
 
 
 === TEST 11: a genuine cookie whose session was logged out (key deleted): 401
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -357,10 +318,6 @@ GET /t
 
 
 === TEST 12: rolling sessions: a stale cookie.expires in the JSON is not an expiry
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -380,10 +337,6 @@ user=45
 
 
 === TEST 13: a custom connect-redis prefix and user path
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -405,10 +358,6 @@ user=1001
 
 
 === TEST 14: connect.sid twice, a forged one first: the first counts
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -428,10 +377,6 @@ GET /t
 
 
 === TEST 15: connect.sid twice, the genuine one first: the first counts
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -451,10 +396,6 @@ user=42
 
 
 === TEST 16: express sessions come from the cookie only, never a Bearer header
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -474,10 +415,6 @@ GET /t
 
 
 === TEST 17: a custom cookie name
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -498,10 +435,6 @@ user=42
 
 
 === TEST 18: an anonymous session (saveUninitialized: only the cookie) is no session: 401 at info
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -526,10 +459,6 @@ qr/\[info\] .*vodlms: unknown or expired session: no user at "passport\.user" \(
 
 
 === TEST 19: a logged-out session (passport's empty object) is no session: 401 at info
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -554,10 +483,6 @@ qr/\[info\] .*no user at "passport\.user" \(anonymous or logged out\), answering
 
 
 === TEST 20: a user id of the wrong type (an object) is still the LMS's broken data: error
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -579,8 +504,6 @@ qr/\[error\] .*vodlms: session data unusable: user id: /
 
 
 === TEST 21: an anonymous answer is not cached: a login on the same sid is seen at once
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_cache_zone zone=t030s:1m;

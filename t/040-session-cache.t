@@ -59,17 +59,18 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_cache_zone zone=sessions:1m;
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: the first request asks Redis, the next is a cache hit
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config
     location = /t {
         vodlms_auth on;
@@ -92,11 +93,6 @@ Cookie: session=t040-alice
 
 
 === TEST 2: five requests, one GET in Redis: hits skip Redis entirely
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config
     location = /t {
         vodlms_auth on;
@@ -116,8 +112,6 @@ Cookie: session=t040-alice
 
 
 === TEST 3: without the cache every request is a GET in Redis
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
 --- config
@@ -138,11 +132,6 @@ Cookie: session=t040-alice
 
 
 === TEST 4: with Redis stopped, a cached session is still served; an uncached one is 503
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config
     location = /t {
         vodlms_auth on;
@@ -175,11 +164,6 @@ Cookie: session=t040-alice
 
 
 === TEST 5: a backend failure is never cached: Redis back, the next request succeeds
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config
     location = /t {
         vodlms_auth on;
@@ -203,11 +187,6 @@ Cookie: session=t040-alice
 
 
 === TEST 6: the negative TTL: a session created after a miss waits out "invalid="
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config
     location = /t {
         vodlms_auth on;
@@ -230,11 +209,6 @@ Cookie: session=t040-late
 
 
 === TEST 7: "invalid=0" turns the negative cache off: the new session works at once
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config
     location = /t {
         vodlms_auth on;
@@ -259,11 +233,6 @@ Cookie: session=t040-late
 
 
 === TEST 8: a cached answer never outlives the session key in Redis
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config
     location = /t {
         vodlms_auth on;
@@ -288,11 +257,6 @@ Cookie: session=t040-short
 
 
 === TEST 9: express cookies: a cache hit still needs a valid signature
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_cache_zone zone=sessions:1m;
 --- config eval
 <<"EOF"
     location = /t {

@@ -47,14 +47,15 @@ $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
 sub as { map { "GET /as/$_" } @_ }
 
+# every block loads the module unless it says otherwise
+block_defaults();
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: 600 unknown tokens do not evict 40 cached sessions
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_cache_zone zone=c:64k;
@@ -98,8 +99,6 @@ The long-lived session is the oldest in LRU order.  Behind it, 120
 one-second answers expire; then 120 new users arrive.  Without reclaiming
 the expired answers wherever they are, the zone is full and the live one
 (the coldest) is evicted.
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_cache_zone zone=c:48k;
@@ -149,8 +148,6 @@ Cookie: session=t045-long
 === TEST 3: a signing location without a cache line caches signatures
 No vodlms_cache_zone and no vodlms_cloudfront_signature_cache: the second
 answer for the same video reuses the first signature.
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PG_CONNINFO";
@@ -180,8 +177,6 @@ Cookie: session=t045-alice
 
 
 === TEST 4: "off" still turns it off, and no zone is made
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PG_CONNINFO";

@@ -74,14 +74,17 @@ $ENV{TEST_NGINX_BLACKHOLE_PORT} = $bh_port;
 # nothing listens here
 $ENV{TEST_NGINX_DEAD_PORT} = free_port();
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: Redis refusing connections: 503 at once, Retry-After, a JSON reason, one error line
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
 --- config
@@ -110,8 +113,6 @@ qr/\[error\] .*vodlms: session store unavailable: redis 127\.0\.0\.1:\d+ connect
 
 
 === TEST 2: vodlms_retry_after sets the Retry-After of 503 answers
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
     vodlms_retry_after 30s;
@@ -132,8 +133,6 @@ Retry-After: 30
 
 
 === TEST 3: a silent Redis: 503 backend_timeout when the configured timeout fires
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_BLACKHOLE_PORT timeout=300ms;
 --- config
@@ -157,8 +156,6 @@ qr/vodlms: session store timed out: redis 127\.0\.0\.1:\d+ read timed out after 
 
 
 === TEST 4: the non-blocking proof: while a gated request waits on a silent Redis, the same worker serves another request
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PROOF_BLACKHOLE_PORT timeout=2s;
     # the order in which requests finish, as nginx itself logs them
@@ -202,10 +199,6 @@ Cookie: session=t050-alice
 
 
 === TEST 5: recovery without a reload: Redis stopped (503), started again (200)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -228,10 +221,6 @@ Cookie: session=t050-alice
 
 
 === TEST 6: Redis restarted under a pooled keep-alive connection: 503 while down, then back
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -258,8 +247,6 @@ Cookie: session=t050-alice
 
 
 === TEST 7: many concurrent gated requests share a pool of two pipelined connections
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT pool_size=2;
 --- config
@@ -287,8 +274,6 @@ Cookie: session=t050-alice
 
 
 === TEST 8: a unix-socket Redis
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis unix:$TEST_NGINX_PRIVATE_REDIS_SOCKET;
 --- config
@@ -308,8 +293,6 @@ user=42
 
 
 === TEST 9: db= selects the Redis database
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT db=3;
 --- config
@@ -329,10 +312,6 @@ user=303
 
 
 === TEST 10: the same key is not found in database 0
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
 --- config
     location = /t {
         vodlms_auth on;
@@ -348,8 +327,6 @@ Cookie: session=t050-db3
 
 
 === TEST 11: password= authenticates to a protected Redis
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_LOCKED_REDIS_PORT password=r3d1s-pw;
 --- config
@@ -369,8 +346,6 @@ user=42
 
 
 === TEST 12: user= and password= authenticate as an ACL user
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_LOCKED_REDIS_PORT user=vodlms password=acl-pw;
 --- config
@@ -390,8 +365,6 @@ user=42
 
 
 === TEST 13: a wrong password: 503, and the log names AUTH but never the password
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_LOCKED_REDIS_PORT password=wrong-pw-123;
 --- config
@@ -413,8 +386,6 @@ wrong-pw-123
 
 
 === TEST 14: no password for a protected Redis: Redis' NOAUTH error is a 503, not a bad session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_LOCKED_REDIS_PORT;
 --- config

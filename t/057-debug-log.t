@@ -29,14 +29,15 @@ redis_cmd($ENV{TEST_NGINX_REDIS_PORT}, 'SET', 'session:t057-alice',
 $ENV{TEST_NGINX_DEAD_PORT} = free_port();
 
 repeat_each(2);
+# every block loads the module unless it says otherwise
+block_defaults();
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: Redis: connect, the command pipelined at once, connected, ready, the reply, idle; then the idle connection is used again
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
@@ -73,8 +74,6 @@ qr/vodlms redis: execute, 127\.0\.0\.1:\d+ fd:\d+, \d+ commands, \d+ pending/
 
 
 === TEST 2: PostgreSQL: connect, the query waits, connected, prepare, execute, done, idle; then the idle connection, already prepared
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PG_CONNINFO password=t057-secret";
@@ -117,8 +116,6 @@ qr{vodlms pg: done, 127\.0\.0\.1:\d+/vodlms fd:\d+, vodlms_q\d+: ok, \d+ ms}
 
 
 === TEST 3: the session cache: a miss and a store, then a hit; the key shows only as a digest
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_cache_zone zone=sessions:1m;
@@ -151,8 +148,6 @@ qr/vodlms cache: (miss|hit), "session" [0-9a-f]{8} in zone "sessions"/
 
 
 === TEST 4: back-off: a refused connect is retried at once, the next one only after 100 ms
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
 --- config

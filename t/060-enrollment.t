@@ -65,17 +65,18 @@ my ($bh_port, $bh) = blackhole();
 $ENV{TEST_NGINX_BLACKHOLE_PORT} = $bh_port;
 $ENV{TEST_NGINX_DEAD_PORT} = free_port();
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: an enrolled student may watch a ready video; its columns become variables
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -98,11 +99,6 @@ intro-ready|Lecture 1: What is a video codec?|ready|634.5
 
 
 === TEST 2: a student who is not enrolled: 403 not_enrolled
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -126,11 +122,6 @@ vodlms: the user is not enrolled in the video's course: enrollment "none", answe
 
 
 === TEST 3: a suspended enrollment: 403, and the log says why
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -150,11 +141,6 @@ enrollment "suspended", answering 403
 
 
 === TEST 4: an enrollment past its end date: 403 "expired"
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -174,11 +160,6 @@ enrollment "expired", answering 403
 
 
 === TEST 5: the course's instructor may watch without an enrollment
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -197,11 +178,6 @@ app
 
 
 === TEST 6: an admin may watch any video
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -220,11 +196,6 @@ app
 
 
 === TEST 7: no such video: 404 video_not_found
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -246,11 +217,6 @@ vodlms: no such video: video "no-such-video", answering 404
 
 
 === TEST 8: a video still processing: 409 with its status and progress
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -270,11 +236,6 @@ Cookie: session=t060-alice
 
 
 === TEST 9: a failed video: 409 with status "failed"
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -293,11 +254,6 @@ Cookie: session=t060-alice
 
 
 === TEST 10: a not-enrolled user never learns a video's status (403 before 409)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -315,8 +271,6 @@ Cookie: session=t060-bob
 
 
 === TEST 11: hostile ids get 400 before any query runs (the database here is unreachable)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "host=127.0.0.1 port=$TEST_NGINX_DEAD_PORT dbname=vodlms user=postgres";
@@ -345,11 +299,6 @@ database unavailable
 
 
 === TEST 12: SQL in the user id is only ever a parameter: not enrolled, nothing else
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -369,8 +318,6 @@ Cookie: session=t060-sqli
 
 
 === TEST 13: PostgreSQL refusing connections: 503 database_unavailable with Retry-After
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "host=127.0.0.1 port=$TEST_NGINX_DEAD_PORT dbname=vodlms user=postgres";
@@ -397,8 +344,6 @@ qr/\[error\] .*vodlms: database unavailable: .*, answering 503/
 
 
 === TEST 14: a silent PostgreSQL: 503 database_timeout when the timer fires
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "host=127.0.0.1 port=$TEST_NGINX_BLACKHOLE_PORT dbname=vodlms user=postgres" connect_timeout=300ms timeout=300ms;
@@ -421,8 +366,6 @@ Cookie: session=t060-alice
 
 
 === TEST 15: the non-blocking proof: while one request waits on a silent PostgreSQL, the same worker serves another
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "host=127.0.0.1 port=$TEST_NGINX_PROOF_BLACKHOLE_PORT dbname=vodlms user=postgres" connect_timeout=2s timeout=2s;
@@ -465,11 +408,6 @@ Cookie: session=t060-alice
 
 
 === TEST 16: recovery without a reload: PostgreSQL stopped (503), started again (200)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -497,8 +435,6 @@ Cookie: session=t060-alice
 
 
 === TEST 17: cached answers skip PostgreSQL: with it stopped, a cached answer is still served
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -530,8 +466,6 @@ Cookie: session=t060-alice
 
 
 === TEST 18: refusals and unknown videos are cached too, and still answered from the cache
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -561,11 +495,6 @@ Cookie: session=t060-alice
 
 
 === TEST 19: an operator's own query, with nginx variables as parameters and no_row 403
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {
         vodlms_auth on;
@@ -590,11 +519,6 @@ Cookie: session=t060-alice
 
 
 === TEST 19b: an operator's query that PostgreSQL refuses is 500 internal_error with PostgreSQL's words, not an outage; the database stays usable
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/broken/(?<vid>[^/]+)$ {
         vodlms_auth on;
@@ -625,11 +549,6 @@ Cookie: session=t060-alice
 
 
 === TEST 19c: ... and the error line carries PostgreSQL's own message
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/broken/(?<vid>[^/]+)$ {
         vodlms_auth on;
@@ -657,11 +576,6 @@ qr/\[error\] .*vodlms: internal error: postgres .* failed: ERROR 42703: column v
 
 
 === TEST 19d: but a server-side failure on a sound query (40001, a conflict with recovery) stays an outage: 503 with Retry-After
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/conflict/(?<vid>[^/]+)$ {
         vodlms_auth on;
@@ -684,8 +598,6 @@ qr/database unavailable: .*40001: canceling statement due to conflict with recov
 
 
 === TEST 20: reads go to vodlms_pg_replica when one is configured
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -709,8 +621,6 @@ qr/database unavailable: .*\d+.*answering 503/
 
 
 === TEST 21: no session: the gate answers 401 before the database is asked
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "host=127.0.0.1 port=$TEST_NGINX_DEAD_PORT dbname=vodlms user=postgres";

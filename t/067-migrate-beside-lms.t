@@ -318,14 +318,15 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
+# every block loads the module unless it says otherwise
+block_defaults();
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: an upload for the LMS's course 1 (no row in vodlms.courses) lands in vodlms.videos, with its job: 202
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_LMS_PG";
@@ -361,8 +362,6 @@ __DATA__
 
 
 === TEST 2: a student of the LMS may not upload, nor an instructor into a course not theirs: 403, nothing created
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_LMS_PG";
@@ -393,8 +392,6 @@ __DATA__
 
 
 === TEST 3: vodlms-helper (db_schema: the default, vodlms) finds the upload's row and job and makes it ready
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- config
     location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; proxy_read_timeout 120s; }
 --- request
@@ -407,8 +404,6 @@ ready, course 1, jobs 1, prefix hls/<id>/<version>/, vodlms.courses has 1: 0
 
 
 === TEST 4: vodlms_pg_schema media: the default enrollment query reads media's tables, not vodlms's
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_LMS_PG";
@@ -434,8 +429,6 @@ intro-ready|From the media schema|ready
 
 
 === TEST 5: vodlms_pg_schema media: the default flush writes media.watch_progress
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_LMS_PG";
@@ -463,8 +456,6 @@ Content-Type: application/json
 
 
 === TEST 6: ... the row is in media, none in vodlms
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- config
     location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
 --- request

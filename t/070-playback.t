@@ -123,17 +123,18 @@ $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 # IPv4: the client arrives as ::ffff:127.0.0.1
 $ENV{TEST_NGINX_DUAL_PORT} = free_port();
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: the playback JSON and three signed cookies, byte-exact
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -162,11 +163,6 @@ qr/\r\nSet-Cookie: \QCloudFront-Policy=$::policy_b64$::attrs\E\r\nSet-Cookie: \Q
 
 
 === TEST 1b: a title JSON must escape (quotes, backslashes, tab, newline, a control character) and UTF-8 it must not, byte for byte
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -189,11 +185,6 @@ $::quotes_json
 
 
 === TEST 2: SHA-256 adds CloudFront-Hash-Algorithm and signs with RSA-SHA256
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -215,11 +206,6 @@ qr/\r\nSet-Cookie: \QCloudFront-Policy=$::policy_b64$::attrs\E\r\nSet-Cookie: \Q
 
 
 === TEST 3: a PKCS#1 key gives the same cookies as the PKCS#8 one
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -240,11 +226,6 @@ qr/\r\nSet-Cookie: \QCloudFront-Signature=$::sig1$::attrs\E\r\n/
 
 
 === TEST 4: redirect mode, canned policy: 302 to a signed master playlist URL
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -267,11 +248,6 @@ Cookie: session=t070-alice
 
 
 === TEST 5: redirect mode, custom policy: the URL carries the wildcard policy
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -293,11 +269,6 @@ Cookie: session=t070-alice
 
 
 === TEST 6: IP binding puts the client's address in the policy
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -320,8 +291,6 @@ qr/\r\nSet-Cookie: \QCloudFront-Policy=$b64$::attrs\E\r\nSet-Cookie: \QCloudFron
 
 
 === TEST 6b: IP binding on a dual-stack listener: an IPv4 client (::ffff:127.0.0.1) is bound as 127.0.0.1/32, not left unbound
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -354,11 +323,6 @@ qr/\r\nSet-Cookie: \QCloudFront-Policy=$b64$::attrs\E\r\nSet-Cookie: \QCloudFron
 
 
 === TEST 6c: an LMS's own storage prefix column is checked: "; Domain=..." or a line break never reaches Set-Cookie or a header (500, logged)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -389,8 +353,6 @@ qr/the enrollment row's storage_prefix for video "(semi|crlf|dots)" is not a saf
 
 
 === TEST 7: the signature cache: one RSA operation for many requests in one bucket
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -420,8 +382,6 @@ Cookie: session=t070-alice
 
 
 === TEST 8: a cached signature is only reused for the same policy bytes
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -450,11 +410,6 @@ Cookie: session=t070-alice
 
 
 === TEST 9: ECDSA P-256 keys: the cookies verify with the public key
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -475,11 +430,6 @@ Verified OK; ttl ok; expiresAt matches; key KECTEST0001
 
 
 === TEST 10: the default TTL (10m, rounded up to 1m) and key rotation: the signing key is the one named
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -501,11 +451,6 @@ Verified OK; ttl ok; expiresAt matches; key K2JCJMDEHXQW5F
 
 
 === TEST 11: denials come from the access phase: not enrolled 403, still processing 409
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -528,11 +473,6 @@ Verified OK; ttl ok; expiresAt matches; key K2JCJMDEHXQW5F
 
 
 === TEST 12: CORS: an allowed origin gets itself and credentials back, never "*"
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -556,11 +496,6 @@ Vary: Origin
 
 
 === TEST 13: CORS: another origin gets no CORS grant
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -584,11 +519,6 @@ Vary: Origin
 
 
 === TEST 14: a CORS preflight from an allowed origin needs no session
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -614,11 +544,6 @@ Access-Control-Allow-Methods: GET, HEAD, OPTIONS
 
 
 === TEST 15: a preflight from another origin is just an unauthenticated request
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -638,11 +563,6 @@ Origin: https://evil.example.test
 
 
 === TEST 16: cookie Domain and SameSite=None for a CDN on another site
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -665,11 +585,6 @@ qr/\r\nSet-Cookie: \QCloudFront-Key-Pair-Id=K2JCJMDEHXQW5F; Path=\/hls\/intro-re
 
 
 === TEST 16b: a CloudFront URL with a path of its own: the cookies' Path, the policy and the manifest all carry it
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;
@@ -691,11 +606,6 @@ qr{"manifestUrl":"https://cdn\.example\.test/media/hls/intro-ready/master\.m3u8"
 
 
 === TEST 17: only GET and HEAD: a POST is 405
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/stream$ {
         vodlms_auth on;

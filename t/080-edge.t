@@ -187,6 +187,12 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Real-IP;
+EOF
+
 no_shuffle();
 run_tests();
 
@@ -196,9 +202,6 @@ __DATA__
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1765000000
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -232,9 +235,6 @@ main::bodies_at(1765000000)
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1767225599
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -259,9 +259,6 @@ main::bodies_at(1767225599)
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1767225600
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -286,9 +283,6 @@ main::bodies_at(1767225600)
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1764547199
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -313,9 +307,6 @@ main::bodies_at(1764547199)
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1764547200
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -340,9 +331,6 @@ main::bodies_at(1764547200)
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1764547201
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -367,9 +355,6 @@ main::bodies_at(1764547201)
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 2147483646
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -394,9 +379,6 @@ main::bodies_at(2147483646)
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1765000000
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -423,9 +405,6 @@ Content-Length: 7
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1765000000
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -450,9 +429,6 @@ Accept-Ranges: bytes
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1765000000
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -477,9 +453,6 @@ file /hls/42/seg_00001.ts
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1765000000
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -534,9 +507,6 @@ $::files
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1765000000
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -630,8 +600,6 @@ $::files
 
 
 === TEST 14: the round trip: the playback endpoint's cookies, then the edge serves a segment
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -671,8 +639,6 @@ a name that starts with two dots is not a dot segment
 
 
 === TEST 14b: path tricks cannot reach another video: dot segments and encoded separators are refused before the signature check
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -716,8 +682,6 @@ edge request path refused
 
 
 === TEST 15: the same round trip with the redirect mode's signed URL
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -753,9 +717,6 @@ playback 302; master 200: #EXTM3U
 --- main_config
     load_module $TEST_NGINX_MODULE_PATH;
     # vodlms-test-clock: 1767225600
---- http_config
-    set_real_ip_from 127.0.0.1;
-    real_ip_header X-Real-IP;
 --- config
     location /hls/ {
         vodlms_edge on;
@@ -778,8 +739,6 @@ vodlms: CloudFront credentials rejected: expired (now >= DateLessThan), cookies,
 
 
 === TEST 17: every variant the playback endpoint issues passes the edge: SHA-256, ECDSA, IP-bound cookies
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -815,8 +774,6 @@ segment 1 of intro-ready
 
 
 === TEST 17b: a dual-stack listener: an IPv4 client's cookies are bound to its address, pass the edge from it, and fail from another
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -855,8 +812,6 @@ segment 1 of intro-ready
 
 
 === TEST 18: the custom-policy redirect URL passes the edge
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";

@@ -130,18 +130,19 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=1h;
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: a beacon is acknowledged at once with 204
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -163,12 +164,6 @@ Content-Type: application/json
 
 
 === TEST 2: every invalid beacon is a 400 with its reason, and changes nothing
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -207,12 +202,6 @@ Cookie: session=t100-alice
 
 
 === TEST 3: sendBeacon bodies: text/plain, a Blob with no type, and JSON are all beacons
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -234,12 +223,6 @@ Cookie: session=t100-alice
 
 
 === TEST 4: a valid session and enrollment are required; an unknown video is 404
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -259,12 +242,6 @@ Cookie: session=t100-alice
 
 
 === TEST 5: resume via GET and via the playback JSON: from the buffer when this node has it
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -295,12 +272,6 @@ Cookie: session=t100-alice
 
 
 === TEST 5b: a beacon whose body arrives in pieces, with a length or chunked, is the same beacon; an empty body, either way, is malformed
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -343,12 +314,6 @@ Cookie: session=t100-alice
 
 
 === TEST 6: resume from PostgreSQL when this node has no beacon for it
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -366,12 +331,6 @@ Cookie: session=t100-carol
 
 
 === TEST 7: past vodlms_progress_rate, 429; below it, beacons are coalesced in the buffer
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -396,8 +355,6 @@ Cookie: session=t100-carol
 
 
 === TEST 8: many beacons, one flush, exactly one upsert (counted in PostgreSQL's log); a 500 s jump in ms is not 500 s watched, nor a completion at 600 of 634.5 s
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -427,8 +384,6 @@ Cookie: session=t100-carol
 
 
 === TEST 9: PostgreSQL down during flushes, then up: every acknowledged beacon arrives
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -463,12 +418,6 @@ Cookie: session=t100-carol
 
 
 === TEST 10: anti-skip, refuse: a jump far past the highest position is a 400 and changes nothing
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -492,12 +441,6 @@ Cookie: session=t100-carol
 
 
 === TEST 11: anti-skip, flag: the jump is kept as the position, but completion cannot be skipped to
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -520,12 +463,6 @@ Cookie: session=t100-carol
 
 
 === TEST 11b: the player's word is not enough: the video's own duration decides completion, and a first beacon is checked against the database's highest position
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=1h;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -556,8 +493,6 @@ Cookie: session=t100-carol
 
 
 === TEST 12: a full buffer refuses new entries with 503, never drops an acknowledged one
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";

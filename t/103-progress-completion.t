@@ -81,18 +81,19 @@ sub beacons {
     } @at;
 }
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_progress_zone zone=progress:1m flush=200ms;
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: the step attack: 57 steps of +29 s under "skip 30s refuse", all in a burst: accepted, but not completed
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=200ms;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -119,12 +120,6 @@ __DATA__
 
 
 === TEST 2: the same burst ending with an "ended" beacon at the very end does not complete either
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=200ms;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -152,12 +147,6 @@ __DATA__
 
 
 === TEST 3: no duration in the database: the player's {"currentTime":1,"duration":1} completes nothing
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=200ms;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -185,12 +174,6 @@ __DATA__
 
 
 === TEST 4: a real viewer at 1x, a beacon a second, completes the 10 s clip
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=200ms;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -219,12 +202,6 @@ __DATA__
 
 
 === TEST 5: a real viewer at 2x (2 s of video a second) completes too
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=200ms;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -252,12 +229,6 @@ __DATA__
 
 
 === TEST 6: a player of an LMS with integer ids sends {"videoId":3}: the same id as the URL's "3"
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=200ms;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -286,12 +257,6 @@ __DATA__
 
 
 === TEST 7: an integer-id site: /7, /07 and /007 are one video, one entry, one played total; parallel spellings do not add up to a completion
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
-    vodlms_progress_zone zone=progress:1m flush=200ms;
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;

@@ -32,14 +32,17 @@ redis_cmd($r, 'XCLAIM', 'vodlms:t120-stream', 't120-fair', 't120', '0', $first->
 my $pg = start_pg();
 $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: session outcomes, cache hits and misses, Redis round trips and connections
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_cache_zone zone=answers:1m;
@@ -86,8 +89,6 @@ __DATA__
 
 
 === TEST 2: enrollment, playback and PostgreSQL; progress beacons pending in the buffer
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -127,10 +128,6 @@ __DATA__
 
 
 === TEST 3: the queue of a consumer group named with group=: two jobs waiting, none taken
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /metrics {
         vodlms_upload_stream vodlms:t120-stream;
@@ -150,10 +147,6 @@ qr/
 
 
 === TEST 3b: jobs waiting for their owner's turn count as not taken, not as pending
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /metrics {
         vodlms_upload_stream vodlms:t120-stream;
@@ -173,10 +166,6 @@ qr/
 
 
 === TEST 4: the version, which Debian's default error_log (level "error") does not show at start-up
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
     location = /metrics { vodlms_status; }
 --- request
@@ -191,8 +180,7 @@ qr/^\# TYPE vodlms_build_info gauge\nvodlms_build_info\{version="\Q$ver\E",nginx
 
 
 === TEST 5: a metrics page on a node without Redis (an edge): served, and the request ends cleanly
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
 --- config
     location = /metrics { vodlms_status; }
 --- request
