@@ -99,9 +99,11 @@ SQL
 # example's default queries read
 runuser -u postgres -- psql -q lms <<'SQL'
 INSERT INTO vodlms.users (id, email, role) VALUES ('101', 's@example.com', 'student'),
+                                                  ('102', 't@example.com', 'student'),
                                                   ('201', 'i@example.com', 'instructor');
 INSERT INTO vodlms.courses (id, title, slug) VALUES ('7', 'Codecs', 'codecs');
-INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('101', '7', 'active');
+INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('101', '7', 'active'),
+                                                                   ('102', '7', 'active');
 INSERT INTO vodlms.course_instructors (course_id, user_id) VALUES ('7', '201');
 INSERT INTO vodlms.videos (id, course_id, title) VALUES ('lecture-1', '7', 'Lecture 1');
 SQL
@@ -144,6 +146,9 @@ pids+=($!)
 
 step "use: a student plays and beacons, an instructor uploads"
 redis-cli SET session:ops-student '{"user_id":"101"}' EX 3600 >/dev/null
+# a second student, who first asks once the lecture is ready: the first
+# one's "not ready yet" is in the example's enrollment cache for valid=30s
+redis-cli SET session:ops-student2 '{"user_id":"102"}' EX 3600 >/dev/null
 redis-cli SET session:ops-teacher '{"user_id":"201","role":"instructor"}' EX 3600 >/dev/null
 redis-cli SET session:ops-outsider '{"user_id":"999"}' EX 3600 >/dev/null
 c() { curl -sk --resolve lms.example.com:443:127.0.0.1 "$@"; }
@@ -177,18 +182,18 @@ done
 prefix=$(runuser -u postgres -- psql -Atc "SELECT storage_prefix FROM vodlms.videos WHERE id = 'lecture-1'" lms)
 [ -f "/var/lib/vodlms/origin/$prefix/master.m3u8" ] || fail "no master playlist under /var/lib/vodlms/origin/$prefix"
 
-code=$(c -D "$work/play.h" -o "$work/play" -w '%{http_code}' -b session=ops-student \
+code=$(c -D "$work/play.h" -o "$work/play" -w '%{http_code}' -b session=ops-student2 \
        https://lms.example.com/api/videos/lecture-1/stream)
 [ "$code" = 200 ] || fail "play after the transcode: $code $(cat "$work/play")"
 grep -qi '^set-cookie: CloudFront-Signature=' "$work/play.h" || fail "no CloudFront cookies"
 grep -q '"manifestUrl":"https://media.lms.example.com/' "$work/play" || fail "manifestUrl: $(cat "$work/play")"
 
-code=$(c -o /dev/null -w '%{http_code}' -b session=ops-student -H 'Content-Type: application/json' \
+code=$(c -o /dev/null -w '%{http_code}' -b session=ops-student2 -H 'Content-Type: application/json' \
        --data '{"videoId":"lecture-1","currentTime":2,"duration":4,"event":"pause"}' https://lms.example.com/api/videos/lecture-1/progress)
 [ "$code" = 204 ] || fail "beacon: $code"
 pos=""
 for _ in $(seq 60); do
-    pos=$(runuser -u postgres -- psql -Atc "SELECT position_seconds FROM vodlms.watch_progress WHERE user_id = '101' AND video_id = 'lecture-1'" lms)
+    pos=$(runuser -u postgres -- psql -Atc "SELECT position_seconds FROM vodlms.watch_progress WHERE user_id = '102' AND video_id = 'lecture-1'" lms)
     [ -n "$pos" ] && break
     sleep 0.5
 done
