@@ -356,8 +356,8 @@ vodlms_rc_t vodlms_coverage_init(vodlms_coverage_t *c, unsigned char *buf,
     size_t size, double duration);
 
 /*
- * Fold one beacon (position in seconds, wall clock in ms) into the bitmap
- * by the rule above.  A position that is NaN, infinite or negative, or a
+ * Fold one beacon (position in seconds, taken to the nearest ms; wall
+ * clock in ms) into the bitmap by the rule above.  A position that is NaN, infinite or negative, or a
  * negative now_ms, is VODLMS_COVERAGE_INVALID and changes nothing.  A zeroed
  * run is a run with no previous beacon.
  */

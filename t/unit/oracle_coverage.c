@@ -387,6 +387,12 @@ oracle_node_final(oracle_node_t *n, unsigned char **flags)
         return "covered ms differ";
     }
 
+    if (vodlms_coverage_fraction(&n->c)
+        != (double) covered / (double) n->o.duration_ms)
+    {
+        return "fraction differs";
+    }
+
     if (vodlms_coverage_first_unwatched_ms(&n->c)
         != oracle_flags_first_unwatched_ms(f, n->o.nbits, n->o.duration_ms))
     {
@@ -456,6 +462,8 @@ oracle_coverage_differ(const uint8_t *data, size_t size)
         CHECK(nodes[j].c.duration_ms == dur, "duration not kept in ms");
         oracle_coverage_init(&nodes[j].o, dur);
         CHECK(nodes[j].c.nbits == nodes[j].o.nbits, "nbits differ");
+        CHECK(vodlms_coverage_size(dur / 1000.0) == (nodes[j].o.nbits + 7) / 8,
+              "size differs from the bits");
     }
 
     p = 0;
