@@ -285,7 +285,7 @@ vodlms_coverage_covered_ms(const vodlms_coverage_t *c)
     ms = (int64_t) n * R;
 
     /* the last bit may be shorter */
-    if (vodlms_coverage_get(c, c->nbits - 1)) {
+    if (c->nbits > 0 && vodlms_coverage_get(c, c->nbits - 1)) {
         ms -= R - (vodlms_coverage_bit_end(c, c->nbits - 1)
                    - (int64_t) (c->nbits - 1) * R);
     }
@@ -315,6 +315,10 @@ vodlms_coverage_first_unwatched_ms(const vodlms_coverage_t *c)
         if (!vodlms_coverage_get(c, i)) {
             return (int64_t) i * R;
         }
+    }
+
+    if (c->nbits == 0) {
+        return 0;                   /* not made by init: nothing tracked */
     }
 
     return vodlms_coverage_bit_end(c, c->nbits - 1);

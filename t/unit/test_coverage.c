@@ -181,6 +181,12 @@ test_size(void)
     ok(vodlms_coverage_covered_ms(&c) == 0
        && vodlms_coverage_first_unwatched_ms(&c) == 0
        && vodlms_coverage_fraction(&c) == 0, "init: nothing watched");
+
+    /* a bitmap not made by init, with no bits, answers without reading */
+    c.nbits = 0;
+    ok(vodlms_coverage_covered_ms(&c) == 0
+       && vodlms_coverage_first_unwatched_ms(&c) == 0,
+       "no bits: nothing covered, nothing to seek to");
 }
 
 
