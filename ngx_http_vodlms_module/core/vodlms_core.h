@@ -255,6 +255,161 @@ void vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
     int64_t now_ms, double complete_fraction, double end_slack);
 
 
+/* ------------------------------------------------------------ coverage */
+
+/*
+ * Which parts of one video one user has played (issue #19), as a bitmap:
+ * bit i stands for the content [i*R, (i+1)*R) with R =
+ * VODLMS_COVERAGE_RES_MS, the last bit for [i*R, duration).  A bit is set
+ * only when the WHOLE of its span lies inside one proven run (below): a
+ * part of a bit proves nothing, so many short runs touching many bits do
+ * not add up to coverage.
+ *
+ * R = 5 s: a beacon comes every 10-15 s, so a bit is finer than a beacon
+ * and a run loses at most one partial bit at each end; a drop-off chart at
+ * 5 s is finer than anyone reads; and a 3-hour lecture is 270 bytes.  It is
+ * the unit of the stored bitmaps: changing it means rewriting them.
+ *
+ * The rule for a beacon at position p (ms, a position past the end is the
+ * end) and wall time t (ms; an earlier t than the previous beacon's counts
+ * as equal, as workers' cached clocks differ), with p0, t0 the previous
+ * beacon's and w = VODLMS_PROGRESS_MAX_RATE * min(t - t0,
+ * VODLMS_COVERAGE_STEP_MAX_MS) the content time the wall clock allows:
+ *   - the first beacon starts a run at p, and marks nothing;
+ *   - p < p0 (back): a run starts at p, nothing is marked (rewatching is
+ *     not new coverage; what is played from p on is);
+ *   - p - p0 <= credit + w: the run goes on to p,
+ *     credit = min(A, credit + w - (p - p0));
+ *   - p - p0 <= A + w: this step alone is proven: a run starts at p0 and
+ *     goes to p, credit = min(A, A + w - (p - p0));
+ *   - otherwise a jump (a seek, or a lie): a run starts at p, nothing is
+ *     marked, not even p's own bit, credit = A.
+ * Then every bit whose whole span lies in [run start, p] is set.  A =
+ * VODLMS_COVERAGE_ALLOWANCE_MS absorbs beacon jitter at 2x.  Unrolled, a
+ * run is a chain of beacons in which NO two are further apart in content
+ * than w between them + A: the credit carries at most A, so unused wall
+ * time is not banked, and a pause followed by a seek is a jump.  Each run
+ * then marks at most rate x its wall time + A, and as A < R a run that
+ * cost no wall time marks nothing: sending beacons fast gains nothing, and
+ * the cheapest coverage (steps of one bit restarting each time) is
+ * 2 R / (R - A) = 3.3x real time.
+ */
+
+#define VODLMS_COVERAGE_RES_MS        5000    /* content per bit */
+#define VODLMS_COVERAGE_ALLOWANCE_MS  2000    /* < RES_MS, see above */
+#define VODLMS_COVERAGE_STEP_MAX_MS   60000   /* wall time one step may use */
+
+/*
+ * At most 24 hours of content are tracked (2160 bytes): the bitmap lives
+ * in shared memory per (user, video).  A longer video keeps bits for its
+ * first 24 hours only, and its fraction stays of its whole duration, so it
+ * cannot complete by coverage beyond 24 h / duration (fails closed).
+ */
+#define VODLMS_COVERAGE_BITS_MAX      17280
+#define VODLMS_COVERAGE_BYTES_MAX     (VODLMS_COVERAGE_BITS_MAX / 8)
+#define VODLMS_COVERAGE_DURATION_MAX  (7.0 * 86400.0)   /* the beacon's */
+
+/* room vodlms_coverage_hex() needs for nbits, with the 'x' */
+#define VODLMS_COVERAGE_HEX_LEN(nbits)  (1 + ((nbits) + 3) / 4)
+
+typedef struct {
+    unsigned char  *bits;         /* bit i: bits[i / 8] & (0x80 >> i % 8),
+                                     PostgreSQL's order; bits past nbits
+                                     are always 0 */
+    size_t          nbits;        /* 1..VODLMS_COVERAGE_BITS_MAX */
+    int64_t         duration_ms;  /* the database's duration: the last
+                                     bit ends there */
+} vodlms_coverage_t;
+
+/* one node's view of the current run (kept per entry beside the bitmap) */
+typedef struct {
+    int64_t   run_start;          /* ms of content where the run began */
+    int64_t   position;           /* ms, the previous beacon's */
+    int64_t   time;               /* ms, wall clock of the latest beacon */
+    int64_t   credit;             /* ms, 0..VODLMS_COVERAGE_ALLOWANCE_MS */
+    int       active;             /* 0: no previous beacon */
+} vodlms_coverage_run_t;
+
+typedef enum {
+    VODLMS_COVERAGE_INVALID = 0,  /* NaN, inf, negative: nothing changed */
+    VODLMS_COVERAGE_FIRST,        /* a run starts, nothing marked */
+    VODLMS_COVERAGE_CONTINUED,    /* the run goes on */
+    VODLMS_COVERAGE_RESTARTED,    /* a new run from the previous position */
+    VODLMS_COVERAGE_JUMPED,       /* forward faster than the clock allows */
+    VODLMS_COVERAGE_BACK          /* backwards */
+} vodlms_coverage_step_e;
+
+/*
+ * The bytes a bitmap for `duration` seconds needs: (nbits + 7) / 8 with
+ * nbits = ceil(duration / R) capped at VODLMS_COVERAGE_BITS_MAX; 0 when
+ * the duration is not finite, under 1 ms or over
+ * VODLMS_COVERAGE_DURATION_MAX.
+ */
+size_t vodlms_coverage_size(double duration);
+
+/*
+ * An empty bitmap for `duration` seconds over the caller's `buf` (zeroed
+ * here).  VODLMS_EMALFORMED for a duration vodlms_coverage_size() refuses,
+ * VODLMS_ETOOLONG when `size` is under what it needs; *c is then untouched.
+ */
+vodlms_rc_t vodlms_coverage_init(vodlms_coverage_t *c, unsigned char *buf,
+    size_t size, double duration);
+
+/*
+ * Fold one beacon (position in seconds, taken to the nearest ms; wall
+ * clock in ms) into the bitmap by the rule above.  A position that is NaN, infinite or negative, or a
+ * negative now_ms, is VODLMS_COVERAGE_INVALID and changes nothing.  A zeroed
+ * run is a run with no previous beacon.
+ */
+vodlms_coverage_step_e vodlms_coverage_mark(vodlms_coverage_t *c,
+    vodlms_coverage_run_t *r, double position, int64_t now_ms);
+
+/*
+ * dst |= src: the union, clipped to dst's length.  Idempotent, commutative
+ * and associative, as PostgreSQL's bit_or is on equal lengths.  Returns
+ * how many set bits of src lie past dst's length (and were not kept).
+ */
+size_t vodlms_coverage_or(vodlms_coverage_t *dst, const vodlms_coverage_t *src);
+
+/* played content: the spans of the set bits (the last one shorter) */
+int64_t vodlms_coverage_covered_ms(const vodlms_coverage_t *c);
+
+/* vodlms_coverage_covered_ms() / duration, 0..1 */
+double vodlms_coverage_fraction(const vodlms_coverage_t *c);
+
+/*
+ * Where the first unplayed bit starts (ms): what "may not seek past the
+ * first unwatched part" allows.  The duration when every bit is set, the
+ * end of the tracked part when the video is longer than that.
+ */
+int64_t vodlms_coverage_first_unwatched_ms(const vodlms_coverage_t *c);
+
+/*
+ * The form the flush sends: PostgreSQL's hex bit-string input, 'x' then
+ * ceil(nbits / 4) lower-case hex digits, most significant bit first:
+ * `'x1f'::varbit` is 00011111, and an array of them is a `varbit[]`
+ * parameter as they are (no quoting).  Hex is a quarter of the bytes of the
+ * binary text form in a batch of rows.  The varbit is nbits rounded up to a
+ * multiple of 4, the extra bits 0 (not watched).  `size` must be at least
+ * VODLMS_COVERAGE_HEX_LEN(nbits); returns the length written (no NUL), 0
+ * when it is not.
+ */
+size_t vodlms_coverage_hex(const vodlms_coverage_t *c, char *out,
+    size_t size);
+
+/*
+ * Read a bit string as PostgreSQL's varbit input does, and OR it into c
+ * (into a fresh bitmap it is a plain load; into a live one it merges what
+ * the database has): 'x' or 'X' then hex digits, 'b' or 'B' then [01], or
+ * [01] alone (what varbit::text gives back); "" is an empty string.  A bad
+ * character is VODLMS_EMALFORMED, more than VODLMS_COVERAGE_BITS_MAX bits
+ * (rounded up to 4 for hex) VODLMS_ETOOLONG; c is then unchanged.  Set
+ * bits past c's length are counted in *dropped, as vodlms_coverage_or().
+ */
+vodlms_rc_t vodlms_coverage_parse(vodlms_coverage_t *c, const char *s,
+    size_t len, size_t *dropped);
+
+
 /* ------------------------------------------------------- JSON output */
 
 /* 1 if s is well-formed UTF-8 (RFC 3629: no overlongs or surrogates) */
