@@ -115,6 +115,7 @@ static ngx_int_t
 ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
+    ngx_str_t                        detail;
     ngx_http_vodlms_ctx_t           *ctx;
     ngx_http_vodlms_loc_conf_t      *vlcf;
     ngx_http_vodlms_upload_ctx_t     who;
@@ -133,6 +134,19 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 
     if (vlcf->upload.quota_bytes == 0 && vlcf->upload.quota_concurrent == 0) {
         return ngx_http_vodlms_upload_read(r);
+    }
+
+    /*
+     * bytes= counts the Content-Length before a byte is read: a body of
+     * unknown size (chunked) could pass the quota by client_max_body_size
+     */
+    if (vlcf->upload.quota_bytes && r->headers_in.content_length_n < 0) {
+        ngx_str_set(&detail, "no Content-Length with vodlms_upload_quota "
+                             "bytes=");
+        r->main->count++;
+        ngx_http_vodlms_upload_finish(r,
+            ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_LENGTH_REQUIRED, &detail));
+        return NGX_DONE;
     }
 
     /* the uploader's quota first, before a byte of the body is read */
