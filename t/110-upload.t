@@ -63,14 +63,15 @@ sub state_of {
 my $body_temp = tempdir('vodlms-body-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 $ENV{TEST_NGINX_BODY_TEMP} = $body_temp;
 
-# an upload of carol's that announces 60000 bytes and sends 15, then waits
-# for the answer without sending the rest: the answer's status line and
-# body, and the files nginx holds for bodies meanwhile
+# an upload of carol's that announces 60000 bytes and sends 20000 (more
+# than client_body_buffer_size: nginx reading it would write a body file),
+# then waits for the answer without sending the rest: the answer's status
+# line and body, and the files nginx holds for bodies meanwhile
 sub early_answer {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                   PeerPort => $ENV{TEST_NGINX_SERVER_PORT}) or return "connect: $!\n";
     print $s "POST /api/videos/up-7/upload?course=course-intro HTTP/1.1\r\nHost: localhost\r\n"
-           . "Cookie: session=t110-carol\r\nContent-Length: 60000\r\n\r\nthe first bytes";
+           . "Cookie: session=t110-carol\r\nContent-Length: 60000\r\n\r\n" . ("v" x 20000);
     my $answer = 'no answer';
     if (IO::Select->new($s)->can_read(10)) {
         my $status = <$s> // '';
