@@ -660,6 +660,13 @@ validate(vh_conf_t *cf)
         fprintf(stderr, "vodlms-helper: \"source_root\" must be an absolute path\n");
         return -1;
     }
+    if (cf->source_root[0] != '\0') {
+        /* "dir/" and "dir//" are "dir": paths are built from it */
+        size_t n = strlen(cf->source_root);
+        while (n > 1 && cf->source_root[n - 1] == '/') {
+            cf->source_root[--n] = '\0';
+        }
+    }
     if (!*cf->stream || !*cf->group) {
         fprintf(stderr, "vodlms-helper: \"stream\" and \"group\" must not be empty\n");
         return -1;

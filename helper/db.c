@@ -94,9 +94,16 @@ static const char *const db_templates[SQL_N] = {
         "SELECT count(*) FROM vodlms.videos"
         " WHERE rtrim(storage_prefix, '/') = rtrim($1::text, '/')",
 
+    /*
+     * by the path or by the file name within any directory: a row may spell
+     * the spool differently (a trailing slash, "//", a symlink) from the
+     * helper; the module's upload names are unique, so a same name is the
+     * same file, and a false match only keeps a file
+     */
     [SQL_SOURCE_IN_USE] =
         "SELECT EXISTS (SELECT 1 FROM vodlms.videos"
-        " WHERE source_location = $1::text)",
+        " WHERE source_location = $1::text"
+        "    OR right(source_location, length($2::text) + 1) = '/' || $2::text)",
 };
 
 struct vh_db_s {
@@ -431,15 +438,19 @@ vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix)
 int
 vh_db_source_in_use(vh_db_t *db, const char *source)
 {
-    const char *p[1] = { source };
+    const char *base = strrchr(source, '/');
+    const char *p[2] = { source, base != NULL ? base + 1 : source };
     PGresult   *res;
     int         rc = -1;
 
     if (db_connect(db) != 0) {
         return -1;
     }
+    if (p[1][0] == '\0') {
+        return 1;   /* no file name to compare: keep it */
+    }
     res = PQexecParams(db->conn, db->sql[SQL_SOURCE_IN_USE],
-                       1, NULL, p, NULL, NULL, 0);
+                       2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         rc = PQgetvalue(res, 0, 0)[0] == 't';
     } else {

@@ -8,7 +8,10 @@
  *     that directory; without it a job could name any file);
  *   - its name is the module's, "<video>-<time>-<pid>-<conn>.upload";
  *   - no videos row names it (the CURRENT source of a video never goes,
- *     whatever its status; a running job's source is its row's).
+ *     whatever its status; a running job's source is its row's).  A row
+ *     names it by its path or by its file name in any directory: the
+ *     module's names are unique, and nginx's vodlms_upload_spool may spell
+ *     the directory otherwise than source_root ("dir/", "//", a symlink).
  *
  * Two moments: the helper that drops a superseded job removes its source
  * at once (vh_spool_remove), and a sweep every few minutes removes files
@@ -93,7 +96,7 @@ vh_spool_sweep(const vh_conf_t *cf, vh_db_t *db)
     DIR            *d;
     struct dirent  *e;
     struct stat     sb;
-    char            path[PATH_MAX];
+    char            path[PATH_MAX], root[PATH_MAX];
     time_t          cutoff = time(NULL) - (time_t) cf->spool_grace;
     int             n = 0;
 
@@ -104,13 +107,18 @@ vh_spool_sweep(const vh_conf_t *cf, vh_db_t *db)
     }
     last = now;
 
-    d = opendir(cf->source_root);
+    if (realpath(cf->source_root, root) == NULL) {
+        vh_warn("cannot resolve source_root %s: %s", cf->source_root,
+                strerror(errno));
+        return;
+    }
+    d = opendir(root);
     if (d == NULL) {
         vh_warn("cannot read source_root %s: %s", cf->source_root, strerror(errno));
         return;
     }
     while ((e = readdir(d)) != NULL && !vh_stop) {
-        if (snprintf(path, sizeof(path), "%s/%s", cf->source_root, e->d_name)
+        if (snprintf(path, sizeof(path), "%s/%s", root, e->d_name)
             >= (int) sizeof(path)
             || lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)
             || sb.st_mtime > cutoff)

@@ -106,6 +106,10 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* vodlms_user_query_limit: one user's queries, not everyone's */
     { NGX_HTTP_TOO_MANY_REQUESTS, NGX_LOG_INFO, "too_many_queries",
       "too many database queries for this user, try again later" },
+
+    /* vodlms_upload_quota bytes=: a size unknown up front cannot be counted */
+    { NGX_HTTP_LENGTH_REQUIRED, NGX_LOG_INFO, "length_required",
+      "the upload must state its Content-Length" },
 };
 
 

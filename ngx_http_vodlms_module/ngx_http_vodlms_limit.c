@@ -20,6 +20,10 @@
 #include "ngx_http_vodlms_module.h"
 
 
+/* queries per minute: a million a second is past any one user's need */
+#define NGX_HTTP_VODLMS_LIMIT_MAX_RATE  60000000
+
+
 typedef struct {
     ngx_rbtree_node_t           node;      /* key: CRC32 of the user id */
     ngx_queue_t                 queue;     /* LRU: most recent at the head */
@@ -216,6 +220,11 @@ ngx_http_vodlms_limit_drained(ngx_http_vodlms_limit_zone_t *lz,
     /* another worker set it a moment "later": nothing has drained */
     if (ms <= 0) {
         return ln->excess;
+    }
+
+    /* idle so long that the product would wrap: all drained */
+    if ((uint64_t) ms > UINT64_MAX / lz->rate) {
+        return 0;
     }
 
     drain = lz->rate * (uint64_t) ms / 60000;
@@ -504,6 +513,16 @@ ngx_http_vodlms_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                    "invalid rate \"%V\", expected e.g. "
                                    "\"rate=10r/s\" or \"rate=300r/m\"",
                                    &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            /* kept in thousandths per minute: far from 64 bits' end */
+            if (rate > NGX_HTTP_VODLMS_LIMIT_MAX_RATE / (60 / scale)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "rate \"%V\" is too high, at most "
+                                   "%dr/m (%dr/s)", &value[i],
+                                   NGX_HTTP_VODLMS_LIMIT_MAX_RATE,
+                                   NGX_HTTP_VODLMS_LIMIT_MAX_RATE / 60);
                 return NGX_CONF_ERROR;
             }
 

@@ -115,6 +115,7 @@ static ngx_int_t
 ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
+    ngx_str_t                        detail;
     ngx_http_vodlms_ctx_t           *ctx;
     ngx_http_vodlms_loc_conf_t      *vlcf;
     ngx_http_vodlms_upload_ctx_t     who;
@@ -131,8 +132,39 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
 
+    /*
+     * the row is a query on the uploader's behalf: it counts to their rate,
+     * and a refusal comes before a byte of the body is read
+     */
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->count++;
+
+    rc = ngx_http_vodlms_limit_query(r, &ctx->session.user_id);
+    if (rc != NGX_OK) {
+        ngx_http_vodlms_upload_finish(r, rc);
+        return NGX_DONE;
+    }
+
+    r->main->count--;
+
     if (vlcf->upload.quota_bytes == 0 && vlcf->upload.quota_concurrent == 0) {
         return ngx_http_vodlms_upload_read(r);
+    }
+
+    /*
+     * bytes= counts the Content-Length before a byte is read: a body of
+     * unknown size (chunked) could pass the quota by client_max_body_size
+     */
+    if (vlcf->upload.quota_bytes && r->headers_in.content_length_n < 0) {
+        ngx_str_set(&detail, "no Content-Length with vodlms_upload_quota "
+                             "bytes=");
+        r->main->count++;
+        ngx_http_vodlms_upload_finish(r,
+            ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_LENGTH_REQUIRED, &detail));
+        return NGX_DONE;
     }
 
     /* the uploader's quota first, before a byte of the body is read */
@@ -299,7 +331,6 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     const char                    *reason;
     ngx_temp_file_t               *tf;
     ngx_vodlms_pg_status_e         status;
-    ngx_http_vodlms_ctx_t         *ctx;
     ngx_http_vodlms_loc_conf_t    *vlcf;
     ngx_http_vodlms_main_conf_t   *vmcf;
     ngx_http_vodlms_upload_ctx_t  *u;
@@ -350,19 +381,6 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
         ngx_str_set(&detail, "empty upload");
         ngx_http_vodlms_upload_finish(r,
             ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_EMPTY_UPLOAD, &detail));
-        return;
-    }
-
-    /* the row is a query on the uploader's behalf: it counts to their rate */
-    ctx = ngx_http_vodlms_get_ctx(r);
-    if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    rc = ngx_http_vodlms_limit_query(r, &ctx->session.user_id);
-    if (rc != NGX_OK) {
-        ngx_http_vodlms_upload_finish(r, rc);
         return;
     }
 

@@ -615,6 +615,28 @@ rejects('a query zone without a rate',
     "vodlms_user_query_zone zone=users:1m rate=fast;" . video_location(''),
     qr/invalid rate "rate=fast", expected e\.g\. "rate=10r\/s" or "rate=300r\/m"/);
 
+rejects('a query zone with a rate of zero',
+    "vodlms_user_query_zone zone=users:1m rate=0r/s;" . video_location(''),
+    qr/invalid rate "rate=0r\/s", expected e\.g\. "rate=10r\/s" or "rate=300r\/m"/);
+
+# kept in thousandths per minute: 2^59 r/s wrapped to 0, and the first
+# refusal divided by it (SIGFPE in the worker)
+rejects('a query zone rate that would wrap around (2^59 r/s)',
+    "vodlms_user_query_zone zone=users:1m rate=576460752303423488r/s;" . video_location(''),
+    qr/rate "rate=576460752303423488r\/s" is too high, at most 60000000r\/m \(1000000r\/s\)/);
+
+rejects('a query zone rate just past the bound, per second',
+    "vodlms_user_query_zone zone=users:1m rate=1000001r/s;" . video_location(''),
+    qr/rate "rate=1000001r\/s" is too high/);
+
+rejects('a query zone rate just past the bound, per minute',
+    "vodlms_user_query_zone zone=users:1m rate=60000001r/m;" . video_location(''),
+    qr/rate "rate=60000001r\/m" is too high/);
+
+accepts('a query zone rate at the bound',
+    "vodlms_user_query_zone zone=users:1m rate=1000000r/s;"
+  . video_location('vodlms_user_query_limit zone=users;'));
+
 rejects('a query limit with a negative burst',
     "vodlms_user_query_zone zone=users:1m rate=5r/s;"
   . video_location('vodlms_user_query_limit zone=users burst=-1;'),

@@ -411,6 +411,41 @@ sub reupload {
     ok(-e $mine, 'sweep: a file that is not an upload is never touched');
     like($log, qr/spool sweep: removed 1 source\(s\) no video names/, 'sweep: logged');
 
+    # source_root and the row may spell the spool otherwise ("dir/", "//",
+    # a symlink): a file a row names is still named, an orphan still goes
+    symlink($src, "$tmp/src-link") or die "symlink: $!";
+    my %spelled = (slash => "$src/", double => "$src//", link => "$tmp/src-link");
+    my (%named, %orphan);
+    for my $k (sort keys %spelled) {
+        my $f = spooled("spelled-$k");
+        (my $name = $f) =~ s{.*/}{};
+        add_row("spelled-$k", "$spelled{$k}/$name");
+        $pg->psql("UPDATE vodlms.videos SET status = 'ready', storage_prefix = 'hls/spelled-$k/20261201T000000Z-00000000/' WHERE id = 'spelled-$k'");
+        $named{$k} = $f;
+        $orphan{$k} = spooled("lost-$k");
+    }
+    my $same = spooled('named-here');           # the row spells it as the helper does
+    add_row('named-here', $same);
+    utime $old, $old, values %named, values %orphan, $same;
+    for my $root ("$src/", "$tmp/src-link") {
+        $log = run_helper('sweep-spelled', '--spool-grace', '3600', '--source-root', $root);
+        ok(-e $named{$_}, "sweep with source_root \"$root\": the source a row names as \"$spelled{$_}/...\" is kept")
+            or diag($log) for sort keys %spelled;
+        ok(-e $same, "sweep with source_root \"$root\": the source a row names as \"$src/...\" is kept");
+    }
+    ok(!-e $orphan{$_}, "sweep with source_root \"$src/\": an old upload no row names is still removed ($_)")
+        for sort keys %orphan;
+
+    # a job that spells its row's current source otherwise is not a newer
+    # upload's leftover: its file stays
+    my $cur = spooled('spelled-job');
+    (my $curname = $cur) =~ s{.*/}{};
+    enqueue('instructor-a', 'spelled-job', $cur);
+    add_job('instructor-a', 'spelled-job', "$src//$curname");
+    run_helper('spelled-job');
+    is(video('spelled-job')->{status}, 'ready', 'a job spelling the source otherwise: the video is made');
+    ok(-e $cur, 'a job spelling the source otherwise: the current source stays');
+
     # without source_root the helper removes nothing: a job could name any file
     my $kept = spooled('kept');
     utime $old, $old, $kept;

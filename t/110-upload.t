@@ -10,6 +10,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use VodlmsTest;
 use File::Temp qw(tempdir);
+use IO::Select ();
+use IO::Socket::INET ();
 use Test::Nginx::Socket 'no_plan';
 
 my $redis = start_redis();
@@ -57,6 +59,39 @@ sub state_of {
          . "; spool files " . scalar(@files) . "\n";
 }
 
+# where nginx writes an upload's body while it reads it (TEST 11)
+my $body_temp = tempdir('vodlms-body-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+$ENV{TEST_NGINX_BODY_TEMP} = $body_temp;
+
+# an upload of carol's that announces 60000 bytes and sends 20000 (more
+# than client_body_buffer_size: nginx reading it would write a body file),
+# then waits for the answer without sending the rest: the answer's status
+# line and body, and the files nginx holds for bodies meanwhile
+sub early_answer {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ENV{TEST_NGINX_SERVER_PORT}) or return "connect: $!\n";
+    print $s "POST /api/videos/up-7/upload?course=course-intro HTTP/1.1\r\nHost: localhost\r\n"
+           . "Cookie: session=t110-carol\r\nContent-Length: 60000\r\n\r\n" . ("v" x 20000);
+    my $answer = 'no answer';
+    if (IO::Select->new($s)->can_read(10)) {
+        my $status = <$s> // '';
+        my $len = 0;
+        while (defined(my $h = <$s>)) {
+            last if $h eq "\r\n";
+            $len = $1 if $h =~ /^Content-Length:\s*(\d+)/i;
+        }
+        my $body = '';
+        read($s, $body, $len) if $len;
+        $status =~ s/\r\n\z//;
+        $answer = "$status\n$body";
+    }
+    my @held = glob "$body_temp/*/*/*";
+    push @held, glob "$body_temp/*";
+    @held = grep { -f } @held;
+    close $s;
+    return "$answer; body files held " . scalar(@held) . "\n";
+}
+
 my ($ctl_port, $ctl) = control_server(
     '/state'       => sub { my ($p, $q) = @_; my ($id) = $q =~ /id=([\w-]+)/; state_of($id) },
     '/redis/stop'  => sub { $redis->stop; "stopped\n" },
@@ -69,6 +104,7 @@ my ($ctl_port, $ctl) = control_server(
                          . " ORDER BY created_at DESC, id LIMIT 1");
         "$id: " . state_of($id);
     },
+    '/early'       => \&early_answer,
     '/count'       => sub { $pg->psql("SELECT count(*) FROM vodlms.videos") . " rows\n" },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
@@ -515,4 +551,41 @@ the video belongs to another course
 ["Retry-After: 60", ""]
 --- response_body eval
 ["{\"error\":\"too_many_queries\",\"message\":\"too many database queries for this user, try again later\"}\n",
+ "row none; jobs 0; file none; spool files 4\n"]
+
+
+
+=== TEST 11: ... and the uploader is refused before the body is read: answered while the client still holds its body back, nothing written
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_user_query_zone zone=users:1m rate=1r/m;
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+        client_max_body_size 64k;
+        client_body_temp_path $TEST_NGINX_BODY_TEMP;
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
+        vodlms_enrollment_no_row 403;
+        # the enrollment check takes the one query the rate allows now
+        vodlms_user_query_limit zone=users;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["GET /ctl/early",
+ "GET /ctl/state?id=up-7"]
+--- timeout: 20
+--- error_code eval
+[200, 200]
+--- response_body eval
+["HTTP/1.1 429 Too Many Requests\n{\"error\":\"too_many_queries\",\"message\":\"too many database queries for this user, try again later\"}\n; body files held 0\n",
  "row none; jobs 0; file none; spool files 4\n"]

@@ -89,6 +89,20 @@ my ($ctl_port, $ctl) = control_server(
         for (1 .. 100) { $left = $redis->cmd('ZCARD', $key); last if !$left; select undef, undef, undef, 0.05 }
         "held $held, then $left\n";
     },
+    # an upload of carol's without a Content-Length (chunked): the status
+    # line and the body of the answer
+    '/chunked'     => sub {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $ENV{TEST_NGINX_SERVER_PORT}) or return "connect: $!\n";
+        my $body = "c" x 5000;
+        print $s "POST /api/videos/q-6/upload?course=course-intro HTTP/1.1\r\nHost: localhost\r\n"
+               . "Cookie: session=t111-carol\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+               . sprintf("%x\r\n%s\r\n0\r\n\r\n", length $body, $body);
+        my $answer = do { local $/; <$s> } // '';
+        my ($status) = $answer =~ /^(HTTP\S+ \d+[^\r]*)\r\n/;
+        my ($content) = $answer =~ /\r\n\r\n(.*)\z/s;
+        ($status // 'no answer') . "\n" . ($content // '');
+    },
     '/redis/stop'  => sub { $redis->stop; "stopped\n" },
     '/redis/start' => sub { $redis->start unless $redis->running; sessions(); "started\n" },
 );
@@ -323,3 +337,32 @@ LOCATION
 --- response_body_like eval
 [qr/queued/, qr/stopped/, qr/^\{"error":"backend_unavailable"/, qr/started/,
  qr/^row queued; jobs 0; spool files 6$/]
+
+
+
+=== TEST 11: bytes=: an upload without a Content-Length (chunked) has no size to count: 411 before its body is read
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+LOCATION
+        vodlms_upload_quota bytes=100;
+    }
+--- request
+GET /ctl/chunked
+--- response_body
+HTTP/1.1 411 Length Required
+{"error":"length_required","message":"the upload must state its Content-Length"}
+--- error_log
+vodlms: the upload must state its Content-Length: no Content-Length with vodlms_upload_quota bytes=, answering 411
+
+
+
+=== TEST 12: the refused chunked upload changed nothing
+--- config
+    location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
+LOCATION
+        vodlms_upload_quota bytes=100;
+    }
+--- request
+GET /ctl/state?id=q-6
+--- response_body
+row queued; jobs 0; spool files 6
