@@ -109,17 +109,18 @@ my ($ctl_port, $ctl) = control_server(
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
+# every block loads the module, and has these http{} lines unless it has its own
+block_defaults(http_config => <<'EOF');
+    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+EOF
+
 no_shuffle();
 run_tests();
 
 __DATA__
 
 === TEST 1: an instructor's upload becomes a queued row, a job and a spooled file: 202
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -150,11 +151,6 @@ __DATA__
 
 
 === TEST 2: a student is refused before the body is read (403), and nothing is created
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -184,11 +180,6 @@ __DATA__
 
 
 === TEST 3: an instructor of another course is refused (403), and nothing is created
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -218,11 +209,6 @@ __DATA__
 
 
 === TEST 4: too large: 413 from client_max_body_size, and nothing is created
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -249,11 +235,6 @@ __DATA__
 
 
 === TEST 5: an empty upload is a 400
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         vodlms_auth on;
@@ -276,8 +257,6 @@ Cookie: session=t110-carol
 
 
 === TEST 6: Redis down: 503, the row is put back as the LMS created it, the file removed, no job
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -314,8 +293,6 @@ Cookie: session=t110-carol
 
 
 === TEST 7: a re-upload that cannot be queued puts the previous row back, with its own source
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -352,11 +329,6 @@ Cookie: session=t110-carol
 
 
 === TEST 8: an id nobody created cannot be claimed: 404, no row, no job, no file (a colleague's later lecture stays free)
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -387,11 +359,6 @@ no videos row: the LMS creates the lecture before its upload
 
 
 === TEST 8b: ... and after it, the id is as free as before: no row, no job, no file
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -415,11 +382,6 @@ no videos row: the LMS creates the lecture before its upload
 
 
 === TEST 8c: an id of another course is answered like one nobody created (404), so other courses' ids cannot be probed; the row is untouched
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -450,11 +412,6 @@ the video belongs to another course
 
 
 === TEST 8d: ... and the other course's row is as it was: no job, no file
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/videos/(?<vid>[A-Za-z0-9_-]+)/upload$ {
         client_max_body_size 64k;
@@ -478,11 +435,6 @@ the video belongs to another course
 
 
 === TEST 9: "vodlms_upload new": the server draws the id (128 random bits); whatever the client says is not it
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
---- http_config
-    vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
 --- config
     location ~ ^/api/courses/(?<course>[A-Za-z0-9_-]+)/videos$ {
         client_max_body_size 64k;
@@ -517,8 +469,6 @@ the video belongs to another course
 
 
 === TEST 10: the row is a query on the uploader's behalf: past vodlms_user_query_limit, 429 and nothing is created
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -556,8 +506,6 @@ the video belongs to another course
 
 
 === TEST 11: ... and the uploader is refused before the body is read: answered while the client still holds its body back, nothing written
---- main_config
-    load_module $TEST_NGINX_MODULE_PATH;
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_PRIVATE_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
