@@ -19,39 +19,13 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 my $servroot = $ENV{TEST_NGINX_SERVROOT} || "$FindBin::Bin/servroot";
 
-sub wait_until {
-    my ($what, $cond) = @_;
-    for (1 .. 1000) {
-        my $v = eval { $cond->() };
-        return $v if $v;
-        select undef, undef, undef, 0.02;
-    }
-    return "timed out waiting for $what\n";
-}
-
-sub master {
-    open my $fh, '<', "$servroot/logs/nginx.pid" or return;
-    my $pid = <$fh>;
-    chomp $pid;
-    return $pid;
-}
-
-# has this worker logged that it is shutting down (and so stops listening)?
-sub shutting_down {
-    my $pid = shift;
-    open my $fh, '<', "$servroot/logs/error.log" or return;
-    return scalar grep { /\[notice\] $pid#\d+: gracefully shutting down/ } <$fh>;
-}
-
 my ($ctl_port, $ctl) = control_server(
     # HUP, then wait until the worker proxying this request has stopped
     # listening (it logs so first): the next connection reaches a new one
     '/reload' => sub {
         my (undef, undef, undef, $h) = @_;
         my $old = $h->{'x-worker'};
-        kill('HUP', master()) or return "no master\n";
-        wait_until('the old worker to shut down',
-                   sub { shutting_down($old) ? "reloaded\n" : undef });
+        reload_nginx($servroot, $old);
     },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;

@@ -38,7 +38,7 @@ use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
-                 private_key block_defaults);
+                 private_key block_defaults reload_nginx);
 
 my $OwnerPid = $$;
 
@@ -74,6 +74,29 @@ sub block_defaults {
         $block->set_value('http_config', $d{http_config})
             if defined $d{http_config} && !defined $block->http_config;
     });
+}
+
+#---------------------------------------------------------------------------
+# Reloads (suites run with master_on())
+#---------------------------------------------------------------------------
+
+# HUP the master whose pid file is under SERVROOT, then wait until the
+# worker OLD (the one that proxied the asking request) logs that it is
+# shutting down: it has stopped listening, so the next connection reaches
+# a new worker.  "reloaded\n", or what went wrong.
+sub reload_nginx {
+    my ($servroot, $old) = @_;
+    open my $pf, '<', "$servroot/logs/nginx.pid" or return "no master\n";
+    chomp(my $master = <$pf> // '');
+    kill('HUP', $master) or return "no master\n";
+    for (1 .. 1000) {
+        if (open my $fh, '<', "$servroot/logs/error.log") {
+            return "reloaded\n"
+                if grep { /\[notice\] $old#\d+: gracefully shutting down/ } <$fh>;
+        }
+        select undef, undef, undef, 0.02;
+    }
+    return "timed out waiting for the old worker to shut down\n";
 }
 
 #---------------------------------------------------------------------------
