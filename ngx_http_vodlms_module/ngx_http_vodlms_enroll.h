@@ -87,6 +87,7 @@ char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
 #define NGX_HTTP_VODLMS_COL_RESUME_MAX         "resume_max_position"
 #define NGX_HTTP_VODLMS_COL_RESUME_PLAYED      "resume_played_seconds"
 #define NGX_HTTP_VODLMS_COL_RESUME_COMPLETED   "resume_completed"
+#define NGX_HTTP_VODLMS_COL_RESUME_COVERAGE    "resume_coverage"
 
 #define ngx_http_vodlms_enroll_col(r, name)                                   \
     ngx_http_vodlms_enroll_column(r, (u_char *) name, sizeof(name) - 1)

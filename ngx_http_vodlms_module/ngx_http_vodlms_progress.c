@@ -15,17 +15,23 @@
 /*
  * The default flush: one upsert from arrays for the whole batch.  Rows for
  * users or videos the database does not know are skipped (they would fail
- * the whole batch on the foreign keys); the flush logs how many.
+ * the whole batch on the foreign keys); the flush logs how many.  The
+ * coverage is merged by OR and completion judged from the merged bits, in
+ * the row lock of the upsert: whichever node's flush comes first, or
+ * twice, the row ends the same (see sql/migrations/0010_coverage.sql).
  */
 static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     "INSERT INTO vodlms.watch_progress AS wp (user_id, video_id,"
     " position_seconds, max_position_seconds, duration_seconds,"
-    " watched_seconds, completed_at, played_seconds)"
+    " watched_seconds, completed_at, played_seconds, coverage,"
+    " complete_fraction)"
     " SELECT b.u, b.v, b.p, b.m, b.d, b.w,"
-    "  CASE WHEN b.c > 0 THEN to_timestamp(b.c) END, b.pl"
+    "  CASE WHEN b.c > 0 THEN to_timestamp(b.c) END, b.pl,"
+    "  coalesce(b.cov, B''), b.f"
     " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[],"
-    "  $5::numeric[], $6::numeric[], $7::float8[], $8::numeric[])"
-    "  AS b(u, v, p, m, d, w, c, pl)"
+    "  $5::numeric[], $6::numeric[], $7::float8[], $8::numeric[],"
+    "  $9::varbit[], $10::numeric[])"
+    "  AS b(u, v, p, m, d, w, c, pl, cov, f)"
     " JOIN vodlms.videos v ON v.id = b.v JOIN vodlms.users u ON u.id = b.u"
     " ON CONFLICT (user_id, video_id) DO UPDATE SET"
     "  position_seconds = EXCLUDED.position_seconds,"
@@ -33,11 +39,18 @@ static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     "   EXCLUDED.max_position_seconds),"
     "  duration_seconds = EXCLUDED.duration_seconds,"
     "  watched_seconds = wp.watched_seconds + EXCLUDED.watched_seconds,"
-    "  completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at),"
-    "  played_seconds = greatest(wp.played_seconds, EXCLUDED.played_seconds)");
+    "  played_seconds = greatest(wp.played_seconds, EXCLUDED.played_seconds),"
+    "  coverage = vodlms.coverage_or(wp.coverage, EXCLUDED.coverage),"
+    "  complete_fraction = coalesce(EXCLUDED.complete_fraction,"
+    "   wp.complete_fraction),"
+    "  completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at,"
+    "   CASE WHEN vodlms.coverage_complete(vodlms.coverage_or(wp.coverage,"
+    "    EXCLUDED.coverage), EXCLUDED.duration_seconds,"
+    "    EXCLUDED.complete_fraction) THEN now() END)");
 
 
 static ngx_int_t ngx_http_vodlms_progress_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_vodlms_progress_uses(ngx_str_t *sql, ngx_uint_t k);
 static ngx_int_t ngx_http_vodlms_bad_beacon(ngx_http_request_t *r,
     const char *why);
 static void ngx_http_vodlms_progress_done(ngx_http_request_t *r,
@@ -275,7 +288,7 @@ ngx_http_vodlms_progress_beacon(ngx_http_request_t *r,
 
 static void
 ngx_http_vodlms_progress_known(ngx_http_request_t *r, double *seen,
-    ngx_uint_t *have_seen, double *played)
+    ngx_uint_t *have_seen, double *played, ngx_http_vodlms_column_t **cov)
 {
     ngx_http_vodlms_column_t  *col;
 
@@ -302,6 +315,64 @@ ngx_http_vodlms_progress_known(ngx_http_request_t *r, double *seen,
     {
         *played = 0;
     }
+
+    /* and which parts it has as played, as a bit string */
+
+    *cov = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_RESUME_COVERAGE);
+}
+
+
+/*
+ * A new entry's bitmap, for the database's duration, starting from the
+ * bits the database has (the enrollment row's resume_coverage): what was
+ * played on other nodes, or before a restart, counts for completion and
+ * for "the first unwatched part".
+ */
+
+static void
+ngx_http_vodlms_progress_cov_init(ngx_http_request_t *r,
+    ngx_http_vodlms_progress_node_t *node, size_t size, double duration,
+    ngx_http_vodlms_column_t *col, ngx_str_t *user, ngx_str_t *video)
+{
+    size_t              dropped;
+    vodlms_rc_t         rc;
+    vodlms_coverage_t   c;
+
+    if (size == 0
+        || vodlms_coverage_init(&c, node->data + node->user_len
+                                    + node->video_len, size, duration)
+           != VODLMS_OK)
+    {
+        return;
+    }
+
+    node->cov_nbits = (uint32_t) c.nbits;
+    node->cov_duration_ms = c.duration_ms;
+
+    if (col == NULL || col->null || col->value.len == 0) {
+        return;
+    }
+
+    rc = vodlms_coverage_parse(&c, (char *) col->value.data, col->value.len,
+                               &dropped);
+
+    if (rc != VODLMS_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "vodlms progress: the enrollment row's "
+                      "\"" NGX_HTTP_VODLMS_COL_RESUME_COVERAGE "\" of user "
+                      "%V video %V is not a bit string (%s): the entry "
+                      "starts with no part played", user, video,
+                      rc == VODLMS_ETOOLONG ? "too long" : "malformed");
+        ngx_memzero(c.bits, size);
+        return;
+    }
+
+    if (dropped) {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "vodlms progress: %uz played bits of user \"%V\" "
+                       "lie past the video's %uz bits (its duration "
+                       "changed): not kept", dropped, user, c.nbits);
+    }
 }
 
 
@@ -315,31 +386,43 @@ static const char *
 ngx_http_vodlms_progress_merge(ngx_http_vodlms_progress_zone_t *z,
     ngx_http_vodlms_progress_node_t *node, vodlms_beacon_t *b,
     ngx_http_vodlms_progress_conf_t *pcf, ngx_uint_t have_seen,
-    ngx_uint_t *skipped)
+    ngx_uint_t have_cov, ngx_uint_t *skipped)
 {
-    double       cap;
-    ngx_time_t  *tp;
+    double              cap, floor;
+    ngx_uint_t          check;
+    ngx_time_t         *tp;
+    vodlms_coverage_t   cv, *c;
 
     /*
      * Courses that require watching: a jump far past the highest position
      * reached is refused, or "flagged": kept as the position, but the
-     * highest position (and so completion) only advances by the allowance.
+     * highest position only advances by the allowance.  "unwatched"
+     * refuses a position far past the first part not played (the
+     * bitmap's), so nothing may be left out on the way.
      */
     *skipped = 0;
     cap = 0;
+    c = ngx_http_vodlms_progress_coverage(node, &cv);
 
     /*
      * The first beacon on this node is checked too when the enrollment row
-     * says how far the user got (resume_max_position, in the default
-     * query); without that column a resume from another device would look
-     * like a skip, so it goes unchecked.
+     * says how far the user got (resume_max_position, or resume_coverage
+     * for "unwatched", in the default query); without it a resume from
+     * another device would look like a skip, so it goes unchecked.
      */
 
-    if (pcf->skip > 0
-        && b->current_time > node->p.max_position + pcf->skip
-        && (node->p.last_beacon_ms != 0 || have_seen))
-    {
-        if (pcf->skip_refuse) {
+    if (pcf->skip_mode == NGX_HTTP_VODLMS_SKIP_UNWATCHED && c) {
+        floor = (double) vodlms_coverage_first_unwatched_ms(c) / 1000.0;
+        check = (node->p.last_beacon_ms != 0 || have_cov);
+
+    } else {
+        floor = node->p.max_position;
+        check = (node->p.last_beacon_ms != 0 || have_seen);
+    }
+
+    if (pcf->skip > 0 && b->current_time > floor + pcf->skip && check) {
+
+        if (pcf->skip_mode != NGX_HTTP_VODLMS_SKIP_FLAG) {
             if (node->p.last_beacon_ms == 0) {
                 /* made for this beacon: an empty entry would hide the
                    database's resume position from GET and playback */
@@ -353,18 +436,16 @@ ngx_http_vodlms_progress_merge(ngx_http_vodlms_progress_zone_t *z,
         cap = node->p.max_position + pcf->skip;
     }
 
+    node->complete_micro =
+                   (uint32_t) vodlms_coverage_fraction_micro(pcf->complete);
+
     tp = ngx_timeofday();
-    vodlms_progress_apply(&node->p, b, (int64_t) tp->sec * 1000 + tp->msec,
-                          pcf->complete, NGX_HTTP_VODLMS_END_SLACK);
+    vodlms_progress_apply(&node->p, c, c ? &node->run : NULL, b,
+                          (int64_t) tp->sec * 1000 + tp->msec,
+                          pcf->complete);
 
-    if (*skipped) {
+    if (*skipped && cap < node->p.max_position) {
         node->p.max_position = cap;
-
-        if (node->p.completed_at
-            && cap < pcf->complete * node->p.duration)
-        {
-            node->p.completed_at = 0;
-        }
     }
 
     ngx_http_vodlms_progress_changed(z, node);
@@ -381,7 +462,9 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     ngx_int_t                          rc;
     ngx_str_t                          user, video, detail;
     double                             seen, played;
+    size_t                             cov_size;
     ngx_uint_t                         skipped, have_seen;
+    ngx_http_vodlms_column_t          *cov;
     vodlms_beacon_t                    b;
     const char                        *why;
     ngx_http_vodlms_entry_e            found;
@@ -416,15 +499,18 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         return;
     }
 
-    ngx_http_vodlms_progress_known(r, &seen, &have_seen, &played);
+    ngx_http_vodlms_progress_known(r, &seen, &have_seen, &played, &cov);
+
+    /* a bitmap only for the database's duration (at most 2160 bytes) */
+    cov_size = b.duration_known ? vodlms_coverage_size(b.duration) : 0;
 
     z = vmcf->progress.zone->data;
     hash = ngx_http_vodlms_progress_hash(&user, &video);
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    found = ngx_http_vodlms_progress_entry(z, hash, &user, &video, pcf,
-                                           ngx_current_msec,
+    found = ngx_http_vodlms_progress_entry(z, hash, &user, &video, cov_size,
+                                           pcf, ngx_current_msec,
                                            r->connection->log, &node);
 
     switch (found) {
@@ -450,6 +536,8 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         /* where this user got to before, on any node, as far as flushed */
         node->p.max_position = seen > 0 ? seen : 0;
         node->p.played = played;
+        ngx_http_vodlms_progress_cov_init(r, node, cov_size, b.duration, cov,
+                                          &user, &video);
         break;
 
     default: /* NGX_HTTP_VODLMS_ENTRY_FOUND */
@@ -457,6 +545,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     }
 
     why = ngx_http_vodlms_progress_merge(z, node, &b, pcf, have_seen,
+                                         cov != NULL && !cov->null,
                                          &skipped);
 
     if (why) {
@@ -622,7 +711,7 @@ ngx_http_vodlms_progress_create_conf(ngx_http_vodlms_progress_conf_t *pcf)
     pcf->complete = -1;
     pcf->slack = -1;
     pcf->skip = -1;
-    pcf->skip_refuse = NGX_CONF_UNSET_UINT;
+    pcf->skip_mode = NGX_CONF_UNSET_UINT;
 }
 
 
@@ -634,7 +723,7 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
     ngx_http_vodlms_loc_conf_t   *vlcf;
     ngx_http_vodlms_main_conf_t  *vmcf;
 
-    ngx_uint_t                    n;
+    ngx_uint_t                    n, k;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->rate, prev->rate, 60);
@@ -646,10 +735,11 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
 
     if (conf->skip < 0) {
         conf->skip = prev->skip < 0 ? 0 : prev->skip;
-        conf->skip_refuse = prev->skip_refuse;
+        conf->skip_mode = prev->skip_mode;
     }
 
-    ngx_conf_merge_uint_value(conf->skip_refuse, prev->skip_refuse, 0);
+    ngx_conf_merge_uint_value(conf->skip_mode, prev->skip_mode,
+                              NGX_HTTP_VODLMS_SKIP_FLAG);
 
     if (conf->slack < 0) {
         conf->slack = prev->slack < 0 ? NGX_HTTP_VODLMS_END_SLACK
@@ -690,21 +780,66 @@ ngx_http_vodlms_progress_merge_conf(ngx_conf_t *cf,
         }
     }
 
-    /* $1..$7 always; $8, the played seconds, if the statement takes it */
+    /*
+     * $1..$7 always; then $8 (the played seconds), $9 (the coverage) and
+     * $10 (the completion fraction), each with those before it, as far as
+     * the statement goes
+     */
     if (vmcf->progress.flush_nparams == 0) {
         n = ngx_http_vodlms_highest_param(&vmcf->progress.flush_sql);
 
-        if (n != 7 && n != 8) {
+        if (n < 7 || n > 10) {
             ngx_http_vodlms_merge_error(cf,
                 "\"vodlms_progress_flush_query\" must use the parameters "
-                "$1 to $7, and may use $8 (the played seconds)");
+                "$1 to $7, and may go on to $8 (the played seconds), $9 "
+                "(the coverage) and $10 (the completion fraction)");
             return NGX_CONF_ERROR;
+        }
+
+        /* PostgreSQL cannot type a parameter the statement skips */
+        for (k = 1; k <= n; k++) {
+            if (!ngx_http_vodlms_progress_uses(&vmcf->progress.flush_sql, k)) {
+                ngx_http_vodlms_merge_error(cf,
+                    "\"vodlms_progress_flush_query\" uses $%ui but not "
+                    "$%ui: a statement that goes on to a parameter uses "
+                    "every one before it", n, k);
+                return NGX_CONF_ERROR;
+            }
         }
 
         vmcf->progress.flush_nparams = n;
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* $k appears in the statement (not as the start of a longer $kN) */
+
+static ngx_uint_t
+ngx_http_vodlms_progress_uses(ngx_str_t *sql, ngx_uint_t k)
+{
+    u_char  *p, *last, *end;
+    u_char   name[NGX_INT_T_LEN + 1];
+    size_t   len;
+
+    len = ngx_sprintf(name, "$%ui", k) - name;
+    last = sql->data + sql->len;
+
+    for (p = sql->data; p < last; p = end) {
+        p = ngx_strlcasestrn(p, last, name, len - 1);
+        if (p == NULL) {
+            return 0;
+        }
+
+        end = p + len;
+
+        if (end == last || *end < '0' || *end > '9') {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -817,15 +952,24 @@ ngx_http_vodlms_progress_fraction(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* vodlms_progress_skip off | time flag | time refuse; */
+/* vodlms_progress_skip off | time flag | time refuse | time unwatched; */
+
+static ngx_conf_enum_t  ngx_http_vodlms_skip_modes[] = {
+    { ngx_string("flag"), NGX_HTTP_VODLMS_SKIP_FLAG },
+    { ngx_string("refuse"), NGX_HTTP_VODLMS_SKIP_REFUSE },
+    { ngx_string("unwatched"), NGX_HTTP_VODLMS_SKIP_UNWATCHED },
+    { ngx_null_string, 0 }
+};
+
 
 char *
 ngx_http_vodlms_progress_skip(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vodlms_loc_conf_t  *vlcf = conf;
 
-    time_t      t;
-    ngx_str_t  *value;
+    time_t            t;
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *e;
 
     if (vlcf->progress.skip >= 0) {
         return "is duplicate";
@@ -835,24 +979,30 @@ ngx_http_vodlms_progress_skip(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
         vlcf->progress.skip = 0;
-        vlcf->progress.skip_refuse = 0;
+        vlcf->progress.skip_mode = NGX_HTTP_VODLMS_SKIP_FLAG;
         return NGX_CONF_OK;
     }
 
     t = (cf->args->nelts == 3) ? ngx_parse_time(&value[1], 1) : NGX_ERROR;
 
-    if (t == (time_t) NGX_ERROR || t <= 0
-        || (ngx_strcmp(value[2].data, "flag") != 0
-            && ngx_strcmp(value[2].data, "refuse") != 0))
-    {
+    for (e = ngx_http_vodlms_skip_modes; e->name.len; e++) {
+        if (cf->args->nelts == 3 && value[2].len == e->name.len
+            && ngx_strcmp(value[2].data, e->name.data) == 0)
+        {
+            break;
+        }
+    }
+
+    if (t == (time_t) NGX_ERROR || t <= 0 || e->name.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"vodlms_progress_skip\", expected "
-                           "\"off\", \"<time> flag\" or \"<time> refuse\"");
+                           "\"off\", \"<time> flag\", \"<time> refuse\" "
+                           "or \"<time> unwatched\"");
         return NGX_CONF_ERROR;
     }
 
     vlcf->progress.skip = (double) t;
-    vlcf->progress.skip_refuse = (value[2].data[0] == 'r');
+    vlcf->progress.skip_mode = e->value;
 
     return NGX_CONF_OK;
 }

@@ -16,7 +16,8 @@ typedef struct {
     ngx_msec_t                  flush_interval;
     ngx_uint_t                  batch;
     ngx_str_t                   flush_sql;
-    ngx_uint_t                  flush_nparams;   /* 7, or 8 with played */
+    ngx_uint_t                  flush_nparams;   /* 7 to 10: what the
+                                                    statement uses */
     ngx_event_t                 flush_timer;     /* per worker */
     ngx_uint_t                  failures;        /* for the back-off */
     ngx_msec_t                  last_flush;      /* this worker's */
@@ -28,6 +29,12 @@ typedef struct {
 } ngx_http_vodlms_progress_main_t;
 
 
+/* vodlms_progress_skip's second word */
+#define NGX_HTTP_VODLMS_SKIP_FLAG       0
+#define NGX_HTTP_VODLMS_SKIP_REFUSE     1
+#define NGX_HTTP_VODLMS_SKIP_UNWATCHED  2
+
+
 typedef struct {
     ngx_flag_t                  enable;
     ngx_uint_t                  rate;            /* beacons per window */
@@ -35,7 +42,7 @@ typedef struct {
     double                      complete;        /* fraction, 0..1 */
     double                      slack;           /* seconds past the end */
     double                      skip;            /* 0: off, else seconds */
-    ngx_uint_t                  skip_refuse;     /* refuse, or flag */
+    ngx_uint_t                  skip_mode;       /* NGX_HTTP_VODLMS_SKIP_* */
 } ngx_http_vodlms_progress_conf_t;
 
 

@@ -63,7 +63,7 @@ ngx_http_vodlms_text_array(u_char *p, ngx_str_t *s)
 
 /*
  * Claim the flush and snapshot the oldest dirty entries (up to the batch
- * size) into the statement's seven (or eight) parallel arrays.  NGX_OK: *fp and values[]
+ * size) into the statement's seven to ten parallel arrays.  NGX_OK: *fp and values[]
  * are ready and the claim is ours, to be released by _flushed(), which also
  * destroys the pool; NGX_DECLINED: nothing dirty, or another worker is
  * flushing; NGX_ERROR: no memory, with *fp left NULL if nothing was
@@ -74,8 +74,10 @@ static ngx_int_t
 ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
     ngx_log_t *log, ngx_http_vodlms_flush_t **fp, ngx_str_t *values)
 {
-    u_char                            *p[8];
-    size_t                             len[8];
+    u_char                            *p[10];
+    size_t                             len[10];
+    size_t                             nbytes;
+    vodlms_coverage_t                  cv, *c;
     ngx_uint_t                         i, k, limit, nk;
     ngx_pool_t                        *pool;
     ngx_queue_t                       *q;
@@ -151,6 +153,7 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
     *fp = f;
 
     limit = z->sh->split ? z->sh->split : vmcf->progress.batch;
+    nk = vmcf->progress.flush_nparams;
 
     /* the dirty queue holds nothing else: no walk past clean entries */
 
@@ -180,6 +183,23 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
                    node->video_len);
         snap->p = node->p;
         snap->version = node->version;
+        snap->complete_micro = node->complete_micro;
+        snap->cov.bits = NULL;
+
+        c = ngx_http_vodlms_progress_coverage(node, &cv);
+
+        if (c && nk >= 9) {
+            nbytes = (c->nbits + 7) / 8;
+            snap->cov = *c;
+            snap->cov.bits = ngx_pnalloc(pool, nbytes);
+
+            if (snap->cov.bits == NULL) {
+                f->snaps->nelts--;
+                break;
+            }
+
+            ngx_memcpy(snap->cov.bits, c->bits, nbytes);
+        }
     }
 
 #if (NGX_DEBUG)
@@ -200,19 +220,24 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
                       dead, ngx_pid);
     }
 
-    /* seven or eight parallel arrays, one statement */
+    /* seven to ten parallel arrays, one statement */
 
     snap = f->snaps->elts;
-    nk = vmcf->progress.flush_nparams;
 
     ngx_memzero(len, sizeof(len));
     for (i = 0; i < f->snaps->nelts; i++) {
         len[0] += 2 * snap[i].user.len + 3;
         len[1] += 2 * snap[i].video.len + 3;
+
+        if (nk >= 9) {
+            len[8] += snap[i].cov.bits
+                      ? VODLMS_COVERAGE_HEX_LEN(snap[i].cov.nbits) + 1
+                      : sizeof("NULL,");
+        }
     }
 
     for (k = 0; k < nk; k++) {
-        if (k >= 2) {
+        if (k >= 2 && k != 8) {
             len[k] = f->snaps->nelts * (NGX_INT64_LEN + 6);
         }
 
@@ -249,8 +274,33 @@ ngx_http_vodlms_progress_batch(ngx_http_vodlms_main_conf_t *vmcf,
         p[5] = ngx_sprintf(p[5], "%.3f", snap[i].p.watched_pending);
         p[6] = ngx_sprintf(p[6], "%L", snap[i].p.completed_at);
 
-        if (nk == 8) {
+        if (nk >= 8) {
             p[7] = ngx_sprintf(p[7], "%.3f", snap[i].p.played);
+        }
+
+        /*
+         * the bitmap as PostgreSQL's hex bit string ('x' and hex digits,
+         * nothing to quote), and the fraction it is judged by, in
+         * millionths as the core judges it; NULL for an entry without
+         * one (the database gave no duration)
+         */
+        if (nk >= 9) {
+            if (snap[i].cov.bits) {
+                p[8] += vodlms_coverage_hex(&snap[i].cov, (char *) p[8],
+                               VODLMS_COVERAGE_HEX_LEN(snap[i].cov.nbits));
+            } else {
+                p[8] = ngx_cpymem(p[8], "NULL", 4);
+            }
+        }
+
+        if (nk >= 10) {
+            if (snap[i].cov.bits) {
+                p[9] = ngx_sprintf(p[9], "%L.%06L",
+                                   snap[i].complete_micro / 1000000,
+                                   snap[i].complete_micro % 1000000);
+            } else {
+                p[9] = ngx_cpymem(p[9], "NULL", 4);
+            }
         }
     }
 
@@ -269,7 +319,7 @@ ngx_http_vodlms_progress_flush(ngx_event_t *ev)
     ngx_http_vodlms_main_conf_t  *vmcf = ev->data;
 
     ngx_int_t                  rc;
-    ngx_str_t                  values[8];
+    ngx_str_t                  values[10];
     ngx_msec_t                 interval;
     const char                *reason;
     ngx_vodlms_pg_status_e     status;
@@ -403,7 +453,7 @@ void
 ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
 {
     ngx_int_t                         rc, left;
-    ngx_str_t                         values[8];
+    ngx_str_t                         values[10];
     ngx_uint_t                        refused;
     ngx_msec_t                        deadline;
     PGresult                         *res;

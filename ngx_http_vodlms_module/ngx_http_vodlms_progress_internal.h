@@ -41,10 +41,36 @@ typedef struct {
     ngx_uint_t                  flushed;    /* the version in the database */
     ngx_msec_t                  window_start;
     ngx_uint_t                  window_count;
+    vodlms_coverage_run_t       run;        /* this node's current run */
+    int64_t                     cov_duration_ms;
+    uint32_t                    cov_nbits;  /* 0: no bitmap (the database
+                                               gave no duration) */
+    uint32_t                    complete_micro;  /* the latest beacon's
+                                               vodlms_progress_complete,
+                                               in millionths */
     u_char                      user_len;
     u_char                      video_len;
-    u_char                      data[1];    /* user, then video */
+    u_char                      data[1];    /* user, video, then the
+                                               coverage bitmap */
 } ngx_http_vodlms_progress_node_t;
+
+
+/* the entry's coverage bitmap, or NULL when it has none */
+
+static ngx_inline vodlms_coverage_t *
+ngx_http_vodlms_progress_coverage(ngx_http_vodlms_progress_node_t *node,
+    vodlms_coverage_t *c)
+{
+    if (node->cov_nbits == 0) {
+        return NULL;
+    }
+
+    c->bits = node->data + node->user_len + node->video_len;
+    c->nbits = node->cov_nbits;
+    c->duration_ms = node->cov_duration_ms;
+
+    return c;
+}
 
 
 typedef struct {
@@ -78,6 +104,8 @@ typedef struct {
     ngx_str_t                   video;
     vodlms_progress_t           p;
     ngx_uint_t                  version;
+    vodlms_coverage_t           cov;        /* bits NULL: none */
+    int64_t                     complete_micro;
 } ngx_http_vodlms_progress_snap_t;
 
 
@@ -109,13 +137,14 @@ ngx_http_vodlms_progress_node_t *ngx_http_vodlms_progress_find(
 /*
  * The entry for (user, video): found, after the rate check (which needs no
  * allocation), or made, evicting clean entries least recently cleaned
- * first.  A made entry is clean and empty: the caller fills it, then marks
+ * first, with cov_size bytes of room for its coverage bitmap after the
+ * ids.  A made entry is clean and empty: the caller fills it, then marks
  * it dirty or frees it.
  */
 ngx_http_vodlms_entry_e ngx_http_vodlms_progress_entry(
     ngx_http_vodlms_progress_zone_t *z, uint32_t hash, ngx_str_t *user,
-    ngx_str_t *video, ngx_http_vodlms_progress_conf_t *pcf, ngx_msec_t now,
-    ngx_log_t *log, ngx_http_vodlms_progress_node_t **np);
+    ngx_str_t *video, size_t cov_size, ngx_http_vodlms_progress_conf_t *pcf,
+    ngx_msec_t now, ngx_log_t *log, ngx_http_vodlms_progress_node_t **np);
 
 void ngx_http_vodlms_progress_free(ngx_http_vodlms_progress_zone_t *z,
     ngx_http_vodlms_progress_node_t *node);

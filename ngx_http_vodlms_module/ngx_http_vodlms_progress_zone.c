@@ -95,7 +95,7 @@ ngx_http_vodlms_progress_over_rate(ngx_http_vodlms_progress_node_t *node,
 
 ngx_http_vodlms_entry_e
 ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
-    uint32_t hash, ngx_str_t *user, ngx_str_t *video,
+    uint32_t hash, ngx_str_t *user, ngx_str_t *video, size_t cov_size,
     ngx_http_vodlms_progress_conf_t *pcf, ngx_msec_t now, ngx_log_t *log,
     ngx_http_vodlms_progress_node_t **np)
 {
@@ -119,7 +119,7 @@ ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
     }
 
     n = offsetof(ngx_http_vodlms_progress_node_t, data)
-        + user->len + video->len;
+        + user->len + video->len + cov_size;
 
     node = ngx_slab_alloc_locked(z->shpool, n);
 

@@ -14,7 +14,8 @@
 #include <ngx_core.h>
 
 
-#define NGX_VODLMS_CACHE_VALUE_MAX  1024
+/* an enrollment row with a 24-hour lecture's coverage in hex (4321 bytes) */
+#define NGX_VODLMS_CACHE_VALUE_MAX  8192
 
 
 typedef struct {

@@ -25,7 +25,8 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 # one student per block, so that no block sees another's entry
 my @students = (['kim', 1201], ['lou', 1202], ['max', 1203], ['ned', 1204],
-                ['oda', 1205], ['pat', 1206], ['quin', 1207], ['rho', 1208]);
+                ['oda', 1205], ['pat', 1206], ['quin', 1207], ['rho', 1208],
+                ['sam', 1209], ['tia', 1210], ['uma', 1211]);
 for my $u (@students) {
     redis_cmd($r, 'SET', "session:t103-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
     $pg->psql(qq{INSERT INTO vodlms.users (id, email, role) VALUES ('$u->[1]', '$u->[0]\@example.com', 'student')});
@@ -39,7 +40,13 @@ $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, s
                    ('lec-null', 'course-intro', 'No duration', NULL, 'ready', 'hls/lec-null/'),
                    ('lec-10', 'course-intro', 'Ten seconds', 10, 'ready', 'hls/lec-10/'),
                    ('3', 'course-intro', 'Integer id', 600, 'ready', 'hls/3/'),
-                   ('7', 'course-intro', 'Twenty seconds, integer id', 20, 'ready', 'hls/7/')});
+                   ('7', 'course-intro', 'Twenty seconds, integer id', 20, 'ready', 'hls/7/'),
+                   ('lec-60', 'course-intro', 'One minute', 60, 'ready', 'hls/lec-60/')});
+
+# uma watched the first 30 s of the minute on another node, yesterday
+$pg->psql(q{INSERT INTO vodlms.watch_progress (user_id, video_id, position_seconds, max_position_seconds,
+                                               duration_seconds, coverage)
+            VALUES ('1211', 'lec-60', 30, 30, 60, B'111111000000')});
 
 sub wait_until {
     my ($what, $cond) = @_;
@@ -63,6 +70,20 @@ my ($ctl_port, $ctl) = control_server(
                             . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
             return undef if $v eq '';
             return undef if defined $max && $v !~ /^\Q$max\E /;
+            "$v\n";
+        });
+    },
+    # the flushed row's coverage bits and the fraction it was judged by
+    '/cov' => sub {
+        my ($path, $query) = @_;
+        my ($user) = ($query // '') =~ /user=(\d+)/ or return "no user\n";
+        my ($video) = ($query // '') =~ /video=([A-Za-z0-9_-]+)/ or return "no video\n";
+        my ($want) = ($query // '') =~ /want=([01]+)/;
+        wait_until("the coverage of $user/$video", sub {
+            my $v = $pg->psql("SELECT coverage::text || ' ' || coalesce(complete_fraction::text, 'none')"
+                            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
+            return undef if $v eq '';
+            return undef if defined $want && $v !~ /^\Q$want\E /;
             "$v\n";
         });
     },
@@ -173,7 +194,7 @@ __DATA__
 
 
 
-=== TEST 4: a real viewer at 1x, a beacon a second, completes the 10 s clip
+=== TEST 4: a real viewer at 1x, a beacon a second and "ended" at the end as players send it, completes the 10 s clip
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
         vodlms_auth on;
@@ -186,17 +207,17 @@ __DATA__
 --- request eval
 [(map { ("POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":$_,\"duration\":10}",
          "GET /ctl/second") } 0 .. 8),
- "POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":9,\"duration\":10}",
+ "POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":10,\"duration\":10,\"event\":\"ended\"}",
  "GET /api/videos/lec-10/progress",
- "GET /ctl/row?user=1204&video=lec-10&max=9.000"]
+ "GET /ctl/row?user=1204&video=lec-10&max=10.000"]
 --- more_headers eval
 [(("Cookie: session=t103-ned", "") x 9), "Cookie: session=t103-ned", "Cookie: session=t103-ned", ""]
 --- error_code eval
 [((204, 200) x 9), 204, 200, 200]
 --- response_body_like eval
 [((qr/^$/, qr/^a second later$/) x 9), qr/^$/,
- qr/^\{"videoId":"lec-10","position":9\.000,"duration":10\.000,"completed":true\}$/,
- qr/^9\.000 completed=true$/]
+ qr/^\{"videoId":"lec-10","position":10\.000,"duration":10\.000,"completed":true\}$/,
+ qr/^10\.000 completed=true$/]
 --- timeout: 40
 
 
@@ -289,3 +310,99 @@ __DATA__
  qr/^$/,
  qr/^\{"videoId":"7","position":19\.000,"duration":20\.000,"completed":false\}$/]
 --- timeout: 40
+
+
+
+=== TEST 8: the step attack of TEST 1 left no part of the lecture as watched in the database: 360 bits, none set
+--- config
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request
+GET /ctl/cov?user=1201&video=lec-1800
+--- response_body_like eval
+qr/^0{360} 0\.900000$/
+--- timeout: 30
+
+
+
+=== TEST 9: "10s unwatched": steps of +9 s in a burst pass "refuse" (each is 9 s past the highest), but not past the first unwatched part
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 10s unwatched;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[(map { "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":$_,\"duration\":60}" } (0, 9, 18, 27)),
+ "GET /api/videos/lec-60/progress"]
+--- more_headers eval
+[("Cookie: session=t103-sam") x 5]
+--- error_code eval
+[204, 204, 400, 400, 200]
+--- response_body_like eval
+[qr/^$/, qr/^$/, qr/"reason":"skip_ahead"/, qr/"reason":"skip_ahead"/,
+ qr/"position":9\.000,"duration":60\.000,"completed":false\}$/]
+--- timeout: 30
+
+
+
+=== TEST 10: "10s unwatched": after watching the first 5 s for real, the viewer may go 10 s past them, and no further
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_rate off;
+        vodlms_progress_skip 10s unwatched;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[(map { ("POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":$_,\"duration\":60}",
+         "GET /ctl/second") } (0.4, 2, 4)),
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":6,\"duration\":60}",
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":16,\"duration\":60}",
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":15,\"duration\":60}",
+ "GET /ctl/cov?user=1210&video=lec-60"]
+--- more_headers eval
+[(("Cookie: session=t103-tia", "") x 3), ("Cookie: session=t103-tia") x 3, ""]
+--- error_code eval
+[((204, 200) x 3), 204, 400, 204, 200]
+--- response_body_like eval
+[((qr/^$/, qr/^a second later$/) x 3), qr/^$/, qr/"reason":"skip_ahead"/, qr/^$/,
+ qr/^100000000000 0\.900000$/]
+--- timeout: 30
+
+
+
+=== TEST 11: "10s unwatched" on a node that has never seen the viewer: the database's bits count, and a resume where they end goes on from there
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_rate off;
+        vodlms_progress_skip 10s unwatched;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+["POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":32,\"duration\":60}",
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":45,\"duration\":60}",
+ "GET /ctl/second",
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":34,\"duration\":60}",
+ "GET /ctl/second",
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":36,\"duration\":60}",
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":45,\"duration\":60}",
+ "GET /ctl/cov?user=1211&video=lec-60&want=111111100000"]
+--- more_headers eval
+["Cookie: session=t103-uma", "Cookie: session=t103-uma", "", "Cookie: session=t103-uma", "",
+ "Cookie: session=t103-uma", "Cookie: session=t103-uma", ""]
+--- error_code eval
+[204, 400, 200, 204, 200, 204, 204, 200]
+--- response_body_like eval
+[qr/^$/, qr/"reason":"skip_ahead"/, qr/^a second later$/, qr/^$/, qr/^a second later$/, qr/^$/, qr/^$/,
+ qr/^111111100000 0\.900000$/]
+--- timeout: 30

@@ -740,10 +740,11 @@ vodlms_beacon_parse(const char *body, size_t len, double slack,
 
 
 void
-vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
-    int64_t now_ms, double complete_fraction, double end_slack)
+vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
+    vodlms_coverage_run_t *run, const vodlms_beacon_t *b, int64_t now_ms,
+    double complete_fraction)
 {
-    double  position, moved, wall, need;
+    double  position, moved, wall;
 
     /* a position past the end (within the slack) is the end */
     position = b->current_time > b->duration ? b->duration : b->current_time;
@@ -771,16 +772,14 @@ vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
         p->max_position = position;
     }
 
-    if (p->completed_at != 0 || !b->duration_known) {
+    if (c == NULL || run == NULL) {
         return;
     }
 
-    need = complete_fraction * p->duration;
+    (void) vodlms_coverage_mark(c, run, b->current_time, now_ms);
 
-    if (p->played + end_slack >= need
-        && (p->max_position >= need
-            || (b->event == VODLMS_BEACON_ENDED
-                && position >= p->duration - end_slack)))
+    if (p->completed_at == 0 && b->duration_known
+        && vodlms_coverage_complete(c, complete_fraction))
     {
         p->completed_at = now_ms / 1000;
     }

@@ -235,24 +235,6 @@ typedef struct {
 /* the fastest playback credited as watching (players offer 2x) */
 #define VODLMS_PROGRESS_MAX_RATE  2.0
 
-/*
- * Fold a beacon into the state.  Watched time grows by the forward
- * movement of the position, but never by more than the wall-clock time
- * since the previous beacon: seeking ahead or inflated reports cannot fake
- * watching.  "played" grows the same way with VODLMS_PROGRESS_MAX_RATE
- * times the wall-clock time as its bound.
- *
- * Completion is set once, and only when all of these hold:
- *   - the duration is the database's (b->duration_known): a player's
- *     {"currentTime": 1, "duration": 1} decides nothing;
- *   - max_position >= complete_fraction * duration, or an "ended" beacon
- *     within end_slack seconds of the end;
- *   - played + end_slack >= complete_fraction * duration: evidence of
- *     watching that wall-clock time bounds, so small steps sent in a burst
- *     cannot reach it however far they move the position.
- */
-void vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
-    int64_t now_ms, double complete_fraction, double end_slack);
 
 
 /* ------------------------------------------------------------ coverage */
@@ -275,7 +257,10 @@ void vodlms_progress_apply(vodlms_progress_t *p, const vodlms_beacon_t *b,
  * as equal, as workers' cached clocks differ), with p0, t0 the previous
  * beacon's and w = VODLMS_PROGRESS_MAX_RATE * min(t - t0,
  * VODLMS_COVERAGE_STEP_MAX_MS) the content time the wall clock allows:
- *   - the first beacon starts a run at p, and marks nothing;
+ *   - the first beacon starts a run at p, and marks nothing; when p lies
+ *     in the first bit, or in a bit whose predecessor is set (a resume
+ *     where the played part ends), the run starts at that bit's start:
+ *     a resume must not leave the bit it lands in unprovable;
  *   - p < p0 (back): a run starts at p, nothing is marked (rewatching is
  *     not new coverage; what is played from p on is);
  *   - p - p0 <= credit + w: the run goes on to p,
@@ -408,6 +393,39 @@ size_t vodlms_coverage_hex(const vodlms_coverage_t *c, char *out,
  */
 vodlms_rc_t vodlms_coverage_parse(vodlms_coverage_t *c, const char *s,
     size_t len, size_t *dropped);
+
+/*
+ * Whether the covered content reaches `fraction` (0 < fraction <= 1) of
+ * the duration, in exact arithmetic: the fraction is taken to millionths
+ * (half up), as the flush prints it for PostgreSQL's numeric, so nginx and
+ * vodlms.coverage_complete() in sql/ agree to the millisecond.
+ */
+int vodlms_coverage_complete(const vodlms_coverage_t *c, double fraction);
+
+/* fraction in millionths, half up: what the flush sends as $10 */
+int64_t vodlms_coverage_fraction_micro(double fraction);
+
+
+/* --------------------------------------- progress: one beacon applied */
+
+/*
+ * Fold a beacon into the state.  Watched time grows by the forward
+ * movement of the position, but never by more than the wall-clock time
+ * since the previous beacon: seeking ahead or inflated reports cannot fake
+ * watching.  "played" grows the same way with VODLMS_PROGRESS_MAX_RATE
+ * times the wall-clock time as its bound.  Both are engagement figures.
+ *
+ * Coverage (c and run, both NULL when the entry has no bitmap: the
+ * database did not give the video's duration) is marked by
+ * vodlms_coverage_mark(), and completion is judged by it alone
+ * (issue #19): set once, when the duration is the database's
+ * (b->duration_known: a player's {"currentTime": 1, "duration": 1}
+ * decides nothing) and vodlms_coverage_complete(c, complete_fraction).
+ * Without a bitmap nothing completes here.
+ */
+void vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
+    vodlms_coverage_run_t *run, const vodlms_beacon_t *b, int64_t now_ms,
+    double complete_fraction);
 
 
 /* ------------------------------------------------------- JSON output */

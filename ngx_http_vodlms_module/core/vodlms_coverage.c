@@ -161,6 +161,7 @@ vodlms_coverage_step_e
 vodlms_coverage_mark(vodlms_coverage_t *c, vodlms_coverage_run_t *r,
     double position, int64_t now_ms)
 {
+    size_t   i;
     int64_t  p, dt, w, moved;
 
     if (isnan(position) || position < 0 || isinf(position) || now_ms < 0) {
@@ -181,6 +182,22 @@ vodlms_coverage_mark(vodlms_coverage_t *c, vodlms_coverage_run_t *r,
     if (!r->active) {
         r->active = 1;
         r->run_start = p;
+
+        /*
+         * A run that starts where the played part ends goes on from it:
+         * in the first bit (a player's first beacon comes a moment after
+         * 0), or in a bit whose predecessor is played (a resume, on this
+         * node or another, where the database's bits end).  Otherwise
+         * the bit the resume lands in would be proven by no run, a hole
+         * that "the first unwatched part" could never pass.  Only the
+         * first beacon of a run state: at most one bit, once per entry.
+         */
+        i = (size_t) (p / R);
+
+        if (i < c->nbits && (i == 0 || vodlms_coverage_get(c, i - 1))) {
+            r->run_start = (int64_t) i * R;
+        }
+
         r->position = p;
         r->time = now_ms;
         r->credit = A;
@@ -298,6 +315,37 @@ double
 vodlms_coverage_fraction(const vodlms_coverage_t *c)
 {
     return (double) vodlms_coverage_covered_ms(c) / (double) c->duration_ms;
+}
+
+
+int64_t
+vodlms_coverage_fraction_micro(double fraction)
+{
+    if (!(fraction > 0)) {
+        return 0;                                   /* NaN fails too */
+    }
+
+    if (fraction >= 1) {
+        return 1000000;
+    }
+
+    return (int64_t) (fraction * 1000000.0 + 0.5);
+}
+
+
+int
+vodlms_coverage_complete(const vodlms_coverage_t *c, double fraction)
+{
+    int64_t  micro;
+
+    micro = vodlms_coverage_fraction_micro(fraction);
+
+    if (micro <= 0 || c->nbits == 0 || c->duration_ms <= 0) {
+        return 0;
+    }
+
+    /* at most 6.1e8 ms x 1e6: no overflow in 64 bits */
+    return vodlms_coverage_covered_ms(c) * 1000000 >= micro * c->duration_ms;
 }
 
 

@@ -177,8 +177,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (rc == VODLMS_OK) {
             memset(&p, 0, sizeof(p));
-            vodlms_progress_apply(&p, &b, 1000, 0.9, 5.0);
-            vodlms_progress_apply(&p, &b, 16000, 0.9, 5.0);
+            vodlms_progress_apply(&p, NULL, NULL, &b, 1000, 0.9);
+            vodlms_progress_apply(&p, NULL, NULL, &b, 16000, 0.9);
         }
         break;
 

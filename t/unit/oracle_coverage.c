@@ -113,6 +113,10 @@ oracle_coverage_beacon(oracle_coverage_t *o, int64_t pos_ms, int64_t now_ms)
         o->clock[k] = 0;
         o->last_time = now_ms;
         o->run = 0;
+        /* a start a moment after 0 is a start at 0 (the bitmaps here
+           start empty: no played bit before the first beacon's) */
+        o->first_from = o->pos[0] < RES ? 0 : o->pos[0];
+        o->first_live = 1;
         return VODLMS_COVERAGE_FIRST;
     }
 
@@ -134,6 +138,7 @@ oracle_coverage_beacon(oracle_coverage_t *o, int64_t pos_ms, int64_t now_ms)
 
     if (o->pos[k] < o->pos[k - 1]) {
         o->run = k;
+        o->first_live = 0;
         return VODLMS_COVERAGE_BACK;
     }
 
@@ -146,9 +151,12 @@ oracle_coverage_beacon(oracle_coverage_t *o, int64_t pos_ms, int64_t now_ms)
     }
 
     if (all) {
-        oracle_span(o, o->pos[o->run], o->pos[k]);
+        oracle_span(o, o->first_live ? o->first_from : o->pos[o->run],
+                    o->pos[k]);
         return VODLMS_COVERAGE_CONTINUED;
     }
+
+    o->first_live = 0;
 
     if (oracle_pair(o, k - 1, k)) {
         o->run = k - 1;
@@ -402,7 +410,8 @@ oracle_node_final(oracle_node_t *n, unsigned char **flags)
     /* what wall time allows: rate x the clock, plus A per run */
     if (n->o.n > 0
         && covered > 2 * n->o.clock[n->o.n - 1]
-                     + (int64_t) n->o.runs * VODLMS_COVERAGE_ALLOWANCE_MS)
+                     + (int64_t) n->o.runs * VODLMS_COVERAGE_ALLOWANCE_MS
+                     + (n->o.pos[0] - n->o.first_from))
     {
         return "more coverage than the wall clock allows";
     }

@@ -20,6 +20,9 @@ typedef struct {
     size_t    spans, spans_cap;
     size_t    runs;         /* runs that proved a span */
     size_t    counted;      /* 1 + the run counted last, 0: none */
+    int64_t   first_from;   /* where the first run's spans start: 0 when
+                               the first beacon is in the first bit */
+    int       first_live;   /* the first run is still the run */
 } oracle_coverage_t;
 
 void oracle_coverage_init(oracle_coverage_t *o, int64_t duration_ms);

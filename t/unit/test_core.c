@@ -1867,152 +1867,264 @@ test_storage_prefix(void)
 }
 
 
+/* a fresh bitmap for `duration` seconds and a run with no beacon yet */
+static vodlms_coverage_t *
+progress_cov(vodlms_coverage_t *c, vodlms_coverage_run_t *run,
+    unsigned char *buf, size_t size, double duration)
+{
+    memset(run, 0, sizeof(*run));
+
+    if (vodlms_coverage_init(c, buf, size, duration) != VODLMS_OK) {
+        abort();
+    }
+
+    return c;
+}
+
+
 static void
 test_progress(void)
 {
-    vodlms_beacon_t    b;
-    vodlms_progress_t  p;
+    vodlms_beacon_t        b;
+    vodlms_progress_t      p;
+    vodlms_coverage_t      cv, *c;
+    vodlms_coverage_run_t  run;
+    unsigned char          buf[VODLMS_COVERAGE_BYTES_MAX];
 
     memset(&p, 0, sizeof(p));
     memset(&b, 0, sizeof(b));
     b.duration = 100;
     b.duration_known = 1;
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
 
     /* the first beacon: a position, no watch time yet */
     b.current_time = 10;
-    vodlms_progress_apply(&p, &b, 1000000, 0.9, 5);
+    vodlms_progress_apply(&p, c, &run, &b, 1000000, 0.9);
     ok(p.position == 10 && p.watched_pending == 0, "progress: first beacon");
 
-    /* 15 s later, 15 s further: 15 s watched */
+    /* 15 s later, 15 s further: 15 s watched, [10, 25] covered */
     b.current_time = 25;
-    vodlms_progress_apply(&p, &b, 1015000, 0.9, 5);
+    vodlms_progress_apply(&p, c, &run, &b, 1015000, 0.9);
     ok(p.watched_pending == 15, "progress: normal play counts (%g)",
        p.watched_pending);
+    ok(vodlms_coverage_covered_ms(c) == 15000,
+       "progress: normal play is coverage (%lld ms)",
+       (long long) vodlms_coverage_covered_ms(c));
 
-    /* a seek 50 s ahead 2 s later counts 2 s, not 50 */
+    /* a seek 50 s ahead 2 s later counts 2 s, not 50, and covers nothing */
     b.current_time = 75;
-    vodlms_progress_apply(&p, &b, 1017000, 0.9, 5);
+    vodlms_progress_apply(&p, c, &run, &b, 1017000, 0.9);
     ok(p.watched_pending == 17, "progress: a seek counts wall time only (%g)",
        p.watched_pending);
     ok(p.max_position == 75, "progress: max position");
+    ok(vodlms_coverage_covered_ms(c) == 15000, "progress: a seek covers "
+       "nothing");
 
     /* back to 30: nothing more watched, the max stays */
     b.current_time = 30;
-    vodlms_progress_apply(&p, &b, 1030000, 0.9, 5);
+    vodlms_progress_apply(&p, c, &run, &b, 1030000, 0.9);
     ok(p.watched_pending == 17 && p.max_position == 75 && p.position == 30,
        "progress: seeking back keeps the max and adds nothing");
     ok(p.completed_at == 0, "progress: not complete at 75%%");
     ok(p.played == 19, "progress: played 15 s, then 2 s at 2x (%g)", p.played);
 
-    /* reaching 90% is not enough while the skipped part was not played */
+    /* from 30 to 90 in real time: [10, 25] and [30, 90], 75 s: no */
     b.current_time = 90;
-    vodlms_progress_apply(&p, &b, 1200000, 0.9, 5);
-    ok(p.completed_at == 0 && p.played == 79,
-       "progress: 90%% reached, 79 s played: not complete (%g)", p.played);
-    b.current_time = 97;
-    vodlms_progress_apply(&p, &b, 1207000, 0.9, 5);
-    ok(p.completed_at == 1207, "progress: 86 s played and 97%% reached: "
-       "complete (%g)", p.played);
-    b.current_time = 99;
-    vodlms_progress_apply(&p, &b, 1300000, 0.9, 5);
-    ok(p.completed_at == 1207, "progress: completion is set once");
+    vodlms_progress_apply(&p, c, &run, &b, 1090000, 0.9);
+    ok(p.completed_at == 0 && vodlms_coverage_covered_ms(c) == 75000,
+       "progress: 90%% reached, 75%% covered: not complete (%lld)",
+       (long long) vodlms_coverage_covered_ms(c));
 
-    /* a real viewer at 1x and at 2x completes; at 3x the credit lags */
+    /* the first 30 s, watched now: 90 s covered, complete */
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 1100000, 0.9);
+    b.current_time = 15;
+    vodlms_progress_apply(&p, c, &run, &b, 1115000, 0.9);
+    ok(p.completed_at == 0, "progress: 85 s covered: not yet");
+    b.current_time = 30;
+    vodlms_progress_apply(&p, c, &run, &b, 1130000, 0.9);
+    ok(p.completed_at == 1130, "progress: the parts missed, watched after: "
+       "90%% covered, complete (%lld ms)",
+       (long long) vodlms_coverage_covered_ms(c));
+    b.current_time = 99;
+    vodlms_progress_apply(&p, c, &run, &b, 1300000, 0.9);
+    ok(p.completed_at == 1130, "progress: completion is set once");
+
+    /* rewatching the same minute for long does not complete */
+    {
+        int      k;
+        int64_t  t;
+
+        memset(&p, 0, sizeof(p));
+        c = progress_cov(&cv, &run, buf, sizeof(buf), 600);
+        b.duration = 600;
+        t = 50000;
+
+        for (k = 0; k < 40; k++) {
+            b.current_time = (k % 7) * 10;
+            vodlms_progress_apply(&p, c, &run, &b, t, 0.9);
+            t += 10000;
+        }
+
+        ok(p.completed_at == 0 && p.played > 300
+           && vodlms_coverage_covered_ms(c) == 60000,
+           "progress: the first minute six times over: played %g s, "
+           "covered 60 s, not complete", p.played);
+        b.duration = 100;
+    }
+
+    /* a real viewer at 1x and at 2x completes; at 3x nothing is proven */
     {
         int     k, speed;
         int64_t t;
 
         for (speed = 1; speed <= 3; speed++) {
             memset(&p, 0, sizeof(p));
+            c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
             b.event = VODLMS_BEACON_TICK;
             t = 50000;
 
             for (k = 0; k * 10 <= 100; k++) {
                 b.current_time = k * 10;
-                vodlms_progress_apply(&p, &b, t, 0.9, 5);
+                b.event = k * 10 == 100 ? VODLMS_BEACON_ENDED
+                                        : VODLMS_BEACON_TICK;
+                vodlms_progress_apply(&p, c, &run, &b, t, 0.9);
                 t += 10000 / speed;
             }
 
             ok((p.completed_at != 0) == (speed <= 2),
-               "progress: a viewer at %dx %s (played %g)", speed,
-               speed <= 2 ? "completes" : "does not complete", p.played);
+               "progress: a viewer at %dx %s (covered %lld ms)", speed,
+               speed <= 2 ? "completes" : "does not complete",
+               (long long) vodlms_coverage_covered_ms(c));
         }
+
+        b.event = VODLMS_BEACON_TICK;
     }
 
-    /* the step attack: 57 steps of +29 s in 0.34 s never complete */
+    /* the step attack: 63 steps of +29 s in 0.38 s never complete */
     {
         int     k;
 
         memset(&p, 0, sizeof(p));
         b.duration = 1800;
+        c = progress_cov(&cv, &run, buf, sizeof(buf), 1800);
         b.current_time = 0;
-        vodlms_progress_apply(&p, &b, 7000000, 0.9, 5);
+        vodlms_progress_apply(&p, c, &run, &b, 7000000, 0.9);
 
         for (k = 1; k <= 63; k++) {
             b.current_time = k * 29 > 1800 ? 1800 : k * 29;
             b.event = k == 63 ? VODLMS_BEACON_ENDED : VODLMS_BEACON_TICK;
-            vodlms_progress_apply(&p, &b, 7000000 + k * 6, 0.9, 5);
+            vodlms_progress_apply(&p, c, &run, &b, 7000000 + k * 6, 0.9);
         }
 
-        ok(p.max_position == 1800 && p.completed_at == 0 && p.played < 1,
-           "progress: small fast steps to the end do not complete "
-           "(played %g)", p.played);
+        ok(p.max_position == 1800 && p.completed_at == 0
+           && vodlms_coverage_covered_ms(c) == 0,
+           "progress: small fast steps to the end cover nothing (%lld ms)",
+           (long long) vodlms_coverage_covered_ms(c));
         b.duration = 100;
         b.event = VODLMS_BEACON_TICK;
     }
 
     /* the player's duration decides nothing */
     memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 1);
     b.duration_known = 0;
     b.duration = 1;
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 0.9);
     b.current_time = 1;
     b.event = VODLMS_BEACON_ENDED;
-    vodlms_progress_apply(&p, &b, 5000, 0.9, 5);
-    p.played = 1000;
-    vodlms_progress_apply(&p, &b, 6000, 0.9, 5);
-    ok(p.completed_at == 0,
+    vodlms_progress_apply(&p, c, &run, &b, 6000, 0.9);
+    ok(p.completed_at == 0 && vodlms_coverage_covered_ms(c) == 1000,
        "progress: no completion without the database's duration");
     b.duration_known = 1;
     b.duration = 100;
     b.event = VODLMS_BEACON_TICK;
 
-    /* what the database credited before counts (resume on another node) */
+    /* no bitmap (the database gave no duration): nothing completes */
     memset(&p, 0, sizeof(p));
-    p.played = 80;
-    p.max_position = 80;
-    b.current_time = 80;
-    vodlms_progress_apply(&p, &b, 5000, 0.9, 5);
+    b.current_time = 0;
+    vodlms_progress_apply(&p, NULL, NULL, &b, 5000, 0.9);
+    b.current_time = 100;
+    vodlms_progress_apply(&p, NULL, NULL, &b, 105000, 0.9);
+    ok(p.completed_at == 0 && p.watched_pending == 100,
+       "progress: without a bitmap, watch time but no completion");
+
+    /* what the database covered before counts (resume on another node) */
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
+    {
+        size_t  dropped;
+
+        /* [0, 80) */
+        ok(vodlms_coverage_parse(c, "xffff", 5, &dropped) == VODLMS_OK,
+           "progress: the database's bits loaded");
+    }
+    b.current_time = 82;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 0.9);
     b.current_time = 91;
-    vodlms_progress_apply(&p, &b, 16000, 0.9, 5);
-    ok(p.completed_at == 16, "progress: 80 s credited before, 11 s now: "
-       "complete (%g)", p.played);
+    vodlms_progress_apply(&p, c, &run, &b, 14000, 0.9);
+    ok(p.completed_at == 14, "progress: 80 s covered before, a resume at 82 "
+       "(in the bit after them) to 91: 90 s, complete (%lld ms)",
+       (long long) vodlms_coverage_covered_ms(c));
 
-    /* "ended" near the end completes even with a high fraction, once
-       what was played reaches it within the slack */
+    /* a fraction of 1 needs every bit, the short last one too */
     memset(&p, 0, sizeof(p));
-    p.played = 90;
-    b.current_time = 97;
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 12);
+    b.duration = 12;
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 1.0);
+    b.current_time = 11.9;
+    vodlms_progress_apply(&p, c, &run, &b, 17000, 1.0);
+    ok(p.completed_at == 0, "progress: fraction 1, 11.9 of 12 s: not yet");
+    b.current_time = 12;
     b.event = VODLMS_BEACON_ENDED;
-    vodlms_progress_apply(&p, &b, 5000, 1.0, 5);
-    ok(p.completed_at == 0, "progress: ended, 90 of 100 s played: not yet");
-    p.played = 96;
-    vodlms_progress_apply(&p, &b, 5000, 1.0, 5);
-    ok(p.completed_at == 5, "progress: ended within the slack completes");
-
-    memset(&p, 0, sizeof(p));
-    b.current_time = 50;
-    vodlms_progress_apply(&p, &b, 5000, 1.0, 5);
-    ok(p.completed_at == 0, "progress: ended half-way does not");
+    vodlms_progress_apply(&p, c, &run, &b, 17100, 1.0);
+    ok(p.completed_at == 17, "progress: fraction 1, ended at 12 s: complete");
+    b.duration = 100;
+    b.event = VODLMS_BEACON_TICK;
 
     /* a clock going backwards adds nothing */
     memset(&p, 0, sizeof(p));
-    b.event = VODLMS_BEACON_TICK;
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
     b.current_time = 10;
-    vodlms_progress_apply(&p, &b, 9000, 0.9, 5);
+    vodlms_progress_apply(&p, c, &run, &b, 9000, 0.9);
     b.current_time = 20;
-    vodlms_progress_apply(&p, &b, 8000, 0.9, 5);
+    vodlms_progress_apply(&p, c, &run, &b, 8000, 0.9);
     ok(p.watched_pending == 0, "progress: no watch time from a clock jump");
 }
+
+
+/* exact completion arithmetic: what PostgreSQL's numeric agrees with */
+static void
+test_coverage_complete(void)
+{
+    vodlms_coverage_t  c;
+    unsigned char      buf[VODLMS_COVERAGE_BYTES_MAX];
+    size_t             dropped;
+
+    ok(vodlms_coverage_fraction_micro(0.9) == 900000
+       && vodlms_coverage_fraction_micro(0.3333334) == 333333
+       && vodlms_coverage_fraction_micro(1.5) == 1000000
+       && vodlms_coverage_fraction_micro(0) == 0,
+       "coverage: fractions in millionths");
+
+    /* 1800 s at 0.9: 1620 s needed, 324 bits exactly */
+    vodlms_coverage_init(&c, buf, sizeof(buf), 1800);
+    (void) vodlms_coverage_parse(&c, "xffffffffffffffffffffffffffffffffffffffff"
+                                 "fffffffffffffffffffffffffffffffffffffff", 80,
+                                 &dropped);
+    ok(vodlms_coverage_covered_ms(&c) == 1580000
+       && !vodlms_coverage_complete(&c, 0.9), "coverage: 1580 of 1620 s");
+    (void) vodlms_coverage_parse(&c, "xfffffffffffffffffffffffffffffffffffffff"
+                                 "ffffffffffffffffffffffffffffffffffffffffff",
+                                 82, &dropped);
+    ok(vodlms_coverage_covered_ms(&c) == 1620000
+       && vodlms_coverage_complete(&c, 0.9), "coverage: 1620 s of 1800 "
+       "complete at 0.9, exactly");
+    ok(!vodlms_coverage_complete(&c, 0.900001), "coverage: not at 0.900001");
+}
+
 
 /* ------------------------------------------------------ JSON output */
 
@@ -2445,6 +2557,7 @@ main(void)
     test_beacon_oracle();
     test_storage_prefix();
     test_progress();
+    test_coverage_complete();
     test_json_output();
     test_numeral_fast();
 
