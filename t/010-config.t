@@ -497,7 +497,24 @@ rejects('a flush query that leaves parameters untyped (PostgreSQL would refuse e
     "vodlms_progress_zone zone=p:1m;
      vodlms_progress_flush_query \"SELECT 1 WHERE \$1::text[] IS NOT NULL\";"
   . video_location('vodlms_progress on;'),
-    qr/"vodlms_progress_flush_query" must use the parameters \$1 to \$7, and may use \$8 \(the played seconds\)/, 9);
+    qr/"vodlms_progress_flush_query" must use the parameters \$1 to \$7, and may go on to \$8 \(the played seconds\), \$9 \(the coverage\) and \$10 \(the completion fraction\)/, 9);
+
+accepts('a flush query that takes the coverage and the completion fraction as $9 and $10',
+    "vodlms_progress_zone zone=p:1m;
+     vodlms_progress_flush_query \"SELECT 1 FROM unnest(\$1::text[], \$2::text[], \$3::numeric[], \$4::numeric[], \$5::numeric[], \$6::numeric[], \$7::float8[], \$8::numeric[], \$9::varbit[], \$10::numeric[])\";"
+  . video_location('vodlms_progress on;'));
+
+rejects('a flush query that takes $9 but skips $8 (PostgreSQL cannot type $8)',
+    "vodlms_progress_zone zone=p:1m;
+     vodlms_progress_flush_query \"SELECT 1 FROM unnest(\$1::text[], \$2::text[], \$3::numeric[], \$4::numeric[], \$5::numeric[], \$6::numeric[], \$7::float8[], \$9::varbit[])\";"
+  . video_location('vodlms_progress on;'),
+    qr/"vodlms_progress_flush_query" uses \$9 but not \$8: a statement that goes on to a parameter uses every one before it/, 9);
+
+rejects('a flush query that takes $11',
+    "vodlms_progress_zone zone=p:1m;
+     vodlms_progress_flush_query \"SELECT 1 FROM unnest(\$1::text[], \$2::text[], \$3::numeric[], \$4::numeric[], \$5::numeric[], \$6::numeric[], \$7::float8[], \$8::numeric[], \$9::varbit[], \$10::numeric[], \$11::int[])\";"
+  . video_location('vodlms_progress on;'),
+    qr/"vodlms_progress_flush_query" must use the parameters \$1 to \$7/, 9);
 
 rejects('a progress endpoint without a zone',
     $progress,
@@ -577,7 +594,10 @@ accepts('a new-video upload under a server-drawn id',
 
 rejects('a bad skip policy',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_skip 30s warn;'),
-    qr/invalid "vodlms_progress_skip", expected "off", "<time> flag" or "<time> refuse"/);
+    qr/invalid "vodlms_progress_skip", expected "off", "<time> flag", "<time> refuse" or "<time> unwatched"/);
+
+accepts('vodlms_progress_skip ... unwatched',
+    "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_skip 60s unwatched;'));
 
 rejects('a completion fraction over 1',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_complete 1.5;'),
