@@ -660,15 +660,91 @@ ngx_http_vodlms_progress_resume(ngx_http_request_t *r, double *position,
 }
 
 
+/*
+ * Where the first part not played starts (ms), for "unwatched": this
+ * node's entry when it has a bitmap, else the enrollment row's
+ * resume_coverage for its duration_seconds.  NGX_DECLINED when neither is
+ * known (the first beacon is then not checked either).
+ */
+
+static ngx_int_t
+ngx_http_vodlms_progress_first_unwatched(ngx_http_request_t *r,
+    int64_t *ms)
+{
+    size_t                            size, dropped;
+    double                            duration;
+    uint32_t                          hash;
+    ngx_str_t                         user, video;
+    ngx_int_t                         rc;
+    vodlms_coverage_t                 cv, *c;
+    ngx_http_vodlms_column_t         *col;
+    ngx_http_vodlms_main_conf_t      *vmcf;
+    ngx_http_vodlms_progress_zone_t  *z;
+    ngx_http_vodlms_progress_node_t  *node;
+
+    if (ngx_http_vodlms_progress_who(r, &user, &video) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+    z = vmcf->progress.zone->data;
+    hash = ngx_http_vodlms_progress_hash(&user, &video);
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    node = ngx_http_vodlms_progress_find(z, hash, &user, &video);
+    c = node ? ngx_http_vodlms_progress_coverage(node, &cv) : NULL;
+
+    if (c) {
+        *ms = vodlms_coverage_first_unwatched_ms(c);
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (rc == NGX_OK || node) {
+        return rc;
+    }
+
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
+    if (ngx_http_vodlms_column_double(col, &duration) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_RESUME_COVERAGE);
+    size = vodlms_coverage_size(duration);
+
+    if (col == NULL || col->null || size == 0) {
+        return NGX_DECLINED;
+    }
+
+    cv.bits = ngx_pnalloc(r->pool, size);
+    if (cv.bits == NULL
+        || vodlms_coverage_init(&cv, cv.bits, size, duration) != VODLMS_OK
+        || vodlms_coverage_parse(&cv, (char *) col->value.data, col->value.len,
+                                 &dropped) != VODLMS_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    *ms = vodlms_coverage_first_unwatched_ms(&cv);
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_vodlms_progress_get(ngx_http_request_t *r)
 {
-    u_char       *p;
-    double        position, duration;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_str_t     id;
-    ngx_uint_t    completed;
+    u_char                           *p;
+    double                            position, duration, limit;
+    int64_t                           first;
+    ngx_int_t                         rc;
+    ngx_buf_t                        *b;
+    ngx_str_t                         id;
+    ngx_uint_t                        completed;
+    ngx_http_vodlms_loc_conf_t       *vlcf;
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -686,14 +762,35 @@ ngx_http_vodlms_progress_get(ngx_http_request_t *r)
     }
 
     /* the id is [A-Za-z0-9_-]: no JSON escaping needed */
-    b = ngx_create_temp_buf(r->pool, id.len + 128);
+    b = ngx_create_temp_buf(r->pool, id.len + 192);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     p = ngx_sprintf(b->last, "{\"videoId\":\"%V\",\"position\":%.3f,"
-                    "\"duration\":%.3f,\"completed\":%s}\n", &id,
+                    "\"duration\":%.3f,\"completed\":%s", &id,
                     position, duration, completed ? "true" : "false");
+
+    /*
+     * "unwatched": how far the player may seek now, so that it can stop
+     * the viewer there instead of sending beacons that are refused
+     */
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (vlcf->progress.skip > 0
+        && vlcf->progress.skip_mode == NGX_HTTP_VODLMS_SKIP_UNWATCHED
+        && ngx_http_vodlms_progress_first_unwatched(r, &first) == NGX_OK)
+    {
+        limit = (double) first / 1000.0 + vlcf->progress.skip;
+        if (duration > 0 && limit > duration) {
+            limit = duration;
+        }
+
+        p = ngx_sprintf(p, ",\"seekLimit\":%.3f", limit);
+    }
+
+    *p++ = '}';
+    *p++ = LF;
     b->last = p;
 
     return ngx_http_vodlms_send(r, NGX_HTTP_OK, "application/json", b);

@@ -343,7 +343,7 @@ qr/^0{360} 0\.900000$/
 [204, 204, 400, 400, 200]
 --- response_body_like eval
 [qr/^$/, qr/^$/, qr/"reason":"skip_ahead"/, qr/"reason":"skip_ahead"/,
- qr/"position":9\.000,"duration":60\.000,"completed":false\}$/]
+ qr/"position":9\.000,"duration":60\.000,"completed":false,"seekLimit":10\.000\}$/]
 --- timeout: 30
 
 
@@ -377,6 +377,25 @@ qr/^0{360} 0\.900000$/
 
 
 
+=== TEST 10b: "10s unwatched": before any beacon on this node, GET says how far the player may seek, from the database's bits (30 s played, +10 s)
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 10s unwatched;
+    }
+--- request
+GET /api/videos/lec-60/progress
+--- more_headers
+Cookie: session=t103-uma
+--- response_body_like
+^\{"videoId":"lec-60","position":30\.000,"duration":60\.000,"completed":false,"seekLimit":40\.000\}$
+--- timeout: 30
+
+
+
 === TEST 11: "10s unwatched" on a node that has never seen the viewer: the database's bits count, and a resume where they end goes on from there
 --- config
     location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
@@ -396,13 +415,15 @@ qr/^0{360} 0\.900000$/
  "GET /ctl/second",
  "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":36,\"duration\":60}",
  "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":45,\"duration\":60}",
+ "GET /api/videos/lec-60/progress",
  "GET /ctl/cov?user=1211&video=lec-60&want=111111100000"]
 --- more_headers eval
 ["Cookie: session=t103-uma", "Cookie: session=t103-uma", "", "Cookie: session=t103-uma", "",
- "Cookie: session=t103-uma", "Cookie: session=t103-uma", ""]
+ "Cookie: session=t103-uma", "Cookie: session=t103-uma", "Cookie: session=t103-uma", ""]
 --- error_code eval
-[204, 400, 200, 204, 200, 204, 204, 200]
+[204, 400, 200, 204, 200, 204, 204, 200, 200]
 --- response_body_like eval
 [qr/^$/, qr/"reason":"skip_ahead"/, qr/^a second later$/, qr/^$/, qr/^a second later$/, qr/^$/, qr/^$/,
+ qr/^\{"videoId":"lec-60","position":45\.000,"duration":60\.000,"completed":false,"seekLimit":45\.000\}$/,
  qr/^111111100000 0\.900000$/]
 --- timeout: 30
