@@ -36,7 +36,7 @@ static ngx_str_t  ngx_http_vodlms_default_query = ngx_string(
     " coalesce(wp.max_position_seconds, 0) AS resume_max_position,"
     " coalesce(wp.played_seconds, 0) AS resume_played_seconds,"
     " (wp.completed_at IS NOT NULL) AS resume_completed,"
-    " vodlms.coverage_hex(wp.coverage) AS resume_coverage"
+    " coalesce(vodlms.coverage_hex(wp.coverage), '') AS resume_coverage"
     " FROM vodlms.videos v"
     " LEFT JOIN vodlms.enrollments e ON e.course_id = v.course_id"
     "  AND e.user_id = $2::text"

@@ -26,7 +26,7 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 # one student per block, so that no block sees another's entry
 my @students = (['kim', 1201], ['lou', 1202], ['max', 1203], ['ned', 1204],
                 ['oda', 1205], ['pat', 1206], ['quin', 1207], ['rho', 1208],
-                ['sam', 1209], ['tia', 1210], ['uma', 1211]);
+                ['sam', 1209], ['tia', 1210], ['uma', 1211], ['vic', 1212]);
 for my $u (@students) {
     redis_cmd($r, 'SET', "session:t103-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
     $pg->psql(qq{INSERT INTO vodlms.users (id, email, role) VALUES ('$u->[1]', '$u->[0]\@example.com', 'student')});
@@ -373,6 +373,29 @@ qr/^0{360} 0\.900000$/
 --- response_body_like eval
 [((qr/^$/, qr/^a second later$/) x 3), qr/^$/, qr/"reason":"skip_ahead"/, qr/^$/,
  qr/^100000000000 0\.900000$/]
+--- timeout: 30
+
+
+
+=== TEST 10a: "10s unwatched": a viewer with no row yet is checked from the first beacon (the default query gives their bits as empty, not NULL)
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 10s unwatched;
+    }
+--- request eval
+["GET /api/videos/lec-60/progress",
+ "POST /api/videos/lec-60/progress\n{\"videoId\":\"lec-60\",\"currentTime\":50,\"duration\":60}"]
+--- more_headers eval
+["Cookie: session=t103-vic", "Cookie: session=t103-vic"]
+--- error_code eval
+[200, 400]
+--- response_body_like eval
+[qr/^\{"videoId":"lec-60","position":0\.000,"duration":60\.000,"completed":false,"seekLimit":10\.000\}$/,
+ qr/"reason":"skip_ahead"/]
 --- timeout: 30
 
 
