@@ -180,7 +180,7 @@ Test::More::is(public_state('lms'), $lms_before, "... and the LMS's tables are a
 
 # what migrate.sh did before schemas: every migration into public, recorded
 # in public.schema_migrations (the same psql line, without a search_path)
-my @old = grep { $_ ne '0009_beside_lms' } @versions;
+my @old = grep { $_ lt '0009' } @versions;
 $pg->psql('CREATE DATABASE legacy', 'postgres');
 sql('legacy', q{CREATE TABLE schema_migrations (version text PRIMARY KEY,
                                                 applied_at timestamptz NOT NULL DEFAULT now())});
@@ -203,8 +203,8 @@ Test::More::is($rc, 3, '--status says the same');
 
 ($rc, $out) = migrate('legacy', '--schema', 'public');
 Test::More::is($rc, 0, '--schema public upgrades the install in public') or Test::More::diag($out);
-Test::More::like($out, qr/^migrate\.sh: 1 applied, ${\ scalar @old} already applied \(schema public\)$/m,
-                 '... applying only the new migration');
+Test::More::like($out, qr/^migrate\.sh: ${\ ($n - @old)} applied, ${\ scalar @old} already applied \(schema public\)$/m,
+                 '... applying only the migrations from 0009 on');
 Test::More::is(sql('legacy', q{SELECT count(*) FROM pg_constraint WHERE conname IN
                                  ('videos_course_id_fkey', 'videos_uploaded_by_fkey')}),
                '0', "... which drops videos' keys to courses and users");

@@ -309,6 +309,14 @@ async function alice(ctx, parallel) {
   await page.waitForFunction((s) => document.querySelector('#video').currentTime > 3 * s + 0.5, SEG, { timeout: 60000 });
   const ct = await currentTime(page);
   ok(ct > 3 * SEG, `alice: the video plays: currentTime ${ct.toFixed(2)} s > 3 segments of ${SEG} s`);
+  // a beacon where playback starts (the server proves watching from one
+  // beacon to the next: issue #19), not only at the first tick, 15 s in
+  const started = [];
+  for (const e of log.filter((x) => x.method === 'POST' && /\/progress$/.test(x.url))) {
+    const body = JSON.parse(e.res.request().postData() || '{}');
+    if (body.event === 'tick' && body.currentTime < SEG) started.push(`${e.status} at ${body.currentTime} s`);
+  }
+  ok(started.length === 1 && /^204 /.test(started[0]), `alice: playback's start sends one beacon from where it starts (${started.join(', ')})`, started);
   const shot = path.join(OUT, 'player-alice-playing.png');
   await page.screenshot({ path: shot });
   note(`screenshot: ${shot}`);
@@ -336,7 +344,9 @@ async function alice(ctx, parallel) {
   ok(rNone.status === 403, `the same segment without cookies: ${rNone.status}`);
 
   // 2. a beacon lands in PostgreSQL, a reload resumes there
-  const beacon = page.waitForResponse((r) => /\/progress$/.test(r.url()) && r.request().method() === 'POST', { timeout: 10000 });
+  // the pause's own beacon (the player also sends one at "playing" and "seeked")
+  const beacon = page.waitForResponse((r) => /\/progress$/.test(r.url()) && r.request().method() === 'POST'
+    && /"event":"pause"/.test(r.request().postData() || ''), { timeout: 10000 });
   await page.evaluate(() => document.querySelector('#video').pause());
   const b = await beacon;
   const sent = JSON.parse(b.request().postData());

@@ -12,6 +12,7 @@
   const $ = (sel) => document.querySelector(sel);
 
   const TICK_MS = 15000;        // progress beacon while playing
+  const BEACON_GAP_MS = 1000;   // "seeked" then "playing" are one moment: one beacon
   const REFRESH_BEFORE_S = 60;  // re-sign this long before the cookies expire
   const PROCESSING_RETRY_MS = 5000;
   const MAX_503_RETRIES = 5;
@@ -27,6 +28,7 @@
   let refreshTimer = 0;       // cookie refresh before expiresAt
   let retryTimer = 0;         // 409 / 503 auto-retry
   let tickTimer = 0;          // progress beacons while playing
+  let lastBeaconAt = 0;       // Date.now() of the latest beacon sent
   let retries503 = 0;
   let edgeRetried = false;    // one cookie re-fetch per edge failure, then a message
   let mediaRecovered = false;
@@ -424,6 +426,7 @@
   async function sendProgress(event) {
     const body = beaconBody(event);
     if (!body) return;
+    lastBeaconAt = Date.now();
     const res = await api('POST', progressUrl(videoId), body);
     if (res.status === 401) {
       notice('Your session has ended, so progress is no longer saved. Log in again.', 'warn');
@@ -438,7 +441,19 @@
   }
   function stopTicks() { clearInterval(tickTimer); tickTimer = 0; }
 
-  video.addEventListener('playing', startTicks);
+  // A beacon where playback starts or lands after a seek: the server credits
+  // what was played between two beacons, so without one here the first
+  // 10-15 s of each start are not proven, and a seek would be seen only at
+  // the next tick.  The ticks then count from this beacon, so none follows
+  // it at once; a seek while playing fires "seeked" then "playing", and the
+  // second finds a beacon under BEACON_GAP_MS old and sends nothing.
+  function beaconHere() {
+    if (Date.now() - lastBeaconAt >= BEACON_GAP_MS) sendProgress(video.paused ? 'pause' : 'tick');
+    if (!video.paused) { stopTicks(); startTicks(); }
+  }
+
+  video.addEventListener('playing', beaconHere);
+  video.addEventListener('seeked', beaconHere);
   // the file's own duration is the truth (the database's may be an estimate)
   video.addEventListener('durationchange', () => {
     if (Number.isFinite(video.duration) && video.duration > 0) $('#v-meta').textContent = `Duration ${fmtTime(video.duration)}`;
