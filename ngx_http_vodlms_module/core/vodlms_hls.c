@@ -296,14 +296,18 @@ vodlms_hls_attrs(vodlms_hls_ctx_t *c, const char *p, const char *end)
             return VODLMS_OK;
         }
 
+        /* [A-Z0-9-] by the RFC; lower case taken (it is no URI) */
         name = p;
-        while (p < end && *p != '=' && *p != ',') {
+        while (p < end && (vodlms_hls_alpha((unsigned char) *p)
+                           || vodlms_hls_digit((unsigned char) *p)
+                           || *p == '-'))
+        {
             p++;
         }
 
-        if (p == end || *p == ',' || p == name) {
+        if (p == end || *p != '=' || p == name) {
             return vodlms_hls_fail(c, VODLMS_EMALFORMED,
-                                   "attribute without a name or '='");
+                                   "bad attribute name or no '='");
         }
 
         eq = p++;

@@ -51,9 +51,11 @@
  *                        output size that would not fit a size_t;
  *     VODLMS_EMALFORMED  no "#EXTM3U" line first (after an optional BOM),
  *                        a NUL byte, a CR not followed by LF, in a tag
- *                        above: an unterminated quoted string, an attribute
- *                        without '=' or with junk after its value, a URI
- *                        that is unquoted, empty (URI="") or given twice;
+ *                        above: an attribute name not of [A-Za-z0-9-] or
+ *                        without '=', an unterminated quoted string, junk
+ *                        after a quoted value, a '"' in an unquoted one, a
+ *                        URI that is unquoted, empty (URI="") or given
+ *                        twice;
  *     VODLMS_EREFUSED    an absolute URI under VODLMS_HLS_ABS_REFUSE;
  *     VODLMS_EINTERNAL   the caller's mistake: opts or query invalid (a
  *                        query must be URI query characters only, RFC 3986

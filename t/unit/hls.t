@@ -3,7 +3,8 @@
 # Runs the C unit tests of the signed-playlist rewriter (core/vodlms_hls.c)
 # under prove, so that `prove -r t/` covers them too.  The binary is built
 # by `make -C t/unit BUILD=<dir>` into <dir>/unit/test_hls: <dir> is
-# $VODLMS_BUILD_DIR, or the repository's build/ when that is unset.  A missing binary is a failure, never a skip.
+# $VODLMS_BUILD_DIR, or the repository's build/ when that is unset.
+# A missing binary is a failure, never a skip.
 
 use strict;
 use warnings;

@@ -436,6 +436,15 @@ test_malformed(void)
            "junk", 2, "junk after the quoted URI");
     refuse("#EXTM3U\n#EXT-X-MAP:BYTERANGE,URI=\"a.mp4\"\n",
            VODLMS_EMALFORMED, "'='", 2, "an attribute without '='");
+    refuse("#EXTM3U\n#EXT-X-MAP:#EXT-X-MAP:URI=\"a.mp4\"\n",
+           VODLMS_EMALFORMED, "attribute name", 2,
+           "a tag repeated inside its list: no attribute name");
+    refuse("#EXTM3U\n#EXT-X-MAP:URI =\"a.mp4\"\n",
+           VODLMS_EMALFORMED, "attribute name", 2,
+           "a space before '=' refused, not taken for another name");
+    refuse("#EXTM3U\n#EXT-X-MEDIA:X_Y=1,URI=\"a.mp4\"\n",
+           VODLMS_EMALFORMED, "attribute name", 2,
+           "an attribute name with '_' refused");
     refuse("#EXTM3U\n#EXT-X-MAP:=\"x\",URI=\"a.mp4\"\n", VODLMS_EMALFORMED,
            "'='", 2, "an attribute without a name");
     refuse("#EXTM3U\n#EXT-X-MEDIA:NAME=a\"b,URI=\"a.m3u8\"\n",
