@@ -393,6 +393,11 @@ vodlms_hls_line(vodlms_hls_ctx_t *c, const char *s, const char *e)
         return vodlms_hls_sign(c, s, (size_t) (e - s));
     }
 
+    /* most lines of a media playlist are #EXTINF: one compare for them */
+    if ((size_t) (e - s) < 7 || memcmp(s, "#EXT-X-", 7) != 0) {
+        return VODLMS_OK;
+    }
+
     for (i = 0; i < sizeof(vodlms_hls_uri_tags)
                     / sizeof(vodlms_hls_uri_tags[0]); i++)
     {

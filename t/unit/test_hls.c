@@ -138,6 +138,17 @@ refuse_o(const vodlms_hls_opts_t *o, const char *in, size_t len,
        "%s: reason \"%s\" (got \"%s\")", name, reason,
        err.reason ? err.reason : "(none)");
     is_int(err.line, line, "%s: at line %zu", name, line);
+
+    /* the offset is where that line starts: after a '\n' (or a BOM) */
+    if (line > 1) {
+        ok(err.offset < len && in[err.offset - 1] == '\n',
+           "%s: offset %zu starts line %zu", name, err.offset, line);
+
+    } else {
+        ok(err.offset == (len >= 3 && memcmp(in, "\xef\xbb\xbf", 3) == 0
+                          && line == 1 ? 3 : 0),
+           "%s: offset %zu of line %zu", name, err.offset, line);
+    }
 }
 
 
@@ -373,6 +384,11 @@ test_absolute(void)
          "#EXT-X-MAP:URI=\"https://media.example.com/init.mp4?" Q "\"\n"
          "#EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example.net/k\"\n",
          "absolute: ORIGIN signs scheme+host equal to the origin only");
+
+    expect_abs(VODLMS_HLS_ABS_ORIGIN,
+               "#EXTM3U\nhttps:seg.ts\nhttps:/media.example.com/a.ts\n",
+               "#EXTM3U\nhttps:seg.ts\nhttps:/media.example.com/a.ts\n",
+               "absolute: ORIGIN leaves an http(s) URI with no authority");
 
     expect_abs(VODLMS_HLS_ABS_REFUSE, "#EXTM3U\na.ts\nskd://k\n",
                "#EXTM3U\na.ts?" Q "\nskd://k\n",
