@@ -99,9 +99,10 @@ cmd_deps() {
 
     # npm packages the tests use: the real express-session + connect-redis
     # (the session fixture), s3rver (the helper's S3 test), hls.js (the
-    # player) and playwright-core (t/130-browser.t, driving Debian's chromium)
+    # player), playwright-core (t/130-browser.t, driving Debian's chromium)
+    # and m3u8-parser (t/081-hls-rewrite-oracle.t)
     local fx dirs=("$@")
-    ((${#dirs[@]})) || dirs=(t/fixtures/express helper/test-s3 docs/examples/player t/e2e)
+    ((${#dirs[@]})) || dirs=(t/fixtures/express helper/test-s3 docs/examples/player t/e2e t/fixtures/hls-parser)
     for fx in "${dirs[@]/#/$ROOT/}"; do
         [ -f "$fx/package-lock.json" ] || continue
         local stamp=$fx/node_modules/.vodlms-lock.sha

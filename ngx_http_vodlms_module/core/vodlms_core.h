@@ -22,7 +22,8 @@ typedef enum {
     VODLMS_ETOOLONG,       /* a value longer than its limit */
     VODLMS_ETYPE,          /* a JSON value of an unusable type */
     VODLMS_ENOMEM,
-    VODLMS_EINTERNAL       /* a library call failed (e.g. OpenSSL) */
+    VODLMS_EINTERNAL,      /* a library call failed (e.g. OpenSSL) */
+    VODLMS_EREFUSED        /* well-formed, but refused by configuration */
 } vodlms_rc_t;
 
 

@@ -18,6 +18,7 @@ vodlms_rc_str(vodlms_rc_t rc)
     case VODLMS_ETYPE:       return "wrong type";
     case VODLMS_ENOMEM:      return "out of memory";
     case VODLMS_EINTERNAL:   return "internal error";
+    case VODLMS_EREFUSED:    return "refused";
     }
 
     /* not a default: label, so that -Wswitch flags a new code left out */

@@ -28,11 +28,11 @@ static void
 test_rc(void)
 {
     int          i, j, distinct;
-    const char  *s[VODLMS_EINTERNAL + 1];
+    const char  *s[VODLMS_EREFUSED + 1];
 
     distinct = 1;
 
-    for (i = 0; i <= VODLMS_EINTERNAL; i++) {
+    for (i = 0; i <= VODLMS_EREFUSED; i++) {
         s[i] = vodlms_rc_str((vodlms_rc_t) i);
 
         if (s[i] == NULL || s[i][0] == '\0') {

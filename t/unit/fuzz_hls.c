@@ -1,0 +1,382 @@
+/*
+ * libFuzzer target for the signed-playlist rewriter (core/vodlms_hls.c).
+ * The first byte picks the options (absolute mode, small limits), the rest
+ * is the playlist.  Held to invariants, not to a copy of the parser:
+ *
+ *   - measuring and writing agree: the same code, and the measured size is
+ *     the number of bytes written into a buffer of exactly that size; a
+ *     refusal comes the same with room to spare;
+ *   - when the input has no '~' the query starts with one, so every '~' of
+ *     the output starts an inserted query: removing each, with the '?' or
+ *     '&' before it, gives the input back exactly;
+ *   - every URI of the output, found by a separate and simpler reading of
+ *     the lines, carries the query when it must (relative; absolute on the
+ *     origin) and not when it must not (skd:, data:, other hosts), with
+ *     '?' when the URI had no query before it and '&' when it had, never
+ *     inside the fragment.
+ *
+ *     make -C t/unit fuzz [FUZZ_SECONDS=60]
+ */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vodlms_hls.h"
+
+
+#define QA      "~Q=p&S=s_-&K=K2"            /* no '~' in the input */
+#define QB      "Policy=p&Signature=s"       /* any input */
+#define ORIGIN  "https://cdn.example.com"
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+
+static void
+fail(const char *what)
+{
+    fprintf(stderr, "fuzz_hls: %s\n", what);
+    abort();
+}
+
+
+static int
+ci_prefix(const char *s, size_t len, const char *p)
+{
+    size_t  i, n;
+
+    n = strlen(p);
+    if (len < n) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if ((s[i] | 0x20) != p[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * 1: must carry the query, 0: must not, -1: either (an absolute URI whose
+ * host this simple reading does not judge)
+ */
+static int
+must_sign(vodlms_hls_abs_e mode, const char *u, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (u[i] == ':' || u[i] == '/' || u[i] == '?' || u[i] == '#') {
+            break;
+        }
+    }
+
+    if (i < len && u[i] == ':' && i > 0
+        && ((u[0] >= 'a' && u[0] <= 'z') || (u[0] >= 'A' && u[0] <= 'Z')))
+    {
+        size_t  j;
+
+        for (j = 1; j < i; j++) {
+            char  ch = u[j];
+
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+                  || (ch >= '0' && ch <= '9') || ch == '+' || ch == '-'
+                  || ch == '.'))
+            {
+                break;
+            }
+        }
+
+        if (j == i) {                                     /* a scheme */
+            if (!ci_prefix(u, len, "http:") && !ci_prefix(u, len, "https:")) {
+                return 0;
+            }
+
+            goto absolute;
+        }
+    }
+
+    if (len >= 2 && u[0] == '/' && u[1] == '/') {
+        goto absolute;
+    }
+
+    return 1;
+
+absolute:
+
+    if (mode == VODLMS_HLS_ABS_REFUSE) {
+        fail("an absolute URI passed under REFUSE");
+    }
+
+    return mode == VODLMS_HLS_ABS_KEEP ? 0 : -1;
+}
+
+
+/* one URI of the output: the query where the rules say, and well placed */
+static void
+check_uri(vodlms_hls_abs_e mode, const char *u, size_t len)
+{
+    int          want;
+    const char  *t, *p;
+
+    t = memchr(u, '~', len);
+
+    if (t == NULL) {
+        want = must_sign(mode, u, len);
+        if (want == 1) {
+            fail("a URI that must be signed is not");
+        }
+
+        return;
+    }
+
+    /* judge the URI as it was: up to the query, and after it */
+    if (t == u || (t[-1] != '?' && t[-1] != '&')) {
+        fail("a query without its separator");
+    }
+
+    if (len - (size_t) (t - u) < sizeof(QA) - 1
+        || memcmp(t, QA, sizeof(QA) - 1) != 0)
+    {
+        fail("a '~' that is no whole query");
+    }
+
+    if (memchr(t + 1, '~', len - (size_t) (t + 1 - u)) != NULL) {
+        fail("a URI signed twice");
+    }
+
+    if (memchr(u, '#', (size_t) (t - u)) != NULL) {
+        fail("the query went into the fragment");
+    }
+
+    p = memchr(u, '?', (size_t) (t - 1 - u));
+    if ((p != NULL) != (t[-1] == '&')) {
+        fail("'?' where the URI had a query, or '&' where it had none");
+    }
+
+    want = must_sign(mode, u, (size_t) (t - 1 - u));
+    if (want == 0) {
+        fail("a URI that must not be signed is");
+    }
+}
+
+
+static const char  *uri_tags[] = {
+    "#EXT-X-KEY:", "#EXT-X-SESSION-KEY:", "#EXT-X-MAP:", "#EXT-X-MEDIA:",
+    "#EXT-X-I-FRAME-STREAM-INF:", "#EXT-X-SESSION-DATA:", "#EXT-X-PART:",
+    "#EXT-X-PRELOAD-HINT:", "#EXT-X-RENDITION-REPORT:"
+};
+
+
+static void
+check_lines(vodlms_hls_abs_e mode, const char *o, size_t len)
+{
+    size_t       i, n;
+    int          first, quoted, uri_tag;
+    const char  *p, *end, *nl, *s, *e, *v, *q;
+
+    p = o;
+    end = o + len;
+    first = 1;
+
+    if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
+        p += 3;
+    }
+
+    for ( ; p < end; p = nl ? nl + 1 : end) {
+        nl = memchr(p, '\n', (size_t) (end - p));
+        s = p;
+        e = nl ? nl : end;
+
+        if (first) {
+            first = 0;
+            if (memchr(s, '~', (size_t) (e - s)) != NULL) {
+                fail("a query in the #EXTM3U line");
+            }
+            continue;
+        }
+
+        while (e > s && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) {
+            e--;
+        }
+
+        while (s < e && (*s == ' ' || *s == '\t')) {
+            s++;
+        }
+
+        if (s == e) {
+            continue;
+        }
+
+        if (*s != '#') {
+            check_uri(mode, s, (size_t) (e - s));
+            continue;
+        }
+
+        uri_tag = 0;
+        for (i = 0; i < sizeof(uri_tags) / sizeof(uri_tags[0]); i++) {
+            n = strlen(uri_tags[i]);
+            if ((size_t) (e - s) >= n && memcmp(s, uri_tags[i], n) == 0) {
+                uri_tag = 1;
+            }
+        }
+
+        if (!uri_tag) {
+            if (memchr(s, '~', (size_t) (e - s)) != NULL) {
+                fail("a query in a line that holds no URI");
+            }
+            continue;
+        }
+
+        /* URI="..." starting an attribute, outside quotes */
+        quoted = 0;
+        for (v = s; v < e; v++) {
+            if (*v == '"') {
+                quoted = !quoted;
+                continue;
+            }
+
+            if (quoted || (size_t) (e - v) < 5
+                || memcmp(v, "URI=\"", 5) != 0)
+            {
+                continue;
+            }
+
+            for (q = v - 1; q > s && (*q == ' ' || *q == '\t'); q--) {
+                /* void */
+            }
+
+            if (*q != ':' && *q != ',') {
+                continue;                            /* e.g. X-URI= */
+            }
+
+            v += 5;
+            q = memchr(v, '"', (size_t) (e - v));
+            if (q == NULL) {
+                fail("an unterminated URI passed");
+            }
+
+            check_uri(mode, v, (size_t) (q - v));
+            v = q;                                       /* closing '"' */
+        }
+    }
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                 tilde;
+    char               *out;
+    size_t              need, wrote, i, j, room, qlen;
+    const char         *in, *query;
+    vodlms_rc_t         rc, rc2;
+    vodlms_hls_err_t    err, err2;
+    vodlms_hls_opts_t   o;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    memset(&o, 0, sizeof(o));
+    o.absolute = (vodlms_hls_abs_e) (data[0] & 3) == 3
+                 ? VODLMS_HLS_ABS_KEEP : (vodlms_hls_abs_e) (data[0] & 3);
+    o.origin = ORIGIN;
+    o.origin_len = sizeof(ORIGIN) - 1;
+    o.max_size = (data[0] & 4) ? 600 : VODLMS_HLS_MAX_SIZE_DEFAULT;
+    o.max_line = (data[0] & 8) ? 40 : VODLMS_HLS_MAX_LINE_DEFAULT;
+
+    in = (const char *) data + 1;
+    size--;
+
+    tilde = memchr(in, '~', size) != NULL;
+    query = tilde ? QB : QA;
+    qlen = strlen(query);
+
+    rc = vodlms_hls_rewrite(in, size, query, qlen, &o, NULL, 0, &need, &err);
+
+    /* one insertion per line at most: room for any output */
+    room = (rc == VODLMS_OK) ? need : size + (size + 1) * (qlen + 1);
+    out = malloc(room ? room : 1);
+    if (out == NULL) {
+        return 0;
+    }
+
+    rc2 = vodlms_hls_rewrite(in, size, query, qlen, &o, out, room, &wrote,
+                             &err2);
+
+    if (rc2 != rc) {
+        fail("measuring and writing return different codes");
+    }
+
+    if (rc != VODLMS_OK) {
+        if (err.line != err2.line || err.reason == NULL
+            || strcmp(err.reason, err2.reason) != 0)
+        {
+            fail("measuring and writing refuse differently");
+        }
+
+        if (rc != VODLMS_EMALFORMED && rc != VODLMS_ETOOLONG
+            && rc != VODLMS_EREFUSED)
+        {
+            fail("a playlist refused with a caller's error code");
+        }
+
+        if (rc == VODLMS_EREFUSED && o.absolute != VODLMS_HLS_ABS_REFUSE) {
+            fail("refused with absolute URIs allowed");
+        }
+
+        free(out);
+        return 0;
+    }
+
+    if (wrote != need) {
+        fail("measured size differs from the bytes written");
+    }
+
+    if (size > o.max_size) {
+        fail("a playlist over max_size passed");
+    }
+
+    if (!tilde) {
+        /* remove every "?~..." / "&~...": the input comes back */
+        for (i = 0, j = 0; j < wrote; ) {
+            if (out[j] == '~') {
+                if (i == 0 || (out[i - 1] != '?' && out[i - 1] != '&')
+                    || wrote - j < qlen || memcmp(out + j, QA, qlen) != 0)
+                {
+                    fail("an insertion that is not separator + query");
+                }
+
+                i--;                      /* the separator was inserted */
+                j += qlen;
+                continue;
+            }
+
+            out[i++] = out[j++];
+        }
+
+        if (i != size || memcmp(out, in, size) != 0) {
+            fail("output less the queries is not the input");
+        }
+
+        /* the removal overwrote the buffer: write it again to read it */
+        rc = vodlms_hls_rewrite(in, size, query, qlen, &o, out, need, &wrote,
+                                NULL);
+        if (rc != VODLMS_OK || wrote != need) {
+            fail("a second write differs");
+        }
+
+        check_lines(o.absolute, out, wrote);
+    }
+
+    free(out);
+
+    return 0;
+}
