@@ -127,6 +127,9 @@ ngx_int_t ngx_http_vodlms_send(ngx_http_request_t *r, ngx_uint_t status,
     char *type, ngx_buf_t *b);
 ngx_int_t ngx_http_vodlms_column_double(ngx_http_vodlms_column_t *col,
     double *out);
+/* seconds as whole ms, exactly as PostgreSQL's round(x * 1000) */
+ngx_int_t ngx_http_vodlms_column_ms(ngx_http_vodlms_column_t *col,
+    int64_t *ms);
 ngx_int_t ngx_http_vodlms_parse_base_url(ngx_str_t *in,
     ngx_uint_t allow_path, ngx_str_t *out);
 

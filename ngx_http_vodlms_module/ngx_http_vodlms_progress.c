@@ -16,9 +16,11 @@
  * The default flush: one upsert from arrays for the whole batch.  Rows for
  * users or videos the database does not know are skipped (they would fail
  * the whole batch on the foreign keys); the flush logs how many.  The
- * coverage is merged by OR and completion judged from the merged bits, in
+ * coverage is merged by OR, and completion judged by the database from the
+ * merged bits and the video's own duration (vodlms.videos, never $5), in
  * the row lock of the upsert: whichever node's flush comes first, or
  * twice, the row ends the same (see sql/migrations/0010_coverage.sql).
+ * The node's verdict ($7) only dates a completion the database agrees to.
  */
 static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     "INSERT INTO vodlms.watch_progress AS wp (user_id, video_id,"
@@ -26,8 +28,8 @@ static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     " watched_seconds, completed_at, played_seconds, coverage,"
     " complete_fraction)"
     " SELECT b.u, b.v, b.p, b.m, b.d, b.w,"
-    "  CASE WHEN b.c > 0 THEN to_timestamp(b.c)"
-    "   WHEN vodlms.coverage_complete(b.cov, b.d, b.f) THEN now() END, b.pl,"
+    "  CASE WHEN vodlms.coverage_complete(b.cov, v.duration_seconds, b.f)"
+    "   THEN coalesce(to_timestamp(nullif(b.c, 0)), now()) END, b.pl,"
     "  coalesce(b.cov, B''), b.f"
     " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[],"
     "  $5::numeric[], $6::numeric[], $7::float8[], $8::numeric[],"
@@ -44,10 +46,11 @@ static ngx_str_t  ngx_http_vodlms_default_flush = ngx_string(
     "  coverage = vodlms.coverage_or(wp.coverage, EXCLUDED.coverage),"
     "  complete_fraction = coalesce(EXCLUDED.complete_fraction,"
     "   wp.complete_fraction),"
-    "  completed_at = coalesce(wp.completed_at, EXCLUDED.completed_at,"
+    "  completed_at = coalesce(wp.completed_at,"
     "   CASE WHEN vodlms.coverage_complete(vodlms.coverage_or(wp.coverage,"
-    "    EXCLUDED.coverage), EXCLUDED.duration_seconds,"
-    "    EXCLUDED.complete_fraction) THEN now() END)");
+    "    EXCLUDED.coverage), (SELECT x.duration_seconds FROM vodlms.videos x"
+    "    WHERE x.id = EXCLUDED.video_id), EXCLUDED.complete_fraction)"
+    "   THEN coalesce(EXCLUDED.completed_at, now()) END)");
 
 
 static ngx_int_t ngx_http_vodlms_progress_handler(ngx_http_request_t *r);
@@ -207,6 +210,7 @@ ngx_http_vodlms_progress_beacon(ngx_http_request_t *r,
     u_char                    *body;
     size_t                     len, n;
     double                     known;
+    int64_t                    ms;
     ngx_chain_t               *cl;
     ngx_http_vodlms_column_t  *col;
 
@@ -270,7 +274,9 @@ ngx_http_vodlms_progress_beacon(ngx_http_request_t *r,
 
     col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
 
-    if (ngx_http_vodlms_column_double(col, &known) == NGX_OK && known > 0) {
+    /* to the ms as PostgreSQL rounds it: the bitmap's grid is the SQL's */
+    if (ngx_http_vodlms_column_ms(col, &ms) == NGX_OK && ms > 0) {
+        known = (double) ms / 1000.0;
 
         if (b->current_time > known + pcf->slack) {
             *why = "position_out_of_range";
@@ -324,56 +330,107 @@ ngx_http_vodlms_progress_known(ngx_http_request_t *r, double *seen,
 
 
 /*
- * A new entry's bitmap, for the database's duration, starting from the
- * bits the database has (the enrollment row's resume_coverage): what was
- * played on other nodes, or before a restart, counts for completion and
- * for "the first unwatched part".
+ * The bits the database has for this viewing (the enrollment row's
+ * resume_coverage), read outside the zone's lock into a bitmap of the
+ * beacon's duration: what was played on other nodes, or before a restart,
+ * counts for completion and for "the first unwatched part".  NULL when
+ * there are none, or they are not a bit string (one warn line).
  */
 
-static void
-ngx_http_vodlms_progress_cov_init(ngx_http_request_t *r,
-    ngx_http_vodlms_progress_node_t *node, size_t size, double duration,
-    ngx_http_vodlms_column_t *col, ngx_str_t *user, ngx_str_t *video)
+static vodlms_coverage_t *
+ngx_http_vodlms_progress_db_bits(ngx_http_request_t *r, vodlms_coverage_t *c,
+    size_t size, double duration, ngx_http_vodlms_column_t *col,
+    ngx_str_t *user, ngx_str_t *video)
 {
-    size_t              dropped;
-    vodlms_rc_t         rc;
-    vodlms_coverage_t   c;
+    size_t          dropped;
+    u_char         *buf;
+    vodlms_rc_t     rc;
 
-    if (size == 0
-        || vodlms_coverage_init(&c, node->data + node->user_len
-                                    + node->video_len, size, duration)
-           != VODLMS_OK)
+    if (size == 0 || col == NULL || col->null || col->value.len == 0) {
+        return NULL;
+    }
+
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL
+        || vodlms_coverage_init(c, buf, size, duration) != VODLMS_OK)
     {
-        return;
+        return NULL;
     }
 
-    node->cov_nbits = (uint32_t) c.nbits;
-    node->cov_duration_ms = c.duration_ms;
-
-    if (col == NULL || col->null || col->value.len == 0) {
-        return;
-    }
-
-    rc = vodlms_coverage_parse(&c, (char *) col->value.data, col->value.len,
+    rc = vodlms_coverage_parse(c, (char *) col->value.data, col->value.len,
                                &dropped);
 
     if (rc != VODLMS_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "vodlms progress: the enrollment row's "
                       "\"" NGX_HTTP_VODLMS_COL_RESUME_COVERAGE "\" of user "
-                      "%V video %V is not a bit string (%s): the entry "
-                      "starts with no part played", user, video,
+                      "%V video %V is not a bit string (%s): not used",
+                      user, video,
                       rc == VODLMS_ETOOLONG ? "too long" : "malformed");
-        ngx_memzero(c.bits, size);
-        return;
+        return NULL;
     }
 
     if (dropped) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "vodlms progress: %uz played bits of user \"%V\" "
                        "lie past the video's %uz bits (its duration "
-                       "changed): not kept", dropped, user, c.nbits);
+                       "changed): not kept", dropped, user, c->nbits);
     }
+
+    return c;
+}
+
+
+/*
+ * Under the zone's lock, before the beacon is folded in: the entry agrees
+ * with the enrollment row.  A bitmap for the database's duration (made,
+ * or remade when the duration changed: NULL if there is no room, the
+ * entry then unchanged and not marked), with the database's bits ORed in;
+ * the highest position and the played seconds at least the database's.
+ */
+
+static ngx_http_vodlms_progress_node_t *
+ngx_http_vodlms_progress_sync(ngx_http_vodlms_progress_zone_t *z,
+    ngx_http_vodlms_progress_node_t *node, size_t cov_size, double duration,
+    vodlms_coverage_t *db, double seen, double played, ngx_log_t *log,
+    ngx_uint_t *stale)
+{
+    vodlms_coverage_t                 cv, *c;
+    ngx_http_vodlms_progress_node_t  *nn;
+
+    *stale = 0;
+
+    if (node->p.max_position < seen) {
+        node->p.max_position = seen;
+    }
+
+    if (node->p.played < played) {
+        node->p.played = played;
+    }
+
+    if (cov_size == 0) {
+        return node;            /* the row gives no duration: as it is */
+    }
+
+    c = ngx_http_vodlms_progress_coverage(node, &cv);
+
+    if (c == NULL || c->duration_ms != vodlms_coverage_duration_ms(duration)) {
+        nn = ngx_http_vodlms_progress_resize(z, node, cov_size, duration, log);
+
+        if (nn == NULL) {
+            *stale = (c != NULL);
+            return node;
+        }
+
+        node = nn;
+        c = ngx_http_vodlms_progress_coverage(node, &cv);
+    }
+
+    if (c && db) {
+        (void) vodlms_coverage_or(c, db);
+    }
+
+    return node;
 }
 
 
@@ -387,7 +444,7 @@ static const char *
 ngx_http_vodlms_progress_merge(ngx_http_vodlms_progress_zone_t *z,
     ngx_http_vodlms_progress_node_t *node, vodlms_beacon_t *b,
     ngx_http_vodlms_progress_conf_t *pcf, ngx_uint_t have_seen,
-    ngx_uint_t have_cov, ngx_uint_t *skipped)
+    ngx_uint_t have_cov, ngx_uint_t stale, ngx_uint_t *skipped)
 {
     double              cap, floor;
     ngx_uint_t          check;
@@ -403,7 +460,7 @@ ngx_http_vodlms_progress_merge(ngx_http_vodlms_progress_zone_t *z,
      */
     *skipped = 0;
     cap = 0;
-    c = ngx_http_vodlms_progress_coverage(node, &cv);
+    c = stale ? NULL : ngx_http_vodlms_progress_coverage(node, &cv);
 
     /*
      * The first beacon on this node is checked too when the enrollment row
@@ -464,7 +521,8 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
     ngx_str_t                          user, video, detail;
     double                             seen, played;
     size_t                             cov_size;
-    ngx_uint_t                         skipped, have_seen;
+    ngx_uint_t                         skipped, have_seen, stale;
+    vodlms_coverage_t                  dbc, *db;
     ngx_http_vodlms_column_t          *cov;
     vodlms_beacon_t                    b;
     const char                        *why;
@@ -504,6 +562,8 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 
     /* a bitmap only for the database's duration (at most 2160 bytes) */
     cov_size = b.duration_known ? vodlms_coverage_size(b.duration) : 0;
+    db = ngx_http_vodlms_progress_db_bits(r, &dbc, cov_size, b.duration, cov,
+                                          &user, &video);
 
     z = vmcf->progress.zone->data;
     hash = ngx_http_vodlms_progress_hash(&user, &video);
@@ -533,20 +593,20 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
                                    &detail));
         return;
 
-    case NGX_HTTP_VODLMS_ENTRY_CREATED:
-        /* where this user got to before, on any node, as far as flushed */
-        node->p.max_position = seen > 0 ? seen : 0;
-        node->p.played = played;
-        ngx_http_vodlms_progress_cov_init(r, node, cov_size, b.duration, cov,
-                                          &user, &video);
-        break;
-
-    default: /* NGX_HTTP_VODLMS_ENTRY_FOUND */
+    default: /* NGX_HTTP_VODLMS_ENTRY_CREATED, NGX_HTTP_VODLMS_ENTRY_FOUND */
         break;
     }
 
+    /*
+     * where this user got to before, on any node, as far as flushed: a new
+     * entry starts from it, a found one catches up with it
+     */
+    node = ngx_http_vodlms_progress_sync(z, node, cov_size, b.duration, db,
+                                         seen > 0 ? seen : 0, played,
+                                         r->connection->log, &stale);
+
     why = ngx_http_vodlms_progress_merge(z, node, &b, pcf, have_seen,
-                                         cov != NULL && !cov->null,
+                                         cov != NULL && !cov->null, stale,
                                          &skipped);
 
     if (why) {
@@ -672,12 +732,12 @@ static ngx_int_t
 ngx_http_vodlms_progress_first_unwatched(ngx_http_request_t *r,
     int64_t *ms)
 {
-    size_t                            size, dropped;
+    size_t                            size, nbytes;
     double                            duration;
+    int64_t                           dms;
     uint32_t                          hash;
     ngx_str_t                         user, video;
-    ngx_int_t                         rc;
-    vodlms_coverage_t                 cv, *c;
+    vodlms_coverage_t                 cv, dbc, *c, *db;
     ngx_http_vodlms_column_t         *col;
     ngx_http_vodlms_main_conf_t      *vmcf;
     ngx_http_vodlms_progress_zone_t  *z;
@@ -687,10 +747,42 @@ ngx_http_vodlms_progress_first_unwatched(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /* the database's bits, for its duration */
+
+    db = NULL;
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
+
+    if (ngx_http_vodlms_column_ms(col, &dms) == NGX_OK && dms > 0) {
+        duration = (double) dms / 1000.0;
+        size = vodlms_coverage_size(duration);
+        col = ngx_http_vodlms_enroll_col(r,
+                                         NGX_HTTP_VODLMS_COL_RESUME_COVERAGE);
+
+        if (size && col && !col->null) {
+            db = (col->value.len == 0)
+                 ? NULL
+                 : ngx_http_vodlms_progress_db_bits(r, &dbc, size, duration,
+                                                    col, &user, &video);
+
+            if (db == NULL && col->value.len == 0) {
+                /* an empty string: nothing played yet, and that is known */
+                dbc.bits = ngx_pcalloc(r->pool, size);
+                if (dbc.bits == NULL
+                    || vodlms_coverage_init(&dbc, dbc.bits, size, duration)
+                       != VODLMS_OK)
+                {
+                    return NGX_DECLINED;
+                }
+                db = &dbc;
+            }
+        }
+    }
+
+    /* and this node's, which may be newer */
+
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
     z = vmcf->progress.zone->data;
     hash = ngx_http_vodlms_progress_hash(&user, &video);
-    rc = NGX_DECLINED;
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
@@ -698,38 +790,33 @@ ngx_http_vodlms_progress_first_unwatched(ngx_http_request_t *r,
     c = node ? ngx_http_vodlms_progress_coverage(node, &cv) : NULL;
 
     if (c) {
-        *ms = vodlms_coverage_first_unwatched_ms(c);
-        rc = NGX_OK;
+        nbytes = (c->nbits + 7) / 8;
+        cv.bits = ngx_pnalloc(r->pool, nbytes);
+
+        if (cv.bits == NULL) {
+            ngx_shmtx_unlock(&z->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        ngx_memcpy(cv.bits, node->data + node->user_len + node->video_len,
+                   nbytes);
     }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    if (rc == NGX_OK || node) {
-        return rc;
+    if (c && db) {
+        (void) vodlms_coverage_or(c, db);
     }
 
-    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
-    if (ngx_http_vodlms_column_double(col, &duration) != NGX_OK) {
+    if (c == NULL) {
+        c = db;
+    }
+
+    if (c == NULL) {
         return NGX_DECLINED;
     }
 
-    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_RESUME_COVERAGE);
-    size = vodlms_coverage_size(duration);
-
-    if (col == NULL || col->null || size == 0) {
-        return NGX_DECLINED;
-    }
-
-    cv.bits = ngx_pnalloc(r->pool, size);
-    if (cv.bits == NULL
-        || vodlms_coverage_init(&cv, cv.bits, size, duration) != VODLMS_OK
-        || vodlms_coverage_parse(&cv, (char *) col->value.data, col->value.len,
-                                 &dropped) != VODLMS_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    *ms = vodlms_coverage_first_unwatched_ms(&cv);
+    *ms = vodlms_coverage_first_unwatched_ms(c);
 
     return NGX_OK;
 }
@@ -1037,10 +1124,13 @@ ngx_http_vodlms_progress_fraction(ngx_conf_t *cf, ngx_command_t *cmd,
 
     v = strtod((char *) value[1].data, &end);
 
-    if (end != (char *) value[1].data + value[1].len || !(v > 0 && v <= 1)) {
+    /* at least a millionth: what the flush sends ($10) and the core judges */
+    if (end != (char *) value[1].data + value[1].len || !(v > 0 && v <= 1)
+        || vodlms_coverage_fraction_micro(v) == 0)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid fraction \"%V\" in \"%V\", expected a "
-                           "number in (0, 1]", &value[1], &cmd->name);
+                           "number in [0.000001, 1]", &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }
 

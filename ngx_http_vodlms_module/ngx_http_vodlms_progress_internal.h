@@ -149,6 +149,15 @@ ngx_http_vodlms_entry_e ngx_http_vodlms_progress_entry(
 void ngx_http_vodlms_progress_free(ngx_http_vodlms_progress_zone_t *z,
     ngx_http_vodlms_progress_node_t *node);
 
+/*
+ * The entry remade with a bitmap of cov_size bytes for `duration` (the
+ * video's duration changed, or was not known when it was made): the new
+ * node, or NULL when there is no room (the entry is then unchanged)
+ */
+ngx_http_vodlms_progress_node_t *ngx_http_vodlms_progress_resize(
+    ngx_http_vodlms_progress_zone_t *z, ngx_http_vodlms_progress_node_t *node,
+    size_t cov_size, double duration, ngx_log_t *log);
+
 /* a beacon changed it: bumps the version, moves a clean entry to dirty */
 void ngx_http_vodlms_progress_changed(ngx_http_vodlms_progress_zone_t *z,
     ngx_http_vodlms_progress_node_t *node);

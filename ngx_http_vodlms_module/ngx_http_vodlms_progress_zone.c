@@ -18,6 +18,8 @@ static ngx_uint_t  ngx_http_vodlms_progress_zone_tag;
 
 static ngx_int_t ngx_http_vodlms_progress_init_zone(ngx_shm_zone_t *zone,
     void *data);
+static ngx_http_vodlms_progress_node_t *ngx_http_vodlms_progress_alloc(
+    ngx_http_vodlms_progress_zone_t *z, size_t n, ngx_log_t *log);
 static void ngx_http_vodlms_progress_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 
@@ -93,54 +95,33 @@ ngx_http_vodlms_progress_over_rate(ngx_http_vodlms_progress_node_t *node,
 }
 
 
-ngx_http_vodlms_entry_e
-ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
-    uint32_t hash, ngx_str_t *user, ngx_str_t *video, size_t cov_size,
-    ngx_http_vodlms_progress_conf_t *pcf, ngx_msec_t now, ngx_log_t *log,
-    ngx_http_vodlms_progress_node_t **np)
+/*
+ * n bytes for an entry.  Full: clean entries make room, least recently
+ * cleaned first.  Each eviction is O(1), and each entry is evicted at most
+ * once, so a new entry costs O(1) amortised.  Dirty entries are never on
+ * that queue, never dropped.  NULL: only dirty entries are left.
+ */
+
+static ngx_http_vodlms_progress_node_t *
+ngx_http_vodlms_progress_alloc(ngx_http_vodlms_progress_zone_t *z, size_t n,
+    ngx_log_t *log)
 {
-    size_t                            n;
     ngx_http_vodlms_progress_node_t  *node, *old;
 #if (NGX_DEBUG)
     ngx_str_t                         ou, ov;
 #endif
 
-    node = ngx_http_vodlms_progress_find(z, hash, user, video);
-
-    if (node) {
-        *np = node;
-
-        /* before anything is allocated or evicted */
-        if (ngx_http_vodlms_progress_over_rate(node, pcf, now)) {
-            return NGX_HTTP_VODLMS_ENTRY_RATE;
-        }
-
-        return NGX_HTTP_VODLMS_ENTRY_FOUND;
-    }
-
-    n = offsetof(ngx_http_vodlms_progress_node_t, data)
-        + user->len + video->len + cov_size;
-
     node = ngx_slab_alloc_locked(z->shpool, n);
-
-    /*
-     * Full: clean entries make room, least recently cleaned first.  Each
-     * eviction is O(1), and each entry is evicted at most once, so a new
-     * entry costs O(1) amortised.  Dirty entries are never on this queue,
-     * never dropped.
-     */
 
     while (node == NULL) {
 
         if (ngx_queue_empty(&z->sh->clean)) {
-            z->sh->full++;
-
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
                            "vodlms progress: no clean entry to evict, all "
                            "%ui entries are waiting for the database",
                            z->sh->dirty_n);
 
-            return NGX_HTTP_VODLMS_ENTRY_FULL;
+            return NULL;
         }
 
         old = ngx_queue_data(ngx_queue_last(&z->sh->clean),
@@ -163,6 +144,42 @@ ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
         node = ngx_slab_alloc_locked(z->shpool, n);
     }
 
+    return node;
+}
+
+
+ngx_http_vodlms_entry_e
+ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
+    uint32_t hash, ngx_str_t *user, ngx_str_t *video, size_t cov_size,
+    ngx_http_vodlms_progress_conf_t *pcf, ngx_msec_t now, ngx_log_t *log,
+    ngx_http_vodlms_progress_node_t **np)
+{
+    size_t                            n;
+    ngx_http_vodlms_progress_node_t  *node;
+
+    node = ngx_http_vodlms_progress_find(z, hash, user, video);
+
+    if (node) {
+        *np = node;
+
+        /* before anything is allocated or evicted */
+        if (ngx_http_vodlms_progress_over_rate(node, pcf, now)) {
+            return NGX_HTTP_VODLMS_ENTRY_RATE;
+        }
+
+        return NGX_HTTP_VODLMS_ENTRY_FOUND;
+    }
+
+    n = offsetof(ngx_http_vodlms_progress_node_t, data)
+        + user->len + video->len + cov_size;
+
+    node = ngx_http_vodlms_progress_alloc(z, n, log);
+
+    if (node == NULL) {
+        z->sh->full++;
+        return NGX_HTTP_VODLMS_ENTRY_FULL;
+    }
+
     ngx_memzero(node, n);
     node->node.key = hash;
     node->user_len = (u_char) user->len;
@@ -182,6 +199,80 @@ ngx_http_vodlms_progress_entry(ngx_http_vodlms_progress_zone_t *z,
     *np = node;
 
     return NGX_HTTP_VODLMS_ENTRY_CREATED;
+}
+
+
+/*
+ * The entry again, with room for a bitmap of cov_size bytes for `duration`
+ * (the video's duration changed, or it was not known when the entry was
+ * made): everything kept, the bits of the old bitmap that still fit (the
+ * same 5-second grid) ORed in, the run started afresh.  NULL when there
+ * is no room (the entry is then as it was).
+ */
+
+ngx_http_vodlms_progress_node_t *
+ngx_http_vodlms_progress_resize(ngx_http_vodlms_progress_zone_t *z,
+    ngx_http_vodlms_progress_node_t *node, size_t cov_size, double duration,
+    ngx_log_t *log)
+{
+    size_t                            n;
+    vodlms_coverage_t                 oc, nc, *old;
+    ngx_http_vodlms_progress_node_t  *nn;
+
+    n = offsetof(ngx_http_vodlms_progress_node_t, data)
+        + node->user_len + node->video_len + cov_size;
+
+    /* off its queue while room is made: never evicted for itself */
+    ngx_queue_remove(&node->queue);
+
+    nn = ngx_http_vodlms_progress_alloc(z, n, log);
+
+    if (nn == NULL) {
+        if (node->version != node->flushed) {
+            ngx_queue_insert_head(&z->sh->dirty, &node->queue);
+        } else {
+            ngx_queue_insert_head(&z->sh->clean, &node->queue);
+        }
+
+        return NULL;
+    }
+
+    ngx_memcpy(nn, node, offsetof(ngx_http_vodlms_progress_node_t, data)
+                         + node->user_len + node->video_len);
+
+    ngx_memzero(&nn->run, sizeof(vodlms_coverage_run_t));
+    nn->cov_nbits = 0;
+    nn->cov_duration_ms = 0;
+
+    if (vodlms_coverage_init(&nc, nn->data + nn->user_len + nn->video_len,
+                             cov_size, duration)
+        == VODLMS_OK)
+    {
+        nn->cov_nbits = (uint32_t) nc.nbits;
+        nn->cov_duration_ms = nc.duration_ms;
+
+        old = ngx_http_vodlms_progress_coverage(node, &oc);
+        if (old) {
+            (void) vodlms_coverage_or(&nc, old);
+        }
+    }
+
+    ngx_rbtree_delete(&z->sh->rbtree, &node->node);
+    ngx_rbtree_insert(&z->sh->rbtree, &nn->node);
+
+    if (nn->version != nn->flushed) {
+        ngx_queue_insert_head(&z->sh->dirty, &nn->queue);
+    } else {
+        ngx_queue_insert_head(&z->sh->clean, &nn->queue);
+    }
+
+    ngx_slab_free_locked(z->shpool, node);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "vodlms progress: entry remade for a duration of %.3f s "
+                   "(%uz bytes of bitmap)", duration, cov_size);
+
+    return nn;
 }
 
 

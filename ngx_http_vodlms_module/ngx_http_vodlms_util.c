@@ -103,6 +103,81 @@ ngx_http_vodlms_column_double(ngx_http_vodlms_column_t *col, double *out)
 
 
 /*
+ * A column's seconds in whole milliseconds, exactly as PostgreSQL's
+ * round(x * 1000) takes a numeric: a plain decimal ("130.0005" is 130001,
+ * half away from zero) read digit by digit, with no binary rounding on the
+ * way, so nginx's bitmaps agree with vodlms.coverage_bits().  Other forms
+ * (an exponent from a double precision column) go through a double.
+ * NGX_DECLINED: missing, NULL, not a number, negative, or past 10^12 s.
+ */
+ngx_int_t
+ngx_http_vodlms_column_ms(ngx_http_vodlms_column_t *col, int64_t *ms)
+{
+    u_char   *p, *last;
+    double    d;
+    int64_t   v;
+    ngx_int_t digits, frac;
+
+    if (col == NULL || col->null || col->value.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    p = col->value.data;
+    last = p + col->value.len;
+
+    if (*p == '+') {
+        p++;
+    }
+
+    v = 0;
+    digits = 0;
+
+    while (p < last && *p >= '0' && *p <= '9') {
+        if (++digits > 12) {
+            return NGX_DECLINED;
+        }
+        v = v * 10 + (*p++ - '0');
+    }
+
+    frac = 0;
+
+    if (p < last && *p == '.') {
+        p++;
+
+        for (frac = 0; p < last && *p >= '0' && *p <= '9'; p++, frac++) {
+            if (frac < 3) {
+                v = v * 10 + (*p - '0');
+
+            } else if (frac == 3 && *p >= '5') {
+                v++;                    /* the rest cannot change it */
+            }
+        }
+    }
+
+    if (p == last && (digits || frac)) {
+        for (/* void */; frac < 3; frac++) {
+            v *= 10;
+        }
+
+        *ms = v;
+        return NGX_OK;
+    }
+
+    /* "1e3", "1.5E+2": what float8 may print */
+
+    if (ngx_http_vodlms_column_double(col, &d) != NGX_OK
+        || !(d >= 0 && d < 1e12))
+    {
+        return NGX_DECLINED;
+    }
+
+    *ms = (int64_t) (d * 1000.0 + 0.5);
+
+    return NGX_OK;
+}
+
+
+/*
  * A CDN base URL, as vodlms_cloudfront_url and vodlms_edge_url take it:
  * "http(s)://host[:port]", with allow_path a "/path" after it too;
  * trailing slashes are dropped.  No query, fragment, wildcard, space,

@@ -601,7 +601,11 @@ accepts('vodlms_progress_skip ... unwatched',
 
 rejects('a completion fraction over 1',
     "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_complete 1.5;'),
-    qr/invalid fraction "1\.5" in "vodlms_progress_complete", expected a number in \(0, 1\]/);
+    qr/invalid fraction "1\.5" in "vodlms_progress_complete", expected a number in \[0\.000001, 1\]/);
+
+rejects('a completion fraction under a millionth (the flush sends millionths; 0 would be refused by the table)',
+    "vodlms_progress_zone zone=p:1m;" . video_location('vodlms_progress on; vodlms_progress_complete 0.0000001;'),
+    qr/invalid fraction "0\.0000001" in "vodlms_progress_complete", expected a number in \[0\.000001, 1\]/);
 
 accepts('a metrics location with the helpers\' group named',
     "vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1;

@@ -761,7 +761,10 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
     }
 
     p->position = position;
-    p->duration = b->duration;
+
+    if (b->duration_known || c == NULL) {
+        p->duration = b->duration;
+    }
 
     /* only forward: workers' clocks differ by their cached time */
     if (now_ms > p->last_beacon_ms) {
@@ -775,6 +778,13 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
     if (c == NULL || run == NULL) {
         return;
     }
+
+    /* paused since the previous beacon: that wall time proves nothing */
+    if (p->paused && run->active && now_ms > run->time) {
+        run->time = now_ms;
+    }
+
+    p->paused = (b->event == VODLMS_BEACON_PAUSE);
 
     (void) vodlms_coverage_mark(c, run, b->current_time, now_ms);
 

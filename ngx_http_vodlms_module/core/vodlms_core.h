@@ -231,6 +231,7 @@ typedef struct {
                                       the wall-clock time it took */
     int64_t    last_beacon_ms;     /* wall clock of the previous beacon */
     int64_t    completed_at;       /* epoch seconds, 0: not yet */
+    int        paused;             /* the previous beacon was "pause" */
 } vodlms_progress_t;
 
 /* the fastest playback credited as watching (players offer 2x) */
@@ -259,9 +260,11 @@ typedef struct {
  * beacon's and w = VODLMS_PROGRESS_MAX_RATE * min(t - t0,
  * VODLMS_COVERAGE_STEP_MAX_MS) the content time the wall clock allows:
  *   - the first beacon starts a run at p, and marks nothing; when p lies
- *     in the first bit, or in a bit whose predecessor is set (a resume
- *     where the played part ends), the run starts at that bit's start:
- *     a resume must not leave the bit it lands in unprovable;
+ *     at most A into the first bit, or into a bit whose predecessor is
+ *     set (a resume where the played part ends), the run starts at that
+ *     bit's start: a resume must not leave the bit it lands in
+ *     unprovable, and the A of content it adds is the allowance any step
+ *     has;
  *   - p < p0 (back): a run starts at p, nothing is marked (rewatching is
  *     not new coverage; what is played from p on is);
  *   - p - p0 <= credit + w: the run goes on to p,
@@ -274,7 +277,9 @@ typedef struct {
  * VODLMS_COVERAGE_ALLOWANCE_MS absorbs beacon jitter at 2x.  Unrolled, a
  * run is a chain of beacons in which NO two are further apart in content
  * than w between them + A: the credit carries at most A, so unused wall
- * time is not banked, and a pause followed by a seek is a jump.  Each run
+ * time is not banked past the next beacon.  (The wall time between two
+ * beacons is all the step's: a pause the player reports with a "pause"
+ * beacon earns none, as vodlms_progress_apply() sees to.)  Each run
  * then marks at most rate x its wall time + A, and as A < R a run that
  * cost no wall time marks nothing: sending beacons fast gains nothing, and
  * the cheapest coverage (steps of one bit restarting each time) is
@@ -332,6 +337,10 @@ typedef enum {
  * VODLMS_COVERAGE_DURATION_MAX.
  */
 size_t vodlms_coverage_size(double duration);
+
+/* the duration a bitmap for `duration` seconds ends at, in whole ms (half
+   up); 0 when vodlms_coverage_size() refuses it */
+int64_t vodlms_coverage_duration_ms(double duration);
 
 /*
  * An empty bitmap for `duration` seconds over the caller's `buf` (zeroed
@@ -422,7 +431,13 @@ int64_t vodlms_coverage_fraction_micro(double fraction);
  * (issue #19): set once, when the duration is the database's
  * (b->duration_known: a player's {"currentTime": 1, "duration": 1}
  * decides nothing) and vodlms_coverage_complete(c, complete_fraction).
- * Without a bitmap nothing completes here.
+ * Without a bitmap nothing completes here.  An entry with a bitmap keeps
+ * the database's duration: a beacon without it (the row lost its
+ * duration) changes the position, not the duration.
+ *
+ * The wall time after a "pause" beacon is not play: the next step gets
+ * none for coverage (the player was paused; a seek while paused is a
+ * jump), and the beacon after that counts normally again.
  */
 void vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
     vodlms_coverage_run_t *run, const vodlms_beacon_t *b, int64_t now_ms,

@@ -51,8 +51,7 @@ vodlms_coverage_ms(double s)
 }
 
 
-/* the duration in whole ms, 0 when it is not one we take */
-static int64_t
+int64_t
 vodlms_coverage_duration_ms(double duration)
 {
     if (!(duration > 0 && duration <= VODLMS_COVERAGE_DURATION_MAX)) {
@@ -187,14 +186,18 @@ vodlms_coverage_mark(vodlms_coverage_t *c, vodlms_coverage_run_t *r,
          * A run that starts where the played part ends goes on from it:
          * in the first bit (a player's first beacon comes a moment after
          * 0), or in a bit whose predecessor is played (a resume, on this
-         * node or another, where the database's bits end).  Otherwise
-         * the bit the resume lands in would be proven by no run, a hole
-         * that "the first unwatched part" could never pass.  Only the
-         * first beacon of a run state: at most one bit, once per entry.
+         * node or another, where the database's bits end), when the
+         * beacon is at most A into the bit (players resume at the
+         * position they saved, a beacon after it).  Otherwise the bit the
+         * resume lands in would be proven by no run, a hole that "the
+         * first unwatched part" could never pass.  Only the first beacon
+         * of a run state, and at most A of content: never a free bit.
          */
         i = (size_t) (p / R);
 
-        if (i < c->nbits && (i == 0 || vodlms_coverage_get(c, i - 1))) {
+        if (i < c->nbits && p - (int64_t) i * R <= A
+            && (i == 0 || vodlms_coverage_get(c, i - 1)))
+        {
             r->run_start = (int64_t) i * R;
         }
 

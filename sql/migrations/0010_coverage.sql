@@ -43,8 +43,8 @@
 --                                       what nginx reads (resume_coverage)
 --   coverage_span(duration, from, to)   the bitmap (coverage_bits(duration) bits) of
 --                                       the parts wholly inside [from, to] (from 0 when
---                                       `from` is in the first part): what one run from
---                                       `from` to `to` marks
+--                                       `from` is at most 2 s): what one run from `from`
+--                                       to `to` marks
 --
 -- Existing rows have no bitmap. They get the best honest estimate of what they show:
 -- the parts wholly inside [0, least(played_seconds, max_position_seconds)] of the
@@ -112,8 +112,8 @@ RETURN (SELECT CASE WHEN n = 0 THEN 0
                                round(duration * 1000) AS ms) d) s);
 
 -- Positions as the module takes them: to the nearest ms, at most the duration. The
--- first bit is the first that starts at or after `from`, or bit 0 when `from` lies in it
--- (a run's first beacon in the first part starts at 0, as the module's does); the bits
+-- first bit is the first that starts at or after `from`, or bit 0 when `from` is at most
+-- 2 s into it (a run's first beacon there starts at 0, as the module's does); the bits
 -- go on while they end by `to` (bit i ends at 5(i+1) or at the duration, whichever is
 -- first).
 CREATE FUNCTION coverage_span(duration numeric, from_seconds numeric, to_seconds numeric)
@@ -124,7 +124,7 @@ RETURN (SELECT (repeat('0', f) || repeat('1', k) || repeat('0', n - f - k))::bit
                        greatest(0, least(n, CASE WHEN t >= ms THEN n
                                                  ELSE floor(t / 5000)::integer END) - f) AS k
                   FROM (SELECT n, ms, t,
-                               CASE WHEN least(round(from_seconds * 1000), ms) < 5000 THEN 0
+                               CASE WHEN least(round(from_seconds * 1000), ms) <= 2000 THEN 0
                                     ELSE least(n, ceil(least(round(from_seconds * 1000), ms)
                                                        / 5000)::integer) END AS f
                           FROM (SELECT coverage_bits(duration) AS n,

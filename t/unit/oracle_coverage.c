@@ -115,7 +115,7 @@ oracle_coverage_beacon(oracle_coverage_t *o, int64_t pos_ms, int64_t now_ms)
         o->run = 0;
         /* a start a moment after 0 is a start at 0 (the bitmaps here
            start empty: no played bit before the first beacon's) */
-        o->first_from = o->pos[0] < RES ? 0 : o->pos[0];
+        o->first_from = o->pos[0] <= ALLOW ? 0 : o->pos[0];
         o->first_live = 1;
         return VODLMS_COVERAGE_FIRST;
     }

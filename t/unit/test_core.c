@@ -2084,6 +2084,56 @@ test_progress(void)
     b.duration = 100;
     b.event = VODLMS_BEACON_TICK;
 
+    /* paused for 30 s, then a seek 60 s ahead while paused: a jump */
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
+    b.current_time = 0.4;
+    vodlms_progress_apply(&p, c, &run, &b, 1000, 0.9);
+    b.current_time = 2.4;
+    b.event = VODLMS_BEACON_PAUSE;
+    vodlms_progress_apply(&p, c, &run, &b, 3000, 0.9);
+    b.current_time = 62.4;
+    vodlms_progress_apply(&p, c, &run, &b, 33000, 0.9);
+    ok(vodlms_coverage_covered_ms(c) == 0,
+       "progress: a pause, then a seek while paused, covers nothing "
+       "(%lld ms)", (long long) vodlms_coverage_covered_ms(c));
+
+    /* resumed there: play counts again from the next beacon */
+    b.event = VODLMS_BEACON_TICK;
+    vodlms_progress_apply(&p, c, &run, &b, 40000, 0.9);
+    b.current_time = 72.4;
+    vodlms_progress_apply(&p, c, &run, &b, 50000, 0.9);
+    ok(vodlms_coverage_covered_ms(c) == 5000,
+       "progress: after the pause, 10 s played from 62.4 s: one part "
+       "(%lld ms)", (long long) vodlms_coverage_covered_ms(c));
+
+    /* a pause of 30 s, then play resumed where it was: a run goes on */
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 1000, 0.9);
+    b.current_time = 4;
+    b.event = VODLMS_BEACON_PAUSE;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 0.9);
+    b.event = VODLMS_BEACON_TICK;
+    vodlms_progress_apply(&p, c, &run, &b, 35000, 0.9);
+    b.current_time = 14;
+    vodlms_progress_apply(&p, c, &run, &b, 45000, 0.9);
+    ok(vodlms_coverage_covered_ms(c) == 10000,
+       "progress: play, a pause, play on: [0, 14] proven (%lld ms)",
+       (long long) vodlms_coverage_covered_ms(c));
+
+    /* an entry with a bitmap keeps the database's duration */
+    b.duration_known = 0;
+    b.duration = 1;
+    b.current_time = 1;
+    vodlms_progress_apply(&p, c, &run, &b, 46000, 0.9);
+    ok(p.duration == 100 && p.completed_at == 0,
+       "progress: a beacon with the player's duration does not change "
+       "the entry's (%g)", p.duration);
+    b.duration_known = 1;
+    b.duration = 100;
+
     /* a clock going backwards adds nothing */
     memset(&p, 0, sizeof(p));
     c = progress_cov(&cv, &run, buf, sizeof(buf), 100);

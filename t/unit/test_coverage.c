@@ -331,6 +331,46 @@ test_attacks(void)
     is_int(vodlms_coverage_covered_ms(&c), 0, "first beacon: marks nothing");
 
     /*
+     * A first beacon at most A into the first part, or into the part after
+     * played ones (a resume), runs from that part's start; further in, it
+     * does not: 4.999 s then 6.9 s a moment later proves nothing.
+     */
+    vodlms_coverage_init(&c, buf, sizeof(buf), 1800);
+    memset(&r, 0, sizeof(r));
+    vodlms_coverage_mark(&c, &r, 4.999, 1000);
+    vodlms_coverage_mark(&c, &r, 6.9, 1000);
+    is_int(vodlms_coverage_covered_ms(&c), 0,
+           "a first beacon 4.999 s into the first part: no part for free");
+
+    vodlms_coverage_init(&c, buf, sizeof(buf), 1800);
+    memset(&r, 0, sizeof(r));
+    vodlms_coverage_mark(&c, &r, 2, 1000);
+    vodlms_coverage_mark(&c, &r, 5, 2500);
+    is_int(vodlms_coverage_covered_ms(&c), 5 * SEC,
+           "a first beacon 2 s into the first part, then 3 s in 1.5 s: "
+           "the part from 0");
+
+    {
+        size_t  dropped;
+
+        vodlms_coverage_init(&c, buf, sizeof(buf), 1800);
+        memset(&r, 0, sizeof(r));
+        (void) vodlms_coverage_parse(&c, "xff", 3, &dropped);   /* 0-40 s */
+        vodlms_coverage_mark(&c, &r, 41.5, 1000);
+        vodlms_coverage_mark(&c, &r, 45, 3000);
+        is_int(vodlms_coverage_covered_ms(&c), 45 * SEC,
+               "a resume 1.5 s after the played part: its part from 40 s");
+
+        vodlms_coverage_init(&c, buf, sizeof(buf), 1800);
+        memset(&r, 0, sizeof(r));
+        (void) vodlms_coverage_parse(&c, "xff", 3, &dropped);
+        vodlms_coverage_mark(&c, &r, 42.5, 1000);
+        vodlms_coverage_mark(&c, &r, 45, 3000);
+        is_int(vodlms_coverage_covered_ms(&c), 40 * SEC,
+               "a resume 2.5 s after the played part: not back-filled");
+    }
+
+    /*
      * A pause, then a seek far ahead: the minute a step may use keeps the
      * pause from paying for the skipped part.
      */
