@@ -144,6 +144,7 @@ my $OwnerPid = $$;      # forked helpers must never run our END cleanup
 our $ErrLogFilePos = 0; # error.log offset already looked at by the checks
 my $PrevConfig;         # last --- config seen (blocks without one reuse nginx)
 my %Nginx;              # the running nginx: pid, block, name, valgrind
+my $LastClosed;         # when the last request's connection was closed
 my $TcpServerPid;
 # prctl(PR_SET_PDEATHSIG) syscall number, if the h2ph headers are there.
 my $PdeathsigSyscall = eval {
@@ -1286,6 +1287,7 @@ sub send_request ($$$$) {
     if (!$sock) {
         Test::More::fail("$name - Can't connect to $ServerAddr:"
                          . "$ServerPortForClient: $! (aborted)\n");
+        $LastClosed = time;
         return (undef, $head_req);
     }
     $sock->blocking(0);
@@ -1356,6 +1358,7 @@ sub send_request ($$$$) {
         }
     }
 
+    $LastClosed = time;
     return ($resp, $head_req);
 }
 
@@ -1693,11 +1696,23 @@ sub value_contains ($$) {
     return undef;
 }
 
+# The pause before reading a log: until TEST_NGINX_SLEEP x 3 has passed
+# since the last request's connection was closed, for the lines nginx
+# writes after that (log phase, lingering close).  Measured from the close,
+# not from each check: the responses to pipelined requests are read at
+# once, then checked one by one, and one pause after their connection's
+# close covers all of them (a fixed pause per check cost 45 ms per
+# response, 40 s for t/045's 960).
+sub log_pause () {
+    my $left = $TestNginxSleep * 3;
+    $left -= time - $LastClosed if defined $LastClosed;
+    sleep $left if $left > 0;
+}
+
 # The error.log lines not looked at yet (all of them with
-# check_accum_error_log), after a short pause for lines that nginx writes
-# once the connection is closed (log phase).
+# check_accum_error_log), after log_pause().
 sub error_log_data () {
-    sleep $TestNginxSleep * 3;
+    log_pause();
     open my $in, '<', $ErrLogFile or return [];
     seek $in, $ErrLogFilePos, 0 if !$CheckAccumErrLog && $ErrLogFilePos > 0;
     my @lines = <$in>;
@@ -1707,7 +1722,7 @@ sub error_log_data () {
 }
 
 sub access_log_data () {
-    sleep $TestNginxSleep * 3;
+    log_pause();
     open my $in, '<', $AccLogFile or return [];
     my @lines = <$in>;
     close $in;
