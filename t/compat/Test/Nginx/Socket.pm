@@ -11,7 +11,8 @@ package Test::Nginx::Socket;
 # therefore identical.  What differs on purpose:
 #   * nginx runs with "daemon off" as a direct child of this process; it is
 #     stopped with SIGQUIT and waitpid()ed (SIGKILL after a bounded wait);
-#   * readiness is detected by polling for the LISTEN socket, not by sleeps;
+#   * readiness is detected by polling for the pid file and the LISTEN
+#     socket, not by sleeps;
 #   * a crash (exit on a signal, a non-zero exit, an "[alert]" line such as
 #     "worker process N exited on signal 11") or valgrind errors fail a test;
 #   * temp paths live under the server root, so Debian's compiled-in
@@ -632,7 +633,10 @@ sub start_nginx ($) {
             Test::More::diag(log_tail(20));
             return 0;
         }
-        last if port_listening($ServerPort);
+        # nginx writes its pid file once its listening sockets are open:
+        # only then is /proc/net/tcp worth reading (milliseconds of CPU
+        # each time, with thousands of connections in TIME_WAIT)
+        last if -e $PidFile && port_listening($ServerPort);
         if (time > $deadline) {
             kill SIGKILL, -$pid;
             waitpid($pid, 0);
@@ -965,7 +969,7 @@ sub run_must_die ($$$) {
                 $status = $?;
                 last;
             }
-            if (port_listening($ServerPort) || time > $deadline) {
+            if ((-e $PidFile && port_listening($ServerPort)) || time > $deadline) {
                 warn "WARNING: $name - nginx must die but it does not; "
                    . "killing it (req $i)\n";
                 kill SIGQUIT, $pid;
