@@ -4,7 +4,8 @@
 #   ./build.sh deps    install what building, testing and running need (apt, npm)
 #   ./build.sh build   build the nginx module (.so) against Debian's nginx, and vodlms-helper
 #   ./build.sh test    deps + build + matrix, throwaway Redis/PostgreSQL, unit + Test::Nginx
-#                      suites; those that load the module again against nginx 1.31 built
+#                      suites (VODLMS_TEST_JOBS at a time, default 3; 1: one by one); at the
+#                      same time, those that load the module again against nginx 1.31 built
 #                      from source ([--valgrind] [t/NNN-suite.t ...]: only those suites;
 #                      VODLMS_NGX_MATRIX=0: Debian's nginx only)
 #   ./build.sh matrix  build the module against every nginx release users run
@@ -362,10 +363,18 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-stop_pg() {
-    [ -n "${PG_DIR:-}" ] && [ -f "$PG_DIR/postmaster.pid" ] || return 0
-    # fast shutdown of the postmaster we started, by its PID
-    stop_pid "$(head -1 "$PG_DIR/postmaster.pid")"
+stop_pg() { stop_pg_dir "${PG_DIR:-}"; }
+
+# stop_pg_dir DIR: fast shutdown of the postmaster we started there, by its PID
+stop_pg_dir() {
+    [ -n "$1" ] && [ -f "$1/postmaster.pid" ] || return 0
+    stop_pid "$(head -1 "$1/postmaster.pid")"
+}
+
+# test_db PORT: the database the suites use, migrated and seeded
+test_db() {
+    psql -h 127.0.0.1 -p "$1" -U postgres -qc 'create database vodlms' >/dev/null
+    "$ROOT/sql/migrate.sh" "host=127.0.0.1 port=$1 user=postgres dbname=vodlms" --seed >/dev/null
 }
 
 # ---------------------------------------------------------------- test
@@ -393,9 +402,9 @@ cmd_test() {
 
     local tmp; tmp=$(mktemp -d /tmp/vodlms-test.XXXXXX)
     chmod 755 "$tmp"
-    REDIS_PID="" PG_DIR="" MATRIX_REDIS_PID=""
+    REDIS_PID="" PG_DIR="" MATRIX_REDIS_PID="" MATRIX_PG_DIR="" MATRIX_PROVE_PID=""
     # shellcheck disable=SC2064
-    trap "stop_pid \"\$REDIS_PID\"; stop_pid \"\$MATRIX_REDIS_PID\"; stop_pg; rm -rf '$tmp'" EXIT
+    trap "stop_pid \"\$MATRIX_PROVE_PID\"; stop_pid \"\$REDIS_PID\"; stop_pid \"\$MATRIX_REDIS_PID\"; stop_pg; stop_pg_dir \"\$MATRIX_PG_DIR\"; rm -rf '$tmp'" EXIT
     trap 'exit 130' INT TERM
 
     local redis_port pg_port
@@ -406,8 +415,7 @@ cmd_test() {
     start_redis "$tmp/redis" "$redis_port"
     start_pg "$tmp/pg" "$pg_port"
 
-    psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'create database vodlms' >/dev/null
-    "$ROOT/sql/migrate.sh" "host=127.0.0.1 port=$pg_port user=postgres dbname=vodlms" --seed >/dev/null
+    test_db "$pg_port"
 
     export TEST_NGINX_BINARY=$NGINX_BIN
     export TEST_NGINX_MODULE_PATH=$MODULE_SO
@@ -432,23 +440,56 @@ cmd_test() {
     fi
 
     cd "$ROOT"
-    local rc=0 deb_ver; deb_ver=$("$NGINX_BIN" -v 2>&1 | sed 's|.*/||')
-    if ((${#suites[@]})); then
-        prove "${inc[@]}" -I "$ROOT/t/lib" "${suites[@]}" || rc=$?
-    else
-        prove "${inc[@]}" -I "$ROOT/t/lib" -r t/ || rc=$?
-    fi
-    matrix_wanted || return $rc
-
-    local again=() mrc=0
+    local rc=0 mrc=0 again=() deb_ver; deb_ver=$("$NGINX_BIN" -v 2>&1 | sed 's|.*/||')
     # the longest suites (progress flushes, hostile input) are the last by
     # number: started first, they do not run alone at the end
-    mapfile -t again < <(matrix_suites "${suites[@]}" | sort -r)
+    matrix_wanted && mapfile -t again < <(matrix_suites "${suites[@]}" | sort -r)
+
+    # The pass against NGX_MATRIX_RUN runs alongside the one against
+    # Debian's nginx: both mostly wait (timeouts, flush intervals, stopped
+    # backends), so on 2 cores side by side they take little longer than
+    # the longer of them.  Its output is shown when both are done.  Under
+    # valgrind they compute: one after the other.
+    local alongside=1
+    [ -z "${TEST_NGINX_USE_VALGRIND:-}" ] || alongside=0
+    if ((${#again[@]})) && ((alongside)); then
+        matrix_start "$tmp" "${inc[@]}" -- "${again[@]}"
+    fi
+
+    # Three suites at a time against Debian's nginx as well, each with its
+    # own Test::Nginx port and server root (t/bin/run-apart): the helper's
+    # suites have backends of their own, the others keys of their own (as
+    # in matrix_start), and what runs longest mostly waits (the browser run
+    # on its cookies' expiry, ./build.sh run on its transcodes, the
+    # progress suites on their flush intervals).  VODLMS_TEST_JOBS=1: one
+    # by one, as under valgrind.
+    local start=$SECONDS list=() jobs=${VODLMS_TEST_JOBS:-3}
+    [ -z "${TEST_NGINX_USE_VALGRIND:-}" ] || jobs=1
+    [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "test: VODLMS_TEST_JOBS is a number of suites at a time, not '$jobs'"
+    ((${#suites[@]})) || suites=(t/)
+    if ((jobs > 1)); then
+        # the longest (last by number) first, as in matrix_start
+        mapfile -t list < <(prove --dry -r "${suites[@]}" | sort -r)
+        log "against Debian's nginx $deb_ver: ${#list[@]} suites, $jobs at a time"
+        local lib=("${inc[@]:1}"); lib+=("$ROOT/t/lib")
+        (
+            IFS=:
+            export PERL5LIB="${lib[*]}${PERL5LIB:+:$PERL5LIB}"
+            export VODLMS_APART_DIR=$tmp/apart-debian
+            exec prove --timer -j"$jobs" --exec "$ROOT/t/bin/run-apart" "${list[@]}"
+        ) || rc=$?
+    else
+        prove --timer "${inc[@]}" -I "$ROOT/t/lib" -r "${suites[@]}" || rc=$?
+    fi
+    log "against Debian's nginx $deb_ver: the suites in $((SECONDS - start)) s"
+    matrix_wanted || return $rc
+
     if ((${#again[@]} == 0)); then
         log "none of these suites runs again against nginx $NGX_MATRIX_RUN (see matrix_suites)"
         return $rc
     fi
-    matrix_prove "$tmp" "${inc[@]}" -- "${again[@]}" || mrc=$?
+    ((alongside)) || matrix_start "$tmp" "${inc[@]}" -- "${again[@]}"
+    matrix_finish || mrc=$?
 
     if ((rc)); then
         log "against Debian's nginx $deb_ver: FAILED (its prove run above)"
@@ -489,16 +530,18 @@ matrix_suites() {
     done
 }
 
-# matrix_prove TMP [-I DIR...] -- SUITE...: the suites against nginx
-# NGX_MATRIX_RUN and its build of the module, with a Redis of their own.
-# Four at a time: they wait far more than they compute (timeouts, flush
-# intervals, stopped backends: 20 suites take ~220 s one by one, ~85 s
-# four at a time, on 2 cores), and each has its own Test::Nginx port and
-# server root (t/bin/run-apart) and its own backends, or keys of its own.
-# Under valgrind they compute: one per core.  Sets MATRIX_FAILED to the
-# suites that failed.
-matrix_prove() {
-    local tmp=$1 lib=() start=$SECONDS out rc=0 jobs=4; shift
+# matrix_start TMP [-I DIR...] -- SUITE...: starts the suites against
+# nginx NGX_MATRIX_RUN and its build of the module in the background, with
+# a Redis and a PostgreSQL of their own (the same suite may be running
+# against Debian's nginx at the same time, with the same keys and rows),
+# output to MATRIX_LOG; matrix_finish waits for them.  Four at a time:
+# they wait far more than they compute (timeouts, flush intervals, stopped
+# backends: 20 suites take ~220 s one by one, ~85 s four at a time, on 2
+# cores), and each has its own Test::Nginx port and server root
+# (t/bin/run-apart) and its own backends, or keys of its own.  Under
+# valgrind they compute: one per core.
+matrix_start() {
+    local tmp=$1 lib=() jobs=4; shift
     [ -z "${TEST_NGINX_USE_VALGRIND:-}" ] || jobs=$(nproc)
     while (($#)) && [ "$1" != -- ]; do
         [ "$1" = -I ] && { lib+=("$2"); shift; }
@@ -506,28 +549,51 @@ matrix_prove() {
     done
     shift
     lib+=("$ROOT/t/lib")
+    MATRIX_COUNT=$#
 
-    # start_redis sets REDIS_PID, which the EXIT trap stops: keep the first
-    local port first=$REDIS_PID; port=$(free_port)
-    start_redis "$tmp/redis-$NGX_MATRIX_RUN" "$port"
-    MATRIX_REDIS_PID=$REDIS_PID REDIS_PID=$first
+    # start_redis and start_pg set REDIS_PID and PG_DIR, which the EXIT
+    # trap stops: keep the first ones
+    local rport pport first_redis=$REDIS_PID first_pg=$PG_DIR
+    rport=$(free_port)
+    pport=$(free_port)
+    start_redis "$tmp/redis-$NGX_MATRIX_RUN" "$rport"
+    MATRIX_REDIS_PID=$REDIS_PID REDIS_PID=$first_redis
+    start_pg "$tmp/pg-$NGX_MATRIX_RUN" "$pport"
+    MATRIX_PG_DIR=$PG_DIR PG_DIR=$first_pg
+    test_db "$pport"
 
-    log "against nginx $NGX_MATRIX_RUN (built from source, $MATRIX_NGINX): the $# suites that load the module, $jobs at a time"
-    out=$tmp/prove-$NGX_MATRIX_RUN.log
+    log "against nginx $NGX_MATRIX_RUN (built from source, $MATRIX_NGINX): the $# suites that load the module, $jobs at a time, in the background (redis on 127.0.0.1:$rport, postgres on 127.0.0.1:$pport)"
+    MATRIX_LOG=$tmp/prove-$NGX_MATRIX_RUN.log
+    MATRIX_START=$SECONDS
     (
         IFS=:
         export PERL5LIB="${lib[*]}${PERL5LIB:+:$PERL5LIB}"
         export TEST_NGINX_BINARY=$MATRIX_NGINX
         export TEST_NGINX_MODULE_PATH=$MATRIX_MODULE
-        export TEST_NGINX_REDIS_PORT=$port
+        export TEST_NGINX_REDIS_PORT=$rport
+        export TEST_NGINX_PG_PORT=$pport
+        export TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=$pport user=postgres dbname=vodlms"
         export VODLMS_APART_DIR=$tmp/apart-$NGX_MATRIX_RUN
-        prove -j"$jobs" --exec "$ROOT/t/bin/run-apart" "$@"
-    ) 2>&1 | tee "$out"
-    rc=${PIPESTATUS[0]}
-    MATRIX_FAILED=$(sed -n '/^Test Summary Report/,$ s/^\(t\/[^ ]*\.t\) .*/\1/p' "$out" | paste -sd' ')
-    log "against nginx $NGX_MATRIX_RUN: $# suites in $((SECONDS - start)) s"
+        exec prove --timer -j"$jobs" --exec "$ROOT/t/bin/run-apart" "$@"
+    ) >"$MATRIX_LOG" 2>&1 &
+    MATRIX_PROVE_PID=$!
+}
+
+# matrix_finish: waits for matrix_start's suites, shows their output and
+# stops their backends.  Sets MATRIX_FAILED to the suites that failed.
+matrix_finish() {
+    local rc=0
+    kill -0 "$MATRIX_PROVE_PID" 2>/dev/null \
+        && log "against nginx $NGX_MATRIX_RUN: waiting for its suites"
+    wait "$MATRIX_PROVE_PID" || rc=$?
+    MATRIX_PROVE_PID=""
+    log "against nginx $NGX_MATRIX_RUN (built from source): its prove run"
+    cat "$MATRIX_LOG"
+    MATRIX_FAILED=$(sed -n '/^Test Summary Report/,$ s/^\(t\/[^ ]*\.t\) .*/\1/p' "$MATRIX_LOG" | paste -sd' ')
+    log "against nginx $NGX_MATRIX_RUN: $MATRIX_COUNT suites in $(sed -n 's/^Files=.* \([0-9]*\) wallclock secs.*/\1/p' "$MATRIX_LOG") s, done $((SECONDS - MATRIX_START)) s after they started"
     stop_pid "$MATRIX_REDIS_PID"
-    MATRIX_REDIS_PID=""
+    stop_pg_dir "$MATRIX_PG_DIR"
+    MATRIX_REDIS_PID="" MATRIX_PG_DIR=""
     return "$rc"
 }
 

@@ -60,7 +60,7 @@ mkdir $spool;
 
 sub pick_port {
     for (1 .. 200) {
-        my $p = 26000 + int rand 1000;
+        my $p = 24000 + int rand 1000;
         my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
                                       Proto => 'tcp', Listen => 1, ReuseAddr => 0)
             or next;

@@ -21,8 +21,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use File::Path qw(make_path);
-use File::Temp qw(tempdir);
-use IO::Socket::INET ();
 use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -30,53 +28,16 @@ use Time::HiRes qw(sleep time);
 use VodlmsTest;
 
 my $T0 = time;
-my $repo = "$FindBin::Bin/..";
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
-my $bin = "$build/helper/vodlms-helper";
-
-sub bail { fail($_[0]); done_testing(); exit 1; }
-
-unless (-x $bin) {
-    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
-}
-bail("helper binary not built: $bin (make -C helper BUILD=$build/helper)") unless -x $bin;
-for my $tool (qw(ffmpeg ffprobe)) {
-    bail("$tool is not installed") unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
-my ($FFMPEG) = grep { -x } map { "$_/ffmpeg" } split /:/, $ENV{PATH};
-my ($FFPROBE) = grep { -x } map { "$_/ffprobe" } split /:/, $ENV{PATH};
-
-my $tmp = tempdir('jobs-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
-diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
-chmod 0755, $tmp;
-my $origin = "$tmp/origin";
-my $src = "$tmp/src";
-make_path($src, "$origin/hls");
-
-my %Taken;
-sub pick_port {
-    for (1 .. 200) {
-        my $p = 28000 + int rand 1000;
-        next if $Taken{$p};
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
-            or next;
-        close $s;
-        $Taken{$p} = 1;
-        return $p;
-    }
-    die "no free port in 28000-28999\n";
-}
+# the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
+my %env = helper_env(name => 'jobs', ports => 28000, tools => [qw(ffmpeg ffprobe)]);
+my ($bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(bin tmp src origin redis pg)};
+my ($FFMPEG, $FFPROBE) = @env{qw(ffmpeg ffprobe)};
 
 my %Running;
 END {
     for my $pid (keys %Running) { kill 'TERM', $pid; }
     for my $pid (keys %Running) { waitpid($pid, 0); }
 }
-
-my $redis = start_redis(port => pick_port());
-my $pg = start_pg(port => pick_port());
 
 my $STREAM = 'vodlms:transcode';
 my $GROUP = 'vodlms-helpers';

@@ -38,7 +38,7 @@ use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
-                 private_key block_defaults reload_nginx);
+                 private_key block_defaults reload_nginx helper_env);
 
 my $OwnerPid = $$;
 
@@ -768,6 +768,67 @@ package VodlmsTest::Guard {
         local ($., $@, $!, $^E, $?);
         $self->{code}->() if $self->{owner} == $$;
     }
+}
+
+#---------------------------------------------------------------------------
+# The helper's suites
+#---------------------------------------------------------------------------
+
+# What the suites that run vodlms-helper against a private Redis and
+# PostgreSQL share before their first test (t/094, t/095, t/097):
+#
+#   my %env = helper_env(name => 'jobs', ports => 28000,
+#                        tools => [qw(ffmpeg ffprobe)]);
+#
+# the helper binary, $VODLMS_BUILD_DIR/helper/vodlms-helper (or build/'s;
+# made if missing); every tool on PATH; /tmp/NAME-XXXXXX, mode 0755, with
+# src/ and origin/hls/ in it (kept, and named, with HELPER_TEST_KEEP=1);
+# and Redis and PostgreSQL on ports from PORTS..PORTS+999, a range of the
+# suite's own, so that suites side by side never pick the same one.  A
+# missing piece fails the suite, named.  Returns repo, build, bin, tmp,
+# src, origin, redis, pg, pick_port (one more port of the range, as a code
+# reference) and the path of each tool under its name.
+sub helper_env {
+    my %o = @_;
+    require FindBin;
+    require Test::More;
+    my $bail = sub { Test::More::fail($_[0]); Test::More::done_testing(); exit 1 };
+    my %env = (repo => "$FindBin::Bin/..");
+    $env{build} = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
+                ? $ENV{VODLMS_BUILD_DIR} : "$env{repo}/build";
+    my $bin = $env{bin} = "$env{build}/helper/vodlms-helper";
+
+    system("make -s -C '$env{repo}/helper' BUILD='$env{build}/helper' >&2") unless -x $bin;
+    $bail->("helper binary not built: $bin (make -C helper BUILD=$env{build}/helper)") unless -x $bin;
+    for my $tool (@{ $o{tools} || [] }) {
+        ($env{$tool}) = grep { -x } map { "$_/$tool" } split /:/, $ENV{PATH};
+        $bail->("$tool is not installed") unless $env{$tool};
+    }
+
+    my $tmp = $env{tmp} = tempdir("$o{name}-XXXXXX", DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
+    Test::More::diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
+    chmod 0755, $tmp;
+    $env{origin} = "$tmp/origin";
+    $env{src} = "$tmp/src";
+    File::Path::make_path($env{src}, "$env{origin}/hls");
+
+    my ($first, %taken) = ($o{ports});
+    $env{pick_port} = sub {
+        for (1 .. 200) {
+            my $p = $first + int rand 1000;
+            next if $taken{$p};
+            my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
+                                          Proto => 'tcp', Listen => 1, ReuseAddr => 0)
+                or next;
+            close $s;
+            $taken{$p} = 1;
+            return $p;
+        }
+        die "no free port in $first-" . ($first + 999) . "\n";
+    };
+    $env{redis} = start_redis(port => $env{pick_port}->());
+    $env{pg} = start_pg(port => $env{pick_port}->());
+    return %env;
 }
 
 END {

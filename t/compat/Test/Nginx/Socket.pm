@@ -11,7 +11,8 @@ package Test::Nginx::Socket;
 # therefore identical.  What differs on purpose:
 #   * nginx runs with "daemon off" as a direct child of this process; it is
 #     stopped with SIGQUIT and waitpid()ed (SIGKILL after a bounded wait);
-#   * readiness is detected by polling for the LISTEN socket, not by sleeps;
+#   * readiness is detected by polling for the pid file and the LISTEN
+#     socket, not by sleeps;
 #   * a crash (exit on a signal, a non-zero exit, an "[alert]" line such as
 #     "worker process N exited on signal 11") or valgrind errors fail a test;
 #   * temp paths live under the server root, so Debian's compiled-in
@@ -144,6 +145,7 @@ my $OwnerPid = $$;      # forked helpers must never run our END cleanup
 our $ErrLogFilePos = 0; # error.log offset already looked at by the checks
 my $PrevConfig;         # last --- config seen (blocks without one reuse nginx)
 my %Nginx;              # the running nginx: pid, block, name, valgrind
+my $LastClosed;         # when the last request's connection was closed
 my $TcpServerPid;
 # prctl(PR_SET_PDEATHSIG) syscall number, if the h2ph headers are there.
 my $PdeathsigSyscall = eval {
@@ -631,7 +633,10 @@ sub start_nginx ($) {
             Test::More::diag(log_tail(20));
             return 0;
         }
-        last if port_listening($ServerPort);
+        # nginx writes its pid file once its listening sockets are open:
+        # only then is /proc/net/tcp worth reading (milliseconds of CPU
+        # each time, with thousands of connections in TIME_WAIT)
+        last if -e $PidFile && port_listening($ServerPort);
         if (time > $deadline) {
             kill SIGKILL, -$pid;
             waitpid($pid, 0);
@@ -964,7 +969,7 @@ sub run_must_die ($$$) {
                 $status = $?;
                 last;
             }
-            if (port_listening($ServerPort) || time > $deadline) {
+            if ((-e $PidFile && port_listening($ServerPort)) || time > $deadline) {
                 warn "WARNING: $name - nginx must die but it does not; "
                    . "killing it (req $i)\n";
                 kill SIGQUIT, $pid;
@@ -1286,6 +1291,7 @@ sub send_request ($$$$) {
     if (!$sock) {
         Test::More::fail("$name - Can't connect to $ServerAddr:"
                          . "$ServerPortForClient: $! (aborted)\n");
+        $LastClosed = time;
         return (undef, $head_req);
     }
     $sock->blocking(0);
@@ -1356,6 +1362,7 @@ sub send_request ($$$$) {
         }
     }
 
+    $LastClosed = time;
     return ($resp, $head_req);
 }
 
@@ -1693,11 +1700,23 @@ sub value_contains ($$) {
     return undef;
 }
 
+# The pause before reading a log: until TEST_NGINX_SLEEP x 3 has passed
+# since the last request's connection was closed, for the lines nginx
+# writes after that (log phase, lingering close).  Measured from the close,
+# not from each check: the responses to pipelined requests are read at
+# once, then checked one by one, and one pause after their connection's
+# close covers all of them (a fixed pause per check cost 45 ms per
+# response, 40 s for t/045's 960).
+sub log_pause () {
+    my $left = $TestNginxSleep * 3;
+    $left -= time - $LastClosed if defined $LastClosed;
+    sleep $left if $left > 0;
+}
+
 # The error.log lines not looked at yet (all of them with
-# check_accum_error_log), after a short pause for lines that nginx writes
-# once the connection is closed (log phase).
+# check_accum_error_log), after log_pause().
 sub error_log_data () {
-    sleep $TestNginxSleep * 3;
+    log_pause();
     open my $in, '<', $ErrLogFile or return [];
     seek $in, $ErrLogFilePos, 0 if !$CheckAccumErrLog && $ErrLogFilePos > 0;
     my @lines = <$in>;
@@ -1707,7 +1726,7 @@ sub error_log_data () {
 }
 
 sub access_log_data () {
-    sleep $TestNginxSleep * 3;
+    log_pause();
     open my $in, '<', $AccLogFile or return [];
     my @lines = <$in>;
     close $in;
