@@ -183,6 +183,14 @@ ngx_http_vodlms_edge_handler(ngx_http_request_t *r)
 
     if (res.verdict == VODLMS_CF_ALLOW) {
         ctx->edge.verified = 1;
+
+        /* a playlist asked for with a signed URL: its URIs get the same */
+        if (res.source == VODLMS_CF_SRC_URL
+            && ngx_http_vodlms_hls_prepare(r) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return NGX_OK;
     }
 
@@ -395,7 +403,15 @@ ngx_http_vodlms_edge_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (playlist) {
+    if (playlist && ctx->hls.query.len) {
+        /*
+         * signed for this viewer: a shared cache must not hand the
+         * signature to others (it grants the whole tree), nor keep it
+         */
+        p = ngx_cpymem(v.data, "private, no-store",
+                       sizeof("private, no-store") - 1);
+
+    } else if (playlist) {
         /* playlists of a VOD are final, but keep them short: re-encodes */
         p = ngx_sprintf(v.data, "max-age=%T", vlcf->edge.playlist_max_age);
 

@@ -85,6 +85,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_enroll_commands.h"
 #include "ngx_http_vodlms_playback_commands.h"
 #include "ngx_http_vodlms_edge_commands.h"
+#include "ngx_http_vodlms_hls_commands.h"
 #include "ngx_http_vodlms_progress_commands.h"
 #include "ngx_http_vodlms_upload_commands.h"
 #include "ngx_http_vodlms_limit_commands.h"
@@ -222,7 +223,14 @@ ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_vodlms_metrics_log;
 
-    return ngx_http_vodlms_edge_init(cf);
+    /* the edge's header filter first, then the signer's above it: the
+       signer holds the header back, the edge's Cache-Control is added
+       when it goes out */
+    if (ngx_http_vodlms_edge_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_vodlms_hls_init(cf);
 }
 
 
@@ -345,6 +353,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_enroll_create_conf(&vlcf->enroll);
     ngx_http_vodlms_playback_create_conf(&vlcf->playback);
     ngx_http_vodlms_edge_create_conf(&vlcf->edge);
+    ngx_http_vodlms_hls_create_conf(&vlcf->hls);
     ngx_http_vodlms_progress_create_conf(&vlcf->progress);
     ngx_http_vodlms_upload_create_conf(&vlcf->upload);
     ngx_http_vodlms_limit_create_conf(&vlcf->limit);
@@ -387,6 +396,13 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_vodlms_edge_merge_conf(cf, &prev->edge, &conf->edge)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* after the edge: it needs the edge's switch and URL merged */
+    if (ngx_http_vodlms_hls_merge_conf(cf, &prev->hls, &conf->hls)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;

@@ -20,6 +20,7 @@
 #include "ngx_http_vodlms_enroll.h"
 #include "ngx_http_vodlms_playback.h"
 #include "ngx_http_vodlms_edge.h"
+#include "ngx_http_vodlms_hls.h"
 #include "ngx_http_vodlms_progress.h"
 #include "ngx_http_vodlms_upload.h"
 #include "ngx_http_vodlms_limit.h"
@@ -60,6 +61,7 @@ typedef struct {
     ngx_http_vodlms_enroll_conf_t     enroll;
     ngx_http_vodlms_playback_conf_t   playback;
     ngx_http_vodlms_edge_conf_t       edge;
+    ngx_http_vodlms_hls_conf_t        hls;
     ngx_http_vodlms_progress_conf_t   progress;
     ngx_http_vodlms_upload_conf_t     upload;
     ngx_http_vodlms_limit_conf_t      limit;
@@ -101,6 +103,7 @@ typedef struct {
     ngx_http_vodlms_enroll_ctx_t      enroll;
     ngx_http_vodlms_playback_ctx_t    playback;
     ngx_http_vodlms_edge_ctx_t        edge;
+    ngx_http_vodlms_hls_ctx_t         hls;
     ngx_uint_t                        endpoint;
     ngx_http_vodlms_err_e             last_err;   /* the denial, if any */
 } ngx_http_vodlms_ctx_t;

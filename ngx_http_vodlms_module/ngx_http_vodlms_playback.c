@@ -43,6 +43,7 @@ ngx_conf_enum_t  ngx_http_vodlms_samesite[] = {
 
 
 static ngx_int_t ngx_http_vodlms_playback_handler(ngx_http_request_t *r);
+static time_t ngx_http_vodlms_playback_left(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vodlms_playback_sign(ngx_http_request_t *r,
     ngx_http_vodlms_playback_conf_t *pcf, vodlms_cf_sign_t *in,
     vodlms_cf_target_t target, vodlms_cf_signed_t *out);
@@ -187,6 +188,16 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     now = ngx_time();
     expires = now + pcf->ttl;
 
+    /*
+     * A signed manifest URL is loaded once: a player cannot swap the URLs
+     * of segments it already has.  It lives for what is left of the video
+     * from where it resumes, plus the TTL as the margin for pauses and
+     * buffering (docs/security.md: what a leaked one allows, how long).
+     */
+    if (pcf->mode == NGX_HTTP_VODLMS_PLAYBACK_URL) {
+        expires += ngx_http_vodlms_playback_left(r);
+    }
+
     if (pcf->bucket > 1) {
         expires = (expires + pcf->bucket - 1) / pcf->bucket * pcf->bucket;
     }
@@ -253,6 +264,34 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
         return NGX_HTTP_MOVED_TEMPORARILY;
     }
 
+    if (pcf->mode == NGX_HTTP_VODLMS_PLAYBACK_URL) {
+
+        /* a wildcard: vodlms_hls_sign gives every URI of the tree the same */
+        in.resource = (char *) resource.data;
+        in.resource_len = resource.len;
+
+        if (ngx_http_vodlms_playback_sign(r, pcf, &in, VODLMS_CF_FOR_URL, &s)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        location.len = vodlms_cf_url_size(&s);
+        location.data = ngx_pnalloc(r->pool, location.len + 1);
+        if (location.data == NULL
+            || vodlms_cf_url_build(&s, (char *) location.data,
+                                   location.len + 1, &location.len)
+               != VODLMS_OK
+            || ngx_http_vodlms_playback_json(r, &ctx->enroll.video_id,
+                                             &location, expires, &body)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        goto send;
+    }
+
     /* cookies: a wildcard over the tree, so always a custom policy */
 
     in.resource = (char *) resource.data;
@@ -268,6 +307,8 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+send:
 
     ngx_str_set(&location, "no-store");
     if (ngx_http_vodlms_add_header(r, "Cache-Control", &location) != NGX_OK
@@ -286,6 +327,30 @@ ngx_http_vodlms_playback_handler(ngx_http_request_t *r)
     b->memory = 1;
 
     return ngx_http_vodlms_send(r, NGX_HTTP_OK, "application/json", b);
+}
+
+
+/*
+ * What is left of the video from where the viewer resumes, in whole
+ * seconds (rounded up): 0 when the duration is not known
+ */
+
+static time_t
+ngx_http_vodlms_playback_left(ngx_http_request_t *r)
+{
+    double                     position, duration, left;
+    ngx_uint_t                 completed;
+
+    if (ngx_http_vodlms_progress_resume(r, &position, &duration, &completed)
+        != NGX_OK
+        || !(duration > 0 && duration <= VODLMS_COVERAGE_DURATION_MAX))
+    {
+        return 0;
+    }
+
+    left = duration - (position > 0 && position < duration ? position : 0);
+
+    return (time_t) left + ((double) (time_t) left < left);
 }
 
 
@@ -919,7 +984,7 @@ ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,
 }
 
 
-/* vodlms_playback cookies | redirect | off; */
+/* vodlms_playback cookies | redirect | url | off; */
 
 char *
 ngx_http_vodlms_playback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -941,6 +1006,9 @@ ngx_http_vodlms_playback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "redirect") == 0) {
         vlcf->playback.mode = NGX_HTTP_VODLMS_PLAYBACK_REDIRECT;
 
+    } else if (ngx_strcmp(value[1].data, "url") == 0) {
+        vlcf->playback.mode = NGX_HTTP_VODLMS_PLAYBACK_URL;
+
     } else if (ngx_strcmp(value[1].data, "off") == 0) {
         vlcf->playback.mode = NGX_HTTP_VODLMS_PLAYBACK_OFF;
         return NGX_CONF_OK;
@@ -949,7 +1017,7 @@ ngx_http_vodlms_playback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"vodlms_playback\" "
                            "directive, expected one of \"cookies\", "
-                           "\"redirect\", \"off\"", &value[1]);
+                           "\"redirect\", \"url\", \"off\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 

@@ -257,6 +257,13 @@ accepts('a playback location with every option',
         vodlms_enrollment_cache c valid=1m invalid=5s; vodlms_enrollment_no_row 403;
         vodlms_cors_origins https://lms.example.test; vodlms_playback cookies;"));
 
+accepts('a playback location answering a signed manifest URL',
+    video_location("$play vodlms_cloudfront_ip_binding on; vodlms_playback url;"));
+
+rejects('an unknown playback mode',
+    video_location("$play vodlms_playback urls;"),
+    qr/invalid value "urls" in "vodlms_playback" directive, expected one of "cookies", "redirect", "url", "off"/);
+
 rejects('an enrollment check without vodlms_pg',
     'vodlms_redis 127.0.0.1:6379; server { listen 127.0.0.1:1; location / {
          vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id $uri; } }',
@@ -470,6 +477,27 @@ for my $bad ('https://cdn.example.test#x', 'https://cdn example.test', 'cdn.exam
         "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_url \"$bad\"; } }",
         qr/invalid edge URL "\Q$bad\E"/);
 }
+
+accepts('signed playlists with every option',
+    "server { listen 127.0.0.1:1; location /hls/ {
+         $edge vodlms_edge_url https://cdn.example.test; vodlms_hls_sign on;
+         vodlms_hls_sign_absolute edge_url; vodlms_hls_sign_max_size 1m; } }");
+
+rejects('signed playlists without the edge',
+    "server { listen 127.0.0.1:1; location /hls/ { vodlms_hls_sign on; } }",
+    qr/"vodlms_hls_sign" signs playlists that "vodlms_edge" let through with a signed URL: add "vodlms_edge on"/);
+
+rejects('"vodlms_hls_sign_absolute edge_url" without vodlms_edge_url',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_hls_sign on; vodlms_hls_sign_absolute edge_url; } }",
+    qr/"vodlms_hls_sign_absolute edge_url" signs the absolute URIs on "vodlms_edge_url": set it/);
+
+rejects('an unknown absolute-URI policy',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_hls_sign on; vodlms_hls_sign_absolute sign; } }",
+    qr/invalid value "sign" in "vodlms_hls_sign_absolute" directive, expected one of "keep", "refuse", "edge_url"/);
+
+rejects('a zero playlist size',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_hls_sign on; vodlms_hls_sign_max_size 0; } }",
+    qr/"vodlms_hls_sign_max_size" must be more than 0/);
 
 rejects('an unknown wildcard reading',
     "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_edge_wildcard glob; } }",

@@ -1,0 +1,579 @@
+/*
+ * Signed playlists: the nginx side of core/vodlms_hls.c (issue #20).
+ *
+ * The edge (ngx_http_vodlms_edge.c) checks a playlist's signed URL in the
+ * access phase and, when the location has "vodlms_hls_sign on" and the
+ * policy is a custom one (a wildcard over the video's tree, which every URI
+ * of the tree matches), keeps the request's own parameters
+ * (ngx_http_vodlms_hls_prepare).  The header filter then holds the
+ * response's header back, the body filter collects the playlist whole (it
+ * is small: a 60-minute lecture's media playlist is ~40 KB), the core
+ * inserts the parameters into every URI, and the header goes out with the
+ * new length.  A playlist that cannot be signed (too large, malformed, an
+ * absolute URI the configuration refuses, compressed) is never passed on
+ * unsigned: it becomes a 502 with a JSON reason and one error line.
+ *
+ * Nothing is fetched here: the playlist is whatever the location serves,
+ * a file (the self-hosted edge's origin) or an upstream's answer through
+ * proxy_cache (CloudFront's origin: S3 is read once per playlist, not once
+ * per viewer, see docs/architecture.md).
+ */
+
+#include "ngx_http_vodlms_module.h"
+#include "vodlms_hls.h"
+
+
+#define NGX_HTTP_VODLMS_HLS_MIN_BUF  4096
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_conf_enum_t  ngx_http_vodlms_hls_absolutes[] = {
+    { ngx_string("keep"), VODLMS_HLS_ABS_KEEP },
+    { ngx_string("refuse"), VODLMS_HLS_ABS_REFUSE },
+    { ngx_string("edge_url"), VODLMS_HLS_ABS_ORIGIN },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_int_t ngx_http_vodlms_hls_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_vodlms_hls_send(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_ctx_t *hctx);
+static ngx_int_t ngx_http_vodlms_hls_fail(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_ctx_t *hctx, const char *reason,
+    vodlms_hls_err_t *err);
+
+
+/*
+ * The request's signed-URL parameters (Policy, Signature, Key-Pair-Id and
+ * Hash-Algorithm, named exactly), raw and in the order they came, joined
+ * by '&'; *custom: all of Policy, Signature and Key-Pair-Id were there.
+ * Other parameters are not the signature's and are not copied.
+ */
+
+static ngx_int_t
+ngx_http_vodlms_hls_query(ngx_http_request_t *r, ngx_str_t *out,
+    ngx_uint_t *custom)
+{
+    u_char      *p, *last, *amp, *eq, *q;
+    size_t       n;
+    ngx_uint_t   i, seen;
+
+    static ngx_str_t  names[] = {
+        ngx_string("Policy"), ngx_string("Signature"),
+        ngx_string("Key-Pair-Id"), ngx_string("Hash-Algorithm")
+    };
+
+    out->data = ngx_pnalloc(r->pool, r->args.len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = out->data;
+    seen = 0;
+    last = r->args.data + r->args.len;
+
+    for (p = r->args.data; p < last; p = amp + 1) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+        if (eq == NULL) {
+            continue;
+        }
+
+        n = eq - p;
+
+        for (i = 0; i < 4; i++) {
+            if (n == names[i].len && ngx_strncmp(p, names[i].data, n) == 0) {
+                break;
+            }
+        }
+
+        if (i == 4) {
+            continue;
+        }
+
+        seen |= 1 << i;
+
+        if (q != out->data) {
+            *q++ = '&';
+        }
+
+        q = ngx_cpymem(q, p, amp - p);
+    }
+
+    out->len = q - out->data;
+    *custom = ((seen & 7) == 7);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_vodlms_hls_prepare(ngx_http_request_t *r)
+{
+    ngx_str_t                    query;
+    ngx_uint_t                   custom;
+    ngx_http_vodlms_ctx_t       *ctx;
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (!vlcf->hls.enable
+        || r->uri.len < 5
+        || ngx_strncasecmp(r->uri.data + r->uri.len - 5,
+                           (u_char *) ".m3u8", 5) != 0)
+    {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_vodlms_hls_query(r, &query, &custom) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * Only a custom policy covers the other URIs of the tree: a canned one
+     * signs this one URL (it goes on unchanged, and its segments would be
+     * refused without credentials of their own, as they would anywhere)
+     */
+    if (!custom) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "vodlms hls: not a custom policy (canned?): the "
+                       "playlist is not signed");
+        return NGX_OK;
+    }
+
+    ctx->hls.query = query;
+
+    /*
+     * A 304 would tell the player to keep a copy signed for somebody (or
+     * some time) else: always the whole answer
+     */
+    r->disable_not_modified = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_hls_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_vodlms_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+
+    if (ctx == NULL || ctx->hls.query.len == 0 || r != r->main
+        || r->headers_out.status != NGX_HTTP_OK)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* the body changes: no ranges, no validator of the file's bytes */
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_etag(r);
+
+    if (r->header_only || r->method == NGX_HTTP_HEAD) {
+        /* HEAD: no body to measure the signed one by */
+        ngx_http_clear_content_length(r);
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx->hls.active = 1;
+
+    if (r->headers_out.content_encoding
+        && r->headers_out.content_encoding->value.len)
+    {
+        ctx->hls.failed = "a compressed playlist";
+    }
+
+    if (r->headers_out.content_length_n > 0) {
+        ctx->hls.size = (size_t) r->headers_out.content_length_n;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms hls: signing the playlist, %O bytes announced",
+                   r->headers_out.content_length_n);
+
+    /* the header goes out with the signed playlist's length */
+    return NGX_OK;
+}
+
+
+/*
+ * Append a buffer's bytes to the playlist so far, within the limit.  This
+ * filter runs before nginx's copy filter (a dynamic module's filters come
+ * first), so a static file arrives as a file buffer: its bytes are read
+ * here, as the copy filter would without aio.  A playlist is small (and
+ * bounded by vodlms_hls_sign_max_size), and sits in the page cache.
+ */
+
+static ngx_int_t
+ngx_http_vodlms_hls_collect(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_ctx_t *hctx, ngx_buf_t *b, size_t max)
+{
+    u_char   *nb;
+    size_t    n, size;
+    ssize_t   got;
+    ngx_uint_t  file;
+
+    file = !ngx_buf_in_memory(b) && b->in_file;
+
+    n = file ? (size_t) (b->file_last - b->file_pos)
+             : (size_t) (b->last - b->pos);
+
+    if (n == 0 || hctx->failed) {
+        return NGX_OK;
+    }
+
+    if (hctx->len + n > max) {
+        hctx->failed = "larger than vodlms_hls_sign_max_size";
+        return NGX_OK;
+    }
+
+    if (hctx->buf == NULL || hctx->len + n > hctx->size) {
+        size = ngx_max(hctx->size, (size_t) NGX_HTTP_VODLMS_HLS_MIN_BUF);
+
+        while (size < hctx->len + n) {
+            size *= 2;
+        }
+
+        size = ngx_min(size, max);
+
+        nb = ngx_pnalloc(r->pool, size);
+        if (nb == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (hctx->len) {
+            ngx_memcpy(nb, hctx->buf, hctx->len);
+        }
+
+        hctx->buf = nb;
+        hctx->size = size;
+    }
+
+    if (!file) {
+        ngx_memcpy(hctx->buf + hctx->len, b->pos, n);
+        hctx->len += n;
+        return NGX_OK;
+    }
+
+    got = ngx_read_file(b->file, hctx->buf + hctx->len, n, b->file_pos);
+
+    if (got == NGX_ERROR) {
+        hctx->failed = "the file cannot be read";
+        return NGX_OK;
+    }
+
+    if ((size_t) got != n) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "vodlms hls: \"%V\" read %z of %uz bytes: it changed "
+                      "while it was read", &b->file->name, got, n);
+        hctx->failed = "the file changed while it was read";
+        return NGX_OK;
+    }
+
+    hctx->len += n;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_uint_t                   last;
+    ngx_chain_t                 *cl;
+    ngx_http_vodlms_ctx_t       *ctx;
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+
+    if (ctx == NULL || !ctx->hls.active || r != r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (ctx->hls.done) {
+        /* what comes after the answer: swallowed */
+        for (cl = in; cl; cl = cl->next) {
+            cl->buf->pos = cl->buf->last;
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+
+        return NGX_OK;
+    }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+
+        if (ngx_http_vodlms_hls_collect(r, &ctx->hls, cl->buf,
+                                        vlcf->hls.max_size)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+
+        if (cl->buf->last_buf) {
+            last = 1;
+        }
+    }
+
+    if (!last) {
+        return NGX_OK;
+    }
+
+    ctx->hls.done = 1;
+
+    return ngx_http_vodlms_hls_send(r, &ctx->hls);
+}
+
+
+/* the whole playlist is here: sign it, then the header and the body */
+
+static ngx_int_t
+ngx_http_vodlms_hls_send(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_ctx_t *hctx)
+{
+    size_t                        out_len, size;
+    ngx_int_t                     rc;
+    ngx_buf_t                    *b;
+    ngx_chain_t                   out;
+    vodlms_rc_t                   vrc;
+    vodlms_hls_err_t              err;
+    vodlms_hls_opts_t             opts;
+    ngx_http_vodlms_loc_conf_t   *vlcf;
+
+    b = NULL;
+    out_len = 0;
+
+    if (hctx->failed) {
+        return ngx_http_vodlms_hls_fail(r, hctx, hctx->failed, NULL);
+    }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    ngx_memzero(&opts, sizeof(vodlms_hls_opts_t));
+    opts.absolute = vlcf->hls.absolute;
+    opts.origin = (const char *) vlcf->edge.url.data;
+    opts.origin_len = vlcf->edge.url.len;
+    opts.max_size = vlcf->hls.max_size;
+    opts.max_line = VODLMS_HLS_MAX_LINE_DEFAULT;
+
+    ngx_memzero(&err, sizeof(vodlms_hls_err_t));
+
+    vrc = vodlms_hls_rewrite((const char *) hctx->buf, hctx->len,
+                             (const char *) hctx->query.data, hctx->query.len,
+                             &opts, NULL, 0, &size, &err);
+
+    if (vrc == VODLMS_OK) {
+        b = ngx_create_temp_buf(r->pool, size ? size : 1);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        vrc = vodlms_hls_rewrite((const char *) hctx->buf, hctx->len,
+                                 (const char *) hctx->query.data,
+                                 hctx->query.len, &opts, (char *) b->pos,
+                                 size, &out_len, &err);
+
+        if (vrc == VODLMS_OK) {
+            b->last = b->pos + out_len;
+        }
+    }
+
+    if (vrc != VODLMS_OK) {
+        return ngx_http_vodlms_hls_fail(r, hctx,
+                                        vrc == VODLMS_ETOOLONG
+                                        ? "too large"
+                                        : vrc == VODLMS_EREFUSED
+                                        ? "an absolute URI, which "
+                                          "vodlms_hls_sign_absolute refuses"
+                                        : vrc == VODLMS_EMALFORMED
+                                        ? "malformed"
+                                        : vodlms_rc_str(vrc),
+                                        &err);
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms hls: playlist signed, %uz bytes in, %uz out",
+                   hctx->len, out_len);
+
+    r->headers_out.content_length_n = out_len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+/*
+ * Never the unsigned playlist: a 502 (the origin's playlist is what is
+ * wrong) with a JSON reason, and one error line that says which and where
+ */
+
+static ngx_int_t
+ngx_http_vodlms_hls_fail(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_ctx_t *hctx, const char *reason,
+    vodlms_hls_err_t *err)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    static u_char  body[] = "{\"error\":\"bad_playlist\"}\n";
+
+    if (err && err->line) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "vodlms hls: the playlist \"%V\" cannot be signed: "
+                      "%s (%s, line %uz)", &r->uri, reason,
+                      err->reason ? err->reason : "", err->line);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "vodlms hls: the playlist \"%V\" cannot be signed: %s",
+                      &r->uri, reason);
+    }
+
+    hctx->done = 1;
+
+    r->headers_out.status = NGX_HTTP_BAD_GATEWAY;
+    r->headers_out.status_line.len = 0;
+    r->headers_out.content_length_n = sizeof(body) - 1;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    if (r->headers_out.content_encoding) {
+        r->headers_out.content_encoding->hash = 0;
+        r->headers_out.content_encoding = NULL;
+    }
+
+    ngx_http_clear_last_modified(r);
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + sizeof(body) - 1;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_vodlms_hls_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_vodlms_hls_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_vodlms_hls_body_filter;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_vodlms_hls_create_conf(ngx_http_vodlms_hls_conf_t *c)
+{
+    c->enable = NGX_CONF_UNSET;
+    c->absolute = NGX_CONF_UNSET_UINT;
+    c->max_size = NGX_CONF_UNSET_SIZE;
+}
+
+
+char *
+ngx_http_vodlms_hls_merge_conf(ngx_conf_t *cf,
+    ngx_http_vodlms_hls_conf_t *prev, ngx_http_vodlms_hls_conf_t *conf)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->absolute, prev->absolute,
+                              VODLMS_HLS_ABS_KEEP);
+    ngx_conf_merge_size_value(conf->max_size, prev->max_size,
+                              VODLMS_HLS_MAX_SIZE_DEFAULT);
+
+    if (conf->max_size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"vodlms_hls_sign_max_size\" must be more "
+                           "than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    vlcf = (ngx_http_vodlms_loc_conf_t *)
+           ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, hls));
+
+    if (!vlcf->edge.enable) {
+        ngx_http_vodlms_merge_error(cf,
+            "\"vodlms_hls_sign\" signs playlists that \"vodlms_edge\" let "
+            "through with a signed URL: add \"vodlms_edge on\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->absolute == VODLMS_HLS_ABS_ORIGIN && vlcf->edge.url.len == 0) {
+        ngx_http_vodlms_merge_error(cf,
+            "\"vodlms_hls_sign_absolute edge_url\" signs the absolute URIs "
+            "on \"vodlms_edge_url\": set it");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}

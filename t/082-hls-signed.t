@@ -1,0 +1,322 @@
+# Cookie-less playback (issue #20): "vodlms_playback url" answers with a
+# manifest URL signed with a custom policy over the video's tree, and the
+# edge, with "vodlms_hls_sign on", answers each playlist asked for with that
+# URL with every URI in it carrying the same parameters.  A player with no
+# cookie jar plays the whole lecture from the manifest URL alone:
+#
+#   - ffmpeg, a native HLS client with no cookie jar, reads the whole
+#     ladder (master, both variant playlists, every segment) and fails with
+#     403 when one byte of the signature is changed;
+#   - the playlists keep every byte but the inserted parameters (CRLF, a
+#     BOM, comments, blank lines), "?" or "&" as the URI needs, skd: and
+#     data: URIs untouched, absolute URIs on other hosts left alone (or
+#     refused by configuration), a fragment after the query;
+#   - a playlist that cannot be signed (too large, malformed) is a 502 with
+#     a JSON reason, never the unsigned playlist;
+#   - a canned policy or cookies: the playlist goes out as it is;
+#   - the URL lives for the rest of the video plus the TTL.
+#
+# Plain Test::More: nginx runs as a direct child (fork + exec, waitpid),
+# with the suite's Redis, a private PostgreSQL, and an HLS tree ffmpeg makes.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use JSON::PP ();
+use POSIX qw(WNOHANG);
+use Test::More;
+use VodlmsTest;
+
+my $module = $ENV{TEST_NGINX_MODULE_PATH}
+    or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
+my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
+
+my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
+-f "$vectors/test_public_key.pem" or die "no CloudFront vectors at $vectors\n";
+my $key = private_key("$vectors/test_private_key.pem");
+my $pub = "$vectors/test_public_key.pem";
+
+redis_cmd($redis_port, 'SET', 'session:t082-ann', '{"user_id":"8201"}', 'EX', 3600);
+
+my $pg = start_pg();
+$pg->psql(q{INSERT INTO vodlms.users (id, email, role) VALUES ('8201', 'ann@example.com', 'student')});
+$pg->psql(q{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('8201', 'course-intro', 'active')});
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
+            VALUES ('lec-hls', 'course-intro', 'Signed playlists', 600, 'ready', 'hls/lec-hls/')});
+
+# poll a condition (up to 10 s); its last value, true or not
+sub wait_for {
+    my ($cond) = @_;
+    my $v;
+    for (1 .. 500) {
+        last if $v = $cond->();
+        select undef, undef, undef, 0.02;
+    }
+    return $v;
+}
+
+sub slurp { open my $fh, '<:raw', $_[0] or die "$_[0]: $!"; local $/; <$fh> }
+sub spew { open my $fh, '>:raw', $_[0] or die "$_[0]: $!"; print $fh $_[1]; close $fh }
+
+# ------------------------------------------------------------ the tree
+
+my $dir = tempdir('vodlms-t082-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+chmod 0755, $dir;
+my $tree = "$dir/origin/hls/lec-hls";
+make_path("$tree/fixtures", "$dir/logs");
+
+# a real ladder: two renditions of 6 s in 2 s segments, and a master
+my $ff = system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+                '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=10',
+                '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+                '-t', '6', '-filter_complex', '[0:v]split=2[a][b];[b]scale=160:120[c]',
+                '-map', '[a]', '-map', '[c]', '-map', '1:a', '-map', '1:a',
+                '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '20', '-c:a', 'aac', '-b:a', '64k',
+                '-f', 'hls', '-hls_time', '2', '-hls_playlist_type', 'vod',
+                '-hls_segment_filename', "$tree/v%v/seg_%03d.ts",
+                '-master_pl_name', 'master.m3u8',
+                '-var_stream_map', 'v:0,a:0 v:1,a:1', "$tree/v%v/index.m3u8");
+is($ff, 0, 'ffmpeg made a two-rendition HLS tree');
+# ffmpeg writes the master next to the variants' directory pattern
+if (!-f "$tree/master.m3u8") {
+    my ($m) = glob("$tree/v*/master.m3u8");
+    rename $m, "$tree/master.m3u8" if $m;
+}
+ok(-f "$tree/master.m3u8", 'the master playlist is at the top of the tree');
+my @variants = glob("$tree/v*/index.m3u8");
+is(scalar @variants, 2, 'two variant playlists');
+
+# the rewriter's fixtures, and playlists it must refuse
+for my $f (glob("$FindBin::Bin/fixtures/hls/*.m3u8")) {
+    (my $name = $f) =~ s{.*/}{};
+    spew("$tree/fixtures/$name", slurp($f));
+}
+spew("$tree/fixtures/not-a-playlist.m3u8", "<html>an error page</html>\n");
+spew("$tree/fixtures/huge.m3u8", "#EXTM3U\n" . ("#EXTINF:2.0,\nseg.ts\n" x 20000));
+spew("$tree/fixtures/seg.ts", "a segment\n");
+
+# ------------------------------------------------------------ nginx
+
+my $port = free_port();
+my $base = "http://127.0.0.1:$port";
+my $conninfo = $pg->conninfo;
+
+spew("$dir/nginx.conf", <<"CONF");
+load_module $module;
+daemon off;
+master_process on;
+worker_processes 1;
+error_log $dir/logs/error.log info;
+pid $dir/logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+
+    vodlms_redis 127.0.0.1:$redis_port;
+    vodlms_pg "$conninfo";
+
+    server {
+        listen 127.0.0.1:$port;
+
+        vodlms_cloudfront_url $base;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $key;
+        vodlms_cloudfront_ttl 300s;
+
+        location ~ ^/api/videos/(?<vid>[^/]+)/stream-url\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_playback url;
+        }
+
+        location ~ ^/api/videos/(?<vid>[^/]+)/stream-canned\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_playback redirect;
+            vodlms_cloudfront_url_policy canned;
+        }
+
+        location /hls/ {
+            vodlms_edge on;
+            vodlms_edge_url $base;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_hls_sign on;
+            vodlms_hls_sign_max_size 256k;
+            root $dir/origin;
+        }
+
+        location /hls/lec-hls/strict/ {
+            vodlms_edge on;
+            vodlms_edge_url $base;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_hls_sign on;
+            vodlms_hls_sign_absolute refuse;
+            alias $tree/fixtures/;
+        }
+    }
+}
+CONF
+
+system($nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log", '-t', '-q') == 0
+    or BAIL_OUT('nginx -t refused the configuration: ' . slurp("$dir/logs/error.log"));
+
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    exec $nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log";
+    die "exec $nginx: $!";
+}
+ok(wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }), 'nginx is up');
+
+my $http = HTTP::Tiny->new(timeout => 10, max_redirect => 0);
+my $cookie = { 'Cookie' => 'session=t082-ann' };
+
+# ------------------------------------------------------------ the URL
+
+my $t0 = time;
+my $res = $http->get("$base/api/videos/lec-hls/stream-url", { headers => $cookie });
+is($res->{status}, 200, 'playback (url): 200');
+my $info = eval { JSON::PP::decode_json($res->{content}) } || {};
+like($info->{manifestUrl} // '', qr{^\Q$base\E/hls/lec-hls/master\.m3u8\?Policy=[A-Za-z0-9_~-]+&Key-Pair-Id=K2JCJMDEHXQW5F&Signature=[A-Za-z0-9_~-]+$},
+     'the manifest URL carries a custom policy, its signature and the key pair id');
+unlike($res->{headers}{'set-cookie'} // '', qr/CloudFront/, 'and no cookie is set');
+my $left = ($info->{expiresAt} // 0) - $t0;
+ok($left >= 600 + 300 - 2 && $left <= 600 + 300 + 60 + 2,
+   "the URL lives for the rest of the video (600 s) plus the TTL (300 s), rounded up to the minute: $left s");
+
+my ($query) = ($info->{manifestUrl} // '') =~ /\?(.*)$/;
+$query //= '';
+
+sub get { $http->get($_[0], { headers => $_[1] || {} }) }
+
+# every URI of a playlist, as a player takes them
+sub uris {
+    my ($text) = @_;
+    my @u;
+    for my $line (split /\r?\n/, $text) {
+        if ($line =~ /^#/) {
+            push @u, $1 while $line =~ /(?:^|[:,])URI="([^"]*)"/g;
+        } elsif ($line =~ /\S/) {
+            (my $u = $line) =~ s/^\s+|\s+$//g;
+            push @u, $u;
+        }
+    }
+    return @u;
+}
+
+# ------------------------------------------------------------ the ladder
+
+$res = get($info->{manifestUrl});
+is($res->{status}, 200, 'the master, with no cookie: 200');
+is($res->{headers}{'cache-control'}, 'private, no-store', 'a signed playlist is never for a shared cache');
+ok(!exists $res->{headers}{etag} && !exists $res->{headers}{'accept-ranges'},
+   'no ETag and no ranges: the bytes are this answer\'s');
+my @m = uris($res->{content});
+is(scalar @m, 2, 'the master names two variants');
+is(scalar(grep { /\?\Q$query\E$/ } @m), 2, 'both carry the signed-URL parameters');
+is(length $res->{content}, $res->{headers}{'content-length'}, 'Content-Length is the signed playlist\'s');
+(my $unsigned = $res->{content}) =~ s/\?\Q$query\E//g;
+is($unsigned, slurp("$tree/master.m3u8"), 'without them, the master byte for byte');
+
+for my $v (@m) {
+    $res = get("$base/hls/lec-hls/$v");
+    is($res->{status}, 200, "variant $v: 200 with no cookie");
+    my @s = uris($res->{content});
+    ok(@s >= 3 && @s == grep({ /\.ts\?\Q$query\E$/ } @s), "variant $v: every segment signed (" . scalar(@s) . ')');
+    my $seg = get("$base/hls/lec-hls/" . ($v =~ s{[^/]+$}{}r) . $s[0]);
+    is($seg->{status}, 200, "variant $v: its first segment, with no cookie: 200");
+    like($seg->{headers}{'cache-control'} // '', qr/immutable/, 'segments keep their cache headers');
+}
+
+# ffmpeg as the native client: the whole ladder from the manifest URL
+my $out = `ffmpeg -hide_banner -nostdin -loglevel error -i '$info->{manifestUrl}' -map 0 -c copy -f null - 2>&1`;
+is($?, 0, 'ffmpeg, with no cookie jar, reads the whole ladder from the manifest URL')
+    or diag($out);
+
+(my $tampered = $info->{manifestUrl}) =~ s/(Signature=[A-Za-z0-9_~-]{10})([A-Za-z0-9_~-])/$1 . ($2 eq 'A' ? 'B' : 'A')/e;
+$out = `ffmpeg -hide_banner -nostdin -loglevel error -i '$tampered' -map 0 -c copy -f null - 2>&1`;
+isnt($?, 0, 'one changed character of the signature: ffmpeg fails');
+like($out, qr/403/, '... with 403 Forbidden');
+
+# ------------------------------------------------------------ the playlists' bytes
+
+sub signed_fixture {
+    my ($name, $loc) = @_;
+    $loc ||= 'fixtures';
+    return get("$base/hls/lec-hls/$loc/$name?$query");
+}
+
+$res = signed_fixture('media-crlf.m3u8');
+is($res->{status}, 200, 'a CRLF playlist with a BOM: 200');
+($unsigned = $res->{content}) =~ s/[?&]\Q$query\E//g;
+is($unsigned, slurp("$tree/fixtures/media-crlf.m3u8"), '... every byte kept but the parameters');
+
+$res = signed_fixture('master.m3u8');
+my $body = $res->{content};
+like($body, qr{^720p/index\.m3u8\?rev=2&\Q$query\E$}m, 'a URI with a query gets "&", not a second "?"');
+like($body, qr{URI="subs/fr/index\.m3u8\?\Q$query\E#lang"}, 'the parameters go before a fragment');
+like($body, qr{^https://media\.example\.com/hls/42/v1/360p/index\.m3u8$}m, 'an absolute URI on another host is left alone');
+like($body, qr{URI="keys/session\.key\?v=3&\Q$query\E"}, 'EXT-X-SESSION-KEY signed');
+like($body, qr{URI="1080p/iframes\.m3u8\?\Q$query\E"}, 'EXT-X-I-FRAME-STREAM-INF signed');
+like($body, qr{URI="audio/en/index\.m3u8\?\Q$query\E"}, 'EXT-X-MEDIA signed');
+
+$res = signed_fixture('media-drm.m3u8');
+like($res->{content}, qr{URI="skd://lecture-42"}, 'skd: URIs are never touched');
+like($res->{content}, qr{URI="data:text/plain;base64,[^"?]*"}, 'data: URIs are never touched');
+like($res->{content}, qr{^seg-1\.ts\?\Q$query\E#t=2\r?$}m, 'a segment with a fragment: the query before it');
+
+$res = signed_fixture('master.m3u8', 'strict');
+is($res->{status}, 502, 'vodlms_hls_sign_absolute refuse: a master with an absolute URI is 502');
+is($res->{content}, qq({"error":"bad_playlist"}\n), '... with a JSON reason');
+$res = signed_fixture('media-ll.m3u8', 'strict');
+is($res->{status}, 200, '... and one without is signed');
+
+$res = signed_fixture('not-a-playlist.m3u8');
+is($res->{status}, 502, 'not a playlist: 502, not the file');
+is($res->{content}, qq({"error":"bad_playlist"}\n), '... with a JSON reason');
+$res = signed_fixture('huge.m3u8');
+is($res->{status}, 502, 'a playlist over vodlms_hls_sign_max_size: 502');
+
+$res = $http->request('HEAD', "$base/hls/lec-hls/master.m3u8?$query");
+is($res->{status}, 200, 'HEAD of a signed playlist: 200');
+ok(!exists $res->{headers}{'content-length'}, '... with no Content-Length (the signed length is not known)');
+
+# ------------------------------------------------------------ not signed
+
+$res = $http->get("$base/api/videos/lec-hls/stream-canned", { headers => $cookie });
+is($res->{status}, 302, 'playback (redirect, canned): 302');
+my $canned = $res->{headers}{location} // '';
+$res = get($canned);
+is($res->{status}, 200, 'the master with a canned policy: 200');
+is($res->{content}, slurp("$tree/master.m3u8"), '... as it is: a canned policy covers no other URI');
+
+$res = get("$base/hls/lec-hls/master.m3u8");
+is($res->{status}, 403, 'no credentials at all: 403');
+
+my $log = slurp("$dir/logs/error.log");
+like($log, qr/vodlms hls: the playlist "\/hls\/lec-hls\/strict\/master\.m3u8" cannot be signed: an absolute URI/,
+     'the refusal is logged with the playlist and the reason');
+like($log, qr/vodlms hls: the playlist "\/hls\/lec-hls\/fixtures\/not-a-playlist\.m3u8" cannot be signed: malformed \(not a playlist \(no #EXTM3U first\), line 1\)/,
+     '... a malformed one with the line');
+like($log, qr/vodlms hls: the playlist "\/hls\/lec-hls\/fixtures\/huge\.m3u8" cannot be signed: larger than vodlms_hls_sign_max_size/,
+     '... an oversized one');
+
+kill 'QUIT', $pid;
+my $gone = wait_for(sub { waitpid($pid, WNOHANG) == $pid });
+ok($gone, 'nginx stopped');
+unless ($gone) { kill 'KILL', $pid; waitpid $pid, 0 }
+unlike(slurp("$dir/logs/error.log"), qr/\[(alert|emerg|crit)\]/, 'no alert in the log');
+
+done_testing();
