@@ -48,47 +48,9 @@ $pg->psql(q{INSERT INTO vodlms.watch_progress (user_id, video_id, position_secon
                                                duration_seconds, coverage)
             VALUES ('1211', 'lec-60', 30, 30, 60, B'111111000000')});
 
-sub wait_until {
-    my ($what, $cond) = @_;
-    for (1 .. 500) {
-        my $v = eval { $cond->() };
-        return $v if $v;
-        select undef, undef, undef, 0.02;
-    }
-    return "timed out waiting for $what\n";
-}
-
 my ($ctl_port, $ctl) = control_server(
-    # the flushed row: max position, and whether it is completed
-    '/row' => sub {
-        my ($path, $query) = @_;
-        my ($user) = ($query // '') =~ /user=(\d+)/ or return "no user\n";
-        my ($video) = ($query // '') =~ /video=([A-Za-z0-9_-]+)/ or return "no video\n";
-        my ($max) = ($query // '') =~ /max=([\d.]+)/;
-        wait_until("the row of $user/$video", sub {
-            my $v = $pg->psql("SELECT max_position_seconds || ' completed=' || (completed_at IS NOT NULL)"
-                            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
-            return undef if $v eq '';
-            return undef if defined $max && $v !~ /^\Q$max\E /;
-            "$v\n";
-        });
-    },
-    # the flushed row's coverage bits and the fraction it was judged by
-    '/cov' => sub {
-        my ($path, $query) = @_;
-        my ($user) = ($query // '') =~ /user=(\d+)/ or return "no user\n";
-        my ($video) = ($query // '') =~ /video=([A-Za-z0-9_-]+)/ or return "no video\n";
-        my ($want) = ($query // '') =~ /want=([01]+)/;
-        wait_until("the coverage of $user/$video", sub {
-            my $v = $pg->psql("SELECT coverage::text || ' ' || coalesce(complete_fraction::text, 'none')"
-                            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
-            return undef if $v eq '';
-            return undef if defined $want && $v !~ /^\Q$want\E /;
-            "$v\n";
-        });
-    },
-    # a second of real time between two beacons
-    '/second' => sub { select undef, undef, undef, 1.0; "a second later\n" },
+    # /row, /cov and /second (t/lib/VodlmsTest.pm)
+    progress_row_handlers($pg),
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 

@@ -38,45 +38,9 @@ $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, s
                    ('lec-nul', 'course-intro', 'Duration goes NULL', 1800, 'ready', 'hls/lec-nul/')});
 
 
-sub wait_until {
-    my ($what, $cond) = @_;
-    for (1 .. 500) {
-        my $v = eval { $cond->() };
-        return $v if $v;
-        select undef, undef, undef, 0.02;
-    }
-    return "timed out waiting for $what\n";
-}
-
 my ($ctl_port, $ctl) = control_server(
-    # the flushed row: max position, and whether it is completed
-    '/row' => sub {
-        my ($path, $query) = @_;
-        my ($user) = ($query // '') =~ /user=(\d+)/ or return "no user\n";
-        my ($video) = ($query // '') =~ /video=([A-Za-z0-9_-]+)/ or return "no video\n";
-        my ($max) = ($query // '') =~ /max=([\d.]+)/;
-        wait_until("the row of $user/$video", sub {
-            my $v = $pg->psql("SELECT max_position_seconds || ' completed=' || (completed_at IS NOT NULL)"
-                            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
-            return undef if $v eq '';
-            return undef if defined $max && $v !~ /^\Q$max\E /;
-            "$v\n";
-        });
-    },
-    # the flushed row's coverage bits and the fraction it was judged by
-    '/cov' => sub {
-        my ($path, $query) = @_;
-        my ($user) = ($query // '') =~ /user=(\d+)/ or return "no user\n";
-        my ($video) = ($query // '') =~ /video=([A-Za-z0-9_-]+)/ or return "no video\n";
-        my ($want) = ($query // '') =~ /want=([01]+)/;
-        wait_until("the coverage of $user/$video", sub {
-            my $v = $pg->psql("SELECT coverage::text || ' ' || coalesce(complete_fraction::text, 'none')"
-                            . " FROM vodlms.watch_progress WHERE user_id = '$user' AND video_id = '$video'");
-            return undef if $v eq '';
-            return undef if defined $want && $v !~ /^\Q$want\E /;
-            "$v\n";
-        });
-    },
+    # /row, /cov and /second (t/lib/VodlmsTest.pm)
+    progress_row_handlers($pg),
     # what another node's flush would write, and changes of the video's duration
     '/othernode' => sub {
         $pg->psql(q{INSERT INTO vodlms.watch_progress (user_id, video_id, position_seconds, max_position_seconds, duration_seconds, coverage)
@@ -92,8 +56,6 @@ my ($ctl_port, $ctl) = control_server(
         $pg->psql(q{UPDATE vodlms.videos SET duration_seconds = 1800 WHERE id = 'lec-chg'});
         "re-encoded\n";
     },
-    # a second of real time between two beacons
-    '/second' => sub { select undef, undef, undef, 1.0; "a second later\n" },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 

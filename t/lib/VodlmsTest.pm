@@ -38,7 +38,8 @@ use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
-                 private_key block_defaults reload_nginx helper_env);
+                 private_key block_defaults reload_nginx helper_env poll_until
+                 progress_row_handlers);
 
 my $OwnerPid = $$;
 
@@ -102,6 +103,58 @@ sub reload_nginx {
 #---------------------------------------------------------------------------
 # Keys
 #---------------------------------------------------------------------------
+
+# Poll $cond (every 20 ms, 500 times) until it returns something true, and
+# return that; "timed out waiting for $what\n" otherwise.  For control
+# server handlers that wait for a flush to reach the database.
+sub poll_until {
+    my ($what, $cond) = @_;
+    for (1 .. 500) {
+        my $v = eval { $cond->() };
+        return $v if $v;
+        select undef, undef, undef, 0.02;
+    }
+    return "timed out waiting for $what\n";
+}
+
+# Control-server handlers for the progress suites, reading $pg's
+# vodlms.watch_progress once the flush has written the row:
+#   /row?user=U&video=V[&max=M]    "<max position> completed=<bool>", once
+#                                  the row (with that max position) is there
+#   /cov?user=U&video=V[&want=B]   "<coverage bits> <fraction|none>", once
+#                                  the row (with bits B exactly) is there
+#   /second                        answers a second later (real time between
+#                                  two beacons)
+sub progress_row_handlers {
+    my ($pg) = @_;
+    my $row = sub {
+        my ($query, $select, $what, $match) = @_;
+        my ($user) = ($query // '') =~ /user=(\d+)/ or return "no user\n";
+        my ($video) = ($query // '') =~ /video=([A-Za-z0-9_-]+)/ or return "no video\n";
+        poll_until("the $what of $user/$video", sub {
+            my $v = $pg->psql("SELECT $select FROM vodlms.watch_progress"
+                            . " WHERE user_id = '$user' AND video_id = '$video'");
+            return undef if $v eq '';
+            return undef if defined $match && $v !~ /^\Q$match\E /;
+            "$v\n";
+        });
+    };
+    return (
+        '/row' => sub {
+            my ($path, $query) = @_;
+            my ($max) = ($query // '') =~ /max=([\d.]+)/;
+            $row->($query, "max_position_seconds || ' completed=' || (completed_at IS NOT NULL)",
+                   'row', $max);
+        },
+        '/cov' => sub {
+            my ($path, $query) = @_;
+            my ($want) = ($query // '') =~ /want=([01]+)/;
+            $row->($query, "coverage::text || ' ' || coalesce(complete_fraction::text, 'none')",
+                   'coverage', $want);
+        },
+        '/second' => sub { select undef, undef, undef, 1.0; "a second later\n" },
+    );
+}
 
 # A 0600 copy of a private key (the shared vectors are 0444): nginx warns
 # about a private key that group or others can read, as it should in
