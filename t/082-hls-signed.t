@@ -16,7 +16,8 @@
 #   - a canned policy or cookies: the playlist goes out as it is;
 #   - the URL lives for the rest of the video plus the TTL.
 #
-# Plain Test::More: nginx runs as a direct child (fork + exec, waitpid),
+# Plain Test::More: nginx runs as a direct child (nginx_child: fork + exec,
+# waitpid),
 # with the suite's Redis, a private PostgreSQL, and an HLS tree ffmpeg makes.
 
 use strict;
@@ -28,13 +29,11 @@ use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP ();
-use POSIX qw(WNOHANG);
 use Test::More;
 use VodlmsTest;
 
-my $module = $ENV{TEST_NGINX_MODULE_PATH}
+$ENV{TEST_NGINX_MODULE_PATH}
     or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
-my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
 
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
@@ -50,17 +49,6 @@ $pg->psql(q{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES (
 $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
             VALUES ('lec-hls', 'course-intro', 'Signed playlists', 600, 'ready', 'hls/lec-hls/')});
 
-# poll a condition (up to 10 s); its last value, true or not
-sub wait_for {
-    my ($cond) = @_;
-    my $v;
-    for (1 .. 500) {
-        last if $v = $cond->();
-        select undef, undef, undef, 0.02;
-    }
-    return $v;
-}
-
 sub slurp { open my $fh, '<:raw', $_[0] or die "$_[0]: $!"; local $/; <$fh> }
 sub spew { open my $fh, '>:raw', $_[0] or die "$_[0]: $!"; print $fh $_[1]; close $fh }
 
@@ -69,7 +57,7 @@ sub spew { open my $fh, '>:raw', $_[0] or die "$_[0]: $!"; print $fh $_[1]; clos
 my $dir = tempdir('vodlms-t082-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $dir;
 my $tree = "$dir/origin/hls/lec-hls";
-make_path("$tree/fixtures", "$dir/logs");
+make_path("$tree/fixtures");
 
 # a real ladder: two renditions of 6 s in 2 s segments, and a master
 my $ff = system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
@@ -107,21 +95,7 @@ my $port = free_port();
 my $base = "http://127.0.0.1:$port";
 my $conninfo = $pg->conninfo;
 
-spew("$dir/nginx.conf", <<"CONF");
-load_module $module;
-daemon off;
-master_process on;
-worker_processes 1;
-error_log $dir/logs/error.log info;
-pid $dir/logs/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
+my $nginx = nginx_child(name => 't082', listen => $port, check => 1, http => <<"HTTP");
     types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
 
     vodlms_redis 127.0.0.1:$redis_port;
@@ -167,18 +141,8 @@ http {
             alias $tree/fixtures/;
         }
     }
-}
-CONF
-
-system($nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log", '-t', '-q') == 0
-    or BAIL_OUT('nginx -t refused the configuration: ' . slurp("$dir/logs/error.log"));
-
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-    exec $nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log";
-    die "exec $nginx: $!";
-}
-ok(wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }), 'nginx is up');
+HTTP
+ok(IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port"), 'nginx is up');
 
 my $http = HTTP::Tiny->new(timeout => 10, max_redirect => 0);
 my $cookie = { 'Cookie' => 'session=t082-ann' };
@@ -305,7 +269,7 @@ is($res->{content}, slurp("$tree/master.m3u8"), '... as it is: a canned policy c
 $res = get("$base/hls/lec-hls/master.m3u8");
 is($res->{status}, 403, 'no credentials at all: 403');
 
-my $log = slurp("$dir/logs/error.log");
+my $log = $nginx->log;
 like($log, qr/vodlms hls: the playlist "\/hls\/lec-hls\/strict\/master\.m3u8" cannot be signed: an absolute URI/,
      'the refusal is logged with the playlist and the reason');
 like($log, qr/vodlms hls: the playlist "\/hls\/lec-hls\/fixtures\/not-a-playlist\.m3u8" cannot be signed: malformed \(not a playlist \(no #EXTM3U first\), line 1\)/,
@@ -313,10 +277,7 @@ like($log, qr/vodlms hls: the playlist "\/hls\/lec-hls\/fixtures\/not-a-playlist
 like($log, qr/vodlms hls: the playlist "\/hls\/lec-hls\/fixtures\/huge\.m3u8" cannot be signed: larger than vodlms_hls_sign_max_size/,
      '... an oversized one');
 
-kill 'QUIT', $pid;
-my $gone = wait_for(sub { waitpid($pid, WNOHANG) == $pid });
-ok($gone, 'nginx stopped');
-unless ($gone) { kill 'KILL', $pid; waitpid $pid, 0 }
-unlike(slurp("$dir/logs/error.log"), qr/\[(alert|emerg|crit)\]/, 'no alert in the log');
+ok($nginx->stop('QUIT'), 'nginx stopped');
+unlike($nginx->log, qr/\[(alert|emerg|crit)\]/, 'no alert in the log');
 
 done_testing();

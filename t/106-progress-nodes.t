@@ -18,16 +18,13 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IPC::Open2 qw(open2);
-use POSIX qw(WNOHANG);
 use Test::More;
 use VodlmsTest;
 
-my $module = $ENV{TEST_NGINX_MODULE_PATH}
+$ENV{TEST_NGINX_MODULE_PATH}
     or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
-my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
 
 redis_cmd($redis_port, 'SET', 'session:t106-solo', '{"user_id":"2001"}', 'EX', 3600);
@@ -56,30 +53,9 @@ my @nodes;
 
 sub start_node {
     my ($name) = @_;
-
-    my $dir = tempdir("vodlms-t106-$name-XXXXXX", TMPDIR => 1, CLEANUP => 1);
-    chmod 0755, $dir;
-    mkdir "$dir/logs";
     my $port = free_port();
     my $conninfo = $pg->conninfo . " application_name=vodlms-t106-$name";
-
-    open my $conf, '>', "$dir/nginx.conf" or die $!;
-    print $conf <<"CONF";
-load_module $module;
-daemon off;
-master_process on;
-worker_processes 1;
-error_log $dir/logs/error.log info;
-pid $dir/logs/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-
+    my $node = nginx_child(name => "t106-$name", listen => $port, http => <<"HTTP");
     vodlms_redis 127.0.0.1:$redis_port;
     vodlms_pg "$conninfo";
     vodlms_progress_zone zone=progress:1m flush=300ms;
@@ -94,38 +70,11 @@ http {
             vodlms_progress_rate off;
         }
     }
-}
-CONF
-    close $conf;
-
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        exec $nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log";
-        die "exec $nginx: $!";
-    }
-
-    my $node = { name => $name, pid => $pid, port => $port, dir => $dir };
+HTTP
+    $node->{port} = $port;
+    ok(IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port"), "node $name is up");
     push @nodes, $node;
-    ok(wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }),
-       "node $name is up");
     return $node;
-}
-
-# the worker processes of a node's master
-sub workers {
-    my ($node) = @_;
-    return grep {
-        my $stat = '';
-        if (open my $fh, '<', "/proc/$_/stat") { $stat = <$fh> // '' }
-        ((split ' ', $stat =~ s/^\d+ \(.*?\) //r)[1] // 0) == $node->{pid};
-    } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
-}
-
-sub error_log {
-    my ($node) = @_;
-    open my $fh, '<', "$node->{dir}/logs/error.log" or return '';
-    local $/;
-    return <$fh>;
 }
 
 my $http = HTTP::Tiny->new(timeout => 10);
@@ -175,9 +124,9 @@ for my $k (0 .. 60) {
 
         ok(wait_for(\&blocked_flush_of_b), "node B's flush waits on the lock");
 
-        my ($w) = workers($b);
+        my ($w) = $b->workers;
         ok($w && kill('KILL', $w), "node B's worker ($w) killed during its flush");
-        ok(wait_for(sub { my @n = workers($b); @n == 1 && $n[0] != $w }),
+        ok(wait_for(sub { my @n = $b->workers; @n == 1 && $n[0] != $w }),
            "node B's master started another worker");
 
         print $in "COMMIT;\n";
@@ -202,7 +151,7 @@ my $pair = wait_for(sub { my $r = row(2002); $r eq "$all true" ? $r : undef }) |
 is($solo, "$all true", 'one node: every 5 s part watched, completed');
 is($pair, $solo, 'two nodes, alternating, a worker killed mid-flush: the same bits and completion');
 
-like(error_log($b), qr/worker process $killed exited during its flush; its entries are written again/,
+like($b->log, qr/worker process $killed exited during its flush; its entries are written again/,
      "node B wrote the killed worker's entries again (a replayed flush)")
     if $killed;
 
@@ -213,15 +162,9 @@ diag('watched seconds: solo ' . $pg->psql("SELECT watched_seconds FROM vodlms.wa
    . ', pair ' . $pg->psql("SELECT watched_seconds FROM vodlms.watch_progress WHERE user_id = '2002'"));
 
 for my $node (@nodes) {
-    kill 'QUIT', $node->{pid};
-    my $gone = wait_for(sub { waitpid($node->{pid}, WNOHANG) == $node->{pid} });
-    ok($gone, "node $node->{name} stopped");
-    unless ($gone) {
-        kill 'KILL', $node->{pid};
-        waitpid $node->{pid}, 0;
-    }
+    ok($node->stop('QUIT'), "node $node->{name} stopped");
     # but the master's line about the worker this test killed
-    unlike(error_log($node) =~ s/^.*\[alert\].* exited on signal 9\n//mgr,
+    unlike($node->log =~ s/^.*\[alert\].* exited on signal 9\n//mgr,
            qr/\[(alert|emerg|crit)\]/, "node $node->{name}: no other alert in its log");
 }
 

@@ -39,7 +39,7 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
                  private_key block_defaults reload_nginx helper_env poll_until
-                 progress_row_handlers);
+                 progress_row_handlers nginx_child);
 
 my $OwnerPid = $$;
 
@@ -103,6 +103,18 @@ sub reload_nginx {
 #---------------------------------------------------------------------------
 # Keys
 #---------------------------------------------------------------------------
+
+# An nginx of a plain Test::More suite, as a direct child of the test (fork
+# + exec; ->stop waits for it with waitpid): its own prefix directory, the
+# module loaded, one worker unless told, and the http{} lines every suite
+# needs (temp paths, no access log) before $o{http}.  $o{listen} is the
+# port the caller put in its server{}; new() returns once it accepts.
+#   my $n = nginx_child(name => 'a', listen => $port, http => "server {...}");
+#   $n->{dir}, $n->{pid}, $n->log, $n->workers, $n->stop('QUIT')
+sub nginx_child {
+    my (%o) = (workers => 1, log_level => 'info', @_);
+    return VodlmsTest::Nginx->new(%o);
+}
 
 # Poll $cond (every 20 ms, 500 times) until it returns something true, and
 # return that; "timed out waiting for $what\n" otherwise.  For control
@@ -890,6 +902,113 @@ END {
         _kill_server($_) for @Servers;
         $_ && $_->_destroy for @Live;
     }
+}
+
+
+package VodlmsTest::Nginx;
+
+use strict;
+use warnings;
+use Carp qw(croak);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+
+sub new {
+    my ($class, %o) = @_;
+    my $module = $ENV{TEST_NGINX_MODULE_PATH}
+        or croak 'nginx_child: TEST_NGINX_MODULE_PATH is not set';
+    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    my $name = $o{name} // 'n';
+    my $dir = tempdir("vodlms-$name-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    chmod 0755, $dir;
+    mkdir "$dir/logs";
+
+    open my $conf, '>', "$dir/nginx.conf" or croak "nginx_child: $dir/nginx.conf: $!";
+    print $conf <<"CONF";
+load_module $module;
+daemon off;
+master_process on;
+worker_processes $o{workers};
+error_log $dir/logs/error.log $o{log_level};
+pid $dir/logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+$o{http}
+}
+CONF
+    close $conf;
+
+    my $self = bless { name => $name, dir => $dir, nginx => $nginx, owner => $$ }, $class;
+
+    if ($o{check}) {
+        system($nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log", '-t', '-q') == 0
+            or croak "nginx_child $name: nginx -t refused the configuration:\n" . $self->log;
+    }
+
+    my $pid = fork // croak "fork: $!";
+    if ($pid == 0) {
+        exec $nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log";
+        die "exec $nginx: $!";
+    }
+    $self->{pid} = $pid;
+
+    if ($o{listen}) {
+        for (1 .. 500) {
+            last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$o{listen}");
+            croak "nginx_child $name exited:\n" . $self->log if waitpid($pid, WNOHANG) == $pid;
+            select undef, undef, undef, 0.02;
+        }
+    }
+
+    return $self;
+}
+
+sub log {
+    my $self = shift;
+    open my $fh, '<', "$self->{dir}/logs/error.log" or return '';
+    local $/;
+    return <$fh>;
+}
+
+# the worker processes of this master
+sub workers {
+    my $self = shift;
+    return grep {
+        my $stat = '';
+        if (open my $fh, '<', "/proc/$_/stat") { $stat = <$fh> // '' }
+        ((split ' ', $stat =~ s/^\d+ \(.*?\) //r)[1] // 0) == $self->{pid};
+    } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+}
+
+# signal the master (QUIT by default) and wait for it; 1 if it went
+sub stop {
+    my ($self, $sig) = @_;
+    return 1 unless $self->{pid};
+    kill $sig || 'QUIT', $self->{pid};
+    for (1 .. 750) {
+        if (waitpid($self->{pid}, WNOHANG) == $self->{pid}) {
+            delete $self->{pid};
+            return 1;
+        }
+        select undef, undef, undef, 0.02;
+    }
+    kill 'KILL', $self->{pid};
+    waitpid $self->{pid}, 0;
+    delete $self->{pid};
+    return 0;
+}
+
+sub DESTROY {
+    my $self = shift;
+    local ($., $@, $!, $^E, $?);
+    $self->stop('TERM') if $self->{pid} && $self->{owner} == $$;
 }
 
 1;
