@@ -1,36 +1,13 @@
 #!/usr/bin/perl
 
-# Runs the C unit tests of the coverage bitmap (core/vodlms_coverage.c)
-# under prove, so that `prove -r t/` covers them too.  The binary is built by `make -C t/unit BUILD=<dir>` into
-# <dir>/unit/test_coverage: <dir> is $VODLMS_BUILD_DIR, or the repository's
-# build/ when that is unset.  A missing binary is a failure, never a skip.
+# The C unit tests of the coverage bitmap (core/vodlms_coverage.c), under prove
+# (t/unit/UnitRun.pm: <build>/unit/test_coverage; a missing binary fails).
 
 use strict;
 use warnings;
 
-use File::Basename qw(dirname);
-use File::Spec;
+use FindBin;
+use lib $FindBin::Bin;
+use UnitRun;
 
-my $repo = File::Spec->rel2abs(
-    File::Spec->catdir(dirname(__FILE__), '..', '..'));
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-            ? $ENV{VODLMS_BUILD_DIR}
-            : File::Spec->catdir($repo, 'build');
-my $bin = File::Spec->catfile($build, 'unit', 'test_coverage');
-
-$| = 1;
-
-unless (-f $bin && -x _) {
-    print "1..1\n";
-    print "not ok 1 - unit test binary not built: $bin\n";
-    print STDERR "# build it with: make -C t/unit BUILD=$build\n";
-    exit 1;
-}
-
-# the list form: no shell, whatever the path contains
-exec { $bin } $bin
-    or do {
-        print "1..1\n";
-        print "not ok 1 - cannot run $bin: $!\n";
-        exit 1;
-    };
+UnitRun::run('test_coverage');
