@@ -941,6 +941,17 @@ cmd_bench() {
     mkdir -p "$tmp/html/sl/hls/intro-ready"
     cp "$tmp/html/hls/intro-ready/seg_00001.ts" "$tmp/html/sl/hls/intro-ready/"
 
+    # a 60-minute lecture's variant playlist: 900 segments of 4 s (~40 KB)
+    mkdir -p "$tmp/html/playlist"
+    {
+        printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n'
+        printf '#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n'
+        for i in $(seq 1 900); do
+            printf '#EXTINF:%d.%06d,\nseg_%05d.ts\n' 4 $(( (i * 7919) % 1000000 )) "$i"
+        done
+        printf '#EXT-X-ENDLIST\n'
+    } > "$tmp/html/playlist/index.m3u8"
+
     cat > "$tmp/nginx/nginx.conf" <<EOF
 load_module $MODULE_SO;
 worker_processes 1;
@@ -999,6 +1010,28 @@ http {
             root $tmp/html;
         }
         location /plain/ { root $tmp/html; }
+
+        # 7. signed playlists (issue #20): a 60-minute lecture's variant
+        #    playlist signed per request, against the same file static
+        location /hls/intro-ready/signed/ {
+            vodlms_edge on;
+            vodlms_edge_url https://cdn.example.test;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_edge_signature_cache answers;
+            vodlms_hls_sign on;
+            alias $tmp/html/playlist/;
+        }
+        location /static-playlist/ { alias $tmp/html/playlist/; }
+        location ~ ^/url/videos/(?<vid>[^/]+)/stream\$ {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_enrollment_cache answers valid=10m;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key K2JCJMDEHXQW5F $key;
+            vodlms_playback url;
+        }
         location /sl/ {
             secure_link \$arg_md5,\$arg_expires;
             secure_link_md5 "\$secure_link_expires\$uri bench-secret";
@@ -1276,9 +1309,53 @@ EOF
         echo "   command: VODLMS_BENCH_ONLY=fullzone VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (VODLMS_BENCH_FULL_ZONE=$fz VODLMS_BENCH_FULL_ENTRIES=$fill VODLMS_BENCH_FULL_WORKERS=$fw)"
     }
 
-    # VODLMS_BENCH_ONLY=userflood runs scenario 5 alone, =fullzone scenario 6
+    # 7. Signed playlists (issue #20): the variant playlist of a 60-minute
+    # lecture (900 segments, ~40 KB) asked for with the custom-policy URL
+    # "vodlms_playback url" issues, signed per request (every URI gets the
+    # request's Policy/Key-Pair-Id/Signature; edge signature cache on),
+    # next to the same file from a plain location, in the same round.
+    bench_playlist() {
+        local murl query size k
+        murl=$(curl -s -H "$cookie" "$base/url/videos/intro-ready/stream" \
+               | sed -n 's/.*"manifestUrl":"\([^"]*\)".*/\1/p')
+        query=${murl#*\?}
+        [ -n "$murl" ] && [ "$query" != "$murl" ] || die "bench: playlist: no manifest URL from vodlms_playback url"
+        local surl="$base/hls/intro-ready/signed/index.m3u8?$query"
+        local purl="$base/static-playlist/index.m3u8"
+        size=$(curl -s -H "Host: cdn.example.test" "$surl" | grep -c "^seg_[0-9]*\.ts?$query\$" || true)
+        [ "$size" = 900 ] || die "bench: playlist: the signed playlist has $size of 900 segments signed"
+        # the signed bytes as a static file too: what sending them costs
+        # with no signing at all (every URI gains ~570 bytes of Policy,
+        # Key-Pair-Id and Signature: the answer is ~19 times the file)
+        curl -s -H "Host: cdn.example.test" "$surl" > "$tmp/html/playlist/signed-bytes.m3u8"
+        local burl="$base/static-playlist/signed-bytes.m3u8"
+        echo
+        echo "7. signed playlist (issue #20): 900 segments, $(wc -c < "$tmp/html/playlist/index.m3u8") bytes static, $(wc -c < "$tmp/html/playlist/signed-bytes.m3u8") bytes signed"
+        for ((k = 1; k <= rounds; k++)); do
+            log "bench: playlist: round $k of $rounds"
+            R[static_pl]+="$(run "$purl")"$'\n'
+            R[signed_pl]+="$(run "$surl" -H "Host: cdn.example.test")"$'\n'
+            R[bytes_pl]+="$(run "$burl")"$'\n'
+        done
+        printf '%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio (median of $rounds rounds)"
+        printf '%-44s %12s %9s %9s %7s\n' "static playlist (baseline)" \
+            "$(field static_pl 1)" "$(field static_pl 2)" "$(field static_pl 3)" "$(field static_pl 4)"
+        printf '%-44s %12s %9s %9s %7s  %s\n' "7. signed playlist" \
+            "$(field signed_pl 1)" "$(field signed_pl 2)" "$(field signed_pl 3)" "$(field signed_pl 4)" \
+            "$(ratio signed_pl static_pl)x of static (rounds: $(rounds_of signed_pl static_pl); target >= 0.7)"
+        printf '%-44s %12s %9s %9s %7s  %s\n' "7b. the signed bytes, static" \
+            "$(field bytes_pl 1)" "$(field bytes_pl 2)" "$(field bytes_pl 3)" "$(field bytes_pl 4)" \
+            "7. is $(ratio signed_pl bytes_pl)x of this (rounds: $(rounds_of signed_pl bytes_pl))"
+        echo "per round (req/s p50 p99 non2xx): static | signed | signed bytes static"
+        paste -d'|' <(printf '%s' "${R[static_pl]}") <(printf '%s' "${R[signed_pl]}") \
+            <(printf '%s' "${R[bytes_pl]}") | sed 's/^/   /; s/|/ | /g'
+        echo "   command: VODLMS_BENCH_ONLY=playlist VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
+    }
+
+    # VODLMS_BENCH_ONLY=userflood runs scenario 5 alone, =fullzone scenario
+    # 6, =playlist scenario 7
     local only=${VODLMS_BENCH_ONLY:-}
-    case $only in ''|userflood|fullzone) ;; *) die "bench: VODLMS_BENCH_ONLY is empty, userflood or fullzone, not $only" ;; esac
+    case $only in ''|userflood|fullzone|playlist) ;; *) die "bench: VODLMS_BENCH_ONLY is empty, userflood, fullzone or playlist, not $only" ;; esac
 
     # Each round runs every scenario next to its baseline, one right after
     # the other; the table shows the median round's figures and the median
@@ -1349,6 +1426,9 @@ EOF
     fi
     if [ -z "$only" ] || [ "$only" = fullzone ]; then
         bench_full_zone
+    fi
+    if [ -z "$only" ] || [ "$only" = playlist ]; then
+        bench_playlist
     fi
 
     if [ -z "$only" ] && [ "${VODLMS_BENCH_LADDER:-1}" != 0 ] && [ -x "$ROOT/helper/bench/ladder.sh" ]; then

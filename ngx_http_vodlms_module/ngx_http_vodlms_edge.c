@@ -411,6 +411,9 @@ ngx_http_vodlms_edge_header_filter(ngx_http_request_t *r)
         p = ngx_cpymem(v.data, "private, no-store",
                        sizeof("private, no-store") - 1);
 
+        /* and only that: not next to an upstream's "public, max-age" */
+        ngx_http_vodlms_hls_clear_cache_headers(r);
+
     } else if (playlist) {
         /* playlists of a VOD are final, but keep them short: re-encodes */
         p = ngx_sprintf(v.data, "max-age=%T", vlcf->edge.playlist_max_age);

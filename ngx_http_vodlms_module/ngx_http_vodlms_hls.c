@@ -167,6 +167,57 @@ ngx_http_vodlms_hls_prepare(ngx_http_request_t *r)
 }
 
 
+/*
+ * The upstream's Cache-Control and Expires (S3's object metadata, a
+ * proxied origin's "public, max-age=3600") must not go out next to a
+ * signed playlist's "private, no-store" or on its 502: a shared cache
+ * would be free to keep one viewer's signature, or an error, for the
+ * others.  Removed from the list by name, whichever way they came in.
+ */
+
+void
+ngx_http_vodlms_hls_clear_cache_headers(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if ((h[i].key.len == sizeof("Cache-Control") - 1
+             && ngx_strncasecmp(h[i].key.data, (u_char *) "Cache-Control",
+                                sizeof("Cache-Control") - 1) == 0)
+            || (h[i].key.len == sizeof("Expires") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Expires",
+                                   sizeof("Expires") - 1) == 0))
+        {
+            h[i].hash = 0;
+        }
+    }
+
+    r->headers_out.expires = NULL;
+
+#if (nginx_version >= 1023000)
+    r->headers_out.cache_control = NULL;
+#else
+    r->headers_out.cache_control.nelts = 0;
+#endif
+}
+
+
 static ngx_int_t
 ngx_http_vodlms_hls_header_filter(ngx_http_request_t *r)
 {
@@ -453,6 +504,7 @@ ngx_http_vodlms_hls_fail(ngx_http_request_t *r,
     ngx_chain_t   out;
 
     static u_char  body[] = "{\"error\":\"bad_playlist\"}\n";
+    static ngx_str_t  no_store = ngx_string("no-store");
 
     if (err && err->line) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -483,6 +535,13 @@ ngx_http_vodlms_hls_fail(ngx_http_request_t *r,
     }
 
     ngx_http_clear_last_modified(r);
+
+    /* an error of this viewer's request: for no cache to keep */
+    ngx_http_vodlms_hls_clear_cache_headers(r);
+
+    if (ngx_http_vodlms_add_header(r, "Cache-Control", &no_store) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;

@@ -42,6 +42,7 @@ typedef struct {
  * own signed-URL parameters for its URIs.  NGX_OK, or NGX_ERROR (memory).
  */
 ngx_int_t ngx_http_vodlms_hls_prepare(ngx_http_request_t *r);
+void ngx_http_vodlms_hls_clear_cache_headers(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_vodlms_hls_init(ngx_conf_t *cf);
 

@@ -228,7 +228,7 @@ vodlms_hls_sign(vodlms_hls_ctx_t *c, const char *u, size_t len)
 {
     size_t       scheme;
     const char  *frag;
-    int          absolute;
+    int          absolute, has_query;
 
     scheme = vodlms_hls_scheme(u, len);
 
@@ -263,17 +263,21 @@ vodlms_hls_sign(vodlms_hls_ctx_t *c, const char *u, size_t len)
         }
     }
 
-    frag = memchr(u, '#', len);
-    if (frag == NULL) {
-        frag = u + len;
-    }
-
     if (c->query_len == 0) {
         return VODLMS_OK;
     }
 
-    return vodlms_hls_insert(c, frag,
-                    memchr(u, '?', (size_t) (frag - u)) ? '&' : '?');
+    /* the fragment (the first '#'), and a '?' before it: one scan of a
+       URI that is a dozen bytes in a media playlist */
+    has_query = 0;
+
+    for (frag = u; frag < u + len && *frag != '#'; frag++) {
+        if (*frag == '?') {
+            has_query = 1;
+        }
+    }
+
+    return vodlms_hls_insert(c, frag, has_query ? '&' : '?');
 }
 
 
@@ -514,7 +518,7 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
     size_t query_len, const vodlms_hls_opts_t *opts, char *out,
     size_t out_size, size_t *out_len, vodlms_hls_err_t *err)
 {
-    int                header;
+    int                header, nul, cr;
     vodlms_rc_t        rc;
     const char        *p, *end, *nl, *e, *t;
     vodlms_hls_ctx_t   c;
@@ -558,6 +562,14 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
 
     header = 0;
 
+    /*
+     * A NUL or a CR anywhere at all?  Most playlists have neither (or no
+     * CR): then the lines are not searched for them one by one, which is
+     * two calls a line; the line of an error is found as before.
+     */
+    nul = memchr(p, '\0', (size_t) (end - p)) != NULL;
+    cr = memchr(p, '\r', (size_t) (end - p)) != NULL;
+
     while (p < end) {
         c.line++;
         c.line_start = p;
@@ -573,11 +585,11 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
             return vodlms_hls_fail(&c, VODLMS_ETOOLONG, "line too long");
         }
 
-        if (memchr(p, '\0', (size_t) (e - p)) != NULL) {
+        if (nul && memchr(p, '\0', (size_t) (e - p)) != NULL) {
             return vodlms_hls_fail(&c, VODLMS_EMALFORMED, "NUL byte");
         }
 
-        if (memchr(p, '\r', (size_t) (e - p)) != NULL) {
+        if (cr && memchr(p, '\r', (size_t) (e - p)) != NULL) {
             return vodlms_hls_fail(&c, VODLMS_EMALFORMED,
                                    "CR not followed by LF");
         }
