@@ -19,7 +19,8 @@
 #     Content-Length;
 #   - no credentials: 403 and the origin is not asked.
 #
-# Plain Test::More: nginx runs as a direct child (fork + exec, waitpid).
+# Plain Test::More: nginx runs as a direct child (nginx_child: fork + exec,
+# waitpid).
 
 use strict;
 use warnings;
@@ -32,29 +33,16 @@ use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IO::Socket::INET;
 use MIME::Base64 qw(encode_base64);
-use POSIX qw(WNOHANG);
 use Test::More;
 use VodlmsTest;
 
-my $module = $ENV{TEST_NGINX_MODULE_PATH}
+$ENV{TEST_NGINX_MODULE_PATH}
     or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
-my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
 -f "$vectors/test_public_key.pem" or die "no CloudFront vectors at $vectors\n";
 my $key = "$vectors/test_private_key.pem";
 my $pub = "$vectors/test_public_key.pem";
-
-# poll a condition (up to 10 s); its last value, true or not
-sub wait_for {
-    my ($cond) = @_;
-    my $v;
-    for (1 .. 500) {
-        last if $v = $cond->();
-        select undef, undef, undef, 0.02;
-    }
-    return $v;
-}
 
 sub slurp { open my $fh, '<:raw', $_[0] or return ''; local $/; <$fh> }
 sub spew { open my $fh, '>:raw', $_[0] or die "$_[0]: $!"; print $fh $_[1]; close $fh }
@@ -96,21 +84,7 @@ my $oport = free_port();
 $oport = free_port() while $oport == $port;
 my $base = "http://127.0.0.1:$port";
 
-spew("$dir/nginx.conf", <<"CONF");
-load_module $module;
-daemon off;
-master_process on;
-worker_processes 1;
-error_log $dir/logs/error.log info;
-pid $dir/logs/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
+my $nginx = nginx_child(name => 't083', listen => $port, check => 1, http => <<"HTTP");
     types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
 
     log_format origin '\$request_uri';
@@ -168,18 +142,8 @@ http {
             add_header X-Cache \$upstream_cache_status;
         }
     }
-}
-CONF
-
-system($nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log", '-t', '-q') == 0
-    or BAIL_OUT('nginx -t refused the configuration: ' . slurp("$dir/logs/error.log"));
-
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-    exec $nginx, '-p', $dir, '-c', "$dir/nginx.conf", '-e', "$dir/logs/error.log";
-    die "exec $nginx: $!";
-}
-ok(wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }), 'nginx is up');
+HTTP
+ok(IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port"), 'nginx is up');
 
 my $http = HTTP::Tiny->new(timeout => 10, max_redirect => 0);
 
@@ -286,14 +250,11 @@ is(length $res->{content}, $res->{headers}{'content-length'} // -1, '... Content
 is(scalar(grep { /^seg_\d{5}\.ts\?\Q$qu\E$/ } uris($res->{content})), 900, '... every segment signed');
 is(cache_control($res), 'private, no-store', '... Cache-Control "private, no-store"');
 
-my $log = slurp("$dir/logs/error.log");
+my $log = $nginx->log;
 like($log, qr/vodlms hls: the playlist "\/hls\/lec\/bad\.m3u8" cannot be signed: malformed/,
      'the 502 is logged with the playlist and the reason');
 
-kill 'QUIT', $pid;
-my $gone = wait_for(sub { waitpid($pid, WNOHANG) == $pid });
-ok($gone, 'nginx stopped');
-unless ($gone) { kill 'KILL', $pid; waitpid $pid, 0 }
-unlike(slurp("$dir/logs/error.log"), qr/\[(alert|emerg|crit)\]/, 'no alert in the log');
+ok($nginx->stop('QUIT'), 'nginx stopped');
+unlike($nginx->log, qr/\[(alert|emerg|crit)\]/, 'no alert in the log');
 
 done_testing();
