@@ -1352,10 +1352,10 @@ EOF
         echo "   command: VODLMS_BENCH_ONLY=playlist VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
     }
 
-    # VODLMS_BENCH_ONLY=userflood runs scenario 5 alone, =fullzone scenario
-    # 6, =playlist scenario 7
+    # VODLMS_BENCH_ONLY=core runs scenarios 1-4 (the main table) alone,
+    # =userflood scenario 5, =fullzone scenario 6, =playlist scenario 7
     local only=${VODLMS_BENCH_ONLY:-}
-    case $only in ''|userflood|fullzone|playlist) ;; *) die "bench: VODLMS_BENCH_ONLY is empty, userflood, fullzone or playlist, not $only" ;; esac
+    case $only in ''|core|userflood|fullzone|playlist) ;; *) die "bench: VODLMS_BENCH_ONLY is empty, core, userflood, fullzone or playlist, not $only" ;; esac
 
     # Each round runs every scenario next to its baseline, one right after
     # the other; the table shows the median round's figures and the median
@@ -1364,7 +1364,7 @@ EOF
     declare -A R
     local stmts=0 beacon_secs=0 s0 s1 t0 t1
     for ((k = 1; k <= rounds; k++)); do
-        [ -z "$only" ] || break
+        [ -z "$only" ] || [ "$only" = core ] || break
         log "bench: round $k of $rounds"
         R[ret200]+="$(run "$base/baseline/200")"$'\n'
         R[warm]+="$(run "$base/warm/videos/intro-ready/stream" -H "$cookie")"$'\n'
@@ -1399,7 +1399,7 @@ EOF
             | awk '$2 > 0 { printf "%.3f\n", $1 / $2 }' | sort -n | paste -sd' '
     }
 
-    if [ -z "$only" ]; then
+    if [ -z "$only" ] || [ "$only" = core ]; then
     printf '\n%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio to baseline (median of $rounds rounds)"
     line() {
         printf '%-44s %12s %9s %9s %7s  %s\n' "$1" "$(field "$2" 1)" "$(field "$2" 2)" \
@@ -1418,7 +1418,7 @@ EOF
             printf "\nbeacons: %.0f/s acknowledged (median round); PostgreSQL upserts during the beacon runs: %d in %.0f s (%.2f/s: the flush rate, not the beacon rate)\n",
                    rps, n, t, n / t }'
     echo "worker RSS: ${rss_before} kB before, ${rss_after} kB after the runs"
-    echo "command: VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
+    echo "command: ${only:+VODLMS_BENCH_ONLY=$only }VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
     fi
 
     if [ -z "$only" ] || [ "$only" = userflood ]; then
