@@ -552,6 +552,11 @@ async function gina(ctx) {
         values ('1007', '${VIDEO}', ${dur - 8}, ${dur - 8}, ${dur})`);
   await ctx.addCookies([{ name: 'session', value: 'demo-gina', url: page0, httpOnly: true, sameSite: 'Lax' }]);
   const page = await ctx.newPage();
+  // no HTTP cache: segments the browser kept would play on with no request
+  // reaching the edge, and hide whether the player renewed its URL
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
   const log = recorder(page);
   const isSigned = (e) => /\/stream-url$/.test(new URL(e.url).pathname);
   await page.goto(`${page0}/player/player.html?v=${VIDEO}`);
@@ -612,6 +617,12 @@ async function gina(ctx) {
   const ctAfter = await currentTime(page);
   ok(ctAfter > target,
     `gina: playback goes on after her first URL expired (it lived ${life} s): ${ctAtExpiry.toFixed(1)} s -> ${ctAfter.toFixed(1)} s`);
+  // and to its end: the other quality's segments from where she was (and,
+  // with no HTTP cache, any she had before) come only on the new URL
+  await page.waitForFunction(() => { const v = document.querySelector('#video'); return v.ended || v.currentTime > v.duration - 1; },
+    null, { timeout: 90000 }).catch(() => {});
+  const end = await page.evaluate(() => { const v = document.querySelector('#video'); return [v.currentTime, v.duration, v.ended]; });
+  ok(end[2] || end[0] > end[1] - 1, `gina: she watches the lecture to its end: ${end[0].toFixed(1)} of ${end[1].toFixed(1)} s`, end);
   const since = media().slice(logFrom);
   const newPolicy = (/[?&]Policy=([^&]+)/.exec(rBody.manifestUrl || '') || [])[1];
   const fresh = since.filter((l) => newPolicy && l.includes(`Policy=${newPolicy}`));
