@@ -7,6 +7,7 @@
 //   GET  /api/videos/{id}/stream-url -> the same JSON, no cookies: manifestUrl is a signed URL and
 //                                      every playlist under it comes back with signed URIs
 //                                      (vodlms_playback url + vodlms_hls_sign at the edge)
+//   POST /api/videos/{id}/progress  <- {videoId,currentTime,duration,event: tick|pause|ended}
 //
 // Which of the two: <video data-playback="auto|cookies|url">, or ?playback=
 // in the page's URL.  "auto" (the default) uses cookies where they work,
@@ -14,7 +15,6 @@
 // cookies are third-party ones, which browsers block more and more), or
 // HLS played natively by the browser (Safari, iOS), which sends no cookies
 // to another site.
-//   POST /api/videos/{id}/progress  <- {videoId,currentTime,duration,event: tick|pause|ended}
 'use strict';
 
 (function () {
