@@ -1,7 +1,9 @@
 # End-to-end browser test (issue #7): Debian's chromium, driven by
 # playwright-core (t/e2e/), plays a lecture through the real player pages
 # against nginx + the module (docs/examples/nginx.conf), vodlms-helper,
-# Redis and PostgreSQL.  t/e2e/run.js does the work and prints the TAP;
+# Redis and PostgreSQL; and (issue #20) a viewer whose browser blocks
+# third-party cookies, with the media on another site, plays on signed URLs
+# past the first URL's life.  t/e2e/run.js does the work and prints the TAP;
 # this wrapper only checks what it needs and hands it the environment.
 #
 # Uses the suite's PostgreSQL (TEST_NGINX_PG_PORT, from ./build.sh test) with

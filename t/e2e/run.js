@@ -7,10 +7,28 @@
 // local origin -- and drives Debian's /usr/bin/chromium through the real
 // player pages with playwright-core.  Prints TAP.
 //
-// Only three things differ from the reference config, each by an exact
+// Only four things differ from the reference config, each by an exact
 // textual replacement that must match: the database name, the signed
 // cookies' lifetime (vodlms_cloudfront_ttl 1m, the minimum, with 1 s expiry
-// buckets) and the progress flush interval (1 s).
+// buckets), the progress flush interval (1 s), and a second access log that
+// records each request's Origin and Cookie header (media.log), so the test
+// can tell which media requests went with no cookie.
+//
+// Scenario 6, gina (issue #20), runs beside alice's: Chromium with
+// third-party cookies blocked opens the player at http://localhost:PORT
+// while the media (the edge, vodlms_edge_url) is http://127.0.0.1:PORT --
+// another site -- so the player in its default "auto" mode takes the
+// signed URL of /stream-url, and nginx's log shows her media requests
+// carried no Cookie header.  He plays past the URL's life: the URL lives
+// for the rest of the video from the saved position plus the TTL (1m, the
+// minimum), and gina had saved a position 8 s from the end, so the URL
+// lives about 68 s while the player (which starts over near the end)
+// plays the 100 s lecture from the start.  That is the honest case where
+// the server's estimate falls short.  hls.js buffers the whole short
+// lecture early, so after the expiry the viewer picks the other quality,
+// which makes hls.js fetch playlists and segments again: refused (403),
+// the player fetches a new URL from /stream-url and goes on from where it
+// was.
 //
 // Needs (from ./build.sh test): TEST_NGINX_BINARY, TEST_NGINX_MODULE_PATH,
 // TEST_NGINX_PG_PORT, VODLMS_ROOT, VODLMS_BUILD_DIR.
@@ -121,6 +139,9 @@ function render(port, redisPort, so) {
     [`dbname=vodlms"`, `dbname=${DB}"`],
     ['vodlms_cloudfront_ttl 10m;', 'vodlms_cloudfront_ttl 1m; vodlms_cloudfront_expiry_bucket 1s;'],
     ['zone=progress:10m flush=10s;', 'zone=progress:10m flush=1s;'],
+    [`access_log ${varDir}/nginx/access.log lms;`, `access_log ${varDir}/nginx/access.log lms;
+    log_format e2e_media 'origin="$http_origin" "$request" $status cookie="$http_cookie"';
+    access_log ${varDir}/nginx/media.log e2e_media;`],
   ];
   for (const [from, to] of edits) {
     if (!conf.includes(from)) throw new Error(`docs/examples/nginx.conf no longer contains '${from}'`);
@@ -166,11 +187,15 @@ async function setup() {
   rcli('set', 'session:demo-alice', '{"user_id":"1001","role":"student"}');
   rcli('set', 'session:demo-bob', '{"user_id":"1002","role":"student"}');
   rcli('set', 'session:demo-carol', '{"user_id":"1003","role":"instructor"}');
+  rcli('set', 'session:demo-gina', '{"user_id":"1007","role":"student"}');
 
   // PostgreSQL: the suite's server, our own database
   psql(`drop database if exists ${DB}`, 'postgres');
   psql(`create database ${DB}`, 'postgres');
   execFileSync(path.join(ROOT, 'sql/migrate.sh'), [conninfo(), '--seed'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // gina: enrolled like alice, watches with the signed URL (scenario 6)
+  psql(`insert into vodlms.users (id, email, display_name, role) values ('1007', 'gina@example.com', 'Gina Student', 'student')`);
+  psql(`insert into vodlms.enrollments (user_id, course_id, status) values ('1007', '${COURSE}', 'active')`);
 
   // a CloudFront-style key pair
   const key = path.join(tmp, 'keys/cloudfront.pem');
@@ -235,15 +260,19 @@ async function waitReady(id, ms) {
 
 // --- the browser -------------------------------------------------------------
 
-async function withBrowser(fn) {
+async function withBrowser(fn, opts = {}) {
   const ud = fs.mkdtempSync(path.join(os.tmpdir(), 'vodlms-e2e-chromium.'));
+  if (opts.prefs) {
+    fs.mkdirSync(path.join(ud, 'Default'));
+    fs.writeFileSync(path.join(ud, 'Default/Preferences'), JSON.stringify(opts.prefs));
+  }
   const ctx = await chromium.launchPersistentContext(ud, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 800 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required'],
+      '--autoplay-policy=no-user-gesture-required', ...(opts.args || [])],
   });
   try {
     return await fn(ctx);
@@ -418,7 +447,10 @@ async function alice(ctx, parallel) {
   ok(ctAfter > ctAtExpiry + 2 * SEG, `alice: playback goes on after the page loads' cookies expired: ${ctAtExpiry.toFixed(1)} s -> ${ctAfter.toFixed(1)} s`);
   // what the edge did since (the browser may answer segments it fetched
   // before from its cache: nginx's access log is the truth)
-  const since = fs.readFileSync(accessLog, 'utf8').slice(accessFrom).split('\n').filter((l) => /"GET \/hls\//.test(l));
+  // (gina, scenario 6, plays beside alice on signed URLs: her requests
+  // carry a query, alice's none)
+  const since = fs.readFileSync(accessLog, 'utf8').slice(accessFrom).split('\n')
+    .filter((l) => /"GET \/hls\//.test(l) && !/[?&]Signature=/.test(l));
   const sinceSegs = since.filter((l) => /\.(ts|m4s) HTTP/.test(l));
   ok(sinceSegs.length >= 1 && since.every((l) => /" 20[06] /.test(l)),
     `alice: ${sinceSegs.length} segment requests (level ${pick}) reached the edge after the page loads' cookies expired, all answered 200/206`,
@@ -454,7 +486,7 @@ async function bob(ctx, segUrl) {
   const cf = (await ctx.cookies()).filter((c) => c.name.startsWith('CloudFront-'));
   ok(cf.length === 0, 'bob: he holds no CloudFront-* cookies', cf.map((c) => c.name));
   const r = await page.request.get(segUrl);
-  ok(r.status() === 403, `bob: a segment fetched directly in his browser: ${r.status()}`);
+  ok(r.status() === 403, `bob: a segment fetched directly in her browser: ${r.status()}`);
   const m = await page.request.get(`${base}/hls/${VIDEO}/master.m3u8`);
   ok(m.status() === 403, `bob: master.m3u8 fetched directly: ${m.status()}`);
   await page.close();
@@ -508,6 +540,116 @@ async function carol(ctx) {
   await page.close();
 }
 
+// --- 6: gina, no cookies for the media host (issue #20) ------------------------
+
+async function gina(ctx) {
+  const page0 = `http://localhost:${new URL(base).port}`;     // the page's site; the media: 127.0.0.1
+  const mediaLog = path.join(varDir, 'nginx/media.log');
+  // he had nearly finished the lecture: the URL is sized from there
+  const dur = Number(psql(`select duration_seconds from vodlms.videos where id = '${VIDEO}'`));
+  if (!(dur > 60)) throw new Error(`gina: the lecture's duration_seconds is ${dur}, not the ${SAMPLE_S} s clip`);
+  psql(`insert into vodlms.watch_progress (user_id, video_id, position_seconds, max_position_seconds, duration_seconds)
+        values ('1007', '${VIDEO}', ${dur - 8}, ${dur - 8}, ${dur})`);
+  await ctx.addCookies([{ name: 'session', value: 'demo-gina', url: page0, httpOnly: true, sameSite: 'Lax' }]);
+  const page = await ctx.newPage();
+  // no HTTP cache: segments the browser kept would play on with no request
+  // reaching the edge, and hide whether the player renewed its URL
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  const log = recorder(page);
+  const isSigned = (e) => /\/stream-url$/.test(new URL(e.url).pathname);
+  await page.goto(`${page0}/player/player.html?v=${VIDEO}`);
+
+  const first = await until('a /stream-url answer to gina', () => log.find(isSigned), 20000, 100);
+  const body = await first.res.json();
+  const issuedAt = Math.floor(Date.parse(first.res.headers().date) / 1000);
+  const cookieAsk = log.find((e) => isStream(e) && e.at <= first.at);
+  ok(cookieAsk && cookieAsk.status === 200 && cookieAsk.at <= first.at,
+    `gina: "auto" asked /stream first (${cookieAsk && cookieAsk.status}), and its manifest is on another site`);
+  ok(first.status === 200 && body.manifestUrl.startsWith(`${base}/hls/${VIDEO}/`) && /\/master\.m3u8\?/.test(body.manifestUrl)
+    && /[?&]Policy=/.test(body.manifestUrl) && /[?&]Signature=/.test(body.manifestUrl) && /[?&]Key-Pair-Id=KE2ETEST/.test(body.manifestUrl),
+    `gina: in auto mode the player took a signed URL from /stream-url (${first.status}), on the media host 127.0.0.1`, body);
+  const setCk = (await first.res.headersArray()).filter((h) => h.name.toLowerCase() === 'set-cookie');
+  ok(setCk.length === 0, 'gina: /stream-url sets no cookie', setCk);
+  const life = Number(body.expiresAt) - issuedAt;
+  ok(life >= 60 && life <= 75, `gina: the URL lives the rest of the video from her saved position plus the TTL: ${life} s`, body);
+
+  await page.waitForFunction(() => document.querySelector('#video').readyState >= 1, null, { timeout: 30000 });
+  await page.evaluate(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+  await page.waitForFunction((s) => document.querySelector('#video').currentTime > 3 * s + 0.5, SEG, { timeout: 60000 });
+  const ct0 = await currentTime(page);
+  ok(ct0 > 3 * SEG && ct0 < 30, `gina: the lecture plays from the start (near the end: it starts over): ${ct0.toFixed(1)} s`);
+  const media = () => fs.readFileSync(mediaLog, 'utf8').split('\n').filter((l) => l.startsWith(`origin="${page0}" "GET /hls/`));
+  const early = media();
+  ok(early.some((l) => /\.(ts|m4s)\?\S*Signature=\S* HTTP\/1\.1" 20[06] /.test(l))
+    && early.some((l) => /\/(?!master)[^/?]+\.m3u8\?\S*Signature=\S* HTTP\/1\.1" 200 /.test(l)),
+    `gina: the edge served her variant playlist and segments on signed URLs (${early.length} requests)`, early.slice(0, 5));
+  ok(early.length > 0 && early.every((l) => / cookie="-"$/.test(l)), 'gina: none of her media requests carried a Cookie header (nginx\'s log)',
+    early.filter((l) => !/ cookie="-"$/.test(l)));
+  const cf = (await ctx.cookies(base)).filter((c) => c.name.startsWith('CloudFront-'));
+  ok(cf.length === 0, 'gina: her browser holds no cookie for the media host', cf.map((c) => c.name));
+
+  // past the URL's life
+  const waitMs = Number(body.expiresAt) * 1000 - Date.now() + 1500;
+  if (waitMs > 0) { note(`gina: waiting ${(waitMs / 1000).toFixed(0)} s for her URL to expire`); await sleep(waitMs); }
+  const oldSeg = early.map((l) => (/"GET (\S+\.(?:ts|m4s)\?\S+) HTTP/.exec(l) || [])[1]).find(Boolean);
+  const rOld = await fetch(`${base}${oldSeg}`);
+  ok(rOld.status === 403, `gina: a segment on the first URL, past its expiry: the edge answers ${rOld.status}`);
+  const ctAtExpiry = await currentTime(page);
+  const expMs = Number(body.expiresAt) * 1000;
+  const logFrom = media().length;
+  const labels = await page.$$eval('#quality option', (os) => os.map((o) => [o.value, o.textContent]));
+  const playing = (/\((\d+p)\)/.exec((labels.find(([v]) => v === '-1') || [])[1] || '') || [])[1];
+  const pick = (labels.find(([v, t]) => v !== '-1' && !t.startsWith(`${playing} `)) || [])[0];
+  ok(pick !== undefined, `gina: playing ${playing}, the quality menu offers another level (${pick})`, labels);
+  await page.selectOption('#quality', pick);
+  const renewed = await until('a /stream-url call after the expiry', () => log.find((e) => isSigned(e) && e.at > expMs), 30000, 200)
+    .catch((e) => { note(e.message); return null; });
+  const rBody = renewed ? await renewed.res.json().catch(() => ({})) : {};
+  ok(renewed && renewed.status === 200 && rBody.manifestUrl && rBody.manifestUrl !== body.manifestUrl
+    && Number(rBody.expiresAt) > Number(body.expiresAt),
+    `gina: refused past the expiry, the player got a new signed URL from /stream-url (${renewed && renewed.status})`, rBody);
+  // on the lecture's own clock too: past the first URL's life in seconds
+  const target = Math.max(ctAtExpiry + 2 * SEG, life + 1);
+  await page.waitForFunction((t) => document.querySelector('#video').currentTime > t, target, { timeout: 30000 })
+    .catch(() => {});
+  const ctAfter = await currentTime(page);
+  ok(ctAfter > target,
+    `gina: playback goes on after her first URL expired (it lived ${life} s): ${ctAtExpiry.toFixed(1)} s -> ${ctAfter.toFixed(1)} s`);
+  // and to its end: the other quality's segments from where she was (and,
+  // with no HTTP cache, any she had before) come only on the new URL
+  await page.waitForFunction(() => { const v = document.querySelector('#video'); return v.ended || v.currentTime > v.duration - 1; },
+    null, { timeout: 90000 }).catch(() => {});
+  const end = await page.evaluate(() => { const v = document.querySelector('#video'); return [v.currentTime, v.duration, v.ended]; });
+  ok(end[2] || end[0] > end[1] - 1, `gina: she watches the lecture to its end: ${end[0].toFixed(1)} of ${end[1].toFixed(1)} s`, end);
+  const since = media().slice(logFrom);
+  const newPolicy = (/[?&]Policy=([^&]+)/.exec(rBody.manifestUrl || '') || [])[1];
+  const fresh = since.filter((l) => newPolicy && l.includes(`Policy=${newPolicy}`));
+  const oldPolicy = (/[?&]Policy=([^&]+)/.exec(body.manifestUrl) || [])[1];
+  ok(since.some((l) => l.includes(`Policy=${oldPolicy}`) && /" 403 /.test(l)),
+    'gina: past its expiry the edge refused her first URL (403), which made the player renew', since.slice(0, 5));
+  const freshSegs = fresh.filter((l) => /\.(ts|m4s)\?/.test(l));
+  ok(freshSegs.length >= 1 && fresh.every((l) => /" 20[06] /.test(l)),
+    `gina: on the new URL the edge served ${freshSegs.length} segments, all 200/206`, since);
+  ok(since.every((l) => / cookie="-"$/.test(l)), 'gina: still no Cookie header on any media request', since.filter((l) => !/ cookie="-"$/.test(l)));
+  ok(await page.$eval('#overlay', (o) => o.hidden), 'gina: no error overlay on the player');
+  const shot = path.join(OUT, 'player-gina-signed-url.png');
+  await page.screenshot({ path: shot });
+  note(`screenshot: ${shot}; status line: ${await page.textContent('#status-line')}`);
+  await page.close();
+}
+
+// Chromium as a browser that blocks third-party cookies: the profile's
+// setting (Settings > Privacy > "Block third-party cookies"), and the
+// phase-out test switch where this Chromium still has it.  What the test
+// holds to is nginx's log: no Cookie header on her media requests.
+// localhost goes to the IPv4 address nginx listens on.
+const NO_3PC = {
+  args: ['--test-third-party-cookie-phaseout', '--host-resolver-rules=MAP localhost 127.0.0.1'],
+  prefs: { profile: { cookie_controls_mode: 1, block_third_party_cookies: true } },
+};
+
 // --- main ---------------------------------------------------------------------
 
 (async () => {
@@ -515,8 +657,11 @@ async function carol(ctx) {
   try {
     await setup();
     note(`setup done in ${elapsed()} s (nginx ${base}, db ${DB}, files in ${tmp})`);
-    await withBrowser((ctx) => alice(ctx, (segUrl) =>
-      Promise.all([withBrowser((c) => bob(c, segUrl)), withBrowser((c) => carol(c))])));
+    await Promise.all([
+      withBrowser((ctx) => alice(ctx, (segUrl) =>
+        Promise.all([withBrowser((c) => bob(c, segUrl)), withBrowser((c) => carol(c))]))),
+      withBrowser((ctx) => gina(ctx), NO_3PC),
+    ]);
   } catch (e) {
     ok(false, `the browser test ran to the end: ${e.message}`);
     note(e.stack || String(e));

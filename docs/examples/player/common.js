@@ -49,6 +49,9 @@
   }
 
   const streamUrl = (id) => `/api/videos/${encodeURIComponent(id)}/stream`;
+  // the same answer with no cookies: manifestUrl is a signed URL
+  // (vodlms_playback url), for media on another site and native HLS
+  const streamSignedUrl = (id) => `/api/videos/${encodeURIComponent(id)}/stream-url`;
   const progressUrl = (id) => `/api/videos/${encodeURIComponent(id)}/progress`;
   // a new lecture: the server draws its id; an existing one: its upload
   // is replaced
@@ -248,7 +251,7 @@
   }
 
   window.Vod = {
-    api, streamUrl, progressUrl, uploadUrl, retryAfter,
+    api, streamUrl, streamSignedUrl, progressUrl, uploadUrl, retryAfter,
     whoami, loginBar, loadCourse, rememberUpload,
     esc, fmtTime, toast, videoState, statusPill,
   };

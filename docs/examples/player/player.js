@@ -4,11 +4,21 @@
 //                                      + CloudFront-* cookies scoped to the video's HLS tree
 //                                      401 / 403 / 404 / 409 {status,progress} / 503 (Retry-After)
 //   GET  manifestUrl and segments   -> the edge (CloudFront or nginx's vodlms_edge) checks the cookies
+//   GET  /api/videos/{id}/stream-url -> the same JSON, no cookies: manifestUrl is a signed URL and
+//                                      every playlist under it comes back with signed URIs
+//                                      (vodlms_playback url + vodlms_hls_sign at the edge)
 //   POST /api/videos/{id}/progress  <- {videoId,currentTime,duration,event: tick|pause|ended}
+//
+// Which of the two: <video data-playback="auto|cookies|url">, or ?playback=
+// in the page's URL.  "auto" (the default) uses cookies where they work,
+// and the signed URL where they cannot: the manifest on another site (its
+// cookies are third-party ones, which browsers block more and more), or
+// HLS played natively by the browser (Safari, iOS), which sends no cookies
+// to another site.
 'use strict';
 
 (function () {
-  const { api, streamUrl, progressUrl, esc, fmtTime, toast } = Vod;
+  const { api, streamUrl, streamSignedUrl, progressUrl, esc, fmtTime, toast } = Vod;
   const $ = (sel) => document.querySelector(sel);
 
   const TICK_MS = 15000;        // progress beacon while playing
@@ -19,6 +29,9 @@
 
   const video = $('#video');
   const videoId = new URLSearchParams(location.search).get('v') || 'intro-ready';
+  const MODES = ['auto', 'cookies', 'url'];
+  const asked = new URLSearchParams(location.search).get('playback') || video.dataset.playback || 'auto';
+  const MODE = MODES.includes(asked) ? asked : 'auto';
 
   let course = null;
   let user = null;
@@ -32,6 +45,8 @@
   let retries503 = 0;
   let edgeRetried = false;    // one cookie re-fetch per edge failure, then a message
   let mediaRecovered = false;
+  let mode = null;            // 'cookies' or 'url', decided by the first 200
+  let renewing = false;       // a signed URL is being fetched after a refusal
 
   // --- messages -------------------------------------------------------------
 
@@ -100,11 +115,44 @@
   }
   const serverNow = () => Date.now() + clockSkewMs;
 
-  // Asks for metadata + signed cookies, and shows what the answer means.
+  // hls.js needs Media Source Extensions; without them a browser that says
+  // it plays HLS plays it itself (Safari, iOS), and sends no cookies to a
+  // media host on another site
+  const nativeOnly = () => !(window.Hls && Hls.isSupported())
+    && !!video.canPlayType('application/vnd.apple.mpegurl');
+
+  // The registrable domain, without the Public Suffix List: the last two
+  // labels, or three under a two-letter country code with a short second
+  // level (example.co.uk, example.com.au).  Where it guesses wrong it says
+  // "another site", and the signed URL works there too.
+  function siteOf(host) {
+    const l = host.toLowerCase().replace(/\.$/, '').split('.');
+    if (/^[\d.]+$|:/.test(host) || l.length <= 2) return l.join('.');
+    const n = l[l.length - 1].length === 2 && l[l.length - 2].length <= 3 ? 3 : 2;
+    return l.slice(-n).join('.');
+  }
+  // Is the manifest on another site than this page?  Another scheme counts
+  // (browsers compare sites with their scheme); another port does not.
+  function crossSite(url) {
+    let u;
+    try { u = new URL(url, location.href); } catch (_) { return true; }
+    if (u.protocol !== location.protocol) return true;
+    const a = u.hostname.toLowerCase(); const b = location.hostname.toLowerCase();
+    if (a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`)) return false;
+    return siteOf(a) !== siteOf(b);
+  }
+
+  const endpoint = (m) => (m === 'url' ? streamSignedUrl(videoId) : streamUrl(videoId));
+
+  // Asks for metadata + signed cookies (or a signed URL), and shows what
+  // the answer means.
   async function load() {
     clearTimeout(retryTimer);
     overlay({ icon: 'load', title: 'Loading…' });
-    const res = await api('GET', streamUrl(videoId));
+    // "auto" asks for cookies first unless the browser plays HLS natively:
+    // only the answer says where the manifest is
+    const m = mode || (MODE === 'auto' ? (nativeOnly() ? 'url' : 'cookies') : MODE);
+    const res = await api('GET', endpoint(m));
     const d = res.data || {};
     noteClock(res);
     if (res.status !== 503) retries503 = 0;
@@ -113,9 +161,16 @@
     // reported as such, not as "video not found"
     switch (res.fromVodlms ? res.status : -res.status) {
       case 200:
+        if (!mode && MODE === 'auto' && m === 'cookies' && crossSite(d.manifestUrl)) {
+          // the cookies would be third-party ones at the manifest's host
+          mode = 'url';
+          load();
+          return;
+        }
+        mode = m;
         info = d;
         showTitle(d.title);
-        scheduleRefresh();
+        if (mode === 'cookies') scheduleRefresh(); else showUrlExpiry();
         hideOverlay();
         startPlayback();
         return;
@@ -223,14 +278,26 @@
     statusLine(`Access renews automatically at ${at.toLocaleTimeString()}.`);
   }
 
-  // Returns true when fresh cookies are in place.
+  // In url mode there is nothing to renew ahead of time: the URL lives for
+  // the rest of the video plus vodlms_cloudfront_ttl, and hls.js cannot
+  // swap URLs it has loaded.  When the edge refuses one (a long pause, a
+  // seek back), restartSigned() fetches a new URL and resumes there.
+  function showUrlExpiry() {
+    clearTimeout(refreshTimer);
+    if (!info || !info.expiresAt) return;
+    const at = new Date(info.expiresAt * 1000 - clockSkewMs);
+    statusLine(`Playing from a signed link (no cookies), valid until ${at.toLocaleTimeString()}; renewed if it runs out.`);
+  }
+
+  // Returns true when fresh cookies (or, in url mode, a fresh signed URL in
+  // info.manifestUrl) are in place.
   async function refreshCookies() {
     clearTimeout(refreshTimer);
-    const res = await api('GET', streamUrl(videoId));
+    const res = await api('GET', endpoint(mode || 'cookies'));
     noteClock(res);
     if (res.status === 200 && res.data) {
       info = Object.assign({}, info, res.data);
-      scheduleRefresh();
+      if (mode === 'url') showUrlExpiry(); else scheduleRefresh();
       notice('');
       return true;
     }
@@ -239,6 +306,9 @@
         [['Log in as alice', loginAs('alice')]]);
     } else if (res.status === 403) {
       notice('Your access to this course has ended.', 'warn');
+    } else if (mode === 'url') {
+      // the caller says what failed; a new URL is asked for at the next refusal
+      statusLine(`Could not get a new playback link (HTTP ${res.status || 'offline'}).`);
     } else {
       // 503 or network: try again soon, well before the cookies run out
       const wait = res.status === 503 ? Vod.retryAfter(res) : 10;
@@ -250,7 +320,7 @@
 
   // Background tabs throttle timers; catch up when the tab comes back.
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden && info && info.expiresAt * 1000 - serverNow() < (REFRESH_BEFORE_S + 30) * 1000) {
+    if (!document.hidden && mode === 'cookies' && info && info.expiresAt * 1000 - serverNow() < (REFRESH_BEFORE_S + 30) * 1000) {
       refreshCookies();
     }
   });
@@ -264,20 +334,23 @@
     return at > 5 && at < dur - 10 ? at : 0;
   }
 
-  function startPlayback(from) {
+  // `renewed`: a restart on a new signed URL, where the position is the
+  // viewer's own, and the refusal that led here is not forgotten until a
+  // segment loads
+  function startPlayback(from, renewed = false) {
     const start = from !== undefined ? from : resumePoint();
     teardownPlayer();
-    edgeRetried = false;
+    if (!renewed) edgeRetried = false;
     mediaRecovered = false;
 
     if (window.Hls && Hls.isSupported()) {
-      hls = new Hls({
-        // the CloudFront-* cookies must go with every playlist and segment
-        // request, also when the edge is on another origin (a CDN host)
-        xhrSetup: (xhr) => { xhr.withCredentials = true; },
-        startPosition: start > 0 ? start : -1,
-        capLevelToPlayerSize: true,
-      });
+      const config = { startPosition: start > 0 ? start : -1, capLevelToPlayerSize: true };
+      // the CloudFront-* cookies must go with every playlist and segment
+      // request, also when the edge is on another origin (a CDN host); a
+      // signed URL needs none, and the edge may then answer with
+      // Access-Control-Allow-Origin: *, which a credentialed request refuses
+      if (mode === 'cookies') config.xhrSetup = (xhr) => { xhr.withCredentials = true; };
+      hls = new Hls(config);
       hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => buildQualityMenu(data.levels));
       hls.on(Hls.Events.LEVEL_SWITCHED, updateQualityLabel);
       hls.on(Hls.Events.FRAG_LOADED, () => { edgeRetried = false; });
@@ -285,8 +358,9 @@
       hls.loadSource(info.manifestUrl);
       hls.attachMedia(video);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
-      // Safari / iOS: native HLS sends cookies by itself, and picks the
-      // quality itself, so the menu only says Auto.
+      // Safari / iOS: native HLS sends cookies by itself (same site only:
+      // "auto" gives it the signed URL), and picks the quality itself, so
+      // the menu only says Auto.
       setQualityNative();
       video.src = info.manifestUrl;
       video.addEventListener('loadedmetadata', () => { if (start > 0) video.currentTime = start; }, { once: true });
@@ -296,7 +370,9 @@
       return;
     }
 
-    if (start > 0) {
+    if (renewed) {
+      notice('');
+    } else if (start > 0) {
       notice(`Resuming where you left off, at <b>${fmtTime(start)}</b>.`, 'info',
         [['Start from the beginning', () => { video.currentTime = 0; notice(''); }]]);
     } else {
@@ -319,9 +395,17 @@
   // network error is most often the edge refusing expired or missing cookies
   // (403): fetch new cookies once and resume loading; if it happens again
   // before any segment loaded, say so.
+  //
+  // A signed URL cannot be renewed under hls.js: any 403 (hls.js does not
+  // retry those, it tries other levels first), and a fatal network error,
+  // restart playback on a new URL where the viewer is.
   async function onHlsError(_, data) {
-    if (!data.fatal) return;
     const code = data.response && data.response.code;
+    if (mode === 'url' && (code === 403 || (data.fatal && data.type === Hls.ErrorTypes.NETWORK_ERROR))) {
+      restartSigned(code);
+      return;
+    }
+    if (!data.fatal) return;
     if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
       if (!edgeRetried) {
         edgeRetried = true;
@@ -352,9 +436,42 @@
       actions: [['Try again', () => { hideOverlay(); reloadAt(video.currentTime); }, true]] });
   }
 
+  // url mode: a new signed URL, and playback again from where it was.  A
+  // new URL refused before any segment loaded is not retried: it says so.
+  async function restartSigned(code) {
+    if (renewing) return;
+    const position = video.currentTime;
+    const playing = !video.paused;
+    if (edgeRetried) {
+      if (hls) hls.stopLoad();
+      overlay({
+        icon: 'error', title: code === 403 ? 'The video server refused access' : 'The video could not be loaded',
+        text: code === 403 ? 'A new playback link was refused too. Reload, or log in again.'
+          : code ? `The video server answered HTTP ${code}.` : 'The connection to the video server was lost.',
+        actions: [['Try again', () => { hideOverlay(); edgeRetried = false; reloadAt(position); }, true]],
+      });
+      return;
+    }
+    edgeRetried = true;
+    renewing = true;
+    statusLine('The playback link ran out; getting a new one…');
+    const fresh = await refreshCookies();
+    renewing = false;
+    if (!fresh) {
+      if (hls) hls.stopLoad();
+      overlay({ icon: 'lock', title: 'Your viewing access has ended',
+        text: 'A new playback link could not be had. Log in again, or reload.',
+        actions: [['Try again', () => { hideOverlay(); edgeRetried = false; reloadAt(position); }, true]] });
+      return;
+    }
+    startPlayback(position, true);     // native: it seeks there at loadedmetadata
+    if (playing) video.play().catch(() => {});
+  }
+
   // Native HLS (Safari): errors surface on the <video> element.
   video.addEventListener('error', async () => {
     if (hls || !info || !video.currentSrc) return;
+    if (mode === 'url') { restartSigned(); return; }
     const position = video.currentTime;
     if (!edgeRetried) {
       edgeRetried = true;
@@ -514,6 +631,7 @@
       // a new viewer: forget the old one's player before anything else, so
       // no beacon goes out under the new session for the old viewing
       info = null;
+      mode = null;
       clearTimeout(refreshTimer);
       teardownPlayer();
       notice('');
