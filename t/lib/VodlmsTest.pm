@@ -822,7 +822,8 @@ sub _destroy {
     system('rm', '-rf', $self->{dir});
 }
 
-END { $_->_destroy for @PgServers; @PgServers = () }
+# local $?: stopping the servers must not replace the test's exit status
+END { local $?; $_->_destroy for @PgServers; @PgServers = () }
 
 package VodlmsTest;
 
