@@ -25,6 +25,10 @@
 
 #define NGX_HTTP_VODLMS_HLS_MIN_BUF  4096
 
+/* Policy, Signature, Key-Pair-Id and Hash-Algorithm as CloudFront makes
+   them (a custom policy with an IP condition and RSA-4096) fit in 2 KB */
+#define NGX_HTTP_VODLMS_HLS_MAX_QUERY  4096
+
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
@@ -68,16 +72,27 @@ ngx_http_vodlms_hls_query(ngx_http_request_t *r, ngx_str_t *out,
         ngx_string("Key-Pair-Id"), ngx_string("Hash-Algorithm")
     };
 
-    out->data = ngx_pnalloc(r->pool, r->args.len);
+    /* the query the edge verified: the request line's, not $args (which a
+       rewrite or "set" may have changed since) */
+    p = ngx_strlchr(r->unparsed_uri.data,
+                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
+    last = r->unparsed_uri.data + r->unparsed_uri.len;
+
+    if (p == NULL) {
+        p = last;
+    } else {
+        p++;
+    }
+
+    out->data = ngx_pnalloc(r->pool, last - p + 1);
     if (out->data == NULL) {
         return NGX_ERROR;
     }
 
     q = out->data;
     seen = 0;
-    last = r->args.data + r->args.len;
 
-    for (p = r->args.data; p < last; p = amp + 1) {
+    for ( /* void */ ; p < last; p = amp + 1) {
         amp = ngx_strlchr(p, last, '&');
         if (amp == NULL) {
             amp = last;
@@ -152,6 +167,21 @@ ngx_http_vodlms_hls_prepare(ngx_http_request_t *r)
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "vodlms hls: not a custom policy (canned?): the "
                        "playlist is not signed");
+        return NGX_OK;
+    }
+
+    /*
+     * Every URI gets it: a viewer who pads their own parameters (percent-
+     * encodings the verifier decodes) would multiply the answer's size
+     */
+    if (query.len > NGX_HTTP_VODLMS_HLS_MAX_QUERY) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "vodlms hls: the signed-URL parameters are %uz bytes, "
+                      "over %d: the playlist is refused",
+                      query.len, NGX_HTTP_VODLMS_HLS_MAX_QUERY);
+        ctx->hls.query = query;
+        ctx->hls.failed = "signed-URL parameters longer than they can be";
+        r->disable_not_modified = 1;
         return NGX_OK;
     }
 
@@ -234,6 +264,7 @@ ngx_http_vodlms_hls_header_filter(ngx_http_request_t *r)
     /* the body changes: no ranges, no validator of the file's bytes */
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_etag(r);
+    ngx_http_clear_last_modified(r);
 
     if (r->header_only || r->method == NGX_HTTP_HEAD) {
         /* HEAD: no body to measure the signed one by */
@@ -357,13 +388,18 @@ ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     if (ctx->hls.done) {
-        /* what comes after the answer: swallowed */
+        /*
+         * What comes after the answer is swallowed, but the call goes on
+         * down: ngx_http_writer() flushes what the write filter still
+         * holds of a large signed playlist with ngx_http_output_filter(r,
+         * NULL), and that must reach it
+         */
         for (cl = in; cl; cl = cl->next) {
             cl->buf->pos = cl->buf->last;
             cl->buf->file_pos = cl->buf->file_last;
         }
 
-        return NGX_OK;
+        return ngx_http_next_body_filter(r, NULL);
     }
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);

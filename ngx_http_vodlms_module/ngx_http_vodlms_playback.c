@@ -332,23 +332,40 @@ send:
 
 /*
  * What is left of the video from where the viewer resumes, in whole
- * seconds (rounded up): 0 when the duration is not known
+ * seconds (rounded up), by the enrollment row's duration_seconds only (a
+ * progress entry's duration may be a player's word): 0 when the row has
+ * none, and at most NGX_HTTP_VODLMS_URL_LEFT_MAX
  */
+
+#define NGX_HTTP_VODLMS_URL_LEFT_MAX  86400
 
 static time_t
 ngx_http_vodlms_playback_left(ngx_http_request_t *r)
 {
     double                     position, duration, left;
+    int64_t                    ms;
     ngx_uint_t                 completed;
+    ngx_http_vodlms_column_t  *col;
 
-    if (ngx_http_vodlms_progress_resume(r, &position, &duration, &completed)
-        != NGX_OK
-        || !(duration > 0 && duration <= VODLMS_COVERAGE_DURATION_MAX))
-    {
+    col = ngx_http_vodlms_enroll_col(r, NGX_HTTP_VODLMS_COL_DURATION);
+
+    if (ngx_http_vodlms_column_ms(col, &ms) != NGX_OK || ms <= 0) {
         return 0;
     }
 
+    duration = (double) ms / 1000.0;
+
+    if (ngx_http_vodlms_progress_resume(r, &position, &left, &completed)
+        != NGX_OK)
+    {
+        position = 0;
+    }
+
     left = duration - (position > 0 && position < duration ? position : 0);
+
+    if (left > NGX_HTTP_VODLMS_URL_LEFT_MAX) {
+        left = NGX_HTTP_VODLMS_URL_LEFT_MAX;
+    }
 
     return (time_t) left + ((double) (time_t) left < left);
 }

@@ -88,10 +88,16 @@ for my $f (glob("$FindBin::Bin/fixtures/hls/*.m3u8")) {
 spew("$tree/fixtures/not-a-playlist.m3u8", "<html>an error page</html>\n");
 spew("$tree/fixtures/huge.m3u8", "#EXTM3U\n" . ("#EXTINF:2.0,\nseg.ts\n" x 20000));
 spew("$tree/fixtures/seg.ts", "a segment\n");
+# an hour in 4 s segments: signed, about 25 times its size, more than a
+# small socket buffer takes at once
+spew("$tree/fixtures/hour.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:4\n"
+     . join('', map { sprintf "#EXTINF:4.0,\nseg_%05d.ts\n", $_ } 1 .. 900) . "#EXT-X-ENDLIST\n");
 
 # ------------------------------------------------------------ nginx
 
 my $port = free_port();
+my $sport = free_port();
+$sport = free_port() while $sport == $port;
 my $base = "http://127.0.0.1:$port";
 my $conninfo = $pg->conninfo;
 
@@ -139,6 +145,21 @@ my $nginx = nginx_child(name => 't082', listen => $port, check => 1, http => <<"
             vodlms_hls_sign on;
             vodlms_hls_sign_absolute refuse;
             alias $tree/fixtures/;
+        }
+    }
+
+    # a socket buffer far smaller than a signed hour: the answer goes out
+    # in many writes, the rest flushed by nginx's writer
+    server {
+        listen 127.0.0.1:$sport sndbuf=8k;
+        send_timeout 5s;
+
+        location /hls/ {
+            vodlms_edge on;
+            vodlms_edge_url $base;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_hls_sign on;
+            root $dir/origin;
         }
     }
 HTTP
@@ -240,6 +261,13 @@ $res = signed_fixture('media-drm.m3u8');
 like($res->{content}, qr{URI="skd://lecture-42"}, 'skd: URIs are never touched');
 like($res->{content}, qr{URI="data:text/plain;base64,[^"?]*"}, 'data: URIs are never touched');
 like($res->{content}, qr{^seg-1\.ts\?\Q$query\E#t=2\r?$}m, 'a segment with a fragment: the query before it');
+
+# a signed hour through an 8 KB socket buffer: all of it, at once
+$res = get("http://127.0.0.1:$sport/hls/lec-hls/fixtures/hour.m3u8?$query");
+is($res->{status}, 200, 'a signed hour through a small socket buffer: 200');
+is(length $res->{content}, $res->{headers}{'content-length'} // -1,
+   '... all of it (' . length($res->{content}) . ' bytes), not cut off after the first writes');
+is(scalar(grep { /^seg_\d{5}\.ts\?\Q$query\E$/ } uris($res->{content})), 900, '... every segment signed');
 
 $res = signed_fixture('master.m3u8', 'strict');
 is($res->{status}, 502, 'vodlms_hls_sign_absolute refuse: a master with an absolute URI is 502');

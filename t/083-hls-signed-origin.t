@@ -101,9 +101,16 @@ my $nginx = nginx_child(name => 't083', listen => $port, check => 1, http => <<"
         # an answer with no Content-Length (chunked to HTTP/1.1)
         location /chunked/ {
             alias $dir/origin/;
-            sub_filter_types application/vnd.apple.mpegurl;
-            sub_filter 'no such text' 'none';
+            ssi on;                 # built by default, unlike sub_filter:
+            ssi_types application/vnd.apple.mpegurl;   # no Content-Length
         }
+    }
+
+    # the path as the viewer sent it (and the edge verified it), without
+    # the query: never the decoded \$uri, whose %3F or %0D%0A would become
+    # part of the request to the bucket
+    map \$request_uri \$vodlms_raw_path {
+        "~^(?<p>[^?]*)"  \$p;
     }
 
     # this nginx as CloudFront's origin for *.m3u8 (docs/cloudfront.md);
@@ -117,7 +124,7 @@ my $nginx = nginx_child(name => 't083', listen => $port, check => 1, http => <<"
         location ~ ^/chunked/.*\\.m3u8\$ {
             vodlms_edge on;
             vodlms_hls_sign on;
-            proxy_pass http://127.0.0.1:$oport\$uri;
+            proxy_pass http://127.0.0.1:$oport\$vodlms_raw_path;
             proxy_http_version 1.1;
         }
 
@@ -132,9 +139,9 @@ my $nginx = nginx_child(name => 't083', listen => $port, check => 1, http => <<"
         location ~ \\.m3u8\$ {
             vodlms_edge on;
             vodlms_hls_sign on;
-            proxy_pass http://127.0.0.1:$oport\$uri;    # the viewer's query is not the bucket's
+            proxy_pass http://127.0.0.1:$oport\$vodlms_raw_path;    # the viewer's query is not the bucket's
             proxy_cache playlists;
-            proxy_cache_key \$uri;
+            proxy_cache_key \$vodlms_raw_path;
             proxy_cache_valid 200 5m;
             proxy_ignore_headers Set-Cookie;
             proxy_buffer_size 4k;

@@ -101,6 +101,7 @@ close $cf;
 
 my %Children;      # pid => 1: helpers, traps, the listener; all ours
 END {
+    local $?;       # the children's status is not the test's exit status
     kill 'KILL', $_ for keys %Children;
     waitpid($_, 0) for keys %Children;
 }

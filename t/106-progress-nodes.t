@@ -108,20 +108,24 @@ my (@refused, $killed);
 
 for my $k (0 .. 60) {
     my $ev = $k == 60 ? 'ended' : undef;
-
-    push @refused, "solo at $k" if beacon($a, 'solo', $k, $ev) != 204;
-    push @refused, "pair at $k" if beacon($k % 2 ? $b : $a, 'pair', $k, $ev) != 204;
+    my ($locker, $in, $out);
 
     if ($k == 31) {
-        # B has the pair's beacon at 31 to write: hold the table, so that
-        # B's flush waits in PostgreSQL, and kill B's worker meanwhile
-        my $pid = open2(my $out, my $in, 'psql', '-X', '-qAt', '-h', '127.0.0.1',
+        # hold the table first, then give B the pair's beacon at 31: B's
+        # next flush then waits in PostgreSQL, and B's worker is killed
+        # meanwhile
+        $locker = open2($out, $in, 'psql', '-X', '-qAt', '-h', '127.0.0.1',
                         '-p', $pg->port, '-U', 'postgres', '-d', 'vodlms');
         print $in "BEGIN; LOCK TABLE vodlms.watch_progress IN EXCLUSIVE MODE; SELECT 'locked';\n";
         $in->flush;
         my $line = <$out> // '';
         is($line, "locked\n", 'the table is locked');
+    }
 
+    push @refused, "solo at $k" if beacon($a, 'solo', $k, $ev) != 204;
+    push @refused, "pair at $k" if beacon($k % 2 ? $b : $a, 'pair', $k, $ev) != 204;
+
+    if ($locker) {
         ok(wait_for(\&blocked_flush_of_b), "node B's flush waits on the lock");
 
         my ($w) = $b->workers;
@@ -131,7 +135,7 @@ for my $k (0 .. 60) {
 
         print $in "COMMIT;\n";
         close $in;
-        waitpid $pid, 0;
+        waitpid $locker, 0;
 
         # the killed worker's statement went on without it: committed,
         # its answer to nobody
