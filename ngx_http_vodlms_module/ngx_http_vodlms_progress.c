@@ -381,6 +381,25 @@ ngx_http_vodlms_progress_db_bits(ngx_http_request_t *r, vodlms_coverage_t *c,
 }
 
 
+/* an empty bitmap in the room a new entry was made with (none for 0) */
+
+static void
+ngx_http_vodlms_progress_cov_place(ngx_http_vodlms_progress_node_t *node,
+    size_t size, double duration)
+{
+    vodlms_coverage_t  c;
+
+    if (size
+        && vodlms_coverage_init(&c, node->data + node->user_len
+                                    + node->video_len, size, duration)
+           == VODLMS_OK)
+    {
+        node->cov_nbits = (uint32_t) c.nbits;
+        node->cov_duration_ms = c.duration_ms;
+    }
+}
+
+
 /*
  * Under the zone's lock, before the beacon is folded in: the entry agrees
  * with the enrollment row.  A bitmap for the database's duration (made,
@@ -593,7 +612,12 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
                                    &detail));
         return;
 
-    default: /* NGX_HTTP_VODLMS_ENTRY_CREATED, NGX_HTTP_VODLMS_ENTRY_FOUND */
+    case NGX_HTTP_VODLMS_ENTRY_CREATED:
+        /* made with room for its bitmap: an empty one, in place */
+        ngx_http_vodlms_progress_cov_place(node, cov_size, b.duration);
+        break;
+
+    default: /* NGX_HTTP_VODLMS_ENTRY_FOUND */
         break;
     }
 
@@ -759,22 +783,19 @@ ngx_http_vodlms_progress_first_unwatched(ngx_http_request_t *r,
                                          NGX_HTTP_VODLMS_COL_RESUME_COVERAGE);
 
         if (size && col && !col->null) {
-            db = (col->value.len == 0)
-                 ? NULL
-                 : ngx_http_vodlms_progress_db_bits(r, &dbc, size, duration,
-                                                    col, &user, &video);
-
-            if (db == NULL && col->value.len == 0) {
-                /* an empty string: nothing played yet, and that is known */
-                dbc.bits = ngx_pcalloc(r->pool, size);
-                if (dbc.bits == NULL
-                    || vodlms_coverage_init(&dbc, dbc.bits, size, duration)
-                       != VODLMS_OK)
-                {
-                    return NGX_DECLINED;
-                }
-                db = &dbc;
+            /* an empty string is known too: nothing played yet */
+            dbc.bits = ngx_pnalloc(r->pool, size);
+            if (dbc.bits == NULL
+                || vodlms_coverage_init(&dbc, dbc.bits, size, duration)
+                   != VODLMS_OK
+                || vodlms_coverage_parse(&dbc, (char *) col->value.data,
+                                         col->value.len, &size)
+                   != VODLMS_OK)
+            {
+                return NGX_DECLINED;
             }
+
+            db = &dbc;
         }
     }
 
