@@ -68,11 +68,18 @@ apt_install() {
     local missing=() p sudo=""
     is_root || sudo=sudo
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
-            || missing+=("$p")
+        # installed, or installed with its triggers still to run (as while
+        # dpkg installs something else that triggers it)
+        case $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) in
+            installed|triggers-pending|triggers-awaited) ;;
+            *) missing+=("$p") ;;
+        esac
     done
 
     if ((${#missing[@]})); then
+        if [ -n "$sudo" ] && ! command -v sudo >/dev/null 2>&1; then
+            die "these Debian packages are missing: ${missing[*]}; as root, run ./build.sh deps (or apt-get install them), then again as $(id -un)"
+        fi
         log "installing: ${missing[*]}"
         $sudo apt-get update -qq
         # packaged services must not start on their default ports here
@@ -88,6 +95,8 @@ cmd_deps() {
 
     # some nodejs builds bundle npm; Debian's splits it out
     if ! command -v npm >/dev/null 2>&1; then
+        [ -z "$sudo" ] || command -v sudo >/dev/null 2>&1 \
+            || die "npm is missing; as root, run ./build.sh deps (or apt-get install npm), then again as $(id -un)"
         log "installing: npm"
         $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
     fi

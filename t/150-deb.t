@@ -20,6 +20,9 @@ use File::Spec;
 use File::Temp qw(tempdir);
 use Test::More;
 
+use lib File::Spec->catdir(dirname(__FILE__), 'lib');
+use VodlmsTest qw(package_lock);
+
 my $repo = File::Spec->rel2abs(File::Spec->catdir(dirname(__FILE__), '..'));
 my $build = $ENV{VODLMS_BUILD_DIR} || "$repo/build";
 my @pkgs = qw(libnginx-mod-http-vodlms vodlms-helper);
@@ -90,6 +93,10 @@ for my $f ('./usr/bin/vodlms-helper', './etc/vodlms/helper.conf',
 
 my $enabled = '/etc/nginx/modules-enabled/50-mod-http-vodlms.conf';
 my $so = '/usr/lib/nginx/modules/ngx_http_vodlms_module.so';
+
+# from the install to the purge, no `./build.sh run` beside this one
+# checks which packages are installed (t/lib's package_lock)
+my $packages_changing = package_lock('exclusive');
 
 ($rc, $out) = sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
                  . "'$mod_deb' '$helper_deb'");
@@ -188,6 +195,7 @@ like($log, qr/\[notice\] .*vodlms\/\Q$ver\E \(built for nginx 1\.22\.1; OpenSSL/
 ($rc, $out) = sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q @pkgs");
 is($rc, 0, 'apt-get purge removes both') or diag($out);
 ok(!installed($_), "$_ is gone") for @pkgs;
+undef $packages_changing;
 ok(!-e $so, 'the module file is gone');
 ok(!-l $enabled && !-e $enabled, 'the modules-enabled symlink is gone');
 ok(!-e '/etc/vodlms', '/etc/vodlms is gone');

@@ -29,6 +29,7 @@ use warnings;
 use Carp qw(croak);
 use Exporter 'import';
 use File::Path qw(remove_tree);
+use File::Spec ();
 use File::Temp qw(tempdir);
 use IO::Select ();
 use IO::Socket::INET ();
@@ -39,7 +40,7 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
                  private_key block_defaults reload_nginx helper_env poll_until
-                 progress_row_handlers nginx_child);
+                 progress_row_handlers nginx_child package_lock);
 
 my $OwnerPid = $$;
 
@@ -185,6 +186,27 @@ sub private_key {
     close $out;
     chmod 0600, $dst or croak "private_key: chmod $dst: $!";
     return $dst;
+}
+
+#---------------------------------------------------------------------------
+# The machine's package database
+#---------------------------------------------------------------------------
+
+# package_lock('exclusive' | 'shared'): a handle holding a lock that suites
+# running side by side take around the machine's installed packages.
+# t/150 installs and purges packages (exclusive): while dpkg runs its
+# triggers, packages such as nginx are briefly not "installed", and a
+# `./build.sh run` starting beside it (t/160, shared) would set out to
+# install them.  The lock lasts as long as the handle.
+sub package_lock {
+    my ($mode) = @_;
+    require Fcntl;
+    my $dir = -d '/run/lock' && -w _ ? '/run/lock' : File::Spec->tmpdir;
+    my $path = "$dir/vodlms-test-packages.lock";
+    open my $fh, '>>', $path or croak "package_lock: $path: $!";
+    flock($fh, $mode eq 'exclusive' ? Fcntl::LOCK_EX() : Fcntl::LOCK_SH())
+        or croak "package_lock: flock $path: $!";
+    return $fh;
 }
 
 #---------------------------------------------------------------------------
