@@ -110,6 +110,43 @@ for my $name (sort keys %case) {
     }
 }
 
+# the define mode (vodlms_hls_sign define): the query once, in an
+# EXT-X-DEFINE after #EXTM3U, and "{$vodlms}" where it went in every URI;
+# m3u8-parser substitutes the variable (as hls.js and protocol-version-8
+# players do) and must see exactly the URIs of the query mode
+for my $name (sort keys %case) {
+    my ($lines, $keep, undef, $uris, $pkeep) = @{ $case{$name} };
+    my $what = "$name, define mode";
+    my $in = slurp("$fx/$name");
+
+    local $ENV{HLS_REWRITE_DEFINE} = 'vodlms';
+    my ($rc, $out, $err) = rewrite("$fx/$name", 'keep');
+    is($rc, 0, "$what: rewritten") or diag($err);
+
+    my $eol = $in =~ /\A(?:\xef\xbb\xbf)?#EXTM3U[ \t]*(\r?\n)/ ? $1 : "\n";
+    like($out, qr/\A(?:\xef\xbb\xbf)?#EXTM3U[ \t]*\r?\n(?:#EXT-X-VERSION:8\r?\n)?#EXT-X-DEFINE:NAME="vodlms",VALUE="\Q$query\E"\Q$eol\E/,
+         "$what: the query once, in an EXT-X-DEFINE after #EXTM3U");
+    is(() = $out =~ /\Q$query\E/g, 1, "$what: and nowhere else");
+    my $n = () = $out =~ /[?&]\{\$vodlms\}/g;
+    is($n, $keep, "$what: $keep URIs name the variable");
+    ok(length($out) < length($in) + $keep * 10 + length($query) + 64,
+       "$what: " . length($out) . ' bytes for ' . length($in) . ' (the query mode: '
+       . (length($in) + $keep * (1 + length $query)) . ')');
+
+    my $of = "$tmp/$name.define.out";
+    open my $fh, '>:raw', $of or die "$of: $!";
+    print $fh $out;
+    close $fh;
+    my ($jout, $jerr) = ('', '');
+    run(['node', "$parser/compare.js", "$fx/$name", $of, $query, '-', 'define'],
+        '>', \$jout, '2>', \$jerr);
+    is($? >> 8, 0, "$what: m3u8-parser substitutes the variable: the query mode's URIs")
+        or diag($jerr);
+    my $got = eval { decode_json($jout) } || {};
+    is_deeply($got, { uris => $uris, signed => $pkeep },
+              "$what: the parser saw $uris URIs, $pkeep of them signed");
+}
+
 # refusals: nothing on stdout, the code and the line on stderr
 {
     my ($rc, $out, $err) = rewrite("$fx/master.m3u8", 'refuse');

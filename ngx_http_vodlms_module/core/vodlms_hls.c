@@ -7,6 +7,9 @@
  * is what makes the measured size the written size.
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                               /* memmem() */
+#endif
 #include <string.h>
 
 #include "vodlms_hls.h"
@@ -24,6 +27,9 @@ typedef struct {
     size_t                    origin_auth_len;
     size_t                    origin_scheme_len;
     vodlms_hls_err_t         *err;
+    int                       define;       /* opts->define in use */
+    int                       version_seen;
+    char                      ref[VODLMS_HLS_DEFINE_MAX + 3]; /* "{$v}" */
     size_t                    line;
     const char               *line_start;
     const char               *in;
@@ -98,6 +104,10 @@ vodlms_hls_insert(vodlms_hls_ctx_t *c, const char *at, char sep)
     rc = vodlms_hls_emit(c, &sep, 1);
     if (rc != VODLMS_OK) {
         return rc;
+    }
+
+    if (c->define) {
+        return vodlms_hls_emit(c, c->ref, c->opts->define_len + 3);
     }
 
     return vodlms_hls_emit(c, c->query, c->query_len);
@@ -376,6 +386,170 @@ vodlms_hls_attrs(vodlms_hls_ctx_t *c, const char *p, const char *end)
 }
 
 
+/* define mode: "#EXT-X-VERSION:n" at [s, e), raised to 8 when below */
+static vodlms_rc_t
+vodlms_hls_version(vodlms_hls_ctx_t *c, const char *s, const char *e)
+{
+    const char   *d;
+    size_t        v;
+    vodlms_rc_t   rc;
+
+    d = s + sizeof("#EXT-X-VERSION") - 1;
+
+    if (d == e || *d != ':' || ++d == e) {
+        return vodlms_hls_fail(c, VODLMS_EMALFORMED, "bad EXT-X-VERSION");
+    }
+
+    if (c->version_seen++) {
+        return vodlms_hls_fail(c, VODLMS_EMALFORMED,
+                               "EXT-X-VERSION given twice");
+    }
+
+    v = 0;
+
+    for (s = d; s < e; s++) {
+        if (!vodlms_hls_digit((unsigned char) *s)) {
+            return vodlms_hls_fail(c, VODLMS_EMALFORMED, "bad EXT-X-VERSION");
+        }
+
+        if (v < 1000) {
+            v = v * 10 + (size_t) (*s - '0');
+        }
+    }
+
+    if (v >= VODLMS_HLS_DEFINE_VERSION) {
+        return VODLMS_OK;
+    }
+
+    /* the digits are replaced: copy up to them, skip them, write "8" */
+    rc = vodlms_hls_emit(c, c->copied, (size_t) (d - c->copied));
+    if (rc != VODLMS_OK) {
+        return rc;
+    }
+
+    c->copied = e;
+
+    return vodlms_hls_emit(c, "8", 1);
+}
+
+
+/* define mode: an EXT-X-DEFINE of the playlist's own, attributes [p, e):
+   refused when it names our variable */
+static vodlms_rc_t
+vodlms_hls_defined(vodlms_hls_ctx_t *c, const char *p, const char *e)
+{
+    size_t       n;
+    const char  *name, *v, *q;
+
+    n = c->opts->define_len;
+
+    while (p < e) {
+        name = p;
+        while (p < e && *p != '=' && *p != ',') {
+            p++;
+        }
+
+        if (p == e || *p != '=') {
+            return vodlms_hls_fail(c, VODLMS_EMALFORMED,
+                                   "bad attribute name or no '='");
+        }
+
+        v = ++p;
+
+        if (p < e && *p == '"') {
+            q = memchr(p + 1, '"', (size_t) (e - p - 1));
+            if (q == NULL) {
+                return vodlms_hls_fail(c, VODLMS_EMALFORMED,
+                                       "unterminated quoted string");
+            }
+
+            if ((size_t) (q - v - 1) == n
+                && memcmp(v + 1, c->opts->define, n) == 0
+                && ((p - name == 5 && memcmp(name, "NAME=", 5) == 0)
+                    || (p - name == 7 && memcmp(name, "IMPORT=", 7) == 0)
+                    || (p - name == 11
+                        && memcmp(name, "QUERYPARAM=", 11) == 0)))
+            {
+                return vodlms_hls_fail(c, VODLMS_EMALFORMED,
+                                       "the playlist defines the variable "
+                                       "already");
+            }
+
+            p = q + 1;
+        }
+
+        while (p < e && *p != ',') {
+            p++;
+        }
+
+        if (p < e) {
+            p++;
+        }
+    }
+
+    return VODLMS_OK;
+}
+
+
+/* define mode: after the #EXTM3U line, the EXT-X-DEFINE (and the
+   EXT-X-VERSION the playlist lacks); eol is the #EXTM3U line's ending,
+   at = where the next line starts */
+static vodlms_rc_t
+vodlms_hls_header(vodlms_hls_ctx_t *c, const char *at, const char *eol,
+    size_t eol_len, int versioned)
+{
+    vodlms_rc_t  rc;
+
+    rc = vodlms_hls_emit(c, c->copied, (size_t) (at - c->copied));
+    if (rc != VODLMS_OK) {
+        return rc;
+    }
+
+    c->copied = at;
+
+    if (eol_len == 0) {
+        /* "#EXTM3U" was the whole input: its line is ended first */
+        eol = "\n";
+        eol_len = 1;
+
+        rc = vodlms_hls_emit(c, eol, eol_len);
+        if (rc != VODLMS_OK) {
+            return rc;
+        }
+    }
+
+    if (!versioned) {
+        rc = vodlms_hls_emit(c, "#EXT-X-VERSION:8", 16);
+        if (rc == VODLMS_OK) {
+            rc = vodlms_hls_emit(c, eol, eol_len);
+        }
+
+        if (rc != VODLMS_OK) {
+            return rc;
+        }
+    }
+
+    rc = vodlms_hls_emit(c, "#EXT-X-DEFINE:NAME=\"", 20);
+    if (rc == VODLMS_OK) {
+        rc = vodlms_hls_emit(c, c->opts->define, c->opts->define_len);
+    }
+    if (rc == VODLMS_OK) {
+        rc = vodlms_hls_emit(c, "\",VALUE=\"", 9);
+    }
+    if (rc == VODLMS_OK) {
+        rc = vodlms_hls_emit(c, c->query, c->query_len);
+    }
+    if (rc == VODLMS_OK) {
+        rc = vodlms_hls_emit(c, "\"", 1);
+    }
+    if (rc == VODLMS_OK) {
+        rc = vodlms_hls_emit(c, eol, eol_len);
+    }
+
+    return rc;
+}
+
+
 static vodlms_rc_t
 vodlms_hls_line(vodlms_hls_ctx_t *c, const char *s, const char *e)
 {
@@ -400,6 +574,20 @@ vodlms_hls_line(vodlms_hls_ctx_t *c, const char *s, const char *e)
     /* most lines of a media playlist are #EXTINF: one compare for them */
     if ((size_t) (e - s) < 7 || memcmp(s, "#EXT-X-", 7) != 0) {
         return VODLMS_OK;
+    }
+
+    if (c->define) {
+        if ((size_t) (e - s) >= sizeof("#EXT-X-VERSION") - 1
+            && memcmp(s, "#EXT-X-VERSION", sizeof("#EXT-X-VERSION") - 1) == 0)
+        {
+            return vodlms_hls_version(c, s, e);
+        }
+
+        if ((size_t) (e - s) >= sizeof("#EXT-X-DEFINE:") - 1
+            && memcmp(s, "#EXT-X-DEFINE:", sizeof("#EXT-X-DEFINE:") - 1) == 0)
+        {
+            return vodlms_hls_defined(c, s + sizeof("#EXT-X-DEFINE:") - 1, e);
+        }
     }
 
     for (i = 0; i < sizeof(vodlms_hls_uri_tags)
@@ -455,6 +643,14 @@ vodlms_hls_query_valid(const char *q, size_t len)
 }
 
 
+int
+vodlms_hls_query_ok(const char *query, size_t query_len)
+{
+    return (query != NULL || query_len == 0)
+           && vodlms_hls_query_valid(query, query_len);
+}
+
+
 static vodlms_rc_t
 vodlms_hls_opts_check(vodlms_hls_ctx_t *c)
 {
@@ -466,6 +662,24 @@ vodlms_hls_opts_check(vodlms_hls_ctx_t *c)
 
     if (o->max_size == 0 || o->max_line == 0) {
         return vodlms_hls_fail(c, VODLMS_EINTERNAL, "zero limit");
+    }
+
+    if (o->define != NULL || o->define_len) {
+        if (o->define == NULL || o->define_len == 0
+            || o->define_len > VODLMS_HLS_DEFINE_MAX)
+        {
+            return vodlms_hls_fail(c, VODLMS_EINTERNAL, "bad variable name");
+        }
+
+        for (s = 0; s < o->define_len; s++) {
+            if (!(vodlms_hls_alpha((unsigned char) o->define[s])
+                  || vodlms_hls_digit((unsigned char) o->define[s])
+                  || o->define[s] == '_' || o->define[s] == '-'))
+            {
+                return vodlms_hls_fail(c, VODLMS_EINTERNAL,
+                                       "bad variable name");
+            }
+        }
     }
 
     switch (o->absolute) {
@@ -518,7 +732,7 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
     size_t query_len, const vodlms_hls_opts_t *opts, char *out,
     size_t out_size, size_t *out_len, vodlms_hls_err_t *err)
 {
-    int                header, nul, cr;
+    int                header, nul, cr, versioned;
     vodlms_rc_t        rc;
     const char        *p, *end, *nl, *e, *t;
     vodlms_hls_ctx_t   c;
@@ -550,6 +764,18 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
 
     if (in_len > opts->max_size) {
         return vodlms_hls_fail(&c, VODLMS_ETOOLONG, "playlist too large");
+    }
+
+    /* define mode: the query once, a reference to it in every URI */
+    versioned = 0;
+
+    if (opts->define != NULL && query_len) {
+        c.define = 1;
+        c.ref[0] = '{';
+        c.ref[1] = '$';
+        memcpy(c.ref + 2, opts->define, opts->define_len);
+        c.ref[opts->define_len + 2] = '}';
+        versioned = memmem(in, in_len, "#EXT-X-VERSION", 14) != NULL;
     }
 
     p = in;
@@ -609,6 +835,22 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
 
             header = 1;
 
+            if (c.define) {
+                if (nl == NULL) {
+                    rc = vodlms_hls_header(&c, end, NULL, 0, versioned);
+
+                } else if (e < nl) {
+                    rc = vodlms_hls_header(&c, nl + 1, "\r\n", 2, versioned);
+
+                } else {
+                    rc = vodlms_hls_header(&c, nl + 1, "\n", 1, versioned);
+                }
+
+                if (rc != VODLMS_OK) {
+                    return rc;
+                }
+            }
+
         } else {
             rc = vodlms_hls_line(&c, p, e);
             if (rc != VODLMS_OK) {
@@ -622,6 +864,15 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
     if (!header) {                             /* empty, or a BOM alone */
         return vodlms_hls_fail(&c, VODLMS_EMALFORMED,
                                "not a playlist (empty)");
+    }
+
+    if (versioned && !c.version_seen) {
+        /* the text is there, but not as a tag: the version written
+           cannot be told from the one the player would read */
+        c.line = 0;
+        return vodlms_hls_fail(&c, VODLMS_EMALFORMED,
+                               "\"#EXT-X-VERSION\" not at the start of a "
+                               "tag line");
     }
 
     rc = vodlms_hls_emit(&c, c.copied, (size_t) (end - c.copied));

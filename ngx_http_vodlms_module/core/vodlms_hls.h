@@ -65,6 +65,24 @@
  *                        limits, or out_size below the size needed.
  *   An empty query is valid: the playlist is checked and copied unchanged.
  *
+ *   With opts->define (a variable name of [A-Za-z0-9_-], 1 to
+ *   VODLMS_HLS_DEFINE_MAX bytes), the query is written once, not into
+ *   every URI (protocol version 8's variable substitution):
+ *     - right after the #EXTM3U line, with its line ending,
+ *       #EXT-X-DEFINE:NAME="<define>",VALUE="<query>"
+ *       and, when the playlist has no EXT-X-VERSION tag, before it
+ *       #EXT-X-VERSION:8;
+ *     - every URI that would be signed gets "{$<define>}" where the query
+ *       would go (with the same '?' or '&');
+ *     - an EXT-X-VERSION tag below 8 is raised to 8 (its digits replaced).
+ *   Refused as VODLMS_EMALFORMED as well: an EXT-X-DEFINE of the playlist
+ *   that names the same variable (NAME, IMPORT or QUERYPARAM), an
+ *   EXT-X-VERSION that is not a decimal-integer or is given twice, or the
+ *   text "#EXT-X-VERSION" anywhere but at the start of a tag line.  A
+ *   player that substitutes variables requests exactly the URIs the query
+ *   mode writes; one that does not requests "{$...}" literally, and the
+ *   edge refuses it.
+ *
  *   Two passes, one function: with out == NULL, vodlms_hls_rewrite() only
  *   computes *out_len, the exact size of the output; with a buffer of at
  *   least that size it writes the output and sets *out_len to the bytes
@@ -84,6 +102,12 @@
 #include "vodlms_core.h"
 
 
+/* the longest variable name opts->define may have */
+#define VODLMS_HLS_DEFINE_MAX  32
+
+/* the protocol version that has EXT-X-DEFINE */
+#define VODLMS_HLS_DEFINE_VERSION  8
+
 /* defaults for the limits: a 60-minute lecture's media playlist in 4 s
  * segments is ~60 KB; a data: URI key or a long signed URI fits a line */
 #define VODLMS_HLS_MAX_SIZE_DEFAULT  (4 * 1024 * 1024)
@@ -101,6 +125,8 @@ typedef struct {
     vodlms_hls_abs_e   absolute;
     const char        *origin;         /* "https://host[:port]", ABS_ORIGIN */
     size_t             origin_len;
+    const char        *define;         /* a variable name, or NULL */
+    size_t             define_len;
     size_t             max_size;       /* bytes of input, > 0 */
     size_t             max_line;       /* bytes of one line, > 0 */
 } vodlms_hls_opts_t;
@@ -120,6 +146,15 @@ typedef struct {
 vodlms_rc_t vodlms_hls_rewrite(const char *in, size_t in_len,
     const char *query, size_t query_len, const vodlms_hls_opts_t *opts,
     char *out, size_t out_size, size_t *out_len, vodlms_hls_err_t *err);
+
+
+/*
+ * 1 when `query` is what vodlms_hls_rewrite() takes as a query (RFC 3986
+ * query characters, no '#', '"', space or control byte, not starting with
+ * '?' or '&'), else 0: for a caller that writes the query itself next to
+ * output made before (the define mode's EXT-X-DEFINE line).
+ */
+int vodlms_hls_query_ok(const char *query, size_t query_len);
 
 
 #endif /* VODLMS_HLS_H */

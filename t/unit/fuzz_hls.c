@@ -13,11 +13,20 @@
  *     the lines, carries the query when it must (relative; absolute on the
  *     origin) and not when it must not (skd:, data:, other hosts), with
  *     '?' when the URI had no query before it and '&' when it had, never
- *     inside the fragment.
+ *     inside the fragment;
+ *   - with the bit 0x10, protocol version 8's define mode runs as well: it
+ *     measures and writes alike, refuses nothing the query mode takes but
+ *     a clash (the playlist's own EXT-X-DEFINE or EXT-X-VERSION), and, for
+ *     a playlist with neither and no "{$", is exactly the query mode's
+ *     output with the #EXT-X-VERSION:8 and #EXT-X-DEFINE lines after the
+ *     first line and "{$v}" where each query went.
  *
  *     make -C t/unit fuzz [FUZZ_SECONDS=60]
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                               /* memmem() */
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +278,113 @@ check_lines(vodlms_hls_abs_e mode, const char *o, size_t len)
 }
 
 
+static int
+has(const char *in, size_t size, const char *what)
+{
+    return memmem(in, size, what, strlen(what)) != NULL;
+}
+
+
+/* define mode next to the query mode's result (qrc, qout, qwrote) */
+static void
+check_define(const char *in, size_t size, vodlms_hls_opts_t *o,
+    const char *query, size_t qlen, vodlms_rc_t qrc, const char *qout,
+    size_t qwrote)
+{
+    char         *d, *exp, *x;
+    size_t        need, wrote, room, i, eol;
+    vodlms_rc_t   rc, rc2;
+
+    o->define = "v";
+    o->define_len = 1;
+
+    rc = vodlms_hls_rewrite(in, size, query, qlen, o, NULL, 0, &need, NULL);
+    room = (rc == VODLMS_OK) ? need : 2 * qlen + 64 + size + (size + 1) * 6;
+    d = malloc(room ? room : 1);
+    if (d == NULL) {
+        goto done;
+    }
+
+    rc2 = vodlms_hls_rewrite(in, size, query, qlen, o, d, room, &wrote, NULL);
+    if (rc2 != rc || (rc == VODLMS_OK && wrote != need)) {
+        fail("define: measuring and writing disagree");
+    }
+
+    if (rc == VODLMS_OK && qrc != VODLMS_OK) {
+        fail("define: took a playlist the query mode refuses");
+    }
+
+    if (qrc == VODLMS_OK && rc != VODLMS_OK
+        && !has(in, size, "#EXT-X-VERSION") && !has(in, size, "#EXT-X-DEFINE"))
+    {
+        fail("define: refused a playlist with no clash");
+    }
+
+    if (rc != VODLMS_OK || qrc != VODLMS_OK || memchr(in, '~', size)
+        || has(in, size, "{$") || has(in, size, "#EXT-X-VERSION"))
+    {
+        free(d);
+        goto done;
+    }
+
+    /* the expected output: the query mode's, each query "{$v}", the two
+       lines after the first */
+    exp = malloc(qwrote + 2 * qlen + 128);
+    if (exp == NULL) {
+        free(d);
+        goto done;
+    }
+
+    x = exp;
+    for (i = 0; i < qwrote && qout[i] != '\n'; i++) {
+        *x++ = qout[i];
+    }
+
+    if (i < qwrote) {
+        eol = (i > 0 && qout[i - 1] == '\r') ? 2 : 1;
+        *x++ = qout[i++];
+
+    } else {
+        eol = 1;
+        *x++ = '\n';
+    }
+
+#define PUT(s, n)  do { memcpy(x, s, n); x += n; } while (0)
+#define EOL        do { if (eol == 2) { *x++ = '\r'; } *x++ = '\n'; } while (0)
+    PUT("#EXT-X-VERSION:8", sizeof("#EXT-X-VERSION:8") - 1);
+    EOL;
+    PUT("#EXT-X-DEFINE:NAME=\"v\",VALUE=\"",
+        sizeof("#EXT-X-DEFINE:NAME=\"v\",VALUE=\"") - 1);
+    PUT(query, qlen);
+    *x++ = '"';
+    EOL;
+
+    while (i < qwrote) {
+        if (qout[i] == '~') {
+            PUT("{$v}", 4);
+            i += qlen;
+            continue;
+        }
+
+        *x++ = qout[i++];
+    }
+#undef PUT
+#undef EOL
+
+    if ((size_t) (x - exp) != wrote || memcmp(exp, d, wrote) != 0) {
+        fail("define: not the query mode's output with references");
+    }
+
+    free(exp);
+    free(d);
+
+done:
+
+    o->define = NULL;
+    o->define_len = 0;
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -313,6 +429,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (rc2 != rc) {
         fail("measuring and writing return different codes");
+    }
+
+    if (data[0] & 0x10) {
+        check_define(in, size, &o, query, qlen, rc, out, wrote);
     }
 
     if (rc != VODLMS_OK) {

@@ -5,6 +5,9 @@
  *     hls_rewrite QUERY [keep|refuse|origin=https://host] [MAX_SIZE MAX_LINE]
  *         < playlist > signed playlist
  *
+ * With HLS_REWRITE_DEFINE=NAME in the environment, the define mode
+ * (protocol version 8: the query once, "{$NAME}" in every URI).
+ *
  * Measures, allocates once, writes, and checks that the two agree.  On a
  * refusal: nothing on stdout, "hls_rewrite: <code>: <reason> (line N)" on
  * stderr, exit 1; a usage error exits 2.
@@ -65,6 +68,9 @@ main(int argc, char **argv)
         o.max_size = strtoul(argv[3], NULL, 10);
         o.max_line = strtoul(argv[4], NULL, 10);
     }
+
+    o.define = getenv("HLS_REWRITE_DEFINE");
+    o.define_len = o.define ? strlen(o.define) : 0;
 
     /* read all of stdin, whatever it holds */
     cap = 65536;

@@ -629,6 +629,140 @@ test_query_and_opts(void)
 }
 
 
+/* protocol version 8's variable substitution: the query written once */
+static void
+expect_define(const char *in, size_t in_len, const char *exp, size_t exp_len,
+    const char *name)
+{
+    char              *out;
+    size_t             len;
+    vodlms_rc_t        rc;
+    vodlms_hls_err_t   err;
+    vodlms_hls_opts_t  o;
+
+    o = opts_of(VODLMS_HLS_ABS_KEEP);
+    o.define = "vodlms";
+    o.define_len = 6;
+    rc = run(in, in_len, Q, &o, &out, &len, &err);
+
+    if (!is_rc(rc, VODLMS_OK, "define: %s: accepted", name)) {
+        diag("reason: %s (line %zu)", err.reason ? err.reason : "-",
+             err.line);
+        return;
+    }
+
+    is_mem(out, len, exp, exp_len, "define: %s: output", name);
+    free(out);
+}
+
+
+#define DEF  "#EXT-X-DEFINE:NAME=\"vodlms\",VALUE=\"" Q "\""
+#define REF  "{$vodlms}"
+
+
+static void
+test_define(void)
+{
+    char               *out;
+    size_t              len;
+    vodlms_rc_t         rc;
+    vodlms_hls_err_t    err;
+    vodlms_hls_opts_t   o;
+    static const char   media[] =
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n"
+        "#EXTINF:4,\na.ts\n#EXTINF:4,\nb.ts?v=2#t\n"
+        "#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-ENDLIST\n";
+
+    expect_define(LIT(media), LIT(
+        "#EXTM3U\n" DEF "\n#EXT-X-VERSION:8\n#EXT-X-TARGETDURATION:4\n"
+        "#EXTINF:4,\na.ts?" REF "\n#EXTINF:4,\nb.ts?v=2&" REF "#t\n"
+        "#EXT-X-MAP:URI=\"init.mp4?" REF "\"\n#EXT-X-ENDLIST\n"),
+        "media playlist, version 3 raised to 8");
+
+    expect_define(LIT(
+        "\xef\xbb\xbf#EXTM3U\r\n"
+        "#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\r\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\","
+        "URI=\"audio/en.m3u8\"\r\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1\r\n720p/index.m3u8\r\n"
+        "https://other.example.net/x.m3u8\r\n"),
+        LIT("\xef\xbb\xbf#EXTM3U\r\n#EXT-X-VERSION:8\r\n" DEF "\r\n"
+        "#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\r\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\","
+        "URI=\"audio/en.m3u8?" REF "\"\r\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1\r\n720p/index.m3u8?" REF "\r\n"
+        "https://other.example.net/x.m3u8\r\n"),
+        "master with BOM and CRLF, no version: one added, CRLF kept");
+
+    expect_define(LIT("#EXTM3U\n#EXT-X-VERSION:12\na.ts"),
+                  LIT("#EXTM3U\n" DEF "\n#EXT-X-VERSION:12\na.ts?" REF),
+                  "version 12 kept, no final newline");
+
+    expect_define(LIT("#EXTM3U\n  #EXT-X-VERSION:7  \na.ts\n"),
+                  LIT("#EXTM3U\n" DEF "\n  #EXT-X-VERSION:8  \na.ts?" REF
+                      "\n"),
+                  "an indented version raised, its spaces kept");
+
+    expect_define(LIT("#EXTM3U"),
+                  LIT("#EXTM3U\n#EXT-X-VERSION:8\n" DEF "\n"),
+                  "\"#EXTM3U\" alone: its line ended first");
+
+    expect_define(LIT("#EXTM3U\n#EXT-X-DEFINE:NAME=\"other\",VALUE=\"x\"\n"
+                      "a.ts\n"),
+                  LIT("#EXTM3U\n#EXT-X-VERSION:8\n" DEF "\n"
+                      "#EXT-X-DEFINE:NAME=\"other\",VALUE=\"x\"\na.ts?" REF
+                      "\n"),
+                  "the playlist's own variable of another name kept");
+
+    o = opts_of(VODLMS_HLS_ABS_KEEP);
+    o.define = "vodlms";
+    o.define_len = 6;
+
+    refuse_o(&o, LIT("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-VERSION:3\n"), Q,
+             VODLMS_EMALFORMED, "twice", 3, "define: version given twice");
+    refuse_o(&o, LIT("#EXTM3U\n#EXT-X-VERSION:3a\n"), Q, VODLMS_EMALFORMED,
+             "bad EXT-X-VERSION", 2, "define: version not a number");
+    refuse_o(&o, LIT("#EXTM3U\n#EXT-X-VERSION:\n"), Q, VODLMS_EMALFORMED,
+             "bad EXT-X-VERSION", 2, "define: version empty");
+    refuse_o(&o, LIT("#EXTM3U\n#EXT-X-DEFINE:NAME=\"vodlms\",VALUE=\"x\"\n"),
+             Q, VODLMS_EMALFORMED, "defines the variable", 2,
+             "define: the playlist's NAME of the same name");
+    refuse_o(&o, LIT("#EXTM3U\n#EXT-X-DEFINE:IMPORT=\"vodlms\"\n"), Q,
+             VODLMS_EMALFORMED, "defines the variable", 2,
+             "define: IMPORT of the same name");
+    refuse_o(&o, LIT("#EXTM3U\n#EXT-X-DEFINE:QUERYPARAM=\"vodlms\"\n"), Q,
+             VODLMS_EMALFORMED, "defines the variable", 2,
+             "define: QUERYPARAM of the same name");
+    refuse_o(&o, LIT("#EXTM3U\na#EXT-X-VERSION:3.ts\n"), Q,
+             VODLMS_EMALFORMED, "not at the start of a tag line", 0,
+             "define: the version's text inside a URI");
+
+    /* an empty query: checked and copied, nothing defined */
+    rc = run(LIT(media), "", &o, &out, &len, &err);
+    is_rc(rc, VODLMS_OK, "define, empty query: accepted");
+    is_mem(out, len, media, sizeof(media) - 1,
+           "define, empty query: output is the input");
+    free(out);
+
+    o.define = "a b";
+    o.define_len = 3;
+    refuse_o(&o, LIT(media), Q, VODLMS_EINTERNAL, "variable name", 0,
+             "define: a name with a space refused");
+    o.define = "";
+    o.define_len = 0;
+    refuse_o(&o, LIT(media), Q, VODLMS_EINTERNAL, "variable name", 0,
+             "define: an empty name refused");
+    o.define = "abcdefghijabcdefghijabcdefghijabc";
+    o.define_len = 33;
+    refuse_o(&o, LIT(media), Q, VODLMS_EINTERNAL, "variable name", 0,
+             "define: a 33-byte name refused");
+    o.define_len = 32;
+    rc = run(LIT(media), Q, &o, &out, &len, &err);
+    is_rc(rc, VODLMS_OK, "define: a 32-byte name taken");
+    free(out);
+}
+
+
 int
 main(void)
 {
@@ -639,6 +773,7 @@ main(void)
     test_absolute();
     test_malformed();
     test_query_and_opts();
+    test_define();
 
     return done_testing();
 }
