@@ -13,6 +13,11 @@
  * absolute URI the configuration refuses, compressed) is never passed on
  * unsigned: it becomes a 502 with a JSON reason and one error line.
  *
+ * "vodlms_hls_sign define" has the core write the parameters once (an
+ * EXT-X-DEFINE) and a variable in every URI; such an answer is the same
+ * for every viewer but for that line, and is kept per worker for files
+ * nginx serves itself (ngx_http_vodlms_hls_cache.c).
+ *
  * Nothing is fetched here: the playlist is whatever the location serves,
  * a file (the self-hosted edge's origin) or an upstream's answer through
  * proxy_cache (CloudFront's origin: S3 is read once per playlist, not once
@@ -34,6 +39,14 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
+ngx_conf_enum_t  ngx_http_vodlms_hls_modes[] = {
+    { ngx_string("off"), NGX_HTTP_VODLMS_HLS_OFF },
+    { ngx_string("on"), NGX_HTTP_VODLMS_HLS_ON },
+    { ngx_string("define"), NGX_HTTP_VODLMS_HLS_DEFINE },
+    { ngx_null_string, 0 }
+};
+
+
 ngx_conf_enum_t  ngx_http_vodlms_hls_absolutes[] = {
     { ngx_string("keep"), VODLMS_HLS_ABS_KEEP },
     { ngx_string("refuse"), VODLMS_HLS_ABS_REFUSE },
@@ -47,6 +60,8 @@ static ngx_int_t ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_vodlms_hls_send(ngx_http_request_t *r,
     ngx_http_vodlms_hls_ctx_t *hctx);
+static ngx_int_t ngx_http_vodlms_hls_out(ngx_http_request_t *r,
+    ngx_chain_t *out, off_t out_len);
 static ngx_int_t ngx_http_vodlms_hls_fail(ngx_http_request_t *r,
     ngx_http_vodlms_hls_ctx_t *hctx, const char *reason,
     vodlms_hls_err_t *err);
@@ -261,6 +276,10 @@ ngx_http_vodlms_hls_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    /* what a define-mode answer is kept by (ngx_http_vodlms_hls_cache.c) */
+    ctx->hls.mtime = r->headers_out.last_modified_time;
+    ctx->hls.fsize = r->headers_out.content_length_n;
+
     /* the body changes: no ranges, no validator of the file's bytes */
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_etag(r);
@@ -376,6 +395,7 @@ ngx_http_vodlms_hls_collect(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    ngx_buf_t                   *b;
     ngx_uint_t                   last;
     ngx_chain_t                 *cl;
     ngx_http_vodlms_ctx_t       *ctx;
@@ -405,11 +425,31 @@ ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
     last = 0;
 
+    if (!ctx->hls.started && in != NULL) {
+        ctx->hls.started = 1;
+
+        /* define mode, a file nginx serves itself: kept signed already? */
+        b = in->buf;
+
+        if (vlcf->hls.enable == NGX_HTTP_VODLMS_HLS_DEFINE
+            && r->upstream == NULL && !ctx->hls.failed
+            && ctx->hls.mtime != -1 && ctx->hls.fsize > 0
+            && b->in_file && !ngx_buf_in_memory(b) && b->file->name.len)
+        {
+            ctx->hls.path = b->file->name;
+            ctx->hls.tpl = ngx_http_vodlms_hls_tpl_find(r, &vlcf->hls,
+                                                        &ctx->hls.path,
+                                                        ctx->hls.mtime,
+                                                        ctx->hls.fsize);
+        }
+    }
+
     for (cl = in; cl; cl = cl->next) {
 
-        if (ngx_http_vodlms_hls_collect(r, &ctx->hls, cl->buf,
-                                        vlcf->hls.max_size)
-            != NGX_OK)
+        if (ctx->hls.tpl == NULL
+            && ngx_http_vodlms_hls_collect(r, &ctx->hls, cl->buf,
+                                           vlcf->hls.max_size)
+               != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -438,10 +478,11 @@ static ngx_int_t
 ngx_http_vodlms_hls_send(ngx_http_request_t *r,
     ngx_http_vodlms_hls_ctx_t *hctx)
 {
+    off_t                         len;
     size_t                        out_len, size;
     ngx_int_t                     rc;
     ngx_buf_t                    *b;
-    ngx_chain_t                   out;
+    ngx_chain_t                   out, *cl;
     vodlms_rc_t                   vrc;
     vodlms_hls_err_t              err;
     vodlms_hls_opts_t             opts;
@@ -456,12 +497,34 @@ ngx_http_vodlms_hls_send(ngx_http_request_t *r,
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
 
+    if (hctx->tpl) {
+        rc = ngx_http_vodlms_hls_tpl_chain(r, hctx->tpl, &hctx->query, &cl,
+                                           &len);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_vodlms_hls_fail(r, hctx,
+                                            "signed-URL parameters that "
+                                            "cannot go into a playlist",
+                                            NULL);
+        }
+
+        return ngx_http_vodlms_hls_out(r, cl, len);
+    }
+
     ngx_memzero(&opts, sizeof(vodlms_hls_opts_t));
     opts.absolute = vlcf->hls.absolute;
     opts.origin = (const char *) vlcf->edge.url.data;
     opts.origin_len = vlcf->edge.url.len;
     opts.max_size = vlcf->hls.max_size;
     opts.max_line = VODLMS_HLS_MAX_LINE_DEFAULT;
+
+    if (vlcf->hls.enable == NGX_HTTP_VODLMS_HLS_DEFINE) {
+        opts.define = NGX_HTTP_VODLMS_HLS_VAR;
+        opts.define_len = sizeof(NGX_HTTP_VODLMS_HLS_VAR) - 1;
+    }
 
     ngx_memzero(&err, sizeof(vodlms_hls_err_t));
 
@@ -502,6 +565,30 @@ ngx_http_vodlms_hls_send(ngx_http_request_t *r,
                    "vodlms hls: playlist signed, %uz bytes in, %uz out",
                    hctx->len, out_len);
 
+    if (opts.define && hctx->path.len) {
+        ngx_http_vodlms_hls_tpl_keep(r, &vlcf->hls, &hctx->path, hctx->mtime,
+                                     hctx->fsize, b->pos, out_len,
+                                     hctx->query.len);
+    }
+
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_vodlms_hls_out(r, &out, (off_t) out_len);
+}
+
+
+/* the held header with the signed length, then the signed playlist */
+
+static ngx_int_t
+ngx_http_vodlms_hls_out(ngx_http_request_t *r, ngx_chain_t *out,
+    off_t out_len)
+{
+    ngx_int_t  rc;
+
     r->headers_out.content_length_n = out_len;
 
     if (r->headers_out.content_length) {
@@ -515,13 +602,7 @@ ngx_http_vodlms_hls_send(ngx_http_request_t *r,
         return rc;
     }
 
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_next_body_filter(r, &out);
+    return ngx_http_next_body_filter(r, out);
 }
 
 
@@ -624,7 +705,7 @@ ngx_http_vodlms_hls_init(ngx_conf_t *cf)
 void
 ngx_http_vodlms_hls_create_conf(ngx_http_vodlms_hls_conf_t *c)
 {
-    c->enable = NGX_CONF_UNSET;
+    c->enable = NGX_CONF_UNSET_UINT;
     c->absolute = NGX_CONF_UNSET_UINT;
     c->max_size = NGX_CONF_UNSET_SIZE;
 }
@@ -636,7 +717,8 @@ ngx_http_vodlms_hls_merge_conf(ngx_conf_t *cf,
 {
     ngx_http_vodlms_loc_conf_t  *vlcf;
 
-    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->enable, prev->enable,
+                              NGX_HTTP_VODLMS_HLS_OFF);
     ngx_conf_merge_uint_value(conf->absolute, prev->absolute,
                               VODLMS_HLS_ABS_KEEP);
     ngx_conf_merge_size_value(conf->max_size, prev->max_size,

@@ -17,22 +17,39 @@
 #include <ngx_http.h>
 
 
+/* vodlms_hls_sign's values */
+#define NGX_HTTP_VODLMS_HLS_OFF     0
+#define NGX_HTTP_VODLMS_HLS_ON      1            /* the query in every URI */
+#define NGX_HTTP_VODLMS_HLS_DEFINE  2            /* once, EXT-X-DEFINE */
+
+/* the variable the define mode names */
+#define NGX_HTTP_VODLMS_HLS_VAR     "vodlms"
+
+
 typedef struct {
-    ngx_flag_t                  enable;          /* vodlms_hls_sign */
+    ngx_uint_t                  enable;          /* vodlms_hls_sign */
     ngx_uint_t                  absolute;        /* VODLMS_HLS_ABS_* */
     size_t                      max_size;        /* of one playlist */
 } ngx_http_vodlms_hls_conf_t;
 
 
+typedef struct ngx_http_vodlms_hls_tpl_s  ngx_http_vodlms_hls_tpl_t;
+
+
 typedef struct {
     ngx_str_t                   query;           /* what every URI gets;
                                                     empty: not signed */
+    ngx_http_vodlms_hls_tpl_t  *tpl;             /* define: kept answer */
+    ngx_str_t                   path;            /* the file, if one */
+    time_t                      mtime;           /* its Last-Modified */
+    off_t                       fsize;           /* its length */
     u_char                     *buf;             /* the playlist so far */
     size_t                      len;
     size_t                      size;
     const char                 *failed;          /* why it cannot be signed */
     unsigned                    active:1;        /* the header is held */
     unsigned                    done:1;          /* the answer went out */
+    unsigned                    started:1;       /* a body buffer came */
 } ngx_http_vodlms_hls_ctx_t;
 
 
@@ -50,7 +67,18 @@ void ngx_http_vodlms_hls_create_conf(ngx_http_vodlms_hls_conf_t *c);
 char *ngx_http_vodlms_hls_merge_conf(ngx_conf_t *cf,
     ngx_http_vodlms_hls_conf_t *prev, ngx_http_vodlms_hls_conf_t *conf);
 
+/* ngx_http_vodlms_hls_cache.c: define-mode answers kept per worker */
+ngx_http_vodlms_hls_tpl_t *ngx_http_vodlms_hls_tpl_find(ngx_http_request_t *r,
+    void *conf, ngx_str_t *path, time_t mtime, off_t size);
+void ngx_http_vodlms_hls_tpl_keep(ngx_http_request_t *r, void *conf,
+    ngx_str_t *path, time_t mtime, off_t size, u_char *out, size_t len,
+    size_t query_len);
+ngx_int_t ngx_http_vodlms_hls_tpl_chain(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_tpl_t *t, ngx_str_t *query, ngx_chain_t **out,
+    off_t *len);
+
 extern ngx_conf_enum_t  ngx_http_vodlms_hls_absolutes[];
+extern ngx_conf_enum_t  ngx_http_vodlms_hls_modes[];
 
 
 #endif /* NGX_HTTP_VODLMS_HLS_H */

@@ -7,11 +7,11 @@
      + offsetof(ngx_http_vodlms_hls_conf_t, field))
 
     { ngx_string("vodlms_hls_sign"),
-      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
+      ngx_http_vodlms_conf_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_VODLMS_HLS_OFFSET(enable),
-      NULL },
+      &ngx_http_vodlms_hls_modes },
 
     { ngx_string("vodlms_hls_sign_absolute"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,

@@ -483,6 +483,17 @@ accepts('signed playlists with every option',
          $edge vodlms_edge_url https://cdn.example.test; vodlms_hls_sign on;
          vodlms_hls_sign_absolute edge_url; vodlms_hls_sign_max_size 1m; } }");
 
+accepts('signed playlists, the query once (define)',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_hls_sign define; } }");
+
+rejects('an unknown signed-playlist mode',
+    "server { listen 127.0.0.1:1; location /hls/ { $edge vodlms_hls_sign yes; } }",
+    qr/invalid value "yes" in "vodlms_hls_sign" directive, expected one of "off", "on", "define"/);
+
+rejects('signed playlists (define) without the edge',
+    "server { listen 127.0.0.1:1; location /hls/ { vodlms_hls_sign define; } }",
+    qr/"vodlms_hls_sign" signs playlists that "vodlms_edge" let through with a signed URL: add "vodlms_edge on"/);
+
 rejects('signed playlists without the edge',
     "server { listen 127.0.0.1:1; location /hls/ { vodlms_hls_sign on; } }",
     qr/"vodlms_hls_sign" signs playlists that "vodlms_edge" let through with a signed URL: add "vodlms_edge on"/);

@@ -121,6 +121,15 @@ my $nginx = nginx_child(name => 't082', listen => $port, check => 1, http => <<"
             vodlms_playback url;
         }
 
+        # another expiry: another Policy and Signature for the same tree
+        location ~ ^/api/videos/(?<vid>[^/]+)/stream-url-later\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_playback url;
+            vodlms_cloudfront_ttl 900s;
+        }
+
         location ~ ^/api/videos/(?<vid>[^/]+)/stream-canned\$ {
             vodlms_auth on;
             vodlms_enrollment_check on;
@@ -136,6 +145,15 @@ my $nginx = nginx_child(name => 't082', listen => $port, check => 1, http => <<"
             vodlms_hls_sign on;
             vodlms_hls_sign_max_size 256k;
             root $dir/origin;
+        }
+
+        # protocol version 8's variable substitution: the query once
+        location /hls/lec-hls/v8/ {
+            vodlms_edge on;
+            vodlms_edge_url $base;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_hls_sign define;
+            alias $tree/;
         }
 
         location /hls/lec-hls/strict/ {
@@ -280,6 +298,72 @@ is($res->{status}, 502, 'not a playlist: 502, not the file');
 is($res->{content}, qq({"error":"bad_playlist"}\n), '... with a JSON reason');
 $res = signed_fixture('huge.m3u8');
 is($res->{status}, 502, 'a playlist over vodlms_hls_sign_max_size: 502');
+
+# define: the query once in an EXT-X-DEFINE, "{$vodlms}" in every URI
+$res = get("$base/hls/lec-hls/v8/master.m3u8?$query");
+is($res->{status}, 200, 'vodlms_hls_sign define: the master, with no cookie: 200');
+like($res->{content}, qr/\A#EXTM3U\n(?:#EXT-X-VERSION:8\n)?#EXT-X-DEFINE:NAME="vodlms",VALUE="\Q$query\E"\n/,
+     '... the parameters once, in an EXT-X-DEFINE after #EXTM3U');
+my @v8 = uris($res->{content});
+is(scalar(grep { /\?\{\$vodlms\}$/ } @v8), 2, '... both variants name the variable');
+(my $substituted = $res->{content}) =~ s/\{\$vodlms\}/$query/g;
+$substituted =~ s/^#EXT-X-DEFINE:.*\n//m;
+$substituted =~ s/^#EXT-X-VERSION:8$/#EXT-X-VERSION:3/m;
+my $on = get("$base/hls/lec-hls/master.m3u8?$query")->{content};
+(my $on_v = $on) =~ s/^#EXT-X-VERSION:\d+$/#EXT-X-VERSION:3/m;
+is($substituted, $on_v, '... substituted, the master "vodlms_hls_sign on" answers (but the version)');
+like($res->{content}, qr/^#EXT-X-VERSION:([89]|\d\d+)$/m, '... at protocol version 8 at least');
+
+$res = get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$query");
+my $hour = slurp("$tree/fixtures/hour.m3u8");
+is(scalar(grep { /^seg_\d{5}\.ts\?\{\$vodlms\}$/ } uris($res->{content})), 900,
+   'define: an hour\'s 900 segments name the variable');
+ok(length($res->{content}) < length($hour) + 900 * 10 + length($query) + 100,
+   sprintf('... %d bytes for a %d-byte file (on: %d)', length $res->{content}, length $hour,
+           length(get("$base/hls/lec-hls/fixtures/hour.m3u8?$query")->{content})));
+my $first = (grep { /\.ts/ } uris($res->{content}))[0];
+(my $literal = $first) =~ s/\?.*//;
+$res = get("$base/hls/lec-hls/v8/fixtures/$literal?{\$vodlms}");
+is($res->{status}, 403, 'a player that does not substitute asks for "{$vodlms}": 403');
+$res = get("$base/hls/lec-hls/v8/$v8[0]" =~ s/\{\$vodlms\}/$query/r);
+is($res->{status}, 200, 'one that does gets the variant: 200');
+like($res->{content}, qr/\A#EXTM3U\n(?:#EXT-X-VERSION:8\n)?#EXT-X-DEFINE:NAME="vodlms",VALUE="\Q$query\E"\n/,
+     '... the variant defines the variable too');
+ok(scalar(grep({ /\.ts\?\{\$vodlms\}$/ } uris($res->{content}))) >= 3,
+   '... and its segments name it');
+
+# define mode keeps a file's signed answer per worker, cut around the
+# parameters: every viewer gets their own, and a changed file is read again
+$res = $http->get("$base/api/videos/lec-hls/stream-url-later", { headers => $cookie });
+my ($bob) = ((eval { JSON::PP::decode_json($res->{content}) } || {})->{manifestUrl} // '') =~ /\?(.*)$/;
+ok(defined $bob && $bob ne $query, 'a second manifest URL, with other parameters (a later expiry)');
+$bob //= '';
+my $hour_ann = get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$query")->{content};
+$res = get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$bob");
+is($res->{status}, 200, 'define, the same hour with the second URL: 200');
+is(index($res->{content}, $query), -1, '... with nothing of the first URL\'s parameters');
+is(() = $res->{content} =~ /\Q$bob\E/g, 1, '... its own, once');
+is($res->{content}, $hour_ann =~ s/\Q$query\E/$bob/r, '... and otherwise the same bytes');
+is(length $res->{content}, $res->{headers}{'content-length'}, '... Content-Length is its own');
+for my $i (1 .. 3) {
+    my $again = get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?" . ($i % 2 ? $query : $bob))->{content};
+    is($again, $i % 2 ? $hour_ann : $res->{content}, "define, request $i more: the same answer for the same URL");
+}
+# kept by path, size and modification time (as nginx's ETag is): a file
+# rewritten in place with the same size and time is not read again
+my @st = stat("$tree/fixtures/hour.m3u8");
+spew("$tree/fixtures/hour.m3u8", $hour =~ s/seg_00001/SEG_00001/r);
+utime($st[8], $st[9], "$tree/fixtures/hour.m3u8");
+is(get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$query")->{content}, $hour_ann,
+   'define: the answer is kept (same size and time: the file is not read again)');
+# the file changes (another size, a later time): the new one is signed
+spew("$tree/fixtures/hour.m3u8", "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nnew_00001.ts\n#EXT-X-ENDLIST\n");
+utime(time + 5, time + 5, "$tree/fixtures/hour.m3u8");
+$res = get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$bob");
+is($res->{content}, "#EXTM3U\n#EXT-X-DEFINE:NAME=\"vodlms\",VALUE=\"$bob\"\n#EXT-X-VERSION:8\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nnew_00001.ts?{\$vodlms}\n#EXT-X-ENDLIST\n",
+   'define: a file that changed is read and signed again');
+spew("$tree/fixtures/hour.m3u8", $hour);
+utime(time + 10, time + 10, "$tree/fixtures/hour.m3u8");
 
 $res = $http->request('HEAD', "$base/hls/lec-hls/master.m3u8?$query");
 is($res->{status}, 200, 'HEAD of a signed playlist: 200');

@@ -7,12 +7,14 @@
 // local origin -- and drives Debian's /usr/bin/chromium through the real
 // player pages with playwright-core.  Prints TAP.
 //
-// Only four things differ from the reference config, each by an exact
+// Only five things differ from the reference config, each by an exact
 // textual replacement that must match: the database name, the signed
 // cookies' lifetime (vodlms_cloudfront_ttl 1m, the minimum, with 1 s expiry
-// buckets), the progress flush interval (1 s), and a second access log that
+// buckets), the progress flush interval (1 s), a second access log that
 // records each request's Origin and Cookie header (media.log), so the test
-// can tell which media requests went with no cookie.
+// can tell which media requests went with no cookie, and "vodlms_hls_sign
+// define" for "on" (gina's hls.js substitutes the variable; ffmpeg, which
+// does not, reads the "on" form in t/082).
 //
 // Scenario 6, gina (issue #20), runs beside alice's: Chromium with
 // third-party cookies blocked opens the player at http://localhost:PORT
@@ -134,11 +136,15 @@ function render(port, redisPort, so) {
   conf = conf.replace(/@([A-Z_]+)@/g, (m, k) => (k in subst ? String(subst[k]) : m));
   const left = conf.split('\n').filter((l) => !/^\s*#/.test(l) && /@[A-Z_]+@/.test(l));
   if (left.length) throw new Error(`docs/examples/nginx.conf: unknown placeholders in: ${left.join(' | ')}`);
-  // the three test-only changes; each must match the reference config exactly
+  // the test-only changes; each must match the reference config exactly
   const edits = [
     [`dbname=vodlms"`, `dbname=${DB}"`],
     ['vodlms_cloudfront_ttl 10m;', 'vodlms_cloudfront_ttl 1m; vodlms_cloudfront_expiry_bucket 1s;'],
     ['zone=progress:10m flush=10s;', 'zone=progress:10m flush=1s;'],
+    // gina's player (hls.js) on playlists that carry her parameters once
+    // (protocol version 8's EXT-X-DEFINE); ffmpeg reads the "on" form in
+    // t/082
+    ['vodlms_hls_sign on;', 'vodlms_hls_sign define;'],
     [`access_log ${varDir}/nginx/access.log lms;`, `access_log ${varDir}/nginx/access.log lms;
     log_format e2e_media 'origin="$http_origin" "$request" $status cookie="$http_cookie"';
     access_log ${varDir}/nginx/media.log e2e_media;`],
@@ -585,6 +591,14 @@ async function gina(ctx) {
   ok(early.some((l) => /\.(ts|m4s)\?\S*Signature=\S* HTTP\/1\.1" 20[06] /.test(l))
     && early.some((l) => /\/(?!master)[^/?]+\.m3u8\?\S*Signature=\S* HTTP\/1\.1" 200 /.test(l)),
     `gina: the edge served her variant playlist and segments on signed URLs (${early.length} requests)`, early.slice(0, 5));
+  const variant = log.find((e) => isPlaylist(e) && !/\/master\.m3u8$/.test(new URL(e.url).pathname)
+    && /[?&]Signature=/.test(e.url) && e.status === 200);
+  const vtext = variant ? await variant.res.text().catch(() => '') : '';
+  const vuris = vtext.split(/\r?\n/).filter((l) => l.trim() && !l.startsWith('#'));
+  ok(/^#EXT-X-DEFINE:NAME="vodlms",VALUE="Policy=[^"]+"$/m.test(vtext) && vuris.length > 0
+    && vuris.every((u) => u.endsWith('?{$vodlms}')),
+    `gina: her variant playlist carried the parameters once (EXT-X-DEFINE), its ${vuris.length} segments "{$vodlms}", and hls.js substituted them`,
+    vtext.slice(0, 300));
   ok(early.length > 0 && early.every((l) => / cookie="-"$/.test(l)), 'gina: none of her media requests carried a Cookie header (nginx\'s log)',
     early.filter((l) => !/ cookie="-"$/.test(l)));
   const cf = (await ctx.cookies(base)).filter((c) => c.name.startsWith('CloudFront-'));
