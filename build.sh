@@ -950,6 +950,11 @@ cmd_bench() {
     mkdir -p "$tmp/html/sl/hls/intro-ready"
     cp "$tmp/html/hls/intro-ready/seg_00001.ts" "$tmp/html/sl/hls/intro-ready/"
 
+    # scenario 7c-7e's ECDSA P-256 key pair
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/ec-private.pem" 2>/dev/null \
+        && openssl pkey -in "$tmp/ec-private.pem" -pubout -out "$tmp/ec-public.pem" 2>/dev/null \
+        || die "bench: openssl could not make an ECDSA P-256 key"
+
     # a 60-minute lecture's variant playlist: 900 segments of 4 s (~40 KB)
     mkdir -p "$tmp/html/playlist"
     {
@@ -1031,6 +1036,46 @@ http {
             alias $tmp/html/playlist/;
         }
         location /static-playlist/ { alias $tmp/html/playlist/; }
+        # 7c-7e: an ECDSA P-256 key (CloudFront takes them since 2025: a
+        # 64-byte signature instead of 256) and, as CloudFront and
+        # browsers do, gzip, on the static file as much as on the answer
+        location /hls/intro-ready/signed-ec/ {
+            vodlms_edge on;
+            vodlms_edge_url https://cdn.example.test;
+            vodlms_edge_public_key KECDSABENCH01 $tmp/ec-public.pem;
+            vodlms_edge_signature_cache answers;
+            vodlms_hls_sign on;
+            types { application/vnd.apple.mpegurl m3u8; }
+            gzip on;
+            gzip_types application/vnd.apple.mpegurl;
+            alias $tmp/html/playlist/;
+        }
+        # 7f: protocol version 8's variable substitution (hls.js, players
+        #     of version 8): the parameters once, "{\$vodlms}" per URI
+        location /hls/intro-ready/signed-v8/ {
+            vodlms_edge on;
+            vodlms_edge_url https://cdn.example.test;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_edge_signature_cache answers;
+            vodlms_hls_sign define;
+            alias $tmp/html/playlist/;
+        }
+        location /static-playlist-gz/ {
+            types { application/vnd.apple.mpegurl m3u8; }
+            gzip on;
+            gzip_types application/vnd.apple.mpegurl;
+            alias $tmp/html/playlist/;
+        }
+        location ~ ^/url-ec/videos/(?<vid>[^/]+)/stream\$ {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_enrollment_cache answers valid=10m;
+            vodlms_cloudfront_url https://cdn.example.test;
+            vodlms_cloudfront_key KECDSABENCH01 $tmp/ec-private.pem;
+            vodlms_playback url;
+        }
         location ~ ^/url/videos/(?<vid>[^/]+)/stream\$ {
             vodlms_auth on;
             vodlms_session_cache answers valid=10m;
@@ -1338,13 +1383,35 @@ EOF
         # Key-Pair-Id and Signature: the answer is ~19 times the file)
         curl -s -H "Host: cdn.example.test" "$surl" > "$tmp/html/playlist/signed-bytes.m3u8"
         local burl="$base/static-playlist/signed-bytes.m3u8"
+        # 7c-7e: the URL an ECDSA key signs; gzip for both sides
+        local eurl equery gz="Accept-Encoding: gzip" ecsize gzsize gzstatic
+        eurl=$(curl -s -H "$cookie" "$base/url-ec/videos/intro-ready/stream" \
+               | sed -n 's/.*"manifestUrl":"\([^"]*\)".*/\1/p')
+        equery=${eurl#*\?}
+        [ -n "$eurl" ] && [ "$equery" != "$eurl" ] || die "bench: playlist: no manifest URL from the ECDSA key's vodlms_playback url"
+        local ecurl="$base/hls/intro-ready/signed-ec/index.m3u8?$equery"
+        local pgzurl="$base/static-playlist-gz/index.m3u8"
+        size=$(curl -s -H "Host: cdn.example.test" --compressed "$ecurl" | grep -c "^seg_[0-9]*\.ts?$equery\$" || true)
+        [ "$size" = 900 ] || die "bench: playlist: the ECDSA-signed playlist has $size of 900 segments signed"
+        ecsize=$(curl -s -H "Host: cdn.example.test" "$ecurl" | wc -c)
+        gzsize=$(curl -s -H "Host: cdn.example.test" -H "$gz" "$ecurl" | wc -c)
+        gzstatic=$(curl -s -H "$gz" "$pgzurl" | wc -c)
+        ((gzsize < ecsize / 4)) || die "bench: playlist: the ECDSA-signed answer is not gzipped ($gzsize of $ecsize bytes)"
+        local v8url="$base/hls/intro-ready/signed-v8/index.m3u8?$query" v8size
+        size=$(curl -s -H "Host: cdn.example.test" "$v8url" | grep -c '^seg_[0-9]*\.ts?{\$vodlms}$' || true)
+        [ "$size" = 900 ] || die "bench: playlist: the define-mode playlist has $size of 900 segments naming the variable"
+        v8size=$(curl -s -H "Host: cdn.example.test" "$v8url" | wc -c)
         echo
-        echo "7. signed playlist (issue #20): 900 segments, $(wc -c < "$tmp/html/playlist/index.m3u8") bytes static, $(wc -c < "$tmp/html/playlist/signed-bytes.m3u8") bytes signed"
+        echo "7. signed playlist (issue #20): 900 segments, $(wc -c < "$tmp/html/playlist/index.m3u8") bytes static, $(wc -c < "$tmp/html/playlist/signed-bytes.m3u8") bytes signed with RSA-2048, $ecsize with ECDSA P-256, $v8size in define mode (RSA); gzipped: $gzstatic bytes static, $gzsize signed (ECDSA)"
         for ((k = 1; k <= rounds; k++)); do
             log "bench: playlist: round $k of $rounds"
             R[static_pl]+="$(run "$purl")"$'\n'
             R[signed_pl]+="$(run "$surl" -H "Host: cdn.example.test")"$'\n'
             R[bytes_pl]+="$(run "$burl")"$'\n'
+            R[ec_pl]+="$(run "$ecurl" -H "Host: cdn.example.test")"$'\n'
+            R[static_gz]+="$(run "$pgzurl" -H "$gz")"$'\n'
+            R[ec_gz]+="$(run "$ecurl" -H "Host: cdn.example.test" -H "$gz")"$'\n'
+            R[v8_pl]+="$(run "$v8url" -H "Host: cdn.example.test")"$'\n'
         done
         printf '%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio (median of $rounds rounds)"
         printf '%-44s %12s %9s %9s %7s\n' "static playlist (baseline)" \
@@ -1355,9 +1422,22 @@ EOF
         printf '%-44s %12s %9s %9s %7s  %s\n' "7b. the signed bytes, static" \
             "$(field bytes_pl 1)" "$(field bytes_pl 2)" "$(field bytes_pl 3)" "$(field bytes_pl 4)" \
             "7. is $(ratio signed_pl bytes_pl)x of this (rounds: $(rounds_of signed_pl bytes_pl))"
-        echo "per round (req/s p50 p99 non2xx): static | signed | signed bytes static"
+        printf '%-44s %12s %9s %9s %7s  %s\n' "7c. signed playlist, ECDSA P-256 key" \
+            "$(field ec_pl 1)" "$(field ec_pl 2)" "$(field ec_pl 3)" "$(field ec_pl 4)" \
+            "$(ratio ec_pl static_pl)x of static (rounds: $(rounds_of ec_pl static_pl))"
+        printf '%-44s %12s %9s %9s %7s\n' "static playlist, gzip (baseline of 7e)" \
+            "$(field static_gz 1)" "$(field static_gz 2)" "$(field static_gz 3)" "$(field static_gz 4)"
+        printf '%-44s %12s %9s %9s %7s  %s\n' "7e. signed playlist, ECDSA, gzip" \
+            "$(field ec_gz 1)" "$(field ec_gz 2)" "$(field ec_gz 3)" "$(field ec_gz 4)" \
+            "$(ratio ec_gz static_gz)x of static with gzip (rounds: $(rounds_of ec_gz static_gz)); $(ratio ec_gz static_pl)x of static without"
+        printf '%-44s %12s %9s %9s %7s  %s\n' "7f. signed playlist, define (version 8)" \
+            "$(field v8_pl 1)" "$(field v8_pl 2)" "$(field v8_pl 3)" "$(field v8_pl 4)" \
+            "$(ratio v8_pl static_pl)x of static (rounds: $(rounds_of v8_pl static_pl); target >= 0.7)"
+        echo "per round (req/s p50 p99 non2xx): static | signed | signed bytes static | ECDSA | static gzip | ECDSA gzip | define"
         paste -d'|' <(printf '%s' "${R[static_pl]}") <(printf '%s' "${R[signed_pl]}") \
-            <(printf '%s' "${R[bytes_pl]}") | sed 's/^/   /; s/|/ | /g'
+            <(printf '%s' "${R[bytes_pl]}") <(printf '%s' "${R[ec_pl]}") \
+            <(printf '%s' "${R[static_gz]}") <(printf '%s' "${R[ec_gz]}") \
+            <(printf '%s' "${R[v8_pl]}") | sed 's/^/   /; s/|/ | /g'
         echo "   command: VODLMS_BENCH_ONLY=playlist VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
     }
 
