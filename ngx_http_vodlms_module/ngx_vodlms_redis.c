@@ -353,7 +353,7 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
 
 ngx_vodlms_redis_conn_t *
 ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool, struct sockaddr *sa,
-    socklen_t socklen, ngx_uint_t *refused)
+    socklen_t socklen, ngx_uint_t sentinel, ngx_uint_t *refused)
 {
     size_t                     len;
     in_port_t                  port;
@@ -388,7 +388,12 @@ ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool, struct sockaddr *sa,
 
     if (ac->err) {
         /* e.g. a refused connection on loopback is known at once */
-        if (pool->conf->mode == NGX_VODLMS_REDIS_FIXED) {
+        if (sentinel) {
+            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                         "sentinel %s connect failed: %s%Z", peer,
+                         ac->errstr);
+
+        } else if (pool->conf->mode == NGX_VODLMS_REDIS_FIXED) {
             ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
                          "redis %V connect failed: %s%Z", &pool->conf->name,
                          ac->errstr);
@@ -430,6 +435,7 @@ ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool, struct sockaddr *sa,
     conn->pool = pool;
     conn->ac = ac;
     conn->connection = c;
+    conn->sentinel = sentinel;
     ngx_memcpy(conn->peer, peer, sizeof(peer));
 
     ac->data = conn;
@@ -467,7 +473,7 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
     conf = pool->conf;
 
     conn = ngx_vodlms_redis_open(pool, pool->target.sockaddr,
-                                 pool->target.socklen, &refused);
+                                 pool->target.socklen, 0, &refused);
 
     if (conn == NULL) {
         if (refused) {

@@ -196,6 +196,10 @@ ngx_vodlms_redis_ask_next(ngx_vodlms_redis_pool_t *pool)
                 return;
             }
 
+            ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                          "vodlms: %s, asking the next sentinel",
+                          pool->reason);
+
         } else {
             /* the handler asks it, or moves on */
             pool->resolving = NGX_VODLMS_REDIS_RESOLVING_SENTINEL;
@@ -227,13 +231,12 @@ ngx_vodlms_redis_ask(ngx_vodlms_redis_pool_t *pool, struct sockaddr *sa,
     ngx_vodlms_redis_conn_t       *conn;
     ngx_vodlms_redis_sentinels_t  *scf = pool->conf->sentinels;
 
-    conn = ngx_vodlms_redis_open(pool, sa, socklen, &refused);
+    conn = ngx_vodlms_redis_open(pool, sa, socklen, 1, &refused);
 
     if (conn == NULL) {
         return NGX_DECLINED;
     }
 
-    conn->sentinel = 1;
     conn->index = pool->order[pool->tried];
     pool->asking = conn;
 

@@ -107,7 +107,8 @@ struct ngx_vodlms_redis_conn_s {
 
 /* ngx_vodlms_redis.c */
 ngx_vodlms_redis_conn_t *ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool,
-    struct sockaddr *sa, socklen_t socklen, ngx_uint_t *refused);
+    struct sockaddr *sa, socklen_t socklen, ngx_uint_t sentinel,
+    ngx_uint_t *refused);
 void ngx_vodlms_redis_fail(ngx_vodlms_redis_conn_t *conn,
     ngx_vodlms_redis_status_e status, const char *reason);
 void ngx_vodlms_redis_set_target(ngx_vodlms_redis_pool_t *pool,
