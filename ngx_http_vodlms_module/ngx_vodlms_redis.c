@@ -169,7 +169,7 @@ ngx_vodlms_redis_current_address(ngx_vodlms_redis_pool_t *pool,
             return NGX_DECLINED;
         }
 
-        ngx_vodlms_redis_discover(pool, 0);
+        ngx_vodlms_redis_discover(pool);
 
         /* a cached answer may have come at once */
         if (pool->target_state == NGX_VODLMS_REDIS_TARGET_KNOWN) {
@@ -309,7 +309,7 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
 
         /* the back-off was for the old address: a new one ends it */
         if (left) {
-            ngx_vodlms_redis_discover(pool, 0);
+            ngx_vodlms_redis_discover(pool);
         }
     }
 
@@ -327,7 +327,7 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
     }
 
     if (pool->target_state != NGX_VODLMS_REDIS_TARGET_KNOWN) {
-        ngx_vodlms_redis_discover(pool, 0);
+        ngx_vodlms_redis_discover(pool);
 
         if (pool->target_state != NGX_VODLMS_REDIS_TARGET_KNOWN) {
             return best ? NGX_OK : NGX_AGAIN;

@@ -13,8 +13,9 @@
  *     answers goes to the front of the list, each new connection to the
  *     master checks ROLE (ngx_vodlms_redis.c), and a lost connection, a
  *     refused or timed-out connect, or a READONLY answer make the pool ask
- *     again.  The sentinel that answered is kept, subscribed to
- *     +switch-master, so that a failover moves the pool at once.
+ *     again.  Every sentinel is subscribed to, +switch-master, so that a
+ *     failover moves the pool at once: the first announcement wins (the
+ *     leader's comes at once, the others' up to a hello period later).
  *
  * One round at a time per worker; batches that need a connection wait for
  * it in pool->waiting (ngx_vodlms_redis.c).
@@ -47,6 +48,13 @@ static void ngx_vodlms_redis_sentinel_master(redisAsyncContext *ac, void *r,
 static void ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_vodlms_redis_resubscribe(ngx_event_t *ev);
+static ngx_uint_t ngx_vodlms_redis_known(ngx_vodlms_redis_pool_t *pool,
+    u_char *host, size_t len, ngx_int_t port);
+static void ngx_vodlms_redis_subscribe_all(ngx_vodlms_redis_pool_t *pool);
+static ngx_int_t ngx_vodlms_redis_subscribe(ngx_vodlms_redis_pool_t *pool,
+    ngx_uint_t i, struct sockaddr *sa, socklen_t socklen);
+static void ngx_vodlms_redis_sub_resolved(ngx_vodlms_resolve_t *rs,
+    ngx_addr_t *addrs, ngx_uint_t naddrs, time_t valid, const char *err);
 
 
 ngx_int_t
@@ -74,12 +82,20 @@ ngx_vodlms_redis_discover_init(ngx_cycle_t *cycle,
 
     pool->order = ngx_palloc(cycle->pool,
                              scf->servers.nelts * sizeof(ngx_uint_t));
-    if (pool->order == NULL) {
+    pool->subs = ngx_pcalloc(cycle->pool, scf->servers.nelts
+                                          * sizeof(ngx_vodlms_redis_conn_t *));
+    pool->subs_rs = ngx_pcalloc(cycle->pool, scf->servers.nelts
+                                             * sizeof(ngx_vodlms_resolve_t));
+
+    if (pool->order == NULL || pool->subs == NULL || pool->subs_rs == NULL) {
         return NGX_ERROR;
     }
 
     for (i = 0; i < scf->servers.nelts; i++) {
         pool->order[i] = i;
+
+        pool->subs_rs[i] = pool->rs;
+        pool->subs_rs[i].handler = ngx_vodlms_redis_sub_resolved;
     }
 
     pool->named_by = -1;
@@ -88,13 +104,10 @@ ngx_vodlms_redis_discover_init(ngx_cycle_t *cycle,
 }
 
 
-/*
- * Starts a round unless one is under way.  quiet: only to get a
- * subscription back; failing it leaves a known target alone.
- */
+/* starts a round unless one is under way */
 
 void
-ngx_vodlms_redis_discover(ngx_vodlms_redis_pool_t *pool, ngx_uint_t quiet)
+ngx_vodlms_redis_discover(ngx_vodlms_redis_pool_t *pool)
 {
     ngx_vodlms_redis_conf_t  *conf = pool->conf;
 
@@ -104,13 +117,10 @@ ngx_vodlms_redis_discover(ngx_vodlms_redis_pool_t *pool, ngx_uint_t quiet)
         return;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                   "vodlms redis: discover, %V%s", &conf->name,
-                   quiet ? ": for the subscription" : "");
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms redis: discover, %V", &conf->name);
 
-    pool->before = pool->target_state;
     pool->target_state = NGX_VODLMS_REDIS_TARGET_DISCOVERING;
-    pool->quiet = quiet;
 
     if (conf->mode == NGX_VODLMS_REDIS_RESOLVE) {
         pool->resolving = NGX_VODLMS_REDIS_RESOLVING_MASTER;
@@ -141,37 +151,17 @@ ngx_vodlms_redis_done(ngx_vodlms_redis_pool_t *pool, ngx_int_t rc)
 {
     u_char  reason[NGX_VODLMS_REDIS_REASON_LEN];
 
-    if (rc != NGX_OK && pool->quiet) {
-        /* a resubscribe round: the connections' own target stands */
-        pool->target_state = (pool->before == NGX_VODLMS_REDIS_TARGET_KNOWN)
-                             ? NGX_VODLMS_REDIS_TARGET_KNOWN
-                             : NGX_VODLMS_REDIS_TARGET_NONE;
-
-        ngx_log_error(NGX_LOG_INFO, pool->log, 0, "vodlms: %s",
-                      pool->reason);
-
-        if (pool->target_state == NGX_VODLMS_REDIS_TARGET_NONE) {
-            ngx_vodlms_redis_discovered(pool, rc);
-        }
-
-    } else {
-        if (rc != NGX_OK && pool->conf->mode == NGX_VODLMS_REDIS_SENTINEL) {
-            ngx_snprintf(reason, sizeof(reason) - 1, "%s%Z", pool->reason);
-            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
-                         "redis %V: no sentinel named the master (last: "
-                         "%s)%Z", &pool->conf->name, reason);
-        }
-
-        ngx_vodlms_redis_discovered(pool, rc);
+    if (rc != NGX_OK && pool->conf->mode == NGX_VODLMS_REDIS_SENTINEL) {
+        ngx_snprintf(reason, sizeof(reason) - 1, "%s%Z", pool->reason);
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "redis %V: no sentinel named the master (last: %s)%Z",
+                     &pool->conf->name, reason);
     }
 
-    pool->quiet = 0;
+    ngx_vodlms_redis_discovered(pool, rc);
 
-    if (pool->conf->mode == NGX_VODLMS_REDIS_SENTINEL
-        && pool->subscriber == NULL && !pool->exiting
-        && !pool->resubscribe.timer_set)
-    {
-        ngx_add_timer(&pool->resubscribe, NGX_VODLMS_REDIS_RESUBSCRIBE);
+    if (pool->conf->mode == NGX_VODLMS_REDIS_SENTINEL) {
+        ngx_vodlms_redis_subscribe_all(pool);
     }
 }
 
@@ -375,32 +365,10 @@ ngx_vodlms_redis_sentinel_master(redisAsyncContext *ac, void *r,
                    conn->peer, &pool->conf->master_name,
                    (size_t) host->len, host->str);
 
-    /* kept, subscribed, if no other sentinel is */
-
-    if (pool->subscriber == NULL) {
-        if (redisAsyncCommand(ac, ngx_vodlms_redis_switch_master, conn,
-                              "SUBSCRIBE +switch-master")
-            == REDIS_OK)
-        {
-            pool->subscriber = conn;
-
-            if (pool->resubscribe.timer_set) {
-                ngx_del_timer(&pool->resubscribe);
-            }
-
-            ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                           "vodlms redis: subscribe, sentinel %s fd:%d: "
-                           "+switch-master", conn->peer,
-                           conn->connection->fd);
-        }
-    }
+    ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_OK, "answered");
 
     ngx_vodlms_redis_master_at(pool, (u_char *) host->str, host->len, port,
                                (char *) conn->peer);
-
-    if (pool->subscriber != conn) {
-        ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_OK, "answered");
-    }
 }
 
 
@@ -547,6 +515,13 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
+    if (ngx_vodlms_redis_known(pool, f[3], flen[3], port)) {
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms redis: sentinel %s announced +switch-master "
+                       "to where the pool is already", conn->peer);
+        return;
+    }
+
     ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                   "vodlms redis: sentinel %s announced +switch-master: "
                   "\"%V\" moved from %*s:%*s to %*s:%*s", conn->peer,
@@ -563,9 +538,7 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
                    "vodlms redis: back-off cleared after %ui failures",
                    failures);
 
-    pool->before = pool->target_state;
     pool->target_state = NGX_VODLMS_REDIS_TARGET_DISCOVERING;
-    pool->quiet = 0;
     pool->named_by = conn->index;
 
     ngx_vodlms_redis_master_at(pool, f[3], flen[3], port,
@@ -573,14 +546,168 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
+/* the announced address is the pool's already (another sentinel's news) */
+
+static ngx_uint_t
+ngx_vodlms_redis_known(ngx_vodlms_redis_pool_t *pool, u_char *host,
+    size_t len, ngx_int_t port)
+{
+    size_t  n;
+    u_char  text[NGX_SOCKADDR_STRLEN + 1];
+
+    if (pool->target_state != NGX_VODLMS_REDIS_TARGET_KNOWN
+        || pool->target.sockaddr == NULL
+        || ngx_inet_get_port(pool->target.sockaddr) != port)
+    {
+        return 0;
+    }
+
+    n = ngx_sock_ntop(pool->target.sockaddr, pool->target.socklen, text,
+                      NGX_SOCKADDR_STRLEN, 0);
+
+    return n == len && ngx_strncmp(text, host, len) == 0;
+}
+
+
+/* every sentinel not subscribed to yet: +switch-master */
+
+static void
+ngx_vodlms_redis_subscribe_all(ngx_vodlms_redis_pool_t *pool)
+{
+    ngx_uint_t                     i, missing;
+    ngx_vodlms_redis_server_t     *s;
+    ngx_vodlms_redis_sentinels_t  *scf = pool->conf->sentinels;
+
+    if (pool->exiting) {
+        return;
+    }
+
+    missing = 0;
+
+    for (i = 0; i < scf->servers.nelts; i++) {
+
+        if (pool->subs[i] || pool->subs_rs[i].ctx) {
+            continue;
+        }
+
+        s = (ngx_vodlms_redis_server_t *) scf->servers.elts + i;
+
+        if (s->addr.sockaddr) {
+            if (ngx_vodlms_redis_subscribe(pool, i, s->addr.sockaddr,
+                                           s->addr.socklen)
+                != NGX_OK)
+            {
+                missing++;
+            }
+
+            continue;
+        }
+
+        pool->subs_rs[i].data = pool;
+
+        if (ngx_vodlms_resolve(&pool->subs_rs[i], &s->host, s->port)
+            != NGX_OK)
+        {
+            missing++;
+        }
+    }
+
+    if (missing && !pool->resubscribe.timer_set) {
+        ngx_add_timer(&pool->resubscribe, NGX_VODLMS_REDIS_RESUBSCRIBE);
+    }
+}
+
+
+static void
+ngx_vodlms_redis_sub_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
+    ngx_uint_t naddrs, time_t valid, const char *err)
+{
+    ngx_vodlms_redis_pool_t  *pool = rs->data;
+
+    ngx_uint_t  i;
+
+    i = rs - pool->subs_rs;
+
+    if (naddrs
+        && ngx_vodlms_redis_subscribe(pool, i, addrs[0].sockaddr,
+                                      addrs[0].socklen)
+           == NGX_OK)
+    {
+        return;
+    }
+
+    if (naddrs == 0) {
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                      "vodlms: sentinel %s: not subscribed", err);
+    }
+
+    if (!pool->resubscribe.timer_set && !pool->exiting) {
+        ngx_add_timer(&pool->resubscribe, NGX_VODLMS_REDIS_RESUBSCRIBE);
+    }
+}
+
+
+static ngx_int_t
+ngx_vodlms_redis_subscribe(ngx_vodlms_redis_pool_t *pool, ngx_uint_t i,
+    struct sockaddr *sa, socklen_t socklen)
+{
+    int                            argc;
+    size_t                         argvlen[3];
+    ngx_uint_t                     refused;
+    const char                    *argv[3];
+    ngx_vodlms_redis_conn_t       *conn;
+    ngx_vodlms_redis_sentinels_t  *scf = pool->conf->sentinels;
+
+    conn = ngx_vodlms_redis_open(pool, sa, socklen, 1, &refused);
+
+    if (conn == NULL) {
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                      "vodlms: %s: not subscribed", pool->reason);
+        return NGX_DECLINED;
+    }
+
+    conn->index = i;
+    conn->subscriber = 1;
+    pool->subs[i] = conn;
+
+    if (scf->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (scf->user.len) {
+            argv[argc] = (const char *) scf->user.data;
+            argvlen[argc++] = scf->user.len;
+        }
+
+        argv[argc] = (const char *) scf->password.data;
+        argvlen[argc++] = scf->password.len;
+
+        redisAsyncCommandArgv(conn->ac, ngx_vodlms_redis_sentinel_auth, conn,
+                              argc, argv, argvlen);
+    }
+
+    if (redisAsyncCommand(conn->ac, ngx_vodlms_redis_switch_master, conn,
+                          "SUBSCRIBE +switch-master")
+        != REDIS_OK)
+    {
+        ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_ERROR,
+                              "could not queue SUBSCRIBE");
+        return NGX_DECLINED;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms redis: subscribe, sentinel %s fd:%d: "
+                   "+switch-master", conn->peer, conn->connection->fd);
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_vodlms_redis_resubscribe(ngx_event_t *ev)
 {
-    ngx_vodlms_redis_pool_t  *pool = ev->data;
-
-    if (pool->subscriber == NULL && !pool->exiting) {
-        ngx_vodlms_redis_discover(pool, 1);
-    }
+    ngx_vodlms_redis_subscribe_all(ev->data);
 }
 
 
@@ -608,17 +735,16 @@ ngx_vodlms_redis_discover_lost(ngx_vodlms_redis_conn_t *conn)
         return;
     }
 
-    if (conn == pool->subscriber) {
-        pool->subscriber = NULL;
+    if (conn->subscriber && pool->subs[conn->index] == conn) {
+        pool->subs[conn->index] = NULL;
 
         if (pool->exiting) {
             return;
         }
 
         ngx_log_error(NGX_LOG_INFO, pool->log, 0,
-                      "vodlms: %s: +switch-master announcements are not "
-                      "heard until a sentinel is subscribed again",
-                      conn->reason);
+                      "vodlms: %s: no +switch-master from it until it is "
+                      "subscribed to again", conn->reason);
 
         if (!pool->resubscribe.timer_set) {
             ngx_add_timer(&pool->resubscribe, NGX_VODLMS_REDIS_RESUBSCRIBE);
@@ -677,6 +803,7 @@ ngx_vodlms_redis_discover_abort(ngx_vodlms_redis_pool_t *pool)
 void
 ngx_vodlms_redis_discover_destroy(ngx_vodlms_redis_pool_t *pool)
 {
+    ngx_uint_t                conn_i;
     ngx_vodlms_redis_conn_t  *conn;
 
     if (pool->resubscribe.timer_set) {
@@ -685,9 +812,19 @@ ngx_vodlms_redis_discover_destroy(ngx_vodlms_redis_pool_t *pool)
 
     ngx_vodlms_redis_discover_abort(pool);
 
-    if (pool->subscriber) {
-        conn = pool->subscriber;
-        pool->subscriber = NULL;
-        ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_OK, "worker is exiting");
+    if (pool->subs == NULL) {
+        return;
+    }
+
+    for (conn_i = 0; conn_i < pool->conf->sentinels->servers.nelts; conn_i++) {
+        ngx_vodlms_resolve_cancel(&pool->subs_rs[conn_i]);
+
+        conn = pool->subs[conn_i];
+
+        if (conn) {
+            pool->subs[conn_i] = NULL;
+            ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_OK,
+                                  "worker is exiting");
+        }
     }
 }

@@ -27,7 +27,7 @@
 #define NGX_VODLMS_REDIS_DEFAULT_PORT     6379
 #define NGX_VODLMS_REDIS_REASON_LEN       200
 #define NGX_VODLMS_REDIS_MAX_SETUP        3       /* AUTH, SELECT, ROLE */
-#define NGX_VODLMS_REDIS_RESUBSCRIBE      1000    /* ms */
+#define NGX_VODLMS_REDIS_RESUBSCRIBE      2000    /* ms */
 
 
 typedef enum {
@@ -69,13 +69,13 @@ struct ngx_vodlms_redis_pool_s {
     ngx_int_t                   named_by;     /* the sentinel that named
                                                  the target, or -1 */
     ngx_vodlms_redis_conn_t    *asking;       /* the sentinel being asked */
-    ngx_vodlms_redis_conn_t    *subscriber;   /* +switch-master */
+    ngx_vodlms_redis_conn_t   **subs;         /* +switch-master, one per
+                                                 sentinel (conf order) */
+    ngx_vodlms_resolve_t       *subs_rs;      /* their names, if any */
     ngx_event_t                 resubscribe;
-    ngx_vodlms_redis_target_e   before;       /* target_state before */
     u_char                      master_host[NGX_SOCKADDR_STRLEN + 1];
     ngx_str_t                   master_name;  /* master_host, as ngx_str_t */
 
-    unsigned                    quiet:1;      /* a resubscribe round */
     unsigned                    exiting:1;
 };
 
@@ -102,6 +102,7 @@ struct ngx_vodlms_redis_conn_s {
     unsigned                    draining:1;   /* no new batches; closes
                                                  when the last reply is in */
     unsigned                    sentinel:1;
+    unsigned                    subscriber:1;
 };
 
 
@@ -119,8 +120,7 @@ void ngx_vodlms_redis_discovered(ngx_vodlms_redis_pool_t *pool,
 /* ngx_vodlms_redis_discover.c */
 ngx_int_t ngx_vodlms_redis_discover_init(ngx_cycle_t *cycle,
     ngx_vodlms_redis_pool_t *pool);
-void ngx_vodlms_redis_discover(ngx_vodlms_redis_pool_t *pool,
-    ngx_uint_t quiet);
+void ngx_vodlms_redis_discover(ngx_vodlms_redis_pool_t *pool);
 void ngx_vodlms_redis_discover_lost(ngx_vodlms_redis_conn_t *conn);
 void ngx_vodlms_redis_discover_destroy(ngx_vodlms_redis_pool_t *pool);
 void ngx_vodlms_redis_discover_abort(ngx_vodlms_redis_pool_t *pool);
