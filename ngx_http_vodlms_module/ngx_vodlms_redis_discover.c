@@ -458,7 +458,7 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     u_char                   *p, *last, *f[5];
     size_t                    flen[5];
     ngx_int_t                 port;
-    ngx_uint_t                n, failures;
+    ngx_uint_t                n;
     redisReply               *kind, *msg;
     ngx_vodlms_redis_pool_t  *pool;
 
@@ -532,11 +532,10 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     ngx_vodlms_redis_discover_abort(pool);
 
     /* the new master is up: connect to it at once */
-    failures = ngx_vodlms_backoff_ok(&pool->backoff);
-
-    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                   "vodlms redis: back-off cleared after %ui failures",
-                   failures);
+    if (ngx_vodlms_backoff_ok(&pool->backoff)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms redis: back-off cleared by the announcement");
+    }
 
     pool->target_state = NGX_VODLMS_REDIS_TARGET_DISCOVERING;
     pool->named_by = conn->index;
