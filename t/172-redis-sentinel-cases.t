@@ -34,6 +34,10 @@ $ENV{TEST_NGINX_S3_PORT} = $s3->port;
 # nothing listens here
 $ENV{TEST_NGINX_DEAD_PORT} = free_port();
 
+# accepts connections, never answers
+my ($bh_port, $bh) = blackhole();
+$ENV{TEST_NGINX_BLACKHOLE_PORT} = $bh_port;
+
 block_defaults();
 
 add_block_preprocessor(sub {
@@ -55,7 +59,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: the master the sentinel names, with the sentinel's password and the master's
+=== TEST 1: the master the sentinel names, with the sentinel's password and the master's (the first request waits for the answer: no 503)
 --- http_config
     vodlms_redis sentinel:mymaster password=m-pw;
     vodlms_redis_sentinel 127.0.0.1:$TEST_NGINX_S1_PORT password=s-pw;
@@ -124,3 +128,18 @@ qr/\[info\] .*vodlms redis: sentinel:stale at 127\.0\.0\.1:\d+ answers ROLE "sla
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 6: a silent sentinel costs the waiting request its own timeout (503 backend_timeout), no more
+--- http_config
+    vodlms_redis sentinel:mymaster password=m-pw timeout=300ms;
+    vodlms_redis_sentinel 127.0.0.1:$TEST_NGINX_BLACKHOLE_PORT;
+--- error_code: 503
+--- response_body
+{"error":"backend_timeout","message":"session store timed out"}
+--- error_log eval
+qr/\[error\] .*vodlms: session store timed out: redis sentinel:mymaster: no address after 300 ms \(still asking\), answering 503/
+--- no_error_log
+[alert]
+[crit]
