@@ -79,7 +79,7 @@ ngx_vodlms_resolve(ngx_vodlms_resolve_t *rs, ngx_str_t *name, in_port_t port)
     rs->ctx = ctx;
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rs->log, 0,
-                   "vodlms resolve: \"%V\"", name);
+                   "vodlms resolve: ask, \"%V\"", name);
 
     /* a cached answer calls the handler before this returns */
     if (ngx_resolve_name(ctx) != NGX_OK) {
@@ -155,7 +155,8 @@ ngx_vodlms_resolve_handler(ngx_resolver_ctx_t *ctx)
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, rs->log, 0,
-                   "vodlms resolve: \"%V\": %ui addresses, fresh for %T s",
+                   "vodlms resolve: answer, \"%V\": %ui addresses, fresh "
+                   "for %T s",
                    &ctx->name, ctx->naddrs, ctx->valid - ngx_time());
 
     /* the handler may start another lookup: this one is over first */
