@@ -8,6 +8,11 @@
  * timers.  Commands are pipelined; replies arrive in order, so a timed-out
  * connection cannot be trusted any more and is closed (every command still
  * queued on it fails fast).
+ *
+ * New connections go to the pool's target address, which may move (a name's
+ * new answer, a new master): ngx_vodlms_redis_discover.c finds it, this file
+ * keeps it, holds the batches that wait for it, and retires connections to
+ * an old one.  Configuration time is in ngx_vodlms_redis_conf.c.
  */
 
 #include <ngx_config.h>
