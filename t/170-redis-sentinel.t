@@ -244,6 +244,18 @@ is($r->{static_failed}, 0, 'SIGKILL: every static request succeeded throughout')
 $r->{what} = 'sigkill';
 push @figures, $r;
 
+{
+    my $log = $nginx->log;
+    my %n = map { my $re = $_->[1]; ($_->[0] => scalar(() = $log =~ /$re/g)) }
+        ['+switch-master heard' => qr/announced \+switch-master/],
+        ['moves'                => qr/vodlms redis: sentinel:mymaster is now at/],
+        ['ROLE from a replica'  => qr/answers ROLE "slave"/],
+        ['READONLY'             => qr/answers READONLY/],
+        ['sentinel passed over' => qr/asking the next sentinel/],
+        ['503 lines'            => qr/answering 503/];
+    diag 'the error log (2 workers): ' . join ', ', map { "$_: $n{$_}" } sort keys %n;
+}
+
 unlike($nginx->log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error log');
 
 $nginx->stop;
