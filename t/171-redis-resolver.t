@@ -11,6 +11,8 @@
 # requests and the time until none fail are counted (diag); what is
 # asserted is that requests succeed again without a reload, that every
 # static request succeeds throughout, and that nginx asked the name again.
+# Then: a name that does not resolve (503, and why), and a sentinel known
+# only by a name.
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child).
 
@@ -127,9 +129,34 @@ is($res->{status}, 503, 'a name that does not resolve: 503');
 like($nginx2->log, qr/redis nowhere\.test:$rport: "nowhere\.test" could not be resolved \(3: Host not found\)/,
      'the log names the name and the resolver\'s answer');
 
+# sentinels by name: resolved at run time too (the subscriptions as well)
+my $sm = start_redis();
+$sm->cmd('SET', 'session:t171-alice', '{"user_id":"171"}', 'EX', 3600);
+my $sentinel = start_sentinel(master => $sm, name => 'named');
+$dns->set('redis.test' => '127.0.0.2', 'sentinel.test' => '127.0.0.1');
+my $sport = $sentinel->port;
+my $port3 = free_port();
+my $nginx3 = nginx_child(name => 't171-sentinel', listen => $port3, check => 1, http => <<"HTTP");
+    resolver 127.0.0.1:$dns_port ipv6=off;
+    vodlms_redis sentinel:named;
+    vodlms_redis_sentinel sentinel.test:$sport;
+    server {
+        listen 127.0.0.1:$port3;
+        location = /play {
+            vodlms_auth on;
+            proxy_pass http://127.0.0.1:$port3/app;
+        }
+        location = /app { return 200 "app\\n"; }
+    }
+HTTP
+$res = $http->get("http://127.0.0.1:$port3/play", { headers => { Cookie => 'session=t171-alice' } });
+is($res->{status}, 200, 'a sentinel known only by a name the resolver answers');
+cmp_ok($dns->queries('sentinel.test'), '>=', 1, 'the sentinel\'s name was asked at run time');
+
 diag $nginx2->log if $ENV{T171_DEBUG};
-unlike($nginx->log . $nginx2->log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error logs');
+unlike($nginx->log . $nginx2->log . $nginx3->log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error logs');
 
 $nginx->stop;
 $nginx2->stop;
+$nginx3->stop;
 done_testing();
