@@ -802,7 +802,7 @@ ngx_vodlms_redis_discover_abort(ngx_vodlms_redis_pool_t *pool)
 void
 ngx_vodlms_redis_discover_destroy(ngx_vodlms_redis_pool_t *pool)
 {
-    ngx_uint_t                conn_i;
+    ngx_uint_t                i;
     ngx_vodlms_redis_conn_t  *conn;
 
     if (pool->resubscribe.timer_set) {
@@ -815,13 +815,13 @@ ngx_vodlms_redis_discover_destroy(ngx_vodlms_redis_pool_t *pool)
         return;
     }
 
-    for (conn_i = 0; conn_i < pool->conf->sentinels->servers.nelts; conn_i++) {
-        ngx_vodlms_resolve_cancel(&pool->subs_rs[conn_i]);
+    for (i = 0; i < pool->conf->sentinels->servers.nelts; i++) {
+        ngx_vodlms_resolve_cancel(&pool->subs_rs[i]);
 
-        conn = pool->subs[conn_i];
+        conn = pool->subs[i];
 
         if (conn) {
-            pool->subs[conn_i] = NULL;
+            pool->subs[i] = NULL;
             ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_OK,
                                   "worker is exiting");
         }
