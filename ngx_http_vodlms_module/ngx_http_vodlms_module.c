@@ -24,6 +24,8 @@ static char *ngx_http_vodlms_pg(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_vodlms_redis_sentinel(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_vodlms_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vodlms_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_vodlms_init_process(ngx_cycle_t *cycle);
@@ -35,6 +37,13 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
     { ngx_string("vodlms_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_vodlms_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vodlms_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_vodlms_redis_sentinel,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -204,10 +213,19 @@ ngx_http_vodlms_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_vodlms_main_conf_t  *vmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
+
+    /* after the merge: the http{} level "resolver" is known now */
+    if (ngx_vodlms_redis_init_conf(cf, vmcf->redis, vmcf->redis_sentinel)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {
@@ -441,6 +459,20 @@ ngx_http_vodlms_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_vodlms_redis_parse(cf, &vmcf->redis);
+}
+
+
+static char *
+ngx_http_vodlms_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_vodlms_main_conf_t  *vmcf = conf;
+
+    if (vmcf->redis_sentinel) {
+        return "is duplicate";
+    }
+
+    return ngx_vodlms_redis_sentinel_parse(cf, &vmcf->redis_sentinel);
 }
 
 

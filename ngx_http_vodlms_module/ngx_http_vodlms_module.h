@@ -36,6 +36,7 @@
 typedef struct {
     ngx_vodlms_redis_conf_t          *redis;      /* NULL: no vodlms_redis */
     ngx_vodlms_redis_pool_t          *redis_pool; /* per worker, at runtime */
+    ngx_vodlms_redis_sentinels_t     *redis_sentinel;
     time_t                            retry_after;
 
     ngx_vodlms_pg_conf_t             *pg;         /* NULL: no vodlms_pg */

@@ -8,53 +8,24 @@
  * timers.  Commands are pipelined; replies arrive in order, so a timed-out
  * connection cannot be trusted any more and is closed (every command still
  * queued on it fails fast).
+ *
+ * New connections go to the pool's target address, which may move (a name's
+ * new answer, a new master): ngx_vodlms_redis_discover.c finds it, this file
+ * keeps it, holds the batches that wait for it, and retires connections to
+ * an old one.  Configuration time is in ngx_vodlms_redis_conf.c.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
 
-#include "ngx_vodlms_redis.h"
-#include "ngx_vodlms_backoff.h"
+#include "ngx_vodlms_redis_internal.h"
 #include "ngx_vodlms_metrics.h"
 
 
-#define NGX_VODLMS_REDIS_DEFAULT_PORT     6379
-#define NGX_VODLMS_REDIS_REASON_LEN       160
-
-
-typedef struct ngx_vodlms_redis_conn_s  ngx_vodlms_redis_conn_t;
-
-
-struct ngx_vodlms_redis_pool_s {
-    ngx_vodlms_redis_conf_t    *conf;
-    ngx_log_t                  *log;
-    ngx_queue_t                 conns;        /* usable connections */
-    ngx_uint_t                  nconns;
-    ngx_vodlms_backoff_t        backoff;
-    char                        reason[NGX_VODLMS_REDIS_REASON_LEN];
-    unsigned                    exiting:1;
-};
-
-
-struct ngx_vodlms_redis_conn_s {
-    ngx_queue_t                 queue;
-    ngx_vodlms_redis_pool_t    *pool;
-    redisAsyncContext          *ac;
-    ngx_connection_t           *connection;
-    ngx_uint_t                  pending;      /* user replies outstanding */
-    ngx_uint_t                  setup;        /* AUTH/SELECT outstanding */
-    ngx_uint_t                  setup_seen;   /* AUTH/SELECT answered */
-    ngx_vodlms_redis_status_e   fail_status;
-    char                        reason[NGX_VODLMS_REDIS_REASON_LEN];
-    unsigned                    connected:1;
-    unsigned                    ready:1;
-    unsigned                    failed:1;
-};
-
-
 typedef struct {
-    ngx_vodlms_redis_conn_t    *conn;
+    ngx_vodlms_redis_pool_t    *pool;
+    ngx_vodlms_redis_conn_t    *conn;         /* NULL while waiting */
     ngx_uint_t                  ncmds;
     ngx_uint_t                  nreplies;
     ngx_vodlms_redis_reply_pt   on_reply;
@@ -63,19 +34,26 @@ typedef struct {
     ngx_event_t                 timer;
     ngx_pool_cleanup_t         *cleanup;
     ngx_msec_t                  started;      /* for the latency metric */
+    ngx_queue_t                 wait;         /* in pool->waiting */
+    ngx_vodlms_redis_cmd_t      cmds[NGX_VODLMS_REDIS_MAX_CMDS];
+    u_char                     *copy;         /* the waiting commands */
     unsigned                    done:1;
     unsigned                    detached:1;
     unsigned                    short_queued:1;
+    unsigned                    waiting:1;
 } ngx_vodlms_redis_batch_t;
 
 
+static ngx_int_t ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
+    ngx_vodlms_redis_conn_t **connp);
 static ngx_vodlms_redis_conn_t *ngx_vodlms_redis_connect(
     ngx_vodlms_redis_pool_t *pool);
 static void ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
     ngx_vodlms_redis_status_e status, const char *reason);
-static void ngx_vodlms_redis_fail(ngx_vodlms_redis_conn_t *conn,
-    ngx_vodlms_redis_status_e status, const char *reason);
 static void ngx_vodlms_redis_set_ready(ngx_vodlms_redis_conn_t *conn);
+static void ngx_vodlms_redis_drain(ngx_vodlms_redis_conn_t *conn);
+static void ngx_vodlms_redis_lost_target(ngx_vodlms_redis_conn_t *conn);
+static void ngx_vodlms_redis_dispatch(ngx_event_t *ev);
 
 static void ngx_vodlms_redis_read_handler(ngx_event_t *ev);
 static void ngx_vodlms_redis_write_handler(ngx_event_t *ev);
@@ -89,172 +67,18 @@ static void ngx_vodlms_redis_on_connect(const redisAsyncContext *ac,
 static void ngx_vodlms_redis_setup_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 
+static ngx_int_t ngx_vodlms_redis_batch_attach(
+    ngx_vodlms_redis_batch_t *batch, ngx_vodlms_redis_conn_t *conn,
+    ngx_vodlms_redis_cmd_t *cmds, ngx_uint_t ncmds, ngx_log_t *log);
+static ngx_int_t ngx_vodlms_redis_batch_copy(ngx_vodlms_redis_batch_t *batch,
+    ngx_vodlms_redis_cmd_t *cmds, ngx_uint_t ncmds, ngx_log_t *log);
+static void ngx_vodlms_redis_batch_free(ngx_vodlms_redis_batch_t *batch);
 static void ngx_vodlms_redis_batch_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_vodlms_redis_batch_finish(ngx_vodlms_redis_batch_t *batch,
     ngx_vodlms_redis_status_e status, const char *reason);
 static void ngx_vodlms_redis_batch_timeout(ngx_event_t *ev);
 static void ngx_vodlms_redis_batch_detach(void *data);
-
-
-/* configuration */
-
-char *
-ngx_vodlms_redis_parse(ngx_conf_t *cf, ngx_vodlms_redis_conf_t **rcfp)
-{
-    u_char                   *p;
-    size_t                    len;
-    ngx_int_t                 n;
-    ngx_str_t                *value, s;
-    ngx_uint_t                i;
-    ngx_url_t                 u;
-    ngx_vodlms_redis_conf_t  *rcf;
-    struct sockaddr_un       *saun;
-
-    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_vodlms_redis_conf_t));
-    if (rcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    value = cf->args->elts;
-
-    rcf->name = value[1];
-    rcf->pool_size = 16;
-    rcf->connect_timeout = 1000;
-    rcf->timeout = 1000;
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url = value[1];
-    u.default_port = NGX_VODLMS_REDIS_DEFAULT_PORT;
-
-    /* names are resolved here, once: hiredis would resolve them blocking */
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis address \"%V\"%s%s",
-                           &value[1], u.err ? ": " : "",
-                           u.err ? u.err : "");
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis address \"%V\" resolves to nothing",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.family == AF_UNIX) {
-        saun = (struct sockaddr_un *) u.addrs[0].sockaddr;
-        len = ngx_strlen(saun->sun_path);
-        rcf->unix_path.data = ngx_pnalloc(cf->pool, len + 1);
-        if (rcf->unix_path.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-        ngx_memcpy(rcf->unix_path.data, saun->sun_path, len + 1);
-        rcf->unix_path.len = len;
-
-    } else {
-        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                            NGX_SOCKADDR_STRLEN, 0);
-        p[len] = '\0';
-
-        /* ngx_sock_ntop brackets IPv6 addresses; hiredis wants them bare */
-        if (len > 2 && p[0] == '[') {
-            p++;
-            len -= 2;
-            p[len] = '\0';
-        }
-
-        rcf->host.data = p;
-        rcf->host.len = len;
-        rcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
-            if (n == NGX_ERROR || n > 1024) {
-                goto invalid;
-            }
-            rcf->db = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            rcf->user.data = value[i].data + 5;
-            rcf->user.len = value[i].len - 5;
-            if (rcf->user.len == 0) {
-                goto invalid;
-            }
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            rcf->password.data = value[i].data + 9;
-            rcf->password.len = value[i].len - 9;
-            if (rcf->password.len == 0) {
-                goto invalid;
-            }
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "pool_size=", 10) == 0) {
-            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-            rcf->pool_size = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            s.data = value[i].data + 16;
-            s.len = value[i].len - 16;
-            rcf->connect_timeout = ngx_parse_time(&s, 0);
-            if (rcf->connect_timeout == (ngx_msec_t) NGX_ERROR
-                || rcf->connect_timeout == 0)
-            {
-                goto invalid;
-            }
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-            rcf->timeout = ngx_parse_time(&s, 0);
-            if (rcf->timeout == (ngx_msec_t) NGX_ERROR || rcf->timeout == 0) {
-                goto invalid;
-            }
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    if (rcf->user.len && rcf->password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis \"user=\" needs \"password=\" as well");
-        return NGX_CONF_ERROR;
-    }
-
-    *rcfp = rcf;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
-}
 
 
 /* the per-worker pool */
@@ -272,6 +96,20 @@ ngx_vodlms_redis_pool_create(ngx_cycle_t *cycle, ngx_vodlms_redis_conf_t *conf)
     pool->conf = conf;
     pool->log = cycle->log;
     ngx_queue_init(&pool->conns);
+    ngx_queue_init(&pool->waiting);
+
+    pool->dispatch.handler = ngx_vodlms_redis_dispatch;
+    pool->dispatch.data = pool;
+    pool->dispatch.log = cycle->log;
+
+    if (conf->mode == NGX_VODLMS_REDIS_FIXED) {
+        ngx_vodlms_redis_set_target(pool, conf->server.addr.sockaddr,
+                                    conf->server.addr.socklen,
+                                    NGX_MAX_TIME_T_VALUE);
+
+    } else if (ngx_vodlms_redis_discover_init(cycle, pool) != NGX_OK) {
+        return NULL;
+    }
 
     return pool;
 }
@@ -280,14 +118,31 @@ ngx_vodlms_redis_pool_create(ngx_cycle_t *cycle, ngx_vodlms_redis_conf_t *conf)
 void
 ngx_vodlms_redis_pool_destroy(ngx_vodlms_redis_pool_t *pool)
 {
-    ngx_queue_t              *q;
-    ngx_vodlms_redis_conn_t  *conn;
+    ngx_queue_t               *q;
+    ngx_vodlms_redis_conn_t   *conn;
+    ngx_vodlms_redis_batch_t  *batch;
 
     pool->exiting = 1;
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                    "vodlms redis: destroy, %V: %ui open",
                    &pool->conf->name, pool->nconns);
+
+    if (pool->dispatch.posted) {
+        ngx_delete_posted_event(&pool->dispatch);
+    }
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        batch = ngx_queue_data(q, ngx_vodlms_redis_batch_t, wait);
+        ngx_vodlms_redis_batch_finish(batch, NGX_VODLMS_REDIS_ERROR,
+                                      "worker is exiting");
+        ngx_vodlms_redis_batch_free(batch);
+    }
+
+    if (pool->conf->mode != NGX_VODLMS_REDIS_FIXED) {
+        ngx_vodlms_redis_discover_destroy(pool);
+    }
 
     while (!ngx_queue_empty(&pool->conns)) {
         q = ngx_queue_head(&pool->conns);
@@ -299,18 +154,134 @@ ngx_vodlms_redis_pool_destroy(ngx_vodlms_redis_pool_t *pool)
 
 
 ngx_int_t
+ngx_vodlms_redis_current_address(ngx_vodlms_redis_pool_t *pool,
+    ngx_addr_t **addr)
+{
+    if (pool->conf->mode == NGX_VODLMS_REDIS_RESOLVE
+        && pool->target_state == NGX_VODLMS_REDIS_TARGET_KNOWN
+        && ngx_time() >= pool->target_valid)
+    {
+        pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
+    }
+
+    if (pool->target_state == NGX_VODLMS_REDIS_TARGET_KNOWN) {
+        *addr = &pool->target;
+        return NGX_OK;
+    }
+
+    if (pool->target_state == NGX_VODLMS_REDIS_TARGET_NONE) {
+        if (ngx_vodlms_backoff_left(&pool->backoff)) {
+            return NGX_DECLINED;
+        }
+
+        ngx_vodlms_redis_discover(pool);
+
+        /* a cached answer may have come at once */
+        if (pool->target_state == NGX_VODLMS_REDIS_TARGET_KNOWN) {
+            *addr = &pool->target;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_AGAIN;
+}
+
+
+ngx_int_t
 ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
     ngx_log_t *log, ngx_vodlms_redis_cmd_t *cmds, ngx_uint_t ncmds,
     ngx_vodlms_redis_reply_pt on_reply, ngx_vodlms_redis_done_pt on_done,
     void *data, ngx_vodlms_redis_status_e *status, const char **reason)
 {
-    ngx_uint_t                 i;
-    ngx_queue_t               *q;
+    ngx_int_t                  rc;
     ngx_pool_cleanup_t        *cln;
-    ngx_vodlms_redis_conn_t   *conn, *best;
+    ngx_vodlms_redis_conn_t   *conn;
     ngx_vodlms_redis_batch_t  *batch;
 
-    /* the least busy connection; a new one while all are busy */
+    if (ncmds > NGX_VODLMS_REDIS_MAX_CMDS) {
+        *status = NGX_VODLMS_REDIS_ERROR;
+        *reason = "too many commands in one batch";
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_vodlms_redis_pick(pool, &conn);
+
+    if (rc == NGX_DECLINED) {
+        *status = ngx_vodlms_backoff_left(&pool->backoff)
+                  ? NGX_VODLMS_REDIS_DOWN : NGX_VODLMS_REDIS_ERROR;
+        *reason = pool->reason;
+        return NGX_DECLINED;
+    }
+
+    cln = ngx_pool_cleanup_add(owner, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    batch = ngx_calloc(sizeof(ngx_vodlms_redis_batch_t), log);
+    if (batch == NULL) {
+        return NGX_ERROR;
+    }
+
+    batch->pool = pool;
+    batch->on_reply = on_reply;
+    batch->on_done = on_done;
+    batch->data = data;
+
+    batch->timer.handler = ngx_vodlms_redis_batch_timeout;
+    batch->timer.data = batch;
+    batch->timer.log = pool->log;
+
+    if (rc == NGX_OK) {
+        if (ngx_vodlms_redis_batch_attach(batch, conn, cmds, ncmds, log)
+            != NGX_OK)
+        {
+            ngx_free(batch);
+            *status = NGX_VODLMS_REDIS_ERROR;
+            *reason = "could not queue the command";
+            return NGX_DECLINED;
+        }
+
+    } else {
+        /* NGX_AGAIN: the server's address is being found */
+
+        if (ngx_vodlms_redis_batch_copy(batch, cmds, ncmds, log) != NGX_OK) {
+            ngx_free(batch);
+            return NGX_ERROR;
+        }
+
+        batch->waiting = 1;
+        ngx_queue_insert_tail(&pool->waiting, &batch->wait);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, log, 0,
+                       "vodlms redis: wait, %V: %ui commands wait for the "
+                       "server's address", &pool->conf->name, ncmds);
+    }
+
+    cln->handler = ngx_vodlms_redis_batch_detach;
+    cln->data = batch;
+    batch->cleanup = cln;
+
+    batch->started = ngx_current_msec;
+    ngx_add_timer(&batch->timer, pool->conf->timeout);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The least busy connection, or a new one while all are busy.  NGX_AGAIN:
+ * none open, and the address is being found; NGX_DECLINED: none at all
+ * (pool->reason says why).
+ */
+
+static ngx_int_t
+ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
+    ngx_vodlms_redis_conn_t **connp)
+{
+    ngx_msec_t                left;
+    ngx_queue_t              *q;
+    ngx_vodlms_redis_conn_t  *conn, *best;
 
     best = NULL;
 
@@ -325,132 +296,120 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
         }
     }
 
-    if (best == NULL
-        || (best->pending > 0 && pool->nconns < pool->conf->pool_size))
+    *connp = best;
+
+    if (best && (best->pending == 0 || pool->nconns >= pool->conf->pool_size))
     {
-        conn = ngx_vodlms_redis_connect(pool);
-
-        if (conn != NULL) {
-            best = conn;
-
-        } else if (best == NULL) {
-            *status = ngx_vodlms_backoff_left(&pool->backoff)
-                      ? NGX_VODLMS_REDIS_DOWN : NGX_VODLMS_REDIS_ERROR;
-            *reason = pool->reason;
-            return NGX_DECLINED;
-        }
+        return NGX_OK;
     }
-
-    cln = ngx_pool_cleanup_add(owner, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    batch = ngx_calloc(sizeof(ngx_vodlms_redis_batch_t), log);
-    if (batch == NULL) {
-        return NGX_ERROR;
-    }
-
-    batch->conn = best;
-    batch->ncmds = ncmds;
-    batch->on_reply = on_reply;
-    batch->on_done = on_done;
-    batch->data = data;
-
-    batch->timer.handler = ngx_vodlms_redis_batch_timeout;
-    batch->timer.data = batch;
-    batch->timer.log = pool->log;
-
-    for (i = 0; i < ncmds; i++) {
-        if (redisAsyncCommandArgv(best->ac, ngx_vodlms_redis_batch_reply,
-                                  batch, cmds[i].argc, cmds[i].argv,
-                                  cmds[i].argvlen)
-            != REDIS_OK)
-        {
-            break;
-        }
-    }
-
-    if (i == 0) {
-        ngx_free(batch);
-        *status = NGX_VODLMS_REDIS_ERROR;
-        *reason = "could not queue the command";
-        return NGX_DECLINED;
-    }
-
-    if (i < ncmds) {
-        /* only part of the pipeline went out: wait for it, then fail */
-        batch->ncmds = i;
-        batch->short_queued = 1;
-    }
-
-    best->pending += batch->ncmds;
-
-    /* the caller's log: its line names the request */
-    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, log, 0,
-                   "vodlms redis: execute, %V fd:%d, %ui commands, "
-                   "%ui pending", &pool->conf->name, best->connection->fd,
-                   batch->ncmds, best->pending);
-
-    cln->handler = ngx_vodlms_redis_batch_detach;
-    cln->data = batch;
-    batch->cleanup = cln;
-
-    batch->started = ngx_current_msec;
-    ngx_add_timer(&batch->timer, pool->conf->timeout);
-
-    return NGX_OK;
-}
-
-
-static ngx_vodlms_redis_conn_t *
-ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
-{
-    int                        argc;
-    size_t                     argvlen[3];
-    const char                *argv[3];
-    ngx_msec_t                 left;
-    redisAsyncContext         *ac;
-    ngx_connection_t          *c;
-    ngx_vodlms_redis_conf_t   *conf;
-    ngx_vodlms_redis_conn_t   *conn;
-
-    conf = pool->conf;
 
     left = ngx_vodlms_backoff_left(&pool->backoff);
+
+    /* a name's answer is used for as long as its TTL says */
+    if (pool->conf->mode == NGX_VODLMS_REDIS_RESOLVE
+        && pool->target_state != NGX_VODLMS_REDIS_TARGET_DISCOVERING
+        && ngx_time() >= pool->target_valid)
+    {
+        pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
+
+        /* the back-off was for the old address: a new one ends it */
+        if (left) {
+            ngx_vodlms_redis_discover(pool);
+        }
+    }
 
     if (left) {
         ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                        "vodlms redis: down, %V: no connect for %M ms more",
-                       &conf->name, left);
+                       &pool->conf->name, left);
 
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
                      "redis %V is down (%ui failed attempts), next try "
-                     "in %M ms%Z", &conf->name, pool->backoff.failures, left);
-        return NULL;
+                     "in %M ms%Z", &pool->conf->name, pool->backoff.failures,
+                     left);
+
+        return best ? NGX_OK : NGX_DECLINED;
     }
 
-    if (conf->unix_path.len) {
-        ac = redisAsyncConnectUnix((char *) conf->unix_path.data);
+    if (pool->target_state != NGX_VODLMS_REDIS_TARGET_KNOWN) {
+        ngx_vodlms_redis_discover(pool);
+
+        if (pool->target_state != NGX_VODLMS_REDIS_TARGET_KNOWN) {
+            return best ? NGX_OK : NGX_AGAIN;
+        }
+    }
+
+    conn = ngx_vodlms_redis_connect(pool);
+
+    if (conn) {
+        *connp = conn;
+        return NGX_OK;
+    }
+
+    return best ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * A new hiredis context on a socket driven by nginx events.  NULL on
+ * failure, with conn-less reasons in pool->reason; *refused says the
+ * server refused at once (a failed attempt, for the back-off).
+ */
+
+ngx_vodlms_redis_conn_t *
+ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool, struct sockaddr *sa,
+    socklen_t socklen, ngx_uint_t sentinel, ngx_uint_t *refused)
+{
+    size_t                     len;
+    in_port_t                  port;
+    redisAsyncContext         *ac;
+    ngx_connection_t          *c;
+    ngx_vodlms_redis_conn_t   *conn;
+
+    u_char  host[NGX_SOCKADDR_STRLEN + 1], peer[NGX_SOCKADDR_STRLEN + 1];
+
+    *refused = 0;
+
+    len = ngx_sock_ntop(sa, socklen, peer, NGX_SOCKADDR_STRLEN, 1);
+    peer[len] = '\0';
+
+    if (sa->sa_family == AF_UNIX) {
+        ac = redisAsyncConnectUnix(((struct sockaddr_un *) sa)->sun_path);
 
     } else {
-        ac = redisAsyncConnect((char *) conf->host.data, conf->port);
+        /* bare, as hiredis wants it: no port, no IPv6 brackets */
+        len = ngx_sock_ntop(sa, socklen, host, NGX_SOCKADDR_STRLEN, 0);
+        host[len] = '\0';
+        port = ngx_inet_get_port(sa);
+
+        ac = redisAsyncConnect((char *) host, port);
     }
 
     if (ac == NULL) {
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
-                     "redis %V: out of memory%Z", &conf->name);
+                     "redis %V: out of memory%Z", &pool->conf->name);
         return NULL;
     }
 
     if (ac->err) {
         /* e.g. a refused connection on loopback is known at once */
-        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
-                     "redis %V connect failed: %s%Z", &conf->name,
-                     ac->errstr);
+        if (sentinel) {
+            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                         "sentinel %s connect failed: %s%Z", peer,
+                         ac->errstr);
+
+        } else if (pool->conf->mode == NGX_VODLMS_REDIS_FIXED) {
+            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                         "redis %V connect failed: %s%Z", &pool->conf->name,
+                         ac->errstr);
+        } else {
+            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                         "redis %V at %s connect failed: %s%Z",
+                         &pool->conf->name, peer, ac->errstr);
+        }
+
         redisAsyncFree(ac);
-        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
-                                  &pool->conf->name);
+        *refused = 1;
         return NULL;
     }
 
@@ -458,7 +417,7 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
     if (conn == NULL) {
         redisAsyncFree(ac);
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
-                     "redis %V: out of memory%Z", &conf->name);
+                     "redis %V: out of memory%Z", &pool->conf->name);
         return NULL;
     }
 
@@ -468,7 +427,7 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
         redisAsyncFree(ac);
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
                      "redis %V: no free nginx connection "
-                     "(worker_connections)%Z", &conf->name);
+                     "(worker_connections)%Z", &pool->conf->name);
         return NULL;
     }
 
@@ -481,6 +440,8 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
     conn->pool = pool;
     conn->ac = ac;
     conn->connection = c;
+    conn->sentinel = sentinel;
+    ngx_memcpy(conn->peer, peer, sizeof(peer));
 
     ac->data = conn;
     ac->ev.data = conn;
@@ -492,17 +453,54 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
 
     redisAsyncSetConnectCallback(ac, ngx_vodlms_redis_on_connect);
 
-    ngx_queue_insert_tail(&pool->conns, &conn->queue);
-    pool->nconns++;
-
     /* counted out in ngx_vodlms_redis_cleanup() */
     ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_REDIS, 1);
 
     /* the connect completes when the socket becomes writable */
     ngx_vodlms_redis_add_write(conn);
-    ngx_add_timer(c->write, conf->connect_timeout);
+    ngx_add_timer(c->write, pool->conf->connect_timeout);
 
-    /* AUTH and SELECT go first in the pipeline */
+    return conn;
+}
+
+
+static ngx_vodlms_redis_conn_t *
+ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
+{
+    int                        argc;
+    size_t                     argvlen[3];
+    ngx_uint_t                 refused;
+    const char                *argv[3];
+    redisAsyncContext         *ac;
+    ngx_vodlms_redis_conf_t   *conf;
+    ngx_vodlms_redis_conn_t   *conn;
+
+    conf = pool->conf;
+
+    conn = ngx_vodlms_redis_open(pool, pool->target.sockaddr,
+                                 pool->target.socklen, 0, &refused);
+
+    if (conn == NULL) {
+        if (refused) {
+            ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
+                                      &pool->conf->name);
+
+            if (conf->mode != NGX_VODLMS_REDIS_FIXED) {
+                pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
+            }
+        }
+
+        return NULL;
+    }
+
+    ac = conn->ac;
+    conn->gen = pool->target_gen;
+
+    ngx_queue_insert_tail(&pool->conns, &conn->queue);
+    conn->in_pool = 1;
+    pool->nconns++;
+
+    /* AUTH, SELECT (and ROLE, for a master named by sentinels) go first */
 
     if (conf->password.len) {
         argc = 0;
@@ -521,7 +519,7 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
                                   argc, argv, argvlen)
             == REDIS_OK)
         {
-            conn->setup++;
+            conn->setup_cmd[conn->nsetup++] = "AUTH";
         }
     }
 
@@ -537,17 +535,181 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
                                   2, argv, argvlen)
             == REDIS_OK)
         {
-            conn->setup++;
+            conn->setup_cmd[conn->nsetup++] = "SELECT";
         }
     }
 
-    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                   "vodlms redis: connect, %V fd:%d, %ui of pool_size=%ui, "
-                   "%ui setup commands (AUTH, SELECT)",
-                   &conf->name, c->fd, pool->nconns, conf->pool_size,
-                   conn->setup);
+    if (conf->mode == NGX_VODLMS_REDIS_SENTINEL) {
+        argv[0] = "ROLE";
+        argvlen[0] = 4;
+
+        if (redisAsyncCommandArgv(ac, ngx_vodlms_redis_setup_reply, conn,
+                                  1, argv, argvlen)
+            == REDIS_OK)
+        {
+            conn->setup_cmd[conn->nsetup++] = "ROLE";
+        }
+    }
+
+    conn->setup = conn->nsetup;
+
+    ngx_log_debug8(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms redis: connect, %V%s%s fd:%d, %ui of "
+                   "pool_size=%ui, %ui setup commands (AUTH, SELECT%s)",
+                   &conf->name, conf->mode ? " at " : "",
+                   conf->mode ? (char *) conn->peer : "",
+                   conn->connection->fd, pool->nconns, conf->pool_size,
+                   conn->setup,
+                   conf->mode == NGX_VODLMS_REDIS_SENTINEL ? ", ROLE" : "");
 
     return conn;
+}
+
+
+/* where new connections go: see ngx_vodlms_redis_internal.h */
+
+void
+ngx_vodlms_redis_set_target(ngx_vodlms_redis_pool_t *pool,
+    struct sockaddr *sa, socklen_t socklen, time_t valid)
+{
+    size_t                    len;
+    ngx_uint_t                moved;
+    ngx_queue_t              *q, *next;
+    ngx_vodlms_redis_conn_t  *conn;
+
+    u_char  was[NGX_SOCKADDR_STRLEN + 1];
+
+    moved = pool->target_gen
+            && ngx_cmp_sockaddr(sa, socklen, pool->target.sockaddr,
+                                pool->target.socklen, 1)
+               != NGX_OK;
+
+    ngx_memcpy(was, pool->target_text, sizeof(was));
+
+    pool->target_state = NGX_VODLMS_REDIS_TARGET_KNOWN;
+    pool->target_valid = valid;
+
+    if (pool->target_gen && !moved) {
+        return;
+    }
+
+    ngx_memcpy(&pool->target_sa, sa, socklen);
+    pool->target.sockaddr = &pool->target_sa.sockaddr;
+    pool->target.socklen = socklen;
+
+    len = ngx_sock_ntop(sa, socklen, pool->target_text, NGX_SOCKADDR_STRLEN,
+                        1);
+    pool->target_text[len] = '\0';
+    pool->target.name.data = pool->target_text;
+    pool->target.name.len = len;
+
+    pool->target_gen++;
+
+    if (!moved) {
+        /* (a fixed address is set at start: nothing found, nothing said) */
+        if (pool->conf->mode != NGX_VODLMS_REDIS_FIXED) {
+            ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                           "vodlms redis: target, %V is at %V",
+                           &pool->conf->name, &pool->target.name);
+        }
+
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                  "vodlms redis: %V is now at %V (was %s)",
+                  &pool->conf->name, &pool->target.name, was);
+
+    /* the back-off was for the old address: the new one is tried at once */
+    (void) ngx_vodlms_backoff_ok(&pool->backoff);
+
+    /* connections to the old address: idle ones go now, busy ones drain */
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        conn = ngx_queue_data(q, ngx_vodlms_redis_conn_t, queue);
+
+        if (conn->gen != pool->target_gen) {
+            ngx_vodlms_redis_drain(conn);
+
+            if (conn->pending == 0) {
+                ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_ERROR,
+                                      "the server moved");
+            }
+        }
+    }
+}
+
+
+/* discovery is over (ngx_vodlms_redis_discover.c): run the waiting batches */
+
+void
+ngx_vodlms_redis_discovered(ngx_vodlms_redis_pool_t *pool, ngx_int_t rc)
+{
+    if (rc != NGX_OK) {
+        pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
+
+        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
+                                  &pool->conf->name);
+
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0, "vodlms: %s",
+                      pool->reason);
+    }
+
+    /* never from inside ngx_vodlms_redis_send(): callers' callbacks wait */
+    if (!ngx_queue_empty(&pool->waiting) && !pool->dispatch.posted) {
+        ngx_post_event(&pool->dispatch, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_vodlms_redis_dispatch(ngx_event_t *ev)
+{
+    ngx_int_t                  rc;
+    ngx_queue_t               *q;
+    ngx_vodlms_redis_conn_t   *conn;
+    ngx_vodlms_redis_pool_t   *pool = ev->data;
+    ngx_vodlms_redis_batch_t  *batch;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+
+        if (pool->target_state == NGX_VODLMS_REDIS_TARGET_DISCOVERING) {
+            return;    /* another round began: they wait for that one */
+        }
+
+        q = ngx_queue_head(&pool->waiting);
+        batch = ngx_queue_data(q, ngx_vodlms_redis_batch_t, wait);
+
+        rc = (pool->target_state == NGX_VODLMS_REDIS_TARGET_KNOWN)
+             ? ngx_vodlms_redis_pick(pool, &conn) : NGX_DECLINED;
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        ngx_queue_remove(&batch->wait);
+        batch->waiting = 0;
+
+        if (rc == NGX_OK
+            && ngx_vodlms_redis_batch_attach(batch, conn, batch->cmds,
+                                             batch->ncmds, pool->log)
+               == NGX_OK)
+        {
+            ngx_free(batch->copy);
+            batch->copy = NULL;
+            continue;
+        }
+
+        ngx_vodlms_redis_batch_finish(batch,
+                            ngx_vodlms_backoff_left(&pool->backoff)
+                            ? NGX_VODLMS_REDIS_DOWN : NGX_VODLMS_REDIS_ERROR,
+                            pool->reason);
+        ngx_vodlms_redis_batch_free(batch);
+    }
 }
 
 
@@ -574,6 +736,46 @@ ngx_vodlms_redis_set_ready(ngx_vodlms_redis_conn_t *conn)
 }
 
 
+/* no new batches on this connection; it closes after its last reply */
+
+static void
+ngx_vodlms_redis_drain(ngx_vodlms_redis_conn_t *conn)
+{
+    if (conn->in_pool) {
+        ngx_queue_remove(&conn->queue);
+        conn->in_pool = 0;
+        conn->pool->nconns--;
+    }
+
+    conn->draining = 1;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                   "vodlms redis: drain, %V fd:%d, %ui pending",
+                   &conn->pool->conf->name, conn->connection->fd,
+                   conn->pending);
+}
+
+
+/* this connection's server is not where the pool should go: ask again */
+
+static void
+ngx_vodlms_redis_lost_target(ngx_vodlms_redis_conn_t *conn)
+{
+    ngx_vodlms_redis_pool_t  *pool = conn->pool;
+
+    if (pool->conf->mode != NGX_VODLMS_REDIS_FIXED
+        && conn->gen == pool->target_gen
+        && pool->target_state == NGX_VODLMS_REDIS_TARGET_KNOWN)
+    {
+        pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
+
+        if (pool->conf->mode == NGX_VODLMS_REDIS_SENTINEL) {
+            ngx_vodlms_redis_discover_stale(pool);
+        }
+    }
+}
+
+
 static void
 ngx_vodlms_redis_on_connect(const redisAsyncContext *ac, int status)
 {
@@ -589,15 +791,16 @@ ngx_vodlms_redis_on_connect(const redisAsyncContext *ac, int status)
 
     conn->connected = 1;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
-                   "vodlms redis: connected, %V fd:%d",
-                   &conn->pool->conf->name, conn->connection->fd);
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                   "vodlms redis: connected, %V fd:%d%s",
+                   &conn->pool->conf->name, conn->connection->fd,
+                   conn->sentinel ? " (a sentinel)" : "");
 
     if (conn->connection->write->timer_set) {
         ngx_del_timer(conn->connection->write);
     }
 
-    if (conn->setup == 0) {
+    if (conn->setup == 0 && !conn->sentinel) {
         ngx_vodlms_redis_set_ready(conn);
     }
 }
@@ -612,6 +815,8 @@ ngx_vodlms_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
     u_char  buf[NGX_VODLMS_REDIS_REASON_LEN];
 
     const char               *what;
+    redisReply               *role;
+    ngx_vodlms_redis_pool_t  *pool;
 
     conn->setup--;
     conn->setup_seen++;
@@ -620,16 +825,54 @@ ngx_vodlms_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        /* AUTH, when configured, is always the first in the pipeline */
-        what = (conn->pool->conf->password.len && conn->setup_seen == 1)
-               ? "AUTH" : "SELECT";
+    pool = conn->pool;
+    what = conn->setup_cmd[conn->setup_seen - 1];
 
+    if (reply->type == REDIS_REPLY_ERROR) {
         /* never log the password; the server's words are safe */
         ngx_snprintf(buf, sizeof(buf) - 1, "%s rejected: %*s%Z", what,
                      ngx_min((size_t) reply->len, (size_t) 100), reply->str);
         ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_ERROR, (char *) buf);
         return;
+    }
+
+    if (what[0] == 'R') {
+        /* ROLE: the sentinels may name a master that is one no more */
+
+        role = (reply->type == REDIS_REPLY_ARRAY && reply->elements)
+               ? reply->element[0] : NULL;
+
+        if (role == NULL || role->type != REDIS_REPLY_STRING
+            || role->len != 6 || ngx_strncmp(role->str, "master", 6) != 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                          "vodlms redis: %V at %s answers ROLE \"%*s\", not "
+                          "\"master\": asking the sentinels again",
+                          &pool->conf->name, conn->peer,
+                          (role && role->type == REDIS_REPLY_STRING)
+                          ? ngx_min((size_t) role->len, (size_t) 32) : 0,
+                          (role && role->type == REDIS_REPLY_STRING)
+                          ? role->str : "");
+
+            /*
+             * Not a failed attempt (no back-off): the sentinel that named it
+             * goes to the back, and the next round asks another one.
+             */
+            ngx_vodlms_redis_lost_target(conn);
+            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                         "redis %V at %s is not the master (ROLE)%Z",
+                         &pool->conf->name, conn->peer);
+
+            /* what was pipelined behind it (reads) may still be answered */
+            ngx_vodlms_redis_drain(conn);
+
+            if (conn->pending == 0) {
+                ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_ERROR,
+                                      "not the master");
+            }
+
+            return;
+        }
     }
 
     if (conn->setup == 0) {
@@ -658,19 +901,47 @@ ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
         reason = conn->ac->c.err ? conn->ac->c.errstr : "connection lost";
     }
 
-    ngx_snprintf((u_char *) conn->reason, sizeof(conn->reason) - 1,
-                 "redis %V %s%s%Z", &pool->conf->name,
-                 conn->connected ? "" : "connect failed: ", reason);
+    if (conn->sentinel) {
+        ngx_snprintf((u_char *) conn->reason, sizeof(conn->reason) - 1,
+                     "sentinel %s %s%s%Z", conn->peer,
+                     conn->connected ? "" : "connect failed: ", reason);
+
+    } else if (pool->conf->mode == NGX_VODLMS_REDIS_FIXED) {
+        ngx_snprintf((u_char *) conn->reason, sizeof(conn->reason) - 1,
+                     "redis %V %s%s%Z", &pool->conf->name,
+                     conn->connected ? "" : "connect failed: ", reason);
+
+    } else {
+        ngx_snprintf((u_char *) conn->reason, sizeof(conn->reason) - 1,
+                     "redis %V at %s %s%s%Z", &pool->conf->name, conn->peer,
+                     conn->connected ? "" : "connect failed: ", reason);
+    }
 
     ngx_log_debug5(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                    "vodlms redis: close, %V fd:%d, %s, %ui pending: %s",
                    &pool->conf->name, conn->connection->fd,
                    conn->ready ? "ready"
                                : (conn->connected ? "setup" : "connecting"),
-                   conn->pending, reason);
+                   conn->pending, conn->reason);
 
-    ngx_queue_remove(&conn->queue);
-    pool->nconns--;
+    if (conn->sentinel) {
+        ngx_vodlms_redis_discover_lost(conn);
+        return;
+    }
+
+    if (conn->in_pool) {
+        ngx_queue_remove(&conn->queue);
+        conn->in_pool = 0;
+        pool->nconns--;
+    }
+
+    if (conn->draining) {
+        return;
+    }
+
+    if (!pool->exiting) {
+        ngx_vodlms_redis_lost_target(conn);
+    }
 
     if (!conn->ready) {
         ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
@@ -686,7 +957,7 @@ ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
 }
 
 
-static void
+void
 ngx_vodlms_redis_fail(ngx_vodlms_redis_conn_t *conn,
     ngx_vodlms_redis_status_e status, const char *reason)
 {
@@ -704,6 +975,17 @@ ngx_vodlms_redis_read_handler(ngx_event_t *ev)
 {
     ngx_connection_t         *c = ev->data;
     ngx_vodlms_redis_conn_t  *conn = c->data;
+
+    u_char  buf[64];
+
+    if (ev->timedout) {
+        /* only a sentinel's answer is timed here (batches have their own) */
+        ev->timedout = 0;
+        ngx_snprintf(buf, sizeof(buf) - 1, "read timed out after %M ms%Z",
+                     conn->pool->conf->timeout);
+        ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_TIMEOUT, (char *) buf);
+        return;
+    }
 
     /* may free conn and c */
     redisAsyncHandleRead(conn->ac);
@@ -844,6 +1126,111 @@ ngx_vodlms_redis_cleanup(void *privdata)
 
 /* command batches */
 
+static ngx_int_t
+ngx_vodlms_redis_batch_attach(ngx_vodlms_redis_batch_t *batch,
+    ngx_vodlms_redis_conn_t *conn, ngx_vodlms_redis_cmd_t *cmds,
+    ngx_uint_t ncmds, ngx_log_t *log)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ncmds; i++) {
+        if (redisAsyncCommandArgv(conn->ac, ngx_vodlms_redis_batch_reply,
+                                  batch, cmds[i].argc, cmds[i].argv,
+                                  cmds[i].argvlen)
+            != REDIS_OK)
+        {
+            break;
+        }
+    }
+
+    if (i == 0) {
+        return NGX_DECLINED;
+    }
+
+    batch->conn = conn;
+    batch->ncmds = i;
+
+    if (i < ncmds) {
+        /* only part of the pipeline went out: wait for it, then fail */
+        batch->short_queued = 1;
+    }
+
+    conn->pending += batch->ncmds;
+
+    /* the caller's log: its line names the request */
+    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, log, 0,
+                   "vodlms redis: execute, %V fd:%d, %ui commands, "
+                   "%ui pending", &conn->pool->conf->name,
+                   conn->connection->fd, batch->ncmds, conn->pending);
+
+    return NGX_OK;
+}
+
+
+/* a waiting batch keeps its own copy: the caller's arrays are short-lived */
+
+static ngx_int_t
+ngx_vodlms_redis_batch_copy(ngx_vodlms_redis_batch_t *batch,
+    ngx_vodlms_redis_cmd_t *cmds, ngx_uint_t ncmds, ngx_log_t *log)
+{
+    int          j;
+    size_t       size;
+    u_char      *p;
+    ngx_uint_t   i, nargs;
+
+    nargs = 0;
+    size = 0;
+
+    for (i = 0; i < ncmds; i++) {
+        nargs += cmds[i].argc;
+
+        for (j = 0; j < cmds[i].argc; j++) {
+            size += cmds[i].argvlen[j];
+        }
+    }
+
+    size += nargs * (sizeof(char *) + sizeof(size_t));
+
+    batch->copy = ngx_alloc(size, log);
+    if (batch->copy == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = batch->copy;
+
+    for (i = 0; i < ncmds; i++) {
+        batch->cmds[i].argc = cmds[i].argc;
+        batch->cmds[i].argv = (const char **) p;
+        p += cmds[i].argc * sizeof(char *);
+        batch->cmds[i].argvlen = (const size_t *) p;
+        ngx_memcpy(p, cmds[i].argvlen, cmds[i].argc * sizeof(size_t));
+        p += cmds[i].argc * sizeof(size_t);
+    }
+
+    for (i = 0; i < ncmds; i++) {
+        for (j = 0; j < cmds[i].argc; j++) {
+            batch->cmds[i].argv[j] = (const char *) p;
+            p = ngx_cpymem(p, cmds[i].argv[j], cmds[i].argvlen[j]);
+        }
+    }
+
+    batch->ncmds = ncmds;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_vodlms_redis_batch_free(ngx_vodlms_redis_batch_t *batch)
+{
+    if (batch->copy) {
+        ngx_free(batch->copy);
+    }
+
+    ngx_free(batch);
+}
+
+
 static void
 ngx_vodlms_redis_batch_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
@@ -853,6 +1240,21 @@ ngx_vodlms_redis_batch_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     batch->nreplies++;
     conn->pending--;
+
+    /* a replica's answer to a write: the master has moved */
+    if (reply && reply->type == REDIS_REPLY_ERROR
+        && reply->len >= 8 && ngx_strncmp(reply->str, "READONLY", 8) == 0
+        && conn->pool->conf->mode != NGX_VODLMS_REDIS_FIXED
+        && !conn->draining && !conn->failed)
+    {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "vodlms redis: %V at %s answers READONLY: asking "
+                      "where the master is again",
+                      &conn->pool->conf->name, conn->peer);
+
+        ngx_vodlms_redis_lost_target(conn);
+        ngx_vodlms_redis_drain(conn);
+    }
 
     if (!batch->done) {
 
@@ -880,7 +1282,7 @@ ngx_vodlms_redis_batch_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     if (batch->nreplies == batch->ncmds) {
-        ngx_free(batch);
+        ngx_vodlms_redis_batch_free(batch);
     }
 
     /* conn lives on: hiredis frees it only after its callbacks return */
@@ -889,6 +1291,10 @@ ngx_vodlms_redis_batch_reply(redisAsyncContext *ac, void *r, void *privdata)
         ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
                        "vodlms redis: idle, %V fd:%d",
                        &conn->pool->conf->name, conn->connection->fd);
+
+        if (conn->draining) {
+            ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_ERROR, "drained");
+        }
     }
 }
 
@@ -897,13 +1303,15 @@ static void
 ngx_vodlms_redis_batch_finish(ngx_vodlms_redis_batch_t *batch,
     ngx_vodlms_redis_status_e status, const char *reason)
 {
+    ngx_vodlms_redis_pool_t  *pool = batch->pool;
+
     batch->done = 1;
 
-    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, batch->conn->pool->log, 0,
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                    "vodlms redis: done, %V fd:%d, %ui of %ui replies, %s",
-                   &batch->conn->pool->conf->name,
-                   batch->conn->connection->fd, batch->nreplies,
-                   batch->ncmds,
+                   &pool->conf->name,
+                   batch->conn ? batch->conn->connection->fd : -1,
+                   batch->nreplies, batch->ncmds,
                    status == NGX_VODLMS_REDIS_OK ? "ok"
                    : (status == NGX_VODLMS_REDIS_TIMEOUT ? "timeout"
                                                          : "error"));
@@ -921,7 +1329,7 @@ ngx_vodlms_redis_batch_finish(ngx_vodlms_redis_batch_t *batch,
         batch->cleanup = NULL;
     }
 
-    if (!batch->detached && !batch->conn->pool->exiting) {
+    if (!batch->detached && !pool->exiting) {
         batch->on_done(batch->data, status, reason);
     }
 }
@@ -932,16 +1340,33 @@ ngx_vodlms_redis_batch_timeout(ngx_event_t *ev)
 {
     ngx_vodlms_redis_batch_t  *batch = ev->data;
 
-    u_char  buf[64];
+    u_char  buf[NGX_VODLMS_REDIS_REASON_LEN];
+
+    ngx_vodlms_redis_pool_t  *pool = batch->pool;
+
+    if (batch->waiting) {
+        /* no connection has it: only the batch ends */
+        ngx_queue_remove(&batch->wait);
+        batch->waiting = 0;
+
+        ngx_snprintf(buf, sizeof(buf) - 1, "redis %V: no address after "
+                     "%M ms (%s)%Z", &pool->conf->name, pool->conf->timeout,
+                     pool->target_state == NGX_VODLMS_REDIS_TARGET_DISCOVERING
+                     ? "still asking" : pool->reason);
+
+        ngx_vodlms_redis_batch_finish(batch, NGX_VODLMS_REDIS_TIMEOUT,
+                                      (char *) buf);
+        ngx_vodlms_redis_batch_free(batch);
+        return;
+    }
 
     ngx_snprintf(buf, sizeof(buf) - 1, "read timed out after %M ms%Z",
-                 batch->conn->pool->conf->timeout);
+                 pool->conf->timeout);
 
-    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, batch->conn->pool->log, 0,
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                    "vodlms redis: timeout, %V fd:%d, after %M ms",
-                   &batch->conn->pool->conf->name,
-                   batch->conn->connection->fd,
-                   batch->conn->pool->conf->timeout);
+                   &pool->conf->name, batch->conn->connection->fd,
+                   pool->conf->timeout);
 
     /* replies come in order: the connection is unusable now */
     ngx_vodlms_redis_fail(batch->conn, NGX_VODLMS_REDIS_TIMEOUT,
@@ -954,15 +1379,32 @@ ngx_vodlms_redis_batch_detach(void *data)
 {
     ngx_vodlms_redis_batch_t  *batch = data;
 
-    /* the owner is gone; the batch itself lives until hiredis is done */
-
     batch->detached = 1;
     batch->cleanup = NULL;
 
-    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, batch->conn->pool->log, 0,
+    if (batch->waiting) {
+        /* nothing was sent: the batch ends with its owner */
+        ngx_queue_remove(&batch->wait);
+        batch->waiting = 0;
+
+        if (batch->timer.timer_set) {
+            ngx_del_timer(&batch->timer);
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, batch->pool->log, 0,
+                       "vodlms redis: detach, %V: the caller is gone while "
+                       "waiting", &batch->pool->conf->name);
+
+        ngx_vodlms_redis_batch_free(batch);
+        return;
+    }
+
+    /* the owner is gone; the batch itself lives until hiredis is done */
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, batch->pool->log, 0,
                    "vodlms redis: detach, %V fd:%d: the caller is gone, "
                    "%ui replies still to come",
-                   &batch->conn->pool->conf->name,
+                   &batch->pool->conf->name,
                    batch->conn->connection->fd,
                    batch->ncmds - batch->nreplies);
 

@@ -8,6 +8,8 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use VodlmsTest;
+use IO::Select;
+use IO::Socket::INET;
 
 #--- redis_cmd against a private redis-server ------------------------------
 
@@ -48,6 +50,42 @@ redis_cmd($redis, 'SET', 'greeting', 'hello');
        'PONG', 'ACL user: AUTH alice');
     ok(-S $locked->unixsocket, 'unixsocket: the socket file exists');
     # $locked is stopped and its directory removed when it goes out of scope
+}
+
+#--- another loopback address, a sentinel, a DNS responder ---------------
+
+my $other = start_redis(bind => '127.0.0.2');
+is($other->host, '127.0.0.2', 'start_redis bind=: the address it listens on');
+is(redis_cmd($other, 'PING'), 'PONG', 'redis_cmd: to the object\'s address');
+ok(!eval { redis_cmd($other->port, 'PING'); 1 }, 'bind=: nothing on 127.0.0.1');
+
+my $sentinel = start_sentinel(master => $redis, name => 'lib');
+is_deeply(redis_cmd($sentinel, 'SENTINEL', 'get-master-addr-by-name', 'lib'),
+          ['127.0.0.1', $redis->port], 'start_sentinel: names its master');
+$sentinel->stop;
+ok(!$sentinel->running, 'start_sentinel: ->stop stops it');
+
+{
+    require VodlmsDNS;
+    my $dns = VodlmsDNS->start(ttl => 7);
+    $dns->set('lib.test' => '127.0.0.9');
+    my $q = sub {    # one A query: (rcode, answers, ip, ttl)
+        my ($name) = @_;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $dns->port,
+                                      Proto => 'udp') or die $!;
+        my $qname = join('', map { chr(length) . $_ } split /\./, $name) . "\0";
+        $s->send(pack('n n n n n n', 4242, 0x0100, 1, 0, 0, 0) . $qname . pack('n n', 1, 1));
+        IO::Select->new($s)->can_read(5) or return ('timeout');
+        $s->recv(my $r, 512);
+        my ($id, $flags, undef, $an) = unpack 'n n n n', $r;
+        my ($ttl, undef, @ip) = unpack 'N n C4', substr $r, 12 + length($qname) + 4 + 6;
+        return ($flags & 0xf, $an, join('.', @ip), $ttl);
+    };
+    is_deeply([$q->('lib.test')], [0, 1, '127.0.0.9', 7], 'VodlmsDNS: answers A with the TTL');
+    $dns->set('lib.test' => '127.0.0.10');
+    is(($q->('lib.test'))[2], '127.0.0.10', 'VodlmsDNS: set() moves the name at once');
+    is(($q->('nx.test'))[0], 3, 'VodlmsDNS: NXDOMAIN for other names');
+    is($dns->queries('lib.test'), 2, 'VodlmsDNS: counts the A queries answered');
 }
 
 #--- a control server, a blackhole, a dead port ------------------------------

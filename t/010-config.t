@@ -200,6 +200,49 @@ rejects('a bad redis address',
     'vodlms_redis 127.0.0.1:99999;',
     qr/invalid redis address "127\.0\.0\.1:99999"/);
 
+rejects('a host name with no resolver that does not resolve',
+    "vodlms_redis no-such-host.invalid:6379;\n$server",
+    qr/host not found in "no-such-host\.invalid:6379" of the "vodlms_redis" directive/, 7);
+
+accepts('a host name with a resolver: resolved at run time, not by nginx -t',
+    "resolver 127.0.0.1:1; vodlms_redis no-such-host.invalid:6379; $server");
+
+accepts('Redis Sentinel with every option',
+    "vodlms_redis sentinel:mymaster db=1 password=pw timeout=300ms;
+     vodlms_redis_sentinel 127.0.0.1:26379 127.0.0.2 [::1]:26380 user=sen password=spw; $server");
+
+rejects('sentinel:NAME without vodlms_redis_sentinel',
+    "vodlms_redis sentinel:mymaster;\n$server",
+    qr/"vodlms_redis sentinel:mymaster" needs "vodlms_redis_sentinel" with the sentinels' addresses/, 7);
+
+rejects('vodlms_redis_sentinel without vodlms_redis',
+    "vodlms_redis_sentinel 127.0.0.1:26379;",
+    qr/"vodlms_redis_sentinel" needs "vodlms_redis sentinel:<master name>"/, 7);
+
+rejects('vodlms_redis_sentinel with an address in vodlms_redis',
+    "vodlms_redis 127.0.0.1:6379;\nvodlms_redis_sentinel 127.0.0.1:26379; $server",
+    qr/"vodlms_redis_sentinel" is set, so "vodlms_redis" names the master as sentinel:<master name>, not "127\.0\.0\.1:6379"/, 7);
+
+rejects('a sentinel user without a password',
+    'vodlms_redis sentinel:m; vodlms_redis_sentinel 127.0.0.1 user=sen;',
+    qr/sentinel "user=" needs "password=" as well/);
+
+rejects('a sentinel on a unix socket',
+    'vodlms_redis sentinel:m; vodlms_redis_sentinel unix:/run/sentinel.sock;',
+    qr/sentinel address "unix:\/run\/sentinel\.sock" must be host\[:port\]/);
+
+rejects('an unknown sentinel parameter',
+    'vodlms_redis sentinel:m; vodlms_redis_sentinel 127.0.0.1 db=2;',
+    qr/invalid parameter "db=2"/);
+
+rejects('vodlms_redis_sentinel with no sentinel',
+    'vodlms_redis sentinel:m; vodlms_redis_sentinel password=x;',
+    qr/"vodlms_redis_sentinel" names no sentinel/);
+
+rejects('vodlms_redis_sentinel twice',
+    'vodlms_redis sentinel:m; vodlms_redis_sentinel 127.0.0.1; vodlms_redis_sentinel 127.0.0.2;',
+    qr/"vodlms_redis_sentinel" directive is duplicate/);
+
 rejects('vodlms_redis twice',
     'vodlms_redis 127.0.0.1:6379; vodlms_redis 127.0.0.1:6380;',
     qr/"vodlms_redis" directive is duplicate/);

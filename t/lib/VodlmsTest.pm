@@ -38,7 +38,7 @@ use Scalar::Util qw(weaken);
 use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_pg control_server
+our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_sentinel start_pg control_server
                  private_key block_defaults reload_nginx helper_env poll_until
                  progress_row_handlers nginx_child package_lock);
 
@@ -312,7 +312,7 @@ sub _resp_command {
 
 # redis_cmd($target, @command) -> reply.  $target is a port number, a
 # start_redis() object (its requirepass is used), or a hashref
-# {port, password, user, timeout}.  Replies: +status and $bulk -> string,
+# {port, host, password, user, timeout} (host: default 127.0.0.1).  Replies: +status and $bulk -> string,
 # :int -> number, nil -> undef, *array -> arrayref, -error ->
 # VodlmsTest::RedisError.  Dies if it cannot connect or read.
 sub redis_cmd {
@@ -322,16 +322,18 @@ sub redis_cmd {
     if (ref $target eq 'HASH') {
         %c = %$target;
     } elsif (ref $target && $target->can('port')) {
-        %c = (port => $target->port, password => $target->requirepass);
+        %c = (port => $target->port, password => $target->requirepass,
+              host => $target->host);
     } else {
         %c = (port => $target);
     }
     my $timeout = $c{timeout} // 5;
     croak "redis_cmd: no port" unless $c{port};
 
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+    my $host = $c{host} // '127.0.0.1';
+    my $sock = IO::Socket::INET->new(PeerAddr => $host,
         PeerPort => $c{port}, Proto => 'tcp', Timeout => $timeout)
-        or croak "redis_cmd: cannot connect to 127.0.0.1:$c{port}: $!";
+        or croak "redis_cmd: cannot connect to $host:$c{port}: $!";
     my $reader = VodlmsTest::RespReader->new($sock, $timeout);
     my $send = sub {
         my $data = _resp_command(@_);
@@ -370,11 +372,32 @@ my @Live;    # weak refs to every object started here, for END
 #   unixsocket   => 1 | '/path'  also listen on a unix socket (1: in the dir)
 #   args         => [...]        more redis-server arguments
 #   binary       => '/usr/bin/redis-server'
+#   bind         => '127.0.0.2'  another loopback address (default 127.0.0.1)
+#   sentinel     => "sentinel monitor ...\n..."   run as a sentinel with
+#                                this sentinel.conf (see start_sentinel)
 sub start_redis {
     my %opts = @_;
     my $self = VodlmsTest::Redis->_new(%opts);
     $self->start;
     return $self;
+}
+
+# start_sentinel(master => $redis, name => 'mymaster', %opts) -> a sentinel
+# (a start_redis() object: ->port, ->cmd, ->stop, ->pid) watching $redis as
+# "name", quorum 2.  down_after => ms (default 1000), failover_timeout =>
+# ms (default 5000), auth_pass => the master's password, plus start_redis
+# options (requirepass => the sentinel's own password).
+sub start_sentinel {
+    my %o = @_;
+    my $m = delete $o{master} or croak "start_sentinel: no master";
+    my $name = delete $o{name} // 'mymaster';
+    my $conf = "sentinel monitor $name 127.0.0.1 " . $m->port . " 2\n"
+             . "sentinel down-after-milliseconds $name " . (delete $o{down_after} // 1000) . "\n"
+             . "sentinel failover-timeout $name " . (delete $o{failover_timeout} // 5000) . "\n"
+             . "sentinel parallel-syncs $name 1\n";
+    my $auth = delete $o{auth_pass};
+    $conf .= "sentinel auth-pass $name $auth\n" if defined $auth;
+    return start_redis(%o, sentinel => $conf);
 }
 
 package VodlmsTest::Redis;
@@ -392,7 +415,8 @@ sub _new {
     my $dir = File::Temp::tempdir('vodlms-redis-XXXXXX', TMPDIR => 1, CLEANUP => 0);
     my $port = $o{port} // VodlmsTest::free_port();
 
-    my @args = ('--port', $port, '--bind', '127.0.0.1', '--save', '',
+    my $bind = $o{bind} // '127.0.0.1';
+    my @args = ('--port', $port, '--bind', $bind, '--save', '',
                 '--appendonly', 'no', '--daemonize', 'no', '--dir', $dir,
                 '--logfile', '');
     my $unix;
@@ -410,9 +434,16 @@ sub _new {
         push @args, '--user', split ' ', $rule;
     }
     push @args, @{ $o{args} || [] };
+    if (defined $o{sentinel}) {
+        # a sentinel rewrites its configuration file: one of its own
+        open my $sc, '>', "$dir/sentinel.conf" or croak "$dir/sentinel.conf: $!";
+        print $sc $o{sentinel};
+        close $sc;
+        @args = ("$dir/sentinel.conf", '--sentinel', @args);
+    }
 
     my $self = bless {
-        binary => $bin, dir => $dir, port => $port, unixsocket => $unix,
+        binary => $bin, dir => $dir, port => $port, unixsocket => $unix, host => $bind,
         requirepass => $o{requirepass}, args => \@args,
         pidfile => "$dir/redis.pid", log => "$dir/redis.log", owner => $$,
     }, $class;
@@ -422,6 +453,7 @@ sub _new {
 }
 
 sub port        { $_[0]{port} }
+sub host        { $_[0]{host} }
 sub dir         { $_[0]{dir} }
 sub unixsocket  { $_[0]{unixsocket} }
 sub requirepass { $_[0]{requirepass} }
@@ -521,7 +553,8 @@ sub start {
         if (waitpid($pid, WNOHANG) == $pid) {
             croak "redis-server exited at startup ($?):\n" . $self->_tail_log;
         }
-        my $r = eval { VodlmsTest::redis_cmd({ port => $self->{port}, timeout => 0.5 }, 'PING') };
+        my $r = eval { VodlmsTest::redis_cmd({ port => $self->{port}, host => $self->{host},
+                                               timeout => 0.5 }, 'PING') };
         last if defined $r;
         if (time > $deadline) {
             kill SIGKILL, $pid;
