@@ -26,8 +26,9 @@
  *   worker, so the connection is closed instead and the server aborts the
  *   query when it notices the client is gone (see the query timer).
  * - A failed connect is counted for back-off (first retry at once, then
- *   100ms doubling to 2s); queries waiting for it fail fast if no other
- *   connection is left.  A lost established connection is just replaced.
+ *   100ms doubling to 1s; connects that fail together count once);
+ *   queries waiting for it fail fast if no other connection is left.  A
+ *   lost established connection is just replaced.
  * - The socket belongs to libpq (PQfinish closes it): the ngx_connection_t
  *   is freed without closing, as the Redis layer does.
  * - Failover.  A multi-host conninfo is libpq's: PQconnectPoll tries the
@@ -54,6 +55,13 @@
 
 #define NGX_VODLMS_PG_MAX_PARAMS         65535
 #define NGX_VODLMS_PG_NO_STMT            ((ngx_uint_t) -1)
+
+/*
+ * The shared back-off waits up to 2 s; a PostgreSQL pool at most 1 s, so
+ * that after a failover the new primary is found within a second of its
+ * promotion.  A connect to a down server is cheap: it never blocks.
+ */
+#define NGX_VODLMS_PG_RETRY_MAX          1000
 
 
 typedef enum {
@@ -99,6 +107,7 @@ struct ngx_vodlms_pg_pool_s {
     ngx_vodlms_pg_pool_t       *fallback;     /* for reads, or NULL */
     ngx_uint_t                  start;        /* of conf->rotations */
     ngx_uint_t                  epoch;        /* read-only answers seen */
+    ngx_uint_t                  round;        /* failed connects counted */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    exiting:1;
     unsigned                    fallen_back:1; /* down: reads go to fallback */
@@ -117,6 +126,7 @@ struct ngx_vodlms_pg_conn_s {
     ngx_vodlms_pg_state_e       state;
     u_char                     *prepared;     /* per statement: done here */
     ngx_uint_t                  epoch;        /* the pool's, when opened */
+    ngx_uint_t                  round;        /* the pool's, when opened */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    flushing:1;
 };
@@ -155,6 +165,7 @@ static ngx_uint_t ngx_vodlms_pg_may_move(ngx_vodlms_pg_query_t *query);
 static void ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
+static void ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool);
 static ngx_int_t ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn,
     PGresult *res, const char *reason);
 static ngx_vodlms_pg_conn_t *ngx_vodlms_pg_idle(ngx_vodlms_pg_pool_t *pool,
@@ -782,8 +793,7 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
         *p = '\0';
 
         PQfinish(pg);
-        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
-                                  &pool->conf->name);
+        ngx_vodlms_pg_backoff(pool);
         return NULL;
     }
 
@@ -800,6 +810,7 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     conn->prepared = (u_char *) (conn + 1);
     conn->state = NGX_VODLMS_PG_CONNECTING;
     conn->epoch = pool->epoch;
+    conn->round = pool->round;
 
     /* libpq would print notices on stderr */
     PQsetNoticeProcessor(pg, ngx_vodlms_pg_notice, conn);
@@ -1039,8 +1050,15 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     if (connecting) {
         pool->nconnecting--;
-        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
-                                  &pool->conf->name);
+
+        /*
+         * Connects started together (pool_size of them under load) fail
+         * together: they count as one failure, not pool_size, so that
+         * the back-off grows with time down, not with the load.
+         */
+        if (conn->round == pool->round) {
+            ngx_vodlms_pg_backoff(pool);
+        }
     }
 
     ngx_cpystrn((u_char *) pool->reason, buf, sizeof(pool->reason));
@@ -1204,6 +1222,24 @@ ngx_vodlms_pg_connect_timeout(ngx_event_t *ev)
     ngx_vodlms_pg_rotate(conn);
 
     ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_TIMEOUT, (char *) buf);
+}
+
+
+/* a failed connect counted: the next one waits a little longer */
+
+static void
+ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool)
+{
+    pool->round++;
+
+    ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
+                              &pool->conf->name);
+
+    if ((ngx_msec_int_t) (pool->backoff.retry_at - ngx_current_msec)
+        > NGX_VODLMS_PG_RETRY_MAX)
+    {
+        pool->backoff.retry_at = ngx_current_msec + NGX_VODLMS_PG_RETRY_MAX;
+    }
 }
 
 

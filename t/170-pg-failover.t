@@ -165,8 +165,10 @@ sub outcome {
     }
     my $max_ms = 0;
     for (@r) { my $ms = ($_->[1] - $_->[0]) * 1000; $max_ms = $ms if $ms > $max_ms }
+    my %by;
+    $by{$_->[3]}++ for @failed;
     return { n => scalar @r, failed => scalar @failed, recovered => $recovered,
-             max_ms => $max_ms, statuses => join(',', map { $_->[3] } @failed) };
+             max_ms => $max_ms, statuses => join(', ', map { "$by{$_} x $_" } sort keys %by) };
 }
 
 sub report {
@@ -244,6 +246,145 @@ sub wait_for {
     report('(a) the static file throughout', $static);
     is($static->{failed}, 0, 'the static file was served throughout');
     unlike($n->log, qr/\[(error|crit|alert|emerg)\]/, 'no error in the log');
+    $n->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# (b) failover: the primary stops, the replica is promoted
+#---------------------------------------------------------------------------
+
+# the max position of alice's row for intro-ready on $pg ('' if none)
+sub max_position {
+    my ($pg) = @_;
+    return $pg->psql("SELECT max_position_seconds FROM vodlms.watch_progress"
+                   . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
+}
+
+# the position of the last beacon acknowledged (204)
+sub last_acked {
+    my ($reqs) = @_;
+    my @acked = sort { $a->[0] <=> $b->[0] } grep { $_->[2] eq 'beacon' && $_->[4] } @$reqs;
+    return @acked ? $acked[-1][5] : undef;
+}
+
+sub multi_host {
+    my ($attrs, @pgs) = @_;
+    return 'host=' . join(',', ('127.0.0.1') x @pgs) . ' port=' . join(',', map { $_->port } @pgs)
+         . " user=postgres dbname=vodlms target_session_attrs=$attrs";
+}
+
+{
+    my $n = node('b', '    vodlms_pg "' . multi_host('read-write', $pa, $pb) . '";');
+
+    $Beacon = 10;
+    my $stop = load($n, 'b', qw(play play beacon static));
+    sleep 1.5;
+    ok(wait_for(10, sub { (max_position($pa) || 0) >= 10 }), 'before: the flushes land on A');
+
+    my $t_down = time;
+    $pa->stop;
+    my $t_promote = time;
+    $pb->promote;
+    my $t_promoted = time;
+    sleep 4;
+    my $reqs = $stop->();
+
+    is($pb->psql('SELECT pg_is_in_recovery()'), 'f', 'B is the primary now');
+    my $acked = last_acked($reqs);
+    ok(defined $acked && $acked > 10, "beacons were acknowledged (the last at ${acked}s)");
+    my $landed = wait_for(10, sub { my $m = max_position($pb); $m ne '' && $m >= $acked ? $m : 0 });
+    ok($landed, "the flushes land on B, the new primary: its row is at $acked s")
+        or diag 'B has ' . max_position($pb);
+
+    my $engine = $t_promoted - $t_down;
+    diag(sprintf '(b) the engine: A stopped in %.2f s, B promoted in %.2f s: %.2f s without a primary',
+         $t_promote - $t_down, $t_promoted - $t_promote, $engine);
+    for my $kind (qw(play beacon)) {
+        my $all = outcome($reqs, $kind, $t_down);
+        my $after = outcome($reqs, $kind, $t_promoted);
+        report("(b) failover: $kind, from A's stop", $all);
+        report("(b) failover: $kind, from B's promotion", $after);
+        ok(defined $after->{recovered}, "$kind: recovers after the promotion");
+        my $late = outcome($reqs, $kind, $t_promoted + 3);
+        ok($late->{n} > 0 && $late->{failed} == 0, "$kind: none fails from 3 s after the promotion on");
+    }
+    my $static = outcome($reqs, 'static', 0);
+    report('(b) the static file throughout', $static);
+    is($static->{failed}, 0, 'the static file was served throughout');
+    unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
+    if ($ENV{T170_LOG}) { printf STDERR "%.3f down %.3f promote %.3f promoted\n", $t_down, $t_promote, $t_promoted; diag $_ for grep { /postgres/ } split /\n/, $n->log; }
+    $n->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# (c) switchover: B's replica C is promoted, B is fenced (read-only)
+#---------------------------------------------------------------------------
+
+my $pc = start_pg_replica($pb);
+
+{
+    my $n = node('c', '    vodlms_pg "' . multi_host('read-write', $pb, $pc) . '";');
+
+    $Beacon = 100;
+    my $stop = load($n, 'c', qw(play play beacon static));
+    sleep 1.5;
+    ok(wait_for(10, sub { (max_position($pb) || 0) >= 100 }), 'before: the flushes land on B');
+
+    my $t_promote = time;
+    $pc->promote;
+    my $t_fence = time;
+    $pb->psql('ALTER SYSTEM SET default_transaction_read_only = on');
+    $pb->psql('SELECT pg_reload_conf()');
+    my $t_fenced = time;
+    sleep 3;
+    my $t_stop = time;
+    $pb->stop;
+    sleep 1.5;
+    my $reqs = $stop->();
+
+    my $acked = last_acked($reqs);
+    my $landed = wait_for(10, sub { my $m = max_position($pc); $m ne '' && $m >= $acked ? $m : 0 });
+    ok($landed, "the flushes land on C, the new primary: its row is at $acked s")
+        or diag 'C has ' . max_position($pc);
+    like($n->log, qr/\[warn\] .*postgres 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/vodlms answers read-only at 127\.0\.0\.1:\d+ \(.*25006.*\), its connections are closed; the statement is tried once more/,
+         'the read-only answer (25006) is logged, and the statement tried again');
+
+    diag(sprintf '(c) the engine: C promoted in %.2f s, B fenced in %.2f s', $t_fence - $t_promote,
+         $t_fenced - $t_fence);
+    for my $kind (qw(play beacon)) {
+        my $o = outcome($reqs, $kind, $t_promote);
+        report("(c) switchover: $kind, from C's promotion", $o);
+        is($o->{failed}, 0, "$kind: none failed in the switchover");
+    }
+    my $static = outcome($reqs, 'static', 0);
+    report('(c) the static file throughout', $static);
+    is($static->{failed}, 0, 'the static file was served throughout');
+    $n->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# (d) a first host that never answers
+#---------------------------------------------------------------------------
+
+{
+    my ($bh_port, $bh) = blackhole();
+    my $n = node('d', '    vodlms_pg "host=127.0.0.1,127.0.0.1 port=' . "$bh_port," . $pc->port
+                    . ' user=postgres dbname=vodlms target_session_attrs=read-write"'
+                    . ' connect_timeout=500ms timeout=3s;');
+
+    my $http = HTTP::Tiny->new(timeout => 10);
+    my ($failed, $ok, $t0) = (0, 0, time);
+    while ($ok < 10 && time - $t0 < 20) {
+        my $res = $http->get("http://127.0.0.1:$n->{port}/videos/intro-ready/meta",
+                             { headers => { Cookie => 'session=t170-alice' } });
+        if ($res->{status} == 200) { $ok++ } else { $failed++; $ok = 0 }
+    }
+    diag(sprintf '(d) a silent first host: %d requests failed, %.2f s until 10 in a row succeeded',
+         $failed, time - $t0);
+    is($ok, 10, 'the pool reaches the second host: requests succeed');
+    ok($failed <= $WORKERS, "one failed request per worker at most ($failed)");
+    like($n->log, qr/\[warn\] .*127\.0\.0\.1:$bh_port did not answer within 500 ms, the next connect starts with 127\.0\.0\.1:${\ $pc->port}/,
+         'the silent host is named, and the next connect starts after it');
     $n->stop('QUIT');
 }
 
