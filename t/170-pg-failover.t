@@ -312,7 +312,6 @@ sub multi_host {
     report('(b) the static file throughout', $static);
     is($static->{failed}, 0, 'the static file was served throughout');
     unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
-    if ($ENV{T170_LOG}) { printf STDERR "%.3f down %.3f promote %.3f promoted\n", $t_down, $t_promote, $t_promoted; diag $_ for grep { /postgres/ } split /\n/, $n->log; }
     $n->stop('QUIT');
 }
 
