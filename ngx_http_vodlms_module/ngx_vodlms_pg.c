@@ -1075,6 +1075,10 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
         if (status == NGX_VODLMS_PG_TIMEOUT && !connecting) {
             /* a connection is sacrificed: say so even if the caller logs */
             level = NGX_LOG_WARN;
+
+        } else if (connecting && pool->fallen_back) {
+            /* a replica known down, probed again: its log line was once */
+            level = NGX_LOG_DEBUG;
         }
 
         if (level == NGX_LOG_WARN || query == NULL || query->detached) {
@@ -1783,12 +1787,16 @@ ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn, PGresult *res,
     ngx_vodlms_pg_pool_t   *pool;
     ngx_vodlms_pg_query_t  *query;
 
-    u_char  buf[NGX_VODLMS_PG_REASON_LEN];
+    u_char  *p, buf[NGX_VODLMS_PG_REASON_LEN], err[NGX_VODLMS_PG_REASON_LEN];
 
     pool = conn->pool;
     query = conn->query;
 
     ngx_cpystrn(buf, (u_char *) reason, sizeof(buf));
+
+    p = ngx_vodlms_pg_cpyerror(err, err + sizeof(err) - 1, res);
+    *p = '\0';
+
     PQclear(res);
 
     pool->epoch++;
@@ -1796,7 +1804,7 @@ ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn, PGresult *res,
     ngx_log_error(NGX_LOG_WARN, pool->log, 0,
                   "vodlms: postgres %V answers read-only at %s:%s (%s), "
                   "its connections are closed%s", &pool->conf->name,
-                  PQhostaddr(conn->pg), PQport(conn->pg), buf,
+                  PQhostaddr(conn->pg), PQport(conn->pg), err,
                   (query->retried || query->detached)
                   ? "" : "; the statement is tried once more");
 
