@@ -8,7 +8,8 @@
 #       come back to the replica when it is started again;
 #   (b) failover: the primary stops and the replica is promoted; vodlms_pg
 #       lists both with target_session_attrs=read-write, and the flushes
-#       land on the new primary;
+#       land on the new primary; a second node that also reads from the
+#       replica (vodlms_pg_replica) fails no request at all;
 #   (c) switchover: the new primary's own replica is promoted and the old
 #       one fenced (read-only, SQLSTATE 25006 to writes): the write is
 #       retried on a fresh connection, which finds the new primary;
@@ -274,10 +275,15 @@ sub multi_host {
 }
 
 {
+    # node b has no replica; node b2, beside it, reads from B (the replica
+    # that is promoted), as operations.md advises
     my $n = node('b', '    vodlms_pg "' . multi_host('read-write', $pa, $pb) . '";');
+    my $n2 = node('b2', '    vodlms_pg "' . multi_host('read-write', $pa, $pb) . qq{";
+    vodlms_pg_replica "} . $pb->conninfo . '";');
 
     $Beacon = 10;
     my $stop = load($n, 'b', qw(play play beacon static));
+    my $stop2 = load($n2, 'b2', qw(play beacon));
     sleep 1.5;
     ok(wait_for(10, sub { (max_position($pa) || 0) >= 10 }), 'before: the flushes land on A');
 
@@ -288,10 +294,13 @@ sub multi_host {
     my $t_promoted = time;
     sleep 4;
     my $reqs = $stop->();
+    my $reqs2 = $stop2->();
 
     is($pb->psql('SELECT pg_is_in_recovery()'), 'f', 'B is the primary now');
     my $acked = last_acked($reqs);
     ok(defined $acked && $acked > 10, "beacons were acknowledged (the last at ${acked}s)");
+    my $acked2 = last_acked($reqs2);
+    $acked = $acked2 if defined $acked2 && $acked2 > $acked;
     my $landed = wait_for(10, sub { my $m = max_position($pb); $m ne '' && $m >= $acked ? $m : 0 });
     ok($landed, "the flushes land on B, the new primary: its row is at $acked s")
         or diag 'B has ' . max_position($pb);
@@ -308,11 +317,17 @@ sub multi_host {
         my $late = outcome($reqs, $kind, $t_promoted + 3);
         ok($late->{n} > 0 && $late->{failed} == 0, "$kind: none fails from 3 s after the promotion on");
     }
+    for my $kind (qw(play beacon)) {
+        my $o = outcome($reqs2, $kind, $t_down);
+        report("(b) with the replica: $kind, from A's stop", $o);
+        is($o->{failed}, 0, "with vodlms_pg_replica, no $kind failed: B, replica then primary, answered the checks");
+    }
     my $static = outcome($reqs, 'static', 0);
     report('(b) the static file throughout', $static);
     is($static->{failed}, 0, 'the static file was served throughout');
-    unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
+    unlike($n->log . $n2->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
     $n->stop('QUIT');
+    $n2->stop('QUIT');
 }
 
 #---------------------------------------------------------------------------
