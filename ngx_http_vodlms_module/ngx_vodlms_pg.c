@@ -163,6 +163,8 @@ static ngx_int_t ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool,
 static void ngx_vodlms_pg_move(ngx_vodlms_pg_query_t *query);
 static ngx_uint_t ngx_vodlms_pg_may_move(ngx_vodlms_pg_query_t *query);
 static void ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool,
+    const char *why);
 static void ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
 static void ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool);
@@ -506,6 +508,15 @@ ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
 {
     ngx_vodlms_pg_conn_t  *conn;
 
+    if (pool->fallen_back && pool->fallback && !query->moved) {
+        /* known down: the query does not wait for it, a probe does */
+        ngx_vodlms_pg_probe(pool);
+
+        *status = NGX_VODLMS_PG_DOWN;
+        *reason = pool->reason;
+        return NGX_DECLINED;
+    }
+
     conn = ngx_vodlms_pg_idle(pool, log);
 
     if (conn) {
@@ -524,15 +535,6 @@ ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
         }
 
         return NGX_OK;
-    }
-
-    if (pool->fallen_back && pool->fallback && !query->moved) {
-        /* known down: the query does not wait for it, a probe does */
-        ngx_vodlms_pg_probe(pool);
-
-        *status = NGX_VODLMS_PG_DOWN;
-        *reason = pool->reason;
-        return NGX_DECLINED;
     }
 
     if (pool->nconns < pool->conf->pool_size
@@ -634,6 +636,39 @@ ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool)
                   "from %V until it answers again: %s",
                   &pool->conf->name, &pool->fallback->conf->name,
                   pool->reason);
+
+    /* to a silent server, likely; and the probes need the room */
+    ngx_vodlms_pg_close_idle(pool, "the replica is unavailable");
+}
+
+
+/* closes the idle connections quietly: no query, no callback, no connect */
+
+static void
+ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool, const char *why)
+{
+    ngx_queue_t           *q, *next;
+    ngx_vodlms_pg_conn_t  *c;
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        c = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
+
+        if (c->state != NGX_VODLMS_PG_IDLE) {
+            continue;
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: close, %V fd:%d, idle: %s",
+                       &pool->conf->name, c->connection->fd, why);
+
+        ngx_queue_remove(&c->queue);
+        pool->nconns--;
+        ngx_vodlms_pg_close(c);
+    }
 }
 
 
@@ -1088,11 +1123,20 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     ngx_vodlms_pg_close(conn);
 
+    if (status == NGX_VODLMS_PG_TIMEOUT && !connecting && pool->fallback
+        && !pool->exiting && !pool->fallback->exiting)
+    {
+        /* a replica silent under a query: the next ones go to the primary */
+        ngx_vodlms_pg_fall_back(pool);
+    }
+
     if (query) {
         query->conn = NULL;
 
-        if (status == NGX_VODLMS_PG_ERROR && ngx_vodlms_pg_may_move(query)) {
-            /* the replica went away under a read: the primary answers it */
+        if ((status == NGX_VODLMS_PG_ERROR || status == NGX_VODLMS_PG_TIMEOUT)
+            && ngx_vodlms_pg_may_move(query))
+        {
+            /* the replica went away or silent under a read: the primary */
             ngx_vodlms_pg_move(query);
 
         } else {
@@ -1114,6 +1158,12 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
             ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
         }
 
+        return;
+    }
+
+    if (pool->fallen_back && pool->fallback && !pool->fallback->exiting) {
+        /* a replica gone silent: what waits for it goes to the primary */
+        ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
         return;
     }
 
@@ -1782,7 +1832,7 @@ static ngx_int_t
 ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn, PGresult *res,
     const char *reason)
 {
-    ngx_queue_t            *q, *next;
+    ngx_queue_t            *q;
     ngx_vodlms_pg_conn_t   *c;
     ngx_vodlms_pg_pool_t   *pool;
     ngx_vodlms_pg_query_t  *query;
@@ -1810,27 +1860,17 @@ ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn, PGresult *res,
 
     for (q = ngx_queue_head(&pool->conns);
          q != ngx_queue_sentinel(&pool->conns);
-         q = next)
+         q = ngx_queue_next(q))
     {
-        next = ngx_queue_next(q);
         c = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
 
         if (c->state == NGX_VODLMS_PG_CONNECTING) {
             /* opened now: libpq checks read-write on connect if told to */
             c->epoch = pool->epoch;
-
-        } else if (c->state == NGX_VODLMS_PG_IDLE) {
-            /* no query on it: closed quietly, nothing else is touched */
-            ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
-                           "vodlms pg: close, %V fd:%d, idle: opened before "
-                           "a read-only answer", &pool->conf->name,
-                           c->connection->fd);
-
-            ngx_queue_remove(&c->queue);
-            pool->nconns--;
-            ngx_vodlms_pg_close(c);
         }
     }
+
+    ngx_vodlms_pg_close_idle(pool, "opened before a read-only answer");
 
     if (query->retried || query->detached) {
         ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, (char *) buf);
@@ -2086,10 +2126,8 @@ ngx_vodlms_pg_query_timeout(ngx_event_t *ev)
         pool->nwaiting--;
         query->waiting = 0;
 
-        if (pool->nconns == pool->nconnecting
-            && ngx_vodlms_pg_may_move(query))
-        {
-            /* no connect to the replica has finished in time: the primary */
+        if (ngx_vodlms_pg_may_move(query)) {
+            /* the replica gave it no connection in time: the primary */
             ngx_vodlms_pg_move(query);
             return;
         }

@@ -98,12 +98,14 @@ void ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool);
  * Reads the pool cannot serve go to fallback instead (vodlms_pg_replica
  * falls back to vodlms_pg, as libpq's target_session_attrs=prefer-standby
  * would): when the pool is in back-off, when its connect fails or times
- * out, or when its connection is lost under a query.  An SQL error, or a
- * query that timed out on an established connection, is answered as it
- * is.  While the pool is down, queries go straight to fallback and the
- * pool reconnects on its own (back-off permitting); the first good connect
- * takes reads back.  Both transitions are logged once per worker.  The
- * pools must share their statements (the same stmts array).
+ * out, when its connection is lost under a query, or when the query's
+ * timer runs out on it (a silent or overloaded replica), each query once,
+ * with fallback's timeout= afresh.  An SQL error is answered as it is.
+ * While the pool is down (its connects fail), queries go straight to
+ * fallback and the pool reconnects on its own (back-off permitting); the
+ * first good connect takes reads back.  Both transitions are logged once
+ * per worker.  The pools must share their statements (the same stmts
+ * array).
  */
 void ngx_vodlms_pg_pool_fallback(ngx_vodlms_pg_pool_t *pool,
     ngx_vodlms_pg_pool_t *fallback);

@@ -5,7 +5,8 @@
 # and a static file beside them.
 #
 #   (a) the replica stops: the enrollment checks move to the primary, and
-#       come back to the replica when it is started again;
+#       come back to the replica when it is started again; then it hangs
+#       (SIGSTOP): the checks time out there once per worker, then move;
 #   (b) failover: the primary stops and the replica is promoted; vodlms_pg
 #       lists both with target_session_attrs=read-write, and the flushes
 #       land on the new primary; a second node that also reads from the
@@ -191,6 +192,19 @@ sub executes_on {
     return scalar grep { /execute vodlms_q\d+/ } <$in>;
 }
 
+# the postmaster of $pg and its children (backends, walreceiver, ...)
+sub pg_processes {
+    my ($pg) = @_;
+    my $pm = $pg->pid or return ();
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $in, '<', $stat or next;
+        my $line = <$in> // next;
+        push @kids, $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $pm;
+    }
+    return ($pm, @kids);
+}
+
 sub wait_for {
     my ($secs, $cond) = @_;
     my $v;
@@ -246,6 +260,32 @@ sub wait_for {
     my $static = outcome($reqs, 'static', 0);
     report('(a) the static file throughout', $static);
     is($static->{failed}, 0, 'the static file was served throughout');
+
+    # the replica hangs: every process of it stopped (SIGSTOP), so that
+    # established connections go silent and new ones are never answered
+    my $answers_again = count_lines($n, qr/answers again, reads go back to it/);
+    my $stop_hang = load($n, 'a-hang', qw(play play static));
+    sleep 1;
+    my @procs = pg_processes($pb);
+    my $t_hang = time;
+    kill 'STOP', @procs;
+    sleep 5;
+    my $t_cont = time;
+    kill 'CONT', @procs;
+    my $again = wait_for(10, sub { count_lines($n, qr/answers again, reads go back to it/) > $answers_again });
+    sleep 1;
+    $reqs = $stop_hang->();
+    my $hung = outcome($reqs, 'play', $t_hang, $t_cont);
+    report('(a) replica hung (SIGSTOP): playback checks', $hung);
+    my $slow = grep { $_->[2] eq 'play' && $_->[0] >= $t_hang && $_->[0] < $t_cont && $_->[1] - $_->[0] > 0.5 } @$reqs;
+    diag("(a) $slow checks waited for the hung replica's timeout= (1 s) before they moved to the primary");
+    is($hung->{failed}, 0, 'none failed while the replica hung: they timed out there and moved to the primary');
+    ok($hung->{n} > 0, "checks ran while the replica hung ($hung->{n})");
+    ok($again, 'the return of the hung replica is logged');
+    $static = outcome($reqs, 'static', 0);
+    report('(a) the static file while it hung', $static);
+    is($static->{failed}, 0, 'the static file was served while the replica hung');
+
     unlike($n->log, qr/\[(error|crit|alert|emerg)\]/, 'no error in the log');
     $n->stop('QUIT');
 }
