@@ -48,13 +48,13 @@ my $pa = start_pg();
 my $pb = start_pg_replica($pa, log_statements => 1);
 is($pb->psql('SELECT pg_is_in_recovery()'), 't', 'B is a streaming replica of A');
 
-my $static = tempdir('vodlms-t170-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-chmod 0755, $static;
-mkdir "$static/static";
-open my $fh, '>', "$static/static/hello.txt" or die $!;
+my $root = tempdir('vodlms-t170-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+chmod 0755, $root;
+mkdir "$root/static";
+open my $fh, '>', "$root/static/hello.txt" or die $!;
 print $fh "hello\n";
 close $fh;
-chmod 0644, "$static/static/hello.txt";
+chmod 0644, "$root/static/hello.txt";
 
 my $WORKERS = 2;
 
@@ -69,7 +69,7 @@ $pg_lines
 
     server {
         listen 127.0.0.1:$port;
-        root $static;
+        root $root;
 
         # what the player asks before it plays: behind the session and
         # enrollment gate (no enrollment cache: every request asks)
