@@ -3,7 +3,8 @@
  *
  * One parameterised query per request, through a prepared statement on a
  * pooled non-blocking PostgreSQL connection (the replica's when one is
- * configured).  Request values only ever travel as parameters.  The answer:
+ * configured; the primary's when the replica cannot serve it).  Request
+ * values only ever travel as parameters.  The answer:
  *   no row                   -> 404 video_not_found (or 403, see no_row)
  *   a value the query's cast
  *   cannot take (22P02...)   -> the same as no row, at info

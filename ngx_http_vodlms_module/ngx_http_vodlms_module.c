@@ -529,6 +529,9 @@ ngx_http_vodlms_init_process(ngx_cycle_t *cycle)
         if (vmcf->pg_replica_pool == NULL) {
             return NGX_ERROR;
         }
+
+        /* reads the replica cannot serve go to the primary */
+        ngx_vodlms_pg_pool_fallback(vmcf->pg_replica_pool, vmcf->pg_pool);
     }
 
     return ngx_http_vodlms_progress_init_process(cycle);

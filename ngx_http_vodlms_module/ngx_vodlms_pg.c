@@ -26,10 +26,22 @@
  *   worker, so the connection is closed instead and the server aborts the
  *   query when it notices the client is gone (see the query timer).
  * - A failed connect is counted for back-off (first retry at once, then
- *   100ms doubling to 2s); queries waiting for it fail fast if no other
- *   connection is left.  A lost established connection is just replaced.
+ *   100ms doubling to 1s; connects that fail together count once);
+ *   queries waiting for it fail fast if no other connection is left.  A
+ *   lost established connection is just replaced.
  * - The socket belongs to libpq (PQfinish closes it): the ngx_connection_t
  *   is freed without closing, as the Redis layer does.
+ * - Failover.  A multi-host conninfo is libpq's: PQconnectPoll tries the
+ *   hosts in order and, with target_session_attrs=read-write, skips
+ *   standbys.  Our connect timer covers the whole attempt, so one silent
+ *   host would time out every attempt from the first host on: after a
+ *   timeout the next attempt starts with the host after the silent one
+ *   (conf->rotations).  A server that answers SQLSTATE 25006 (read-only
+ *   transaction: an old primary back as a standby, or fenced) had no
+ *   effect from the statement: every connection opened before it is
+ *   retired, and the query is tried once more on a fresh connection.
+ * - A pool with a fallback (the replica's: the primary) hands the reads it
+ *   cannot serve over to it; see ngx_vodlms_pg_pool_fallback().
  */
 
 #include <ngx_config.h>
@@ -43,6 +55,13 @@
 
 #define NGX_VODLMS_PG_MAX_PARAMS         65535
 #define NGX_VODLMS_PG_NO_STMT            ((ngx_uint_t) -1)
+
+/*
+ * The shared back-off waits up to 2 s; a PostgreSQL pool at most 1 s, so
+ * that after a failover the new primary is found within a second of its
+ * promotion.  A connect to a down server is cheap: it never blocks.
+ */
+#define NGX_VODLMS_PG_RETRY_MAX          1000
 
 
 typedef enum {
@@ -85,8 +104,13 @@ struct ngx_vodlms_pg_pool_s {
     ngx_queue_t                 waiting;      /* queries, FIFO */
     ngx_uint_t                  nwaiting;
     ngx_vodlms_backoff_t        backoff;
+    ngx_vodlms_pg_pool_t       *fallback;     /* for reads, or NULL */
+    ngx_uint_t                  start;        /* of conf->rotations */
+    ngx_uint_t                  epoch;        /* read-only answers seen */
+    ngx_uint_t                  round;        /* failed connects counted */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    exiting:1;
+    unsigned                    fallen_back:1; /* down: reads go to fallback */
 };
 
 
@@ -101,6 +125,8 @@ struct ngx_vodlms_pg_conn_s {
     PGresult                   *result;       /* of the running step */
     ngx_vodlms_pg_state_e       state;
     u_char                     *prepared;     /* per statement: done here */
+    ngx_uint_t                  epoch;        /* the pool's, when opened */
+    ngx_uint_t                  round;        /* the pool's, when opened */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    flushing:1;
 };
@@ -121,6 +147,8 @@ struct ngx_vodlms_pg_query_s {
     ngx_msec_t                  started;      /* for the latency metric */
     unsigned                    waiting:1;
     unsigned                    detached:1;
+    unsigned                    retried:1;    /* after a read-only answer */
+    unsigned                    moved:1;      /* to the fallback pool */
 };
 
 
@@ -129,6 +157,19 @@ static ngx_int_t ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool,
     ngx_str_t *values, ngx_uint_t nvalues, ngx_vodlms_pg_done_pt on_done,
     void *data, ngx_vodlms_pg_status_e *status, const char **reason);
 
+static ngx_int_t ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool,
+    ngx_vodlms_pg_query_t *query, ngx_log_t *log,
+    ngx_vodlms_pg_status_e *status, const char **reason);
+static void ngx_vodlms_pg_move(ngx_vodlms_pg_query_t *query);
+static ngx_uint_t ngx_vodlms_pg_may_move(ngx_vodlms_pg_query_t *query);
+static void ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool,
+    const char *why);
+static void ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
+static void ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool);
+static ngx_int_t ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn,
+    PGresult *res, const char *reason);
 static ngx_vodlms_pg_conn_t *ngx_vodlms_pg_idle(ngx_vodlms_pg_pool_t *pool,
     ngx_log_t *log);
 static ngx_vodlms_pg_query_t *ngx_vodlms_pg_query_new(
@@ -277,6 +318,14 @@ ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool)
 }
 
 
+void
+ngx_vodlms_pg_pool_fallback(ngx_vodlms_pg_pool_t *pool,
+    ngx_vodlms_pg_pool_t *fallback)
+{
+    pool->fallback = fallback;
+}
+
+
 ngx_int_t
 ngx_vodlms_pg_query(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     ngx_log_t *log, ngx_vodlms_pg_stmt_t *stmt, ngx_str_t *values,
@@ -351,9 +400,9 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     ngx_vodlms_pg_status_e *status, const char **reason)
 {
     size_t                  size;
+    ngx_int_t               rc;
     ngx_uint_t              i;
     ngx_pool_cleanup_t     *cln;
-    ngx_vodlms_pg_conn_t   *conn;
     ngx_vodlms_pg_query_t  *query;
 
     if (log == NULL) {
@@ -394,22 +443,6 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
         size += values[i].len + 1;
     }
 
-    /* an idle connection; or a new one while the pool has room */
-
-    conn = ngx_vodlms_pg_idle(pool, log);
-
-    if (conn == NULL
-        && pool->nconns < pool->conf->pool_size
-        && pool->nconnecting <= pool->nwaiting)
-    {
-        if (ngx_vodlms_pg_connect(pool) == NULL && pool->nconns == 0) {
-            *status = ngx_vodlms_backoff_left(&pool->backoff)
-                      ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
-            *reason = pool->reason;
-            return NGX_DECLINED;
-        }
-    }
-
     cln = NULL;
 
     if (owner) {
@@ -427,33 +460,27 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
 
     query->on_done = on_done;
     query->data = data;
+    query->started = ngx_current_msec;
 
-    if (conn) {
-        conn->query = query;
-        query->conn = conn;
+    rc = ngx_vodlms_pg_place(pool, query, log, status, reason);
 
-        if (ngx_vodlms_pg_send(conn) != NGX_OK) {
-            /* the caller hears of it from the return value, not on_done */
-            conn->query = NULL;
-            ngx_free(query);
-
-            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, conn->reason);
-
-            *status = NGX_VODLMS_PG_ERROR;
-            *reason = pool->reason;
-            return NGX_DECLINED;
-        }
-
-    } else {
-        ngx_queue_insert_tail(&pool->waiting, &query->queue);
-        pool->nwaiting++;
-        query->waiting = 1;
-
-        ngx_log_debug5(NGX_LOG_DEBUG_EVENT, log, 0,
-                       "vodlms pg: wait, %V: %s waits for a connection, "
-                       "%ui waiting, %ui of pool_size=%ui open",
+    if (rc == NGX_DECLINED && pool->fallback && !pool->fallback->exiting) {
+        /* the replica cannot take it now: the primary can */
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, log, 0,
+                       "vodlms pg: fallback, %V: %s goes to %V",
                        &pool->conf->name, ngx_vodlms_pg_what(pool, stmt),
-                       pool->nwaiting, pool->nconns, pool->conf->pool_size);
+                       &pool->fallback->conf->name);
+
+        query->pool = pool->fallback;
+        query->moved = 1;
+
+        rc = ngx_vodlms_pg_place(pool->fallback, query, log, status, reason);
+    }
+
+    if (rc != NGX_OK) {
+        /* the caller hears of it from the return value, not on_done */
+        ngx_free(query);
+        return rc;
     }
 
     if (cln) {
@@ -462,11 +489,204 @@ ngx_vodlms_pg_submit(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
         query->cleanup = cln;
     }
 
-    query->started = ngx_current_msec;
-
-    ngx_add_timer(&query->timer, pool->conf->timeout);
+    ngx_add_timer(&query->timer, query->pool->conf->timeout);
 
     return NGX_OK;
+}
+
+
+/*
+ * A query that no connection runs yet is given one: an idle connection,
+ * or a place in the FIFO, with a new connection while the pool has room.
+ * NGX_DECLINED: the pool cannot take it (*status and *reason say why; the
+ * query is the caller's again).
+ */
+
+static ngx_int_t
+ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
+    ngx_log_t *log, ngx_vodlms_pg_status_e *status, const char **reason)
+{
+    ngx_vodlms_pg_conn_t  *conn;
+
+    if (pool->fallen_back && pool->fallback && !query->moved) {
+        /* known down: the query does not wait for it, a probe does */
+        ngx_vodlms_pg_probe(pool);
+
+        *status = NGX_VODLMS_PG_DOWN;
+        *reason = pool->reason;
+        return NGX_DECLINED;
+    }
+
+    conn = ngx_vodlms_pg_idle(pool, log);
+
+    if (conn) {
+        conn->query = query;
+        query->conn = conn;
+
+        if (ngx_vodlms_pg_send(conn) != NGX_OK) {
+            conn->query = NULL;
+            query->conn = NULL;
+
+            ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, conn->reason);
+
+            *status = NGX_VODLMS_PG_ERROR;
+            *reason = pool->reason;
+            return NGX_DECLINED;
+        }
+
+        return NGX_OK;
+    }
+
+    if (pool->nconns < pool->conf->pool_size
+        && pool->nconnecting <= pool->nwaiting)
+    {
+        if (ngx_vodlms_pg_connect(pool) == NULL && pool->nconns == 0) {
+            *status = ngx_vodlms_backoff_left(&pool->backoff)
+                      ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
+            *reason = pool->reason;
+
+            if (pool->fallback && !query->moved) {
+                ngx_vodlms_pg_fall_back(pool);
+            }
+
+            return NGX_DECLINED;
+        }
+    }
+
+    ngx_queue_insert_tail(&pool->waiting, &query->queue);
+    pool->nwaiting++;
+    query->waiting = 1;
+
+    ngx_log_debug5(NGX_LOG_DEBUG_EVENT, log, 0,
+                   "vodlms pg: wait, %V: %s waits for a connection, "
+                   "%ui waiting, %ui of pool_size=%ui open",
+                   &pool->conf->name, ngx_vodlms_pg_what(pool, query->stmt),
+                   pool->nwaiting, pool->nconns, pool->conf->pool_size);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A query under way on a pool that cannot serve it goes on to the
+ * fallback pool, once, with a timer of that pool's timeout=: the replica
+ * did not answer, so the time spent on it says nothing of the primary.
+ */
+
+static void
+ngx_vodlms_pg_move(ngx_vodlms_pg_query_t *query)
+{
+    const char              *reason;
+    ngx_vodlms_pg_pool_t    *pool, *fallback;
+    ngx_vodlms_pg_status_e   status;
+
+    pool = query->pool;
+    fallback = pool->fallback;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: fallback, %V: %s goes to %V",
+                   &pool->conf->name, ngx_vodlms_pg_what(pool, query->stmt),
+                   &fallback->conf->name);
+
+    if (query->timer.timer_set) {
+        ngx_del_timer(&query->timer);
+    }
+
+    query->pool = fallback;
+    query->moved = 1;
+
+    if (ngx_vodlms_pg_place(fallback, query, fallback->log, &status, &reason)
+        != NGX_OK)
+    {
+        ngx_vodlms_pg_finish(query, status, NULL, reason);
+        return;
+    }
+
+    ngx_add_timer(&query->timer, fallback->conf->timeout);
+}
+
+
+/* may a query that this pool could not serve go to the fallback? */
+
+static ngx_uint_t
+ngx_vodlms_pg_may_move(ngx_vodlms_pg_query_t *query)
+{
+    ngx_vodlms_pg_pool_t  *pool;
+
+    pool = query->pool;
+
+    return pool->fallback != NULL && !query->moved && !query->detached
+           && !pool->exiting && !pool->fallback->exiting;
+}
+
+
+/* the pool is down: reads go to the fallback until it connects again */
+
+static void
+ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool)
+{
+    if (pool->fallen_back) {
+        return;
+    }
+
+    pool->fallen_back = 1;
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "vodlms: postgres replica %V is unavailable, reading "
+                  "from %V until it answers again: %s",
+                  &pool->conf->name, &pool->fallback->conf->name,
+                  pool->reason);
+
+    /* to a silent server, likely; and the probes need the room */
+    ngx_vodlms_pg_close_idle(pool, "the replica is unavailable");
+}
+
+
+/* closes the idle connections quietly: no query, no callback, no connect */
+
+static void
+ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool, const char *why)
+{
+    ngx_queue_t           *q, *next;
+    ngx_vodlms_pg_conn_t  *c;
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        c = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
+
+        if (c->state != NGX_VODLMS_PG_IDLE) {
+            continue;
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: close, %V fd:%d, idle: %s",
+                       &pool->conf->name, c->connection->fd, why);
+
+        ngx_queue_remove(&c->queue);
+        pool->nconns--;
+        ngx_vodlms_pg_close(c);
+    }
+}
+
+
+/* a down pool tries to connect again, with no query waiting for it */
+
+static void
+ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool)
+{
+    if (pool->nconnecting == 0
+        && pool->nconns < pool->conf->pool_size
+        && ngx_vodlms_backoff_left(&pool->backoff) == 0)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: probe, %V: is it back?",
+                       &pool->conf->name);
+
+        (void) ngx_vodlms_pg_connect(pool);
+    }
 }
 
 
@@ -589,7 +809,10 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     }
 
     /* neither this nor PQconnectPoll blocks: hosts come with hostaddr */
-    pg = PQconnectStartParams(conf->keywords, conf->values, 0);
+    pg = PQconnectStartParams(conf->keywords,
+                              conf->rotations ? conf->rotations[pool->start]
+                                              : conf->values,
+                              0);
 
     if (pg == NULL) {
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
@@ -605,8 +828,7 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
         *p = '\0';
 
         PQfinish(pg);
-        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
-                                  &pool->conf->name);
+        ngx_vodlms_pg_backoff(pool);
         return NULL;
     }
 
@@ -622,6 +844,8 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     conn->pg = pg;
     conn->prepared = (u_char *) (conn + 1);
     conn->state = NGX_VODLMS_PG_CONNECTING;
+    conn->epoch = pool->epoch;
+    conn->round = pool->round;
 
     /* libpq would print notices on stderr */
     PQsetNoticeProcessor(pg, ngx_vodlms_pg_notice, conn);
@@ -861,8 +1085,15 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     if (connecting) {
         pool->nconnecting--;
-        ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
-                                  &pool->conf->name);
+
+        /*
+         * Connects started together (pool_size of them under load) fail
+         * together: they count as one failure, not pool_size, so that
+         * the back-off grows with time down, not with the load.
+         */
+        if (conn->round == pool->round) {
+            ngx_vodlms_pg_backoff(pool);
+        }
     }
 
     ngx_cpystrn((u_char *) pool->reason, buf, sizeof(pool->reason));
@@ -879,6 +1110,10 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
         if (status == NGX_VODLMS_PG_TIMEOUT && !connecting) {
             /* a connection is sacrificed: say so even if the caller logs */
             level = NGX_LOG_WARN;
+
+        } else if (connecting && pool->fallen_back) {
+            /* a replica known down, probed again: its log line was once */
+            level = NGX_LOG_DEBUG;
         }
 
         if (level == NGX_LOG_WARN || query == NULL || query->detached) {
@@ -888,9 +1123,25 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     ngx_vodlms_pg_close(conn);
 
+    if (status == NGX_VODLMS_PG_TIMEOUT && !connecting && pool->fallback
+        && !pool->exiting && !pool->fallback->exiting)
+    {
+        /* a replica silent under a query: the next ones go to the primary */
+        ngx_vodlms_pg_fall_back(pool);
+    }
+
     if (query) {
         query->conn = NULL;
-        ngx_vodlms_pg_finish(query, status, NULL, (char *) buf);
+
+        if ((status == NGX_VODLMS_PG_ERROR || status == NGX_VODLMS_PG_TIMEOUT)
+            && ngx_vodlms_pg_may_move(query))
+        {
+            /* the replica went away or silent under a read: the primary */
+            ngx_vodlms_pg_move(query);
+
+        } else {
+            ngx_vodlms_pg_finish(query, status, NULL, (char *) buf);
+        }
     }
 
     if (pool->exiting) {
@@ -899,10 +1150,20 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     if (connecting) {
         if (pool->nconns == 0) {
-            /* the server looks unreachable: fail fast */
+            /* the server looks unreachable: fail fast (or fall back) */
+            if (pool->fallback && !pool->fallback->exiting) {
+                ngx_vodlms_pg_fall_back(pool);
+            }
+
             ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
         }
 
+        return;
+    }
+
+    if (pool->fallen_back && pool->fallback && !pool->fallback->exiting) {
+        /* a replica gone silent: what waits for it goes to the primary */
+        ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
         return;
     }
 
@@ -939,12 +1200,22 @@ ngx_vodlms_pg_fail_waiting(ngx_vodlms_pg_pool_t *pool,
     ngx_queue_init(&pool->waiting);
     pool->nwaiting = 0;
 
+    if (pool->fallback && !pool->exiting && !pool->fallback->exiting) {
+        /* a replica that cannot be reached: its reads go to the primary */
+        ngx_vodlms_pg_fall_back(pool);
+    }
+
     while (!ngx_queue_empty(&failing)) {
         q = ngx_queue_head(&failing);
         query = ngx_queue_data(q, ngx_vodlms_pg_query_t, queue);
 
         ngx_queue_remove(q);
         query->waiting = 0;
+
+        if (ngx_vodlms_pg_may_move(query)) {
+            ngx_vodlms_pg_move(query);
+            continue;
+        }
 
         ngx_vodlms_pg_finish(query, status, NULL, reason);
     }
@@ -1002,7 +1273,79 @@ ngx_vodlms_pg_connect_timeout(ngx_event_t *ev)
     ngx_snprintf(buf, sizeof(buf) - 1, "timed out after %M ms%Z",
                  conn->pool->conf->connect_timeout);
 
+    ngx_vodlms_pg_rotate(conn);
+
     ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_TIMEOUT, (char *) buf);
+}
+
+
+/* a failed connect counted: the next one waits a little longer */
+
+static void
+ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool)
+{
+    pool->round++;
+
+    ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "pg",
+                              &pool->conf->name);
+
+    if ((ngx_msec_int_t) (pool->backoff.retry_at - ngx_current_msec)
+        > NGX_VODLMS_PG_RETRY_MAX)
+    {
+        pool->backoff.retry_at = ngx_current_msec + NGX_VODLMS_PG_RETRY_MAX;
+    }
+}
+
+
+/*
+ * libpq applies connect_timeout only in its blocking calls, and ours
+ * covers the whole attempt: with a silent first host, every attempt would
+ * time out there and never reach the second.  The next attempt starts
+ * with the host after the one this attempt was waiting for.
+ */
+
+static void
+ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn)
+{
+    char                  *addr, *port;
+    size_t                 len;
+    ngx_int_t              n;
+    ngx_uint_t             i, next;
+    ngx_vodlms_pg_conf_t  *conf;
+
+    conf = conn->pool->conf;
+
+    if (conf->rotations == NULL) {
+        return;
+    }
+
+    addr = PQhostaddr(conn->pg);
+    port = PQport(conn->pg);
+
+    len = addr ? ngx_strlen(addr) : 0;
+    n = (port && *port) ? ngx_atoi((u_char *) port, ngx_strlen(port)) : 5432;
+
+    for (i = 0; i < conf->nhosts; i++) {
+        if (conf->hostaddrs[i].len == len
+            && ngx_strncmp(conf->hostaddrs[i].data, addr, len) == 0
+            && conf->ports[i] == (ngx_uint_t) n)
+        {
+            break;
+        }
+    }
+
+    /* not found (a socket path, say): one on from this attempt's first */
+    next = (i < conf->nhosts) ? i + 1 : conn->pool->start + 1;
+    next %= conf->nhosts;
+
+    ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                  "vodlms: postgres %V: %V did not answer within %M ms, "
+                  "the next connect starts with %V", &conf->name,
+                  i < conf->nhosts ? &conf->labels[i]
+                                   : &conf->labels[conn->pool->start],
+                  conf->connect_timeout, &conf->labels[next]);
+
+    conn->pool->start = next;
 }
 
 
@@ -1093,7 +1436,14 @@ ngx_vodlms_pg_connected(ngx_vodlms_pg_conn_t *conn)
 
     failures = ngx_vodlms_backoff_ok(&pool->backoff);
 
-    if (failures) {
+    if (pool->fallen_back) {
+        pool->fallen_back = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                      "vodlms: postgres replica %V answers again, reads go "
+                      "back to it", &pool->conf->name);
+
+    } else if (failures) {
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "vodlms: postgres %V: connected again after %ui "
                       "failed attempts", &pool->conf->name, failures);
@@ -1440,13 +1790,18 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
             : ngx_vodlms_pg_cpymsg(p, last, "no result");
     *p = '\0';
 
-    if (res && query->stmt != NGX_VODLMS_PG_NO_STMT) {
-        /* "prepared statement does not exist", e.g. after DISCARD ALL */
-        sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-        if (sqlstate && ngx_strcmp(sqlstate, "26000") == 0) {
-            conn->prepared[query->stmt] = 0;
-        }
+    if (sqlstate && query->stmt != NGX_VODLMS_PG_NO_STMT
+        && ngx_strcmp(sqlstate, "26000") == 0)
+    {
+        /* "prepared statement does not exist", e.g. after DISCARD ALL */
+        conn->prepared[query->stmt] = 0;
+    }
+
+    if (sqlstate && ngx_strcmp(sqlstate, "25006") == 0) {
+        /* read_only_sql_transaction: the server is no primary (any more) */
+        return ngx_vodlms_pg_read_only(conn, res, (char *) buf);
     }
 
     /* a refusal comes with its result, for the caller's SQLSTATE */
@@ -1460,6 +1815,81 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
     }
 
     return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_ERROR, NULL, (char *) buf);
+}
+
+
+/*
+ * SQLSTATE 25006: the server this connection reaches is read-only, e.g. an
+ * old primary that came back as a standby, or one fenced before a
+ * switchover.  The statement had no effect, so the query is tried once
+ * more, at the head of the FIFO, on a fresh connection: a multi-host
+ * conninfo with target_session_attrs=read-write then finds the primary.
+ * Every connection opened so far may reach the same server: idle ones are
+ * closed now, busy ones when their query is over.  NGX_DONE: conn is freed.
+ */
+
+static ngx_int_t
+ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn, PGresult *res,
+    const char *reason)
+{
+    ngx_queue_t            *q;
+    ngx_vodlms_pg_conn_t   *c;
+    ngx_vodlms_pg_pool_t   *pool;
+    ngx_vodlms_pg_query_t  *query;
+
+    u_char  *p, buf[NGX_VODLMS_PG_REASON_LEN], err[NGX_VODLMS_PG_REASON_LEN];
+
+    pool = conn->pool;
+    query = conn->query;
+
+    ngx_cpystrn(buf, (u_char *) reason, sizeof(buf));
+
+    p = ngx_vodlms_pg_cpyerror(err, err + sizeof(err) - 1, res);
+    *p = '\0';
+
+    PQclear(res);
+
+    pool->epoch++;
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "vodlms: postgres %V answers read-only at %s:%s (%s), "
+                  "its connections are closed%s", &pool->conf->name,
+                  PQhostaddr(conn->pg), PQport(conn->pg), err,
+                  (query->retried || query->detached)
+                  ? "" : "; the statement is tried once more");
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = ngx_queue_next(q))
+    {
+        c = ngx_queue_data(q, ngx_vodlms_pg_conn_t, queue);
+
+        if (c->state == NGX_VODLMS_PG_CONNECTING) {
+            /* opened now: libpq checks read-write on connect if told to */
+            c->epoch = pool->epoch;
+        }
+    }
+
+    ngx_vodlms_pg_close_idle(pool, "opened before a read-only answer");
+
+    if (query->retried || query->detached) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, (char *) buf);
+        return NGX_DONE;
+    }
+
+    /* the query waits again, first in line, its timer running on */
+
+    query->retried = 1;
+    query->conn = NULL;
+    conn->query = NULL;
+
+    ngx_queue_insert_head(&pool->waiting, &query->queue);
+    pool->nwaiting++;
+    query->waiting = 1;
+
+    ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR, (char *) buf);
+
+    return NGX_DONE;
 }
 
 
@@ -1576,6 +2006,13 @@ ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
         return NGX_DONE;
     }
 
+    if (conn->epoch != conn->pool->epoch) {
+        ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_ERROR,
+                           "opened before a server of the pool answered "
+                           "read-only, connection closed");
+        return NGX_DONE;
+    }
+
     conn->state = NGX_VODLMS_PG_IDLE;
 
     return ngx_vodlms_pg_next(conn);
@@ -1688,6 +2125,12 @@ ngx_vodlms_pg_query_timeout(ngx_event_t *ev)
         ngx_queue_remove(&query->queue);
         pool->nwaiting--;
         query->waiting = 0;
+
+        if (ngx_vodlms_pg_may_move(query)) {
+            /* the replica gave it no connection in time: the primary */
+            ngx_vodlms_pg_move(query);
+            return;
+        }
 
         p = ngx_snprintf(buf, sizeof(buf) - 1,
                          "postgres %V has no free connection after %M ms "

@@ -43,6 +43,18 @@ typedef struct {
     /* for PQconnectStartParams: host names resolved at nginx -t */
     const char                **keywords;
     const char                **values;
+
+    /*
+     * A multi-host conninfo (host=a,b): libpq tries the hosts in order, and
+     * a connect timed out on one of them starts next time after it, so
+     * that a silent host never stops the others from being tried.
+     * rotations[i] are the values with the host list starting at host i.
+     */
+    ngx_uint_t                  nhosts;       /* after resolution; >= 1 */
+    const char               ***rotations;    /* NULL with one host */
+    ngx_str_t                  *hostaddrs;    /* per host, to tell which */
+    ngx_uint_t                 *ports;        /*   one a connect waits on */
+    ngx_str_t                  *labels;       /* per host: host:port */
 } ngx_vodlms_pg_conf_t;
 
 
@@ -81,6 +93,22 @@ char *ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp);
 ngx_vodlms_pg_pool_t *ngx_vodlms_pg_pool_create(ngx_cycle_t *cycle,
     ngx_vodlms_pg_conf_t *conf, ngx_array_t *stmts);
 void ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool);
+
+/*
+ * Reads the pool cannot serve go to fallback instead (vodlms_pg_replica
+ * falls back to vodlms_pg, as libpq's target_session_attrs=prefer-standby
+ * would): when the pool is in back-off, when its connect fails or times
+ * out, when its connection is lost under a query, or when the query's
+ * timer runs out on it (a silent or overloaded replica), each query once,
+ * with fallback's timeout= afresh.  An SQL error is answered as it is.
+ * While the pool is down (its connects fail), queries go straight to
+ * fallback and the pool reconnects on its own (back-off permitting); the
+ * first good connect takes reads back.  Both transitions are logged once
+ * per worker.  The pools must share their statements (the same stmts
+ * array).
+ */
+void ngx_vodlms_pg_pool_fallback(ngx_vodlms_pg_pool_t *pool,
+    ngx_vodlms_pg_pool_t *fallback);
 
 /*
  * Runs a prepared statement (one of the pool's stmts) with text parameters;

@@ -23,6 +23,7 @@ typedef struct {
     ngx_str_t                   hostaddr;
     ngx_str_t                   port;
     ngx_str_t                   db;          /* dbname, or else user */
+    ngx_str_t                   attrs;       /* target_session_attrs */
     ngx_uint_t                  nopts;       /* options with a value */
 } ngx_vodlms_pg_conninfo_t;
 
@@ -36,6 +37,11 @@ static char *ngx_vodlms_pg_conf_name(ngx_conf_t *cf,
 static char *ngx_vodlms_pg_conf_arrays(ngx_conf_t *cf,
     ngx_vodlms_pg_conf_t *pcf, PQconninfoOption *opts,
     ngx_vodlms_pg_conninfo_t *ci);
+static char *ngx_vodlms_pg_conf_attrs(ngx_conf_t *cf, ngx_str_t *attrs);
+static char *ngx_vodlms_pg_conf_rotations(ngx_conf_t *cf,
+    ngx_vodlms_pg_conf_t *pcf, ngx_vodlms_pg_conninfo_t *ci);
+static ngx_int_t ngx_vodlms_pg_keyword(ngx_vodlms_pg_conf_t *pcf,
+    const char *keyword);
 static char *ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_str_t *host,
     ngx_str_t *port, ngx_str_t *hostaddr);
 static char *ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf, ngx_str_t *host,
@@ -169,6 +175,10 @@ ngx_vodlms_pg_conf_params(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
 
     ngx_vodlms_pg_conf_scan(pcf, opts, &ci);
 
+    if (ngx_vodlms_pg_conf_attrs(cf, &ci.attrs) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_vodlms_pg_conf_name(cf, pcf, &ci) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
@@ -181,7 +191,47 @@ ngx_vodlms_pg_conf_params(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
         }
     }
 
-    return ngx_vodlms_pg_conf_arrays(cf, pcf, opts, &ci);
+    if (ngx_vodlms_pg_conf_arrays(cf, pcf, opts, &ci) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_vodlms_pg_conf_rotations(cf, pcf, &ci);
+}
+
+
+/*
+ * libpq checks target_session_attrs only when it connects, in a worker;
+ * here it is checked at nginx -t, against the values libpq 15 takes.
+ */
+
+static char *
+ngx_vodlms_pg_conf_attrs(ngx_conf_t *cf, ngx_str_t *attrs)
+{
+    ngx_uint_t  i;
+
+    static const char  *known[] = {
+        "any", "read-write", "read-only", "primary", "standby",
+        "prefer-standby"
+    };
+
+    if (attrs->data == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (ngx_strcmp(attrs->data, known[i]) == 0) {
+            return NGX_CONF_OK;
+        }
+    }
+
+    /* the value of this option is no secret */
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid target_session_attrs \"%V\" in the "
+                       "postgres conninfo: libpq takes any, read-write, "
+                       "read-only, primary, standby or prefer-standby",
+                       attrs);
+
+    return NGX_CONF_ERROR;
 }
 
 
@@ -214,6 +264,10 @@ ngx_vodlms_pg_conf_scan(ngx_vodlms_pg_conf_t *pcf, PQconninfoOption *opts,
         } else if (ngx_strcmp(o->keyword, "port") == 0) {
             ci->port.data = (u_char *) o->val;
             ci->port.len = ngx_strlen(o->val);
+
+        } else if (ngx_strcmp(o->keyword, "target_session_attrs") == 0) {
+            ci->attrs.data = (u_char *) o->val;
+            ci->attrs.len = ngx_strlen(o->val);
 
         } else if (ngx_strcmp(o->keyword, "dbname") == 0
                    || (ci->db.data == NULL
@@ -415,6 +469,183 @@ ngx_vodlms_pg_conf_arrays(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
     pcf->values[k] = NULL;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * For a conninfo with several hosts (after resolution): each host's
+ * address and port, to tell which one a timed-out connect was waiting
+ * for, a label for the logs, and the values for PQconnectStartParams with
+ * the host lists (host, hostaddr, and port if it is a list) starting at
+ * each host in turn.  ci holds the lists as ngx_vodlms_pg_conf_arrays()
+ * gave them to libpq.
+ */
+
+static char *
+ngx_vodlms_pg_conf_rotations(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
+    ngx_vodlms_pg_conninfo_t *ci)
+{
+    u_char        *p;
+    size_t         len;
+    ngx_int_t      key[3], port;
+    ngx_str_t      v, *item, *list[3];
+    ngx_uint_t     i, j, k, r, n, nkeys;
+    ngx_array_t    lists[3];
+    const char   **values;
+
+    pcf->nhosts = 1;
+
+    for (j = 0; j < 3; j++) {
+        if (ngx_array_init(&lists[j], cf->pool, 4, sizeof(ngx_str_t))
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* 0: host, 1: hostaddr, 2: port; as NUL-ended copies */
+
+    key[0] = ngx_vodlms_pg_keyword(pcf, "host");
+    key[1] = ngx_vodlms_pg_keyword(pcf, "hostaddr");
+    key[2] = ngx_vodlms_pg_keyword(pcf, "port");
+
+    n = 0;
+
+    for (j = 0; j < 3; j++) {
+        if (key[j] < 0) {
+            continue;
+        }
+
+        v.data = (u_char *) pcf->values[key[j]];
+        v.len = ngx_strlen(v.data) + 1;
+
+        p = ngx_pstrdup(cf->pool, &v);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_vodlms_pg_split(cf->pool, (char *) p, &lists[j]);
+
+        if (lists[j].nelts > n) {
+            n = lists[j].nelts;
+        }
+    }
+
+    if (n <= 1) {
+        return NGX_CONF_OK;
+    }
+
+    pcf->nhosts = n;
+
+    for (j = 0; j < 3; j++) {
+        list[j] = lists[j].elts;
+    }
+
+    pcf->hostaddrs = ngx_pcalloc(cf->pool, n * sizeof(ngx_str_t));
+    pcf->ports = ngx_pcalloc(cf->pool, n * sizeof(ngx_uint_t));
+    pcf->labels = ngx_pcalloc(cf->pool, n * sizeof(ngx_str_t));
+    pcf->rotations = ngx_pcalloc(cf->pool, n * sizeof(char **));
+    if (pcf->hostaddrs == NULL || pcf->ports == NULL || pcf->labels == NULL
+        || pcf->rotations == NULL)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (lists[1].nelts == n) {
+            pcf->hostaddrs[i] = list[1][i];
+        }
+
+        port = 5432;
+
+        if (lists[2].nelts) {
+            item = &list[2][lists[2].nelts == n ? i : 0];
+
+            if (item->len) {
+                port = ngx_atoi(item->data, item->len);
+            }
+        }
+
+        pcf->ports[i] = (port > 0) ? (ngx_uint_t) port : 5432;
+
+        item = (lists[0].nelts == n) ? &list[0][i] : &pcf->hostaddrs[i];
+
+        pcf->labels[i].data = ngx_pnalloc(cf->pool,
+                                          item->len + 1 + NGX_INT_T_LEN);
+        if (pcf->labels[i].data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        pcf->labels[i].len = ngx_sprintf(pcf->labels[i].data, "%V:%ui", item,
+                                         pcf->ports[i])
+                             - pcf->labels[i].data;
+    }
+
+    for (nkeys = 0; pcf->keywords[nkeys]; nkeys++) {
+        /* void */
+    }
+
+    pcf->rotations[0] = pcf->values;
+
+    for (r = 1; r < n; r++) {
+        values = ngx_pcalloc(cf->pool, (nkeys + 1) * sizeof(char *));
+        if (values == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(values, pcf->values, nkeys * sizeof(char *));
+
+        for (j = 0; j < 3; j++) {
+            if (key[j] < 0 || lists[j].nelts != n) {
+                continue;
+            }
+
+            len = 0;
+            for (i = 0; i < n; i++) {
+                len += list[j][i].len + 1;
+            }
+
+            p = ngx_pnalloc(cf->pool, len);
+            if (p == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            values[key[j]] = (char *) p;
+
+            for (i = 0; i < n; i++) {
+                k = (r + i) % n;
+
+                if (i) {
+                    *p++ = ',';
+                }
+
+                p = ngx_cpymem(p, list[j][k].data, list[j][k].len);
+            }
+
+            *p = '\0';
+        }
+
+        pcf->rotations[r] = values;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the index of keyword in pcf->keywords, or -1 */
+
+static ngx_int_t
+ngx_vodlms_pg_keyword(ngx_vodlms_pg_conf_t *pcf, const char *keyword)
+{
+    ngx_int_t  i;
+
+    for (i = 0; pcf->keywords[i]; i++) {
+        if (ngx_strcmp(pcf->keywords[i], keyword) == 0) {
+            return i;
+        }
+    }
+
+    return -1;
 }
 
 

@@ -364,6 +364,32 @@ rejects('vodlms_pg_schema in a server',
     'server { listen 127.0.0.1:1; vodlms_pg_schema vodlms; }',
     qr/"vodlms_pg_schema" directive is not allowed here/);
 
+# high availability (#21): libpq's multi-host conninfo, both forms, with
+# target_session_attrs; names resolved at nginx -t (localhost: two
+# addresses on most machines, so more hosts than were written)
+accepts('a multi-host primary that must be read-write',
+    'vodlms_pg "host=127.0.0.1,127.0.0.2 port=5432,5433 dbname=vodlms target_session_attrs=read-write";');
+accepts('the same as a URI',
+    'vodlms_pg "postgresql://127.0.0.1:5432,localhost:5433/vodlms?target_session_attrs=read-write";');
+accepts('a replica endpoint that prefers a standby, beside the primary',
+    'vodlms_pg "host=127.0.0.1 dbname=vodlms"; '
+  . 'vodlms_pg_replica "host=127.0.0.2,127.0.0.3 dbname=vodlms target_session_attrs=prefer-standby";');
+for my $attrs (qw(any read-write read-only primary standby prefer-standby)) {
+    accepts("target_session_attrs=$attrs",
+        "vodlms_pg \"host=127.0.0.1 dbname=vodlms target_session_attrs=$attrs\";");
+}
+for my $bad (qw(readwrite master prefer-primary Read-Write)) {
+    rejects("target_session_attrs=$bad, which libpq refuses when it connects",
+        "vodlms_pg \"host=127.0.0.1 dbname=vodlms target_session_attrs=$bad\";",
+        qr/invalid target_session_attrs "\Q$bad\E" in the postgres conninfo: libpq takes any, read-write, read-only, primary, standby or prefer-standby/);
+}
+rejects('a multi-host URI with a bad target_session_attrs',
+    'vodlms_pg "postgresql://127.0.0.1:5432,127.0.0.2:5433/vodlms?target_session_attrs=writable";',
+    qr/invalid target_session_attrs "writable"/);
+rejects('more ports than hosts',
+    'vodlms_pg "host=127.0.0.1,127.0.0.2 port=1,2,3 dbname=vodlms";',
+    qr/postgres conninfo has 3 ports for 2 hosts/);
+
 rejects('a replica without a primary',
     'vodlms_pg_replica "host=127.0.0.1 dbname=x";',
     qr/"vodlms_pg_replica" needs "vodlms_pg"/);

@@ -597,10 +597,110 @@ qr/database unavailable: .*40001: canceling statement due to conflict with recov
 
 
 
-=== TEST 20: reads go to vodlms_pg_replica when one is configured
+=== TEST 20: reads go to vodlms_pg_replica when one is configured (here the primary is down: the check does not need it)
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "host=127.0.0.1 port=$TEST_NGINX_DEAD_PORT dbname=vodlms user=postgres";
+    vodlms_pg_replica "$TEST_NGINX_PRIVATE_PG";
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request
+GET /videos/intro-ready/meta
+--- more_headers
+Cookie: session=t060-alice
+--- response_body
+app
+--- no_error_log
+[warn]
+
+
+
+=== TEST 20b: a replica that refuses connections: the check runs on the primary, and the log says so
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_pg_replica "host=127.0.0.1 port=$TEST_NGINX_DEAD_PORT dbname=vodlms user=postgres";
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request
+GET /videos/intro-ready/meta
+--- more_headers
+Cookie: session=t060-alice
+--- response_body
+app
+--- error_log eval
+qr/\[warn\] .*postgres replica 127\.0\.0\.1:\d+\/vodlms is unavailable, reading from 127\.0\.0\.1:\d+\/vodlms until it answers again: .*connect/
+--- no_error_log
+[error]
+
+
+
+=== TEST 20c: a silent replica (connects, never answers): after its connect_timeout the check runs on the primary
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_pg_replica "host=127.0.0.1 port=$TEST_NGINX_BLACKHOLE_PORT dbname=vodlms user=postgres" connect_timeout=300ms timeout=5s;
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request
+GET /videos/intro-ready/meta
+--- more_headers
+Cookie: session=t060-alice
+--- response_body
+app
+--- error_log eval
+qr/postgres replica 127\.0\.0\.1:\d+\/vodlms is unavailable, reading from .*timed out after 300 ms/
+--- no_error_log
+[error]
+
+
+
+=== TEST 20d: ... and so does a check that times out waiting for the silent replica's connect (timeout= shorter than connect_timeout=)
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_pg_replica "host=127.0.0.1 port=$TEST_NGINX_BLACKHOLE_PORT dbname=vodlms user=postgres" connect_timeout=5s timeout=300ms;
+--- config
+    location ~ ^/videos/(?<vid>[^/]+)/meta$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/app/$vid;
+    }
+    location /app/ { return 200 "app\n"; }
+--- request
+GET /videos/intro-ready/meta
+--- more_headers
+Cookie: session=t060-alice
+--- response_body
+app
+--- no_error_log
+[error]
+
+
+
+=== TEST 20e: with neither the replica nor the primary answering, it is 503 database unavailable
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "host=127.0.0.1 port=$TEST_NGINX_DEAD_PORT dbname=vodlms user=postgres";
     vodlms_pg_replica "host=127.0.0.1 port=$TEST_NGINX_DEAD_PORT dbname=vodlms user=postgres";
 --- config
     location ~ ^/videos/(?<vid>[^/]+)/meta$ {

@@ -38,7 +38,7 @@ use Scalar::Util qw(weaken);
 use Socket qw(SOMAXCONN);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_sentinel start_pg control_server
+our @EXPORT = qw(redis_cmd free_port blackhole start_redis start_sentinel start_pg start_pg_replica control_server
                  private_key block_defaults reload_nginx helper_env poll_until
                  progress_row_handlers nginx_child package_lock);
 
@@ -748,6 +748,17 @@ sub start_pg {
     return $self;
 }
 
+# start_pg_replica($primary, %opts) -> VodlmsTest::Pg: a streaming replica
+# of $primary (pg_basebackup -R: a hot standby that follows it over
+# loopback), already accepting read-only connections.  Options as
+# start_pg's.  ->promote makes it a primary.
+sub start_pg_replica {
+    my ($primary, %opts) = @_;
+    my $self = VodlmsTest::Pg->_new(%opts, primary => $primary);
+    $self->start;
+    return $self;
+}
+
 package VodlmsTest::Pg;
 
 use strict;
@@ -795,6 +806,15 @@ sub _new {
         log_statements => $opts{log_statements},
         owner => $$,
     }, $class;
+    if (my $p = $opts{primary}) {
+        _quiet("$dir/basebackup.log",
+               _as_pg("$bin/pg_basebackup", '-h', '127.0.0.1', '-p', $p->port,
+                      '-U', 'postgres', '-D', $self->{data}, '-R', '-X', 'stream', '--checkpoint=fast',
+                      '--no-sync')) == 0
+            or croak "start_pg_replica: pg_basebackup failed: see $dir/basebackup.log";
+        push @PgServers, $self;
+        return $self;
+    }
     _quiet("$dir/initdb.log",
            _as_pg("$bin/initdb", '-D', $self->{data}, '-A', 'trust',
                   '-U', 'postgres', '--no-sync', '-E', 'UTF8',
@@ -846,6 +866,15 @@ sub stop {
         select undef, undef, undef, 0.02;
     }
     kill 'KILL', $pid;
+}
+
+# pg_ctl promote: a standby becomes a primary; returns once it is one
+sub promote {
+    my $self = shift;
+    _quiet("$self->{dir}/pg_ctl.log",
+           _as_pg("$self->{bin}/pg_ctl", '-D', $self->{data}, '-w', '-t', '60',
+                  'promote')) == 0
+        or croak "promote: pg_ctl promote failed: see $self->{dir}/server.log";
 }
 
 sub psql {

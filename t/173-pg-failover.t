@@ -1,0 +1,445 @@
+# PostgreSQL high availability (issue #21), on the real engine: a primary
+# and a streaming replica (pg_basebackup -R) on loopback, nginx with two
+# workers in front, under a bounded load of what users send: playback
+# checks (the enrollment query), progress beacons (flushed to the primary)
+# and a static file beside them.
+#
+#   (a) the replica stops: the enrollment checks move to the primary, and
+#       come back to the replica when it is started again; then it hangs
+#       (SIGSTOP): the checks time out there once per worker, then move;
+#   (b) failover: the primary stops and the replica is promoted; vodlms_pg
+#       lists both with target_session_attrs=read-write, and the flushes
+#       land on the new primary; a second node that also reads from the
+#       replica (vodlms_pg_replica) fails no request at all;
+#   (c) switchover: the new primary's own replica is promoted and the old
+#       one fenced (read-only, SQLSTATE 25006 to writes): the write is
+#       retried on a fresh connection, which finds the new primary;
+#   (d) a first host that never answers (a blackhole) does not stop the
+#       pool from reaching the second.
+# The static file is served throughout.  Failed requests and seconds to
+# recover are printed (diag) and written up in docs/operations.md; the
+# assertions are functional: which server answers, what fails, what lands
+# where, and that it recovers at all.
+#
+# Plain Test::More: nginx runs as a direct child (nginx_child), the load
+# as forked clients writing one line per request.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Handle;
+use POSIX qw(_exit);
+use Test::More;
+use Time::HiRes qw(time sleep);
+use VodlmsTest;
+
+$ENV{TEST_NGINX_MODULE_PATH}
+    or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
+my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
+
+# alice (1001) is enrolled in course-intro, whose intro-ready is ready
+redis_cmd($redis_port, 'SET', 'session:t170-alice', '{"user_id":"1001"}', 'EX', 3600);
+
+my $pa = start_pg();
+my $pb = start_pg_replica($pa, log_statements => 1);
+is($pb->psql('SELECT pg_is_in_recovery()'), 't', 'B is a streaming replica of A');
+
+my $root = tempdir('vodlms-t170-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+chmod 0755, $root;
+mkdir "$root/static";
+open my $fh, '>', "$root/static/hello.txt" or die $!;
+print $fh "hello\n";
+close $fh;
+chmod 0644, "$root/static/hello.txt";
+
+my $WORKERS = 2;
+
+sub node {
+    my ($name, $pg_lines) = @_;
+    my $port = free_port();
+    my $node = nginx_child(name => "t170-$name", listen => $port, workers => $WORKERS,
+                           http => <<"HTTP");
+    vodlms_redis 127.0.0.1:$redis_port;
+$pg_lines
+    vodlms_progress_zone zone=progress:1m flush=300ms;
+
+    server {
+        listen 127.0.0.1:$port;
+        root $root;
+
+        # what the player asks before it plays: behind the session and
+        # enrollment gate (no enrollment cache: every request asks)
+        location ~ ^/videos/(?<vid>[^/]+)/meta\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            try_files /static/hello.txt =404;
+        }
+
+        location ~ ^/api/videos/(?<vid>[^/]+)/progress\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_progress on;
+            vodlms_progress_rate off;
+        }
+
+        location /static/ { }
+    }
+HTTP
+    $node->{port} = $port;
+    return $node;
+}
+
+#---------------------------------------------------------------------------
+# The load: forked clients, one line per request: start end kind status
+#---------------------------------------------------------------------------
+
+my $LoadDir = tempdir('vodlms-t170-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $Beacon = 0;    # the video position beacons start from, per scenario
+
+sub client {
+    my ($node, $kind, $file) = @_;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+
+    $SIG{TERM} = sub { _exit(0) };
+    open my $out, '>>', $file or _exit(1);
+    $out->autoflush(1);
+    my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
+    my $base = "http://127.0.0.1:$node->{port}";
+    my $pos = $Beacon;
+    for (1 .. 3000) {    # bounded: 60 s at most
+        my $t0 = time;
+        my $res;
+        if ($kind eq 'play') {
+            $res = $http->get("$base/videos/intro-ready/meta",
+                              { headers => { Cookie => 'session=t170-alice' } });
+        } elsif ($kind eq 'beacon') {
+            $pos += 0.1;
+            $res = $http->post("$base/api/videos/intro-ready/progress", {
+                headers => { Cookie => 'session=t170-alice', 'Content-Type' => 'text/plain' },
+                content => sprintf('{"videoId":"intro-ready","currentTime":%.1f,"duration":634.5}', $pos),
+            });
+        } else {
+            $res = $http->get("$base/static/hello.txt");
+        }
+        my $ok = $kind eq 'beacon' ? $res->{status} == 204
+               : $res->{status} == 200 && $res->{content} eq "hello\n";
+        printf $out "%.3f %.3f %s %d %d %s\n", $t0, time, $kind, $res->{status}, $ok ? 1 : 0,
+               $kind eq 'beacon' ? sprintf('%.1f', $pos) : '-';
+        sleep 0.02;
+    }
+    _exit(0);
+}
+
+# starts the load on $node; returns a function that stops it and returns
+# the requests, each [start, end, kind, status, ok, position]
+sub load {
+    my ($node, $name, @kinds) = @_;
+    my $file = "$LoadDir/$name";
+    my @pids = map { client($node, $_, $file) } @kinds;
+    return sub {
+        kill 'TERM', $_ for @pids;
+        waitpid $_, 0 for @pids;
+        open my $in, '<', $file or return [];
+        return [ map { [ split ' ' ] } <$in> ];
+    };
+}
+
+# of the requests of $kind that started after $from: how many, how many
+# failed, and when the first request that succeeded after the last failure
+# ended (seconds after $from; 0: none failed)
+sub outcome {
+    my ($reqs, $kind, $from, $to) = @_;
+    my @r = sort { $a->[0] <=> $b->[0] }
+            grep { $_->[2] eq $kind && $_->[0] >= $from && (!defined $to || $_->[0] < $to) } @$reqs;
+    my @failed = grep { !$_->[4] } @r;
+    my $recovered = 0;
+    if (@failed) {
+        my $last = $failed[-1][0];
+        my ($ok) = grep { $_->[4] && $_->[0] > $last } @r;
+        $recovered = $ok ? $ok->[1] - $from : undef;
+    }
+    my $max_ms = 0;
+    for (@r) { my $ms = ($_->[1] - $_->[0]) * 1000; $max_ms = $ms if $ms > $max_ms }
+    my %by;
+    $by{$_->[3]}++ for @failed;
+    return { n => scalar @r, failed => scalar @failed, recovered => $recovered,
+             max_ms => $max_ms, statuses => join(', ', map { "$by{$_} x $_" } sort keys %by) };
+}
+
+sub report {
+    my ($what, $o) = @_;
+    diag(sprintf '%-44s %4d requests, %3d failed%s, recovered %s, slowest %.0f ms',
+         $what, $o->{n}, $o->{failed}, $o->{failed} ? " ($o->{statuses})" : '',
+         defined $o->{recovered} ? sprintf('%.2f s after', $o->{recovered}) : 'never',
+         $o->{max_ms});
+}
+
+sub count_lines {
+    my ($node, $re) = @_;
+    return scalar grep { /$re/ } split /\n/, $node->log;
+}
+
+sub executes_on {
+    my ($pg) = @_;
+    open my $in, '<', $pg->log_file or return 0;
+    return scalar grep { /execute vodlms_q\d+/ } <$in>;
+}
+
+# the postmaster of $pg and its children (backends, walreceiver, ...)
+sub pg_processes {
+    my ($pg) = @_;
+    my $pm = $pg->pid or return ();
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $in, '<', $stat or next;
+        my $line = <$in> // next;
+        push @kids, $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $pm;
+    }
+    return ($pm, @kids);
+}
+
+sub wait_for {
+    my ($secs, $cond) = @_;
+    my $v;
+    for (1 .. $secs * 50) {
+        last if $v = $cond->();
+        sleep 0.02;
+    }
+    return $v;
+}
+
+#---------------------------------------------------------------------------
+# (a) the replica stops, then starts again
+#---------------------------------------------------------------------------
+
+{
+    my $n = node('a', qq{    vodlms_pg "} . $pa->conninfo . qq{ application_name=t170-primary";
+    vodlms_pg_replica "} . $pb->conninfo . qq{ application_name=t170-replica";});
+
+    my $stop = load($n, 'a', qw(play play static));
+    sleep 1;
+    my $before = executes_on($pb);
+    ok($before > 0, "the replica runs the enrollment checks ($before so far)");
+
+    my $t_stop = time;
+    $pb->stop;
+    my $t_stopped = time;
+    sleep 3;
+    my $t_start = time;
+    my $before_restart = executes_on($pb);
+    $pb->start;
+    my $t_started = time;
+    my $back = wait_for(10, sub { count_lines($n, qr/postgres replica .* answers again, reads go back to it/) >= 1 });
+    my $t_back = time;
+    sleep 1;
+    my $reqs = $stop->();
+
+    my $down = outcome($reqs, 'play', $t_stop, $t_start);
+    my $up = outcome($reqs, 'play', $t_start);
+    report('(a) replica stopped: playback checks', $down);
+    report('(a) replica started again: playback checks', $up);
+    diag(sprintf '(a) the replica took %.2f s to stop and %.2f s to start', $t_stopped - $t_stop,
+         $t_started - $t_start);
+    ok($down->{n} > 20, 'playback checks ran while the replica was down');
+    is($down->{failed}, 0, 'none failed while the replica was down: the primary answered them');
+    is($up->{failed}, 0, 'none failed while the replica came back');
+
+    my $gone = count_lines($n, qr/\[warn\] .*postgres replica 127\.0\.0\.1:\d+\/vodlms is unavailable, reading from 127\.0\.0\.1:\d+\/vodlms until it answers again/);
+    ok($gone >= 1 && $gone <= $WORKERS, "the fall-back is logged once per worker at most ($gone lines)")
+        or diag $n->log;
+    ok($back, 'the return to the replica is logged');
+    my $after = executes_on($pb);
+    ok($after > $before_restart, 'the replica runs the checks again (' . ($after - $before_restart) . ' since it started)');
+    my $static = outcome($reqs, 'static', 0);
+    report('(a) the static file throughout', $static);
+    is($static->{failed}, 0, 'the static file was served throughout');
+
+    # the replica hangs: every process of it stopped (SIGSTOP), so that
+    # established connections go silent and new ones are never answered
+    my $answers_again = count_lines($n, qr/answers again, reads go back to it/);
+    my $stop_hang = load($n, 'a-hang', qw(play play static));
+    sleep 1;
+    my @procs = pg_processes($pb);
+    my $t_hang = time;
+    kill 'STOP', @procs;
+    sleep 5;
+    my $t_cont = time;
+    kill 'CONT', @procs;
+    my $again = wait_for(10, sub { count_lines($n, qr/answers again, reads go back to it/) > $answers_again });
+    sleep 1;
+    $reqs = $stop_hang->();
+    my $hung = outcome($reqs, 'play', $t_hang, $t_cont);
+    report('(a) replica hung (SIGSTOP): playback checks', $hung);
+    my $slow = grep { $_->[2] eq 'play' && $_->[0] >= $t_hang && $_->[0] < $t_cont && $_->[1] - $_->[0] > 0.5 } @$reqs;
+    diag("(a) $slow checks waited for the hung replica's timeout= (1 s) before they moved to the primary");
+    is($hung->{failed}, 0, 'none failed while the replica hung: they timed out there and moved to the primary');
+    ok($hung->{n} > 0, "checks ran while the replica hung ($hung->{n})");
+    ok($again, 'the return of the hung replica is logged');
+    $static = outcome($reqs, 'static', 0);
+    report('(a) the static file while it hung', $static);
+    is($static->{failed}, 0, 'the static file was served while the replica hung');
+
+    unlike($n->log, qr/\[(error|crit|alert|emerg)\]/, 'no error in the log');
+    $n->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# (b) failover: the primary stops, the replica is promoted
+#---------------------------------------------------------------------------
+
+# the max position of alice's row for intro-ready on $pg ('' if none)
+sub max_position {
+    my ($pg) = @_;
+    return $pg->psql("SELECT max_position_seconds FROM vodlms.watch_progress"
+                   . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
+}
+
+# the position of the last beacon acknowledged (204)
+sub last_acked {
+    my ($reqs) = @_;
+    my @acked = sort { $a->[0] <=> $b->[0] } grep { $_->[2] eq 'beacon' && $_->[4] } @$reqs;
+    return @acked ? $acked[-1][5] : undef;
+}
+
+sub multi_host {
+    my ($attrs, @pgs) = @_;
+    return 'host=' . join(',', ('127.0.0.1') x @pgs) . ' port=' . join(',', map { $_->port } @pgs)
+         . " user=postgres dbname=vodlms target_session_attrs=$attrs";
+}
+
+{
+    # node b has no replica; node b2, beside it, reads from B (the replica
+    # that is promoted), as operations.md advises
+    my $n = node('b', '    vodlms_pg "' . multi_host('read-write', $pa, $pb) . '";');
+    my $n2 = node('b2', '    vodlms_pg "' . multi_host('read-write', $pa, $pb) . qq{";
+    vodlms_pg_replica "} . $pb->conninfo . '";');
+
+    $Beacon = 10;
+    my $stop = load($n, 'b', qw(play play beacon static));
+    my $stop2 = load($n2, 'b2', qw(play beacon));
+    sleep 1.5;
+    ok(wait_for(10, sub { (max_position($pa) || 0) >= 10 }), 'before: the flushes land on A');
+
+    my $t_down = time;
+    $pa->stop;
+    my $t_promote = time;
+    $pb->promote;
+    my $t_promoted = time;
+    sleep 4;
+    my $reqs = $stop->();
+    my $reqs2 = $stop2->();
+
+    is($pb->psql('SELECT pg_is_in_recovery()'), 'f', 'B is the primary now');
+    my $acked = last_acked($reqs);
+    ok(defined $acked && $acked > 10, "beacons were acknowledged (the last at ${acked}s)");
+    my $acked2 = last_acked($reqs2);
+    $acked = $acked2 if defined $acked2 && $acked2 > $acked;
+    my $landed = wait_for(10, sub { my $m = max_position($pb); $m ne '' && $m >= $acked ? $m : 0 });
+    ok($landed, "the flushes land on B, the new primary: its row is at $acked s")
+        or diag 'B has ' . max_position($pb);
+
+    my $engine = $t_promoted - $t_down;
+    diag(sprintf '(b) the engine: A stopped in %.2f s, B promoted in %.2f s: %.2f s without a primary',
+         $t_promote - $t_down, $t_promoted - $t_promote, $engine);
+    for my $kind (qw(play beacon)) {
+        my $all = outcome($reqs, $kind, $t_down);
+        my $after = outcome($reqs, $kind, $t_promoted);
+        report("(b) failover: $kind, from A's stop", $all);
+        report("(b) failover: $kind, from B's promotion", $after);
+        ok(defined $after->{recovered}, "$kind: recovers after the promotion");
+        my $late = outcome($reqs, $kind, $t_promoted + 3);
+        ok($late->{n} > 0 && $late->{failed} == 0, "$kind: none fails from 3 s after the promotion on");
+    }
+    for my $kind (qw(play beacon)) {
+        my $o = outcome($reqs2, $kind, $t_down);
+        report("(b) with the replica: $kind, from A's stop", $o);
+        is($o->{failed}, 0, "with vodlms_pg_replica, no $kind failed: B, replica then primary, answered the checks");
+    }
+    my $static = outcome($reqs, 'static', 0);
+    report('(b) the static file throughout', $static);
+    is($static->{failed}, 0, 'the static file was served throughout');
+    unlike($n->log . $n2->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
+    $n->stop('QUIT');
+    $n2->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# (c) switchover: B's replica C is promoted, B is fenced (read-only)
+#---------------------------------------------------------------------------
+
+my $pc = start_pg_replica($pb);
+
+{
+    my $n = node('c', '    vodlms_pg "' . multi_host('read-write', $pb, $pc) . '";');
+
+    $Beacon = 100;
+    my $stop = load($n, 'c', qw(play play beacon static));
+    sleep 1.5;
+    ok(wait_for(10, sub { (max_position($pb) || 0) >= 100 }), 'before: the flushes land on B');
+
+    my $t_promote = time;
+    $pc->promote;
+    my $t_fence = time;
+    $pb->psql('ALTER SYSTEM SET default_transaction_read_only = on');
+    $pb->psql('SELECT pg_reload_conf()');
+    my $t_fenced = time;
+    sleep 3;
+    my $t_stop = time;
+    $pb->stop;
+    sleep 1.5;
+    my $reqs = $stop->();
+
+    my $acked = last_acked($reqs);
+    my $landed = wait_for(10, sub { my $m = max_position($pc); $m ne '' && $m >= $acked ? $m : 0 });
+    ok($landed, "the flushes land on C, the new primary: its row is at $acked s")
+        or diag 'C has ' . max_position($pc);
+    like($n->log, qr/\[warn\] .*postgres 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/vodlms answers read-only at 127\.0\.0\.1:\d+ \(.*25006.*\), its connections are closed; the statement is tried once more/,
+         'the read-only answer (25006) is logged, and the statement tried again');
+
+    diag(sprintf '(c) the engine: C promoted in %.2f s, B fenced in %.2f s', $t_fence - $t_promote,
+         $t_fenced - $t_fence);
+    for my $kind (qw(play beacon)) {
+        my $o = outcome($reqs, $kind, $t_promote);
+        report("(c) switchover: $kind, from C's promotion", $o);
+        is($o->{failed}, 0, "$kind: none failed in the switchover");
+    }
+    my $static = outcome($reqs, 'static', 0);
+    report('(c) the static file throughout', $static);
+    is($static->{failed}, 0, 'the static file was served throughout');
+    $n->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# (d) a first host that never answers
+#---------------------------------------------------------------------------
+
+{
+    my ($bh_port, $bh) = blackhole();
+    my $n = node('d', '    vodlms_pg "host=127.0.0.1,127.0.0.1 port=' . "$bh_port," . $pc->port
+                    . ' user=postgres dbname=vodlms target_session_attrs=read-write"'
+                    . ' connect_timeout=500ms timeout=3s;');
+
+    my $http = HTTP::Tiny->new(timeout => 10);
+    my ($failed, $ok, $t0) = (0, 0, time);
+    while ($ok < 10 && time - $t0 < 20) {
+        my $res = $http->get("http://127.0.0.1:$n->{port}/videos/intro-ready/meta",
+                             { headers => { Cookie => 'session=t170-alice' } });
+        if ($res->{status} == 200) { $ok++ } else { $failed++; $ok = 0 }
+    }
+    diag(sprintf '(d) a silent first host: %d requests failed, %.2f s until 10 in a row succeeded',
+         $failed, time - $t0);
+    is($ok, 10, 'the pool reaches the second host: requests succeed');
+    ok($failed <= $WORKERS, "one failed request per worker at most ($failed)");
+    like($n->log, qr/\[warn\] .*127\.0\.0\.1:$bh_port did not answer within 500 ms, the next connect starts with 127\.0\.0\.1:${\ $pc->port}/,
+         'the silent host is named, and the next connect starts after it');
+    $n->stop('QUIT');
+}
+
+done_testing();
