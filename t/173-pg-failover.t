@@ -42,13 +42,13 @@ $ENV{TEST_NGINX_MODULE_PATH}
 my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
 
 # alice (1001) is enrolled in course-intro, whose intro-ready is ready
-redis_cmd($redis_port, 'SET', 'session:t170-alice', '{"user_id":"1001"}', 'EX', 3600);
+redis_cmd($redis_port, 'SET', 'session:t173-alice', '{"user_id":"1001"}', 'EX', 3600);
 
 my $pa = start_pg();
 my $pb = start_pg_replica($pa, log_statements => 1);
 is($pb->psql('SELECT pg_is_in_recovery()'), 't', 'B is a streaming replica of A');
 
-my $root = tempdir('vodlms-t170-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $root = tempdir('vodlms-t173-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $root;
 mkdir "$root/static";
 open my $fh, '>', "$root/static/hello.txt" or die $!;
@@ -61,7 +61,7 @@ my $WORKERS = 2;
 sub node {
     my ($name, $pg_lines) = @_;
     my $port = free_port();
-    my $node = nginx_child(name => "t170-$name", listen => $port, workers => $WORKERS,
+    my $node = nginx_child(name => "t173-$name", listen => $port, workers => $WORKERS,
                            http => <<"HTTP");
     vodlms_redis 127.0.0.1:$redis_port;
 $pg_lines
@@ -99,7 +99,7 @@ HTTP
 # The load: forked clients, one line per request: start end kind status
 #---------------------------------------------------------------------------
 
-my $LoadDir = tempdir('vodlms-t170-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $LoadDir = tempdir('vodlms-t173-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $Beacon = 0;    # the video position beacons start from, per scenario
 
 sub client {
@@ -118,11 +118,11 @@ sub client {
         my $res;
         if ($kind eq 'play') {
             $res = $http->get("$base/videos/intro-ready/meta",
-                              { headers => { Cookie => 'session=t170-alice' } });
+                              { headers => { Cookie => 'session=t173-alice' } });
         } elsif ($kind eq 'beacon') {
             $pos += 0.1;
             $res = $http->post("$base/api/videos/intro-ready/progress", {
-                headers => { Cookie => 'session=t170-alice', 'Content-Type' => 'text/plain' },
+                headers => { Cookie => 'session=t173-alice', 'Content-Type' => 'text/plain' },
                 content => sprintf('{"videoId":"intro-ready","currentTime":%.1f,"duration":634.5}', $pos),
             });
         } else {
@@ -220,8 +220,8 @@ sub wait_for {
 #---------------------------------------------------------------------------
 
 {
-    my $n = node('a', qq{    vodlms_pg "} . $pa->conninfo . qq{ application_name=t170-primary";
-    vodlms_pg_replica "} . $pb->conninfo . qq{ application_name=t170-replica";});
+    my $n = node('a', qq{    vodlms_pg "} . $pa->conninfo . qq{ application_name=t173-primary";
+    vodlms_pg_replica "} . $pb->conninfo . qq{ application_name=t173-replica";});
 
     my $stop = load($n, 'a', qw(play play static));
     sleep 1;
@@ -430,7 +430,7 @@ my $pc = start_pg_replica($pb);
     my ($failed, $ok, $t0) = (0, 0, time);
     while ($ok < 10 && time - $t0 < 20) {
         my $res = $http->get("http://127.0.0.1:$n->{port}/videos/intro-ready/meta",
-                             { headers => { Cookie => 'session=t170-alice' } });
+                             { headers => { Cookie => 'session=t173-alice' } });
         if ($res->{status} == 200) { $ok++ } else { $failed++; $ok = 0 }
     }
     diag(sprintf '(d) a silent first host: %d requests failed, %.2f s until 10 in a row succeeded',
