@@ -78,6 +78,7 @@ ok(!$sentinel->running, 'start_sentinel: ->stop stops it');
         IO::Select->new($s)->can_read(5) or return ('timeout');
         $s->recv(my $r, 512);
         my ($id, $flags, undef, $an) = unpack 'n n n n', $r;
+        return ($flags & 0xf, $an, '', 0) unless $an;       # NXDOMAIN: no answer to read
         my ($ttl, undef, @ip) = unpack 'N n C4', substr $r, 12 + length($qname) + 4 + 6;
         return ($flags & 0xf, $an, join('.', @ip), $ttl);
     };
