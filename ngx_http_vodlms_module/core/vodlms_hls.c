@@ -29,6 +29,7 @@ typedef struct {
     vodlms_hls_err_t         *err;
     int                       define;       /* opts->define in use */
     int                       version_seen;
+    size_t                    version;      /* its value, up to 1000 */
     char                      ref[VODLMS_HLS_DEFINE_MAX + 3]; /* "{$v}" */
     size_t                    line;
     const char               *line_start;
@@ -417,6 +418,8 @@ vodlms_hls_version(vodlms_hls_ctx_t *c, const char *s, const char *e)
         }
     }
 
+    c->version = v;
+
     if (v >= VODLMS_HLS_DEFINE_VERSION) {
         return VODLMS_OK;
     }
@@ -535,6 +538,9 @@ vodlms_hls_header(vodlms_hls_ctx_t *c, const char *at, const char *eol,
     }
     if (rc == VODLMS_OK) {
         rc = vodlms_hls_emit(c, "\",VALUE=\"", 9);
+    }
+    if (rc == VODLMS_OK && c->out != NULL && c->opts->value_at != NULL) {
+        *c->opts->value_at = c->len;
     }
     if (rc == VODLMS_OK) {
         rc = vodlms_hls_emit(c, c->query, c->query_len);
@@ -864,6 +870,15 @@ vodlms_hls_rewrite(const char *in, size_t in_len, const char *query,
     if (!header) {                             /* empty, or a BOM alone */
         return vodlms_hls_fail(&c, VODLMS_EMALFORMED,
                                "not a playlist (empty)");
+    }
+
+    if (c.define && c.version < VODLMS_HLS_DEFINE_VERSION
+        && memmem(in, in_len, "{$", 2) != NULL)
+    {
+        c.line = 0;
+        return vodlms_hls_fail(&c, VODLMS_EMALFORMED,
+                               "\"{$\" in a playlist below version 8 (it "
+                               "would name a variable)");
     }
 
     if (versioned && !c.version_seen) {

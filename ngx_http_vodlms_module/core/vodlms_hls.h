@@ -75,10 +75,17 @@
  *     - every URI that would be signed gets "{$<define>}" where the query
  *       would go (with the same '?' or '&');
  *     - an EXT-X-VERSION tag below 8 is raised to 8 (its digits replaced).
+ *   When opts->value_at is not NULL, the writing pass stores there the
+ *   offset in the output of the query's first byte in that EXT-X-DEFINE
+ *   (it is followed by '"'): the output less those query_len bytes is the
+ *   same for every query.
  *   Refused as VODLMS_EMALFORMED as well: an EXT-X-DEFINE of the playlist
  *   that names the same variable (NAME, IMPORT or QUERYPARAM), an
- *   EXT-X-VERSION that is not a decimal-integer or is given twice, or the
- *   text "#EXT-X-VERSION" anywhere but at the start of a tag line.  A
+ *   EXT-X-VERSION that is not a decimal-integer or is given twice, the
+ *   text "#EXT-X-VERSION" anywhere but at the start of a tag line, or the
+ *   text "{$" in a playlist below version 8 (literal there, it would
+ *   become a reference to an undefined variable, which a player must
+ *   refuse).  A
  *   player that substitutes variables requests exactly the URIs the query
  *   mode writes; one that does not requests "{$...}" literally, and the
  *   edge refuses it.
@@ -127,6 +134,7 @@ typedef struct {
     size_t             origin_len;
     const char        *define;         /* a variable name, or NULL */
     size_t             define_len;
+    size_t            *value_at;       /* define: where the query went */
     size_t             max_size;       /* bytes of input, > 0 */
     size_t             max_line;       /* bytes of one line, > 0 */
 } vodlms_hls_opts_t;

@@ -292,7 +292,7 @@ check_define(const char *in, size_t size, vodlms_hls_opts_t *o,
     size_t qwrote)
 {
     char         *d, *exp, *x;
-    size_t        need, wrote, room, i, eol;
+    size_t        need, wrote, room, i, eol, at;
     vodlms_rc_t   rc, rc2;
 
     o->define = "v";
@@ -305,9 +305,19 @@ check_define(const char *in, size_t size, vodlms_hls_opts_t *o,
         goto done;
     }
 
+    at = (size_t) -1;
+    o->value_at = &at;
     rc2 = vodlms_hls_rewrite(in, size, query, qlen, o, d, room, &wrote, NULL);
+    o->value_at = NULL;
     if (rc2 != rc || (rc == VODLMS_OK && wrote != need)) {
         fail("define: measuring and writing disagree");
+    }
+
+    if (rc == VODLMS_OK
+        && (at > wrote || wrote - at < qlen + 1
+            || memcmp(d + at, query, qlen) != 0 || d[at + qlen] != '"'))
+    {
+        fail("define: value_at is not where the query is");
     }
 
     if (rc == VODLMS_OK && qrc != VODLMS_OK) {
@@ -315,7 +325,8 @@ check_define(const char *in, size_t size, vodlms_hls_opts_t *o,
     }
 
     if (qrc == VODLMS_OK && rc != VODLMS_OK
-        && !has(in, size, "#EXT-X-VERSION") && !has(in, size, "#EXT-X-DEFINE"))
+        && !has(in, size, "#EXT-X-VERSION") && !has(in, size, "#EXT-X-DEFINE")
+        && !has(in, size, "{$"))
     {
         fail("define: refused a playlist with no clash");
     }

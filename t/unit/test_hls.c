@@ -737,6 +737,37 @@ test_define(void)
              VODLMS_EMALFORMED, "not at the start of a tag line", 0,
              "define: the version's text inside a URI");
 
+    refuse_o(&o, LIT("#EXTM3U\n#EXT-X-VERSION:3\n"
+                     "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"De {$de}\","
+                     "URI=\"de.m3u8\"\n"), Q, VODLMS_EMALFORMED,
+             "below version 8", 0,
+             "define: literal \"{$\" in a version 3 playlist refused");
+    refuse_o(&o, LIT("#EXTM3U\na{$x}.ts\n"), Q, VODLMS_EMALFORMED,
+             "below version 8", 0,
+             "define: literal \"{$\" in a playlist with no version refused");
+    expect_define(LIT("#EXTM3U\n#EXT-X-VERSION:8\n"
+                      "#EXT-X-DEFINE:NAME=\"x\",VALUE=\"1\"\na{$x}.ts\n"),
+                  LIT("#EXTM3U\n" DEF "\n#EXT-X-VERSION:8\n"
+                      "#EXT-X-DEFINE:NAME=\"x\",VALUE=\"1\"\na{$x}.ts?" REF
+                      "\n"),
+                  "the playlist's own references at version 8 kept");
+
+    /* where the query went: the offset the writing pass reports */
+    {
+        size_t  at = 0, need;
+        char    w[512];
+        static const char  v[] = "#EXTM3U\r\na.ts\r\n";
+
+        o.value_at = &at;
+        rc = vodlms_hls_rewrite(v, sizeof(v) - 1, Q, sizeof(Q) - 1, &o, w,
+                                sizeof(w), &need, &err);
+        is_rc(rc, VODLMS_OK, "define, value_at: written");
+        ok(at + sizeof(Q) - 1 < need && memcmp(w + at, Q, sizeof(Q) - 1) == 0
+           && w[at + sizeof(Q) - 1] == '"',
+           "define, value_at: the query is at offset %zu, then '\"'", at);
+        o.value_at = NULL;
+    }
+
     /* an empty query: checked and copied, nothing defined */
     rc = run(LIT(media), "", &o, &out, &len, &err);
     is_rc(rc, VODLMS_OK, "define, empty query: accepted");
