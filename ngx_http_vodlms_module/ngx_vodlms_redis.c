@@ -971,3 +971,67 @@ ngx_vodlms_redis_batch_detach(void *data)
      * still cost this connection its life, not park it forever.
      */
 }
+
+
+/*
+ * The configured address, as a socket address.  Sentinel discovery and
+ * run-time DNS will replace this with the master's current address
+ * (NGX_AGAIN while it is being asked for).
+ */
+
+ngx_int_t
+ngx_vodlms_redis_current_address(ngx_vodlms_redis_pool_t *pool,
+    ngx_sockaddr_t *sa, socklen_t *socklen)
+{
+    in_addr_t                 inaddr;
+    ngx_vodlms_redis_conf_t  *conf;
+
+    conf = pool->conf;
+
+    ngx_memzero(sa, sizeof(ngx_sockaddr_t));
+
+#if (NGX_HAVE_UNIX_DOMAIN)
+
+    if (conf->unix_path.len) {
+        if (conf->unix_path.len >= sizeof(sa->sockaddr_un.sun_path)) {
+            return NGX_ERROR;
+        }
+
+        sa->sockaddr_un.sun_family = AF_UNIX;
+        ngx_memcpy(sa->sockaddr_un.sun_path, conf->unix_path.data,
+                   conf->unix_path.len);
+        *socklen = sizeof(struct sockaddr_un);
+
+        return NGX_OK;
+    }
+
+#endif
+
+    inaddr = ngx_inet_addr(conf->host.data, conf->host.len);
+
+    if (inaddr != INADDR_NONE) {
+        sa->sockaddr_in.sin_family = AF_INET;
+        sa->sockaddr_in.sin_addr.s_addr = inaddr;
+        sa->sockaddr_in.sin_port = htons(conf->port);
+        *socklen = sizeof(struct sockaddr_in);
+
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+
+    if (ngx_inet6_addr(conf->host.data, conf->host.len,
+                       sa->sockaddr_in6.sin6_addr.s6_addr)
+        == NGX_OK)
+    {
+        sa->sockaddr_in6.sin6_family = AF_INET6;
+        sa->sockaddr_in6.sin6_port = htons(conf->port);
+        *socklen = sizeof(struct sockaddr_in6);
+
+        return NGX_OK;
+    }
+
+#endif
+
+    return NGX_ERROR;
+}

@@ -78,5 +78,14 @@ ngx_int_t ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool,
     ngx_vodlms_redis_done_pt on_done, void *data,
     ngx_vodlms_redis_status_e *status, const char **reason);
 
+/*
+ * Where the pool connects now, for callers' connections of their own (the
+ * session invalidation link): copied to *sa, its length to *socklen.
+ * NGX_OK; NGX_AGAIN while it is being found out (ask again later);
+ * NGX_ERROR.
+ */
+ngx_int_t ngx_vodlms_redis_current_address(ngx_vodlms_redis_pool_t *pool,
+    ngx_sockaddr_t *sa, socklen_t *socklen);
+
 
 #endif /* NGX_VODLMS_REDIS_H */

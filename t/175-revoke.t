@@ -1,0 +1,338 @@
+# Instant session revocation across nodes (issue #21): two nginx nodes on
+# one Redis cache sessions for 10 minutes (valid=10m), and a logout (the
+# session key's DEL) is refused on both long before that, through Redis's
+# invalidation messages (vodlms_session_invalidate).  A third node without
+# the directive shows what it fixes: its cached answer outlives the logout.
+# A negative answer goes when the session is created; a lost invalidation
+# connection is logged, falls back to the TTL, and is made again; a Redis
+# restart drops what was cached before it.
+#
+# Redis is private to this suite, with a password for the default user
+# (so nothing works without AUTH) and an ACL user that vodlms logs in as,
+# on database 3.  Plain Test::More: nginx runs as direct children of this
+# script, two workers each (the cache zone is shared by a node's workers;
+# one of them holds the invalidation link).
+#
+# The delay from DEL to the first refusal is measured and printed (diag);
+# VODLMS_REVOKE_SAMPLES=100 measures over 100 logouts (default 20).  The
+# assertion is functional: refused within a few seconds, where valid= is
+# ten minutes.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use HTTP::Tiny;
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use VodlmsTest;
+
+$ENV{TEST_NGINX_MODULE_PATH}
+    or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
+
+my $SAMPLES = $ENV{VODLMS_REVOKE_SAMPLES} || 20;
+my $SOON = 5;       # seconds: "refused long before valid=10m", under CI load
+my $DB = 3;
+my $PASSWORD = 't175-pw';
+
+my $redis = start_redis(requirepass => 't175-default-pw',
+                        acl_user => 'vodlms', acl_password => $PASSWORD);
+my $rport = $redis->port;
+
+# a persistent client, as the LMS would be: AUTH as the ACL user, SELECT 3
+my ($rsock, $reader);
+sub rconnect {
+    $rsock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$rport", Proto => 'tcp')
+        or die "cannot connect to redis: $!";
+    $rsock->autoflush(1);
+    $reader = VodlmsTest::RespReader->new($rsock, 5);
+    rcmd('AUTH', 'vodlms', $PASSWORD) eq 'OK' or die "AUTH failed";
+    rcmd('SELECT', $DB) eq 'OK' or die "SELECT failed";
+}
+sub rcmd {
+    my $out = '*' . @_ . "\r\n";
+    $out .= '$' . length($_) . "\r\n$_\r\n" for @_;
+    print $rsock $out;
+    return $reader->reply;
+}
+rconnect();
+
+my $http = HTTP::Tiny->new(timeout => 10);
+
+sub start_node {
+    my ($name, $invalidate) = @_;
+    my $port = free_port();
+    my $node = nginx_child(name => "t175-$name", listen => $port, workers => 2,
+                           check => 1, http => <<"HTTP");
+    vodlms_redis 127.0.0.1:$rport user=vodlms password=$PASSWORD db=$DB;
+    vodlms_cache_zone zone=sessions:1m;
+    vodlms_session_invalidate $invalidate;
+
+    server {
+        listen 127.0.0.1:$port;
+        location = /t {
+            vodlms_auth on;
+            vodlms_session_cache sessions valid=10m invalid=10m;
+            add_header X-Cache \$vodlms_session_cache always;
+            add_header X-User \$vodlms_user_id always;
+            proxy_pass http://127.0.0.1:$port/app;
+        }
+        location = /app { return 200 "ok\\n"; }
+    }
+HTTP
+    $node->{port} = $port;
+    $node->{name} = $name;
+    return $node;
+}
+
+# GET /t as the holder of a token: "status cache user"
+sub as {
+    my ($node, $token) = @_;
+    my $r = $http->get("http://127.0.0.1:$node->{port}/t",
+                       { headers => { Cookie => "session=$token" } });
+    return join ' ', $r->{status}, $r->{headers}{'x-cache'} // '-',
+                     $r->{headers}{'x-user'} // '-';
+}
+
+# how many lines of the node's log match $re
+sub log_count {
+    my ($node, $re) = @_;
+    return scalar grep { /$re/ } split /\n/, $node->log;
+}
+
+# poll until the node's log has $n lines matching $re (up to 20 s)
+sub wait_log {
+    my ($node, $re, $n) = @_;
+    $n //= 1;
+    for (1 .. 1000) {
+        return 1 if log_count($node, $re) >= $n;
+        sleep 0.02;
+    }
+    return 0;
+}
+
+# poll the nodes until each answers $want for $token; seconds each took
+# (undef: not within $SOON)
+sub until_each {
+    my ($want, $token, $t0, @nodes) = @_;
+    my %took;
+    while (time - $t0 < $SOON && keys %took < @nodes) {
+        for my $n (@nodes) {
+            next if defined $took{$n->{name}};
+            $took{$n->{name}} = time - $t0 if (as($n, $token) =~ /^(\d+)/)[0] == $want;
+        }
+    }
+    return map { $took{$_->{name}} } @nodes;
+}
+
+sub ms { defined $_[0] ? sprintf('%.1f ms', $_[0] * 1000) : 'never' }
+
+my $ON = qr/\[notice\].*session invalidation is on: redis 127\.0\.0\.1:$rport/;
+my $LOST = qr/\[warn\].*session invalidation from redis 127\.0\.0\.1:$rport lost/;
+my $BACK = qr/\[notice\].*session invalidation from redis 127\.0\.0\.1:$rport .* is back/;
+
+
+# ---------------------------------------------------------------------------
+# nginx -t
+# ---------------------------------------------------------------------------
+
+sub nginx_t {
+    my ($http_conf) = @_;
+    my $dir = File::Temp::tempdir('vodlms-t175-conf-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$dir/logs";
+    open my $fh, '>', "$dir/nginx.conf" or die;
+    print $fh "load_module $ENV{TEST_NGINX_MODULE_PATH};\nerror_log $dir/logs/error.log;\n"
+            . "pid $dir/nginx.pid;\nevents {}\nhttp {\n    access_log off;\n$http_conf\n}\n";
+    close $fh;
+    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    my $out = `'$nginx' -p '$dir' -c '$dir/nginx.conf' -t 2>&1`;
+    return ($? == 0, $out);
+}
+
+{
+    my ($ok, $out) = nginx_t(<<'EOF');
+    vodlms_session_invalidate on;
+    server { listen 127.0.0.1:1; location / { } }
+EOF
+    ok(!$ok, 'nginx -t: vodlms_session_invalidate without vodlms_redis is refused');
+    like($out, qr/"vodlms_session_invalidate" listens to the Redis the sessions are in: add "vodlms_redis"/,
+         '... and says what to add');
+
+    ($ok, $out) = nginx_t(<<'EOF');
+    vodlms_redis 127.0.0.1:1;
+    vodlms_session_invalidate soon;
+    server { listen 127.0.0.1:1; location / { } }
+EOF
+    ok(!$ok, 'nginx -t: vodlms_session_invalidate takes on or off');
+    like($out, qr/invalid value "soon" in "vodlms_session_invalidate"/, '... named');
+}
+
+
+# ---------------------------------------------------------------------------
+# two nodes with invalidation, one without
+# ---------------------------------------------------------------------------
+
+my $A = start_node('a', 'on');
+my $B = start_node('b', 'on');
+my $C = start_node('c', 'off');
+
+ok(wait_log($A, $ON), 'node A: the invalidation link is up') or diag $A->log;
+ok(wait_log($B, $ON), 'node B: the invalidation link is up') or diag $B->log;
+is(log_count($C, qr/session invalidation/), 0, 'node C (off) has no link');
+
+# one link per node (worker 0), whatever the number of workers
+is(log_count($A, $ON), 1, 'node A: one link for its two workers');
+
+
+# --- a logout ----------------------------------------------------------------
+
+rcmd('SET', 'session:t175-alice', '{"user_id":"501"}', 'EX', 3600);
+
+for my $n ($A, $B, $C) {
+    is(as($n, 't175-alice'), '200 MISS 501', "node \U$n->{name}\E: first request asks Redis");
+    is(as($n, 't175-alice'), '200 HIT 501', "node \U$n->{name}\E: second one is a cache hit");
+}
+
+my $t0 = time;
+is(rcmd('DEL', 'session:t175-alice'), 1, 'logout: the session key is deleted');
+my ($da, $db) = until_each(401, 't175-alice', $t0, $A, $B);
+
+ok(defined $da, "node A refuses the logged-out session at once (valid=10m): after " . ms($da));
+ok(defined $db, "node B refuses the logged-out session at once (valid=10m): after " . ms($db));
+diag sprintf 'logout -> refused: node A %s, node B %s', ms($da), ms($db);
+
+is(as($C, 't175-alice'), '200 HIT 501',
+   'node C (no vodlms_session_invalidate) still serves it from its cache: what this fixes');
+like(as($A, 't175-alice'), qr/^401 /, 'node A: still refused (the refusal is cached in turn)');
+
+
+# --- a login after a cached "no such session" --------------------------------
+
+for my $n ($A, $B) {
+    is(as($n, 't175-bob'), '401 MISS -', "node \U$n->{name}\E: an unknown token asks Redis");
+    is(as($n, 't175-bob'), '401 HIT -', "node \U$n->{name}\E: the refusal is cached (invalid=10m)");
+}
+
+$t0 = time;
+rcmd('SET', 'session:t175-bob', '{"user_id":"502"}', 'EX', 3600);
+($da, $db) = until_each(200, 't175-bob', $t0, $A, $B);
+ok(defined $da && defined $db,
+   'a login is let in on both nodes at once, despite the cached refusal: '
+   . ms($da) . ', ' . ms($db));
+is(as($A, 't175-bob'), '200 HIT 502', 'node A: the new answer is cached in turn');
+
+
+# --- the invalidation connection is killed -----------------------------------
+
+rcmd('SET', 'session:t175-carol', '{"user_id":"503"}', 'EX', 3600);
+as($_, 't175-carol') for $A, $B;
+
+my $killed = rcmd('CLIENT', 'KILL', 'TYPE', 'pubsub');
+ok($killed >= 2, "CLIENT KILL TYPE pubsub: both nodes' subscribers killed ($killed)");
+
+for my $n ($A, $B) {
+    ok(wait_log($n, $LOST), "node \U$n->{name}\E logs that invalidation is lost and the TTL rules")
+        or diag $n->log;
+    ok(wait_log($n, $BACK), "node \U$n->{name}\E logs that it is back") or diag $n->log;
+    is(log_count($n, $LOST), 1, "node \U$n->{name}\E: one warning for the loss");
+    like($n->log, qr/cached session answers live up to their valid= time until it is back/,
+         "node \U$n->{name}\E: the warning says what that means");
+}
+
+# answers cached before the link came back are dropped: carol's is a miss
+is(as($A, 't175-carol'), '200 MISS 503', 'node A: what was cached before the loss is asked again');
+is(as($A, 't175-carol'), '200 HIT 503', 'node A: and cached again');
+as($B, 't175-carol') for 1 .. 2;
+
+$t0 = time;
+rcmd('DEL', 'session:t175-carol');
+($da, $db) = until_each(401, 't175-carol', $t0, $A, $B);
+ok(defined $da && defined $db,
+   'after the reconnection a logout is refused at once again: ' . ms($da) . ', ' . ms($db));
+
+
+# --- the tracking connection is killed ---------------------------------------
+
+# the tracker is a plain client: find it by its command name
+my $clients = rcmd('CLIENT', 'LIST');
+my @trackers = $clients =~ /^id=(\d+) .*flags=t\b/mg;
+@trackers = map { /^id=(\d+) .* cmd=client\|tracking/ ? $1 : () } split /\n/, $clients
+    unless @trackers;
+ok(@trackers >= 2, 'the two trackers are in CLIENT LIST (' . scalar(@trackers) . ')')
+    or diag $clients;
+rcmd('CLIENT', 'KILL', 'ID', $_) for @trackers;
+
+for my $n ($A, $B) {
+    ok(wait_log($n, $LOST, 2), "node \U$n->{name}\E: a lost tracker is a loss too");
+    ok(wait_log($n, $BACK, 2), "node \U$n->{name}\E: and back");
+}
+
+rcmd('SET', 'session:t175-dave', '{"user_id":"504"}', 'EX', 3600);
+as($_, 't175-dave'), as($_, 't175-dave') for $A, $B;
+$t0 = time;
+rcmd('DEL', 'session:t175-dave');
+($da, $db) = until_each(401, 't175-dave', $t0, $A, $B);
+ok(defined $da && defined $db, 'revocation works after that: ' . ms($da) . ', ' . ms($db));
+
+
+# --- Redis restarts ----------------------------------------------------------
+
+rcmd('SET', 'session:t175-erin', '{"user_id":"505"}', 'EX', 3600);
+is(as($A, 't175-erin'), '200 MISS 505', 'node A caches erin');
+is(as($A, 't175-erin'), '200 HIT 505', '... a hit');
+
+$redis->stop;
+ok(wait_log($A, $LOST, 3), 'Redis stopped: node A says invalidation is lost');
+is(as($A, 't175-erin'), '200 HIT 505',
+   'meanwhile the cached answer is served: the TTL rules, as without invalidation');
+
+# the restarted Redis has no data: erin's session is gone, as if deleted
+# while nobody listened
+$redis->start;
+ok(wait_log($A, $BACK, 3), 'Redis back: node A resubscribes') or diag $A->log;
+rconnect();
+my $erin = as($A, 't175-erin');
+is($erin, '401 MISS -', 'what was cached before the outage is dropped: erin is refused');
+
+
+# --- the delay, over many logouts --------------------------------------------
+
+my (@delays, $late);
+for my $i (1 .. $SAMPLES) {
+    my $token = "t175-m$i";
+    rcmd('SET', "session:$token", '{"user_id":"600"}', 'EX', 3600);
+    my @c = map { (as($_, $token), as($_, $token)) } $A, $B;
+    unless ($c[1] =~ /HIT/ && $c[3] =~ /HIT/) {
+        $late++;
+        next;
+    }
+    my $t = time;
+    rcmd('DEL', "session:$token");
+    my @d = until_each(401, $token, $t, $A, $B);
+    if (grep { !defined } @d) { $late++; next }
+    push @delays, @d;
+}
+ok(!$late, "$SAMPLES logouts: each refused on both nodes within ${SOON}s (" . ($late // 0) . ' not)');
+@delays = sort { $a <=> $b } @delays;
+if (@delays) {
+    my $pct = sub { $delays[int($_[0] * $#delays + 0.5)] };
+    diag sprintf 'revocation delay over %d logouts x 2 nodes: median %s, p95 %s, max %s',
+        scalar(@delays) / 2, ms($pct->(0.5)), ms($pct->(0.95)), ms($delays[-1]);
+}
+
+
+# ---------------------------------------------------------------------------
+
+if ($ENV{T175_LOGS}) { diag "--- node $_->{name}\n" . $_->log for $A, $B }
+
+for my $n ($A, $B, $C) {
+    my @bad = grep { /\[(alert|crit|emerg)\]/ || (/\[error\]/ && /invalidation|revoke/) }
+              split /\n/, $n->log;
+    is(scalar @bad, 0, "node \U$n->{name}\E: no alert, crit or invalidation error in the log")
+        or diag join "\n", @bad;
+    ok($n->stop('QUIT'), "node \U$n->{name}\E stops gracefully");
+}
+
+done_testing();
