@@ -214,6 +214,55 @@ ngx_http_vodlms_revoke_flush(ngx_http_vodlms_revoke_t *rv)
 }
 
 
+/* vodlms_status */
+
+u_char *
+ngx_http_vodlms_revoke_status(ngx_http_request_t *r, u_char *p, u_char *last)
+{
+    ngx_http_vodlms_revoke_sh_t  *sh;
+    ngx_http_vodlms_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+
+    if (vmcf->revoke == NULL || vmcf->revoke->sh == NULL) {
+        return p;
+    }
+
+    sh = vmcf->revoke->sh;
+
+    return ngx_slprintf(p, last,
+        "# HELP vodlms_session_invalidation_up 1 while the node's Redis "
+        "invalidation link is up (logouts are instant), 0 while cached "
+        "session answers live their valid= time.\n"
+        "# TYPE vodlms_session_invalidation_up gauge\n"
+        "vodlms_session_invalidation_up %uA\n"
+        "# HELP vodlms_session_invalidation_messages_total Invalidation "
+        "messages from Redis.\n"
+        "# TYPE vodlms_session_invalidation_messages_total counter\n"
+        "vodlms_session_invalidation_messages_total %uA\n"
+        "# HELP vodlms_session_invalidation_keys_total Session keys Redis "
+        "said changed (deleted, set, expired).\n"
+        "# TYPE vodlms_session_invalidation_keys_total counter\n"
+        "vodlms_session_invalidation_keys_total %uA\n"
+        "# HELP vodlms_session_invalidation_evictions_total Cached session "
+        "answers dropped because their key changed.\n"
+        "# TYPE vodlms_session_invalidation_evictions_total counter\n"
+        "vodlms_session_invalidation_evictions_total %uA\n"
+        "# HELP vodlms_session_invalidation_flushes_total Times every "
+        "cached session answer was dropped (link up again, Redis "
+        "flushed).\n"
+        "# TYPE vodlms_session_invalidation_flushes_total counter\n"
+        "vodlms_session_invalidation_flushes_total %uA\n"
+        "# HELP vodlms_session_invalidation_losses_total Times the "
+        "invalidation link was lost.\n"
+        "# TYPE vodlms_session_invalidation_losses_total counter\n"
+        "vodlms_session_invalidation_losses_total %uA\n",
+        (ngx_atomic_uint_t) sh->up, (ngx_atomic_uint_t) sh->messages,
+        (ngx_atomic_uint_t) sh->keys, (ngx_atomic_uint_t) sh->evicted,
+        (ngx_atomic_uint_t) sh->flushes, (ngx_atomic_uint_t) sh->losses);
+}
+
+
 /* process hooks */
 
 ngx_int_t

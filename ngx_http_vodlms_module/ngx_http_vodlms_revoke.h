@@ -59,6 +59,10 @@ ngx_int_t ngx_http_vodlms_revoke_moved(ngx_http_vodlms_revoke_t *rv,
 ngx_atomic_uint_t ngx_http_vodlms_revoke_generation(
     ngx_http_vodlms_revoke_t *rv);
 
+/* vodlms_status: the node's invalidation gauge and counters (p if off) */
+u_char *ngx_http_vodlms_revoke_status(ngx_http_request_t *r, u_char *p,
+    u_char *last);
+
 /* process hooks (only worker 0 connects) */
 ngx_int_t ngx_http_vodlms_revoke_init_process(ngx_cycle_t *cycle,
     ngx_http_vodlms_revoke_t *rv, ngx_vodlms_redis_conf_t *conf,

@@ -165,6 +165,9 @@ ngx_http_vodlms_revoke_link_start(ngx_cycle_t *cycle,
         return NULL;
     }
 
+    /* the worker this one replaces may have died with its link up */
+    rv->sh->up = 0;
+
     ngx_http_vodlms_revoke_link_connect(link);
 
     return link;
