@@ -303,6 +303,17 @@ rcmd('DEL', 'session:t175-dave');
 ok(defined $da && defined $db, 'revocation works after that: ' . ms($da) . ', ' . ms($db));
 
 
+# --- Redis goes silent (a network that drops everything) ---------------------
+
+# SIGSTOP: the sockets stay open, nothing answers; only the PINGs can tell
+kill 'STOP', $redis->pid;
+ok(wait_log($A, qr/lost \(\w+: no answer to PING in 1000 ms\)/),
+   'a silent Redis is found out by the PINGs, within seconds') or diag $A->log;
+kill 'CONT', $redis->pid;
+ok(wait_log($A, $BACK, 3), 'and the link is made again when it answers') or diag $A->log;
+rconnect();
+
+
 # --- Redis restarts ----------------------------------------------------------
 
 rcmd('SET', 'session:t175-erin', '{"user_id":"505"}', 'EX', 3600);
@@ -310,16 +321,16 @@ is(as($A, 't175-erin'), '200 MISS 505', 'node A caches erin');
 is(until_hit($A, 't175-erin'), '200 HIT 505', '... a hit');
 
 $redis->stop;
-ok(wait_log($A, $LOST, 3), 'Redis stopped: node A says invalidation is lost');
+ok(wait_log($A, $LOST, 4), 'Redis stopped: node A says invalidation is lost');
 is(as($A, 't175-erin'), '200 HIT 505',
    'meanwhile the cached answer is served: the TTL rules, as without invalidation');
 is(metric($A, 'vodlms_session_invalidation_up'), 0, 'node A: vodlms_session_invalidation_up 0');
-is(metric($A, 'vodlms_session_invalidation_losses_total'), 3, 'node A: three losses counted');
+is(metric($A, 'vodlms_session_invalidation_losses_total'), 4, 'node A: four losses counted');
 
 # the restarted Redis has no data: erin's session is gone, as if deleted
 # while nobody listened
 $redis->start;
-ok(wait_log($A, $BACK, 3), 'Redis back: node A resubscribes') or diag $A->log;
+ok(wait_log($A, $BACK, 4), 'Redis back: node A resubscribes') or diag $A->log;
 rconnect();
 # the pools may be in their back-off still (the metrics page asked Redis
 # during the outage): 503 until they connect again
