@@ -447,7 +447,11 @@ ngx_http_vodlms_revoke_link_up(ngx_http_vodlms_revoke_link_t *link)
     ngx_http_vodlms_revoke_flush(link->revoke);
     link->revoke->sh->up = 1;
 
-    (void) ngx_vodlms_backoff_ok(&link->backoff);
+    /*
+     * The back-off is cleared only once both connections have answered a
+     * PING (ngx_http_vodlms_revoke_link_check): a Redis that drops the
+     * link as soon as it is made is not tried again in a tight loop.
+     */
 
     if (link->was_up || link->warned) {
         ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
@@ -607,7 +611,10 @@ ngx_http_vodlms_revoke_link_check(ngx_http_vodlms_revoke_link_t *link)
     size_t       argvlen[1];
     u_char       buf[64];
 
-    if (link->sub.pings || link->trk.pings) {
+    if (link->sub.pings == 0 && link->trk.pings == 0) {
+        (void) ngx_vodlms_backoff_ok(&link->backoff);
+
+    } else {
 
         if (ngx_current_msec - link->ping_sent >= link->conf->timeout) {
             ngx_snprintf(buf, sizeof(buf) - 1,
@@ -723,6 +730,9 @@ ngx_http_vodlms_revoke_open(ngx_http_vodlms_revoke_conn_t *conn)
                           (const void *) &tcp_nodelay, sizeof(int));
     }
 
+    /* in vodlms_backend_connections with the pools'; out in _close() */
+    ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_REDIS, 1);
+
     c->data = conn;
     c->recv = ngx_recv;
     c->send = ngx_send;
@@ -809,6 +819,8 @@ ngx_http_vodlms_revoke_close(ngx_http_vodlms_revoke_conn_t *conn)
 
         ngx_close_connection(conn->connection);
         conn->connection = NULL;
+
+        ngx_vodlms_metrics_connection(NGX_VODLMS_BACKEND_REDIS, -1);
     }
 
     if (conn->reader) {
