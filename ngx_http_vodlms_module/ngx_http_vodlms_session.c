@@ -351,7 +351,7 @@ ngx_http_vodlms_session_lookup(ngx_http_request_t *r,
     sctx->sent_at = ngx_current_msec;
 
     if (scf->revoke) {
-        /* a change to this key from now on makes the answer not worth keeping */
+        /* a change to the key from now on: the answer is not kept */
         ngx_http_vodlms_revoke_seen(scf->revoke, key, keylen,
                                     &sctx->revoke_seen);
     }
@@ -1030,7 +1030,10 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    /* answers from differently configured gates must not mix */
+    /*
+     * Answers from differently configured gates must not mix; with
+     * invalidation they carry a generation, and are kept apart too.
+     */
 
     conf->cache_ns.len = sizeof("session") + NGX_INT_T_LEN * 2
                          + conf->eff_key_prefix.len + conf->eff_user_field.len
@@ -1048,8 +1051,6 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
                     &conf->expires_field,
                     (conf->invalidate && conf->cache) ? "|invalidate" : "");
     conf->cache_ns.len = p - conf->cache_ns.data;
-
-    /* the answers carry a generation: kept apart from those that do not */
 
     conf->revoke = NULL;
 

@@ -35,7 +35,7 @@ typedef struct {
     ngx_shm_zone_t             *cache;            /* NULL: no cache */
     ngx_msec_t                  cache_valid;
     ngx_msec_t                  cache_invalid;
-    ngx_flag_t                  invalidate;       /* vodlms_session_invalidate */
+    ngx_flag_t                  invalidate;
     ngx_array_t                *require_roles;    /* of ngx_str_t */
     ngx_str_t                   cache_ns;         /* computed at merge */
     ngx_http_vodlms_revoke_t   *revoke;           /* NULL: answers live their
