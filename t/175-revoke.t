@@ -40,9 +40,11 @@ my $SOON = 5;       # seconds: "refused long before valid=10m", under CI load
 my $DB = 3;
 my $PASSWORD = 't175-pw';
 
-my $redis = start_redis(requirepass => 't175-default-pw',
+my $redis = start_redis(requirepass => 't175-default-pw', unixsocket => 1,
                         acl_user => 'vodlms', acl_password => $PASSWORD);
 my $rport = $redis->port;
+# the workers may run as another user (nobody): let them reach the socket
+chmod 0711, $redis->dir;
 
 # a persistent client, as the LMS would be: AUTH as the ACL user, SELECT 3
 my ($rsock, $reader);
@@ -65,11 +67,12 @@ rconnect();
 my $http = HTTP::Tiny->new(timeout => 10);
 
 sub start_node {
-    my ($name, $invalidate) = @_;
+    my ($name, $invalidate, $address) = @_;
+    $address //= "127.0.0.1:$rport";
     my $port = free_port();
     my $node = nginx_child(name => "t175-$name", listen => $port, workers => 2,
                            check => 1, http => <<"HTTP");
-    vodlms_redis 127.0.0.1:$rport user=vodlms password=$PASSWORD db=$DB timeout=3s;
+    vodlms_redis $address user=vodlms password=$PASSWORD db=$DB timeout=3s;
     vodlms_cache_zone zone=sessions:1m;
     vodlms_session_invalidate $invalidate;
 
@@ -250,6 +253,22 @@ is(as($C, 't175-alice'), '200 HIT 501',
 like(as($A, 't175-alice'), qr/^401 /, 'node A: still refused (the refusal is cached in turn)');
 cmp_ok(metric($A, 'vodlms_session_invalidation_evictions_total'), '>=', 1,
        'node A counts the eviction');
+
+
+# --- Redis on a unix socket ---------------------------------------------------
+
+{
+    my $D = start_node('d', 'on', 'unix:' . $redis->unixsocket);
+    ok(wait_log($D, qr/session invalidation is on: redis unix:/),
+       'node D: the link is made over a unix socket too') or diag $D->log;
+    rcmd('SET', 'session:t175-uma', '{"user_id":"508"}', 'EX', 3600);
+    is(until_hit($D, 't175-uma'), '200 HIT 508', 'node D caches uma');
+    my $t = time;
+    rcmd('DEL', 'session:t175-uma');
+    my ($d) = until_each(401, 't175-uma', $t, $D);
+    ok(defined $d, 'node D refuses her logout at once: ' . ms($d));
+    ok($D->stop('QUIT'), 'node D stops');
+}
 
 
 # --- an express-session logout ------------------------------------------------
