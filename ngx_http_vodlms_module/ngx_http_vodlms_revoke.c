@@ -257,7 +257,7 @@ ngx_http_vodlms_revoke_status(ngx_http_request_t *r, u_char *p, u_char *last)
         "invalidation link was lost.\n"
         "# TYPE vodlms_session_invalidation_losses_total counter\n"
         "vodlms_session_invalidation_losses_total %uA\n",
-        (ngx_atomic_uint_t) sh->up, (ngx_atomic_uint_t) sh->messages,
+        (ngx_atomic_uint_t) (sh->up != 0), (ngx_atomic_uint_t) sh->messages,
         (ngx_atomic_uint_t) sh->keys, (ngx_atomic_uint_t) sh->evicted,
         (ngx_atomic_uint_t) sh->flushes, (ngx_atomic_uint_t) sh->losses);
 }

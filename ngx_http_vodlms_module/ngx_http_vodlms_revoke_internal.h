@@ -24,7 +24,8 @@
 
 typedef struct {
     ngx_atomic_t                generation;   /* bumped: everything stale */
-    ngx_atomic_t                up;           /* the node's link is up */
+    ngx_atomic_t                up;           /* the pid whose link is up,
+                                                 0: none */
     ngx_atomic_t                messages;     /* invalidation messages */
     ngx_atomic_t                keys;         /* key names in them */
     ngx_atomic_t                evicted;      /* cached answers dropped */

@@ -104,6 +104,8 @@ static void ngx_http_vodlms_revoke_link_up(
 static void ngx_http_vodlms_revoke_link_fail(
     ngx_http_vodlms_revoke_link_t *link, ngx_http_vodlms_revoke_conn_t *conn,
     const char *reason);
+static void ngx_http_vodlms_revoke_link_down(
+    ngx_http_vodlms_revoke_link_t *link);
 static void ngx_http_vodlms_revoke_link_close(
     ngx_http_vodlms_revoke_link_t *link);
 static void ngx_http_vodlms_revoke_link_timer(ngx_event_t *ev);
@@ -139,6 +141,7 @@ ngx_http_vodlms_revoke_link_start(ngx_cycle_t *cycle,
     ngx_http_vodlms_revoke_t *rv, ngx_vodlms_redis_conf_t *conf,
     ngx_vodlms_redis_pool_t *pool)
 {
+    ngx_pid_t                       pid;
     ngx_http_vodlms_revoke_link_t  *link;
 
     link = ngx_pcalloc(cycle->pool, sizeof(ngx_http_vodlms_revoke_link_t));
@@ -166,7 +169,11 @@ ngx_http_vodlms_revoke_link_start(ngx_cycle_t *cycle,
     }
 
     /* the worker this one replaces may have died with its link up */
-    rv->sh->up = 0;
+    pid = (ngx_pid_t) rv->sh->up;
+
+    if (pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        (void) ngx_atomic_cmp_set(&rv->sh->up, (ngx_atomic_uint_t) pid, 0);
+    }
 
     ngx_http_vodlms_revoke_link_connect(link);
 
@@ -179,10 +186,7 @@ ngx_http_vodlms_revoke_link_stop(ngx_http_vodlms_revoke_link_t *link)
 {
     link->exiting = 1;
 
-    if (link->state == NGX_HTTP_VODLMS_LINK_UP) {
-        link->revoke->sh->up = 0;
-    }
-
+    ngx_http_vodlms_revoke_link_down(link);
     ngx_http_vodlms_revoke_link_close(link);
 
     if (link->timer.timer_set) {
@@ -445,7 +449,8 @@ ngx_http_vodlms_revoke_link_up(ngx_http_vodlms_revoke_link_t *link)
 
     /* invalidations may have been missed until now: all of it is stale */
     ngx_http_vodlms_revoke_flush(link->revoke);
-    link->revoke->sh->up = 1;
+    /* a reload's new worker 0 takes over from the old one's here */
+    link->revoke->sh->up = (ngx_atomic_uint_t) ngx_pid;
 
     /*
      * The back-off is cleared only once both connections have answered a
@@ -493,6 +498,16 @@ ngx_http_vodlms_revoke_link_up(ngx_http_vodlms_revoke_link_t *link)
 }
 
 
+/* the node's gauge says "down", unless another worker's link is up now */
+
+static void
+ngx_http_vodlms_revoke_link_down(ngx_http_vodlms_revoke_link_t *link)
+{
+    (void) ngx_atomic_cmp_set(&link->revoke->sh->up,
+                              (ngx_atomic_uint_t) ngx_pid, 0);
+}
+
+
 static void
 ngx_http_vodlms_revoke_link_close(ngx_http_vodlms_revoke_link_t *link)
 {
@@ -529,7 +544,7 @@ ngx_http_vodlms_revoke_link_fail(ngx_http_vodlms_revoke_link_t *link,
     }
 
     if (state == NGX_HTTP_VODLMS_LINK_UP) {
-        link->revoke->sh->up = 0;
+        ngx_http_vodlms_revoke_link_down(link);
         (void) ngx_atomic_fetch_add(&link->revoke->sh->losses, 1);
     }
 
@@ -648,7 +663,7 @@ ngx_http_vodlms_revoke_link_check(ngx_http_vodlms_revoke_link_t *link)
 
         link->state = NGX_HTTP_VODLMS_LINK_DOWN;
         link->down_since = ngx_current_msec;
-        link->revoke->sh->up = 0;
+        ngx_http_vodlms_revoke_link_down(link);
         ngx_http_vodlms_revoke_link_close(link);
         ngx_http_vodlms_revoke_link_connect(link);
         return;

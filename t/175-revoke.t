@@ -422,6 +422,8 @@ my ($holder) = reverse($A->log =~ /\[notice\] (\d+)#\d+: vodlms: session invalid
 ok($holder && kill('KILL', $holder), "the worker holding the link ($holder) is killed");
 ok(wait_log($A, $ON, 3), 'the master starts it again, and it makes the link again') or diag $A->log;
 logout_on_a('t175-gina', 'after the worker died');
+is(metric($A, 'vodlms_session_invalidation_up'), 1,
+   'node A: vodlms_session_invalidation_up 1 again (not cleared by the old workers)');
 
 
 # --- the delay, over many logouts --------------------------------------------
