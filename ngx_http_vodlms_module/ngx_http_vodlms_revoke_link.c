@@ -449,6 +449,7 @@ ngx_http_vodlms_revoke_link_up(ngx_http_vodlms_revoke_link_t *link)
 
     /* invalidations may have been missed until now: all of it is stale */
     ngx_http_vodlms_revoke_flush(link->revoke);
+
     /* a reload's new worker 0 takes over from the old one's here */
     link->revoke->sh->up = (ngx_atomic_uint_t) ngx_pid;
 
@@ -531,8 +532,8 @@ ngx_http_vodlms_revoke_link_fail(ngx_http_vodlms_revoke_link_t *link,
     u_char  buf[NGX_HTTP_VODLMS_REVOKE_REASON];
 
     /* reason may point into what is closed next */
-    ngx_snprintf(buf, sizeof(buf) - 1, "%s%s%s%Z",
-                 conn ? conn->role : "", conn ? ": " : "", reason);
+    *ngx_snprintf(buf, sizeof(buf) - 1, "%s%s%s",
+                  conn ? conn->role : "", conn ? ": " : "", reason) = '\0';
 
     state = link->state;
     link->state = NGX_HTTP_VODLMS_LINK_DOWN;
@@ -601,8 +602,9 @@ ngx_http_vodlms_revoke_link_timer(ngx_event_t *ev)
         return;
 
     default:
-        ngx_snprintf(buf, sizeof(buf) - 1, "set-up timed out after %M ms%Z",
-                     link->conf->connect_timeout * 2 + link->conf->timeout);
+        *ngx_snprintf(buf, sizeof(buf) - 1, "set-up timed out after %M ms",
+                      link->conf->connect_timeout * 2 + link->conf->timeout)
+            = '\0';
         ngx_http_vodlms_revoke_link_fail(link,
                       link->state == NGX_HTTP_VODLMS_LINK_SUBSCRIBING
                       ? &link->sub : &link->trk, (char *) buf);
@@ -632,8 +634,9 @@ ngx_http_vodlms_revoke_link_check(ngx_http_vodlms_revoke_link_t *link)
     } else {
 
         if (ngx_current_msec - link->ping_sent >= link->conf->timeout) {
-            ngx_snprintf(buf, sizeof(buf) - 1,
-                         "no answer to PING in %M ms%Z", link->conf->timeout);
+            *ngx_snprintf(buf, sizeof(buf) - 1, "no answer to PING in %M ms",
+                          link->conf->timeout)
+                = '\0';
             ngx_http_vodlms_revoke_link_fail(link,
                                 link->sub.pings ? &link->sub : &link->trk,
                                 (char *) buf);
@@ -716,8 +719,8 @@ ngx_http_vodlms_revoke_open(ngx_http_vodlms_revoke_conn_t *conn)
 
     if (s == (ngx_socket_t) -1) {
         err = ngx_socket_errno;
-        ngx_snprintf(buf, sizeof(buf) - 1, "socket() failed: %s%Z",
-                     strerror(err));
+        *ngx_snprintf(buf, sizeof(buf) - 1, "socket() failed: %s",
+                      strerror(err)) = '\0';
         ngx_http_vodlms_revoke_link_fail(link, conn, (char *) buf);
         return NGX_ERROR;
     }
@@ -778,8 +781,8 @@ ngx_http_vodlms_revoke_open(ngx_http_vodlms_revoke_conn_t *conn)
         err = ngx_socket_errno;
 
         if (err != NGX_EINPROGRESS) {
-            ngx_snprintf(buf, sizeof(buf) - 1, "connect to %V failed: %s%Z",
-                         &link->addr, strerror(err));
+            *ngx_snprintf(buf, sizeof(buf) - 1, "connect to %V failed: %s",
+                          &link->addr, strerror(err)) = '\0';
             ngx_http_vodlms_revoke_link_fail(link, conn, (char *) buf);
             return NGX_ERROR;
         }
@@ -998,8 +1001,8 @@ ngx_http_vodlms_revoke_test_connect(ngx_http_vodlms_revoke_conn_t *conn)
     }
 
     if (err) {
-        ngx_snprintf(buf, sizeof(buf) - 1, "connect to %V failed: %s%Z",
-                     &conn->link->addr, strerror(err));
+        *ngx_snprintf(buf, sizeof(buf) - 1, "connect to %V failed: %s",
+                      &conn->link->addr, strerror(err)) = '\0';
         ngx_http_vodlms_revoke_link_fail(conn->link, conn, (char *) buf);
         return NGX_ERROR;
     }
@@ -1124,8 +1127,9 @@ ngx_http_vodlms_revoke_reply(ngx_http_vodlms_revoke_conn_t *conn,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_snprintf(buf, sizeof(buf) - 1, "redis said: %*s%Z",
-                     ngx_min((size_t) reply->len, (size_t) 100), reply->str);
+        *ngx_snprintf(buf, sizeof(buf) - 1, "redis said: %*s",
+                      ngx_min((size_t) reply->len, (size_t) 100), reply->str)
+            = '\0';
         ngx_http_vodlms_revoke_link_fail(link, conn, (char *) buf);
         return NGX_ERROR;
     }
@@ -1205,8 +1209,9 @@ ngx_http_vodlms_revoke_setup_reply(ngx_http_vodlms_revoke_conn_t *conn,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         /* never the password: the server's words are safe */
-        ngx_snprintf(buf, sizeof(buf) - 1, "%s rejected: %*s%Z", what,
-                     ngx_min((size_t) reply->len, (size_t) 100), reply->str);
+        *ngx_snprintf(buf, sizeof(buf) - 1, "%s rejected: %*s", what,
+                      ngx_min((size_t) reply->len, (size_t) 100), reply->str)
+            = '\0';
         ngx_http_vodlms_revoke_link_fail(link, conn, (char *) buf);
         return NGX_ERROR;
     }
