@@ -199,10 +199,10 @@ ngx_http_vodlms_revoke_key(ngx_http_vodlms_revoke_t *rv, ngx_log_t *log,
         (void) ngx_atomic_fetch_add(&rv->sh->evicted, n);
     }
 
-    /* the key names a session: only its first bytes go to the log */
+    /* the key holds a token: never logged, not even in part */
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "vodlms revoke: invalidated \"%*s...\", %ui cached "
-                   "answers dropped", ngx_min(len, (size_t) 8), key, n);
+                   "vodlms revoke: a key of %uz bytes changed, stamp %ui, "
+                   "%ui cached answers dropped", len, slot, n);
 }
 
 
