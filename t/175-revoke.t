@@ -11,9 +11,11 @@
 # Redis is private to this suite, with a password for the default user
 # (so nothing works without AUTH) and an ACL user that vodlms logs in as,
 # on database 3 (timeout=3s: a PING unanswered for that long is a loss, and
-# a loaded machine must not make one up).  Plain Test::More: nginx runs as direct children of this
-# script, two workers each (the cache zone is shared by a node's workers;
-# one of them holds the invalidation link).
+# a loaded machine must not make one up).  Plain Test::More: nginx runs as
+# direct children of this script, two workers each (the cache zone is
+# shared by a node's workers; one of them holds the invalidation link).
+# Also: nginx -t, a unix socket, a silent Redis (SIGSTOP), a reload and a
+# killed worker 0.
 #
 # The delay from DEL to the first refusal is measured and printed (diag);
 # VODLMS_REVOKE_SAMPLES=100 measures over 100 logouts (default 20).  The
@@ -23,6 +25,7 @@
 use strict;
 use warnings;
 
+use File::Temp ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use HTTP::Tiny;
