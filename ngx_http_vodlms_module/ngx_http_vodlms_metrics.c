@@ -697,6 +697,7 @@ ngx_http_vodlms_status_send(ngx_http_vodlms_status_ctx_t *sc)
     }
 
     p = ngx_http_vodlms_status_zones(r, p, last);
+    p = ngx_http_vodlms_revoke_status(r, p, last);
 
     p = ngx_slprintf(p, last,
             "# HELP vodlms_backend_duration_seconds Round trips to Redis "

@@ -534,6 +534,14 @@ ngx_http_vodlms_init_process(ngx_cycle_t *cycle)
         ngx_vodlms_pg_pool_fallback(vmcf->pg_replica_pool, vmcf->pg_pool);
     }
 
+    if (vmcf->revoke
+        && ngx_http_vodlms_revoke_init_process(cycle, vmcf->revoke,
+                                               vmcf->redis, vmcf->redis_pool)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_http_vodlms_progress_init_process(cycle);
 }
 
@@ -550,6 +558,10 @@ ngx_http_vodlms_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_vodlms_progress_exit(cycle);
+
+    if (vmcf->revoke) {
+        ngx_http_vodlms_revoke_exit_process(vmcf->revoke);
+    }
 
     if (vmcf->redis_pool) {
         ngx_vodlms_redis_pool_destroy(vmcf->redis_pool);

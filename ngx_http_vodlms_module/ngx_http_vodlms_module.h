@@ -16,6 +16,7 @@
 #include "ngx_vodlms_shm_cache.h"
 #include "ngx_http_vodlms_error.h"
 #include "ngx_vodlms_pg.h"
+#include "ngx_http_vodlms_revoke.h"
 #include "ngx_http_vodlms_session.h"
 #include "ngx_http_vodlms_enroll.h"
 #include "ngx_http_vodlms_playback.h"
@@ -54,6 +55,9 @@ typedef struct {
 
     /* the signature caches' zone when none is named (made on first use) */
     ngx_shm_zone_t                   *auto_sig_cache;
+
+    /* vodlms_session_invalidate: NULL when no location has it on */
+    ngx_http_vodlms_revoke_t         *revoke;
 } ngx_http_vodlms_main_conf_t;
 
 

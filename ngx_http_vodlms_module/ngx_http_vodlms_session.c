@@ -350,6 +350,12 @@ ngx_http_vodlms_session_lookup(ngx_http_request_t *r,
     sctx->pttl = -1;
     sctx->sent_at = ngx_current_msec;
 
+    if (scf->revoke) {
+        /* a change to the key from now on: the answer is not kept */
+        ngx_http_vodlms_revoke_seen(scf->revoke, key, keylen,
+                                    &sctx->revoke_seen);
+    }
+
     rc = ngx_vodlms_redis_send(vmcf->redis_pool, r->pool, r->connection->log,
                                cmds, 2, ngx_http_vodlms_session_reply,
                                ngx_http_vodlms_session_done, r,
@@ -645,18 +651,31 @@ ngx_http_vodlms_session_decide(ngx_http_request_t *r,
 /*
  * Cached answers: "P<expires> <user>\n<roles>" or "N".  A positive answer
  * lives at most as long as the session key (PTTL) and its expiry field;
- * backend failures are never cached.
+ * backend failures are never cached.  With vodlms_session_invalidate, the
+ * answer starts with "R<generation>:", the revocation generation seen
+ * before Redis was asked: a flush (the invalidation link was down) makes
+ * every older answer stale at once.
  */
+
+#define NGX_HTTP_VODLMS_CACHE_VALUE_LEN                                       \
+    (sizeof("R:") + NGX_ATOMIC_T_LEN + NGX_INT64_LEN + VODLMS_USER_ID_MAX     \
+     + VODLMS_ROLES_MAX + 4)
 
 static void
 ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
     ngx_http_vodlms_session_conf_t *scf, ngx_http_vodlms_session_ctx_t *sctx)
 {
-    u_char      *p;
+    u_char      *p, *v;
     int64_t      left;
     ngx_msec_t   ttl, elapsed;
 
-    u_char  buf[NGX_INT64_LEN + VODLMS_USER_ID_MAX + VODLMS_ROLES_MAX + 4];
+    u_char  buf[NGX_HTTP_VODLMS_CACHE_VALUE_LEN];
+
+    v = buf;
+
+    if (scf->revoke) {
+        v = ngx_sprintf(buf, "R%uA:", sctx->revoke_seen.generation);
+    }
 
     if (sctx->result == NGX_HTTP_VODLMS_UNKNOWN_SESSION) {
 
@@ -665,12 +684,13 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
             return;
         }
 
-        buf[0] = NGX_HTTP_VODLMS_CACHE_NEGATIVE;
+        *v++ = NGX_HTTP_VODLMS_CACHE_NEGATIVE;
         (void) ngx_vodlms_shm_cache_put_negative(scf->cache,
                                                  r->connection->log,
                                                  &scf->cache_ns, &sctx->key,
-                                                 buf, 1, scf->cache_invalid);
-        return;
+                                                 buf, v - buf,
+                                                 scf->cache_invalid);
+        goto stored;
     }
 
     if (sctx->result != NGX_HTTP_VODLMS_OK) {
@@ -698,12 +718,30 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
         ttl = ngx_min(ttl, (ngx_msec_t) left * 1000);
     }
 
-    p = ngx_sprintf(buf, "%c%L %V\n%V", NGX_HTTP_VODLMS_CACHE_POSITIVE,
+    p = ngx_sprintf(v, "%c%L %V\n%V", NGX_HTTP_VODLMS_CACHE_POSITIVE,
                     sctx->expires, &sctx->user_id, &sctx->roles);
 
     (void) ngx_vodlms_shm_cache_put(scf->cache, r->connection->log,
                                     &scf->cache_ns, &sctx->key, buf, p - buf,
                                     ttl);
+
+stored:
+
+    /*
+     * The key changed while Redis was asked: its invalidation may have
+     * come and gone before this answer was stored.  (Had it come after,
+     * it dropped the answer itself.)
+     */
+    if (scf->revoke
+        && ngx_http_vodlms_revoke_moved(scf->revoke, &sctx->revoke_seen))
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "vodlms session: the key changed while redis was "
+                       "asked, the answer is not kept");
+
+        (void) ngx_vodlms_shm_cache_drop(scf->cache, r->connection->log,
+                                         &scf->cache_ns, &sctx->key);
+    }
 }
 
 
@@ -711,11 +749,12 @@ static ngx_int_t
 ngx_http_vodlms_session_cache_fetch(ngx_http_request_t *r,
     ngx_http_vodlms_session_conf_t *scf, ngx_http_vodlms_session_ctx_t *sctx)
 {
-    u_char            *p, *last, *sp, *nl;
+    u_char            *p, *last, *sp, *nl, *v;
     size_t             len;
+    ngx_int_t          generation;
     vodlms_session_t   s;
 
-    u_char  buf[NGX_INT64_LEN + VODLMS_USER_ID_MAX + VODLMS_ROLES_MAX + 4];
+    u_char  buf[NGX_HTTP_VODLMS_CACHE_VALUE_LEN];
 
     if (ngx_vodlms_shm_cache_get(scf->cache, r->connection->log,
                                  &scf->cache_ns, &sctx->key, buf, sizeof(buf),
@@ -725,18 +764,42 @@ ngx_http_vodlms_session_cache_fetch(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (len == 1 && buf[0] == NGX_HTTP_VODLMS_CACHE_NEGATIVE) {
+    v = buf;
+    last = buf + len;
+
+    if (scf->revoke) {
+        p = ngx_strlchr(buf, last, ':');
+
+        if (len < 3 || buf[0] != 'R' || p == NULL) {
+            return NGX_DECLINED;
+        }
+
+        generation = ngx_atoi(buf + 1, p - buf - 1);
+
+        if (generation == NGX_ERROR
+            || (ngx_atomic_uint_t) generation
+               != ngx_http_vodlms_revoke_generation(scf->revoke))
+        {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "vodlms session: the cached answer is from "
+                           "before the last invalidation flush, stale");
+            return NGX_DECLINED;
+        }
+
+        v = p + 1;
+        len = last - v;
+    }
+
+    if (len == 1 && v[0] == NGX_HTTP_VODLMS_CACHE_NEGATIVE) {
         sctx->result = NGX_HTTP_VODLMS_UNKNOWN_SESSION;
         return NGX_OK;
     }
 
-    last = buf + len;
-
-    if (len < 4 || buf[0] != NGX_HTTP_VODLMS_CACHE_POSITIVE) {
+    if (len < 4 || v[0] != NGX_HTTP_VODLMS_CACHE_POSITIVE) {
         return NGX_DECLINED;
     }
 
-    sp = ngx_strlchr(buf + 1, last, ' ');
+    sp = ngx_strlchr(v + 1, last, ' ');
     nl = sp ? ngx_strlchr(sp + 1, last, '\n') : NULL;
 
     if (nl == NULL
@@ -746,7 +809,7 @@ ngx_http_vodlms_session_cache_fetch(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    p = buf + 1;
+    p = v + 1;
     s.expires = ngx_atotm(p, sp - p);
     if (s.expires == NGX_ERROR) {
         return NGX_DECLINED;
@@ -805,6 +868,7 @@ ngx_http_vodlms_session_create_conf(ngx_http_vodlms_session_conf_t *scf)
     scf->cache = NGX_CONF_UNSET_PTR;
     scf->cache_valid = NGX_CONF_UNSET_MSEC;
     scf->cache_invalid = NGX_CONF_UNSET_MSEC;
+    scf->invalidate = NGX_CONF_UNSET;
     scf->require_roles = NGX_CONF_UNSET_PTR;
 }
 
@@ -847,6 +911,7 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
     ngx_conf_merge_msec_value(conf->cache_valid, prev->cache_valid, 30000);
     ngx_conf_merge_msec_value(conf->cache_invalid, prev->cache_invalid, 5000);
+    ngx_conf_merge_value(conf->invalidate, prev->invalidate, 0);
     ngx_conf_merge_ptr_value(conf->require_roles, prev->require_roles, NULL);
 
     /*
@@ -893,11 +958,19 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
+
+    if (conf->invalidate && vmcf->redis == NULL) {
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_session_invalidate\" listens to "
+                                    "the Redis the sessions are in: add "
+                                    "\"vodlms_redis\" to the http block");
+        return NGX_CONF_ERROR;
+    }
+
     if (!conf->enable) {
         return NGX_CONF_OK;
     }
-
-    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vodlms_module);
 
     if (vmcf->redis == NULL) {
         ngx_http_vodlms_merge_error(cf,
@@ -957,22 +1030,38 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    /* answers from differently configured gates must not mix */
+    /*
+     * Answers from differently configured gates must not mix; with
+     * invalidation they carry a generation, and are kept apart too.
+     */
 
     conf->cache_ns.len = sizeof("session") + NGX_INT_T_LEN * 2
                          + conf->eff_key_prefix.len + conf->eff_user_field.len
-                         + conf->role_field.len + conf->expires_field.len + 6;
+                         + conf->role_field.len + conf->expires_field.len + 6
+                         + sizeof("|invalidate");
 
     conf->cache_ns.data = ngx_pnalloc(cf->pool, conf->cache_ns.len);
     if (conf->cache_ns.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_sprintf(conf->cache_ns.data, "session|%ui|%ui|%V|%V|%V|%V",
+    p = ngx_sprintf(conf->cache_ns.data, "session|%ui|%ui|%V|%V|%V|%V%s",
                     conf->type, conf->value, &conf->eff_key_prefix,
                     &conf->eff_user_field, &conf->role_field,
-                    &conf->expires_field);
+                    &conf->expires_field,
+                    (conf->invalidate && conf->cache) ? "|invalidate" : "");
     conf->cache_ns.len = p - conf->cache_ns.data;
+
+    conf->revoke = NULL;
+
+    if (conf->invalidate && conf->cache) {
+        conf->revoke = ngx_http_vodlms_revoke_register(cf, conf->cache,
+                                                       &conf->cache_ns,
+                                                       &conf->eff_key_prefix);
+        if (conf->revoke == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     return NGX_CONF_OK;
 }

@@ -11,6 +11,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_vodlms_error.h"
+#include "ngx_http_vodlms_revoke.h"
 
 
 #define NGX_HTTP_VODLMS_SESSION_TOKEN    1
@@ -34,8 +35,11 @@ typedef struct {
     ngx_shm_zone_t             *cache;            /* NULL: no cache */
     ngx_msec_t                  cache_valid;
     ngx_msec_t                  cache_invalid;
+    ngx_flag_t                  invalidate;
     ngx_array_t                *require_roles;    /* of ngx_str_t */
     ngx_str_t                   cache_ns;         /* computed at merge */
+    ngx_http_vodlms_revoke_t   *revoke;           /* NULL: answers live their
+                                                     valid= time */
 
     /* what the type's defaults make of the three above, at merge time */
     ngx_str_t                   eff_cookie;
@@ -61,6 +65,7 @@ typedef struct {
     int64_t                          expires;      /* 0: none */
     int64_t                          pttl;         /* ms; -1 none, -2 gone */
     ngx_msec_t                       sent_at;      /* when Redis was asked */
+    ngx_http_vodlms_revoke_seen_t    revoke_seen;  /* ... and what it saw */
     const char                      *cache_status; /* HIT, MISS, or NULL */
     unsigned                         found:1;
     unsigned                         no_user:1;    /* anonymous, logged out */

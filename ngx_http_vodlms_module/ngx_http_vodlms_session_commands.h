@@ -84,6 +84,13 @@
       0,
       NULL },
 
+    { ngx_string("vodlms_session_invalidate"),
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_VODLMS_SESSION_OFFSET(invalidate),
+      NULL },
+
     { ngx_string("vodlms_auth_require_role"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_1MORE,
       ngx_http_vodlms_require_role,

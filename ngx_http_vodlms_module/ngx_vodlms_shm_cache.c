@@ -825,3 +825,41 @@ ngx_vodlms_shm_cache_is(ngx_shm_zone_t *zone)
     return zone->tag == &ngx_vodlms_shm_cache_tag
            && zone->init == ngx_vodlms_shm_cache_init;
 }
+
+
+ngx_int_t
+ngx_vodlms_shm_cache_drop(ngx_shm_zone_t *zone, ngx_log_t *log,
+    ngx_str_t *ns, ngx_str_t *key)
+{
+    u_char                        digest[NGX_VODLMS_DIGEST_LEN];
+    ngx_vodlms_shm_cache_t       *cache;
+    ngx_vodlms_shm_cache_node_t  *cn;
+
+#if (NGX_DEBUG)
+    ngx_str_t                     label;
+#endif
+
+    cache = zone->data;
+
+    if (ngx_vodlms_shm_cache_digest(cache, ns, key, digest) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_vodlms_shm_cache_find(cache, digest);
+
+    if (cn != NULL) {
+        ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "vodlms cache: drop, \"%V\" %*xs in zone \"%V\"%s",
+                       ngx_vodlms_shm_cache_label(ns, &label),
+                       (size_t) 4, digest, &zone->shm.name,
+                       cn->negative ? " (negative lane)" : "");
+
+        ngx_vodlms_shm_cache_delete(cache, cn);
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return cn != NULL ? NGX_OK : NGX_DECLINED;
+}

@@ -62,6 +62,14 @@ ngx_int_t ngx_vodlms_shm_cache_put_negative(ngx_shm_zone_t *zone,
     ngx_log_t *log, ngx_str_t *ns, ngx_str_t *key, u_char *value, size_t len,
     ngx_msec_t ttl);
 
+/*
+ * Drop the answer stored under (ns, key), in either lane: NGX_OK when there
+ * was one, NGX_DECLINED when not.  For invalidation (a key changed in the
+ * backend): a lookup by digest, no scan.
+ */
+ngx_int_t ngx_vodlms_shm_cache_drop(ngx_shm_zone_t *zone, ngx_log_t *log,
+    ngx_str_t *ns, ngx_str_t *key);
+
 /* is this one of ours a cache zone (and not another vodlms zone)? */
 ngx_int_t ngx_vodlms_shm_cache_is(ngx_shm_zone_t *zone);
 
