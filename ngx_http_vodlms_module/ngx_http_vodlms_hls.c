@@ -276,10 +276,6 @@ ngx_http_vodlms_hls_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    /* what a define-mode answer is kept by (ngx_http_vodlms_hls_cache.c) */
-    ctx->hls.mtime = r->headers_out.last_modified_time;
-    ctx->hls.fsize = r->headers_out.content_length_n;
-
     /* the body changes: no ranges, no validator of the file's bytes */
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_etag(r);
@@ -392,6 +388,45 @@ ngx_http_vodlms_hls_collect(ngx_http_request_t *r,
 }
 
 
+/*
+ * Define mode: a response that is one whole file nginx serves itself can be
+ * answered from (or kept in) ngx_http_vodlms_hls_cache.c: the file as
+ * fstat() sees it now is the key.
+ */
+
+static void
+ngx_http_vodlms_hls_keyable(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_ctx_t *hctx, ngx_buf_t *b)
+{
+    ngx_file_info_t  fi;
+
+    if (r->upstream != NULL || hctx->failed
+        || !b->in_file || ngx_buf_in_memory(b) || b->file == NULL
+        || b->file->name.len == 0 || b->file->fd == NGX_INVALID_FILE
+        || b->file_pos != 0)
+    {
+        return;
+    }
+
+    if (ngx_fd_info(b->file->fd, &fi) == NGX_FILE_ERROR) {
+        return;
+    }
+
+    if (ngx_file_size(&fi) != b->file_last || b->file_last == 0) {
+        return;                                  /* not the whole file */
+    }
+
+    hctx->key.path = b->file->name;
+    hctx->key.uniq = ngx_file_uniq(&fi);
+    hctx->key.mtime = ngx_file_mtime(&fi);
+    hctx->key.ctime = fi.st_ctime;
+    hctx->key.size = ngx_file_size(&fi);
+
+    hctx->tpl = ngx_http_vodlms_hls_tpl_find(r, &hctx->key);
+    hctx->cache_status = hctx->tpl ? "HIT" : "MISS";
+}
+
+
 static ngx_int_t
 ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
@@ -428,36 +463,32 @@ ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     if (!ctx->hls.started && in != NULL) {
         ctx->hls.started = 1;
 
-        /* define mode, a file nginx serves itself: kept signed already? */
-        b = in->buf;
-
-        if (vlcf->hls.enable == NGX_HTTP_VODLMS_HLS_DEFINE
-            && r->upstream == NULL && !ctx->hls.failed
-            && ctx->hls.mtime != -1 && ctx->hls.fsize > 0
-            && b->in_file && !ngx_buf_in_memory(b) && b->file->name.len)
-        {
-            ctx->hls.path = b->file->name;
-            ctx->hls.tpl = ngx_http_vodlms_hls_tpl_find(r, &vlcf->hls,
-                                                        &ctx->hls.path,
-                                                        ctx->hls.mtime,
-                                                        ctx->hls.fsize);
+        if (vlcf->hls.enable == NGX_HTTP_VODLMS_HLS_DEFINE) {
+            ngx_http_vodlms_hls_keyable(r, &ctx->hls, in->buf);
         }
     }
 
     for (cl = in; cl; cl = cl->next) {
 
+        b = cl->buf;
+
+        if (ngx_buf_size(b) > 0 && ctx->hls.nbufs++ && ctx->hls.tpl) {
+            /* another filter's bytes beside the file's: not the kept answer */
+            ctx->hls.failed = "more than the file in the answer";
+        }
+
         if (ctx->hls.tpl == NULL
-            && ngx_http_vodlms_hls_collect(r, &ctx->hls, cl->buf,
+            && ngx_http_vodlms_hls_collect(r, &ctx->hls, b,
                                            vlcf->hls.max_size)
                != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        cl->buf->pos = cl->buf->last;
-        cl->buf->file_pos = cl->buf->file_last;
+        b->pos = b->last;
+        b->file_pos = b->file_last;
 
-        if (cl->buf->last_buf) {
+        if (b->last_buf) {
             last = 1;
         }
     }
@@ -479,7 +510,7 @@ ngx_http_vodlms_hls_send(ngx_http_request_t *r,
     ngx_http_vodlms_hls_ctx_t *hctx)
 {
     off_t                         len;
-    size_t                        out_len, size;
+    size_t                        out_len, size, value_at;
     ngx_int_t                     rc;
     ngx_buf_t                    *b;
     ngx_chain_t                   out, *cl;
@@ -521,9 +552,12 @@ ngx_http_vodlms_hls_send(ngx_http_request_t *r,
     opts.max_size = vlcf->hls.max_size;
     opts.max_line = VODLMS_HLS_MAX_LINE_DEFAULT;
 
+    value_at = 0;
+
     if (vlcf->hls.enable == NGX_HTTP_VODLMS_HLS_DEFINE) {
         opts.define = NGX_HTTP_VODLMS_HLS_VAR;
         opts.define_len = sizeof(NGX_HTTP_VODLMS_HLS_VAR) - 1;
+        opts.value_at = &value_at;
     }
 
     ngx_memzero(&err, sizeof(vodlms_hls_err_t));
@@ -565,9 +599,8 @@ ngx_http_vodlms_hls_send(ngx_http_request_t *r,
                    "vodlms hls: playlist signed, %uz bytes in, %uz out",
                    hctx->len, out_len);
 
-    if (opts.define && hctx->path.len) {
-        ngx_http_vodlms_hls_tpl_keep(r, &vlcf->hls, &hctx->path, hctx->mtime,
-                                     hctx->fsize, b->pos, out_len,
+    if (opts.define && hctx->key.path.len && hctx->nbufs == 1) {
+        ngx_http_vodlms_hls_tpl_keep(r, &hctx->key, b->pos, out_len, value_at,
                                      hctx->query.len);
     }
 

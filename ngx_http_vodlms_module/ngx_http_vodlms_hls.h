@@ -36,13 +36,23 @@ typedef struct {
 typedef struct ngx_http_vodlms_hls_tpl_s  ngx_http_vodlms_hls_tpl_t;
 
 
+/* what a kept define-mode answer is for: the file as fstat() sees it */
+typedef struct {
+    ngx_str_t                   path;
+    ngx_file_uniq_t             uniq;            /* its inode */
+    time_t                      mtime;
+    time_t                      ctime;           /* any change, utime too */
+    off_t                       size;
+} ngx_http_vodlms_hls_key_t;
+
+
 typedef struct {
     ngx_str_t                   query;           /* what every URI gets;
                                                     empty: not signed */
     ngx_http_vodlms_hls_tpl_t  *tpl;             /* define: kept answer */
-    ngx_str_t                   path;            /* the file, if one */
-    time_t                      mtime;           /* its Last-Modified */
-    off_t                       fsize;           /* its length */
+    ngx_http_vodlms_hls_key_t   key;             /* the file, if keyable */
+    ngx_uint_t                  nbufs;           /* non-empty buffers */
+    const char                 *cache_status;    /* "HIT", "MISS", NULL */
     u_char                     *buf;             /* the playlist so far */
     size_t                      len;
     size_t                      size;
@@ -69,9 +79,9 @@ char *ngx_http_vodlms_hls_merge_conf(ngx_conf_t *cf,
 
 /* ngx_http_vodlms_hls_cache.c: define-mode answers kept per worker */
 ngx_http_vodlms_hls_tpl_t *ngx_http_vodlms_hls_tpl_find(ngx_http_request_t *r,
-    void *conf, ngx_str_t *path, time_t mtime, off_t size);
-void ngx_http_vodlms_hls_tpl_keep(ngx_http_request_t *r, void *conf,
-    ngx_str_t *path, time_t mtime, off_t size, u_char *out, size_t len,
+    ngx_http_vodlms_hls_key_t *key);
+void ngx_http_vodlms_hls_tpl_keep(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_key_t *key, u_char *out, size_t len, size_t value_at,
     size_t query_len);
 ngx_int_t ngx_http_vodlms_hls_tpl_chain(ngx_http_request_t *r,
     ngx_http_vodlms_hls_tpl_t *t, ngx_str_t *query, ngx_chain_t **out,

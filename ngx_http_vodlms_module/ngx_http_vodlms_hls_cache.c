@@ -10,12 +10,14 @@
  * two halves with their own parameters between them: no read of the file,
  * no rewriting, no copy.
  *
- * A kept answer is found by the file's path, and used when the file's
- * modification time and size (what nginx's own ETag is made of) and the
- * location's configuration are the ones it was made with; otherwise it is
- * replaced.  One entry a path.  Only files served by nginx itself are
- * kept (no upstream: its answer may change with no sign in these three).
- * The worker keeps at most NGX_HTTP_VODLMS_HLS_CACHE_MAX bytes, least recently used out; an
+ * A kept answer is found by the file's path, and used when the file as
+ * fstat() sees it on this request (inode, size, modification and change
+ * times) and the location's options are the ones it was made with;
+ * otherwise it is replaced.  One entry a path.  A file changed within the
+ * last second is not kept (a second change in the same second would not
+ * show in the times).  Only the whole file, served by nginx itself in one
+ * buffer, is kept (no upstream, no other filter's bytes).  The worker keeps
+ * at most NGX_HTTP_VODLMS_HLS_CACHE_MAX bytes, least recently used out; an
  * answer that a request is still sending is freed when that request ends.
  */
 
@@ -30,9 +32,13 @@
 struct ngx_http_vodlms_hls_tpl_s {
     ngx_str_node_t              sn;          /* the path, and its crc32 */
     ngx_queue_t                 lru;
-    void                       *conf;        /* the location's options */
+    ngx_file_uniq_t             uniq;
     time_t                      mtime;
+    time_t                      ctime;
     off_t                       size;
+    ngx_uint_t                  absolute;    /* the options it was made */
+    size_t                      max_size;    /* with, by value */
+    ngx_str_t                   origin;      /* edge_url's, or empty */
     u_char                     *data;        /* prefix, then suffix */
     size_t                      prefix;      /* up to VALUE=" */
     size_t                      suffix;      /* from the closing '"' */
@@ -51,10 +57,6 @@ typedef struct {
 
 
 static ngx_http_vodlms_hls_cache_t  ngx_http_vodlms_hls_cache;
-
-static const char  ngx_http_vodlms_hls_define[] =
-    "#EXT-X-DEFINE:NAME=\"" NGX_HTTP_VODLMS_HLS_VAR "\",VALUE=\"";
-
 
 static void ngx_http_vodlms_hls_tpl_release(void *data);
 static void ngx_http_vodlms_hls_tpl_drop(ngx_http_vodlms_hls_tpl_t *t);
@@ -80,15 +82,40 @@ ngx_http_vodlms_hls_cache_get(void)
 static size_t
 ngx_http_vodlms_hls_tpl_bytes(ngx_http_vodlms_hls_tpl_t *t)
 {
-    return sizeof(ngx_http_vodlms_hls_tpl_t) + t->sn.str.len + t->prefix
-           + t->suffix;
+    return sizeof(ngx_http_vodlms_hls_tpl_t) + t->sn.str.len + t->origin.len
+           + t->prefix + t->suffix;
+}
+
+
+/* the options that shape the answer, as this request's location has them */
+
+static void
+ngx_http_vodlms_hls_tpl_opts(ngx_http_request_t *r, ngx_uint_t *absolute,
+    size_t *max_size, ngx_str_t *origin)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    *absolute = vlcf->hls.absolute;
+    *max_size = vlcf->hls.max_size;
+
+    if (vlcf->hls.absolute == VODLMS_HLS_ABS_ORIGIN) {
+        *origin = vlcf->edge.url;
+
+    } else {
+        ngx_str_null(origin);
+    }
 }
 
 
 ngx_http_vodlms_hls_tpl_t *
-ngx_http_vodlms_hls_tpl_find(ngx_http_request_t *r, void *conf,
-    ngx_str_t *path, time_t mtime, off_t size)
+ngx_http_vodlms_hls_tpl_find(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_key_t *key)
 {
+    size_t                        max_size;
+    ngx_str_t                     origin;
+    ngx_uint_t                    absolute;
     ngx_pool_cleanup_t           *cln;
     ngx_http_vodlms_hls_tpl_t    *t;
     ngx_http_vodlms_hls_cache_t  *c;
@@ -96,10 +123,20 @@ ngx_http_vodlms_hls_tpl_find(ngx_http_request_t *r, void *conf,
     c = ngx_http_vodlms_hls_cache_get();
 
     t = (ngx_http_vodlms_hls_tpl_t *)
-        ngx_str_rbtree_lookup(&c->tree, path,
-                              ngx_crc32_short(path->data, path->len));
+        ngx_str_rbtree_lookup(&c->tree, &key->path,
+                              ngx_crc32_short(key->path.data, key->path.len));
 
-    if (t == NULL || t->conf != conf || t->mtime != mtime || t->size != size)
+    if (t == NULL) {
+        return NULL;
+    }
+
+    ngx_http_vodlms_hls_tpl_opts(r, &absolute, &max_size, &origin);
+
+    if (t->uniq != key->uniq || t->mtime != key->mtime
+        || t->ctime != key->ctime || t->size != key->size
+        || t->absolute != absolute || t->max_size != max_size
+        || t->origin.len != origin.len
+        || ngx_strncmp(t->origin.data, origin.data, origin.len) != 0)
     {
         return NULL;
     }
@@ -118,62 +155,68 @@ ngx_http_vodlms_hls_tpl_find(ngx_http_request_t *r, void *conf,
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "vodlms hls: \"%V\" kept signed (define), %uz bytes",
-                   path, t->prefix + t->suffix);
+                   &key->path, t->prefix + t->suffix);
 
     return t;
 }
 
 
 /*
- * Keep the define-mode answer `out` (its parameters, query_len bytes, in
- * the first EXT-X-DEFINE) for later requests of the same file.  Nothing
- * is kept on any failure: the request goes on regardless.
+ * Keep the define-mode answer `out` (its parameters, query_len bytes at
+ * value_at, where the core wrote them) for later requests of the same
+ * file.  Nothing is kept on any failure: the request goes on regardless.
  */
 
 void
-ngx_http_vodlms_hls_tpl_keep(ngx_http_request_t *r, void *conf,
-    ngx_str_t *path, time_t mtime, off_t size, u_char *out, size_t len,
+ngx_http_vodlms_hls_tpl_keep(ngx_http_request_t *r,
+    ngx_http_vodlms_hls_key_t *key, u_char *out, size_t len, size_t value_at,
     size_t query_len)
 {
     u_char                       *p;
-    size_t                        prefix, suffix, need;
+    size_t                        prefix, suffix, need, max_size;
+    ngx_str_t                     origin;
+    ngx_uint_t                    absolute;
     ngx_queue_t                  *q;
     ngx_http_vodlms_hls_tpl_t    *t, *old;
     ngx_http_vodlms_hls_cache_t  *c;
-
-    /* ours is the first: only the #EXTM3U line and a version come before */
-    p = ngx_strlcasestrn(out, out + ngx_min(len, (size_t) 256),
-                         (u_char *) ngx_http_vodlms_hls_define,
-                         sizeof(ngx_http_vodlms_hls_define) - 2);
-
-    if (p == NULL
-        || ngx_strncmp(p, ngx_http_vodlms_hls_define,
-                       sizeof(ngx_http_vodlms_hls_define) - 1) != 0)
-    {
-        return;
-    }
-
-    prefix = (size_t) (p - out) + sizeof(ngx_http_vodlms_hls_define) - 1;
-
-    if (len - prefix < query_len + 1 || out[prefix + query_len] != '"') {
-        return;
-    }
-
-    suffix = len - prefix - query_len;
-    need = sizeof(ngx_http_vodlms_hls_tpl_t) + path->len + prefix + suffix;
-
-    if (need > NGX_HTTP_VODLMS_HLS_CACHE_ENTRY) {
-        return;
-    }
 
     c = ngx_http_vodlms_hls_cache_get();
 
     /* one entry a path: an older one (the file changed) goes first */
     old = (ngx_http_vodlms_hls_tpl_t *)
-          ngx_str_rbtree_lookup(&c->tree, path,
-                                ngx_crc32_short(path->data, path->len));
+          ngx_str_rbtree_lookup(&c->tree, &key->path,
+                                ngx_crc32_short(key->path.data,
+                                                key->path.len));
     if (old != NULL) {
         ngx_http_vodlms_hls_tpl_drop(old);
+    }
+
+    /* changed within the last second: a change in the same second as
+       another would not show in the times; kept once it is older */
+    if (ngx_max(key->mtime, key->ctime) + 1 >= ngx_time()) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "vodlms hls: \"%V\" changed within the last second: "
+                       "not kept yet", &key->path);
+        return;
+    }
+
+    prefix = value_at;
+
+    if (prefix > len || len - prefix < query_len + 1
+        || out[prefix + query_len] != '"')
+    {
+        return;
+    }
+
+    suffix = len - prefix - query_len;
+
+    ngx_http_vodlms_hls_tpl_opts(r, &absolute, &max_size, &origin);
+
+    need = sizeof(ngx_http_vodlms_hls_tpl_t) + key->path.len + origin.len
+           + prefix + suffix;
+
+    if (need > NGX_HTTP_VODLMS_HLS_CACHE_ENTRY) {
+        return;
     }
 
     while (c->bytes + need > NGX_HTTP_VODLMS_HLS_CACHE_MAX
@@ -191,27 +234,37 @@ ngx_http_vodlms_hls_tpl_keep(ngx_http_request_t *r, void *conf,
 
     ngx_memzero(t, sizeof(ngx_http_vodlms_hls_tpl_t));
 
-    t->conf = conf;
-    t->mtime = mtime;
-    t->size = size;
-    t->sn.str.data = (u_char *) t + sizeof(ngx_http_vodlms_hls_tpl_t);
-    t->sn.str.len = path->len;
-    t->data = t->sn.str.data + path->len;
+    t->uniq = key->uniq;
+    t->mtime = key->mtime;
+    t->ctime = key->ctime;
+    t->size = key->size;
+    t->absolute = absolute;
+    t->max_size = max_size;
+
+    p = (u_char *) t + sizeof(ngx_http_vodlms_hls_tpl_t);
+
+    t->sn.str.data = p;
+    t->sn.str.len = key->path.len;
+    p = ngx_cpymem(p, key->path.data, key->path.len);
+
+    t->origin.data = p;
+    t->origin.len = origin.len;
+    p = ngx_cpymem(p, origin.data, origin.len);
+
+    t->data = p;
     t->prefix = prefix;
     t->suffix = suffix;
+    p = ngx_cpymem(p, out, prefix);
+    ngx_memcpy(p, out + prefix + query_len, suffix);
 
-    ngx_memcpy(t->sn.str.data, path->data, path->len);
-    ngx_memcpy(t->data, out, prefix);
-    ngx_memcpy(t->data + prefix, out + prefix + query_len, suffix);
-
-    t->sn.node.key = ngx_crc32_short(path->data, path->len);
+    t->sn.node.key = ngx_crc32_short(key->path.data, key->path.len);
     ngx_rbtree_insert(&c->tree, &t->sn.node);
     ngx_queue_insert_head(&c->lru, &t->lru);
     c->bytes += need;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "vodlms hls: \"%V\" signed (define) kept, %uz bytes, %uz "
-                   "in the worker", path, need, c->bytes);
+                   "in the worker", &key->path, need, c->bytes);
 }
 
 

@@ -25,7 +25,7 @@ static const char  *ngx_http_vodlms_endpoints[NGX_HTTP_VODLMS_EP_N] = {
 };
 
 static const char  *ngx_http_vodlms_caches[NGX_HTTP_VODLMS_CACHE_N] = {
-    "session", "enrollment", "signature", "edge_signature"
+    "session", "enrollment", "signature", "edge_signature", "playlist"
 };
 
 static const char  *ngx_http_vodlms_backends[NGX_VODLMS_BACKEND_N] = {
@@ -178,6 +178,8 @@ ngx_http_vodlms_metrics_log(ngx_http_request_t *r)
 
     ngx_http_vodlms_metrics_cache(NGX_HTTP_VODLMS_CACHE_SIGNATURE,
                                   ctx->playback.sig_cache_status);
+    ngx_http_vodlms_metrics_cache(NGX_HTTP_VODLMS_CACHE_PLAYLIST,
+                                  ctx->hls.cache_status);
 
     /* a content endpoint: its own denial, else the status says it all */
     if (ctx->endpoint) {

@@ -30,6 +30,7 @@ use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP ();
 use Test::More;
+use Time::HiRes qw(sleep time);
 use VodlmsTest;
 
 $ENV{TEST_NGINX_MODULE_PATH}
@@ -156,6 +157,17 @@ my $nginx = nginx_child(name => 't082', listen => $port, check => 1, http => <<"
             alias $tree/;
         }
 
+        location /hls/lec-hls/v8s/ {
+            vodlms_edge on;
+            vodlms_edge_url $base;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_hls_sign define;
+            vodlms_hls_sign_absolute refuse;
+            alias $tree/;
+        }
+
+        location = /status { vodlms_status; }
+
         location /hls/lec-hls/strict/ {
             vodlms_edge on;
             vodlms_edge_url $base;
@@ -178,6 +190,14 @@ my $nginx = nginx_child(name => 't082', listen => $port, check => 1, http => <<"
             vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
             vodlms_hls_sign on;
             root $dir/origin;
+        }
+
+        location /hls/lec-hls/v8/ {
+            vodlms_edge on;
+            vodlms_edge_url $base;
+            vodlms_edge_public_key K2JCJMDEHXQW5F $pub;
+            vodlms_hls_sign define;
+            alias $tree/;
         }
     }
 HTTP
@@ -349,21 +369,81 @@ for my $i (1 .. 3) {
     my $again = get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?" . ($i % 2 ? $query : $bob))->{content};
     is($again, $i % 2 ? $hour_ann : $res->{content}, "define, request $i more: the same answer for the same URL");
 }
-# kept by path, size and modification time (as nginx's ETag is): a file
-# rewritten in place with the same size and time is not read again
+# kept per worker: vodlms_status counts the answers that came from it
+sub playlist_hits {
+    my $m = get("$base/status")->{content} // '';
+    return ($m =~ /^vodlms_cache_requests_total\{cache="playlist",result="hit"\} (\d+)$/m)[0] // 0;
+}
+sleep 2;                                    # hour.m3u8 is older than a second
+my $h0 = playlist_hits();
+my @again = map { get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?" . ($_ % 2 ? $query : $bob))->{content} } 1 .. 4;
+cmp_ok(playlist_hits() - $h0, '>=', 3, 'define: an unchanged file is answered from what the worker kept');
+is($again[2], $again[0], '... the same answer for the same URL');
+is($again[3], $again[1], '... and for the other one');
+
+# a file rewritten in place, its size and modification time kept (as
+# `touch -r` does): its change time moved, it is read again
 my @st = stat("$tree/fixtures/hour.m3u8");
 spew("$tree/fixtures/hour.m3u8", $hour =~ s/seg_00001/SEG_00001/r);
 utime($st[8], $st[9], "$tree/fixtures/hour.m3u8");
-is(get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$query")->{content}, $hour_ann,
-   'define: the answer is kept (same size and time: the file is not read again)');
-# the file changes (another size, a later time): the new one is signed
+like(get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$query")->{content}, qr/^SEG_00001\.ts\?\{\$vodlms\}$/m,
+     'define: a file rewritten with the same size and modification time is read again');
+
+# written twice within one second, the same size: what the second wrote is
+# what is served afterwards (nothing changed within the last second is kept)
+{
+    my $f = "$tree/fixtures/race.m3u8";
+    my $A = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nold_00001.ts\n#EXT-X-ENDLIST\n";
+    (my $B = $A) =~ s/old_/new_/;
+    my $t = time; sleep 0.01 while int(time) == int($t);
+    spew($f, $A);
+    my $first = get("$base/hls/lec-hls/v8/fixtures/race.m3u8?$query")->{content};
+    spew($f, $B);
+    sleep 2;
+    like($first, qr/old_00001/, 'define: a file written twice in one second: the first answer is the first write');
+    like(get("$base/hls/lec-hls/v8/fixtures/race.m3u8?$query")->{content}, qr/new_00001/,
+         '... and the second write is what is served after it');
+}
+
+# the file changes (another size): the new one is signed
 spew("$tree/fixtures/hour.m3u8", "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nnew_00001.ts\n#EXT-X-ENDLIST\n");
-utime(time + 5, time + 5, "$tree/fixtures/hour.m3u8");
 $res = get("$base/hls/lec-hls/v8/fixtures/hour.m3u8?$bob");
 is($res->{content}, "#EXTM3U\n#EXT-X-DEFINE:NAME=\"vodlms\",VALUE=\"$bob\"\n#EXT-X-VERSION:8\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nnew_00001.ts?{\$vodlms}\n#EXT-X-ENDLIST\n",
    'define: a file that changed is read and signed again');
 spew("$tree/fixtures/hour.m3u8", $hour);
-utime(time + 10, time + 10, "$tree/fixtures/hour.m3u8");
+
+# the same file at two locations with other options: each its own answer
+sleep 2;
+my @two = map { get("$base/hls/lec-hls/$_/fixtures/master.m3u8?$query")->{status} } qw(v8s v8 v8s v8);
+is("@two", '502 200 502 200',
+   'define: a location that refuses absolute URIs still refuses after another kept the same file');
+
+# a kept answer replaced while a slow client still receives it: that
+# client gets every byte of the answer it started with
+{
+    use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
+    my $big = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n"
+        . join('', map { sprintf("#EXTINF:4.0,\nbig_%05d.ts\n", $_) } 1 .. 8000) . "#EXT-X-ENDLIST\n";
+    spew("$tree/fixtures/big.m3u8", $big);
+    sleep 2;
+    my $path = "/hls/lec-hls/v8/fixtures/big.m3u8?$query";
+    my $want = get("http://127.0.0.1:$sport$path")->{content};
+    is(get("http://127.0.0.1:$sport$path")->{content}, $want, 'define: a 300 KB answer, kept');
+    socket(my $sock, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    setsockopt($sock, SOL_SOCKET, SO_RCVBUF, 1024) or die "setsockopt: $!";
+    connect($sock, pack_sockaddr_in($sport, inet_aton('127.0.0.1'))) or die "connect: $!";
+    syswrite($sock, "GET $path HTTP/1.0\r\nHost: x\r\n\r\n");
+    sleep 0.5;                              # it has sent what the buffers take
+    spew("$tree/fixtures/big.m3u8", ($big =~ s/big_/BIG_/gr) . "#\n");
+    sleep 2;
+    my @n = map { get("http://127.0.0.1:$sport$path")->{content} =~ /^BIG_00001/m ? 1 : 0 } 1 .. 3;
+    is("@n", '1 1 1', '... the file changed: the new answer is kept in its place');
+    my $all = '';
+    while (sysread($sock, my $chunk, 65536)) { $all .= $chunk }
+    my (undef, $body) = split /\r\n\r\n/, $all, 2;
+    ok(defined $body && $body eq $want, '... and the slow client got the old answer whole, byte for byte ('
+       . length($body // '') . ' of ' . length($want) . ')');
+}
 
 $res = $http->request('HEAD', "$base/hls/lec-hls/master.m3u8?$query");
 is($res->{status}, 200, 'HEAD of a signed playlist: 200');
