@@ -115,11 +115,19 @@ my $nginx = nginx_child(name => 't170', workers => 2, listen => $port, check => 
                         http => <<"HTTP");
     vodlms_redis sentinel:mymaster connect_timeout=500ms timeout=500ms;
     vodlms_redis_sentinel $sentinel_addrs;
+    vodlms_cache_zone zone=t170:1m;
+    vodlms_session_invalidate on;
 
     server {
         listen 127.0.0.1:$port;
         location = /play {
             vodlms_auth on;
+            proxy_pass http://127.0.0.1:$port/app;
+        }
+        location = /cached {
+            vodlms_auth on;
+            vodlms_session_cache t170 valid=10m;
+            add_header X-Cache \$vodlms_session_cache always;
             proxy_pass http://127.0.0.1:$port/app;
         }
         location = /app { return 200 "app\\n"; }
@@ -254,6 +262,34 @@ push @figures, $r;
         ['sentinel passed over' => qr/asking the next sentinel/],
         ['503 lines'            => qr/answering 503/];
     diag 'the error log (2 workers): ' . join ', ', map { "$_: $n{$_}" } sort keys %n;
+}
+
+# ---------------------------------------------------------- 3. revocation
+
+# the invalidation link (worker 0's) followed the master: a logout on the
+# new master still evicts a session answer cached for 10 minutes
+{
+    my $master = $server{master_port()} // die 'no master';
+    $master->cmd('SET', 'session:t170-bob', '{"user_id":"171"}', 'EX', 3600);
+    my $cached = sub {
+        my $r = $http->get("http://127.0.0.1:$port/cached", { headers => { Cookie => 'session=t170-bob' } });
+        return [$r->{status}, $r->{headers}{'x-cache'} // ''];
+    };
+    # both workers: a few requests each way until two answers in a row are hits
+    my $hits = 0;
+    my $until = time + 10;
+    while (time < $until && $hits < 4) {
+        my $r = $cached->();
+        $hits = ($r->[0] == 200 && $r->[1] eq 'HIT') ? $hits + 1 : 0;
+    }
+    cmp_ok($hits, '>=', 4, 'after the failovers, bob\'s session answer is cached (valid=10m)');
+    my $t0 = time;
+    $master->cmd('DEL', 'session:t170-bob');
+    my $refused = wait_for(5, sub { my $r = $cached->(); $r->[0] == 401 && $cached->()->[0] == 401 });
+    diag sprintf 'revocation on the new master: refused %.3f s after the DEL', time - $t0;
+    ok($refused, 'a logout on the new master is refused at once on both workers: the invalidation link moved with it');
+    like($nginx->log, qr/session invalidation (?:follows it|from redis sentinel:mymaster .* is back)/,
+         'the log says the invalidation link moved (or came back) with the master');
 }
 
 unlike($nginx->log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error log');
