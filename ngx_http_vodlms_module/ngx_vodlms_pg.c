@@ -1037,13 +1037,11 @@ ngx_vodlms_pg_resolved(void *data, ngx_uint_t moved, const char *err)
 static void
 ngx_vodlms_pg_moved(ngx_vodlms_pg_pool_t *pool)
 {
-    ngx_uint_t  failures;
-
-    failures = ngx_vodlms_backoff_ok(&pool->backoff);
-
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                    "vodlms pg: moved, %V: back-off of %ui failures ended",
-                   &pool->conf->name, failures);
+                   &pool->conf->name, pool->backoff.failures);
+
+    (void) ngx_vodlms_backoff_ok(&pool->backoff);
 
     /* the old address's connections are not reused; busy ones finish */
     ngx_vodlms_pg_close_idle(pool, "a host name moved");

@@ -270,7 +270,9 @@ ngx_vodlms_pg_conf_names(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
     ngx_array_t            ha, pa;
     ngx_vodlms_pg_host_t  *h;
 
-    u_char  a6[16];
+#if (NGX_HAVE_INET6)
+    u_char                 a6[16];
+#endif
 
     if (ngx_array_init(&ha, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK
         || ngx_array_init(&pa, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK)
