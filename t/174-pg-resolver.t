@@ -17,7 +17,8 @@
 # Then: without a resolver, names are resolved when the configuration is
 # read (the responder is never asked); a name that does not resolve at run
 # time gives 503 and a log line naming it; in a multi-host conninfo it is
-# left out and the other host answers.
+# left out and the other host answers; as the replica's name, the checks
+# read from the primary.
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child), the load as
 # forked clients writing one line per request (as t/173 does).
@@ -300,9 +301,18 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
         . "    vodlms_pg \"host=nowhere.test,pg.test port=$pgport user=postgres dbname=vodlms target_session_attrs=read-write\";");
     is(play($m)->{status}, 200, 'a multi-host conninfo: the host that does not resolve is left out, the other answers');
 
-    unlike($n->log . $m->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the logs');
+    # a replica whose name does not resolve: the checks read from the primary
+    my $r = node('nx-replica', $resolver
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\";\n"
+        . "    vodlms_pg_replica \"host=nowhere-replica.test port=$pgport user=postgres dbname=vodlms\";");
+    is(play($r)->{status}, 200, 'a replica whose name does not resolve: the check is answered by the primary');
+    like($r->log, qr/\[warn\] .*postgres replica nowhere-replica\.test:$pgport\/vodlms is unavailable, reading from pg\.test:$pgport\/vodlms until it answers again: postgres nowhere-replica\.test:$pgport\/vodlms: host "nowhere-replica\.test" could not be resolved/,
+         'the fall-back is logged with the reason');
+
+    unlike($n->log . $m->log . $r->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the logs');
     $n->stop('QUIT');
     $m->stop('QUIT');
+    $r->stop('QUIT');
 }
 
 done_testing();
