@@ -1315,7 +1315,8 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     ngx_vodlms_pg_maybe_connect(pool);
 
-    if (pool->nconns == 0) {
+    /* a lookup under way: ngx_vodlms_pg_resolved() serves or fails them */
+    if (pool->nconns == 0 && !pool->resolving) {
         status = ngx_vodlms_backoff_left(&pool->backoff)
                  ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
         ngx_cpystrn(buf, (u_char *) pool->reason, sizeof(buf));
