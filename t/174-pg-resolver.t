@@ -18,7 +18,8 @@
 # read (the responder is never asked); a name that does not resolve at run
 # time gives 503 and a log line naming it; in a multi-host conninfo it is
 # left out and the other host answers; as the replica's name, the checks
-# read from the primary.
+# read from the primary.  Last, with the DNS server gone, a connect goes to
+# the last known address.
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child), the load as
 # forked clients writing one line per request (as t/173 does).
@@ -313,6 +314,37 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
     $n->stop('QUIT');
     $m->stop('QUIT');
     $r->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# The DNS server goes away: the last known address is kept
+#---------------------------------------------------------------------------
+
+{
+    my $n = node('dns-down', $resolver
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\";");
+    is(play($n)->{status}, 200, 'pg.test answered (127.0.0.2)');
+
+    # the answer expires, the server restarts: the next connect must ask
+    $dns->stop;
+    sleep 2.2;
+    $pb->stop;
+    $pb->start;
+
+    my ($status, $t0, $failed) = (0, time, 0);
+    while (time - $t0 < 20) {
+        $status = play($n)->{status};
+        last if $status == 200;
+        $failed++;
+        sleep 0.1;
+    }
+    diag(sprintf 'the DNS server gone, the server restarted: %d requests failed (resolver_timeout 2s), '
+         . '%.2f s until one succeeded', $failed, time - $t0);
+    is($status, 200, 'with the DNS server gone, the connect goes to the last known address');
+    like($n->log, qr/\[warn\] .*postgres pg\.test:$pgport\/vodlms: host "pg\.test" could not be resolved \(110: Operation timed out\), connecting to the last known address 127\.0\.0\.2/,
+         'the log says the lookup failed and which address is used');
+    unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the log');
+    $n->stop('QUIT');
 }
 
 done_testing();
