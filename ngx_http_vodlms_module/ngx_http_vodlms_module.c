@@ -222,7 +222,10 @@ ngx_http_vodlms_postconfiguration(ngx_conf_t *cf)
 
     /* after the merge: the http{} level "resolver" is known now */
     if (ngx_vodlms_redis_init_conf(cf, vmcf->redis, vmcf->redis_sentinel)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_vodlms_pg_init_conf(cf, vmcf->pg, "vodlms_pg") != NGX_OK
+        || ngx_vodlms_pg_init_conf(cf, vmcf->pg_replica, "vodlms_pg_replica")
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -15,7 +15,10 @@
  *   during a connect (next address or host, SSL retry), even under the same
  *   number: the socket's inode tells, and the new one is wrapped afresh.
  *   Host names are resolved at nginx -t into hostaddr, since libpq would
- *   resolve them with a blocking getaddrinfo.
+ *   resolve them with a blocking getaddrinfo; with a "resolver" at the
+ *   http{} level, before the connect instead (ngx_vodlms_pg_names.c): no
+ *   connect starts until the addresses are known, the queries wait for it
+ *   in the FIFO, and a name that moved ends the back-off.
  * - Sockets are watched level-triggered, and only in the direction libpq
  *   wants: a level-triggered write interest on a writable socket would spin.
  *   Idle connections keep read interest, so a server that goes away is seen
@@ -108,9 +111,11 @@ struct ngx_vodlms_pg_pool_s {
     ngx_uint_t                  start;        /* of conf->rotations */
     ngx_uint_t                  epoch;        /* read-only answers seen */
     ngx_uint_t                  round;        /* failed connects counted */
+    ngx_vodlms_pg_names_t      *names;        /* resolved at run time */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    exiting:1;
     unsigned                    fallen_back:1; /* down: reads go to fallback */
+    unsigned                    resolving:1;  /* connects wait for names */
 };
 
 
@@ -168,6 +173,10 @@ static void ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool,
 static void ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
 static void ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool);
+static const char **ngx_vodlms_pg_resolve(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_resolved(void *data, ngx_uint_t moved,
+    const char *err);
+static void ngx_vodlms_pg_moved(ngx_vodlms_pg_pool_t *pool);
 static ngx_int_t ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn,
     PGresult *res, const char *reason);
 static ngx_vodlms_pg_conn_t *ngx_vodlms_pg_idle(ngx_vodlms_pg_pool_t *pool,
@@ -241,6 +250,14 @@ ngx_vodlms_pg_pool_create(ngx_cycle_t *cycle, ngx_vodlms_pg_conf_t *conf,
     ngx_queue_init(&pool->conns);
     ngx_queue_init(&pool->waiting);
 
+    if (conf->resolver) {
+        pool->names = ngx_vodlms_pg_names_create(cycle, conf,
+                                                 ngx_vodlms_pg_resolved, pool);
+        if (pool->names == NULL) {
+            return NULL;
+        }
+    }
+
     if (stmts == NULL || stmts->nelts == 0) {
         return pool;
     }
@@ -293,6 +310,10 @@ ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool)
     ngx_vodlms_pg_query_t  *query;
 
     pool->exiting = 1;
+
+    if (pool->names) {
+        ngx_vodlms_pg_names_cancel(pool->names);
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                    "vodlms pg: destroy, %V: %ui open, %ui waiting",
@@ -540,7 +561,9 @@ ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
     if (pool->nconns < pool->conf->pool_size
         && pool->nconnecting <= pool->nwaiting)
     {
-        if (ngx_vodlms_pg_connect(pool) == NULL && pool->nconns == 0) {
+        if (ngx_vodlms_pg_connect(pool) == NULL && pool->nconns == 0
+            && !pool->resolving)
+        {
             *status = ngx_vodlms_backoff_left(&pool->backoff)
                       ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
             *reason = pool->reason;
@@ -789,11 +812,25 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     u_char                *p, *last;
     PGconn                *pg;
     ngx_msec_t             left;
+    const char           **keywords, **values;
     ngx_vodlms_pg_conf_t  *conf;
     ngx_vodlms_pg_conn_t  *conn;
 
     conf = pool->conf;
     last = (u_char *) pool->reason + sizeof(pool->reason) - 1;
+
+    keywords = conf->keywords;
+    values = conf->rotations ? conf->rotations[pool->start] : conf->values;
+
+    if (pool->names) {
+        /* asked even in back-off: a name that moved ends it */
+        values = ngx_vodlms_pg_resolve(pool);
+        if (values == NULL) {
+            return NULL;
+        }
+
+        keywords = conf->rt_keywords;
+    }
 
     left = ngx_vodlms_backoff_left(&pool->backoff);
 
@@ -809,10 +846,7 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     }
 
     /* neither this nor PQconnectPoll blocks: hosts come with hostaddr */
-    pg = PQconnectStartParams(conf->keywords,
-                              conf->rotations ? conf->rotations[pool->start]
-                                              : conf->values,
-                              0);
+    pg = PQconnectStartParams(keywords, values, 0);
 
     if (pg == NULL) {
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
@@ -901,6 +935,116 @@ ngx_vodlms_pg_maybe_connect(ngx_vodlms_pg_pool_t *pool)
             return;
         }
     }
+}
+
+
+/*
+ * With names resolved at run time: the values for a connect, or NULL when
+ * none may start now (lookups under way: pool->resolving, and
+ * ngx_vodlms_pg_resolved() follows; or no host has an address:
+ * pool->reason says which).
+ */
+
+static const char **
+ngx_vodlms_pg_resolve(ngx_vodlms_pg_pool_t *pool)
+{
+    ngx_int_t    rc;
+    ngx_uint_t   moved;
+    const char  *err;
+
+    rc = ngx_vodlms_pg_names_fresh(pool->names, &moved, &err);
+
+    if (rc == NGX_AGAIN) {
+        pool->resolving = 1;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: resolve, %V: connects wait for the "
+                       "lookup", &pool->conf->name);
+
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres %V: its host names are being resolved%Z",
+                     &pool->conf->name);
+        return NULL;
+    }
+
+    if (moved) {
+        ngx_vodlms_pg_moved(pool);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres %V: %s%Z", &pool->conf->name, err);
+        return NULL;
+    }
+
+    return ngx_vodlms_pg_names_values(pool->names,
+                                      pool->start % pool->conf->nnames);
+}
+
+
+/* the lookups before a connect are over: the connects the queries need */
+
+static void
+ngx_vodlms_pg_resolved(void *data, ngx_uint_t moved, const char *err)
+{
+    ngx_vodlms_pg_pool_t  *pool = data;
+
+    ngx_vodlms_pg_status_e  status;
+
+    u_char  buf[NGX_VODLMS_PG_REASON_LEN];
+
+    pool->resolving = 0;
+
+    if (pool->exiting) {
+        return;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: resolved, %V: %s, %ui waiting",
+                   &pool->conf->name,
+                   err ? err : (moved ? "an address changed" : "no change"),
+                   pool->nwaiting);
+
+    if (moved) {
+        ngx_vodlms_pg_moved(pool);
+    }
+
+    if (err) {
+        ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
+                     "postgres %V: %s%Z", &pool->conf->name, err);
+
+    } else {
+        ngx_vodlms_pg_maybe_connect(pool);
+
+        if (pool->fallen_back && pool->fallback) {
+            ngx_vodlms_pg_probe(pool);
+        }
+    }
+
+    if (pool->nconns == 0 && !pool->resolving) {
+        /* no connect could start: the queries waiting fail as they would */
+        status = (err == NULL && ngx_vodlms_backoff_left(&pool->backoff))
+                 ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
+
+        ngx_cpystrn(buf, (u_char *) pool->reason, sizeof(buf));
+        ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
+    }
+}
+
+
+/* a name moved: connects go to the new address now, not after back-off */
+
+static void
+ngx_vodlms_pg_moved(ngx_vodlms_pg_pool_t *pool)
+{
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: moved, %V: back-off of %ui failures ended",
+                   &pool->conf->name, pool->backoff.failures);
+
+    (void) ngx_vodlms_backoff_ok(&pool->backoff);
+
+    /* the old address's connections are not reused; busy ones finish */
+    ngx_vodlms_pg_close_idle(pool, "a host name moved");
 }
 
 
@@ -1171,7 +1315,8 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 
     ngx_vodlms_pg_maybe_connect(pool);
 
-    if (pool->nconns == 0) {
+    /* a lookup under way: ngx_vodlms_pg_resolved() serves or fails them */
+    if (pool->nconns == 0 && !pool->resolving) {
         status = ngx_vodlms_backoff_left(&pool->backoff)
                  ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
         ngx_cpystrn(buf, (u_char *) pool->reason, sizeof(buf));
@@ -1309,13 +1454,19 @@ ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn)
 {
     char                  *addr, *port;
     size_t                 len;
-    ngx_int_t              n;
-    ngx_uint_t             i, next;
+    ngx_int_t              n, found;
+    ngx_str_t             *label;
+    ngx_uint_t             i, next, nhosts;
+    ngx_vodlms_pg_pool_t  *pool;
     ngx_vodlms_pg_conf_t  *conf;
 
-    conf = conn->pool->conf;
+    pool = conn->pool;
+    conf = pool->conf;
 
-    if (conf->rotations == NULL) {
+    /* with names resolved at run time: the hosts as written */
+    nhosts = pool->names ? conf->nnames : conf->nhosts;
+
+    if (nhosts <= 1) {
         return;
     }
 
@@ -1325,27 +1476,37 @@ ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn)
     len = addr ? ngx_strlen(addr) : 0;
     n = (port && *port) ? ngx_atoi((u_char *) port, ngx_strlen(port)) : 5432;
 
-    for (i = 0; i < conf->nhosts; i++) {
-        if (conf->hostaddrs[i].len == len
-            && ngx_strncmp(conf->hostaddrs[i].data, addr, len) == 0
-            && conf->ports[i] == (ngx_uint_t) n)
-        {
-            break;
+    if (pool->names) {
+        found = ngx_vodlms_pg_names_find(pool->names, addr, (ngx_uint_t) n);
+        i = (found < 0) ? nhosts : (ngx_uint_t) found;
+
+    } else {
+        for (i = 0; i < nhosts; i++) {
+            if (conf->hostaddrs[i].len == len
+                && ngx_strncmp(conf->hostaddrs[i].data, addr, len) == 0
+                && conf->ports[i] == (ngx_uint_t) n)
+            {
+                break;
+            }
         }
     }
 
     /* not found (a socket path, say): one on from this attempt's first */
-    next = (i < conf->nhosts) ? i + 1 : conn->pool->start + 1;
-    next %= conf->nhosts;
+    next = (i < nhosts) ? i + 1 : pool->start + 1;
+    next %= nhosts;
 
-    ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+    label = pool->names ? &conf->hosts[i < nhosts ? i : pool->start % nhosts]
+                             .label
+                        : &conf->labels[i < nhosts ? i : pool->start];
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
                   "vodlms: postgres %V: %V did not answer within %M ms, "
-                  "the next connect starts with %V", &conf->name,
-                  i < conf->nhosts ? &conf->labels[i]
-                                   : &conf->labels[conn->pool->start],
-                  conf->connect_timeout, &conf->labels[next]);
+                  "the next connect starts with %V", &conf->name, label,
+                  conf->connect_timeout,
+                  pool->names ? &conf->hosts[next].label
+                              : &conf->labels[next]);
 
-    conn->pool->start = next;
+    pool->start = next;
 }
 
 

@@ -32,6 +32,16 @@ typedef enum {
 } ngx_vodlms_pg_status_e;
 
 
+/* a host of the conninfo as written, for names resolved at run time */
+typedef struct {
+    ngx_str_t                   name;          /* a name, an address or a
+                                                  socket directory */
+    ngx_str_t                   label;         /* host:port, for logs */
+    in_port_t                   port;
+    unsigned                    lookup:1;      /* a name for the resolver */
+} ngx_vodlms_pg_host_t;
+
+
 typedef struct {
     ngx_str_t                   conninfo;      /* as written, NUL-ended;
                                                   never logged (password) */
@@ -55,6 +65,28 @@ typedef struct {
     ngx_str_t                  *hostaddrs;    /* per host, to tell which */
     ngx_uint_t                 *ports;        /*   one a connect waits on */
     ngx_str_t                  *labels;       /* per host: host:port */
+
+    /*
+     * Host names resolved at run time (ngx_vodlms_pg_names.c), when the
+     * http{} level has a "resolver" and a host is a name: the hosts as
+     * written, and the options for PQconnectStartParams with host,
+     * hostaddr and port last (at rt_host), filled in per connect.
+     */
+    ngx_resolver_t             *resolver;     /* NULL: the arrays above */
+    ngx_msec_t                  resolver_timeout;
+    ngx_vodlms_pg_host_t       *hosts;
+    ngx_uint_t                  nnames;       /* of hosts */
+    ngx_uint_t                  lookups;      /* hosts that are names */
+    const char                **rt_keywords;
+    const char                **rt_values;
+    ngx_uint_t                  rt_host;
+
+    /* a worker's own: the values it last connected with, for the exit */
+    const char                **live_values;
+
+    ngx_str_t                   unresolved;   /* nginx -t could not */
+    ngx_str_t                   file;         /* of the directive */
+    ngx_uint_t                  line;
 } ngx_vodlms_pg_conf_t;
 
 
@@ -85,9 +117,18 @@ typedef void (*ngx_vodlms_pg_done_pt)(void *data,
 /*
  * For a directive: conninfo [pool_size=N] [connect_timeout=T] [timeout=T].
  * The conninfo (key=value or postgresql:// URI) is checked with
- * PQconninfoParse; host names in it are resolved here, once.
+ * PQconninfoParse; host names in it are resolved here, once (see
+ * ngx_vodlms_pg_init_conf() for names resolved at run time).
  */
 char *ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp);
+
+/*
+ * After the http{} level is merged (postconfiguration): with a "resolver"
+ * there, host names are resolved at run time; without one, a name that
+ * nginx -t could not resolve is an error.  directive is for the message.
+ */
+ngx_int_t ngx_vodlms_pg_init_conf(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
+    const char *directive);
 
 /* stmts: an array of ngx_vodlms_pg_stmt_t, or NULL; queries name its items */
 ngx_vodlms_pg_pool_t *ngx_vodlms_pg_pool_create(ngx_cycle_t *cycle,

@@ -3,14 +3,18 @@
  * a server (vodlms_pg, vodlms_pg_replica), its conninfo checked with libpq's
  * own parser, a name for the logs that holds no secret, and host names
  * resolved once into hostaddr (libpq would resolve them with a blocking
- * getaddrinfo() in every connect).  Everything here runs in the master at
- * nginx -t or a reload, never in a worker's event loop.
+ * getaddrinfo() in every connect).  With a "resolver" at the http{} level,
+ * the hosts as written are kept as well, for the workers to resolve at run
+ * time (ngx_vodlms_pg_names.c); the addresses found here then serve only
+ * the exit path until a worker has its own.  Everything here runs in the
+ * master at nginx -t or a reload, never in a worker's event loop.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 
 #include "ngx_vodlms_pg_internal.h"
+#include "ngx_vodlms_resolve.h"
 
 
 #define NGX_VODLMS_PG_DEFAULT_POOL_SIZE  4
@@ -42,10 +46,14 @@ static char *ngx_vodlms_pg_conf_rotations(ngx_conf_t *cf,
     ngx_vodlms_pg_conf_t *pcf, ngx_vodlms_pg_conninfo_t *ci);
 static ngx_int_t ngx_vodlms_pg_keyword(ngx_vodlms_pg_conf_t *pcf,
     const char *keyword);
-static char *ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_str_t *host,
-    ngx_str_t *port, ngx_str_t *hostaddr);
-static char *ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf, ngx_str_t *host,
-    ngx_array_t *addrs);
+static char *ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf,
+    ngx_vodlms_pg_conf_t *pcf, ngx_str_t *host, ngx_str_t *port,
+    ngx_str_t *hostaddr);
+static ngx_int_t ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf,
+    ngx_vodlms_pg_conf_t *pcf, ngx_str_t *host, ngx_array_t *addrs);
+static char *ngx_vodlms_pg_conf_names(ngx_conf_t *cf,
+    ngx_vodlms_pg_conf_t *pcf, ngx_vodlms_pg_conninfo_t *ci);
+static char *ngx_vodlms_pg_conf_rt(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf);
 static ngx_uint_t ngx_vodlms_pg_split(ngx_pool_t *pool, char *s,
     ngx_array_t *a);
 static void ngx_vodlms_pg_conf_mask(ngx_str_t *conninfo, const char *msg,
@@ -76,6 +84,8 @@ ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp)
     value = cf->args->elts;
 
     pcf->conninfo = value[1];
+    pcf->file = cf->conf_file->file.name;
+    pcf->line = cf->conf_file->line;
     pcf->pool_size = NGX_VODLMS_PG_DEFAULT_POOL_SIZE;
     pcf->connect_timeout = NGX_CONF_UNSET_MSEC;
     pcf->timeout = 1000;
@@ -184,7 +194,13 @@ ngx_vodlms_pg_conf_params(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
     }
 
     if (ci.host.data && ci.hostaddr.data == NULL) {
-        if (ngx_vodlms_pg_conf_hosts(cf, &ci.host, &ci.port, &ci.hostaddr)
+        /* before the hosts become one per address */
+        if (ngx_vodlms_pg_conf_names(cf, pcf, &ci) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_vodlms_pg_conf_hosts(cf, pcf, &ci.host, &ci.port,
+                                     &ci.hostaddr)
             != NGX_CONF_OK)
         {
             return NGX_CONF_ERROR;
@@ -195,7 +211,184 @@ ngx_vodlms_pg_conf_params(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
         return NGX_CONF_ERROR;
     }
 
+    if (pcf->lookups && ngx_vodlms_pg_conf_rt(cf, pcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return ngx_vodlms_pg_conf_rotations(cf, pcf, &ci);
+}
+
+
+ngx_int_t
+ngx_vodlms_pg_init_conf(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
+    const char *directive)
+{
+    ngx_msec_t       timeout;
+    ngx_resolver_t  *resolver;
+
+    if (pcf == NULL || pcf->lookups == 0) {
+        return NGX_OK;
+    }
+
+    timeout = 30000;
+    resolver = ngx_vodlms_resolver_conf(cf, &timeout);
+
+    if (resolver) {
+        /* the workers ask it when they connect; nginx -t's answer is moot */
+        pcf->resolver = resolver;
+        pcf->resolver_timeout = timeout;
+        return NGX_OK;
+    }
+
+    if (pcf->unresolved.len) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "%V, in the conninfo of the \"%s\" directive (with no "
+                      "\"resolver\" at the http level, names are resolved "
+                      "when the configuration is read) in %V:%ui",
+                      &pcf->unresolved, directive, &pcf->file, pcf->line);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The hosts as written, each with its port, for the workers to resolve at
+ * run time if the http{} level has a resolver.  Socket directories and
+ * addresses need no lookup.
+ */
+
+static char *
+ngx_vodlms_pg_conf_names(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
+    ngx_vodlms_pg_conninfo_t *ci)
+{
+    u_char                *p;
+    ngx_int_t              port;
+    ngx_str_t             *hosts, *ports, *item;
+    ngx_uint_t             i;
+    ngx_array_t            ha, pa;
+    ngx_vodlms_pg_host_t  *h;
+
+#if (NGX_HAVE_INET6)
+    u_char                 a6[16];
+#endif
+
+    if (ngx_array_init(&ha, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK
+        || ngx_array_init(&pa, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_vodlms_pg_split(cf->pool, (char *) ci->host.data, &ha);
+
+    if (ci->port.data) {
+        ngx_vodlms_pg_split(cf->pool, (char *) ci->port.data, &pa);
+    }
+
+    hosts = ha.elts;
+    ports = pa.elts;
+
+    pcf->hosts = ngx_pcalloc(cf->pool,
+                             ha.nelts * sizeof(ngx_vodlms_pg_host_t));
+    if (pcf->hosts == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pcf->nnames = ha.nelts;
+
+    for (i = 0; i < ha.nelts; i++) {
+        h = &pcf->hosts[i];
+
+        /* copied: the conninfo options are freed soon */
+        h->name.len = hosts[i].len;
+        h->name.data = ngx_pnalloc(cf->pool, hosts[i].len + 1);
+        if (h->name.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_memcpy(h->name.data, hosts[i].data, hosts[i].len);
+        h->name.data[h->name.len] = '\0';
+
+        port = 5432;
+
+        if (pa.nelts) {
+            item = &ports[pa.nelts > 1 ? i : 0];
+
+            if (item->len) {
+                port = ngx_atoi(item->data, item->len);
+            }
+        }
+
+        h->port = (in_port_t) ((port > 0 && port <= 65535) ? port : 5432);
+
+        p = h->name.data;
+
+        h->lookup = !(h->name.len == 0 || p[0] == '/' || p[0] == '@'
+                      || ngx_inet_addr(p, h->name.len) != INADDR_NONE
+#if (NGX_HAVE_INET6)
+                      || ngx_inet6_addr(p, h->name.len, a6) == NGX_OK
+#endif
+                      );
+
+        pcf->lookups += h->lookup;
+
+        h->label.data = ngx_pnalloc(cf->pool, h->name.len + 1 + NGX_INT_T_LEN);
+        if (h->label.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        h->label.len = ngx_sprintf(h->label.data, "%V:%d", &h->name,
+                                   (int) h->port)
+                       - h->label.data;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The options for a connect with names resolved at run time: those of
+ * pcf->keywords other than host, hostaddr and port, then those three,
+ * whose values each connect fills in.
+ */
+
+static char *
+ngx_vodlms_pg_conf_rt(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf)
+{
+    ngx_uint_t  i, k, n;
+
+    for (n = 0; pcf->keywords[n]; n++) {
+        /* void */
+    }
+
+    pcf->rt_keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    pcf->rt_values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    if (pcf->rt_keywords == NULL || pcf->rt_values == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    k = 0;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_strcmp(pcf->keywords[i], "host") == 0
+            || ngx_strcmp(pcf->keywords[i], "hostaddr") == 0
+            || ngx_strcmp(pcf->keywords[i], "port") == 0)
+        {
+            continue;
+        }
+
+        pcf->rt_keywords[k] = pcf->keywords[i];
+        pcf->rt_values[k++] = pcf->values[i];
+    }
+
+    pcf->rt_host = k;
+
+    pcf->rt_keywords[k++] = "host";
+    pcf->rt_keywords[k++] = "hostaddr";
+    pcf->rt_keywords[k++] = "port";
+    pcf->rt_keywords[k] = NULL;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -652,15 +845,19 @@ ngx_vodlms_pg_keyword(ngx_vodlms_pg_conf_t *pcf, const char *keyword)
 /*
  * libpq would resolve host names in PQconnectPoll with a blocking
  * getaddrinfo().  They are resolved here, once (a DNS change needs a
- * reload), into hostaddr; a name with several addresses becomes as many
- * hosts, so that libpq still tries them in turn.  host is kept for
- * sslmode=verify-full and .pgpass.  Socket paths are left alone.
+ * reload, unless a resolver is configured), into hostaddr; a name with
+ * several addresses becomes as many hosts, so that libpq still tries them
+ * in turn.  host is kept for sslmode=verify-full and .pgpass.  Socket
+ * paths are left alone.  A name that does not resolve leaves the lists as
+ * they were and pcf->unresolved saying why: an error unless the workers
+ * resolve names themselves (ngx_vodlms_pg_init_conf()).
  */
 
 static char *
-ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_str_t *host, ngx_str_t *port,
-    ngx_str_t *hostaddr)
+ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
+    ngx_str_t *host, ngx_str_t *port, ngx_str_t *hostaddr)
 {
+    ngx_int_t     rc;
     u_char       *hp, *ap, *pp;
     size_t        hlen, alen, plen;
     ngx_str_t    *hosts, *ports, *a;
@@ -697,7 +894,13 @@ ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_str_t *host, ngx_str_t *port,
 
         n = addrs.nelts;
 
-        if (ngx_vodlms_pg_conf_resolve(cf, &hosts[i], &addrs) != NGX_CONF_OK) {
+        rc = ngx_vodlms_pg_conf_resolve(cf, pcf, &hosts[i], &addrs);
+
+        if (rc == NGX_DECLINED) {
+            return NGX_CONF_OK;
+        }
+
+        if (rc != NGX_OK) {
             return NGX_CONF_ERROR;
         }
 
@@ -768,12 +971,13 @@ ngx_vodlms_pg_conf_hosts(ngx_conf_t *cf, ngx_str_t *host, ngx_str_t *port,
 
 /*
  * One host's addresses, each once, pushed to addrs; a socket directory is
- * one empty entry (libpq's "no hostaddr for this host").
+ * one empty entry (libpq's "no hostaddr for this host").  NGX_DECLINED:
+ * the name did not resolve, pcf->unresolved says so.
  */
 
-static char *
-ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf, ngx_str_t *host,
-    ngx_array_t *addrs)
+static ngx_int_t
+ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
+    ngx_str_t *host, ngx_array_t *addrs)
 {
     u_char      *addr;
     size_t       len;
@@ -784,22 +988,31 @@ ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf, ngx_str_t *host,
     if (host->len == 0 || host->data[0] == '/' || host->data[0] == '@') {
         a = ngx_array_push(addrs);
         if (a == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
         a->data = (u_char *) "";
         a->len = 0;
 
-        return NGX_CONF_OK;
+        return NGX_OK;
     }
 
     ngx_memzero(&u, sizeof(ngx_url_t));
     u.host = *host;
 
     if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "postgres host \"%V\" could not be resolved%s%s",
-                           host, u.err ? ": " : "", u.err ? u.err : "");
-        return NGX_CONF_ERROR;
+        pcf->unresolved.data = ngx_pnalloc(cf->pool, host->len + 128);
+        if (pcf->unresolved.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        pcf->unresolved.len = ngx_snprintf(pcf->unresolved.data,
+                                           host->len + 128,
+                                           "postgres host \"%V\" could not "
+                                           "be resolved%s%s", host,
+                                           u.err ? ": " : "",
+                                           u.err ? u.err : "")
+                              - pcf->unresolved.data;
+        return NGX_DECLINED;
     }
 
     n = addrs->nelts;
@@ -807,7 +1020,7 @@ ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf, ngx_str_t *host,
     for (j = 0; j < u.naddrs; j++) {
         addr = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN);
         if (addr == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         /* without a port, IPv6 addresses come without brackets */
@@ -828,14 +1041,14 @@ ngx_vodlms_pg_conf_resolve(ngx_conf_t *cf, ngx_str_t *host,
 
         a = ngx_array_push(addrs);
         if (a == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         a->data = addr;
         a->len = len;
     }
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 

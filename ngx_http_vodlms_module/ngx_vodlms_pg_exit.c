@@ -75,9 +75,18 @@ ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf, ngx_log_t *log,
         goto done;
     }
 
-    /* the configured connection (host names resolved at nginx -t) */
+    /*
+     * The configured connection (host names resolved at nginx -t), or,
+     * with names resolved at run time, the addresses this worker last
+     * connected to: no lookup on the way out.
+     */
 
-    pg = PQconnectStartParams(pcf->keywords, pcf->values, 0);
+    if (pcf->live_values) {
+        pg = PQconnectStartParams(pcf->rt_keywords, pcf->live_values, 0);
+
+    } else {
+        pg = PQconnectStartParams(pcf->keywords, pcf->values, 0);
+    }
 
     if (pg == NULL || PQstatus(pg) == CONNECTION_BAD) {
         status = NGX_VODLMS_PG_DOWN;

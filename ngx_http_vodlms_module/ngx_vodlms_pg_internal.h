@@ -4,6 +4,7 @@
  *   ngx_vodlms_pg_conf.c   configuration time: the directive's arguments,
  *                          conninfo checks, host names resolved once
  *   ngx_vodlms_pg.c        the event-driven per-worker pool (never blocks)
+ *   ngx_vodlms_pg_names.c  its host names, resolved at run time
  *   ngx_vodlms_pg_exit.c   the blocking statement of a worker on its way out
  *
  * Not for use outside these files: the interface is ngx_vodlms_pg.h.
@@ -36,6 +37,44 @@ ngx_uint_t ngx_vodlms_pg_refusal(PGresult *res);
 
 /* "ok", "error", "timeout", "down", "refused": for debug lines */
 const char *ngx_vodlms_pg_status_name(ngx_vodlms_pg_status_e status);
+
+
+/*
+ * A pool's host names resolved at run time, with nginx's resolver
+ * (conf->resolver), per worker: see ngx_vodlms_pg_names.c.
+ */
+typedef struct ngx_vodlms_pg_names_s  ngx_vodlms_pg_names_t;
+
+/*
+ * The end of a round of lookups that did not end inside
+ * ngx_vodlms_pg_names_fresh(): moved, an address changed; err, NULL or
+ * why no host has an address (it names the host).
+ */
+typedef void (*ngx_vodlms_pg_names_pt)(void *data, ngx_uint_t moved,
+    const char *err);
+
+ngx_vodlms_pg_names_t *ngx_vodlms_pg_names_create(ngx_cycle_t *cycle,
+    ngx_vodlms_pg_conf_t *conf, ngx_vodlms_pg_names_pt handler, void *data);
+
+/*
+ * Before a connect: NGX_OK, every name has a fresh address (or the last
+ * known one, if asking again failed); NGX_AGAIN, lookups are under way and
+ * the handler follows; NGX_ERROR, no host has an address (*err says why).
+ * *moved: an address changed in a round that ended here.
+ */
+ngx_int_t ngx_vodlms_pg_names_fresh(ngx_vodlms_pg_names_t *nm,
+    ngx_uint_t *moved, const char **err);
+
+/* the values for PQconnectStartParams (conf->rt_keywords), hosts from start */
+const char **ngx_vodlms_pg_names_values(ngx_vodlms_pg_names_t *nm,
+    ngx_uint_t start);
+
+/* the index in conf->hosts of the host with this address, or -1 */
+ngx_int_t ngx_vodlms_pg_names_find(ngx_vodlms_pg_names_t *nm,
+    const char *addr, ngx_uint_t port);
+
+/* drops the lookups in flight: their handler will not run */
+void ngx_vodlms_pg_names_cancel(ngx_vodlms_pg_names_t *nm);
 
 
 #endif /* NGX_VODLMS_PG_INTERNAL_H */

@@ -390,6 +390,18 @@ rejects('more ports than hosts',
     'vodlms_pg "host=127.0.0.1,127.0.0.2 port=1,2,3 dbname=vodlms";',
     qr/postgres conninfo has 3 ports for 2 hosts/);
 
+# PostgreSQL names (#21): with no resolver, resolved by nginx -t; with one,
+# by the workers when they connect (t/174)
+rejects('a postgres host name with no resolver that does not resolve',
+    "vodlms_pg \"host=no-such-host.invalid dbname=vodlms\";\nvodlms_redis 127.0.0.1:6379; $server",
+    qr/postgres host "no-such-host\.invalid" could not be resolved.* in the conninfo of the "vodlms_pg" directive \(with no "resolver" at the http level, names are resolved when the configuration is read\)/, 7);
+rejects('a replica host name with no resolver that does not resolve',
+    "vodlms_pg \"host=127.0.0.1 dbname=vodlms\";\nvodlms_pg_replica \"host=127.0.0.1,no-such-host.invalid dbname=vodlms\";",
+    qr/postgres host "no-such-host\.invalid" could not be resolved.* of the "vodlms_pg_replica" directive/, 8);
+accepts('a postgres host name with a resolver: resolved at run time, not by nginx -t',
+    "resolver 127.0.0.1:1; vodlms_pg \"host=no-such-host.invalid,127.0.0.1 dbname=vodlms\"; "
+  . "vodlms_pg_replica \"postgresql://no-such-host.invalid:5433/vodlms\"; vodlms_redis 127.0.0.1:6379; $server");
+
 rejects('a replica without a primary',
     'vodlms_pg_replica "host=127.0.0.1 dbname=x";',
     qr/"vodlms_pg_replica" needs "vodlms_pg"/);

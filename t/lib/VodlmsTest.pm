@@ -735,6 +735,8 @@ sub _serve_one {
 # start_pg(%opts) -> VodlmsTest::Pg, already accepting connections, with
 # database "vodlms" migrated and seeded from sql/.
 #   port => N        default: free_port()
+#   listen => '127.0.0.2'  another loopback address (default 127.0.0.1), so
+#                    that two servers share a port (a DNS name that moves)
 #   log_statements => 1   every statement in ->log_file (counted by tests)
 #   bin  => '/usr/lib/postgresql/15/bin'
 # PostgreSQL refuses to run as root: as root, its programs run as the
@@ -803,12 +805,13 @@ sub _new {
         dir   => $dir,
         data  => "$dir/data",
         port  => $opts{port} || VodlmsTest::free_port(),
+        host  => $opts{listen} || '127.0.0.1',
         log_statements => $opts{log_statements},
         owner => $$,
     }, $class;
     if (my $p = $opts{primary}) {
         _quiet("$dir/basebackup.log",
-               _as_pg("$bin/pg_basebackup", '-h', '127.0.0.1', '-p', $p->port,
+               _as_pg("$bin/pg_basebackup", '-h', $p->host, '-p', $p->port,
                       '-U', 'postgres', '-D', $self->{data}, '-R', '-X', 'stream', '--checkpoint=fast',
                       '--no-sync')) == 0
             or croak "start_pg_replica: pg_basebackup failed: see $dir/basebackup.log";
@@ -825,8 +828,9 @@ sub _new {
 }
 
 sub port     { $_[0]{port} }
+sub host     { $_[0]{host} }
 sub log_file { "$_[0]{dir}/server.log" }
-sub conninfo { "host=127.0.0.1 port=$_[0]{port} user=postgres dbname=vodlms" }
+sub conninfo { "host=$_[0]{host} port=$_[0]{port} user=postgres dbname=vodlms" }
 
 sub pid {
     my $self = shift;
@@ -847,7 +851,7 @@ sub running {
 sub start {
     my $self = shift;
     return if $self->running;
-    my $opts = "-p $self->{port} -k $self->{dir} -c listen_addresses=127.0.0.1"
+    my $opts = "-p $self->{port} -k $self->{dir} -c listen_addresses=$self->{host}"
              . " -c fsync=off -c synchronous_commit=off"
              . ($self->{log_statements} ? " -c log_statement=all" : '');
     _quiet("$self->{dir}/pg_ctl.log",
@@ -880,7 +884,7 @@ sub promote {
 sub psql {
     my ($self, $sql, $db) = @_;
     $db ||= 'vodlms';
-    my $out = `psql -X -qAt -h 127.0.0.1 -p $self->{port} -U postgres -d $db -v ON_ERROR_STOP=1 -c \Q$sql\E 2>&1`;
+    my $out = `psql -X -qAt -h $self->{host} -p $self->{port} -U postgres -d $db -v ON_ERROR_STOP=1 -c \Q$sql\E 2>&1`;
     croak "psql: $out" if $?;
     chomp $out;
     return $out;

@@ -1,0 +1,350 @@
+# PostgreSQL host names resolved at run time (issue #21): with a "resolver"
+# at the http level, the host names of vodlms_pg are asked through nginx's
+# non-blocking resolver when a connection is opened and the last answer's
+# TTL has run out, and given to libpq as hostaddr.  A name that moves, as an
+# RDS Multi-AZ instance endpoint does on a failover, is followed without a
+# reload.
+#
+# A small DNS responder (t/lib/VodlmsDNS.pm, TTL 1 s) answers pg.test; a
+# primary A on 127.0.0.1 and its streaming replica B on 127.0.0.2 share one
+# port.  Under a bounded load of playback checks (the enrollment query),
+# progress beacons (flushed to the primary) and a static file, A stops, B
+# is promoted and pg.test moves to 127.0.0.2, RDS's order.  The failed
+# requests and the seconds until none fail are printed (diag) and written
+# up in docs/operations.md; what is asserted is functional: the requests
+# succeed again with no reload, the flushes land on B, the static file is
+# served throughout, and nginx asked the name again (but not per request).
+# Then: without a resolver, names are resolved when the configuration is
+# read (the responder is never asked); a name that does not resolve at run
+# time gives 503 and a log line naming it; in a multi-host conninfo it is
+# left out and the other host answers; as the replica's name, the checks
+# read from the primary.  Last, with the DNS server gone, a connect goes to
+# the last known address.
+#
+# Plain Test::More: nginx runs as a direct child (nginx_child), the load as
+# forked clients writing one line per request (as t/173 does).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Handle;
+use POSIX qw(_exit);
+use Test::More;
+use Time::HiRes qw(time sleep);
+use VodlmsDNS;
+use VodlmsTest;
+
+$ENV{TEST_NGINX_MODULE_PATH}
+    or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
+my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
+
+# alice (1001) is enrolled in course-intro, whose intro-ready is ready
+redis_cmd($redis_port, 'SET', 'session:t174-alice', '{"user_id":"1001"}', 'EX', 3600);
+
+my $dns = VodlmsDNS->start(ttl => 1);
+my $dns_port = $dns->port;
+
+my $pgport = free_port();
+my $pa = start_pg(port => $pgport);
+my $pb = start_pg_replica($pa, port => $pgport, listen => '127.0.0.2');
+is($pb->psql('SELECT pg_is_in_recovery()'), 't', 'B (127.0.0.2) is a streaming replica of A (127.0.0.1), on the same port');
+
+# localhost is in the records only to show that nobody asks for it
+$dns->set('pg.test' => '127.0.0.1', 'localhost' => '127.0.0.9');
+
+my $root = tempdir('vodlms-t174-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+chmod 0755, $root;
+mkdir "$root/static";
+{
+    open my $fh, '>', "$root/static/hello.txt" or die $!;
+    print $fh "hello\n";
+    close $fh;
+}
+chmod 0644, "$root/static/hello.txt";
+
+my $WORKERS = 2;
+
+sub node {
+    my ($name, $lines) = @_;
+    my $port = free_port();
+    my $node = nginx_child(name => "t174-$name", listen => $port, workers => $WORKERS,
+                           http => <<"HTTP");
+    vodlms_redis 127.0.0.1:$redis_port;
+$lines
+    vodlms_progress_zone zone=progress:1m flush=300ms;
+
+    server {
+        listen 127.0.0.1:$port;
+        root $root;
+
+        location ~ ^/videos/(?<vid>[^/]+)/meta\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            try_files /static/hello.txt =404;
+        }
+
+        location ~ ^/api/videos/(?<vid>[^/]+)/progress\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            vodlms_progress on;
+            vodlms_progress_rate off;
+        }
+
+        location /static/ { }
+    }
+HTTP
+    $node->{port} = $port;
+    return $node;
+}
+
+my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
+
+sub play {
+    my ($node) = @_;
+    return $http->get("http://127.0.0.1:$node->{port}/videos/intro-ready/meta",
+                      { headers => { Cookie => 'session=t174-alice' } });
+}
+
+#---------------------------------------------------------------------------
+# The load: forked clients, one line per request: start end kind status ok pos
+#---------------------------------------------------------------------------
+
+my $LoadDir = tempdir('vodlms-t174-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+sub client {
+    my ($node, $kind, $file) = @_;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+
+    $SIG{TERM} = sub { _exit(0) };
+    open my $out, '>>', $file or _exit(1);
+    $out->autoflush(1);
+    my $ua = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
+    my $base = "http://127.0.0.1:$node->{port}";
+    my $pos = 10;
+    for (1 .. 3000) {    # bounded: 60 s at most
+        my $t0 = time;
+        my $res;
+        if ($kind eq 'play') {
+            $res = $ua->get("$base/videos/intro-ready/meta",
+                            { headers => { Cookie => 'session=t174-alice' } });
+        } elsif ($kind eq 'beacon') {
+            $pos += 0.1;
+            $res = $ua->post("$base/api/videos/intro-ready/progress", {
+                headers => { Cookie => 'session=t174-alice', 'Content-Type' => 'text/plain' },
+                content => sprintf('{"videoId":"intro-ready","currentTime":%.1f,"duration":634.5}', $pos),
+            });
+        } else {
+            $res = $ua->get("$base/static/hello.txt");
+        }
+        my $ok = $kind eq 'beacon' ? $res->{status} == 204
+               : $res->{status} == 200 && $res->{content} eq "hello\n";
+        printf $out "%.3f %.3f %s %d %d %s\n", $t0, time, $kind, $res->{status}, $ok ? 1 : 0,
+               $kind eq 'beacon' ? sprintf('%.1f', $pos) : '-';
+        sleep 0.02;
+    }
+    _exit(0);
+}
+
+sub load {
+    my ($node, $name, @kinds) = @_;
+    my $file = "$LoadDir/$name";
+    my @pids = map { client($node, $_, $file) } @kinds;
+    return sub {
+        kill 'TERM', $_ for @pids;
+        waitpid $_, 0 for @pids;
+        open my $in, '<', $file or return [];
+        return [ map { [ split ' ' ] } <$in> ];
+    };
+}
+
+# of the requests of $kind that started at or after $from: how many, how
+# many failed, and when the first success after the last failure ended
+sub outcome {
+    my ($reqs, $kind, $from) = @_;
+    my @r = sort { $a->[0] <=> $b->[0] } grep { $_->[2] eq $kind && $_->[0] >= $from } @$reqs;
+    my @failed = grep { !$_->[4] } @r;
+    my $recovered = 0;
+    if (@failed) {
+        my $last = $failed[-1][0];
+        my ($ok) = grep { $_->[4] && $_->[0] > $last } @r;
+        $recovered = $ok ? $ok->[1] - $from : undef;
+    }
+    my $max_ms = 0;
+    for (@r) { my $ms = ($_->[1] - $_->[0]) * 1000; $max_ms = $ms if $ms > $max_ms }
+    my %by;
+    $by{$_->[3]}++ for @failed;
+    return { n => scalar @r, failed => scalar @failed, recovered => $recovered,
+             max_ms => $max_ms, statuses => join(', ', map { "$by{$_} x $_" } sort keys %by) };
+}
+
+sub report {
+    my ($what, $o) = @_;
+    diag(sprintf '%-40s %4d requests, %3d failed%s, recovered %s, slowest %.0f ms',
+         $what, $o->{n}, $o->{failed}, $o->{failed} ? " ($o->{statuses})" : '',
+         defined $o->{recovered} ? sprintf('%.2f s after', $o->{recovered}) : 'never',
+         $o->{max_ms});
+}
+
+sub max_position {
+    my ($pg) = @_;
+    return $pg->psql("SELECT max_position_seconds FROM vodlms.watch_progress"
+                   . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
+}
+
+sub wait_for {
+    my ($secs, $cond) = @_;
+    my $v;
+    for (1 .. $secs * 50) {
+        last if $v = $cond->();
+        sleep 0.02;
+    }
+    return $v;
+}
+
+#---------------------------------------------------------------------------
+# No resolver: the name is resolved when the configuration is read
+#---------------------------------------------------------------------------
+
+{
+    my $n = node('static-dns', "    vodlms_pg \"host=localhost port=$pgport user=postgres dbname=vodlms\";");
+    is(play($n)->{status}, 200, 'no resolver: a host name is resolved when nginx reads the configuration');
+    is($dns->queries('localhost'), 0, 'no resolver: the DNS server is never asked at run time');
+    $n->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# The name moves: A stops, B is promoted, pg.test moves to B
+#---------------------------------------------------------------------------
+
+my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout 2s;\n";
+
+{
+    my $n = node('moves', $resolver
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\" connect_timeout=500ms;");
+
+    is(play($n)->{status}, 200, 'a host name only the resolver knows: nginx -t passed, the check is answered');
+    cmp_ok($dns->queries('pg.test'), '>=', 1, 'the name was asked at run time');
+
+    my $stop = load($n, 'moves', qw(play play beacon static));
+    sleep 1.5;
+    ok(wait_for(10, sub { (max_position($pa) || 0) >= 10 }), 'before: the flushes land on A');
+    my $asked = $dns->queries('pg.test');
+
+    my $t_down = time;
+    $pa->stop;
+    my $t_promote = time;
+    $pb->promote;
+    my $t_move = time;
+    $dns->set('pg.test' => '127.0.0.2', 'localhost' => '127.0.0.9');
+    my $t_moved = time;
+    sleep 6;
+    my $reqs = $stop->();
+
+    is($pb->psql('SELECT pg_is_in_recovery()'), 'f', 'B is the primary now');
+
+    diag(sprintf 'the engine: A stopped in %.2f s, B promoted in %.2f s, the name moved %.2f s after A\'s stop',
+         $t_promote - $t_down, $t_move - $t_promote, $t_moved - $t_down);
+    for my $kind (qw(play beacon)) {
+        my $all = outcome($reqs, $kind, $t_down);
+        my $after = outcome($reqs, $kind, $t_moved);
+        report("$kind, from A's stop", $all);
+        report("$kind, from the name's move", $after);
+        ok(defined $after->{recovered}, "$kind: recovers after the name moved, with no reload");
+        my $late = outcome($reqs, $kind, $t_moved + 3);
+        ok($late->{n} > 0 && $late->{failed} == 0, "$kind: none fails from 3 s after the move on");
+    }
+    my $static = outcome($reqs, 'static', 0);
+    report('the static file throughout', $static);
+    is($static->{failed}, 0, 'the static file was served throughout');
+
+    my @acked = sort { $a->[0] <=> $b->[0] } grep { $_->[2] eq 'beacon' && $_->[4] } @$reqs;
+    my $acked = @acked ? $acked[-1][5] : 0;
+    ok(wait_for(10, sub { my $m = max_position($pb); $m ne '' && $m >= $acked }),
+       "the flushes land on B at its new address: its row is at $acked s")
+        or diag 'B has ' . max_position($pb);
+
+    my $plays = grep { $_->[2] ne 'static' } @$reqs;
+    my $more = $dns->queries('pg.test') - $asked;
+    diag("$more A queries for pg.test during $plays gated requests");
+    cmp_ok($more, '>', 0, 'nginx asked the name again');
+    cmp_ok($more, '<', $plays / 10, 'but not for every request: answers are kept for their TTL');
+
+    like($n->log, qr/\[notice\] .*vodlms: postgres pg\.test:$pgport\/vodlms: host "pg\.test" moved from 127\.0\.0\.1 to 127\.0\.0\.2/,
+         'the log says where the name moved');
+    unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
+    diag $n->log if $ENV{T174_DEBUG};
+    $n->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# A name that does not resolve at run time
+#---------------------------------------------------------------------------
+
+{
+    my $n = node('nx', $resolver
+        . "    vodlms_pg \"host=nowhere.test port=$pgport user=postgres dbname=vodlms\";");
+    my $res = play($n);
+    is($res->{status}, 503, 'a name that does not resolve: 503');
+    ok($res->{headers}{'retry-after'}, 'with Retry-After');
+    like($res->{content}, qr/"error"/, 'and a JSON reason');
+    like($n->log, qr/\[error\] .*vodlms: postgres nowhere\.test:$pgport\/vodlms: host "nowhere\.test" could not be resolved \(3: Host not found\)/,
+         'the log names the host and the resolver\'s answer');
+
+    # a multi-host conninfo: the other host answers
+    my $m = node('nx-multi', $resolver
+        . "    vodlms_pg \"host=nowhere.test,pg.test port=$pgport user=postgres dbname=vodlms target_session_attrs=read-write\";");
+    is(play($m)->{status}, 200, 'a multi-host conninfo: the host that does not resolve is left out, the other answers');
+
+    # a replica whose name does not resolve: the checks read from the primary
+    my $r = node('nx-replica', $resolver
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\";\n"
+        . "    vodlms_pg_replica \"host=nowhere-replica.test port=$pgport user=postgres dbname=vodlms\";");
+    is(play($r)->{status}, 200, 'a replica whose name does not resolve: the check is answered by the primary');
+    like($r->log, qr/\[warn\] .*postgres replica nowhere-replica\.test:$pgport\/vodlms is unavailable, reading from pg\.test:$pgport\/vodlms until it answers again: postgres nowhere-replica\.test:$pgport\/vodlms: host "nowhere-replica\.test" could not be resolved/,
+         'the fall-back is logged with the reason');
+
+    unlike($n->log . $m->log . $r->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the logs');
+    $n->stop('QUIT');
+    $m->stop('QUIT');
+    $r->stop('QUIT');
+}
+
+#---------------------------------------------------------------------------
+# The DNS server goes away: the last known address is kept
+#---------------------------------------------------------------------------
+
+{
+    my $n = node('dns-down', $resolver
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\";");
+    is(play($n)->{status}, 200, 'pg.test answered (127.0.0.2)');
+
+    # the answer expires, the server restarts: the next connect must ask
+    $dns->stop;
+    sleep 2.2;
+    $pb->stop;
+    $pb->start;
+
+    my ($status, $t0, $failed) = (0, time, 0);
+    while (time - $t0 < 20) {
+        $status = play($n)->{status};
+        last if $status == 200;
+        $failed++;
+        sleep 0.1;
+    }
+    diag(sprintf 'the DNS server gone, the server restarted: %d requests failed (resolver_timeout 2s), '
+         . '%.2f s until one succeeded', $failed, time - $t0);
+    is($status, 200, 'with the DNS server gone, the connect goes to the last known address');
+    like($n->log, qr/\[warn\] .*postgres pg\.test:$pgport\/vodlms: host "pg\.test" could not be resolved \(110: Operation timed out\), connecting to the last known address 127\.0\.0\.2/,
+         'the log says the lookup failed and which address is used');
+    unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the log');
+    $n->stop('QUIT');
+}
+
+done_testing();
