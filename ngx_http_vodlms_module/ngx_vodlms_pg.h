@@ -67,11 +67,13 @@ typedef struct {
     ngx_str_t                  *labels;       /* per host: host:port */
 
     /*
-     * Host names resolved at run time (ngx_vodlms_pg_names.c), when the
-     * http{} level has a "resolver" and a host is a name: the hosts as
+     * Host names resolved at run time (ngx_vodlms_pg_names.c), with the
+     * "resolve" parameter (and the http{} level's "resolver") and a host
+     * that is a name: the hosts as
      * written, and the options for PQconnectStartParams with host,
      * hostaddr and port last (at rt_host), filled in per connect.
      */
+    ngx_uint_t                  resolve;      /* the "resolve" flag */
     ngx_resolver_t             *resolver;     /* NULL: the arrays above */
     ngx_msec_t                  resolver_timeout;
     ngx_vodlms_pg_host_t       *hosts;

@@ -113,6 +113,13 @@ ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp)
             continue;
         }
 
+        if (value[i].len == 7
+            && ngx_strncmp(value[i].data, "resolve", 7) == 0)
+        {
+            pcf->resolve = 1;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
             s.data = value[i].data + 8;
             s.len = value[i].len - 8;
@@ -226,12 +233,33 @@ ngx_vodlms_pg_init_conf(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
     ngx_msec_t       timeout;
     ngx_resolver_t  *resolver;
 
-    if (pcf == NULL || pcf->lookups == 0) {
+    if (pcf == NULL) {
         return NGX_OK;
     }
 
     timeout = 30000;
     resolver = ngx_vodlms_resolver_conf(cf, &timeout);
+
+    if (pcf->resolve && resolver == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"resolve\" of the \"%s\" directive needs a "
+                      "\"resolver\" at the http level in %V:%ui",
+                      directive, &pcf->file, pcf->line);
+        return NGX_ERROR;
+    }
+
+    /*
+     * Run-time names only when asked for: nginx's resolver reads no
+     * /etc/hosts, so a "resolver" kept for something else must not turn
+     * "host=localhost" into a DNS question
+     */
+    if (!pcf->resolve) {
+        resolver = NULL;
+    }
+
+    if (pcf->lookups == 0) {
+        return NGX_OK;
+    }
 
     if (resolver) {
         /* the workers ask it when they connect; nginx -t's answer is moot */
@@ -242,9 +270,10 @@ ngx_vodlms_pg_init_conf(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
 
     if (pcf->unresolved.len) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "%V, in the conninfo of the \"%s\" directive (with no "
-                      "\"resolver\" at the http level, names are resolved "
-                      "when the configuration is read) in %V:%ui",
+                      "%V, in the conninfo of the \"%s\" directive (without "
+                      "\"resolve\" and a \"resolver\" at the http level, "
+                      "names are resolved when the configuration is read) "
+                      "in %V:%ui",
                       &pcf->unresolved, directive, &pcf->file, pcf->line);
         return NGX_ERROR;
     }

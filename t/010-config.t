@@ -390,17 +390,23 @@ rejects('more ports than hosts',
     'vodlms_pg "host=127.0.0.1,127.0.0.2 port=1,2,3 dbname=vodlms";',
     qr/postgres conninfo has 3 ports for 2 hosts/);
 
-# PostgreSQL names (#21): with no resolver, resolved by nginx -t; with one,
-# by the workers when they connect (t/174)
+# PostgreSQL names (#21): resolved by nginx -t; with "resolve" and a
+# resolver, by the workers when they connect (t/174)
 rejects('a postgres host name with no resolver that does not resolve',
     "vodlms_pg \"host=no-such-host.invalid dbname=vodlms\";\nvodlms_redis 127.0.0.1:6379; $server",
-    qr/postgres host "no-such-host\.invalid" could not be resolved.* in the conninfo of the "vodlms_pg" directive \(with no "resolver" at the http level, names are resolved when the configuration is read\)/, 7);
+    qr/postgres host "no-such-host\.invalid" could not be resolved.* in the conninfo of the "vodlms_pg" directive \(without "resolve" and a "resolver" at the http level, names are resolved when the configuration is read\)/, 7);
+rejects('a resolver kept for something else does not make postgres names run-time ones',
+    "resolver 127.0.0.1:1;\nvodlms_pg \"host=no-such-host.invalid dbname=vodlms\";\nvodlms_redis 127.0.0.1:6379; $server",
+    qr/postgres host "no-such-host\.invalid" could not be resolved.* in the conninfo of the "vodlms_pg" directive/, 8);
+rejects('"resolve" with no resolver',
+    "vodlms_pg \"host=127.0.0.1 dbname=vodlms\" resolve;\nvodlms_redis 127.0.0.1:6379; $server",
+    qr/"resolve" of the "vodlms_pg" directive needs a "resolver" at the http level/);
 rejects('a replica host name with no resolver that does not resolve',
     "vodlms_pg \"host=127.0.0.1 dbname=vodlms\";\nvodlms_pg_replica \"host=127.0.0.1,no-such-host.invalid dbname=vodlms\";",
     qr/postgres host "no-such-host\.invalid" could not be resolved.* of the "vodlms_pg_replica" directive/, 8);
-accepts('a postgres host name with a resolver: resolved at run time, not by nginx -t',
-    "resolver 127.0.0.1:1; vodlms_pg \"host=no-such-host.invalid,127.0.0.1 dbname=vodlms\"; "
-  . "vodlms_pg_replica \"postgresql://no-such-host.invalid:5433/vodlms\"; vodlms_redis 127.0.0.1:6379; $server");
+accepts('a postgres host name with "resolve" and a resolver: resolved at run time, not by nginx -t',
+    "resolver 127.0.0.1:1; vodlms_pg \"host=no-such-host.invalid,127.0.0.1 dbname=vodlms\" resolve; "
+  . "vodlms_pg_replica \"postgresql://no-such-host.invalid:5433/vodlms\" resolve; vodlms_redis 127.0.0.1:6379; $server");
 
 rejects('a replica without a primary',
     'vodlms_pg_replica "host=127.0.0.1 dbname=x";',

@@ -1,5 +1,5 @@
-# PostgreSQL host names resolved at run time (issue #21): with a "resolver"
-# at the http level, the host names of vodlms_pg are asked through nginx's
+# PostgreSQL host names resolved at run time (issue #21): with "resolve" and
+# a "resolver" at the http level, the host names of vodlms_pg are asked through nginx's
 # non-blocking resolver when a connection is opened and the last answer's
 # TTL has run out, and given to libpq as hostaddr.  A name that moves, as an
 # RDS Multi-AZ instance endpoint does on a failover, is followed without a
@@ -217,6 +217,15 @@ sub wait_for {
     is(play($n)->{status}, 200, 'no resolver: a host name is resolved when nginx reads the configuration');
     is($dns->queries('localhost'), 0, 'no resolver: the DNS server is never asked at run time');
     $n->stop('QUIT');
+
+    # a resolver kept for something else (proxy_pass with variables): the
+    # names of a vodlms_pg without "resolve" are still nginx -t's (nginx's
+    # resolver reads no /etc/hosts: "localhost" would not resolve)
+    $n = node('resolver-no-resolve', "    resolver 127.0.0.1:$dns_port ipv6=off;\n"
+        . "    vodlms_pg \"host=localhost port=$pgport user=postgres dbname=vodlms\";");
+    is(play($n)->{status}, 200, 'a resolver but no "resolve": "localhost" is resolved when nginx reads the configuration');
+    is($dns->queries('localhost'), 0, '... and the resolver is never asked for it');
+    $n->stop('QUIT');
 }
 
 #---------------------------------------------------------------------------
@@ -227,7 +236,7 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
 
 {
     my $n = node('moves', $resolver
-        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\" connect_timeout=500ms;");
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\" connect_timeout=500ms resolve;");
 
     is(play($n)->{status}, 200, 'a host name only the resolver knows: nginx -t passed, the check is answered');
     cmp_ok($dns->queries('pg.test'), '>=', 1, 'the name was asked at run time');
@@ -289,7 +298,7 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
 
 {
     my $n = node('nx', $resolver
-        . "    vodlms_pg \"host=nowhere.test port=$pgport user=postgres dbname=vodlms\";");
+        . "    vodlms_pg \"host=nowhere.test port=$pgport user=postgres dbname=vodlms\" resolve;");
     my $res = play($n);
     is($res->{status}, 503, 'a name that does not resolve: 503');
     ok($res->{headers}{'retry-after'}, 'with Retry-After');
@@ -299,13 +308,13 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
 
     # a multi-host conninfo: the other host answers
     my $m = node('nx-multi', $resolver
-        . "    vodlms_pg \"host=nowhere.test,pg.test port=$pgport user=postgres dbname=vodlms target_session_attrs=read-write\";");
+        . "    vodlms_pg \"host=nowhere.test,pg.test port=$pgport user=postgres dbname=vodlms target_session_attrs=read-write\" resolve;");
     is(play($m)->{status}, 200, 'a multi-host conninfo: the host that does not resolve is left out, the other answers');
 
     # a replica whose name does not resolve: the checks read from the primary
     my $r = node('nx-replica', $resolver
-        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\";\n"
-        . "    vodlms_pg_replica \"host=nowhere-replica.test port=$pgport user=postgres dbname=vodlms\";");
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\" resolve;\n"
+        . "    vodlms_pg_replica \"host=nowhere-replica.test port=$pgport user=postgres dbname=vodlms\" resolve;");
     is(play($r)->{status}, 200, 'a replica whose name does not resolve: the check is answered by the primary');
     like($r->log, qr/\[warn\] .*postgres replica nowhere-replica\.test:$pgport\/vodlms is unavailable, reading from pg\.test:$pgport\/vodlms until it answers again: postgres nowhere-replica\.test:$pgport\/vodlms: host "nowhere-replica\.test" could not be resolved/,
          'the fall-back is logged with the reason');
@@ -322,7 +331,7 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
 
 {
     my $n = node('dns-down', $resolver
-        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\";");
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\" resolve;");
     is(play($n)->{status}, 200, 'pg.test answered (127.0.0.2)');
 
     # the answer expires, the server restarts: the next connect must ask
