@@ -437,6 +437,14 @@ ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool, struct sockaddr *sa,
     c->read->log = pool->log;
     c->write->log = pool->log;
 
+    /*
+     * Its connect and answer timers are for discovery and the pool: a
+     * batch that waits has a timer of its own, so a worker that shuts
+     * down does not have to wait for these.
+     */
+    c->read->cancelable = 1;
+    c->write->cancelable = 1;
+
     conn->pool = pool;
     conn->ac = ac;
     conn->connection = c;

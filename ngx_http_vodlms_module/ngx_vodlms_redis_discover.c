@@ -74,6 +74,9 @@ ngx_vodlms_redis_discover_init(ngx_cycle_t *cycle,
     pool->resubscribe.data = pool;
     pool->resubscribe.log = cycle->log;
 
+    /* a worker that shuts down gracefully does not wait for it */
+    pool->resubscribe.cancelable = 1;
+
     scf = pool->conf->sentinels;
 
     if (scf == NULL) {
@@ -577,7 +580,7 @@ ngx_vodlms_redis_subscribe_all(ngx_vodlms_redis_pool_t *pool)
     ngx_vodlms_redis_server_t     *s;
     ngx_vodlms_redis_sentinels_t  *scf = pool->conf->sentinels;
 
-    if (pool->exiting) {
+    if (ngx_vodlms_redis_shutting_down(pool)) {
         return;
     }
 
@@ -640,7 +643,8 @@ ngx_vodlms_redis_sub_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
                       "vodlms: sentinel %s: not subscribed", err);
     }
 
-    if (!pool->resubscribe.timer_set && !pool->exiting) {
+    if (!pool->resubscribe.timer_set && !ngx_vodlms_redis_shutting_down(pool))
+    {
         ngx_add_timer(&pool->resubscribe, NGX_VODLMS_REDIS_RESUBSCRIBE);
     }
 }
@@ -706,6 +710,7 @@ ngx_vodlms_redis_subscribe(ngx_vodlms_redis_pool_t *pool, ngx_uint_t i,
 static void
 ngx_vodlms_redis_resubscribe(ngx_event_t *ev)
 {
+    /* subscribe_all() stays quiet once the worker is shutting down */
     ngx_vodlms_redis_subscribe_all(ev->data);
 }
 
@@ -737,7 +742,7 @@ ngx_vodlms_redis_discover_lost(ngx_vodlms_redis_conn_t *conn)
     if (conn->subscriber && pool->subs[conn->index] == conn) {
         pool->subs[conn->index] = NULL;
 
-        if (pool->exiting) {
+        if (ngx_vodlms_redis_shutting_down(pool)) {
             return;
         }
 

@@ -106,6 +106,16 @@ struct ngx_vodlms_redis_conn_s {
 };
 
 
+/*
+ * The worker is on its way out (a reload, a graceful or fast stop, or the
+ * pool is being destroyed): nothing is re-armed for later any more, or a
+ * timer would keep the old worker alive (nginx waits for every timer that
+ * is not cancelable).
+ */
+#define ngx_vodlms_redis_shutting_down(pool)                                  \
+    ((pool)->exiting || ngx_exiting || ngx_quit || ngx_terminate)
+
+
 /* ngx_vodlms_redis.c */
 ngx_vodlms_redis_conn_t *ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool,
     struct sockaddr *sa, socklen_t socklen, ngx_uint_t sentinel,

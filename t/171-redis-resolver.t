@@ -156,7 +156,7 @@ cmp_ok($dns->queries('sentinel.test'), '>=', 1, 'the sentinel\'s name was asked 
 diag $nginx2->log if $ENV{T171_DEBUG};
 unlike($nginx->log . $nginx2->log . $nginx3->log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error logs');
 
-$nginx->stop;
-$nginx2->stop;
-$nginx3->stop;
+ok($nginx->stop, 'a graceful stop (QUIT) ends nginx and its workers');
+ok($nginx2->stop, 'and the second');
+ok($nginx3->stop, 'and the third (its sentinel known by a name)');
 done_testing();

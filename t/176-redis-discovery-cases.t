@@ -1,0 +1,68 @@
+# Finding Redis at run time, the cases a review found (issue #21), each with
+# real engines and nginx as a direct child (master_process on, so that the
+# workers' own exit is what is checked):
+#
+#   - a worker with an unreachable sentinel still exits on a graceful stop;
+#
+# Plain Test::More: nginx runs as a direct child (nginx_child).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use HTTP::Tiny;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use VodlmsTest;
+
+$ENV{TEST_NGINX_MODULE_PATH}
+    or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
+
+my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
+
+sub play {
+    my ($port, $sid) = @_;
+    return $http->get("http://127.0.0.1:$port/play",
+                      { headers => { Cookie => "session=$sid" } })->{status};
+}
+
+# a server{} with a gated location; $extra goes before it
+sub gated {
+    my ($port, $extra) = @_;
+    return <<"HTTP";
+$extra
+    server {
+        listen 127.0.0.1:$port;
+        location = /play {
+            vodlms_auth on;
+            proxy_pass http://127.0.0.1:$port/app;
+        }
+        location = /app { return 200 "app\\n"; }
+    }
+HTTP
+}
+
+my $m = start_redis();
+$m->cmd('SET', 'session:t176-alice', '{"user_id":"176"}', 'EX', 3600);
+my $s = start_sentinel(master => $m, name => 'mymaster');
+
+# 1. a sentinel that refuses every connection is subscribed to again every
+#    2 s; a worker that shuts down must not wait for that
+{
+    my $dead = free_port();
+    my $port = free_port();
+    my $nginx = nginx_child(name => 't176-exit', listen => $port, check => 1,
+                            http => gated($port, <<"CONF"));
+    vodlms_redis sentinel:mymaster;
+    vodlms_redis_sentinel 127.0.0.1:@{[$s->port]} 127.0.0.1:$dead;
+CONF
+    is(play($port, 't176-alice'), 200, 'one sentinel answers, the other is down: the session is checked');
+    my @workers = $nginx->workers;
+    my $t0 = time;
+    ok($nginx->stop('QUIT'), 'a graceful stop ends the workers (the dead sentinel\'s retry does not hold them)');
+    diag sprintf 'the graceful stop took %.2f s', time - $t0;
+    is(scalar(grep { kill 0, $_ } @workers), 0, 'no worker is left');
+}
+
+done_testing();
