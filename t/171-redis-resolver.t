@@ -52,7 +52,7 @@ my $nginx = nginx_child(name => 't171', workers => 2, listen => $port, check => 
     resolver 127.0.0.1:$dns_port ipv6=off;
     resolver_timeout 2s;
 
-    vodlms_redis redis.test:$rport connect_timeout=500ms timeout=500ms;
+    vodlms_redis redis.test:$rport resolve connect_timeout=500ms timeout=500ms;
 
     server {
         listen 127.0.0.1:$port;
@@ -114,7 +114,7 @@ like($nginx->log, qr/vodlms redis: redis\.test:$rport is now at 127\.0\.0\.2:$rp
 my $port2 = free_port();
 my $nginx2 = nginx_child(name => 't171-nx', listen => $port2, http => <<"HTTP");
     resolver 127.0.0.1:$dns_port ipv6=off;
-    vodlms_redis nowhere.test:$rport;
+    vodlms_redis nowhere.test:$rport resolve;
     server {
         listen 127.0.0.1:$port2;
         location = /play {
@@ -139,7 +139,7 @@ my $port3 = free_port();
 my $nginx3 = nginx_child(name => 't171-sentinel', listen => $port3, check => 1, http => <<"HTTP");
     resolver 127.0.0.1:$dns_port ipv6=off;
     vodlms_redis sentinel:named;
-    vodlms_redis_sentinel sentinel.test:$sport;
+    vodlms_redis_sentinel sentinel.test:$sport resolve;
     server {
         listen 127.0.0.1:$port3;
         location = /play {

@@ -3,6 +3,9 @@
 # workers' own exit is what is checked):
 #
 #   - a worker with an unreachable sentinel still exits on a graceful stop;
+#   - a "resolver" set for something else leaves "vodlms_redis localhost"
+#     alone: only "resolve" asks nginx's resolver (which reads no
+#     /etc/hosts) at run time;
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child).
 
@@ -14,6 +17,7 @@ use lib "$FindBin::Bin/lib";
 use HTTP::Tiny;
 use Test::More;
 use Time::HiRes qw(time sleep);
+use VodlmsDNS;
 use VodlmsTest;
 
 $ENV{TEST_NGINX_MODULE_PATH}
@@ -63,6 +67,22 @@ CONF
     ok($nginx->stop('QUIT'), 'a graceful stop ends the workers (the dead sentinel\'s retry does not hold them)');
     diag sprintf 'the graceful stop took %.2f s', time - $t0;
     is(scalar(grep { kill 0, $_ } @workers), 0, 'no worker is left');
+}
+
+# 2. a resolver for other things (proxy_pass with variables, OCSP...): a
+#    name without "resolve" is still resolved at load time, /etc/hosts
+#    included
+{
+    my $dns = VodlmsDNS->start(ttl => 1);
+    my $port = free_port();
+    my $nginx = nginx_child(name => 't176-hosts', listen => $port, check => 1,
+                            http => gated($port, <<"CONF"));
+    resolver 127.0.0.1:@{[$dns->port]} ipv6=off;
+    vodlms_redis localhost:@{[$m->port]};
+CONF
+    is(play($port, 't176-alice'), 200,
+       'vodlms_redis localhost with an http-level resolver for something else: the session is checked');
+    ok($nginx->stop, 'nginx stops');
 }
 
 done_testing();
