@@ -124,6 +124,7 @@ ngx_vodlms_redis_discover(ngx_vodlms_redis_pool_t *pool)
                    "vodlms redis: discover, %V", &conf->name);
 
     pool->target_state = NGX_VODLMS_REDIS_TARGET_DISCOVERING;
+    pool->round_failed = 0;
 
     if (conf->mode == NGX_VODLMS_REDIS_RESOLVE) {
         pool->resolving = NGX_VODLMS_REDIS_RESOLVING_MASTER;
@@ -541,6 +542,7 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     pool->target_state = NGX_VODLMS_REDIS_TARGET_DISCOVERING;
+    pool->round_failed = 0;
     pool->named_by = conn->index;
 
     ngx_vodlms_redis_master_at(pool, f[3], flen[3], port,

@@ -6,6 +6,11 @@
 #   - a "resolver" set for something else leaves "vodlms_redis localhost"
 #     alone: only "resolve" asks nginx's resolver (which reads no
 #     /etc/hosts) at run time;
+#   - a server a stale sentinel still names, demoted and cut off with a
+#     session the master no longer has, is never asked (its ROLE comes
+#     first, and nothing is sent behind it);
+#   - a stale sentinel does not cost every request a new connection and a
+#     sentinel round: a ROLE refusal counts in the back-off;
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child).
 
@@ -82,6 +87,57 @@ CONF
 CONF
     is(play($port, 't176-alice'), 200,
        'vodlms_redis localhost with an http-level resolver for something else: the session is checked');
+    ok($nginx->stop, 'nginx stops');
+}
+
+# 3. and 4. a sentinel that names a server that is a replica now
+sub role_is {
+    my ($r, $role) = @_;
+    for (1 .. 250) {
+        return 1 if (eval { $r->cmd('ROLE')->[0] } // '') eq $role;
+        sleep 0.02;
+    }
+    return 0;
+}
+
+# clients connected to $r besides the one asking
+sub others_connected {
+    my $r = shift;
+    my $list = $r->cmd('CLIENT', 'LIST');
+    return scalar(grep { length } split /\n/, $list) - 1;
+}
+
+sub connections_received {
+    my $r = shift;
+    return $r->cmd('INFO', 'stats') =~ /total_connections_received:(\d+)/ ? $1 : -1;
+}
+
+{
+    # the session was deleted on the real master; x, demoted to a replica
+    # of a master it cannot reach, still holds it
+    my $x = start_redis();
+    $x->cmd('SET', 'session:t176-revoked', '{"user_id":"176"}', 'EX', 3600);
+    my $stale = start_sentinel(master => $x, name => 'stale');
+    $x->cmd('REPLICAOF', '127.0.0.1', free_port());
+    ok(role_is($x, 'slave'), 'the server the sentinel names is a replica now');
+
+    my $port = free_port();
+    my $nginx = nginx_child(name => 't176-stale', listen => $port, check => 1,
+                            http => gated($port, <<"CONF"));
+    vodlms_redis sentinel:stale;
+    vodlms_redis_sentinel 127.0.0.1:@{[$stale->port]};
+CONF
+    isnt(play($port, 't176-revoked'), 200, 'the demoted server is not asked: its stale session is not accepted');
+    like($nginx->log, qr/answers ROLE "slave", not "master"/, 'the log says it answered ROLE as a replica');
+
+    my $before = connections_received($x);
+    my %codes;
+    $codes{ play($port, 't176-revoked') }++ for 1 .. 100;
+    my $opened = connections_received($x) - $before;
+    diag sprintf '100 requests: %s; %d new connections to the replica',
+        join(', ', map { "$_ x $codes{$_}" } sort keys %codes), $opened;
+    ok(!$codes{200}, 'none of them is answered by the replica');
+    cmp_ok($opened, '<', 50, 'the replica is not connected to once per request (the ROLE refusals back off)');
     ok($nginx->stop, 'nginx stops');
 }
 
