@@ -289,6 +289,19 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
     ngx_uint_t                setting_up;
     ngx_vodlms_redis_conn_t  *conn, *best;
 
+    /*
+     * A name's answer is used for as long as its TTL says, then asked
+     * again without waiting for it: the open connections serve until the
+     * answer comes, and are drained if it moved (set_target).
+     */
+    if (pool->conf->mode == NGX_VODLMS_REDIS_RESOLVE
+        && pool->target_state != NGX_VODLMS_REDIS_TARGET_DISCOVERING
+        && ngx_time() >= pool->target_valid)
+    {
+        ngx_vodlms_redis_discover(pool);
+    }
+
+    /* (after discover(): a cached answer may have drained connections) */
     best = ngx_vodlms_redis_best(pool, &setting_up);
 
     *connp = best;
@@ -304,23 +317,6 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
     }
 
     left = ngx_vodlms_backoff_left(&pool->backoff);
-
-    /* a name's answer is used for as long as its TTL says */
-    if (pool->conf->mode == NGX_VODLMS_REDIS_RESOLVE
-        && pool->target_state != NGX_VODLMS_REDIS_TARGET_DISCOVERING
-        && ngx_time() >= pool->target_valid)
-    {
-        pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
-
-        /* the back-off was for the old address: a new one ends it */
-        if (left) {
-            ngx_vodlms_redis_discover(pool);
-
-            /* a synchronous answer may have moved the target: look again */
-            best = ngx_vodlms_redis_best(pool, &setting_up);
-            *connp = best;
-        }
-    }
 
     if (left) {
         ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,

@@ -1,10 +1,10 @@
 /*
  * Where the Redis server is, found at run time without blocking a worker:
  *
- *   - RESOLVE: vodlms_redis names a host and a "resolver" is configured:
- *     the name is asked through nginx's resolver (ngx_vodlms_resolve.c)
- *     whenever a connection is to be opened and the last answer's TTL has
- *     run out, so a name that moves (ElastiCache, a DNS failover) is
+ *   - RESOLVE: vodlms_redis names a host with "resolve": the name is asked
+ *     through nginx's resolver (ngx_vodlms_resolve.c) once the last
+ *     answer's TTL has run out (the next pick(), open connections serving
+ *     meanwhile), so a name that moves (ElastiCache, a DNS failover) is
  *     followed without a reload.
  *
  *   - SENTINEL: vodlms_redis sentinel:NAME, vodlms_redis_sentinel lists the

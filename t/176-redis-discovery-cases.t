@@ -11,6 +11,9 @@
 #     first, and nothing is sent behind it);
 #   - a stale sentinel does not cost every request a new connection and a
 #     sentinel round: a ROLE refusal counts in the back-off;
+#   - "resolve": a name's answer is asked again when its TTL runs out even
+#     while an idle connection is kept (steady low load), and the pool
+#     moves if the name did;
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child).
 
@@ -139,6 +142,39 @@ CONF
     ok(!$codes{200}, 'none of them is answered by the replica');
     cmp_ok($opened, '<', 50, 'the replica is not connected to once per request (the ROLE refusals back off)');
     ok($nginx->stop, 'nginx stops');
+}
+
+# 5. names resolved at run time: two Redis servers on one port of
+#    127.0.0.1 and 127.0.0.2, a DNS responder with a TTL of 1 s
+{
+    my $dns = VodlmsDNS->start(ttl => 1);
+    my $rport = free_port();
+    my %redis = map { $_ => start_redis(port => $rport, bind => $_) } '127.0.0.1', '127.0.0.2';
+    $_->cmd('SET', 'session:t176-alice', '{"user_id":"176"}', 'EX', 3600) for values %redis;
+
+    my $http_dns = "resolver 127.0.0.1:@{[$dns->port]} ipv6=off;\n"
+                 . "    vodlms_redis rr.test:$rport resolve;";
+
+    # 5. one request at a time keeps one idle connection; the name moves
+    $dns->set('rr.test' => '127.0.0.1');
+    my $port = free_port();
+    my $nginx = nginx_child(name => 't176-ttl', listen => $port, check => 1,
+                            http => gated($port, $http_dns));
+    is(play($port, 't176-alice'), 200, 'the name is resolved at run time');
+    is(others_connected($redis{'127.0.0.2'}), 0, 'nothing is connected to the other address yet');
+    $dns->set('rr.test' => '127.0.0.2');
+    my ($t0, $moved) = (time, 0);
+    while (time < $t0 + 20) {
+        play($port, 't176-alice');
+        last if $moved = others_connected($redis{'127.0.0.2'}) > 0;
+        sleep 0.2;
+    }
+    diag sprintf 'the pool connected to the new address %.1f s after the name moved (TTL 1 s)', time - $t0;
+    ok($moved, 'with an idle connection kept to the old address, the name is asked again and the pool moves');
+    like($nginx->log, qr/rr\.test:$rport is now at 127\.0\.0\.2:$rport \(was 127\.0\.0\.1:$rport\)/,
+         'the log says where the server moved');
+    ok($nginx->stop, 'nginx stops');
+
 }
 
 done_testing();
