@@ -547,6 +547,7 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
 
             if (conf->mode != NGX_VODLMS_REDIS_FIXED) {
                 pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
+                pool->target_failed = 1;
             }
         }
 
@@ -652,6 +653,8 @@ ngx_vodlms_redis_set_target(ngx_vodlms_redis_pool_t *pool,
     if (pool->target_gen && !moved) {
         return;
     }
+
+    pool->target_failed = 0;
 
     ngx_memcpy(&pool->target_sa, sa, socklen);
     pool->target.sockaddr = &pool->target_sa.sockaddr;
@@ -1017,6 +1020,11 @@ ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
     }
 
     if (!conn->ready) {
+        /* an attempt failed: a name with several addresses tries the next */
+        if (conn->gen == pool->target_gen) {
+            pool->target_failed = 1;
+        }
+
         ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
                                   &pool->conf->name);
         ngx_cpystrn((u_char *) pool->reason, (u_char *) conn->reason,

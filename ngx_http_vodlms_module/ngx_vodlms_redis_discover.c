@@ -37,6 +37,8 @@ static ngx_int_t ngx_vodlms_redis_ask(ngx_vodlms_redis_pool_t *pool,
     struct sockaddr *sa, socklen_t socklen);
 static void ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs,
     ngx_addr_t *addrs, ngx_uint_t naddrs, time_t valid, const char *err);
+static ngx_addr_t *ngx_vodlms_redis_choose(ngx_vodlms_redis_pool_t *pool,
+    ngx_addr_t *addrs, ngx_uint_t naddrs);
 static void ngx_vodlms_redis_master_at(ngx_vodlms_redis_pool_t *pool,
     u_char *host, size_t len, ngx_int_t port, const char *who);
 static void ngx_vodlms_redis_done(ngx_vodlms_redis_pool_t *pool,
@@ -409,6 +411,7 @@ static void
 ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
     ngx_uint_t naddrs, time_t valid, const char *err)
 {
+    ngx_addr_t                    *addr;
     ngx_vodlms_redis_pool_t       *pool = rs->data;
     ngx_vodlms_redis_server_t     *s;
     ngx_vodlms_redis_sentinels_t  *scf;
@@ -445,9 +448,40 @@ ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
         return;
     }
 
-    ngx_vodlms_redis_set_target(pool, addrs[0].sockaddr, addrs[0].socklen,
-                                valid);
+    addr = ngx_vodlms_redis_choose(pool, addrs, naddrs);
+
+    ngx_vodlms_redis_set_target(pool, addr->sockaddr, addr->socklen, valid);
     ngx_vodlms_redis_done(pool, NGX_OK);
+}
+
+
+/*
+ * Which of a name's addresses: the current one while the answer still has
+ * it (nginx's resolver rotates a cached answer on every ask); after a
+ * failed connect to it, the one after it; else the first.
+ */
+
+static ngx_addr_t *
+ngx_vodlms_redis_choose(ngx_vodlms_redis_pool_t *pool, ngx_addr_t *addrs,
+    ngx_uint_t naddrs)
+{
+    ngx_uint_t  i;
+
+    if (pool->target_gen == 0) {
+        return &addrs[0];
+    }
+
+    for (i = 0; i < naddrs; i++) {
+        if (ngx_cmp_sockaddr(addrs[i].sockaddr, addrs[i].socklen,
+                             pool->target.sockaddr, pool->target.socklen, 1)
+            == NGX_OK)
+        {
+            return pool->target_failed ? &addrs[(i + 1) % naddrs]
+                                       : &addrs[i];
+        }
+    }
+
+    return &addrs[0];
 }
 
 

@@ -76,6 +76,8 @@ struct ngx_vodlms_redis_pool_s {
     u_char                      master_host[NGX_SOCKADDR_STRLEN + 1];
     ngx_str_t                   master_name;  /* master_host, as ngx_str_t */
 
+    unsigned                    target_failed:1; /* a connect to it failed:
+                                                 a name's next address */
     unsigned                    round_failed:1; /* the last round found
                                                  nothing (pool->reason) */
     unsigned                    exiting:1;

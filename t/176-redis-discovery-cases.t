@@ -14,6 +14,9 @@
 #   - "resolve": a name's answer is asked again when its TTL runs out even
 #     while an idle connection is kept (steady low load), and the pool
 #     moves if the name did;
+#   - "resolve": a name with several addresses keeps the one in use while
+#     the answer has it (nginx's resolver rotates cached answers), and
+#     takes the next one when that one refuses;
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child).
 
@@ -144,7 +147,7 @@ CONF
     ok($nginx->stop, 'nginx stops');
 }
 
-# 5. names resolved at run time: two Redis servers on one port of
+# 5. and 6. names resolved at run time: two Redis servers on one port of
 #    127.0.0.1 and 127.0.0.2, a DNS responder with a TTL of 1 s
 {
     my $dns = VodlmsDNS->start(ttl => 1);
@@ -175,6 +178,31 @@ CONF
          'the log says where the server moved');
     ok($nginx->stop, 'nginx stops');
 
+    # 6. both addresses in the answer; connections lost now and then
+    $dns->set('rr.test' => '127.0.0.1,127.0.0.2');
+    $port = free_port();
+    $nginx = nginx_child(name => 't176-rr', listen => $port, check => 1,
+                         http => gated($port, $http_dns));
+    my %codes;
+    for (1 .. 20) {
+        $codes{ play($port, 't176-alice') }++;
+        eval { $_->cmd('CLIENT', 'KILL', 'TYPE', 'normal') } for values %redis;
+        sleep 0.1;
+    }
+    my @moves = $nginx->log =~ /(is now at \S+ \(was \S+\))/g;
+    diag sprintf '20 requests (%s), each connection killed after it: %d moves (%s)',
+        join(', ', map { "$_ x $codes{$_}" } sort keys %codes), scalar @moves, join(' ', @moves[0 .. ($#moves < 3 ? $#moves : 3)]);
+    is(scalar @moves, 0, 'the pool stays on one of the two addresses while the answer has it');
+
+    # the one in use stops: the other address of the same answer is taken
+    play($port, 't176-alice');
+    my ($used) = grep { others_connected($redis{$_}) > 0 } sort keys %redis;
+    ok($used, "the pool uses one of them ($used)") or $used = '127.0.0.1';
+    $redis{$used}->stop;
+    my $ok = 0;
+    for (1 .. 50) { last if $ok = play($port, 't176-alice') == 200; sleep 0.1 }
+    ok($ok, 'its server stops: the next address of the answer serves the requests');
+    ok($nginx->stop, 'nginx stops');
 }
 
 done_testing();
