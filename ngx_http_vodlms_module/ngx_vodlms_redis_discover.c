@@ -67,7 +67,15 @@ ngx_vodlms_redis_discover_init(ngx_cycle_t *cycle,
     ngx_vodlms_redis_sentinels_t  *scf;
 
     pool->rs.resolver = pool->conf->resolver;
-    pool->rs.timeout = pool->conf->resolver_timeout;
+
+    /*
+     * No longer than a sentinel is given (connect_timeout + timeout): a
+     * silent DNS server must not hold a round open for resolver_timeout
+     * (30 s by default) while every request waits for it.
+     */
+    pool->rs.timeout = ngx_min(pool->conf->resolver_timeout,
+                               pool->conf->connect_timeout
+                               + pool->conf->timeout);
     pool->rs.log = cycle->log;
     pool->rs.handler = ngx_vodlms_redis_resolved;
     pool->rs.data = pool;

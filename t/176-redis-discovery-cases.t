@@ -17,6 +17,8 @@
 #   - "resolve": a name with several addresses keeps the one in use while
 #     the answer has it (nginx's resolver rotates cached answers), and
 #     takes the next one when that one refuses;
+#   - a DNS server that never answers ends a lookup after the pool's own
+#     connect_timeout + timeout, not after resolver_timeout (30 s here).
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child).
 
@@ -26,6 +28,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use HTTP::Tiny;
+use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use VodlmsDNS;
@@ -202,6 +205,28 @@ CONF
     my $ok = 0;
     for (1 .. 50) { last if $ok = play($port, 't176-alice') == 200; sleep 0.1 }
     ok($ok, 'its server stops: the next address of the answer serves the requests');
+    ok($nginx->stop, 'nginx stops');
+}
+
+# 7. a DNS server that takes the questions and never answers
+{
+    my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
+        or die "a UDP socket: $!";
+    my $port = free_port();
+    my $nginx = nginx_child(name => 't176-silent-dns', listen => $port, check => 1,
+                            http => gated($port, <<"CONF"));
+    resolver 127.0.0.1:@{[$silent->sockport]} ipv6=off;
+    resolver_timeout 30s;
+    vodlms_redis silent.test:@{[$m->port]} resolve connect_timeout=300ms timeout=300ms;
+CONF
+    is(play($port, 't176-alice'), 503, 'the name cannot be resolved: 503');
+    my ($t0, $ended) = (time, 0);
+    until ($ended = $nginx->log =~ /"silent\.test" could not be resolved \(110: Operation timed out\)/) {
+        last if time > $t0 + 15;
+        sleep 0.1;
+    }
+    diag sprintf 'the lookup ended %.1f s after the request was answered', time - $t0;
+    ok($ended, 'the lookup ends with the pool\'s own timeouts (600 ms), not resolver_timeout (30 s)');
     ok($nginx->stop, 'nginx stops');
 }
 
