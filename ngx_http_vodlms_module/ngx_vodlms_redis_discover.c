@@ -26,6 +26,7 @@
 #include <ngx_event.h>
 
 #include "ngx_vodlms_redis_internal.h"
+#include "vodlms_core.h"
 
 
 #define NGX_VODLMS_REDIS_RESOLVING_MASTER    0
@@ -501,11 +502,8 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     redisReply               *reply = r;
     ngx_vodlms_redis_conn_t  *conn = privdata;
 
-    u_char                   *p, *last, *f[5];
-    size_t                    flen[5];
-    ngx_int_t                 port;
-    ngx_uint_t                n;
-    redisReply               *kind, *msg;
+    redisReply               *kind, *chan, *msg;
+    vodlms_switch_master_t    sm;
     ngx_vodlms_redis_pool_t  *pool;
 
     if (reply == NULL || conn->failed) {
@@ -519,49 +517,31 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     kind = reply->element[0];
+    chan = reply->element[1];
     msg = reply->element[2];
 
     if (kind->type != REDIS_REPLY_STRING || kind->len != 7
         || ngx_strncmp(kind->str, "message", 7) != 0
+        || chan->type != REDIS_REPLY_STRING || chan->len != 14
+        || ngx_strncmp(chan->str, "+switch-master", 14) != 0
         || msg->type != REDIS_REPLY_STRING)
     {
         return;
     }
 
-    p = (u_char *) msg->str;
-    last = p + msg->len;
-
-    for (n = 0; n < 5 && p < last; n++) {
-        f[n] = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        flen[n] = p - f[n];
-
-        while (p < last && *p == ' ') {
-            p++;
-        }
-    }
-
-    if (n < 5) {
-        return;
-    }
-
-    if (flen[0] != pool->conf->master_name.len
-        || ngx_strncmp(f[0], pool->conf->master_name.data, flen[0]) != 0)
+    /* another master watched by the same sentinels, or not such a message */
+    if (vodlms_switch_master_parse(msg->str, msg->len,
+                                   (char *) pool->conf->master_name.data,
+                                   pool->conf->master_name.len, &sm)
+        != VODLMS_OK
+        || sm.host.len > NGX_SOCKADDR_STRLEN)
     {
-        return;    /* another master watched by the same sentinels */
-    }
-
-    port = ngx_atoi(f[4], flen[4]);
-
-    if (port < 1 || port > 65535 || flen[3] > NGX_SOCKADDR_STRLEN) {
         return;
     }
 
-    if (ngx_vodlms_redis_known(pool, f[3], flen[3], port)) {
+    if (ngx_vodlms_redis_known(pool, (u_char *) sm.host.data, sm.host.len,
+                               sm.port))
+    {
         ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                        "vodlms redis: sentinel %s announced +switch-master "
                        "to where the pool is already", conn->peer);
@@ -570,9 +550,10 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
 
     ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                   "vodlms redis: sentinel %s announced +switch-master: "
-                  "\"%V\" moved from %*s:%*s to %*s:%*s", conn->peer,
-                  &pool->conf->master_name, flen[1], f[1], flen[2], f[2],
-                  flen[3], f[3], flen[4], f[4]);
+                  "\"%V\" moved from %*s:%*s to %*s:%ui", conn->peer,
+                  &pool->conf->master_name, sm.old_host.len,
+                  sm.old_host.data, sm.old_port.len, sm.old_port.data,
+                  sm.host.len, sm.host.data, (ngx_uint_t) sm.port);
 
     /* a round under way would only tell the same, or older news */
     ngx_vodlms_redis_discover_abort(pool);
@@ -587,8 +568,8 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     pool->round_failed = 0;
     pool->named_by = conn->index;
 
-    ngx_vodlms_redis_master_at(pool, f[3], flen[3], port,
-                               (char *) conn->peer);
+    ngx_vodlms_redis_master_at(pool, (u_char *) sm.host.data, sm.host.len,
+                               (ngx_int_t) sm.port, (char *) conn->peer);
 }
 
 
