@@ -34,6 +34,7 @@
 
 
 static void ngx_vodlms_redis_ask_next(ngx_vodlms_redis_pool_t *pool);
+static ngx_int_t ngx_vodlms_redis_ask_addrs(ngx_vodlms_redis_pool_t *pool);
 static ngx_int_t ngx_vodlms_redis_ask(ngx_vodlms_redis_pool_t *pool,
     struct sockaddr *sa, socklen_t socklen);
 static void ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs,
@@ -193,6 +194,8 @@ ngx_vodlms_redis_ask_next(ngx_vodlms_redis_pool_t *pool)
 
         s = (ngx_vodlms_redis_server_t *) scf->servers.elts
             + pool->order[pool->tried];
+
+        pool->asking_naddrs = 0;
 
         if (s->addr.sockaddr) {
             if (ngx_vodlms_redis_ask(pool, s->addr.sockaddr, s->addr.socklen)
@@ -420,6 +423,7 @@ static void
 ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
     ngx_uint_t naddrs, time_t valid, const char *err)
 {
+    ngx_uint_t                     i;
     ngx_addr_t                    *addr;
     ngx_vodlms_redis_pool_t       *pool = rs->data;
     ngx_vodlms_redis_server_t     *s;
@@ -430,11 +434,17 @@ ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
         s = (ngx_vodlms_redis_server_t *) scf->servers.elts
             + pool->order[pool->tried];
 
-        if (naddrs
-            && ngx_vodlms_redis_ask(pool, addrs[0].sockaddr,
-                                    addrs[0].socklen)
-               == NGX_OK)
-        {
+        /* kept: a refused address (now or later) is followed by the next */
+        for (i = 0; i < naddrs; i++) {
+            ngx_memcpy(&pool->asking_sa[i], addrs[i].sockaddr,
+                       addrs[i].socklen);
+            pool->asking_socklen[i] = addrs[i].socklen;
+        }
+
+        pool->asking_naddrs = naddrs;
+        pool->asking_next = 0;
+
+        if (ngx_vodlms_redis_ask_addrs(pool) == NGX_OK) {
             return;
         }
 
@@ -491,6 +501,28 @@ ngx_vodlms_redis_choose(ngx_vodlms_redis_pool_t *pool, ngx_addr_t *addrs,
     }
 
     return &addrs[0];
+}
+
+
+/* the sentinel's name's next address, while one is left */
+
+static ngx_int_t
+ngx_vodlms_redis_ask_addrs(ngx_vodlms_redis_pool_t *pool)
+{
+    ngx_uint_t  i;
+
+    while (pool->asking_next < pool->asking_naddrs) {
+        i = pool->asking_next++;
+
+        if (ngx_vodlms_redis_ask(pool, &pool->asking_sa[i].sockaddr,
+                                 pool->asking_socklen[i])
+            == NGX_OK)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -651,16 +683,18 @@ ngx_vodlms_redis_sub_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
 {
     ngx_vodlms_redis_pool_t  *pool = rs->data;
 
-    ngx_uint_t  i;
+    ngx_uint_t  i, n;
 
     i = rs - pool->subs_rs;
 
-    if (naddrs
-        && ngx_vodlms_redis_subscribe(pool, i, addrs[0].sockaddr,
-                                      addrs[0].socklen)
-           == NGX_OK)
-    {
-        return;
+    /* a refused address: the name's next one */
+    for (n = 0; n < naddrs; n++) {
+        if (ngx_vodlms_redis_subscribe(pool, i, addrs[n].sockaddr,
+                                       addrs[n].socklen)
+            == NGX_OK)
+        {
+            return;
+        }
     }
 
     if (naddrs == 0) {
@@ -757,6 +791,11 @@ ngx_vodlms_redis_discover_lost(ngx_vodlms_redis_conn_t *conn)
                       "next sentinel", conn->reason);
 
         if (!pool->exiting) {
+            /* the same sentinel at another address of its name, or the next */
+            if (ngx_vodlms_redis_ask_addrs(pool) == NGX_OK) {
+                return;
+            }
+
             pool->tried++;
             ngx_vodlms_redis_ask_next(pool);
         }

@@ -69,6 +69,10 @@ struct ngx_vodlms_redis_pool_s {
     ngx_int_t                   named_by;     /* the sentinel that named
                                                  the target, or -1 */
     ngx_vodlms_redis_conn_t    *asking;       /* the sentinel being asked */
+    ngx_sockaddr_t              asking_sa[NGX_VODLMS_RESOLVE_MAX_ADDRS];
+    socklen_t                   asking_socklen[NGX_VODLMS_RESOLVE_MAX_ADDRS];
+    ngx_uint_t                  asking_naddrs; /* its name's addresses */
+    ngx_uint_t                  asking_next;   /* the next of them */
     ngx_vodlms_redis_conn_t   **subs;         /* +switch-master, one per
                                                  sentinel (conf order) */
     ngx_vodlms_resolve_t       *subs_rs;      /* their names, if any */

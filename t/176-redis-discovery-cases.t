@@ -17,6 +17,8 @@
 #   - "resolve": a name with several addresses keeps the one in use while
 #     the answer has it (nginx's resolver rotates cached answers), and
 #     takes the next one when that one refuses;
+#   - a sentinel known by a name with several addresses: one that refuses
+#     is passed over for the next;
 #   - a DNS server that never answers ends a lookup after the pool's own
 #     connect_timeout + timeout, not after resolver_timeout (30 s here).
 #
@@ -205,6 +207,21 @@ CONF
     my $ok = 0;
     for (1 .. 50) { last if $ok = play($port, 't176-alice') == 200; sleep 0.1 }
     ok($ok, 'its server stops: the next address of the answer serves the requests');
+    ok($nginx->stop, 'nginx stops');
+}
+
+# 8. a sentinel's name answers first an address where nothing listens
+{
+    my $dns = VodlmsDNS->start(ttl => 60);
+    $dns->set('sentinels.test' => '127.0.0.3,127.0.0.1');
+    my $port = free_port();
+    my $nginx = nginx_child(name => 't176-sentinel-rr', listen => $port, check => 1,
+                            http => gated($port, <<"CONF"));
+    resolver 127.0.0.1:@{[$dns->port]} ipv6=off;
+    vodlms_redis sentinel:mymaster;
+    vodlms_redis_sentinel sentinels.test:@{[$s->port]} resolve;
+CONF
+    is(play($port, 't176-alice'), 200, 'the sentinel\'s name: its first address refuses, the next one is asked');
     ok($nginx->stop, 'nginx stops');
 }
 
