@@ -618,7 +618,8 @@ ngx_http_vodlms_revoke_link_timer(ngx_event_t *ev)
 
     u_char  buf[64];
 
-    if (link->exiting) {
+    /* no new connection while the worker shuts down (reload, stop) */
+    if (link->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
 

@@ -46,6 +46,8 @@ typedef struct {
 
 static ngx_int_t ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
     ngx_vodlms_redis_conn_t **connp);
+static ngx_vodlms_redis_conn_t *ngx_vodlms_redis_best(
+    ngx_vodlms_redis_pool_t *pool, ngx_uint_t *setting_up);
 static ngx_vodlms_redis_conn_t *ngx_vodlms_redis_connect(
     ngx_vodlms_redis_pool_t *pool);
 static void ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
@@ -54,6 +56,7 @@ static void ngx_vodlms_redis_set_ready(ngx_vodlms_redis_conn_t *conn);
 static void ngx_vodlms_redis_drain(ngx_vodlms_redis_conn_t *conn);
 static void ngx_vodlms_redis_lost_target(ngx_vodlms_redis_conn_t *conn);
 static void ngx_vodlms_redis_dispatch(ngx_event_t *ev);
+static void ngx_vodlms_redis_post_dispatch(ngx_vodlms_redis_pool_t *pool);
 
 static void ngx_vodlms_redis_read_handler(ngx_event_t *ev);
 static void ngx_vodlms_redis_write_handler(ngx_event_t *ev);
@@ -243,7 +246,8 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
         }
 
     } else {
-        /* NGX_AGAIN: the server's address is being found */
+        /* NGX_AGAIN: the server's address is being found, or (Sentinel)
+           a new connection's ROLE */
 
         if (ngx_vodlms_redis_batch_copy(batch, cmds, ncmds, log) != NGX_OK) {
             ngx_free(batch);
@@ -255,7 +259,8 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
 
         ngx_log_debug2(NGX_LOG_DEBUG_EVENT, log, 0,
                        "vodlms redis: wait, %V: %ui commands wait for the "
-                       "server's address", &pool->conf->name, ncmds);
+                       "server's address or a connection's ROLE",
+                       &pool->conf->name, ncmds);
     }
 
     cln->handler = ngx_vodlms_redis_batch_detach;
@@ -271,8 +276,9 @@ ngx_vodlms_redis_send(ngx_vodlms_redis_pool_t *pool, ngx_pool_t *owner,
 
 /*
  * The least busy connection, or a new one while all are busy.  NGX_AGAIN:
- * none open, and the address is being found; NGX_DECLINED: none at all
- * (pool->reason says why).
+ * none to use yet (the address is being found, or, with Sentinel, the new
+ * connection's ROLE is not in); NGX_DECLINED: none at all (pool->reason
+ * says why).
  */
 
 static ngx_int_t
@@ -280,21 +286,23 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
     ngx_vodlms_redis_conn_t **connp)
 {
     ngx_msec_t                left;
-    ngx_queue_t              *q;
+    ngx_uint_t                setting_up;
     ngx_vodlms_redis_conn_t  *conn, *best;
 
-    best = NULL;
-
-    for (q = ngx_queue_head(&pool->conns);
-         q != ngx_queue_sentinel(&pool->conns);
-         q = ngx_queue_next(q))
+    /*
+     * A name's answer is used for as long as its TTL says, then asked
+     * again without waiting for it: the open connections serve until the
+     * answer comes, and are drained if it moved (set_target).
+     */
+    if (pool->conf->mode == NGX_VODLMS_REDIS_RESOLVE
+        && pool->target_state != NGX_VODLMS_REDIS_TARGET_DISCOVERING
+        && ngx_time() >= pool->target_valid)
     {
-        conn = ngx_queue_data(q, ngx_vodlms_redis_conn_t, queue);
-
-        if (best == NULL || conn->pending < best->pending) {
-            best = conn;
-        }
+        ngx_vodlms_redis_discover(pool);
     }
+
+    /* (after discover(): a cached answer may have drained connections) */
+    best = ngx_vodlms_redis_best(pool, &setting_up);
 
     *connp = best;
 
@@ -303,20 +311,12 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
         return NGX_OK;
     }
 
-    left = ngx_vodlms_backoff_left(&pool->backoff);
-
-    /* a name's answer is used for as long as its TTL says */
-    if (pool->conf->mode == NGX_VODLMS_REDIS_RESOLVE
-        && pool->target_state != NGX_VODLMS_REDIS_TARGET_DISCOVERING
-        && ngx_time() >= pool->target_valid)
-    {
-        pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
-
-        /* the back-off was for the old address: a new one ends it */
-        if (left) {
-            ngx_vodlms_redis_discover(pool);
-        }
+    /* one new connection at a time while its ROLE is awaited */
+    if (setting_up) {
+        return best ? NGX_OK : NGX_AGAIN;
     }
+
+    left = ngx_vodlms_backoff_left(&pool->backoff);
 
     if (left) {
         ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
@@ -334,6 +334,15 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
     if (pool->target_state != NGX_VODLMS_REDIS_TARGET_KNOWN) {
         ngx_vodlms_redis_discover(pool);
 
+        /* a synchronous answer may have moved the target: look again */
+        best = ngx_vodlms_redis_best(pool, &setting_up);
+        *connp = best;
+
+        if (pool->target_state == NGX_VODLMS_REDIS_TARGET_NONE) {
+            /* it failed at once (pool->reason) */
+            return best ? NGX_OK : NGX_DECLINED;
+        }
+
         if (pool->target_state != NGX_VODLMS_REDIS_TARGET_KNOWN) {
             return best ? NGX_OK : NGX_AGAIN;
         }
@@ -341,12 +350,55 @@ ngx_vodlms_redis_pick(ngx_vodlms_redis_pool_t *pool,
 
     conn = ngx_vodlms_redis_connect(pool);
 
-    if (conn) {
-        *connp = conn;
-        return NGX_OK;
+    if (conn == NULL) {
+        return best ? NGX_OK : NGX_DECLINED;
     }
 
-    return best ? NGX_OK : NGX_DECLINED;
+    /*
+     * With Sentinel, nothing goes to a new connection before its ROLE says
+     * "master": a demoted server may still hold old data (a deleted
+     * session).  The batch waits in pool->waiting; set_ready() runs it.
+     */
+    if (pool->conf->mode == NGX_VODLMS_REDIS_SENTINEL) {
+        return best ? NGX_OK : NGX_AGAIN;
+    }
+
+    *connp = conn;
+    return NGX_OK;
+}
+
+
+/*
+ * The least busy usable connection, or NULL; *setting_up: one is still
+ * being set up (Sentinel: its ROLE is awaited), and is not usable yet.
+ */
+
+static ngx_vodlms_redis_conn_t *
+ngx_vodlms_redis_best(ngx_vodlms_redis_pool_t *pool, ngx_uint_t *setting_up)
+{
+    ngx_queue_t              *q;
+    ngx_vodlms_redis_conn_t  *conn, *best;
+
+    best = NULL;
+    *setting_up = 0;
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = ngx_queue_next(q))
+    {
+        conn = ngx_queue_data(q, ngx_vodlms_redis_conn_t, queue);
+
+        if (!conn->ready && pool->conf->mode == NGX_VODLMS_REDIS_SENTINEL) {
+            *setting_up = 1;
+            continue;
+        }
+
+        if (best == NULL || conn->pending < best->pending) {
+            best = conn;
+        }
+    }
+
+    return best;
 }
 
 
@@ -437,6 +489,14 @@ ngx_vodlms_redis_open(ngx_vodlms_redis_pool_t *pool, struct sockaddr *sa,
     c->read->log = pool->log;
     c->write->log = pool->log;
 
+    /*
+     * Its connect and answer timers are for discovery and the pool: a
+     * batch that waits has a timer of its own, so a worker that shuts
+     * down does not have to wait for these.
+     */
+    c->read->cancelable = 1;
+    c->write->cancelable = 1;
+
     conn->pool = pool;
     conn->ac = ac;
     conn->connection = c;
@@ -487,6 +547,7 @@ ngx_vodlms_redis_connect(ngx_vodlms_redis_pool_t *pool)
 
             if (conf->mode != NGX_VODLMS_REDIS_FIXED) {
                 pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
+                pool->target_failed = 1;
             }
         }
 
@@ -593,6 +654,8 @@ ngx_vodlms_redis_set_target(ngx_vodlms_redis_pool_t *pool,
         return;
     }
 
+    pool->target_failed = 0;
+
     ngx_memcpy(&pool->target_sa, sa, socklen);
     pool->target.sockaddr = &pool->target_sa.sockaddr;
     pool->target.socklen = socklen;
@@ -649,6 +712,8 @@ ngx_vodlms_redis_set_target(ngx_vodlms_redis_pool_t *pool,
 void
 ngx_vodlms_redis_discovered(ngx_vodlms_redis_pool_t *pool, ngx_int_t rc)
 {
+    pool->round_failed = (rc != NGX_OK);
+
     if (rc != NGX_OK) {
         pool->target_state = NGX_VODLMS_REDIS_TARGET_NONE;
 
@@ -660,9 +725,7 @@ ngx_vodlms_redis_discovered(ngx_vodlms_redis_pool_t *pool, ngx_int_t rc)
     }
 
     /* never from inside ngx_vodlms_redis_send(): callers' callbacks wait */
-    if (!ngx_queue_empty(&pool->waiting) && !pool->dispatch.posted) {
-        ngx_post_event(&pool->dispatch, &ngx_posted_events);
-    }
+    ngx_vodlms_redis_post_dispatch(pool);
 }
 
 
@@ -684,8 +747,14 @@ ngx_vodlms_redis_dispatch(ngx_event_t *ev)
         q = ngx_queue_head(&pool->waiting);
         batch = ngx_queue_data(q, ngx_vodlms_redis_batch_t, wait);
 
-        rc = (pool->target_state == NGX_VODLMS_REDIS_TARGET_KNOWN)
-             ? ngx_vodlms_redis_pick(pool, &conn) : NGX_DECLINED;
+        /*
+         * A failed round: they fail with its reason.  A target lost since
+         * (a connection refused, a ROLE): pick() asks again, or declines
+         * while backing off.
+         */
+        rc = (pool->target_state == NGX_VODLMS_REDIS_TARGET_NONE
+              && pool->round_failed)
+             ? NGX_DECLINED : ngx_vodlms_redis_pick(pool, &conn);
 
         if (rc == NGX_AGAIN) {
             return;
@@ -732,6 +801,22 @@ ngx_vodlms_redis_set_ready(ngx_vodlms_redis_conn_t *conn)
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "vodlms redis: connected to %V again after %ui "
                       "failed attempts", &pool->conf->name, failures);
+    }
+
+    /* batches that waited for it (Sentinel: for its ROLE) */
+    ngx_vodlms_redis_post_dispatch(pool);
+}
+
+
+/* the waiting batches get another look, outside of any caller's callback */
+
+static void
+ngx_vodlms_redis_post_dispatch(ngx_vodlms_redis_pool_t *pool)
+{
+    if (!ngx_queue_empty(&pool->waiting) && !pool->dispatch.posted
+        && !pool->exiting)
+    {
+        ngx_post_event(&pool->dispatch, &ngx_posted_events);
     }
 }
 
@@ -855,22 +940,13 @@ ngx_vodlms_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
                           ? role->str : "");
 
             /*
-             * Not a failed attempt (no back-off): the sentinel that named it
-             * goes to the back, and the next round asks another one.
+             * Nothing was sent behind ROLE (pick): the connection closes,
+             * as a failed attempt (the back-off limits the rounds while a
+             * sentinel keeps naming it), the sentinel that named it goes
+             * to the back, and the next round asks another one first.
              */
-            ngx_vodlms_redis_lost_target(conn);
-            ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
-                         "redis %V at %s is not the master (ROLE)%Z",
-                         &pool->conf->name, conn->peer);
-
-            /* what was pipelined behind it (reads) may still be answered */
-            ngx_vodlms_redis_drain(conn);
-
-            if (conn->pending == 0) {
-                ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_ERROR,
-                                      "not the master");
-            }
-
+            ngx_vodlms_redis_fail(conn, NGX_VODLMS_REDIS_ERROR,
+                                  "is not the master (ROLE)");
             return;
         }
     }
@@ -944,6 +1020,11 @@ ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
     }
 
     if (!conn->ready) {
+        /* an attempt failed: a name with several addresses tries the next */
+        if (conn->gen == pool->target_gen) {
+            pool->target_failed = 1;
+        }
+
         ngx_vodlms_backoff_failed(&pool->backoff, pool->log, "redis",
                                   &pool->conf->name);
         ngx_cpystrn((u_char *) pool->reason, (u_char *) conn->reason,
@@ -954,6 +1035,9 @@ ngx_vodlms_redis_mark_failed(ngx_vodlms_redis_conn_t *conn,
         ngx_log_error(NGX_LOG_INFO, pool->log, 0,
                       "vodlms: %s", conn->reason);
     }
+
+    /* batches that waited for this one (Sentinel: for its ROLE) */
+    ngx_vodlms_redis_post_dispatch(pool);
 }
 
 

@@ -50,6 +50,8 @@ typedef struct {
     ngx_str_t                   password;
     ngx_str_t                   file;          /* where it was written */
     ngx_uint_t                  line;
+    ngx_uint_t                  resolve;       /* "resolve": names at run
+                                                  time */
 } ngx_vodlms_redis_sentinels_t;
 
 
@@ -67,6 +69,8 @@ typedef struct {
     ngx_msec_t                  timeout;
 
     ngx_vodlms_redis_mode_e     mode;
+    ngx_uint_t                  resolve;       /* "resolve": the name at
+                                                  run time */
     ngx_vodlms_redis_server_t   server;        /* unless SENTINEL */
     ngx_str_t                   master_name;   /* "sentinel:NAME" */
     ngx_vodlms_redis_sentinels_t  *sentinels;
@@ -106,7 +110,8 @@ char *ngx_vodlms_redis_sentinel_parse(ngx_conf_t *cf,
 /*
  * After the http{} block is merged (postconfiguration): pairs vodlms_redis
  * with vodlms_redis_sentinel, picks up the http{} level "resolver", and
- * resolves host names now when there is none.  Either may be NULL.
+ * resolves host names now unless "resolve" asks for run time (which needs
+ * the resolver).  Either may be NULL.
  */
 ngx_int_t ngx_vodlms_redis_init_conf(ngx_conf_t *cf,
     ngx_vodlms_redis_conf_t *rcf, ngx_vodlms_redis_sentinels_t *scf);

@@ -1,7 +1,8 @@
 /*
  * Configuration time of the Redis client: vodlms_redis and
  * vodlms_redis_sentinel, and what is settled once the http{} block is read
- * (the resolver, or names resolved here when there is none).
+ * (names resolved here, or, with "resolve", left to nginx's resolver at
+ * run time).
  */
 
 #include <ngx_config.h>
@@ -21,7 +22,7 @@ static ngx_int_t ngx_vodlms_redis_resolve_now(ngx_conf_t *cf,
     const char *directive, ngx_str_t *file, ngx_uint_t line);
 
 
-/* vodlms_redis address|sentinel:NAME [parameters] */
+/* vodlms_redis address|sentinel:NAME [resolve] [parameters] */
 
 char *
 ngx_vodlms_redis_parse(ngx_conf_t *cf, ngx_vodlms_redis_conf_t **rcfp)
@@ -59,12 +60,18 @@ ngx_vodlms_redis_parse(ngx_conf_t *cf, ngx_vodlms_redis_conf_t **rcfp)
             return rv;
         }
 
-        /* a name: at run time if there is a resolver, else at the end */
-        rcf->mode = rcf->server.addr.sockaddr ? NGX_VODLMS_REDIS_FIXED
-                                              : NGX_VODLMS_REDIS_RESOLVE;
+        /* a name: at the end of the http{} block, or at run time */
+        rcf->mode = NGX_VODLMS_REDIS_FIXED;
     }
 
     for (i = 2; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 7
+            && ngx_strncmp(value[i].data, "resolve", 7) == 0)
+        {
+            rcf->resolve = 1;
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -133,6 +140,13 @@ ngx_vodlms_redis_parse(ngx_conf_t *cf, ngx_vodlms_redis_conf_t **rcfp)
         return NGX_CONF_ERROR;
     }
 
+    /* only a name is resolved at run time (as nginx's "server ... resolve") */
+    if (rcf->resolve && rcf->mode == NGX_VODLMS_REDIS_FIXED
+        && rcf->server.addr.sockaddr == NULL)
+    {
+        rcf->mode = NGX_VODLMS_REDIS_RESOLVE;
+    }
+
     *rcfp = rcf;
 
     return NGX_CONF_OK;
@@ -146,7 +160,7 @@ invalid:
 }
 
 
-/* vodlms_redis_sentinel address ... [user=name] [password=secret] */
+/* vodlms_redis_sentinel address ... [resolve] [user=name] [password=secret] */
 
 char *
 ngx_vodlms_redis_sentinel_parse(ngx_conf_t *cf,
@@ -176,6 +190,13 @@ ngx_vodlms_redis_sentinel_parse(ngx_conf_t *cf,
     value = cf->args->elts;
 
     for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 7
+            && ngx_strncmp(value[i].data, "resolve", 7) == 0)
+        {
+            scf->resolve = 1;
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
             scf->user.data = value[i].data + 5;
@@ -347,12 +368,38 @@ ngx_vodlms_redis_init_conf(ngx_conf_t *cf, ngx_vodlms_redis_conf_t *rcf,
     timeout = 30000;
     resolver = ngx_vodlms_resolver_conf(cf, &timeout);
 
+    /* (also for the host names sentinels may announce: resolve-hostnames) */
     rcf->resolver = resolver;
     rcf->resolver_timeout = timeout;
 
-    /* no resolver: names are resolved here, once (hiredis would block) */
+    if (rcf->resolve && resolver == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"vodlms_redis %V ... resolve\" needs a \"resolver\" "
+                      "at the http level (or drop \"resolve\" to resolve "
+                      "the name once, at load time) in %V:%ui",
+                      &rcf->name, &rcf->file, rcf->line);
+        return NGX_ERROR;
+    }
 
-    if (rcf->mode == NGX_VODLMS_REDIS_RESOLVE && resolver == NULL) {
+    if (scf && scf->resolve && resolver == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"vodlms_redis_sentinel ... resolve\" needs a "
+                      "\"resolver\" at the http level (or drop \"resolve\" "
+                      "to resolve the names once, at load time) in %V:%ui",
+                      &scf->file, scf->line);
+        return NGX_ERROR;
+    }
+
+    /*
+     * Without "resolve", names are resolved here, once, as nginx does
+     * (/etc/hosts included; hiredis would block a worker).  nginx's
+     * resolver only asks DNS servers: a site's "resolver" for something
+     * else must not change what "localhost" means here.
+     */
+
+    if (rcf->mode == NGX_VODLMS_REDIS_FIXED && rcf->unix_path.len == 0
+        && rcf->server.addr.sockaddr == NULL)
+    {
         if (ngx_vodlms_redis_resolve_now(cf, &rcf->server,
                                          NGX_VODLMS_REDIS_DEFAULT_PORT,
                                          "vodlms_redis", &rcf->file,
@@ -361,11 +408,9 @@ ngx_vodlms_redis_init_conf(ngx_conf_t *cf, ngx_vodlms_redis_conf_t *rcf,
         {
             return NGX_ERROR;
         }
-
-        rcf->mode = NGX_VODLMS_REDIS_FIXED;
     }
 
-    if (scf && resolver == NULL) {
+    if (scf && !scf->resolve) {
         server = scf->servers.elts;
 
         for (i = 0; i < scf->servers.nelts; i++) {
@@ -415,9 +460,9 @@ ngx_vodlms_redis_resolve_now(ngx_conf_t *cf,
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "%s in \"%V\" of the \"%s\" directive (with no "
-                      "\"resolver\" at the http level, names are resolved "
-                      "when the configuration is read) in %V:%ui",
+                      "%s in \"%V\" of the \"%s\" directive (without "
+                      "\"resolve\", names are resolved when the "
+                      "configuration is read) in %V:%ui",
                       u.err ? u.err : "host not found", &server->name,
                       directive, file, line);
         return NGX_ERROR;

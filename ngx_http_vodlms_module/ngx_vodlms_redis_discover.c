@@ -1,10 +1,10 @@
 /*
  * Where the Redis server is, found at run time without blocking a worker:
  *
- *   - RESOLVE: vodlms_redis names a host and a "resolver" is configured:
- *     the name is asked through nginx's resolver (ngx_vodlms_resolve.c)
- *     whenever a connection is to be opened and the last answer's TTL has
- *     run out, so a name that moves (ElastiCache, a DNS failover) is
+ *   - RESOLVE: vodlms_redis names a host with "resolve": the name is asked
+ *     through nginx's resolver (ngx_vodlms_resolve.c) once the last
+ *     answer's TTL has run out (the next pick(), open connections serving
+ *     meanwhile), so a name that moves (ElastiCache, a DNS failover) is
  *     followed without a reload.
  *
  *   - SENTINEL: vodlms_redis sentinel:NAME, vodlms_redis_sentinel lists the
@@ -26,6 +26,7 @@
 #include <ngx_event.h>
 
 #include "ngx_vodlms_redis_internal.h"
+#include "vodlms_core.h"
 
 
 #define NGX_VODLMS_REDIS_RESOLVING_MASTER    0
@@ -33,10 +34,13 @@
 
 
 static void ngx_vodlms_redis_ask_next(ngx_vodlms_redis_pool_t *pool);
+static ngx_int_t ngx_vodlms_redis_ask_addrs(ngx_vodlms_redis_pool_t *pool);
 static ngx_int_t ngx_vodlms_redis_ask(ngx_vodlms_redis_pool_t *pool,
     struct sockaddr *sa, socklen_t socklen);
 static void ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs,
     ngx_addr_t *addrs, ngx_uint_t naddrs, time_t valid, const char *err);
+static ngx_addr_t *ngx_vodlms_redis_choose(ngx_vodlms_redis_pool_t *pool,
+    ngx_addr_t *addrs, ngx_uint_t naddrs);
 static void ngx_vodlms_redis_master_at(ngx_vodlms_redis_pool_t *pool,
     u_char *host, size_t len, ngx_int_t port, const char *who);
 static void ngx_vodlms_redis_done(ngx_vodlms_redis_pool_t *pool,
@@ -65,7 +69,15 @@ ngx_vodlms_redis_discover_init(ngx_cycle_t *cycle,
     ngx_vodlms_redis_sentinels_t  *scf;
 
     pool->rs.resolver = pool->conf->resolver;
-    pool->rs.timeout = pool->conf->resolver_timeout;
+
+    /*
+     * No longer than a sentinel is given (connect_timeout + timeout): a
+     * silent DNS server must not hold a round open for resolver_timeout
+     * (30 s by default) while every request waits for it.
+     */
+    pool->rs.timeout = ngx_min(pool->conf->resolver_timeout,
+                               pool->conf->connect_timeout
+                               + pool->conf->timeout);
     pool->rs.log = cycle->log;
     pool->rs.handler = ngx_vodlms_redis_resolved;
     pool->rs.data = pool;
@@ -73,6 +85,9 @@ ngx_vodlms_redis_discover_init(ngx_cycle_t *cycle,
     pool->resubscribe.handler = ngx_vodlms_redis_resubscribe;
     pool->resubscribe.data = pool;
     pool->resubscribe.log = cycle->log;
+
+    /* a worker that shuts down gracefully does not wait for it */
+    pool->resubscribe.cancelable = 1;
 
     scf = pool->conf->sentinels;
 
@@ -121,6 +136,7 @@ ngx_vodlms_redis_discover(ngx_vodlms_redis_pool_t *pool)
                    "vodlms redis: discover, %V", &conf->name);
 
     pool->target_state = NGX_VODLMS_REDIS_TARGET_DISCOVERING;
+    pool->round_failed = 0;
 
     if (conf->mode == NGX_VODLMS_REDIS_RESOLVE) {
         pool->resolving = NGX_VODLMS_REDIS_RESOLVING_MASTER;
@@ -178,6 +194,8 @@ ngx_vodlms_redis_ask_next(ngx_vodlms_redis_pool_t *pool)
 
         s = (ngx_vodlms_redis_server_t *) scf->servers.elts
             + pool->order[pool->tried];
+
+        pool->asking_naddrs = 0;
 
         if (s->addr.sockaddr) {
             if (ngx_vodlms_redis_ask(pool, s->addr.sockaddr, s->addr.socklen)
@@ -405,6 +423,8 @@ static void
 ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
     ngx_uint_t naddrs, time_t valid, const char *err)
 {
+    ngx_uint_t                     i;
+    ngx_addr_t                    *addr;
     ngx_vodlms_redis_pool_t       *pool = rs->data;
     ngx_vodlms_redis_server_t     *s;
     ngx_vodlms_redis_sentinels_t  *scf;
@@ -414,11 +434,17 @@ ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
         s = (ngx_vodlms_redis_server_t *) scf->servers.elts
             + pool->order[pool->tried];
 
-        if (naddrs
-            && ngx_vodlms_redis_ask(pool, addrs[0].sockaddr,
-                                    addrs[0].socklen)
-               == NGX_OK)
-        {
+        /* kept: a refused address (now or later) is followed by the next */
+        for (i = 0; i < naddrs; i++) {
+            ngx_memcpy(&pool->asking_sa[i], addrs[i].sockaddr,
+                       addrs[i].socklen);
+            pool->asking_socklen[i] = addrs[i].socklen;
+        }
+
+        pool->asking_naddrs = naddrs;
+        pool->asking_next = 0;
+
+        if (ngx_vodlms_redis_ask_addrs(pool) == NGX_OK) {
             return;
         }
 
@@ -441,9 +467,62 @@ ngx_vodlms_redis_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
         return;
     }
 
-    ngx_vodlms_redis_set_target(pool, addrs[0].sockaddr, addrs[0].socklen,
-                                valid);
+    addr = ngx_vodlms_redis_choose(pool, addrs, naddrs);
+
+    ngx_vodlms_redis_set_target(pool, addr->sockaddr, addr->socklen, valid);
     ngx_vodlms_redis_done(pool, NGX_OK);
+}
+
+
+/*
+ * Which of a name's addresses: the current one while the answer still has
+ * it (nginx's resolver rotates a cached answer on every ask); after a
+ * failed connect to it, the one after it; else the first.
+ */
+
+static ngx_addr_t *
+ngx_vodlms_redis_choose(ngx_vodlms_redis_pool_t *pool, ngx_addr_t *addrs,
+    ngx_uint_t naddrs)
+{
+    ngx_uint_t  i;
+
+    if (pool->target_gen == 0) {
+        return &addrs[0];
+    }
+
+    for (i = 0; i < naddrs; i++) {
+        if (ngx_cmp_sockaddr(addrs[i].sockaddr, addrs[i].socklen,
+                             pool->target.sockaddr, pool->target.socklen, 1)
+            == NGX_OK)
+        {
+            return pool->target_failed ? &addrs[(i + 1) % naddrs]
+                                       : &addrs[i];
+        }
+    }
+
+    return &addrs[0];
+}
+
+
+/* the sentinel's name's next address, while one is left */
+
+static ngx_int_t
+ngx_vodlms_redis_ask_addrs(ngx_vodlms_redis_pool_t *pool)
+{
+    ngx_uint_t  i;
+
+    while (pool->asking_next < pool->asking_naddrs) {
+        i = pool->asking_next++;
+
+        if (ngx_vodlms_redis_ask(pool, &pool->asking_sa[i].sockaddr,
+                                 pool->asking_socklen[i])
+            == NGX_OK)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -455,11 +534,8 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     redisReply               *reply = r;
     ngx_vodlms_redis_conn_t  *conn = privdata;
 
-    u_char                   *p, *last, *f[5];
-    size_t                    flen[5];
-    ngx_int_t                 port;
-    ngx_uint_t                n;
-    redisReply               *kind, *msg;
+    redisReply               *kind, *chan, *msg;
+    vodlms_switch_master_t    sm;
     ngx_vodlms_redis_pool_t  *pool;
 
     if (reply == NULL || conn->failed) {
@@ -473,49 +549,31 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     kind = reply->element[0];
+    chan = reply->element[1];
     msg = reply->element[2];
 
     if (kind->type != REDIS_REPLY_STRING || kind->len != 7
         || ngx_strncmp(kind->str, "message", 7) != 0
+        || chan->type != REDIS_REPLY_STRING || chan->len != 14
+        || ngx_strncmp(chan->str, "+switch-master", 14) != 0
         || msg->type != REDIS_REPLY_STRING)
     {
         return;
     }
 
-    p = (u_char *) msg->str;
-    last = p + msg->len;
-
-    for (n = 0; n < 5 && p < last; n++) {
-        f[n] = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        flen[n] = p - f[n];
-
-        while (p < last && *p == ' ') {
-            p++;
-        }
-    }
-
-    if (n < 5) {
-        return;
-    }
-
-    if (flen[0] != pool->conf->master_name.len
-        || ngx_strncmp(f[0], pool->conf->master_name.data, flen[0]) != 0)
+    /* another master watched by the same sentinels, or not such a message */
+    if (vodlms_switch_master_parse(msg->str, msg->len,
+                                   (char *) pool->conf->master_name.data,
+                                   pool->conf->master_name.len, &sm)
+        != VODLMS_OK
+        || sm.host.len > NGX_SOCKADDR_STRLEN)
     {
-        return;    /* another master watched by the same sentinels */
-    }
-
-    port = ngx_atoi(f[4], flen[4]);
-
-    if (port < 1 || port > 65535 || flen[3] > NGX_SOCKADDR_STRLEN) {
         return;
     }
 
-    if (ngx_vodlms_redis_known(pool, f[3], flen[3], port)) {
+    if (ngx_vodlms_redis_known(pool, (u_char *) sm.host.data, sm.host.len,
+                               sm.port))
+    {
         ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                        "vodlms redis: sentinel %s announced +switch-master "
                        "to where the pool is already", conn->peer);
@@ -524,9 +582,10 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
 
     ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                   "vodlms redis: sentinel %s announced +switch-master: "
-                  "\"%V\" moved from %*s:%*s to %*s:%*s", conn->peer,
-                  &pool->conf->master_name, flen[1], f[1], flen[2], f[2],
-                  flen[3], f[3], flen[4], f[4]);
+                  "\"%V\" moved from %*s:%*s to %*s:%ui", conn->peer,
+                  &pool->conf->master_name, sm.old_host.len,
+                  sm.old_host.data, sm.old_port.len, sm.old_port.data,
+                  sm.host.len, sm.host.data, (ngx_uint_t) sm.port);
 
     /* a round under way would only tell the same, or older news */
     ngx_vodlms_redis_discover_abort(pool);
@@ -538,10 +597,11 @@ ngx_vodlms_redis_switch_master(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     pool->target_state = NGX_VODLMS_REDIS_TARGET_DISCOVERING;
+    pool->round_failed = 0;
     pool->named_by = conn->index;
 
-    ngx_vodlms_redis_master_at(pool, f[3], flen[3], port,
-                               (char *) conn->peer);
+    ngx_vodlms_redis_master_at(pool, (u_char *) sm.host.data, sm.host.len,
+                               (ngx_int_t) sm.port, (char *) conn->peer);
 }
 
 
@@ -577,7 +637,7 @@ ngx_vodlms_redis_subscribe_all(ngx_vodlms_redis_pool_t *pool)
     ngx_vodlms_redis_server_t     *s;
     ngx_vodlms_redis_sentinels_t  *scf = pool->conf->sentinels;
 
-    if (pool->exiting) {
+    if (ngx_vodlms_redis_shutting_down(pool)) {
         return;
     }
 
@@ -623,16 +683,18 @@ ngx_vodlms_redis_sub_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
 {
     ngx_vodlms_redis_pool_t  *pool = rs->data;
 
-    ngx_uint_t  i;
+    ngx_uint_t  i, n;
 
     i = rs - pool->subs_rs;
 
-    if (naddrs
-        && ngx_vodlms_redis_subscribe(pool, i, addrs[0].sockaddr,
-                                      addrs[0].socklen)
-           == NGX_OK)
-    {
-        return;
+    /* a refused address: the name's next one */
+    for (n = 0; n < naddrs; n++) {
+        if (ngx_vodlms_redis_subscribe(pool, i, addrs[n].sockaddr,
+                                       addrs[n].socklen)
+            == NGX_OK)
+        {
+            return;
+        }
     }
 
     if (naddrs == 0) {
@@ -640,7 +702,8 @@ ngx_vodlms_redis_sub_resolved(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
                       "vodlms: sentinel %s: not subscribed", err);
     }
 
-    if (!pool->resubscribe.timer_set && !pool->exiting) {
+    if (!pool->resubscribe.timer_set && !ngx_vodlms_redis_shutting_down(pool))
+    {
         ngx_add_timer(&pool->resubscribe, NGX_VODLMS_REDIS_RESUBSCRIBE);
     }
 }
@@ -706,6 +769,7 @@ ngx_vodlms_redis_subscribe(ngx_vodlms_redis_pool_t *pool, ngx_uint_t i,
 static void
 ngx_vodlms_redis_resubscribe(ngx_event_t *ev)
 {
+    /* subscribe_all() stays quiet once the worker is shutting down */
     ngx_vodlms_redis_subscribe_all(ev->data);
 }
 
@@ -727,6 +791,11 @@ ngx_vodlms_redis_discover_lost(ngx_vodlms_redis_conn_t *conn)
                       "next sentinel", conn->reason);
 
         if (!pool->exiting) {
+            /* the same sentinel at another address of its name, or the next */
+            if (ngx_vodlms_redis_ask_addrs(pool) == NGX_OK) {
+                return;
+            }
+
             pool->tried++;
             ngx_vodlms_redis_ask_next(pool);
         }
@@ -737,7 +806,7 @@ ngx_vodlms_redis_discover_lost(ngx_vodlms_redis_conn_t *conn)
     if (conn->subscriber && pool->subs[conn->index] == conn) {
         pool->subs[conn->index] = NULL;
 
-        if (pool->exiting) {
+        if (ngx_vodlms_redis_shutting_down(pool)) {
             return;
         }
 

@@ -69,6 +69,10 @@ struct ngx_vodlms_redis_pool_s {
     ngx_int_t                   named_by;     /* the sentinel that named
                                                  the target, or -1 */
     ngx_vodlms_redis_conn_t    *asking;       /* the sentinel being asked */
+    ngx_sockaddr_t              asking_sa[NGX_VODLMS_RESOLVE_MAX_ADDRS];
+    socklen_t                   asking_socklen[NGX_VODLMS_RESOLVE_MAX_ADDRS];
+    ngx_uint_t                  asking_naddrs; /* its name's addresses */
+    ngx_uint_t                  asking_next;   /* the next of them */
     ngx_vodlms_redis_conn_t   **subs;         /* +switch-master, one per
                                                  sentinel (conf order) */
     ngx_vodlms_resolve_t       *subs_rs;      /* their names, if any */
@@ -76,6 +80,10 @@ struct ngx_vodlms_redis_pool_s {
     u_char                      master_host[NGX_SOCKADDR_STRLEN + 1];
     ngx_str_t                   master_name;  /* master_host, as ngx_str_t */
 
+    unsigned                    target_failed:1; /* a connect to it failed:
+                                                 a name's next address */
+    unsigned                    round_failed:1; /* the last round found
+                                                 nothing (pool->reason) */
     unsigned                    exiting:1;
 };
 
@@ -104,6 +112,16 @@ struct ngx_vodlms_redis_conn_s {
     unsigned                    sentinel:1;
     unsigned                    subscriber:1;
 };
+
+
+/*
+ * The worker is on its way out (a reload, a graceful or fast stop, or the
+ * pool is being destroyed): nothing is re-armed for later any more, or a
+ * timer would keep the old worker alive (nginx waits for every timer that
+ * is not cancelable).
+ */
+#define ngx_vodlms_redis_shutting_down(pool)                                  \
+    ((pool)->exiting || ngx_exiting || ngx_quit || ngx_terminate)
 
 
 /* ngx_vodlms_redis.c */

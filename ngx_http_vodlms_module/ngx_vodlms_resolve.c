@@ -76,6 +76,9 @@ ngx_vodlms_resolve(ngx_vodlms_resolve_t *rs, ngx_str_t *name, in_port_t port)
     ctx->data = rs;
     ctx->timeout = rs->timeout;
 
+    /* a lookup in flight does not keep a worker that shuts down alive */
+    ctx->cancelable = 1;
+
     rs->ctx = ctx;
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, rs->log, 0,

@@ -204,12 +204,28 @@ rejects('a host name with no resolver that does not resolve',
     "vodlms_redis no-such-host.invalid:6379;\n$server",
     qr/host not found in "no-such-host\.invalid:6379" of the "vodlms_redis" directive/, 7);
 
-accepts('a host name with a resolver: resolved at run time, not by nginx -t',
-    "resolver 127.0.0.1:1; vodlms_redis no-such-host.invalid:6379; $server");
+rejects('a host name without "resolve" is resolved by nginx -t, even with a resolver for other things',
+    "resolver 127.0.0.1:1;\nvodlms_redis no-such-host.invalid:6379;\n$server",
+    qr/host not found in "no-such-host\.invalid:6379" of the "vodlms_redis" directive \(without "resolve"/, 8);
+
+accepts('a host name with "resolve" and a resolver: resolved at run time, not by nginx -t',
+    "resolver 127.0.0.1:1; vodlms_redis no-such-host.invalid:6379 resolve; $server");
+
+rejects('"resolve" without a resolver',
+    "vodlms_redis no-such-host.invalid:6379 resolve;\n$server",
+    qr/"vodlms_redis no-such-host\.invalid:6379 \.\.\. resolve" needs a "resolver" at the http level/, 7);
+
+rejects('sentinels with "resolve" but no resolver',
+    "vodlms_redis sentinel:mymaster;\nvodlms_redis_sentinel sentinel.invalid resolve;\n$server",
+    qr/"vodlms_redis_sentinel \.\.\. resolve" needs a "resolver" at the http level/, 8);
 
 accepts('Redis Sentinel with every option',
     "vodlms_redis sentinel:mymaster db=1 password=pw timeout=300ms;
      vodlms_redis_sentinel 127.0.0.1:26379 127.0.0.2 [::1]:26380 user=sen password=spw; $server");
+
+accepts('sentinels by name, resolved at run time ("resolve")',
+    "resolver 127.0.0.1:1; vodlms_redis sentinel:mymaster;
+     vodlms_redis_sentinel sentinel.invalid:26379 resolve; $server");
 
 rejects('sentinel:NAME without vodlms_redis_sentinel',
     "vodlms_redis sentinel:mymaster;\n$server",

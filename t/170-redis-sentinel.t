@@ -294,5 +294,5 @@ push @figures, $r;
 
 unlike($nginx->log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error log');
 
-$nginx->stop;
+ok($nginx->stop, 'a graceful stop (QUIT) ends nginx and its workers');
 done_testing();

@@ -493,4 +493,25 @@ size_t vodlms_json_decimal(const char *s, size_t len, char *out, size_t size);
 int vodlms_numeral_fast(const char *s, size_t len, double *out);
 
 
+/*
+ * Redis Sentinel's +switch-master message, "<name> <old ip> <old port>
+ * <ip> <port>" (vodlms_sentinel.c).  The name may hold spaces: the four
+ * fields are taken from the end, and the rest must be `name` exactly.
+ * VODLMS_ENOTFOUND: another master's news; VODLMS_EMALFORMED: not such a
+ * message, or a host longer than VODLMS_SWITCH_HOST_MAX, or a bad port.
+ * The strings in *sm point into msg.
+ */
+#define VODLMS_SWITCH_HOST_MAX  255
+
+typedef struct {
+    vodlms_cstr_t  old_host;
+    vodlms_cstr_t  old_port;
+    vodlms_cstr_t  host;
+    unsigned       port;
+} vodlms_switch_master_t;
+
+vodlms_rc_t vodlms_switch_master_parse(const char *msg, size_t len,
+    const char *name, size_t name_len, vodlms_switch_master_t *sm);
+
+
 #endif /* VODLMS_CORE_H */

@@ -8,6 +8,7 @@ package VodlmsDNS;
 #
 #   my $dns = VodlmsDNS->start(ttl => 1);
 #   $dns->set('redis.test' => '127.0.0.1');       # takes effect at once
+#   $dns->set('rr.test' => '127.0.0.1,127.0.0.2'); # several A records
 #   "resolver 127.0.0.1:" . $dns->port . " ipv6=off;"
 #   $dns->queries('redis.test')                   # A queries answered so far
 #
@@ -109,8 +110,8 @@ sub _answer {
     if (!defined $ip) {
         $rcode = 3;                                   # NXDOMAIN
     } elsif ($qtype == 1) {
-        push @answers, pack('n n n N n', 0xc00c, 1, 1, $self->{ttl}, 4)
-                     . pack('C4', split /\./, $ip);
+        push @answers, map { pack('n n n N n', 0xc00c, 1, 1, $self->{ttl}, 4)
+                             . pack('C4', split /\./) } split /,/, $ip;
         if (open my $log, '>>', "$self->{dir}/log") { print $log "$name\n" }
     }                                                 # AAAA etc.: no data
 

@@ -1076,7 +1076,8 @@ sub workers {
     } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
 }
 
-# signal the master (QUIT by default) and wait for it; 1 if it went
+# signal the master (QUIT by default) and wait for it (15 s at most); 1 if
+# it went, 0 if it (or a worker) had to be killed
 sub stop {
     my ($self, $sig) = @_;
     return 1 unless $self->{pid};
@@ -1088,7 +1089,9 @@ sub stop {
         }
         select undef, undef, undef, 0.02;
     }
-    kill 'KILL', $self->{pid};
+    # it did not go: its workers would be left behind without it
+    my @workers = $self->workers;
+    kill 'KILL', $self->{pid}, @workers;
     waitpid $self->{pid}, 0;
     delete $self->{pid};
     return 0;

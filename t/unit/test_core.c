@@ -2589,6 +2589,79 @@ test_numeral_fast(void)
 }
 
 
+/* ------------------------------------------------------- switch-master */
+
+static void
+switch_at(const char *file, int line, const char *msg, size_t len,
+    const char *name, vodlms_rc_t exp, const char *host, unsigned port)
+{
+    char                    *m;
+    vodlms_rc_t              rc;
+    vodlms_switch_master_t   sm;
+
+    m = xdup(msg, len);
+    memset(&sm, 0, sizeof(sm));
+
+    rc = vodlms_switch_master_parse(m, len, name, strlen(name), &sm);
+
+    ok(rc == exp, "switch-master \"%.*s\" for \"%s\": %s (want %s) at %s:%d",
+       (int) len, msg, name, vodlms_rc_str(rc), vodlms_rc_str(exp), file, line);
+
+    if (rc == VODLMS_OK && exp == VODLMS_OK) {
+        is_mem(sm.host.data, sm.host.len, host, strlen(host),
+               "  its new host");
+        is_int(sm.port, port, "  its new port");
+    }
+
+    free(m);
+}
+
+#define SWITCH(msg, name, host, port)                                         \
+    switch_at(__FILE__, __LINE__, LIT(msg), name, VODLMS_OK, host, port)
+#define SWITCH_RC(msg, name, rc)                                              \
+    switch_at(__FILE__, __LINE__, LIT(msg), name, rc, NULL, 0)
+
+
+static void
+test_switch_master(void)
+{
+    SWITCH("mymaster 127.0.0.1 6379 127.0.0.2 6380", "mymaster",
+           "127.0.0.2", 6380);
+    SWITCH("my master 10.0.0.1 6379 10.0.0.2 6379", "my master",
+           "10.0.0.2", 6379);
+    SWITCH("mymaster ::1 6379 fe80::1 6379", "mymaster", "fe80::1", 6379);
+    SWITCH("mymaster old.example 6379 new.example 7000", "mymaster",
+           "new.example", 7000);
+
+    /* another master's news, even one whose name begins with ours */
+    SWITCH_RC("other 127.0.0.1 6379 127.0.0.2 6380", "mymaster",
+              VODLMS_ENOTFOUND);
+    SWITCH_RC("mymaster extra 127.0.0.1 6379 127.0.0.2 6380", "mymaster",
+              VODLMS_ENOTFOUND);
+    SWITCH_RC("my 127.0.0.1 6379 127.0.0.2 6380", "my master",
+              VODLMS_ENOTFOUND);
+    SWITCH_RC("xmymaster 127.0.0.1 6379 127.0.0.2 6380", "mymaster",
+              VODLMS_ENOTFOUND);
+
+    /* not such a message */
+    SWITCH_RC("", "mymaster", VODLMS_EMALFORMED);
+    SWITCH_RC("127.0.0.1 6379 127.0.0.2 6380", "mymaster",
+              VODLMS_EMALFORMED);
+    SWITCH_RC("mymaster 127.0.0.1 6379 127.0.0.2", "mymaster",
+              VODLMS_EMALFORMED);
+    SWITCH_RC("mymaster 127.0.0.1 6379 127.0.0.2 ", "mymaster",
+              VODLMS_EMALFORMED);
+    SWITCH_RC("mymaster 127.0.0.1 6379 127.0.0.2 0", "mymaster",
+              VODLMS_EMALFORMED);
+    SWITCH_RC("mymaster 127.0.0.1 6379 127.0.0.2 65536", "mymaster",
+              VODLMS_EMALFORMED);
+    SWITCH_RC("mymaster 127.0.0.1 6379 127.0.0.2 63a9", "mymaster",
+              VODLMS_EMALFORMED);
+    SWITCH_RC("mymaster 127.0.0.1 6379 127.0.0.2 1234567", "mymaster",
+              VODLMS_EMALFORMED);
+}
+
+
 int
 main(void)
 {
@@ -2610,6 +2683,7 @@ main(void)
     test_coverage_complete();
     test_json_output();
     test_numeral_fast();
+    test_switch_master();
 
     return done_testing();
 }
