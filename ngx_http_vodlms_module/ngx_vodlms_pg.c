@@ -901,6 +901,12 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     conn->timer.data = conn;
     conn->timer.log = pool->log;
 
+    /*
+     * A graceful stop does not wait for a silent server's connect_timeout:
+     * pool_destroy() closes the connect (a query keeps its own timer).
+     */
+    conn->timer.cancelable = 1;
+
     ngx_queue_insert_tail(&pool->conns, &conn->queue);
     pool->nconns++;
     pool->nconnecting++;

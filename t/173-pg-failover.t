@@ -15,7 +15,10 @@
 #       one fenced (read-only, SQLSTATE 25006 to writes): the write is
 #       retried on a fresh connection, which finds the new primary;
 #   (d) a first host that never answers (a blackhole) does not stop the
-#       pool from reaching the second.
+#       pool from reaching the second;
+#   (e) a graceful stop (QUIT) does not wait for a connect to a silent
+#       replica (connect_timeout=60s).
+# Every node is stopped with QUIT, and its workers must exit by themselves.
 # The static file is served throughout.  Failed requests and seconds to
 # recover are printed (diag) and written up in docs/operations.md; the
 # assertions are functional: which server answers, what fails, what lands
@@ -287,7 +290,7 @@ sub wait_for {
     is($static->{failed}, 0, 'the static file was served while the replica hung');
 
     unlike($n->log, qr/\[(error|crit|alert|emerg)\]/, 'no error in the log');
-    $n->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
 }
 
 #---------------------------------------------------------------------------
@@ -366,8 +369,8 @@ sub multi_host {
     report('(b) the static file throughout', $static);
     is($static->{failed}, 0, 'the static file was served throughout');
     unlike($n->log . $n2->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
-    $n->stop('QUIT');
-    $n2->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
+    ok($n2->stop('QUIT'), 'graceful stop: the workers exit');
 }
 
 #---------------------------------------------------------------------------
@@ -413,7 +416,7 @@ my $pc = start_pg_replica($pb);
     my $static = outcome($reqs, 'static', 0);
     report('(c) the static file throughout', $static);
     is($static->{failed}, 0, 'the static file was served throughout');
-    $n->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
 }
 
 #---------------------------------------------------------------------------
@@ -439,7 +442,28 @@ my $pc = start_pg_replica($pb);
     ok($failed <= $WORKERS, "one failed request per worker at most ($failed)");
     like($n->log, qr/\[warn\] .*127\.0\.0\.1:$bh_port did not answer within 500 ms, the next connect starts with 127\.0\.0\.1:${\ $pc->port}/,
          'the silent host is named, and the next connect starts after it');
-    $n->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
+}
+
+#---------------------------------------------------------------------------
+# (e) a graceful stop while a connect to a silent replica is under way
+#---------------------------------------------------------------------------
+
+{
+    my ($bh_port, $bh) = blackhole();
+    my $n = node('e', '    vodlms_pg "host=127.0.0.1 port=' . $pc->port . ' user=postgres dbname=vodlms";' . "\n"
+                    . '    vodlms_pg_replica "host=127.0.0.1 port=' . $bh_port . ' user=postgres dbname=vodlms"'
+                    . ' connect_timeout=60s timeout=300ms;');
+    my $http = HTTP::Tiny->new(timeout => 10);
+    my $res = $http->get("http://127.0.0.1:$n->{port}/videos/intro-ready/meta",
+                         { headers => { Cookie => 'session=t173-alice' } });
+    is($res->{status}, 200, 'a silent replica: the check times out there and the primary answers');
+
+    # the replica's connect waits for connect_timeout=60s; nginx -s quit
+    # must not (the harness kills nginx after 15 s and returns false)
+    my $t0 = time;
+    ok($n->stop('QUIT'), 'graceful stop with a connect to a silent replica under way: the workers exit');
+    diag(sprintf '(e) the graceful stop took %.2f s (connect_timeout=60s)', time - $t0);
 }
 
 done_testing();
