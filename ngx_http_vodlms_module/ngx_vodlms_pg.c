@@ -171,7 +171,7 @@ static void ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool,
     const char *why);
 static void ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool);
-static void ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
+static ngx_uint_t ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
 static void ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool);
 static const char **ngx_vodlms_pg_resolve(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_resolved(void *data, ngx_uint_t moved,
@@ -983,8 +983,7 @@ ngx_vodlms_pg_resolve(ngx_vodlms_pg_pool_t *pool)
         return NULL;
     }
 
-    return ngx_vodlms_pg_names_values(pool->names,
-                                      pool->start % pool->conf->nnames);
+    return ngx_vodlms_pg_names_values(pool->names, pool->start);
 }
 
 
@@ -1455,25 +1454,27 @@ ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool)
  * with the host after the one this attempt was waiting for.
  */
 
-static void
+static ngx_uint_t
 ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn)
 {
     char                  *addr, *port;
     size_t                 len;
     ngx_int_t              n, found;
-    ngx_str_t             *label;
     ngx_uint_t             i, next, nhosts;
     ngx_vodlms_pg_pool_t  *pool;
     ngx_vodlms_pg_conf_t  *conf;
 
+    u_char  silent[NGX_VODLMS_PG_REASON_LEN], then[NGX_VODLMS_PG_REASON_LEN];
+
     pool = conn->pool;
     conf = pool->conf;
 
-    /* with names resolved at run time: the hosts as written */
-    nhosts = pool->names ? conf->nnames : conf->nhosts;
+    /* with names resolved at run time: one slot per address known */
+    nhosts = pool->names ? ngx_vodlms_pg_names_slots(pool->names)
+                         : conf->nhosts;
 
     if (nhosts <= 1) {
-        return;
+        return 0;
     }
 
     addr = PQhostaddr(conn->pg);
@@ -1498,21 +1499,37 @@ ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn)
     }
 
     /* not found (a socket path, say): one on from this attempt's first */
-    next = (i < nhosts) ? i + 1 : pool->start + 1;
-    next %= nhosts;
+    if (i == nhosts) {
+        i = pool->start % nhosts;
+    }
 
-    label = pool->names ? &conf->hosts[i < nhosts ? i : pool->start % nhosts]
-                             .label
-                        : &conf->labels[i < nhosts ? i : pool->start];
+    next = (i + 1) % nhosts;
+
+    if (pool->names) {
+        (void) ngx_vodlms_pg_names_label(pool->names, i, silent,
+                                         silent + sizeof(silent) - 1);
+        (void) ngx_vodlms_pg_names_label(pool->names, next, then,
+                                         then + sizeof(then) - 1);
+
+    } else {
+        (void) ngx_cpystrn(silent, conf->labels[i].data,
+                           ngx_min(conf->labels[i].len + 1, sizeof(silent)));
+        (void) ngx_cpystrn(then, conf->labels[next].data,
+                           ngx_min(conf->labels[next].len + 1, sizeof(then)));
+    }
 
     ngx_log_error(NGX_LOG_WARN, pool->log, 0,
-                  "vodlms: postgres %V: %V did not answer within %M ms, "
-                  "the next connect starts with %V", &conf->name, label,
-                  conf->connect_timeout,
-                  pool->names ? &conf->hosts[next].label
-                              : &conf->labels[next]);
+                  "vodlms: postgres %V: %s did not answer within %M ms, "
+                  "the next connect starts with %s", &conf->name, silent,
+                  conf->connect_timeout, then);
+
+    if (pool->start == next) {
+        return 0;
+    }
 
     pool->start = next;
+
+    return 1;
 }
 
 

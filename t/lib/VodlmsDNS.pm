@@ -8,6 +8,7 @@ package VodlmsDNS;
 #
 #   my $dns = VodlmsDNS->start(ttl => 1);
 #   $dns->set('redis.test' => '127.0.0.1');       # takes effect at once
+#   $dns->set('pg.test' => '127.0.0.3,127.0.0.1');   # several A records, in order
 #   "resolver 127.0.0.1:" . $dns->port . " ipv6=off;"
 #   $dns->queries('redis.test')                   # A queries answered so far
 #
@@ -109,8 +110,10 @@ sub _answer {
     if (!defined $ip) {
         $rcode = 3;                                   # NXDOMAIN
     } elsif ($qtype == 1) {
+        # "ip1,ip2": several A records, in this order
         push @answers, pack('n n n N n', 0xc00c, 1, 1, $self->{ttl}, 4)
-                     . pack('C4', split /\./, $ip);
+                     . pack('C4', split /\./, $_)
+            for split /,/, $ip;
         if (open my $log, '>>', "$self->{dir}/log") { print $log "$name\n" }
     }                                                 # AAAA etc.: no data
 
