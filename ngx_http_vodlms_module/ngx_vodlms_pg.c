@@ -134,6 +134,7 @@ struct ngx_vodlms_pg_conn_s {
     ngx_uint_t                  round;        /* the pool's, when opened */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    flushing:1;
+    unsigned                    rotated:1;    /* timed out, start moved on */
 };
 
 
@@ -1205,7 +1206,7 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     const char *reason)
 {
     u_char                 *p, *last;
-    ngx_uint_t              connecting, level;
+    ngx_uint_t              connecting, rotated, level;
     ngx_vodlms_pg_pool_t   *pool;
     ngx_vodlms_pg_query_t  *query;
 
@@ -1218,6 +1219,7 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     pool = conn->pool;
     query = conn->query;
     connecting = (conn->state == NGX_VODLMS_PG_CONNECTING);
+    rotated = conn->rotated;
 
     /* before PQfinish: reason may be PQerrorMessage's */
     last = buf + sizeof(buf) - 1;
@@ -1240,7 +1242,7 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
          * together: they count as one failure, not pool_size, so that
          * the back-off grows with time down, not with the load.
          */
-        if (conn->round == pool->round) {
+        if (conn->round == pool->round && !conn->rotated) {
             ngx_vodlms_pg_backoff(pool);
         }
     }
@@ -1298,6 +1300,22 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     }
 
     if (connecting) {
+        if (pool->nconns == 0 && rotated && pool->nwaiting
+            && (pool->fallback == NULL || pool->fallback->exiting))
+        {
+            /*
+             * One silent host, not the pool: the next connect starts after
+             * it, now, and the queries keep waiting within their timeout=
+             */
+            ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                           "vodlms pg: rotated, %V: %ui waiting go to the "
+                           "next host", &pool->conf->name, pool->nwaiting);
+
+            if (ngx_vodlms_pg_connect(pool) != NULL) {
+                return;
+            }
+        }
+
         if (pool->nconns == 0) {
             /* the server looks unreachable: fail fast (or fall back) */
             if (pool->fallback && !pool->fallback->exiting) {
@@ -1423,7 +1441,7 @@ ngx_vodlms_pg_connect_timeout(ngx_event_t *ev)
     ngx_snprintf(buf, sizeof(buf) - 1, "timed out after %M ms%Z",
                  conn->pool->conf->connect_timeout);
 
-    ngx_vodlms_pg_rotate(conn);
+    conn->rotated = ngx_vodlms_pg_rotate(conn);
 
     ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_TIMEOUT, (char *) buf);
 }
