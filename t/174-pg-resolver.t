@@ -35,6 +35,7 @@ use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IO::Handle;
+use IO::Socket::INET;
 use POSIX qw(_exit);
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -383,6 +384,35 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
        'the log says the lookup failed and which address is used');
     unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the log');
     ok($n->stop('QUIT'), 'graceful stop: the workers exit');
+}
+
+#---------------------------------------------------------------------------
+# A fast stop (nginx -s stop) of a worker that never connected to a name:
+# its exit flush must not hand libpq the bare name (a blocking lookup)
+#---------------------------------------------------------------------------
+
+{
+    # a DNS server that never answers: pg-exit.test never resolves, and
+    # nginx -t could not resolve it either
+    my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
+        or die "udp: $!";
+    my $sp = $silent->sockport;
+    # the checks read from B (an address); the flushes wait for the name
+    my $n = node('exit', "    resolver 127.0.0.1:$sp ipv6=off;\n    resolver_timeout 30s;\n"
+        . "    vodlms_pg \"host=pg-exit.test port=$pgport user=postgres dbname=vodlms\" resolve;\n"
+        . "    vodlms_pg_replica \"host=127.0.0.2 port=$pgport user=postgres dbname=vodlms\";", 1);
+    my $res = $http->post("http://127.0.0.1:$n->{port}/api/videos/intro-ready/progress", {
+        headers => { Cookie => 'session=t174-alice', 'Content-Type' => 'text/plain' },
+        content => '{"videoId":"intro-ready","currentTime":500.0,"duration":634.5}',
+    });
+    is($res->{status}, 204, 'a beacon is acknowledged (the check read from the replica)');
+    sleep 0.5;    # a flush is under way, waiting for the name
+    $n->stop('TERM');
+    like($n->log, qr/no address known: this worker never connected, and postgres host "pg-exit\.test" could not be resolved/,
+         'the exit flush of a worker that never connected skips the name nginx -t could not resolve');
+    unlike($n->log, qr/could not translate host name/, 'libpq was not given the name to look up (a blocking call)');
+    like($n->log, qr/\[alert\] .*fast shutdown with 1 acknowledged entries not confirmed written/,
+         'and says what it did not write');
 }
 
 done_testing();
