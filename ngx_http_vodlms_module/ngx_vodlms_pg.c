@@ -16,9 +16,11 @@
  *   number: the socket's inode tells, and the new one is wrapped afresh.
  *   Host names are resolved at nginx -t into hostaddr, since libpq would
  *   resolve them with a blocking getaddrinfo; with a "resolver" at the
- *   http{} level, before the connect instead (ngx_vodlms_pg_names.c): no
- *   connect starts until the addresses are known, the queries wait for it
- *   in the FIFO, and a name that moved ends the back-off.
+ *   http{} level, before the connect instead (ngx_vodlms_pg_names.c): a
+ *   name never resolved holds the connects (the queries wait in the FIFO),
+ *   a known name whose answer expired does not (its last addresses serve
+ *   while the lookup runs), and a name that moved ends the back-off.
+ *   The connect timer is cancelable: a graceful stop does not wait for it.
  * - Sockets are watched level-triggered, and only in the direction libpq
  *   wants: a level-triggered write interest on a writable socket would spin.
  *   Idle connections keep read interest, so a server that goes away is seen
@@ -39,7 +41,8 @@
  *   standbys.  Our connect timer covers the whole attempt, so one silent
  *   host would time out every attempt from the first host on: after a
  *   timeout the next attempt starts with the host after the silent one
- *   (conf->rotations).  A server that answers SQLSTATE 25006 (read-only
+ *   (conf->rotations, or the names' slots), at once for the queries
+ *   waiting.  A server that answers SQLSTATE 25006 (read-only
  *   transaction: an old primary back as a standby, or fenced) had no
  *   effect from the statement: every connection opened before it is
  *   retired, and the query is tried once more on a fresh connection.
