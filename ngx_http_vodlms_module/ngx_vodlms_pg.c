@@ -217,6 +217,7 @@ static ngx_int_t ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn);
 static ngx_int_t ngx_vodlms_pg_send(ngx_vodlms_pg_conn_t *conn);
 static ngx_int_t ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn,
     ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+static ngx_int_t ngx_vodlms_pg_release(ngx_vodlms_pg_conn_t *conn);
 static ngx_int_t ngx_vodlms_pg_next(ngx_vodlms_pg_conn_t *conn);
 static void ngx_vodlms_pg_notice(void *arg, const char *message);
 #if (NGX_OPENSSL)
@@ -2009,6 +2010,29 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
         return ngx_vodlms_pg_read_only(conn, res, (char *) buf);
     }
 
+    if (sqlstate
+        && (ngx_strcmp(sqlstate, "40001") == 0
+            || ngx_strcmp(sqlstate, "57014") == 0)
+        && ngx_vodlms_pg_may_move(query))
+    {
+        /*
+         * A replica cancelled the read (a conflict with recovery, its
+         * statement_timeout): it had no effect, the primary answers it
+         */
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                      "vodlms: %s, the read goes to %V", buf,
+                      &pool->fallback->conf->name);
+
+        PQclear(res);
+
+        conn->query = NULL;
+        query->conn = NULL;
+
+        ngx_vodlms_pg_move(query);
+
+        return ngx_vodlms_pg_release(conn);
+    }
+
     /* a refusal comes with its result, for the caller's SQLSTATE */
     if (ngx_vodlms_pg_refusal(res)) {
         return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_REFUSED, res,
@@ -2202,6 +2226,15 @@ ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
         PQclear(res);
     }
 
+    return ngx_vodlms_pg_release(conn);
+}
+
+
+/* a connection whose query is over: idle again, or closed if unfit */
+
+static ngx_int_t
+ngx_vodlms_pg_release(ngx_vodlms_pg_conn_t *conn)
+{
     /* a pooled connection must come back clean, e.g. after a lone BEGIN */
 
     if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {

@@ -17,7 +17,9 @@
 #   (d) a first host that never answers (a blackhole) does not stop the
 #       pool from reaching the second, and costs no request;
 #   (e) a graceful stop (QUIT) does not wait for a connect to a silent
-#       replica (connect_timeout=60s).
+#       replica (connect_timeout=60s);
+#   (f) a read the replica cancels (57014, 40001) is answered by the
+#       primary.
 # Every node is stopped with QUIT, and its workers must exit by themselves.
 # The static file is served throughout.  Failed requests and seconds to
 # recover are printed (diag) and written up in docs/operations.md; the
@@ -464,6 +466,33 @@ my $pc = start_pg_replica($pb);
     my $t0 = time;
     ok($n->stop('QUIT'), 'graceful stop with a connect to a silent replica under way: the workers exit');
     diag(sprintf '(e) the graceful stop took %.2f s (connect_timeout=60s)', time - $t0);
+}
+
+#---------------------------------------------------------------------------
+# (f) the replica cancels a read (SQLSTATE 57014, its statement_timeout;
+#     a conflict with recovery would be 40001): the primary answers it
+#---------------------------------------------------------------------------
+
+{
+    # the same server as both pools: only the replica's has a statement
+    # timeout shorter than the (sleeping) enrollment query
+    my $conn = 'host=127.0.0.1 port=' . $pc->port . ' user=postgres dbname=vodlms';
+    my $n = node('f', qq{    vodlms_pg "$conn";\n}
+                    . qq{    vodlms_pg_replica "$conn options='-c statement_timeout=50'";\n}
+                    . q{    vodlms_enrollment_query "SELECT $1::text AS id, 'ready' AS status, }
+                    . q{($2::text <> '') AS allowed FROM pg_sleep(0.2)" $vodlms_video_id $vodlms_user_id;});
+    my $http = HTTP::Tiny->new(timeout => 10);
+    my %status;
+    for (1 .. 4) {
+        my $res = $http->get("http://127.0.0.1:$n->{port}/videos/intro-ready/meta",
+                             { headers => { Cookie => 'session=t173-alice' } });
+        $status{$res->{status}}++;
+    }
+    diag('(f) a read the replica cancels: ' . join ', ', map { "$status{$_} x $_" } sort keys %status);
+    is($status{200} || 0, 4, 'a read the replica cancelled (statement_timeout) is answered by the primary');
+    like($n->log, qr/\[info\] .*ERROR 57014: canceling statement due to statement timeout, the read goes to 127\.0\.0\.1:\d+\/vodlms/,
+         'the cancelled read and where it went are logged');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
 }
 
 done_testing();
