@@ -16,9 +16,11 @@
  *   number: the socket's inode tells, and the new one is wrapped afresh.
  *   Host names are resolved at nginx -t into hostaddr, since libpq would
  *   resolve them with a blocking getaddrinfo; with a "resolver" at the
- *   http{} level, before the connect instead (ngx_vodlms_pg_names.c): no
- *   connect starts until the addresses are known, the queries wait for it
- *   in the FIFO, and a name that moved ends the back-off.
+ *   http{} level, before the connect instead (ngx_vodlms_pg_names.c): a
+ *   name never resolved holds the connects (the queries wait in the FIFO),
+ *   a known name whose answer expired does not (its last addresses serve
+ *   while the lookup runs), and a name that moved ends the back-off.
+ *   The connect timer is cancelable: a graceful stop does not wait for it.
  * - Sockets are watched level-triggered, and only in the direction libpq
  *   wants: a level-triggered write interest on a writable socket would spin.
  *   Idle connections keep read interest, so a server that goes away is seen
@@ -39,7 +41,8 @@
  *   standbys.  Our connect timer covers the whole attempt, so one silent
  *   host would time out every attempt from the first host on: after a
  *   timeout the next attempt starts with the host after the silent one
- *   (conf->rotations).  A server that answers SQLSTATE 25006 (read-only
+ *   (conf->rotations, or the names' slots), at once for the queries
+ *   waiting.  A server that answers SQLSTATE 25006 (read-only
  *   transaction: an old primary back as a standby, or fenced) had no
  *   effect from the statement: every connection opened before it is
  *   retired, and the query is tried once more on a fresh connection.
@@ -134,6 +137,7 @@ struct ngx_vodlms_pg_conn_s {
     ngx_uint_t                  round;        /* the pool's, when opened */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    flushing:1;
+    unsigned                    rotated:1;    /* timed out, start moved on */
 };
 
 
@@ -171,7 +175,7 @@ static void ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool,
     const char *why);
 static void ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool);
-static void ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
+static ngx_uint_t ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
 static void ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool);
 static const char **ngx_vodlms_pg_resolve(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_resolved(void *data, ngx_uint_t moved,
@@ -213,6 +217,7 @@ static ngx_int_t ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn);
 static ngx_int_t ngx_vodlms_pg_send(ngx_vodlms_pg_conn_t *conn);
 static ngx_int_t ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn,
     ngx_vodlms_pg_status_e status, PGresult *res, const char *reason);
+static ngx_int_t ngx_vodlms_pg_release(ngx_vodlms_pg_conn_t *conn);
 static ngx_int_t ngx_vodlms_pg_next(ngx_vodlms_pg_conn_t *conn);
 static void ngx_vodlms_pg_notice(void *arg, const char *message);
 #if (NGX_OPENSSL)
@@ -901,6 +906,12 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
     conn->timer.data = conn;
     conn->timer.log = pool->log;
 
+    /*
+     * A graceful stop does not wait for a silent server's connect_timeout:
+     * pool_destroy() closes the connect (a query keeps its own timer).
+     */
+    conn->timer.cancelable = 1;
+
     ngx_queue_insert_tail(&pool->conns, &conn->queue);
     pool->nconns++;
     pool->nconnecting++;
@@ -977,8 +988,7 @@ ngx_vodlms_pg_resolve(ngx_vodlms_pg_pool_t *pool)
         return NULL;
     }
 
-    return ngx_vodlms_pg_names_values(pool->names,
-                                      pool->start % pool->conf->nnames);
+    return ngx_vodlms_pg_names_values(pool->names, pool->start);
 }
 
 
@@ -1200,7 +1210,7 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     const char *reason)
 {
     u_char                 *p, *last;
-    ngx_uint_t              connecting, level;
+    ngx_uint_t              connecting, rotated, level;
     ngx_vodlms_pg_pool_t   *pool;
     ngx_vodlms_pg_query_t  *query;
 
@@ -1213,6 +1223,7 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     pool = conn->pool;
     query = conn->query;
     connecting = (conn->state == NGX_VODLMS_PG_CONNECTING);
+    rotated = conn->rotated;
 
     /* before PQfinish: reason may be PQerrorMessage's */
     last = buf + sizeof(buf) - 1;
@@ -1235,7 +1246,7 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
          * together: they count as one failure, not pool_size, so that
          * the back-off grows with time down, not with the load.
          */
-        if (conn->round == pool->round) {
+        if (conn->round == pool->round && !conn->rotated) {
             ngx_vodlms_pg_backoff(pool);
         }
     }
@@ -1293,6 +1304,22 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
     }
 
     if (connecting) {
+        if (pool->nconns == 0 && rotated && pool->nwaiting
+            && (pool->fallback == NULL || pool->fallback->exiting))
+        {
+            /*
+             * One silent host, not the pool: the next connect starts after
+             * it, now, and the queries keep waiting within their timeout=
+             */
+            ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                           "vodlms pg: rotated, %V: %ui waiting go to the "
+                           "next host", &pool->conf->name, pool->nwaiting);
+
+            if (ngx_vodlms_pg_connect(pool) != NULL) {
+                return;
+            }
+        }
+
         if (pool->nconns == 0) {
             /* the server looks unreachable: fail fast (or fall back) */
             if (pool->fallback && !pool->fallback->exiting) {
@@ -1418,7 +1445,7 @@ ngx_vodlms_pg_connect_timeout(ngx_event_t *ev)
     ngx_snprintf(buf, sizeof(buf) - 1, "timed out after %M ms%Z",
                  conn->pool->conf->connect_timeout);
 
-    ngx_vodlms_pg_rotate(conn);
+    conn->rotated = ngx_vodlms_pg_rotate(conn);
 
     ngx_vodlms_pg_fail(conn, NGX_VODLMS_PG_TIMEOUT, (char *) buf);
 }
@@ -1449,25 +1476,27 @@ ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool)
  * with the host after the one this attempt was waiting for.
  */
 
-static void
+static ngx_uint_t
 ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn)
 {
     char                  *addr, *port;
     size_t                 len;
     ngx_int_t              n, found;
-    ngx_str_t             *label;
     ngx_uint_t             i, next, nhosts;
     ngx_vodlms_pg_pool_t  *pool;
     ngx_vodlms_pg_conf_t  *conf;
 
+    u_char  silent[NGX_VODLMS_PG_REASON_LEN], then[NGX_VODLMS_PG_REASON_LEN];
+
     pool = conn->pool;
     conf = pool->conf;
 
-    /* with names resolved at run time: the hosts as written */
-    nhosts = pool->names ? conf->nnames : conf->nhosts;
+    /* with names resolved at run time: one slot per address known */
+    nhosts = pool->names ? ngx_vodlms_pg_names_slots(pool->names)
+                         : conf->nhosts;
 
     if (nhosts <= 1) {
-        return;
+        return 0;
     }
 
     addr = PQhostaddr(conn->pg);
@@ -1492,21 +1521,37 @@ ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn)
     }
 
     /* not found (a socket path, say): one on from this attempt's first */
-    next = (i < nhosts) ? i + 1 : pool->start + 1;
-    next %= nhosts;
+    if (i == nhosts) {
+        i = pool->start % nhosts;
+    }
 
-    label = pool->names ? &conf->hosts[i < nhosts ? i : pool->start % nhosts]
-                             .label
-                        : &conf->labels[i < nhosts ? i : pool->start];
+    next = (i + 1) % nhosts;
+
+    if (pool->names) {
+        (void) ngx_vodlms_pg_names_label(pool->names, i, silent,
+                                         silent + sizeof(silent) - 1);
+        (void) ngx_vodlms_pg_names_label(pool->names, next, then,
+                                         then + sizeof(then) - 1);
+
+    } else {
+        (void) ngx_cpystrn(silent, conf->labels[i].data,
+                           ngx_min(conf->labels[i].len + 1, sizeof(silent)));
+        (void) ngx_cpystrn(then, conf->labels[next].data,
+                           ngx_min(conf->labels[next].len + 1, sizeof(then)));
+    }
 
     ngx_log_error(NGX_LOG_WARN, pool->log, 0,
-                  "vodlms: postgres %V: %V did not answer within %M ms, "
-                  "the next connect starts with %V", &conf->name, label,
-                  conf->connect_timeout,
-                  pool->names ? &conf->hosts[next].label
-                              : &conf->labels[next]);
+                  "vodlms: postgres %V: %s did not answer within %M ms, "
+                  "the next connect starts with %s", &conf->name, silent,
+                  conf->connect_timeout, then);
+
+    if (pool->start == next) {
+        return 0;
+    }
 
     pool->start = next;
+
+    return 1;
 }
 
 
@@ -1965,6 +2010,29 @@ ngx_vodlms_pg_step_done(ngx_vodlms_pg_conn_t *conn)
         return ngx_vodlms_pg_read_only(conn, res, (char *) buf);
     }
 
+    if (sqlstate
+        && (ngx_strcmp(sqlstate, "40001") == 0
+            || ngx_strcmp(sqlstate, "57014") == 0)
+        && ngx_vodlms_pg_may_move(query))
+    {
+        /*
+         * A replica cancelled the read (a conflict with recovery, its
+         * statement_timeout): it had no effect, the primary answers it
+         */
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                      "vodlms: %s, the read goes to %V", buf,
+                      &pool->fallback->conf->name);
+
+        PQclear(res);
+
+        conn->query = NULL;
+        query->conn = NULL;
+
+        ngx_vodlms_pg_move(query);
+
+        return ngx_vodlms_pg_release(conn);
+    }
+
     /* a refusal comes with its result, for the caller's SQLSTATE */
     if (ngx_vodlms_pg_refusal(res)) {
         return ngx_vodlms_pg_done(conn, NGX_VODLMS_PG_REFUSED, res,
@@ -2158,6 +2226,15 @@ ngx_vodlms_pg_done(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
         PQclear(res);
     }
 
+    return ngx_vodlms_pg_release(conn);
+}
+
+
+/* a connection whose query is over: idle again, or closed if unfit */
+
+static ngx_int_t
+ngx_vodlms_pg_release(ngx_vodlms_pg_conn_t *conn)
+{
     /* a pooled connection must come back clean, e.g. after a lone BEGIN */
 
     if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {

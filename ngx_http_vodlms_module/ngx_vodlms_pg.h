@@ -143,7 +143,10 @@ void ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool);
  * would): when the pool is in back-off, when its connect fails or times
  * out, when its connection is lost under a query, or when the query's
  * timer runs out on it (a silent or overloaded replica), each query once,
- * with fallback's timeout= afresh.  An SQL error is answered as it is.
+ * with fallback's timeout= afresh.  So is a read the pool's server
+ * cancelled (SQLSTATE 40001, a conflict with recovery; 57014, its
+ * statement_timeout): it had no effect.  Other SQL errors are answered as
+ * they are.
  * While the pool is down (its connects fail), queries go straight to
  * fallback and the pool reconnects on its own (back-off permitting); the
  * first good connect takes reads back.  Both transitions are logged once

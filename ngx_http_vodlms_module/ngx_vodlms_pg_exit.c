@@ -84,6 +84,16 @@ ngx_vodlms_pg_exec_blocking(ngx_vodlms_pg_conf_t *pcf, ngx_log_t *log,
     if (pcf->live_values) {
         pg = PQconnectStartParams(pcf->rt_keywords, pcf->live_values, 0);
 
+    } else if (pcf->resolver && pcf->unresolved.len) {
+        /*
+         * A worker that never connected, and a name nginx -t could not
+         * resolve: libpq would look it up with a blocking getaddrinfo()
+         */
+        status = NGX_VODLMS_PG_DOWN;
+        p = ngx_slprintf(p, last, "no address known: this worker never "
+                         "connected, and %V", &pcf->unresolved);
+        goto done;
+
     } else {
         pg = PQconnectStartParams(pcf->keywords, pcf->values, 0);
     }

@@ -57,21 +57,37 @@ ngx_vodlms_pg_names_t *ngx_vodlms_pg_names_create(ngx_cycle_t *cycle,
     ngx_vodlms_pg_conf_t *conf, ngx_vodlms_pg_names_pt handler, void *data);
 
 /*
- * Before a connect: NGX_OK, every name has a fresh address (or the last
- * known one, if asking again failed); NGX_AGAIN, lookups are under way and
- * the handler follows; NGX_ERROR, no host has an address (*err says why).
- * *moved: an address changed in a round that ended here.
+ * Before a connect: NGX_OK, the connect may start with the addresses
+ * known (fresh, or the last known ones while a lookup refreshes them, or
+ * after asking again failed); NGX_AGAIN, a name never resolved is being
+ * looked up and the handler follows; NGX_ERROR, no host has an address
+ * (*err says why).  *moved: a set of addresses changed in a round that
+ * ended here.  The handler also follows lookups that refresh stale names
+ * under way when NGX_OK is returned.
  */
 ngx_int_t ngx_vodlms_pg_names_fresh(ngx_vodlms_pg_names_t *nm,
     ngx_uint_t *moved, const char **err);
 
-/* the values for PQconnectStartParams (conf->rt_keywords), hosts from start */
+/*
+ * The hosts of a connect are slots, one per known address of each name
+ * (a name with several addresses is repeated): how many there are now.
+ */
+ngx_uint_t ngx_vodlms_pg_names_slots(ngx_vodlms_pg_names_t *nm);
+
+/*
+ * the values for PQconnectStartParams (conf->rt_keywords), the slots from
+ * start (modulo their number)
+ */
 const char **ngx_vodlms_pg_names_values(ngx_vodlms_pg_names_t *nm,
     ngx_uint_t start);
 
-/* the index in conf->hosts of the host with this address, or -1 */
+/* the slot with this address and port, or -1 */
 ngx_int_t ngx_vodlms_pg_names_find(ngx_vodlms_pg_names_t *nm,
     const char *addr, ngx_uint_t port);
+
+/* a slot for a log line: "host:port (address)", NUL-ended in buf */
+u_char *ngx_vodlms_pg_names_label(ngx_vodlms_pg_names_t *nm,
+    ngx_uint_t slot, u_char *buf, u_char *last);
 
 /* drops the lookups in flight: their handler will not run */
 void ngx_vodlms_pg_names_cancel(ngx_vodlms_pg_names_t *nm);

@@ -7,25 +7,29 @@
  * - When: before a connect (ngx_vodlms_pg_names_fresh()), for each name
  *   whose answer is no longer fresh (its TTL, or the resolver's "valid=").
  *   nginx's resolver caches answers for as long, so the names are asked
- *   again only when nginx would ask the DNS server again.  While a lookup
- *   is under way, no connect starts: the pool's queries wait in its FIFO
- *   within their own timeout=.
+ *   again only when nginx would ask the DNS server again.  A name never
+ *   resolved holds the connect: the pool's queries wait in its FIFO within
+ *   their own timeout=.  A name with a known address does not: the
+ *   connect goes to the last known addresses at once while the lookup runs
+ *   (stale while refreshing), so a slow or dead DNS server costs no
+ *   request; a changed answer then goes through the pool's "moved".
  * - What libpq gets: host as written (TLS verify-full and libpq's messages
  *   use it) and hostaddr the address found, so that PQconnectPoll never
  *   calls getaddrinfo().  Socket directories and numeric hosts go as they
  *   are, without a lookup.
- * - A name with several addresses: the first of nginx's answer.  nginx
- *   rotates a cached answer on every lookup, so connects spread over the
- *   addresses (an Aurora reader endpoint) as nginx's own upstreams do, and
- *   the hosts of the conninfo stay the hosts libpq tries in turn, which
- *   the pool's rotation past a silent host counts on.  (At nginx -t, with
- *   no resolver, each address becomes a host instead: that list is fixed
- *   until a reload, so it must hold them all.)
- * - A lookup that fails keeps the last known address, asked again a
+ * - A name with several addresses: every one (up to
+ *   NGX_VODLMS_RESOLVE_MAX_ADDRS), each its own host of the conninfo with
+ *   the name repeated, as at nginx -t.  libpq tries them in turn, so a
+ *   dead first address costs one refused connect, not the request; a
+ *   silent one is rotated past as any silent host (ngx_vodlms_pg.c).
+ *   Connections go to the first address that answers: this is failover,
+ *   not load balancing.  nginx may return the addresses in another order
+ *   on the next lookup; only a change of the set counts as a move.
+ * - A lookup that fails keeps the last known addresses, asked again a
  *   second later; a name never resolved leaves its host out of the connect,
  *   and with no host left the pool fails its waiting queries (503).
- * - An address that changed is logged, and the pool ends its back-off and
- *   closes its idle connections (ngx_vodlms_pg.c).
+ * - A set of addresses that changed is logged, and the pool ends its
+ *   back-off and closes its idle connections (ngx_vodlms_pg.c).
  */
 
 #include <ngx_config.h>
@@ -40,9 +44,11 @@ typedef struct {
     ngx_vodlms_pg_names_t      *names;
     ngx_vodlms_pg_host_t       *host;
     time_t                      valid;        /* fresh up to this second */
-    size_t                      len;
-    u_char                      addr[NGX_SOCKADDR_STRLEN + 1];
-    unsigned                    known:1;      /* addr holds an address */
+    ngx_uint_t                  naddrs;
+    size_t                      lens[NGX_VODLMS_RESOLVE_MAX_ADDRS];
+    u_char                      addrs[NGX_VODLMS_RESOLVE_MAX_ADDRS]
+                                     [NGX_SOCKADDR_STRLEN + 1];
+    unsigned                    known:1;      /* addrs hold addresses */
     unsigned                    asking:1;
 } ngx_vodlms_pg_name_t;
 
@@ -67,6 +73,12 @@ struct ngx_vodlms_pg_names_s {
 static void ngx_vodlms_pg_names_answer(ngx_vodlms_resolve_t *rs,
     ngx_addr_t *addrs, ngx_uint_t naddrs, time_t valid, const char *err);
 static ngx_uint_t ngx_vodlms_pg_names_usable(ngx_vodlms_pg_names_t *nm);
+static ngx_uint_t ngx_vodlms_pg_names_has(ngx_vodlms_pg_name_t *item,
+    ngx_addr_t *addr);
+static u_char *ngx_vodlms_pg_names_list(ngx_vodlms_pg_name_t *item,
+    u_char *buf, u_char *last);
+static ngx_vodlms_pg_name_t *ngx_vodlms_pg_names_at(ngx_vodlms_pg_names_t *nm,
+    ngx_uint_t slot, ngx_uint_t *addr);
 
 
 ngx_vodlms_pg_names_t *
@@ -74,7 +86,7 @@ ngx_vodlms_pg_names_create(ngx_cycle_t *cycle, ngx_vodlms_pg_conf_t *conf,
     ngx_vodlms_pg_names_pt handler, void *data)
 {
     size_t                  hlen;
-    ngx_uint_t              i, n, k;
+    ngx_uint_t              i, n, k, m;
     ngx_vodlms_pg_name_t   *item;
     ngx_vodlms_pg_names_t  *nm;
 
@@ -108,9 +120,11 @@ ngx_vodlms_pg_names_create(ngx_cycle_t *cycle, ngx_vodlms_pg_conf_t *conf,
     }
 
     /* the lists, rebuilt per connect in place: no memory grows */
-    nm->hostbuf = ngx_pnalloc(cycle->pool, hlen + 1);
-    nm->addrbuf = ngx_pnalloc(cycle->pool, n * (NGX_SOCKADDR_STRLEN + 1) + 1);
-    nm->portbuf = ngx_pnalloc(cycle->pool, n * 6 + 1);
+    m = NGX_VODLMS_RESOLVE_MAX_ADDRS;
+    nm->hostbuf = ngx_pnalloc(cycle->pool, m * hlen + 1);
+    nm->addrbuf = ngx_pnalloc(cycle->pool,
+                              m * n * (NGX_SOCKADDR_STRLEN + 1) + 1);
+    nm->portbuf = ngx_pnalloc(cycle->pool, m * n * 6 + 1);
     if (nm->hostbuf == NULL || nm->addrbuf == NULL || nm->portbuf == NULL) {
         return NULL;
     }
@@ -137,11 +151,13 @@ ngx_vodlms_pg_names_create(ngx_cycle_t *cycle, ngx_vodlms_pg_conf_t *conf,
             if (item->host->name.data[0] != '/'
                 && item->host->name.data[0] != '@')
             {
-                item->len = ngx_min(item->host->name.len,
-                                    NGX_SOCKADDR_STRLEN);
-                ngx_memcpy(item->addr, item->host->name.data, item->len);
+                item->lens[0] = ngx_min(item->host->name.len,
+                                        NGX_SOCKADDR_STRLEN);
+                ngx_memcpy(item->addrs[0], item->host->name.data,
+                           item->lens[0]);
             }
 
+            item->naddrs = 1;
             item->known = 1;
             item->valid = NGX_MAX_TIME_T_VALUE;
         }
@@ -156,24 +172,19 @@ ngx_vodlms_pg_names_fresh(ngx_vodlms_pg_names_t *nm, ngx_uint_t *moved,
     const char **err)
 {
     time_t                 now;
-    ngx_uint_t             i;
+    ngx_uint_t             i, waits;
     ngx_vodlms_pg_name_t  *item;
 
     *moved = 0;
     *err = nm->err;
 
-    if (nm->asking) {
-        return NGX_AGAIN;
-    }
-
     now = ngx_time();
-    nm->moved = 0;
     nm->inside = 1;
 
     for (i = 0; i < nm->conf->nnames; i++) {
         item = &nm->items[i];
 
-        if (now <= item->valid) {
+        if (item->asking || now <= item->valid) {
             continue;
         }
 
@@ -196,11 +207,30 @@ ngx_vodlms_pg_names_fresh(ngx_vodlms_pg_names_t *nm, ngx_uint_t *moved,
 
     nm->inside = 0;
 
-    if (nm->asking) {
-        return NGX_AGAIN;
+    /* only a name never resolved holds the connect; the others are stale */
+    waits = 0;
+
+    for (i = 0; i < nm->conf->nnames; i++) {
+        if (nm->items[i].asking && !nm->items[i].known) {
+            waits = 1;
+        }
     }
 
-    *moved = nm->moved;
+    if (nm->asking == 0) {
+        /* the round ended in here: no handler call follows */
+        *moved = nm->moved;
+        nm->moved = 0;
+
+    } else if (!waits) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, nm->log, 0,
+                       "vodlms pg: resolve, %V: %ui lookups under way, "
+                       "connecting to the last known addresses",
+                       &nm->conf->name, nm->asking);
+    }
+
+    if (waits) {
+        return NGX_AGAIN;
+    }
 
     return ngx_vodlms_pg_names_usable(nm) ? NGX_OK : NGX_ERROR;
 }
@@ -212,10 +242,13 @@ ngx_vodlms_pg_names_answer(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
 {
     ngx_vodlms_pg_name_t   *item = rs->data;
 
-    size_t                  len;
+    u_char                 *p, *last;
+    ngx_uint_t              i, moved;
     ngx_vodlms_pg_names_t  *nm;
 
-    u_char  addr[NGX_SOCKADDR_STRLEN + 1], why[NGX_VODLMS_PG_REASON_LEN];
+    u_char  why[NGX_VODLMS_PG_REASON_LEN];
+    u_char  was[NGX_VODLMS_RESOLVE_MAX_ADDRS * (NGX_SOCKADDR_STRLEN + 1)];
+    u_char  now[NGX_VODLMS_RESOLVE_MAX_ADDRS * (NGX_SOCKADDR_STRLEN + 1)];
 
     static ngx_str_t  empty = ngx_null_string;
 
@@ -241,7 +274,8 @@ ngx_vodlms_pg_names_answer(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
             ngx_log_error(NGX_LOG_WARN, nm->log, 0,
                           "vodlms: postgres %V: %s, connecting to the last "
                           "known address %s", &nm->conf->name, why,
-                          item->addr);
+                          ngx_vodlms_pg_names_list(item, was,
+                                                   was + sizeof(was) - 1));
 
         } else {
             ngx_cpystrn((u_char *) nm->err, why, sizeof(nm->err));
@@ -252,28 +286,46 @@ ngx_vodlms_pg_names_answer(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
         }
 
     } else {
-        /* without a port, IPv6 addresses come without brackets */
-        len = ngx_sock_ntop(addrs[0].sockaddr, addrs[0].socklen, addr,
-                            NGX_SOCKADDR_STRLEN, 0);
-        addr[len] = '\0';
+        naddrs = ngx_min(naddrs, NGX_VODLMS_RESOLVE_MAX_ADDRS);
 
-        if (!item->known || len != item->len
-            || ngx_memcmp(addr, item->addr, len) != 0)
-        {
+        /* the same set in another order (nginx rotates answers): no move */
+        moved = !item->known || naddrs != item->naddrs;
+
+        for (i = 0; !moved && i < naddrs; i++) {
+            moved = !ngx_vodlms_pg_names_has(item, &addrs[i]);
+        }
+
+        if (moved && item->known) {
+            (void) ngx_vodlms_pg_names_list(item, was, was + sizeof(was) - 1);
+        }
+
+        /* the order of this answer: the next connects try them so */
+        for (i = 0; i < naddrs; i++) {
+            /* without a port, IPv6 addresses come without brackets */
+            item->lens[i] = ngx_sock_ntop(addrs[i].sockaddr, addrs[i].socklen,
+                                          item->addrs[i], NGX_SOCKADDR_STRLEN,
+                                          0);
+            item->addrs[i][item->lens[i]] = '\0';
+        }
+
+        item->naddrs = naddrs;
+
+        if (moved) {
+            last = now + sizeof(now) - 1;
+            p = ngx_vodlms_pg_names_list(item, now, last);
+
             if (item->known) {
                 ngx_log_error(NGX_LOG_NOTICE, nm->log, 0,
                               "vodlms: postgres %V: host \"%V\" moved from "
                               "%s to %s", &nm->conf->name, &item->host->name,
-                              item->addr, addr);
+                              was, p);
 
             } else {
                 ngx_log_debug3(NGX_LOG_DEBUG_EVENT, nm->log, 0,
                                "vodlms pg: resolved, %V: host \"%V\" is %s",
-                               &nm->conf->name, &item->host->name, addr);
+                               &nm->conf->name, &item->host->name, p);
             }
 
-            ngx_memcpy(item->addr, addr, len + 1);
-            item->len = len;
             item->known = 1;
             nm->moved = 1;
         }
@@ -283,8 +335,57 @@ ngx_vodlms_pg_names_answer(ngx_vodlms_resolve_t *rs, ngx_addr_t *addrs,
         return;
     }
 
-    nm->handler(nm->data, nm->moved,
+    moved = nm->moved;
+    nm->moved = 0;
+
+    nm->handler(nm->data, moved,
                 ngx_vodlms_pg_names_usable(nm) ? NULL : nm->err);
+}
+
+
+/* is addr one of the item's addresses? */
+
+static ngx_uint_t
+ngx_vodlms_pg_names_has(ngx_vodlms_pg_name_t *item, ngx_addr_t *addr)
+{
+    size_t      len;
+    ngx_uint_t  i;
+    u_char      text[NGX_SOCKADDR_STRLEN + 1];
+
+    len = ngx_sock_ntop(addr->sockaddr, addr->socklen, text,
+                        NGX_SOCKADDR_STRLEN, 0);
+
+    for (i = 0; i < item->naddrs; i++) {
+        if (item->lens[i] == len
+            && ngx_memcmp(item->addrs[i], text, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the item's addresses as "a1,a2", NUL-ended, for a log line */
+
+static u_char *
+ngx_vodlms_pg_names_list(ngx_vodlms_pg_name_t *item, u_char *buf,
+    u_char *last)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    p = buf;
+
+    for (i = 0; i < item->naddrs; i++) {
+        p = ngx_slprintf(p, last, "%s%*s", i ? "," : "", item->lens[i],
+                         item->addrs[i]);
+    }
+
+    *p = '\0';
+
+    return buf;
 }
 
 
@@ -303,38 +404,80 @@ ngx_vodlms_pg_names_usable(ngx_vodlms_pg_names_t *nm)
 }
 
 
-const char **
-ngx_vodlms_pg_names_values(ngx_vodlms_pg_names_t *nm, ngx_uint_t start)
+/*
+ * The hosts of a connect are slots: every known address of every name, in
+ * the order of the conninfo, each name's addresses in the order of its
+ * last answer.  The pool's rotation counts in slots.
+ */
+
+ngx_uint_t
+ngx_vodlms_pg_names_slots(ngx_vodlms_pg_names_t *nm)
 {
-    u_char                *hp, *ap, *pp;
-    ngx_uint_t             i, k, n, first;
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < nm->conf->nnames; i++) {
+        if (nm->items[i].known) {
+            n += nm->items[i].naddrs;
+        }
+    }
+
+    return n;
+}
+
+
+static ngx_vodlms_pg_name_t *
+ngx_vodlms_pg_names_at(ngx_vodlms_pg_names_t *nm, ngx_uint_t slot,
+    ngx_uint_t *addr)
+{
+    ngx_uint_t             i;
     ngx_vodlms_pg_name_t  *item;
 
-    n = nm->conf->nnames;
+    for (i = 0; i < nm->conf->nnames; i++) {
+        item = &nm->items[i];
 
-    hp = nm->hostbuf;
-    ap = nm->addrbuf;
-    pp = nm->portbuf;
-    first = 1;
-
-    for (k = 0; k < n; k++) {
-        item = &nm->items[(start + k) % n];
-
-        /* a name never resolved is left out: libpq would look it up */
         if (!item->known) {
             continue;
         }
 
-        if (!first) {
+        if (slot < item->naddrs) {
+            *addr = slot;
+            return item;
+        }
+
+        slot -= item->naddrs;
+    }
+
+    return NULL;
+}
+
+
+const char **
+ngx_vodlms_pg_names_values(ngx_vodlms_pg_names_t *nm, ngx_uint_t start)
+{
+    u_char                *hp, *ap, *pp;
+    ngx_uint_t             i, j, k, n;
+    ngx_vodlms_pg_name_t  *item;
+
+    n = ngx_vodlms_pg_names_slots(nm);
+
+    hp = nm->hostbuf;
+    ap = nm->addrbuf;
+    pp = nm->portbuf;
+
+    /* a name never resolved is left out: libpq would look it up */
+    for (k = 0; k < n; k++) {
+        item = ngx_vodlms_pg_names_at(nm, (start + k) % n, &j);
+
+        if (k) {
             *hp++ = ',';
             *ap++ = ',';
             *pp++ = ',';
         }
 
-        first = 0;
-
         hp = ngx_cpymem(hp, item->host->name.data, item->host->name.len);
-        ap = ngx_cpymem(ap, item->addr, item->len);
+        ap = ngx_cpymem(ap, item->addrs[j], item->lens[j]);
         pp = ngx_sprintf(pp, "%d", (int) item->host->port);
     }
 
@@ -360,23 +503,57 @@ ngx_vodlms_pg_names_find(ngx_vodlms_pg_names_t *nm, const char *addr,
     ngx_uint_t port)
 {
     size_t                 len;
-    ngx_uint_t             i;
+    ngx_uint_t             i, j, slot;
     ngx_vodlms_pg_name_t  *item;
 
     len = addr ? ngx_strlen(addr) : 0;
+    slot = 0;
 
     for (i = 0; i < nm->conf->nnames; i++) {
         item = &nm->items[i];
 
-        if (item->known && item->len == len
-            && ngx_strncmp(item->addr, addr, len) == 0
-            && item->host->port == port)
-        {
-            return i;
+        if (!item->known) {
+            continue;
+        }
+
+        for (j = 0; j < item->naddrs; j++, slot++) {
+            if (item->lens[j] == len
+                && ngx_strncmp(item->addrs[j], addr, len) == 0
+                && item->host->port == port)
+            {
+                return slot;
+            }
         }
     }
 
     return -1;
+}
+
+
+u_char *
+ngx_vodlms_pg_names_label(ngx_vodlms_pg_names_t *nm, ngx_uint_t slot,
+    u_char *buf, u_char *last)
+{
+    u_char                *p;
+    ngx_uint_t             j;
+    ngx_vodlms_pg_name_t  *item;
+
+    item = ngx_vodlms_pg_names_at(nm, slot, &j);
+
+    if (item == NULL) {
+        p = ngx_slprintf(buf, last, "?");
+
+    } else if (item->host->lookup) {
+        p = ngx_slprintf(buf, last, "%V (%*s)", &item->host->label,
+                         item->lens[j], item->addrs[j]);
+
+    } else {
+        p = ngx_slprintf(buf, last, "%V", &item->host->label);
+    }
+
+    *p = '\0';
+
+    return buf;
 }
 
 

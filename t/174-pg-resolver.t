@@ -18,8 +18,11 @@
 # read (the responder is never asked); a name that does not resolve at run
 # time gives 503 and a log line naming it; in a multi-host conninfo it is
 # left out and the other host answers; as the replica's name, the checks
-# read from the primary.  Last, with the DNS server gone, a connect goes to
-# the last known address.
+# read from the primary.  A name with two addresses, the first dead, is
+# served by the second.  Last, with the DNS server gone and the answer
+# expired, every connect goes at once to the last known address while the
+# lookup runs (none waits for it).  Every node stops with QUIT, and its
+# workers exit by themselves.
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child), the load as
 # forked clients writing one line per request (as t/173 does).
@@ -32,6 +35,7 @@ use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IO::Handle;
+use IO::Socket::INET;
 use POSIX qw(_exit);
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -69,9 +73,9 @@ chmod 0644, "$root/static/hello.txt";
 my $WORKERS = 2;
 
 sub node {
-    my ($name, $lines) = @_;
+    my ($name, $lines, $workers) = @_;
     my $port = free_port();
-    my $node = nginx_child(name => "t174-$name", listen => $port, workers => $WORKERS,
+    my $node = nginx_child(name => "t174-$name", listen => $port, workers => $workers || $WORKERS,
                            http => <<"HTTP");
     vodlms_redis 127.0.0.1:$redis_port;
 $lines
@@ -216,7 +220,7 @@ sub wait_for {
     my $n = node('static-dns', "    vodlms_pg \"host=localhost port=$pgport user=postgres dbname=vodlms\";");
     is(play($n)->{status}, 200, 'no resolver: a host name is resolved when nginx reads the configuration');
     is($dns->queries('localhost'), 0, 'no resolver: the DNS server is never asked at run time');
-    $n->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
 
     # a resolver kept for something else (proxy_pass with variables): the
     # names of a vodlms_pg without "resolve" are still nginx -t's (nginx's
@@ -225,7 +229,7 @@ sub wait_for {
         . "    vodlms_pg \"host=localhost port=$pgport user=postgres dbname=vodlms\";");
     is(play($n)->{status}, 200, 'a resolver but no "resolve": "localhost" is resolved when nginx reads the configuration');
     is($dns->queries('localhost'), 0, '... and the resolver is never asked for it');
-    $n->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
 }
 
 #---------------------------------------------------------------------------
@@ -289,7 +293,7 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
          'the log says where the name moved');
     unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log');
     diag $n->log if $ENV{T174_DEBUG};
-    $n->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
 }
 
 #---------------------------------------------------------------------------
@@ -320,9 +324,32 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
          'the fall-back is logged with the reason');
 
     unlike($n->log . $m->log . $r->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the logs');
-    $n->stop('QUIT');
-    $m->stop('QUIT');
-    $r->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
+    ok($m->stop('QUIT'), 'graceful stop: the workers exit');
+    ok($r->stop('QUIT'), 'graceful stop: the workers exit');
+}
+
+#---------------------------------------------------------------------------
+# A name with two addresses, the first dead: libpq gets both and tries them
+# in turn, as it does with the hosts resolved at nginx -t
+#---------------------------------------------------------------------------
+
+{
+    # nothing listens on 127.0.0.3: a refused connect
+    $dns->set('pg.test' => '127.0.0.2', 'pg-multi.test' => '127.0.0.3,127.0.0.2');
+    my $n = node('multi', $resolver
+        . "    vodlms_pg \"host=pg-multi.test port=$pgport user=postgres dbname=vodlms\" resolve;");
+    my %status;
+    for (1 .. 20) {
+        $status{play($n)->{status}}++;
+        sleep 0.1;
+    }
+    diag('a name with a dead first address: ' . join ', ', map { "$status{$_} x $_" } sort keys %status);
+    is($status{200} || 0, 20, 'a name whose first address is dead: every check is answered by the second');
+    cmp_ok($dns->queries('pg-multi.test'), '>=', 1, 'the name was asked at run time');
+    unlike($n->log, qr/host "pg-multi\.test" moved/, 'the same addresses again are not a move');
+    unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the log');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
 }
 
 #---------------------------------------------------------------------------
@@ -330,8 +357,10 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
 #---------------------------------------------------------------------------
 
 {
+    # one worker, which has resolved the name: a worker that never did
+    # has no address to fall back on, and waits for the lookup
     my $n = node('dns-down', $resolver
-        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\" resolve;");
+        . "    vodlms_pg \"host=pg.test port=$pgport user=postgres dbname=vodlms\" resolve;", 1);
     is(play($n)->{status}, 200, 'pg.test answered (127.0.0.2)');
 
     # the answer expires, the server restarts: the next connect must ask
@@ -340,20 +369,50 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
     $pb->stop;
     $pb->start;
 
-    my ($status, $t0, $failed) = (0, time, 0);
-    while (time - $t0 < 20) {
-        $status = play($n)->{status};
-        last if $status == 200;
-        $failed++;
+    # the expired answer is served while the lookup runs (stale while
+    # refreshing): no request waits for the dead DNS server
+    my ($t0, %status) = (time);
+    for (1 .. 10) {
+        $status{play($n)->{status}}++;
         sleep 0.1;
     }
-    diag(sprintf 'the DNS server gone, the server restarted: %d requests failed (resolver_timeout 2s), '
-         . '%.2f s until one succeeded', $failed, time - $t0);
-    is($status, 200, 'with the DNS server gone, the connect goes to the last known address');
-    like($n->log, qr/\[warn\] .*postgres pg\.test:$pgport\/vodlms: host "pg\.test" could not be resolved \(110: Operation timed out\), connecting to the last known address 127\.0\.0\.2/,
-         'the log says the lookup failed and which address is used');
+    diag(sprintf 'the DNS server gone, the server restarted: %s in %.2f s (resolver_timeout 2s)',
+         join(', ', map { "$status{$_} x $_" } sort keys %status), time - $t0);
+    is($status{200} || 0, 10, 'with the DNS server gone, every connect goes to the last known address at once')
+        or diag(join "\n", grep { /vodlms/ } split /\n/, $n->log);
+    ok(wait_for(10, sub { $n->log =~ /\[warn\] .*postgres pg\.test:$pgport\/vodlms: host "pg\.test" could not be resolved \(110: Operation timed out\), connecting to the last known address 127\.0\.0\.2/ }),
+       'the log says the lookup failed and which address is used');
     unlike($n->log, qr/\[(crit|alert|emerg)\]/, 'no alert in the log');
-    $n->stop('QUIT');
+    ok($n->stop('QUIT'), 'graceful stop: the workers exit');
+}
+
+#---------------------------------------------------------------------------
+# A fast stop (nginx -s stop) of a worker that never connected to a name:
+# its exit flush must not hand libpq the bare name (a blocking lookup)
+#---------------------------------------------------------------------------
+
+{
+    # a DNS server that never answers: pg-exit.test never resolves, and
+    # nginx -t could not resolve it either
+    my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
+        or die "udp: $!";
+    my $sp = $silent->sockport;
+    # the checks read from B (an address); the flushes wait for the name
+    my $n = node('exit', "    resolver 127.0.0.1:$sp ipv6=off;\n    resolver_timeout 30s;\n"
+        . "    vodlms_pg \"host=pg-exit.test port=$pgport user=postgres dbname=vodlms\" resolve;\n"
+        . "    vodlms_pg_replica \"host=127.0.0.2 port=$pgport user=postgres dbname=vodlms\";", 1);
+    my $res = $http->post("http://127.0.0.1:$n->{port}/api/videos/intro-ready/progress", {
+        headers => { Cookie => 'session=t174-alice', 'Content-Type' => 'text/plain' },
+        content => '{"videoId":"intro-ready","currentTime":500.0,"duration":634.5}',
+    });
+    is($res->{status}, 204, 'a beacon is acknowledged (the check read from the replica)');
+    sleep 0.5;    # a flush is under way, waiting for the name
+    $n->stop('TERM');
+    like($n->log, qr/no address known: this worker never connected, and postgres host "pg-exit\.test" could not be resolved/,
+         'the exit flush of a worker that never connected skips the name nginx -t could not resolve');
+    unlike($n->log, qr/could not translate host name/, 'libpq was not given the name to look up (a blocking call)');
+    like($n->log, qr/\[alert\] .*fast shutdown with 1 acknowledged entries not confirmed written/,
+         'and says what it did not write');
 }
 
 done_testing();
