@@ -415,4 +415,21 @@ my $resolver = "    resolver 127.0.0.1:$dns_port ipv6=off;\n    resolver_timeout
          'and says what it did not write');
 }
 
+#---------------------------------------------------------------------------
+# A graceful stop while a lookup is under way: nginx's worker waits for its
+# timers, and a lookup's must not hold it for resolver_timeout
+#---------------------------------------------------------------------------
+
+{
+    my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
+        or die "udp: $!";
+    my $sp = $silent->sockport;
+    my $n = node('quit-lookup', "    resolver 127.0.0.1:$sp ipv6=off;\n    resolver_timeout 60s;\n"
+        . "    vodlms_pg \"host=pg-quit.test port=$pgport user=postgres dbname=vodlms\" timeout=500ms resolve;");
+    is(play($n)->{status}, 503, 'a name the silent DNS server never answers: 503 after the query\'s timeout=');
+    my $t0 = time;
+    ok($n->stop('QUIT'), 'graceful stop with the lookup still under way (resolver_timeout 60s): the workers exit');
+    diag(sprintf 'graceful stop with a lookup under way: %.2f s', time - $t0);
+}
+
 done_testing();
