@@ -118,7 +118,19 @@ ngx_http_vodlms_revoke_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
-    rv->sh->generation = 1;
+    /*
+     * Unique to this zone's making: answers cached under an earlier zone
+     * (invalidation switched off by one reload, on again by the next, the
+     * cache zone kept) carry generations this one never takes, so none of
+     * them counts as fresh
+     */
+#if (NGX_PTR_SIZE == 8)
+    rv->sh->generation = ((ngx_atomic_uint_t) ngx_time() << 20)
+                         | (ngx_random() & 0xfffff);
+#else
+    rv->sh->generation = (ngx_atomic_uint_t) ngx_random();
+#endif
+
     shpool->data = rv->sh;
 
     return NGX_OK;

@@ -31,6 +31,11 @@
 
 
 #define NGX_HTTP_VODLMS_REVOKE_CHECK     1000   /* ms between PINGs */
+#define NGX_HTTP_VODLMS_REVOKE_PING_MIN  3000   /* ms a PING may take, at
+                                                   least: a stall (a fork
+                                                   for BGSAVE) is no loss,
+                                                   which would drop every
+                                                   node's cache at once */
 #define NGX_HTTP_VODLMS_REVOKE_AGAIN     100    /* ms: address not known yet */
 #define NGX_HTTP_VODLMS_REVOKE_REASON    200
 #define NGX_HTTP_VODLMS_REVOKE_CHANNEL   "__redis__:invalidate"
@@ -654,6 +659,7 @@ ngx_http_vodlms_revoke_link_check(ngx_http_vodlms_revoke_link_t *link)
     size_t          len;
     socklen_t       socklen;
     ngx_int_t       rc;
+    ngx_msec_t      deadline;
     ngx_sockaddr_t  sa;
 
     const char  *argv[1];
@@ -665,9 +671,12 @@ ngx_http_vodlms_revoke_link_check(ngx_http_vodlms_revoke_link_t *link)
 
     } else {
 
-        if (ngx_current_msec - link->ping_sent >= link->conf->timeout) {
+        deadline = ngx_max(3 * link->conf->timeout,
+                           NGX_HTTP_VODLMS_REVOKE_PING_MIN);
+
+        if (ngx_current_msec - link->ping_sent >= deadline) {
             *ngx_snprintf(buf, sizeof(buf) - 1, "no answer to PING in %M ms",
-                          link->conf->timeout)
+                          deadline)
                 = '\0';
             ngx_http_vodlms_revoke_link_fail(link,
                                 link->sub.pings ? &link->sub : &link->trk,

@@ -324,7 +324,7 @@ for my $n ($A, $B) {
     ok(wait_log($n, $LOST), "node \U$n->{name}\E logs that invalidation is lost and the TTL rules")
         or diag $n->log;
     ok(wait_log($n, $BACK), "node \U$n->{name}\E logs that it is back") or diag $n->log;
-    is(log_count($n, $LOST), 1, "node \U$n->{name}\E: one warning for the loss");
+    cmp_ok(log_count($n, $LOST), '>=', 1, "node \U$n->{name}\E: a warning for the loss");
     like($n->log, qr/cached session answers live up to their valid= time until it is back/,
          "node \U$n->{name}\E: the warning says what that means");
 }
@@ -369,7 +369,7 @@ ok(defined $da && defined $db, 'revocation works after that: ' . ms($da) . ', ' 
 
 # SIGSTOP: the sockets stay open, nothing answers; only the PINGs can tell
 kill 'STOP', $redis->pid;
-ok(wait_log($A, qr/lost \(\w+: no answer to PING in 3000 ms\)/),
+ok(wait_log($A, qr/lost \(\w+: no answer to PING in 9000 ms\)/),
    'a silent Redis is found out by the PINGs, within seconds') or diag $A->log;
 kill 'CONT', $redis->pid;
 ok(wait_log($A, $BACK, 3), 'and the link is made again when it answers') or diag $A->log;
@@ -387,7 +387,7 @@ ok(wait_log($A, $LOST, 4), 'Redis stopped: node A says invalidation is lost');
 is(as($A, 't175-erin'), '200 HIT 505',
    'meanwhile the cached answer is served: the TTL rules, as without invalidation');
 is(metric($A, 'vodlms_session_invalidation_up'), 0, 'node A: vodlms_session_invalidation_up 0');
-is(metric($A, 'vodlms_session_invalidation_losses_total'), 4, 'node A: four losses counted');
+cmp_ok(metric($A, 'vodlms_session_invalidation_losses_total'), '>=', 4, 'node A: the losses counted (four at least)');
 
 # the restarted Redis has no data: erin's session is gone, as if deleted
 # while nobody listened
@@ -427,6 +427,44 @@ ok(wait_log($A, $ON, 3), 'the master starts it again, and it makes the link agai
 logout_on_a('t175-gina', 'after the worker died');
 is(metric($A, 'vodlms_session_invalidation_up'), 1,
    'node A: vodlms_session_invalidation_up 1 again (not cleared by the old workers)');
+
+
+# --- invalidation off by one reload, on again by the next --------------------
+
+# the cache zone is kept across both; what it cached before must not count
+# as fresh under the new invalidation zone (a node of its own: the new
+# zone's generations would otherwise start where the old one's did)
+{
+    my $T = start_node('toggle', 'on');
+    ok(wait_log($T, $ON), 'toggle: a new node, its link up') or diag $T->log;
+    my $conf = "$T->{dir}/nginx.conf";
+    my $edit = sub {
+        my ($from, $to) = @_;
+        open my $in, '<', $conf or die "$conf: $!";
+        my $text = do { local $/; <$in> };
+        close $in;
+        $text =~ s/\Q$from\E/$to/ or die "no '$from' in $conf";
+        open my $out, '>', $conf or die "$conf: $!";
+        print $out $text;
+        close $out;
+    };
+    rcmd('SET', 'session:t175-hana', '{"user_id":"507"}', 'EX', 3600);
+    is(until_hit($T, 't175-hana'), '200 HIT 507', 'toggle: hana is cached with invalidation on');
+    $edit->('vodlms_session_invalidate on;', 'vodlms_session_invalidate off;');
+    kill 'HUP', $T->{pid};
+    sleep 1.5;
+    rcmd('DEL', 'session:t175-hana');
+    like(as($T, 't175-hana'), qr/^401 /, 'toggle: invalidation off, hana logs out: refused');
+    $edit->('vodlms_session_invalidate off;', 'vodlms_session_invalidate on;');
+    kill 'HUP', $T->{pid};
+    ok(wait_log($T, $ON, 2), 'toggle: invalidation on again, the link is up') or diag $T->log;
+    sleep 0.5;                 # its first generation is taken by then
+    my @again = map { sleep 0.1; as($T, 't175-hana') } 1 .. 3;
+    is(scalar(grep { /^401 / } @again), 3,
+       'toggle: what was cached under the first invalidation zone is not fresh under the new one: hana stays refused')
+        or diag "@again";
+    ok($T->stop('QUIT'), 'toggle: the node stops');
+}
 
 
 # --- the delay, over many logouts --------------------------------------------
