@@ -473,7 +473,11 @@ ngx_http_vodlms_hls_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         b = cl->buf;
 
         if (ngx_buf_size(b) > 0 && ctx->hls.nbufs++ && ctx->hls.tpl) {
-            /* another filter's bytes beside the file's: not the kept answer */
+            /*
+             * another handler's or filter's bytes after the file's: not the
+             * kept answer, and the file's were not read (a 502; no handler
+             * nginx has sends a playlist file and more)
+             */
             ctx->hls.failed = "more than the file in the answer";
         }
 

@@ -136,7 +136,8 @@ ngx_http_vodlms_hls_tpl_find(ngx_http_request_t *r,
         || t->ctime != key->ctime || t->size != key->size
         || t->absolute != absolute || t->max_size != max_size
         || t->origin.len != origin.len
-        || ngx_strncmp(t->origin.data, origin.data, origin.len) != 0)
+        || (origin.len
+            && ngx_memcmp(t->origin.data, origin.data, origin.len) != 0))
     {
         return NULL;
     }

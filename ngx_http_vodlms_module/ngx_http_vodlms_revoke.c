@@ -124,12 +124,14 @@ ngx_http_vodlms_revoke_init_zone(ngx_shm_zone_t *shm_zone, void *data)
      * cache zone kept) carry generations this one never takes, so none of
      * them counts as fresh
      */
-#if (NGX_PTR_SIZE == 8)
-    rv->sh->generation = ((ngx_atomic_uint_t) ngx_time() << 20)
-                         | (ngx_random() & 0xfffff);
-#else
-    rv->sh->generation = (ngx_atomic_uint_t) ngx_random();
-#endif
+    if (sizeof(ngx_atomic_uint_t) == 8) {
+        rv->sh->generation = ((ngx_atomic_uint_t) ngx_time() << 20)
+                             | (ngx_random() & 0xfffff);
+
+    } else {
+        /* room for 2^30 bumps before ngx_atoi()'s limit */
+        rv->sh->generation = (ngx_atomic_uint_t) ngx_random() & 0x3fffffff;
+    }
 
     shpool->data = rv->sh;
 

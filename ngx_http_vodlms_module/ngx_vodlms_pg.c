@@ -15,8 +15,8 @@
  *   during a connect (next address or host, SSL retry), even under the same
  *   number: the socket's inode tells, and the new one is wrapped afresh.
  *   Host names are resolved at nginx -t into hostaddr, since libpq would
- *   resolve them with a blocking getaddrinfo; with a "resolver" at the
- *   http{} level, before the connect instead (ngx_vodlms_pg_names.c): a
+ *   resolve them with a blocking getaddrinfo; with "resolve" (and a
+ *   "resolver" at the http{} level), before the connect instead (ngx_vodlms_pg_names.c): a
  *   name never resolved holds the connects (the queries wait in the FIFO),
  *   a known name whose answer expired does not (its last addresses serve
  *   while the lookup runs), and a name that moved ends the back-off.

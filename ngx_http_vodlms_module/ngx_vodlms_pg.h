@@ -125,9 +125,9 @@ typedef void (*ngx_vodlms_pg_done_pt)(void *data,
 char *ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp);
 
 /*
- * After the http{} level is merged (postconfiguration): with a "resolver"
- * there, host names are resolved at run time; without one, a name that
- * nginx -t could not resolve is an error.  directive is for the message.
+ * After the http{} level is merged (postconfiguration): with "resolve" (and
+ * a "resolver" there, which it needs), host names are resolved at run time;
+ * without it, a name that nginx -t could not resolve is an error.  directive is for the message.
  */
 ngx_int_t ngx_vodlms_pg_init_conf(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
     const char *directive);

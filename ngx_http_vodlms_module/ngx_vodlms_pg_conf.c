@@ -3,8 +3,8 @@
  * a server (vodlms_pg, vodlms_pg_replica), its conninfo checked with libpq's
  * own parser, a name for the logs that holds no secret, and host names
  * resolved once into hostaddr (libpq would resolve them with a blocking
- * getaddrinfo() in every connect).  With a "resolver" at the http{} level,
- * the hosts as written are kept as well, for the workers to resolve at run
+ * getaddrinfo() in every connect).  With "resolve" (and a "resolver" at
+ * the http{} level), the hosts as written are kept as well, for the workers to resolve at run
  * time (ngx_vodlms_pg_names.c); the addresses found here then serve only
  * the exit path until a worker has its own.  Everything here runs in the
  * master at nginx -t or a reload, never in a worker's event loop.
@@ -284,7 +284,7 @@ ngx_vodlms_pg_init_conf(ngx_conf_t *cf, ngx_vodlms_pg_conf_t *pcf,
 
 /*
  * The hosts as written, each with its port, for the workers to resolve at
- * run time if the http{} level has a resolver.  Socket directories and
+ * run time with "resolve" (and the http{} level's resolver).  Socket directories and
  * addresses need no lookup.
  */
 
@@ -874,7 +874,7 @@ ngx_vodlms_pg_keyword(ngx_vodlms_pg_conf_t *pcf, const char *keyword)
 /*
  * libpq would resolve host names in PQconnectPoll with a blocking
  * getaddrinfo().  They are resolved here, once (a DNS change needs a
- * reload, unless a resolver is configured), into hostaddr; a name with
+ * reload, unless "resolve" has them resolved at run time), into hostaddr; a name with
  * several addresses becomes as many hosts, so that libpq still tries them
  * in turn.  host is kept for sslmode=verify-full and .pgpass.  Socket
  * paths are left alone.  A name that does not resolve leaves the lists as

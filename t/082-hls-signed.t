@@ -429,6 +429,7 @@ is("@two", '502 200 502 200',
     my $path = "/hls/lec-hls/v8/fixtures/big.m3u8?$query";
     my $want = get("http://127.0.0.1:$sport$path")->{content};
     is(get("http://127.0.0.1:$sport$path")->{content}, $want, 'define: a 300 KB answer, kept');
+    my $hits_before = playlist_hits();
     socket(my $sock, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
     setsockopt($sock, SOL_SOCKET, SO_RCVBUF, 1024) or die "setsockopt: $!";
     connect($sock, pack_sockaddr_in($sport, inet_aton('127.0.0.1'))) or die "connect: $!";
@@ -443,6 +444,9 @@ is("@two", '502 200 502 200',
     my (undef, $body) = split /\r\n\r\n/, $all, 2;
     ok(defined $body && $body eq $want, '... and the slow client got the old answer whole, byte for byte ('
        . length($body // '') . ' of ' . length($want) . ')');
+    # counted as each request ends: the three after the change (a miss, two
+    # hits) and the slow one, which must have been a hit too
+    cmp_ok(playlist_hits() - $hits_before, '>=', 3, '... it was sent the kept answer (a hit)');
 }
 
 $res = $http->request('HEAD', "$base/hls/lec-hls/master.m3u8?$query");
