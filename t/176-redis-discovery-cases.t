@@ -31,6 +31,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use HTTP::Tiny;
 use IO::Socket::INET;
+use Socket ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 use VodlmsDNS;
@@ -89,16 +90,28 @@ CONF
 #    name without "resolve" is still resolved at load time, /etc/hosts
 #    included
 {
+    # "localhost" as the system resolves it (/etc/hosts, nss): nginx takes
+    # its first address, ::1 on some machines; a Redis of its own listens
+    # on each (optional for IPv6: "-" is Redis's "if there is one")
+    my ($gerr, @ai) = Socket::getaddrinfo('localhost', '', { socktype => Socket::SOCK_STREAM() });
+    my @local = grep { defined } map { (Socket::getnameinfo($_->{addr}, Socket::NI_NUMERICHOST()))[1] } @ai;
+    diag('localhost is ' . join(', ', @local) . ' here');
+    my $l = start_redis(args => ['--bind', (map { /:/ ? "-$_" : $_ } grep { $_ ne '127.0.0.1' } @local),
+                                 '127.0.0.1']);
+    $l->cmd('SET', 'session:t176-alice', '{"user_id":"176"}', 'EX', 3600);
     my $dns = VodlmsDNS->start(ttl => 1);
     my $port = free_port();
     my $nginx = nginx_child(name => 't176-hosts', listen => $port, check => 1,
                             http => gated($port, <<"CONF"));
     resolver 127.0.0.1:@{[$dns->port]} ipv6=off;
-    vodlms_redis localhost:@{[$m->port]};
+    vodlms_redis localhost:@{[$l->port]};
 CONF
     is(play($port, 't176-alice'), 200,
-       'vodlms_redis localhost with an http-level resolver for something else: the session is checked');
+       'vodlms_redis localhost with an http-level resolver for something else: the session is checked')
+        or diag($nginx->log);
+    is($dns->queries('localhost'), 0, '... and the resolver is never asked for it');
     ok($nginx->stop, 'nginx stops');
+    $l->stop;
 }
 
 # 3. and 4. a sentinel that names a server that is a replica now
