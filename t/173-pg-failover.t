@@ -36,10 +36,9 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
-use IO::Handle;
-use POSIX qw(_exit);
 use Test::More;
 use Time::HiRes qw(time sleep);
+use VodlmsLoad;
 use VodlmsTest;
 
 $ENV{TEST_NGINX_MODULE_PATH}
@@ -101,90 +100,10 @@ HTTP
 }
 
 #---------------------------------------------------------------------------
-# The load: forked clients, one line per request: start end kind status
+# The load: t/lib/VodlmsLoad.pm
 #---------------------------------------------------------------------------
 
-my $LoadDir = tempdir('vodlms-t173-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $Beacon = 0;    # the video position beacons start from, per scenario
-
-sub client {
-    my ($node, $kind, $file) = @_;
-    my $pid = fork // die "fork: $!";
-    return $pid if $pid;
-
-    $SIG{TERM} = sub { _exit(0) };
-    open my $out, '>>', $file or _exit(1);
-    $out->autoflush(1);
-    my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
-    my $base = "http://127.0.0.1:$node->{port}";
-    my $pos = $Beacon;
-    for (1 .. 3000) {    # bounded: 60 s at most
-        my $t0 = time;
-        my $res;
-        if ($kind eq 'play') {
-            $res = $http->get("$base/videos/intro-ready/meta",
-                              { headers => { Cookie => 'session=t173-alice' } });
-        } elsif ($kind eq 'beacon') {
-            $pos += 0.1;
-            $res = $http->post("$base/api/videos/intro-ready/progress", {
-                headers => { Cookie => 'session=t173-alice', 'Content-Type' => 'text/plain' },
-                content => sprintf('{"videoId":"intro-ready","currentTime":%.1f,"duration":634.5}', $pos),
-            });
-        } else {
-            $res = $http->get("$base/static/hello.txt");
-        }
-        my $ok = $kind eq 'beacon' ? $res->{status} == 204
-               : $res->{status} == 200 && $res->{content} eq "hello\n";
-        printf $out "%.3f %.3f %s %d %d %s\n", $t0, time, $kind, $res->{status}, $ok ? 1 : 0,
-               $kind eq 'beacon' ? sprintf('%.1f', $pos) : '-';
-        sleep 0.02;
-    }
-    _exit(0);
-}
-
-# starts the load on $node; returns a function that stops it and returns
-# the requests, each [start, end, kind, status, ok, position]
-sub load {
-    my ($node, $name, @kinds) = @_;
-    my $file = "$LoadDir/$name";
-    my @pids = map { client($node, $_, $file) } @kinds;
-    return sub {
-        kill 'TERM', $_ for @pids;
-        waitpid $_, 0 for @pids;
-        open my $in, '<', $file or return [];
-        return [ map { [ split ' ' ] } <$in> ];
-    };
-}
-
-# of the requests of $kind that started after $from: how many, how many
-# failed, and when the first request that succeeded after the last failure
-# ended (seconds after $from; 0: none failed)
-sub outcome {
-    my ($reqs, $kind, $from, $to) = @_;
-    my @r = sort { $a->[0] <=> $b->[0] }
-            grep { $_->[2] eq $kind && $_->[0] >= $from && (!defined $to || $_->[0] < $to) } @$reqs;
-    my @failed = grep { !$_->[4] } @r;
-    my $recovered = 0;
-    if (@failed) {
-        my $last = $failed[-1][0];
-        my ($ok) = grep { $_->[4] && $_->[0] > $last } @r;
-        $recovered = $ok ? $ok->[1] - $from : undef;
-    }
-    my $max_ms = 0;
-    for (@r) { my $ms = ($_->[1] - $_->[0]) * 1000; $max_ms = $ms if $ms > $max_ms }
-    my %by;
-    $by{$_->[3]}++ for @failed;
-    return { n => scalar @r, failed => scalar @failed, recovered => $recovered,
-             max_ms => $max_ms, statuses => join(', ', map { "$by{$_} x $_" } sort keys %by) };
-}
-
-sub report {
-    my ($what, $o) = @_;
-    diag(sprintf '%-44s %4d requests, %3d failed%s, recovered %s, slowest %.0f ms',
-         $what, $o->{n}, $o->{failed}, $o->{failed} ? " ($o->{statuses})" : '',
-         defined $o->{recovered} ? sprintf('%.2f s after', $o->{recovered}) : 'never',
-         $o->{max_ms});
-}
+$VodlmsLoad::Session = 't173-alice';
 
 sub count_lines {
     my ($node, $re) = @_;
@@ -326,7 +245,7 @@ sub multi_host {
     my $n2 = node('b2', '    vodlms_pg "' . multi_host('read-write', $pa, $pb) . qq{";
     vodlms_pg_replica "} . $pb->conninfo . '";');
 
-    $Beacon = 10;
+    $VodlmsLoad::Beacon = 10;
     my $stop = load($n, 'b', qw(play play beacon static));
     my $stop2 = load($n2, 'b2', qw(play beacon));
     sleep 1.5;
@@ -384,7 +303,7 @@ my $pc = start_pg_replica($pb);
 {
     my $n = node('c', '    vodlms_pg "' . multi_host('read-write', $pb, $pc) . '";');
 
-    $Beacon = 100;
+    $VodlmsLoad::Beacon = 100;
     my $stop = load($n, 'c', qw(play play beacon static));
     sleep 1.5;
     ok(wait_for(10, sub { (max_position($pb) || 0) >= 100 }), 'before: the flushes land on B');

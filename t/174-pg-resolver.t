@@ -34,12 +34,11 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
-use IO::Handle;
 use IO::Socket::INET;
-use POSIX qw(_exit);
 use Test::More;
 use Time::HiRes qw(time sleep);
 use VodlmsDNS;
+use VodlmsLoad;
 use VodlmsTest;
 
 $ENV{TEST_NGINX_MODULE_PATH}
@@ -116,85 +115,11 @@ sub play {
 }
 
 #---------------------------------------------------------------------------
-# The load: forked clients, one line per request: start end kind status ok pos
+# The load: t/lib/VodlmsLoad.pm (beacons from position 10)
 #---------------------------------------------------------------------------
 
-my $LoadDir = tempdir('vodlms-t174-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-
-sub client {
-    my ($node, $kind, $file) = @_;
-    my $pid = fork // die "fork: $!";
-    return $pid if $pid;
-
-    $SIG{TERM} = sub { _exit(0) };
-    open my $out, '>>', $file or _exit(1);
-    $out->autoflush(1);
-    my $ua = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
-    my $base = "http://127.0.0.1:$node->{port}";
-    my $pos = 10;
-    for (1 .. 3000) {    # bounded: 60 s at most
-        my $t0 = time;
-        my $res;
-        if ($kind eq 'play') {
-            $res = $ua->get("$base/videos/intro-ready/meta",
-                            { headers => { Cookie => 'session=t174-alice' } });
-        } elsif ($kind eq 'beacon') {
-            $pos += 0.1;
-            $res = $ua->post("$base/api/videos/intro-ready/progress", {
-                headers => { Cookie => 'session=t174-alice', 'Content-Type' => 'text/plain' },
-                content => sprintf('{"videoId":"intro-ready","currentTime":%.1f,"duration":634.5}', $pos),
-            });
-        } else {
-            $res = $ua->get("$base/static/hello.txt");
-        }
-        my $ok = $kind eq 'beacon' ? $res->{status} == 204
-               : $res->{status} == 200 && $res->{content} eq "hello\n";
-        printf $out "%.3f %.3f %s %d %d %s\n", $t0, time, $kind, $res->{status}, $ok ? 1 : 0,
-               $kind eq 'beacon' ? sprintf('%.1f', $pos) : '-';
-        sleep 0.02;
-    }
-    _exit(0);
-}
-
-sub load {
-    my ($node, $name, @kinds) = @_;
-    my $file = "$LoadDir/$name";
-    my @pids = map { client($node, $_, $file) } @kinds;
-    return sub {
-        kill 'TERM', $_ for @pids;
-        waitpid $_, 0 for @pids;
-        open my $in, '<', $file or return [];
-        return [ map { [ split ' ' ] } <$in> ];
-    };
-}
-
-# of the requests of $kind that started at or after $from: how many, how
-# many failed, and when the first success after the last failure ended
-sub outcome {
-    my ($reqs, $kind, $from) = @_;
-    my @r = sort { $a->[0] <=> $b->[0] } grep { $_->[2] eq $kind && $_->[0] >= $from } @$reqs;
-    my @failed = grep { !$_->[4] } @r;
-    my $recovered = 0;
-    if (@failed) {
-        my $last = $failed[-1][0];
-        my ($ok) = grep { $_->[4] && $_->[0] > $last } @r;
-        $recovered = $ok ? $ok->[1] - $from : undef;
-    }
-    my $max_ms = 0;
-    for (@r) { my $ms = ($_->[1] - $_->[0]) * 1000; $max_ms = $ms if $ms > $max_ms }
-    my %by;
-    $by{$_->[3]}++ for @failed;
-    return { n => scalar @r, failed => scalar @failed, recovered => $recovered,
-             max_ms => $max_ms, statuses => join(', ', map { "$by{$_} x $_" } sort keys %by) };
-}
-
-sub report {
-    my ($what, $o) = @_;
-    diag(sprintf '%-40s %4d requests, %3d failed%s, recovered %s, slowest %.0f ms',
-         $what, $o->{n}, $o->{failed}, $o->{failed} ? " ($o->{statuses})" : '',
-         defined $o->{recovered} ? sprintf('%.2f s after', $o->{recovered}) : 'never',
-         $o->{max_ms});
-}
+$VodlmsLoad::Session = 't174-alice';
+$VodlmsLoad::Beacon = 10;
 
 sub max_position {
     my ($pg) = @_;
