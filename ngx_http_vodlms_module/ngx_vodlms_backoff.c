@@ -1,6 +1,6 @@
 /*
- * Reconnection back-off shared by the backend pools (see
- * ngx_vodlms_backoff.h).
+ * Reconnection back-off shared by the backend pools, and the parameters
+ * their directives share (see ngx_vodlms_backoff.h).
  */
 
 #include <ngx_config.h>
@@ -62,4 +62,46 @@ ngx_vodlms_backoff_ok(ngx_vodlms_backoff_t *b)
     b->failures = 0;
 
     return n;
+}
+
+
+ngx_int_t
+ngx_vodlms_pool_param(ngx_str_t *v, ngx_uint_t *pool_size,
+    ngx_msec_t *connect_timeout, ngx_msec_t *timeout)
+{
+    ngx_int_t    n;
+    ngx_str_t    s;
+    ngx_msec_t  *ms;
+
+    if (ngx_strncmp(v->data, "pool_size=", 10) == 0) {
+        n = ngx_atoi(v->data + 10, v->len - 10);
+        if (n == NGX_ERROR || n == 0) {
+            return NGX_ERROR;
+        }
+
+        *pool_size = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(v->data, "connect_timeout=", 16) == 0) {
+        s.data = v->data + 16;
+        s.len = v->len - 16;
+        ms = connect_timeout;
+
+    } else if (ngx_strncmp(v->data, "timeout=", 8) == 0) {
+        s.data = v->data + 8;
+        s.len = v->len - 8;
+        ms = timeout;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    *ms = ngx_parse_time(&s, 0);
+
+    if (*ms == (ngx_msec_t) NGX_ERROR || *ms == 0) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

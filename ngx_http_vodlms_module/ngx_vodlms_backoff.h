@@ -41,4 +41,14 @@ ngx_msec_t ngx_vodlms_backoff_left(ngx_vodlms_backoff_t *b);
 ngx_uint_t ngx_vodlms_backoff_ok(ngx_vodlms_backoff_t *b);
 
 
+/*
+ * The parameters both pools' directives take (vodlms_redis, vodlms_pg,
+ * vodlms_pg_replica): "pool_size=N", "connect_timeout=T", "timeout=T",
+ * each more than 0.  NGX_OK: v was one of them, stored; NGX_DECLINED: it
+ * is none of them; NGX_ERROR: it is one, with a bad value.
+ */
+ngx_int_t ngx_vodlms_pool_param(ngx_str_t *v, ngx_uint_t *pool_size,
+    ngx_msec_t *connect_timeout, ngx_msec_t *timeout);
+
+
 #endif /* NGX_VODLMS_BACKOFF_H */

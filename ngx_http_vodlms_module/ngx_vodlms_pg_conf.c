@@ -14,6 +14,7 @@
 #include <ngx_core.h>
 
 #include "ngx_vodlms_pg_internal.h"
+#include "ngx_vodlms_backoff.h"
 #include "ngx_vodlms_resolve.h"
 
 
@@ -68,8 +69,8 @@ char *
 ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp)
 {
     char                  *err, *rv;
-    ngx_int_t              n;
-    ngx_str_t             *value, s;
+    ngx_int_t              rc;
+    ngx_str_t             *value;
     ngx_uint_t             i;
     PQconninfoOption      *opts;
     ngx_vodlms_pg_conf_t  *pcf;
@@ -92,41 +93,20 @@ ngx_vodlms_pg_parse(ngx_conf_t *cf, ngx_vodlms_pg_conf_t **pcfp)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "pool_size=", 10) == 0) {
-            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-            pcf->pool_size = n;
+        rc = ngx_vodlms_pool_param(&value[i], &pcf->pool_size,
+                                   &pcf->connect_timeout, &pcf->timeout);
+        if (rc == NGX_OK) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            s.data = value[i].data + 16;
-            s.len = value[i].len - 16;
-            pcf->connect_timeout = ngx_parse_time(&s, 0);
-            if (pcf->connect_timeout == (ngx_msec_t) NGX_ERROR
-                || pcf->connect_timeout == 0)
-            {
-                goto invalid;
-            }
-            continue;
+        if (rc == NGX_ERROR) {
+            goto invalid;
         }
 
         if (value[i].len == 7
             && ngx_strncmp(value[i].data, "resolve", 7) == 0)
         {
             pcf->resolve = 1;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-            pcf->timeout = ngx_parse_time(&s, 0);
-            if (pcf->timeout == (ngx_msec_t) NGX_ERROR || pcf->timeout == 0) {
-                goto invalid;
-            }
             continue;
         }
 

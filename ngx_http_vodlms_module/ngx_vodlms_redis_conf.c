@@ -28,8 +28,8 @@ char *
 ngx_vodlms_redis_parse(ngx_conf_t *cf, ngx_vodlms_redis_conf_t **rcfp)
 {
     char                     *rv;
-    ngx_int_t                 n;
-    ngx_str_t                *value, s;
+    ngx_int_t                 n, rc;
+    ngx_str_t                *value;
     ngx_uint_t                i;
     ngx_vodlms_redis_conf_t  *rcf;
 
@@ -100,36 +100,16 @@ ngx_vodlms_redis_parse(ngx_conf_t *cf, ngx_vodlms_redis_conf_t **rcfp)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "pool_size=", 10) == 0) {
-            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-            rcf->pool_size = n;
+        rc = ngx_vodlms_pool_param(&value[i], &rcf->pool_size,
+                                   &rcf->connect_timeout, &rcf->timeout);
+        if (rc == NGX_OK) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            s.data = value[i].data + 16;
-            s.len = value[i].len - 16;
-            rcf->connect_timeout = ngx_parse_time(&s, 0);
-            if (rcf->connect_timeout == (ngx_msec_t) NGX_ERROR
-                || rcf->connect_timeout == 0)
-            {
-                goto invalid;
-            }
-            continue;
+        if (rc == NGX_ERROR) {
+            goto invalid;
         }
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-            rcf->timeout = ngx_parse_time(&s, 0);
-            if (rcf->timeout == (ngx_msec_t) NGX_ERROR || rcf->timeout == 0) {
-                goto invalid;
-            }
-            continue;
-        }
 
         goto invalid;
     }
