@@ -369,8 +369,8 @@ sub upgrade_case {
             ('1002', 'u2', 30, 30, NULL, 30, 30, NULL, '2025-02-01', '2025-02-08')});
     ($rc, $out) = run_cmd("$repo/sql/migrate.sh", conninfo($db), @s);
     is($rc, 0, "$db: migrate.sh applies 0010 over them") or diag($out);
-    like($out, qr/^migrate\.sh: 1 applied, 9 already applied \(schema $schema\)$/m,
-         "$db: ... only 0010");
+    like($out, qr/^migrate\.sh: ${\ (@all - 9)} applied, 9 already applied \(schema $schema\)$/m,
+         "$db: ... only 0010 and later");
     is(sql($db, qq{
         SET search_path = pg_catalog;
         SELECT string_agg(concat_ws(' ', user_id, video_id,
@@ -391,7 +391,7 @@ sub upgrade_case {
        "$db: each old row has the parts inside [0, least(played, max position)] of the video's "
        . 'duration, completed_at and updated_at as they were');
     ($rc, $out) = run_cmd("$repo/sql/migrate.sh", conninfo($db), @s);
-    like($out, qr/^migrate\.sh: 0 applied, 10 already applied \(schema $schema\)$/m,
+    like($out, qr/^migrate\.sh: 0 applied, ${\ scalar @all} already applied \(schema $schema\)$/m,
          "$db: a second run applies nothing") or diag($out);
     is(sql($db, qq{
         SET search_path = pg_catalog;
