@@ -68,6 +68,9 @@ static const vh_key_t keys[] = {
     { "spool_grace", T_DBL, O(spool_grace), 0, 2592000, "3600", "seconds after which a spooled upload (*.upload in source_root) that no video names is removed; 0: never (superseded jobs' sources still go)" },
     { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/ (with publish = s3: the work directory)" },
     { "publish", T_STR, O(publish), 0, 0, "local", "local (rename into origin_dir) | s3 (upload to s3_bucket)" },
+    { "encrypt", T_ONOFF, O(encrypt), 0, 0, "off", "on: every rendition AES-128 encrypted (keys in PostgreSQL video_keys, served by nginx's vodlms_hls_key)" },
+    { "key_rotation", T_INT, O(key_rotation), 0, 1000000, "0", "with encrypt = on: a new key every N segments; 0: one key per version" },
+    { "key_uri_base", T_STR, O(key_uri_base), 0, 0, "/vodlms/keys", "key URI in the playlists: <key_uri_base>/<id>/<version>/<k>.key (an absolute path, or https://lms.example.com/vodlms/keys)" },
     { "old_version_grace", T_DBL, O(old_version_grace), 0, 2592000, "21600", "seconds a re-encoded video's previous version stays on the local origin (viewers mid-playback); then removed" },
     { "s3_endpoint", T_STR, O(s3_endpoint), 0, 0, "", "http(s)://host[:port]; empty: https://s3.<s3_region>.amazonaws.com" },
     { "s3_region", T_STR, O(s3_region), 0, 0, "", "signing region; empty: $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1" },
@@ -612,6 +615,49 @@ validate_s3(vh_conf_t *cf)
     return 0;
 }
 
+/*
+ * key_uri_base: written into every media playlist and into ffmpeg's key info
+ * file (one URI per line), so nothing that could end a line, a quoted
+ * attribute or the path: an absolute path or an http(s) URL, no query.
+ */
+static int
+validate_keys(vh_conf_t *cf)
+{
+    static const char  ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "0123456789-._~/:%@!$&'()*+,;=";
+    char              *b = cf->key_uri_base;
+    const char        *path;
+    size_t             n;
+
+    n = strlen(b);
+    while (n > 1 && b[n - 1] == '/') {
+        b[--n] = '\0';
+    }
+    if (n > 512 || strspn(b, ok) != n) {
+        fprintf(stderr, "vodlms-helper: \"key_uri_base\" \"%s\": at most 512 characters"
+                " of A-Z a-z 0-9 - . _ ~ / : %% @ ! $ & ' ( ) * + , ; = (no quote, space,"
+                " ? or #)\n", b);
+        return -1;
+    }
+    if (b[0] == '/') {
+        path = b;
+    } else if (!strncmp(b, "https://", 8) || !strncmp(b, "http://", 7)) {
+        path = strchr(strstr(b, "://") + 3, '/');
+        if (path == NULL || path == strstr(b, "://") + 3) {
+            path = "";
+        }
+    } else {
+        path = "";
+    }
+    if (path[0] != '/' || path[1] == '\0' || path[1] == '/') {
+        fprintf(stderr, "vodlms-helper: \"key_uri_base\" must be an absolute path"
+                " (/vodlms/keys) or an https://host/path URL, with a path that is"
+                " not /, not \"%s\"\n", b);
+        return -1;
+    }
+    return 0;
+}
+
 /* the rule of sql/migrate.sh --schema and nginx's vodlms_pg_schema */
 int
 vh_sql_schema_valid(const char *name)
@@ -692,7 +738,7 @@ validate(vh_conf_t *cf)
                 " consumer that holds waiting jobs; choose another\n", VH_QUEUE_HOLD);
         return -1;
     }
-    if (validate_s3(cf) != 0) {
+    if (validate_s3(cf) != 0 || validate_keys(cf) != 0) {
         return -1;
     }
     if (!vh_sql_schema_valid(cf->db_schema)) {
@@ -722,6 +768,16 @@ print_conf(const vh_conf_t *cf)
                cf->rungs[i].video_bitrate);
     }
     printf("\npublish = %s\n", cf->publish);
+    if (cf->encrypt) {
+        printf("encrypt = on: AES-128, %s, key URIs %s/<id>/<version>/<k>.key\n",
+               cf->key_rotation ? "a new key every key_rotation segments"
+                                : "one key per version", cf->key_uri_base);
+        if (cf->key_rotation) {
+            printf("key_rotation = %d\n", cf->key_rotation);
+        }
+    } else {
+        printf("encrypt = off\n");
+    }
     if (cf->job_timeout == VH_JOB_TIMEOUT_AUTO) {
         printf("job_timeout = auto (%d x the source's duration, at least %d s)\n",
                VH_JOB_TIMEOUT_FACTOR, VH_JOB_TIMEOUT_FLOOR);

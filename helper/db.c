@@ -34,6 +34,9 @@ enum {
     SQL_REMOVED,
     SQL_IN_USE,
     SQL_SOURCE_IN_USE,
+    SQL_KEY_INSERT,
+    SQL_KEYS_DROP,
+    SQL_KEYS_TABLE,
     SQL_N
 };
 
@@ -104,6 +107,20 @@ static const char *const db_templates[SQL_N] = {
         "SELECT EXISTS (SELECT 1 FROM vodlms.videos"
         " WHERE source_location = $1::text"
         "    OR right(source_location, length($2::text) + 1) = '/' || $2::text)",
+
+    /* the key as binary bytea ($4): never spelt out in a statement */
+    [SQL_KEY_INSERT] =
+        "INSERT INTO vodlms.video_keys"
+        " (video_id, version, key_index, key, first_segment, starts_ms)"
+        " VALUES ($1::text, $2::text, $3::int, $4::bytea, $5::int, $6::bigint)",
+
+    /* the keys of a removed version hls/<id>/<version>/ (spelt with or without '/') */
+    [SQL_KEYS_DROP] =
+        "DELETE FROM vodlms.video_keys WHERE video_id = $1::text"
+        " AND 'hls/' || video_id || '/' || version = rtrim($2::text, '/')",
+
+    [SQL_KEYS_TABLE] =
+        "SELECT to_regclass('vodlms.video_keys') IS NOT NULL",
 };
 
 struct vh_db_s {
@@ -293,15 +310,99 @@ vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
     return db_exec(db, "progress", db->sql[SQL_PROGRESS], 3, p);
 }
 
+static int db_tx(vh_db_t *db, const char *sql);
+
+/* one video_keys row, in the caller's transaction: 0 or -1 */
+static int
+db_insert_key(vh_db_t *db, const char *video_id, const char *version, int k,
+    const vh_hls_key_t *key)
+{
+    char        idx[16], first[24], starts[24];
+    const char *p[6] = { video_id, version, idx, (const char *) key->key,
+                         first, starts };
+    int         lens[6] = { 0, 0, 0, VH_KEY_LEN, 0, 0 };
+    int         fmts[6] = { 0, 0, 0, 1, 0, 0 };
+    PGresult   *res;
+    int         ok;
+
+    snprintf(idx, sizeof(idx), "%d", k);
+    snprintf(first, sizeof(first), "%ld", key->first_segment);
+    snprintf(starts, sizeof(starts), "%lld", key->starts_ms);
+    res = PQexecParams(db->conn, db->sql[SQL_KEY_INSERT], 6, NULL, p, lens,
+                       fmts, 0);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok) {
+        vh_error("postgres insert the key %d of video %s version %s failed: %s",
+                 k, video_id, version,
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    }
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 int
 vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
-    double duration, const char *renditions_json, const char *storage_prefix)
+    double duration, const char *renditions_json, const char *storage_prefix,
+    const char *version, const struct vh_keys_s *keys)
 {
     char        dur[32];
     const char *p[5] = { video_id, dur, renditions_json, storage_prefix, source };
+    PGresult   *res;
+    int         i, rows;
 
     snprintf(dur, sizeof(dur), "%.3f", duration);
-    return db_exec(db, "ready", db->sql[SQL_READY], 5, p);
+    if (keys == NULL || keys->n == 0) {
+        return db_exec(db, "ready", db->sql[SQL_READY], 5, p);
+    }
+
+    /*
+     * A ready version always has its keys, and a version no row switched to
+     * has none: the keys and the switch commit together or not at all
+     */
+    if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
+        return -1;
+    }
+    for (i = 0; i < keys->n; i++) {
+        if (db_insert_key(db, video_id, version, i, &keys->keys[i]) != 0) {
+            db_tx(db, "ROLLBACK");
+            return -1;
+        }
+    }
+    res = PQexecParams(db->conn, db->sql[SQL_READY], 5, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        vh_error("postgres ready failed: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        PQclear(res);
+        db_tx(db, "ROLLBACK");
+        return -1;
+    }
+    rows = atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (rows == 0) {
+        return db_tx(db, "ROLLBACK") == 0 ? 0 : -1;
+    }
+    return db_tx(db, "COMMIT") == 0 ? rows : -1;
+}
+
+int
+vh_db_keys_table(vh_db_t *db)
+{
+    PGresult  *res;
+    int        rc = -1;
+
+    if (db_connect(db) != 0) {
+        return -1;
+    }
+    res = PQexecParams(db->conn, db->sql[SQL_KEYS_TABLE], 0, NULL, NULL, NULL,
+                       NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        rc = PQgetvalue(res, 0, 0)[0] == 't';
+    } else {
+        vh_error("postgres look for the table video_keys failed: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    }
+    PQclear(res);
+    return rc;
 }
 
 int
@@ -368,11 +469,13 @@ vh_db_take_superseded(vh_db_t *db, double grace, int max,
     const char *p[2] = { g, m };
     const char *state;
     PGresult   *res, *up;
-    int         i, n, rc;
+    int         i, n, rc, keys;
 
     snprintf(g, sizeof(g), "%.3f", grace);
     snprintf(m, sizeof(m), "%d", max);
-    if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
+    /* without migration 0011 there are no keys to remove with a version */
+    keys = vh_db_keys_table(db);
+    if (keys < 0 || db_tx(db, "BEGIN") != 0) {
         return -1;
     }
     res = PQexecParams(db->conn, db->sql[SQL_TAKE],
@@ -406,6 +509,24 @@ vh_db_take_superseded(vh_db_t *db, double grace, int max,
             PQclear(res);
             db_tx(db, "ROLLBACK");
             return -1;          /* removed but unmarked: absent next time */
+        }
+        PQclear(up);
+        if (!keys) {
+            continue;
+        }
+        up = PQexecParams(db->conn, db->sql[SQL_KEYS_DROP],
+            2, NULL, q, NULL, NULL, 0);
+        if (PQresultStatus(up) != PGRES_COMMAND_OK) {
+            vh_error("postgres delete the keys of the removed version %s failed: %s",
+                     prefix, PQresultErrorMessage(up));
+            PQclear(up);
+            PQclear(res);
+            db_tx(db, "ROLLBACK");
+            return -1;          /* removed but unmarked: absent next time */
+        }
+        if (atoi(PQcmdTuples(up)) > 0) {
+            vh_info("video %s: deleted the %s key(s) of the old version %s", id,
+                    PQcmdTuples(up), prefix);
         }
         PQclear(up);
     }

@@ -143,8 +143,10 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     vh_plan_t     plan;
     vh_variant_t  vars[VH_MAX_RUNGS];
     tick_ctx_t    t;
-    char          tmp[4096], path[4800], prefix[128];
-    char          version[VH_VERSION_TOKEN_LEN + 1];
+    vh_keys_t     keys;
+    char          tmp[4096], path[4800], prefix[128], key_info[4200];
+    char          plain[4200], version[VH_VERSION_TOKEN_LEN + 1];
+    const char   *out_dir;
     vh_buf_t      text = { 0 }, master = { 0 }, rend = { 0 };
     struct stat   sb;
     double        started = vh_now(), duration;
@@ -152,6 +154,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
 
     err[0] = '\0';
     tmp[0] = '\0';
+    memset(&keys, 0, sizeof(keys));
 
     /* first of all: is this still the row's upload?  Nothing runs otherwise */
     rows = vh_db_start(db, job->video_id, job->source);
@@ -199,6 +202,43 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         return VH_JOB_RETRY;
     }
 
+    /*
+     * Every encode gets its own prefix: URLs already served (and cached as
+     * immutable) never change bytes.  The row switches to it last.  The
+     * token is drawn before ffmpeg runs: the key URIs in the playlists name
+     * it.  A version that never becomes the row's (the job fails, or is
+     * superseded) leaves no key behind: the keys are written with the switch.
+     */
+    if (vh_publish_version(version, sizeof(version)) != 0) {
+        snprintf(err, errlen, "cannot make a version token");
+        goto out;
+    }
+    out_dir = tmp;
+    if (cf->encrypt) {
+        if (vh_keys_open(&keys, err, errlen) != 0) {
+            goto out;
+        }
+        if (cf->key_rotation == 0) {
+            /* one key, and ffmpeg's muxer encrypts with it */
+            if (vh_keys_add(&keys, 0, 0) != 0
+                || vh_keys_write_info(cf, &keys, job->video_id, version, 0,
+                                      key_info, sizeof(key_info)) != 0)
+            {
+                snprintf(err, errlen, "cannot make the key of the version");
+                goto out;
+            }
+            plan.key_info = key_info;
+        } else {
+            /* plain into a directory only the helper reads, encrypted below */
+            snprintf(plain, sizeof(plain), "%s/.plain", tmp);
+            if (mkdir(plain, 0700) != 0) {
+                snprintf(err, errlen, "cannot create %s: %s", plain, strerror(errno));
+                goto out;
+            }
+            out_dir = plain;
+        }
+    }
+
     memset(&t, 0, sizeof(t));
     t.cf = cf;
     t.q = q;
@@ -207,7 +247,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     t.duration = probe.duration;
     t.last_beat = vh_now();
 
-    lrc = vh_ladder_run(cf, job->source, &probe, &plan, tmp, on_tick, &t,
+    lrc = vh_ladder_run(cf, job->source, &probe, &plan, out_dir, on_tick, &t,
                         err, errlen);
     if (lrc != 0) {
         if (t.superseded) {
@@ -223,6 +263,30 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
             rc = fail_job(db, job, err);
         }
         goto out;
+    }
+
+    if (out_dir != tmp) {
+        /* key_rotation: each rendition encrypted, a key per period (keys.c) */
+        for (i = 0; i < plan.n; i++) {
+            const char *name = plan.rungs[i].rung.name;
+            char        from[4400];
+
+            snprintf(from, sizeof(from), "%s/%s", plain, name);
+            snprintf(path, sizeof(path), "%s/%s", tmp, name);
+            if (mkdir(path, 0755) != 0) {
+                snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+                goto out;
+            }
+            if (vh_keys_encrypt_rendition(cf, &keys, job->video_id, version,
+                                          from, path, err, errlen) != 0)
+            {
+                goto out;
+            }
+        }
+        if (vh_rm_rf(plain) != 0) {
+            snprintf(err, errlen, "cannot remove %s: %s", plain, strerror(errno));
+            goto out;
+        }
     }
 
     /* measure what ffmpeg wrote, and describe it in the master playlist */
@@ -246,6 +310,18 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
                     job->video_id, name, st.max_segment, cf->segment_duration);
         }
         snprintf(path, sizeof(path), "%s/%s", dir, st.first_segment);
+        if (keys.n > 0) {
+            /* a ciphertext: ffprobe reads a plain copy in the private directory */
+            char plain_seg[4200];
+
+            snprintf(plain_seg, sizeof(plain_seg), "%s/probe-%d.ts", keys.dir, i);
+            if (vh_keys_crypt_file(keys.keys[0].key, keys.keys[0].first_segment,
+                                   path, plain_seg, 0, err, errlen) != 0)
+            {
+                goto out;
+            }
+            snprintf(path, sizeof(path), "%s", plain_seg);
+        }
         if (vh_probe_variant(cf, path, &vi) != 0) {
             snprintf(err, errlen, "cannot probe the %s output", name);
             goto out;
@@ -264,6 +340,8 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         }
     }
     duration = probe.duration;
+    /* the key files are no longer needed: the keys stay in memory for the switch */
+    vh_keys_drop_dir(&keys);
 
     if (vh_hls_master(vars, plan.n, &master) != 0
         || vh_hls_renditions_json(vars, plan.n, &rend) != 0)
@@ -299,14 +377,6 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         rc = VH_JOB_SUPERSEDED;
         goto out;
     }
-    /*
-     * Every encode gets its own prefix: URLs already served (and cached as
-     * immutable) never change bytes.  The row switches to it last.
-     */
-    if (vh_publish_version(version, sizeof(version)) != 0) {
-        snprintf(err, errlen, "cannot make a version token");
-        goto out;
-    }
     snprintf(prefix, sizeof(prefix), "hls/%s/%s/", job->video_id, version);
     if (cf->publish_s3) {
         /* variants and segments first, master.m3u8 last; tmp is removed below */
@@ -332,7 +402,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
 
     /* the switch: viewers of the old version keep it until old_version_grace */
     rows = vh_db_ready(db, job->video_id, job->source, duration, rend.data,
-                       prefix);
+                       prefix, version, cf->encrypt ? &keys : NULL);
     if (rows < 0) {
         snprintf(err, errlen, "published, but cannot update the videos row");
         goto out;
@@ -352,8 +422,9 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         goto out;
     }
     vh_info("video %s ready: %d rung(s), %.1f s of video in %.1f s (job %s,"
-            " version %s)", job->video_id, plan.n, duration, vh_now() - started,
-            job->id, version);
+            " version %s%s%d key(s))", job->video_id, plan.n, duration,
+            vh_now() - started, job->id, version,
+            cf->encrypt ? ", AES-128, " : ", not encrypted, ", keys.n);
     rc = VH_JOB_DONE;
 
 out:
@@ -361,6 +432,7 @@ out:
         vh_warn("cannot remove %s: %s", tmp, strerror(errno));
     }
     vh_publish_tmpdir_done();
+    vh_keys_close(&keys);
     vh_buf_free(&text);
     vh_buf_free(&master);
     vh_buf_free(&rend);

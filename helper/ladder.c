@@ -238,8 +238,20 @@ vh_ladder_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     argf(a, "%d", cf->segment_duration);
     arg(a, "-hls_playlist_type");
     arg(a, "vod");
-    arg(a, "-hls_flags");
-    arg(a, "independent_segments");
+    if (plan->key_info != NULL) {
+        /*
+         * AES-128 by the muxer: the key info file (written before ffmpeg
+         * starts, never changed) is read again at each segment, which makes
+         * each segment's IV its media sequence number (keys.c)
+         */
+        arg(a, "-hls_key_info_file");
+        arg(a, plan->key_info);
+        arg(a, "-hls_flags");
+        arg(a, "independent_segments+periodic_rekey");
+    } else {
+        arg(a, "-hls_flags");
+        arg(a, "independent_segments");
+    }
     arg(a, "-hls_segment_type");
     arg(a, "mpegts");
     arg(a, "-hls_segment_filename");

@@ -208,6 +208,23 @@ main(int argc, char **argv)
                 cf.s3_path_style ? "path style" : "virtual host");
     }
 
+    if (cf.encrypt) {
+        vh_info("encrypting every rendition (AES-128, %s), key URIs %s/<id>/<version>/<k>.key",
+                cf.key_rotation ? "key_rotation segments per key" : "one key per version",
+                cf.key_uri_base);
+        /* the keys go nowhere else: without their table no job could finish */
+        if (vh_db_keys_table(db) == 0) {
+            vh_error("encrypt = on needs the table video_keys in schema \"%s\":"
+                     " apply sql/migrations/0011_video_keys.sql (sql/migrate.sh)",
+                     cf.db_schema);
+            vh_queue_free(q);
+            vh_db_free(db);
+            vh_conf_free(&cf);
+            curl_global_cleanup();
+            return 1;
+        }
+    }
+
     memset(&job, 0, sizeof(job));
     while (!vh_stop) {
         /* superseded local versions past old_version_grace (at most once a minute) */

@@ -87,6 +87,9 @@ typedef struct {
     char  *publish;            /* local | s3 */
     int    publish_s3;
     double old_version_grace;  /* seconds a superseded version stays (local) */
+    int    encrypt;            /* AES-128 HLS (keys.c) */
+    int    key_rotation;       /* segments per key, 0: one key per version */
+    char  *key_uri_base;       /* no trailing '/' */
     char  *s3_endpoint;        /* http(s)://host[:port]; "": AWS for s3_region */
     char  *s3_region;
     char  *s3_bucket;
@@ -201,8 +204,16 @@ int  vh_db_current(vh_db_t *db, const char *video_id, const char *source);
 /* these return the rows updated (0: not ours any more, or gone) or -1 */
 int  vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
     double percent);
+struct vh_keys_s;
+/*
+ * The switch to ready; with keys (encrypt = on), their video_keys rows are
+ * inserted in the same transaction, and rolled back when no row is switched
+ */
 int  vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
-    double duration, const char *renditions_json, const char *storage_prefix);
+    double duration, const char *renditions_json, const char *storage_prefix,
+    const char *version, const struct vh_keys_s *keys);
+/* does the table video_keys exist (migration 0011): 1, 0 or -1 */
+int  vh_db_keys_table(vh_db_t *db);
 int  vh_db_failed(vh_db_t *db, const char *video_id, const char *source,
     const char *error);
 int  vh_db_requeue(vh_db_t *db, const char *video_id, const char *source,
@@ -290,6 +301,7 @@ typedef struct {
     int            gop;
     double         fps;        /* output frame rate */
     double         timeout;    /* seconds the ladder's ffmpeg may run, 0: none */
+    const char    *key_info;   /* ffmpeg's -hls_key_info_file, NULL: no encryption */
 } vh_plan_t;
 
 int vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan);
@@ -377,6 +389,50 @@ void vh_publish_sweep(const vh_conf_t *cf, vh_db_t *db);
 /* removes <origin_dir>/hls/<id>/<version>, published for a superseded job */
 int  vh_publish_discard(const vh_conf_t *cf, const char *video_id,
     const char *version);
+
+/* ---------------------------------------------------------------- keys.c */
+
+#define VH_KEY_LEN  16
+
+typedef struct {
+    unsigned char  key[VH_KEY_LEN];
+    long           first_segment;   /* media sequence number of its first segment */
+    long long      starts_ms;       /* content time where that segment starts */
+} vh_hls_key_t;
+
+/* the keys of one version, and the private directory of ffmpeg's key files */
+typedef struct vh_keys_s {
+    char           dir[4096];       /* 0700 under $TMPDIR or /tmp; "" once removed */
+    vh_hls_key_t  *keys;
+    int            n;
+    int            cap;
+} vh_keys_t;
+
+/* creates the private directory; 0 or -1 with err */
+int  vh_keys_open(vh_keys_t *ks, char *err, size_t errlen);
+/* draws one more key (RAND_bytes): 0 or -1 */
+int  vh_keys_add(vh_keys_t *ks, long first_segment, long long starts_ms);
+/* <key_uri_base>/<id>/<version>/<k>.key */
+int  vh_keys_uri(const vh_conf_t *cf, const char *video_id, const char *version,
+    int k, char *out, size_t len);
+/* writes key k and its key info file (0600) into the private directory */
+int  vh_keys_write_info(const vh_conf_t *cf, const vh_keys_t *ks,
+    const char *video_id, const char *version, int k, char *path, size_t len);
+/* AES-128-CBC, PKCS#7, IV = seq (16 bytes big-endian); out is created (O_EXCL) */
+int  vh_keys_crypt_file(const unsigned char *key, long seq, const char *in,
+    const char *out, int encrypt, char *err, size_t errlen);
+/*
+ * key_rotation: encrypts plain_dir's index.m3u8 and segments into out_dir,
+ * a key per key_rotation segments, drawing keys the first rendition needs
+ * (the others must have the same periods); writes out_dir/index.m3u8
+ */
+int  vh_keys_encrypt_rendition(const vh_conf_t *cf, vh_keys_t *ks,
+    const char *video_id, const char *version, const char *plain_dir,
+    const char *out_dir, char *err, size_t errlen);
+/* removes the private directory (and the key files in it) */
+void vh_keys_drop_dir(vh_keys_t *ks);
+/* ... and wipes the keys from memory */
+void vh_keys_close(vh_keys_t *ks);
 
 /* ---------------------------------------------------------------- s3.c */
 
