@@ -475,6 +475,62 @@ ok(!grep({ m{/master\.m3u8$} } keys %$kc), 's3c: no master.m3u8 published (in an
 ok(!-e "$origin/hls/s3c", 's3c: no local ladder either');
 
 #---------------------------------------------------------------------------
+# 4. encrypt = on (issue #22): ciphertext in the bucket, the keys only in
+#    PostgreSQL -- no object holds a key's bytes or is a key file
+#---------------------------------------------------------------------------
+
+control(reject_part => '');
+add_video('s3e');
+my $ktmp = "$tmp/ktmp";
+mkdir $ktmp or die $!;
+$rc = run_helper("$tmp/helper-e.log", { %awsenv, TMPDIR => $ktmp }, '--encrypt', 'on',
+                 '--key-rotation', '1');
+is($rc, 0, 'helper (encrypt = on, key_rotation = 1) exits 0 when idle');
+my $ve = video('s3e');
+is($ve->{status}, 'ready', 's3e: ready') or diag($ve->{error}, slurp("$tmp/helper-e.log"));
+my ($ever) = $ve->{prefix} =~ m{^hls/s3e/([^/]+)/$};
+my %ekeys = map { my ($k, $hex, $first) = split /\|/; $k => [ pack('H*', $hex), $first ] }
+    split /\n/, $pg->psql("SELECT key_index || '|' || encode(key, 'hex') || '|' || first_segment"
+                          . " FROM vodlms.video_keys WHERE video_id = 's3e' AND version = '$ever'");
+is_deeply([ sort keys %ekeys ], [ 0, 1 ], 's3e: two keys in video_keys (two segments, one each)');
+{
+    my $objects = list_keys($ve->{prefix});
+    my ($n, $segs, $cipher, $decrypts, @bad) = (0, 0, 0, 0);
+    for my $key (sort keys %$objects) {
+        $n++;
+        push @bad, "$key (name)" if $key =~ /\.key(info)?$/i;
+        my $r = s3_request('GET', "/$BUCKET/$key");
+        my $body = $r->{content} // '';
+        for my $k (keys %ekeys) {
+            push @bad, "$key (holds key $k)" if index($body, $ekeys{$k}[0]) >= 0;
+        }
+        if ($key =~ m{/index\.m3u8$}) {
+            push @bad, "$key (no EXT-X-KEY)" unless $body =~ m{^#EXT-X-KEY:METHOD=AES-128,URI="/vodlms/keys/s3e/\Q$ever\E/1\.key",IV=0x0{31}1$}m;
+        }
+        next unless $key =~ m{/seg_(\d+)\.ts$};
+        my $seq = $1 + 0;
+        $segs++;
+        $cipher++ if substr($body, 0, 1) ne "\x47";
+        open my $o, '>:raw', "$tmp/seg.enc" or die $!;
+        print $o $body;
+        close $o;
+        unlink "$tmp/seg.ts";
+        system('openssl', 'enc', '-d', '-aes-128-cbc', '-K', unpack('H*', $ekeys{$seq}[0]),
+               '-iv', sprintf('%032x', $seq), '-in', "$tmp/seg.enc", '-out', "$tmp/seg.ts");
+        my $plain = slurp("$tmp/seg.ts") // '';
+        $decrypts++ if length($plain) && length($plain) % 188 == 0 && substr($plain, 0, 1) eq "\x47"
+                       && substr($plain, 188, 1) eq "\x47";
+    }
+    ok($n >= 7 && !@bad, "s3e: none of the $n objects holds a key or is a key file, every"
+       . " playlist names its keys") or diag(join "\n", @bad);
+    ok($segs >= 4 && $cipher == $segs, "s3e: the $segs segments in the bucket are ciphertext");
+    is($decrypts, $segs, 's3e: each decrypts to MPEG-TS with the key of its period and its'
+       . ' sequence number as IV');
+    ok(!-e "$origin/hls/s3e" && !glob("$ktmp/*"), 's3e: no work directory, no private key'
+       . ' directory left');
+}
+
+#---------------------------------------------------------------------------
 
 my @all = requests();
 my @bad = grep { $_->{sig} ne 'ok' } @all;

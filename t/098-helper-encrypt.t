@@ -15,7 +15,8 @@
 #   4. key_rotation = 2: a key per two segments, each segment under the key
 #      whose first_segment covers it, all decrypting, the whole ladder read;
 #   5. no file on the origin holds a key's bytes or is a key file;
-#   6. the old version's key rows go with it (old_version_grace).
+#   6. the old version's key rows go with it (old_version_grace), done by a
+#      role with only the grants docs/security.md lists for the helper.
 
 use strict;
 use warnings;
@@ -273,7 +274,7 @@ sub check_encrypted {
     my ($id, $v, $keys, $rotation) = @_;
     my ($ver) = $v->{prefix} =~ m{^hls/\Q$id\E/($VERSION)/$};
     my %key_by_index = map { $_->[1] => $_ } @$keys;
-    my ($segments, $cipher, $decrypts, $same_head, $right_key) = (0, 0, 0, 0, 0);
+    my ($segments, $cipher, $decrypts, $same_head, $right_key, $iv_is_seq) = (0, 0, 0, 0, 0, 0);
     my %keys_named;
     for my $rung (@RUNGS) {
         my $text = slurp("$origin/$v->{prefix}$rung/index.m3u8") // '';
@@ -296,8 +297,7 @@ sub check_encrypted {
             $cipher++ if !ts_valid($bytes) && !ffprobe_ok($file);
             # the IV the playlist implies: its IV attribute, else the sequence number
             my $ivhex = $iv // sprintf('%032x', $seq);
-            is(lc $ivhex, sprintf('%032x', $seq), "$rung/$name: IV is its media sequence number")
-                if $segments == 1;
+            $iv_is_seq++ if lc $ivhex eq sprintf('%032x', $seq);
             my $plain = decrypt($file, $key_by_index{$k}[2], $ivhex);
             if (defined $plain && ts_valid($plain)) {
                 my $pf = "$tmp/decrypted.ts";
@@ -317,6 +317,7 @@ sub check_encrypted {
        . " video_keys, its IV) to MPEG-TS that ffprobe reads");
     is($same_head, $n, "$id: ... starting with the bytes an unencrypted encode starts with"
        . " (a wrong IV would change the first block)");
+    is($iv_is_seq, $n, "$id: each segment's IV is its media sequence number");
     is($right_key, $n, "$id: each segment's key is the one whose first_segment covers it");
     is_deeply([sort { $a <=> $b } keys %keys_named], [map { $_->[1] } @$keys],
               "$id: the playlists name every key of video_keys, and no other");
@@ -528,8 +529,18 @@ check_no_key_published('the local origin', $origin, map { $_->[2] } @$k1, @$kr);
 # 6. a re-encode: the old version goes after old_version_grace, its keys too
 #---------------------------------------------------------------------------
 
+# ... run as a role with only the grants docs/security.md lists for the helper
+{
+    my $doc = slurp("$FindBin::Bin/../docs/security.md");
+    my ($sql) = $doc =~ /```sql\n(-- PostgreSQL: vodlms's own schema.*?)```/s;
+    my @grants = grep { /\bvodlms_helper\b/ } map { s/--[^\n]*//gr } split /;/, $sql // '';
+    ok(@grants >= 4, 'the helper\'s grants in docs/security.md: ' . scalar @grants);
+    $pg->psql('CREATE ROLE vodlms_nginx; CREATE ROLE vodlms_helper LOGIN');
+    $pg->psql($_) for @grants;
+}
 add_job('enc1');
-my $log2 = run_helper('enc1-again', args => [ '--encrypt', 'on', '--old-version-grace', '0' ]);
+my $log2 = run_helper('enc1-again', args => [ '--encrypt', 'on', '--old-version-grace', '0',
+                                              '--pg-conninfo', $pg->conninfo =~ s/user=postgres/user=vodlms_helper/r ]);
 my $v2 = video('enc1');
 my ($ver2) = $v2->{prefix} =~ m{/($VERSION)/};
 ok($v2->{status} eq 'ready' && $ver2 && $ver2 ne $ver1, 'enc1 again: ready under a new version')

@@ -238,7 +238,23 @@ test_args(void)
     is_str(after(&a, "-master_pl_name", 0), "master.m3u8", "ffmpeg's master name");
     is_str(a.argv[a.n - 1], "/work/tmp/%v/index.m3u8", "output: <dir>/<rung>/index.m3u8");
     is_int(count(&a, "-threads"), 0, "threads = 0: no -threads");
+    is_int(count(&a, "-hls_key_info_file"), 0, "not encrypted: no key info file");
+    is_str(after(&a, "-hls_flags", 0), "independent_segments",
+           "not encrypted: independent segments only");
     vh_args_free(&a);
+
+    /* encrypt = on, one key: the muxer reads the key info file at each segment */
+    pl.key_info = "/tmp/vodlms-keys-x/0.keyinfo";
+    memset(&a, 0, sizeof(a));
+    is_int(vh_ladder_args(&conf, "/up/lecture.mp4", &p, &pl, "/work/tmp", &a), 0,
+           "encrypted: command built");
+    is_str(after(&a, "-hls_key_info_file", 0), "/tmp/vodlms-keys-x/0.keyinfo",
+           "encrypted: the key info file");
+    is_str(after(&a, "-hls_flags", 0), "independent_segments+periodic_rekey",
+           "encrypted: periodic_rekey (the IV of each segment is its sequence number)");
+    is_int(count(&a, "-hls_flags"), 1, "encrypted: one -hls_flags");
+    vh_args_free(&a);
+    pl.key_info = NULL;
 
     /* no audio, cover art first, 120 fps, matroska, 2 threads */
     p = source(1280, 720, 120, 60);
