@@ -8,9 +8,10 @@
 #       come back to the replica when it is started again; then it hangs
 #       (SIGSTOP): the checks time out there once per worker, then move;
 #   (b) failover: the primary stops and the replica is promoted; vodlms_pg
-#       lists both with target_session_attrs=read-write, and the flushes
-#       land on the new primary; a second node that also reads from the
-#       replica (vodlms_pg_replica) fails no request at all;
+#       lists both with target_session_attrs=read-write, no check or beacon
+#       that started after the promotion fails (the issue's target), and
+#       the flushes land on the new primary; a second node that also reads
+#       from the replica (vodlms_pg_replica) fails no request at all;
 #   (c) switchover: the new primary's own replica is promoted and the old
 #       one fenced (read-only, SQLSTATE 25006 to writes): the write is
 #       retried on a fresh connection, which finds the new primary;
