@@ -3,7 +3,8 @@
  * after failed connects: the first retry at once, then 100 ms doubling to
  * 2 s; the first good connect clears it.  Per worker and per pool, so that
  * a server that is down costs each worker a connect attempt every 2 s at
- * most, not one per request.
+ * most, not one per request.  (The PostgreSQL pool caps it at 250 ms, and
+ * holds its queries for the next connect meanwhile: see ngx_vodlms_pg.c.)
  *
  * The pools' per-query timers look alike too, but stay in each pool: a
  * Redis batch is pipelined on a connection and lives until hiredis has

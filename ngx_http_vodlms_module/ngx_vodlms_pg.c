@@ -31,9 +31,18 @@
  *   worker, so the connection is closed instead and the server aborts the
  *   query when it notices the client is gone (see the query timer).
  * - A failed connect is counted for back-off (first retry at once, then
- *   100ms doubling to 1s; connects that fail together count once);
- *   queries waiting for it fail fast if no other connection is left.  A
- *   lost established connection is just replaced.
+ *   100ms doubling to 250ms; connects that fail together count once).
+ *   From then on until a connect succeeds, the pool is down and connects
+ *   one at a time: each a probe, started by a query when the back-off
+ *   allows, or by the retry timer for the queries that wait.  A query is
+ *   failed only on the word of a connect that started after it came: the
+ *   queries waiting when a probe starts share its fate, those that come
+ *   while it runs wait for the next one (at most
+ *   NGX_VODLMS_PG_DOWN_WAITING of them; more fail at once), each within
+ *   its own timeout=.  So a server that is back (a new primary) is found by
+ *   the first connect after it came back, and no query that came after
+ *   that fails; a dead one gets one connect per back-off step per worker.
+ *   A lost established connection is just replaced.
  * - The socket belongs to libpq (PQfinish closes it): the ngx_connection_t
  *   is freed without closing, as the Redis layer does.
  * - Failover.  A multi-host conninfo is libpq's: PQconnectPoll tries the
@@ -63,11 +72,22 @@
 #define NGX_VODLMS_PG_NO_STMT            ((ngx_uint_t) -1)
 
 /*
- * The shared back-off waits up to 2 s; a PostgreSQL pool at most 1 s, so
- * that after a failover the new primary is found within a second of its
- * promotion.  A connect to a down server is cheap: it never blocks.
+ * The shared back-off waits up to 2 s; a PostgreSQL pool at most 250 ms.
+ * While the pool is down its queries wait for the next connect instead of
+ * failing at once, so a step must fit well within the default timeout=
+ * (1 s) with two connects: the one under way when a query comes, and the
+ * next.  A dead server then gets at most 4 connects a second per worker,
+ * one at a time and only while queries come: what it got before at the
+ * old 1 s cap, when each retry opened up to pool_size=4 connects at once.
  */
-#define NGX_VODLMS_PG_RETRY_MAX          1000
+#define NGX_VODLMS_PG_RETRY_MAX          250
+
+/*
+ * Queries of one pool and worker that may wait for a down server's next
+ * connect: a 250 ms step's worth at 1,000 gated requests a second.  More
+ * are refused at once, as every query was before.
+ */
+#define NGX_VODLMS_PG_DOWN_WAITING       256
 
 
 typedef enum {
@@ -114,6 +134,8 @@ struct ngx_vodlms_pg_pool_s {
     ngx_uint_t                  start;        /* of conf->rotations */
     ngx_uint_t                  epoch;        /* read-only answers seen */
     ngx_uint_t                  round;        /* failed connects counted */
+    ngx_uint_t                  attempts;     /* connects started */
+    ngx_event_t                 retry;        /* the next connect, down */
     ngx_vodlms_pg_names_t      *names;        /* resolved at run time */
     char                        reason[NGX_VODLMS_PG_REASON_LEN];
     unsigned                    exiting:1;
@@ -154,6 +176,7 @@ struct ngx_vodlms_pg_query_s {
     ngx_event_t                 timer;
     ngx_pool_cleanup_t         *cleanup;
     ngx_msec_t                  started;      /* for the latency metric */
+    ngx_uint_t                  attempt;      /* pool->attempts when placed */
     unsigned                    waiting:1;
     unsigned                    detached:1;
     unsigned                    retried:1;    /* after a read-only answer */
@@ -175,6 +198,9 @@ static void ngx_vodlms_pg_fall_back(ngx_vodlms_pg_pool_t *pool);
 static void ngx_vodlms_pg_close_idle(ngx_vodlms_pg_pool_t *pool,
     const char *why);
 static void ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool);
+static ngx_uint_t ngx_vodlms_pg_holds(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_retry_later(ngx_vodlms_pg_pool_t *pool);
+static void ngx_vodlms_pg_retry(ngx_event_t *ev);
 static ngx_uint_t ngx_vodlms_pg_rotate(ngx_vodlms_pg_conn_t *conn);
 static void ngx_vodlms_pg_backoff(ngx_vodlms_pg_pool_t *pool);
 static const char **ngx_vodlms_pg_resolve(ngx_vodlms_pg_pool_t *pool);
@@ -255,6 +281,11 @@ ngx_vodlms_pg_pool_create(ngx_cycle_t *cycle, ngx_vodlms_pg_conf_t *conf,
     ngx_queue_init(&pool->conns);
     ngx_queue_init(&pool->waiting);
 
+    pool->retry.handler = ngx_vodlms_pg_retry;
+    pool->retry.data = pool;
+    pool->retry.log = cycle->log;
+    pool->retry.cancelable = 1;       /* a graceful stop does not wait */
+
     if (conf->resolver) {
         pool->names = ngx_vodlms_pg_names_create(cycle, conf,
                                                  ngx_vodlms_pg_resolved, pool);
@@ -315,6 +346,10 @@ ngx_vodlms_pg_pool_destroy(ngx_vodlms_pg_pool_t *pool)
     ngx_vodlms_pg_query_t  *query;
 
     pool->exiting = 1;
+
+    if (pool->retry.timer_set) {
+        ngx_del_timer(&pool->retry);
+    }
 
     if (pool->names) {
         ngx_vodlms_pg_names_cancel(pool->names);
@@ -532,6 +567,7 @@ static ngx_int_t
 ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
     ngx_log_t *log, ngx_vodlms_pg_status_e *status, const char **reason)
 {
+    ngx_uint_t             attempts;
     ngx_vodlms_pg_conn_t  *conn;
 
     if (pool->fallen_back && pool->fallback && !query->moved) {
@@ -542,6 +578,9 @@ ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
         *reason = pool->reason;
         return NGX_DECLINED;
     }
+
+    /* only a connect that starts from now on may fail it */
+    query->attempt = pool->attempts;
 
     conn = ngx_vodlms_pg_idle(pool, log);
 
@@ -563,12 +602,31 @@ ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
         return NGX_OK;
     }
 
-    if (pool->nconns < pool->conf->pool_size
-        && pool->nconnecting <= pool->nwaiting)
+    if (pool->backoff.failures && pool->nconns == pool->nconnecting
+        && pool->nwaiting >= NGX_VODLMS_PG_DOWN_WAITING)
     {
+        /* down, and enough queries wait for its next connect already */
+        *status = NGX_VODLMS_PG_DOWN;
+        *reason = pool->reason;
+        return NGX_DECLINED;
+    }
+
+    /* down (a connect has failed): one connect at a time, a probe */
+
+    if (pool->nconns < pool->conf->pool_size
+        && (pool->backoff.failures ? pool->nconnecting == 0
+                                   : pool->nconnecting <= pool->nwaiting))
+    {
+        attempts = pool->attempts;
+
         if (ngx_vodlms_pg_connect(pool) == NULL && pool->nconns == 0
-            && !pool->resolving)
+            && !pool->resolving
+            && (pool->attempts != attempts || !ngx_vodlms_pg_holds(pool)))
         {
+            /*
+             * The connect failed at once (refused, no address), or a
+             * replica in back-off: its reads go to the primary
+             */
             *status = ngx_vodlms_backoff_left(&pool->backoff)
                       ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
             *reason = pool->reason;
@@ -584,6 +642,11 @@ ngx_vodlms_pg_place(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_query_t *query,
     ngx_queue_insert_tail(&pool->waiting, &query->queue);
     pool->nwaiting++;
     query->waiting = 1;
+
+    if (pool->nconns == 0 && !pool->resolving) {
+        /* in back-off: the query waits for the next connect, not a 503 */
+        ngx_vodlms_pg_retry_later(pool);
+    }
 
     ngx_log_debug5(NGX_LOG_DEBUG_EVENT, log, 0,
                    "vodlms pg: wait, %V: %s waits for a connection, "
@@ -718,6 +781,81 @@ ngx_vodlms_pg_probe(ngx_vodlms_pg_pool_t *pool)
 }
 
 
+/*
+ * Do queries wait for this pool's next connect when it has none?  Not a
+ * replica's: its reads go to the primary instead.
+ */
+
+static ngx_uint_t
+ngx_vodlms_pg_holds(ngx_vodlms_pg_pool_t *pool)
+{
+    return !pool->exiting
+           && (pool->fallback == NULL || pool->fallback->exiting);
+}
+
+
+/* queries wait, and no connect is under way: the next one when allowed */
+
+static void
+ngx_vodlms_pg_retry_later(ngx_vodlms_pg_pool_t *pool)
+{
+    ngx_msec_t  left;
+
+    if (pool->retry.timer_set || pool->exiting) {
+        return;
+    }
+
+    left = ngx_vodlms_backoff_left(&pool->backoff);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: retry, %V: %ui waiting, the next connect in "
+                   "%M ms", &pool->conf->name, pool->nwaiting, left);
+
+    ngx_add_timer(&pool->retry, left);
+}
+
+
+/*
+ * The back-off is over and queries wait with no connection: one connect,
+ * a probe, for all of them.  If it fails at once, they fail with it.
+ */
+
+static void
+ngx_vodlms_pg_retry(ngx_event_t *ev)
+{
+    ngx_vodlms_pg_pool_t  *pool = ev->data;
+
+    ngx_vodlms_pg_status_e  status;
+
+    u_char  buf[NGX_VODLMS_PG_REASON_LEN];
+
+    if (pool->exiting || pool->nwaiting == 0 || pool->nconns
+        || pool->resolving)
+    {
+        /* nobody waits (any more), or a connect is under way already */
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "vodlms pg: probe, %V: one connect for %ui waiting",
+                   &pool->conf->name, pool->nwaiting);
+
+    if (ngx_vodlms_pg_connect(pool) != NULL || pool->nconns
+        || pool->resolving)
+    {
+        return;
+    }
+
+    /* those it answered for fail; the timer is set again for the others */
+
+    status = ngx_vodlms_backoff_left(&pool->backoff)
+             ? NGX_VODLMS_PG_DOWN : NGX_VODLMS_PG_ERROR;
+
+    ngx_cpystrn(buf, (u_char *) pool->reason, sizeof(buf));
+    ngx_vodlms_pg_fail_waiting(pool, status, (char *) buf);
+}
+
+
 /* the caller's log: the "get" and "wait" lines name the request */
 
 static ngx_vodlms_pg_conn_t *
@@ -831,6 +969,11 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
         /* asked even in back-off: a name that moved ends it */
         values = ngx_vodlms_pg_resolve(pool);
         if (values == NULL) {
+            if (!pool->resolving) {
+                /* no host has an address: as good as a failed connect */
+                pool->attempts++;
+            }
+
             return NULL;
         }
 
@@ -849,6 +992,9 @@ ngx_vodlms_pg_connect(ngx_vodlms_pg_pool_t *pool)
                      "in %M ms%Z", &conf->name, pool->backoff.failures, left);
         return NULL;
     }
+
+    /* the queries waiting from now on are answered by this one */
+    pool->attempts++;
 
     /* neither this nor PQconnectPoll blocks: hosts come with hostaddr */
     pg = PQconnectStartParams(keywords, values, 0);
@@ -940,7 +1086,8 @@ static void
 ngx_vodlms_pg_maybe_connect(ngx_vodlms_pg_pool_t *pool)
 {
     while (pool->nwaiting > pool->nconnecting
-           && pool->nconns < pool->conf->pool_size)
+           && pool->nconns < pool->conf->pool_size
+           && (pool->backoff.failures == 0 || pool->nconnecting == 0))
     {
         if (ngx_vodlms_pg_connect(pool) == NULL) {
             return;
@@ -1020,6 +1167,9 @@ ngx_vodlms_pg_resolved(void *data, ngx_uint_t moved, const char *err)
     }
 
     if (err) {
+        /* the queries that waited for the lookup fail with it */
+        pool->attempts++;
+
         ngx_snprintf((u_char *) pool->reason, sizeof(pool->reason) - 1,
                      "postgres %V: %s%Z", &pool->conf->name, err);
 
@@ -1352,11 +1502,19 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
 }
 
 
+/*
+ * No connection is left and none is under way: the queries waiting fail
+ * (or move to the fallback), except, in a pool without a fallback, those
+ * that came after the last connect started, which it did not answer for:
+ * they wait for the next connect (ngx_vodlms_pg_retry()).
+ */
+
 static void
 ngx_vodlms_pg_fail_waiting(ngx_vodlms_pg_pool_t *pool,
     ngx_vodlms_pg_status_e status, const char *reason)
 {
-    ngx_queue_t             failing, *q;
+    ngx_uint_t              hold;
+    ngx_queue_t             failing, *q, *next;
     ngx_vodlms_pg_query_t  *query;
 
     if (ngx_queue_empty(&pool->waiting)) {
@@ -1365,12 +1523,36 @@ ngx_vodlms_pg_fail_waiting(ngx_vodlms_pg_pool_t *pool,
 
     /* callbacks may queue new queries: those are not failed here */
 
-    failing = pool->waiting;
-    failing.next->prev = &failing;
-    failing.prev->next = &failing;
+    hold = ngx_vodlms_pg_holds(pool);
 
-    ngx_queue_init(&pool->waiting);
-    pool->nwaiting = 0;
+    ngx_queue_init(&failing);
+
+    for (q = ngx_queue_head(&pool->waiting);
+         q != ngx_queue_sentinel(&pool->waiting);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        query = ngx_queue_data(q, ngx_vodlms_pg_query_t, queue);
+
+        if (hold && query->attempt == pool->attempts) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        pool->nwaiting--;
+        ngx_queue_insert_tail(&failing, q);
+    }
+
+    if (pool->nwaiting) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "vodlms pg: hold, %V: %ui waiting came after the "
+                       "last connect started, they wait for the next",
+                       &pool->conf->name, pool->nwaiting);
+
+        if (pool->nconns == 0 && !pool->resolving) {
+            ngx_vodlms_pg_retry_later(pool);
+        }
+    }
 
     if (pool->fallback && !pool->exiting && !pool->fallback->exiting) {
         /* a replica that cannot be reached: its reads go to the primary */
@@ -1661,6 +1843,11 @@ ngx_vodlms_pg_connected(ngx_vodlms_pg_conn_t *conn)
                    PQsslInUse(conn->pg) ? "SSL" : "no SSL");
 
     (void) ngx_vodlms_pg_next(conn);
+
+    if (failures && !pool->exiting) {
+        /* back after a failure: the others waiting need connections too */
+        ngx_vodlms_pg_maybe_connect(pool);
+    }
 }
 
 
@@ -2110,6 +2297,7 @@ ngx_vodlms_pg_read_only(ngx_vodlms_pg_conn_t *conn, PGresult *res,
 
     query->retried = 1;
     query->conn = NULL;
+    query->attempt = pool->attempts;
     conn->query = NULL;
 
     ngx_queue_insert_head(&pool->waiting, &query->queue);
@@ -2370,11 +2558,21 @@ ngx_vodlms_pg_query_timeout(ngx_event_t *ev)
             return;
         }
 
-        p = ngx_snprintf(buf, sizeof(buf) - 1,
-                         "postgres %V has no free connection after %M ms "
-                         "(%ui of pool_size=%ui open)",
-                         &pool->conf->name, pool->conf->timeout,
-                         pool->nconns, pool->conf->pool_size);
+        if (pool->backoff.failures && pool->nconns == pool->nconnecting) {
+            p = ngx_snprintf(buf, sizeof(buf) - 1,
+                             "postgres %V is down (%ui failed attempts), "
+                             "no connect answered within %M ms",
+                             &pool->conf->name, pool->backoff.failures,
+                             pool->conf->timeout);
+
+        } else {
+            p = ngx_snprintf(buf, sizeof(buf) - 1,
+                             "postgres %V has no free connection after %M ms "
+                             "(%ui of pool_size=%ui open)",
+                             &pool->conf->name, pool->conf->timeout,
+                             pool->nconns, pool->conf->pool_size);
+        }
+
         *p = '\0';
 
         ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
