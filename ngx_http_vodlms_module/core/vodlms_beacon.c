@@ -779,9 +779,19 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
         return;
     }
 
-    /* paused since the previous beacon: that wall time proves nothing */
-    if (p->paused && run->active && now_ms > run->time) {
-        run->time = now_ms;
+    /*
+     * paused since the previous beacon: that wall time proves nothing, and
+     * what the run carried from before is the allowance at most, so a seek
+     * while paused is a jump as a new run's would be
+     */
+    if (p->paused && run->active) {
+        if (now_ms > run->time) {
+            run->time = now_ms;
+        }
+
+        if (run->credit > VODLMS_COVERAGE_ALLOWANCE_MS) {
+            run->credit = VODLMS_COVERAGE_ALLOWANCE_MS;
+        }
     }
 
     p->paused = (b->event == VODLMS_BEACON_PAUSE);

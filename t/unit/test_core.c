@@ -2107,6 +2107,30 @@ test_progress(void)
        "progress: after the pause, 10 s played from 62.4 s: one part "
        "(%lld ms)", (long long) vodlms_coverage_covered_ms(c));
 
+    /*
+     * played at 1x, the run carries 5 s of wall time it did not use; a
+     * pause takes that back to the 2 s allowance, so a 5 s seek while
+     * paused is a jump: the part it skipped is not played
+     */
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 1000, 0.9);
+    b.current_time = 5;
+    vodlms_progress_apply(&p, c, &run, &b, 6000, 0.9);
+    ok(run.credit == VODLMS_COVERAGE_CARRY_MS,
+       "progress: 5 s played in 5 s leave the carry (%lld ms)",
+       (long long) run.credit);
+    b.event = VODLMS_BEACON_PAUSE;
+    vodlms_progress_apply(&p, c, &run, &b, 6500, 0.9);
+    b.event = VODLMS_BEACON_TICK;
+    b.current_time = 10;
+    vodlms_progress_apply(&p, c, &run, &b, 36500, 0.9);
+    ok(vodlms_coverage_covered_ms(c) == 5000,
+       "progress: a 5 s seek while paused is a jump, whatever the run "
+       "carried: 0-5 s played, 5-10 s not (%lld ms)",
+       (long long) vodlms_coverage_covered_ms(c));
+
     /* a pause of 30 s, then play resumed where it was: a run goes on */
     memset(&p, 0, sizeof(p));
     c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
