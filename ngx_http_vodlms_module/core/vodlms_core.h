@@ -439,7 +439,10 @@ int64_t vodlms_coverage_fraction_micro(double fraction);
  * decides nothing) and vodlms_coverage_complete(c, complete_fraction).
  * Without a bitmap nothing completes here.  An entry with a bitmap keeps
  * the database's duration: a beacon without it (the row lost its
- * duration) changes the position, not the duration.
+ * duration) changes the position, not the duration.  For coverage, an
+ * "ended" beacon at most VODLMS_COVERAGE_RES_MS before the database's
+ * duration is at the end (a player's end is its playlist's, which may
+ * stop a little short); its position stays the player's.
  *
  * The wall time after a "pause" beacon is not play: the next step gets
  * none for coverage (the player was paused; a seek while paused is a
