@@ -40,9 +40,11 @@ sub master {
 sub worker_pids {
     my $m = master() or return ();
     return grep {
-        open my $fh, '<', "/proc/$_/stat";
-        my $stat = $fh ? <$fh> : '';
-        (split ' ', $stat =~ s/^\d+ \(.*?\) //r)[1] == $m;
+        # a process may end between the glob and the open or the read: no
+        # line, no match
+        my $fh;
+        my $stat = open($fh, '<', "/proc/$_/stat") ? (<$fh> // '') : '';
+        ((split ' ', $stat =~ s/^\d+ \(.*?\) //r)[1] // 0) == $m;
     } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
 }
 

@@ -7,7 +7,10 @@
 #     204 and the video was marked completed in PostgreSQL;
 #   - with duration_seconds NULL, one {"currentTime":1,"duration":1}
 #     completed the video.
-# And what must still work: a real viewer at 1x and at 2x completes.
+# And what must still work: a real viewer at 1x and at 2x completes, also
+# when the player's end stops 40 ms short of the database's duration (a
+# 10 s clip needs both of its parts; before "ended" counted as the end, it
+# stayed at 5 s covered, not completed).
 #
 # Every verdict is read twice: from the buffer (GET .../progress) and from
 # the row the flush writes into a private PostgreSQL.
@@ -26,7 +29,8 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 # one student per block, so that no block sees another's entry
 my @students = (['kim', 1201], ['lou', 1202], ['max', 1203], ['ned', 1204],
                 ['oda', 1205], ['pat', 1206], ['quin', 1207], ['rho', 1208],
-                ['sam', 1209], ['tia', 1210], ['uma', 1211], ['vic', 1212]);
+                ['sam', 1209], ['tia', 1210], ['uma', 1211], ['vic', 1212],
+                ['wes', 1213]);
 for my $u (@students) {
     redis_cmd($r, 'SET', "session:t103-$u->[0]", qq({"user_id":"$u->[1]"}), 'EX', 3600);
     $pg->psql(qq{INSERT INTO vodlms.users (id, email, role) VALUES ('$u->[1]', '$u->[0]\@example.com', 'student')});
@@ -180,6 +184,34 @@ __DATA__
 [((qr/^$/, qr/^a second later$/) x 9), qr/^$/,
  qr/^\{"videoId":"lec-10","position":10\.000,"duration":10\.000,"completed":true\}$/,
  qr/^10\.000 completed=true$/]
+--- timeout: 40
+
+
+
+=== TEST 4b: the same viewer whose player ends 40 ms short of the database's 10 s (its playlist is a little shorter than the probe said): "ended" at 9.96 is the end for coverage, and completes
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/progress$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_progress on;
+        vodlms_progress_skip 30s refuse;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- request eval
+[(map { ("POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":$_,\"duration\":9.96}",
+         "GET /ctl/second") } 0 .. 8),
+ "POST /api/videos/lec-10/progress\n{\"videoId\":\"lec-10\",\"currentTime\":9.96,\"duration\":9.96,\"event\":\"ended\"}",
+ "GET /api/videos/lec-10/progress",
+ "GET /ctl/row?user=1213&video=lec-10&max=9.960"]
+--- more_headers eval
+[(("Cookie: session=t103-wes", "") x 9), "Cookie: session=t103-wes", "Cookie: session=t103-wes", ""]
+--- error_code eval
+[((204, 200) x 9), 204, 200, 200]
+--- response_body_like eval
+[((qr/^$/, qr/^a second later$/) x 9), qr/^$/,
+ qr/^\{"videoId":"lec-10","position":9\.960,"duration":10\.000,"completed":true\}$/,
+ qr/^9\.960 completed=true$/]
 --- timeout: 40
 
 

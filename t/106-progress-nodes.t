@@ -2,11 +2,17 @@
 # instances, each with its own progress zone, on one PostgreSQL, with no
 # affinity.  One viewer ("pair") sends every other beacon to the other node;
 # a second viewer ("solo") watches the same way at the same time on one
-# node.  Half-way, node B's worker is killed while its flush waits on a
-# lock: the statement commits after the worker is gone (its answer lost)
-# and the worker the master starts in its place writes the same entry
-# again, a replayed flush.  The rows must say the same: the coverage bits
-# equal, bit for bit, and both completed; the replay is in B's log.
+# node.  Two more do the same with two seeks ("spair", "ssolo"): 0-10 s,
+# 19-28 s, 38-60 s.  Their bits have holes and do not reach the 90% (a
+# bitmap of all ones could not show a merge that counts too much), and
+# neither node alone proves all of the single node's: node A never sees
+# the "ended" beacon at 60 s, node B never sees the 10 s one.  Half-way,
+# node B's worker is killed while its flush waits on a lock: the statement
+# commits after the worker is gone (its answer lost) and the worker the
+# master starts in its place writes the same entries again, a replayed
+# flush.  The rows must say the same: the coverage bits equal, bit for
+# bit, the whole viewing completed and the one with seeks not; the replay
+# is in B's log.
 #
 # Plain Test::More: nginx runs as direct children of this script (fork +
 # exec, then waitpid), one worker each, with a private PostgreSQL and the
@@ -29,9 +35,11 @@ my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
 
 redis_cmd($redis_port, 'SET', 'session:t106-solo', '{"user_id":"2001"}', 'EX', 3600);
 redis_cmd($redis_port, 'SET', 'session:t106-pair', '{"user_id":"2002"}', 'EX', 3600);
+redis_cmd($redis_port, 'SET', 'session:t106-ssolo', '{"user_id":"2003"}', 'EX', 3600);
+redis_cmd($redis_port, 'SET', 'session:t106-spair', '{"user_id":"2004"}', 'EX', 3600);
 
 my $pg = start_pg();
-for my $u (2001, 2002) {
+for my $u (2001 .. 2004) {
     $pg->psql(qq{INSERT INTO vodlms.users (id, email, role) VALUES ('$u', 'u$u\@example.com', 'student')});
     $pg->psql(qq{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('$u', 'course-intro', 'active')});
 }
@@ -125,6 +133,15 @@ for my $k (0 .. 60) {
     push @refused, "solo at $k" if beacon($a, 'solo', $k, $ev) != 204;
     push @refused, "pair at $k" if beacon($k % 2 ? $b : $a, 'pair', $k, $ev) != 204;
 
+    # the viewers with seeks: 0-10 s, a jump of 8 s, 19-28 s, a jump of
+    # 9 s, 38-60 s, at 2x; "ended" at 60 s
+    if ($k <= 43) {
+        my $t = $k <= 10 ? $k : $k <= 20 ? $k + 8 : $k + 17;
+        my $sev = $k == 43 ? 'ended' : undef;
+        push @refused, "ssolo at $t" if beacon($a, 'ssolo', $t, $sev) != 204;
+        push @refused, "spair at $t" if beacon($k % 2 ? $b : $a, 'spair', $t, $sev) != 204;
+    }
+
     if ($locker) {
         ok(wait_for(\&blocked_flush_of_b), "node B's flush waits on the lock");
 
@@ -154,6 +171,16 @@ my $pair = wait_for(sub { my $r = row(2002); $r eq "$all true" ? $r : undef }) |
 
 is($solo, "$all true", 'one node: every 5 s part watched, completed');
 is($pair, $solo, 'two nodes, alternating, a worker killed mid-flush: the same bits and completion');
+
+# 0-10 s: parts 0 and 1; a jump proves nothing before where it lands, so
+# 19-28 s is part 4 (20-25) only, and 38-60 s parts 8-11.  30 s of 60: not
+# completed.  Node A alone proves 110010001110, node B 100010001111
+my $holed = '110010001111';
+my $ssolo = wait_for(sub { my $r = row(2003); $r eq "$holed false" ? $r : undef }) || row(2003);
+my $spair = wait_for(sub { my $r = row(2004); $r eq "$holed false" ? $r : undef }) || row(2004);
+
+is($ssolo, "$holed false", 'one node, two seeks: the parts played, holes where the seeks went, not completed');
+is($spair, $ssolo, 'two nodes, alternating, two seeks, a worker killed mid-flush: the same bits, not completed either');
 
 like($b->log, qr/worker process $killed exited during its flush; its entries are written again/,
      "node B wrote the killed worker's entries again (a replayed flush)")

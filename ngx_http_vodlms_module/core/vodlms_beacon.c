@@ -744,7 +744,7 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
     vodlms_coverage_run_t *run, const vodlms_beacon_t *b, int64_t now_ms,
     double complete_fraction)
 {
-    double  position, moved, wall;
+    double  current, position, moved, wall;
 
     /* a position past the end (within the slack) is the end */
     position = b->current_time > b->duration ? b->duration : b->current_time;
@@ -779,14 +779,42 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
         return;
     }
 
-    /* paused since the previous beacon: that wall time proves nothing */
-    if (p->paused && run->active && now_ms > run->time) {
-        run->time = now_ms;
+    /*
+     * paused since the previous beacon: that wall time proves nothing, and
+     * what the run carried from before is the allowance at most, so a seek
+     * while paused is a jump as a new run's would be
+     */
+    if (p->paused && run->active) {
+        if (now_ms > run->time) {
+            run->time = now_ms;
+        }
+
+        if (run->credit > VODLMS_COVERAGE_ALLOWANCE_MS) {
+            run->credit = VODLMS_COVERAGE_ALLOWANCE_MS;
+        }
     }
 
     p->paused = (b->event == VODLMS_BEACON_PAUSE);
 
-    (void) vodlms_coverage_mark(c, run, b->current_time, now_ms);
+    /*
+     * For coverage, "ended" up to one part (5 s) before the database's
+     * duration is the end: a player's end is its playlist's, which the
+     * encode may leave a little short of the probed duration, and a clip
+     * under 50 s (or any video at fraction 1) needs its last part.  A
+     * client gains nothing by it: it may send the duration itself, and
+     * the step to it is held to the wall clock all the same.  The
+     * position stays the player's.
+     */
+    current = b->current_time;
+
+    if (b->event == VODLMS_BEACON_ENDED && b->duration_known
+        && current < b->duration
+        && current >= b->duration - VODLMS_COVERAGE_RES_MS / 1000.0)
+    {
+        current = b->duration;
+    }
+
+    (void) vodlms_coverage_mark(c, run, current, now_ms);
 
     if (p->completed_at == 0 && b->duration_known
         && vodlms_coverage_complete(c, complete_fraction))

@@ -268,26 +268,32 @@ typedef struct {
  *   - p < p0 (back): a run starts at p, nothing is marked (rewatching is
  *     not new coverage; what is played from p on is);
  *   - p - p0 <= credit + w: the run goes on to p,
- *     credit = min(A, credit + w - (p - p0));
+ *     credit = min(C, credit + w - (p - p0));
  *   - p - p0 <= A + w: this step alone is proven: a run starts at p0 and
- *     goes to p, credit = min(A, A + w - (p - p0));
+ *     goes to p, credit = min(C, A + w - (p - p0));
  *   - otherwise a jump (a seek, or a lie): a run starts at p, nothing is
  *     marked, not even p's own bit, credit = A.
  * Then every bit whose whole span lies in [run start, p] is set.  A =
- * VODLMS_COVERAGE_ALLOWANCE_MS absorbs beacon jitter at 2x.  Unrolled, a
- * run is a chain of beacons in which NO two are further apart in content
- * than w between them + A: the credit carries at most A, so unused wall
- * time is not banked past the next beacon.  (The wall time between two
- * beacons is all the step's: a pause the player reports with a "pause"
- * beacon earns none, as vodlms_progress_apply() sees to.)  Each run
- * then marks at most rate x its wall time + A, and as A < R a run that
- * cost no wall time marks nothing: sending beacons fast gains nothing, and
- * the cheapest coverage (steps of one bit restarting each time) is
- * 2 R / (R - A) = 3.3x real time.
+ * VODLMS_COVERAGE_ALLOWANCE_MS is what a run starts with; C =
+ * VODLMS_COVERAGE_CARRY_MS is what wall time the run did not use may leave
+ * for later.  Unrolled, a run is a chain of beacons in which the first and
+ * any later one are no further apart in content than w between them + A,
+ * and any two later ones no further than w between them + C.  The first
+ * condition bounds the run: it marks at most rate x its wall time + A, and
+ * as A < R a run that cost no wall time marks nothing: sending beacons
+ * fast gains nothing, and the cheapest coverage (steps of one bit
+ * restarting each time) is 2 R / (R - A) = 3.3x real time, whatever C is
+ * (the carry is wall time the run has paid for).  The second absorbs
+ * arrival jitter: at 2x, a beacon that reaches the server up to C / 2
+ * later than the next one costs nothing, where a jump would lose the whole
+ * step.  (The wall time between two beacons is all the step's: a pause the
+ * player reports with a "pause" beacon earns none, and takes the carry
+ * back to A, as vodlms_progress_apply() sees to.)
  */
 
 #define VODLMS_COVERAGE_RES_MS        5000    /* content per bit */
 #define VODLMS_COVERAGE_ALLOWANCE_MS  2000    /* < RES_MS, see above */
+#define VODLMS_COVERAGE_CARRY_MS      5000    /* >= ALLOWANCE_MS, see above */
 #define VODLMS_COVERAGE_STEP_MAX_MS   60000   /* wall time one step may use */
 
 /*
@@ -317,7 +323,7 @@ typedef struct {
     int64_t   run_start;          /* ms of content where the run began */
     int64_t   position;           /* ms, the previous beacon's */
     int64_t   time;               /* ms, wall clock of the latest beacon */
-    int64_t   credit;             /* ms, 0..VODLMS_COVERAGE_ALLOWANCE_MS */
+    int64_t   credit;             /* ms, 0..VODLMS_COVERAGE_CARRY_MS */
     int       active;             /* 0: no previous beacon */
 } vodlms_coverage_run_t;
 
@@ -433,7 +439,10 @@ int64_t vodlms_coverage_fraction_micro(double fraction);
  * decides nothing) and vodlms_coverage_complete(c, complete_fraction).
  * Without a bitmap nothing completes here.  An entry with a bitmap keeps
  * the database's duration: a beacon without it (the row lost its
- * duration) changes the position, not the duration.
+ * duration) changes the position, not the duration.  For coverage, an
+ * "ended" beacon at most VODLMS_COVERAGE_RES_MS before the database's
+ * duration is at the end (a player's end is its playlist's, which may
+ * stop a little short); its position stays the player's.
  *
  * The wall time after a "pause" beacon is not play: the next step gets
  * none for coverage (the player was paused; a seek while paused is a

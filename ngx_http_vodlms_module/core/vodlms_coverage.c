@@ -17,6 +17,7 @@
 
 #define R   ((int64_t) VODLMS_COVERAGE_RES_MS)
 #define A   ((int64_t) VODLMS_COVERAGE_ALLOWANCE_MS)
+#define C   ((int64_t) VODLMS_COVERAGE_CARRY_MS)
 
 
 static int
@@ -229,8 +230,8 @@ vodlms_coverage_mark(vodlms_coverage_t *c, vodlms_coverage_run_t *r,
 
     if (moved <= r->credit + w) {
         r->credit = r->credit + w - moved;
-        if (r->credit > A) {
-            r->credit = A;
+        if (r->credit > C) {
+            r->credit = C;
         }
 
         vodlms_coverage_fill(c, r->run_start, r->position, p);
@@ -240,8 +241,8 @@ vodlms_coverage_mark(vodlms_coverage_t *c, vodlms_coverage_run_t *r,
 
     if (moved <= A + w) {
         r->credit = A + w - moved;
-        if (r->credit > A) {
-            r->credit = A;
+        if (r->credit > C) {
+            r->credit = C;
         }
 
         r->run_start = r->position;

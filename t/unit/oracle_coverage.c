@@ -1,8 +1,9 @@
 /*
  * The reference for vodlms_coverage.c, written the slow and obvious way:
  * every beacon is kept, a run goes on only if EVERY pair of its beacons is
- * within the rate (vodlms_core.h's rule before it is unrolled into a
- * credit), the proven spans are listed, and the bits are decided at the
+ * within the rate, with the allowance from the run's first beacon and the
+ * carry between later ones (vodlms_core.h's rule before it is unrolled
+ * into a credit), the proven spans are listed, and the bits are decided at the
  * end, one flag each, by looking at the spans.  test_coverage.c and
  * fuzz_coverage.c hold the bitmap to it bit for bit.
  */
@@ -17,6 +18,7 @@
 
 #define RES    VODLMS_COVERAGE_RES_MS
 #define ALLOW  VODLMS_COVERAGE_ALLOWANCE_MS
+#define CARRY  VODLMS_COVERAGE_CARRY_MS
 
 
 static void *
@@ -84,12 +86,17 @@ oracle_span(oracle_coverage_t *o, int64_t from, int64_t to)
 }
 
 
-/* may beacon m and beacon k be in one run? */
+/*
+ * may beacon m and beacon k be in a run that starts at beacon `first`?  The
+ * first beacon and any later one with the allowance, two later ones with
+ * the carry
+ */
 static int
-oracle_pair(const oracle_coverage_t *o, size_t m, size_t k)
+oracle_pair(const oracle_coverage_t *o, size_t first, size_t m, size_t k)
 {
     return o->pos[k] - o->pos[m]
-           <= 2 * (o->clock[k] - o->clock[m]) + ALLOW;
+           <= 2 * (o->clock[k] - o->clock[m])
+              + (m == first ? ALLOW : CARRY);
 }
 
 
@@ -144,7 +151,7 @@ oracle_coverage_beacon(oracle_coverage_t *o, int64_t pos_ms, int64_t now_ms)
 
     all = 1;
     for (m = o->run; m < k; m++) {
-        if (!oracle_pair(o, m, k)) {
+        if (!oracle_pair(o, o->run, m, k)) {
             all = 0;
             break;
         }
@@ -158,7 +165,7 @@ oracle_coverage_beacon(oracle_coverage_t *o, int64_t pos_ms, int64_t now_ms)
 
     o->first_live = 0;
 
-    if (oracle_pair(o, k - 1, k)) {
+    if (oracle_pair(o, k - 1, k - 1, k)) {
         o->run = k - 1;
         oracle_span(o, o->pos[k - 1], o->pos[k]);
         return VODLMS_COVERAGE_RESTARTED;

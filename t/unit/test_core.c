@@ -2081,6 +2081,70 @@ test_progress(void)
     b.event = VODLMS_BEACON_ENDED;
     vodlms_progress_apply(&p, c, &run, &b, 17100, 1.0);
     ok(p.completed_at == 17, "progress: fraction 1, ended at 12 s: complete");
+
+    /*
+     * the player's end short of the database's duration (its playlist's
+     * segments against the probe of the upload): "ended" within the last
+     * 5 s is the end, so a 10 s clip played through completes at 0.9
+     * (both of its parts) and a 12 s one at fraction 1
+     */
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 10);
+    b.duration = 10;
+    b.event = VODLMS_BEACON_TICK;
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 0.9);
+    b.current_time = 9.96;
+    b.event = VODLMS_BEACON_ENDED;
+    vodlms_progress_apply(&p, c, &run, &b, 15000, 0.9);
+    ok(p.completed_at == 15 && p.position == 9.96,
+       "progress: 10 s clip, \"ended\" at the player's 9.96 s: the end "
+       "for coverage, complete (%lld ms covered, position %g)",
+       (long long) vodlms_coverage_covered_ms(c), p.position);
+
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 12);
+    b.duration = 12;
+    b.event = VODLMS_BEACON_TICK;
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 1.0);
+    b.current_time = 11.9;
+    b.event = VODLMS_BEACON_ENDED;
+    vodlms_progress_apply(&p, c, &run, &b, 17000, 1.0);
+    ok(p.completed_at == 17, "progress: fraction 1, \"ended\" at 11.9 of "
+       "12 s: complete");
+
+    /* "ended" is not the end further back, and the clock still decides */
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 12);
+    b.event = VODLMS_BEACON_TICK;
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 0.5);
+    b.current_time = 6.9;
+    b.event = VODLMS_BEACON_ENDED;
+    vodlms_progress_apply(&p, c, &run, &b, 12000, 0.5);
+    ok(p.position == 6.9 && vodlms_coverage_covered_ms(c) == 5000,
+       "progress: \"ended\" at 6.9 of 12 s is where it says (%g, %lld ms)",
+       p.position, (long long) vodlms_coverage_covered_ms(c));
+
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 12);
+    b.event = VODLMS_BEACON_TICK;
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 5000, 0.5);
+    b.current_time = 7.1;
+    b.event = VODLMS_BEACON_ENDED;
+    vodlms_progress_apply(&p, c, &run, &b, 5100, 0.5);
+    ok(vodlms_coverage_covered_ms(c) == 0 && p.completed_at == 0,
+       "progress: \"ended\" at 7.1 of 12 s 0.1 s after the start: the "
+       "end, but a jump, nothing covered");
+    b.current_time = 12;
+    b.event = VODLMS_BEACON_TICK;
+    vodlms_progress_apply(&p, c, &run, &b, 15100, 0.5);
+    ok(vodlms_coverage_covered_ms(c) == 0,
+       "progress: ... and the run starts at the end, not at 7.1 s (%lld ms)",
+       (long long) vodlms_coverage_covered_ms(c));
+
     b.duration = 100;
     b.event = VODLMS_BEACON_TICK;
 
@@ -2106,6 +2170,30 @@ test_progress(void)
     ok(vodlms_coverage_covered_ms(c) == 5000,
        "progress: after the pause, 10 s played from 62.4 s: one part "
        "(%lld ms)", (long long) vodlms_coverage_covered_ms(c));
+
+    /*
+     * played at 1x, the run carries 5 s of wall time it did not use; a
+     * pause takes that back to the 2 s allowance, so a 5 s seek while
+     * paused is a jump: the part it skipped is not played
+     */
+    memset(&p, 0, sizeof(p));
+    c = progress_cov(&cv, &run, buf, sizeof(buf), 100);
+    b.current_time = 0;
+    vodlms_progress_apply(&p, c, &run, &b, 1000, 0.9);
+    b.current_time = 5;
+    vodlms_progress_apply(&p, c, &run, &b, 6000, 0.9);
+    ok(run.credit == VODLMS_COVERAGE_CARRY_MS,
+       "progress: 5 s played in 5 s leave the carry (%lld ms)",
+       (long long) run.credit);
+    b.event = VODLMS_BEACON_PAUSE;
+    vodlms_progress_apply(&p, c, &run, &b, 6500, 0.9);
+    b.event = VODLMS_BEACON_TICK;
+    b.current_time = 10;
+    vodlms_progress_apply(&p, c, &run, &b, 36500, 0.9);
+    ok(vodlms_coverage_covered_ms(c) == 5000,
+       "progress: a 5 s seek while paused is a jump, whatever the run "
+       "carried: 0-5 s played, 5-10 s not (%lld ms)",
+       (long long) vodlms_coverage_covered_ms(c));
 
     /* a pause of 30 s, then play resumed where it was: a run goes on */
     memset(&p, 0, sizeof(p));
