@@ -54,15 +54,17 @@ our $head = '{"videoId":"intro-ready","title":"Lecture 1: What is a video codec?
     . '"manifestUrl":"https://cdn.example.test/hls/intro-ready/master.m3u8",'
     . '"expiresAt":2000000000,"resumeAt":0';
 
+# (generous timeouts: the suite also runs under valgrind, ./build.sh test --valgrind)
 block_defaults(http_config => <<'EOF');
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT connect_timeout=10s timeout=10s;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG" connect_timeout=10s timeout=10s;
     vodlms_cache_zone zone=t078:1m;
     vodlms_cloudfront_url https://cdn.example.test;
     vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
     vodlms_cloudfront_expiry_bucket 1000000000s;
 EOF
 
+timeout(30) if $ENV{TEST_NGINX_USE_VALGRIND};
 no_shuffle();
 run_tests();
 
