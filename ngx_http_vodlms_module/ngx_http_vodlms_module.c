@@ -99,6 +99,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_upload_commands.h"
 #include "ngx_http_vodlms_limit_commands.h"
 #include "ngx_http_vodlms_error_commands.h"
+#include "ngx_http_vodlms_watermark_commands.h"
 
       ngx_null_command
 };
@@ -379,6 +380,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_upload_create_conf(&vlcf->upload);
     ngx_http_vodlms_limit_create_conf(&vlcf->limit);
     ngx_http_vodlms_err_create_conf(&vlcf->denial);
+    ngx_http_vodlms_watermark_create_conf(&vlcf->watermark);
 
     /* called as "location ... {" (or server, if...) is read: its line */
     if (cf->conf_file) {
@@ -411,6 +413,14 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ngx_http_vodlms_playback_merge_conf(cf, &prev->playback,
                                             &conf->playback)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* after the session and playback: it checks their fields and mode */
+    if (ngx_http_vodlms_watermark_merge_conf(cf, &prev->watermark,
+                                             &conf->watermark)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;

@@ -25,6 +25,7 @@
 #include "ngx_http_vodlms_progress.h"
 #include "ngx_http_vodlms_upload.h"
 #include "ngx_http_vodlms_limit.h"
+#include "ngx_http_vodlms_watermark.h"
 
 #include "ngx_http_vodlms_version.h"
 
@@ -71,6 +72,7 @@ typedef struct {
     ngx_http_vodlms_upload_conf_t     upload;
     ngx_http_vodlms_limit_conf_t      limit;
     ngx_http_vodlms_err_conf_t        denial;
+    ngx_http_vodlms_watermark_conf_t  watermark;
     ngx_str_t                         status_group;   /* vodlms_status group= */
 
     /* where the block began: merge-time errors point there, not at "}" */

@@ -579,6 +579,7 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
     double                         position, duration;
     ngx_uint_t                     i, completed;
     ngx_http_vodlms_column_t      *col;
+    ngx_str_t                      wm;
     ngx_http_vodlms_json_field_t   f[4];
     char                           dur[VODLMS_JSON_NUMBER_MAX];
     char                           resume[VODLMS_JSON_NUMBER_MAX];
@@ -627,7 +628,13 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
         rlen = vodlms_json_real(resume, sizeof(resume), position);
     }
 
-    len = sizeof("{,\"duration\":,\"expiresAt\":,\"resumeAt\":}\n") - 1
+    /* ",\"watermark\":..." when vodlms_watermark is on, else "" */
+    if (ngx_http_vodlms_watermark_json(r, &wm) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    len = wm.len
+          + sizeof("{,\"duration\":,\"expiresAt\":,\"resumeAt\":}\n") - 1
           + 3                                       /* the other commas */
           + (dlen ? dlen : sizeof("null") - 1)
           + NGX_TIME_T_LEN
@@ -658,6 +665,9 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
 
     p = ngx_sprintf(p, ",\"expiresAt\":%T,\"resumeAt\":", expires);
     p = rlen ? ngx_cpymem(p, resume, rlen) : ngx_cpymem(p, "null", 4);
+    if (wm.len) {
+        p = ngx_cpymem(p, wm.data, wm.len);
+    }
     *p++ = '}';
     *p++ = '\n';
 

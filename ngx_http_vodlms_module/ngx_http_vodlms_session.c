@@ -291,8 +291,12 @@ ngx_http_vodlms_session_lookup(ngx_http_request_t *r,
     ngx_http_vodlms_main_conf_t  *vmcf;
 
     /* the replies are read straight away: these can live on the stack */
-    const char                   *argv0[5], *argv1[2];
-    size_t                        argvlen0[5], argvlen1[2];
+    const char                   *argv0[5 + VODLMS_SESSION_FIELDS_MAX];
+    const char                   *argv1[2];
+    size_t                        argvlen0[5 + VODLMS_SESSION_FIELDS_MAX];
+    size_t                        argvlen1[2];
+    ngx_uint_t                    i;
+    ngx_http_vodlms_session_field_t  *f;
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
 
@@ -324,6 +328,15 @@ ngx_http_vodlms_session_lookup(ngx_http_request_t *r,
         if (scf->expires_field.len) {
             argv0[n] = (char *) scf->expires_field.data;
             argvlen0[n++] = scf->expires_field.len;
+        }
+
+        if (scf->fields) {
+            f = scf->fields->elts;
+
+            for (i = 0; i < scf->fields->nelts; i++) {
+                argv0[n] = (char *) f[i].path.data;
+                argvlen0[n++] = f[i].path.len;
+            }
         }
 
     } else {
@@ -383,10 +396,12 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
 {
     ngx_http_request_t  *r = data;
 
-    size_t                           j;
+    size_t                           j, k;
     vodlms_rc_t                      rc;
     vodlms_session_t                 s;
-    redisReply                      *f[3], *role, *exp;
+    redisReply                      *f[3 + VODLMS_SESSION_FIELDS_MAX];
+    redisReply                      *role, *exp, *e;
+    vodlms_session_field_t           fields[VODLMS_SESSION_FIELDS_MAX];
     ngx_http_vodlms_ctx_t           *ctx;
     ngx_http_vodlms_loc_conf_t      *vlcf;
     ngx_http_vodlms_session_ctx_t   *sctx;
@@ -431,13 +446,15 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
             break;
         }
 
-        rc = vodlms_session_from_json(reply->str, reply->len,
+        rc = vodlms_session_from_json_ex(reply->str, reply->len,
                            (char *) scf->eff_user_field.data,
                            scf->role_field.len
                                ? (char *) scf->role_field.data : NULL,
                            scf->expires_field.len
                                ? (char *) scf->expires_field.data : NULL,
-                           &s);
+                           scf->field_paths,
+                           scf->fields ? scf->fields->nelts : 0,
+                           &s, fields);
         goto parsed;
 
     case REDIS_REPLY_ARRAY:
@@ -445,9 +462,11 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
             break;
         }
 
-        /* HMGET answers user[, role][, expires]; nil where absent */
+        /* HMGET answers user[, role][, expires][, fields]; nil where absent */
         ngx_memzero(f, sizeof(f));
-        for (j = 0; j < reply->elements && j < 3; j++) {
+        for (j = 0; j < reply->elements && j < 3 + VODLMS_SESSION_FIELDS_MAX;
+             j++)
+        {
             f[j] = reply->element[j];
         }
 
@@ -468,7 +487,17 @@ ngx_http_vodlms_session_reply(void *data, ngx_uint_t i, redisReply *reply)
         /* the role, then the expiry, each only when configured */
         j = 1;
         role = scf->role_field.len ? f[j++] : NULL;
-        exp = scf->expires_field.len ? f[j] : NULL;
+        exp = scf->expires_field.len ? f[j++] : NULL;
+
+        for (k = 0; scf->fields && k < scf->fields->nelts; k++, j++) {
+            e = f[j];
+            fields[k].len = 0;
+            fields[k].found = 0;
+
+            if (e && e->type == REDIS_REPLY_STRING) {
+                vodlms_session_field_set(&fields[k], e->str, e->len);
+            }
+        }
 
         rc = vodlms_session_from_fields(
                  f[0]->type == REDIS_REPLY_STRING ? f[0]->str : NULL,
@@ -516,7 +545,9 @@ parsed:
         return;
     }
 
-    if (ngx_http_vodlms_session_set_user(r, sctx, &s) != NGX_OK) {
+    if (ngx_http_vodlms_session_set_user(r, sctx, &s) != NGX_OK
+        || ngx_http_vodlms_session_fields_keep(r, scf, sctx, fields) != NGX_OK)
+    {
         sctx->result = NGX_HTTP_VODLMS_INTERNAL;
         return;
     }
@@ -659,7 +690,7 @@ ngx_http_vodlms_session_decide(ngx_http_request_t *r,
 
 #define NGX_HTTP_VODLMS_CACHE_VALUE_LEN                                       \
     (sizeof("R:") + NGX_ATOMIC_T_LEN + NGX_INT64_LEN + VODLMS_USER_ID_MAX     \
-     + VODLMS_ROLES_MAX + 4)
+     + VODLMS_ROLES_MAX + 4 + NGX_HTTP_VODLMS_SESSION_FIELDS_CACHE_LEN)
 
 static void
 ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
@@ -720,6 +751,7 @@ ngx_http_vodlms_session_cache_store(ngx_http_request_t *r,
 
     p = ngx_sprintf(v, "%c%L %V\n%V", NGX_HTTP_VODLMS_CACHE_POSITIVE,
                     sctx->expires, &sctx->user_id, &sctx->roles);
+    p = ngx_http_vodlms_session_fields_encode(p, sctx);
 
     (void) ngx_vodlms_shm_cache_put(scf->cache, r->connection->log,
                                     &scf->cache_ns, &sctx->key, buf, p - buf,
@@ -749,7 +781,7 @@ static ngx_int_t
 ngx_http_vodlms_session_cache_fetch(ngx_http_request_t *r,
     ngx_http_vodlms_session_conf_t *scf, ngx_http_vodlms_session_ctx_t *sctx)
 {
-    u_char            *p, *last, *sp, *nl, *v;
+    u_char            *p, *last, *sp, *nl, *v, *end;
     size_t             len;
     ngx_int_t          generation;
     vodlms_session_t   s;
@@ -802,9 +834,15 @@ ngx_http_vodlms_session_cache_fetch(ngx_http_request_t *r,
     sp = ngx_strlchr(v + 1, last, ' ');
     nl = sp ? ngx_strlchr(sp + 1, last, '\n') : NULL;
 
+    /* the roles end at the fields' line, if any */
+    end = nl ? ngx_strlchr(nl + 1, last, '\n') : NULL;
+    if (end == NULL) {
+        end = last;
+    }
+
     if (nl == NULL
         || (size_t) (nl - sp - 1) > VODLMS_USER_ID_MAX
-        || (size_t) (last - nl - 1) > VODLMS_ROLES_MAX)
+        || (size_t) (end - nl - 1) > VODLMS_ROLES_MAX)
     {
         return NGX_DECLINED;
     }
@@ -817,10 +855,13 @@ ngx_http_vodlms_session_cache_fetch(ngx_http_request_t *r,
 
     s.user_id_len = nl - sp - 1;
     ngx_memcpy(s.user_id, sp + 1, s.user_id_len);
-    s.roles_len = last - nl - 1;
+    s.roles_len = end - nl - 1;
     ngx_memcpy(s.roles, nl + 1, s.roles_len);
 
-    if (ngx_http_vodlms_session_set_user(r, sctx, &s) != NGX_OK) {
+    if (ngx_http_vodlms_session_set_user(r, sctx, &s) != NGX_OK
+        || ngx_http_vodlms_session_fields_decode(r, scf, sctx, end, last)
+           != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -943,6 +984,10 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_str_value(conf->role_field, prev->role_field, "");
     ngx_conf_merge_str_value(conf->expires_field, prev->expires_field, "");
 
+    if (ngx_http_vodlms_session_fields_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->eff_cookie.len == 0 || conf->eff_user_field.len == 0) {
         ngx_http_vodlms_merge_error(cf,
                                     "\"vodlms_session_cookie\" and "
@@ -1038,7 +1083,8 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
     conf->cache_ns.len = sizeof("session") + NGX_INT_T_LEN * 2
                          + conf->eff_key_prefix.len + conf->eff_user_field.len
                          + conf->role_field.len + conf->expires_field.len + 6
-                         + sizeof("|invalidate");
+                         + sizeof("|invalidate")
+                         + ngx_http_vodlms_session_fields_ns_len(conf);
 
     conf->cache_ns.data = ngx_pnalloc(cf->pool, conf->cache_ns.len);
     if (conf->cache_ns.data == NULL) {
@@ -1050,6 +1096,7 @@ ngx_http_vodlms_session_merge_conf(ngx_conf_t *cf,
                     &conf->eff_user_field, &conf->role_field,
                     &conf->expires_field,
                     (conf->invalidate && conf->cache) ? "|invalidate" : "");
+    p = ngx_http_vodlms_session_fields_ns(p, conf);
     conf->cache_ns.len = p - conf->cache_ns.data;
 
     conf->revoke = NULL;

@@ -70,6 +70,13 @@
       NGX_HTTP_VODLMS_SESSION_OFFSET(expires_field),
       NULL },
 
+    { ngx_string("vodlms_session_field"),
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE12,
+      ngx_http_vodlms_session_field,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("vodlms_session_secret"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_1MORE,
       ngx_http_vodlms_session_secret,

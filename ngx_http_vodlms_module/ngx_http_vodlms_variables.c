@@ -60,6 +60,11 @@ static ngx_http_variable_t  ngx_http_vodlms_vars[] = {
       ngx_http_vodlms_video_variable, NGX_HTTP_VODLMS_VAR_EDGE_CACHE,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    /* $vodlms_session_<name>: a vodlms_session_field */
+    { ngx_string("vodlms_session_"), NULL,
+      ngx_http_vodlms_session_field_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
     /* $vodlms_video_<column>: the enrollment query's answer */
     { ngx_string("vodlms_video_"), NULL, ngx_http_vodlms_column_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },

@@ -82,7 +82,9 @@ for my $name (sort keys %documented) {
 }
 
 for my $v (@variables) {
-    my $head = $v eq 'vodlms_video_' ? '### $vodlms_video_&lt;column&gt;' : "### \$$v";
+    my $head = $v eq 'vodlms_video_' ? '### $vodlms_video_&lt;column&gt;'
+             : $v eq 'vodlms_session_' ? '### $vodlms_session_&lt;name&gt;'
+             : "### \$$v";
     like($doc, qr/^\Q$head\E$/m, "variable \$$v is documented");
 }
 

@@ -176,6 +176,38 @@ vodlms_rc_t vodlms_session_from_fields(const char *user, size_t user_len,
     size_t expires_len, vodlms_session_t *out);
 
 /*
+ * Other fields of a session, named by configuration (vodlms_session_field):
+ * for display, e.g. a viewer watermark, never for decisions.  A value is at
+ * most VODLMS_SESSION_FIELD_MAX bytes of well-formed UTF-8 (longer text is
+ * cut at a character boundary, stray bytes become U+FFFD).
+ */
+#define VODLMS_SESSION_FIELDS_MAX  8
+#define VODLMS_SESSION_FIELD_MAX   256
+
+typedef struct {
+    char      value[VODLMS_SESSION_FIELD_MAX];
+    size_t    len;
+    int       found;
+} vodlms_session_field_t;
+
+/*
+ * vodlms_session_from_json() that also reads `nfields` more dotted paths
+ * (at most VODLMS_SESSION_FIELDS_MAX) into fields[]: a string as it is, an
+ * integer or real as its JSON numeral, true/false as "true"/"false".
+ * Absent, null, an object, an array, or a path through a non-object leave
+ * the field not found: a field never fails the session.  The document is
+ * parsed once.
+ */
+vodlms_rc_t vodlms_session_from_json_ex(const char *json, size_t len,
+    const char *user_path, const char *role_path, const char *expires_path,
+    const char *const *field_paths, size_t nfields, vodlms_session_t *out,
+    vodlms_session_field_t *fields);
+
+/* a field from raw bytes (a Redis hash field): found, cut, made UTF-8 */
+void vodlms_session_field_set(vodlms_session_field_t *f, const char *s,
+    size_t len);
+
+/*
  * An expiry value: an integer of epoch seconds, or of epoch milliseconds
  * when it is > 100000000000, or an RFC 3339 / ISO 8601 UTC date-time such
  * as "2026-11-25T10:00:00.000Z" or "2026-11-25T10:00:00+01:00".
@@ -457,6 +489,14 @@ void vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
 
 /* 1 if s is well-formed UTF-8 (RFC 3629: no overlongs or surrogates) */
 int vodlms_utf8_valid(const char *s, size_t len);
+
+/*
+ * Copy s into out (at most max bytes), as well-formed UTF-8: a byte that
+ * starts no well-formed sequence becomes U+FFFD, and the copy stops before
+ * the first character that would not fit whole.  Returns the bytes written.
+ * For text from outside (session fields, columns) shown to people.
+ */
+size_t vodlms_utf8_cut(const char *s, size_t len, char *out, size_t max);
 
 /* vodlms_json_escaped_len() of a string that is not valid UTF-8 */
 #define VODLMS_JSON_INVALID     ((size_t) -1)

@@ -96,6 +96,42 @@ vodlms_utf8_valid(const char *str, size_t len)
 
 
 size_t
+vodlms_utf8_cut(const char *str, size_t len, char *out, size_t max)
+{
+    size_t                i, k, n;
+    const unsigned char  *s;
+
+    s = (const unsigned char *) str;
+    n = 0;
+
+    for (i = 0; i < len; i += k) {
+        k = (s[i] < 0x80) ? 1 : vodlms_utf8_seq(s + i, len - i);
+
+        if (k == 0) {
+            /* one stray byte: U+FFFD, the replacement character */
+            if (n + 3 > max) {
+                break;
+            }
+
+            memcpy(out + n, "\xef\xbf\xbd", 3);
+            n += 3;
+            k = 1;
+            continue;
+        }
+
+        if (n + k > max) {
+            break;
+        }
+
+        memcpy(out + n, s + i, k);
+        n += k;
+    }
+
+    return n;
+}
+
+
+size_t
 vodlms_json_escaped_len(const char *str, size_t len)
 {
     size_t                n, i, k;

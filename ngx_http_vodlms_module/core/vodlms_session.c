@@ -312,14 +312,89 @@ vodlms_session_json(json_t *root, const char *user_path,
 }
 
 
+void
+vodlms_session_field_set(vodlms_session_field_t *f, const char *s, size_t len)
+{
+    f->len = vodlms_utf8_cut(s, len, f->value, sizeof(f->value));
+    f->found = 1;
+}
+
+
+static void
+vodlms_session_field_json(vodlms_session_field_t *f, json_t *root,
+    const char *path)
+{
+    int       n;
+    json_t   *v;
+
+    f->len = 0;
+    f->found = 0;
+
+    if (vodlms_json_path(root, path, &v) != VODLMS_OK) {
+        return;
+    }
+
+    if (json_is_string(v)) {
+        vodlms_session_field_set(f, json_string_value(v),
+                                 json_string_length(v));
+        return;
+    }
+
+    if (json_is_integer(v)) {
+        n = snprintf(f->value, sizeof(f->value), "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(v));
+        if (n > 0 && (size_t) n < sizeof(f->value)) {
+            f->len = (size_t) n;
+            f->found = 1;
+        }
+        return;
+    }
+
+    if (json_is_real(v)) {
+        f->len = vodlms_json_real(f->value, sizeof(f->value),
+                                  json_real_value(v));
+        f->found = (f->len != 0);
+        return;
+    }
+
+    if (json_is_boolean(v)) {
+        vodlms_session_field_set(f, json_is_true(v) ? "true" : "false",
+                                 json_is_true(v) ? 4 : 5);
+    }
+
+    /* an object or an array: not something to show */
+}
+
+
 vodlms_rc_t
 vodlms_session_from_json(const char *json, size_t len, const char *user_path,
     const char *role_path, const char *expires_path, vodlms_session_t *out)
 {
+    return vodlms_session_from_json_ex(json, len, user_path, role_path,
+                                       expires_path, NULL, 0, out, NULL);
+}
+
+
+vodlms_rc_t
+vodlms_session_from_json_ex(const char *json, size_t len,
+    const char *user_path, const char *role_path, const char *expires_path,
+    const char *const *field_paths, size_t nfields, vodlms_session_t *out,
+    vodlms_session_field_t *fields)
+{
+    size_t        i;
     json_t       *root;
     vodlms_rc_t   rc;
 
     memset(out, 0, sizeof(*out));
+
+    if (nfields > VODLMS_SESSION_FIELDS_MAX) {
+        return VODLMS_EINTERNAL;
+    }
+
+    for (i = 0; i < nfields; i++) {
+        fields[i].len = 0;
+        fields[i].found = 0;
+    }
 
     if (user_path == NULL) {
         return VODLMS_EINTERNAL;
@@ -335,6 +410,10 @@ vodlms_session_from_json(const char *json, size_t len, const char *user_path,
     }
 
     rc = vodlms_session_json(root, user_path, role_path, expires_path, out);
+
+    for (i = 0; rc == VODLMS_OK && i < nfields; i++) {
+        vodlms_session_field_json(&fields[i], root, field_paths[i]);
+    }
 
     json_decref(root);
 

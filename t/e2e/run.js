@@ -32,6 +32,10 @@
 // the player fetches a new URL from /stream-url and goes on from where it
 // was.
 //
+// Scenario 7, wendy (issue #22): the demo config's vodlms_watermark names
+// her in the playback answer; the player draws it over the playing video,
+// moves it, and keeps it in full screen (the stage, never the <video>).
+//
 // Needs (from ./build.sh test): TEST_NGINX_BINARY, TEST_NGINX_MODULE_PATH,
 // TEST_NGINX_PG_PORT, VODLMS_ROOT, VODLMS_BUILD_DIR.
 'use strict';
@@ -194,6 +198,8 @@ async function setup() {
   rcli('set', 'session:demo-bob', '{"user_id":"1002","role":"student"}');
   rcli('set', 'session:demo-carol', '{"user_id":"1003","role":"instructor"}');
   rcli('set', 'session:demo-gina', '{"user_id":"1007","role":"student"}');
+  // wendy's session carries her email: the demo config's watermark names it
+  rcli('set', 'session:demo-wendy', '{"user_id":"1008","role":"student","email":"wendy@example.com"}');
 
   // PostgreSQL: the suite's server, our own database
   psql(`drop database if exists ${DB}`, 'postgres');
@@ -202,6 +208,9 @@ async function setup() {
   // gina: enrolled like alice, watches with the signed URL (scenario 6)
   psql(`insert into vodlms.users (id, email, display_name, role) values ('1007', 'gina@example.com', 'Gina Student', 'student')`);
   psql(`insert into vodlms.enrollments (user_id, course_id, status) values ('1007', '${COURSE}', 'active')`);
+  // wendy: enrolled too, watches with the viewer watermark (scenario 7)
+  psql(`insert into vodlms.users (id, email, display_name, role) values ('1008', 'wendy@example.com', 'Wendy Student', 'student')`);
+  psql(`insert into vodlms.enrollments (user_id, course_id, status) values ('1008', '${COURSE}', 'active')`);
 
   // a CloudFront-style key pair
   const key = path.join(tmp, 'keys/cloudfront.pem');
@@ -654,6 +663,101 @@ async function gina(ctx) {
   await page.close();
 }
 
+// --- 7: wendy, the viewer watermark (issue #22) --------------------------------
+
+// The demo config's "vodlms_watermark" names the viewer: the playback
+// answer carries it, the player draws it over the playing video, moves it
+// (5 to 20 s apart: two moves are waited for, in real time, beside alice's
+// waits), and keeps it in full screen: the stage goes full screen, never
+// the <video> alone, whether by the page's button, a double-click, or a
+// script asking for the <video> (what a browser's own button does).
+async function wendy(ctx) {
+  await ctx.addCookies([{ name: 'session', value: 'demo-wendy', url: base, httpOnly: true, sameSite: 'Lax' }]);
+  const page = await ctx.newPage();
+  const log = recorder(page);
+  await page.goto(`${base}/player/player.html?v=${VIDEO}`);
+  const first = await until('a /stream answer to wendy', () => log.find((e) => isStream(e) && e.status === 200), 20000, 100);
+  const body = await first.res.json();
+  const want = 'user 1008 wendy@example.com';
+  ok(body.watermark === want, `wendy: the playback answer carries her watermark ${JSON.stringify(body.watermark)}`, body);
+
+  await page.waitForFunction(() => document.querySelector('#video').readyState >= 1, null, { timeout: 30000 });
+  await page.evaluate(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+  await page.waitForFunction((s) => document.querySelector('#video').currentTime > s, SEG, { timeout: 60000 });
+
+  // what the viewer sees: the watermark's box, its target place, its style
+  const look = () => page.evaluate(() => {
+    const m = document.querySelector('#watermark'); const v = document.querySelector('#video');
+    const r = m.getBoundingClientRect(); const vr = v.getBoundingClientRect(); const cs = getComputedStyle(m);
+    const fs = document.fullscreenElement;
+    return {
+      text: m.textContent, shown: !m.hidden && cs.display !== 'none' && cs.visibility !== 'hidden' && r.width > 0 && r.height > 0,
+      at: `${m.style.left},${m.style.top}`,
+      inside: r.left >= vr.left - 1 && r.right <= vr.right + 1 && r.top >= vr.top - 1 && r.bottom <= vr.bottom + 1,
+      alpha: Number((/rgba\([^)]*,\s*([\d.]+)\)/.exec(cs.color) || [])[1] || 1),
+      passive: cs.pointerEvents === 'none' && cs.userSelect === 'none',
+      fs: fs ? (fs === v ? 'video' : fs.className.split(' ')[0]) : 'none',
+      inFs: !!fs && fs.contains(m), vw: innerWidth, vr: [vr.width, vr.height], t: v.currentTime, paused: v.paused,
+    };
+  });
+  const w0 = await look();
+  ok(w0.shown && w0.text === want && w0.inside && !w0.paused,
+    `wendy: over the playing video (at ${w0.t.toFixed(1)} s) the player shows "${w0.text}", inside the picture`, w0);
+  ok(w0.alpha < 1 && w0.passive, `wendy: it is semi-transparent (alpha ${w0.alpha}), takes no clicks and cannot be selected`, w0);
+  const shot = path.join(OUT, 'player-wendy-watermark.png');
+  await page.screenshot({ path: shot });
+  note(`screenshot: ${shot}`);
+
+  // it moves by itself, at random times: two moves
+  const places = [w0.at];
+  for (let i = 0; i < 2; i++) {
+    const prev = places[places.length - 1];
+    const moved = await page.waitForFunction((p) => { const m = document.querySelector('#watermark'); return `${m.style.left},${m.style.top}` !== p; },
+      prev, { timeout: 25000 }).then(() => true).catch(() => false);
+    const w = await look();
+    places.push(w.at);
+    ok(moved && w.shown && w.text === want, `wendy: the watermark moved (${prev} -> ${w.at})`, w);
+  }
+  await sleep(800);        // the move's transition
+  const w1 = await look();
+  ok(w1.inside && !w1.paused, 'wendy: after moving it is still inside the picture, and the video plays on', w1);
+
+  // full screen by the page's button: the stage, with the watermark in it
+  await page.click('#fullscreen');
+  await page.waitForFunction(() => !!document.fullscreenElement, null, { timeout: 5000 }).catch(() => {});
+  await sleep(800);
+  const f1 = await look();
+  ok(f1.fs === 'stage' && f1.inFs && f1.shown && f1.inside && f1.text === want && f1.vr[0] === f1.vw,
+    `wendy: full screen (the button) is the player's stage, the video fills it (${f1.vr.join('x')}) and the watermark is in it`, f1);
+  const fshot = path.join(OUT, 'player-wendy-fullscreen.png');
+  await page.screenshot({ path: fshot });
+  note(`screenshot: ${fshot}`);
+  await page.evaluate(() => document.exitFullscreen());
+  await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 5000 });
+
+  // a double-click on the video: the same
+  await page.dblclick('#video');
+  await page.waitForFunction(() => !!document.fullscreenElement, null, { timeout: 5000 }).catch(() => {});
+  const f2 = await look();
+  ok(f2.fs === 'stage' && f2.inFs && f2.shown, `wendy: a double-click on the video: full screen is the stage (${f2.fs}), watermark shown`, f2);
+  await page.evaluate(() => document.exitFullscreen());
+  await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 5000 });
+
+  // the <video> alone asked to go full screen, as a browser's own button
+  // does: the player swaps to the stage
+  await page.evaluate(() => document.querySelector('#v-title').addEventListener('click',
+    () => document.querySelector('#video').requestFullscreen(), { once: true }));
+  await page.click('#v-title');
+  await page.waitForFunction(() => document.fullscreenElement && document.fullscreenElement !== document.querySelector('#video'),
+    null, { timeout: 5000 }).catch(() => {});
+  await sleep(300);
+  const f3 = await look();
+  ok(f3.fs === 'stage' && f3.inFs && f3.shown && !f3.paused,
+    `wendy: the <video> asked for full screen alone: the player made it the stage's (${f3.fs}), watermark shown, still playing`, f3);
+  await page.evaluate(() => document.exitFullscreen()).catch(() => {});
+  await page.close();
+}
+
 // Chromium as a browser that blocks third-party cookies: the profile's
 // setting (Settings > Privacy > "Block third-party cookies"), and the
 // phase-out test switch where this Chromium still has it.  What the test
@@ -675,6 +779,7 @@ const NO_3PC = {
       withBrowser((ctx) => alice(ctx, (segUrl) =>
         Promise.all([withBrowser((c) => bob(c, segUrl)), withBrowser((c) => carol(c))]))),
       withBrowser((ctx) => gina(ctx), NO_3PC),
+      withBrowser((ctx) => wendy(ctx)),
     ]);
   } catch (e) {
     ok(false, `the browser test ran to the end: ${e.message}`);

@@ -84,6 +84,45 @@ check_storage_prefix(const char *in, size_t size)
 
 
 /*
+ * Session fields and the watermark's text: whatever the input, a field or a
+ * cut is well-formed UTF-8 within its bound, and the fields never change
+ * the session's own verdict.
+ */
+static void
+check_session_extra(const char *in, size_t size)
+{
+    char                     cut[64];
+    size_t                   i, n;
+    vodlms_rc_t              rc, rc2;
+    vodlms_session_t         s, s2;
+    vodlms_session_field_t   f[4];
+    const char              *paths[] = { "email", "a.b", "n", "passport" };
+
+    n = vodlms_utf8_cut(in, size, cut, sizeof(cut));
+    check(n <= sizeof(cut) && vodlms_utf8_valid(cut, n));
+    check(n + 4 > sizeof(cut) || n >= size);     /* stopped: full, or done */
+
+    memset(f, 0x5a, sizeof(f));
+    rc = vodlms_session_from_json_ex(in, size, "passport.user", "roles",
+                                     "cookie.expires", paths, 4, &s, f);
+    rc2 = vodlms_session_from_json(in, size, "passport.user", "roles",
+                                   "cookie.expires", &s2);
+    check(rc == rc2 && memcmp(&s, &s2, sizeof(s)) == 0);
+
+    for (i = 0; i < 4; i++) {
+        check(f[i].len <= VODLMS_SESSION_FIELD_MAX
+              && vodlms_utf8_valid(f[i].value, f[i].len)
+              && (f[i].found || f[i].len == 0)
+              && (rc == VODLMS_OK || !f[i].found));
+    }
+
+    vodlms_session_field_set(&f[0], in, size);
+    check(f[0].found && f[0].len <= VODLMS_SESSION_FIELD_MAX
+          && vodlms_utf8_valid(f[0].value, f[0].len));
+}
+
+
+/*
  * JSON output: the escaper must agree with jansson on every input (the
  * playback answer's bytes), and a numeral must print as jansson prints
  * strtod() of it.
@@ -249,6 +288,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = vodlms_session_from_json(in, size, "passport.user", "roles",
                                   "cookie.expires", &s);
     check_session(rc, &s);
+
+    check_session_extra(in, size);
 
     /* three hash fields, split at the first two NULs */
     for (i = 0, n = 0; i < 3; i++) {

@@ -2750,6 +2750,72 @@ test_switch_master(void)
 }
 
 
+/* ----------------------------------------- session fields, watermark text */
+
+static void
+test_session_extra(void)
+{
+    char                     out[16];
+    size_t                   n;
+    vodlms_rc_t              rc;
+    vodlms_session_t         s;
+    vodlms_session_field_t   f[VODLMS_SESSION_FIELDS_MAX];
+    const char              *paths[] = { "email", "p.name", "n", "x", "t",
+                                         "o", "a", "missing" };
+    static const char        doc[] =
+        "{\"u\":\"7\",\"email\":\"a@b.c\",\"p\":{\"name\":\"Z\\u00e9\"},"
+        "\"n\":-3,\"x\":0.25,\"t\":false,\"o\":{},\"a\":[1]}";
+
+    rc = vodlms_session_from_json_ex(doc, sizeof(doc) - 1, "u", NULL, NULL,
+                                     paths, 8, &s, f);
+    is_rc(rc, VODLMS_OK, "json_ex: parsed");
+    is_mem(s.user_id, s.user_id_len, "7", 1, "json_ex: the user as before");
+    is_mem(f[0].value, f[0].len, "a@b.c", 5, "json_ex: a string");
+    is_mem(f[1].value, f[1].len, "Z\xc3\xa9", 3, "json_ex: a dotted path");
+    is_mem(f[2].value, f[2].len, "-3", 2, "json_ex: an integer");
+    is_mem(f[3].value, f[3].len, "0.25", 4, "json_ex: a real");
+    is_mem(f[4].value, f[4].len, "false", 5, "json_ex: a boolean");
+    ok(!f[5].found && !f[6].found && !f[7].found,
+       "json_ex: an object, an array, a missing key: not found");
+
+    /* a field never fails the session; a broken session fails the fields */
+    rc = vodlms_session_from_json_ex("{\"u\":7,\"p\":3}", 13, "u", NULL, NULL,
+                                     paths, 2, &s, f);
+    is_rc(rc, VODLMS_OK, "json_ex: a path through a number is not an error");
+    ok(!f[1].found, "json_ex: ... and the field is not found");
+
+    rc = vodlms_session_from_json_ex("{\"email\":\"x\"}", 13, "u", NULL, NULL,
+                                     paths, 1, &s, f);
+    is_rc(rc, VODLMS_ENOTFOUND, "json_ex: no user, no session");
+    ok(!f[0].found, "json_ex: ... and no fields");
+
+    is_rc(vodlms_session_from_json_ex(doc, sizeof(doc) - 1, "u", NULL, NULL,
+                                      paths, VODLMS_SESSION_FIELDS_MAX + 1,
+                                      &s, f),
+          VODLMS_EINTERNAL, "json_ex: more fields than the maximum");
+
+    /* vodlms_utf8_cut: whole characters only, stray bytes replaced */
+    n = vodlms_utf8_cut("abc", 3, out, sizeof(out));
+    is_mem(out, n, "abc", 3, "utf8_cut: ASCII as it is");
+    n = vodlms_utf8_cut("a\xc3\xa9\xc3\xa9", 5, out, 4);
+    is_mem(out, n, "a\xc3\xa9", 3, "utf8_cut: stops before a split character");
+    n = vodlms_utf8_cut("a\xff" "b", 3, out, sizeof(out));
+    is_mem(out, n, "a\xef\xbf\xbd" "b", 5, "utf8_cut: a stray byte is U+FFFD");
+    n = vodlms_utf8_cut("\xc3", 1, out, sizeof(out));
+    is_mem(out, n, "\xef\xbf\xbd", 3, "utf8_cut: a truncated sequence too");
+    n = vodlms_utf8_cut("\xed\xa0\x80", 3, out, sizeof(out));
+    is_int(n, 9, "utf8_cut: a surrogate is three stray bytes");
+    n = vodlms_utf8_cut("ab\xff", 3, out, 4);
+    is_mem(out, n, "ab", 2, "utf8_cut: no room for U+FFFD, stops");
+    n = vodlms_utf8_cut("a\0b", 3, out, sizeof(out));
+    is_mem(out, n, "a\0b", 3, "utf8_cut: NUL is a character (escaped later)");
+
+    vodlms_session_field_set(&f[0], "x\x80", 2);
+    is_mem(f[0].value, f[0].len, "x\xef\xbf\xbd", 4,
+           "field_set: hash bytes made UTF-8");
+}
+
+
 int
 main(void)
 {
@@ -2764,6 +2830,7 @@ main(void)
     test_expiry();
     test_session_json();
     test_session_fields();
+    test_session_extra();
     test_beacon();
     test_beacon_oracle();
     test_storage_prefix();

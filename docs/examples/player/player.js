@@ -1,6 +1,6 @@
 // vodlms demo: the player page.
 //
-//   GET  /api/videos/{id}/stream    -> 200 {videoId,title,duration,status,manifestUrl,expiresAt,resumeAt}
+//   GET  /api/videos/{id}/stream    -> 200 {videoId,title,duration,status,manifestUrl,expiresAt,resumeAt[,watermark]}
 //                                      + CloudFront-* cookies scoped to the video's HLS tree
 //                                      401 / 403 / 404 / 409 {status,progress} / 503 (Retry-After)
 //   GET  manifestUrl and segments   -> the edge (CloudFront or nginx's vodlms_edge) checks the cookies
@@ -340,6 +340,7 @@
   function startPlayback(from, renewed = false) {
     const start = from !== undefined ? from : resumePoint();
     teardownPlayer();
+    VodWatermark.show(info.watermark);   // the viewer's name over the video, if configured
     if (!renewed) edgeRetried = false;
     mediaRecovered = false;
 
@@ -383,6 +384,7 @@
 
   function teardownPlayer() {
     stopTicks();
+    VodWatermark.hide();
     if (hls) { hls.destroy(); hls = null; }
     video.removeAttribute('src');
     video.load();
