@@ -707,9 +707,9 @@ cmd_run() {
     fi
 
     # demo sessions, written the way an LMS writes them (ids from sql/seed/demo.sql)
-    redis-cli -p "$redis_port" set session:demo-alice '{"user_id":"1001","role":"student"}' >/dev/null
-    redis-cli -p "$redis_port" set session:demo-bob '{"user_id":"1002","role":"student"}' >/dev/null
-    redis-cli -p "$redis_port" set session:demo-carol '{"user_id":"1003","role":"instructor"}' >/dev/null
+    redis-cli -p "$redis_port" set session:demo-alice '{"user_id":"1001","role":"student","email":"alice@example.com"}' >/dev/null
+    redis-cli -p "$redis_port" set session:demo-bob '{"user_id":"1002","role":"student","email":"bob@example.com"}' >/dev/null
+    redis-cli -p "$redis_port" set session:demo-carol '{"user_id":"1003","role":"instructor","email":"carol@example.com"}' >/dev/null
 
     # a CloudFront-style signing key for the demo, made once; never committed
     mkdir -p "$var/keys"
