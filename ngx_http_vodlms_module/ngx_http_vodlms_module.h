@@ -25,6 +25,7 @@
 #include "ngx_http_vodlms_progress.h"
 #include "ngx_http_vodlms_upload.h"
 #include "ngx_http_vodlms_limit.h"
+#include "ngx_http_vodlms_key.h"
 
 #include "ngx_http_vodlms_version.h"
 
@@ -70,6 +71,7 @@ typedef struct {
     ngx_http_vodlms_progress_conf_t   progress;
     ngx_http_vodlms_upload_conf_t     upload;
     ngx_http_vodlms_limit_conf_t      limit;
+    ngx_http_vodlms_key_conf_t        key;
     ngx_http_vodlms_err_conf_t        denial;
     ngx_str_t                         status_group;   /* vodlms_status group= */
 
