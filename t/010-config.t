@@ -825,7 +825,7 @@ accepts('a key endpoint with every option',
   . video_location('vodlms_hls_key $arg_v $arg_k budget=20/10m pace=1.5x allowance=45s pace_reset=12h redis_down=closed log=info; vodlms_hls_key_cache keys valid=1h invalid=10s;'));
 
 rejects('a key endpoint without the enrollment check',
-    "vodlms_redis 127.0.0.1:6379; $pg server { listen 127.0.0.1:1; location /k { vodlms_auth on; vodlms_hls_key \$arg_v \$arg_k; } }",
+    "$pg server { listen 127.0.0.1:1; location /k { vodlms_auth on; vodlms_hls_key \$arg_v \$arg_k; } }",
     qr/"vodlms_hls_key" serves keys only behind the gates: add "vodlms_auth on", "vodlms_enrollment_check on" and "vodlms_video_id"/);
 
 rejects('a key budget without a window',
