@@ -171,6 +171,8 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
     }
 
+    ngx_http_vodlms_set_endpoint(ctx, NGX_HTTP_VODLMS_EP_KEY);
+
     k = ngx_pcalloc(r->pool, sizeof(ngx_http_vodlms_key_req_t));
     if (k == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

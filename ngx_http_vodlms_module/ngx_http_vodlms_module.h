@@ -89,6 +89,7 @@ typedef enum {
     NGX_HTTP_VODLMS_EP_EDGE,
     NGX_HTTP_VODLMS_EP_PROGRESS,
     NGX_HTTP_VODLMS_EP_UPLOAD,
+    NGX_HTTP_VODLMS_EP_KEY,
     NGX_HTTP_VODLMS_EP_N
 } ngx_http_vodlms_endpoint_e;
 

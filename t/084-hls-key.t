@@ -546,3 +546,24 @@ Cookie: session=t084-ann
 Content-Length: 16
 Cache-Control: no-store
 --- response_body
+
+
+
+=== TEST 21: vodlms_status counts key fetches by outcome
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk;
+    }
+    location = /status { vodlms_status; }
+--- pipelined_requests eval
+["GET /vodlms/keys/lec-key/v1/0.key", "GET /vodlms/keys/lec-key/v1/7.key", "GET /vodlms/keys/lec-key/v1/0.key", "GET /status"]
+--- more_headers
+Cookie: session=t084-ann
+--- error_code eval
+[200, 404, 200, 200]
+--- response_body_like eval
+[qr/\A\x00\x01/, qr/no_such_key/, qr/\A\x00\x01/,
+ qr/vodlms_requests_total\{endpoint="key",outcome="ok"\} 2\n.*vodlms_requests_total\{endpoint="key",outcome="no_such_key"\} 1\n/s]
