@@ -444,7 +444,7 @@ Cookie: session=t084-dan
 
 
 
-=== TEST 17: Redis down with redis_down=open (the default): keys are served without the limits, logged
+=== TEST 17: Redis down with redis_down=open (the default): keys are served without the limits, logged once per change
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_OWN_REDIS_PORT;
     vodlms_pg "$TEST_NGINX_PRIVATE_PG";
@@ -468,6 +468,11 @@ Cookie: session=t084-ann
 [200, 200, 200, 200, 200, 200]
 --- response_body eval
 [$::key0, "stopped\n", $::key0, $::key1, "started\n", $::key0]
+--- grep_error_log eval
+qr/keys are served without the key budget and pace limit[^:]*|Redis answers again/
+--- grep_error_log_out
+keys are served without the key budget and pace limit while Redis cannot count them (redis_down=open)
+Redis answers again
 --- error_log eval
 [qr/key served: user "8401" video "lec-key" version "v1" key 0 \(from the database; fetch 1 of 100 in the window\)/,
  qr/\[warn\].*keys are served without the key budget and pace limit while Redis cannot count them \(redis_down=open\)/,
