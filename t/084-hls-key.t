@@ -79,7 +79,7 @@ our $key1 = join '', map { chr } 0x10 .. 0x1f;
 # every block: the module, these http{} lines, and the key location below
 block_defaults(http_config => <<'EOF');
     vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG" connect_timeout=5s timeout=5s;
     vodlms_cache_zone zone=answers:1m;
 EOF
 
@@ -447,7 +447,7 @@ Cookie: session=t084-dan
 === TEST 17: Redis down with redis_down=open (the default): keys are served without the limits, logged once per change
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_OWN_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG" connect_timeout=5s timeout=5s;
     vodlms_cache_zone zone=answers:1m;
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
@@ -485,7 +485,7 @@ Redis answers again
 === TEST 18: Redis down with redis_down=closed: 503 key_limits_unavailable
 --- http_config
     vodlms_redis 127.0.0.1:$TEST_NGINX_OWN_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG" connect_timeout=5s timeout=5s;
     vodlms_cache_zone zone=answers:1m;
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
