@@ -265,6 +265,10 @@ ngx_http_vodlms_key_lookup(ngx_http_vodlms_key_req_t *k)
         {
             k->source = "cache";
 
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "vodlms key: cache hit for %V, %uz bytes",
+                           &k->who, len);
+
             if (len == 1 && buf[0] == NGX_HTTP_VODLMS_KEY_NO_ROW) {
                 ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_NO_SUCH_KEY,
                                          "no such row (cached)", NULL);
@@ -288,6 +292,9 @@ ngx_http_vodlms_key_lookup(ngx_http_vodlms_key_req_t *k)
     }
 
     k->source = "database";
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms key: %V asked of PostgreSQL", &k->who);
 
     /* a query on the user's behalf: it counts to their query rate */
     rc = ngx_http_vodlms_limit_query(r, &k->user);
@@ -469,6 +476,12 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms key: counting %V in Redis (window %M ms, first "
+                   "fetch kept %M ms)", &k->who,
+                   kcf->budget ? kcf->window : 0,
+                   kcf->speed ? kcf->pace_reset : 0);
+
     rc = ngx_vodlms_redis_send(vmcf->redis_pool, r->pool, r->connection->log,
                                &cmd, 1, ngx_http_vodlms_key_reply,
                                ngx_http_vodlms_key_counted, k, &status,
@@ -584,6 +597,12 @@ ngx_http_vodlms_key_judge(ngx_http_vodlms_key_req_t *k)
 
     verdict = vodlms_key_judge(&limits, k->count, k->ttl_ms, k->elapsed_ms,
                                k->starts_ms, &retry);
+
+    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms key: fetch %L in the window (%L ms left), %L ms "
+                   "since the first, the key starts at %L ms: verdict %d, "
+                   "retry after %uL s", k->count, k->ttl_ms, k->elapsed_ms,
+                   k->starts_ms, (int) verdict, retry);
 
     if (verdict == VODLMS_KEY_ALLOW) {
         ngx_http_vodlms_key_serve(k);
@@ -772,10 +791,10 @@ ngx_http_vodlms_key_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    /* (the session gate needs vodlms_redis: the limits have it too) */
     vlcf = (ngx_http_vodlms_loc_conf_t *)
            ((u_char *) conf - offsetof(ngx_http_vodlms_loc_conf_t, key));
 
+    /* (the session gate needs vodlms_redis, so budget= and pace= have it) */
     if (!vlcf->session.enable || !vlcf->enroll.enable) {
         ngx_http_vodlms_merge_error(cf,
                                     "\"vodlms_hls_key\" serves keys only "

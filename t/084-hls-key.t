@@ -572,3 +572,26 @@ Cookie: session=t084-ann
 --- response_body_like eval
 [qr/\A\x00\x01/, qr/no_such_key/, qr/\A\x00\x01/,
  qr/vodlms_requests_total\{endpoint="key",outcome="ok"\} 2\n.*vodlms_requests_total\{endpoint="key",outcome="no_such_key"\} 1\n/s]
+
+
+
+=== TEST 22: the debug log follows a fetch: where the key came from, what Redis counted, the verdict
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk budget=1000/1m;
+        vodlms_hls_key_cache answers;
+    }
+--- pipelined_requests eval
+["GET /vodlms/keys/lec-key/v1/2.key", "GET /vodlms/keys/lec-key/v1/2.key"]
+--- more_headers
+Cookie: session=t084-ann
+--- error_code eval
+[200, 200]
+--- error_log eval
+[qr/\[debug\].*vodlms key: user "8401" video "lec-key" version "v1" key 2 asked of PostgreSQL/,
+ qr/\[debug\].*vodlms key: cache hit for user "8401" video "lec-key" version "v1" key 2, 25 bytes/,
+ qr/\[debug\].*vodlms key: counting user "8401" video "lec-key" version "v1" key 2 in Redis \(window 60000 ms, first fetch kept 0 ms\)/,
+ qr/\[debug\].*vodlms key: fetch \d+ in the window \(\d+ ms left\), \d+ ms since the first, the key starts at 1200000 ms: verdict 0, retry after 0 s/]
