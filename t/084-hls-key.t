@@ -595,3 +595,33 @@ Cookie: session=t084-ann
  qr/\[debug\].*vodlms key: cache hit for user "8401" video "lec-key" version "v1" key 2, 25 bytes/,
  qr/\[debug\].*vodlms key: counting user "8401" video "lec-key" version "v1" key 2 in Redis \(window 60000 ms, first fetch kept 0 ms\)/,
  qr/\[debug\].*vodlms key: fetch \d+ in the window \(\d+ ms left\), \d+ ms since the first, the key starts at 1200000 ms: verdict 0, retry after 0 s/]
+
+
+
+=== TEST 23: a key query counts to the user's query limit; a cached key is free
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG" connect_timeout=5s timeout=5s;
+    vodlms_cache_zone zone=answers:1m;
+    vodlms_user_query_zone zone=users:1m rate=1r/m;
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_enrollment_cache answers;
+        vodlms_user_query_limit zone=users burst=1;
+        vodlms_hls_key $kver $kk;
+        vodlms_hls_key_cache answers;
+    }
+--- pipelined_requests eval
+["GET /vodlms/keys/lec-key/v1/0.key", "GET /vodlms/keys/lec-key/v1/1.key", "GET /vodlms/keys/lec-key/v1/0.key"]
+--- more_headers
+Cookie: session=t084-ann
+--- error_code eval
+[200, 429, 200]
+--- response_body eval
+[$::key0, qr/\A\{"error":"too_many_queries"/, $::key0]
+--- error_log
+key 0 (from the database), answering 200
+key 0 (from the cache), answering 200
