@@ -151,9 +151,9 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
 
     /*
-     * Both gates must have admitted this very request: "satisfy any", an
-     * access module that allowed it first, or an internal redirect (which
-     * loses the context) must never reach a key.
+     * Both gates must have admitted this very request: a subrequest (SSI,
+     * auth_request: nginx skips their access phase) or "satisfy any" with
+     * another access module that allowed it must never reach a key.
      */
     if (ctx == NULL
         || ctx->session.state != NGX_HTTP_VODLMS_SESSION_DONE
