@@ -1093,6 +1093,27 @@ http {
             root $tmp/html;
         }
 
+        # 8. keys of encrypted HLS (issue #22): session, enrollment and key
+        #    cached; then with the budget and pace limit (one EVAL a fetch)
+        location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\\.key\$" {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$kv;
+            vodlms_enrollment_cache answers valid=10m;
+            vodlms_hls_key \$kver \$kk log=info;
+            vodlms_hls_key_cache answers;
+        }
+        location ~ "^/limited/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\\.key\$" {
+            vodlms_auth on;
+            vodlms_session_cache answers valid=10m;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$kv;
+            vodlms_enrollment_cache answers valid=10m;
+            vodlms_hls_key \$kver \$kk budget=1000000/10s pace=2x log=info;
+            vodlms_hls_key_cache answers;
+        }
+
         # 4. beacons
         location ~ ^/api/videos/(?<vid>[^/]+)/progress\$ {
             vodlms_auth on;
@@ -1441,10 +1462,45 @@ EOF
         echo "   command: VODLMS_BENCH_ONLY=playlist VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
     }
 
+    # 8. Keys of encrypted HLS (issue #22): a key fetch as players make it
+    # (session, enrollment and key cached in the shared zone), and the same
+    # with the key budget and pace limit on (one EVAL in Redis per fetch),
+    # next to "return 200" in the same round.
+    bench_key() {
+        local k kurl="$base/vodlms/keys/intro-ready/bench-v1/0.key" lurl="$base/limited/keys/intro-ready/bench-v1/0.key"
+        psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -qc \
+            "INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
+             VALUES ('intro-ready', 'bench-v1', 0, '\\x000102030405060708090a0b0c0d0e0f', 0, 0)
+             ON CONFLICT DO NOTHING" >/dev/null
+        [ "$(curl -s -H "$cookie" "$kurl" | od -An -tx1 | tr -d ' \n')" = 000102030405060708090a0b0c0d0e0f ] \
+            || die "bench: key: the key location does not answer the 16 bytes"
+        [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "$lurl")" = 200 ] \
+            || die "bench: key: the limited key location does not answer 200"
+        echo
+        echo "8. key delivery (issue #22): GET of a 16-byte key, session + enrollment + key cached; 8b adds budget= and pace= (one EVAL in Redis per fetch)"
+        for ((k = 1; k <= rounds; k++)); do
+            log "bench: key: round $k of $rounds"
+            R[key200]+="$(run "$base/baseline/200")"$'\n'
+            R[key]+="$(run "$kurl" -H "$cookie")"$'\n'
+            R[keylim]+="$(run "$lurl" -H "$cookie")"$'\n'
+        done
+        printf '%-44s %12s %9s %9s %7s  %s\n' scenario req/s p50 p99 non2xx "ratio (median of $rounds rounds)"
+        printf '%-44s %12s %9s %9s %7s\n' "return 200 (baseline)" \
+            "$(field key200 1)" "$(field key200 2)" "$(field key200 3)" "$(field key200 4)"
+        printf '%-44s %12s %9s %9s %7s  %s\n' "8. key fetch, all cached" \
+            "$(field key 1)" "$(field key 2)" "$(field key 3)" "$(field key 4)" \
+            "$(ratio key key200)x of return 200 (rounds: $(rounds_of key key200))"
+        printf '%-44s %12s %9s %9s %7s  %s\n' "8b. key fetch, budget + pace (Redis EVAL)" \
+            "$(field keylim 1)" "$(field keylim 2)" "$(field keylim 3)" "$(field keylim 4)" \
+            "$(ratio keylim key200)x of return 200 (rounds: $(rounds_of keylim key200)); $(ratio keylim key)x of 8."
+        echo "   command: VODLMS_BENCH_ONLY=key VODLMS_BENCH_SECONDS=$secs VODLMS_BENCH_CONNECTIONS=$conns VODLMS_BENCH_ROUNDS=$rounds ./build.sh bench  (wrk -t1 -c$conns -d${secs}s after a 2 s warm-up, per scenario per round; nginx: 1 worker)"
+    }
+
     # VODLMS_BENCH_ONLY=core runs scenarios 1-4 (the main table) alone,
-    # =userflood scenario 5, =fullzone scenario 6, =playlist scenario 7
+    # =userflood scenario 5, =fullzone scenario 6, =playlist scenario 7,
+    # =key scenario 8
     local only=${VODLMS_BENCH_ONLY:-}
-    case $only in ''|core|userflood|fullzone|playlist) ;; *) die "bench: VODLMS_BENCH_ONLY is empty, core, userflood, fullzone or playlist, not $only" ;; esac
+    case $only in ''|core|userflood|fullzone|playlist|key) ;; *) die "bench: VODLMS_BENCH_ONLY is empty, core, userflood, fullzone, playlist or key, not $only" ;; esac
 
     # Each round runs every scenario next to its baseline, one right after
     # the other; the table shows the median round's figures and the median
@@ -1518,6 +1574,9 @@ EOF
     fi
     if [ -z "$only" ] || [ "$only" = playlist ]; then
         bench_playlist
+    fi
+    if [ -z "$only" ] || [ "$only" = key ]; then
+        bench_key
     fi
 
     if [ -z "$only" ] && [ "${VODLMS_BENCH_LADDER:-1}" != 0 ] && [ -x "$ROOT/helper/bench/ladder.sh" ]; then

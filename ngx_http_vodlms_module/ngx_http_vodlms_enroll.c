@@ -793,7 +793,7 @@ ngx_http_vodlms_enroll_create_conf(ngx_http_vodlms_enroll_conf_t *ecf)
 }
 
 
-static ngx_vodlms_pg_stmt_t *
+ngx_vodlms_pg_stmt_t *
 ngx_http_vodlms_enroll_stmt(ngx_conf_t *cf, ngx_str_t *sql, ngx_uint_t n)
 {
     ngx_uint_t                    i;

@@ -69,6 +69,11 @@ char *ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* the prepared statement of this SQL text (one per distinct text, shared
+   by the pools); also for vodlms_hls_key's query */
+ngx_vodlms_pg_stmt_t *ngx_http_vodlms_enroll_stmt(ngx_conf_t *cf,
+    ngx_str_t *sql, ngx_uint_t n);
+
 /*
  * The columns the enrollment query may return, by name (docs/lms-schema.md
  * has the table: type, use, what a missing one means).  Look them up with

@@ -110,6 +110,25 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* vodlms_upload_quota bytes=: a size unknown up front cannot be counted */
     { NGX_HTTP_LENGTH_REQUIRED, NGX_LOG_INFO, "length_required",
       "the upload must state its Content-Length" },
+
+    /* vodlms_hls_key: the key of an encrypted HLS version */
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_key_request",
+      "malformed key version or index" },
+
+    { NGX_HTTP_NOT_FOUND, NGX_LOG_INFO, "no_such_key",
+      "no such key" },
+
+    /* a viewer past the budget or the pace may be a downloader: notice */
+    { NGX_HTTP_TOO_MANY_REQUESTS, NGX_LOG_NOTICE, "key_budget",
+      "the key budget for this video is used up, try again later" },
+
+    { NGX_HTTP_TOO_MANY_REQUESTS, NGX_LOG_NOTICE, "key_pace",
+      "this key is not released yet: the lecture plays no faster than "
+      "its pace limit" },
+
+    /* redis_down=closed */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "key_limits_unavailable",
+      "the key limits cannot be checked (Redis unavailable)" },
 };
 
 

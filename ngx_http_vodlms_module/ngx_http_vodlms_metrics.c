@@ -21,7 +21,7 @@ static ngx_msec_t  ngx_http_vodlms_buckets[NGX_HTTP_VODLMS_BUCKETS] = {
 };
 
 static const char  *ngx_http_vodlms_endpoints[NGX_HTTP_VODLMS_EP_N] = {
-    "session", "enrollment", "playback", "edge", "progress", "upload"
+    "session", "enrollment", "playback", "edge", "progress", "upload", "key"
 };
 
 static const char  *ngx_http_vodlms_caches[NGX_HTTP_VODLMS_CACHE_N] = {

@@ -100,6 +100,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_limit_commands.h"
 #include "ngx_http_vodlms_error_commands.h"
 #include "ngx_http_vodlms_watermark_commands.h"
+#include "ngx_http_vodlms_key_commands.h"
 
       ngx_null_command
 };
@@ -379,6 +380,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_progress_create_conf(&vlcf->progress);
     ngx_http_vodlms_upload_create_conf(&vlcf->upload);
     ngx_http_vodlms_limit_create_conf(&vlcf->limit);
+    ngx_http_vodlms_key_create_conf(&vlcf->key);
     ngx_http_vodlms_err_create_conf(&vlcf->denial);
     ngx_http_vodlms_watermark_create_conf(&vlcf->watermark);
 
@@ -453,6 +455,13 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_vodlms_limit_merge_conf(cf, &prev->limit, &conf->limit)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* after the session and enrollment: it needs both */
+    if (ngx_http_vodlms_key_merge_conf(cf, &prev->key, &conf->key)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;

@@ -26,6 +26,7 @@
 #include "ngx_http_vodlms_upload.h"
 #include "ngx_http_vodlms_limit.h"
 #include "ngx_http_vodlms_watermark.h"
+#include "ngx_http_vodlms_key.h"
 
 #include "ngx_http_vodlms_version.h"
 
@@ -71,6 +72,7 @@ typedef struct {
     ngx_http_vodlms_progress_conf_t   progress;
     ngx_http_vodlms_upload_conf_t     upload;
     ngx_http_vodlms_limit_conf_t      limit;
+    ngx_http_vodlms_key_conf_t        key;
     ngx_http_vodlms_err_conf_t        denial;
     ngx_http_vodlms_watermark_conf_t  watermark;
     ngx_str_t                         status_group;   /* vodlms_status group= */
@@ -89,6 +91,7 @@ typedef enum {
     NGX_HTTP_VODLMS_EP_EDGE,
     NGX_HTTP_VODLMS_EP_PROGRESS,
     NGX_HTTP_VODLMS_EP_UPLOAD,
+    NGX_HTTP_VODLMS_EP_KEY,
     NGX_HTTP_VODLMS_EP_N
 } ngx_http_vodlms_endpoint_e;
 

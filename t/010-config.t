@@ -819,4 +819,29 @@ rejects('a denial log limit of zero (off says so)',
     video_location('vodlms_denial_log_limit 0;'),
     qr/invalid value "0" in "vodlms_denial_log_limit" directive, expected lines per second from 1 to 100000, or "off"/);
 
+# vodlms_hls_key (issue #22): keys only behind both gates; limits need Redis
+accepts('a key endpoint with every option',
+    "vodlms_cache_zone zone=keys:1m;"
+  . video_location('vodlms_hls_key $arg_v $arg_k budget=20/10m pace=1.5x allowance=45s pace_reset=12h redis_down=closed log=info; vodlms_hls_key_cache keys valid=1h invalid=10s;'));
+
+rejects('a key endpoint without the enrollment check',
+    "$pg server { listen 127.0.0.1:1; location /k { vodlms_auth on; vodlms_hls_key \$arg_v \$arg_k; } }",
+    qr/"vodlms_hls_key" serves keys only behind the gates: add "vodlms_auth on", "vodlms_enrollment_check on" and "vodlms_video_id"/);
+
+rejects('a key budget without a window',
+    video_location('vodlms_hls_key $arg_v $arg_k budget=20;'),
+    qr/invalid "vodlms_hls_key" parameter "budget=20" \(budget=N\/TIME of at least 1s/);
+
+rejects('a pace limit faster than 100x',
+    video_location('vodlms_hls_key $arg_v $arg_k pace=101x;'),
+    qr/invalid "vodlms_hls_key" parameter "pace=101x"/);
+
+rejects('an unknown redis_down mode',
+    video_location('vodlms_hls_key $arg_v $arg_k budget=5/1m redis_down=maybe;'),
+    qr/invalid "vodlms_hls_key" parameter "redis_down=maybe"/);
+
+rejects('a key cache in a zone nobody defined',
+    video_location('vodlms_hls_key $arg_v $arg_k; vodlms_hls_key_cache nokeys;'),
+    qr/unknown vodlms_cache_zone "nokeys" in "vodlms_hls_key_cache"/);
+
 done_testing();

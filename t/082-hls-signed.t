@@ -283,6 +283,9 @@ sub signed_fixture {
 
 $res = signed_fixture('media-crlf.m3u8');
 is($res->{status}, 200, 'a CRLF playlist with a BOM: 200');
+like($res->{content}, qr{URI="\.\./keys/k1\.bin",IV=}, 'EXT-X-KEY URIs are not signed (#22)');
+like($res->{content}, qr{URI="\.\./keys/k2\.bin\?kid=2",IV=}, '... with a query of their own either');
+unlike($res->{content}, qr{\.bin[?&][^"]*Signature=}, '... no key URI carries the signature');
 ($unsigned = $res->{content}) =~ s/[?&]\Q$query\E//g;
 is($unsigned, slurp("$tree/fixtures/media-crlf.m3u8"), '... every byte kept but the parameters');
 
@@ -291,7 +294,7 @@ my $body = $res->{content};
 like($body, qr{^720p/index\.m3u8\?rev=2&\Q$query\E$}m, 'a URI with a query gets "&", not a second "?"');
 like($body, qr{URI="subs/fr/index\.m3u8\?\Q$query\E#lang"}, 'the parameters go before a fragment');
 like($body, qr{^https://media\.example\.com/hls/42/v1/360p/index\.m3u8$}m, 'an absolute URI on another host is left alone');
-like($body, qr{URI="keys/session\.key\?v=3&\Q$query\E"}, 'EXT-X-SESSION-KEY signed');
+like($body, qr{URI="keys/session\.key\?v=3"}, 'EXT-X-SESSION-KEY left as written: keys come from the LMS, unsigned (#22)');
 like($body, qr{URI="1080p/iframes\.m3u8\?\Q$query\E"}, 'EXT-X-I-FRAME-STREAM-INF signed');
 like($body, qr{URI="audio/en/index\.m3u8\?\Q$query\E"}, 'EXT-X-MEDIA signed');
 

@@ -3,7 +3,8 @@
 # against nginx + the module (docs/examples/nginx.conf), vodlms-helper,
 # Redis and PostgreSQL; and (issue #20) a viewer whose browser blocks
 # third-party cookies, with the media on another site, plays on signed URLs
-# past the first URL's life.  t/e2e/run.js does the work and prints the TAP;
+# past the first URL's life; and (issue #22) an AES-128 encrypted lecture
+# plays through hls.js, its key from the key location with the session.  t/e2e/run.js does the work and prints the TAP;
 # this wrapper only checks what it needs and hands it the environment.
 #
 # Uses the suite's PostgreSQL (TEST_NGINX_PG_PORT, from ./build.sh test) with

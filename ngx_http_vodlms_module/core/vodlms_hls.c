@@ -37,7 +37,12 @@ typedef struct {
 } vodlms_hls_ctx_t;
 
 
-/* the tags whose URI attribute is a URI to sign, with their ':' */
+/*
+ * The tags with a URI attribute, with their ':'.  The first
+ * VODLMS_HLS_KEY_TAGS name a key: its URI is checked but never signed.
+ */
+#define VODLMS_HLS_KEY_TAGS  2
+
 static const vodlms_cstr_t  vodlms_hls_uri_tags[] = {
     { "#EXT-X-KEY:", sizeof("#EXT-X-KEY:") - 1 },
     { "#EXT-X-SESSION-KEY:", sizeof("#EXT-X-SESSION-KEY:") - 1 },
@@ -292,9 +297,11 @@ vodlms_hls_sign(vodlms_hls_ctx_t *c, const char *u, size_t len)
 }
 
 
-/* the attribute list of a URI tag, [p, end): sign its URI attribute */
+/* the attribute list of a URI tag, [p, end): sign its URI attribute
+   (key: check it only) */
 static vodlms_rc_t
-vodlms_hls_attrs(vodlms_hls_ctx_t *c, const char *p, const char *end)
+vodlms_hls_attrs(vodlms_hls_ctx_t *c, const char *p, const char *end,
+    int key)
 {
     int          seen;
     const char  *name, *eq, *v, *q;
@@ -372,7 +379,9 @@ vodlms_hls_attrs(vodlms_hls_ctx_t *c, const char *p, const char *end)
                                        "URI attribute given twice");
             }
 
-            rc = vodlms_hls_sign(c, v, (size_t) (q - v));
+            /* a key is served by the LMS behind its session, never by the
+               media's host: its URI goes out as written */
+            rc = key ? VODLMS_OK : vodlms_hls_sign(c, v, (size_t) (q - v));
             if (rc != VODLMS_OK) {
                 return rc;
             }
@@ -604,7 +613,7 @@ vodlms_hls_line(vodlms_hls_ctx_t *c, const char *s, const char *e)
         if ((size_t) (e - s) >= n
             && memcmp(s, vodlms_hls_uri_tags[i].data, n) == 0)
         {
-            return vodlms_hls_attrs(c, s + n, e);
+            return vodlms_hls_attrs(c, s + n, e, i < VODLMS_HLS_KEY_TAGS);
         }
     }
 

@@ -1,8 +1,9 @@
 /*
  * Signed HLS playlists (issue #20): the rewriter that gives every URI of a
- * master or media playlist the same query string (CloudFront's signed-URL
- * parameters, built by the caller), so that a player with no cookie jar can
- * play the whole lecture from the manifest URL alone.
+ * master or media playlist but a key's (issue #22) the same query string
+ * (CloudFront's signed-URL parameters, built by the caller), so that a
+ * player with no cookie jar can play the whole lecture from the manifest
+ * URL alone.
  *
  * Contract
  *
@@ -33,6 +34,14 @@
  *   the ones to remove and never a second '?').
  *
  *   Which URIs are signed:
+ *     - the URI of EXT-X-KEY and EXT-X-SESSION-KEY: never, whatever its
+ *       form and the options (its attributes are checked all the same).
+ *       A key of encrypted HLS is served by the LMS behind its session
+ *       and enrollment check (vodlms_hls_key), never by the media's host:
+ *       the media's signature would be of no use there, would leak into
+ *       the LMS's logs, and a key URI relative to the playlist would be
+ *       one under the media tree, where keys must never be; unsigned, the
+ *       edge refuses such a key (403) instead of serving it;
  *     - a relative reference (no scheme, not "//"): always;
  *     - a URI with a scheme other than http/https (skd:, data:, blob:...):
  *       never, whatever the options;
@@ -56,7 +65,8 @@
  *                        after a quoted value, a '"' in an unquoted one, a
  *                        URI that is unquoted, empty (URI="") or given
  *                        twice;
- *     VODLMS_EREFUSED    an absolute URI under VODLMS_HLS_ABS_REFUSE;
+ *     VODLMS_EREFUSED    an absolute URI under VODLMS_HLS_ABS_REFUSE (a
+ *                        key's is not: it is never signed);
  *     VODLMS_EINTERNAL   the caller's mistake: opts or query invalid (a
  *                        query must be URI query characters only, RFC 3986
  *                        pchar / "/" / "?", no '#', '"', space or control

@@ -16,6 +16,11 @@
 // define" for "on" (gina's hls.js substitutes the variable; ffmpeg, which
 // does not, reads the "on" form in t/082).
 //
+// Scenario 7 (issue #22), after the others: alice plays an AES-128
+// encrypted lecture that ffmpeg made in setup (its key in video_keys, its
+// key URI the reference config's vodlms_hls_key location); hls.js fetches
+// the key with her session cookie.
+//
 // Scenario 6, gina (issue #20), runs beside alice's: Chromium with
 // third-party cookies blocked opens the player at http://localhost:PORT
 // while the media (the edge, vodlms_edge_url) is http://127.0.0.1:PORT --
@@ -59,6 +64,7 @@ const SEG = 2;              // helper segment_duration (s)
 const SAMPLE_S = 100;       // long enough to play past the first cookie expiry
 const VIDEO = 'intro-ready';
 const COURSE = 'course-intro';
+const ENC = 'lec-enc';      // issue #22: an AES-128 encrypted lecture (made here by ffmpeg)
 const T0 = Date.now();
 
 // --- TAP ---------------------------------------------------------------------
@@ -127,7 +133,7 @@ function psql(sql, db = DB) {
 
 // --- the product -------------------------------------------------------------
 
-let tmp; let base; let varDir; let nginx; let helper;
+let tmp; let base; let varDir; let nginx; let helper; let encKey;
 
 function render(port, redisPort, so) {
   let conf = fs.readFileSync(path.join(ROOT, 'docs/examples/nginx.conf'), 'utf8');
@@ -211,6 +217,32 @@ async function setup() {
   // wendy: enrolled too, watches with the viewer watermark (scenario 7)
   psql(`insert into vodlms.users (id, email, display_name, role) values ('1008', 'wendy@example.com', 'Wendy Student', 'student')`);
   psql(`insert into vodlms.enrollments (user_id, course_id, status) values ('1008', '${COURSE}', 'active')`);
+
+  // issue #22: an encrypted lecture, made here by ffmpeg (not the helper):
+  // its key in video_keys, its key URI the reference config's key location
+  encKey = require('crypto').randomBytes(16);
+  const ksec = fs.mkdtempSync(path.join(os.tmpdir(), 'vodlms-e2e-key.'));
+  fs.writeFileSync(path.join(ksec, 'k0.key'), encKey, { mode: 0o600 });
+  fs.writeFileSync(path.join(ksec, 'keyinfo'), `/vodlms/keys/${ENC}/v1/0.key\n${path.join(ksec, 'k0.key')}\n`);
+  const etree = path.join(varDir, 'origin/hls', ENC, 'v1');
+  fs.mkdirSync(etree, { recursive: true });
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=12', '-f', 'lavfi', '-i', 'sine=frequency=550:duration=12',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', '50', '-c:a', 'aac', '-b:a', '64k', '-shortest',
+    '-f', 'hls', '-hls_time', String(SEG), '-hls_playlist_type', 'vod', '-hls_key_info_file', path.join(ksec, 'keyinfo'),
+    '-hls_segment_filename', path.join(etree, 'v0/seg_%03d.ts'), '-master_pl_name', 'master.m3u8',
+    '-var_stream_map', 'v:0,a:0', path.join(etree, 'v%v/index.m3u8')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (!fs.existsSync(path.join(etree, 'master.m3u8'))) fs.renameSync(path.join(etree, 'v0/master.m3u8'), path.join(etree, 'master.m3u8'));
+  fs.rmSync(ksec, { recursive: true, force: true });
+  (function readable(p) {
+    const st = fs.statSync(p);
+    fs.chmodSync(p, st.mode | (st.isDirectory() ? 0o555 : 0o444));
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) readable(path.join(p, e));
+  }(path.join(varDir, 'origin/hls', ENC)));
+  psql(`insert into vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
+        values ('${ENC}', '${COURSE}', 'An encrypted lecture', 12, 'ready', 'hls/${ENC}/v1/')`);
+  psql(`insert into vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
+        values ('${ENC}', 'v1', 0, '\\x${encKey.toString('hex')}', 0, 0)`);
 
   // a CloudFront-style key pair
   const key = path.join(tmp, 'keys/cloudfront.pem');
@@ -758,6 +790,43 @@ async function wendy(ctx) {
   await page.close();
 }
 
+// --- 8: an encrypted lecture (issue #22) ----------------------------------------
+
+// alice plays the AES-128 lecture through the player page: hls.js fetches
+// the key from the LMS's key location with her session cookie, as it does
+// the playlists and segments with the CloudFront cookies
+async function encrypted(ctx) {
+  const page = await ctx.newPage();
+  const log = recorder(page);
+  await page.goto(`${base}/player/player.html?v=${ENC}`);
+  await loginInPage(page, 'alice');
+  await page.waitForFunction(() => document.querySelector('#video').readyState >= 1, null, { timeout: 30000 });
+  await page.evaluate(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+  await page.waitForFunction((s) => document.querySelector('#video').currentTime > 3 * s + 0.5, SEG, { timeout: 60000 })
+    .catch(() => {});
+  const ct = await currentTime(page);
+  ok(ct > 3 * SEG, `encrypted: Chromium plays the AES-128 lecture through hls.js: currentTime ${ct.toFixed(2)} s`);
+  const keys = log.filter((e) => new URL(e.url).pathname === `/vodlms/keys/${ENC}/v1/0.key`);
+  ok(keys.length >= 1 && keys.every((e) => e.status === 200),
+    `encrypted: hls.js fetched the key from the key location: ${keys.map((e) => e.status).join(', ')}`);
+  const body = keys.length ? await keys[0].res.body().catch(() => Buffer.alloc(0)) : Buffer.alloc(0);
+  ok(body.length === 16 && body.equals(encKey), 'encrypted: the 16 bytes of video_keys');
+  ok(keys.length && keys[0].res.headers()['cache-control'] === 'no-store', 'encrypted: Cache-Control: no-store');
+  const sent = keys.length ? (await keys[0].res.request().allHeaders()).cookie || '' : '';
+  ok(/session=demo-alice/.test(sent), 'encrypted: the key request carried her session cookie');
+  const segs = log.filter((e) => isSeg(e) && e.url.includes(`/hls/${ENC}/`));
+  ok(segs.length >= 3 && segs.every((e) => e.status === 200 || e.status === 206),
+    `encrypted: ${segs.length} encrypted segments through the edge, all 200/206`);
+  const logged = fs.readFileSync(path.join(varDir, 'nginx/error.log'), 'utf8');
+  ok(new RegExp(`key served: user "1001" video "${ENC}" version "v1" key 0 `).test(logged),
+    'encrypted: nginx logged the key fetch with user, video, version and key');
+  ok(await page.$eval('#overlay', (o) => o.hidden), 'encrypted: no error overlay on the player');
+  const shot = path.join(OUT, 'player-encrypted.png');
+  await page.screenshot({ path: shot });
+  note(`screenshot: ${shot}`);
+  await page.close();
+}
+
 // Chromium as a browser that blocks third-party cookies: the profile's
 // setting (Settings > Privacy > "Block third-party cookies"), and the
 // phase-out test switch where this Chromium still has it.  What the test
@@ -781,6 +850,8 @@ const NO_3PC = {
       withBrowser((ctx) => gina(ctx), NO_3PC),
       withBrowser((ctx) => wendy(ctx)),
     ]);
+    // after the others: their timings do not share the machine with it
+    await withBrowser((ctx) => encrypted(ctx));
   } catch (e) {
     ok(false, `the browser test ran to the end: ${e.message}`);
     note(e.stack || String(e));

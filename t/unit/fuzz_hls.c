@@ -11,7 +11,8 @@
  *     '&' before it, gives the input back exactly;
  *   - every URI of the output, found by a separate and simpler reading of
  *     the lines, carries the query when it must (relative; absolute on the
- *     origin) and not when it must not (skd:, data:, other hosts), with
+ *     origin) and not when it must not (skd:, data:, other hosts, and any
+ *     URI of EXT-X-KEY or EXT-X-SESSION-KEY, issue #22), with
  *     '?' when the URI had no query before it and '&' when it had, never
  *     inside the fragment;
  *   - with the bit 0x10, protocol version 8's define mode runs as well: it
@@ -187,7 +188,7 @@ static void
 check_lines(vodlms_hls_abs_e mode, const char *o, size_t len)
 {
     size_t       i, n;
-    int          first, quoted, uri_tag;
+    int          first, quoted, uri_tag, key_tag;
     const char  *p, *end, *nl, *s, *e, *v, *q;
 
     p = o;
@@ -229,10 +230,12 @@ check_lines(vodlms_hls_abs_e mode, const char *o, size_t len)
         }
 
         uri_tag = 0;
+        key_tag = 0;
         for (i = 0; i < sizeof(uri_tags) / sizeof(uri_tags[0]); i++) {
             n = strlen(uri_tags[i]);
             if ((size_t) (e - s) >= n && memcmp(s, uri_tags[i], n) == 0) {
                 uri_tag = 1;
+                key_tag = (i < 2);                /* EXT-X-(SESSION-)KEY */
             }
         }
 
@@ -271,7 +274,15 @@ check_lines(vodlms_hls_abs_e mode, const char *o, size_t len)
                 fail("an unterminated URI passed");
             }
 
-            check_uri(mode, v, (size_t) (q - v));
+            if (key_tag) {
+                /* issue #22: a key is never signed, in any mode */
+                if (memchr(v, '~', (size_t) (q - v)) != NULL) {
+                    fail("a key URI was signed");
+                }
+
+            } else {
+                check_uri(mode, v, (size_t) (q - v));
+            }
             v = q;                                       /* closing '"' */
         }
     }

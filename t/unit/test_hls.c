@@ -189,7 +189,7 @@ test_media(void)
            "#EXT-X-TARGETDURATION:4\n"
            "#EXT-X-MEDIA-SEQUENCE:0\n"
            "#EXT-X-PLAYLIST-TYPE:VOD\n"
-           "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin?" Q "\",IV=0x0123456789abcdef0123456789abcdef\n"
+           "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\",IV=0x0123456789abcdef0123456789abcdef\n"
            "#EXT-X-MAP:URI=\"init.mp4?" Q "\",BYTERANGE=\"720@0\"\n"
            "#EXTINF:4.000,\n"
            "seg0.m4s?" Q "\n"
@@ -200,7 +200,7 @@ test_media(void)
            "#EXTINF:2.5,\n"
            "sub/dir/seg2.m4s?" Q "\n"
            "#EXT-X-ENDLIST\n",
-           "media playlist: key, map, byterange, discontinuity");
+           "media playlist: map, byterange, discontinuity signed, the key not");
 
     expect("#EXTM3U\n#EXTINF:4,\na.ts",
            "#EXTM3U\n#EXTINF:4,\na.ts?" Q,
@@ -209,6 +209,55 @@ test_media(void)
     expect("#EXTM3U\n#EXT-X-KEY:METHOD=NONE\n#EXTINF:4,\na.ts\n",
            "#EXTM3U\n#EXT-X-KEY:METHOD=NONE\n#EXTINF:4,\na.ts?" Q "\n",
            "media: EXT-X-KEY without URI left alone");
+}
+
+
+/* issue #22: the key of encrypted HLS comes from the LMS, unsigned */
+static void
+test_keys(void)
+{
+    expect("#EXTM3U\n"
+           "#EXT-X-VERSION:3\n"
+           "#EXT-X-MEDIA-SEQUENCE:0\n"
+           "#EXT-X-KEY:METHOD=AES-128,URI=\"/vodlms/keys/42/v1/0.key\"\n"
+           "#EXTINF:4,\n"
+           "seg_000.ts\n"
+           "#EXT-X-KEY:METHOD=AES-128,URI=\"https://lms.example.com/vodlms/keys/42/v1/1.key\",IV=0x00000000000000000000000000000001\n"
+           "#EXTINF:4,\n"
+           "seg_001.ts\n"
+           "#EXT-X-KEY:METHOD=AES-128,URI=\"keys/2.key?v=1\"\n"
+           "#EXTINF:4,\n"
+           "seg_002.ts\n",
+           "#EXTM3U\n"
+           "#EXT-X-VERSION:3\n"
+           "#EXT-X-MEDIA-SEQUENCE:0\n"
+           "#EXT-X-KEY:METHOD=AES-128,URI=\"/vodlms/keys/42/v1/0.key\"\n"
+           "#EXTINF:4,\n"
+           "seg_000.ts?" Q "\n"
+           "#EXT-X-KEY:METHOD=AES-128,URI=\"https://lms.example.com/vodlms/keys/42/v1/1.key\",IV=0x00000000000000000000000000000001\n"
+           "#EXTINF:4,\n"
+           "seg_001.ts?" Q "\n"
+           "#EXT-X-KEY:METHOD=AES-128,URI=\"keys/2.key?v=1\"\n"
+           "#EXTINF:4,\n"
+           "seg_002.ts?" Q "\n",
+           "keys: root-relative, absolute and relative key URIs never signed, "
+           "the segments are");
+
+    expect("#EXTM3U\n#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"/vodlms/keys/42/v1/0.key\"\n"
+           "#EXT-X-STREAM-INF:BANDWIDTH=1\nv0/index.m3u8\n",
+           "#EXTM3U\n#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"/vodlms/keys/42/v1/0.key\"\n"
+           "#EXT-X-STREAM-INF:BANDWIDTH=1\nv0/index.m3u8?" Q "\n",
+           "keys: an EXT-X-SESSION-KEY of a master is not signed either");
+
+    /* the key's attributes are still checked */
+    refuse("#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=/vodlms/keys/1.key\n",
+           VODLMS_EMALFORMED, "unquoted URI", 2,
+           "keys: an unquoted key URI refused");
+    refuse("#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"\"\n",
+           VODLMS_EMALFORMED, "empty URI", 2, "keys: an empty key URI refused");
+    refuse("#EXTM3U\n#EXT-X-KEY:URI=\"a.key\",URI=\"b.key\"\n",
+           VODLMS_EMALFORMED, "URI attribute given twice", 2,
+           "keys: a key URI given twice refused");
 }
 
 
@@ -229,7 +278,7 @@ test_master(void)
            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=86000,CODECS=\"avc1.4d401f\",URI=\"720p/iframes.m3u8\"\n",
            "#EXTM3U\n"
            "#EXT-X-INDEPENDENT-SEGMENTS\n"
-           "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"k/session.key?" Q "\"\n"
+           "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"k/session.key\"\n"
            "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.lecture\",URI=\"meta.json?" Q "\"\n"
            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English, main\",LANGUAGE=\"en\",DEFAULT=YES,URI=\"audio/en.m3u8?" Q "\"\n"
            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Deutsch\",LANGUAGE=\"de\",URI=\"subs/de.m3u8?" Q "\"\n"
@@ -394,15 +443,27 @@ test_absolute(void)
                "#EXTM3U\na.ts?" Q "\nskd://k\n",
                "absolute: REFUSE takes relative and skd: URIs");
 
+    expect_abs(VODLMS_HLS_ABS_REFUSE,
+               "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"Https://lms.example.com/vodlms/keys/42/v1/0.key\"\na.ts\n",
+               "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"Https://lms.example.com/vodlms/keys/42/v1/0.key\"\na.ts?" Q "\n",
+               "absolute: REFUSE takes an absolute key URI, unsigned (#22)");
+
+    expect_abs(VODLMS_HLS_ABS_ORIGIN,
+               "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://media.example.com/hls/1/k.key\"\n"
+               "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"//media.example.com/k.key\"\n",
+               "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://media.example.com/hls/1/k.key\"\n"
+               "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"//media.example.com/k.key\"\n",
+               "absolute: ORIGIN leaves a key URI on the origin unsigned (#22)");
+
     {
         vodlms_hls_opts_t  o = opts_of(VODLMS_HLS_ABS_REFUSE);
 
         refuse_o(&o, LIT("#EXTM3U\na.ts\nhttps://cdn.example.com/b.ts\n"),
                  Q, VODLMS_EREFUSED, "absolute URI", 3,
                  "absolute: REFUSE refuses a URI line");
-        refuse_o(&o, LIT("#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"Http://k/k\"\n"),
+        refuse_o(&o, LIT("#EXTM3U\n#EXT-X-MAP:URI=\"Http://k/init.mp4\"\n"),
                  Q, VODLMS_EREFUSED, "absolute URI", 2,
-                 "absolute: REFUSE refuses a key URI, scheme in any case");
+                 "absolute: REFUSE refuses a map URI, scheme in any case");
         refuse_o(&o, LIT("#EXTM3U\n//cdn.example.com/b.ts\n"),
                  Q, VODLMS_EREFUSED, "absolute URI", 2,
                  "absolute: REFUSE refuses a network-path reference");
@@ -694,6 +755,14 @@ test_define(void)
         "https://other.example.net/x.m3u8\r\n"),
         "master with BOM and CRLF, no version: one added, CRLF kept");
 
+    expect_define(LIT("#EXTM3U\n#EXT-X-VERSION:3\n"
+        "#EXT-X-KEY:METHOD=AES-128,URI=\"/vodlms/keys/42/v1/0.key\"\n"
+        "#EXTINF:4,\na.ts\n"),
+        LIT("#EXTM3U\n" DEF "\n#EXT-X-VERSION:8\n"
+        "#EXT-X-KEY:METHOD=AES-128,URI=\"/vodlms/keys/42/v1/0.key\"\n"
+        "#EXTINF:4,\na.ts?" REF "\n"),
+        "a key URI names no variable (#22)");
+
     expect_define(LIT("#EXTM3U\n#EXT-X-VERSION:12\na.ts"),
                   LIT("#EXTM3U\n" DEF "\n#EXT-X-VERSION:12\na.ts?" REF),
                   "version 12 kept, no final newline");
@@ -798,6 +867,7 @@ int
 main(void)
 {
     test_media();
+    test_keys();
     test_master();
     test_low_latency();
     test_known_bugs();

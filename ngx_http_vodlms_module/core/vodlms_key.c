@@ -1,0 +1,207 @@
+/*
+ * Keys of encrypted HLS: the key endpoint's pure decisions (vodlms_key.h).
+ */
+
+#include "vodlms_key.h"
+
+
+int
+vodlms_key_version_valid(const char *s, size_t len)
+{
+    size_t         i;
+    unsigned char  ch;
+
+    if (s == NULL || len == 0 || len > VODLMS_KEY_VERSION_MAX) {
+        return 0;
+    }
+
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        ch = (unsigned char) s[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.'
+              || ch == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+vodlms_key_index_parse(const char *s, size_t len, uint32_t *index)
+{
+    size_t    i;
+    uint32_t  n;
+
+    if (s == NULL || len == 0 || len > VODLMS_KEY_INDEX_DIGITS) {
+        return 0;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        n = n * 10 + (uint32_t) (s[i] - '0');
+    }
+
+    *index = n;
+
+    return 1;
+}
+
+
+vodlms_rc_t
+vodlms_key_from_hex(const char *hex, size_t len, unsigned char *key)
+{
+    int     hi, lo;
+    size_t  i;
+
+    if (hex == NULL || len != 2 * VODLMS_KEY_LEN) {
+        return VODLMS_EMALFORMED;
+    }
+
+    for (i = 0; i < VODLMS_KEY_LEN; i++) {
+        hi = vodlms_hex_value((unsigned char) hex[2 * i]);
+        lo = vodlms_hex_value((unsigned char) hex[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return VODLMS_EMALFORMED;
+        }
+
+        key[i] = (unsigned char) (hi << 4 | lo);
+    }
+
+    return VODLMS_OK;
+}
+
+
+int
+vodlms_key_speed_parse(const char *s, size_t len, uint64_t *speed)
+{
+    size_t    i, decimals;
+    uint64_t  n;
+    int       dot;
+
+    if (s == NULL || len == 0) {
+        return 0;
+    }
+
+    if (s[len - 1] == 'x') {
+        len--;
+    }
+
+    if (len == 0 || len > 10 || s[0] == '.' || s[len - 1] == '.') {
+        return 0;
+    }
+
+    n = 0;
+    dot = 0;
+    decimals = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (dot++) {
+                return 0;
+            }
+            continue;
+        }
+
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        if (dot && ++decimals > 3) {
+            return 0;
+        }
+
+        n = n * 10 + (uint64_t) (s[i] - '0');
+    }
+
+    while (decimals++ < 3) {
+        n *= 10;
+    }
+
+    if (n < VODLMS_KEY_SPEED_MIN || n > VODLMS_KEY_SPEED_MAX) {
+        return 0;
+    }
+
+    *speed = n;
+
+    return 1;
+}
+
+
+/* content beyond this (about 31 years) is no real lecture: clamped */
+#define VODLMS_KEY_MS_MAX  ((int64_t) 1000000000000LL)
+
+
+vodlms_key_verdict_e
+vodlms_key_judge(const vodlms_key_limits_t *limits, int64_t count,
+    int64_t ttl_ms, int64_t elapsed_ms, int64_t starts_ms,
+    uint64_t *retry_after)
+{
+    uint64_t  reach, need, wait_ms, ahead;
+
+    *retry_after = 0;
+
+    if (count < 0) {
+        count = 0;
+    }
+
+    if (ttl_ms < 0) {
+        ttl_ms = 0;
+    }
+
+    elapsed_ms = elapsed_ms < 0 ? 0
+                 : elapsed_ms > VODLMS_KEY_MS_MAX ? VODLMS_KEY_MS_MAX
+                 : elapsed_ms;
+    starts_ms = starts_ms < 0 ? 0
+                : starts_ms > VODLMS_KEY_MS_MAX ? VODLMS_KEY_MS_MAX
+                : starts_ms;
+
+    if (limits->budget && (uint64_t) count > limits->budget) {
+        *retry_after = ((uint64_t) ttl_ms + 999) / 1000;
+        if (*retry_after == 0) {
+            *retry_after = 1;
+        }
+
+        return VODLMS_KEY_OVER_BUDGET;
+    }
+
+    if (limits->speed == 0) {
+        return VODLMS_KEY_ALLOW;
+    }
+
+    /* in thousandths of a content ms: no rounding in the comparison
+       (10^12 ms x 10^5 fits 2^64 easily) */
+    reach = (uint64_t) elapsed_ms * limits->speed
+            + limits->allowance_ms * 1000;
+
+    if ((uint64_t) starts_ms * 1000 <= reach) {
+        return VODLMS_KEY_ALLOW;
+    }
+
+    /* the real time at which the key is due, less the time gone */
+    ahead = (uint64_t) starts_ms > limits->allowance_ms
+            ? (uint64_t) starts_ms - limits->allowance_ms : 0;
+    need = (ahead * 1000 + limits->speed - 1) / limits->speed;
+    wait_ms = need > (uint64_t) elapsed_ms ? need - (uint64_t) elapsed_ms : 0;
+
+    *retry_after = (wait_ms + 999) / 1000;
+    if (*retry_after == 0) {
+        *retry_after = 1;
+    }
+
+    return VODLMS_KEY_TOO_EARLY;
+}
