@@ -756,6 +756,9 @@ publish = local
 preset = veryfast
 max_height = 720
 log_level = info
+# the demo lecture is AES-128 encrypted: its keys stay in PostgreSQL and
+# nginx's /vodlms/keys/ location (docs/examples/nginx.conf) serves them
+encrypt = on
 CONF
     "$BUILD/helper/vodlms-helper" --config "$var/helper.conf" 2>>"$var/helper.log" &
     HELPER_PID=$!
