@@ -1394,9 +1394,14 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
         /*
          * Connects started together (pool_size of them under load) fail
          * together: they count as one failure, not pool_size, so that
-         * the back-off grows with time down, not with the load.
+         * the back-off grows with time down, not with the load.  A
+         * timeout that moved the start on to the next host counts too:
+         * the first failure still lets the next connect start at once
+         * (below), but hosts that are all silent put the pool down (one
+         * connect at a time, its waiters bounded, the back-off growing)
+         * instead of rotating through them without end.
          */
-        if (conn->round == pool->round && !conn->rotated) {
+        if (conn->round == pool->round) {
             ngx_vodlms_pg_backoff(pool);
         }
     }
