@@ -208,7 +208,7 @@ sub show { my $h = shift; join ', ', map { "$h->{$_} x $_" } sort keys %$h }
 {
     my ($bh, $guard) = blackhole();
     my $n = node('c', qq{    vodlms_pg "host=127.0.0.1 port=$bh user=postgres dbname=vodlms"}
-                    . ' connect_timeout=300ms timeout=5s;', log_level => 'debug');
+                    . ' connect_timeout=3s timeout=8s;', log_level => 'debug');
 
     # the main context: worker_shutdown_timeout, through a reload
     my $conf = do { local (@ARGV, $/) = "$n->{dir}/nginx.conf"; <> };
@@ -217,14 +217,18 @@ sub show { my $h = shift; join ', ', map { "$h->{$_} x $_" } sort keys %$h }
     print $out $conf;
     close $out;
     kill 'HUP', $n->{pid};
-    sleep($ENV{T901_SLOW} ? 5 : 1);
+    for (1 .. 500) {
+        last if $n->log =~ /gracefully shutting down/;
+        sleep 0.02;
+    }
+    sleep($ENV{T901_SLOW} ? 3 : 0.5);
 
     # down: the first connects time out, then requests wait for the next
     my @w = open_clients($n, 60);
     @w or diag("(C) no client could connect:\n" . join "\n", (split /\n/, $n->log)[-15 .. -1]);
-    sleep 1.2;
+    sleep 3.3;    # their connects timed out: the pool is down, a probe under way
     push @w, open_clients($n, 60);
-    sleep 0.1;
+    sleep 0.3;
     my $t = time;
     ok($n->stop('QUIT'), 'graceful stop with requests waiting: the workers exit');
     diag(sprintf '(C) the stop took %.2f s', time - $t);
@@ -237,6 +241,86 @@ sub show { my $h = shift; join ', ', map { "$h->{$_} x $_" } sort keys %$h }
     ok($detached > 0, 'requests ended by worker_shutdown_timeout dropped their waiting queries');
     unlike($log, qr/\[(crit|alert|emerg)\]/, 'nothing worse than an error in the log')
         or diag join "\n", grep { /\[(crit|alert|emerg)\]/ } split /\n/, $log;
+}
+
+#---------------------------------------------------------------------------
+# (D) a flush that waits for a connection (never sent) at a fast stop: its
+#     watched seconds are dropped as if PostgreSQL might have committed it
+#---------------------------------------------------------------------------
+
+SKIP: {
+    my $pgport = $ENV{TEST_NGINX_PG_PORT} or skip 'no TEST_NGINX_PG_PORT', 3;
+    my $psql = sub {
+        my $out = `psql -h 127.0.0.1 -p $pgport -U postgres -d vodlms -Atc "$_[0]" 2>&1`;
+        chomp $out;
+        return $out;
+    };
+    my $row = sub {
+        $psql->("SELECT max_position_seconds || ' ' || watched_seconds FROM vodlms.watch_progress"
+              . " WHERE user_id = '1001' AND video_id = 'intro-ready'");
+    };
+    my $port = free_port();
+    my $conn = "host=127.0.0.1 port=$pgport user=postgres dbname=vodlms";
+    my $n = nginx_child(name => 't901-d', listen => $port, workers => 1, log_level => 'debug', http => <<"HTTP");
+    vodlms_redis 127.0.0.1:$redis_port;
+    vodlms_pg "$conn" pool_size=1 timeout=10s;
+    vodlms_enrollment_query "SELECT \$1::text AS id, 'ready' AS status, (\$2::text <> '') AS allowed FROM pg_sleep(3)" \$vodlms_video_id \$vodlms_user_id;
+    vodlms_progress_zone zone=progress:1m flush=300ms;
+    vodlms_cache_zone zone=cache:1m;
+
+    server {
+        listen 127.0.0.1:$port;
+        root $root;
+
+        location ~ ^/videos/(?<vid>[^/]+)/meta\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_video_id \$vid;
+            try_files /static/hello.txt =404;
+        }
+
+        location ~ ^/api/videos/(?<vid>[^/]+)/progress\$ {
+            vodlms_auth on;
+            vodlms_enrollment_check on;
+            vodlms_enrollment_cache cache valid=60s;
+            vodlms_video_id \$vid;
+            vodlms_progress on;
+            vodlms_progress_rate off;
+        }
+    }
+HTTP
+    my $http = HTTP::Tiny->new(timeout => 10);
+    my $beacon = sub {
+        $http->post("http://127.0.0.1:$port/api/videos/intro-ready/progress", {
+            headers => { Cookie => 'session=t901-alice', 'Content-Type' => 'text/plain' },
+            content => sprintf('{"videoId":"intro-ready","currentTime":%.1f,"duration":634.5}', $_[0]),
+        })->{status};
+    };
+    is($beacon->(10.0), 204, 'first beacon acknowledged (its enrollment answer cached)');
+    my $t0 = time;
+    sleep 0.8;
+    my $before = $row->();
+    diag("(D) the row after the first flush: '$before'");
+    my ($w0) = $before =~ / ([\d.]+)$/;
+    $w0 //= 0;
+
+    # the only connection is busy for 3 s with a (sleeping) enrollment check
+    my $other = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
+    print $other "GET /videos/other-video/meta HTTP/1.0\r\nHost: x\r\nCookie: session=t901-alice\r\n\r\n";
+    my @busy = ($other);
+    sleep 0.3;
+    sleep 0.05 while time - $t0 < 1.2;
+    is($beacon->(11.0), 204, 'a beacon one second of playback later: acknowledged');
+    sleep 0.8;    # the flush is taken, and waits for the connection
+    like($n->log, qr/vodlms pg: wait, .*one-off SQL waits for a connection/, 'the flush waits for a connection');
+    like($n->log, qr/watched pending 1\.000/, 'the second beacon left one watched second pending');
+    $n->stop('TERM');
+    close $_ for @busy;
+    my $after = $row->();
+    diag("(D) the row after the fast stop: '$after'");
+    my ($pos, $w1) = split ' ', $after;
+    is($pos + 0, 11, 'the last position was written at exit');
+    cmp_ok($w1 - $w0, '>=', 0.9, 'the acknowledged second of playback is credited (the waiting flush was never sent)');
 }
 
 done_testing();
