@@ -387,6 +387,28 @@ ngx_vodlms_pg_pool_fallback(ngx_vodlms_pg_pool_t *pool,
 }
 
 
+ngx_uint_t
+ngx_vodlms_pg_unsent(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_done_pt on_done,
+    void *data)
+{
+    ngx_queue_t            *q;
+    ngx_vodlms_pg_query_t  *query;
+
+    for (q = ngx_queue_head(&pool->waiting);
+         q != ngx_queue_sentinel(&pool->waiting);
+         q = ngx_queue_next(q))
+    {
+        query = ngx_queue_data(q, ngx_vodlms_pg_query_t, queue);
+
+        if (query->on_done == on_done && query->data == data) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_vodlms_pg_query(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     ngx_log_t *log, ngx_vodlms_pg_stmt_t *stmt, ngx_str_t *values,
