@@ -409,11 +409,15 @@ ngx_http_vodlms_progress_credit(ngx_http_vodlms_progress_zone_t *z,
 }
 
 
-/* an abandoned flush: counted as written (see the caller) */
+/*
+ * An abandoned flush: counted as written (see the caller) if it may have
+ * reached the database; one that never left the worker (credit == 0)
+ * only gives the claim up.
+ */
 
 static void
 ngx_http_vodlms_progress_forget(ngx_http_vodlms_main_conf_t *vmcf,
-    ngx_http_vodlms_flush_t *f)
+    ngx_http_vodlms_flush_t *f, ngx_uint_t credit)
 {
     ngx_uint_t                        i;
     ngx_http_vodlms_progress_snap_t  *snap;
@@ -424,7 +428,7 @@ ngx_http_vodlms_progress_forget(ngx_http_vodlms_main_conf_t *vmcf,
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    for (i = 0; i < f->snaps->nelts; i++) {
+    for (i = 0; credit && i < f->snaps->nelts; i++) {
         (void) ngx_http_vodlms_progress_credit(z, &snap[i]);
     }
 
@@ -434,10 +438,10 @@ ngx_http_vodlms_progress_forget(ngx_http_vodlms_main_conf_t *vmcf,
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "vodlms progress: flush claim released by process %P "
-                   "(abandoned, %ui entries kept dirty)", ngx_pid,
-                   f->snaps->nelts);
+                   "(abandoned %s, %ui entries kept dirty)", ngx_pid,
+                   credit ? "under way" : "unsent", f->snaps->nelts);
 }
 
 
@@ -454,7 +458,7 @@ ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
 {
     ngx_int_t                         rc, left;
     ngx_str_t                         values[10];
-    ngx_uint_t                        refused;
+    ngx_uint_t                        refused, unsent;
     ngx_msec_t                        deadline;
     PGresult                         *res;
     const char                       *reason;
@@ -488,10 +492,17 @@ ngx_http_vodlms_progress_exit(ngx_cycle_t *cycle)
      * positions are written again (the same or newer: harmless); the
      * watched seconds it carried are taken off first, so they cannot be
      * added twice.  Should it not commit, that is watch time not credited,
-     * never credit not watched.
+     * never credit not watched.  A flush still waiting in the pool for a
+     * connection (the pool busy, or down and holding its queries for the
+     * next connect) never left the worker: it keeps its watched seconds.
      */
     if (vmcf->progress.flush) {
-        ngx_http_vodlms_progress_forget(vmcf, vmcf->progress.flush);
+        unsent = (vmcf->pg_pool != NULL
+                  && ngx_vodlms_pg_unsent(vmcf->pg_pool,
+                                          ngx_http_vodlms_progress_flushed,
+                                          vmcf->progress.flush));
+
+        ngx_http_vodlms_progress_forget(vmcf, vmcf->progress.flush, !unsent);
         ngx_destroy_pool(vmcf->progress.flush_pool);
         vmcf->progress.flush_pool = NULL;
         vmcf->progress.flush = NULL;

@@ -387,6 +387,28 @@ ngx_vodlms_pg_pool_fallback(ngx_vodlms_pg_pool_t *pool,
 }
 
 
+ngx_uint_t
+ngx_vodlms_pg_unsent(ngx_vodlms_pg_pool_t *pool, ngx_vodlms_pg_done_pt on_done,
+    void *data)
+{
+    ngx_queue_t            *q;
+    ngx_vodlms_pg_query_t  *query;
+
+    for (q = ngx_queue_head(&pool->waiting);
+         q != ngx_queue_sentinel(&pool->waiting);
+         q = ngx_queue_next(q))
+    {
+        query = ngx_queue_data(q, ngx_vodlms_pg_query_t, queue);
+
+        if (query->on_done == on_done && query->data == data) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_vodlms_pg_query(ngx_vodlms_pg_pool_t *pool, ngx_pool_t *owner,
     ngx_log_t *log, ngx_vodlms_pg_stmt_t *stmt, ngx_str_t *values,
@@ -1394,9 +1416,14 @@ ngx_vodlms_pg_fail(ngx_vodlms_pg_conn_t *conn, ngx_vodlms_pg_status_e status,
         /*
          * Connects started together (pool_size of them under load) fail
          * together: they count as one failure, not pool_size, so that
-         * the back-off grows with time down, not with the load.
+         * the back-off grows with time down, not with the load.  A
+         * timeout that moved the start on to the next host counts too:
+         * the first failure still lets the next connect start at once
+         * (below), but hosts that are all silent put the pool down (one
+         * connect at a time, its waiters bounded, the back-off growing)
+         * instead of rotating through them without end.
          */
-        if (conn->round == pool->round && !conn->rotated) {
+        if (conn->round == pool->round) {
             ngx_vodlms_pg_backoff(pool);
         }
     }

@@ -177,6 +177,16 @@ ngx_int_t ngx_vodlms_pg_query_sql(ngx_vodlms_pg_pool_t *pool,
     ngx_vodlms_pg_status_e *status, const char **reason);
 
 /*
+ * Is the query of this on_done and data still waiting for a connection,
+ * never sent (or sent only to a server that answered read-only, SQLSTATE
+ * 25006)?  It then has had no effect on the database.  For a worker's
+ * exit path, which must tell a write that may have committed from one
+ * that cannot have.
+ */
+ngx_uint_t ngx_vodlms_pg_unsent(ngx_vodlms_pg_pool_t *pool,
+    ngx_vodlms_pg_done_pt on_done, void *data);
+
+/*
  * One statement on a connection of its own, blocking: for a worker on its
  * way out only.  On NGX_VODLMS_PG_OK, and on NGX_VODLMS_PG_REFUSED (the
  * error result), *res is the caller's to PQclear(); otherwise *res is NULL.
