@@ -1,13 +1,13 @@
-# Red-team reproductions for the PostgreSQL pool that holds requests for
-# its next connect (commit 2b39474, issue #21).  Scratch suite of the
-# wt-rt21 review, not for main as it is.
+# The PostgreSQL pool that holds requests for its next connect while the
+# database is down (issue #21), where a red-team read of it found faults:
+# each part failed before its fix.
 #
 #   (A) a multi-host conninfo whose hosts are all silent: every connect
 #       timeout rotates to the next host, and a rotated timeout is never
 #       counted as a failure, so the pool never enters its "down" regime:
 #       docs/directives.md promises "each worker has one connect at a time
 #       under way, never more" and "at most four a second from each
-#       worker" once a connect failed.  FAILS on cc57da1.
+#       worker" once a connect failed.  (Failed before rotated timeouts were counted.)
 #   (B) a refused database under load, clients that give up while their
 #       requests wait for the next connect, a reload (HUP) and a graceful
 #       stop (QUIT) with requests waiting: every request is answered 503,
@@ -31,9 +31,9 @@ $ENV{TEST_NGINX_MODULE_PATH}
     or plan skip_all => 'TEST_NGINX_MODULE_PATH is not set (./build.sh test sets it)';
 my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
 
-redis_cmd($redis_port, 'SET', 'session:t901-alice', '{"user_id":"1001"}', 'EX', 3600);
+redis_cmd($redis_port, 'SET', 'session:t177-alice', '{"user_id":"1001"}', 'EX', 3600);
 
-my $root = tempdir('vodlms-t901-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $root = tempdir('vodlms-t177-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $root;
 mkdir "$root/static";
 { open my $fh, '>', "$root/static/hello.txt" or die $!; print $fh "hello\n"; close $fh; }
@@ -42,7 +42,7 @@ chmod 0644, "$root/static/hello.txt";
 sub node {
     my ($name, $pg_lines, %o) = @_;
     my $port = free_port();
-    my $node = nginx_child(name => "t901-$name", listen => $port, workers => 1,
+    my $node = nginx_child(name => "t177-$name", listen => $port, workers => 1,
                            log_level => $o{log_level} || 'info', http => <<"HTTP");
     vodlms_redis 127.0.0.1:$redis_port;
 $pg_lines
@@ -65,7 +65,7 @@ HTTP
 
 sub request_bytes {
     return "GET /videos/intro-ready/meta HTTP/1.0\r\nHost: x\r\n"
-         . "Cookie: session=t901-alice\r\n\r\n";
+         . "Cookie: session=t177-alice\r\n\r\n";
 }
 
 # $n concurrent raw clients: [socket, ...] with the request sent
@@ -261,7 +261,7 @@ SKIP: {
     };
     my $port = free_port();
     my $conn = "host=127.0.0.1 port=$pgport user=postgres dbname=vodlms";
-    my $n = nginx_child(name => 't901-d', listen => $port, workers => 1, log_level => 'debug', http => <<"HTTP");
+    my $n = nginx_child(name => 't177-d', listen => $port, workers => 1, log_level => 'debug', http => <<"HTTP");
     vodlms_redis 127.0.0.1:$redis_port;
     vodlms_pg "$conn" pool_size=1 timeout=10s;
     vodlms_enrollment_query "SELECT \$1::text AS id, 'ready' AS status, (\$2::text <> '') AS allowed FROM pg_sleep(3)" \$vodlms_video_id \$vodlms_user_id;
@@ -292,7 +292,7 @@ HTTP
     my $http = HTTP::Tiny->new(timeout => 10);
     my $beacon = sub {
         $http->post("http://127.0.0.1:$port/api/videos/intro-ready/progress", {
-            headers => { Cookie => 'session=t901-alice', 'Content-Type' => 'text/plain' },
+            headers => { Cookie => 'session=t177-alice', 'Content-Type' => 'text/plain' },
             content => sprintf('{"videoId":"intro-ready","currentTime":%.1f,"duration":634.5}', $_[0]),
         })->{status};
     };
@@ -306,7 +306,7 @@ HTTP
 
     # the only connection is busy for 3 s with a (sleeping) enrollment check
     my $other = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
-    print $other "GET /videos/other-video/meta HTTP/1.0\r\nHost: x\r\nCookie: session=t901-alice\r\n\r\n";
+    print $other "GET /videos/other-video/meta HTTP/1.0\r\nHost: x\r\nCookie: session=t177-alice\r\n\r\n";
     my @busy = ($other);
     sleep 0.3;
     sleep 0.05 while time - $t0 < 1.2;
