@@ -98,6 +98,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_progress_commands.h"
 #include "ngx_http_vodlms_upload_commands.h"
 #include "ngx_http_vodlms_limit_commands.h"
+#include "ngx_http_vodlms_streams_commands.h"
 #include "ngx_http_vodlms_error_commands.h"
 
       ngx_null_command
@@ -300,6 +301,15 @@ ngx_http_vodlms_access_handler(ngx_http_request_t *r)
     }
     allowed |= (rc == NGX_OK);
 
+    /* a playback counted against the user's concurrent streams, once the
+       user may watch this video */
+    if (rc == NGX_OK) {
+        rc = ngx_http_vodlms_streams_handler(r);
+        if (rc != NGX_OK && rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     return allowed ? NGX_OK : NGX_DECLINED;
 }
 
@@ -378,6 +388,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_progress_create_conf(&vlcf->progress);
     ngx_http_vodlms_upload_create_conf(&vlcf->upload);
     ngx_http_vodlms_limit_create_conf(&vlcf->limit);
+    ngx_http_vodlms_streams_create_conf(&vlcf->streams);
     ngx_http_vodlms_err_create_conf(&vlcf->denial);
 
     /* called as "location ... {" (or server, if...) is read: its line */
@@ -443,6 +454,14 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_vodlms_limit_merge_conf(cf, &prev->limit, &conf->limit)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* after playback, progress and session: it counts what they answer */
+    if (ngx_http_vodlms_streams_merge_conf(cf, &prev->streams,
+                                           &conf->streams)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;

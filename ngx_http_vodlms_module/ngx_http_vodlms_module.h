@@ -25,6 +25,7 @@
 #include "ngx_http_vodlms_progress.h"
 #include "ngx_http_vodlms_upload.h"
 #include "ngx_http_vodlms_limit.h"
+#include "ngx_http_vodlms_streams.h"
 
 #include "ngx_http_vodlms_version.h"
 
@@ -58,6 +59,9 @@ typedef struct {
 
     /* vodlms_session_invalidate: NULL when no location has it on */
     ngx_http_vodlms_revoke_t         *revoke;
+
+    /* vodlms_streams_limit: of ngx_http_vodlms_streams_limit_t * */
+    ngx_array_t                      *streams_limits;
 } ngx_http_vodlms_main_conf_t;
 
 
@@ -70,6 +74,7 @@ typedef struct {
     ngx_http_vodlms_progress_conf_t   progress;
     ngx_http_vodlms_upload_conf_t     upload;
     ngx_http_vodlms_limit_conf_t      limit;
+    ngx_http_vodlms_streams_conf_t    streams;
     ngx_http_vodlms_err_conf_t        denial;
     ngx_str_t                         status_group;   /* vodlms_status group= */
 
@@ -110,6 +115,7 @@ typedef struct {
     ngx_http_vodlms_playback_ctx_t    playback;
     ngx_http_vodlms_edge_ctx_t        edge;
     ngx_http_vodlms_hls_ctx_t         hls;
+    ngx_http_vodlms_streams_ctx_t     streams;
     ngx_uint_t                        endpoint;
     ngx_http_vodlms_err_e             last_err;   /* the denial, if any */
 } ngx_http_vodlms_ctx_t;

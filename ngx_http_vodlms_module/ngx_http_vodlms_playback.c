@@ -566,7 +566,7 @@ ngx_http_vodlms_json_field_write(u_char *p, ngx_http_vodlms_json_field_t *f)
 
 /*
  * {"videoId":..,"title":..,"duration":..,"status":..,"manifestUrl":..,
- *  "expiresAt":..,"resumeAt":..}\n -- the bytes jansson's compact dump
+ *  "expiresAt":..,"resumeAt":..[,"playbackId":..]}\n -- the bytes jansson's compact dump
  * wrote before (t/unit/test_core.c holds the escaping to that).
  */
 
@@ -631,7 +631,8 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
           + 3                                       /* the other commas */
           + (dlen ? dlen : sizeof("null") - 1)
           + NGX_TIME_T_LEN
-          + (rlen ? rlen : sizeof("null") - 1);
+          + (rlen ? rlen : sizeof("null") - 1)
+          + ngx_http_vodlms_streams_json_len(r);
 
     for (i = 0; i < 4; i++) {
         len += ngx_http_vodlms_json_field_len(&f[i]);
@@ -658,6 +659,7 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
 
     p = ngx_sprintf(p, ",\"expiresAt\":%T,\"resumeAt\":", expires);
     p = rlen ? ngx_cpymem(p, resume, rlen) : ngx_cpymem(p, "null", 4);
+    p = ngx_http_vodlms_streams_json(r, p);
     *p++ = '}';
     *p++ = '\n';
 
@@ -804,7 +806,8 @@ ngx_http_vodlms_playback_preflight(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_str_set(&v, "Authorization, Content-Type");
+    /* X-Vodlms-Playback: vodlms_streams' playbackId, when renewing */
+    ngx_str_set(&v, "Authorization, Content-Type, X-Vodlms-Playback");
     if (ngx_http_vodlms_add_header(r, "Access-Control-Allow-Headers", &v)
         != NGX_OK)
     {
