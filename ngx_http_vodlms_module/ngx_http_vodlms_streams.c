@@ -262,9 +262,10 @@ ngx_http_vodlms_streams_reply(void *data, ngx_uint_t i, redisReply *reply)
         st->detail.data = ngx_pnalloc(r->pool,
                                       sizeof("redis said: ") + reply->len);
         if (st->detail.data) {
-            p = ngx_sprintf(st->detail.data, "redis said: %*s",
+            /* NUL-terminated: it is read as a C string once the batch ends */
+            p = ngx_sprintf(st->detail.data, "redis said: %*s%Z",
                             (size_t) reply->len, reply->str);
-            st->detail.len = p - st->detail.data;
+            st->detail.len = p - 1 - st->detail.data;
         }
         return;
     }
@@ -326,8 +327,7 @@ ngx_http_vodlms_streams_done(void *data, ngx_vodlms_redis_status_e status,
     } else if (!st->replied) {
         ngx_http_vodlms_streams_down(r, st,
                                      st->detail.len
-                                     ? (const char *) ngx_pstrdup(r->pool,
-                                                                  &st->detail)
+                                     ? (const char *) st->detail.data
                                      : "no reply to the streams script");
 
     } else {

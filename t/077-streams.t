@@ -219,6 +219,19 @@ my ($ctl_port, $ctl) = control_server(
         push @r, 'node 1, beacon of node 2\'s playback: ' . beacon($node1->(), 'u6', $b);
         join("\n", @r) . "\n";
     },
+    # Redis answers the script with an error (a key of the wrong type
+    # where the playbacks are): as down
+    '/check/error' => sub {
+        my @r;
+        my $key = 'vodlms:streams:{open1:2012}:live';
+        VodlmsTest::redis_cmd($redis, 'SET', $key, 'not a sorted set');
+        my ($c, $id) = start_playback($node1->(), 'u12');
+        VodlmsTest::redis_cmd($redis, 'DEL', $key);
+        push @r, "refused by Redis: $c " . ($id =~ $hex ? 'with a playbackId' : $id);
+        push @r, 'its beacon now: ' . beacon($node1->(), 'u12', $id);
+        push @r, 'a new playback: ' . join ' ', start_playback($node1->(), 'u12');
+        join("\n", @r) . "\n";
+    },
     # Redis stops: the session and the enrollment come from the cache, the
     # streams cannot be checked
     '/check/down' => sub {
@@ -461,6 +474,20 @@ lines logged: 1
 back: logged
 --- error_log
 playbacks go on unchecked (redis_down=open) until Redis answers
+
+
+
+=== TEST 11b: Redis answering the script with an error (WRONGTYPE) counts as down: open lets the playback go on, logged with Redis' words; once Redis writes again, that playback's beacon registers it, and it counts
+--- config eval
+main::locations('open1')
+--- request
+GET /check/error
+--- response_body
+refused by Redis: 200 with a playbackId
+its beacon now: 204
+a new playback: 409 {"error":"too_many_streams","message":"too many playbacks at once for this user","active":1,"limit":1}
+--- error_log eval
+qr/vodlms streams: the limit "open1" cannot be checked \(redis said: [^)]*WRONGTYPE[^)]*\): playbacks go on unchecked/
 
 
 
