@@ -63,6 +63,12 @@ typedef enum {
 typedef void (*ngx_http_vodlms_streams_done_pt)(ngx_http_request_t *r);
 
 
+/* ngx_http_vodlms_streams_ctx_t.state */
+#define NGX_HTTP_VODLMS_STREAMS_NEW      0
+#define NGX_HTTP_VODLMS_STREAMS_PENDING  1     /* Redis is being asked */
+#define NGX_HTTP_VODLMS_STREAMS_DONE     2     /* .verdict is in */
+
+
 /* per request, in ngx_http_vodlms_ctx_t */
 typedef struct {
     ngx_uint_t                          state;     /* NEW, PENDING, DONE */
@@ -95,6 +101,25 @@ typedef struct {
  * ctx->streams (read it with ngx_http_vodlms_streams_passed()).  NGX_OK:
  * the verdict is in already (a malformed id, or Redis known to be down);
  * done() is not called.  NGX_ERROR: no memory.  Everything is logged here.
+ *
+ * A key fetch's check, as an access-phase step (woken by
+ * ngx_http_vodlms_wake, it runs again and finds the verdict):
+ *
+ *     st = &ctx->streams;
+ *     if (st->state == NGX_HTTP_VODLMS_STREAMS_PENDING) {
+ *         return NGX_AGAIN;
+ *     }
+ *     if (st->state == NGX_HTTP_VODLMS_STREAMS_NEW) {
+ *         if (ngx_http_vodlms_streams_header(r, &id) != NGX_OK) {
+ *             ... no X-Vodlms-Playback: the site's choice (refuse, or pass)
+ *         }
+ *         rc = ngx_http_vodlms_streams_check(r, limit, &ctx->session.user_id,
+ *                                            &id, ngx_http_vodlms_wake);
+ *         if (rc == NGX_AGAIN) { return NGX_AGAIN; }
+ *         if (rc == NGX_ERROR) { return NGX_HTTP_INTERNAL_SERVER_ERROR; }
+ *     }
+ *     return ngx_http_vodlms_streams_passed(r)
+ *            ? NGX_OK : ngx_http_vodlms_streams_deny(r);
  */
 ngx_int_t ngx_http_vodlms_streams_check(ngx_http_request_t *r,
     ngx_http_vodlms_streams_limit_t *limit, ngx_str_t *user, ngx_str_t *id,
