@@ -131,6 +131,7 @@ ngx_http_vodlms_streams_check(ngx_http_request_t *r,
     st->active = 0;
     st->displaced = 0;
     st->replied = 0;
+    st->fresh = (id == NULL);
     ngx_str_null(&st->detail);
 
     if (id) {
@@ -605,6 +606,46 @@ decide:
     }
 
     return ngx_http_vodlms_streams_deny(r);
+}
+
+
+/*
+ * $vodlms_playback_id: the playback the request started, renewed or named
+ * (a beacon's, a key fetch's); empty when there was none, when it was
+ * malformed, and when a new one was refused (its id never left nginx)
+ */
+
+ngx_int_t
+ngx_http_vodlms_streams_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_vodlms_ctx_t          *ctx;
+    ngx_http_vodlms_streams_ctx_t  *st;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_vodlms_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    st = &ctx->streams;
+
+    if (st->id.len == 0 || st->verdict == NGX_HTTP_VODLMS_STREAMS_BAD_ID
+        || st->verdict == NGX_HTTP_VODLMS_STREAMS_NOT_ASKED
+        || (st->fresh && !ngx_http_vodlms_streams_passed(r->main)))
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = st->id.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = st->id.data;
+
+    return NGX_OK;
 }
 
 

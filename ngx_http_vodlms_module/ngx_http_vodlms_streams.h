@@ -81,6 +81,7 @@ typedef struct {
     ngx_str_t                           user;
     ngx_str_t                           detail;    /* why Redis failed */
     ngx_uint_t                          replied;   /* a well-formed reply */
+    ngx_uint_t                          fresh;     /* id drawn here */
     ngx_http_vodlms_streams_done_pt     done;
     void                               *data;      /* the caller's */
     u_char                              id_buf[NGX_HTTP_VODLMS_PLAYBACK_ID_LEN];
@@ -144,6 +145,10 @@ ngx_uint_t ngx_http_vodlms_streams_id_valid(u_char *p, size_t len);
 
 /* the playback location's step in the access phase (after enrollment) */
 ngx_int_t ngx_http_vodlms_streams_handler(ngx_http_request_t *r);
+
+/* $vodlms_playback_id */
+ngx_int_t ngx_http_vodlms_streams_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 /* the playback answer's "playbackId" member: its length, then the bytes */
 size_t ngx_http_vodlms_streams_json_len(ngx_http_request_t *r);

@@ -74,6 +74,7 @@ sub locations {
         vodlms_cloudfront_key K2JCJMDEHXQW5F \$TEST_NGINX_CF_KEY;
         vodlms_playback cookies;
         vodlms_streams $name;
+        add_header X-Playback-Id \$vodlms_playback_id always;
     }
     location ~ ^/videos/(?<vid>[^/]+)/progress\$ {
         vodlms_auth on;
@@ -83,6 +84,7 @@ sub locations {
         vodlms_video_id \$vid;
         vodlms_progress on;
         vodlms_streams $name;
+        add_header X-Playback-Id \$vodlms_playback_id always;
     }
     location /check/ { proxy_pass http://127.0.0.1:\$TEST_NGINX_CTL_PORT; }
 EOF
@@ -167,6 +169,16 @@ my ($ctl_port, $ctl) = control_server(
         push @r, 'a new one: ' . join ' ', start_playback($node1->(), 'u3');
         my ($nc, $none) = start_playback($node1->(), 'u3', { 'X-Vodlms-Playback' => 'none' });
         push @r, "none: $nc $none";
+        # $vodlms_playback_id: the renewed id; none for a refused new one
+        my $var = sub { ($_[0] =~ /\r\nX-Playback-Id: (\S+)/)[0] // 'empty' };
+        my (undef, undef, $h1) = hreq($node1->(), 'GET', '/videos/intro-ready/stream', 'u3',
+                                      { 'X-Vodlms-Playback' => $a });
+        push @r, '$vodlms_playback_id, renewed: ' . ($var->($h1) eq $a ? 'its id' : $var->($h1));
+        my (undef, undef, $h2) = hreq($node1->(), 'GET', '/videos/intro-ready/stream', 'u3');
+        push @r, '$vodlms_playback_id, refused: ' . $var->($h2);
+        my (undef, undef, $h3) = hreq($node1->(), 'POST', '/videos/intro-ready/progress', 'u3', {},
+            qq({"videoId":"intro-ready","currentTime":10,"duration":634.5,"playbackId":"$a"}));
+        push @r, '$vodlms_playback_id, beacon: ' . ($var->($h3) eq $a ? 'its id' : $var->($h3));
         join("\n", @r) . "\n";
     },
     # max=2, takeover: the third start displaces the oldest
@@ -319,7 +331,7 @@ Cookie: session=t077-u7
 
 
 
-=== TEST 3: X-Vodlms-Playback renews a playback (same id, same slot); "none" answers without counting or a playbackId
+=== TEST 3: X-Vodlms-Playback renews a playback (same id, same slot); "none" answers without counting or a playbackId; $vodlms_playback_id names the playback
 --- config eval
 main::locations('one')
 --- request
@@ -328,6 +340,9 @@ GET /check/renew
 "renew: 200 same id
 a new one: 409 $::full1
 none: 200 no playbackId
+\$vodlms_playback_id, renewed: its id
+\$vodlms_playback_id, refused: empty
+\$vodlms_playback_id, beacon: its id
 "
 --- no_error_log
 [error]
