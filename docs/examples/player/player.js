@@ -54,6 +54,7 @@
   let mediaRecovered = false;
   let mode = null;            // 'cookies' or 'url', decided by the first 200
   let renewing = false;       // a signed URL is being fetched after a refusal
+  let streamsStop = false;    // vodlms_streams stopped playback: nothing resumes it
 
   // --- this tab's playback (vodlms_streams) --------------------------------
 
@@ -173,6 +174,7 @@
   // the answer means.
   async function load() {
     clearTimeout(retryTimer);
+    streamsStop = false;
     overlay({ icon: 'load', title: 'Loading…' });
     // "auto" asks for cookies first unless the browser plays HLS natively:
     // only the answer says where the manifest is
@@ -292,6 +294,7 @@
   // Playback stops here: no more beacons, no renewals, a message.
   function streamsRefused(d) {
     if (d.error !== 'too_many_streams' && d.error !== 'stream_displaced') return false;
+    streamsStop = true;
     clearTimeout(refreshTimer);
     clearTimeout(retryTimer);
     teardownPlayer();
@@ -481,6 +484,7 @@
           if (manifestFailed) hls.loadSource(info.manifestUrl); else hls.startLoad();
           return;
         }
+        if (streamsStop) return;     // its own message is up
       }
       const position = video.currentTime;
       overlay({
@@ -523,6 +527,7 @@
     statusLine('The playback link ran out; getting a new one…');
     const fresh = await refreshCookies();
     renewing = false;
+    if (streamsStop) return;
     if (!fresh) {
       if (hls) hls.stopLoad();
       overlay({ icon: 'lock', title: 'Your viewing access has ended',
@@ -546,6 +551,7 @@
         video.addEventListener('loadedmetadata', () => { video.currentTime = position; }, { once: true });
         return;
       }
+      if (streamsStop) return;
     }
     overlay({ icon: 'error', title: 'The video could not be loaded',
       text: 'Your viewing access may have ended. Try again, or log in again.',
@@ -554,7 +560,7 @@
   video.addEventListener('playing', () => { if (!hls) edgeRetried = false; });
 
   async function reloadAt(position) {
-    if (await refreshCookies()) startPlayback(position); else load();
+    if (await refreshCookies()) startPlayback(position); else if (!streamsStop) load();
   }
 
   // --- quality menu ---------------------------------------------------------
