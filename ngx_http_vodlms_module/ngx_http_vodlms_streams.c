@@ -10,7 +10,9 @@
  *
  * One EVAL per playback start, beacon or key fetch reads Redis' TIME,
  * drops what lapsed, and decides; the sets expire by themselves when the
- * user stops watching.  "Oldest", for a takeover, is the earliest started.
+ * user stops watching.  "Oldest", for a takeover, is the earliest started:
+ * start times are kept strictly increasing per user (two starts in one
+ * millisecond are one millisecond apart), so the order is never a tie.
  * A lapsed or unknown playbackId is admitted again when there is room (a
  * long pause is not a ban), but never by taking over: only a new playback
  * (the user pressing play somewhere) displaces another.
@@ -75,8 +77,11 @@ static ngx_str_t  ngx_http_vodlms_streams_lua = ngx_string(
 "  redis.call('PEXPIRE', KEYS[3], keep)\n"
 "  n = n - #gone\n"
 "end\n"
+"local at = now\n"
+"local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')\n"
+"if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"
 "redis.call('ZADD', KEYS[1], now, id)\n"
-"redis.call('ZADD', KEYS[2], now, id)\n"
+"redis.call('ZADD', KEYS[2], at, id)\n"
 "redis.call('PEXPIRE', KEYS[1], lapse)\n"
 "redis.call('PEXPIRE', KEYS[2], lapse)\n"
 "return {'live', n + 1, max, #gone}\n");

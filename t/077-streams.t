@@ -199,6 +199,23 @@ my ($ctl_port, $ctl) = control_server(
         push @r, 'third beacon: ' . beacon($node1->(), 'u4', $c);
         join("\n", @r) . "\n";
     },
+    # the takeover order is the order of admission, even against the clock:
+    # a playback whose start Redis holds as later than now (two starts in
+    # one millisecond look like that to the next one) stays the newer
+    '/check/order' => sub {
+        my @r;
+        my $t = VodlmsTest::redis_cmd($redis, 'TIME');
+        my $now = $t->[0] * 1000 + int($t->[1] / 1000);
+        my $x = 'f' x 32;
+        VodlmsTest::redis_cmd($redis, 'ZADD', 'vodlms:streams:{take2:2013}:live', $now, $x);
+        VodlmsTest::redis_cmd($redis, 'ZADD', 'vodlms:streams:{take2:2013}:start', $now + 60000, $x);
+        my (undef, $a) = start_playback($node1->(), 'u13');
+        my ($bc) = start_playback($node1->(), 'u13');
+        push @r, "third: $bc";
+        push @r, 'the one started first: ' . beacon($node1->(), 'u13', $x);
+        push @r, 'the one admitted next: ' . beacon($node1->(), 'u13', $a);
+        join("\n", @r) . "\n";
+    },
     # lapse=2s: silence frees the slot (polled); the lapsed one is then
     # refused while another holds the slot, and re-admitted when there is
     # room again
@@ -367,6 +384,21 @@ third beacon: 204
 --- error_log eval
 [qr/vodlms streams: user 2004 started playback [0-9a-f]{32} over the limit "take2" \(2\): it took over 1 older playback\(s\)/,
  qr/this playback was taken over by one on another device: playback [0-9a-f]{32} of user 2004 was taken over by a newer one, answering 409/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 4b: takeover displaces the earliest admitted, even when two starts share a millisecond (start times stay strictly increasing per user)
+--- config eval
+main::locations('take2')
+--- request
+GET /check/order
+--- response_body eval
+"third: 200
+the one started first: 409 $::displaced
+the one admitted next: 204
+"
 --- no_error_log
 [error]
 
