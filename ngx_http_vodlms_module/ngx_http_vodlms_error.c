@@ -129,6 +129,20 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* redis_down=closed */
     { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "key_limits_unavailable",
       "the key limits cannot be checked (Redis unavailable)" },
+
+    /* vodlms_streams: X-Vodlms-Playback that is not a playbackId */
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_playback_id",
+      "malformed playbackId" },
+
+    { NGX_HTTP_CONFLICT, NGX_LOG_INFO, "too_many_streams",
+      "too many playbacks at once for this user" },
+
+    { NGX_HTTP_CONFLICT, NGX_LOG_INFO, "stream_displaced",
+      "this playback was taken over by one on another device" },
+
+    /* vodlms_streams_limit redis_down=closed */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "streams_unavailable",
+      "stream limit store unavailable" },
 };
 
 

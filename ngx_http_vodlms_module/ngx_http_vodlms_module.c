@@ -98,6 +98,7 @@ static ngx_command_t  ngx_http_vodlms_commands[] = {
 #include "ngx_http_vodlms_progress_commands.h"
 #include "ngx_http_vodlms_upload_commands.h"
 #include "ngx_http_vodlms_limit_commands.h"
+#include "ngx_http_vodlms_streams_commands.h"
 #include "ngx_http_vodlms_error_commands.h"
 #include "ngx_http_vodlms_watermark_commands.h"
 #include "ngx_http_vodlms_key_commands.h"
@@ -302,6 +303,15 @@ ngx_http_vodlms_access_handler(ngx_http_request_t *r)
     }
     allowed |= (rc == NGX_OK);
 
+    /* a playback counted against the user's concurrent streams, once the
+       user may watch this video */
+    if (rc == NGX_OK) {
+        rc = ngx_http_vodlms_streams_handler(r);
+        if (rc != NGX_OK && rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     return allowed ? NGX_OK : NGX_DECLINED;
 }
 
@@ -381,6 +391,7 @@ ngx_http_vodlms_create_loc_conf(ngx_conf_t *cf)
     ngx_http_vodlms_upload_create_conf(&vlcf->upload);
     ngx_http_vodlms_limit_create_conf(&vlcf->limit);
     ngx_http_vodlms_key_create_conf(&vlcf->key);
+    ngx_http_vodlms_streams_create_conf(&vlcf->streams);
     ngx_http_vodlms_err_create_conf(&vlcf->denial);
     ngx_http_vodlms_watermark_create_conf(&vlcf->watermark);
 
@@ -462,6 +473,14 @@ ngx_http_vodlms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* after the session and enrollment: it needs both */
     if (ngx_http_vodlms_key_merge_conf(cf, &prev->key, &conf->key)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* after playback, progress and session: it counts what they answer */
+    if (ngx_http_vodlms_streams_merge_conf(cf, &prev->streams,
+                                           &conf->streams)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;

@@ -27,6 +27,7 @@
 #include "ngx_http_vodlms_limit.h"
 #include "ngx_http_vodlms_watermark.h"
 #include "ngx_http_vodlms_key.h"
+#include "ngx_http_vodlms_streams.h"
 
 #include "ngx_http_vodlms_version.h"
 
@@ -60,6 +61,9 @@ typedef struct {
 
     /* vodlms_session_invalidate: NULL when no location has it on */
     ngx_http_vodlms_revoke_t         *revoke;
+
+    /* vodlms_streams_limit: of ngx_http_vodlms_streams_limit_t * */
+    ngx_array_t                      *streams_limits;
 } ngx_http_vodlms_main_conf_t;
 
 
@@ -73,6 +77,7 @@ typedef struct {
     ngx_http_vodlms_upload_conf_t     upload;
     ngx_http_vodlms_limit_conf_t      limit;
     ngx_http_vodlms_key_conf_t        key;
+    ngx_http_vodlms_streams_conf_t    streams;
     ngx_http_vodlms_err_conf_t        denial;
     ngx_http_vodlms_watermark_conf_t  watermark;
     ngx_str_t                         status_group;   /* vodlms_status group= */
@@ -115,6 +120,7 @@ typedef struct {
     ngx_http_vodlms_playback_ctx_t    playback;
     ngx_http_vodlms_edge_ctx_t        edge;
     ngx_http_vodlms_hls_ctx_t         hls;
+    ngx_http_vodlms_streams_ctx_t     streams;
     ngx_uint_t                        endpoint;
     ngx_http_vodlms_err_e             last_err;   /* the denial, if any */
 } ngx_http_vodlms_ctx_t;

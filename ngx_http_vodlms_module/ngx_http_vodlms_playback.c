@@ -566,7 +566,7 @@ ngx_http_vodlms_json_field_write(u_char *p, ngx_http_vodlms_json_field_t *f)
 
 /*
  * {"videoId":..,"title":..,"duration":..,"status":..,"manifestUrl":..,
- *  "expiresAt":..,"resumeAt":..}\n -- the bytes jansson's compact dump
+ *  "expiresAt":..,"resumeAt":..[,"playbackId":..]}\n -- the bytes jansson's compact dump
  * wrote before (t/unit/test_core.c holds the escaping to that).
  */
 
@@ -638,7 +638,8 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
           + 3                                       /* the other commas */
           + (dlen ? dlen : sizeof("null") - 1)
           + NGX_TIME_T_LEN
-          + (rlen ? rlen : sizeof("null") - 1);
+          + (rlen ? rlen : sizeof("null") - 1)
+          + ngx_http_vodlms_streams_json_len(r);
 
     for (i = 0; i < 4; i++) {
         len += ngx_http_vodlms_json_field_len(&f[i]);
@@ -668,6 +669,7 @@ ngx_http_vodlms_playback_json(ngx_http_request_t *r, ngx_str_t *id,
     if (wm.len) {
         p = ngx_cpymem(p, wm.data, wm.len);
     }
+    p = ngx_http_vodlms_streams_json(r, p);
     *p++ = '}';
     *p++ = '\n';
 
@@ -814,7 +816,8 @@ ngx_http_vodlms_playback_preflight(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_str_set(&v, "Authorization, Content-Type");
+    /* X-Vodlms-Playback: vodlms_streams' playbackId, when renewing */
+    ngx_str_set(&v, "Authorization, Content-Type, X-Vodlms-Playback");
     if (ngx_http_vodlms_add_header(r, "Access-Control-Allow-Headers", &v)
         != NGX_OK)
     {

@@ -60,6 +60,9 @@ static ngx_int_t ngx_http_vodlms_bad_beacon(ngx_http_request_t *r,
 static void ngx_http_vodlms_progress_done(ngx_http_request_t *r,
     ngx_int_t rc);
 static void ngx_http_vodlms_progress_body(ngx_http_request_t *r);
+static void ngx_http_vodlms_progress_accept(ngx_http_request_t *r,
+    vodlms_beacon_t *b);
+static void ngx_http_vodlms_progress_streamed(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vodlms_progress_get(ngx_http_request_t *r);
 
 
@@ -535,6 +538,113 @@ ngx_http_vodlms_progress_merge(ngx_http_vodlms_progress_zone_t *z,
 static void
 ngx_http_vodlms_progress_body(ngx_http_request_t *r)
 {
+    ngx_int_t                     rc;
+    ngx_str_t                     user, video, id;
+    vodlms_beacon_t               b, *copy;
+    const char                   *why;
+    ngx_http_vodlms_ctx_t        *ctx;
+    ngx_http_vodlms_loc_conf_t   *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (ngx_http_vodlms_progress_who(r, &user, &video) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_vodlms_progress_beacon(r, &vlcf->progress, &video, &b,
+                                         &why);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_vodlms_progress_done(r, ngx_http_vodlms_bad_beacon(r, why));
+        return;
+    }
+
+    if (vlcf->streams.role != NGX_HTTP_VODLMS_STREAMS_BEACON) {
+        ngx_http_vodlms_progress_accept(r, &b);
+        return;
+    }
+
+    /*
+     * vodlms_streams: the beacon keeps its playback alive, or is refused
+     * with it (displaced, or lapsed with no room left): nothing of it is
+     * kept then.  It waits for Redis in the pool, not on the stack.
+     */
+
+    if (b.playback_id_len == 0) {
+        ngx_http_vodlms_progress_done(r,
+                         ngx_http_vodlms_bad_beacon(r, "missing_playback_id"));
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+
+    copy = ngx_palloc(r->pool, sizeof(vodlms_beacon_t));
+    if (copy == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    *copy = b;
+    ctx->streams.data = copy;
+
+    id.data = (u_char *) copy->playback_id;
+    id.len = copy->playback_id_len;
+
+    rc = ngx_http_vodlms_streams_check(r, vlcf->streams.limit,
+                                       &ctx->session.user_id, &id,
+                                       ngx_http_vodlms_progress_streamed);
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (!ngx_http_vodlms_streams_passed(r)) {
+        ngx_http_vodlms_progress_done(r, ngx_http_vodlms_streams_deny(r));
+        return;
+    }
+
+    ngx_http_vodlms_progress_accept(r, copy);
+}
+
+
+/* Redis has answered for the beacon's playback */
+
+static void
+ngx_http_vodlms_progress_streamed(ngx_http_request_t *r)
+{
+    ngx_connection_t       *c;
+    ngx_http_vodlms_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+
+    if (ngx_http_vodlms_streams_passed(r)) {
+        ngx_http_vodlms_progress_accept(r, ctx->streams.data);
+
+    } else {
+        ngx_http_vodlms_progress_done(r, ngx_http_vodlms_streams_deny(r));
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* a valid beacon, folded into this node's buffer and acknowledged */
+
+static void
+ngx_http_vodlms_progress_accept(ngx_http_request_t *r, vodlms_beacon_t *bp)
+{
     uint32_t                           hash;
     ngx_int_t                          rc;
     ngx_str_t                          user, video, detail;
@@ -565,17 +675,7 @@ ngx_http_vodlms_progress_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_vodlms_progress_beacon(r, pcf, &video, &b, &why);
-
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (rc == NGX_DECLINED) {
-        ngx_http_vodlms_progress_done(r, ngx_http_vodlms_bad_beacon(r, why));
-        return;
-    }
+    b = *bp;
 
     ngx_http_vodlms_progress_known(r, &seen, &have_seen, &played, &cov);
 

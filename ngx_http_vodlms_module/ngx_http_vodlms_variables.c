@@ -64,6 +64,9 @@ static ngx_http_variable_t  ngx_http_vodlms_vars[] = {
     { ngx_string("vodlms_session_"), NULL,
       ngx_http_vodlms_session_field_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+    /* vodlms_streams: the playback the request started, renewed or named */
+    { ngx_string("vodlms_playback_id"), NULL,
+      ngx_http_vodlms_streams_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     /* $vodlms_video_<column>: the enrollment query's answer */
     { ngx_string("vodlms_video_"), NULL, ngx_http_vodlms_column_variable,

@@ -62,6 +62,7 @@ enum {
     VODLMS_BK_CURRENT_TIME,
     VODLMS_BK_DURATION,
     VODLMS_BK_EVENT,
+    VODLMS_BK_PLAYBACK_ID,
     VODLMS_BK_N,
     VODLMS_BK_OTHER = VODLMS_BK_N
 };
@@ -83,6 +84,7 @@ typedef struct {
 
     vodlms_bv_kind_t    kind[VODLMS_BK_N];
     int                 id_ok;      /* videoId is a valid id (copied) */
+    int                 pid_ok;     /* playbackId is one (copied) */
     int                 event;      /* a vodlms_beacon_event_t, or -1 */
     double              number[VODLMS_BK_N];
 
@@ -111,6 +113,7 @@ static const vodlms_beacon_word_t  vodlms_beacon_members[] = {
     { "currentTime", 11, VODLMS_BK_CURRENT_TIME },
     { "duration", 8, VODLMS_BK_DURATION },
     { "event", 5, VODLMS_BK_EVENT },
+    { "playbackId", 10, VODLMS_BK_PLAYBACK_ID },
     { NULL, 0, 0 }
 };
 
@@ -316,6 +319,26 @@ vodlms_beacon_text_ok(const unsigned char *s, size_t len)
 }
 
 
+/* a playbackId: exactly 32 lower-case hex digits */
+int
+vodlms_playback_id_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len != VODLMS_PLAYBACK_ID_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* ----------------------------------------------------- yajl's events */
 
 static int
@@ -479,6 +502,16 @@ vodlms_beacon_string(void *ctx, const unsigned char *s, size_t len)
         case VODLMS_BK_EVENT:
             st->event = vodlms_beacon_word(vodlms_beacon_event_words, s, len,
                                            -1);
+            break;
+
+        case VODLMS_BK_PLAYBACK_ID:
+            st->pid_ok = vodlms_playback_id_valid((const char *) s, len);
+            if (st->pid_ok) {
+                memcpy(st->b->playback_id, s, len);
+                st->b->playback_id[len] = '\0';
+                st->b->playback_id_len = len;
+            }
+
             break;
         }
     }
@@ -666,6 +699,7 @@ vodlms_beacon_parse(const char *body, size_t len, double slack,
     st.level = 0;
     st.member = VODLMS_BK_OTHER;
     st.id_ok = 0;
+    st.pid_ok = 0;
     st.event = -1;
     st.nkeys = 0;
     st.nopen = 0;
@@ -730,6 +764,16 @@ vodlms_beacon_parse(const char *body, size_t len, double slack,
 
     default:
         *why = "bad_event";
+        return VODLMS_EMALFORMED;
+    }
+
+    /* vodlms_streams: which playback this is, when the player says */
+    if (st.kind[VODLMS_BK_PLAYBACK_ID] != VODLMS_BV_ABSENT
+        && (st.kind[VODLMS_BK_PLAYBACK_ID] != VODLMS_BV_STRING || !st.pid_ok))
+    {
+        b->playback_id[0] = '\0';
+        b->playback_id_len = 0;
+        *why = "bad_playback_id";
         return VODLMS_EMALFORMED;
     }
 

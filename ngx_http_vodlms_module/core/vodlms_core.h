@@ -219,6 +219,7 @@ vodlms_rc_t vodlms_parse_expiry(const char *s, size_t len, int64_t *epoch);
 
 #define VODLMS_BEACON_MAX      1024        /* bytes of body */
 #define VODLMS_VIDEO_ID_MAX    64
+#define VODLMS_PLAYBACK_ID_LEN 32          /* lower-case hex */
 
 typedef enum {
     VODLMS_BEACON_TICK = 0,
@@ -232,6 +233,8 @@ typedef struct {
     double                  current_time;   /* seconds */
     double                  duration;       /* seconds */
     vodlms_beacon_event_t   event;
+    char                    playback_id[VODLMS_PLAYBACK_ID_LEN + 1];
+    size_t                  playback_id_len; /* 0: none in the beacon */
     int                     duration_known; /* duration is the database's,
                                                not the player's: set by the
                                                caller, never by the parser */
@@ -239,16 +242,20 @@ typedef struct {
 
 /*
  * A player's beacon: {"videoId": "...", "currentTime": 320,
- * "duration": 1200, "event": "tick|pause|ended"} (event optional, tick).
+ * "duration": 1200, "event": "tick|pause|ended", "playbackId": "..."}
+ * (event optional, tick; playbackId optional: 32 lower-case hex digits).
  * videoId is a string, or a non-negative JSON integer (an LMS with integer
  * ids), which names the id spelled by its digits: 3 is "3".
  * Numbers must be finite, 0 < duration <= 7 days, 0 <= currentTime <=
  * duration + slack.  On failure *why is a short machine-readable reason
  * ("body_too_large", "malformed_json", "bad_video_id", "bad_current_time",
- * "bad_duration", "bad_event", "position_out_of_range").
+ * "bad_duration", "bad_event", "position_out_of_range", "bad_playback_id").
  */
 vodlms_rc_t vodlms_beacon_parse(const char *body, size_t len, double slack,
     vodlms_beacon_t *b, const char **why);
+
+/* a playbackId (vodlms_streams): exactly 32 lower-case hex digits */
+int vodlms_playback_id_valid(const char *s, size_t len);
 
 /* what the buffer keeps per (user, video) */
 typedef struct {

@@ -16,7 +16,7 @@
 // define" for "on" (gina's hls.js substitutes the variable; ffmpeg, which
 // does not, reads the "on" form in t/082).
 //
-// Scenario 7 (issue #22), after the others: alice plays an AES-128
+// Scenario 8 (issue #22), after the others: alice plays an AES-128
 // encrypted lecture that ffmpeg made in setup (its key in video_keys, its
 // key URI the reference config's vodlms_hls_key location); hls.js fetches
 // the key with her session cookie.
@@ -40,6 +40,12 @@
 // Scenario 7, wendy (issue #22): the demo config's vodlms_watermark names
 // her in the playback answer; the player draws it over the playing video,
 // moves it, and keeps it in full screen (the stage, never the <video>).
+// Scenario 9 (issue #22, concurrent streams) runs beside them: three
+// browser contexts of one Chromium are three devices of one account.  Two
+// more nginx serve the reference config with its stream limit changed to
+// max=2, over=refuse (hank: the third device's player says too many devices
+// play) and max=2, over=takeover (ivy: the third device takes over the
+// first, whose next beacon is refused and whose player says so).
 //
 // Needs (from ./build.sh test): TEST_NGINX_BINARY, TEST_NGINX_MODULE_PATH,
 // TEST_NGINX_PG_PORT, VODLMS_ROOT, VODLMS_BUILD_DIR.
@@ -134,6 +140,7 @@ function psql(sql, db = DB) {
 // --- the product -------------------------------------------------------------
 
 let tmp; let base; let varDir; let nginx; let helper; let encKey;
+let redisPortUsed; let soUsed;   // for the extra nginx of scenario 9
 
 function render(port, redisPort, so) {
   let conf = fs.readFileSync(path.join(ROOT, 'docs/examples/nginx.conf'), 'utf8');
@@ -206,6 +213,10 @@ async function setup() {
   rcli('set', 'session:demo-gina', '{"user_id":"1007","role":"student"}');
   // wendy's session carries her email: the demo config's watermark names it
   rcli('set', 'session:demo-wendy', '{"user_id":"1008","role":"student","email":"wendy@example.com"}');
+  // hank and ivy: one account on three devices each (scenario 9)
+  rcli('set', 'session:demo-hank', '{"user_id":"1010","role":"student"}');
+  rcli('set', 'session:demo-ivy', '{"user_id":"1011","role":"student"}');
+  redisPortUsed = redisPort;
 
   // PostgreSQL: the suite's server, our own database
   psql(`drop database if exists ${DB}`, 'postgres');
@@ -243,6 +254,10 @@ async function setup() {
         values ('${ENC}', '${COURSE}', 'An encrypted lecture', 12, 'ready', 'hls/${ENC}/v1/')`);
   psql(`insert into vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
         values ('${ENC}', 'v1', 0, '\\x${encKey.toString('hex')}', 0, 0)`);
+  for (const [id, name] of [['1010', 'hank'], ['1011', 'ivy']]) {
+    psql(`insert into vodlms.users (id, email, display_name, role) values ('${id}', '${name}@example.com', '${name}', 'student')`);
+    psql(`insert into vodlms.enrollments (user_id, course_id, status) values ('${id}', '${COURSE}', 'active')`);
+  }
 
   // a CloudFront-style key pair
   const key = path.join(tmp, 'keys/cloudfront.pem');
@@ -259,6 +274,7 @@ async function setup() {
   // it runs would crash its workers, so it loads a private copy
   const so = path.join(tmp, path.basename(MODULE));
   fs.copyFileSync(MODULE, so);
+  soUsed = so;
   fs.writeFileSync(confPath, render(port, redisPort, so));
   const nargs = ['-p', path.join(varDir, 'nginx'), '-c', confPath, '-e', path.join(varDir, 'nginx/error.log')];
   execFileSync(NGINX, ['-t', '-q', ...nargs], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -827,6 +843,112 @@ async function encrypted(ctx) {
   await page.close();
 }
 
+// --- 9: one account, three devices (issue #22) -------------------------------
+
+// The reference config lets an account play on one device at a time, a new
+// one taking over.  Here two more nginx run it with the limit this scenario
+// needs (the same Redis, PostgreSQL and origin; files of their own): max=2
+// with over=refuse for hank, max=2 with over=takeover for ivy.  Three
+// browser contexts of one Chromium are three devices.
+const DEMO_LIMIT = 'vodlms_streams_limit demo max=1 lapse=45s over=takeover;';
+
+async function extraNginx(name, limit) {
+  const port = await freePort();
+  const dir = path.join(varDir, `nginx-${name}`);
+  fs.mkdirSync(dir, { recursive: true });
+  let conf = render(port, redisPortUsed, soUsed);
+  if (!conf.includes(DEMO_LIMIT)) throw new Error(`docs/examples/nginx.conf no longer contains '${DEMO_LIMIT}'`);
+  conf = conf.split(DEMO_LIMIT).join(limit).split(`${varDir}/nginx/`).join(`${dir}/`);
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const nargs = ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')];
+  const p = start(`nginx-${name}`, NGINX, [...nargs, '-g', 'daemon off;'], { log: path.join(dir, 'stderr.log') });
+  const url = `http://127.0.0.1:${port}`;
+  await until(`nginx-${name}`, async () => {
+    if (p.exited) throw new Error(`nginx-${name} exited (${p.exitInfo}); see ${dir}/error.log`);
+    try { return (await fetch(`${url}/player/`)).status === 200; } catch (_) { return false; }
+  }, 10000, 50);
+  return url;
+}
+
+async function devices(browser, url, who, n) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    await ctx.addCookies([{ name: 'session', value: `demo-${who}`, url, httpOnly: true, sameSite: 'Lax' }]);
+    const page = await ctx.newPage();
+    out.push({ ctx, page, log: recorder(page) });
+  }
+  return out;
+}
+
+// the player's <video> plays nothing: paused, no source, nothing loaded
+const stoppedVideo = () => { const v = document.querySelector('#video'); return v.paused && !v.getAttribute('src') && v.readyState === 0; };
+const streamAnswers = (d) => d.log.filter((e) => isStream(e));
+const overlayTitle = (d) => d.page.evaluate(() => (document.querySelector('#overlay').hidden ? '' : document.querySelector('#ov-title').textContent));
+
+// opens the player on device d and waits for its /stream answer
+async function openPlayer(d, url) {
+  await d.page.goto(`${url}/player/player.html?v=${VIDEO}`);
+  const e = await until('a /stream answer', () => streamAnswers(d).find((x) => x.status !== 401), 20000, 100);
+  return { status: e.status, body: await e.res.json().catch(() => ({})) };
+}
+
+async function streams() {
+  const [refuseUrl, takeUrl] = await Promise.all([
+    extraNginx('refuse', 'vodlms_streams_limit demo max=2 lapse=45s over=refuse;'),
+    extraNginx('takeover', 'vodlms_streams_limit demo max=2 lapse=45s over=takeover;'),
+  ]);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    // hank, over=refuse: the third device is refused and says why
+    const hank = await devices(browser, refuseUrl, 'hank', 3);
+    const a1 = await openPlayer(hank[0], refuseUrl);
+    const a2 = await openPlayer(hank[1], refuseUrl);
+    ok(a1.status === 200 && a2.status === 200 && /^[0-9a-f]{32}$/.test(a1.body.playbackId)
+      && /^[0-9a-f]{32}$/.test(a2.body.playbackId) && a1.body.playbackId !== a2.body.playbackId,
+    `hank (max=2, refuse): devices 1 and 2 get a playback each (${a1.status}, ${a2.status}), each its own playbackId`, [a1.body, a2.body]);
+    const a3 = await openPlayer(hank[2], refuseUrl);
+    ok(a3.status === 409 && a3.body.error === 'too_many_streams' && a3.body.active === 2 && a3.body.limit === 2,
+      `hank: device 3 is refused: ${a3.status} ${a3.body.error} (${a3.body.active} of ${a3.body.limit})`, a3.body);
+    const t3 = await until('device 3\'s message', async () => overlayTitle(hank[2]), 10000, 100).catch(() => '');
+    const text3 = await hank[2].page.textContent('#ov-text');
+    ok(/Too many devices/.test(t3) && /playing on 2 devices/.test(text3), `hank: device 3 says "${t3}": ${text3.trim().replace(/\s+/g, ' ')}`);
+    ok(await hank[2].page.evaluate(stoppedVideo), 'hank: device 3 plays nothing');
+    ok((await overlayTitle(hank[0])) === '' && (await overlayTitle(hank[1])) === '', 'hank: devices 1 and 2 show no message');
+    await hank[2].page.screenshot({ path: path.join(OUT, 'streams-hank-third-device.png') });
+
+    // ivy, over=takeover: the third device takes over the first, which
+    // learns it from its next beacon (every 15 s while playing) and stops
+    const ivy = await devices(browser, takeUrl, 'ivy', 3);
+    const b1 = await openPlayer(ivy[0], takeUrl);
+    await ivy[0].page.waitForFunction(() => document.querySelector('#video').readyState >= 1, null, { timeout: 30000 });
+    await ivy[0].page.evaluate(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+    const b2 = await openPlayer(ivy[1], takeUrl);
+    const b3 = await openPlayer(ivy[2], takeUrl);
+    ok(b1.status === 200 && b2.status === 200 && b3.status === 200,
+      `ivy (max=2, takeover): all three devices get a playback (${b1.status}, ${b2.status}, ${b3.status})`);
+    const refused = await until('device 1\'s beacon refused', () => ivy[0].log.find((e) => e.method === 'POST'
+      && /\/progress$/.test(e.url) && e.status === 409), 40000, 200).catch((e) => { note(e.message); return null; });
+    const rb = refused ? await refused.res.json().catch(() => ({})) : {};
+    const sent = refused ? JSON.parse(refused.res.request().postData() || '{}') : {};
+    ok(refused && rb.error === 'stream_displaced' && sent.playbackId === b1.body.playbackId,
+      `ivy: device 1's next beacon, with its playbackId, is ${refused && refused.status} ${rb.error}`, rb);
+    const t1 = await until('device 1\'s message', async () => overlayTitle(ivy[0]), 10000, 100).catch(() => '');
+    ok(/moved to another device/.test(t1), `ivy: device 1 says "${t1}"`);
+    const stopped = await ivy[0].page.evaluate(stoppedVideo);
+    ok(stopped, 'ivy: device 1 stopped playing (paused, no source, nothing loaded)');
+    ok((await overlayTitle(ivy[1])) === '' && (await overlayTitle(ivy[2])) === '', 'ivy: devices 2 and 3 show no message');
+    await ivy[0].page.screenshot({ path: path.join(OUT, 'streams-ivy-displaced.png') });
+  } finally {
+    await browser.close().catch(() => {});
+  }
+}
+
 // Chromium as a browser that blocks third-party cookies: the profile's
 // setting (Settings > Privacy > "Block third-party cookies"), and the
 // phase-out test switch where this Chromium still has it.  What the test
@@ -849,6 +971,7 @@ const NO_3PC = {
         Promise.all([withBrowser((c) => bob(c, segUrl)), withBrowser((c) => carol(c))]))),
       withBrowser((ctx) => gina(ctx), NO_3PC),
       withBrowser((ctx) => wendy(ctx)),
+      streams(),
     ]);
     // after the others: their timings do not share the machine with it
     await withBrowser((ctx) => encrypted(ctx));

@@ -170,7 +170,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     || memcmp(&b.current_time, &ob.current_time,
                               sizeof(double)) != 0
                     || memcmp(&b.duration, &ob.duration, sizeof(double)) != 0
-                    || b.event != ob.event)))
+                    || b.event != ob.event
+                    || b.playback_id_len != ob.playback_id_len
+                    || strcmp(b.playback_id, ob.playback_id) != 0)))
         {
             abort();
         }

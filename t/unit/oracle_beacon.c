@@ -127,6 +127,24 @@ oracle_beacon_parse(const char *body, size_t len, double slack,
         goto bad_event;
     }
 
+    /* optional; when there, 32 lower-case hex digits */
+    v = json_object_get(root, "playbackId");
+
+    if (v != NULL) {
+        s = json_is_string(v) ? json_string_value(v) : NULL;
+
+        if (s == NULL || json_string_length(v) != VODLMS_PLAYBACK_ID_LEN
+            || strspn(s, "0123456789abcdef") != VODLMS_PLAYBACK_ID_LEN)
+        {
+            json_decref(root);
+            *why = "bad_playback_id";
+            return VODLMS_EMALFORMED;
+        }
+
+        memcpy(b->playback_id, s, VODLMS_PLAYBACK_ID_LEN + 1);
+        b->playback_id_len = VODLMS_PLAYBACK_ID_LEN;
+    }
+
     json_decref(root);
     *why = NULL;
 

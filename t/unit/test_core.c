@@ -1552,6 +1552,13 @@ test_beacon(void)
         { "{\"videoId\":\"v1\",\"currentTime\":14.5,\"duration\":9}", "position_out_of_range" },
         { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"event\":\"seek\"}", "bad_event" },
         { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"event\":3}", "bad_event" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"playbackId\":\"0123456789abcdef0123456789ABCDEF\"}", "bad_playback_id" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"playbackId\":\"0123456789abcdef0123456789abcde\"}", "bad_playback_id" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"playbackId\":\"0123456789abcdef0123456789abcdef0\"}", "bad_playback_id" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"playbackId\":\"0123456789abcdef0123456789abcdeg\"}", "bad_playback_id" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"playbackId\":null}", "bad_playback_id" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"playbackId\":7}", "bad_playback_id" },
+        { "{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,\"playbackId\":\"\"}", "bad_playback_id" },
     };
 
     for (i = 0; i < (int) (sizeof(bad) / sizeof(bad[0])); i++) {
@@ -1561,6 +1568,18 @@ test_beacon(void)
            "beacon: %s -> %s (got %s)", bad[i].json, bad[i].why,
            why ? why : "OK");
     }
+
+    /* a playbackId (vodlms_streams) is read when there, absent otherwise */
+    why = "unset";
+    ok(beacon("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,"
+              "\"playbackId\":\"0123456789abcdef0123456789abcdef\"}", &b, &why)
+       == VODLMS_OK && why == NULL && b.playback_id_len == 32
+       && strcmp(b.playback_id, "0123456789abcdef0123456789abcdef") == 0,
+       "beacon: playbackId is read");
+    ok(beacon("{\"videoId\":\"v1\",\"currentTime\":1,\"duration\":9,"
+              "\"x\":{\"playbackId\":7}}", &b, &why)
+       == VODLMS_OK && b.playback_id_len == 0 && b.playback_id[0] == '\0',
+       "beacon: no playbackId, none read (a nested one is not it)");
 
     /* a raw NUL after a valid document is not JSON */
     why = NULL;
@@ -1659,7 +1678,9 @@ beacon_agree(const char *in, size_t len, const char *label)
                 && memcmp(&b1.current_time, &b2.current_time,
                           sizeof(double)) == 0
                 && memcmp(&b1.duration, &b2.duration, sizeof(double)) == 0
-                && b1.event == b2.event)))
+                && b1.event == b2.event
+                && b1.playback_id_len == b2.playback_id_len
+                && strcmp(b1.playback_id, b2.playback_id) == 0)))
     {
         return 1;
     }
@@ -1738,7 +1759,7 @@ test_beacon_oracle(void)
 
     static const char  *seeds[] = {
         "{\"videoId\":\"intro-ready\",\"currentTime\":120,\"duration\":634.5,"
-        "\"event\":\"tick\"}",
+        "\"event\":\"tick\",\"playbackId\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\"}",
         "{ \"videoId\" : \"v_1\", \"currentTime\" : 1.5e1, \"duration\" : 9E1,"
         " \"event\" : \"ended\", \"extra\" : [ null, true, { \"k\" : \"\\u00e9\" } ] }",
         "{\"duration\":3600,\"currentTime\":0,\"videoId\":\"A-b\","
@@ -1753,7 +1774,8 @@ test_beacon_oracle(void)
         "\"event\"", "\"duration\":", "\"currentTime\":", "\"x\":", "\v",
         "\f", "\t", "\r\n", "\xc3\xa9", "\xc0\x80", "\xed\xa0\x80",
         "\xf4\x90\x80\x80", "\xe2\x82", "\x01", "\x7f", "{\"a\":1,\"a\":2}",
-        "[{\"a\":1},{\"a\":1}]",
+        "[{\"a\":1},{\"a\":1}]", "\"playbackId\":", "a", "F",
+        "\"0123456789abcdef0123456789abcdef\"",
     };
 
     bad = 0;

@@ -21,8 +21,8 @@
   // when there is one.  `credentials: 'include'` so that the session cookie
   // goes along, and so the CloudFront-* Set-Cookie headers of the playback
   // endpoint are stored even if the page is on another origin.
-  async function api(method, url, body) {
-    const init = { method, credentials: 'include', cache: 'no-store', headers: {} };
+  async function api(method, url, body, headers = {}) {
+    const init = { method, credentials: 'include', cache: 'no-store', headers: { ...headers } };
     if (body !== undefined) {
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
       // text/plain keeps this a "simple" request (no CORS preflight); the
@@ -217,7 +217,9 @@
   // The playback endpoint's answer for one video, reduced to what a list
   // item needs.  Used by the course page and the player's sidebar.
   async function videoState(id) {
-    const res = await api('GET', streamUrl(id));
+    // "none": a look-up, not a playback; it does not count against the
+    // account's concurrent streams (vodlms_streams)
+    const res = await api('GET', streamUrl(id), undefined, { 'X-Vodlms-Playback': 'none' });
     const d = res.data || {};
     if (!res.fromVodlms) return { kind: 'offline', status: res.status };
     switch (res.status) {

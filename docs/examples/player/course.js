@@ -165,7 +165,8 @@
   // status and percent; 200 means the HLS tree is ready.
   async function pollJob(id) {
     clearTimeout(jobPoll);
-    const res = await api('GET', streamUrl(id));
+    // a look-up, not a playback (vodlms_streams does not count it)
+    const res = await api('GET', streamUrl(id), undefined, { 'X-Vodlms-Playback': 'none' });
     const d = res.data || {};
     let again = 3000;
     if (res.status === 200) {

@@ -7,7 +7,14 @@
 //   GET  /api/videos/{id}/stream-url -> the same JSON, no cookies: manifestUrl is a signed URL and
 //                                      every playlist under it comes back with signed URIs
 //                                      (vodlms_playback url + vodlms_hls_sign at the edge)
-//   POST /api/videos/{id}/progress  <- {videoId,currentTime,duration,event: tick|pause|ended}
+//   POST /api/videos/{id}/progress  <- {videoId,currentTime,duration,event: tick|pause|ended,playbackId}
+//
+// Concurrent streams (vodlms_streams): the playback answer carries a
+// playbackId, which this tab keeps (sessionStorage) and sends with every
+// beacon and, as X-Vodlms-Playback, with every later playback request
+// (renewals, the next video).  409 too_many_streams: the account plays on
+// as many devices as it may; 409 stream_displaced: another device took this
+// one's place.  Either stops playback here with a message.
 //
 // Which of the two: <video data-playback="auto|cookies|url">, or ?playback=
 // in the page's URL.  "auto" (the default) uses cookies where they work,
@@ -47,6 +54,25 @@
   let mediaRecovered = false;
   let mode = null;            // 'cookies' or 'url', decided by the first 200
   let renewing = false;       // a signed URL is being fetched after a refusal
+  let streamsStop = false;    // vodlms_streams stopped playback: nothing resumes it
+
+  // --- this tab's playback (vodlms_streams) --------------------------------
+
+  const PLAYBACK_KEY = 'vodlms.playback';
+  // the playbackId this tab holds for the signed-in user, or null
+  function heldPlayback() {
+    try {
+      const p = JSON.parse(sessionStorage.getItem(PLAYBACK_KEY));
+      return p && user && p.user === user.userId ? p.id : null;
+    } catch (_) { return null; }
+  }
+  function holdPlayback(id) {
+    try {
+      if (id && user) sessionStorage.setItem(PLAYBACK_KEY, JSON.stringify({ user: user.userId, id }));
+      else sessionStorage.removeItem(PLAYBACK_KEY);
+    } catch (_) { /* storage off: every load is a new playback */ }
+  }
+  const playbackHeader = () => { const id = heldPlayback(); return id ? { 'X-Vodlms-Playback': id } : {}; };
 
   // --- messages -------------------------------------------------------------
 
@@ -148,14 +174,26 @@
   // the answer means.
   async function load() {
     clearTimeout(retryTimer);
+    streamsStop = false;
     overlay({ icon: 'load', title: 'Loading…' });
     // "auto" asks for cookies first unless the browser plays HLS natively:
     // only the answer says where the manifest is
     const m = mode || (MODE === 'auto' ? (nativeOnly() ? 'url' : 'cookies') : MODE);
-    const res = await api('GET', endpoint(m));
+    const held = heldPlayback();
+    const res = await api('GET', endpoint(m), undefined, playbackHeader());
     const d = res.data || {};
     noteClock(res);
     if (res.status !== 503) retries503 = 0;
+    if (res.status === 200 && d.playbackId) holdPlayback(d.playbackId);
+    // this tab's playback lapsed and another took its slot: opening the
+    // page is pressing play, so it starts anew (which, with over=takeover,
+    // takes over the oldest)
+    if (res.status === 409 && d.error === 'too_many_streams' && held) {
+      holdPlayback(null);
+      load();
+      return;
+    }
+    if (res.status === 409 && streamsRefused(d)) return;
 
     // an answer that is not from vodlms (a static server's 404, a proxy) is
     // reported as such, not as "video not found"
@@ -252,6 +290,35 @@
     }
   }
 
+  // 409 from vodlms_streams (true), or another 409 (false: not ours).
+  // Playback stops here: no more beacons, no renewals, a message.
+  function streamsRefused(d) {
+    if (d.error !== 'too_many_streams' && d.error !== 'stream_displaced') return false;
+    streamsStop = true;
+    clearTimeout(refreshTimer);
+    clearTimeout(retryTimer);
+    teardownPlayer();
+    info = null;
+    statusLine('');
+    notice('');
+    if (d.error === 'stream_displaced') {
+      overlay({
+        icon: 'warn', title: 'Playback moved to another device',
+        text: 'Your account started playing on another device or tab, so playback here has stopped.',
+        actions: [['Watch here instead', () => { holdPlayback(null); load(); }, true]],
+      });
+    } else {
+      const n = Number(d.limit) || 0;
+      overlay({
+        icon: 'warn', title: 'Too many devices are playing',
+        text: `Your account is already playing on ${n === 1 ? 'another device' : `${n} devices`}, as many as it may use at once.
+               Stop playback there, or wait a minute and try again.`,
+        actions: [['Try again', () => load(), true]],
+      });
+    }
+    return true;
+  }
+
   function showTitle(title) {
     const t = title || videoId;
     $('#v-title').textContent = t;
@@ -293,9 +360,11 @@
   // info.manifestUrl) are in place.
   async function refreshCookies() {
     clearTimeout(refreshTimer);
-    const res = await api('GET', endpoint(mode || 'cookies'));
+    const res = await api('GET', endpoint(mode || 'cookies'), undefined, playbackHeader());
     noteClock(res);
+    if (res.status === 409 && streamsRefused(res.data || {})) return false;
     if (res.status === 200 && res.data) {
+      if (res.data.playbackId) holdPlayback(res.data.playbackId);
       info = Object.assign({}, info, res.data);
       if (mode === 'url') showUrlExpiry(); else scheduleRefresh();
       notice('');
@@ -417,6 +486,7 @@
           if (manifestFailed) hls.loadSource(info.manifestUrl); else hls.startLoad();
           return;
         }
+        if (streamsStop) return;     // its own message is up
       }
       const position = video.currentTime;
       overlay({
@@ -459,6 +529,7 @@
     statusLine('The playback link ran out; getting a new one…');
     const fresh = await refreshCookies();
     renewing = false;
+    if (streamsStop) return;
     if (!fresh) {
       if (hls) hls.stopLoad();
       overlay({ icon: 'lock', title: 'Your viewing access has ended',
@@ -482,6 +553,7 @@
         video.addEventListener('loadedmetadata', () => { video.currentTime = position; }, { once: true });
         return;
       }
+      if (streamsStop) return;
     }
     overlay({ icon: 'error', title: 'The video could not be loaded',
       text: 'Your viewing access may have ended. Try again, or log in again.',
@@ -490,7 +562,7 @@
   video.addEventListener('playing', () => { if (!hls) edgeRetried = false; });
 
   async function reloadAt(position) {
-    if (await refreshCookies()) startPlayback(position); else load();
+    if (await refreshCookies()) startPlayback(position); else if (!streamsStop) load();
   }
 
   // --- quality menu ---------------------------------------------------------
@@ -539,6 +611,7 @@
       currentTime: Math.round(video.currentTime * 10) / 10,
       duration: Math.round(video.duration * 10) / 10,
       event,
+      ...(info.playbackId ? { playbackId: info.playbackId } : {}),
     });
   }
 
@@ -547,6 +620,7 @@
     if (!body) return;
     lastBeaconAt = Date.now();
     const res = await api('POST', progressUrl(videoId), body);
+    if (res.status === 409 && streamsRefused(res.data || {})) return;
     if (res.status === 401) {
       notice('Your session has ended, so progress is no longer saved. Log in again.', 'warn');
     } else if (res.status === 400 && res.data) {
