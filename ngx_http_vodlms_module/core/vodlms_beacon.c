@@ -744,7 +744,7 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
     vodlms_coverage_run_t *run, const vodlms_beacon_t *b, int64_t now_ms,
     double complete_fraction)
 {
-    double  current, position, moved, wall;
+    double  position, moved, wall;
 
     /* a position past the end (within the slack) is the end */
     position = b->current_time > b->duration ? b->duration : b->current_time;
@@ -800,21 +800,23 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
      * For coverage, "ended" up to one part (5 s) before the database's
      * duration is the end: a player's end is its playlist's, which the
      * encode may leave a little short of the probed duration, and a clip
-     * under 50 s (or any video at fraction 1) needs its last part.  A
-     * client gains nothing by it: it may send the duration itself, and
-     * the step to it is held to the wall clock all the same.  The
-     * position stays the player's.
+     * under 50 s (or any video at fraction 1) needs its last part.  The
+     * player's position is marked first, as any beacon's, then the rest
+     * to the end at the same instant: held to the wall clock all the same
+     * (what the run still has of its credit, or a run of its own), and
+     * what the position proved is kept when the clock cannot cover the
+     * rest (judged as one step to the end, a viewer at 2x lost the whole
+     * step).  A client gains nothing by it: it may send the duration
+     * itself.  The position stays the player's.
      */
-    current = b->current_time;
+    (void) vodlms_coverage_mark(c, run, b->current_time, now_ms);
 
     if (b->event == VODLMS_BEACON_ENDED && b->duration_known
-        && current < b->duration
-        && current >= b->duration - VODLMS_COVERAGE_RES_MS / 1000.0)
+        && b->current_time < b->duration
+        && b->current_time >= b->duration - VODLMS_COVERAGE_RES_MS / 1000.0)
     {
-        current = b->duration;
+        (void) vodlms_coverage_mark(c, run, b->duration, now_ms);
     }
-
-    (void) vodlms_coverage_mark(c, run, current, now_ms);
 
     if (p->completed_at == 0 && b->duration_known
         && vodlms_coverage_complete(c, complete_fraction))
