@@ -883,11 +883,12 @@ parts_bound(int64_t wall)
 /*
  * A player at `speed` whose "ended" comes `short_s` before the database's
  * duration (its playlist ends there): the beacons of viewer(), the last
- * one sent as `last`.  Returns the content covered.
+ * one sent as `last`, at the duration itself if `at_end`.  Returns the
+ * content covered.
  */
 static int64_t
 short_ender(double duration, double speed, double short_s,
-    vodlms_beacon_event_t last, uint64_t seed)
+    vodlms_beacon_event_t last, int at_end, uint64_t seed)
 {
     size_t                 n, i;
     beacon_t               b[64];
@@ -904,7 +905,8 @@ short_ender(double duration, double speed, double short_s,
     memset(&p, 0, sizeof(p));
 
     for (i = 0; i < n; i++) {
-        apply_beacon(&p, &c, &r, duration, b[i].position,
+        apply_beacon(&p, &c, &r, duration,
+                     i + 1 == n && at_end ? duration : b[i].position,
                      i + 1 == n ? last : VODLMS_BEACON_TICK, b[i].now);
     }
 
@@ -917,7 +919,7 @@ test_ended_short(void)
 {
     int       k, worse, done1x;
     double    dur, short_s, speed;
-    int64_t   as_tick, as_ended;
+    int64_t   as_tick, as_end, as_ended;
     uint64_t  seed;
 
     /*
@@ -956,6 +958,33 @@ test_ended_short(void)
            "as a tick)", (long long) got[1], (long long) got[0]);
     }
 
+    /*
+     * ... nor what judging it as one step to the end proves: a run with
+     * no credit left at 20 s, "ended" at 27 s 4 s later (8 s of content
+     * at 2x): the step to 30 s is a run of its own from 20 s (10 s <= 8
+     * + the allowance), both parts; the step to 27 s alone proves only
+     * 20-25 s, and the 3 s after it are more than the credit it leaves.
+     */
+    {
+        unsigned char          buf[VODLMS_COVERAGE_BYTES_MAX];
+        vodlms_progress_t      p;
+        vodlms_coverage_t      c;
+        vodlms_coverage_run_t  r;
+
+        vodlms_coverage_init(&c, buf, sizeof(buf), 30);
+        memset(&r, 0, sizeof(r));
+        memset(&p, 0, sizeof(p));
+
+        apply_beacon(&p, &c, &r, 30, 0, VODLMS_BEACON_TICK, 1000000);
+        apply_beacon(&p, &c, &r, 30, 20, VODLMS_BEACON_TICK, 1009000);
+        apply_beacon(&p, &c, &r, 30, 27, VODLMS_BEACON_ENDED, 1013000);
+
+        ok(vodlms_coverage_covered_ms(&c) == 30 * SEC && p.completed_at,
+           "ended short: 20 s to the end in 4 s, 7 s of it played: a run "
+           "from 20 s to the end, complete (%lld ms)",
+           (long long) vodlms_coverage_covered_ms(&c));
+    }
+
     /* many such viewers, at 1x to 2x, ending 0 to 5 s short */
     worse = 0;
     done1x = 0;
@@ -966,12 +995,15 @@ test_ended_short(void)
         speed = k % 3 == 0 ? 1.0 : k % 3 == 1 ? 1.5 : 2.0;
         seed = 0x1234567ULL + (uint64_t) k * 7919;
 
-        as_tick = short_ender(dur, speed, short_s, VODLMS_BEACON_TICK, seed);
-        as_ended = short_ender(dur, speed, short_s, VODLMS_BEACON_ENDED,
+        as_tick = short_ender(dur, speed, short_s, VODLMS_BEACON_TICK, 0,
+                              seed);
+        as_end = short_ender(dur, speed, short_s, VODLMS_BEACON_TICK, 1,
+                             seed);
+        as_ended = short_ender(dur, speed, short_s, VODLMS_BEACON_ENDED, 0,
                                seed);
         rng_state = seed ^ 0x5555;
 
-        worse += as_ended < as_tick;
+        worse += as_ended < as_tick || as_ended < as_end;
 
         /* at 1x the run carries 5 s: the whole clip */
         if (speed == 1.0
@@ -982,8 +1014,8 @@ test_ended_short(void)
     }
 
     ok(worse == 0, "ended short: 600 viewers at 1x-2x ending 0-5 s short "
-       "of 20-180 s clips: \"ended\" never covers less than a tick would "
-       "(%d did)", worse);
+       "of 20-180 s clips: \"ended\" never covers less than a tick there "
+       "or a tick at the duration would (%d did)", worse);
     ok(done1x == 200, "ended short: the 200 at 1x cover the whole clip "
        "(%d did)", done1x);
 }
