@@ -1021,6 +1021,75 @@ test_ended_short(void)
 }
 
 
+/*
+ * A viewer at 2x of a 2-minute clip, beacons as the example player sends
+ * them (one at "playing", then every 15 s: 30 s of content), 300 ms on the
+ * way, the first one `late` ms later still; `early_tick`: a beacon 5 s
+ * after the first too.  Returns the content covered.
+ */
+static int64_t
+late_first(int64_t late, int early_tick)
+{
+    int                    k;
+    double                 pos;
+    unsigned char          buf[VODLMS_COVERAGE_BYTES_MAX];
+    vodlms_progress_t      p;
+    vodlms_coverage_t      c;
+    vodlms_coverage_run_t  r;
+
+    vodlms_coverage_init(&c, buf, sizeof(buf), 120);
+    memset(&r, 0, sizeof(r));
+    memset(&p, 0, sizeof(p));
+
+    apply_beacon(&p, &c, &r, 120, 0, VODLMS_BEACON_TICK, 2000300 + late);
+
+    if (early_tick) {
+        apply_beacon(&p, &c, &r, 120, 10, VODLMS_BEACON_TICK, 2005300);
+    }
+
+    for (k = 1; k <= 4; k++) {
+        pos = (early_tick ? 10 : 0) + 30.0 * k;
+        pos = pos > 120 ? 120 : pos;
+        apply_beacon(&p, &c, &r, 120, pos,
+                     pos == 120 ? VODLMS_BEACON_ENDED : VODLMS_BEACON_TICK,
+                     2000300 + (early_tick ? 5000 : 0) + 15000 * k
+                     - (pos == 120 && early_tick ? 5000 : 0));
+    }
+
+    return vodlms_coverage_covered_ms(&c);
+}
+
+
+static void
+test_late_first(void)
+{
+    int64_t  ms;
+
+    /*
+     * Against a run's first beacon only the allowance counts, so at
+     * exactly 2x it may reach the server at most A / 2 = 1 s later than
+     * the next one.  Later, the first step is a jump and its 30 s are
+     * lost: a short clip then stays under 90%.  (The jitter model of
+     * test_viewers() makes one first beacon in twenty 1.5 s late: about
+     * one 2x viewer in twenty of a clip under five minutes.)  The allowance
+     * cannot grow without making coverage cheaper; a player that sends a
+     * beacon a few seconds after the first loses only that short step.
+     */
+    ms = late_first(1000, 0);
+    ok(ms == 120 * SEC, "late first beacon: 1 s late at 2x costs nothing "
+       "(%lld ms)", (long long) ms);
+
+    ms = late_first(1500, 0);
+    ok(ms == 90 * SEC, "late first beacon: 1.5 s late at 2x loses the "
+       "first 30 s of a 2-minute clip, under 90%% (%lld ms)",
+       (long long) ms);
+
+    ms = late_first(1500, 1);
+    ok(ms == 110 * SEC, "late first beacon: with a beacon 5 s after it, "
+       "only 10 s are lost, 91.7%% (%lld ms)", (long long) ms);
+}
+
+
 static void
 test_beacon_attacks(void)
 {
@@ -1416,6 +1485,7 @@ main(void)
     test_text();
     test_oracle();
     test_ended_short();
+    test_late_first();
     test_beacon_attacks();
     test_cheapest();
 
