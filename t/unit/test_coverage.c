@@ -1131,6 +1131,29 @@ test_beacon_attacks(void)
        (long long) parts_bound(wall), vodlms_coverage_fraction(&c));
 
     /*
+     * What the resume rule gives each new run state (an entry made again:
+     * evicted, another node, a bitmap remade), so what an attacker who
+     * could have its entry evicted at will after every part would pay:
+     * a first beacon 2 s into the part after the played ones runs from
+     * its start, and 3 s more take 0.5 s.  0.5 s a part, 10x real time,
+     * where one entry pays 1.5 s: the bound holds per run state only.
+     */
+    vodlms_coverage_init(&c, buf, sizeof(buf), 1800);
+    memset(&p, 0, sizeof(p));
+    t0 = t = 80000000;
+
+    for (k = 0; k < 360; k++) {
+        memset(&r, 0, sizeof(r));                   /* a new entry */
+        apply_beacon(&p, &c, &r, 1800, k * 5.0 + 2, VODLMS_BEACON_TICK, t);
+        t += 500;
+        apply_beacon(&p, &c, &r, 1800, k * 5.0 + 5, VODLMS_BEACON_TICK, t);
+    }
+
+    ok(vodlms_coverage_covered_ms(&c) == 1800 * SEC && t - t0 == 180 * SEC,
+       "a new run state per part: all 360 parts in %.0f s of wall time "
+       "(0.5 s each; one entry pays 1.5 s)", (double) (t - t0) / 1000.0);
+
+    /*
      * "ended" near the end, again and again, between ticks back to 5 s
      * before it, 10 ms apart: nothing (a jump each time)
      */
