@@ -783,12 +783,51 @@ vodlms_beacon_parse(const char *body, size_t len, double slack,
 }
 
 
+/*
+ * "ended" short of the database's duration, for coverage: the step to the
+ * end, or the player's position and then the rest to the end at the same
+ * instant, whichever proves more.  At 2x the run has about the allowance
+ * to spare, so the one step to the end can be a jump that would lose what
+ * the position proves; and the two steps can lose the last part, which
+ * the one step proves as a run of its own from the previous beacon.  Each
+ * is a sequence a player could send, held to the wall clock, so the
+ * better of them proves no more than the rule allows.
+ */
+
+static void
+vodlms_progress_ended(vodlms_coverage_t *c, vodlms_coverage_run_t *run,
+    const vodlms_beacon_t *b, int64_t now_ms)
+{
+    size_t                 bytes;
+    unsigned char          bits[VODLMS_COVERAGE_BYTES_MAX];
+    vodlms_coverage_t      one;
+    vodlms_coverage_run_t  one_run;
+
+    bytes = (c->nbits + 7) / 8;
+
+    one = *c;
+    one.bits = bits;
+    memcpy(bits, c->bits, bytes);
+    one_run = *run;
+
+    (void) vodlms_coverage_mark(&one, &one_run, b->duration, now_ms);
+
+    (void) vodlms_coverage_mark(c, run, b->current_time, now_ms);
+    (void) vodlms_coverage_mark(c, run, b->duration, now_ms);
+
+    if (vodlms_coverage_covered_ms(&one) > vodlms_coverage_covered_ms(c)) {
+        memcpy(c->bits, bits, bytes);
+        *run = one_run;
+    }
+}
+
+
 void
 vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
     vodlms_coverage_run_t *run, const vodlms_beacon_t *b, int64_t now_ms,
     double complete_fraction)
 {
-    double  current, position, moved, wall;
+    double  position, moved, wall;
 
     /* a position past the end (within the slack) is the end */
     position = b->current_time > b->duration ? b->duration : b->current_time;
@@ -849,16 +888,15 @@ vodlms_progress_apply(vodlms_progress_t *p, vodlms_coverage_t *c,
      * the step to it is held to the wall clock all the same.  The
      * position stays the player's.
      */
-    current = b->current_time;
-
     if (b->event == VODLMS_BEACON_ENDED && b->duration_known
-        && current < b->duration
-        && current >= b->duration - VODLMS_COVERAGE_RES_MS / 1000.0)
+        && b->current_time < b->duration
+        && b->current_time >= b->duration - VODLMS_COVERAGE_RES_MS / 1000.0)
     {
-        current = b->duration;
-    }
+        vodlms_progress_ended(c, run, b, now_ms);
 
-    (void) vodlms_coverage_mark(c, run, current, now_ms);
+    } else {
+        (void) vodlms_coverage_mark(c, run, b->current_time, now_ms);
+    }
 
     if (p->completed_at == 0 && b->duration_known
         && vodlms_coverage_complete(c, complete_fraction))

@@ -318,11 +318,14 @@ typedef struct {
  * for later.  Unrolled, a run is a chain of beacons in which the first and
  * any later one are no further apart in content than w between them + A,
  * and any two later ones no further than w between them + C.  The first
- * condition bounds the run: it marks at most rate x its wall time + A, and
- * as A < R a run that cost no wall time marks nothing: sending beacons
- * fast gains nothing, and the cheapest coverage (steps of one bit
- * restarting each time) is 2 R / (R - A) = 3.3x real time, whatever C is
- * (the carry is wall time the run has paid for).  The second absorbs
+ * condition bounds the run: it marks at most rate x its wall time + A
+ * (+ A more from a run state's first beacon, the resume above), and as
+ * 2 A < R a run that cost no wall time marks no whole bit (only a last
+ * bit shorter than R: of at most A, or 2 A from a run state's first
+ * beacon): sending beacons fast gains nothing, and the cheapest coverage
+ * (steps of one bit restarting each time) is 2 R / (R - A) = 3.3x real
+ * time, one bit per run state (R - 2 A) / 2 = 0.5 s, whatever C is (the
+ * carry is wall time the run has paid for).  The second absorbs
  * arrival jitter: at 2x, a beacon that reaches the server up to C / 2
  * later than the next one costs nothing, where a jump would lose the whole
  * step.  (The wall time between two beacons is all the step's: a pause the
@@ -481,7 +484,9 @@ int64_t vodlms_coverage_fraction_micro(double fraction);
  * duration) changes the position, not the duration.  For coverage, an
  * "ended" beacon at most VODLMS_COVERAGE_RES_MS before the database's
  * duration is at the end (a player's end is its playlist's, which may
- * stop a little short); its position stays the player's.
+ * stop a little short): it proves the better of the one step to the
+ * duration and its position then the rest to the duration at the same
+ * instant, both held to the clock; its position stays the player's.
  *
  * The wall time after a "pause" beacon is not play: the next step gets
  * none for coverage (the player was paused; a seek while paused is a
