@@ -409,6 +409,12 @@ async function alice(ctx, parallel) {
     if (body.event === 'tick' && body.currentTime < SEG) started.push(`${e.status} at ${body.currentTime} s`);
   }
   ok(started.length === 1 && /^204 /.test(started[0]), `alice: playback's start sends one beacon from where it starts (${started.join(', ')})`, started);
+  // and one more about 5 s later, so a first beacon that came late costs
+  // at most that short step, not the first 15 s tick's (issue #19)
+  const follow = await until('the beacon 5 s after the start', () => log.filter((x) => x.method === 'POST' && /\/progress$/.test(x.url))
+    .map((e) => ({ e, b: JSON.parse(e.res.request().postData() || '{}') }))
+    .find(({ b }) => b.event === 'tick' && b.currentTime >= 3 && b.currentTime < 10), 15000, 100).catch(() => null);
+  ok(follow && follow.e.status === 204, `alice: a second beacon follows about 5 s into playback (${follow ? `${follow.e.status} at ${follow.b.currentTime} s` : 'none'})`);
   const shot = path.join(OUT, 'player-alice-playing.png');
   await page.screenshot({ path: shot });
   note(`screenshot: ${shot}`);

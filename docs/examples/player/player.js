@@ -30,6 +30,7 @@
 
   const TICK_MS = 15000;        // progress beacon while playing
   const BEACON_GAP_MS = 1000;   // "seeked" then "playing" are one moment: one beacon
+  const FIRST_STEP_MS = 5000;   // a second beacon this soon after a run's first
   const REFRESH_BEFORE_S = 60;  // re-sign this long before the cookies expire
   const PROCESSING_RETRY_MS = 5000;
   const MAX_503_RETRIES = 5;
@@ -48,6 +49,7 @@
   let refreshTimer = 0;       // cookie refresh before expiresAt
   let retryTimer = 0;         // 409 / 503 auto-retry
   let tickTimer = 0;          // progress beacons while playing
+  let firstStepTimer = 0;     // the one beacon FIRST_STEP_MS after a start or seek
   let lastBeaconAt = 0;       // Date.now() of the latest beacon sent
   let retries503 = 0;
   let edgeRetried = false;    // one cookie re-fetch per edge failure, then a message
@@ -632,7 +634,10 @@
   function startTicks() {
     if (!tickTimer) tickTimer = setInterval(() => sendProgress('tick'), TICK_MS);
   }
-  function stopTicks() { clearInterval(tickTimer); tickTimer = 0; }
+  function stopTicks() {
+    clearInterval(tickTimer); tickTimer = 0;
+    clearTimeout(firstStepTimer); firstStepTimer = 0;
+  }
 
   // A beacon where playback starts or lands after a seek: the server credits
   // what was played between two beacons, so without one here the first
@@ -640,9 +645,17 @@
   // the next tick.  The ticks then count from this beacon, so none follows
   // it at once; a seek while playing fires "seeked" then "playing", and the
   // second finds a beacon under BEACON_GAP_MS old and sends nothing.
+  // One more beacon FIRST_STEP_MS later: the server proves a step by the
+  // wall time between two beacons, with little to spare at 2x, so a first
+  // beacon that arrived late would otherwise lose the whole first 15 s
+  // step; with a short step it loses at most that one.
   function beaconHere() {
     if (Date.now() - lastBeaconAt >= BEACON_GAP_MS) sendProgress(video.paused ? 'pause' : 'tick');
-    if (!video.paused) { stopTicks(); startTicks(); }
+    if (!video.paused) {
+      stopTicks();
+      startTicks();
+      firstStepTimer = setTimeout(() => { firstStepTimer = 0; sendProgress('tick'); }, FIRST_STEP_MS);
+    }
   }
 
   video.addEventListener('playing', beaconHere);
