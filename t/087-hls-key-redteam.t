@@ -35,6 +35,12 @@ $pg->psql(q{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES
 $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
             VALUES ('lec-reenc', 'course-intro', 'Being re-encoded', 1800, 'processing',
                     'hls/lec-reenc/v1/')});
+# a re-encode that failed: no longer being encoded, the lecture is withdrawn
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix, error)
+            VALUES ('lec-failed', 'course-intro', 'Re-encode failed', 1800, 'failed',
+                    'hls/lec-failed/v1/', 'unsupported_source')});
+$pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms) VALUES
+            ('lec-failed', 'v1', 0, '\x000102030405060708090a0b0c0d0e0f', 0, 0)});
 $pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms) VALUES
             ('lec-reenc', 'v1', 0, '\x000102030405060708090a0b0c0d0e0f', 0, 0),
             ('lec-reenc', 'v1', 1, '\x101112131415161718191a1b1c1d1e1f', 150, 600000)});
@@ -89,7 +95,25 @@ key served
 
 
 
-=== TEST 3: the playback location itself still says 409 for a lecture being encoded
+=== TEST 3: a failed video's keys are still refused (409): only an encode in progress lets them through
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-failed/v1/0.key
+--- more_headers
+Cookie: session=t087-amy
+--- error_code: 409
+--- no_error_log
+key served
+
+
+
+=== TEST 4: the playback location itself still says 409 for a lecture being encoded
 --- config
     location ~ ^/s/(?<v>[A-Za-z0-9_-]+)$ {
         vodlms_auth on;
@@ -105,7 +129,7 @@ Cookie: session=t087-amy
 
 
 
-=== TEST 4: a refused version with a newline forges no log line
+=== TEST 5: a refused version with a newline forges no log line
 --- config
     location ~ ^/k/(?<kv>[^/]+)/(?<kver>[^/]+)/(?<kk>[^/]+)\.key$ {
         vodlms_auth on;
@@ -125,7 +149,7 @@ qr/^FORGED vodlms: key served: user "8702"" key "0"/
 
 
 
-=== TEST 5: a refused key index with a newline forges no log line
+=== TEST 6: a refused key index with a newline forges no log line
 --- config
     location ~ ^/k/(?<kv>[^/]+)/(?<kver>[^/]+)/(?<kk>[^/]+)\.key$ {
         vodlms_auth on;
