@@ -10,6 +10,10 @@
 #  - What a client sends never forges a line of the error log: a refused
 #    version or key index with a newline in it (a regex looser than the
 #    documented one, as in t/084 TEST 7) is not written raw.
+#  - "satisfy any" with an allowed address, and an internal redirect
+#    (error_page) from a lecture of course A the viewer may watch to a key
+#    of course B, never give a key the gates did not grant for that video
+#    (security.md names t/084 for "satisfy any", which tested SSI only).
 #
 # A private PostgreSQL and the suite's Redis for sessions.
 
@@ -35,6 +39,17 @@ $pg->psql(q{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES
 $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
             VALUES ('lec-reenc', 'course-intro', 'Being re-encoded', 1800, 'processing',
                     'hls/lec-reenc/v1/')});
+# a ready lecture, for the "satisfy any" blocks
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
+            VALUES ('lec-ok', 'course-intro', 'Ready', 1800, 'ready', 'hls/lec-ok/v1/')});
+$pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms) VALUES
+            ('lec-ok', 'v1', 0, '\x000102030405060708090a0b0c0d0e0f', 0, 0)});
+# course B: amy is not enrolled in it
+$pg->psql(q{INSERT INTO vodlms.courses (id, title, slug) VALUES ('course-t087-b', 'Course B', 'course-t087-b')});
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
+            VALUES ('lec-b', 'course-t087-b', 'Course B lecture', 1800, 'ready', 'hls/lec-b/v1/')});
+$pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms) VALUES
+            ('lec-b', 'v1', 0, '\x303132333435363738393a3b3c3d3e3f', 0, 0)});
 # a re-encode that failed: no longer being encoded, the lecture is withdrawn
 $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix, error)
             VALUES ('lec-failed', 'course-intro', 'Re-encode failed', 1800, 'failed',
@@ -45,6 +60,7 @@ $pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, fi
             ('lec-reenc', 'v1', 0, '\x000102030405060708090a0b0c0d0e0f', 0, 0),
             ('lec-reenc', 'v1', 1, '\x101112131415161718191a1b1c1d1e1f', 150, 600000)});
 
+our $key0 = join '', map { chr } 0x00 .. 0x0f;
 our $key1 = join '', map { chr } 0x10 .. 0x1f;
 
 block_defaults(http_config => <<'EOF');
@@ -166,3 +182,91 @@ Cookie: session=t087-amy
 malformed key version or index: user "8701" video "intro-ready"
 --- no_error_log eval
 qr/^FORGED" \(/
+
+
+
+=== TEST 7: "satisfy any" with an address allowed: no session is still no key
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-ok/v1/0.key
+--- error_code: 401
+--- no_error_log
+key served
+
+
+
+=== TEST 8: "satisfy any" with an address allowed: a viewer who is not enrolled gets no key
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-ok/v1/0.key
+--- more_headers
+Cookie: session=t087-ben
+--- error_code: 403
+--- no_error_log
+key served
+
+
+
+=== TEST 9: "satisfy any": an enrolled viewer still gets the key
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-ok/v1/0.key
+--- more_headers
+Cookie: session=t087-amy
+--- error_code: 200
+--- response_body eval
+$::key0
+
+
+
+=== TEST 10: an internal redirect to course B's key from a location of course A the viewer may use runs the gates again, for B
+--- config
+    location ~ ^/open/(?<v>[A-Za-z0-9_-]+)$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $v;
+        error_page 404 = /vodlms/keys/lec-b/v1/0.key;
+        try_files /nonexistent =404;
+    }
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /open/intro-ready
+--- more_headers
+Cookie: session=t087-amy
+--- error_code: 403
+--- response_body
+{"error":"not_enrolled","message":"the user is not enrolled in the video's course"}
+--- no_error_log
+key served
