@@ -912,6 +912,43 @@ ngx_http_vodlms_enroll_param_is(ngx_http_complex_value_t *cv, char *name)
 }
 
 
+/*
+ * Does one of the query's values name the video of vodlms_video_id
+ * ($vodlms_video_id, or the same text as vodlms_video_id's)?  The key
+ * endpoint serves that video's keys: a query that asks about another
+ * value (an argument, another capture) would admit one video and give
+ * another's key.
+ */
+
+ngx_uint_t
+ngx_http_vodlms_enroll_takes_video_id(ngx_http_vodlms_enroll_conf_t *conf)
+{
+    ngx_str_t                 *v;
+    ngx_uint_t                 i;
+    ngx_http_complex_value_t  *cv;
+
+    if (conf->params == NULL || conf->video_id == NULL) {
+        return 0;
+    }
+
+    cv = conf->params->elts;
+
+    for (i = 0; i < conf->params->nelts; i++) {
+        v = &cv[i].value;
+
+        if (ngx_http_vodlms_enroll_param_is(&cv[i], "$vodlms_video_id")
+            || (v->len == conf->video_id->value.len
+                && ngx_strncmp(v->data, conf->video_id->value.data, v->len)
+                   == 0))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* the built-in query with its own parameters (video, user) */
 
 static ngx_uint_t

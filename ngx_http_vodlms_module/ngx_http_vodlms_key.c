@@ -812,6 +812,18 @@ ngx_http_vodlms_key_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
+    /* the key is of vodlms_video_id's video: the check must be about it */
+    if (!ngx_http_vodlms_enroll_takes_video_id(&vlcf->enroll)) {
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_hls_key\" serves the keys of "
+                                    "the video of \"vodlms_video_id\": the "
+                                    "\"vodlms_enrollment_query\" here must "
+                                    "take it as a value ($vodlms_video_id), "
+                                    "or it would admit one video and serve "
+                                    "another's keys");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->stmt == NULL) {
         if (ngx_http_vodlms_sql_in_schema(cf, &ngx_http_vodlms_key_sql, &sql)
             != NGX_OK)
