@@ -10,6 +10,9 @@
  *   cannot take (22P02...)   -> the same as no row, at info
  *   a row, "allowed" false   -> 403 not_enrolled
  *   a row, "status" != ready -> 409 video_not_ready, with the status
+ *                               (in a vodlms_hls_key location, "queued" and
+ *                               "processing" pass: a re-encode's viewers
+ *                               need the playing version's keys)
  *   otherwise                -> allowed; columns become $vodlms_video_<name>
  * With no_row 404, "no row" is cached per video id for every user; a query
  * that has to go out first passes the user's vodlms_user_query_limit.
@@ -75,6 +78,8 @@ static ngx_uint_t ngx_http_vodlms_enroll_builtin(
     ngx_http_vodlms_enroll_conf_t *conf, ngx_str_t *builtin);
 static ngx_uint_t ngx_http_vodlms_enroll_video_only(
     ngx_http_vodlms_enroll_conf_t *conf);
+static ngx_uint_t ngx_http_vodlms_enroll_encoding_key(ngx_http_request_t *r,
+    ngx_str_t *status);
 static ngx_int_t ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
     ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx);
 static void ngx_http_vodlms_enroll_done(void *data,
@@ -397,6 +402,32 @@ ngx_http_vodlms_enroll_column(ngx_http_request_t *r, u_char *name, size_t len)
 }
 
 
+/*
+ * A key of encrypted HLS (vodlms_hls_key) for a video the helper is
+ * encoding again (a re-upload: "queued", "processing"): the row still
+ * names the version its viewers play, and with key rotation their players
+ * need its next keys mid-lecture.  The keys of that version are served as
+ * while it was ready; the playback location still answers 409, and any
+ * other status (failed, or a schema's own "draft") still refuses the key.
+ */
+
+static ngx_uint_t
+ngx_http_vodlms_enroll_encoding_key(ngx_http_request_t *r, ngx_str_t *status)
+{
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (vlcf->key.version == NULL) {
+        return 0;
+    }
+
+    return (status->len == 6 && ngx_strncmp(status->data, "queued", 6) == 0)
+           || (status->len == 10
+               && ngx_strncmp(status->data, "processing", 10) == 0);
+}
+
+
 static ngx_int_t
 ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
     ngx_http_vodlms_enroll_conf_t *ecf, ngx_http_vodlms_enroll_ctx_t *ectx)
@@ -460,7 +491,8 @@ ngx_http_vodlms_enroll_decide(ngx_http_request_t *r,
 
     if (status && !status->null
         && !(status->value.len == 5
-             && ngx_strncmp(status->value.data, "ready", 5) == 0))
+             && ngx_strncmp(status->value.data, "ready", 5) == 0)
+        && !ngx_http_vodlms_enroll_encoding_key(r, &status->value))
     {
         ectx->result = NGX_HTTP_VODLMS_VIDEO_NOT_READY;
 
@@ -877,6 +909,43 @@ ngx_http_vodlms_enroll_param_is(ngx_http_complex_value_t *cv, char *name)
 
     return cv->value.len == len
            && ngx_strncmp(cv->value.data, name, len) == 0;
+}
+
+
+/*
+ * Does one of the query's values name the video of vodlms_video_id
+ * ($vodlms_video_id, or the same text as vodlms_video_id's)?  The key
+ * endpoint serves that video's keys: a query that asks about another
+ * value (an argument, another capture) would admit one video and give
+ * another's key.
+ */
+
+ngx_uint_t
+ngx_http_vodlms_enroll_takes_video_id(ngx_http_vodlms_enroll_conf_t *conf)
+{
+    ngx_str_t                 *v;
+    ngx_uint_t                 i;
+    ngx_http_complex_value_t  *cv;
+
+    if (conf->params == NULL || conf->video_id == NULL) {
+        return 0;
+    }
+
+    cv = conf->params->elts;
+
+    for (i = 0; i < conf->params->nelts; i++) {
+        v = &cv[i].value;
+
+        if (ngx_http_vodlms_enroll_param_is(&cv[i], "$vodlms_video_id")
+            || (v->len == conf->video_id->value.len
+                && ngx_strncmp(v->data, conf->video_id->value.data, v->len)
+                   == 0))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

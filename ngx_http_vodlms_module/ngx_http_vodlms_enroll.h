@@ -69,6 +69,10 @@ char *ngx_http_vodlms_enroll_query(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_vodlms_enroll_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* one of the query's values is the video id (vodlms_hls_key needs it) */
+ngx_uint_t ngx_http_vodlms_enroll_takes_video_id(
+    ngx_http_vodlms_enroll_conf_t *conf);
+
 /* the prepared statement of this SQL text (one per distinct text, shared
    by the pools); also for vodlms_hls_key's query */
 ngx_vodlms_pg_stmt_t *ngx_http_vodlms_enroll_stmt(ngx_conf_t *cf,

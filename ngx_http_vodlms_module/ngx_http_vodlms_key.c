@@ -189,9 +189,13 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* what every line of this fetch names; never more than 200 bytes of
-       what the client sent */
-    k->who.data = ngx_pnalloc(r->pool, k->user.len + k->video.len + 2 * 200
+    /*
+     * What every line of this fetch names; never more than 200 bytes of
+     * what the client sent, and a refused value JSON-escaped (at most 6
+     * bytes a byte): a newline or a quote in it never forges a log line.
+     */
+    k->who.data = ngx_pnalloc(r->pool, k->user.len + k->video.len
+                                       + 2 * 6 * 200
                                        + sizeof("user \"\" video \"\" "
                                                 "version \"\" key \"\""));
     if (k->who.data == NULL) {
@@ -204,10 +208,14 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
         || !vodlms_key_index_parse((char *) k->index.data, k->index.len,
                                    &index))
     {
-        p = ngx_sprintf(k->who.data, "user \"%V\" video \"%V\" version "
-                        "\"%*s\" key \"%*s\"", &k->user, &k->video,
-                        ngx_min(k->version.len, 200), k->version.data,
-                        ngx_min(k->index.len, 200), k->index.data);
+        p = ngx_sprintf(k->who.data, "user \"%V\" video \"%V\" version \"",
+                        &k->user, &k->video);
+        p = (u_char *) ngx_escape_json(p, k->version.data,
+                                       ngx_min(k->version.len, 200));
+        p = ngx_cpymem(p, "\" key \"", sizeof("\" key \"") - 1);
+        p = (u_char *) ngx_escape_json(p, k->index.data,
+                                       ngx_min(k->index.len, 200));
+        *p++ = '"';
         k->who.len = p - k->who.data;
 
         ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_BAD_KEY_REQUEST,
@@ -801,6 +809,18 @@ ngx_http_vodlms_key_merge_conf(ngx_conf_t *cf,
                                     "behind the gates: add \"vodlms_auth "
                                     "on\", \"vodlms_enrollment_check on\" "
                                     "and \"vodlms_video_id\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the key is of vodlms_video_id's video: the check must be about it */
+    if (!ngx_http_vodlms_enroll_takes_video_id(&vlcf->enroll)) {
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_hls_key\" serves the keys of "
+                                    "the video of \"vodlms_video_id\": the "
+                                    "\"vodlms_enrollment_query\" here must "
+                                    "take it as a value ($vodlms_video_id), "
+                                    "or it would admit one video and serve "
+                                    "another's keys");
         return NGX_CONF_ERROR;
     }
 

@@ -828,6 +828,26 @@ rejects('a key endpoint without the enrollment check',
     "$pg server { listen 127.0.0.1:1; location /k { vodlms_auth on; vodlms_hls_key \$arg_v \$arg_k; } }",
     qr/"vodlms_hls_key" serves keys only behind the gates: add "vodlms_auth on", "vodlms_enrollment_check on" and "vodlms_video_id"/);
 
+# the key is vodlms_video_id's video: an enrollment query that asks about
+# another value would admit one video and serve another's keys (#22 red team)
+rejects('a key endpoint whose enrollment query checks another value than the video id',
+    video_location('vodlms_enrollment_query "SELECT true AS allowed WHERE $1 <> \'\' AND $2 <> \'\'" $arg_v $vodlms_user_id; vodlms_hls_key $arg_ver $arg_k;'),
+    qr/"vodlms_hls_key" serves the keys of the video of "vodlms_video_id": the "vodlms_enrollment_query" here must take it/);
+
+rejects('the same, with the query inherited from the server',
+    "$pg server { listen 127.0.0.1:1;
+        vodlms_enrollment_query \"SELECT true AS allowed WHERE \$1 <> '' AND \$2 <> ''\" \$arg_v \$vodlms_user_id;
+        location ~ ^/k/(?<kv>[^/]+)/(?<kver>[^/]+)/(?<kk>[0-9]+)\$ {
+            vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id \$kv;
+            vodlms_hls_key \$kver \$kk; } }",
+    qr/"vodlms_hls_key" serves the keys of the video of "vodlms_video_id"/);
+
+accepts('a key endpoint whose own query takes $vodlms_video_id',
+    video_location('vodlms_enrollment_query "SELECT true AS allowed WHERE $1 <> \'\' AND $2 <> \'\'" $vodlms_video_id $vodlms_user_id; vodlms_hls_key $arg_ver $arg_k;'));
+
+accepts('a key endpoint whose own query takes the same capture as vodlms_video_id',
+    video_location('vodlms_enrollment_query "SELECT true AS allowed WHERE $1 <> \'\' AND $2 <> \'\'" $vid $vodlms_user_id; vodlms_hls_key $arg_ver $arg_k;'));
+
 rejects('a key budget without a window',
     video_location('vodlms_hls_key $arg_v $arg_k budget=20;'),
     qr/invalid "vodlms_hls_key" parameter "budget=20" \(budget=N\/TIME of at least 1s/);
