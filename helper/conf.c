@@ -641,7 +641,14 @@ validate_keys(vh_conf_t *cf)
     }
     if (b[0] == '/') {
         path = b;
-    } else if (!strncmp(b, "https://", 8) || !strncmp(b, "http://", 7)) {
+    } else if (!strncmp(b, "http://", 7)) {
+        /* a player would fetch the key in cleartext: anyone on the path
+         * gets it, and with it the lecture */
+        fprintf(stderr, "vodlms-helper: \"key_uri_base\" \"%s\": an http:// key URI"
+                " sends the key in cleartext; use https:// or a path on the LMS's"
+                " own host (/vodlms/keys)\n", b);
+        return -1;
+    } else if (!strncmp(b, "https://", 8)) {
         path = strchr(strstr(b, "://") + 3, '/');
         if (path == NULL || path == strstr(b, "://") + 3) {
             path = "";
