@@ -171,6 +171,15 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
     }
 
+    /* the same for vodlms_streams: a displaced playback gets no key */
+    if (!ngx_http_vodlms_streams_key_passed(r)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "vodlms: a key request that the stream limit did not "
+                      "admit, refused (no \"satisfy any\" in a location "
+                      "with \"vodlms_streams\")");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
     ngx_http_vodlms_set_endpoint(ctx, NGX_HTTP_VODLMS_EP_KEY);
 
     k = ngx_pcalloc(r->pool, sizeof(ngx_http_vodlms_key_req_t));
