@@ -136,6 +136,11 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
     ngx_http_vodlms_key_req_t   *k;
     ngx_http_vodlms_key_conf_t  *kcf;
 
+    /* vodlms_cors_origins: the preflight of a player on another origin */
+    if (r->method == NGX_HTTP_OPTIONS) {
+        return ngx_http_vodlms_playback_preflight(r);
+    }
+
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
