@@ -38,7 +38,7 @@ typedef struct {
 
 
 /* what a location does with its limit (set at merge) */
-#define NGX_HTTP_VODLMS_STREAMS_NONE    0    /* only the C API (keys) */
+#define NGX_HTTP_VODLMS_STREAMS_NONE    0    /* counts nothing here */
 #define NGX_HTTP_VODLMS_STREAMS_START   1    /* vodlms_playback */
 #define NGX_HTTP_VODLMS_STREAMS_BEACON  2    /* vodlms_progress */
 #define NGX_HTTP_VODLMS_STREAMS_KEY     3    /* vodlms_hls_key */
