@@ -68,9 +68,11 @@ my $http = <<'EOF';
 EOF
 block_defaults(http_config => $http);
 
-# a key location under /$prefix/keys/, with "vodlms_streams $streams"
+# a key location under /$prefix/keys/, with "vodlms_streams $streams" (and
+# vodlms_hls_key's parameters $params)
 sub keyloc {
-    my ($prefix, $streams) = @_;
+    my ($prefix, $streams, $params) = @_;
+    $params = $params ? " $params" : '';
     return <<"EOF";
     location ~ "^/$prefix/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\\.key\$" {
         vodlms_auth on;
@@ -78,7 +80,7 @@ sub keyloc {
         vodlms_enrollment_check on;
         vodlms_enrollment_cache c valid=60s invalid=5s;
         vodlms_video_id \$kv;
-        vodlms_hls_key \$kver \$kk;
+        vodlms_hls_key \$kver \$kk$params;
         vodlms_streams $streams;
         add_header X-Playback-Id \$vodlms_playback_id always;
     }
@@ -161,10 +163,11 @@ my $hex = qr/^[0-9a-f]{32}$/;
 
 # a key fetch: "200 key" (the 16 bytes of the key), or "<status> <body>";
 # $id undef sends no X-Vodlms-Playback; $strict asks the location that
-# refuses that
+# refuses that (or, a word, the key location under /<word>/)
 sub key {
     my ($port, $user, $id, $strict) = @_;
-    my ($code, $body) = hreq($port, 'GET', ($strict ? '/strict' : '/vodlms') . '/keys/intro-ready/v1/0.key',
+    my $prefix = !$strict ? 'vodlms' : $strict eq '1' ? 'strict' : $strict;
+    my ($code, $body) = hreq($port, 'GET', "/$prefix/keys/intro-ready/v1/0.key",
                              $user, defined $id ? { 'X-Vodlms-Playback' => $id } : {});
     return '200 key' if $code == 200 && $body eq $key0;
     chomp $body;
@@ -272,6 +275,18 @@ my ($ctl_port, $ctl) = control_server(
         push @r, 'a new playback: ' . join ' ', start_playback($node1->(), 'u15');
         push @r, 'another unknown one\'s key: ' . key($node1->(), 'u15', 'b' x 32);
         push @r, 'the first\'s key: ' . key($node1->(), 'u15', $a);
+        join("\n", @r) . "\n";
+    },
+    # a key the limit refuses is not counted against the key budget (the
+    # limit is checked first, in the access phase)
+    '/check/keybudget' => sub {
+        my @r;
+        my (undef, $a) = start_playback($node1->(), 'u16');
+        push @r, 'no room: ' . key($node1->(), 'u16', 'c' x 32, 'budget');
+        push @r, 'no room again: ' . key($node1->(), 'u16', 'c' x 32, 'budget');
+        push @r, 'the live one: ' . key($node1->(), 'u16', $a, 'budget');
+        my $again = key($node1->(), 'u16', $a, 'budget');
+        push @r, 'the live one again: ' . ($again =~ /^429 \{"error":"key_budget"/ ? '429 key_budget' : $again);
         join("\n", @r) . "\n";
     },
     # the takeover order is the order of admission, even against the clock:
@@ -674,6 +689,22 @@ GET /check/keyroom
 a new playback: 409 $::full2
 another unknown one's key: 409 $::full2
 the first's key: 200 key
+"
+--- no_error_log
+[error]
+
+
+
+=== TEST 12d: a key fetch the limit refuses never reaches the key budget (budget=1: the live playback's first key is still served)
+--- config eval
+main::locations('one') . main::keyloc('budget', 'one', 'budget=1/10m')
+--- request
+GET /check/keybudget
+--- response_body eval
+"no room: 409 $::full1
+no room again: 409 $::full1
+the live one: 200 key
+the live one again: 429 key_budget
 "
 --- no_error_log
 [error]
