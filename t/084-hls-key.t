@@ -625,3 +625,105 @@ Cookie: session=t084-ann
 --- error_log
 key 0 (from the database), answering 200
 key 0 (from the cache), answering 200
+
+
+
+=== TEST 24: vodlms_cors_origins: a preflight from an allowed origin needs no session and allows X-Vodlms-Playback (vodlms_streams' playbackId)
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+OPTIONS /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Origin: https://lms.example.test
+Access-Control-Request-Method: GET
+Access-Control-Request-Headers: x-vodlms-playback
+--- error_code: 204
+--- response_headers
+Access-Control-Allow-Origin: https://lms.example.test
+Access-Control-Allow-Credentials: true
+Access-Control-Allow-Methods: GET, HEAD, OPTIONS
+Access-Control-Allow-Headers: Authorization, Content-Type, X-Vodlms-Playback
+--- response_body
+--- no_error_log
+key served
+[error]
+
+
+
+=== TEST 25: vodlms_cors_origins: the key to an allowed origin carries the CORS headers
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Cookie: session=t084-ann
+Origin: https://lms.example.test
+--- response_headers
+Access-Control-Allow-Origin: https://lms.example.test
+Access-Control-Allow-Credentials: true
+Vary: Origin
+Cache-Control: no-store
+--- response_body eval
+$::key0
+--- no_error_log
+[error]
+
+
+
+=== TEST 26: vodlms_cors_origins: a refusal carries them too, so a player on that origin can read why it got no key
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Origin: https://lms.example.test
+--- error_code: 401
+--- response_headers
+Access-Control-Allow-Origin: https://lms.example.test
+Access-Control-Allow-Credentials: true
+--- response_body
+{"error":"no_session","message":"no session token in the request"}
+--- no_error_log
+[error]
+
+
+
+=== TEST 27: vodlms_cors_origins: another origin gets no CORS headers (and a preflight from it is an unauthenticated request)
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+OPTIONS /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Origin: https://evil.example.test
+Access-Control-Request-Method: GET
+--- error_code: 401
+--- response_headers
+!Access-Control-Allow-Origin
+Vary: Origin
+--- no_error_log
+key served
+[error]
