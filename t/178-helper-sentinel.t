@@ -13,7 +13,8 @@
 #   4. the master killed outright (SIGKILL): the same, once the sentinels
 #      have promoted the replica;
 #   5. SIGTERM still stops it;
-#   6. redis_host given as a name: the name is resolved again on every
+#   6. sentinels with their own password (redis_sentinel_password);
+#   7. redis_host given as a name: the name is resolved again on every
 #      reconnect, so a name that moves to another server is followed (the
 #      helper runs with a private /etc/hosts: unshare -rm + a bind mount).
 
@@ -293,7 +294,33 @@ like(slurp($log), qr/stopping after 3 job\(s\)/, 'after its three jobs');
 unlike(slurp($log), qr/\[(?:alert|crit)\]/, 'no alert in its log');
 
 #---------------------------------------------------------------------------
-# 6. redis_host: a name that moves
+# 6. sentinels with a password of their own (redis_sentinel_password)
+#---------------------------------------------------------------------------
+
+{
+    my $locked = start_sentinel(master => $r1, port => $pick->(), requirepass => 'sentinel-secret');
+    my @args = ('--config', "$tmp/helper.conf", '--redis-sentinels', '127.0.0.1:' . $locked->port,
+                '--consumer', 't178-auth', '--exit-when-idle');
+
+    my $log7 = "$tmp/helper-wrongpass.log";
+    my $pid = start_helper($log7, $bin, @args, '--redis-sentinel-password', 'wrong');
+    ok(wait_for(20, sub { slurp($log7) =~ /no sentinel named it/ }),
+       'a wrong redis_sentinel_password: no sentinel names the master');
+    like(slurp($log7), qr/redis sentinel 127\.0\.0\.1:${\ $locked->port} rejected AUTH \(redis_sentinel_password\): WRONGPASS/,
+         '... and the log says the sentinel rejected AUTH');
+    unlike(slurp($log7), qr/sentinel-secret|wrong\b(?! ?password)/, 'no password in the log');
+    kill 'TERM', $pid;
+    is(wait_exit($pid, 30), 0, 'SIGTERM stops it while it keeps asking');
+
+    my $log8 = "$tmp/helper-pass.log";
+    is(wait_exit(start_helper($log8, $bin, @args, '--redis-sentinel-password', 'sentinel-secret'), 60), 0,
+       'the right redis_sentinel_password: the helper runs (until idle)');
+    like(slurp($log8), qr/connected to redis master "mymaster" at 127\.0\.0\.1:${\ $r1->port}/,
+         '... connected to the master that sentinel named');
+}
+
+#---------------------------------------------------------------------------
+# 7. redis_host: a name that moves
 #---------------------------------------------------------------------------
 
 SKIP: {
