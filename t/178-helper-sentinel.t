@@ -16,7 +16,10 @@
 #   6. sentinels with their own password (redis_sentinel_password);
 #   7. redis_host given as a name: the name is resolved again on every
 #      reconnect, so a name that moves to another server is followed (the
-#      helper runs with a private /etc/hosts: unshare -rm + a bind mount).
+#      helper runs with a private /etc/hosts: unshare -rm + a bind mount);
+#   8. PostgreSQL: pg_conninfo goes to libpq unchanged (multi-host,
+#      target_session_attrs=read-write); a primary fenced read-only
+#      (SQLSTATE 25006) is left for the host that takes writes.
 
 use strict;
 use warnings;
@@ -79,17 +82,17 @@ sub make_source {
 
 # what the module's upload intake does: the row, then XADD ($redis: a start_redis object)
 sub upload {
-    my ($redis, $id) = @_;
+    my ($redis, $id, @pgs) = @_;
     my $source = make_source("$id.mp4");
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
-              . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
-                                   sq('queued'), sq($source)) . ")");
+    $_->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
+             . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
+                                  sq('queued'), sq($source)) . ")") for @pgs ? @pgs : ($pg);
     my $e = redis_cmd($redis, 'XADD', $STREAM, '*', 'video_id', $id,
                       'source', $source, 'owner', 'teacher', 'enqueued_at', int time);
     die "XADD: $e" if ref $e;
 }
 
-sub status { $pg->psql("SELECT status FROM vodlms.videos WHERE id = " . sq($_[0])) }
+sub status { ($_[1] // $pg)->psql("SELECT status FROM vodlms.videos WHERE id = " . sq($_[0])) }
 
 sub start_helper {
     my ($log, @cmd) = @_;
@@ -362,6 +365,40 @@ SKIP: {
          'it connected by the name again, to its new address');
     is(scalar(() = slurp($log6) =~ /created consumer group "vodlms-helpers"/g), 2,
        'and created the consumer group there (one per server)');
+    kill 'TERM', $pid;
+    is(wait_exit($pid, 30), 0, 'SIGTERM stops it');
+}
+
+#---------------------------------------------------------------------------
+# 8. PostgreSQL: a multi-host conninfo, the first host fenced read-only
+#---------------------------------------------------------------------------
+
+{
+    my $pg2 = start_pg(port => $pick->());
+    my $multi = 'host=127.0.0.1,127.0.0.1 port=' . $pg->port . ',' . $pg2->port
+              . ' user=postgres dbname=vodlms target_session_attrs=read-write connect_timeout=5';
+    my $log9 = "$tmp/helper-pg.log";
+    my $pid = start_helper($log9, $bin, '--config', "$tmp/helper.conf", '--pg-conninfo', $multi,
+                           '--consumer', 't178-pg');
+
+    upload($r1, 'hs-6', $pg, $pg2);
+    ok(wait_for(90, sub { status('hs-6', $pg) eq 'ready' }),
+       'multi-host pg_conninfo: the row is updated on the first host, which takes writes')
+        or diag slurp($log9);
+    is(status('hs-6', $pg2), 'queued', '... and only there');
+
+    # a switchover fences the old primary read-only; the other host takes writes
+    $pg->psql('ALTER SYSTEM SET default_transaction_read_only = on');
+    $pg->psql('SELECT pg_reload_conf()');
+    ok(wait_for(10, sub { $pg->psql('SHOW default_transaction_read_only') eq 'on' }),
+       'the first host is fenced read-only');
+
+    upload($r1, 'hs-7', $pg2);
+    ok(wait_for(90, sub { status('hs-7', $pg2) eq 'ready' }),
+       'the next job\'s row is written on the host that takes writes, without a restart')
+        or diag slurp($log9);
+    like(slurp($log9), qr/postgres 127\.0\.0\.1:${\ $pg->port} takes no writes \(SQLSTATE 25006\): connecting again to find the primary/,
+         'the log says why it left the first host');
     kill 'TERM', $pid;
     is(wait_exit($pid, 30), 0, 'SIGTERM stops it');
 }
