@@ -311,7 +311,7 @@ unlike(slurp($log), qr/\[(?:alert|crit)\]/, 'no alert in its log');
        'a wrong redis_sentinel_password: no sentinel names the master');
     like(slurp($log7), qr/redis sentinel 127\.0\.0\.1:${\ $locked->port} rejected AUTH \(redis_sentinel_password\): WRONGPASS/,
          '... and the log says the sentinel rejected AUTH');
-    unlike(slurp($log7), qr/sentinel-secret|wrong\b(?! ?password)/, 'no password in the log');
+    unlike(slurp($log7), qr/sentinel-secret|\bwrong\b/, 'no password in the log');
     kill 'TERM', $pid;
     is(wait_exit($pid, 30), 0, 'SIGTERM stops it while it keeps asking');
 
