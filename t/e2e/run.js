@@ -802,9 +802,12 @@ async function wendy(ctx) {
   await page.evaluate(() => document.querySelector('#v-title').addEventListener('click',
     () => document.querySelector('#video').requestFullscreen(), { once: true }));
   await page.click('#v-title');
-  await page.waitForFunction(() => document.fullscreenElement && document.fullscreenElement !== document.querySelector('#video'),
-    null, { timeout: 5000 }).catch(() => {});
-  await sleep(300);
+  // the swap is an exit and a new request: wait for where it ends (the
+  // stage, playing), not a fixed time, which a loaded machine can outrun
+  await page.waitForFunction(() => {
+    const fs = document.fullscreenElement; const v = document.querySelector('#video');
+    return fs && fs !== v && fs.contains(document.querySelector('#watermark')) && !v.paused;
+  }, null, { timeout: 10000 }).catch(() => {});
   const f3 = await look();
   ok(f3.fs === 'stage' && f3.inFs && f3.shown && !f3.paused,
     `wendy: the <video> asked for full screen alone: the player made it the stage's (${f3.fs}), watermark shown, still playing`, f3);
