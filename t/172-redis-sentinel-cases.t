@@ -80,6 +80,9 @@ my ($ctl_port, $ctl) = control_server(
     },
     # the videos of the jobs in the stream of each server
     '/jobs' => sub {
+        # w is v's replica by now: what v has reaches it asynchronously
+        my $ids = sub { join ' ', map { $_->[0] } @{ $_[0]->cmd('XRANGE', 'vodlms:transcode', '-', '+') } };
+        poll_until('w to have v\'s jobs', sub { $ids->($w) eq $ids->($v) });
         join '', map {
             my ($name, $r) = @$_;
             my $jobs = $r->cmd('XRANGE', 'vodlms:transcode', '-', '+');

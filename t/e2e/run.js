@@ -81,6 +81,8 @@ function ok(cond, name, diag) {
   if (!cond) failed++;
   console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${name}`);
   if (!cond && diag !== undefined) note(typeof diag === 'string' ? diag : JSON.stringify(diag));
+  // prove shows only stderr: a failure says itself there too
+  if (!cond) console.error(`# failed ${n} - ${name}${diag !== undefined ? `\n# ${typeof diag === 'string' ? diag : JSON.stringify(diag)}` : ''}`);
   return !!cond;
 }
 function note(s) { for (const l of String(s).split('\n')) console.log(`# ${l}`); }
