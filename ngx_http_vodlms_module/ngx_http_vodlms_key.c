@@ -40,16 +40,31 @@ static ngx_str_t  ngx_http_vodlms_key_sql = ngx_string(
 
 
 /*
- * KEYS: the window's counter, the first fetch's time.  ARGV: the window in
- * ms (0: no budget), how long the first fetch is remembered in ms (0: no
- * pace limit).  Returns {fetches in the window, ms left of it, ms since the
- * first fetch}, all by the server's clock (TIME): the nodes' clocks do not
- * matter.
+ * KEYS: the window's counter, the pace state (a hash: r, the start of the
+ * furthest key released; i, its index; t, when it was released).  ARGV:
+ * the window in ms (0: no budget), the budget, how long the pace state
+ * outlives the viewer's last fetch in ms (0: no pace limit), the speed in
+ * thousandths, the allowance in ms, this key's start in ms and its index.
+ *
+ * The pace is relative to the last release, not to the first fetch: key s
+ * is released if s <= r (content already released: seeking back is free)
+ * or s - r <= credit * speed + allowance, where credit is the time since
+ * t if this is the key after i, and 0 for a key further on, so that time
+ * spent idle buys one key, never a run of them.  The first fetch (no
+ * state) releases the key it asks for, wherever it starts (a resume), and
+ * only that one.  A release beyond r moves r, i and t; every fetch keeps
+ * the state for pace_reset from now.  All by the server's clock (TIME):
+ * the nodes' clocks do not matter; one script, so two fetches of one
+ * viewer never both advance from the same state.
+ *
+ * Returns {fetches in the window, ms left of it, r before this fetch (-1:
+ * none), the credit counted, 1 if released}; a fetch over the budget
+ * releases nothing.  Integers below 2^53 throughout: exact in Lua.
  */
 static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local n, ttl, first = 0, 0, now\n"
+    "local n, ttl, r, credit, ok = 0, 0, -1, 0, 1\n"
     "if ARGV[1] ~= '0' then\n"
     "  n = redis.call('INCR', KEYS[1])\n"
     "  ttl = redis.call('PTTL', KEYS[1])\n"
@@ -57,13 +72,29 @@ static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "    redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
     "    ttl = tonumber(ARGV[1])\n"
     "  end\n"
+    "  if n > tonumber(ARGV[2]) then ok = 0 end\n"
     "end\n"
-    "if ARGV[2] ~= '0' then\n"
-    "  if not redis.call('SET', KEYS[2], now, 'NX', 'PX', ARGV[2]) then\n"
-    "    first = tonumber(redis.call('GET', KEYS[2])) or now\n"
+    "if ARGV[3] ~= '0' then\n"
+    "  local s, k = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "  local st = redis.call('HMGET', KEYS[2], 'r', 'i', 't')\n"
+    "  local adv = true\n"
+    "  if st[1] and st[2] and st[3] then\n"
+    "    r = tonumber(st[1])\n"
+    "    if k == tonumber(st[2]) + 1 then\n"
+    "      credit = math.max(now - tonumber(st[3]), 0)\n"
+    "    end\n"
+    "    adv = s > r\n"
+    "    if adv and (s - r) * 1000 > credit * tonumber(ARGV[4])"
+    " + tonumber(ARGV[5]) * 1000 then\n"
+    "      ok, adv = 0, false\n"
+    "    end\n"
     "  end\n"
+    "  if adv and ok == 1 then\n"
+    "    redis.call('HSET', KEYS[2], 'r', s, 'i', k, 't', now)\n"
+    "  end\n"
+    "  redis.call('PEXPIRE', KEYS[2], ARGV[3])\n"
     "end\n"
-    "return {n, ttl, now - first}\n");
+    "return {n, ttl, r, credit, ok}\n");
 
 
 /* a cached key: 'K', the 16 bytes, starts_ms (8 bytes, big-endian) */
@@ -84,7 +115,7 @@ typedef struct {
     int64_t                         starts_ms;
     int64_t                         count;        /* from the script */
     int64_t                         ttl_ms;
-    int64_t                         elapsed_ms;
+    vodlms_key_pace_t               pace;
     const char                     *source;       /* "cache", "database" */
     const char                     *unlimited;    /* why not counted */
     u_char                          key[VODLMS_KEY_LEN];
@@ -430,15 +461,16 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     u_char                       *p;
     size_t                        klen;
     ngx_int_t                     rc;
-    const char                   *argv[7], *reason;
-    size_t                        argvlen[7];
+    const char                   *argv[12], *reason;
+    size_t                        argvlen[12];
     ngx_vodlms_redis_cmd_t        cmd;
     ngx_vodlms_redis_status_e     status;
     ngx_http_request_t           *r = k->r;
     ngx_http_vodlms_key_conf_t   *kcf = k->kcf;
     ngx_http_vodlms_main_conf_t  *vmcf;
 
-    u_char  nw[NGX_INT64_LEN], nr[NGX_INT64_LEN];
+    u_char  nw[NGX_INT64_LEN], nb[NGX_INT64_LEN], nr[NGX_INT64_LEN],
+            nv[NGX_INT64_LEN], na[NGX_INT64_LEN], ns[NGX_INT64_LEN];
 
     if (kcf->budget == 0 && kcf->speed == 0) {
         ngx_http_vodlms_key_serve(k);
@@ -446,7 +478,7 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     }
 
     /*
-     * "vodlms:hlskey:{<video>:<user>}:n" and ":t": a video id has no ':',
+     * "vodlms:hlskey:{<video>:<user>}:n" and ":p": a video id has no ':',
      * so (video, user) pairs never collide; the braces keep both keys in
      * one slot of a Redis Cluster
      */
@@ -461,13 +493,18 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     p = ngx_sprintf((u_char *) argv[3], "vodlms:hlskey:{%V:%V}:n", &k->video,
                     &k->user);
     argv[4] = (char *) p;
-    ngx_sprintf(p, "vodlms:hlskey:{%V:%V}:t", &k->video, &k->user);
+    ngx_sprintf(p, "vodlms:hlskey:{%V:%V}:p", &k->video, &k->user);
 
     argv[0] = "EVAL";
     argv[1] = (char *) ngx_http_vodlms_key_lua.data;
     argv[2] = "2";
     argv[5] = (char *) nw;
-    argv[6] = (char *) nr;
+    argv[6] = (char *) nb;
+    argv[7] = (char *) nr;
+    argv[8] = (char *) nv;
+    argv[9] = (char *) na;
+    argv[10] = (char *) ns;
+    argv[11] = (char *) k->index.data;
 
     argvlen[0] = 4;
     argvlen[1] = ngx_http_vodlms_key_lua.len;
@@ -475,18 +512,23 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     argvlen[3] = klen;
     argvlen[4] = klen;
     argvlen[5] = ngx_sprintf(nw, "%M", kcf->budget ? kcf->window : 0) - nw;
-    argvlen[6] = ngx_sprintf(nr, "%M", kcf->speed ? kcf->pace_reset : 0)
+    argvlen[6] = ngx_sprintf(nb, "%ui", kcf->budget) - nb;
+    argvlen[7] = ngx_sprintf(nr, "%M", kcf->speed ? kcf->pace_reset : 0)
                  - nr;
+    argvlen[8] = ngx_sprintf(nv, "%ui", kcf->speed) - nv;
+    argvlen[9] = ngx_sprintf(na, "%M", kcf->allowance) - na;
+    argvlen[10] = ngx_sprintf(ns, "%L", k->starts_ms) - ns;
+    argvlen[11] = k->index.len;
 
-    cmd.argc = 7;
+    cmd.argc = 12;
     cmd.argv = argv;
     cmd.argvlen = argvlen;
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "vodlms key: counting %V in Redis (window %M ms, first "
-                   "fetch kept %M ms)", &k->who,
+                   "vodlms key: counting %V in Redis (window %M ms, pace "
+                   "state kept %M ms)", &k->who,
                    kcf->budget ? kcf->window : 0,
                    kcf->speed ? kcf->pace_reset : 0);
 
@@ -519,10 +561,12 @@ ngx_http_vodlms_key_reply(void *data, ngx_uint_t i, redisReply *reply)
         return;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5
         || reply->element[0]->type != REDIS_REPLY_INTEGER
         || reply->element[1]->type != REDIS_REPLY_INTEGER
-        || reply->element[2]->type != REDIS_REPLY_INTEGER)
+        || reply->element[2]->type != REDIS_REPLY_INTEGER
+        || reply->element[3]->type != REDIS_REPLY_INTEGER
+        || reply->element[4]->type != REDIS_REPLY_INTEGER)
     {
         ngx_log_error(NGX_LOG_ERR, k->r->connection->log, 0,
                       "vodlms key: the limits script gave an unexpected "
@@ -532,7 +576,9 @@ ngx_http_vodlms_key_reply(void *data, ngx_uint_t i, redisReply *reply)
 
     k->count = reply->element[0]->integer;
     k->ttl_ms = reply->element[1]->integer;
-    k->elapsed_ms = reply->element[2]->integer;
+    k->pace.released_ms = reply->element[2]->integer;
+    k->pace.credit_ms = reply->element[3]->integer;
+    k->pace.released = reply->element[4]->integer == 1;
     k->counted = 1;
 }
 
@@ -603,14 +649,15 @@ ngx_http_vodlms_key_judge(ngx_http_vodlms_key_req_t *k)
     limits.speed = kcf->speed;
     limits.allowance_ms = kcf->allowance;
 
-    verdict = vodlms_key_judge(&limits, k->count, k->ttl_ms, k->elapsed_ms,
+    verdict = vodlms_key_judge(&limits, k->count, k->ttl_ms, &k->pace,
                                k->starts_ms, &retry);
 
-    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "vodlms key: fetch %L in the window (%L ms left), %L ms "
-                   "since the first, the key starts at %L ms: verdict %d, "
-                   "retry after %uL s", k->count, k->ttl_ms, k->elapsed_ms,
-                   k->starts_ms, (int) verdict, retry);
+    ngx_log_debug7(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms key: fetch %L in the window (%L ms left), "
+                   "released up to %L ms with %L ms of credit, the key "
+                   "starts at %L ms: verdict %d, retry after %uL s",
+                   k->count, k->ttl_ms, k->pace.released_ms,
+                   k->pace.credit_ms, k->starts_ms, (int) verdict, retry);
 
     if (verdict == VODLMS_KEY_ALLOW) {
         ngx_http_vodlms_key_serve(k);
@@ -642,8 +689,9 @@ ngx_http_vodlms_key_judge(ngx_http_vodlms_key_req_t *k)
         return;
     }
 
-    p = ngx_sprintf(extra.data, ",\"startsAt\":%.3f,\"retryAfter\":%uL",
-                    (double) k->starts_ms / 1000, retry);
+    p = ngx_sprintf(extra.data, ",\"startsAt\":%.3f,\"releasedTo\":%.3f,"
+                    "\"retryAfter\":%uL", (double) k->starts_ms / 1000,
+                    (double) ngx_max(k->pace.released_ms, 0) / 1000, retry);
     extra.len = p - extra.data;
 
     ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_KEY_PACE,
@@ -676,8 +724,8 @@ ngx_http_vodlms_key_serve(ngx_http_vodlms_key_req_t *k)
         return;
     }
 
-    /* what the limits saw: "; fetch 3 of 20 in the window; 95 s since the
-       first key", or why they were not counted */
+    /* what the limits saw: "; fetch 3 of 20 in the window; released up to
+       600 s before", or why they were not counted */
     p = limits;
     last = limits + sizeof(limits);
 
@@ -687,8 +735,13 @@ ngx_http_vodlms_key_serve(ngx_http_vodlms_key_req_t *k)
     }
 
     if (k->counted && kcf->speed) {
-        p = ngx_slprintf(p, last, "; %L s since the first key",
-                         k->elapsed_ms / 1000);
+        if (k->pace.released_ms < 0) {
+            p = ngx_slprintf(p, last, "; the viewer's first key");
+
+        } else {
+            p = ngx_slprintf(p, last, "; released up to %L s before",
+                             k->pace.released_ms / 1000);
+        }
     }
 
     if (k->unlimited) {
