@@ -40,31 +40,34 @@ static ngx_str_t  ngx_http_vodlms_key_sql = ngx_string(
 
 
 /*
- * KEYS: the window's counter, the pace state (a hash: r, the start of the
- * furthest key released; i, its index; t, when it was released).  ARGV:
+ * KEYS: the window's counter, the pace state (a hash: r and i, the start
+ * and index of the furthest key released; p, where a viewer playing since
+ * the first fetch would be, in thousandths of a content ms, at t).  ARGV:
  * the window in ms (0: no budget), the budget, how long the pace state
  * outlives the viewer's last fetch in ms (0: no pace limit), the speed in
  * thousandths, the allowance in ms, this key's start in ms and its index.
  *
- * The pace is relative to the last release, not to the first fetch: key s
- * is released if s <= r (content already released: seeking back is free)
- * or s - r <= credit * speed + allowance, where credit is the time since
- * t if this is the key after i, and 0 for a key further on, so that time
- * spent idle buys one key, never a run of them.  The first fetch (no
- * state) releases the key it asks for, wherever it starts (a resume), and
- * only that one.  A release beyond r moves r, i and t; every fetch keeps
- * the state for pace_reset from now.  All by the server's clock (TIME):
- * the nodes' clocks do not matter; one script, so two fetches of one
- * viewer never both advance from the same state.
+ * The pace follows a virtual playhead, not the time since the first fetch:
+ * it moves at speed, but never past what was released (the start of the
+ * key after r: an idle viewer does not play on), so time spent idle buys
+ * at most the rest of the current key.  Key s is released if s <= r
+ * (content already released: seeking back is free) or s <= playhead +
+ * allowance; for a key beyond the next one the playhead stops at r.  The
+ * first fetch (no state) releases the key it asks for, wherever it starts
+ * (a resume), and puts the playhead there.  A release beyond r stores r,
+ * i, the playhead and now; every fetch keeps the state for pace_reset
+ * from now.  All by the server's clock (TIME): the nodes' clocks do not
+ * matter; one script, so two fetches never both advance from one state.
  *
  * Returns {fetches in the window, ms left of it, r before this fetch (-1:
- * none), the credit counted, 1 if released}; a fetch over the budget
- * releases nothing.  Integers below 2^53 throughout: exact in Lua.
+ * none), the playhead (thousandths of a ms), 1 if released}; a fetch over
+ * the budget releases nothing.  Integers below 2^53 throughout: exact in
+ * Lua's doubles.
  */
 static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local n, ttl, r, credit, ok = 0, 0, -1, 0, 1\n"
+    "local n, ttl, r, p, ok = 0, 0, -1, 0, 1\n"
     "if ARGV[1] ~= '0' then\n"
     "  n = redis.call('INCR', KEYS[1])\n"
     "  ttl = redis.call('PTTL', KEYS[1])\n"
@@ -76,25 +79,27 @@ static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "end\n"
     "if ARGV[3] ~= '0' then\n"
     "  local s, k = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-    "  local st = redis.call('HMGET', KEYS[2], 'r', 'i', 't')\n"
+    "  local st = redis.call('HMGET', KEYS[2], 'r', 'i', 'p', 't')\n"
     "  local adv = true\n"
-    "  if st[1] and st[2] and st[3] then\n"
+    "  p = s * 1000\n"
+    "  if st[1] and st[2] and st[3] and st[4] then\n"
     "    r = tonumber(st[1])\n"
-    "    if k == tonumber(st[2]) + 1 then\n"
-    "      credit = math.max(now - tonumber(st[3]), 0)\n"
-    "    end\n"
+    "    local cap = r\n"
+    "    if k == tonumber(st[2]) + 1 then cap = s end\n"
+    "    p = math.min(tonumber(st[3]) + math.max(now - tonumber(st[4]), 0)"
+    " * tonumber(ARGV[4]), cap * 1000)\n"
     "    adv = s > r\n"
-    "    if adv and (s - r) * 1000 > credit * tonumber(ARGV[4])"
-    " + tonumber(ARGV[5]) * 1000 then\n"
+    "    if adv and s * 1000 > p + tonumber(ARGV[5]) * 1000 then\n"
     "      ok, adv = 0, false\n"
     "    end\n"
     "  end\n"
     "  if adv and ok == 1 then\n"
-    "    redis.call('HSET', KEYS[2], 'r', s, 'i', k, 't', now)\n"
+    "    redis.call('HSET', KEYS[2], 'r', string.format('%.0f', s), 'i', k,"
+    " 'p', string.format('%.0f', p), 't', string.format('%.0f', now))\n"
     "  end\n"
     "  redis.call('PEXPIRE', KEYS[2], ARGV[3])\n"
     "end\n"
-    "return {n, ttl, r, credit, ok}\n");
+    "return {n, ttl, r, p, ok}\n");
 
 
 /* a cached key: 'K', the 16 bytes, starts_ms (8 bytes, big-endian) */
@@ -577,7 +582,7 @@ ngx_http_vodlms_key_reply(void *data, ngx_uint_t i, redisReply *reply)
     k->count = reply->element[0]->integer;
     k->ttl_ms = reply->element[1]->integer;
     k->pace.released_ms = reply->element[2]->integer;
-    k->pace.credit_ms = reply->element[3]->integer;
+    k->pace.playhead = reply->element[3]->integer;
     k->pace.released = reply->element[4]->integer == 1;
     k->counted = 1;
 }
@@ -654,10 +659,11 @@ ngx_http_vodlms_key_judge(ngx_http_vodlms_key_req_t *k)
 
     ngx_log_debug7(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "vodlms key: fetch %L in the window (%L ms left), "
-                   "released up to %L ms with %L ms of credit, the key "
+                   "released up to %L ms, playhead at %L ms, the key "
                    "starts at %L ms: verdict %d, retry after %uL s",
                    k->count, k->ttl_ms, k->pace.released_ms,
-                   k->pace.credit_ms, k->starts_ms, (int) verdict, retry);
+                   k->pace.playhead / 1000, k->starts_ms, (int) verdict,
+                   retry);
 
     if (verdict == VODLMS_KEY_ALLOW) {
         ngx_http_vodlms_key_serve(k);

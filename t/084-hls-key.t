@@ -644,7 +644,7 @@ Cookie: session=t084-ann
 [qr/\[debug\].*vodlms key: user "8401" video "lec-key" version "v1" key 2 asked of PostgreSQL/,
  qr/\[debug\].*vodlms key: cache hit for user "8401" video "lec-key" version "v1" key 2, 25 bytes/,
  qr/\[debug\].*vodlms key: counting user "8401" video "lec-key" version "v1" key 2 in Redis \(window 60000 ms, pace state kept 0 ms\)/,
- qr/\[debug\].*vodlms key: fetch \d+ in the window \(\d+ ms left\), released up to -1 ms with 0 ms of credit, the key starts at 1200000 ms: verdict 0, retry after 0 s/]
+ qr/\[debug\].*vodlms key: fetch \d+ in the window \(\d+ ms left\), released up to -1 ms, playhead at 0 ms, the key starts at 1200000 ms: verdict 0, retry after 0 s/]
 
 
 
@@ -730,7 +730,7 @@ answering 429
 
 
 
-=== TEST 26: seeking back is free and moves nothing: the next key is still due 50 s after the furthest one
+=== TEST 26: seeking back is free and moves nothing: the next key is due when the playhead is 10 s from it
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
@@ -752,9 +752,9 @@ Cookie: session=t084-eve
 --- response_body eval
 ["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1), "aged 60 s\n", ::long_key(2),
  ::long_key(0), ::long_key(1),
- qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":180\.000,"releasedTo":120\.000,"retryAfter":50\}\n\z/]
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":180\.000,"releasedTo":120\.000,"retryAfter":60\}\n\z/]
 --- raw_response_headers_like eval
-["", "", "", "", "", "", "", "", qr/\r\nRetry-After: 50\r\n/]
+["", "", "", "", "", "", "", "", qr/\r\nRetry-After: 60\r\n/]
 
 
 
@@ -780,7 +780,7 @@ Cookie: session=t084-eve
 ["forgot\n", ::long_key(7),
  qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":480\.000,"releasedTo":420\.000,"retryAfter":50\}\n\z/,
  ::long_key(5), "aged 50 s\n", ::long_key(8),
- qr/"retryAfter":50\}/]
+ qr/"retryAfter":60\}/]
 --- error_log
 user "8405" video "lec-long" version "v1" key 7 (from the database; the viewer's first key), answering 200
 
@@ -805,3 +805,28 @@ Cookie: session=t084-eve
 [200, 200, 200, 200, 200]
 --- response_body_like eval
 ["forgot", "", "expires in 3 s", "", qr/\Apttl (?:5\d{4}|60000)\n\z/]
+
+
+
+=== TEST 29: the allowance is a lead, not a gift per key: asking each key the moment it is due gains nothing on real time
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/1.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/2.key",
+ "GET /ctl/pace/age/lec-long/8405/10", "GET /vodlms/keys/lec-long/v1/2.key"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 200, 200, 200, 429, 200, 200]
+--- response_body eval
+["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1), "aged 50 s\n",
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":120\.000,"releasedTo":60\.000,"retryAfter":10\}\n\z/,
+ "aged 10 s\n", ::long_key(2)]

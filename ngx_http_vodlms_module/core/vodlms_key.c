@@ -151,8 +151,8 @@ vodlms_key_judge(const vodlms_key_limits_t *limits, int64_t count,
     int64_t ttl_ms, const vodlms_key_pace_t *pace, int64_t starts_ms,
     uint64_t *retry_after)
 {
-    int64_t   released_ms, credit_ms;
-    uint64_t  ahead, need, wait_ms;
+    int64_t   playhead;
+    uint64_t  due, need, wait_ms;
 
     *retry_after = 0;
 
@@ -180,19 +180,17 @@ vodlms_key_judge(const vodlms_key_limits_t *limits, int64_t count,
     starts_ms = starts_ms < 0 ? 0
                 : starts_ms > VODLMS_KEY_MS_MAX ? VODLMS_KEY_MS_MAX
                 : starts_ms;
-    released_ms = pace->released_ms < 0 ? 0
-                  : pace->released_ms > starts_ms ? starts_ms
-                  : pace->released_ms;
-    credit_ms = pace->credit_ms < 0 ? 0
-                : pace->credit_ms > VODLMS_KEY_MS_MAX ? VODLMS_KEY_MS_MAX
-                : pace->credit_ms;
+    playhead = pace->playhead < 0 ? 0
+               : pace->playhead > VODLMS_KEY_MS_MAX * 1000
+                 ? VODLMS_KEY_MS_MAX * 1000
+               : pace->playhead;
 
-    /* content beyond the allowance, in real ms at speed (rounded up), less
-       the time that already counted */
-    ahead = (uint64_t) (starts_ms - released_ms);
-    ahead = ahead > limits->allowance_ms ? ahead - limits->allowance_ms : 0;
-    need = (ahead * 1000 + limits->speed - 1) / limits->speed;
-    wait_ms = need > (uint64_t) credit_ms ? need - (uint64_t) credit_ms : 0;
+    /* where the playhead must be, in thousandths of a content ms; the real
+       time it takes to get there at speed, rounded up */
+    due = (uint64_t) starts_ms > limits->allowance_ms
+          ? ((uint64_t) starts_ms - limits->allowance_ms) * 1000 : 0;
+    need = due > (uint64_t) playhead ? due - (uint64_t) playhead : 0;
+    wait_ms = (need + limits->speed - 1) / limits->speed;
 
     *retry_after = (wait_ms + 999) / 1000;
     if (*retry_after == 0) {

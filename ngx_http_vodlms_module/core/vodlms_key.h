@@ -62,13 +62,13 @@ int vodlms_key_speed_parse(const char *s, size_t len, uint64_t *speed);
  *   released: 1 if the script released this key (or found no pace limit);
  *   released_ms: the start of the furthest key released before this
  *       fetch, -1 if this is the viewer's first fetch (no state);
- *   credit_ms: the real time that counted for this key: the time since
- *       released_ms was released if this key is the next one after it,
- *       0 otherwise (idle time buys one key, never a run of keys).
+ *   playhead: where a viewer playing at speed since the first fetch would
+ *       be now, never past what was released (idle time buys at most the
+ *       rest of the current key), in thousandths of a content ms.
  */
 typedef struct {
     int64_t     released_ms;
-    int64_t     credit_ms;
+    int64_t     playhead;
     int         released;
 } vodlms_key_pace_t;
 
@@ -82,8 +82,8 @@ typedef struct {
  *   over budget (count > budget)                  VODLMS_KEY_OVER_BUDGET,
  *       *retry_after: seconds until the window ends;
  *   not released by the script                    VODLMS_KEY_TOO_EARLY,
- *       *retry_after: seconds until
- *       starts_ms - released_ms <= (credit + wait) * speed + allowance;
+ *       *retry_after: seconds until the playhead, moving at speed,
+ *       is within allowance of starts_ms;
  *   otherwise VODLMS_KEY_ALLOW (*retry_after 0).
  *
  * The budget is judged first.  Negative inputs count as 0; retry_after is

@@ -139,14 +139,15 @@ test_speed(void)
 }
 
 
-/* what the script answered: released up to r, credit c, released or not */
+/* what the script answered: released up to r, the playhead (thousandths
+   of a content ms), released or not */
 static vodlms_key_pace_t *
-pace(int64_t r, int64_t c, int released)
+pace(int64_t r, int64_t playhead, int released)
 {
     static vodlms_key_pace_t  p;
 
     p.released_ms = r;
-    p.credit_ms = c;
+    p.playhead = playhead;
     p.released = released;
 
     return &p;
@@ -193,30 +194,33 @@ test_judge(void)
            VODLMS_KEY_TOO_EARLY, "pace: not released: refused");
     is_int((int) retry, 570, "pace: 600 s past key 0, 30 s allowed: due in "
            "570 s");
-    vodlms_key_judge(&l, 0, 0, pace(0, 100000, 0), 600000, &retry);
-    is_int((int) retry, 470, "pace: 100 s of credit: due in 470 s");
-    vodlms_key_judge(&l, 0, 0, pace(1200000, 100000, 0), 1800000, &retry);
-    is_int((int) retry, 470, "pace: relative to the last release, not to 0");
-    vodlms_key_judge(&l, 0, 0, pace(0, 569999, 0), 600000, &retry);
+    vodlms_key_judge(&l, 0, 0, pace(0, 100000000, 0), 600000, &retry);
+    is_int((int) retry, 470, "pace: the playhead at 100 s: due in 470 s");
+    vodlms_key_judge(&l, 0, 0, pace(1200000, 1300000000, 0), 1800000,
+                     &retry);
+    is_int((int) retry, 470, "pace: from the playhead, not from 0");
+    vodlms_key_judge(&l, 0, 0, pace(0, 569999000, 0), 600000, &retry);
     is_int((int) retry, 1, "pace: due in 1 ms: Retry-After 1");
-    vodlms_key_judge(&l, 0, 0, pace(0, 900000, 0), 600000, &retry);
+    vodlms_key_judge(&l, 0, 0, pace(0, 569999999, 0), 600000, &retry);
+    is_int((int) retry, 1, "pace: due in a thousandth of a ms: 1");
+    vodlms_key_judge(&l, 0, 0, pace(0, 900000000, 0), 600000, &retry);
     is_int((int) retry, 1, "pace: refused though due (a race): at least 1");
     vodlms_key_judge(&l, 0, 0, pace(0, -5000, 0), 600000, &retry);
-    is_int((int) retry, 570, "pace: a negative credit (a clock step) counts "
-           "as 0");
-    vodlms_key_judge(&l, 0, 0, pace(700000, 0, 0), 600000, &retry);
-    is_int((int) retry, 1, "pace: released beyond the key (cannot be "
-           "refused): 1");
+    is_int((int) retry, 570, "pace: a negative playhead counts as 0");
+    vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 20000, &retry);
+    is_int((int) retry, 1, "pace: a key within the allowance (a race): 1");
 
     /* pace 2x, no allowance */
     l.speed = 2000;
     l.allowance_ms = 0;
     vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 600001, &retry);
     is_int((int) retry, 301, "pace 2x: due in 300.0005 s: 301");
-    vodlms_key_judge(&l, 0, 0, pace(0, 299999, 0), 600000, &retry);
-    is_int((int) retry, 1, "pace 2x: due in 1 ms: 1");
+    vodlms_key_judge(&l, 0, 0, pace(0, 599998000, 0), 600000, &retry);
+    is_int((int) retry, 1, "pace 2x: 2 ms of content: 1 ms, Retry-After 1");
+    vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 600000, &retry);
+    is_int((int) retry, 300, "pace 2x: 600 s of content: 300 s");
 
-    /* pace 1.5x: 4 ms of content take 2.667 ms, rounded up */
+    /* pace 1.5x: 1500.003 s of content take 1000.002 s, rounded up */
     l.speed = 1500;
     vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 1500003, &retry);
     is_int((int) retry, 1001, "pace 1.5x: 1500.003 s of content: 1000.002 s "
@@ -239,7 +243,7 @@ test_judge(void)
     ok(retry > 0 && retry <= 10000000000000ULL,
        "... with a finite Retry-After");
     vodlms_key_judge(&l, 0, 0, pace(INT64_MIN, INT64_MAX, 0), 1000, &retry);
-    is_int((int) retry, 1, "huge credit: clamped, Retry-After 1");
+    is_int((int) retry, 1, "huge playhead: clamped, Retry-After 1");
 }
 
 
