@@ -12,7 +12,8 @@
  *      change, so every worker reuses every answer), else one prepared
  *      statement on the replica's pool (the primary's when the replica
  *      cannot serve it):
- *          SELECT encode(key, 'hex'), starts_ms FROM <schema>.video_keys
+ *          SELECT encode(key, 'hex'), starts_ms, <the starts_ms of key
+ *          index - 1> FROM <schema>.video_keys
  *          WHERE video_id = $1 AND version = $2 AND key_index = $3
  *      no row: 404 no_such_key; PostgreSQL down or timed out: 503;
  *   3. with budget= or pace=: one EVAL in Redis per fetch (the script
@@ -35,27 +36,34 @@
 
 /* decoded by the pure core: bytea text output depends on bytea_output */
 static ngx_str_t  ngx_http_vodlms_key_sql = ngx_string(
-    "SELECT encode(key, 'hex'), starts_ms FROM vodlms.video_keys"
-    " WHERE video_id = $1 AND version = $2 AND key_index = $3::integer");
+    "SELECT encode(k.key, 'hex'), k.starts_ms,"
+    " (SELECT p.starts_ms FROM vodlms.video_keys p"
+    " WHERE p.video_id = $1 AND p.version = $2"
+    " AND p.key_index = $3::integer - 1)"
+    " FROM vodlms.video_keys k"
+    " WHERE k.video_id = $1 AND k.version = $2 AND k.key_index = $3::integer");
 
 
 /*
- * KEYS: the window's counter, the pace state (a hash: r and i, the start
- * and index of the furthest key released; p, where a viewer playing since
- * the first fetch would be, in thousandths of a content ms, at t).  ARGV:
- * the window in ms (0: no budget), the budget, how long the pace state
- * outlives the viewer's last fetch in ms (0: no pace limit), the speed in
- * thousandths, the allowance in ms, this key's start in ms and its index.
+ * KEYS: the window's counter, the pace state (a hash: r, the start of the
+ * furthest key released; p, where a viewer playing since the first fetch
+ * would be, in thousandths of a content ms, at t).  ARGV: the window in ms
+ * (0: no budget), the budget, how long the pace state outlives the
+ * viewer's last fetch in ms (0: no pace limit), the speed in thousandths,
+ * the allowance in ms, this key's start in ms and the start of the key
+ * before it in its version (-1: none).
  *
  * The pace follows a virtual playhead, not the time since the first fetch:
  * it moves at speed, but never past what was released (the start of the
  * key after r: an idle viewer does not play on), so time spent idle buys
  * at most the rest of the current key.  Key s is released if s <= r
  * (content already released: seeking back is free) or s <= playhead +
- * allowance; for a key beyond the next one the playhead stops at r.  The
- * first fetch (no state) releases the key it asks for, wherever it starts
- * (a resume), and puts the playhead there.  A release beyond r stores r,
- * i, the playhead and now; every fetch keeps the state for pace_reset
+ * allowance; for a key beyond the next one (the key before it starts after
+ * r) the playhead stops at r.  Starts, not indexes: a viewer who reloads
+ * onto a re-encoded version with other key periods goes on.  The first
+ * fetch (no state) releases the key it asks for, wherever it starts (a
+ * resume), and puts the playhead there.  A release beyond r stores r, the
+ * playhead and now; every fetch keeps the state for pace_reset
  * from now.  All by the server's clock (TIME): the nodes' clocks do not
  * matter; one script, so two fetches never both advance from one state.
  *
@@ -78,15 +86,15 @@ static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "  if n > tonumber(ARGV[2]) then ok = 0 end\n"
     "end\n"
     "if ARGV[3] ~= '0' then\n"
-    "  local s, k = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-    "  local st = redis.call('HMGET', KEYS[2], 'r', 'i', 'p', 't')\n"
+    "  local s, prev = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "  local st = redis.call('HMGET', KEYS[2], 'r', 'p', 't')\n"
     "  local adv = true\n"
     "  p = s * 1000\n"
-    "  if st[1] and st[2] and st[3] and st[4] then\n"
+    "  if st[1] and st[2] and st[3] then\n"
     "    r = tonumber(st[1])\n"
     "    local cap = r\n"
-    "    if k == tonumber(st[2]) + 1 then cap = s end\n"
-    "    p = math.min(tonumber(st[3]) + math.max(now - tonumber(st[4]), 0)"
+    "    if prev <= r then cap = s end\n"
+    "    p = math.min(tonumber(st[2]) + math.max(now - tonumber(st[3]), 0)"
     " * tonumber(ARGV[4]), cap * 1000)\n"
     "    adv = s > r\n"
     "    if adv and s * 1000 > p + tonumber(ARGV[5]) * 1000 then\n"
@@ -94,7 +102,7 @@ static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "    end\n"
     "  end\n"
     "  if adv and ok == 1 then\n"
-    "    redis.call('HSET', KEYS[2], 'r', string.format('%.0f', s), 'i', k,"
+    "    redis.call('HSET', KEYS[2], 'r', string.format('%.0f', s),"
     " 'p', string.format('%.0f', p), 't', string.format('%.0f', now))\n"
     "  end\n"
     "  redis.call('PEXPIRE', KEYS[2], ARGV[3])\n"
@@ -102,10 +110,11 @@ static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "return {n, ttl, r, p, ok}\n");
 
 
-/* a cached key: 'K', the 16 bytes, starts_ms (8 bytes, big-endian) */
+/* a cached key: 'K', the 16 bytes, starts_ms and the previous key's
+   starts_ms (-1: none), 8 bytes each, big-endian */
 #define NGX_HTTP_VODLMS_KEY_CACHED    'K'
 #define NGX_HTTP_VODLMS_KEY_NO_ROW    'N'
-#define NGX_HTTP_VODLMS_KEY_CACHE_LEN (1 + VODLMS_KEY_LEN + 8)
+#define NGX_HTTP_VODLMS_KEY_CACHE_LEN (1 + VODLMS_KEY_LEN + 16)
 
 
 typedef struct {
@@ -118,6 +127,7 @@ typedef struct {
     ngx_str_t                       who;          /* for the log line */
     ngx_str_t                       cache_key;
     int64_t                         starts_ms;
+    int64_t                         prev_ms;      /* key index - 1's, or -1 */
     int64_t                         count;        /* from the script */
     int64_t                         ttl_ms;
     vodlms_key_pace_t               pace;
@@ -325,8 +335,11 @@ ngx_http_vodlms_key_lookup(ngx_http_vodlms_key_req_t *k)
                 ngx_memcpy(k->key, buf + 1, VODLMS_KEY_LEN);
                 p = buf + 1 + VODLMS_KEY_LEN;
                 k->starts_ms = 0;
+                k->prev_ms = 0;
                 for (len = 0; len < 8; len++) {
                     k->starts_ms = (k->starts_ms << 8) | p[len];
+                    k->prev_ms = (int64_t) (((uint64_t) k->prev_ms << 8)
+                                            | p[8 + len]);
                 }
 
                 ngx_http_vodlms_key_found(k);
@@ -398,7 +411,7 @@ ngx_http_vodlms_key_row(void *data, ngx_vodlms_pg_status_e status,
         return;
     }
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 3) {
         ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_INTERNAL,
                                  "the key query returned no key and "
                                  "starts_ms", NULL);
@@ -439,6 +452,20 @@ ngx_http_vodlms_key_row(void *data, ngx_vodlms_pg_status_e status,
     }
 
     k->starts_ms = n;
+    k->prev_ms = -1;
+
+    if (!PQgetisnull(res, 0, 2)) {
+        n = ngx_atoi((u_char *) PQgetvalue(res, 0, 2),
+                     PQgetlength(res, 0, 2));
+        if (n == NGX_ERROR) {
+            ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_INTERNAL,
+                                     "the previous row's starts_ms is no "
+                                     "number", NULL);
+            return;
+        }
+
+        k->prev_ms = n;
+    }
 
     if (kcf->cache) {
         buf[0] = NGX_HTTP_VODLMS_KEY_CACHED;
@@ -446,6 +473,12 @@ ngx_http_vodlms_key_row(void *data, ngx_vodlms_pg_status_e status,
         ms = k->starts_ms;
         for (i = 0; i < 8; i++) {
             p[7 - i] = (u_char) (ms & 0xff);
+            ms >>= 8;
+        }
+
+        ms = (uint64_t) k->prev_ms;
+        for (i = 0; i < 8; i++) {
+            p[15 - i] = (u_char) (ms & 0xff);
             ms >>= 8;
         }
 
@@ -475,7 +508,8 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     ngx_http_vodlms_main_conf_t  *vmcf;
 
     u_char  nw[NGX_INT64_LEN], nb[NGX_INT64_LEN], nr[NGX_INT64_LEN],
-            nv[NGX_INT64_LEN], na[NGX_INT64_LEN], ns[NGX_INT64_LEN];
+            nv[NGX_INT64_LEN], na[NGX_INT64_LEN], ns[NGX_INT64_LEN],
+            np[NGX_INT64_LEN];
 
     if (kcf->budget == 0 && kcf->speed == 0) {
         ngx_http_vodlms_key_serve(k);
@@ -509,7 +543,7 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     argv[8] = (char *) nv;
     argv[9] = (char *) na;
     argv[10] = (char *) ns;
-    argv[11] = (char *) k->index.data;
+    argv[11] = (char *) np;
 
     argvlen[0] = 4;
     argvlen[1] = ngx_http_vodlms_key_lua.len;
@@ -523,7 +557,7 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     argvlen[8] = ngx_sprintf(nv, "%ui", kcf->speed) - nv;
     argvlen[9] = ngx_sprintf(na, "%M", kcf->allowance) - na;
     argvlen[10] = ngx_sprintf(ns, "%L", k->starts_ms) - ns;
-    argvlen[11] = k->index.len;
+    argvlen[11] = ngx_sprintf(np, "%L", k->prev_ms) - np;
 
     cmd.argc = 12;
     cmd.argv = argv;

@@ -60,6 +60,10 @@ $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, s
 $pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
             SELECT 'lec-long', 'v1', k, decode(lpad(to_hex(k), 32, '0'), 'hex'), k * 10, k * 60000
             FROM generate_series(0, 11) AS k});
+# and a re-encode of it with a key every 30 s
+$pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
+            SELECT 'lec-long', 'v2', k, decode(lpad(to_hex(100 + k), 32, '0'), 'hex'), k * 5, k * 30000
+            FROM generate_series(0, 23) AS k});
 
 # The pace state of a (video, user) in Redis, aged as if time had passed
 # (no test sleeps for it).  Older releases kept only the time of the first
@@ -125,6 +129,7 @@ our $key0 = join '', map { chr } 0x00 .. 0x0f;
 our $key1 = join '', map { chr } 0x10 .. 0x1f;
 # lec-long's key k: 15 zero bytes, then k
 sub long_key { ("\0" x 15) . chr(shift) }
+sub long_key_v2 { ("\0" x 15) . chr(100 + shift) }
 
 # every block: the module, these http{} lines, and the key location below
 block_defaults(http_config => <<'EOF');
@@ -642,7 +647,7 @@ Cookie: session=t084-ann
 [200, 200]
 --- error_log eval
 [qr/\[debug\].*vodlms key: user "8401" video "lec-key" version "v1" key 2 asked of PostgreSQL/,
- qr/\[debug\].*vodlms key: cache hit for user "8401" video "lec-key" version "v1" key 2, 25 bytes/,
+ qr/\[debug\].*vodlms key: cache hit for user "8401" video "lec-key" version "v1" key 2, 33 bytes/,
  qr/\[debug\].*vodlms key: counting user "8401" video "lec-key" version "v1" key 2 in Redis \(window 60000 ms, pace state kept 0 ms\)/,
  qr/\[debug\].*vodlms key: fetch \d+ in the window \(\d+ ms left\), released up to -1 ms, playhead at 0 ms, the key starts at 1200000 ms: verdict 0, retry after 0 s/]
 
@@ -830,3 +835,35 @@ Cookie: session=t084-eve
 ["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1), "aged 50 s\n",
  qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":120\.000,"releasedTo":60\.000,"retryAfter":10\}\n\z/,
  "aged 10 s\n", ::long_key(2)]
+
+
+
+=== TEST 30: a reload onto a re-encoded version with other key periods goes on from where the viewer is: keys are placed by where they start, from the database or the cache
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+        vodlms_hls_key_cache answers;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/1.key",
+ "GET /ctl/pace/age/lec-long/8405/60", "GET /vodlms/keys/lec-long/v2/3.key",
+ "GET /ctl/pace/age/lec-long/8405/30", "GET /vodlms/keys/lec-long/v2/4.key",
+ "GET /vodlms/keys/lec-long/v2/5.key",
+ "GET /ctl/pace/age/lec-long/8405/30", "GET /vodlms/keys/lec-long/v2/5.key"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 200, 200, 200, 200, 200, 200, 429, 200, 200]
+--- response_body eval
+["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1), "aged 60 s\n", ::long_key_v2(3),
+ "aged 30 s\n", ::long_key_v2(4),
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":150\.000,"releasedTo":120\.000,"retryAfter":20\}\n\z/,
+ "aged 30 s\n", ::long_key_v2(5)]
+--- error_log
+user "8405" video "lec-long" version "v2" key 3 (from the database; released up to 60 s before), answering 200
+user "8405" video "lec-long" version "v2" key 5 (from the cache; released up to 120 s before), answering 200
