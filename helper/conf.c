@@ -32,8 +32,12 @@ typedef struct {
 #define O(f) offsetof(vh_conf_t, f)
 
 static const vh_key_t keys[] = {
-    { "redis_host", T_STR, O(redis_host), 0, 0, "127.0.0.1", "Redis address (name or IP)" },
+    { "redis_host", T_STR, O(redis_host), 0, 0, "127.0.0.1", "Redis address (name or IP, resolved again on every reconnect)" },
     { "redis_port", T_INT, O(redis_port), 1, 65535, "6379", "Redis port" },
+    { "redis_sentinels", T_STR, O(redis_sentinels), 0, 0, "", "Redis Sentinel addresses host[:port] (port 26379 by default), space or comma separated: the master is asked of them instead of redis_host" },
+    { "redis_master_name", T_STR, O(redis_master_name), 0, 0, "", "with redis_sentinels: the name the sentinels monitor the master by (sentinel monitor NAME ...)" },
+    { "redis_sentinel_username", T_STR, O(redis_sentinel_username), 0, 0, "", "ACL user of the sentinels (AUTH user pass)" },
+    { "redis_sentinel_password", T_STR, O(redis_sentinel_password), 0, 0, "", "the sentinels' own requirepass (not the master's: redis_password); empty: no AUTH" },
     { "redis_username", T_STR, O(redis_username), 0, 0, "", "Redis ACL user (AUTH user pass)" },
     { "redis_password", T_STR, O(redis_password), 0, 0, "", "Redis password; empty: no AUTH" },
     { "redis_db", T_INT, O(redis_db), 0, 1024, "0", "Redis database number" },
@@ -283,6 +287,12 @@ set_key(vh_conf_t *cf, const vh_key_t *k, const char *val, const char *where)
     char    err[256] = "";
     long    l;
     double  d;
+
+    if (strcmp(where, "default") != 0
+        && (k->off == O(redis_host) || k->off == O(redis_port)))
+    {
+        cf->redis_addr_set = 1;
+    }
 
     switch (k->type) {
     case T_STR: {
@@ -641,7 +651,14 @@ validate_keys(vh_conf_t *cf)
     }
     if (b[0] == '/') {
         path = b;
-    } else if (!strncmp(b, "https://", 8) || !strncmp(b, "http://", 7)) {
+    } else if (!strncmp(b, "http://", 7)) {
+        /* a player would fetch the key in cleartext: anyone on the path
+         * gets it, and with it the lecture */
+        fprintf(stderr, "vodlms-helper: \"key_uri_base\" \"%s\": an http:// key URI"
+                " sends the key in cleartext; use https:// or a path on the LMS's"
+                " own host (/vodlms/keys)\n", b);
+        return -1;
+    } else if (!strncmp(b, "https://", 8)) {
         path = strchr(strstr(b, "://") + 3, '/');
         if (path == NULL || path == strstr(b, "://") + 3) {
             path = "";
@@ -653,6 +670,122 @@ validate_keys(vh_conf_t *cf)
         fprintf(stderr, "vodlms-helper: \"key_uri_base\" must be an absolute path"
                 " (/vodlms/keys) or an https://host/path URL, with a path that is"
                 " not /, not \"%s\"\n", b);
+        return -1;
+    }
+    return 0;
+}
+
+/* one "host[:port]", "[v6]:port" or a bare IPv6 address of redis_sentinels */
+static int
+parse_sentinel(const char *tok, vh_addr_t *a)
+{
+    const char  *host = tok, *colon = NULL, *end;
+    size_t       hlen;
+    long         port = VH_SENTINEL_PORT;
+
+    if (tok[0] == '[') {
+        end = strchr(tok, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+            return -1;
+        }
+        host = tok + 1;
+        hlen = (size_t) (end - host);
+        colon = end[1] == ':' ? end + 1 : NULL;
+    } else {
+        colon = strrchr(tok, ':');
+        if (colon != NULL && strchr(tok, ':') != colon) {
+            colon = NULL;               /* a bare IPv6 address */
+        }
+        hlen = colon ? (size_t) (colon - tok) : strlen(tok);
+    }
+    if (colon != NULL) {
+        char *e;
+        errno = 0;
+        port = strtol(colon + 1, &e, 10);
+        if (errno || e == colon + 1 || *e != '\0' || port < 1 || port > 65535) {
+            return -1;
+        }
+    }
+    if (hlen == 0 || hlen >= sizeof(a->host)) {
+        return -1;
+    }
+    memcpy(a->host, host, hlen);
+    a->host[hlen] = '\0';
+    a->port = (int) port;
+    return 0;
+}
+
+/* redis_host, or redis_sentinels + redis_master_name: one of the two */
+static int
+validate_redis(vh_conf_t *cf)
+{
+    char    *copy, *save = NULL, *tok;
+    size_t   i;
+
+    if (cf->redis_sentinels[0] == '\0') {
+        if (cf->redis_master_name[0] || cf->redis_sentinel_username[0]
+            || cf->redis_sentinel_password[0])
+        {
+            fprintf(stderr, "vodlms-helper: \"redis_master_name\", \"redis_sentinel_username\""
+                    " and \"redis_sentinel_password\" need \"redis_sentinels\" (the sentinels"
+                    " to ask for the master)\n");
+            return -1;
+        }
+        if (cf->redis_host[0] == '\0') {
+            fprintf(stderr, "vodlms-helper: \"redis_host\" must not be empty\n");
+            return -1;
+        }
+        return 0;
+    }
+    if (cf->redis_addr_set) {
+        fprintf(stderr, "vodlms-helper: \"redis_sentinels\" and \"redis_host\"/\"redis_port\""
+                " exclude each other: with Sentinel the master's address comes from the"
+                " sentinels (remove redis_host and redis_port)\n");
+        return -1;
+    }
+    if (cf->redis_master_name[0] == '\0') {
+        fprintf(stderr, "vodlms-helper: \"redis_sentinels\" needs \"redis_master_name\": the"
+                " name the sentinels monitor the master by (sentinel monitor NAME ...)\n");
+        return -1;
+    }
+    for (i = 0; cf->redis_master_name[i]; i++) {
+        if (!isgraph((unsigned char) cf->redis_master_name[i])) {
+            break;
+        }
+    }
+    if (cf->redis_master_name[i] != '\0' || i > 128) {
+        fprintf(stderr, "vodlms-helper: \"redis_master_name\" \"%s\": at most 128 printable"
+                " characters, no spaces\n", cf->redis_master_name);
+        return -1;
+    }
+    if (cf->redis_sentinel_username[0] && !cf->redis_sentinel_password[0]) {
+        fprintf(stderr, "vodlms-helper: \"redis_sentinel_username\" needs"
+                " \"redis_sentinel_password\" (AUTH user password)\n");
+        return -1;
+    }
+    copy = vh_strdup(cf->redis_sentinels);
+    if (copy == NULL) {
+        return -1;
+    }
+    cf->nsentinels = 0;
+    for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+        if (cf->nsentinels == VH_MAX_SENTINELS) {
+            fprintf(stderr, "vodlms-helper: \"redis_sentinels\": at most %d sentinels\n",
+                    VH_MAX_SENTINELS);
+            free(copy);
+            return -1;
+        }
+        if (parse_sentinel(tok, &cf->sentinel[cf->nsentinels]) != 0) {
+            fprintf(stderr, "vodlms-helper: \"redis_sentinels\": \"%s\" is not host[:port]"
+                    " (port 1..65535, default %d; [v6addr]:port)\n", tok, VH_SENTINEL_PORT);
+            free(copy);
+            return -1;
+        }
+        cf->nsentinels++;
+    }
+    free(copy);
+    if (cf->nsentinels == 0) {
+        fprintf(stderr, "vodlms-helper: \"redis_sentinels\" lists no sentinel\n");
         return -1;
     }
     return 0;
@@ -713,6 +846,9 @@ validate(vh_conf_t *cf)
             cf->source_root[--n] = '\0';
         }
     }
+    if (validate_redis(cf) != 0) {
+        return -1;
+    }
     if (!*cf->stream || !*cf->group) {
         fprintf(stderr, "vodlms-helper: \"stream\" and \"group\" must not be empty\n");
         return -1;
@@ -759,6 +895,16 @@ print_conf(const vh_conf_t *cf)
 {
     int i;
 
+    if (cf->nsentinels > 0) {
+        printf("redis = sentinel:%s via", cf->redis_master_name);
+        for (i = 0; i < cf->nsentinels; i++) {
+            printf(strchr(cf->sentinel[i].host, ':') ? " [%s]:%d" : " %s:%d",
+                   cf->sentinel[i].host, cf->sentinel[i].port);
+        }
+        printf("\n");
+    } else {
+        printf("redis = %s:%d\n", cf->redis_host, cf->redis_port);
+    }
     printf("consumer = %s\nstream = %s\ngroup = %s\norigin_dir = %s\n"
            "segment_duration = %d\nmax_height = %d\nladder =",
            cf->consumer, cf->stream, cf->group, cf->origin_dir,

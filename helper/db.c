@@ -1,6 +1,8 @@
 /*
  * The videos row, through libpq (synchronous, parameters only).  One
- * connection, re-established when it breaks.
+ * connection, re-established when it breaks or the server refuses writes
+ * (SQLSTATE 25006: a fenced primary); the conninfo goes to libpq as given,
+ * so a multi-host one with target_session_attrs=read-write finds the primary.
  *
  * vodlms's tables are in their own schema (db_schema, default "vodlms": where
  * sql/migrate.sh --schema put them).  Every statement names them qualified,
@@ -126,8 +128,27 @@ static const char *const db_templates[SQL_N] = {
 struct vh_db_s {
     char    *conninfo;
     PGconn  *conn;
+    int      read_only;     /* the server refused a write: connect afresh */
     char    *sql[SQL_N];
 };
+
+/*
+ * SQLSTATE 25006: the server takes no writes (a primary fenced read-only
+ * in a switchover, a pooler pointed at a standby).  The connection is
+ * replaced before the next statement, and libpq's multi-host conninfo with
+ * target_session_attrs=read-write then finds the primary.
+ */
+static void
+db_note(vh_db_t *db, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state != NULL && strcmp(state, "25006") == 0 && !db->read_only) {
+        vh_warn("postgres %s:%s takes no writes (SQLSTATE 25006): connecting again"
+                " to find the primary", PQhost(db->conn), PQport(db->conn));
+        db->read_only = 1;
+    }
+}
 
 /* a template with every "vodlms." as "<schema>". (the name is validated) */
 static char *
@@ -195,9 +216,12 @@ vh_db_free(vh_db_t *db)
 static int
 db_connect(vh_db_t *db)
 {
-    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
+    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK
+        && !db->read_only)
+    {
         return 0;
     }
+    db->read_only = 0;
     if (db->conn != NULL) {
         PQfinish(db->conn);
     }
@@ -231,8 +255,9 @@ db_exec(vh_db_t *db, const char *what, const char *sql, int n,
         }
         vh_error("postgres %s failed: %s", what,
                  res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
         PQclear(res);
-        if (PQstatus(db->conn) == CONNECTION_OK) {
+        if (PQstatus(db->conn) == CONNECTION_OK && !db->read_only) {
             return -1;          /* a query error: retrying will not help */
         }
     }
@@ -269,8 +294,9 @@ db_job_query(vh_db_t *db, const char *what, const char *sql, int n,
         }
         vh_error("postgres %s failed: %s", what,
                  res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
         PQclear(res);
-        if (PQstatus(db->conn) == CONNECTION_OK) {
+        if (PQstatus(db->conn) == CONNECTION_OK && !db->read_only) {
             return -1;          /* a query error: retrying will not help */
         }
     }
@@ -335,6 +361,7 @@ db_insert_key(vh_db_t *db, const char *video_id, const char *version, int k,
         vh_error("postgres insert the key %d of video %s version %s failed: %s",
                  k, video_id, version,
                  res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
     }
     PQclear(res);
     return ok ? 0 : -1;
@@ -372,6 +399,7 @@ vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         vh_error("postgres ready failed: %s",
                  res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
         PQclear(res);
         db_tx(db, "ROLLBACK");
         return -1;
@@ -456,6 +484,7 @@ db_tx(vh_db_t *db, const char *sql)
     if (!ok) {
         vh_error("postgres %s failed: %s", sql,
                  res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
     }
     PQclear(res);
     return ok ? 0 : -1;
@@ -469,7 +498,7 @@ vh_db_take_superseded(vh_db_t *db, double grace, int max,
     const char *p[2] = { g, m };
     const char *state;
     PGresult   *res, *up;
-    int         i, n, rc, keys;
+    int         i, n, rc, keys, missing;
 
     snprintf(g, sizeof(g), "%.3f", grace);
     snprintf(m, sizeof(m), "%d", max);
@@ -481,10 +510,13 @@ vh_db_take_superseded(vh_db_t *db, double grace, int max,
     res = PQexecParams(db->conn, db->sql[SQL_TAKE],
         2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* read before PQclear: the field lives in res */
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        missing = state != NULL && !strcmp(state, "42P01");
+        db_note(db, res);
         PQclear(res);
         db_tx(db, "ROLLBACK");
-        if (state != NULL && !strcmp(state, "42P01")) {
+        if (missing) {
             return -2;          /* undefined_table: migration 0006 not applied */
         }
         vh_error("postgres take superseded versions failed: %s",

@@ -27,6 +27,16 @@
  *   nothing to do     XREAD BLOCK ms STREAMS key <last delivered id>
  *   still working     XCLAIM key g c 0 id JUSTID     (resets the idle time)
  *   done              XACK key g id                  (after the videos row)
+ *
+ * The connection: to redis_host (resolved again by hiredis on every
+ * connect, so a name that moved is followed), or to the master the
+ * sentinels name (sentinel.c), checked with ROLE.  A lost connection, a
+ * timeout, READONLY (a demoted master) or UNBLOCKED (a blocked XREAD ended
+ * by the demotion) closes it; the next call connects again, after a
+ * back-off (0.5 s doubling, up to 30 s; 5 s with Sentinel, whose answers
+ * are cheap to ask again).  The consumer group lives in the stream, which
+ * replicates: on a new master XGROUP CREATE answers BUSYGROUP and the
+ * helper carries on where the group was.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -34,7 +44,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <hiredis/hiredis.h>
 
@@ -113,6 +126,9 @@ static const char vh_queue_fair_lua[] =
 struct vh_queue_s {
     const vh_conf_t  *cf;
     redisContext     *ctx;
+    vh_sentinel_t    *sentinel;         /* NULL: redis_host */
+    char              host[256];        /* the server connected to */
+    int               port;
     char              last_id[64];      /* the group's last delivered entry */
     int               history_done;     /* our own pending entries read */
     double            next_connect;
@@ -142,9 +158,70 @@ reply_is_error(vh_queue_t *q, redisReply *r, const char *what)
         if (strstr(r->str, "NOGROUP") != NULL) {
             queue_drop(q);      /* the stream was deleted: recreate the group */
         }
+        if (!strncmp(r->str, "READONLY", 8) || !strncmp(r->str, "UNBLOCKED", 9)) {
+            /* a master demoted under us (a failover): find the master again */
+            vh_warn("redis %s:%d is no longer the master: %s", q->host, q->port,
+                    q->sentinel ? "asking the sentinels again"
+                                : "reconnecting (redis_host is resolved again)");
+            if (q->sentinel) {
+                vh_sentinel_distrust(q->sentinel);
+            }
+            queue_drop(q);
+        }
         return 1;
     }
     return 0;
+}
+
+/* " (address A)" when q->host is a name: where it resolved to this time */
+static const char *
+queue_peer(vh_queue_t *q, char *buf, size_t len)
+{
+    struct sockaddr_storage  ss;
+    socklen_t                sl = sizeof(ss);
+    char                     ip[INET6_ADDRSTRLEN] = "";
+    const void              *a;
+
+    buf[0] = '\0';
+    if (getpeername(q->ctx->fd, (struct sockaddr *) &ss, &sl) != 0) {
+        return buf;
+    }
+    a = ss.ss_family == AF_INET6
+        ? (const void *) &((struct sockaddr_in6 *) &ss)->sin6_addr
+        : (const void *) &((struct sockaddr_in *) &ss)->sin_addr;
+    if (inet_ntop(ss.ss_family, a, ip, sizeof(ip)) != NULL && strcmp(ip, q->host) != 0) {
+        snprintf(buf, len, " (address %s)", ip);
+    }
+    return buf;
+}
+
+/* ROLE says master (Sentinel): 0, or -1 (logged, the connection dropped) */
+static int
+queue_check_role(vh_queue_t *q)
+{
+    redisReply  *r;
+    int          rc = 0;
+
+    r = redisCommand(q->ctx, "ROLE");
+    if (reply_is_error(q, r, "ROLE")) {
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1
+        || r->element[0]->type != REDIS_REPLY_STRING)
+    {
+        vh_error("redis %s:%d gave an unexpected reply to ROLE", q->host, q->port);
+        rc = -1;
+    } else if (strcmp(r->element[0]->str, "master") != 0) {
+        vh_info("redis %s:%d, named master \"%s\" by sentinel %s, answers ROLE"
+                " \"%s\", not \"master\": asking the sentinels again", q->host,
+                q->port, q->cf->redis_master_name,
+                vh_sentinel_named_by(q->sentinel), r->element[0]->str);
+        vh_sentinel_distrust(q->sentinel);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
 }
 
 static int
@@ -153,7 +230,8 @@ queue_connect(vh_queue_t *q)
     const vh_conf_t  *cf = q->cf;
     struct timeval    tv;
     redisReply       *r;
-    double            t;
+    double            t, max;
+    char              peer[80];
 
     if (q->ctx != NULL) {
         return 0;
@@ -165,12 +243,25 @@ queue_connect(vh_queue_t *q)
         }
     }
 
+    if (q->sentinel != NULL) {
+        if (vh_sentinel_master(q->sentinel, q->host, sizeof(q->host), &q->port) != 0) {
+            goto fail;
+        }
+    } else {
+        snprintf(q->host, sizeof(q->host), "%s", cf->redis_host);
+        q->port = cf->redis_port;
+    }
+
     tv.tv_sec = (long) cf->redis_timeout;
     tv.tv_usec = (long) ((cf->redis_timeout - tv.tv_sec) * 1e6);
-    q->ctx = redisConnectWithTimeout(cf->redis_host, cf->redis_port, tv);
+    /* a new context each time: hiredis resolves the name again (getaddrinfo) */
+    q->ctx = redisConnectWithTimeout(q->host, q->port, tv);
     if (q->ctx == NULL || q->ctx->err) {
-        vh_error("cannot connect to redis %s:%d: %s", cf->redis_host,
-                 cf->redis_port, q->ctx ? q->ctx->errstr : "out of memory");
+        vh_error("cannot connect to redis %s:%d%s%s%s: %s", q->host, q->port,
+                 q->sentinel ? " (named master \"" : "",
+                 q->sentinel ? cf->redis_master_name : "",
+                 q->sentinel ? "\" by the sentinels)" : "",
+                 q->ctx ? q->ctx->errstr : "out of memory");
         goto fail;
     }
     /* every command may wait BLOCK ms on top of the usual timeout */
@@ -200,7 +291,12 @@ queue_connect(vh_queue_t *q)
         }
         freeReplyObject(r);
     }
+    /* nothing is read or written before the server says it is the master */
+    if (q->sentinel != NULL && queue_check_role(q) != 0) {
+        goto fail;
+    }
 
+    /* idempotent: on a new master the replicated group answers BUSYGROUP */
     r = redisCommand(q->ctx, "XGROUP CREATE %s %s %s MKSTREAM", cf->stream,
                      cf->group, cf->group_start_id);
     if (r == NULL) {
@@ -218,16 +314,25 @@ queue_connect(vh_queue_t *q)
     }
     freeReplyObject(r);
 
-    vh_info("connected to redis %s:%d as consumer \"%s\"", cf->redis_host,
-            cf->redis_port, cf->consumer);
+    if (q->sentinel != NULL) {
+        vh_sentinel_confirm(q->sentinel, q->host, q->port);
+        vh_info("connected to redis master \"%s\" at %s:%d%s (named by sentinel %s)"
+                " as consumer \"%s\"", cf->redis_master_name, q->host, q->port,
+                queue_peer(q, peer, sizeof(peer)), vh_sentinel_named_by(q->sentinel),
+                cf->consumer);
+    } else {
+        vh_info("connected to redis %s:%d%s as consumer \"%s\"", q->host, q->port,
+                queue_peer(q, peer, sizeof(peer)), cf->consumer);
+    }
     q->backoff = 0;
     return 0;
 
 fail:
     queue_drop(q);
+    max = q->sentinel != NULL ? 5 : 30;
     q->backoff = q->backoff ? q->backoff * 2 : 0.5;
-    if (q->backoff > 30) {
-        q->backoff = 30;
+    if (q->backoff > max) {
+        q->backoff = max;
     }
     q->next_connect = vh_now() + q->backoff;
     return -1;
@@ -243,6 +348,13 @@ vh_queue_new(const vh_conf_t *cf)
     }
     q->cf = cf;
     strcpy(q->last_id, "$");
+    if (cf->nsentinels > 0) {
+        q->sentinel = vh_sentinel_new(cf);
+        if (q->sentinel == NULL) {
+            free(q);
+            return NULL;
+        }
+    }
     return q;
 }
 
@@ -251,6 +363,7 @@ vh_queue_free(vh_queue_t *q)
 {
     if (q != NULL) {
         queue_drop(q);
+        vh_sentinel_free(q->sentinel);
         free(q);
     }
 }

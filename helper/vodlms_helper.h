@@ -43,10 +43,26 @@ typedef struct {
     long  video_bitrate;   /* bits/s */
 } vh_rung_t;
 
+/* a Redis Sentinel's address */
+#define VH_MAX_SENTINELS       16
+#define VH_SENTINEL_PORT       26379
+
+typedef struct {
+    char  host[256];
+    int   port;
+} vh_addr_t;
+
 typedef struct {
     /* redis */
     char  *redis_host;
     int    redis_port;
+    int    redis_addr_set;     /* redis_host or redis_port given (not the defaults) */
+    char  *redis_sentinels;    /* "host[:port] ...": Sentinel instead of redis_host */
+    char  *redis_master_name;
+    char  *redis_sentinel_username;
+    char  *redis_sentinel_password;
+    vh_addr_t sentinel[VH_MAX_SENTINELS];   /* redis_sentinels, parsed */
+    int    nsentinels;
     char  *redis_username;
     char  *redis_password;
     int    redis_db;
@@ -180,6 +196,25 @@ int  vh_queue_heartbeat(vh_queue_t *q, const vh_job_t *job);
 /* count a new delivery of a job retried in place */
 int  vh_queue_redeliver(vh_queue_t *q, vh_job_t *job);
 void vh_job_clear(vh_job_t *job);
+
+/* ---------------------------------------------------------------- sentinel.c */
+
+typedef struct vh_sentinel_s vh_sentinel_t;
+
+vh_sentinel_t *vh_sentinel_new(const vh_conf_t *cf);
+void vh_sentinel_free(vh_sentinel_t *s);
+/*
+ * Asks the sentinels in order for redis_master_name's address (SENTINEL
+ * get-master-addr-by-name); the first that names it goes to the front.
+ * 0 with host and port, or -1 (logged: no sentinel named it).
+ */
+int  vh_sentinel_master(vh_sentinel_t *s, char *host, size_t hlen, int *port);
+/* the server it named is not the master (ROLE, READONLY): that sentinel goes last */
+void vh_sentinel_distrust(vh_sentinel_t *s);
+/* the server it named answered ROLE master: logs a move from the last one */
+void vh_sentinel_confirm(vh_sentinel_t *s, const char *host, int port);
+/* "host:port" of a sentinel, for the log */
+const char *vh_sentinel_named_by(vh_sentinel_t *s);
 
 /* ---------------------------------------------------------------- db.c */
 

@@ -143,6 +143,10 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* vodlms_streams_limit redis_down=closed */
     { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, "streams_unavailable",
       "stream limit store unavailable" },
+
+    /* vodlms_streams headerless=refuse: a key request names no playback */
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "playback_required",
+      "this key is served only to a playback: send X-Vodlms-Playback" },
 };
 
 

@@ -182,6 +182,11 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
     ngx_http_vodlms_key_req_t   *k;
     ngx_http_vodlms_key_conf_t  *kcf;
 
+    /* vodlms_cors_origins: the preflight of a player on another origin */
+    if (r->method == NGX_HTTP_OPTIONS) {
+        return ngx_http_vodlms_playback_preflight(r);
+    }
+
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
@@ -214,6 +219,15 @@ ngx_http_vodlms_key_handler(ngx_http_request_t *r)
                       "enrollment check did not both admit, refused (keep "
                       "\"vodlms_auth\" and \"vodlms_enrollment_check\" in "
                       "this location, and no \"satisfy any\")");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    /* the same for vodlms_streams: a displaced playback gets no key */
+    if (!ngx_http_vodlms_streams_key_passed(r)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "vodlms: a key request that the stream limit did not "
+                      "admit, refused (no \"satisfy any\" in a location "
+                      "with \"vodlms_streams\")");
         return NGX_HTTP_FORBIDDEN;
     }
 

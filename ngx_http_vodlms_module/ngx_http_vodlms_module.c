@@ -277,6 +277,11 @@ ngx_http_vodlms_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    /* a key location answering cross-origin: CORS on every answer */
+    if (ngx_http_vodlms_key_cors(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     /*
      * Each check answers NGX_DECLINED (not configured here), NGX_OK
      * (passed), or ends the request (denied, or parked: NGX_AGAIN).  Any

@@ -123,6 +123,8 @@ typedef struct {
     ngx_http_vodlms_streams_ctx_t     streams;
     ngx_uint_t                        endpoint;
     ngx_http_vodlms_err_e             last_err;   /* the denial, if any */
+    ngx_uint_t                        cors;       /* CORS headers added
+                                                     (a key location) */
 } ngx_http_vodlms_ctx_t;
 
 

@@ -785,9 +785,46 @@ ngx_http_vodlms_playback_is_preflight(ngx_http_request_t *r)
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
     pcf = &vlcf->playback;
 
+    /* the playback location, and a key location (vodlms_hls_key) */
     return r->method == NGX_HTTP_OPTIONS
-           && pcf->mode != NGX_HTTP_VODLMS_PLAYBACK_OFF
+           && (pcf->mode != NGX_HTTP_VODLMS_PLAYBACK_OFF
+               || vlcf->key.version != NULL)
            && ngx_http_vodlms_cors_match(r, pcf) != NULL;
+}
+
+
+/*
+ * A key location with vodlms_cors_origins (hls.js on an allowed origin
+ * fetching keys from the LMS): every answer carries the CORS headers, the
+ * gates' denials included, so that the player can read why it got no key
+ * (409 stream_displaced).  Added once, in the access phase, before any
+ * check can answer.
+ */
+
+ngx_int_t
+ngx_http_vodlms_key_cors(ngx_http_request_t *r)
+{
+    ngx_http_vodlms_ctx_t       *ctx;
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (vlcf->key.version == NULL || vlcf->playback.cors_origins == NULL) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->cors) {
+        return NGX_OK;
+    }
+
+    ctx->cors = 1;
+
+    return ngx_http_vodlms_cors(r, &vlcf->playback);
 }
 
 

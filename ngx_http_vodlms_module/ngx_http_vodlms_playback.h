@@ -59,6 +59,7 @@ typedef struct {
 
 ngx_int_t ngx_http_vodlms_playback_is_preflight(ngx_http_request_t *r);
 ngx_int_t ngx_http_vodlms_playback_preflight(ngx_http_request_t *r);
+ngx_int_t ngx_http_vodlms_key_cors(ngx_http_request_t *r);
 
 void ngx_http_vodlms_playback_create_conf(ngx_http_vodlms_playback_conf_t *c);
 char *ngx_http_vodlms_playback_merge_conf(ngx_conf_t *cf,

@@ -473,6 +473,21 @@ ngx_http_vodlms_streams_deny(ngx_http_request_t *r)
         return ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_STREAMS_UNAVAILABLE,
                                     &st->detail);
 
+    case NGX_HTTP_VODLMS_STREAMS_MISSING:
+        detail.data = ngx_pnalloc(r->pool, 120 + st->user.len
+                                           + st->limit->name.len);
+        if (detail.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_sprintf(detail.data, "a key request of user %V without "
+                        "X-Vodlms-Playback under limit \"%V\" "
+                        "(headerless=refuse)", &st->user, &st->limit->name);
+        detail.len = p - detail.data;
+
+        return ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_PLAYBACK_REQUIRED,
+                                    &detail);
+
     default:
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "vodlms streams: no refusal for verdict %ui",
@@ -526,11 +541,20 @@ ngx_http_vodlms_streams_ctx(ngx_http_request_t *r)
 
 
 /*
- * The playback location, in the access phase after the enrollment check:
- * no X-Vodlms-Playback header starts a new playback; a playbackId in it
- * renews that one (the player refreshing its cookies, or moving to the
- * next video in the same tab), checked as a beacon is; "none" asks for
- * the answer without starting anything (a course page listing videos).
+ * In the access phase after the enrollment check.
+ *
+ * The playback location: no X-Vodlms-Playback header starts a new
+ * playback; a playbackId in it renews that one (the player refreshing its
+ * cookies, or moving to the next video in the same tab), checked as a
+ * beacon is; "none" asks for the answer without starting anything (a
+ * course page listing videos).
+ *
+ * The key location: the playbackId in the header is checked and refreshed
+ * as a beacon's is (a displaced playback gets no key; a lapsed one comes
+ * back only if there is room), before the key handler counts the fetch
+ * against its budget.  Without the header: served unchecked
+ * (headerless=serve: ffmpeg, native HLS players cannot send it) or 400
+ * playback_required (headerless=refuse).
  */
 
 ngx_int_t
@@ -546,9 +570,22 @@ ngx_http_vodlms_streams_handler(ngx_http_request_t *r)
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
     scf = &vlcf->streams;
 
-    if (scf->limit == NULL || scf->role != NGX_HTTP_VODLMS_STREAMS_START
-        || r->method != NGX_HTTP_GET)
-    {
+    if (scf->limit == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (scf->role == NGX_HTTP_VODLMS_STREAMS_START) {
+        if (r->method != NGX_HTTP_GET) {
+            return NGX_DECLINED;
+        }
+
+    } else if (scf->role == NGX_HTTP_VODLMS_STREAMS_KEY) {
+        /* the key handler answers these two only */
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return NGX_DECLINED;
+        }
+
+    } else {
         return NGX_DECLINED;
     }
 
@@ -582,7 +619,22 @@ ngx_http_vodlms_streams_handler(ngx_http_request_t *r)
 
     rc = ngx_http_vodlms_streams_header(r, &id);
 
-    if (rc == NGX_OK && id.len == 4 && ngx_strncmp(id.data, "none", 4) == 0) {
+    if (scf->role == NGX_HTTP_VODLMS_STREAMS_KEY) {
+
+        if (rc != NGX_OK) {
+            st->state = NGX_HTTP_VODLMS_STREAMS_DONE;
+            st->limit = scf->limit;
+            st->user = ctx->session.user_id;
+            st->verdict = (scf->headerless
+                           == NGX_HTTP_VODLMS_STREAMS_HEADERLESS_REFUSE)
+                          ? NGX_HTTP_VODLMS_STREAMS_MISSING
+                          : NGX_HTTP_VODLMS_STREAMS_NOT_ASKED;
+            goto decide;
+        }
+
+    } else if (rc == NGX_OK && id.len == 4
+               && ngx_strncmp(id.data, "none", 4) == 0)
+    {
         st->state = NGX_HTTP_VODLMS_STREAMS_DONE;
         st->verdict = NGX_HTTP_VODLMS_STREAMS_NOT_ASKED;
         return NGX_DECLINED;
@@ -611,6 +663,35 @@ decide:
     }
 
     return ngx_http_vodlms_streams_deny(r);
+}
+
+
+/*
+ * The key handler's own look, whatever "satisfy" let through: a location
+ * counting keys serves one only to a request whose check above passed, or
+ * that headerless=serve let go unchecked
+ */
+
+ngx_uint_t
+ngx_http_vodlms_streams_key_passed(ngx_http_request_t *r)
+{
+    ngx_http_vodlms_ctx_t           *ctx;
+    ngx_http_vodlms_loc_conf_t      *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    if (vlcf->streams.limit == NULL
+        || vlcf->streams.role != NGX_HTTP_VODLMS_STREAMS_KEY)
+    {
+        return 1;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vodlms_module);
+
+    return ctx != NULL
+           && ctx->streams.state == NGX_HTTP_VODLMS_STREAMS_DONE
+           && (ctx->streams.verdict == NGX_HTTP_VODLMS_STREAMS_NOT_ASKED
+               || ngx_http_vodlms_streams_passed(r));
 }
 
 
@@ -693,6 +774,7 @@ void
 ngx_http_vodlms_streams_create_conf(ngx_http_vodlms_streams_conf_t *scf)
 {
     scf->limit = NGX_CONF_UNSET_PTR;
+    scf->headerless = NGX_CONF_UNSET_UINT;
 }
 
 
@@ -701,10 +783,15 @@ ngx_http_vodlms_streams_merge_conf(ngx_conf_t *cf,
     ngx_http_vodlms_streams_conf_t *prev,
     ngx_http_vodlms_streams_conf_t *conf)
 {
+    ngx_uint_t                    set_here;
     ngx_http_vodlms_loc_conf_t   *vlcf;
     ngx_http_vodlms_main_conf_t  *vmcf;
 
+    set_here = (conf->headerless != NGX_CONF_UNSET_UINT);
+
     ngx_conf_merge_ptr_value(conf->limit, prev->limit, NULL);
+    ngx_conf_merge_uint_value(conf->headerless, prev->headerless,
+                              NGX_HTTP_VODLMS_STREAMS_HEADERLESS_SERVE);
 
     conf->role = NGX_HTTP_VODLMS_STREAMS_NONE;
 
@@ -748,6 +835,24 @@ ngx_http_vodlms_streams_merge_conf(ngx_conf_t *cf,
 
     } else if (vlcf->progress.enable) {
         conf->role = NGX_HTTP_VODLMS_STREAMS_BEACON;
+
+    } else if (vlcf->key.version != NULL) {
+        conf->role = NGX_HTTP_VODLMS_STREAMS_KEY;
+    }
+
+    if (set_here && (conf->role == NGX_HTTP_VODLMS_STREAMS_START
+                     || conf->role == NGX_HTTP_VODLMS_STREAMS_BEACON))
+    {
+        ngx_http_vodlms_merge_error(cf,
+                                    "\"vodlms_streams\" \"headerless=\" "
+                                    "applies to key requests only (a "
+                                    "location with \"vodlms_hls_key\"), "
+                                    "not to %s",
+                                    conf->role
+                                    == NGX_HTTP_VODLMS_STREAMS_START
+                                    ? "\"vodlms_playback\""
+                                    : "\"vodlms_progress\"");
+        return NGX_CONF_ERROR;
     }
 
     if (conf->role != NGX_HTTP_VODLMS_STREAMS_NONE && !vlcf->session.enable) {
@@ -931,7 +1036,7 @@ ngx_http_vodlms_streams_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* vodlms_streams name | off; */
+/* vodlms_streams name [headerless=serve|refuse] | off; */
 
 char *
 ngx_http_vodlms_streams(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -947,8 +1052,33 @@ ngx_http_vodlms_streams(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"vodlms_streams off\" takes no "
+                               "parameters, \"%V\" given", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
         vlcf->streams.limit = NULL;
         return NGX_CONF_OK;
+    }
+
+    if (cf->args->nelts > 2) {
+        if (ngx_strcmp(value[2].data, "headerless=serve") == 0) {
+            vlcf->streams.headerless =
+                                    NGX_HTTP_VODLMS_STREAMS_HEADERLESS_SERVE;
+
+        } else if (ngx_strcmp(value[2].data, "headerless=refuse") == 0) {
+            vlcf->streams.headerless =
+                                    NGX_HTTP_VODLMS_STREAMS_HEADERLESS_REFUSE;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\", expected "
+                               "\"headerless=serve\" or "
+                               "\"headerless=refuse\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
     }
 
     /* defined later in the file is fine: checked at merge */

@@ -38,14 +38,21 @@ typedef struct {
 
 
 /* what a location does with its limit (set at merge) */
-#define NGX_HTTP_VODLMS_STREAMS_NONE    0    /* only the C API (keys) */
+#define NGX_HTTP_VODLMS_STREAMS_NONE    0    /* counts nothing here */
 #define NGX_HTTP_VODLMS_STREAMS_START   1    /* vodlms_playback */
 #define NGX_HTTP_VODLMS_STREAMS_BEACON  2    /* vodlms_progress */
+#define NGX_HTTP_VODLMS_STREAMS_KEY     3    /* vodlms_hls_key */
+
+
+/* headerless=: a key request without X-Vodlms-Playback */
+#define NGX_HTTP_VODLMS_STREAMS_HEADERLESS_SERVE   0
+#define NGX_HTTP_VODLMS_STREAMS_HEADERLESS_REFUSE  1
 
 
 typedef struct {
     ngx_http_vodlms_streams_limit_t  *limit;     /* NULL: off */
     ngx_uint_t                        role;
+    ngx_uint_t                        headerless;
 } ngx_http_vodlms_streams_conf_t;
 
 
@@ -55,8 +62,11 @@ typedef enum {
     NGX_HTTP_VODLMS_STREAMS_UNCHECKED,       /* Redis down, redis_down=open */
     NGX_HTTP_VODLMS_STREAMS_FULL,            /* 409 too_many_streams */
     NGX_HTTP_VODLMS_STREAMS_DISPLACED,       /* 409 stream_displaced */
-    NGX_HTTP_VODLMS_STREAMS_CLOSED,            /* 503, redis_down=closed */
-    NGX_HTTP_VODLMS_STREAMS_BAD_ID           /* 400 bad_playback_id */
+    NGX_HTTP_VODLMS_STREAMS_CLOSED,          /* 503, redis_down=closed */
+    NGX_HTTP_VODLMS_STREAMS_BAD_ID,          /* 400 bad_playback_id */
+    NGX_HTTP_VODLMS_STREAMS_MISSING          /* 400 playback_required: a
+                                                key request without the
+                                                header, headerless=refuse */
 } ngx_http_vodlms_streams_verdict_e;
 
 
@@ -89,7 +99,7 @@ typedef struct {
 
 
 /*
- * The C API (key fetches, and the two uses below).
+ * The C API (the three uses below: playback starts, beacons, key fetches).
  *
  * ngx_http_vodlms_streams_check() checks and refreshes the playback "id"
  * of "user" under "limit" (a beacon's or a key fetch's check: a displaced
@@ -103,24 +113,9 @@ typedef struct {
  * the verdict is in already (a malformed id, or Redis known to be down);
  * done() is not called.  NGX_ERROR: no memory.  Everything is logged here.
  *
- * A key fetch's check, as an access-phase step (woken by
- * ngx_http_vodlms_wake, it runs again and finds the verdict):
- *
- *     st = &ctx->streams;
- *     if (st->state == NGX_HTTP_VODLMS_STREAMS_PENDING) {
- *         return NGX_AGAIN;
- *     }
- *     if (st->state == NGX_HTTP_VODLMS_STREAMS_NEW) {
- *         if (ngx_http_vodlms_streams_header(r, &id) != NGX_OK) {
- *             ... no X-Vodlms-Playback: the site's choice (refuse, or pass)
- *         }
- *         rc = ngx_http_vodlms_streams_check(r, limit, &ctx->session.user_id,
- *                                            &id, ngx_http_vodlms_wake);
- *         if (rc == NGX_AGAIN) { return NGX_AGAIN; }
- *         if (rc == NGX_ERROR) { return NGX_HTTP_INTERNAL_SERVER_ERROR; }
- *     }
- *     return ngx_http_vodlms_streams_passed(r)
- *            ? NGX_OK : ngx_http_vodlms_streams_deny(r);
+ * The playback location and the key location check in the access phase
+ * (ngx_http_vodlms_streams_handler(), woken by ngx_http_vodlms_wake, runs
+ * again and finds the verdict); a beacon checks in its body handler.
  */
 ngx_int_t ngx_http_vodlms_streams_check(ngx_http_request_t *r,
     ngx_http_vodlms_streams_limit_t *limit, ngx_str_t *user, ngx_str_t *id,
@@ -130,7 +125,8 @@ ngx_int_t ngx_http_vodlms_streams_check(ngx_http_request_t *r,
 ngx_uint_t ngx_http_vodlms_streams_passed(ngx_http_request_t *r);
 
 /*
- * The refusal for the verdict (400 bad_playback_id, 409 too_many_streams
+ * The refusal for the verdict (400 bad_playback_id, 400 playback_required,
+ * 409 too_many_streams
  * with "active" and "limit", 409 stream_displaced, 503
  * streams_unavailable), as ngx_http_vodlms_deny() sends it.
  */
@@ -143,8 +139,14 @@ ngx_int_t ngx_http_vodlms_streams_header(ngx_http_request_t *r,
 ngx_uint_t ngx_http_vodlms_streams_id_valid(u_char *p, size_t len);
 
 
-/* the playback location's step in the access phase (after enrollment) */
+/*
+ * The step of the playback and key locations in the access phase, after
+ * the session gate and the enrollment check
+ */
 ngx_int_t ngx_http_vodlms_streams_handler(ngx_http_request_t *r);
+
+/* the key handler's look: 1 if the check above admitted the key fetch */
+ngx_uint_t ngx_http_vodlms_streams_key_passed(ngx_http_request_t *r);
 
 /* $vodlms_playback_id */
 ngx_int_t ngx_http_vodlms_streams_variable(ngx_http_request_t *r,

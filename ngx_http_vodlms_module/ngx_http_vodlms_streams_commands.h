@@ -11,7 +11,7 @@
       NULL },
 
     { ngx_string("vodlms_streams"),
-      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
+      NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE12,
       ngx_http_vodlms_streams,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

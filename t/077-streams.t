@@ -5,6 +5,10 @@
 # limit a new playback is refused (409 too_many_streams) or takes over the
 # oldest, whose next beacon is 409 stream_displaced; Redis down lets
 # playbacks go on unchecked (open, the default) or refuses them (closed).
+# Key fetches of encrypted HLS (vodlms_hls_key) in a location with
+# vodlms_streams are checked and refreshed like beacons, by the playbackId
+# in X-Vodlms-Playback: a displaced playback gets no key; without the
+# header, headerless=serve (the default) serves, headerless=refuse is 400.
 #
 # Each block has users of its own (t077-uN -> user 20NN), so no block sees
 # another's playbacks.  Multi-step scenarios run in the control server,
@@ -38,6 +42,10 @@ for my $n (1 .. 20) {
     $pg->psql(qq{INSERT INTO vodlms.users (id, email, role) VALUES ('$id', 'u$n\@example.com', 'student')});
     $pg->psql(qq{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES ('$id', 'course-intro', 'active')});
 }
+# a key of intro-ready, as if it were encrypted
+$pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
+            VALUES ('intro-ready', 'v1', 0, '\x000102030405060708090a0b0c0d0e0f', 0, 0)});
+my $key0 = join '', map { chr } 0x00 .. 0x0f;
 
 my $vectors = $ENV{VODLMS_VECTORS_DIR} || "$FindBin::Bin/../../shared/vectors/cloudfront";
 $ENV{TEST_NGINX_CF_KEY} = private_key("$vectors/test_private_key.pem");
@@ -60,7 +68,27 @@ my $http = <<'EOF';
 EOF
 block_defaults(http_config => $http);
 
-# the playback and beacon locations, counted under limit $name
+# a key location under /$prefix/keys/, with "vodlms_streams $streams" (and
+# vodlms_hls_key's parameters $params)
+sub keyloc {
+    my ($prefix, $streams, $params) = @_;
+    $params = $params ? " $params" : '';
+    return <<"EOF";
+    location ~ "^/$prefix/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\\.key\$" {
+        vodlms_auth on;
+        vodlms_session_cache c valid=60s invalid=5s;
+        vodlms_enrollment_check on;
+        vodlms_enrollment_cache c valid=60s invalid=5s;
+        vodlms_video_id \$kv;
+        vodlms_hls_key \$kver \$kk$params;
+        vodlms_streams $streams;
+        add_header X-Playback-Id \$vodlms_playback_id always;
+    }
+EOF
+}
+
+# the playback, beacon and key locations, counted under limit $name; keys
+# under /strict/ refuse a fetch without X-Vodlms-Playback
 sub locations {
     my ($name) = @_;
     return <<"EOF";
@@ -86,6 +114,7 @@ sub locations {
         vodlms_streams $name;
         add_header X-Playback-Id \$vodlms_playback_id always;
     }
+@{[ keyloc('vodlms', $name) . keyloc('strict', "$name headerless=refuse") ]}
     location /check/ { proxy_pass http://127.0.0.1:\$TEST_NGINX_CTL_PORT; }
 EOF
 }
@@ -131,6 +160,19 @@ sub beacon {
 }
 
 my $hex = qr/^[0-9a-f]{32}$/;
+
+# a key fetch: "200 key" (the 16 bytes of the key), or "<status> <body>";
+# $id undef sends no X-Vodlms-Playback; $strict asks the location that
+# refuses that (or, a word, the key location under /<word>/)
+sub key {
+    my ($port, $user, $id, $strict) = @_;
+    my $prefix = !$strict ? 'vodlms' : $strict eq '1' ? 'strict' : $strict;
+    my ($code, $body) = hreq($port, 'GET', "/$prefix/keys/intro-ready/v1/0.key",
+                             $user, defined $id ? { 'X-Vodlms-Playback' => $id } : {});
+    return '200 key' if $code == 200 && $body eq $key0;
+    chomp $body;
+    return "$code $body";
+}
 
 sub ids_ok {
     my (@ids) = @_;
@@ -197,6 +239,54 @@ my ($ctl_port, $ctl) = control_server(
         push @r, "fourth: $dc";
         push @r, 'second beacon: ' . beacon($node1->(), 'u4', $b);
         push @r, 'third beacon: ' . beacon($node1->(), 'u4', $c);
+        join("\n", @r) . "\n";
+    },
+    # key fetches under max=2, takeover: a live playback's key is served, a
+    # displaced one's is not; without the header, as the location says
+    '/check/keys' => sub {
+        my @r;
+        my (undef, $a) = start_playback($node1->(), 'u14');
+        my (undef, $b) = start_playback($node1->(), 'u14');
+        push @r, 'key of the first: ' . key($node1->(), 'u14', $a);
+        push @r, 'key of the second: ' . key($node1->(), 'u14', $b);
+        my ($cc, $c) = start_playback($node1->(), 'u14');
+        push @r, "third: $cc";
+        push @r, 'key of the first: ' . key($node1->(), 'u14', $a);
+        push @r, 'strict key of the first: ' . key($node1->(), 'u14', $a, 1);
+        push @r, 'key of the third: ' . key($node1->(), 'u14', $c);
+        push @r, 'strict key of the third: ' . key($node1->(), 'u14', $c, 1);
+        push @r, 'key, no header: ' . key($node1->(), 'u14', undef);
+        push @r, 'strict key, no header: ' . key($node1->(), 'u14', undef, 1);
+        push @r, 'key, malformed: ' . key($node1->(), 'u14', 'A' x 32);
+        push @r, 'key, "none": ' . key($node1->(), 'u14', 'none');
+        push @r, 'first beacon: ' . beacon($node1->(), 'u14', $a);
+        my (undef, undef, $h) = hreq($node1->(), 'GET', '/vodlms/keys/intro-ready/v1/0.key', 'u14',
+                                     { 'X-Vodlms-Playback' => $c });
+        push @r, '$vodlms_playback_id: ' . (($h =~ /\r\nX-Playback-Id: (\S+)/)[0] // 'empty') =~ s/^\Q$c\E$/its id/r;
+        join("\n", @r) . "\n";
+    },
+    # a key fetch counts a playback as a beacon does: an unknown one is
+    # admitted when there is room (and then holds a slot), refused when
+    # there is none
+    '/check/keyroom' => sub {
+        my @r;
+        my (undef, $a) = start_playback($node1->(), 'u15');
+        push @r, 'an unknown playback\'s key: ' . key($node1->(), 'u15', 'a' x 32);
+        push @r, 'a new playback: ' . join ' ', start_playback($node1->(), 'u15');
+        push @r, 'another unknown one\'s key: ' . key($node1->(), 'u15', 'b' x 32);
+        push @r, 'the first\'s key: ' . key($node1->(), 'u15', $a);
+        join("\n", @r) . "\n";
+    },
+    # a key the limit refuses is not counted against the key budget (the
+    # limit is checked first, in the access phase)
+    '/check/keybudget' => sub {
+        my @r;
+        my (undef, $a) = start_playback($node1->(), 'u16');
+        push @r, 'no room: ' . key($node1->(), 'u16', 'c' x 32, 'budget');
+        push @r, 'no room again: ' . key($node1->(), 'u16', 'c' x 32, 'budget');
+        push @r, 'the live one: ' . key($node1->(), 'u16', $a, 'budget');
+        my $again = key($node1->(), 'u16', $a, 'budget');
+        push @r, 'the live one again: ' . ($again =~ /^429 \{"error":"key_budget"/ ? '429 key_budget' : $again);
         join("\n", @r) . "\n";
     },
     # the takeover order is the order of admission, even against the clock:
@@ -277,6 +367,7 @@ my ($ctl_port, $ctl) = control_server(
         push @r, 'Retry-After: ' . ($head =~ /\r\nRetry-After: (\d+)(?:\r\n|$)/ ? $1 : 'none');
         my ($bc) = beacon($node1->(), $user, $id1 =~ $hex ? $id1 : '0' x 32);
         push @r, "beacon: $bc";
+        push @r, 'key: ' . key($node1->(), $user, $id1 =~ $hex ? $id1 : '0' x 32);
         push @r, 'lines logged: ' . log_count(qr/vodlms streams: the limit "\w+" cannot be checked/);
         $redis->start;
         sessions();
@@ -517,6 +608,7 @@ down: 200 with a playbackId
 down again: 200 with a playbackId
 Retry-After: none
 beacon: 204
+key: 200 key
 lines logged: 1
 back: logged
 --- error_log
@@ -550,10 +642,72 @@ down: 503 {"error":"streams_unavailable","message":"stream limit store unavailab
 down again: 503 {"error":"streams_unavailable","message":"stream limit store unavailable"}
 Retry-After: 2
 beacon: 503 {"error":"streams_unavailable","message":"stream limit store unavailable"}
+key: 503 {"error":"streams_unavailable","message":"stream limit store unavailable"}
 lines logged: 1
 back: logged
 --- error_log
 playbacks are refused (redis_down=closed) until Redis answers
+
+
+
+=== TEST 12b: key fetches: a live playback's key is served and keeps it alive; a displaced one's is 409 stream_displaced with no key; no X-Vodlms-Playback is served (headerless=serve, the default) or 400 playback_required (headerless=refuse); a malformed one is 400
+--- config eval
+main::locations('take2')
+--- request
+GET /check/keys
+--- response_body eval
+"key of the first: 200 key
+key of the second: 200 key
+third: 200
+key of the first: 409 $::displaced
+strict key of the first: 409 $::displaced
+key of the third: 200 key
+strict key of the third: 200 key
+key, no header: 200 key
+strict key, no header: 400 {\"error\":\"playback_required\",\"message\":\"this key is served only to a playback: send X-Vodlms-Playback\"}
+key, malformed: 400 {\"error\":\"bad_playback_id\",\"message\":\"malformed playbackId\"}
+key, \"none\": 400 {\"error\":\"bad_playback_id\",\"message\":\"malformed playbackId\"}
+first beacon: 409 $::displaced
+\$vodlms_playback_id: its id
+"
+--- error_log eval
+[qr/this playback was taken over by one on another device: playback [0-9a-f]{32} of user 2014 was taken over by a newer one, answering 409/,
+ qr/this key is served only to a playback: send X-Vodlms-Playback: a key request of user 2014 without X-Vodlms-Playback under limit "take2" \(headerless=refuse\), answering 400/,
+ qr/vodlms: key served: user "2014" video "intro-ready" version "v1" key 0/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 12c: a key fetch counts as a beacon: an unknown playbackId's key is served while there is room and takes a slot; with no room it is 409 too_many_streams
+--- config eval
+main::locations('refuse2')
+--- request
+GET /check/keyroom
+--- response_body eval
+"an unknown playback's key: 200 key
+a new playback: 409 $::full2
+another unknown one's key: 409 $::full2
+the first's key: 200 key
+"
+--- no_error_log
+[error]
+
+
+
+=== TEST 12d: a key fetch the limit refuses never reaches the key budget (budget=1: the live playback's first key is still served)
+--- config eval
+main::locations('one') . main::keyloc('budget', 'one', 'budget=1/10m')
+--- request
+GET /check/keybudget
+--- response_body eval
+"no room: 409 $::full1
+no room again: 409 $::full1
+the live one: 200 key
+the live one again: 429 key_budget
+"
+--- no_error_log
+[error]
 
 
 
@@ -632,3 +786,51 @@ invalid parameter "over=kick", expected "max=number", "lapse=time", "over=refuse
 --- must_die
 --- error_log
 duplicate stream limit "a"
+
+
+
+=== TEST 20: nginx -t: headerless= is for key locations only
+--- config
+    location /s {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id x;
+        vodlms_progress on;
+        vodlms_streams one headerless=refuse;
+    }
+--- must_die
+--- error_log
+"vodlms_streams" "headerless=" applies to key requests only (a location with "vodlms_hls_key"), not to "vodlms_progress"
+
+
+
+=== TEST 21: nginx -t: an unknown vodlms_streams parameter, and "off" with one
+--- config
+    location /s { vodlms_streams one headerless=maybe; }
+--- must_die
+--- error_log
+invalid parameter "headerless=maybe", expected "headerless=serve" or "headerless=refuse"
+
+
+
+=== TEST 22: nginx -t: "vodlms_streams off" takes no parameters
+--- config
+    location /s { vodlms_streams off headerless=refuse; }
+--- must_die
+--- error_log
+"vodlms_streams off" takes no parameters, "headerless=refuse" given
+
+
+
+=== TEST 23: nginx -t: a key location naming a limit nobody defines
+--- config
+    location ~ ^/k/(?<v>[a-z]+)/([0-9]+)$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $v;
+        vodlms_hls_key v1 $2;
+        vodlms_streams nosuch;
+    }
+--- must_die
+--- error_log
+"vodlms_streams" names "nosuch", which no "vodlms_streams_limit" defines

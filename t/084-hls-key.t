@@ -683,7 +683,109 @@ key 0 (from the cache), answering 200
 
 
 
-=== TEST 24: the pace counts from the last release: a viewer who fetched key 0 yesterday gets the next key, not the whole lecture
+=== TEST 24: vodlms_cors_origins: a preflight from an allowed origin needs no session and allows X-Vodlms-Playback (vodlms_streams' playbackId)
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+OPTIONS /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Origin: https://lms.example.test
+Access-Control-Request-Method: GET
+Access-Control-Request-Headers: x-vodlms-playback
+--- error_code: 204
+--- response_headers
+Access-Control-Allow-Origin: https://lms.example.test
+Access-Control-Allow-Credentials: true
+Access-Control-Allow-Methods: GET, HEAD, OPTIONS
+Access-Control-Allow-Headers: Authorization, Content-Type, X-Vodlms-Playback
+--- response_body
+--- no_error_log
+key served
+[error]
+
+
+
+=== TEST 25: vodlms_cors_origins: the key to an allowed origin carries the CORS headers
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Cookie: session=t084-ann
+Origin: https://lms.example.test
+--- response_headers
+Access-Control-Allow-Origin: https://lms.example.test
+Access-Control-Allow-Credentials: true
+Vary: Origin
+Cache-Control: no-store
+--- response_body eval
+$::key0
+--- no_error_log
+[error]
+
+
+
+=== TEST 26: vodlms_cors_origins: a refusal carries them too, so a player on that origin can read why it got no key
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+GET /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Origin: https://lms.example.test
+--- error_code: 401
+--- response_headers
+Access-Control-Allow-Origin: https://lms.example.test
+Access-Control-Allow-Credentials: true
+--- response_body
+{"error":"no_session","message":"no session token in the request"}
+--- no_error_log
+[error]
+
+
+
+=== TEST 27: vodlms_cors_origins: another origin gets no CORS headers (and a preflight from it is an unauthenticated request)
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_cors_origins https://lms.example.test;
+        vodlms_hls_key $kver $kk;
+    }
+--- request
+OPTIONS /vodlms/keys/lec-key/v1/0.key
+--- more_headers
+Origin: https://evil.example.test
+Access-Control-Request-Method: GET
+--- error_code: 401
+--- response_headers
+!Access-Control-Allow-Origin
+Vary: Origin
+--- no_error_log
+key served
+[error]
+
+
+
+=== TEST 28: the pace counts from the last release: a viewer who fetched key 0 yesterday gets the next key, not the whole lecture
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
@@ -710,7 +812,7 @@ user "8405" video "lec-long" version "v1" key 11 (ahead of pace=), answering 429
 
 
 
-=== TEST 25: a viewer at pace, asking each key 10 s before it plays, gets every key of the lecture
+=== TEST 29: a viewer at pace, asking each key 10 s before it plays, gets every key of the lecture
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
@@ -735,7 +837,7 @@ answering 429
 
 
 
-=== TEST 26: seeking back is free and moves nothing: the next key is due when the playhead is 10 s from it
+=== TEST 30: seeking back is free and moves nothing: the next key is due when the playhead is 10 s from it
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
@@ -763,7 +865,7 @@ Cookie: session=t084-eve
 
 
 
-=== TEST 27: a resume: the first key may be anywhere in the lecture, but releases only itself; the next one follows at pace
+=== TEST 31: a resume: the first key may be anywhere in the lecture, but releases only itself; the next one follows at pace
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
@@ -791,7 +893,7 @@ user "8405" video "lec-long" version "v1" key 7 (from the database; the viewer's
 
 
 
-=== TEST 28: every fetch keeps the pace state for pace_reset from then: it never lapses under a viewer who is still watching
+=== TEST 32: every fetch keeps the pace state for pace_reset from then: it never lapses under a viewer who is still watching
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
@@ -813,7 +915,7 @@ Cookie: session=t084-eve
 
 
 
-=== TEST 29: the allowance is a lead, not a gift per key: asking each key the moment it is due gains nothing on real time
+=== TEST 33: the allowance is a lead, not a gift per key: asking each key the moment it is due gains nothing on real time
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
@@ -838,7 +940,7 @@ Cookie: session=t084-eve
 
 
 
-=== TEST 30: a reload onto a re-encoded version with other key periods goes on from where the viewer is: keys are placed by where they start, from the database or the cache
+=== TEST 34: a reload onto a re-encoded version with other key periods goes on from where the viewer is: keys are placed by where they start, from the database or the cache
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;

@@ -368,6 +368,7 @@ sub check_no_key_published {
         [ [ '--key-uri-base', '/' ], qr/"key_uri_base" must be an absolute path.*not \/, not "\/"/ ],
         [ [ '--key-uri-base', 'https://lms.example.com' ], qr/"key_uri_base" must be an absolute path/ ],
         [ [ '--key-uri-base', 'ftp://lms.example.com/k' ], qr/"key_uri_base" must be an absolute path/ ],
+        [ [ '--key-uri-base', 'http://lms.example.com/vodlms/keys' ], qr/"key_uri_base" .*http:\/\/ key URI sends the key in cleartext/ ],
         [ [ '--key-uri-base', "'/keys\"x'" ], qr/"key_uri_base" .*no quote, space/ ],
         [ [ '--key-uri-base', "'/keys?a=1'" ], qr/"key_uri_base" .*no quote, space, \? or #/ ],
         [ [ '--key-uri-base', "'/keys x'" ], qr/"key_uri_base" .*no quote, space/ ],

@@ -17,10 +17,13 @@
 --                 pace limit compares with the time a viewer has been watching)
 --
 -- Rows of versions that are removed go with them (the helper deletes them when
--- it removes an old version; an operator's prune job for S3 should do the same).
+-- it removes an old version; an operator's prune job for S3 should do the same),
+-- and a deleted video takes its keys along (ON DELETE CASCADE): an id used again
+-- later, perhaps in another course, must not open the old lecture's keys.
 
 CREATE TABLE video_keys (
-    video_id       vodlms_id   NOT NULL,
+    video_id       vodlms_id   NOT NULL
+                   REFERENCES videos (id) ON DELETE CASCADE,
     version        text        NOT NULL
                    CONSTRAINT video_keys_version_token
                    CHECK (version ~ '^[A-Za-z0-9_.-]{1,64}$'),

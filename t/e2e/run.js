@@ -802,9 +802,12 @@ async function wendy(ctx) {
   await page.evaluate(() => document.querySelector('#v-title').addEventListener('click',
     () => document.querySelector('#video').requestFullscreen(), { once: true }));
   await page.click('#v-title');
-  await page.waitForFunction(() => document.fullscreenElement && document.fullscreenElement !== document.querySelector('#video'),
-    null, { timeout: 5000 }).catch(() => {});
-  await sleep(300);
+  // the swap is an exit and a new request: wait for where it ends (the
+  // stage, playing), not a fixed time, which a loaded machine can outrun
+  await page.waitForFunction(() => {
+    const fs = document.fullscreenElement; const v = document.querySelector('#video');
+    return fs && fs !== v && fs.contains(document.querySelector('#watermark')) && !v.paused;
+  }, null, { timeout: 10000 }).catch(() => {});
   const f3 = await look();
   ok(f3.fs === 'stage' && f3.inFs && f3.shown && !f3.paused,
     `wendy: the <video> asked for full screen alone: the player made it the stage's (${f3.fs}), watermark shown, still playing`, f3);
@@ -836,9 +839,20 @@ async function encrypted(ctx) {
   ok(keys.length && keys[0].res.headers()['cache-control'] === 'no-store', 'encrypted: Cache-Control: no-store');
   const sent = keys.length ? (await keys[0].res.request().allHeaders()).cookie || '' : '';
   ok(/session=demo-alice/.test(sent), 'encrypted: the key request carried her session cookie');
+  // vodlms_streams in the demo's key location: hls.js names this tab's
+  // playback on key requests, and on nothing else (no preflight at a CDN)
+  const held = await page.evaluate(() => {
+    try { return JSON.parse(sessionStorage.getItem('vodlms.playback')).id; } catch (_) { return null; }
+  });
+  const named = keys.length ? (await keys[0].res.request().allHeaders())['x-vodlms-playback'] : undefined;
+  ok(/^[0-9a-f]{32}$/.test(held || '') && named === held,
+    `encrypted: the key request named this tab's playback: X-Vodlms-Playback ${named} (held: ${held})`);
   const segs = log.filter((e) => isSeg(e) && e.url.includes(`/hls/${ENC}/`));
   ok(segs.length >= 3 && segs.every((e) => e.status === 200 || e.status === 206),
     `encrypted: ${segs.length} encrypted segments through the edge, all 200/206`);
+  const hlsHeaders = await Promise.all(log.filter(isHls).map((e) => e.res.request().allHeaders()));
+  ok(hlsHeaders.length && hlsHeaders.every((h) => !('x-vodlms-playback' in h)),
+    `encrypted: none of the ${hlsHeaders.length} playlist and segment requests carried X-Vodlms-Playback`);
   const logged = fs.readFileSync(path.join(varDir, 'nginx/error.log'), 'utf8');
   ok(new RegExp(`key served: user "1001" video "${ENC}" version "v1" key 0 `).test(logged),
     'encrypted: nginx logged the key fetch with user, video, version and key');

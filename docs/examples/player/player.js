@@ -12,9 +12,12 @@
 // Concurrent streams (vodlms_streams): the playback answer carries a
 // playbackId, which this tab keeps (sessionStorage) and sends with every
 // beacon and, as X-Vodlms-Playback, with every later playback request
-// (renewals, the next video).  409 too_many_streams: the account plays on
-// as many devices as it may; 409 stream_displaced: another device took this
-// one's place.  Either stops playback here with a message.
+// (renewals, the next video), and to every AES-128 key request of hls.js
+// (URIs under /vodlms/keys/ only: a header on a CloudFront playlist or
+// segment would cost a CORS preflight each).  409 too_many_streams: the
+// account plays on as many devices as it may; 409 stream_displaced: another
+// device took this one's place.  Either, from a beacon, a renewal or a key,
+// stops playback here with a message.
 //
 // Which of the two: <video data-playback="auto|cookies|url">, or ?playback=
 // in the page's URL.  "auto" (the default) uses cookies where they work,
@@ -75,6 +78,18 @@
     } catch (_) { /* storage off: every load is a new playback */ }
   }
   const playbackHeader = () => { const id = heldPlayback(); return id ? { 'X-Vodlms-Playback': id } : {}; };
+
+  // the key URIs of encrypted HLS (vodlms_hls_key): /vodlms/keys/<video>/<version>/<index>.key,
+  // on this origin or, absolute, on the LMS's own host
+  const KEY_PATH = /^\/vodlms\/keys\/[^/]+\/[^/]+\/[0-9]+\.key$/;
+  function isKeyUrl(url) {
+    try { return KEY_PATH.test(new URL(url, location.href).pathname); } catch (_) { return false; }
+  }
+
+  // the JSON refusal of a key request hls.js made (its XHR, arraybuffer)
+  function keyRefusal(xhr) {
+    try { return JSON.parse(new TextDecoder().decode(xhr.response)) || {}; } catch (_) { return {}; }
+  }
 
   // --- messages -------------------------------------------------------------
 
@@ -421,7 +436,18 @@
       // request, also when the edge is on another origin (a CDN host); a
       // signed URL needs none, and the edge may then answer with
       // Access-Control-Allow-Origin: *, which a credentialed request refuses
-      if (mode === 'cookies') config.xhrSetup = (xhr) => { xhr.withCredentials = true; };
+      //
+      // A key request names this tab's playback (vodlms_streams in the key
+      // location): a displaced player gets no more keys.  A header needs
+      // the request opened first; hls.js then sends it as it is.
+      config.xhrSetup = (xhr, url) => {
+        const id = isKeyUrl(url) ? heldPlayback() : null;
+        if (id) {
+          xhr.open('GET', url, true);
+          xhr.setRequestHeader('X-Vodlms-Playback', id);
+        }
+        if (mode === 'cookies') xhr.withCredentials = true;
+      };
       hls = new Hls(config);
       hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => buildQualityMenu(data.levels));
       hls.on(Hls.Events.LEVEL_SWITCHED, updateQualityLabel);
@@ -474,6 +500,11 @@
   // restart playback on a new URL where the viewer is.
   async function onHlsError(_, data) {
     const code = data.response && data.response.code;
+    // a key refused by vodlms_streams: the same message as a beacon's
+    if (data.details === Hls.ErrorDetails.KEY_LOAD_ERROR && code === 409
+        && streamsRefused(keyRefusal(data.networkDetails))) {
+      return;
+    }
     if (mode === 'url' && (code === 403 || (data.fatal && data.type === Hls.ErrorTypes.NETWORK_ERROR))) {
       restartSigned(code);
       return;
