@@ -12,7 +12,8 @@
  *      change, so every worker reuses every answer), else one prepared
  *      statement on the replica's pool (the primary's when the replica
  *      cannot serve it):
- *          SELECT encode(key, 'hex'), starts_ms FROM <schema>.video_keys
+ *          SELECT encode(key, 'hex'), starts_ms, <the starts_ms of key
+ *          index - 1> FROM <schema>.video_keys
  *          WHERE video_id = $1 AND version = $2 AND key_index = $3
  *      no row: 404 no_such_key; PostgreSQL down or timed out: 503;
  *   3. with budget= or pace=: one EVAL in Redis per fetch (the script
@@ -35,21 +36,46 @@
 
 /* decoded by the pure core: bytea text output depends on bytea_output */
 static ngx_str_t  ngx_http_vodlms_key_sql = ngx_string(
-    "SELECT encode(key, 'hex'), starts_ms FROM vodlms.video_keys"
-    " WHERE video_id = $1 AND version = $2 AND key_index = $3::integer");
+    "SELECT encode(k.key, 'hex'), k.starts_ms,"
+    " (SELECT p.starts_ms FROM vodlms.video_keys p"
+    " WHERE p.video_id = $1 AND p.version = $2"
+    " AND p.key_index = $3::integer - 1)"
+    " FROM vodlms.video_keys k"
+    " WHERE k.video_id = $1 AND k.version = $2 AND k.key_index = $3::integer");
 
 
 /*
- * KEYS: the window's counter, the first fetch's time.  ARGV: the window in
- * ms (0: no budget), how long the first fetch is remembered in ms (0: no
- * pace limit).  Returns {fetches in the window, ms left of it, ms since the
- * first fetch}, all by the server's clock (TIME): the nodes' clocks do not
- * matter.
+ * KEYS: the window's counter, the pace state (a hash: r, the start of the
+ * furthest key released; p, where a viewer playing since the first fetch
+ * would be, in thousandths of a content ms, at t).  ARGV: the window in ms
+ * (0: no budget), the budget, how long the pace state outlives the
+ * viewer's last fetch in ms (0: no pace limit), the speed in thousandths,
+ * the allowance in ms, this key's start in ms and the start of the key
+ * before it in its version (-1: none).
+ *
+ * The pace follows a virtual playhead, not the time since the first fetch:
+ * it moves at speed, but never past what was released (the start of the
+ * key after r: an idle viewer does not play on), so time spent idle buys
+ * at most the rest of the current key.  Key s is released if s <= r
+ * (content already released: seeking back is free) or s <= playhead +
+ * allowance; for a key beyond the next one (the key before it starts after
+ * r) the playhead stops at r.  Starts, not indexes: a viewer who reloads
+ * onto a re-encoded version with other key periods goes on.  The first
+ * fetch (no state) releases the key it asks for, wherever it starts (a
+ * resume), and puts the playhead there.  A release beyond r stores r, the
+ * playhead and now; every fetch keeps the state for pace_reset
+ * from now.  All by the server's clock (TIME): the nodes' clocks do not
+ * matter; one script, so two fetches never both advance from one state.
+ *
+ * Returns {fetches in the window, ms left of it, r before this fetch (-1:
+ * none), the playhead (thousandths of a ms), 1 if released}; a fetch over
+ * the budget releases nothing.  Integers below 2^53 throughout: exact in
+ * Lua's doubles.
  */
 static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local n, ttl, first = 0, 0, now\n"
+    "local n, ttl, r, p, ok = 0, 0, -1, 0, 1\n"
     "if ARGV[1] ~= '0' then\n"
     "  n = redis.call('INCR', KEYS[1])\n"
     "  ttl = redis.call('PTTL', KEYS[1])\n"
@@ -57,19 +83,38 @@ static ngx_str_t  ngx_http_vodlms_key_lua = ngx_string(
     "    redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
     "    ttl = tonumber(ARGV[1])\n"
     "  end\n"
+    "  if n > tonumber(ARGV[2]) then ok = 0 end\n"
     "end\n"
-    "if ARGV[2] ~= '0' then\n"
-    "  if not redis.call('SET', KEYS[2], now, 'NX', 'PX', ARGV[2]) then\n"
-    "    first = tonumber(redis.call('GET', KEYS[2])) or now\n"
+    "if ARGV[3] ~= '0' then\n"
+    "  local s, prev = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "  local st = redis.call('HMGET', KEYS[2], 'r', 'p', 't')\n"
+    "  local adv = true\n"
+    "  p = s * 1000\n"
+    "  if st[1] and st[2] and st[3] then\n"
+    "    r = tonumber(st[1])\n"
+    "    local cap = r\n"
+    "    if prev <= r then cap = s end\n"
+    "    p = math.min(tonumber(st[2]) + math.max(now - tonumber(st[3]), 0)"
+    " * tonumber(ARGV[4]), cap * 1000)\n"
+    "    adv = s > r\n"
+    "    if adv and s * 1000 > p + tonumber(ARGV[5]) * 1000 then\n"
+    "      ok, adv = 0, false\n"
+    "    end\n"
     "  end\n"
+    "  if adv and ok == 1 then\n"
+    "    redis.call('HSET', KEYS[2], 'r', string.format('%.0f', s),"
+    " 'p', string.format('%.0f', p), 't', string.format('%.0f', now))\n"
+    "  end\n"
+    "  redis.call('PEXPIRE', KEYS[2], ARGV[3])\n"
     "end\n"
-    "return {n, ttl, now - first}\n");
+    "return {n, ttl, r, p, ok}\n");
 
 
-/* a cached key: 'K', the 16 bytes, starts_ms (8 bytes, big-endian) */
+/* a cached key: 'K', the 16 bytes, starts_ms and the previous key's
+   starts_ms (-1: none), 8 bytes each, big-endian */
 #define NGX_HTTP_VODLMS_KEY_CACHED    'K'
 #define NGX_HTTP_VODLMS_KEY_NO_ROW    'N'
-#define NGX_HTTP_VODLMS_KEY_CACHE_LEN (1 + VODLMS_KEY_LEN + 8)
+#define NGX_HTTP_VODLMS_KEY_CACHE_LEN (1 + VODLMS_KEY_LEN + 16)
 
 
 typedef struct {
@@ -82,9 +127,10 @@ typedef struct {
     ngx_str_t                       who;          /* for the log line */
     ngx_str_t                       cache_key;
     int64_t                         starts_ms;
+    int64_t                         prev_ms;      /* key index - 1's, or -1 */
     int64_t                         count;        /* from the script */
     int64_t                         ttl_ms;
-    int64_t                         elapsed_ms;
+    vodlms_key_pace_t               pace;
     const char                     *source;       /* "cache", "database" */
     const char                     *unlimited;    /* why not counted */
     u_char                          key[VODLMS_KEY_LEN];
@@ -303,8 +349,11 @@ ngx_http_vodlms_key_lookup(ngx_http_vodlms_key_req_t *k)
                 ngx_memcpy(k->key, buf + 1, VODLMS_KEY_LEN);
                 p = buf + 1 + VODLMS_KEY_LEN;
                 k->starts_ms = 0;
+                k->prev_ms = 0;
                 for (len = 0; len < 8; len++) {
                     k->starts_ms = (k->starts_ms << 8) | p[len];
+                    k->prev_ms = (int64_t) (((uint64_t) k->prev_ms << 8)
+                                            | p[8 + len]);
                 }
 
                 ngx_http_vodlms_key_found(k);
@@ -376,7 +425,7 @@ ngx_http_vodlms_key_row(void *data, ngx_vodlms_pg_status_e status,
         return;
     }
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 3) {
         ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_INTERNAL,
                                  "the key query returned no key and "
                                  "starts_ms", NULL);
@@ -417,6 +466,20 @@ ngx_http_vodlms_key_row(void *data, ngx_vodlms_pg_status_e status,
     }
 
     k->starts_ms = n;
+    k->prev_ms = -1;
+
+    if (!PQgetisnull(res, 0, 2)) {
+        n = ngx_atoi((u_char *) PQgetvalue(res, 0, 2),
+                     PQgetlength(res, 0, 2));
+        if (n == NGX_ERROR) {
+            ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_INTERNAL,
+                                     "the previous row's starts_ms is no "
+                                     "number", NULL);
+            return;
+        }
+
+        k->prev_ms = n;
+    }
 
     if (kcf->cache) {
         buf[0] = NGX_HTTP_VODLMS_KEY_CACHED;
@@ -424,6 +487,12 @@ ngx_http_vodlms_key_row(void *data, ngx_vodlms_pg_status_e status,
         ms = k->starts_ms;
         for (i = 0; i < 8; i++) {
             p[7 - i] = (u_char) (ms & 0xff);
+            ms >>= 8;
+        }
+
+        ms = (uint64_t) k->prev_ms;
+        for (i = 0; i < 8; i++) {
+            p[15 - i] = (u_char) (ms & 0xff);
             ms >>= 8;
         }
 
@@ -444,15 +513,17 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     u_char                       *p;
     size_t                        klen;
     ngx_int_t                     rc;
-    const char                   *argv[7], *reason;
-    size_t                        argvlen[7];
+    const char                   *argv[12], *reason;
+    size_t                        argvlen[12];
     ngx_vodlms_redis_cmd_t        cmd;
     ngx_vodlms_redis_status_e     status;
     ngx_http_request_t           *r = k->r;
     ngx_http_vodlms_key_conf_t   *kcf = k->kcf;
     ngx_http_vodlms_main_conf_t  *vmcf;
 
-    u_char  nw[NGX_INT64_LEN], nr[NGX_INT64_LEN];
+    u_char  nw[NGX_INT64_LEN], nb[NGX_INT64_LEN], nr[NGX_INT64_LEN],
+            nv[NGX_INT64_LEN], na[NGX_INT64_LEN], ns[NGX_INT64_LEN],
+            np[NGX_INT64_LEN];
 
     if (kcf->budget == 0 && kcf->speed == 0) {
         ngx_http_vodlms_key_serve(k);
@@ -460,7 +531,7 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     }
 
     /*
-     * "vodlms:hlskey:{<video>:<user>}:n" and ":t": a video id has no ':',
+     * "vodlms:hlskey:{<video>:<user>}:n" and ":p": a video id has no ':',
      * so (video, user) pairs never collide; the braces keep both keys in
      * one slot of a Redis Cluster
      */
@@ -475,13 +546,18 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     p = ngx_sprintf((u_char *) argv[3], "vodlms:hlskey:{%V:%V}:n", &k->video,
                     &k->user);
     argv[4] = (char *) p;
-    ngx_sprintf(p, "vodlms:hlskey:{%V:%V}:t", &k->video, &k->user);
+    ngx_sprintf(p, "vodlms:hlskey:{%V:%V}:p", &k->video, &k->user);
 
     argv[0] = "EVAL";
     argv[1] = (char *) ngx_http_vodlms_key_lua.data;
     argv[2] = "2";
     argv[5] = (char *) nw;
-    argv[6] = (char *) nr;
+    argv[6] = (char *) nb;
+    argv[7] = (char *) nr;
+    argv[8] = (char *) nv;
+    argv[9] = (char *) na;
+    argv[10] = (char *) ns;
+    argv[11] = (char *) np;
 
     argvlen[0] = 4;
     argvlen[1] = ngx_http_vodlms_key_lua.len;
@@ -489,18 +565,23 @@ ngx_http_vodlms_key_found(ngx_http_vodlms_key_req_t *k)
     argvlen[3] = klen;
     argvlen[4] = klen;
     argvlen[5] = ngx_sprintf(nw, "%M", kcf->budget ? kcf->window : 0) - nw;
-    argvlen[6] = ngx_sprintf(nr, "%M", kcf->speed ? kcf->pace_reset : 0)
+    argvlen[6] = ngx_sprintf(nb, "%ui", kcf->budget) - nb;
+    argvlen[7] = ngx_sprintf(nr, "%M", kcf->speed ? kcf->pace_reset : 0)
                  - nr;
+    argvlen[8] = ngx_sprintf(nv, "%ui", kcf->speed) - nv;
+    argvlen[9] = ngx_sprintf(na, "%M", kcf->allowance) - na;
+    argvlen[10] = ngx_sprintf(ns, "%L", k->starts_ms) - ns;
+    argvlen[11] = ngx_sprintf(np, "%L", k->prev_ms) - np;
 
-    cmd.argc = 7;
+    cmd.argc = 12;
     cmd.argv = argv;
     cmd.argvlen = argvlen;
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "vodlms key: counting %V in Redis (window %M ms, first "
-                   "fetch kept %M ms)", &k->who,
+                   "vodlms key: counting %V in Redis (window %M ms, pace "
+                   "state kept %M ms)", &k->who,
                    kcf->budget ? kcf->window : 0,
                    kcf->speed ? kcf->pace_reset : 0);
 
@@ -533,10 +614,12 @@ ngx_http_vodlms_key_reply(void *data, ngx_uint_t i, redisReply *reply)
         return;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5
         || reply->element[0]->type != REDIS_REPLY_INTEGER
         || reply->element[1]->type != REDIS_REPLY_INTEGER
-        || reply->element[2]->type != REDIS_REPLY_INTEGER)
+        || reply->element[2]->type != REDIS_REPLY_INTEGER
+        || reply->element[3]->type != REDIS_REPLY_INTEGER
+        || reply->element[4]->type != REDIS_REPLY_INTEGER)
     {
         ngx_log_error(NGX_LOG_ERR, k->r->connection->log, 0,
                       "vodlms key: the limits script gave an unexpected "
@@ -546,7 +629,9 @@ ngx_http_vodlms_key_reply(void *data, ngx_uint_t i, redisReply *reply)
 
     k->count = reply->element[0]->integer;
     k->ttl_ms = reply->element[1]->integer;
-    k->elapsed_ms = reply->element[2]->integer;
+    k->pace.released_ms = reply->element[2]->integer;
+    k->pace.playhead = reply->element[3]->integer;
+    k->pace.released = reply->element[4]->integer == 1;
     k->counted = 1;
 }
 
@@ -617,14 +702,16 @@ ngx_http_vodlms_key_judge(ngx_http_vodlms_key_req_t *k)
     limits.speed = kcf->speed;
     limits.allowance_ms = kcf->allowance;
 
-    verdict = vodlms_key_judge(&limits, k->count, k->ttl_ms, k->elapsed_ms,
+    verdict = vodlms_key_judge(&limits, k->count, k->ttl_ms, &k->pace,
                                k->starts_ms, &retry);
 
-    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "vodlms key: fetch %L in the window (%L ms left), %L ms "
-                   "since the first, the key starts at %L ms: verdict %d, "
-                   "retry after %uL s", k->count, k->ttl_ms, k->elapsed_ms,
-                   k->starts_ms, (int) verdict, retry);
+    ngx_log_debug7(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vodlms key: fetch %L in the window (%L ms left), "
+                   "released up to %L ms, playhead at %L ms, the key "
+                   "starts at %L ms: verdict %d, retry after %uL s",
+                   k->count, k->ttl_ms, k->pace.released_ms,
+                   k->pace.playhead / 1000, k->starts_ms, (int) verdict,
+                   retry);
 
     if (verdict == VODLMS_KEY_ALLOW) {
         ngx_http_vodlms_key_serve(k);
@@ -656,8 +743,9 @@ ngx_http_vodlms_key_judge(ngx_http_vodlms_key_req_t *k)
         return;
     }
 
-    p = ngx_sprintf(extra.data, ",\"startsAt\":%.3f,\"retryAfter\":%uL",
-                    (double) k->starts_ms / 1000, retry);
+    p = ngx_sprintf(extra.data, ",\"startsAt\":%.3f,\"releasedTo\":%.3f,"
+                    "\"retryAfter\":%uL", (double) k->starts_ms / 1000,
+                    (double) ngx_max(k->pace.released_ms, 0) / 1000, retry);
     extra.len = p - extra.data;
 
     ngx_http_vodlms_key_deny(k, NGX_HTTP_VODLMS_KEY_PACE,
@@ -690,8 +778,8 @@ ngx_http_vodlms_key_serve(ngx_http_vodlms_key_req_t *k)
         return;
     }
 
-    /* what the limits saw: "; fetch 3 of 20 in the window; 95 s since the
-       first key", or why they were not counted */
+    /* what the limits saw: "; fetch 3 of 20 in the window; released up to
+       600 s before", or why they were not counted */
     p = limits;
     last = limits + sizeof(limits);
 
@@ -701,8 +789,13 @@ ngx_http_vodlms_key_serve(ngx_http_vodlms_key_req_t *k)
     }
 
     if (k->counted && kcf->speed) {
-        p = ngx_slprintf(p, last, "; %L s since the first key",
-                         k->elapsed_ms / 1000);
+        if (k->pace.released_ms < 0) {
+            p = ngx_slprintf(p, last, "; the viewer's first key");
+
+        } else {
+            p = ngx_slprintf(p, last, "; released up to %L s before",
+                             k->pace.released_ms / 1000);
+        }
     }
 
     if (k->unlimited) {

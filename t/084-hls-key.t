@@ -26,13 +26,15 @@ my %session = (
     't084-bob' => 8402,     # not enrolled
     't084-cat' => 8403,     # enrolled: the budget's blocks
     't084-dan' => 8404,     # enrolled: the pace limit's blocks
+    't084-eve' => 8405,     # enrolled: the pace blocks of lec-long
 );
 
 for my $s (keys %session) {
     redis_cmd($r, 'SET', "session:$s", qq({"user_id":"$session{$s}"}), 'EX', 3600);
     # a run before this one may have left counts
-    redis_cmd($r, 'DEL', "vodlms:hlskey:{lec-key:$session{$s}}:n",
-              "vodlms:hlskey:{lec-key:$session{$s}}:t");
+    for my $v (qw(lec-key lec-long)) {
+        redis_cmd($r, 'DEL', map { "vodlms:hlskey:{$v:$session{$s}}:$_" } qw(n p t));
+    }
 }
 
 my $pg = start_pg();
@@ -40,10 +42,11 @@ $ENV{TEST_NGINX_PRIVATE_PG} = $pg->conninfo;
 
 $pg->psql(q{INSERT INTO vodlms.users (id, email, role) VALUES
             ('8401', 't084-ann@example.com', 'student'), ('8402', 't084-bob@example.com', 'student'),
-            ('8403', 't084-cat@example.com', 'student'), ('8404', 't084-dan@example.com', 'student')});
+            ('8403', 't084-cat@example.com', 'student'), ('8404', 't084-dan@example.com', 'student'),
+            ('8405', 't084-eve@example.com', 'student')});
 $pg->psql(q{INSERT INTO vodlms.enrollments (user_id, course_id, status) VALUES
             ('8401', 'course-intro', 'active'), ('8403', 'course-intro', 'active'),
-            ('8404', 'course-intro', 'active')});
+            ('8404', 'course-intro', 'active'), ('8405', 'course-intro', 'active')});
 $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
             VALUES ('lec-key', 'course-intro', 'Encrypted', 1800, 'ready', 'hls/lec-key/v1/')});
 # key 0 from the start, key 1 from 10 minutes in, key 2 from 20
@@ -51,6 +54,54 @@ $pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, fi
             ('lec-key', 'v1', 0, '\x000102030405060708090a0b0c0d0e0f', 0, 0),
             ('lec-key', 'v1', 1, '\x101112131415161718191a1b1c1d1e1f', 150, 600000),
             ('lec-key', 'v1', 2, '\x202122232425262728292a2b2c2d2e2f', 300, 1200000)});
+# a 12-minute lecture with a key every minute: key k from k minutes in
+$pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title, duration_seconds, status, storage_prefix)
+            VALUES ('lec-long', 'course-intro', 'Encrypted, rotated', 720, 'ready', 'hls/lec-long/v1/')});
+$pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
+            SELECT 'lec-long', 'v1', k, decode(lpad(to_hex(k), 32, '0'), 'hex'), k * 10, k * 60000
+            FROM generate_series(0, 11) AS k});
+# and a re-encode of it with a key every 30 s
+$pg->psql(q{INSERT INTO vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
+            SELECT 'lec-long', 'v2', k, decode(lpad(to_hex(100 + k), 32, '0'), 'hex'), k * 5, k * 30000
+            FROM generate_series(0, 23) AS k});
+
+# The pace state of a (video, user) in Redis, aged as if time had passed
+# (no test sleeps for it).  Older releases kept only the time of the first
+# fetch, in a string ":t": it is aged the same way, so that these blocks
+# show the difference against them.
+sub pace_key {
+    my ($video, $user) = @_;
+    for my $k ("vodlms:hlskey:{$video:$user}:p", "vodlms:hlskey:{$video:$user}:t") {
+        my $type = redis_cmd($r, 'TYPE', $k);
+        return ($k, $type) if $type ne 'none';
+    }
+    die "no pace state for $video, $user\n";
+}
+
+sub pace_ctl {
+    my ($path) = @_;
+    my ($op, $video, $user, $arg) = $path =~ m{^/pace/(\w+)/([\w-]+)/(\d+)(?:/(\d+))?$}
+        or return [404, "no such control\n"];
+    if ($op eq 'forget') {
+        redis_cmd($r, 'DEL', map { "vodlms:hlskey:{$video:$user}:$_" } qw(n p t));
+        return "forgot\n";
+    }
+    my ($k, $type) = pace_key($video, $user);
+    if ($op eq 'age') {
+        # the last release (or the first fetch) $arg seconds earlier
+        if ($type eq 'hash') { redis_cmd($r, 'HINCRBY', $k, 't', -1000 * $arg) }
+        else { redis_cmd($r, 'DECRBY', $k, 1000 * $arg) }
+        return "aged $arg s\n";
+    }
+    if ($op eq 'expire') {
+        redis_cmd($r, 'PEXPIRE', $k, 1000 * $arg);
+        return "expires in $arg s\n";
+    }
+    if ($op eq 'ttl') {
+        return 'pttl ' . redis_cmd($r, 'PTTL', $k) . "\n";
+    }
+    return [404, "no such control\n"];
+}
 
 # a Redis of this suite's own, for the blocks that stop it
 my $redis = start_redis();
@@ -67,14 +118,18 @@ my ($ctl_port, $ctl) = control_server(
     '/redis/start' => sub { $redis->start; own_sessions(); sleep 2.2; "started\n" },
     # a viewer's first key fetch and counts forgotten: the next fetch is the first
     '/forget/8404' => sub {
-        redis_cmd($r, 'DEL', 'vodlms:hlskey:{lec-key:8404}:n', 'vodlms:hlskey:{lec-key:8404}:t');
+        redis_cmd($r, 'DEL', map { "vodlms:hlskey:{lec-key:8404}:$_" } qw(n p t));
         "forgot\n";
     },
+    '*' => sub { pace_ctl($_[0]) },
 );
 $ENV{TEST_NGINX_CTL_PORT} = $ctl_port;
 
 our $key0 = join '', map { chr } 0x00 .. 0x0f;
 our $key1 = join '', map { chr } 0x10 .. 0x1f;
+# lec-long's key k: 15 zero bytes, then k
+sub long_key { ("\0" x 15) . chr(shift) }
+sub long_key_v2 { ("\0" x 15) . chr(100 + shift) }
 
 # every block: the module, these http{} lines, and the key location below
 block_defaults(http_config => <<'EOF');
@@ -416,7 +471,7 @@ Cookie: session=t084-dan
 --- error_code eval
 [200, 429]
 --- response_body eval
-[$::key0, qr/\A\{"error":"key_pace","message":"this key is not released yet: the lecture plays no faster than its pace limit","startsAt":600\.000,"retryAfter":(?:58\d|590)\}\n\z/]
+[$::key0, qr/\A\{"error":"key_pace","message":"this key is not released yet: the lecture plays no faster than its pace limit","startsAt":600\.000,"releasedTo":0\.000,"retryAfter":(?:58\d|590)\}\n\z/]
 --- raw_response_headers_like eval
 ["", qr/\r\nRetry-After: (?:58\d|590)\r\n/]
 --- error_log
@@ -424,13 +479,13 @@ this key is not released yet: the lecture plays no faster than its pace limit: u
 
 
 
-=== TEST 16: 60x with 10 minutes of allowance: key 1 as the first key is served, key 2 (due 10 s later) is not
+=== TEST 16: 60x with 5 minutes of allowance: key 1 as the first key is served, key 2 (due 5 s later) is not
 --- config
     location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
         vodlms_auth on;
         vodlms_enrollment_check on;
         vodlms_video_id $kv;
-        vodlms_hls_key $kver $kk pace=60x allowance=10m;
+        vodlms_hls_key $kver $kk pace=60x allowance=5m;
     }
     location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
 --- pipelined_requests eval
@@ -592,9 +647,9 @@ Cookie: session=t084-ann
 [200, 200]
 --- error_log eval
 [qr/\[debug\].*vodlms key: user "8401" video "lec-key" version "v1" key 2 asked of PostgreSQL/,
- qr/\[debug\].*vodlms key: cache hit for user "8401" video "lec-key" version "v1" key 2, 25 bytes/,
- qr/\[debug\].*vodlms key: counting user "8401" video "lec-key" version "v1" key 2 in Redis \(window 60000 ms, first fetch kept 0 ms\)/,
- qr/\[debug\].*vodlms key: fetch \d+ in the window \(\d+ ms left\), \d+ ms since the first, the key starts at 1200000 ms: verdict 0, retry after 0 s/]
+ qr/\[debug\].*vodlms key: cache hit for user "8401" video "lec-key" version "v1" key 2, 33 bytes/,
+ qr/\[debug\].*vodlms key: counting user "8401" video "lec-key" version "v1" key 2 in Redis \(window 60000 ms, pace state kept 0 ms\)/,
+ qr/\[debug\].*vodlms key: fetch \d+ in the window \(\d+ ms left\), released up to -1 ms, playhead at 0 ms, the key starts at 1200000 ms: verdict 0, retry after 0 s/]
 
 
 
@@ -727,3 +782,190 @@ Vary: Origin
 --- no_error_log
 key served
 [error]
+
+
+
+=== TEST 28: the pace counts from the last release: a viewer who fetched key 0 yesterday gets the next key, not the whole lecture
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key", "GET /ctl/pace/age/lec-long/8405/82800", "GET /vodlms/keys/lec-long/v1/1.key", "GET /vodlms/keys/lec-long/v1/11.key", "GET /vodlms/keys/lec-long/v1/2.key"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 200, 200, 429, 429]
+--- response_body eval
+["forgot\n", ::long_key(0), "aged 82800 s\n", ::long_key(1),
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":660\.000,"releasedTo":60\.000,"retryAfter":590\}\n\z/,
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":120\.000,"releasedTo":60\.000,"retryAfter":50\}\n\z/]
+--- raw_response_headers_like eval
+["", "", "", "", qr/\r\nRetry-After: 590\r\n/, qr/\r\nRetry-After: 50\r\n/]
+--- error_log
+user "8405" video "lec-long" version "v1" key 1 (from the database; released up to 0 s before), answering 200
+user "8405" video "lec-long" version "v1" key 11 (ahead of pace=), answering 429
+
+
+
+=== TEST 29: a viewer at pace, asking each key 10 s before it plays, gets every key of the lecture
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/1.key",
+ map { ("GET /ctl/pace/age/lec-long/8405/60", "GET /vodlms/keys/lec-long/v1/$_.key") } 2 .. 11]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[(200) x 24]
+--- response_body eval
+["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1),
+ map { ("aged 60 s\n", ::long_key($_)) } 2 .. 11]
+--- no_error_log
+answering 429
+
+
+
+=== TEST 30: seeking back is free and moves nothing: the next key is due when the playhead is 10 s from it
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/1.key",
+ "GET /ctl/pace/age/lec-long/8405/60", "GET /vodlms/keys/lec-long/v1/2.key",
+ "GET /vodlms/keys/lec-long/v1/0.key", "GET /vodlms/keys/lec-long/v1/1.key",
+ "GET /vodlms/keys/lec-long/v1/3.key"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 200, 200, 200, 200, 200, 200, 429]
+--- response_body eval
+["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1), "aged 60 s\n", ::long_key(2),
+ ::long_key(0), ::long_key(1),
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":180\.000,"releasedTo":120\.000,"retryAfter":60\}\n\z/]
+--- raw_response_headers_like eval
+["", "", "", "", "", "", "", "", qr/\r\nRetry-After: 60\r\n/]
+
+
+
+=== TEST 31: a resume: the first key may be anywhere in the lecture, but releases only itself; the next one follows at pace
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/7.key",
+ "GET /vodlms/keys/lec-long/v1/8.key", "GET /vodlms/keys/lec-long/v1/5.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/8.key",
+ "GET /vodlms/keys/lec-long/v1/9.key"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 429, 200, 200, 200, 429]
+--- response_body eval
+["forgot\n", ::long_key(7),
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":480\.000,"releasedTo":420\.000,"retryAfter":50\}\n\z/,
+ ::long_key(5), "aged 50 s\n", ::long_key(8),
+ qr/"retryAfter":60\}/]
+--- error_log
+user "8405" video "lec-long" version "v1" key 7 (from the database; the viewer's first key), answering 200
+
+
+
+=== TEST 32: every fetch keeps the pace state for pace_reset from then: it never lapses under a viewer who is still watching
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s pace_reset=1m;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/expire/lec-long/8405/3", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/ttl/lec-long/8405"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 200, 200, 200]
+--- response_body_like eval
+["forgot", "", "expires in 3 s", "", qr/\Apttl (?:5\d{4}|60000)\n\z/]
+
+
+
+=== TEST 33: the allowance is a lead, not a gift per key: asking each key the moment it is due gains nothing on real time
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/1.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/2.key",
+ "GET /ctl/pace/age/lec-long/8405/10", "GET /vodlms/keys/lec-long/v1/2.key"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 200, 200, 200, 429, 200, 200]
+--- response_body eval
+["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1), "aged 50 s\n",
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":120\.000,"releasedTo":60\.000,"retryAfter":10\}\n\z/,
+ "aged 10 s\n", ::long_key(2)]
+
+
+
+=== TEST 34: a reload onto a re-encoded version with other key periods goes on from where the viewer is: keys are placed by where they start, from the database or the cache
+--- config
+    location ~ "^/vodlms/keys/(?<kv>[A-Za-z0-9_-]{1,64})/(?<kver>[A-Za-z0-9_.-]{1,64})/(?<kk>[0-9]{1,9})\.key$" {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $kv;
+        vodlms_hls_key $kver $kk pace=1x allowance=10s;
+        vodlms_hls_key_cache answers;
+    }
+    location /ctl/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT/; }
+--- pipelined_requests eval
+["GET /ctl/pace/forget/lec-long/8405", "GET /vodlms/keys/lec-long/v1/0.key",
+ "GET /ctl/pace/age/lec-long/8405/50", "GET /vodlms/keys/lec-long/v1/1.key",
+ "GET /ctl/pace/age/lec-long/8405/60", "GET /vodlms/keys/lec-long/v2/3.key",
+ "GET /ctl/pace/age/lec-long/8405/30", "GET /vodlms/keys/lec-long/v2/4.key",
+ "GET /vodlms/keys/lec-long/v2/5.key",
+ "GET /ctl/pace/age/lec-long/8405/30", "GET /vodlms/keys/lec-long/v2/5.key"]
+--- more_headers
+Cookie: session=t084-eve
+--- error_code eval
+[200, 200, 200, 200, 200, 200, 200, 200, 429, 200, 200]
+--- response_body eval
+["forgot\n", ::long_key(0), "aged 50 s\n", ::long_key(1), "aged 60 s\n", ::long_key_v2(3),
+ "aged 30 s\n", ::long_key_v2(4),
+ qr/\A\{"error":"key_pace","message":"[^"]+","startsAt":150\.000,"releasedTo":120\.000,"retryAfter":20\}\n\z/,
+ "aged 30 s\n", ::long_key_v2(5)]
+--- error_log
+user "8405" video "lec-long" version "v2" key 3 (from the database; released up to 60 s before), answering 200
+user "8405" video "lec-long" version "v2" key 5 (from the cache; released up to 120 s before), answering 200

@@ -148,10 +148,11 @@ vodlms_key_speed_parse(const char *s, size_t len, uint64_t *speed)
 
 vodlms_key_verdict_e
 vodlms_key_judge(const vodlms_key_limits_t *limits, int64_t count,
-    int64_t ttl_ms, int64_t elapsed_ms, int64_t starts_ms,
+    int64_t ttl_ms, const vodlms_key_pace_t *pace, int64_t starts_ms,
     uint64_t *retry_after)
 {
-    uint64_t  reach, need, wait_ms, ahead;
+    int64_t   playhead;
+    uint64_t  due, need, wait_ms;
 
     *retry_after = 0;
 
@@ -163,13 +164,6 @@ vodlms_key_judge(const vodlms_key_limits_t *limits, int64_t count,
         ttl_ms = 0;
     }
 
-    elapsed_ms = elapsed_ms < 0 ? 0
-                 : elapsed_ms > VODLMS_KEY_MS_MAX ? VODLMS_KEY_MS_MAX
-                 : elapsed_ms;
-    starts_ms = starts_ms < 0 ? 0
-                : starts_ms > VODLMS_KEY_MS_MAX ? VODLMS_KEY_MS_MAX
-                : starts_ms;
-
     if (limits->budget && (uint64_t) count > limits->budget) {
         *retry_after = ((uint64_t) ttl_ms + 999) / 1000;
         if (*retry_after == 0) {
@@ -179,24 +173,24 @@ vodlms_key_judge(const vodlms_key_limits_t *limits, int64_t count,
         return VODLMS_KEY_OVER_BUDGET;
     }
 
-    if (limits->speed == 0) {
+    if (limits->speed == 0 || pace->released) {
         return VODLMS_KEY_ALLOW;
     }
 
-    /* in thousandths of a content ms: no rounding in the comparison
-       (10^12 ms x 10^5 fits 2^64 easily) */
-    reach = (uint64_t) elapsed_ms * limits->speed
-            + limits->allowance_ms * 1000;
+    starts_ms = starts_ms < 0 ? 0
+                : starts_ms > VODLMS_KEY_MS_MAX ? VODLMS_KEY_MS_MAX
+                : starts_ms;
+    playhead = pace->playhead < 0 ? 0
+               : pace->playhead > VODLMS_KEY_MS_MAX * 1000
+                 ? VODLMS_KEY_MS_MAX * 1000
+               : pace->playhead;
 
-    if ((uint64_t) starts_ms * 1000 <= reach) {
-        return VODLMS_KEY_ALLOW;
-    }
-
-    /* the real time at which the key is due, less the time gone */
-    ahead = (uint64_t) starts_ms > limits->allowance_ms
-            ? (uint64_t) starts_ms - limits->allowance_ms : 0;
-    need = (ahead * 1000 + limits->speed - 1) / limits->speed;
-    wait_ms = need > (uint64_t) elapsed_ms ? need - (uint64_t) elapsed_ms : 0;
+    /* where the playhead must be, in thousandths of a content ms; the real
+       time it takes to get there at speed, rounded up */
+    due = (uint64_t) starts_ms > limits->allowance_ms
+          ? ((uint64_t) starts_ms - limits->allowance_ms) * 1000 : 0;
+    need = due > (uint64_t) playhead ? due - (uint64_t) playhead : 0;
+    wait_ms = (need + limits->speed - 1) / limits->speed;
 
     *retry_after = (wait_ms + 999) / 1000;
     if (*retry_after == 0) {

@@ -57,23 +57,41 @@ vodlms_rc_t vodlms_key_from_hex(const char *hex, size_t len,
 int vodlms_key_speed_parse(const char *s, size_t len, uint64_t *speed);
 
 /*
+ * What the Redis script saw of the pace state of a (video, user) and
+ * decided, atomically with the update (see ngx_http_vodlms_key.c):
+ *   released: 1 if the script released this key (or found no pace limit);
+ *   released_ms: the start of the furthest key released before this
+ *       fetch, -1 if this is the viewer's first fetch (no state);
+ *   playhead: where a viewer playing at speed since the first fetch would
+ *       be now, never past what was released (idle time buys at most the
+ *       rest of the current key), in thousandths of a content ms.
+ */
+typedef struct {
+    int64_t     released_ms;
+    int64_t     playhead;
+    int         released;
+} vodlms_key_pace_t;
+
+
+/*
  * The verdict on one key fetch, from what the script returned: count, the
  * fetches in the current window (this one included) and ttl_ms, what is
- * left of the window; elapsed_ms, the time since the viewer's first key
- * fetch of the video; starts_ms, where the key's content starts.
+ * left of the window; pace, the pace state and the script's decision;
+ * starts_ms, where the key's content starts.
  *
  *   over budget (count > budget)                  VODLMS_KEY_OVER_BUDGET,
  *       *retry_after: seconds until the window ends;
- *   starts_ms > elapsed_ms * speed + allowance    VODLMS_KEY_TOO_EARLY,
- *       *retry_after: seconds until it is not;
+ *   not released by the script                    VODLMS_KEY_TOO_EARLY,
+ *       *retry_after: seconds until the playhead, moving at speed,
+ *       is within allowance of starts_ms;
  *   otherwise VODLMS_KEY_ALLOW (*retry_after 0).
  *
  * The budget is judged first.  Negative inputs count as 0; retry_after is
  * at least 1 whenever a fetch is refused.
  */
 vodlms_key_verdict_e vodlms_key_judge(const vodlms_key_limits_t *limits,
-    int64_t count, int64_t ttl_ms, int64_t elapsed_ms, int64_t starts_ms,
-    uint64_t *retry_after);
+    int64_t count, int64_t ttl_ms, const vodlms_key_pace_t *pace,
+    int64_t starts_ms, uint64_t *retry_after);
 
 
 #endif /* VODLMS_KEY_H */

@@ -139,6 +139,21 @@ test_speed(void)
 }
 
 
+/* what the script answered: released up to r, the playhead (thousandths
+   of a content ms), released or not */
+static vodlms_key_pace_t *
+pace(int64_t r, int64_t playhead, int released)
+{
+    static vodlms_key_pace_t  p;
+
+    p.released_ms = r;
+    p.playhead = playhead;
+    p.released = released;
+
+    return &p;
+}
+
+
 static void
 test_judge(void)
 {
@@ -148,90 +163,87 @@ test_judge(void)
     memset(&l, 0, sizeof(l));
 
     /* no limits: everything goes */
-    is_int(vodlms_key_judge(&l, 1000000, 5000, 0, 3600000, &retry),
+    is_int(vodlms_key_judge(&l, 1000000, 5000, pace(-1, 0, 1), 3600000,
+                            &retry),
            VODLMS_KEY_ALLOW, "no limits: allowed");
     is_int((int) retry, 0, "no limits: no Retry-After");
 
     /* budget 20 */
     l.budget = 20;
-    is_int(vodlms_key_judge(&l, 20, 599000, 0, 0, &retry), VODLMS_KEY_ALLOW,
-           "budget: the 20th fetch of 20 allowed");
-    is_int(vodlms_key_judge(&l, 21, 599000, 0, 0, &retry),
+    is_int(vodlms_key_judge(&l, 20, 599000, pace(-1, 0, 1), 0, &retry),
+           VODLMS_KEY_ALLOW, "budget: the 20th fetch of 20 allowed");
+    is_int(vodlms_key_judge(&l, 21, 599000, pace(-1, 0, 0), 0, &retry),
            VODLMS_KEY_OVER_BUDGET, "budget: the 21st refused");
     is_int((int) retry, 599, "budget: Retry-After is what is left of the "
            "window");
-    vodlms_key_judge(&l, 21, 598001, 0, 0, &retry);
+    vodlms_key_judge(&l, 21, 598001, pace(-1, 0, 0), 0, &retry);
     is_int((int) retry, 599, "budget: rounded up to whole seconds");
-    vodlms_key_judge(&l, 21, 0, 0, 0, &retry);
+    vodlms_key_judge(&l, 21, 0, pace(-1, 0, 0), 0, &retry);
     is_int((int) retry, 1, "budget: a window that just ended: Retry-After 1");
-    vodlms_key_judge(&l, 21, -2, 0, 0, &retry);
+    vodlms_key_judge(&l, 21, -2, pace(-1, 0, 0), 0, &retry);
     is_int((int) retry, 1, "budget: a negative TTL counts as 0");
 
-    /* pace 1x, allowance 30 s */
+    /* pace 1x, allowance 30 s: the script decides, the judge follows */
     l.budget = 0;
     l.speed = 1000;
     l.allowance_ms = 30000;
-    is_int(vodlms_key_judge(&l, 0, 0, 0, 30000, &retry), VODLMS_KEY_ALLOW,
-           "pace: a key within the allowance at the start");
-    is_int(vodlms_key_judge(&l, 0, 0, 0, 30001, &retry), VODLMS_KEY_TOO_EARLY,
-           "pace: one ms past the allowance at the start refused");
-    is_int((int) retry, 1, "pace: ... due in 1 ms: Retry-After 1");
-    is_int(vodlms_key_judge(&l, 0, 0, 0, 600000, &retry),
-           VODLMS_KEY_TOO_EARLY, "pace: 10 minutes in, at the start: refused");
-    is_int((int) retry, 570, "pace: ... due in 570 s");
-    is_int(vodlms_key_judge(&l, 0, 0, 100000, 600000, &retry),
-           VODLMS_KEY_TOO_EARLY, "pace: after 100 s: still refused");
-    is_int((int) retry, 470, "pace: ... due in 470 s");
-    is_int(vodlms_key_judge(&l, 0, 0, 570000, 600000, &retry),
-           VODLMS_KEY_ALLOW, "pace: after 570 s: allowed");
-    is_int(vodlms_key_judge(&l, 0, 0, 569999, 600000, &retry),
-           VODLMS_KEY_TOO_EARLY, "pace: 1 ms before: refused");
-    is_int((int) retry, 1, "pace: ... Retry-After 1");
+    is_int(vodlms_key_judge(&l, 0, 0, pace(0, 0, 1), 600000, &retry),
+           VODLMS_KEY_ALLOW, "pace: released by the script: allowed");
+    is_int((int) retry, 0, "pace: ... no Retry-After");
+    is_int(vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 600000, &retry),
+           VODLMS_KEY_TOO_EARLY, "pace: not released: refused");
+    is_int((int) retry, 570, "pace: 600 s past key 0, 30 s allowed: due in "
+           "570 s");
+    vodlms_key_judge(&l, 0, 0, pace(0, 100000000, 0), 600000, &retry);
+    is_int((int) retry, 470, "pace: the playhead at 100 s: due in 470 s");
+    vodlms_key_judge(&l, 0, 0, pace(1200000, 1300000000, 0), 1800000,
+                     &retry);
+    is_int((int) retry, 470, "pace: from the playhead, not from 0");
+    vodlms_key_judge(&l, 0, 0, pace(0, 569999000, 0), 600000, &retry);
+    is_int((int) retry, 1, "pace: due in 1 ms: Retry-After 1");
+    vodlms_key_judge(&l, 0, 0, pace(0, 569999999, 0), 600000, &retry);
+    is_int((int) retry, 1, "pace: due in a thousandth of a ms: 1");
+    vodlms_key_judge(&l, 0, 0, pace(0, 900000000, 0), 600000, &retry);
+    is_int((int) retry, 1, "pace: refused though due (a race): at least 1");
+    vodlms_key_judge(&l, 0, 0, pace(0, -5000, 0), 600000, &retry);
+    is_int((int) retry, 570, "pace: a negative playhead counts as 0");
+    vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 20000, &retry);
+    is_int((int) retry, 1, "pace: a key within the allowance (a race): 1");
 
     /* pace 2x, no allowance */
     l.speed = 2000;
     l.allowance_ms = 0;
-    is_int(vodlms_key_judge(&l, 0, 0, 300000, 600000, &retry),
-           VODLMS_KEY_ALLOW, "pace 2x: 10 minutes of content after 5 real");
-    is_int(vodlms_key_judge(&l, 0, 0, 299999, 600000, &retry),
-           VODLMS_KEY_TOO_EARLY, "pace 2x: 1 ms before: refused");
-    is_int(vodlms_key_judge(&l, 0, 0, 0, 600001, &retry),
-           VODLMS_KEY_TOO_EARLY, "pace 2x: at the start");
-    is_int((int) retry, 301, "pace 2x: ... due in 300.0005 s: 301");
+    vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 600001, &retry);
+    is_int((int) retry, 301, "pace 2x: due in 300.0005 s: 301");
+    vodlms_key_judge(&l, 0, 0, pace(0, 599998000, 0), 600000, &retry);
+    is_int((int) retry, 1, "pace 2x: 2 ms of content: 1 ms, Retry-After 1");
+    vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 600000, &retry);
+    is_int((int) retry, 300, "pace 2x: 600 s of content: 300 s");
 
-    /* pace 1.5x: exact thousandths, no rounding in the comparison */
+    /* pace 1.5x: 1500.003 s of content take 1000.002 s, rounded up */
     l.speed = 1500;
-    is_int(vodlms_key_judge(&l, 0, 0, 2, 3, &retry), VODLMS_KEY_ALLOW,
-           "pace 1.5x: 3 ms of content after 2 ms");
-    is_int(vodlms_key_judge(&l, 0, 0, 2, 4, &retry), VODLMS_KEY_TOO_EARLY,
-           "pace 1.5x: 4 ms of content after 2 ms refused");
-
-    /* key 0 always */
-    is_int(vodlms_key_judge(&l, 0, 0, 0, 0, &retry), VODLMS_KEY_ALLOW,
-           "pace: the first key (starts 0) always");
-    is_int(vodlms_key_judge(&l, 0, 0, -5000, 1, &retry),
-           VODLMS_KEY_TOO_EARLY, "pace: a negative elapsed time (a clock "
-           "step) counts as 0");
+    vodlms_key_judge(&l, 0, 0, pace(0, 0, 0), 1500003, &retry);
+    is_int((int) retry, 1001, "pace 1.5x: 1500.003 s of content: 1000.002 s "
+           "rounded up to 1001");
 
     /* both: the budget first */
     l.budget = 3;
-    is_int(vodlms_key_judge(&l, 4, 10000, 0, 600000, &retry),
+    is_int(vodlms_key_judge(&l, 4, 10000, pace(0, 0, 0), 600000, &retry),
            VODLMS_KEY_OVER_BUDGET, "both: over budget and ahead: budget");
     is_int((int) retry, 10, "both: the budget's Retry-After");
-    is_int(vodlms_key_judge(&l, 3, 10000, 0, 600000, &retry),
+    is_int(vodlms_key_judge(&l, 3, 10000, pace(0, 0, 0), 600000, &retry),
            VODLMS_KEY_TOO_EARLY, "both: within budget, ahead: pace");
 
     /* huge values: clamped, no overflow */
-    l.speed = 100000;
-    l.allowance_ms = 30ULL * 86400000;
-    is_int(vodlms_key_judge(&l, 0, 0, INT64_MAX, INT64_MAX, &retry),
-           VODLMS_KEY_ALLOW, "huge elapsed and start: clamped, allowed");
     l.speed = 100;
     l.allowance_ms = 0;
-    is_int(vodlms_key_judge(&l, 0, 0, 0, INT64_MAX, &retry),
+    is_int(vodlms_key_judge(&l, 0, 0, pace(-1, INT64_MIN, 0), INT64_MAX,
+                            &retry),
            VODLMS_KEY_TOO_EARLY, "huge start at 0.1x: refused");
     ok(retry > 0 && retry <= 10000000000000ULL,
        "... with a finite Retry-After");
+    vodlms_key_judge(&l, 0, 0, pace(INT64_MIN, INT64_MAX, 0), 1000, &retry);
+    is_int((int) retry, 1, "huge playhead: clamped, Retry-After 1");
 }
 
 
