@@ -1586,6 +1586,11 @@ EOF
         echo
         "$ROOT/helper/bench/ladder.sh" || true
     fi
+    # the audio-only rendition and the storyboard against the ladder alone (#23)
+    if [ -z "$only" ] && [ "${VODLMS_BENCH_PREVIEW:-1}" != 0 ] && [ -x "$ROOT/helper/bench/preview.sh" ]; then
+        echo
+        "$ROOT/helper/bench/preview.sh" || true
+    fi
 }
 
 # ---------------------------------------------------------------- fuzz

@@ -63,6 +63,13 @@ static const vh_key_t keys[] = {
     { "audio_bitrate", T_BITRATE, O(audio_bitrate), 16000, 512000, "128k", "AAC bitrate of every rung" },
     { "ladder", T_LADDER, O(rungs), 0, 0, "240p:400k,360p:800k,480p:1400k,720p:2800k,1080p:5000k", "rungs: height p : video bitrate, comma separated" },
     { "poster_at", T_DBL, O(poster_at), 0, 0.99, "0.1", "poster.jpg position as a fraction of the duration" },
+    { "audio_only", T_ONOFF, O(audio_only), 0, 0, "on", "on: an audio-only rendition (audio/, AAC) in the master beside the video rungs, made by the ladder's ffmpeg" },
+    { "audio_only_bitrate", T_BITRATE, O(audio_only_bitrate), 16000, 256000, "64k", "AAC bitrate of the audio-only rendition" },
+    { "thumbnails", T_ONOFF, O(thumbnails), 0, 0, "on", "on: a storyboard (thumbs/sprite_NNN.jpg + thumbs/storyboard.vtt) made by the ladder's ffmpeg; not encrypted" },
+    { "storyboard_interval", T_INT, O(storyboard_interval), 1, 600, "10", "seconds of video per storyboard tile" },
+    { "storyboard_width", T_INT, O(storyboard_width), 32, 640, "160", "width of a storyboard tile, pixels (height from the aspect ratio)" },
+    { "storyboard_columns", T_INT, O(storyboard_columns), 1, 20, "10", "tiles across a sprite sheet" },
+    { "storyboard_rows", T_INT, O(storyboard_rows), 1, 20, "10", "tiles down a sprite sheet" },
     { "job_timeout", T_TIMEOUT, O(job_timeout), 0, 604800, "auto", "seconds before ffmpeg is killed (failed, not retried); auto: 6 x the source's duration, at least 900; 0: no limit" },
     { "max_source_duration", T_DBL, O(max_source_duration), 1, 604800, "21600", "longest source accepted, seconds (longer: failed, source_too_large)" },
     { "max_source_pixels", T_PIXELS, O(max_source_pixels), 256, 268435456, "4096x2304", "largest source frame accepted, WIDTHxHEIGHT or pixels (larger: failed, source_too_large)" },
@@ -877,6 +884,13 @@ validate(vh_conf_t *cf)
     if (validate_s3(cf) != 0 || validate_keys(cf) != 0) {
         return -1;
     }
+    if ((long) cf->storyboard_width * cf->storyboard_columns > 8192) {
+        fprintf(stderr, "vodlms-helper: a sprite sheet would be %d pixels wide"
+                " (storyboard_width %d x storyboard_columns %d): at most 8192;"
+                " lower one of them\n", cf->storyboard_width * cf->storyboard_columns,
+                cf->storyboard_width, cf->storyboard_columns);
+        return -1;
+    }
     if (!vh_sql_schema_valid(cf->db_schema)) {
         fprintf(stderr, "vodlms-helper: \"db_schema\" must be a plain lower-case SQL identifier"
                 " ([a-z_][a-z0-9_]*, at most 63 bytes, not pg_*), the name given to"
@@ -923,6 +937,18 @@ print_conf(const vh_conf_t *cf)
         }
     } else {
         printf("encrypt = off\n");
+    }
+    if (cf->audio_only) {
+        printf("audio_only = on (%ld bit/s)\n", cf->audio_only_bitrate);
+    } else {
+        printf("audio_only = off\n");
+    }
+    if (cf->thumbnails) {
+        printf("thumbnails = on: a %dx%d-tile sprite sheet, a %d px tile every %d s\n",
+               cf->storyboard_columns, cf->storyboard_rows, cf->storyboard_width,
+               cf->storyboard_interval);
+    } else {
+        printf("thumbnails = off\n");
     }
     if (cf->job_timeout == VH_JOB_TIMEOUT_AUTO) {
         printf("job_timeout = auto (%d x the source's duration, at least %d s)\n",

@@ -95,6 +95,20 @@ vh_hls_master(const vh_variant_t *v, int n, vh_buf_t *out)
         return -1;
     }
     for (i = 0; i < n; i++) {
+        if (v[i].width == 0) {
+            /*
+             * audio only: a variant with an audio codec and no RESOLUTION,
+             * the lowest rung a native player may fall to (docs/helper.md)
+             */
+            if (vh_buf_printf(out,
+                    "#EXT-X-STREAM-INF:BANDWIDTH=%ld,AVERAGE-BANDWIDTH=%ld,"
+                    "CODECS=\"%s\"\n%s\n", v[i].bandwidth,
+                    v[i].average_bandwidth, v[i].codecs, v[i].playlist) != 0)
+            {
+                return -1;
+            }
+            continue;
+        }
         if (vh_buf_printf(out,
                 "#EXT-X-STREAM-INF:BANDWIDTH=%ld,AVERAGE-BANDWIDTH=%ld,"
                 "RESOLUTION=%dx%d,FRAME-RATE=%.3f,CODECS=\"%s\"\n%s\n",
@@ -118,6 +132,16 @@ vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out)
         return -1;
     }
     for (i = 0; i < n; i++) {
+        if (v[i].width == 0) {
+            /* audio only: no picture to describe */
+            json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:s,s:s}",
+                "name", v[i].name,
+                "bandwidth", (json_int_t) v[i].bandwidth,
+                "average_bandwidth", (json_int_t) v[i].average_bandwidth,
+                "codecs", v[i].codecs,
+                "playlist", v[i].playlist));
+            continue;
+        }
         json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:I,s:I,s:s,s:f,s:s}",
             "name", v[i].name,
             "width", v[i].width,

@@ -112,6 +112,40 @@ read_file(const char *path, vh_buf_t *b)
     return b->data ? 0 : -1;
 }
 
+/*
+ * thumbs/: the sprite sheets from the ladder's tiles, and storyboard.vtt;
+ * 0 or -1 (logged: the version is published without a storyboard)
+ */
+static int
+write_storyboard(const vh_conf_t *cf, const vh_plan_t *plan, const char *dir,
+    double duration, const vh_job_t *job)
+{
+    vh_buf_t  vtt = { 0 };
+    char      path[4400], err[512];
+    long      tiles = 0;
+    int       rc = -1;
+
+    if (vh_storyboard_run(cf, plan, dir, &tiles, err, sizeof(err)) != 0) {
+        vh_warn("video %s: %s (published without a storyboard)", job->video_id, err);
+        goto done;
+    }
+    if (vh_storyboard_vtt(cf, plan, duration, tiles, &vtt) != 0) {
+        vh_warn("video %s: no storyboard track (%ld tile(s) for %.1f s):"
+                " published without one", job->video_id, tiles, duration);
+        goto done;
+    }
+    snprintf(path, sizeof(path), "%s/storyboard.vtt", dir);
+    if (vh_write_file_atomic(path, vtt.data, vtt.len) != 0) {
+        vh_warn("video %s: cannot write %s: %s (published without a storyboard)",
+                job->video_id, path, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    vh_buf_free(&vtt);
+    return rc;
+}
+
 static int
 source_allowed(const vh_conf_t *cf, const char *source, char *err,
     size_t errlen)
@@ -141,16 +175,17 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
 {
     vh_probe_t    probe;
     vh_plan_t     plan;
-    vh_variant_t  vars[VH_MAX_RUNGS];
+    vh_variant_t  vars[VH_MAX_RUNGS + 1];
     tick_ctx_t    t;
     vh_keys_t     keys;
     char          tmp[4096], path[4800], prefix[128], key_info[4200];
-    char          plain[4200], version[VH_VERSION_TOKEN_LEN + 1];
+    char          plain[4200], version[VH_VERSION_TOKEN_LEN + 1], thumbs[4200];
+    char          tiles[4200];
     const char   *out_dir;
     vh_buf_t      text = { 0 }, master = { 0 }, rend = { 0 };
     struct stat   sb;
     double        started = vh_now(), duration;
-    int           i, rows, lrc, rc = VH_JOB_RETRY;
+    int           i, nv, rows, lrc, storyboard = 0, rc = VH_JOB_RETRY;
 
     err[0] = '\0';
     tmp[0] = '\0';
@@ -239,6 +274,19 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         }
     }
 
+    if (plan.thumbs) {
+        /* images are not encrypted: beside the renditions, never in .plain */
+        snprintf(thumbs, sizeof(thumbs), "%s/" VH_THUMBS_DIR, tmp);
+        snprintf(tiles, sizeof(tiles), "%s/.tiles", tmp);
+        if (mkdir(thumbs, 0755) != 0 || mkdir(tiles, 0755) != 0) {
+            snprintf(err, errlen, "cannot create %s: %s", tiles, strerror(errno));
+            goto out;
+        }
+        plan.tiles_dir = tiles;
+    }
+    /* the rungs, then the audio-only rendition */
+    nv = plan.n + (plan.audio_only ? 1 : 0);
+
     memset(&t, 0, sizeof(t));
     t.cf = cf;
     t.q = q;
@@ -267,8 +315,9 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
 
     if (out_dir != tmp) {
         /* key_rotation: each rendition encrypted, a key per period (keys.c) */
-        for (i = 0; i < plan.n; i++) {
-            const char *name = plan.rungs[i].rung.name;
+        for (i = 0; i < nv; i++) {
+            const char *name = i < plan.n ? plan.rungs[i].rung.name
+                                          : VH_AUDIO_ONLY_NAME;
             char        from[4400];
 
             snprintf(from, sizeof(from), "%s/%s", plain, name);
@@ -290,10 +339,11 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     }
 
     /* measure what ffmpeg wrote, and describe it in the master playlist */
-    for (i = 0; i < plan.n; i++) {
+    for (i = 0; i < nv; i++) {
         vh_playlist_stats_t  st;
         vh_variant_info_t    vi;
-        const char          *name = plan.rungs[i].rung.name;
+        const char          *name = i < plan.n ? plan.rungs[i].rung.name
+                                               : VH_AUDIO_ONLY_NAME;
         char                 dir[4400];
 
         snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
@@ -322,7 +372,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
             }
             snprintf(path, sizeof(path), "%s", plain_seg);
         }
-        if (vh_probe_variant(cf, path, &vi) != 0) {
+        if (vh_probe_variant(cf, path, i >= plan.n, &vi) != 0) {
             snprintf(err, errlen, "cannot probe the %s output", name);
             goto out;
         }
@@ -330,7 +380,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         snprintf(vars[i].name, sizeof(vars[i].name), "%s", name);
         vars[i].width = vi.width;
         vars[i].height = vi.height;
-        vars[i].fps = vi.fps > 0 ? vi.fps : plan.fps;
+        vars[i].fps = vi.fps > 0 || i >= plan.n ? vi.fps : plan.fps;
         vars[i].bandwidth = st.peak_bandwidth;
         vars[i].average_bandwidth = st.average_bandwidth;
         snprintf(vars[i].codecs, sizeof(vars[i].codecs), "%s", vi.codecs);
@@ -343,8 +393,8 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     /* the key files are no longer needed: the keys stay in memory for the switch */
     vh_keys_drop_dir(&keys);
 
-    if (vh_hls_master(vars, plan.n, &master) != 0
-        || vh_hls_renditions_json(vars, plan.n, &rend) != 0)
+    if (vh_hls_master(vars, nv, &master) != 0
+        || vh_hls_renditions_json(vars, nv, &rend) != 0)
     {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -353,6 +403,20 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     if (vh_write_file_atomic(path, master.data, master.len) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         goto out;
+    }
+
+    if (plan.thumbs) {
+        if (write_storyboard(cf, &plan, thumbs, duration, job) == 0) {
+            storyboard = 1;
+        } else if (vh_rm_rf(thumbs) != 0) {
+            /* a lecture without previews is still a lecture; but not half of them */
+            snprintf(err, errlen, "cannot remove %s: %s", thumbs, strerror(errno));
+            goto out;
+        }
+        if (vh_rm_rf(tiles) != 0) {
+            snprintf(err, errlen, "cannot remove %s: %s", tiles, strerror(errno));
+            goto out;
+        }
     }
 
     snprintf(path, sizeof(path), "%s/poster.jpg", tmp);
@@ -421,8 +485,10 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         rc = VH_JOB_SUPERSEDED;
         goto out;
     }
-    vh_info("video %s ready: %d rung(s), %.1f s of video in %.1f s (job %s,"
-            " version %s%s%d key(s))", job->video_id, plan.n, duration,
+    vh_info("video %s ready: %d rung(s)%s%s, %.1f s of video in %.1f s (job %s,"
+            " version %s%s%d key(s))", job->video_id, plan.n,
+            plan.audio_only ? " + audio only" : "",
+            storyboard ? " + storyboard" : "", duration,
             vh_now() - started, job->id, version,
             cf->encrypt ? ", AES-128, " : ", not encrypted, ", keys.n);
     rc = VH_JOB_DONE;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +50,17 @@ vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan)
         plan->rungs[i].width = 2 * (int) lround(w / 2);
         if (plan->rungs[i].width < 2) {
             plan->rungs[i].width = 2;
+        }
+    }
+    plan->audio_only = cf->audio_only && p->has_audio;
+    plan->thumbs = cf->thumbnails;
+    if (plan->thumbs) {
+        /* the displayed aspect ratio, as the rungs, even for the JPEG encoder */
+        double h = (double) cf->storyboard_width * p->height / p->width;
+        plan->tile_width = cf->storyboard_width & ~1;
+        plan->tile_height = 2 * (int) lround(h / 2);
+        if (plan->tile_height < 2) {
+            plan->tile_height = 2;
         }
     }
     plan->fps = p->fps > cf->max_fps ? cf->max_fps : p->fps;
@@ -170,13 +182,28 @@ vh_ladder_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
     if (p->fps > cf->max_fps) {
         vh_buf_printf(&fc, "fps=%g,", cf->max_fps);
     }
-    vh_buf_printf(&fc, "split=%d", plan->n);
-    for (i = 0; i < plan->n; i++) {
+    vh_buf_printf(&fc, "split=%d", plan->n + (plan->thumbs ? 1 : 0));
+    for (i = 0; i < plan->n + (plan->thumbs ? 1 : 0); i++) {
         vh_buf_printf(&fc, "[s%d]", i);
     }
     for (i = 0; i < plan->n; i++) {
         vh_buf_printf(&fc, ";[s%d]scale=%d:%d,setsar=1,format=yuv420p[v%d]", i,
                       plan->rungs[i].width, plan->rungs[i].height, i);
+    }
+    if (plan->thumbs) {
+        /*
+         * The storyboard from the same decode: round=up gives slot k the
+         * last frame at or before k x interval (a still stretch of a
+         * variable-rate source is repeated, so tile k is always time k x
+         * interval).  One JPEG per tile, the sheets made after
+         * (vh_storyboard_run): a tile filter here would hold its output
+         * until the first sheet is full, and ffmpeg prints no -progress
+         * before every output has started (16 min of a lecture at 10 s a
+         * tile, 10x10).
+         */
+        vh_buf_printf(&fc, ";[s%d]fps=1/%d:round=up,scale=%d:%d,setsar=1[sb]",
+                      plan->n, cf->storyboard_interval, plan->tile_width,
+                      plan->tile_height);
     }
     arg(a, "-filter_complex");
     argf(a, "%s", fc.data);
@@ -186,7 +213,7 @@ vh_ladder_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
         argf(a, "[v%d]", i);
     }
     if (p->has_audio) {
-        for (i = 0; i < plan->n; i++) {
+        for (i = 0; i < plan->n + (plan->audio_only ? 1 : 0); i++) {
             arg(a, "-map");
             arg(a, "0:a:0");
         }
@@ -226,6 +253,11 @@ vh_ladder_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
         arg(a, "2");
         arg(a, "-ar");
         arg(a, "48000");
+        if (plan->audio_only) {
+            /* after -b:a: the last option that names a stream wins */
+            argf(a, "-b:a:%d", plan->n);
+            argf(a, "%ld", cf->audio_only_bitrate);
+        }
     }
     if (cf->threads > 0) {
         arg(a, "-threads");
@@ -267,12 +299,35 @@ vh_ladder_args(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
                           plan->rungs[i].rung.name);
         }
     }
+    if (plan->audio_only) {
+        /* audio only: a variant of its own, as the rungs (hls.c, docs/helper.md) */
+        vh_buf_printf(&map, " a:%d,name:" VH_AUDIO_ONLY_NAME, plan->n);
+    }
     arg(a, "-var_stream_map");
     argf(a, "%s", map.data);
     arg(a, "-progress");
     arg(a, "pipe:1");
     arg(a, "-nostats");
     argf(a, "%s/%%v/index.m3u8", dir);
+
+    if (plan->thumbs) {
+        /* a second output of the same run: the tiles, JPEG */
+        if (plan->tiles_dir == NULL) {
+            a->failed = 1;
+        }
+        arg(a, "-map");
+        arg(a, "[sb]");
+        arg(a, "-c:v");
+        arg(a, "mjpeg");
+        arg(a, "-q:v");
+        arg(a, "2");
+        arg(a, "-an");
+        arg(a, "-f");
+        arg(a, "image2");
+        arg(a, "-start_number");
+        arg(a, "0");
+        argf(a, "%s/tile_%%06d.jpg", plan->tiles_dir);
+    }
 
     if (fc.data == NULL || map.data == NULL) {
         a->failed = 1;
@@ -478,6 +533,114 @@ vh_ladder_run(const vh_conf_t *cf, const char *source, const vh_probe_t *p,
         return -1;
     }
     vh_buf_free(&errb);
+    return 0;
+}
+
+int
+vh_storyboard_vtt(const vh_conf_t *cf, const vh_plan_t *plan,
+    double duration, long made, vh_buf_t *out)
+{
+    long    k, tiles, per_sheet = (long) cf->storyboard_columns * cf->storyboard_rows;
+    double  from, to;
+    int     rc;
+
+    if (duration <= 0 || made <= 0 || !plan->thumbs) {
+        return -1;
+    }
+    tiles = (long) ceil(duration / cf->storyboard_interval - 1e-6);
+    if (tiles > made) {
+        tiles = made;           /* what ffmpeg wrote, no more */
+    }
+    rc = vh_buf_printf(out, "WEBVTT\n");
+    for (k = 0; rc == 0 && k < tiles; k++) {
+        long  pos = k % per_sheet;
+        int   ms_from, ms_to;
+
+        from = (double) k * cf->storyboard_interval;
+        to = from + cf->storyboard_interval;
+        if (to > duration) {
+            to = duration;
+        }
+        ms_from = (int) llround(from * 1000);
+        ms_to = (int) llround(to * 1000);
+        rc = vh_buf_printf(out,
+            "\n%02d:%02d:%02d.%03d --> %02d:%02d:%02d.%03d\n"
+            "sprite_%03ld.jpg#xywh=%ld,%ld,%d,%d\n",
+            ms_from / 3600000, ms_from / 60000 % 60, ms_from / 1000 % 60, ms_from % 1000,
+            ms_to / 3600000, ms_to / 60000 % 60, ms_to / 1000 % 60, ms_to % 1000,
+            k / per_sheet,
+            pos % cf->storyboard_columns * plan->tile_width,
+            pos / cf->storyboard_columns * plan->tile_height,
+            plan->tile_width, plan->tile_height);
+    }
+    return rc;
+}
+
+int
+vh_storyboard_run(const vh_conf_t *cf, const vh_plan_t *plan, const char *dir,
+    long *tiles, char *err, size_t errlen)
+{
+    vh_args_t    a;
+    vh_buf_t     e = { 0 };
+    struct stat  sb;
+    char         path[4400], tail[300];
+    int          rc;
+
+    /* the tiles ffmpeg wrote: tile_000000.jpg, tile_000001.jpg, ... */
+    for (*tiles = 0; ; (*tiles)++) {
+        snprintf(path, sizeof(path), "%s/tile_%06ld.jpg", plan->tiles_dir, *tiles);
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            break;
+        }
+    }
+    if (*tiles == 0) {
+        snprintf(err, errlen, "storyboard: ffmpeg wrote no tile");
+        return -1;
+    }
+
+    /* our own numbered files: the image2 demuxer, the file protocol only */
+    memset(&a, 0, sizeof(a));
+    arg(&a, cf->ffmpeg);
+    arg(&a, "-hide_banner");
+    arg(&a, "-nostdin");
+    arg(&a, "-loglevel");
+    arg(&a, "error");
+    arg(&a, "-y");
+    arg(&a, "-protocol_whitelist");
+    arg(&a, "file");
+    arg(&a, "-f");
+    arg(&a, "image2");
+    arg(&a, "-framerate");
+    arg(&a, "1");
+    arg(&a, "-start_number");
+    arg(&a, "0");
+    arg(&a, "-i");
+    argf(&a, "file:%s/tile_%%06d.jpg", plan->tiles_dir);
+    arg(&a, "-vf");
+    argf(&a, "tile=%dx%d", cf->storyboard_columns, cf->storyboard_rows);
+    arg(&a, "-c:v");
+    arg(&a, "mjpeg");
+    arg(&a, "-q:v");
+    arg(&a, "5");
+    arg(&a, "-f");
+    arg(&a, "image2");
+    arg(&a, "-start_number");
+    arg(&a, "0");
+    argf(&a, "%s/sprite_%%03d.jpg", dir);
+    if (a.failed) {
+        snprintf(err, errlen, "storyboard: cannot build the ffmpeg command (out of memory)");
+        vh_args_free(&a);
+        return -1;
+    }
+    rc = vh_run_capture(a.argv, NULL, &e, 300);
+    vh_args_free(&a);
+    if (rc != 0) {
+        tail_text(&e, tail, sizeof(tail));
+        snprintf(err, errlen, "storyboard: ffmpeg failed: %s", tail);
+        vh_buf_free(&e);
+        return -1;
+    }
+    vh_buf_free(&e);
     return 0;
 }
 

@@ -371,7 +371,7 @@ avc_codec(const char *profile, int level, char *out, size_t len)
 }
 
 int
-vh_probe_variant(const vh_conf_t *cf, const char *segment,
+vh_probe_variant(const vh_conf_t *cf, const char *segment, int audio_only,
     vh_variant_info_t *vi)
 {
     vh_buf_t  out = { 0 };
@@ -384,7 +384,8 @@ vh_probe_variant(const vh_conf_t *cf, const char *segment,
         vh_error("ffprobe %s: %s", segment, err);
         return -1;
     }
-    rc = vh_probe_variant_json(out.data ? out.data : "", out.len, vi, err, sizeof(err));
+    rc = (audio_only ? vh_probe_audio_json : vh_probe_variant_json)
+             (out.data ? out.data : "", out.len, vi, err, sizeof(err));
     vh_buf_free(&out);
     if (rc != 0) {
         vh_error("ffprobe %s: %s", segment, err);
@@ -433,5 +434,46 @@ vh_probe_variant_json(const char *text, size_t len, vh_variant_info_t *vi,
         return -1;
     }
     snprintf(vi->codecs, sizeof(vi->codecs), "%s%s%s", v, a[0] ? "," : "", a);
+    return 0;
+}
+
+int
+vh_probe_audio_json(const char *text, size_t len, vh_variant_info_t *vi,
+    char *err, size_t errlen)
+{
+    json_t        *root, *streams, *s;
+    json_error_t   jerr;
+    size_t         i;
+    int            audio = 0, other = 0;
+    const char    *prof = NULL;
+
+    memset(vi, 0, sizeof(*vi));
+    root = json_loadb(text, len, 0, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "ffprobe printed no JSON: %s", jerr.text);
+        return -1;
+    }
+    streams = json_object_get(root, "streams");
+    json_array_foreach(streams, i, s) {
+        const char *type = json_string_value(json_object_get(s, "codec_type"));
+
+        if (type && !strcmp(type, "audio")) {
+            if (audio++ == 0) {
+                prof = json_string_value(json_object_get(s, "profile"));
+                snprintf(vi->codecs, sizeof(vi->codecs), "mp4a.40.%d",
+                         prof && !strcmp(prof, "HE-AAC") ? 5
+                         : prof && !strcmp(prof, "HE-AACv2") ? 29 : 2);
+            }
+        } else {
+            other++;
+        }
+    }
+    json_decref(root);
+    if (audio != 1 || other != 0) {
+        snprintf(err, errlen, "the audio-only output has %d audio and %d other"
+                 " stream(s), not one audio stream", audio, other);
+        vi->codecs[0] = '\0';
+        return -1;
+    }
     return 0;
 }

@@ -687,6 +687,9 @@ vh_s3_content_type(const char *name)
     if (ends_with(name, ".jpg") || ends_with(name, ".jpeg")) {
         return "image/jpeg";
     }
+    if (ends_with(name, ".vtt")) {
+        return "text/vtt";
+    }
     return "application/octet-stream";
 }
 

@@ -91,6 +91,13 @@ typedef struct {
     vh_rung_t rungs[VH_MAX_RUNGS];
     int    nrungs;
     double poster_at;          /* fraction of the duration */
+    int    audio_only;         /* an audio-only rendition (audio/) */
+    long   audio_only_bitrate; /* bits/s */
+    int    thumbnails;         /* the storyboard (thumbs/) */
+    int    storyboard_interval; /* seconds per tile */
+    int    storyboard_width;   /* pixels */
+    int    storyboard_columns;
+    int    storyboard_rows;
     double job_timeout;        /* seconds, 0: none, VH_JOB_TIMEOUT_AUTO: from the duration */
     double max_source_duration; /* seconds a source may last */
     long   max_source_pixels;  /* width x height of a source frame */
@@ -316,8 +323,11 @@ typedef struct {
     char    codecs[64];        /* RFC 6381: "avc1.64001f,mp4a.40.2" */
 } vh_variant_info_t;
 
-int vh_probe_variant(const vh_conf_t *cf, const char *segment,
+int vh_probe_variant(const vh_conf_t *cf, const char *segment, int audio_only,
     vh_variant_info_t *vi);
+/* the audio-only rendition: one audio stream, no video; codecs "mp4a.40.2" */
+int vh_probe_audio_json(const char *text, size_t len, vh_variant_info_t *vi,
+    char *err, size_t errlen);
 /* size, frame rate and RFC 6381 codecs from ffprobe's JSON (-show_streams); 0 or -1 with err */
 int vh_probe_variant_json(const char *text, size_t len, vh_variant_info_t *vi,
     char *err, size_t errlen);
@@ -337,7 +347,17 @@ typedef struct {
     double         fps;        /* output frame rate */
     double         timeout;    /* seconds the ladder's ffmpeg may run, 0: none */
     const char    *key_info;   /* ffmpeg's -hls_key_info_file, NULL: no encryption */
+    int            audio_only; /* + the audio-only rendition VH_AUDIO_ONLY_NAME */
+    int            thumbs;     /* + the storyboard's tiles into tiles_dir */
+    int            tile_width;
+    int            tile_height;
+    const char    *tiles_dir;  /* never encrypted: not under a key_rotation's .plain */
 } vh_plan_t;
+
+/* the audio-only rendition's directory and var_stream_map name (not a rung's NNNp) */
+#define VH_AUDIO_ONLY_NAME  "audio"
+/* the storyboard's directory in a version: sprite_NNN.jpg, storyboard.vtt */
+#define VH_THUMBS_DIR       "thumbs"
 
 int vh_ladder_plan(const vh_conf_t *cf, const vh_probe_t *p, vh_plan_t *plan);
 
@@ -373,6 +393,22 @@ typedef int (*vh_tick_pt)(void *data, double out_seconds);
 int vh_ladder_run(const vh_conf_t *cf, const char *source,
     const vh_probe_t *p, const vh_plan_t *plan, const char *dir,
     vh_tick_pt tick, void *data, char *err, size_t errlen);
+
+/*
+ * The storyboard's sprite sheets: the ladder's tiles (plan->tiles_dir)
+ * counted into *tiles and laid out row by row, columns x rows a sheet, as
+ * <dir>/sprite_NNN.jpg by a second, small ffmpeg.  0 or -1 with err.
+ */
+int vh_storyboard_run(const vh_conf_t *cf, const vh_plan_t *plan,
+    const char *dir, long *tiles, char *err, size_t errlen);
+/*
+ * The storyboard's WebVTT track: one cue per tile, tile k (the frame at
+ * k x storyboard_interval) over [k x interval, (k+1) x interval), as
+ * sprite_NNN.jpg#xywh=x,y,w,h; made: how many tiles ffmpeg wrote.
+ * 0, or -1 (nothing to describe, or out of memory)
+ */
+int vh_storyboard_vtt(const vh_conf_t *cf, const vh_plan_t *plan,
+    double duration, long made, vh_buf_t *out);
 
 int vh_poster_run(const vh_conf_t *cf, const char *source,
     const vh_probe_t *p, const char *path, char *err, size_t errlen);

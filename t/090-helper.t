@@ -242,13 +242,22 @@ sub check_ladder {
        "$id: duration_seconds $v->{duration} ~ $o{duration}");
 
     my $rend = eval { JSON::PP::decode_json($v->{renditions}) } || [];
+    # with audio, the audio-only rendition last (audio_only = on, t/099-helper-preview.t)
+    my @arend = grep { $_->{name} eq 'audio' } @$rend;
+    $rend = [ grep { $_->{name} ne 'audio' } @$rend ];
     is_deeply([map { $_->{height} } @$rend], $heights, "$id: renditions heights");
     ok(!grep({ !($_->{width} && $_->{bandwidth} && $_->{playlist} && $_->{codecs}) } @$rend),
        "$id: every rendition has width, bandwidth, playlist, codecs");
+    is(scalar(grep { $_->{codecs} eq 'mp4a.40.2' && $_->{playlist} eq 'audio/index.m3u8' } @arend),
+       $o{audio} ? 1 : 0, "$id: " . ($o{audio} ? 'an' : 'no') . ' audio-only rendition');
 
     my $master = slurp("$dir/master.m3u8") // '';
     my @inf = $master =~ /^#EXT-X-STREAM-INF:(.*)$/mg;
-    is(scalar @inf, scalar @$heights, "$id: master lists " . scalar(@$heights) . " variants");
+    my @ainf = grep { /CODECS="mp4a\.40\.2"$/ && !/RESOLUTION=/ } @inf;
+    @inf = grep { /RESOLUTION=/ } @inf;
+    is(scalar @ainf, $o{audio} ? 1 : 0, "$id: master lists " . ($o{audio} ? 'an' : 'no')
+       . ' audio-only variant');
+    is(scalar @inf, scalar @$heights, "$id: master lists " . scalar(@$heights) . " video variants");
     for my $attr (qw(BANDWIDTH AVERAGE-BANDWIDTH RESOLUTION CODECS FRAME-RATE)) {
         is(scalar(grep { /(^|,)\Q$attr\E=/ } @inf), scalar @inf,
            "$id: every variant has $attr");
@@ -263,6 +272,8 @@ sub check_ladder {
     }
     ok(!-d "$dir/1080p", "$id: no 1080p rung");
     ok(-s "$dir/poster.jpg", "$id: poster.jpg");
+    like(slurp("$dir/thumbs/storyboard.vtt") // '', qr/\AWEBVTT\n\n00:00:00\.000 --> /,
+         "$id: thumbs/storyboard.vtt");
 
     my ($rc, $out) = run_capture('ffprobe', '-v', 'error', '-of', 'json',
         '-show_entries', 'stream=codec_type,height', "$dir/master.m3u8");

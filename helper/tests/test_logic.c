@@ -197,6 +197,9 @@ test_args(void)
     int         rc;
 
     defaults();
+    /* the ladder alone; audio only and the storyboard: test_args_extras() */
+    conf.audio_only = 0;
+    conf.thumbnails = 0;
     vh_ladder_plan(&conf, &p, &pl);
     memset(&a, 0, sizeof(a));
     rc = vh_ladder_args(&conf, "/up/lecture.mp4", &p, &pl, "/work/tmp", &a);
@@ -444,6 +447,12 @@ test_variant(void)
     json = "{\"streams\":[{\"codec_type\":\"audio\",\"profile\":\"LC\"}]}";
     ok(vh_probe_variant_json(json, strlen(json), &vi, err, sizeof(err)) == -1
        && !strcmp(err, "no video stream in the output"), "no video stream: an error");
+    is_int(vh_probe_audio_json(json, strlen(json), &vi, err, sizeof(err)), 0,
+           "audio only: one AAC stream accepted");
+    is_str(vi.codecs, "mp4a.40.2", "audio only: CODECS mp4a.40.2");
+    json = "{\"streams\":[{\"codec_type\":\"video\"},{\"codec_type\":\"audio\"}]}";
+    ok(vh_probe_audio_json(json, strlen(json), &vi, err, sizeof(err)) == -1
+       && strstr(err, "1 audio and 1 other") != NULL, "audio only with a video stream: an error");
     json = "not json";
     ok(vh_probe_variant_json(json, strlen(json), &vi, err, sizeof(err)) == -1
        && strstr(err, "no JSON") != NULL, "not JSON: an error");
@@ -464,6 +473,71 @@ variant(vh_variant_t *v, const char *name, int w, int h, double fps, long bw,
     v->average_bandwidth = avg;
     snprintf(v->codecs, sizeof(v->codecs), "%s", codecs);
     snprintf(v->playlist, sizeof(v->playlist), "%s/index.m3u8", name);
+}
+
+static void
+test_args_extras(void)
+{
+    vh_probe_t  p = source(1280, 720, 25, 95);
+    vh_plan_t   pl;
+    vh_args_t   a;
+    vh_buf_t    out = { 0 };
+
+    defaults();
+    ok(conf.audio_only == 1 && conf.thumbnails == 1 && conf.storyboard_interval == 10
+       && conf.storyboard_width == 160 && conf.audio_only_bitrate == 64000,
+       "defaults: audio_only on at 64k, thumbnails on, a 160 px tile every 10 s");
+    vh_ladder_plan(&conf, &p, &pl);
+    is_int(pl.tile_width * 1000 + pl.tile_height, 160090, "tile 160x90 for 16:9");
+    memset(&a, 0, sizeof(a));
+    ok(vh_ladder_args(&conf, "/up/l.mp4", &p, &pl, "/w", &a) == -1,
+       "thumbnails without a directory: refused");
+    vh_args_free(&a);
+    pl.tiles_dir = "/w/.tiles";
+    memset(&a, 0, sizeof(a));
+    is_int(vh_ladder_args(&conf, "/up/l.mp4", &p, &pl, "/w", &a), 0,
+           "720p + audio only + storyboard: command built");
+    ok(strstr(after(&a, "-filter_complex", 0), "split=5[s0][s1][s2][s3][s4];") != NULL
+       && strstr(after(&a, "-filter_complex", 0),
+                 ";[s4]fps=1/10:round=up,scale=160:90,setsar=1[sb]") != NULL,
+       "one more branch of the split: fps, scale");
+    is_int(count(&a, "0:a:0"), 5, "the audio mapped per rung and once more");
+    is_str(after(&a, "-b:a:4", 0), "64000", "the audio-only stream at audio_only_bitrate");
+    is_str(after(&a, "-var_stream_map", 0),
+           "v:0,a:0,name:240p v:1,a:1,name:360p v:2,a:2,name:480p v:3,a:3,name:720p "
+           "a:4,name:audio", "the audio-only variant stream");
+    is_str(after(&a, "-map", 5 + 4), "[sb]", "the storyboard's map, after the HLS output");
+    is_str(a.argv[a.n - 1], "/w/.tiles/tile_%06d.jpg", "second output: the tiles");
+    vh_args_free(&a);
+
+    /* the track: 95 s, 10 s a tile, 3x2 sheets: 10 tiles on 2 sheets */
+    conf.storyboard_columns = 3;
+    conf.storyboard_rows = 2;
+    is_int(vh_storyboard_vtt(&conf, &pl, 95, 11, &out), 0, "storyboard VTT written");
+    ok(out.data && !strncmp(out.data, "WEBVTT\n\n00:00:00.000 --> 00:00:10.000\n"
+                            "sprite_000.jpg#xywh=0,0,160,90\n", 61),
+       "first cue: the first tile of the first sheet");
+    ok(out.data && strstr(out.data, "\n00:00:50.000 --> 00:01:00.000\n"
+                          "sprite_000.jpg#xywh=320,90,160,90\n") != NULL,
+       "sixth cue: last column, second row");
+    ok(out.data && strstr(out.data, "\n00:01:00.000 --> 00:01:10.000\n"
+                          "sprite_001.jpg#xywh=0,0,160,90\n") != NULL,
+       "seventh cue: the next sheet");
+    {
+        const char *last = "\n00:01:30.000 --> 00:01:35.000\n"
+                           "sprite_001.jpg#xywh=0,90,160,90\n";
+        ok(out.data && out.len > strlen(last)
+           && !strcmp(out.data + out.len - strlen(last), last),
+           "tenth and last cue: ends at the duration");
+    }
+    vh_buf_free(&out);
+    is_int(vh_storyboard_vtt(&conf, &pl, 95, 6, &out), 0, "six tiles only: written");
+    ok(out.data && strstr(out.data, "sprite_001") == NULL
+       && strstr(out.data, "00:00:50.000 --> 00:01:00.000") != NULL,
+       "no cue names a tile ffmpeg did not write");
+    vh_buf_free(&out);
+    ok(vh_storyboard_vtt(&conf, &pl, 95, 0, &out) == -1, "no tile: no track");
+    vh_buf_free(&out);
 }
 
 static void
@@ -496,6 +570,25 @@ test_master(void)
        "no audio: CODECS names the video codec only");
     vh_buf_free(&out);
 
+    variant(&v[1], "audio", 0, 0, 0, 70000, 66000, "mp4a.40.2");
+    is_int(vh_hls_master(v, 2, &out), 0, "master with audio only written");
+    ok(out.data && strstr(out.data, "\n#EXT-X-STREAM-INF:BANDWIDTH=70000,"
+                          "AVERAGE-BANDWIDTH=66000,CODECS=\"mp4a.40.2\"\n"
+                          "audio/index.m3u8\n") != NULL,
+       "audio only: a variant with the audio codec, no RESOLUTION or FRAME-RATE");
+    vh_buf_free(&out);
+    is_int(vh_hls_renditions_json(v, 2, &out), 0, "renditions JSON with audio only");
+    j = out.data ? json_loads(out.data, 0, &jerr) : NULL;
+    e = json_array_get(j, 1);
+    ok(e && !strcmp(json_string_value(json_object_get(e, "name")), "audio")
+       && json_object_get(e, "width") == NULL
+       && !strcmp(json_string_value(json_object_get(e, "codecs")), "mp4a.40.2"),
+       "renditions: audio only without a picture size");
+    json_decref(j);
+    vh_buf_free(&out);
+
+    variant(&v[1], "720p", 1280, 720, 30000.0 / 1001, 3100000, 2790000,
+            "avc1.64001f,mp4a.40.2");
     variant(&v[0], "240p", 426, 240, 30000.0 / 1001, 512345, 401000, "avc1.64001e,mp4a.40.2");
     is_int(vh_hls_renditions_json(v, 2, &out), 0, "renditions JSON written");
     j = out.data ? json_loads(out.data, 0, &jerr) : NULL;
@@ -594,6 +687,7 @@ main(void)
 
     test_plan();
     test_args();
+    test_args_extras();
     test_probe();
     test_variant();
     test_master();
