@@ -88,8 +88,10 @@ window.VodWatermark = (function () {
     const el = fsElement();
     if (el === video) {
       // the browser's own button put the <video> alone in full screen:
-      // swap to the stage (which holds the watermark)
-      exitFs().then(enterStage).catch(() => {});
+      // swap to the stage (which holds the watermark), its ancestor, at
+      // once: asking needs the click's activation, which a detour through
+      // leaving full screen first can outlast on a busy machine
+      enterStage().catch(() => exitFs().then(enterStage)).catch(() => {});
       return;
     }
     stage.classList.toggle('is-fullscreen', el === stage);
