@@ -31,6 +31,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHLS qw(media_segments decrypt_segment);
 
 my $T0 = time;
 my %env = helper_env(name => 'encrypt', ports => 29000, tools => [qw(ffmpeg ffprobe openssl)]);
@@ -156,25 +157,6 @@ sub check_config {
     return ($? >> 8, $out);
 }
 
-# a playlist's segments: [name, media sequence, key URI, IV (hex or undef)]
-sub media_segments {
-    my $text = shift;
-    my ($seq) = $text =~ /^#EXT-X-MEDIA-SEQUENCE:(\d+)/m;
-    $seq //= 0;
-    my ($uri, $iv, @segs) = (undef, undef);
-    for my $line (split /\r?\n/, $text) {
-        if ($line =~ /^#EXT-X-KEY:(.*)$/) {
-            my $attr = $1;
-            ($uri) = $attr =~ /URI="([^"]*)"/;
-            ($iv) = $attr =~ /IV=0[xX]([0-9a-fA-F]{32})/;
-            $uri = undef if $attr =~ /METHOD=NONE/;
-            die "not AES-128: $line" if defined $uri && $attr !~ /METHOD=AES-128/;
-        } elsif ($line =~ /^[^#\s]/) {
-            push @segs, [ $line, $seq++, $uri, $iv ];
-        }
-    }
-    return @segs;
-}
 
 sub ts_valid {
     my $bytes = shift;
@@ -196,10 +178,7 @@ sub ffprobe_ok {
 sub decrypt {
     my ($file, $key, $iv) = @_;
     my $out = "$tmp/decrypted.ts";
-    unlink $out;
-    system($OPENSSL, 'enc', '-d', '-aes-128-cbc', '-K', unpack('H*', $key), '-iv', $iv,
-           '-in', $file, '-out', $out) == 0 or return undef;
-    return slurp($out);
+    return decrypt_segment($OPENSSL, $file, $key, $iv, $out) ? slurp($out) : undef;
 }
 
 # every file under a directory

@@ -31,6 +31,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHLS qw(media_segments decrypt_segment);
 
 my %env = helper_env(name => 'preview', ports => 26000, tools => [qw(ffmpeg ffprobe openssl node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -157,33 +158,8 @@ sub check_config {
     return ($? >> 8, $out);
 }
 
-# a media playlist's segments: [name, sequence, key URI or undef, IV hex or undef, EXTINF]
-sub media_segments {
-    my $text = shift;
-    my ($seq) = $text =~ /^#EXT-X-MEDIA-SEQUENCE:(\d+)/m;
-    $seq //= 0;
-    my ($uri, $iv, $inf, @segs);
-    for my $line (split /\r?\n/, $text) {
-        if ($line =~ /^#EXT-X-KEY:(.*)$/) {
-            my $attr = $1;
-            ($uri) = $attr =~ /URI="([^"]*)"/;
-            ($iv) = $attr =~ /IV=0[xX]([0-9a-fA-F]{32})/;
-        } elsif ($line =~ /^#EXTINF:([\d.]+)/) {
-            $inf = $1;
-        } elsif ($line =~ /^[^#\s]/) {
-            push @segs, [ $line, $seq++, $uri, $iv, $inf ];
-        }
-    }
-    return @segs;
-}
 
-sub decrypt {
-    my ($file, $key, $iv, $out) = @_;
-    unlink $out;
-    system($OPENSSL, 'enc', '-d', '-aes-128-cbc', '-K', unpack('H*', $key), '-iv', $iv,
-           '-in', $file, '-out', $out) == 0 or return 0;
-    return 1;
-}
+sub decrypt { decrypt_segment($OPENSSL, @_) }
 
 # the segments of a rendition, one after the other (MPEG-TS concatenates)
 sub join_files {
