@@ -220,14 +220,14 @@ parse_renditions(const char *text, double duration, version_t *ver,
         if (ver->mpegts == 0 && v->width > 0) {
             /* the first video rung's: where the player's timeline starts */
             ver->mpegts = v->mpegts_start > 0 ? v->mpegts_start
-                                              : VH_MPEGTS_START_DEFAULT;
+                                              : VH_CAPTION_MPEGTS_DEFAULT;
         }
         ver->n++;
     }
     json_decref(root);
     if (ver->mpegts == 0) {
         ver->mpegts = ver->vars[0].mpegts_start > 0 ? ver->vars[0].mpegts_start
-                                                    : VH_MPEGTS_START_DEFAULT;
+                                                    : VH_CAPTION_MPEGTS_DEFAULT;
     }
     ver->duration_ms = llround(duration * 1000);
     if (ver->duration_ms <= 0) {
@@ -267,7 +267,7 @@ static int
 parse_stored(const vh_db_caption_t *c, vh_captions_t *caps, char *err,
     size_t errlen)
 {
-    vh_caption_limits_t  lim = { VH_CAPTION_VTT_MAX + 1, 10000000, VH_CAPTION_VTT_MAX,
+    vh_caption_limits_t  lim = { VH_CAPTION_MAX_VTT + 1, 10000000, VH_CAPTION_MAX_VTT,
                                  100000 };
     char                 why[512];
 
@@ -641,20 +641,23 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     lim.max_cues = (size_t) cf->caption_max_cues;
     lim.max_cue_bytes = (size_t) cf->caption_max_cue_bytes;
     lim.max_cue_lines = (size_t) cf->caption_max_cue_lines;
-    if (vh_captions_parse(file.data ? file.data : "", file.len, &lim, &caps, why,
-                          sizeof(why)) != 0)
-    {
-        vh_buf_free(&file);
+    rows = vh_captions_parse(file.data ? file.data : "", file.len, &lim, &caps, why,
+                             sizeof(why));
+    vh_buf_free(&file);
+    if (rows == VH_CAPTIONS_NOMEM) {
+        snprintf(err, errlen, "out of memory reading the captions");
+        return VH_JOB_RETRY;            /* ours, not the file's */
+    }
+    if (rows != 0) {
         return caption_fail(db, job, why);
     }
-    vh_buf_free(&file);
     if (vh_captions_vtt(&caps, &vtt) != 0) {
         snprintf(err, errlen, "out of memory writing the WebVTT");
         goto out;
     }
-    if (vtt.len > VH_CAPTION_VTT_MAX) {
+    if (vtt.len > VH_CAPTION_MAX_VTT) {
         snprintf(why, sizeof(why), "caption_too_large: the WebVTT made of it is %zu"
-                 " bytes, over %d", vtt.len, VH_CAPTION_VTT_MAX);
+                 " bytes, over %d", vtt.len, VH_CAPTION_MAX_VTT);
         rc = caption_fail(db, job, why);
         goto out;
     }
@@ -807,7 +810,7 @@ vh_subs_write_all(const vh_conf_t *cf, const vh_subs_t *s, const char *dir,
     int            i, rc;
 
     if (mpegts <= 0) {
-        mpegts = VH_MPEGTS_START_DEFAULT;
+        mpegts = VH_CAPTION_MPEGTS_DEFAULT;
     }
     for (i = 0; i < s->n; i++) {
         if (parse_stored(&s->db.c[i], &caps, err, errlen) != 0) {

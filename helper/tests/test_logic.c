@@ -551,7 +551,7 @@ test_master(void)
     variant(&v[0], "240p", 426, 240, 25, 512345, 401000, "avc1.64001e,mp4a.40.2");
     variant(&v[1], "720p", 1280, 720, 30000.0 / 1001, 3100000, 2790000,
             "avc1.64001f,mp4a.40.2");
-    is_int(vh_hls_master(v, 2, &out), 0, "master written");
+    is_int(vh_hls_master(v, 2, NULL, 0, &out), 0, "master written");
     is_str(out.data,
            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n"
            "#EXT-X-STREAM-INF:BANDWIDTH=512345,AVERAGE-BANDWIDTH=401000,"
@@ -565,13 +565,13 @@ test_master(void)
     vh_buf_free(&out);
 
     variant(&v[0], "360p", 640, 360, 24, 900000, 800000, "avc1.64001e");
-    is_int(vh_hls_master(v, 1, &out), 0, "video-only master written");
+    is_int(vh_hls_master(v, 1, NULL, 0, &out), 0, "video-only master written");
     ok(out.data && strstr(out.data, "CODECS=\"avc1.64001e\"\n360p/index.m3u8\n") != NULL,
        "no audio: CODECS names the video codec only");
     vh_buf_free(&out);
 
     variant(&v[1], "audio", 0, 0, 0, 70000, 66000, "mp4a.40.2");
-    is_int(vh_hls_master(v, 2, &out), 0, "master with audio only written");
+    is_int(vh_hls_master(v, 2, NULL, 0, &out), 0, "master with audio only written");
     ok(out.data && strstr(out.data, "\n#EXT-X-STREAM-INF:BANDWIDTH=70000,"
                           "AVERAGE-BANDWIDTH=66000,CODECS=\"mp4a.40.2\"\n"
                           "audio/index.m3u8\n") != NULL,
