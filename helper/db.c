@@ -48,6 +48,8 @@ enum {
     SQL_CAP_PUBLISH,
     SQL_CAP_VIDEO,
     SQL_CAP_LIST,
+    SQL_CAP_TABLE,
+    SQL_SOURCE_IN_USE_VIDEOS,
     SQL_N
 };
 
@@ -186,6 +188,15 @@ static const char *const db_templates[SQL_N] = {
         " coalesce(duration_seconds, 0)::float8, renditions::text"
         " FROM vodlms.videos WHERE id = $1::text",
 
+    [SQL_CAP_TABLE] =
+        "SELECT to_regclass('vodlms.video_captions') IS NOT NULL",
+
+    /* SQL_SOURCE_IN_USE without migration 0012 */
+    [SQL_SOURCE_IN_USE_VIDEOS] =
+        "SELECT EXISTS (SELECT 1 FROM vodlms.videos"
+        " WHERE source_location = $1::text"
+        "    OR right(source_location, length($2::text) + 1) = '/' || $2::text)",
+
     [SQL_CAP_LIST] =
         "SELECT lang, label, is_default, revision,"
         " CASE WHEN $2::boolean THEN vtt END"
@@ -197,6 +208,7 @@ struct vh_db_s {
     char    *conninfo;
     PGconn  *conn;
     int      read_only;     /* the server refused a write: connect afresh */
+    int      captions;      /* the table video_captions exists (0012): 1, else asked again */
     char    *sql[SQL_N];
 };
 
@@ -656,6 +668,41 @@ vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix)
     return rc;
 }
 
+/*
+ * Does the table video_captions exist (migration 0012): 1, 0 or -1.  A
+ * helper may run before the migration is applied: a video then has no
+ * captions and a spooled file no caption row.  Once seen, never asked again.
+ */
+static int
+db_captions_table(vh_db_t *db)
+{
+    PGresult  *res;
+    int        rc = -1;
+
+    if (db->captions) {
+        return 1;
+    }
+    if (db_connect(db) != 0) {
+        return -1;
+    }
+    res = PQexecParams(db->conn, db->sql[SQL_CAP_TABLE], 0, NULL, NULL, NULL,
+                       NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        rc = PQgetvalue(res, 0, 0)[0] == 't';
+        db->captions = rc;
+        if (rc == 0) {
+            vh_debug("no table video_captions (sql/migrations/0012_video_captions.sql):"
+                     " no captions");
+        }
+    } else {
+        vh_error("postgres look for the table video_captions failed: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
+    }
+    PQclear(res);
+    return rc;
+}
+
 int
 vh_db_source_in_use(vh_db_t *db, const char *source)
 {
@@ -670,7 +717,9 @@ vh_db_source_in_use(vh_db_t *db, const char *source)
     if (p[1][0] == '\0') {
         return 1;   /* no file name to compare: keep it */
     }
-    res = PQexecParams(db->conn, db->sql[SQL_SOURCE_IN_USE],
+    res = PQexecParams(db->conn, db->sql[db_captions_table(db) == 0
+                                         ? SQL_SOURCE_IN_USE_VIDEOS
+                                         : SQL_SOURCE_IN_USE],
                        2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         rc = PQgetvalue(res, 0, 0)[0] == 't';
@@ -683,6 +732,12 @@ vh_db_source_in_use(vh_db_t *db, const char *source)
 }
 
 /* ---------------------------------------------------------------- captions */
+
+int
+vh_db_captions_table(vh_db_t *db)
+{
+    return db_captions_table(db);
+}
 
 int
 vh_db_caption_start(vh_db_t *db, const char *video_id, const char *lang,
@@ -806,9 +861,15 @@ int
 vh_db_captions(vh_db_t *db, const char *video_id, int with_vtt,
     vh_db_captions_t *out)
 {
+    int  table;
+
     memset(out, 0, sizeof(*out));
     if (db_connect(db) != 0) {
         return -1;
+    }
+    table = db_captions_table(db);
+    if (table <= 0) {
+        return table;           /* 0: no table, no captions */
     }
     return db_captions_query(db, video_id, with_vtt, out);
 }

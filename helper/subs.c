@@ -837,6 +837,9 @@ vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
     int              *need = NULL, i, j, now, rc = -1;
 
     memset(&video, 0, sizeof(video));
+    if (s->n == 0 && vh_db_captions_table(db) == 0) {
+        return 0;               /* no migration 0012: no captions */
+    }
     if (vh_db_caption_lock(db, video_id) != 0) {
         vh_error("video %s: cannot take the caption lock to check its captions",
                  video_id);

@@ -302,6 +302,8 @@ int  vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix);
  */
 int  vh_db_source_in_use(vh_db_t *db, const char *source);
 
+/* does the table video_captions exist (migration 0012): 1, 0 or -1 */
+int  vh_db_captions_table(vh_db_t *db);
 /* a caption job's row (video_id, lang), tied to its source like a video's */
 int  vh_db_caption_start(vh_db_t *db, const char *video_id, const char *lang,
     const char *source);

@@ -73,13 +73,25 @@ my $SECONDS = 10;
 my $SPOOL = "$tmp/spool";
 mkdir $SPOOL or die "$SPOOL: $!";
 
+# the helper runs as a role with only the grants docs/security.md lists for it
+{
+    open my $in, '<', "$FindBin::Bin/../docs/security.md" or die $!;
+    my $doc = do { local $/; <$in> };
+    my ($sql) = $doc =~ /```sql\n(-- PostgreSQL: vodlms's own schema.*?)```/s;
+    my @grants = grep { /\bvodlms_helper\b/ } map { s/--[^\n]*//gr } split /;/, $sql // '';
+    ok((grep { /video_captions/ } @grants), 'docs/security.md grants the helper video_captions');
+    $pg->psql('CREATE ROLE vodlms_nginx; CREATE ROLE vodlms_helper LOGIN');
+    $pg->psql($_) for @grants;
+}
+my $HELPER_PG = $pg->conninfo =~ s/user=postgres/user=vodlms_helper/r;
+
 sub write_conf {
     my (%extra) = @_;
     open my $cf, '>', "$tmp/helper.conf" or die $!;
     print $cf <<"CONF";
 redis_host = 127.0.0.1
 redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
+pg_conninfo = "$HELPER_PG"
 origin_dir = $origin
 source_root = $SPOOL
 segment_duration = $SEG
