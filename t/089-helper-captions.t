@@ -23,7 +23,8 @@
 #      nothing published (master byte-identical, no subs/ for it), a
 #      published language stays published;
 #   5. a superseded caption job (two uploads of one language, the older job
-#      last) changes nothing;
+#      last) changes nothing; the spool sweep keeps a caption file whose row
+#      is queued and removes one whose row failed or that no row names;
 #   6. a re-upload of the video: its new version carries the captions; a
 #      caption published while an encode is held before its switch (an
 #      ffmpeg wrapper holds the poster) is republished into it after;
@@ -584,6 +585,30 @@ for my $h (@hostile) {
     like($pg->psql("SELECT vtt FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang = 'es'"),
          qr/nuevo/, 'the newer text is the one kept');
     ok(!-e $older, "the superseded job's file is removed from the spool");
+}
+
+#---------------------------------------------------------------------------
+# 5b. the spool sweep: a caption file waiting for its job stays
+#---------------------------------------------------------------------------
+
+{
+    my $old = time - 7200;          # past spool_grace (3600 s)
+    my %f;
+    for my $case (qw(queued failed none)) {
+        $f{$case} = sprintf('%s/cap1-%d-%d-%d.captions', $SPOOL, int(time * 1000), $$, ++$upload_seq);
+        spew($f{$case}, "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n$case\n");
+        utime $old, $old, $f{$case};
+    }
+    # a language whose upload waits for its job, and one whose job failed
+    $pg->psql("INSERT INTO vodlms.video_captions (video_id, lang, label, status, source_location) VALUES"
+              . " ('cap1', 'pt', 'pt', 'queued', " . sq($f{queued}) . "),"
+              . " ('cap1', 'nl', 'nl', 'failed', " . sq($f{failed}) . ")");
+    my $l = run_helper('sweep');
+    ok(-e $f{queued}, 'sweep: a caption file whose row is queued is kept (its job is to come)');
+    ok(!-e $f{failed}, 'sweep: a caption file whose row failed is removed');
+    ok(!-e $f{none}, 'sweep: a caption file no row names is removed');
+    like($l, qr/spool sweep: removed 2 source\(s\)/, 'sweep: the log counts 2');
+    $pg->psql("DELETE FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang IN ('pt', 'nl')");
 }
 
 #---------------------------------------------------------------------------
