@@ -801,20 +801,24 @@ vh_subs_free(vh_subs_t *s)
 }
 
 int
-vh_subs_write_all(const vh_conf_t *cf, const vh_subs_t *s, const char *dir,
+vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
     double duration, long long mpegts, const char *video_id, char *err,
     size_t errlen)
 {
     vh_captions_t  caps;
     long long      duration_ms = llround(duration * 1000);
-    int            i, rc;
+    int            i, j, rc;
 
     if (mpegts <= 0) {
         mpegts = VH_CAPTION_MPEGTS_DEFAULT;
     }
-    for (i = 0; i < s->n; i++) {
+    for (i = 0, j = 0; i < s->n; i++) {
         if (parse_stored(&s->db.c[i], &caps, err, errlen) != 0) {
-            return -1;
+            /* never ours to lose the lecture over: the version goes without it */
+            vh_error("video %s: %s: published without that caption track", video_id,
+                     err);
+            err[0] = '\0';
+            continue;
         }
         rc = write_track(cf, dir, &s->db.c[i], &caps, duration_ms, mpegts, video_id,
                          err, errlen);
@@ -822,7 +826,9 @@ vh_subs_write_all(const vh_conf_t *cf, const vh_subs_t *s, const char *dir,
         if (rc != 0) {
             return -1;
         }
+        s->list[j++] = s->list[i];
     }
+    s->n = j;
     return 0;
 }
 
@@ -874,11 +880,13 @@ vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
         goto out;
     }
     for (i = 0; i < cs.n; i++) {
+        char  uri[128];
+
+        snprintf(uri, sizeof(uri), VH_SUBS_DIR "/%s/%s/index.m3u8", cs.c[i].lang,
+                 cs.c[i].revision);
         need[i] = 1;
         for (j = 0; j < s->n; j++) {
-            if (!strcmp(cs.c[i].lang, s->db.c[j].lang)
-                && !strcmp(cs.c[i].revision, s->db.c[j].revision))
-            {
+            if (!strcmp(uri, s->list[j].uri)) {
                 need[i] = 0;    /* written with the version */
             }
         }

@@ -714,8 +714,11 @@ typedef struct {
 
 int  vh_subs_load(vh_db_t *db, const char *video_id, vh_subs_t *s);
 void vh_subs_free(vh_subs_t *s);
-/* subs/<lang>/<revision>/ of each caption into dir: 0 or -1 with err */
-int  vh_subs_write_all(const vh_conf_t *cf, const vh_subs_t *s, const char *dir,
+/*
+ * subs/<lang>/<revision>/ of each caption into dir: 0 or -1 with err; a
+ * stored caption that does not parse is logged and left out of s->list
+ */
+int  vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
     double duration, long long mpegts, const char *video_id, char *err,
     size_t errlen);
 /* after the switch to prefix: 0 (unchanged or republished) or -1 (logged) */
