@@ -248,7 +248,8 @@ cap_utf8(vh_cap_ctx_t *cx, const unsigned char *s, size_t n)
         } else {
             cap_error(cx, "caption_encoding", line,
                       "invalid UTF-8 (byte 0x%02X%s): save the file as UTF-8",
-                      c, (c == 0xc0 || c == 0xc1) ? ", an overlong sequence" : "");
+                      c, (c == 0xc0 || c == 0xc1) ? ", an overlong sequence"
+                         : c < 0xc0 ? ", Latin-1 or Windows-1252 text?" : "");
             return -1;
         }
         for (j = 1; j <= k; j++) {
@@ -260,8 +261,9 @@ cap_utf8(vh_cap_ctx_t *cx, const unsigned char *s, size_t n)
             }
             if ((s[i + j] & 0xc0) != 0x80) {
                 cap_error(cx, "caption_encoding", line,
-                          "invalid UTF-8 (byte 0x%02X does not continue 0x%02X): "
-                          "save the file as UTF-8", s[i + j], c);
+                          "invalid UTF-8 (byte 0x%02X does not continue 0x%02X, "
+                          "Latin-1 or Windows-1252 text?): save the file as UTF-8",
+                          s[i + j], c);
                 return -1;
             }
             cp = (cp << 6) | (s[i + j] & 0x3f);
@@ -661,15 +663,22 @@ text_sanitize(const char *s, size_t n, int srt, vh_buf_t *out)
 {
     char    stack[VH_CAP_MAX_DEPTH];
     int     depth = 0, k;
-    size_t  i = 0, j, a, nm;
+    size_t  i = 0, j, a, nm, gt = 0, br = 0;
 
+    /*
+     * gt and br: where the last scan for a tag's '>' (a block's '}') stopped,
+     * at it, a newline or the end; a '<' before that stops there too: each
+     * byte is scanned once, however many '<' a line has
+     */
     while (i < n) {
         if (srt && s[i] == '{' && i + 1 < n && s[i + 1] == '\\') {
-            for (j = i + 2; j < n && s[j] != '}' && s[j] != '\n'; j++) {
-                /* an override block */
+            if (br <= i) {
+                for (br = i + 2; br < n && s[br] != '}' && s[br] != '\n'; br++) {
+                    /* an override block */
+                }
             }
-            if (j < n && s[j] == '}') {
-                i = j + 1;
+            if (br < n && s[br] == '}') {
+                i = br + 1;
                 continue;
             }
         }
@@ -680,9 +689,12 @@ text_sanitize(const char *s, size_t n, int srt, vh_buf_t *out)
             continue;
         }
         /* a tag: '<', then a letter, a '/' or a digit, up to '>' on this line */
-        for (j = i + 1; j < n && s[j] != '>' && s[j] != '\n'; j++) {
-            /* the tag's inside */
+        if (gt <= i) {
+            for (gt = i + 1; gt < n && s[gt] != '>' && s[gt] != '\n'; gt++) {
+                /* the tag's inside */
+            }
         }
+        j = gt;
         if (j >= n || s[j] != '>' || j == i + 1
             || !(((s[i + 1] | 0x20) >= 'a' && (s[i + 1] | 0x20) <= 'z')
                  || s[i + 1] == '/' || (s[i + 1] >= '0' && s[i + 1] <= '9')))
@@ -795,8 +807,11 @@ text_sanitize(const char *s, size_t n, int srt, vh_buf_t *out)
                     i = j + 1;      /* a voice without a name: dropped */
                     continue;
                 }
+                /* "<v a-->": a name ending in '-' would end in "-->" */
+                k = name_out.data[e - 1] == '-';
                 if (vh_buf_append(out, "<v ", 3) != 0
-                    || vh_buf_append(out, name_out.data + b, e - b) != 0
+                    || vh_buf_append(out, name_out.data + b, e - b - k) != 0
+                    || (k && vh_buf_append(out, "&#45;", 5) != 0)
                     || vh_buf_append(out, ">", 1) != 0)
                 {
                     vh_buf_free(&name_out);
@@ -1208,8 +1223,9 @@ vh_captions_parse(const char *data, size_t len, const vh_caption_limits_t *lim,
             return -1;
         }
         if (r.n >= 6 && memcmp(r.s, "WEBVTT", 6) == 0) {
-            cap_error(&cx, "caption_format", r.no,
-                      "the WEBVTT header must be the first line of the file");
+            cap_error(&cx, "caption_format", r.no, r.no == 1
+                      ? "the WEBVTT header must end there, or go on after a space or a tab"
+                      : "the WEBVTT header must be the first line of the file");
             return -1;
         }
         if (!line_has_arrow(r.s, r.n)) {

@@ -588,7 +588,10 @@ typedef struct {
 /* vh_captions_parse's answer when memory ran out (not the file's fault) */
 #define VH_CAPTIONS_NOMEM         -2
 
-/* parse, validate and normalize WebVTT or SRT: 0, or -1 with err "<code>: <why>" */
+/*
+ * parse, validate and normalize WebVTT or SRT: 0, or -1 with err "<code>: <why>"
+ * (VH_CAPTIONS_NOMEM when memory ran out); out is empty unless 0
+ */
 int  vh_captions_parse(const char *data, size_t len, const vh_caption_limits_t *lim,
          vh_captions_t *out, char *err, size_t errlen);
 void vh_captions_free(vh_captions_t *c);
@@ -600,7 +603,7 @@ size_t vh_captions_segments(long long seg_ms, long long duration_ms);
    overlapping [k*seg_ms, (k+1)*seg_ms) that start before duration_ms (end clipped to it) */
 int  vh_captions_segment(const vh_captions_t *c, long long seg_ms, long long duration_ms,
          size_t k, long long mpegts, vh_buf_t *out);
-/* the subtitle media playlist: seg_00000.vtt ... with EXTINF, ENDLIST */
+/* the subtitle media playlist: seg_00000.vtt ... with EXTINF, ENDLIST (-1: seg_ms <= 0) */
 int  vh_captions_playlist(long long seg_ms, long long duration_ms, vh_buf_t *out);
 
 /* ---------------------------------------------------------------- publish.c */
