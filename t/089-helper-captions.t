@@ -29,7 +29,7 @@
 #      caption published while an encode is held before its switch (an
 #      ffmpeg wrapper holds the poster) is republished into it after;
 #   7. publish = s3: a caption job puts the track (text/vtt) and then the
-#      master, last.
+#      master, last; a re-upload's version goes up with the captions.
 
 use strict;
 use warnings;
@@ -861,6 +861,30 @@ is($cs->{status}, 'ready', 's3c en: ready') or diag($cs->{error});
     my ($ts) = segment_of($seg0);
     is($ts, 133200, 's3c en: X-TIMESTAMP-MAP MPEGTS is the version\'s mpegts_start from videos.renditions');
     is(video('s3c')->{prefix}, $vs->{prefix}, 's3c: same version (no re-encode)');
+}
+
+# a re-upload with publish = s3: the new version goes up with its captions
+upload_video('s3c');
+run_helper('s3c-reupload');
+{
+    my $v = video('s3c');
+    is($v->{status}, 'ready', 's3c re-upload: ready') or diag($v->{error});
+    isnt($v->{prefix}, $vs->{prefix}, 's3c re-upload: a new version');
+    my $base = "$v->{prefix}subs/en/$cs->{revision}/";
+    my $keys = list_keys($v->{prefix});
+    my $n = ceil($v->{duration} / $CSEG);
+    is_deeply([ sort grep { index($_, "$v->{prefix}subs/") == 0 } keys %$keys ],
+              [ "${base}index.m3u8", map { sprintf("${base}seg_%05d.vtt", $_) } 0 .. $n - 1 ],
+              's3c re-upload: the new version holds the en track');
+    my $m = s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '';
+    like($m, qr{^#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="en",[^\n]*URI="subs/en/\Q$cs->{revision}\E/index\.m3u8"$}m,
+         's3c re-upload: its master lists it');
+    my @puts = puts_under($v->{prefix});
+    ok(@puts && $puts[-1] eq "$v->{prefix}master.m3u8", 's3c re-upload: the master is put last');
+    my $rs = eval { decode_json($v->{renditions}) } || [];
+    my ($ts) = segment_of(s3_request('GET', "/$BUCKET/${base}seg_00000.vtt")->{content} // '');
+    ok($rs->[0]{mpegts_start} && $ts == $rs->[0]{mpegts_start},
+       "s3c re-upload: its segments' MPEGTS is the new encode's mpegts_start ($ts)");
 }
 
 done_testing();
