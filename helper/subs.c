@@ -412,7 +412,7 @@ publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
     vh_buf_t       master = { 0 };
     vh_captions_t  caps;
     struct stat    sb;
-    int            i, staged = 0, rc = -1;
+    int            i, written, staged = 0, rc = -1;
 
     if (cf->publish_s3) {
         /* a work directory holding what goes up: the new tracks, the master */
@@ -449,14 +449,12 @@ publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
         if (parse_stored(&cs->c[i], &caps, err, errlen) != 0) {
             goto out;
         }
-        rc = write_track(cf, dir, &cs->c[i], &caps, ver->duration_ms, ver->mpegts,
-                         video_id, err, errlen);
+        written = write_track(cf, dir, &cs->c[i], &caps, ver->duration_ms,
+                              ver->mpegts, video_id, err, errlen);
         vh_captions_free(&caps);
-        if (rc != 0) {
-            rc = -1;
+        if (written != 0) {
             goto out;
         }
-        rc = -1;
     }
 
     if (build_master(ver, cs, &master) != 0) {
