@@ -711,6 +711,20 @@ chmod 0755, $gated;
                 cues => cues_of($DE), duration => $v3->{duration}, mpegts => $r3->[0]{mpegts_start});
 }
 
+# a version encoded before mpegts_start was measured: MPEGTS 126000
+{
+    $pg->psql("UPDATE vodlms.videos SET renditions = (SELECT jsonb_agg(r - 'mpegts_start')"
+              . " FROM jsonb_array_elements(renditions) r) WHERE id = 'cap1'");
+    my $v = video('cap1');
+    unlike($v->{renditions}, qr/mpegts_start/, 'older version: renditions without mpegts_start');
+    upload_caption('cap1', 'it', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nCiao\n", label => 'Italiano');
+    run_helper('older-it');
+    my $c = caption('cap1', 'it');
+    is($c->{status}, 'ready', 'older version: it published') or diag($c->{error});
+    my ($ts) = segment_of(slurp("$origin/$v->{prefix}subs/it/$c->{revision}/seg_00000.vtt"));
+    is($ts, 126000, 'older version: X-TIMESTAMP-MAP MPEGTS:126000 (FFmpeg\'s MPEG-TS start)');
+}
+
 #---------------------------------------------------------------------------
 # 7. publish = s3
 #---------------------------------------------------------------------------
