@@ -1056,18 +1056,20 @@ parse_vtt(vh_cap_ctx_t *cx, vh_cap_lines_t *r)
     char  tok[64];
     long  no;
 
-    /* the header: "WEBVTT" and whatever follows up to a blank line, dropped */
+    /*
+     * Blocks end where browsers end them (the WebVTT parser's "collect a
+     * block"): at an empty line, or before a line with "-->" that is not
+     * the block's first or, after an identifier, its second line
+     */
+
+    /* the header: "WEBVTT" and whatever follows up to such an end, dropped */
     line_take(r);
-    while (line_peek(r) && r->n > 0) {
-        if (line_has_arrow(r->s, r->n)) {
-            cap_error(cx, "caption_format", r->no,
-                      "a cue right after the WEBVTT header: a blank line must "
-                      "separate them");
-            return -1;
-        }
+    while (line_peek(r) && r->n > 0 && !line_has_arrow(r->s, r->n)) {
         line_take(r);
     }
     for (;;) {
+        int  kw;
+
         while (line_peek(r) && line_blank(r->s, r->n)) {
             line_take(r);
         }
@@ -1080,26 +1082,26 @@ parse_vtt(vh_cap_ctx_t *cx, vh_cap_lines_t *r)
             }
             continue;
         }
-        if (line_keyword(r->s, r->n, "NOTE") || line_keyword(r->s, r->n, "STYLE")
-            || line_keyword(r->s, r->n, "REGION"))
-        {
-            while (line_peek(r) && r->n > 0) {
-                line_take(r);
-            }
-            continue;
-        }
-        /* a cue identifier (dropped), then the timing */
+        /* a cue identifier (dropped) when the timing follows */
+        kw = line_keyword(r->s, r->n, "NOTE") || line_keyword(r->s, r->n, "STYLE")
+             || line_keyword(r->s, r->n, "REGION");
         cap_quote(r->s, r->n, tok, sizeof(tok));
         no = r->no;
         line_take(r);
-        if (!line_peek(r) || !line_has_arrow(r->s, r->n)) {
+        if (line_peek(r) && line_has_arrow(r->s, r->n)) {
+            if (cue_parse(cx, r) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (!kw) {
             cap_error(cx, "caption_format", no,
                       "\"%s\" is neither a cue (no \"-->\" timing line after it) nor a "
                       "NOTE, STYLE or REGION block", tok);
             return -1;
         }
-        if (cue_parse(cx, r) != 0) {
-            return -1;
+        while (line_peek(r) && r->n > 0 && !line_has_arrow(r->s, r->n)) {
+            line_take(r);               /* NOTE, STYLE, REGION: dropped */
         }
     }
 }

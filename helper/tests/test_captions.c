@@ -138,9 +138,6 @@ test_format(void)
     PARSE("\n\nWEBVTT\n\n00:01.000 --> 00:02.000\nx\n",
           "ERR caption_format: line 3: the WEBVTT header must be the first line of the file",
           "WEBVTT after blank lines");
-    PARSE("WEBVTT\n00:01.000 --> 00:02.000\nx\n",
-          "ERR caption_format: line 2: a cue right after the WEBVTT header: a blank line "
-          "must separate them", "no blank line after the header");
     PARSE("WEBVTT\n\nNOTE only a note\n\nSTYLE\n::cue { color: red }\n",
           "ERR caption_format: no cues with text in the file", "no cue at all");
     PARSE("WEBVTT\n\n00:01.000 --> 00:02.000\n<font></font>\n\n"
@@ -373,6 +370,22 @@ test_srt(void)
 static void
 test_vtt(void)
 {
+    /* where browsers end a block, not only at a blank line */
+    PARSE("WEBVTT\n00:01.000 --> 00:02.000\nx\n",
+          "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nx\n",
+          "no blank line after the header: the cue is read, as browsers read it");
+    PARSE("WEBVTT - title\nKind: captions\n00:01.000 --> 00:02.000\nx\n",
+          "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nx\n",
+          "header lines, then a cue without a blank line");
+    PARSE("WEBVTT\n\nNOTE\n00:01.000 --> 00:02.000\nNOTE is its identifier\n\n"
+          "STYLE\n00:02.000 --> 00:03.000\nSTYLE too\n",
+          "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nNOTE is its identifier\n\n"
+          "00:00:02.000 --> 00:00:03.000\nSTYLE too\n",
+          "NOTE or STYLE followed by a timing line: a cue and its identifier");
+    PARSE("WEBVTT\n\nNOTE a note\nof two lines\n00:01.000 --> 00:02.000\nafter the note\n",
+          "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nafter the note\n",
+          "a line with \"-->\" ends a NOTE block and starts a cue");
+
     PARSE("WEBVTT - <script>alert(1)</script>\n"
           "Kind: captions\n"
           "Language: en\n"

@@ -663,6 +663,11 @@ test_master_subtitles(void)
     s[0].uri = "/subs/en/r/index.m3u8";
     is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a uri from the root: refused");
     vh_buf_free(&out);
+    s[0].uri = NULL;
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "no uri: refused");
+    vh_buf_free(&out);
+    is_int(vh_hls_master(v, 1, NULL, 1, &out), -1, "tracks counted but not given: refused");
+    vh_buf_free(&out);
 }
 
 static void
