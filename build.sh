@@ -14,7 +14,7 @@
 #                      state in var/; as root from a checkout postgres or nobody
 #                      cannot enter, /var/lib/vodlms-dev/NAME-HASH/ (see state_dir)
 #   ./build.sh bench   wrk against loopback, every scenario next to its baseline
-#   ./build.sh fuzz    libFuzzer on every pure-core parser (VODLMS_FUZZ_SECONDS each)
+#   ./build.sh fuzz    libFuzzer on every pure-core parser and the helper's caption parser (VODLMS_FUZZ_SECONDS each)
 #   ./build.sh deb     Debian packages: libnginx-mod-http-vodlms, vodlms-helper
 
 set -euo pipefail
@@ -1595,7 +1595,8 @@ EOF
 
 # ---------------------------------------------------------------- fuzz
 
-# libFuzzer (clang) on every pure-core parser, ASan+UBSan, from the seeds
+# libFuzzer (clang) on every pure-core parser and the helper's caption
+# parser, ASan+UBSan, from the seeds
 # in t/unit/corpus; VODLMS_FUZZ_SECONDS per target (default 60)
 cmd_fuzz() {
     cmd_deps

@@ -2,7 +2,8 @@
  * Playlists: measure the variants ffmpeg wrote (segment sizes and
  * durations) and write the master playlist with every attribute players
  * use to pick a rung: BANDWIDTH (peak segment bit rate), AVERAGE-BANDWIDTH,
- * RESOLUTION, CODECS and FRAME-RATE.
+ * RESOLUTION, CODECS and FRAME-RATE; and the subtitle tracks (captions.c
+ * makes their playlists) as the group "subs" every variant names.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -86,12 +87,114 @@ vh_hls_playlist_stats(const char *dir, const char *text,
     return 0;
 }
 
-int
-vh_hls_master(const vh_variant_t *v, int n, vh_buf_t *out)
+/*
+ * A subtitle track's strings go into quoted attributes: nothing that could
+ * end the quote or the line, and the URI stays a relative path in the version
+ */
+static int
+subtitle_safe(const vh_subtitle_t *t)
 {
-    int i;
+    const unsigned char  *p;
+
+    if (t->lang == NULL || t->label == NULL || t->uri == NULL
+        || t->lang[0] == '\0' || t->label[0] == '\0' || t->uri[0] == '\0'
+        || strlen(t->lang) > 35 || strlen(t->label) > 256 || strlen(t->uri) > 256
+        || t->uri[0] == '/' || strstr(t->uri, "..") != NULL)
+    {
+        return 0;
+    }
+    for (p = (const unsigned char *) t->lang; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-'))
+        {
+            return 0;
+        }
+    }
+    for (p = (const unsigned char *) t->label; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '"') {
+            return 0;
+        }
+    }
+    for (p = (const unsigned char *) t->uri; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'
+              || *p == '/'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * The EXT-X-MEDIA lines of the group "subs": NAME unique in the group (a
+ * label already taken gets " (<lang>)", then " (2)", " (3)" ... if still
+ * taken), DEFAULT=YES on the first default track only
+ */
+static int
+master_subtitles(const vh_subtitle_t *s, int ns, vh_buf_t *out)
+{
+    char  **names;
+    int     i, j, k, taken, def = 0, rc = -1;
+    size_t  len;
+
+    names = calloc(ns, sizeof(char *));
+    if (names == NULL) {
+        return -1;
+    }
+    for (i = 0; i < ns; i++) {
+        if (!subtitle_safe(&s[i])) {
+            goto out;
+        }
+        len = strlen(s[i].label) + strlen(s[i].lang) + 32;
+        names[i] = malloc(len);
+        if (names[i] == NULL) {
+            goto out;
+        }
+        snprintf(names[i], len, "%s", s[i].label);
+        for (k = 0; ; k++) {
+            for (taken = 0, j = 0; j < i && !taken; j++) {
+                taken = strcmp(names[i], names[j]) == 0;
+            }
+            if (!taken) {
+                break;
+            }
+            if (k == 0) {
+                snprintf(names[i], len, "%s (%s)", s[i].label, s[i].lang);
+            } else {
+                snprintf(names[i], len, "%s (%s) (%d)", s[i].label, s[i].lang, k + 1);
+            }
+        }
+        if (vh_buf_printf(out,
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"%s\","
+                "NAME=\"%s\",DEFAULT=%s,AUTOSELECT=YES,FORCED=NO,URI=\"%s\"\n",
+                s[i].lang, names[i], s[i].is_default && !def ? "YES" : "NO",
+                s[i].uri) != 0)
+        {
+            goto out;
+        }
+        def |= s[i].is_default;
+    }
+    rc = 0;
+out:
+    for (i = 0; i < ns; i++) {
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+int
+vh_hls_master(const vh_variant_t *v, int n, const vh_subtitle_t *s, int ns,
+    vh_buf_t *out)
+{
+    const char  *subs = ns > 0 ? ",SUBTITLES=\"subs\"" : "";
+    int          i;
 
     if (vh_buf_printf(out, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n") != 0) {
+        return -1;
+    }
+    if (ns > 0 && (s == NULL || master_subtitles(s, ns, out) != 0)) {
         return -1;
     }
     for (i = 0; i < n; i++) {
@@ -102,8 +205,8 @@ vh_hls_master(const vh_variant_t *v, int n, vh_buf_t *out)
              */
             if (vh_buf_printf(out,
                     "#EXT-X-STREAM-INF:BANDWIDTH=%ld,AVERAGE-BANDWIDTH=%ld,"
-                    "CODECS=\"%s\"\n%s\n", v[i].bandwidth,
-                    v[i].average_bandwidth, v[i].codecs, v[i].playlist) != 0)
+                    "CODECS=\"%s\"%s\n%s\n", v[i].bandwidth,
+                    v[i].average_bandwidth, v[i].codecs, subs, v[i].playlist) != 0)
             {
                 return -1;
             }
@@ -111,9 +214,9 @@ vh_hls_master(const vh_variant_t *v, int n, vh_buf_t *out)
         }
         if (vh_buf_printf(out,
                 "#EXT-X-STREAM-INF:BANDWIDTH=%ld,AVERAGE-BANDWIDTH=%ld,"
-                "RESOLUTION=%dx%d,FRAME-RATE=%.3f,CODECS=\"%s\"\n%s\n",
+                "RESOLUTION=%dx%d,FRAME-RATE=%.3f,CODECS=\"%s\"%s\n%s\n",
                 v[i].bandwidth, v[i].average_bandwidth, v[i].width,
-                v[i].height, v[i].fps, v[i].codecs, v[i].playlist) != 0)
+                v[i].height, v[i].fps, v[i].codecs, subs, v[i].playlist) != 0)
         {
             return -1;
         }

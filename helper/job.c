@@ -393,7 +393,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     /* the key files are no longer needed: the keys stay in memory for the switch */
     vh_keys_drop_dir(&keys);
 
-    if (vh_hls_master(vars, nv, &master) != 0
+    if (vh_hls_master(vars, nv, NULL, 0, &master) != 0
         || vh_hls_renditions_json(vars, nv, &rend) != 0)
     {
         snprintf(err, errlen, "out of memory");

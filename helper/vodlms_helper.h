@@ -437,10 +437,83 @@ typedef struct {
     long    average_bandwidth;
     char    codecs[64];
     char    playlist[64];      /* "720p/index.m3u8" */
+    long long mpegts_start;    /* 90 kHz PTS where its first segment starts, 0: unknown */
 } vh_variant_t;
 
-int  vh_hls_master(const vh_variant_t *v, int n, vh_buf_t *out);
+typedef struct {
+    const char *lang;         /* LANGUAGE */
+    const char *label;        /* NAME (made unique by the writer: " (<lang>)" appended) */
+    const char *uri;          /* "subs/<lang>/<revision>/index.m3u8" */
+    int         is_default;
+} vh_subtitle_t;
+
+/*
+ * the master; ns == 0: exactly as before; else EXT-X-MEDIA lines (sorted by
+ * lang as given: the caller sorts) and SUBTITLES="subs" on every STREAM-INF.
+ * -1: out of memory, or a track that cannot be written safely (a lang, label
+ * or uri with '"', a control character, or outside its charset)
+ */
+int  vh_hls_master(const vh_variant_t *v, int n, const vh_subtitle_t *s, int ns,
+    vh_buf_t *out);
 int  vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out);
+
+/* ---------------------------------------------------------------- captions.c */
+
+/*
+ * Captions an instructor uploads (WebVTT or SRT), validated and rewritten
+ * as WebVTT we write ourselves; docs/helper.md "Captions and subtitles".
+ */
+typedef struct {
+    long long  start_ms;
+    long long  end_ms;
+    char      *settings;      /* normalized cue settings ("" if none), malloc'd */
+    char      *text;          /* normalized cue text, lines joined by '\n', malloc'd */
+} vh_cue_t;
+
+typedef struct {
+    vh_cue_t  *cues;
+    size_t     n;
+    size_t     cap;
+} vh_captions_t;
+
+typedef struct {
+    size_t     max_bytes;      /* caption_max_bytes */
+    size_t     max_cues;       /* caption_max_cues */
+    size_t     max_cue_bytes;  /* caption_max_cue_bytes (normalized text of one cue) */
+    size_t     max_cue_lines;
+} vh_caption_limits_t;
+
+/* the limits' defaults (a field 0, or lim NULL, takes its default) */
+#define VH_CAPTION_MAX_BYTES      (2 * 1024 * 1024)
+#define VH_CAPTION_MAX_CUES       20000
+#define VH_CAPTION_MAX_CUE_BYTES  1024
+#define VH_CAPTION_MAX_CUE_LINES  8
+/* the normalized WebVTT's ceiling, whatever the limits: video_captions.vtt's CHECK */
+#define VH_CAPTION_MAX_VTT        (4 * 1024 * 1024)
+/* the latest time a cue may end: 99 hours */
+#define VH_CAPTION_MAX_MS         (99LL * 3600 * 1000)
+/* X-TIMESTAMP-MAP's MPEGTS for a version whose renditions lack mpegts_start */
+#define VH_CAPTION_MPEGTS_DEFAULT 126000
+/* vh_captions_parse's answer when memory ran out (not the file's fault) */
+#define VH_CAPTIONS_NOMEM         -2
+
+/*
+ * parse, validate and normalize WebVTT or SRT: 0, or -1 with err "<code>: <why>"
+ * (VH_CAPTIONS_NOMEM when memory ran out); out is empty unless 0
+ */
+int  vh_captions_parse(const char *data, size_t len, const vh_caption_limits_t *lim,
+         vh_captions_t *out, char *err, size_t errlen);
+void vh_captions_free(vh_captions_t *c);
+/* the whole normalized WebVTT: what video_captions.vtt keeps (parses back to the same cues) */
+int  vh_captions_vtt(const vh_captions_t *c, vh_buf_t *out);
+/* number of segments of seg_ms for duration_ms (ceil, at least 1) */
+size_t vh_captions_segments(long long seg_ms, long long duration_ms);
+/* segment k: "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:<mpegts>,LOCAL:00:00:00.000\n\n" + the cues
+   overlapping [k*seg_ms, (k+1)*seg_ms) that start before duration_ms (end clipped to it) */
+int  vh_captions_segment(const vh_captions_t *c, long long seg_ms, long long duration_ms,
+         size_t k, long long mpegts, vh_buf_t *out);
+/* the subtitle media playlist: seg_00000.vtt ... with EXTINF, ENDLIST (-1: seg_ms <= 0) */
+int  vh_captions_playlist(long long seg_ms, long long duration_ms, vh_buf_t *out);
 
 /* ---------------------------------------------------------------- publish.c */
 

@@ -2,8 +2,8 @@
  * The helper's pure logic, unit-tested with the core's TAP producer
  * (t/unit/tap.h): which rungs a source gets (ladder.c), the ladder's ffmpeg
  * command line, what ffprobe's JSON says about a source and a rendition
- * (probe.c), the playlists' measures, the master playlist and the
- * renditions JSON (hls.c).  The configuration is the helper's own defaults
+ * (probe.c), the playlists' measures, the master playlist (with subtitle
+ * tracks) and the renditions JSON (hls.c).  The configuration is the helper's own defaults
  * (vh_conf_init): ladder 240p:400k .. 1080p:5000k, max_height 1080,
  * max_fps 60, segment_duration 6.  Run by t/096-helper-logic.t.
  */
@@ -540,6 +540,121 @@ test_args_extras(void)
     vh_buf_free(&out);
 }
 
+/* the master with subtitle tracks: exactly what players read */
+static void
+test_master_subtitles(void)
+{
+    vh_variant_t   v[2];
+    vh_subtitle_t  s[4];
+    vh_buf_t       out = { 0 };
+    const char    *head = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n";
+    const char    *v240 = "#EXT-X-STREAM-INF:BANDWIDTH=512345,AVERAGE-BANDWIDTH=401000,"
+                          "RESOLUTION=426x240,FRAME-RATE=25.000,CODECS=\"avc1.64001e,mp4a.40.2\"";
+    const char    *aud = "#EXT-X-STREAM-INF:BANDWIDTH=70000,AVERAGE-BANDWIDTH=66000,"
+                         "CODECS=\"mp4a.40.2\"";
+    char           want[2048];
+
+    variant(&v[0], "240p", 426, 240, 25, 512345, 401000, "avc1.64001e,mp4a.40.2");
+    variant(&v[1], "audio", 0, 0, 0, 70000, 66000, "mp4a.40.2");
+
+    is_int(vh_hls_master(v, 2, NULL, 0, &out), 0, "no subtitle track: written");
+    snprintf(want, sizeof(want), "%s%s\n240p/index.m3u8\n%s\naudio/index.m3u8\n",
+             head, v240, aud);
+    is_str(out.data, want, "no subtitle track: the master as before, no SUBTITLES");
+    vh_buf_free(&out);
+
+    s[0].lang = "en";
+    s[0].label = "English";
+    s[0].uri = "subs/en/20261205T121500Z-3f9a1c2b/index.m3u8";
+    s[0].is_default = 1;
+    is_int(vh_hls_master(v, 2, s, 1, &out), 0, "one subtitle track: written");
+    snprintf(want, sizeof(want),
+             "%s#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\","
+             "DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,"
+             "URI=\"subs/en/20261205T121500Z-3f9a1c2b/index.m3u8\"\n"
+             "%s,SUBTITLES=\"subs\"\n240p/index.m3u8\n"
+             "%s,SUBTITLES=\"subs\"\naudio/index.m3u8\n", head, v240, aud);
+    is_str(out.data, want, "one track: EXT-X-MEDIA before the variants, SUBTITLES on "
+           "every variant (the audio-only one too)");
+    vh_buf_free(&out);
+
+    s[0].is_default = 0;
+    s[1].lang = "fr-CA";
+    s[1].label = "Fran\xc3\xa7" "ais";
+    s[1].uri = "subs/fr-CA/20261205T121501Z-00000001/index.m3u8";
+    s[1].is_default = 1;
+    is_int(vh_hls_master(v, 1, s, 2, &out), 0, "two subtitle tracks: written");
+    snprintf(want, sizeof(want),
+             "%s#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\","
+             "DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,"
+             "URI=\"subs/en/20261205T121500Z-3f9a1c2b/index.m3u8\"\n"
+             "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"fr-CA\","
+             "NAME=\"Fran\xc3\xa7" "ais\",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,"
+             "URI=\"subs/fr-CA/20261205T121501Z-00000001/index.m3u8\"\n"
+             "%s,SUBTITLES=\"subs\"\n240p/index.m3u8\n", head, v240);
+    is_str(out.data, want, "two tracks in the order given, the default one YES, the other NO");
+    vh_buf_free(&out);
+
+    /* NAME unique in the group */
+    s[0].label = "Subtitles";
+    s[0].is_default = 1;
+    s[1].label = "Subtitles";
+    s[2].lang = "pt";
+    s[2].label = "Subtitles (fr-CA)";
+    s[2].uri = "subs/pt/r/index.m3u8";
+    s[2].is_default = 0;
+    s[3].lang = "pt-BR";
+    s[3].label = "Subtitles";
+    s[3].uri = "subs/pt-BR/r/index.m3u8";
+    s[3].is_default = 0;
+    is_int(vh_hls_master(v, 1, s, 4, &out), 0, "repeated labels: written");
+    ok(out.data
+       && strstr(out.data, "LANGUAGE=\"en\",NAME=\"Subtitles\",DEFAULT=YES") != NULL
+       && strstr(out.data, "LANGUAGE=\"fr-CA\",NAME=\"Subtitles (fr-CA)\",DEFAULT=NO")
+          != NULL
+       && strstr(out.data, "LANGUAGE=\"pt\",NAME=\"Subtitles (fr-CA) (pt)\",") != NULL
+       && strstr(out.data, "LANGUAGE=\"pt-BR\",NAME=\"Subtitles (pt-BR)\",") != NULL,
+       "a repeated label gets \" (<lang>)\"; a name still taken gets another; one "
+       "DEFAULT=YES even if two tracks claim it");
+    vh_buf_free(&out);
+    s[2].lang = "fr-CA";
+    s[2].label = "Subtitles";
+    is_int(vh_hls_master(v, 1, s, 3, &out), 0, "the same lang twice: written");
+    ok(out.data && strstr(out.data, "NAME=\"Subtitles (fr-CA) (2)\"") != NULL,
+       "a name taken even with its lang: numbered");
+    vh_buf_free(&out);
+
+    /* what could break out of a quoted attribute or the version: refused */
+    s[0].label = "Eng\"lish";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with '\"': refused");
+    vh_buf_free(&out);
+    s[0].label = "Eng\nlish";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with a newline: refused");
+    vh_buf_free(&out);
+    s[0].label = "";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "an empty label: refused");
+    vh_buf_free(&out);
+    s[0].label = "English";
+    s[0].lang = "en\",URI=\"x";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a lang with a quote: refused");
+    vh_buf_free(&out);
+    s[0].lang = "en";
+    s[0].uri = "../../other/index.m3u8";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a uri out of the version: refused");
+    vh_buf_free(&out);
+    s[0].uri = "https://evil.example/x.m3u8";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "an absolute uri: refused");
+    vh_buf_free(&out);
+    s[0].uri = "/subs/en/r/index.m3u8";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a uri from the root: refused");
+    vh_buf_free(&out);
+    s[0].uri = NULL;
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "no uri: refused");
+    vh_buf_free(&out);
+    is_int(vh_hls_master(v, 1, NULL, 1, &out), -1, "tracks counted but not given: refused");
+    vh_buf_free(&out);
+}
+
 static void
 test_master(void)
 {
@@ -551,7 +666,7 @@ test_master(void)
     variant(&v[0], "240p", 426, 240, 25, 512345, 401000, "avc1.64001e,mp4a.40.2");
     variant(&v[1], "720p", 1280, 720, 30000.0 / 1001, 3100000, 2790000,
             "avc1.64001f,mp4a.40.2");
-    is_int(vh_hls_master(v, 2, &out), 0, "master written");
+    is_int(vh_hls_master(v, 2, NULL, 0, &out), 0, "master written");
     is_str(out.data,
            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n"
            "#EXT-X-STREAM-INF:BANDWIDTH=512345,AVERAGE-BANDWIDTH=401000,"
@@ -565,13 +680,13 @@ test_master(void)
     vh_buf_free(&out);
 
     variant(&v[0], "360p", 640, 360, 24, 900000, 800000, "avc1.64001e");
-    is_int(vh_hls_master(v, 1, &out), 0, "video-only master written");
+    is_int(vh_hls_master(v, 1, NULL, 0, &out), 0, "video-only master written");
     ok(out.data && strstr(out.data, "CODECS=\"avc1.64001e\"\n360p/index.m3u8\n") != NULL,
        "no audio: CODECS names the video codec only");
     vh_buf_free(&out);
 
     variant(&v[1], "audio", 0, 0, 0, 70000, 66000, "mp4a.40.2");
-    is_int(vh_hls_master(v, 2, &out), 0, "master with audio only written");
+    is_int(vh_hls_master(v, 2, NULL, 0, &out), 0, "master with audio only written");
     ok(out.data && strstr(out.data, "\n#EXT-X-STREAM-INF:BANDWIDTH=70000,"
                           "AVERAGE-BANDWIDTH=66000,CODECS=\"mp4a.40.2\"\n"
                           "audio/index.m3u8\n") != NULL,
@@ -691,6 +806,7 @@ main(void)
     test_probe();
     test_variant();
     test_master();
+    test_master_subtitles();
     test_stats();
 
     vh_conf_free(&conf);

@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 
 # The fuzzing smoke pass CI runs: each libFuzzer target of the pure core
-# (t/unit/fuzz_core.c, fuzz_cf.c, fuzz_coverage.c, fuzz_hls.c; ASan +
-# UBSan) for a few seconds from the seed corpus in t/unit/corpus.  A crash,
+# (t/unit/fuzz_core.c, fuzz_cf.c, fuzz_coverage.c, fuzz_hls.c) and of the
+# helper's caption parser (fuzz_captions.c); ASan + UBSan, for a few
+# seconds each from the seed corpus in t/unit/corpus.  A crash,
 # a sanitizer report, a leak or a failed contract check makes libFuzzer
 # exit non-zero: not ok.
 # Longer runs: ./build.sh fuzz (VODLMS_FUZZ_SECONDS per target).
@@ -23,7 +24,7 @@ my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
 my $secs = $ENV{VODLMS_FUZZ_SMOKE_SECONDS} || 5;
 
 $| = 1;
-print "1..4\n";
+print "1..5\n";
 
 my $out = qx{make -C '$unit' BUILD='$build' fuzz-smoke SMOKE_SECONDS=$secs 2>&1};
 my $rc = $? >> 8;
@@ -33,7 +34,7 @@ my @done = $out =~ /^Done (\d+) runs in (\d+) second/mg;
 my @cov = $out =~ /^#\d+\s+DONE\s+cov: (\d+) ft: (\d+)/mg;
 
 my $n = 0;
-for my $target (qw(fuzz_core fuzz_cf fuzz_coverage fuzz_hls)) {
+for my $target (qw(fuzz_core fuzz_cf fuzz_coverage fuzz_hls fuzz_captions)) {
     my ($runs, $s) = splice @done, 0, 2;
     my ($edges, $features) = splice @cov, 0, 2;
     $n++;
