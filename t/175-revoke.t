@@ -378,13 +378,33 @@ rconnect();
 
 # --- Redis restarts ----------------------------------------------------------
 
-rcmd('SET', 'session:t175-erin', '{"user_id":"505"}', 'EX', 3600);
-is(as($A, 't175-erin'), '200 MISS 505', 'node A caches erin');
-is(until_hit($A, 't175-erin'), '200 HIT 505', '... a hit');
+# The link may still be settling after the SIGSTOP above (a connect
+# attempted while Redis was stopped is answered, or times out, only now),
+# and every time it comes back the answers cached before are dropped.  So
+# erin is cached while the link is up, and again if it came back once more
+# before Redis stops: what is asserted below is what a loss does to a
+# cached answer, not what a late reconnection does.
+my ($lost0, $back0, $erin_first, $erin_hit, $erin_tok);
+for my $try (1 .. 5) {
+    $erin_tok = $try == 1 ? 't175-erin' : "t175-erin$try";
+    for (1 .. 500) {
+        last if log_count($A, $LOST) == log_count($A, $BACK);
+        sleep 0.02;
+    }
+    ($lost0, $back0) = (log_count($A, $LOST), log_count($A, $BACK));
+    rcmd('SET', "session:$erin_tok", '{"user_id":"505"}', 'EX', 3600);
+    $erin_first = as($A, $erin_tok);
+    $erin_hit = until_hit($A, $erin_tok);
+    last if $lost0 == $back0
+        && log_count($A, $LOST) == $lost0 && log_count($A, $BACK) == $back0;
+    diag("the link of node A moved while erin was cached (try $try): again");
+}
+is($erin_first, '200 MISS 505', 'node A caches erin');
+is($erin_hit, '200 HIT 505', '... a hit');
 
 $redis->stop;
-ok(wait_log($A, $LOST, 4), 'Redis stopped: node A says invalidation is lost');
-is(as($A, 't175-erin'), '200 HIT 505',
+ok(wait_log($A, $LOST, $lost0 + 1), 'Redis stopped: node A says invalidation is lost');
+is(as($A, $erin_tok), '200 HIT 505',
    'meanwhile the cached answer is served: the TTL rules, as without invalidation');
 is(metric($A, 'vodlms_session_invalidation_up'), 0, 'node A: vodlms_session_invalidation_up 0');
 cmp_ok(metric($A, 'vodlms_session_invalidation_losses_total'), '>=', 4, 'node A: the losses counted (four at least)');
@@ -392,13 +412,13 @@ cmp_ok(metric($A, 'vodlms_session_invalidation_losses_total'), '>=', 4, 'node A:
 # the restarted Redis has no data: erin's session is gone, as if deleted
 # while nobody listened
 $redis->start;
-ok(wait_log($A, $BACK, 4), 'Redis back: node A resubscribes') or diag $A->log;
+ok(wait_log($A, $BACK, $back0 + 1), 'Redis back: node A resubscribes') or diag $A->log;
 rconnect();
 # the pools may be in their back-off still (the metrics page asked Redis
 # during the outage): 503 until they connect again
 my $erin;
 for (1 .. 250) {
-    $erin = as($A, 't175-erin');
+    $erin = as($A, $erin_tok);
     last unless $erin =~ /^503/;
     sleep 0.02;
 }
