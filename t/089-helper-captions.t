@@ -21,7 +21,8 @@
 #   4. hostile files (bad timestamps, a huge cue, UTF-16, invalid UTF-8,
 #      binary, over caption_max_bytes): failed with the error's code,
 #      nothing published (master byte-identical, no subs/ for it), a
-#      published language stays published;
+#      published language stays published; malformed caption jobs (a bad
+#      field: the row failed; an unknown kind: nothing touched);
 #   5. a superseded caption job (two uploads of one language, the older job
 #      last) changes nothing; the spool sweep keeps a caption file whose row
 #      is queued and removes one whose row failed or that no row names;
@@ -557,6 +558,29 @@ for my $h (@hostile) {
         ok(!-e "${dir}subs/$lang", "$what: no subs/$lang");
         is($c->{published}, 'false', "$what: nothing published for $lang");
     }
+}
+
+# malformed caption jobs: logged, the row failed when it can be named, nothing published
+{
+    my $path = upload_caption('cap1', 'sv', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHej\n",
+                              label => 'Svenska', no_job => 1);
+    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'captions',
+                        'source', $path, 'lang', 'sv', 'label', 'Svenska', 'default', 'yes');
+    die "XADD: $e" if ref $e;
+    $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'subtitles',
+                     'source', $path, 'lang', 'sv');
+    die "XADD: $e" if ref $e;
+    my $l = run_helper('malformed');
+    my $c = caption('cap1', 'sv');
+    is($c->{status}, 'failed', 'malformed caption job (default "yes"): the row failed');
+    is($c->{error}, 'caption_job: malformed caption job (the default field is not 0 or 1)',
+       'malformed caption job: the error says which field');
+    like($l, qr/malformed \(unknown kind; this helper knows video and captions\): dropped, nothing touched/,
+         'an unknown kind: dropped, nothing touched');
+    is(slurp("${dir}master.m3u8"), $master3, 'malformed: the master is byte-identical');
+    ok(!-e "${dir}subs/sv", 'malformed: no subs/sv');
+    ok(!-e $path, 'malformed: its file is removed from the spool');
+    is(video('cap1')->{status}, 'ready', 'malformed: the video is untouched');
 }
 
 #---------------------------------------------------------------------------
