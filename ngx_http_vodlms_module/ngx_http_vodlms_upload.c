@@ -782,7 +782,7 @@ ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
      */
 
     b = ngx_create_temp_buf(r->pool, u->video.len + 64
-                                     + NGX_HTTP_VODLMS_CAPTION_LANG_MAX);
+                                     + VODLMS_CAPTION_LANG_MAX);
     if (b == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

@@ -72,9 +72,6 @@ typedef struct {
 
 /* vodlms_upload_caption (ngx_http_vodlms_upload_captions.c) */
 
-#define NGX_HTTP_VODLMS_CAPTION_LANG_MAX   30    /* 3 + 3 x "-12345678" */
-#define NGX_HTTP_VODLMS_CAPTION_LABEL_MAX  64
-
 /* one caption upload's language, label and default flag, checked */
 typedef struct {
     ngx_str_t                   lang;         /* canonical case */

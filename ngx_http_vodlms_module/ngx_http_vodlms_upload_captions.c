@@ -6,7 +6,8 @@
  * same gate, quota, spool, job stream and compensation.  This file holds
  * what differs: the language, label and default flag of the request,
  * checked before a byte of the body is read (nginx never parses the file:
- * the helper validates it), and the video_captions statements.
+ * the helper validates it; the checks themselves are the pure
+ * core/vodlms_caption.c), and the video_captions statements.
  *
  * The row keeps two things apart (sql/migrations/0012): the last upload
  * (status, source_location, error, requested_at), which is all this writes,
@@ -63,14 +64,6 @@ static ngx_str_t  ngx_http_vodlms_upload_caption_undo_old = ngx_string(
     " AND source_location = $3::text");
 
 
-static ngx_int_t ngx_http_vodlms_upload_caption_lang(ngx_str_t *in,
-    u_char *out);
-static ngx_int_t ngx_http_vodlms_upload_caption_label(ngx_str_t *in,
-    ngx_str_t *out);
-static ngx_int_t ngx_http_vodlms_upload_caption_flag(ngx_str_t *in,
-    ngx_uint_t *out);
-
-
 /*
  * The request's language, label and default flag, checked: a bad one is
  * the client's mistake (400), refused before the body is read.
@@ -81,6 +74,7 @@ ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
     ngx_http_vodlms_upload_caption_t *c, ngx_http_vodlms_err_e *err,
     ngx_str_t *detail)
 {
+    int                          flag;
     ngx_str_t                    v;
     ngx_http_vodlms_loc_conf_t  *vlcf;
 
@@ -95,7 +89,10 @@ ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ngx_http_vodlms_upload_caption_lang(&v, c->lang.data) != NGX_OK) {
+    /* the canonical case, in place of the request's (vodlms_caption.c) */
+    if (vodlms_caption_lang((char *) v.data, v.len, (char *) c->lang.data)
+        != VODLMS_OK)
+    {
         *err = NGX_HTTP_VODLMS_BAD_CAPTION_LANG;
         ngx_str_set(detail, "want 2-3 letters, then up to 3 subtags of 1-8 "
                             "letters or digits, joined by \"-\"");
@@ -122,7 +119,10 @@ ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        if (ngx_http_vodlms_upload_caption_label(&v, &c->label) != NGX_OK) {
+        if (vodlms_caption_label((char *) v.data, v.len,
+                                 (char *) c->label.data, &c->label.len)
+            != VODLMS_OK)
+        {
             *err = NGX_HTTP_VODLMS_BAD_CAPTION_LABEL;
             ngx_str_set(detail, "want 1-64 bytes of UTF-8, percent-encoded, "
                                 "without control characters or '\"'");
@@ -139,194 +139,17 @@ ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ngx_http_vodlms_upload_caption_flag(&v, &c->is_default) != NGX_OK) {
+    flag = vodlms_caption_flag((char *) v.data, v.len);
+
+    if (flag < 0) {
         *err = NGX_HTTP_VODLMS_BAD_CAPTION_DEFAULT;
         ngx_str_set(detail, "want 1, true, yes, on, 0, false, no or off");
         return NGX_DECLINED;
     }
 
-    return NGX_OK;
-}
-
-
-/*
- * A BCP 47 language tag as HLS players match it: 2-3 letters, then up to 3
- * subtags of 1-8 letters or digits.  Written in the canonical case (the
- * language lower, a 4-letter script Title, a 2-letter region upper, the
- * rest lower): "EN-us" is "en-US", "zh-hans" is "zh-Hans".  Same length.
- */
-
-static ngx_int_t
-ngx_http_vodlms_upload_caption_lang(ngx_str_t *in, u_char *out)
-{
-    size_t      i, j, start, n;
-    u_char      c;
-    ngx_uint_t  subtags;
-
-    if (in->len == 0 || in->len > NGX_HTTP_VODLMS_CAPTION_LANG_MAX) {
-        return NGX_DECLINED;
-    }
-
-    subtags = 0;
-    start = 0;
-
-    for (i = 0; i <= in->len; i++) {
-
-        if (i < in->len && in->data[i] != '-') {
-            continue;
-        }
-
-        n = i - start;
-
-        if (subtags == 0 ? n < 2 || n > 3 : n < 1 || n > 8) {
-            return NGX_DECLINED;
-        }
-
-        if (++subtags > 4) {
-            return NGX_DECLINED;
-        }
-
-        for (j = start; j < i; j++) {
-            c = in->data[j];
-
-            if (c >= 'A' && c <= 'Z') {
-                c |= 0x20;
-
-            } else if (!(c >= 'a' && c <= 'z')
-                       && !(subtags > 1 && c >= '0' && c <= '9'))
-            {
-                return NGX_DECLINED;
-            }
-
-            /* now lower case: a region upper, a script's first letter */
-            if (subtags > 1 && (n == 2 || (n == 4 && j == start))) {
-                c = ngx_toupper(c);
-            }
-
-            out[j] = c;
-        }
-
-        if (i < in->len) {
-            out[i] = '-';
-        }
-
-        start = i + 1;
-    }
+    c->is_default = flag;
 
     return NGX_OK;
-}
-
-
-/*
- * The label players show in their caption menu (the HLS NAME): from the
- * query string, so percent-decoded with "+" a space; then 1-64 bytes of
- * well-formed UTF-8 with no '"' (it is a quoted HLS attribute) and no
- * control character (C0, DEL, C1, and the line and paragraph separators:
- * what PostgreSQL's [:cntrl:] also refuses).  out->data has in->len bytes.
- */
-
-static ngx_int_t
-ngx_http_vodlms_upload_caption_label(ngx_str_t *in, ngx_str_t *out)
-{
-    u_char    *p, *q, *last, c;
-    ngx_int_t  hi, lo;
-
-    q = out->data;
-    last = in->data + in->len;
-
-    for (p = in->data; p < last; p++) {
-        c = *p;
-
-        if (c == '+') {
-            c = ' ';
-
-        } else if (c == '%') {
-            if (last - p < 3) {
-                return NGX_DECLINED;
-            }
-
-            hi = ngx_hextoi(p + 1, 1);
-            lo = ngx_hextoi(p + 2, 1);
-
-            if (hi == NGX_ERROR || lo == NGX_ERROR) {
-                return NGX_DECLINED;
-            }
-
-            c = (u_char) (hi * 16 + lo);
-            p += 2;
-        }
-
-        *q++ = c;
-    }
-
-    out->len = q - out->data;
-
-    if (out->len == 0 || out->len > NGX_HTTP_VODLMS_CAPTION_LABEL_MAX
-        || !vodlms_utf8_valid((const char *) out->data, out->len))
-    {
-        return NGX_DECLINED;
-    }
-
-    last = out->data + out->len;
-
-    for (p = out->data; p < last; p++) {
-        c = *p;
-
-        if (c < 0x20 || c == 0x7f || c == '"') {
-            return NGX_DECLINED;
-        }
-
-        /* U+0080-U+009F; U+2028, U+2029 (well-formed: the bytes exist) */
-        if ((c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-            || (c == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* absent, empty, 0, false, no, off; or 1, true, yes, on (any case) */
-
-static ngx_int_t
-ngx_http_vodlms_upload_caption_flag(ngx_str_t *in, ngx_uint_t *out)
-{
-    ngx_uint_t  i;
-
-    static ngx_str_t  no[] = {
-        ngx_string("0"), ngx_string("false"), ngx_string("no"),
-        ngx_string("off")
-    };
-
-    static ngx_str_t  yes[] = {
-        ngx_string("1"), ngx_string("true"), ngx_string("yes"),
-        ngx_string("on")
-    };
-
-    if (in->len == 0) {
-        *out = 0;
-        return NGX_OK;
-    }
-
-    for (i = 0; i < sizeof(no) / sizeof(ngx_str_t); i++) {
-        if (in->len == no[i].len
-            && ngx_strncasecmp(in->data, no[i].data, in->len) == 0)
-        {
-            *out = 0;
-            return NGX_OK;
-        }
-
-        if (in->len == yes[i].len
-            && ngx_strncasecmp(in->data, yes[i].data, in->len) == 0)
-        {
-            *out = 1;
-            return NGX_OK;
-        }
-    }
-
-    return NGX_DECLINED;
 }
 
 

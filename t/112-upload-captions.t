@@ -48,7 +48,7 @@ $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title) VALUES
 
 # cap-1 has French captions published, and a later French file the helper
 # refused; cap-2 has Japanese ones the same way
-my $VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nBonjour\n";
+my $VTT = q{E'WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nBonjour\n'};      # SQL
 for (['cap-1', 'fr', 'Français', 'true', 'caption_timestamp: line 7: end before start'],
      ['cap-2', 'ja', '日本語', 'false', 'caption_encoding: UTF-16 (BOM FF FE)'])
 {
@@ -56,9 +56,14 @@ for (['cap-1', 'fr', 'Français', 'true', 'caption_timestamp: line 7: end before
     $pg->psql("INSERT INTO vodlms.video_captions (video_id, lang, label, is_default, status,"
             . " source_location, error, requested_at, vtt, revision, cues, published_at) VALUES"
             . " ('$id', '$lang', '$label', $def, 'failed', '/old/$id-$lang.srt', '$error',"
-            . " '2026-12-01 10:00:00.123456+00', '$VTT', '20261201T095900Z-0a1b2c3d', 1,"
+            . " '2026-12-01 10:00:00.123456+00', $VTT, '20261201T095900Z-0a1b2c3d', 1,"
             . " '2026-12-01 09:59:00+00')");
 }
+
+# what the published VTT is
+my $VTT_MD5 = $pg->psql("SELECT md5($VTT)");
+die "the published VTT is not as written\n"
+    unless $pg->psql("SELECT count(*) FROM vodlms.video_captions WHERE vtt = $VTT AND vtt LIKE '%Bonjour' || chr(10)") == 2;
 
 # the same tables in another schema (sql/migrate.sh --schema media), for
 # vodlms_pg_schema
@@ -87,12 +92,16 @@ sub jobs { $redis->running ? $redis->cmd('XRANGE', $STREAM, '-', '+') : [] }
 # everything an upload may change
 my %snap;
 sub snapshot {
+    my ($captions, $media, $videos) = split /\|/, $pg->psql(q{SELECT
+        (SELECT md5(coalesce(string_agg(c::text, '|' ORDER BY video_id, lang), ''))
+           FROM vodlms.video_captions c) || '|' ||
+        (SELECT md5(coalesce(string_agg(c::text, '|' ORDER BY video_id, lang), ''))
+           FROM media.video_captions c) || '|' ||
+        (SELECT md5(string_agg(v::text, '|' ORDER BY id)) FROM vodlms.videos v)});
     return (
-        video_captions => $pg->psql(q{SELECT md5(coalesce(string_agg(c::text, '|' ORDER BY video_id, lang), ''))
-                                      FROM vodlms.video_captions c}),
-        media_captions => $pg->psql(q{SELECT md5(coalesce(string_agg(c::text, '|' ORDER BY video_id, lang), ''))
-                                      FROM media.video_captions c}),
-        videos => $pg->psql(q{SELECT md5(string_agg(v::text, '|' ORDER BY id)) FROM vodlms.videos v}),
+        video_captions => $captions,
+        media_captions => $media,
+        videos => $videos,
         stream => scalar(@{ jobs() }),
         spool  => scalar(my @f = glob "$spool/*"),
     );
@@ -115,7 +124,7 @@ sub captions_of {
                        . " coalesce(error, '-'), requested_at > now() - interval '1 hour',"
                        . " coalesce(md5(vtt), '-'), coalesce(revision, '-')"
                        . " FROM $schema.video_captions WHERE video_id = '$id' ORDER BY lang");
-    my $vtt = $pg->psql("SELECT md5('" . $VTT =~ s/'/''/gr . "')");
+    my $vtt = $VTT_MD5;
     my @jobs = grep { my %f = @{ $_->[1] }; $f{video_id} eq $id } @{ jobs() };
     my %job = @jobs ? @{ $jobs[-1][1] } : ();
     my $out = '';
@@ -192,6 +201,8 @@ add_block_preprocessor(sub {
                                    . "    vodlms_pg \"\$TEST_NGINX_PRIVATE_PG\";\n"
                                    . "    vodlms_cache_zone zone=answers:1m;\n")
         unless defined $block->http_config;
+    # the control server runs psql: on a loaded machine it takes its time
+    $block->set_value('timeout', 20) unless defined $block->timeout;
     my $config = $block->config // "LOCATION\n    }\n";
     $config =~ s/^\s*LOCATION\n/$Location/m;
     $block->set_value('config', $config
