@@ -28,6 +28,13 @@
  * video of this course takes captions.  Returns the previous last-upload
  * state (for the compensation), whether a row was written, and whether the
  * video exists at all (for the log line: no row, or another course's).
+ *
+ * `old` is read in the statement's snapshot: of two first uploads of one
+ * language at the same moment, the second may not see the row the first
+ * inserted.  If the second then cannot queue its job, its compensation
+ * deletes that row; the first one's job was superseded by the second's file
+ * already (the row names the newest source), so only its label is lost.
+ * The video upload has the same window.
  */
 static ngx_str_t  ngx_http_vodlms_upload_caption_sql = ngx_string(
     "WITH v AS (SELECT id FROM vodlms.videos"
