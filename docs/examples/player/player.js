@@ -909,6 +909,12 @@
 
   function buildQualityMenu(levels) {
     const q = $('#quality');
+    if (audioOnly) {
+      q.innerHTML = '<option value="-1">Audio only</option>';
+      q.disabled = true;
+      q.title = 'No picture: "Audio only" is on';
+      return;
+    }
     // highest first; option values are hls.js level indexes
     const order = levels.map((l, i) => ({ l, i })).sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate));
     q.innerHTML = '<option value="-1">Auto</option>' + order.map(({ l, i }) =>
@@ -921,6 +927,7 @@
   function updateQualityLabel() {
     if (!hls) return;
     const auto = $('#quality').options[0];
+    if (audioOnly) return;
     const l = hls.levels[hls.currentLevel];
     auto.textContent = hls.autoLevelEnabled && l ? `Auto (${levelLabel(l)})` : 'Auto';
   }
