@@ -470,7 +470,8 @@
       };
       hls = new Hls(config);
       const source = audioOnly ? audioSource() : info.manifestUrl;
-      hls.on(Hls.Events.MANIFEST_LOADED, (_, data) => { if (source === info.manifestUrl) readMaster(data); });
+      // (the audio-only source is not the version's master: nothing to read there)
+      hls.on(Hls.Events.MANIFEST_LOADED, (_, data) => { if (!audioOnly) readMaster(data); });
       hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => buildQualityMenu(data.levels));
       hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_, data) => ccTracks(data.subtitleTracks));
       hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, paintCc);
@@ -544,7 +545,7 @@
         statusLine('The video server refused a request; renewing access…');
         if (await refreshCookies() && hls) {
           const manifestFailed = /manifest/i.test(data.details || '');
-          if (manifestFailed) hls.loadSource(info.manifestUrl); else hls.startLoad();
+          if (manifestFailed) hls.loadSource(audioOnly ? audioSource() : info.manifestUrl); else hls.startLoad();
           return;
         }
         if (streamsStop) return;     // its own message is up
@@ -643,6 +644,7 @@
   // a URL of the version with the current signature (a renewed signed URL
   // makes the old ones useless)
   function resign(url) {
+    if (!info) return url;
     const u = new URL(url, location.href);
     u.search = new URL(info.manifestUrl, location.href).search;
     return u.href;
@@ -680,6 +682,7 @@
         `,DEFAULT=${t.default ? 'YES' : 'NO'},AUTOSELECT=${t.autoselect ? 'YES' : 'NO'},URI=${q(resign(t.url))}`);
     }
     lines.push(`#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(master.audio.bitrate)},CODECS="mp4a.40.2",SUBTITLES="subs"`, audio, '');
+    if (sourceBlob) URL.revokeObjectURL(sourceBlob);
     sourceBlob = URL.createObjectURL(new Blob([lines.join('\n')], { type: 'application/vnd.apple.mpegurl' }));
     return sourceBlob;
   }
@@ -752,7 +755,7 @@
     const pref = ccPref();
     if (pref === 'off') return -1;
     if (pref) {
-      const i = t.findIndex((x) => x.lang === pref);
+      const i = t.findIndex((x) => x.lang === pref || (!x.lang && x.label === pref));
       if (i >= 0) return i;
       const j = t.findIndex((x) => x.lang && x.lang.split('-')[0] === pref.split('-')[0]);
       if (j >= 0) return j;
