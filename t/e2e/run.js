@@ -60,8 +60,8 @@
 // tree through DevTools' DOM); Off shows none.  Hovering the page's
 // timeline shows the storyboard's tile of that moment (the sprite loaded,
 // at the cue's #xywh offset).  "Audio only" plays on from where the video
-// was with audio/ segments, no picture (videoWidth 0) and the poster; back
-// to the video, the picture again.  A module without the caption upload
+// was with audio/ segments, no picture (videoWidth 0) and the poster, the
+// English captions drawn over it; back to the video, the picture again.  A module without the caption upload
 // (vodlms_upload captions, issue #23's nginx part) skips the caption checks
 // and says so; the previews and audio only are checked either way.  The
 // reference config gains the caption location here only when it does not
@@ -1160,6 +1160,21 @@ async function kate(ctx) {
     ok(a.st.poster === `${base}${version}poster.jpg` && poster && poster.status === 200 && a.st.badge,
       `kate: the poster shows (${poster && poster.status}), and the page says "Audio only"`, a.st);
     ok(a.low.length === 0, 'kate: no progress beacon went back to the start across the switch', a.low);
+    if (captionSetup.state === 'ready') {
+      // Chromium draws no text track over a poster: the page does
+      await page.click('#cc-btn');
+      await page.click('#cc-menu [role="menuitemradio"][lang="en"]');
+      let last = null;
+      const seen = await until('the English caption over the poster', async () => {
+        last = await video(() => {
+          const b = document.querySelector('#captions-box');
+          return { t: document.querySelector('#video').currentTime, text: b.hidden ? '' : b.textContent };
+        });
+        const k = Math.floor(last.t / CUE_S); const into = last.t - k * CUE_S;
+        return into > 0.5 && into < CUE_S - 0.5 && last.text === CAPTIONS.en.text(k);
+      }, 15000, 200).catch(() => false);
+      ok(seen, `kate: in audio only the captions go on, English over the poster: "${last && last.text}" at ${last && last.t.toFixed(1)} s`, last);
+    }
     const shot = path.join(OUT, 'player-audio-only.png');
     await page.screenshot({ path: shot });
     note(`screenshot: ${shot}`);

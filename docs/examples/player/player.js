@@ -696,6 +696,7 @@
     b.setAttribute('aria-pressed', audioOnly ? 'true' : 'false');
     b.textContent = 'Audio only';
     $('#audio-badge').hidden = !audioOnly;
+    drawCaptions();
     if (audioOnly) video.poster = sibling('poster.jpg'); else video.removeAttribute('poster');
   }
 
@@ -733,6 +734,29 @@
   }
 
   $('#audio-only').addEventListener('click', () => switchSource(!audioOnly));
+
+  // Audio only: the <video> has no picture, and Chromium then draws no text
+  // track over the poster, so the page draws the showing track's active
+  // cues itself (the browser's WebVTT parse of them: getCueAsHTML gives
+  // only WebVTT's own elements, never markup of the file's)
+  const capBox = $('#captions-box');
+  function drawCaptions() {
+    const t = audioOnly ? Array.from(video.textTracks).find((x) => x.mode === 'showing') : null;
+    const cues = t && t.activeCues ? Array.from(t.activeCues) : [];
+    const text = cues.map((c) => c.text).join('\n');
+    if (capBox.dataset.text === text && capBox.hidden === !cues.length) return;
+    capBox.dataset.text = text;
+    capBox.textContent = '';
+    for (const c of cues) {
+      const p = document.createElement('p');
+      p.append(typeof c.getCueAsHTML === 'function' ? c.getCueAsHTML() : c.text);
+      capBox.append(p);
+    }
+    capBox.hidden = cues.length === 0;
+  }
+  video.addEventListener('timeupdate', drawCaptions);
+  video.textTracks.addEventListener('change', drawCaptions);
+  video.textTracks.addEventListener('addtrack', (e) => e.track.addEventListener('cuechange', drawCaptions));
 
   // --- captions: the CC menu ------------------------------------------------
 
