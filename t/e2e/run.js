@@ -14,10 +14,7 @@
 // records each request's Origin and Cookie header (media.log), so the test
 // can tell which media requests went with no cookie, and "vodlms_hls_sign
 // define" for "on" (gina's hls.js substitutes the variable; ffmpeg, which
-// does not, reads the "on" form in t/082).  And one addition while the
-// reference config has no caption upload location (issue #23) and the
-// module has the directive: that location, as the design gives it, put in
-// before the player's.
+// does not, reads the "on" form in t/082).
 //
 // Scenario 8 (issue #22), after the others: alice plays an AES-128
 // encrypted lecture that ffmpeg made in setup (its key in video_keys, its
@@ -61,11 +58,9 @@
 // timeline shows the storyboard's tile of that moment (the sprite loaded,
 // at the cue's #xywh offset).  "Audio only" plays on from where the video
 // was with audio/ segments, no picture (videoWidth 0) and the poster, the
-// English captions drawn over it; back to the video, the picture again.  A module without the caption upload
-// (vodlms_upload captions, issue #23's nginx part) skips the caption checks
-// and says so; the previews and audio only are checked either way.  The
-// reference config gains the caption location here only when it does not
-// have one yet.
+// English captions drawn over it; back to the video, the picture again.
+// The captions go in through the reference config's caption location
+// (docs/examples/nginx.conf): a config or module without it fails.
 //
 // Needs (from ./build.sh test): TEST_NGINX_BINARY, TEST_NGINX_MODULE_PATH,
 // TEST_NGINX_PG_PORT, VODLMS_ROOT, VODLMS_BUILD_DIR.
@@ -168,7 +163,7 @@ function psql(sql, db = DB) {
 
 let tmp; let base; let varDir; let nginx; let helper; let encKey;
 let redisPortUsed; let soUsed;   // for the extra nginx of scenario 9
-let captionSetup = { state: 'skip', why: 'not tried' };   // scenario 10
+let captionSetup = { state: 'failed', why: 'not tried' };   // scenario 10
 
 function render(port, redisPort, so) {
   let conf = fs.readFileSync(path.join(ROOT, 'docs/examples/nginx.conf'), 'utf8');
@@ -198,36 +193,11 @@ function render(port, redisPort, so) {
     if (!conf.includes(from)) throw new Error(`docs/examples/nginx.conf no longer contains '${from}'`);
     conf = conf.split(from).join(to);
   }
-  // issue #23: the caption upload (design: the video upload's gate), where
-  // the reference config has none yet and the module knows the directive
-  if (!/location [^{]*\/captions\//.test(conf) && captionsInModule(so)) {
-    const at = '        # the course page and player (docs/examples/player/); hls.js from';
-    if (!conf.includes(at)) throw new Error(`docs/examples/nginx.conf no longer contains '${at}'`);
-    conf = conf.split(at).join(`        location ~ ^/api/videos/(?<video_id>[A-Za-z0-9_-]+)/captions/(?<lang>[A-Za-z0-9-]+)$ {
-            client_max_body_size 2m;
-            client_body_temp_path ${varDir}/upload-tmp;
-            vodlms_auth on;
-            vodlms_session_role_field role;
-            vodlms_session_cache vodlms valid=30s invalid=5s;
-            vodlms_auth_require_role instructor admin;
-            vodlms_enrollment_check on;
-            vodlms_video_id $video_id;
-            vodlms_enrollment_query "SELECT 1 AS teaches FROM vodlms.course_instructors
-                                     WHERE course_id = $1 AND user_id = $2" $arg_course $vodlms_user_id;
-            vodlms_enrollment_no_row 403;
-            vodlms_upload captions;
-            vodlms_upload_course $arg_course;
-            vodlms_upload_caption $lang label=$arg_label default=$arg_default;
-            vodlms_upload_spool ${varDir}/spool;
-        }
-
-${at}`);
-  }
+  // issue #23: the reference config's caption upload location is used as
+  // it is; without it scenario 10 fails
+  if (!/location [^{]*\/captions\//.test(conf)) throw new Error('docs/examples/nginx.conf has no caption upload location (vodlms_upload captions)');
   return conf;
 }
-
-// does this module have the caption upload (issue #23)?
-const captionsInModule = (so) => fs.readFileSync(so).includes('vodlms_upload_caption');
 
 async function setup() {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vodlms-e2e.'));
@@ -376,10 +346,6 @@ async function setup() {
 // default) and French (SRT), and the helper publishes them.  Not an
 // assertion here (setup): scenario 10 reports what happened.
 async function uploadCaptions() {
-  const conf = fs.readFileSync(path.join(varDir, 'nginx/nginx.conf'), 'utf8');
-  if (!/location [^{]*\/captions\//.test(conf)) {
-    return { state: 'skip', why: 'this module has no caption upload (vodlms_upload captions)' };
-  }
   const ts = (s, sep) => `${String(Math.floor(s / 3600)).padStart(2, '0')}:${String(Math.floor(s / 60) % 60).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}${sep}000`;
   const n = Math.ceil(SAMPLE_S / CUE_S);
   const files = {
@@ -1018,9 +984,7 @@ async function kate(ctx) {
   };
 
   // captions: the CC menu
-  if (captionSetup.state === 'skip') {
-    ok(true, `kate: captions # SKIP ${captionSetup.why}`);
-  } else if (!ok(captionSetup.state === 'ready', 'kate: carol uploaded two caption files and the helper published both', captionSetup.why)) {
+  if (!ok(captionSetup.state === 'ready', 'kate: carol uploaded two caption files and the helper published both', captionSetup.why)) {
     note(`video_captions: ${psql(`select lang || ' ' || status || ' ' || coalesce(error, '') from vodlms.video_captions where video_id = '${VIDEO}'`)}`);
   } else {
     const mtext = await (await page.request.get(manifest.href)).text();
