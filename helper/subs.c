@@ -584,6 +584,54 @@ current_version(vh_db_t *db, const char *video_id, vh_db_video_t *video,
 
 /* ---------------------------------------------------------------- the caption job */
 
+/*
+ * A publish whose COMMIT failed wrote its track and the master already:
+ * the master names a revision no row has.  It is written again from what
+ * the rows say, under the lock (the tracks are there: only the master).
+ * Best effort: a failure is logged, and the next publish writes it anyway.
+ */
+static void
+restore_master(const vh_conf_t *cf, vh_db_t *db, const char *video_id)
+{
+    vh_db_video_t     video;
+    vh_db_captions_t  cs = { 0 };
+    version_t         ver;
+    char              err[1024];
+    int              *need = NULL, now;
+
+    memset(&video, 0, sizeof(video));
+    if (vh_db_caption_lock(db, video_id) != 0) {
+        vh_error("video %s: cannot take the caption lock to restore its master",
+                 video_id);
+        return;
+    }
+    now = current_version(db, video_id, &video, &ver);
+    if (now <= 0) {
+        vh_db_rollback(db);
+        goto out;
+    }
+    if (vh_db_caption_list_tx(db, video_id, 1, &cs) != 0) {
+        vh_error("video %s: cannot read its captions to restore its master", video_id);
+        goto out;
+    }
+    need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
+    if (need == NULL
+        || publish_version(cf, video_id, video.storage_prefix, &ver, &cs, need, err,
+                           sizeof(err)) != 0)
+    {
+        vh_error("video %s: its master in %s may name captions not published: %s",
+                 video_id, video.storage_prefix, need ? err : "out of memory");
+    } else {
+        vh_info("video %s: its master in %s written again from the published"
+                " captions (%d track(s))", video_id, video.storage_prefix, cs.n);
+    }
+    vh_db_rollback(db);             /* nothing written in it: only read under the lock */
+out:
+    free(need);
+    vh_db_captions_free(&cs);
+    vh_db_video_free(&video);
+}
+
 static int
 caption_fail(vh_db_t *db, const vh_job_t *job, const char *error)
 {
@@ -808,6 +856,9 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     }
     if (vh_db_commit(db) != 0) {
         snprintf(err, errlen, "cannot commit the captions");
+        if (now > 0) {
+            restore_master(cf, db, job->video_id);
+        }
         goto out;
     }
     if (now > 0) {

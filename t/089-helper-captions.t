@@ -637,6 +637,31 @@ for my $h (@hostile) {
     write_conf();
 }
 
+# a publish whose COMMIT fails after the master was written (a deferred
+# constraint refuses it at COMMIT): the row is rolled back, so the master
+# must not name a revision no row has (players would show a language the
+# LMS says is not published, until the next publish drops it again)
+{
+    $pg->psql(q{CREATE FUNCTION vodlms.t089_refuse() RETURNS trigger LANGUAGE plpgsql
+                AS $$ BEGIN RAISE EXCEPTION 't089: the COMMIT is refused'; END $$});
+    $pg->psql(q{CREATE CONSTRAINT TRIGGER t089_refuse AFTER UPDATE ON vodlms.video_captions
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                WHEN (NEW.lang = 'pl' AND NEW.vtt IS NOT NULL) EXECUTE FUNCTION vodlms.t089_refuse()});
+    my $before = slurp("${dir}master.m3u8");
+    upload_caption('cap1', 'pl', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nDzien dobry\n",
+                   label => 'Polski');
+    my $l = run_helper('commit refused');
+    my $c = caption('cap1', 'pl');
+    like($l, qr/t089: the COMMIT is refused/, 'commit refused: the helper logs the refusal');
+    is($c->{status}, 'failed', 'commit refused: failed (max_attempts 1)');
+    is($c->{published}, 'false', 'commit refused: nothing published in the row');
+    is(slurp("${dir}master.m3u8"), $before,
+       'commit refused: the master is as before (it does not name pl)');
+    $pg->psql("DROP TRIGGER t089_refuse ON vodlms.video_captions");
+    $pg->psql("DROP FUNCTION vodlms.t089_refuse()");
+    $pg->psql("DELETE FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang = 'pl'");
+}
+
 #---------------------------------------------------------------------------
 # 5. a superseded caption job changes nothing
 #---------------------------------------------------------------------------
