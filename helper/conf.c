@@ -74,6 +74,8 @@ static const vh_key_t keys[] = {
     { "caption_max_cues", T_INT, O(caption_max_cues), 1, 1000000, "20000", "most cues in one caption file; more: failed, caption_too_large" },
     { "caption_max_cue_bytes", T_INT, O(caption_max_cue_bytes), 16, 65536, "1024", "longest text of one cue, bytes after normalizing; longer: failed, caption_too_large" },
     { "caption_max_cue_lines", T_INT, O(caption_max_cue_lines), 1, 100, "8", "most lines of text in one cue; more: failed, caption_too_large" },
+    { "caption_max_tracks", T_INT, O(caption_max_tracks), 1, 1000, "20", "most caption languages published for one video (each is in every version and its master); a new language past it: failed, caption_too_many" },
+    { "caption_max_track_bytes", T_SIZE, O(caption_max_track_bytes), 65536, 1073741824, "32M", "most bytes of the segments of one caption track in a version (a cue is in every segment it overlaps); more: failed, caption_too_large" },
     { "caption_segment_duration", T_INT, O(caption_segment_duration), 1, 600, "30", "seconds of a subtitle segment (subs/<lang>/<revision>/seg_NNNNN.vtt)" },
     { "job_timeout", T_TIMEOUT, O(job_timeout), 0, 604800, "auto", "seconds before ffmpeg is killed (failed, not retried); auto: 6 x the source's duration, at least 900; 0: no limit" },
     { "max_source_duration", T_DBL, O(max_source_duration), 1, 604800, "21600", "longest source accepted, seconds (longer: failed, source_too_large)" },
@@ -956,9 +958,11 @@ print_conf(const vh_conf_t *cf)
         printf("thumbnails = off\n");
     }
     printf("captions: files up to %ld bytes, %d cues, %d bytes and %d lines a cue;"
-           " subtitle segments of %d s\n", cf->caption_max_bytes, cf->caption_max_cues,
+           " subtitle segments of %d s; at most %d languages a video, %ld bytes of"
+           " segments a track\n", cf->caption_max_bytes, cf->caption_max_cues,
            cf->caption_max_cue_bytes, cf->caption_max_cue_lines,
-           cf->caption_segment_duration);
+           cf->caption_segment_duration, cf->caption_max_tracks,
+           cf->caption_max_track_bytes);
     if (cf->job_timeout == VH_JOB_TIMEOUT_AUTO) {
         printf("job_timeout = auto (%d x the source's duration, at least %d s)\n",
                VH_JOB_TIMEOUT_FACTOR, VH_JOB_TIMEOUT_FLOOR);

@@ -283,6 +283,56 @@ parse_stored(const vh_db_caption_t *c, vh_captions_t *caps, char *err,
     return 0;
 }
 
+/*
+ * About how many bytes the segments of a track take: a cue is written into
+ * every segment it overlaps, so cues that overlap each other and many
+ * segments multiply (2 MiB of cues that all run to the end of a six-hour
+ * lecture would be 720 copies of 2 MiB at 30 s a segment)
+ */
+static long long
+track_bytes(const vh_captions_t *caps, long long seg_ms, long long duration_ms)
+{
+    long long  nseg = (long long) vh_captions_segments(seg_ms, duration_ms);
+    long long  total = nseg * 64, first, last, end;
+    size_t     k;
+
+    for (k = 0; k < caps->n; k++) {
+        const vh_cue_t  *c = &caps->cues[k];
+
+        if (c->start_ms >= duration_ms) {
+            continue;                           /* left out of the segments */
+        }
+        end = c->end_ms < duration_ms ? c->end_ms : duration_ms;
+        first = c->start_ms / seg_ms;
+        last = end > c->start_ms ? (end - 1) / seg_ms : first;
+        if (last >= nseg) {
+            last = nseg - 1;
+        }
+        total += (last - first + 1)
+                 * (long long) ((c->text ? strlen(c->text) : 0)
+                                + (c->settings ? strlen(c->settings) : 0) + 32);
+    }
+    return total;
+}
+
+/* 1 (why set) when a track's segments for duration_ms are over caption_max_track_bytes */
+static int
+track_too_large(const vh_conf_t *cf, const vh_captions_t *caps, long long duration_ms,
+    char *why, size_t whylen)
+{
+    long long  seg_ms = (long long) cf->caption_segment_duration * 1000;
+    long long  n = track_bytes(caps, seg_ms, duration_ms);
+
+    if (n <= cf->caption_max_track_bytes) {
+        return 0;
+    }
+    snprintf(why, whylen, "caption_too_large: segmented for the video's %.3f s, its"
+             " cues would take about %lld bytes (a cue is in every %d s segment it"
+             " overlaps), over caption_max_track_bytes (%ld)", duration_ms / 1000.0, n,
+             cf->caption_segment_duration, cf->caption_max_track_bytes);
+    return 1;
+}
+
 /* bytes into dir/name, 0644 */
 static int
 write_file(const char *dir, const char *name, const vh_buf_t *b, char *err,
@@ -409,10 +459,11 @@ publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
     char *err, size_t errlen)
 {
     char           dir[4096], path[4400];
-    vh_buf_t       master = { 0 };
-    vh_captions_t  caps;
-    struct stat    sb;
-    int            i, written, staged = 0, rc = -1;
+    vh_buf_t          master = { 0 };
+    vh_captions_t     caps;
+    vh_db_captions_t  listed = { 0 };
+    struct stat       sb;
+    int               i, written, staged = 0, rc = -1;
 
     if (cf->publish_s3) {
         /* a work directory holding what goes up: the new tracks, the master */
@@ -435,19 +486,35 @@ publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
         }
     }
 
+    /* the tracks the master lists: shallow copies of cs's */
+    listed.n = 0;
+    listed.c = calloc(cs->n > 0 ? cs->n : 1, sizeof(*listed.c));
+    if (listed.c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     for (i = 0; i < cs->n; i++) {
         if (!need[i]) {
             if (staged) {
+                listed.c[listed.n++] = cs->c[i];
                 continue;
             }
             snprintf(path, sizeof(path), "%s/" VH_SUBS_DIR "/%s/%s/index.m3u8",
                      dir, cs->c[i].lang, cs->c[i].revision);
             if (stat(path, &sb) == 0) {
+                listed.c[listed.n++] = cs->c[i];
                 continue;
             }
         }
-        if (parse_stored(&cs->c[i], &caps, err, errlen) != 0) {
-            goto out;
+        if (parse_stored(&cs->c[i], &caps, err, errlen) != 0
+            || track_too_large(cf, &caps, ver->duration_ms, err, errlen))
+        {
+            /* never every other language's publish lost over one track */
+            vh_error("video %s: the %s captions: %s: left out of %s", video_id,
+                     cs->c[i].lang, err, prefix);
+            err[0] = '\0';
+            vh_captions_free(&caps);
+            continue;
         }
         written = write_track(cf, dir, &cs->c[i], &caps, ver->duration_ms,
                               ver->mpegts, video_id, err, errlen);
@@ -455,9 +522,10 @@ publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
         if (written != 0) {
             goto out;
         }
+        listed.c[listed.n++] = cs->c[i];
     }
 
-    if (build_master(ver, cs, &master) != 0) {
+    if (build_master(ver, &listed, &master) != 0) {
         snprintf(err, errlen, "out of memory writing the master");
         goto out;
     }
@@ -477,6 +545,7 @@ out:
         }
         vh_publish_tmpdir_done();
     }
+    free(listed.c);
     vh_buf_free(&master);
     return rc;
 }
@@ -514,6 +583,54 @@ current_version(vh_db_t *db, const char *video_id, vh_db_video_t *video,
 }
 
 /* ---------------------------------------------------------------- the caption job */
+
+/*
+ * A publish whose COMMIT failed wrote its track and the master already:
+ * the master names a revision no row has.  It is written again from what
+ * the rows say, under the lock (the tracks are there: only the master).
+ * Best effort: a failure is logged, and the next publish writes it anyway.
+ */
+static void
+restore_master(const vh_conf_t *cf, vh_db_t *db, const char *video_id)
+{
+    vh_db_video_t     video;
+    vh_db_captions_t  cs = { 0 };
+    version_t         ver;
+    char              err[1024];
+    int              *need = NULL, now;
+
+    memset(&video, 0, sizeof(video));
+    if (vh_db_caption_lock(db, video_id) != 0) {
+        vh_error("video %s: cannot take the caption lock to restore its master",
+                 video_id);
+        return;
+    }
+    now = current_version(db, video_id, &video, &ver);
+    if (now <= 0) {
+        vh_db_rollback(db);
+        goto out;
+    }
+    if (vh_db_caption_list_tx(db, video_id, 1, &cs) != 0) {
+        vh_error("video %s: cannot read its captions to restore its master", video_id);
+        goto out;
+    }
+    need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
+    if (need == NULL
+        || publish_version(cf, video_id, video.storage_prefix, &ver, &cs, need, err,
+                           sizeof(err)) != 0)
+    {
+        vh_error("video %s: its master in %s may name captions not published: %s",
+                 video_id, video.storage_prefix, need ? err : "out of memory");
+    } else {
+        vh_info("video %s: its master in %s written again from the published"
+                " captions (%d track(s))", video_id, video.storage_prefix, cs.n);
+    }
+    vh_db_rollback(db);             /* nothing written in it: only read under the lock */
+out:
+    free(need);
+    vh_db_captions_free(&cs);
+    vh_db_video_free(&video);
+}
 
 static int
 caption_fail(vh_db_t *db, const vh_job_t *job, const char *error)
@@ -673,6 +790,23 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
         snprintf(err, errlen, "cannot take the video's caption lock");
         goto out;
     }
+    /* a new language past caption_max_tracks: every version carries them all */
+    if (vh_db_caption_list_tx(db, job->video_id, 0, &cs) != 0) {
+        snprintf(err, errlen, "cannot read the video's captions");
+        goto out;
+    }
+    for (i = 0, rows = 1; i < cs.n; i++) {
+        rows &= strcmp(cs.c[i].lang, job->lang) != 0;
+    }
+    if (rows && cs.n >= cf->caption_max_tracks) {
+        vh_db_rollback(db);
+        snprintf(why, sizeof(why), "caption_too_many: the video has %d caption"
+                 " languages published, caption_max_tracks (%d): replace one of them"
+                 " instead", cs.n, cf->caption_max_tracks);
+        rc = caption_fail(db, job, why);
+        goto out;
+    }
+    vh_db_captions_free(&cs);
     rows = vh_db_caption_publish_row(db, job->video_id, job->lang, job->source,
                                      vtt.data, revision, label, is_default,
                                      (long) caps.n);
@@ -689,6 +823,14 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     now = current_version(db, job->video_id, &video, &ver);
     if (now < 0) {
         snprintf(err, errlen, "cannot read the videos row");
+        goto out;
+    }
+    /* against the video's duration (a re-encode keeps the previous one meanwhile) */
+    if (video.found && video.duration > 0
+        && track_too_large(cf, &caps, llround(video.duration * 1000), why, sizeof(why)))
+    {
+        vh_db_rollback(db);
+        rc = caption_fail(db, job, why);
         goto out;
     }
     if (now > 0) {
@@ -714,6 +856,9 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     }
     if (vh_db_commit(db) != 0) {
         snprintf(err, errlen, "cannot commit the captions");
+        if (now > 0) {
+            restore_master(cf, db, job->video_id);
+        }
         goto out;
     }
     if (now > 0) {
@@ -816,6 +961,13 @@ vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
             vh_error("video %s: %s: published without that caption track", video_id,
                      err);
             err[0] = '\0';
+            continue;
+        }
+        if (track_too_large(cf, &caps, duration_ms, err, errlen)) {
+            vh_error("video %s: the %s captions: %s: published without that caption"
+                     " track", video_id, s->db.c[i].lang, err);
+            err[0] = '\0';
+            vh_captions_free(&caps);
             continue;
         }
         rc = write_track(cf, dir, &s->db.c[i], &caps, duration_ms, mpegts, video_id,

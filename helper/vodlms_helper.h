@@ -103,6 +103,8 @@ typedef struct {
     int    caption_max_cue_bytes;   /* normalized text of one cue */
     int    caption_max_cue_lines;
     int    caption_segment_duration; /* seconds of a subtitle segment */
+    int    caption_max_tracks;      /* published languages of one video */
+    long   caption_max_track_bytes; /* the segments of one track in a version */
     double job_timeout;        /* seconds, 0: none, VH_JOB_TIMEOUT_AUTO: from the duration */
     double max_source_duration; /* seconds a source may last */
     long   max_source_pixels;  /* width x height of a source frame */

@@ -97,6 +97,10 @@ static ngx_str_t  ngx_http_vodlms_upload_undo_old = ngx_string(
     " WHERE id = $1::text AND source_location = $2::text");
 
 
+/* the worker's last spool name stamp (ngx_http_vodlms_upload_body) */
+static ngx_msec_t  ngx_http_vodlms_upload_stamp;
+
+
 static ngx_int_t ngx_http_vodlms_upload_handler(ngx_http_request_t *r);
 static void ngx_http_vodlms_upload_admitted(ngx_http_request_t *r,
     ngx_http_vodlms_upload_quota_t *q, ngx_http_vodlms_err_e err);
@@ -356,6 +360,7 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     u_char                        *p;
     ngx_str_t                      values[5], detail, *sql;
     ngx_int_t                      rc;
+    ngx_msec_t                     stamp;
     const char                    *reason, *suffix;
     ngx_temp_file_t               *tf;
     ngx_http_vodlms_err_e          err;
@@ -442,9 +447,21 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
         return;
     }
 
-    /* unique: the time, the worker and its connection */
+    /*
+     * unique: the time, the worker and its connection.  The time is the
+     * worker's cached clock, which stands still for a turn of its event
+     * loop (or for timer_resolution): two requests of one connection
+     * (pipelined, or HTTP/2 streams, which share their connection's number)
+     * can be spooled in one tick, and the second rename would replace the
+     * first one's file (two languages of a video, one file).  So the stamp
+     * is one past the worker's previous one when the clock has not moved.
+     */
+    stamp = ngx_current_msec > ngx_http_vodlms_upload_stamp
+            ? ngx_current_msec : ngx_http_vodlms_upload_stamp + 1;
+    ngx_http_vodlms_upload_stamp = stamp;
+
     p = ngx_sprintf(u->path.data, "%V/%V-%M-%P-%uA.%s%Z",
-                    &vlcf->upload.spool, &u->video, ngx_current_msec,
+                    &vlcf->upload.spool, &u->video, stamp,
                     ngx_pid, r->connection->number, suffix);
     u->path.len = p - u->path.data - 1;
 

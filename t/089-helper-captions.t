@@ -355,7 +355,7 @@ write_conf();
 {
     my ($rc, $out) = check_config();
     is($rc, 0, 'check-config: accepted') or diag($out);
-    like($out, qr/^captions: files up to 2097152 bytes, 20000 cues, 1024 bytes and 8 lines a cue; subtitle segments of $CSEG s$/m,
+    like($out, qr/^captions: files up to 2097152 bytes, 20000 cues, 1024 bytes and 8 lines a cue; subtitle segments of $CSEG s; at most 20 languages a video, 33554432 bytes of segments a track$/m,
          'check-config prints the caption limits and the segment duration');
     ($rc, $out) = check_config('--caption-segment-duration', '0');
     isnt($rc, 0, 'caption_segment_duration = 0: refused at start');
@@ -581,6 +581,85 @@ for my $h (@hostile) {
     ok(!-e "${dir}subs/sv", 'malformed: no subs/sv');
     ok(!-e $path, 'malformed: its file is removed from the spool');
     is(video('cap1')->{status}, 'ready', 'malformed: the video is untouched');
+}
+
+#---------------------------------------------------------------------------
+# 4b. an instructor cannot make a version huge: cues that overlap every
+#     segment (each cue is written into every segment it overlaps: 20000 cues
+#     spanning a 6-hour lecture are 720 copies of 2 MiB), nor one language
+#     after another (every language is in every version, the master and
+#     every re-encode)
+#---------------------------------------------------------------------------
+
+{
+    write_conf(caption_max_track_bytes => '256k');
+    # 2000 cues starting in the first 4 s, all running to the end: each is in
+    # every one of the 3 segments; the WebVTT itself is under 256 KiB
+    my $vtt = "WEBVTT\n\n";
+    for my $i (0 .. 1999) {
+        $vtt .= sprintf("00:00:%02d.%03d --> 00:00:10.000\n%s\n\n", int($i * 2 / 1000),
+                        ($i * 2) % 1000, 'y' x 60);
+    }
+    my $path = upload_caption('cap1', 'ja', $vtt, label => 'Overlap');
+    my $l = run_helper('overlap');
+    my $c = caption('cap1', 'ja');
+    is($c->{status}, 'failed', 'overlapping cues: failed');
+    like($c->{error}, qr/^caption_too_large: .*caption_max_track_bytes/,
+         "overlapping cues: caption_too_large naming caption_max_track_bytes (\"$c->{error}\")");
+    is($c->{published}, 'false', 'overlapping cues: nothing published');
+    ok(!-e "${dir}subs/ja", 'overlapping cues: no subs/ja in the version');
+    is(slurp("${dir}master.m3u8"), $master3, 'overlapping cues: the master is byte-identical');
+    ok(!-e $path, 'overlapping cues: the refused file is removed from the spool');
+
+    # en and fr are published: a third language is one too many
+    write_conf(caption_max_tracks => 2);
+    $path = upload_caption('cap1', 'ko', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nannyeong\n",
+                           label => 'Korean');
+    run_helper('too many');
+    $c = caption('cap1', 'ko');
+    is($c->{status}, 'failed', 'a language past caption_max_tracks: failed');
+    like($c->{error}, qr/^caption_too_many: .*caption_max_tracks \(2\)/,
+         "a language past caption_max_tracks: caption_too_many (\"$c->{error}\")");
+    is($c->{published}, 'false', 'a language past caption_max_tracks: nothing published');
+    ok(!-e "${dir}subs/ko", 'a language past caption_max_tracks: no subs/ko');
+    is(slurp("${dir}master.m3u8"), $master3, 'a language past caption_max_tracks: the master is byte-identical');
+    is_deeply(files_of("${dir}"), $files3, 'refused: no file added or changed in the version');
+    # at the limit, a published language is still replaced
+    my $fr_before = caption('cap1', 'fr');
+    upload_caption('cap1', 'fr', $FR, label => $FR_LABEL);
+    run_helper('replace at the limit');
+    my $fr_after = caption('cap1', 'fr');
+    is($fr_after->{status}, 'ready', 'at caption_max_tracks: replacing fr is published') or diag($fr_after->{error});
+    isnt($fr_after->{revision}, $fr_before->{revision}, 'at caption_max_tracks: fr has a new revision');
+    like(slurp("${dir}master.m3u8"), qr{URI="subs/fr/\Q$fr_after->{revision}\E/index\.m3u8"},
+         'at caption_max_tracks: the master names the new fr');
+    $pg->psql("DELETE FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang IN ('ja', 'ko')");
+    write_conf();
+}
+
+# a publish whose COMMIT fails after the master was written (a deferred
+# constraint refuses it at COMMIT): the row is rolled back, so the master
+# must not name a revision no row has (players would show a language the
+# LMS says is not published, until the next publish drops it again)
+{
+    $pg->psql(q{CREATE FUNCTION vodlms.t089_refuse() RETURNS trigger LANGUAGE plpgsql
+                AS $$ BEGIN RAISE EXCEPTION 't089: the COMMIT is refused'; END $$});
+    $pg->psql(q{CREATE CONSTRAINT TRIGGER t089_refuse AFTER UPDATE ON vodlms.video_captions
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                WHEN (NEW.lang = 'pl' AND NEW.vtt IS NOT NULL) EXECUTE FUNCTION vodlms.t089_refuse()});
+    my $before = slurp("${dir}master.m3u8");
+    upload_caption('cap1', 'pl', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nDzien dobry\n",
+                   label => 'Polski');
+    my $l = run_helper('commit refused');
+    my $c = caption('cap1', 'pl');
+    like($l, qr/t089: the COMMIT is refused/, 'commit refused: the helper logs the refusal');
+    is($c->{status}, 'failed', 'commit refused: failed (max_attempts 1)');
+    is($c->{published}, 'false', 'commit refused: nothing published in the row');
+    is(slurp("${dir}master.m3u8"), $before,
+       'commit refused: the master is as before (it does not name pl)');
+    $pg->psql("DROP TRIGGER t089_refuse ON vodlms.video_captions");
+    $pg->psql("DROP FUNCTION vodlms.t089_refuse()");
+    $pg->psql("DELETE FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang = 'pl'");
 }
 
 #---------------------------------------------------------------------------

@@ -170,6 +170,16 @@ my ($ctl_port, $ctl) = control_server(
         my %h = @{ $redis->cmd('HGETALL', "$STREAM:spool:1003") };
         join('', map { spooled($_) . " $h{$_} bytes\n" } sort keys %h) || "nothing counted\n";
     },
+    # each language's last upload: its spooled file and what that file holds
+    '/sources'     => sub { my ($p, $q) = @_; my ($id) = $q =~ /id=([\w-]+)/;
+        my @rows = map { [ split /\|/ ] } split /\n/, $pg->psql(
+            "SELECT lang, source_location FROM vodlms.video_captions"
+          . " WHERE video_id = '$id' AND lang IN ('de', 'it') ORDER BY lang");
+        my %files = map { $_->[1] => 1 } @rows;
+        join('', map {
+            my $c = -f $_->[1] ? do { local $/; open my $fh, '<', $_->[1]; <$fh> } : undef;
+            "$_->[0]: " . (defined $c ? "\"$c\"" : 'no file') . "\n";
+        } @rows) . scalar(keys %files) . " distinct file(s)\n" },
     '/redis/stop'  => sub { $redis->cmd('SAVE'); $redis->stop; "stopped\n" },
     '/redis/start' => sub { $redis->start unless $redis->running; sessions(); "started\n" },
 );
@@ -636,3 +646,36 @@ LOCATION
 --- response_body_like eval
 [qr/^snapped$/, qr/405/, qr/^\{"videoId":"cap-1","lang":"ko","status":"queued"\}$/,
  qr/^video_captions changed; media_captions unchanged; videos unchanged; stream \+1; spool \+1$/]
+
+
+
+=== TEST 21: two languages of one video on one connection (pipelined), both in the same tick of nginx's clock (timer_resolution): each gets its own spooled file, with its own bytes (the second never replaces the first's)
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    timer_resolution 60s;
+--- pipelined_requests eval
+["POST /api/videos/cap-3/captions/de?course=course-intro\nWEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHallo\n",
+ "POST /api/videos/cap-3/captions/it?course=course-intro\nWEBVTT\n\n00:00:01.000 --> 00:00:02.000\nCiao\n"]
+--- more_headers
+Cookie: session=t112-carol
+--- error_code eval
+[202, 202]
+--- response_body eval
+["{\"videoId\":\"cap-3\",\"lang\":\"de\",\"status\":\"queued\"}\n",
+ "{\"videoId\":\"cap-3\",\"lang\":\"it\",\"status\":\"queued\"}\n"]
+
+
+
+=== TEST 22: ... the rows of cap-3 name two files, de's says Hallo and it's says Ciao
+--- request
+GET /ctl/sources?id=cap-3
+--- response_body
+de: "WEBVTT
+
+00:00:01.000 --> 00:00:02.000
+Hallo"
+it: "WEBVTT
+
+00:00:01.000 --> 00:00:02.000
+Ciao"
+2 distinct file(s)
