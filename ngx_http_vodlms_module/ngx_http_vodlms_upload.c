@@ -102,6 +102,7 @@ static ngx_msec_t  ngx_http_vodlms_upload_stamp;
 
 
 static ngx_int_t ngx_http_vodlms_upload_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vodlms_upload_move(u_char *from, u_char *to);
 static void ngx_http_vodlms_upload_admitted(ngx_http_request_t *r,
     ngx_http_vodlms_upload_quota_t *q, ngx_http_vodlms_err_e err);
 static ngx_int_t ngx_http_vodlms_upload_read(ngx_http_request_t *r);
@@ -354,6 +355,40 @@ ngx_http_vodlms_upload_owner(ngx_http_request_t *r,
 }
 
 
+/*
+ * The body's temp file into the spool under a name nobody has: link(2)
+ * fails with EEXIST where rename(2) would replace.  NGX_BUSY: the name is
+ * taken; NGX_ERROR: ngx_errno says why.  A filesystem without hard links
+ * gets the rename (the stamp alone keeps names apart there).
+ */
+static ngx_int_t
+ngx_http_vodlms_upload_move(u_char *from, u_char *to)
+{
+    ngx_err_t  err;
+
+    if (link((char *) from, (char *) to) == 0) {
+        /* the temp file's own cleanup may still unlink the name: fine */
+        (void) unlink((char *) from);
+        return NGX_OK;
+    }
+
+    err = ngx_errno;
+
+    if (err == NGX_EEXIST) {
+        return NGX_BUSY;
+    }
+
+    if (err == NGX_EPERM || err == EOPNOTSUPP || err == ENOSYS
+        || err == EMLINK)
+    {
+        if (ngx_rename_file(from, to) != NGX_FILE_ERROR) {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
 static void
 ngx_http_vodlms_upload_body(ngx_http_request_t *r)
 {
@@ -361,6 +396,7 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     ngx_str_t                      values[5], detail, *sql;
     ngx_int_t                      rc;
     ngx_msec_t                     stamp;
+    ngx_uint_t                     tries;
     const char                    *reason, *suffix;
     ngx_temp_file_t               *tf;
     ngx_http_vodlms_err_e          err;
@@ -455,21 +491,45 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
      * can be spooled in one tick, and the second rename would replace the
      * first one's file (two languages of a video, one file).  So the stamp
      * is one past the worker's previous one when the clock has not moved.
+     *
+     * The clock counts from boot, and nginx nodes may share one spool: a
+     * name can still be taken, by a file from before a reboot or another
+     * node's.  So the file is linked in, which never replaces anything,
+     * and a name that exists is passed over for the next stamp.
      */
     stamp = ngx_current_msec > ngx_http_vodlms_upload_stamp
             ? ngx_current_msec : ngx_http_vodlms_upload_stamp + 1;
-    ngx_http_vodlms_upload_stamp = stamp;
 
-    p = ngx_sprintf(u->path.data, "%V/%V-%M-%P-%uA.%s%Z",
-                    &vlcf->upload.spool, &u->video, stamp,
-                    ngx_pid, r->connection->number, suffix);
-    u->path.len = p - u->path.data - 1;
+    for (tries = 0; /* void */; tries++) {
+        ngx_http_vodlms_upload_stamp = stamp;
 
-    if (ngx_rename_file(tf->file.name.data, u->path.data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
-                      "vodlms upload: cannot move \"%V\" to \"%V\" "
-                      "(client_body_temp_path must be on the spool's "
-                      "filesystem)", &tf->file.name, &u->path);
+        p = ngx_sprintf(u->path.data, "%V/%V-%M-%P-%uA.%s%Z",
+                        &vlcf->upload.spool, &u->video, stamp,
+                        ngx_pid, r->connection->number, suffix);
+        u->path.len = p - u->path.data - 1;
+
+        rc = ngx_http_vodlms_upload_move(tf->file.name.data, u->path.data);
+
+        if (rc == NGX_OK) {
+            break;
+        }
+
+        if (rc == NGX_BUSY && tries < 64) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "vodlms upload: \"%V\" exists, next name",
+                           &u->path);
+            stamp++;
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log,
+                      rc == NGX_BUSY ? 0 : ngx_errno,
+                      "vodlms upload: cannot move \"%V\" to \"%V\" %s",
+                      &tf->file.name, &u->path,
+                      rc == NGX_BUSY
+                      ? "(64 names in a row exist already)"
+                      : "(client_body_temp_path must be on the spool's "
+                        "filesystem)");
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }

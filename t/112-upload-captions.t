@@ -44,7 +44,7 @@ $pg->psql(q{INSERT INTO vodlms.course_instructors (course_id, user_id) VALUES ('
 # lectures of carol's course, and one of olga's
 $pg->psql(q{INSERT INTO vodlms.videos (id, course_id, title) VALUES
             ('cap-1', 'course-intro', 'Week 1'), ('cap-2', 'course-intro', 'Week 2'),
-            ('cap-3', 'course-intro', 'Week 3'), ('other-1', 'course-other', 'Theirs')});
+            ('cap-3', 'course-intro', 'Week 3'), ('cap-4', 'course-intro', 'Week 4'), ('other-1', 'course-other', 'Theirs')});
 
 # cap-1 has French captions published, and a later French file the helper
 # refused; cap-2 has Japanese ones the same way
@@ -160,6 +160,7 @@ sub job_of {
             : "no file\n");
 }
 
+my $squat = '';
 my ($ctl_port, $ctl) = control_server(
     '/snap'        => sub { %snap = snapshot(); "snapped\n" },
     '/changes'     => sub { changes() },
@@ -180,6 +181,27 @@ my ($ctl_port, $ctl) = control_server(
             my $c = -f $_->[1] ? do { local $/; open my $fh, '<', $_->[1]; <$fh> } : undef;
             "$_->[0]: " . (defined $c ? "\"$c\"" : 'no file') . "\n";
         } @rows) . scalar(keys %files) . " distinct file(s)\n" },
+    # a file put where the next upload of the same tick would be named
+    # (its language's row gives the name: <video>-<msec>-<pid>-<conn>): as
+    # one left from before a reboot, or another node's on a shared spool
+    '/squat'       => sub { my ($p, $q) = @_; my ($id) = $q =~ /id=([\w-]+)/;
+        my $src = $pg->psql("SELECT source_location FROM vodlms.video_captions"
+                          . " WHERE video_id = '$id' AND lang = 'de'");
+        my ($dir, $ms, $rest) = $src =~ m{^(.*/\Q$id\E)-(\d+)-(\d+-\d+\.captions)$}
+            or return "no spooled file of $id: $src\n";
+        my $name = "$dir-" . ($ms + 1) . "-$rest";
+        open my $fh, '>', $name or return "cannot create $name: $!\n";
+        print $fh "not yours";
+        close $fh;
+        $squat = $name;
+        "squatted the next name\n" },
+    '/squatted'    => sub {
+        my $c = -f $squat ? do { local $/; open my $fh, '<', $squat; <$fh> } : 'gone';
+        my $it = $pg->psql("SELECT source_location FROM vodlms.video_captions"
+                         . " WHERE video_id = 'cap-4' AND lang = 'it'");
+        my $itc = -f $it ? do { local $/; open my $fh, '<', $it; <$fh> } : 'no file';
+        "the file that was there: \"$c\"\n"
+        . "it's upload " . ($it eq $squat ? 'took its name' : 'has a name of its own') . ": \"$itc\"\n" },
     '/redis/stop'  => sub { $redis->cmd('SAVE'); $redis->stop; "stopped\n" },
     '/redis/start' => sub { $redis->start unless $redis->running; sessions(); "started\n" },
 );
@@ -679,3 +701,34 @@ it: "WEBVTT
 00:00:01.000 --> 00:00:02.000
 Ciao"
 2 distinct file(s)
+
+
+
+=== TEST 23: a name that is taken in the spool (a file from before a reboot, or another node's on a shared spool) is never replaced: the next upload of the tick finds it there and takes the name after it
+--- main_config
+    load_module $TEST_NGINX_MODULE_PATH;
+    timer_resolution 60s;
+--- pipelined_requests eval
+["POST /api/videos/cap-4/captions/de?course=course-intro\nWEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHallo\n",
+ "GET /ctl/squat?id=cap-4",
+ "POST /api/videos/cap-4/captions/it?course=course-intro\nWEBVTT\n\n00:00:01.000 --> 00:00:02.000\nCiao\n"]
+--- more_headers
+Cookie: session=t112-carol
+--- error_code eval
+[202, 200, 202]
+--- response_body eval
+["{\"videoId\":\"cap-4\",\"lang\":\"de\",\"status\":\"queued\"}\n",
+ "squatted the next name\n",
+ "{\"videoId\":\"cap-4\",\"lang\":\"it\",\"status\":\"queued\"}\n"]
+
+
+
+=== TEST 24: ... the file that was there is untouched, and Italian's upload has its own file with its own bytes
+--- request
+GET /ctl/squatted
+--- response_body
+the file that was there: "not yours"
+it's upload has a name of its own: "WEBVTT
+
+00:00:01.000 --> 00:00:02.000
+Ciao"
