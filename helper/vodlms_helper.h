@@ -490,6 +490,12 @@ typedef struct {
 #define VH_CAPTION_MAX_CUE_LINES  8
 /* the normalized WebVTT's ceiling, whatever the limits: video_captions.vtt's CHECK */
 #define VH_CAPTION_MAX_VTT        (4 * 1024 * 1024)
+/*
+ * the most cues on screen at once, whatever the limits: a cue is written
+ * into every HLS segment it spans, so this bounds a published track to its
+ * WebVTT plus as many cues a segment (docs/helper.md "Limits")
+ */
+#define VH_CAPTION_MAX_OVERLAP    16
 /* the latest time a cue may end: 99 hours */
 #define VH_CAPTION_MAX_MS         (99LL * 3600 * 1000)
 /* X-TIMESTAMP-MAP's MPEGTS for a version whose renditions lack mpegts_start */
