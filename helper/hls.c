@@ -88,6 +88,53 @@ vh_hls_playlist_stats(const char *dir, const char *text,
 }
 
 /*
+ * A label for NAME="...": valid UTF-8 (shortest forms, no surrogate, up to
+ * U+10FFFF) without '"', C0, DEL, C1 (U+0080..U+009F) or U+2028, U+2029:
+ * players in JavaScript end a line there (hls.js reads EXT-X-MEDIA with
+ * /#EXT-X-MEDIA:(.*)/g, and '.' stops at them, so the rest of the NAME
+ * would be a track of its own).  What nginx takes for a label
+ * (vodlms_upload_caption), nothing more.
+ */
+static int
+label_safe(const unsigned char *p)
+{
+    unsigned long  cp, min;
+    int            k, j;
+
+    while (*p) {
+        if (*p < 0x80) {
+            if (*p < 0x20 || *p == 0x7f || *p == '"') {
+                return 0;
+            }
+            p++;
+            continue;
+        }
+        if (*p >= 0xc2 && *p <= 0xdf) {
+            k = 1; cp = *p & 0x1f; min = 0x80;
+        } else if (*p >= 0xe0 && *p <= 0xef) {
+            k = 2; cp = *p & 0x0f; min = 0x800;
+        } else if (*p >= 0xf0 && *p <= 0xf4) {
+            k = 3; cp = *p & 0x07; min = 0x10000;
+        } else {
+            return 0;
+        }
+        for (j = 1; j <= k; j++) {
+            if ((p[j] & 0xc0) != 0x80) {
+                return 0;               /* the NUL at the end too */
+            }
+            cp = (cp << 6) | (p[j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)
+            || cp <= 0x9f || cp == 0x2028 || cp == 0x2029)
+        {
+            return 0;
+        }
+        p += k + 1;
+    }
+    return 1;
+}
+
+/*
  * A subtitle track's strings go into quoted attributes: nothing that could
  * end the quote or the line, and the URI stays a relative path in the version
  */
@@ -110,10 +157,8 @@ subtitle_safe(const vh_subtitle_t *t)
             return 0;
         }
     }
-    for (p = (const unsigned char *) t->label; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f || *p == '"') {
-            return 0;
-        }
+    if (!label_safe((const unsigned char *) t->label)) {
+        return 0;
     }
     for (p = (const unsigned char *) t->uri; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')

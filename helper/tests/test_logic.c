@@ -631,6 +631,34 @@ test_master_subtitles(void)
     s[0].label = "Eng\nlish";
     is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with a newline: refused");
     vh_buf_free(&out);
+    /*
+     * hls.js finds EXT-X-MEDIA with /#EXT-X-MEDIA:(.*)/g, anywhere: JavaScript's '.'
+     * stops at U+2028 and U+2029, so what follows one in a NAME is read as a track
+     * of its own (this one with its URI on another host)
+     */
+    s[0].label = "x\xe2\x80\xa8#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=subs,NAME=x,"
+                 "DEFAULT=YES,URI=https://evil.example/s.m3u8,X=";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with U+2028 (a line end to JavaScript): refused");
+    vh_buf_free(&out);
+    s[0].label = "English\xe2\x80\xa9";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with U+2029: refused");
+    vh_buf_free(&out);
+    s[0].label = "Eng\xc2\x85lish";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with U+0085 (C1 NEL): refused");
+    vh_buf_free(&out);
+    s[0].label = "Fran\xe7" "ais";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label that is not UTF-8: refused");
+    vh_buf_free(&out);
+    s[0].label = "Eng\xe2\x80";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label ending inside a sequence: refused");
+    vh_buf_free(&out);
+    s[0].label = "Eng\xc0\xa2";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "an overlong '\"': refused");
+    vh_buf_free(&out);
+    s[0].label = "\xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 \xe2\x80\xaf";
+    is_int(vh_hls_master(v, 1, s, 1, &out), 0, "a label of CJK, an emoji, U+202F: written");
+    vh_buf_free(&out);
     s[0].label = "";
     is_int(vh_hls_master(v, 1, s, 1, &out), -1, "an empty label: refused");
     vh_buf_free(&out);
