@@ -92,8 +92,13 @@ vh_hls_playlist_stats(const char *dir, const char *text,
  * U+10FFFF) without '"', C0, DEL, C1 (U+0080..U+009F) or U+2028, U+2029:
  * players in JavaScript end a line there (hls.js reads EXT-X-MEDIA with
  * /#EXT-X-MEDIA:(.*)/g, and '.' stops at them, so the rest of the NAME
- * would be a track of its own).  What nginx takes for a label
- * (vodlms_upload_caption), nothing more.
+ * would be a track of its own).  Nor "#EXT" (any case): hls.js finds
+ * EXT-X-STREAM-INF, EXT-X-CONTENT-STEERING, EXT-X-START ... with one regex
+ * over the whole master, inside a quoted NAME too (a steering server of
+ * the label's choosing, a variant replaced); nor "{$": a variable
+ * reference to hls.js, which refuses a master that has one without its
+ * EXT-X-DEFINE.  What nginx takes for a label (vodlms_upload_caption) and
+ * nothing more, but for those two.
  */
 static int
 label_safe(const unsigned char *p)
@@ -104,6 +109,14 @@ label_safe(const unsigned char *p)
     while (*p) {
         if (*p < 0x80) {
             if (*p < 0x20 || *p == 0x7f || *p == '"') {
+                return 0;
+            }
+            if (*p == '#' && (p[1] | 0x20) == 'e' && (p[2] | 0x20) == 'x'
+                && (p[3] | 0x20) == 't')
+            {
+                return 0;
+            }
+            if (*p == '{' && p[1] == '$') {
                 return 0;
             }
             p++;

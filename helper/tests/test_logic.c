@@ -656,6 +656,28 @@ test_master_subtitles(void)
     s[0].label = "Eng\xc0\xa2";
     is_int(vh_hls_master(v, 1, s, 1, &out), -1, "an overlong '\"': refused");
     vh_buf_free(&out);
+    /*
+     * hls.js finds its other master tags with one regex over the whole text,
+     * inside a quoted NAME too; "{$name}" is a variable reference to it
+     */
+    s[0].label = "#EXT-X-CONTENT-STEERING:SERVER-URI=https://evil.example/steer?x=";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with #EXT-X-CONTENT-STEERING (hls.js asks that server): refused");
+    vh_buf_free(&out);
+    s[0].label = "#EXT-X-STREAM-INF:BANDWIDTH=99,CODECS=avc1.640033,X=";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with #EXT-X-STREAM-INF (hls.js's first variant replaced): refused");
+    vh_buf_free(&out);
+    s[0].label = "English #ext-x-start:TIME-OFFSET=60";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "#ext in any case: refused");
+    vh_buf_free(&out);
+    s[0].label = "English {$lang}";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with \"{$\" (hls.js refuses the master: no EXT-X-DEFINE): refused");
+    vh_buf_free(&out);
+    s[0].label = "C# #1 {x} $5 #EX";
+    is_int(vh_hls_master(v, 1, s, 1, &out), 0, "'#', '{' and '$' otherwise: written");
+    vh_buf_free(&out);
     s[0].label = "\xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 \xe2\x80\xaf";
     is_int(vh_hls_master(v, 1, s, 1, &out), 0, "a label of CJK, an emoji, U+202F: written");
     vh_buf_free(&out);
