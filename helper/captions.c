@@ -367,16 +367,14 @@ ts_parse(vh_cap_ctx_t *cx, long line, const char *s, size_t n, size_t *i,
         return -1;
     }
     p += df;
-    /* mm:ss or h:mm:ss: minutes and seconds are two digits each */
+    /*
+     * mm:ss or h:mm:ss: minutes and seconds are two digits each; hours as
+     * many as digits() reads (10: no overflow), their value is checked below
+     */
     for (k = (ng == 3); k < (size_t) ng; k++) {
         if (d[k] != 2) {
             goto malformed;
         }
-    }
-    if (ng == 3 && d[0] > 2) {
-        cap_error(cx, "caption_timestamp", line,
-                  "an absurd time (over 99 hours) in \"%s\"", tok);
-        return -1;
     }
     if (g[ng - 2] > 59) {
         cap_error(cx, "caption_timestamp", line,

@@ -223,6 +223,14 @@ test_timestamp(void)
           "hh:mm:ss,mmm", "SRT: a semicolon");
     PARSE("WEBVTT\n\n98:59:59.000 --> 99:00:00.000\nlast second\n",
           "WEBVTT\n\n98:59:59.000 --> 99:00:00.000\nlast second\n", "99 hours is the limit");
+    /* WebVTT's hours are "two or more digits": leading zeros are no absurd time */
+    PARSE("WEBVTT\n\n000:00:01.000 --> 0000000002:00:00.000\nx\n",
+          "WEBVTT\n\n00:00:01.000 --> 02:00:00.000\nx\n", "hours with leading zeros");
+    PARSE("1\n000:00:01,000 --> 00:00:02,000\nx\n",
+          "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nx\n", "SRT: hours with leading zeros");
+    PARSE("WEBVTT\n\n00000000000:00:01.000 --> 00:00:02.000\nx\n",
+          "ERR caption_timestamp: line 3: malformed time \"00000000000:00:01.000\": "
+          "expected hh:mm:ss.mmm or mm:ss.mmm", "11 digits of hours: malformed");
 }
 
 static void
