@@ -252,7 +252,9 @@ vh_hls_master(const vh_variant_t *v, int n, const vh_subtitle_t *s, int ns,
     if (vh_buf_printf(out, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n") != 0) {
         return -1;
     }
-    if (ns > 0 && (s == NULL || master_subtitles(s, ns, out) != 0)) {
+    if (ns > 0 && (s == NULL || ns > VH_HLS_MAX_SUBTITLES
+                   || master_subtitles(s, ns, out) != 0))
+    {
         return -1;
     }
     for (i = 0; i < n; i++) {

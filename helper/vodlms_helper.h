@@ -447,11 +447,16 @@ typedef struct {
     int         is_default;
 } vh_subtitle_t;
 
+/* the most subtitle tracks a master lists (each NAME is compared with all before) */
+#define VH_HLS_MAX_SUBTITLES  100
+
 /*
  * the master; ns == 0: exactly as before; else EXT-X-MEDIA lines (sorted by
  * lang as given: the caller sorts) and SUBTITLES="subs" on every STREAM-INF.
- * -1: out of memory, or a track that cannot be written safely (a lang, label
- * or uri with '"', a control character, or outside its charset)
+ * -1: out of memory, more than VH_HLS_MAX_SUBTITLES tracks, or a track that
+ * cannot be written safely (a lang, label or uri with '"', a control
+ * character, or outside its charset; a label that is not UTF-8, with U+2028,
+ * U+2029, "#EXT" or "{$")
  */
 int  vh_hls_master(const vh_variant_t *v, int n, const vh_subtitle_t *s, int ns,
     vh_buf_t *out);
