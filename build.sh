@@ -798,6 +798,34 @@ CONF
         case $st in ready*) ;; *) die "the sample lecture did not become ready ($st); see $var/helper.log" ;; esac
     fi
 
+    # its captions (docs/examples/captions: English WebVTT, French SRT),
+    # uploaded through the caption endpoint as carol, unless both are
+    # published already (a previous run); the helper adds them to the
+    # lecture's master playlist without re-encoding it
+    local caps
+    caps=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -tAc \
+           "select count(*) from vodlms.video_captions where video_id = 'intro-ready' and vtt is not null")
+    if [ "$caps" != 2 ]; then
+        log "uploading its captions (en, fr) as carol through /api/videos/intro-ready/captions/<lang>"
+        curl -fsS -X POST -H 'Cookie: session=demo-carol' \
+            --data-binary "@$ROOT/docs/examples/captions/intro.en.vtt" \
+            "http://127.0.0.1:$http_port/api/videos/intro-ready/captions/en?course=course-intro&label=English&default=1" >/dev/null \
+            || die "the caption upload failed; see $var/nginx/error.log"
+        curl -fsS -X POST -H 'Cookie: session=demo-carol' \
+            --data-binary "@$ROOT/docs/examples/captions/intro.fr.srt" \
+            "http://127.0.0.1:$http_port/api/videos/intro-ready/captions/fr?course=course-intro&label=Fran%C3%A7ais" >/dev/null \
+            || die "the caption upload failed; see $var/nginx/error.log"
+        for i in $(seq 1 60); do
+            st=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d vodlms -tAc \
+                 "select string_agg(lang || ' ' || status, ', ' order by lang) from vodlms.video_captions
+                   where video_id = 'intro-ready' and status in ('ready', 'failed')")
+            case $st in *", "*) break ;; esac
+            kill -0 "$HELPER_PID" 2>/dev/null || die "vodlms-helper exited; see $var/helper.log"
+            sleep 0.5
+        done
+        case $st in "en ready, fr ready") ;; *) die "the demo captions were not published ($st); see $var/helper.log" ;; esac
+    fi
+
     cat <<MSG
 
 vodlms is running: open http://127.0.0.1:$http_port/player/  (Ctrl-C stops everything)

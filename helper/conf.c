@@ -70,13 +70,18 @@ static const vh_key_t keys[] = {
     { "storyboard_width", T_INT, O(storyboard_width), 32, 640, "160", "width of a storyboard tile, pixels (height from the aspect ratio)" },
     { "storyboard_columns", T_INT, O(storyboard_columns), 1, 20, "10", "tiles across a sprite sheet" },
     { "storyboard_rows", T_INT, O(storyboard_rows), 1, 20, "10", "tiles down a sprite sheet" },
+    { "caption_max_bytes", T_SIZE, O(caption_max_bytes), 64, 4194304, "2M", "largest caption file (WebVTT or SRT) a caption job reads; larger: failed, caption_too_large" },
+    { "caption_max_cues", T_INT, O(caption_max_cues), 1, 1000000, "20000", "most cues in one caption file; more: failed, caption_too_large" },
+    { "caption_max_cue_bytes", T_INT, O(caption_max_cue_bytes), 16, 65536, "1024", "longest text of one cue, bytes after normalizing; longer: failed, caption_too_large" },
+    { "caption_max_cue_lines", T_INT, O(caption_max_cue_lines), 1, 100, "8", "most lines of text in one cue; more: failed, caption_too_large" },
+    { "caption_segment_duration", T_INT, O(caption_segment_duration), 1, 600, "30", "seconds of a subtitle segment (subs/<lang>/<revision>/seg_NNNNN.vtt)" },
     { "job_timeout", T_TIMEOUT, O(job_timeout), 0, 604800, "auto", "seconds before ffmpeg is killed (failed, not retried); auto: 6 x the source's duration, at least 900; 0: no limit" },
     { "max_source_duration", T_DBL, O(max_source_duration), 1, 604800, "21600", "longest source accepted, seconds (longer: failed, source_too_large)" },
     { "max_source_pixels", T_PIXELS, O(max_source_pixels), 256, 268435456, "4096x2304", "largest source frame accepted, WIDTHxHEIGHT or pixels (larger: failed, source_too_large)" },
     { "max_source_fps", T_DBL, O(max_source_fps), 1, 100000, "240", "highest frame rate a source may claim by any measure (avg_frame_rate, frames / duration); higher: failed, source_too_large" },
     { "max_source_work", T_WORK, O(max_source_work), 1e6, 1e15, "900G", "most pixel-frames a source may cost (duration x frames a second x width x height, k/M/G/T: 10^3..10^12); 900G is about 4 h of 1080p30; more: failed, source_too_large" },
     { "source_root", T_STR, O(source_root), 0, 0, "", "if set, job sources must be inside this directory" },
-    { "spool_grace", T_DBL, O(spool_grace), 0, 2592000, "3600", "seconds after which a spooled upload (*.upload in source_root) that no video names is removed; 0: never (superseded jobs' sources still go)" },
+    { "spool_grace", T_DBL, O(spool_grace), 0, 2592000, "3600", "seconds after which a spooled upload (*.upload, *.captions in source_root) that no video names (nor a caption upload waiting for its job) is removed; 0: never (the sources of superseded jobs and of finished caption jobs still go)" },
     { "origin_dir", T_STR, O(origin_dir), 0, 0, "/var/lib/vodlms/origin", "local origin root: output in <origin_dir>/hls/<id>/ (with publish = s3: the work directory)" },
     { "publish", T_STR, O(publish), 0, 0, "local", "local (rename into origin_dir) | s3 (upload to s3_bucket)" },
     { "encrypt", T_ONOFF, O(encrypt), 0, 0, "off", "on: every rendition AES-128 encrypted (keys in PostgreSQL video_keys, served by nginx's vodlms_hls_key)" },
@@ -950,6 +955,10 @@ print_conf(const vh_conf_t *cf)
     } else {
         printf("thumbnails = off\n");
     }
+    printf("captions: files up to %ld bytes, %d cues, %d bytes and %d lines a cue;"
+           " subtitle segments of %d s\n", cf->caption_max_bytes, cf->caption_max_cues,
+           cf->caption_max_cue_bytes, cf->caption_max_cue_lines,
+           cf->caption_segment_duration);
     if (cf->job_timeout == VH_JOB_TIMEOUT_AUTO) {
         printf("job_timeout = auto (%d x the source's duration, at least %d s)\n",
                VH_JOB_TIMEOUT_FACTOR, VH_JOB_TIMEOUT_FLOOR);

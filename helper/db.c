@@ -39,6 +39,17 @@ enum {
     SQL_KEY_INSERT,
     SQL_KEYS_DROP,
     SQL_KEYS_TABLE,
+    SQL_CAP_START,
+    SQL_CAP_CURRENT,
+    SQL_CAP_FAILED,
+    SQL_CAP_REQUEUE,
+    SQL_CAP_LOCK,
+    SQL_CAP_CLEAR_DEFAULT,
+    SQL_CAP_PUBLISH,
+    SQL_CAP_VIDEO,
+    SQL_CAP_LIST,
+    SQL_CAP_TABLE,
+    SQL_SOURCE_IN_USE_VIDEOS,
     SQL_N
 };
 
@@ -108,7 +119,11 @@ static const char *const db_templates[SQL_N] = {
     [SQL_SOURCE_IN_USE] =
         "SELECT EXISTS (SELECT 1 FROM vodlms.videos"
         " WHERE source_location = $1::text"
-        "    OR right(source_location, length($2::text) + 1) = '/' || $2::text)",
+        "    OR right(source_location, length($2::text) + 1) = '/' || $2::text)"
+        " OR EXISTS (SELECT 1 FROM vodlms.video_captions"
+        " WHERE status IN ('queued', 'processing')"
+        "   AND (source_location = $1::text"
+        "        OR right(source_location, length($2::text) + 1) = '/' || $2::text))",
 
     /* the key as binary bytea ($4): never spelt out in a statement */
     [SQL_KEY_INSERT] =
@@ -123,12 +138,77 @@ static const char *const db_templates[SQL_N] = {
 
     [SQL_KEYS_TABLE] =
         "SELECT to_regclass('vodlms.video_keys') IS NOT NULL",
+
+    /*
+     * Captions (migration 0012): the row of (video, lang) is a caption
+     * job's while its source_location is the job's source, as for videos
+     */
+    [SQL_CAP_START] =
+        "WITH upd AS (UPDATE vodlms.video_captions SET status = 'processing',"
+        "  error = NULL"
+        "  WHERE video_id = $1::text AND lang = $2::text"
+        "  AND source_location = $3::text RETURNING 1)"
+        " SELECT (SELECT count(*) FROM upd),"
+        "        (SELECT count(*) FROM vodlms.video_captions"
+        "         WHERE video_id = $1::text AND lang = $2::text)",
+
+    [SQL_CAP_CURRENT] =
+        "SELECT count(*) FILTER (WHERE source_location = $3::text), count(*)"
+        " FROM vodlms.video_captions WHERE video_id = $1::text AND lang = $2::text",
+
+    [SQL_CAP_FAILED] =
+        "UPDATE vodlms.video_captions SET status = 'failed', error = $4::text"
+        " WHERE video_id = $1::text AND lang = $2::text"
+        " AND source_location = $3::text",
+
+    [SQL_CAP_REQUEUE] =
+        "UPDATE vodlms.video_captions SET status = 'queued', error = $4::text"
+        " WHERE video_id = $1::text AND lang = $2::text"
+        " AND source_location = $3::text AND status = 'processing'",
+
+    /* one lock per video for every publish of its captions (any schema) */
+    [SQL_CAP_LOCK] =
+        "SELECT pg_advisory_xact_lock(hashtextextended("
+        "'vodlms.video_captions ' || $1::text, 0))",
+
+    /* at most one default per video (the index video_captions_one_default) */
+    [SQL_CAP_CLEAR_DEFAULT] =
+        "UPDATE vodlms.video_captions SET is_default = false"
+        " WHERE video_id = $1::text AND lang <> $2::text AND is_default",
+
+    [SQL_CAP_PUBLISH] =
+        "UPDATE vodlms.video_captions SET vtt = $4::text, revision = $5::text,"
+        " label = $6::text, is_default = $7::boolean, cues = $8::int,"
+        " published_at = now(), status = 'ready', error = NULL"
+        " WHERE video_id = $1::text AND lang = $2::text"
+        " AND source_location = $3::text",
+
+    [SQL_CAP_VIDEO] =
+        "SELECT status, coalesce(storage_prefix, ''),"
+        " coalesce(duration_seconds, 0)::float8, renditions::text"
+        " FROM vodlms.videos WHERE id = $1::text",
+
+    [SQL_CAP_TABLE] =
+        "SELECT to_regclass('vodlms.video_captions') IS NOT NULL",
+
+    /* SQL_SOURCE_IN_USE without migration 0012 */
+    [SQL_SOURCE_IN_USE_VIDEOS] =
+        "SELECT EXISTS (SELECT 1 FROM vodlms.videos"
+        " WHERE source_location = $1::text"
+        "    OR right(source_location, length($2::text) + 1) = '/' || $2::text)",
+
+    [SQL_CAP_LIST] =
+        "SELECT lang, label, is_default, revision,"
+        " CASE WHEN $2::boolean THEN vtt END"
+        " FROM vodlms.video_captions"
+        " WHERE video_id = $1::text AND vtt IS NOT NULL ORDER BY lang COLLATE \"C\"",
 };
 
 struct vh_db_s {
     char    *conninfo;
     PGconn  *conn;
     int      read_only;     /* the server refused a write: connect afresh */
+    int      captions;      /* the table video_captions exists (0012): 1, else asked again */
     char    *sql[SQL_N];
 };
 
@@ -588,6 +668,41 @@ vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix)
     return rc;
 }
 
+/*
+ * Does the table video_captions exist (migration 0012): 1, 0 or -1.  A
+ * helper may run before the migration is applied: a video then has no
+ * captions and a spooled file no caption row.  Once seen, never asked again.
+ */
+static int
+db_captions_table(vh_db_t *db)
+{
+    PGresult  *res;
+    int        rc = -1;
+
+    if (db->captions) {
+        return 1;
+    }
+    if (db_connect(db) != 0) {
+        return -1;
+    }
+    res = PQexecParams(db->conn, db->sql[SQL_CAP_TABLE], 0, NULL, NULL, NULL,
+                       NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        rc = PQgetvalue(res, 0, 0)[0] == 't';
+        db->captions = rc;
+        if (rc == 0) {
+            vh_debug("no table video_captions (sql/migrations/0012_video_captions.sql):"
+                     " no captions");
+        }
+    } else {
+        vh_error("postgres look for the table video_captions failed: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
+    }
+    PQclear(res);
+    return rc;
+}
+
 int
 vh_db_source_in_use(vh_db_t *db, const char *source)
 {
@@ -602,7 +717,9 @@ vh_db_source_in_use(vh_db_t *db, const char *source)
     if (p[1][0] == '\0') {
         return 1;   /* no file name to compare: keep it */
     }
-    res = PQexecParams(db->conn, db->sql[SQL_SOURCE_IN_USE],
+    res = PQexecParams(db->conn, db->sql[db_captions_table(db) == 0
+                                         ? SQL_SOURCE_IN_USE_VIDEOS
+                                         : SQL_SOURCE_IN_USE],
                        2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         rc = PQgetvalue(res, 0, 0)[0] == 't';
@@ -612,4 +729,271 @@ vh_db_source_in_use(vh_db_t *db, const char *source)
     }
     PQclear(res);
     return rc;
+}
+
+/* ---------------------------------------------------------------- captions */
+
+int
+vh_db_captions_table(vh_db_t *db)
+{
+    return db_captions_table(db);
+}
+
+int
+vh_db_caption_start(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source)
+{
+    const char *p[3] = { video_id, lang, source };
+
+    return db_job_query(db, "caption start", db->sql[SQL_CAP_START], 3, p);
+}
+
+int
+vh_db_caption_current(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source)
+{
+    const char *p[3] = { video_id, lang, source };
+
+    return db_job_query(db, "caption source check", db->sql[SQL_CAP_CURRENT], 3,
+                        p);
+}
+
+int
+vh_db_caption_failed(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source, const char *error)
+{
+    const char *p[4] = { video_id, lang, source, error };
+
+    if (source == NULL || lang == NULL) {
+        return 0;
+    }
+    return db_exec(db, "caption failed", db->sql[SQL_CAP_FAILED], 4, p);
+}
+
+int
+vh_db_caption_requeue(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source, const char *error)
+{
+    const char *p[4] = { video_id, lang, source, error };
+
+    return db_exec(db, "caption requeue", db->sql[SQL_CAP_REQUEUE], 4, p);
+}
+
+void
+vh_db_captions_free(vh_db_captions_t *cs)
+{
+    int  i;
+
+    for (i = 0; i < cs->n; i++) {
+        free(cs->c[i].vtt);
+    }
+    free(cs->c);
+    cs->c = NULL;
+    cs->n = 0;
+}
+
+void
+vh_db_video_free(vh_db_video_t *v)
+{
+    free(v->renditions);
+    memset(v, 0, sizeof(*v));
+}
+
+/* the published captions on the current connection (in a transaction or not) */
+static int
+db_captions_query(vh_db_t *db, const char *video_id, int with_vtt,
+    vh_db_captions_t *out)
+{
+    const char  *p[2] = { video_id, with_vtt ? "true" : "false" };
+    PGresult    *res;
+    int          i, n, rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    res = PQexecParams(db->conn, db->sql[SQL_CAP_LIST], 2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        vh_error("postgres read the captions of video %s failed: %s", video_id,
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
+        PQclear(res);
+        return -1;
+    }
+    n = PQntuples(res);
+    out->c = calloc(n > 0 ? n : 1, sizeof(*out->c));
+    if (out->c == NULL) {
+        vh_error("out of memory reading the captions of video %s", video_id);
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        vh_db_caption_t *c = &out->c[i];
+
+        /* the table's CHECKs hold these to their sizes; longer: not ours */
+        if (PQgetlength(res, i, 0) > VH_LANG_MAX
+            || PQgetlength(res, i, 1) > VH_LABEL_MAX
+            || PQgetlength(res, i, 3) >= (int) sizeof(c->revision))
+        {
+            vh_warn("video %s: caption row %s has an oversized field: ignored",
+                    video_id, PQgetvalue(res, i, 0));
+            continue;
+        }
+        c = &out->c[out->n];
+        snprintf(c->lang, sizeof(c->lang), "%s", PQgetvalue(res, i, 0));
+        snprintf(c->label, sizeof(c->label), "%s", PQgetvalue(res, i, 1));
+        c->is_default = PQgetvalue(res, i, 2)[0] == 't';
+        snprintf(c->revision, sizeof(c->revision), "%s", PQgetvalue(res, i, 3));
+        c->vtt = NULL;
+        if (with_vtt) {
+            c->vtt = vh_strdup(PQgetvalue(res, i, 4));
+            if (c->vtt == NULL) {
+                vh_error("out of memory reading the captions of video %s", video_id);
+                vh_db_captions_free(out);
+                goto done;
+            }
+        }
+        out->n++;
+    }
+    rc = 0;
+done:
+    PQclear(res);
+    return rc;
+}
+
+int
+vh_db_captions(vh_db_t *db, const char *video_id, int with_vtt,
+    vh_db_captions_t *out)
+{
+    int  table;
+
+    memset(out, 0, sizeof(*out));
+    if (db_connect(db) != 0) {
+        return -1;
+    }
+    table = db_captions_table(db);
+    if (table <= 0) {
+        return table;           /* 0: no table, no captions */
+    }
+    return db_captions_query(db, video_id, with_vtt, out);
+}
+
+/* one statement inside the caption transaction: its rows, or -1 (rolled back) */
+static int
+db_tx_exec(vh_db_t *db, const char *what, const char *sql, int n,
+    const char *const *params)
+{
+    PGresult  *res;
+    int        rows;
+
+    res = PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK
+        && PQresultStatus(res) != PGRES_TUPLES_OK)
+    {
+        vh_error("postgres %s failed: %s", what,
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
+        PQclear(res);
+        vh_db_rollback(db);
+        return -1;
+    }
+    rows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res)
+                                                   : atoi(PQcmdTuples(res));
+    PQclear(res);
+    return rows;
+}
+
+int
+vh_db_caption_lock(vh_db_t *db, const char *video_id)
+{
+    const char *p[1] = { video_id };
+
+    if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
+        return -1;
+    }
+    return db_tx_exec(db, "caption lock", db->sql[SQL_CAP_LOCK], 1, p) < 0 ? -1 : 0;
+}
+
+int
+vh_db_caption_publish_row(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source, const char *vtt, const char *revision,
+    const char *label, int is_default, long cues)
+{
+    char        ncues[24];
+    const char *p[8] = { video_id, lang, source, vtt, revision, label,
+                         is_default ? "true" : "false", ncues };
+
+    snprintf(ncues, sizeof(ncues), "%ld", cues);
+    if (is_default
+        && db_tx_exec(db, "clear the other default captions",
+                      db->sql[SQL_CAP_CLEAR_DEFAULT], 2, p) < 0)
+    {
+        return -1;
+    }
+    return db_tx_exec(db, "caption publish", db->sql[SQL_CAP_PUBLISH], 8, p);
+}
+
+int
+vh_db_caption_video(vh_db_t *db, const char *video_id, vh_db_video_t *v)
+{
+    const char *p[1] = { video_id };
+    PGresult   *res;
+
+    memset(v, 0, sizeof(*v));
+    res = PQexecParams(db->conn, db->sql[SQL_CAP_VIDEO], 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        vh_error("postgres read video %s for its captions failed: %s", video_id,
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+        db_note(db, res);
+        PQclear(res);
+        vh_db_rollback(db);
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        v->found = 1;
+        snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, 0, 0));
+        snprintf(v->storage_prefix, sizeof(v->storage_prefix), "%s",
+                 PQgetvalue(res, 0, 1));
+        v->duration = atof(PQgetvalue(res, 0, 2));
+        if (!PQgetisnull(res, 0, 3)) {
+            v->renditions = vh_strdup(PQgetvalue(res, 0, 3));
+            if (v->renditions == NULL) {
+                PQclear(res);
+                vh_db_rollback(db);
+                return -1;
+            }
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* the published captions inside the caption transaction */
+int
+vh_db_caption_list_tx(vh_db_t *db, const char *video_id, int with_vtt,
+    vh_db_captions_t *out)
+{
+    if (db_captions_query(db, video_id, with_vtt, out) != 0) {
+        vh_db_rollback(db);
+        return -1;
+    }
+    return 0;
+}
+
+int
+vh_db_commit(vh_db_t *db)
+{
+    /* a connection lost mid-transaction would COMMIT nothing, with a warning */
+    if (db->conn == NULL || PQtransactionStatus(db->conn) != PQTRANS_INTRANS) {
+        vh_error("postgres: the caption transaction was lost before COMMIT");
+        vh_db_rollback(db);
+        return -1;
+    }
+    return db_tx(db, "COMMIT");
+}
+
+void
+vh_db_rollback(vh_db_t *db)
+{
+    if (db->conn != NULL && PQtransactionStatus(db->conn) != PQTRANS_IDLE
+        && PQstatus(db->conn) == CONNECTION_OK)
+    {
+        db_tx(db, "ROLLBACK");
+    }
 }

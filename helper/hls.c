@@ -295,25 +295,33 @@ vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out)
         return -1;
     }
     for (i = 0; i < n; i++) {
+        json_t *o;
+
         if (v[i].width == 0) {
             /* audio only: no picture to describe */
-            json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:s,s:s}",
+            o = json_pack("{s:s,s:I,s:I,s:s,s:s}",
                 "name", v[i].name,
                 "bandwidth", (json_int_t) v[i].bandwidth,
                 "average_bandwidth", (json_int_t) v[i].average_bandwidth,
                 "codecs", v[i].codecs,
-                "playlist", v[i].playlist));
-            continue;
+                "playlist", v[i].playlist);
+        } else {
+            o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:s,s:f,s:s}",
+                "name", v[i].name,
+                "width", v[i].width,
+                "height", v[i].height,
+                "bandwidth", (json_int_t) v[i].bandwidth,
+                "average_bandwidth", (json_int_t) v[i].average_bandwidth,
+                "codecs", v[i].codecs,
+                "frame_rate", (double) ((long) (v[i].fps * 1000 + 0.5)) / 1000,
+                "playlist", v[i].playlist);
         }
-        json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:I,s:I,s:s,s:f,s:s}",
-            "name", v[i].name,
-            "width", v[i].width,
-            "height", v[i].height,
-            "bandwidth", (json_int_t) v[i].bandwidth,
-            "average_bandwidth", (json_int_t) v[i].average_bandwidth,
-            "codecs", v[i].codecs,
-            "frame_rate", (double) ((long) (v[i].fps * 1000 + 0.5)) / 1000,
-            "playlist", v[i].playlist));
+        /* where its media starts (90 kHz): subtitle segments' X-TIMESTAMP-MAP */
+        if (o != NULL && v[i].mpegts_start > 0) {
+            json_object_set_new(o, "mpegts_start",
+                                json_integer((json_int_t) v[i].mpegts_start));
+        }
+        json_array_append_new(arr, o);
     }
     s = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(arr);

@@ -1,6 +1,7 @@
 /*
  * One job: probe, plan, transcode (one ffmpeg), measure, write the master
- * playlist and poster, publish, update the videos row.  The caller acks.
+ * playlist (with the video's published captions, subs.c) and poster,
+ * publish, update the videos row.  The caller acks.
  */
 
 #define _GNU_SOURCE
@@ -146,8 +147,8 @@ done:
     return rc;
 }
 
-static int
-source_allowed(const vh_conf_t *cf, const char *source, char *err,
+int
+vh_job_source_allowed(const vh_conf_t *cf, const char *source, char *err,
     size_t errlen)
 {
     char    real[PATH_MAX], root[PATH_MAX];
@@ -178,6 +179,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     vh_variant_t  vars[VH_MAX_RUNGS + 1];
     tick_ctx_t    t;
     vh_keys_t     keys;
+    vh_subs_t     subs;
     char          tmp[4096], path[4800], prefix[128], key_info[4200];
     char          plain[4200], version[VH_VERSION_TOKEN_LEN + 1], thumbs[4200];
     char          tiles[4200];
@@ -190,6 +192,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     err[0] = '\0';
     tmp[0] = '\0';
     memset(&keys, 0, sizeof(keys));
+    memset(&subs, 0, sizeof(subs));
 
     /* first of all: is this still the row's upload?  Nothing runs otherwise */
     rows = vh_db_start(db, job->video_id, job->source);
@@ -208,7 +211,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         return VH_JOB_SUPERSEDED;
     }
 
-    if (!source_allowed(cf, job->source, err, errlen)) {
+    if (!vh_job_source_allowed(cf, job->source, err, errlen)) {
         return fail_job(db, job, err);
     }
     if (stat(job->source, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -385,6 +388,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         vars[i].average_bandwidth = st.average_bandwidth;
         snprintf(vars[i].codecs, sizeof(vars[i].codecs), "%s", vi.codecs);
         snprintf(vars[i].playlist, sizeof(vars[i].playlist), "%s/index.m3u8", name);
+        vars[i].mpegts_start = vi.mpegts_start;
         if (i == 0) {
             duration = st.total_duration;
         }
@@ -393,7 +397,22 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     /* the key files are no longer needed: the keys stay in memory for the switch */
     vh_keys_drop_dir(&keys);
 
-    if (vh_hls_master(vars, nv, NULL, 0, &master) != 0
+    /*
+     * The video's published captions go into the version (subs/), listed by
+     * its master; a caption published from now until the switch is caught
+     * by the check after it (vh_subs_recheck)
+     */
+    if (vh_subs_load(db, job->video_id, &subs) != 0) {
+        snprintf(err, errlen, "cannot read the video's captions");
+        goto out;
+    }
+    if (subs.n > 0
+        && vh_subs_write_all(cf, &subs, tmp, duration, vars[0].mpegts_start,
+                             job->video_id, err, errlen) != 0)
+    {
+        goto out;
+    }
+    if (vh_hls_master(vars, nv, subs.list, subs.n, &master) != 0
         || vh_hls_renditions_json(vars, nv, &rend) != 0)
     {
         snprintf(err, errlen, "out of memory");
@@ -486,11 +505,18 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
         goto out;
     }
     vh_info("video %s ready: %d rung(s)%s%s, %.1f s of video in %.1f s (job %s,"
-            " version %s%s%d key(s))", job->video_id, plan.n,
+            " version %s%s%d key(s), %d caption track(s))", job->video_id, plan.n,
             plan.audio_only ? " + audio only" : "",
             storyboard ? " + storyboard" : "", duration,
             vh_now() - started, job->id, version,
-            cf->encrypt ? ", AES-128, " : ", not encrypted, ", keys.n);
+            cf->encrypt ? ", AES-128, " : ", not encrypted, ", keys.n, subs.n);
+    /*
+     * A caption job may have published into the previous version since
+     * the captions were read: under the caption lock, republished here.
+     * The video is ready either way; a failure is logged and the next
+     * caption publish of this video writes the master afresh.
+     */
+    vh_subs_recheck(cf, db, job->video_id, prefix, &subs);
     rc = VH_JOB_DONE;
 
 out:
@@ -499,6 +525,7 @@ out:
     }
     vh_publish_tmpdir_done();
     vh_keys_close(&keys);
+    vh_subs_free(&subs);
     vh_buf_free(&text);
     vh_buf_free(&master);
     vh_buf_free(&rend);

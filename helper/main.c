@@ -2,8 +2,8 @@
  * vodlms-helper: the transcode worker of vodlms.  See docs/helper.md.
  *
  * The loop: take one job (our own backlog, a silent consumer's job after
- * claim_idle, or a new one), run it, update the videos row, and only then
- * XACK.  Failures that may pass are retried with back-off up to
+ * claim_idle, or a new one), run it (a transcode, or a caption job:
+ * subs.c), update its row, and only then XACK.  Failures that may pass are retried with back-off up to
  * max_attempts deliveries; then the video is marked failed and acked.
  */
 
@@ -58,14 +58,58 @@ backoff_wait(const vh_conf_t *cf, vh_queue_t *q, vh_job_t *job, double secs)
     return vh_stop ? -1 : 0;
 }
 
-static void
-handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
+/*
+ * The row a job updates: the video's (videos), or for a caption job its
+ * language's (video_captions); each only while it names the job's source
+ */
+static int
+job_failed(vh_db_t *db, const vh_job_t *job, const char *msg)
 {
-    char    err[1024], msg[1200];
-    int     rc;
-    double  delay;
+    if (job->kind == VH_KIND_CAPTIONS) {
+        return vh_db_caption_failed(db, job->video_id, job->lang, job->source, msg);
+    }
+    return vh_db_failed(db, job->video_id, job->source, msg);
+}
 
-    if (job->malformed) {
+static int
+job_requeue(vh_db_t *db, const vh_job_t *job, const char *msg)
+{
+    if (job->kind == VH_KIND_CAPTIONS) {
+        return vh_db_caption_requeue(db, job->video_id, job->lang, job->source, msg);
+    }
+    return vh_db_requeue(db, job->video_id, job->source, msg);
+}
+
+static int
+job_current(vh_db_t *db, const vh_job_t *job)
+{
+    if (job->kind == VH_KIND_CAPTIONS) {
+        return vh_db_caption_current(db, job->video_id, job->lang, job->source);
+    }
+    return vh_db_current(db, job->video_id, job->source);
+}
+
+/* a malformed job: logged, its row marked failed when it can be named, acked */
+static void
+handle_malformed(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
+{
+    char  why[512], msg[700];
+
+    if (job->kind == VH_KIND_UNKNOWN) {
+        vh_error("job %s: malformed (unknown kind; this helper knows video and"
+                 " captions): dropped, nothing touched", job->id);
+    } else if (job->kind == VH_KIND_CAPTIONS) {
+        if (vh_caption_job_fields(job, why, sizeof(why)) == 0) {
+            snprintf(why, sizeof(why), "needs video_id matching [A-Za-z0-9_-]{1,64}"
+                     " and an absolute source path");
+        }
+        vh_error("job %s: malformed caption job (%s): dropped", job->id, why);
+        if (vh_valid_id(job->video_id) && job->lang != NULL && job->source != NULL) {
+            /* only while the row names this very source (a newer upload wins) */
+            snprintf(msg, sizeof(msg), "caption_job: malformed caption job (%s)", why);
+            vh_db_caption_failed(db, job->video_id, job->lang, job->source, msg);
+        }
+    } else {
         vh_error("job %s: malformed (needs video_id matching [A-Za-z0-9_-]{1,64}"
                  " and an absolute source path): dropped", job->id);
         if (vh_valid_id(job->video_id)) {
@@ -78,17 +122,40 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
                            " is not an absolute path; URLs are refused)"
                          : "malformed transcode job (no usable source path)");
         }
-        vh_queue_ack(q, job);
+    }
+    vh_queue_ack(q, job);
+    if (job->kind == VH_KIND_CAPTIONS) {
+        vh_spool_remove(cf, db, job);
+    }
+}
+
+static void
+handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
+{
+    char         err[1024], msg[1200], why[512];
+    const char  *what;
+    int          rc, captions;
+    double       delay;
+
+    captions = job->kind == VH_KIND_CAPTIONS;
+    if (!job->malformed && captions
+        && vh_caption_job_fields(job, why, sizeof(why)) != 0)
+    {
+        job->malformed = 1;
+    }
+    if (job->malformed) {
+        handle_malformed(cf, q, db, job);
         return;
     }
+    what = captions ? "caption job" : "transcode";
 
     for (;;) {
         if (job->deliveries > cf->max_attempts) {
             snprintf(msg, sizeof(msg),
-                     "transcode gave up after %d attempts (the helpers handling it"
-                     " failed or died each time)", cf->max_attempts);
+                     "%s gave up after %d attempts (the helpers handling it"
+                     " failed or died each time)", what, cf->max_attempts);
             vh_error("video %s: %s", job->video_id, msg);
-            rc = vh_db_failed(db, job->video_id, job->source, msg);
+            rc = job_failed(db, job, msg);
             if (rc < 0) {
                 return;         /* not acked: another try later */
             }
@@ -96,16 +163,30 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
                 vh_job_superseded(job, "not marked failed");
             }
             vh_queue_ack(q, job);
+            if (captions) {
+                vh_spool_remove(cf, db, job);
+            }
             return;
         }
 
-        vh_info("job %s: video %s, source %s, attempt %ld/%d", job->id,
-                job->video_id, job->source, job->deliveries, cf->max_attempts);
-        rc = vh_job_run(cf, q, db, job, err, sizeof(err));
+        if (captions) {
+            vh_info("job %s: video %s, captions %s, source %s, attempt %ld/%d",
+                    job->id, job->video_id, job->lang, job->source,
+                    job->deliveries, cf->max_attempts);
+            rc = vh_caption_job_run(cf, q, db, job, err, sizeof(err));
+        } else {
+            vh_info("job %s: video %s, source %s, attempt %ld/%d", job->id,
+                    job->video_id, job->source, job->deliveries, cf->max_attempts);
+            rc = vh_job_run(cf, q, db, job, err, sizeof(err));
+        }
 
         switch (rc) {
         case VH_JOB_DONE:
             vh_queue_ack(q, job);
+            if (captions) {
+                /* read once: its WebVTT is in the row now (or it was refused) */
+                vh_spool_remove(cf, db, job);
+            }
             return;
         case VH_JOB_SUPERSEDED:
             vh_queue_ack(q, job);
@@ -117,21 +198,24 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
         case VH_JOB_ABANDONED:
             vh_warn("job %s: abandoned on shutdown (not acknowledged: another helper"
                     " reclaims it after claim_idle)", job->id);
-            vh_db_requeue(db, job->video_id, job->source, NULL);
+            job_requeue(db, job, NULL);
             return;
         }
 
         /* VH_JOB_RETRY */
         if (job->deliveries >= cf->max_attempts) {
-            snprintf(msg, sizeof(msg), "transcode failed after %ld attempts: %s",
-                     job->deliveries, err);
+            snprintf(msg, sizeof(msg), "%s failed after %ld attempts: %s",
+                     what, job->deliveries, err);
             vh_error("video %s: %s", job->video_id, msg);
-            rc = vh_db_failed(db, job->video_id, job->source, msg);
+            rc = job_failed(db, job, msg);
             if (rc == 0) {
                 vh_job_superseded(job, "not marked failed");
             }
             if (rc >= 0) {
                 vh_queue_ack(q, job);
+                if (captions) {
+                    vh_spool_remove(cf, db, job);
+                }
             }
             return;
         }
@@ -148,9 +232,7 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
         snprintf(msg, sizeof(msg), "attempt %ld failed, retrying in %.1f s: %s",
                  job->deliveries, delay, err);
         vh_warn("video %s: %s", job->video_id, msg);
-        if (vh_db_requeue(db, job->video_id, job->source, msg) == 0
-            && vh_db_current(db, job->video_id, job->source) != VH_DB_OURS)
-        {
+        if (job_requeue(db, job, msg) == 0 && job_current(db, job) != VH_DB_OURS) {
             vh_job_superseded(job, "not retried");
             vh_queue_ack(q, job);
             vh_spool_remove(cf, db, job);

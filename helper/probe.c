@@ -393,6 +393,31 @@ vh_probe_variant(const vh_conf_t *cf, const char *segment, int audio_only,
     return rc;
 }
 
+/*
+ * The smallest start_pts of the streams of a segment (MPEG-TS: 90 kHz):
+ * where its media starts, the MPEGTS of subtitle segments' X-TIMESTAMP-MAP
+ * (docs/helper.md "Captions").  0 when no stream says.
+ */
+static long long
+min_start_pts(json_t *streams)
+{
+    json_t     *s, *v;
+    size_t      i;
+    long long   pts, min = 0;
+
+    json_array_foreach(streams, i, s) {
+        v = json_object_get(s, "start_pts");
+        if (!json_is_integer(v)) {
+            continue;
+        }
+        pts = (long long) json_integer_value(v);
+        if (pts > 0 && (min == 0 || pts < min)) {
+            min = pts;
+        }
+    }
+    return min;
+}
+
 int
 vh_probe_variant_json(const char *text, size_t len, vh_variant_info_t *vi,
     char *err, size_t errlen)
@@ -428,6 +453,7 @@ vh_probe_variant_json(const char *text, size_t len, vh_variant_info_t *vi,
                      : prof && !strcmp(prof, "HE-AACv2") ? 29 : 2);
         }
     }
+    vi->mpegts_start = min_start_pts(streams);
     json_decref(root);
     if (v[0] == '\0') {
         snprintf(err, errlen, "no video stream in the output");
@@ -468,6 +494,7 @@ vh_probe_audio_json(const char *text, size_t len, vh_variant_info_t *vi,
             other++;
         }
     }
+    vi->mpegts_start = min_start_pts(streams);
     json_decref(root);
     if (audio != 1 || other != 0) {
         snprintf(err, errlen, "the audio-only output has %d audio and %d other"

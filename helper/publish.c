@@ -371,8 +371,10 @@ sweep_one(void *data, const char *video_id, const char *prefix)
             }
             return rc < 0 ? -1 : 1;     /* in use again (the row is locked) */
         }
+        /* subs/: captions published into it (the versions have their own) */
         if (remove_dir_entry(dir, "master.m3u8", 0) < 0
-            || remove_dir_entry(dir, "poster.jpg", 0) < 0)
+            || remove_dir_entry(dir, "poster.jpg", 0) < 0
+            || remove_dir_entry(dir, VH_SUBS_DIR, 1) < 0)
         {
             sc->failed++;
             return -1;

@@ -372,7 +372,21 @@ void
 vh_job_clear(vh_job_t *job)
 {
     free(job->source);
+    free(job->lang);
+    free(job->label);
+    free(job->is_default);
     memset(job, 0, sizeof(*job));
+}
+
+/* a field's value as a string of its own; a NUL inside: malformed */
+static void
+entry_str(vh_job_t *job, char **field, const redisReply *v)
+{
+    free(*field);
+    *field = vh_strdup(v->str);
+    if (*field == NULL || strlen(v->str) != v->len) {
+        job->malformed = 1;
+    }
 }
 
 /* entry = [id, [field, value, ...]]; fields may be nil (entry deleted) */
@@ -408,11 +422,18 @@ parse_entry(redisReply *e, vh_job_t *job)
                 job->video_id[v->len] = '\0';
             }
         } else if (!strcmp(k->str, "source")) {
-            free(job->source);
-            job->source = vh_strdup(v->str);
-            if (strlen(v->str) != v->len) {
-                job->malformed = 1;     /* a NUL inside the path */
-            }
+            entry_str(job, &job->source, v);
+        } else if (!strcmp(k->str, "kind")) {
+            /* no kind (or "video"): a transcode, as before kinds existed */
+            job->kind = !strcmp(v->str, "video") ? VH_KIND_VIDEO
+                      : !strcmp(v->str, "captions") ? VH_KIND_CAPTIONS
+                      : VH_KIND_UNKNOWN;
+        } else if (!strcmp(k->str, "lang")) {
+            entry_str(job, &job->lang, v);
+        } else if (!strcmp(k->str, "label")) {
+            entry_str(job, &job->label, v);
+        } else if (!strcmp(k->str, "default")) {
+            entry_str(job, &job->is_default, v);
         } else if (!strcmp(k->str, "owner")) {
             snprintf(job->owner, sizeof(job->owner), "%.*s", (int) v->len, v->str);
         } else if (!strcmp(k->str, "enqueued_at")) {
@@ -420,7 +441,7 @@ parse_entry(redisReply *e, vh_job_t *job)
         }
     }
     if (!vh_valid_id(job->video_id) || job->source == NULL
-        || job->source[0] != '/')
+        || job->source[0] != '/' || job->kind == VH_KIND_UNKNOWN)
     {
         job->malformed = 1;
     }

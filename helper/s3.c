@@ -8,10 +8,12 @@
  * multipart upload (CreateMultipartUpload, UploadPart x N,
  * CompleteMultipartUpload; AbortMultipartUpload when a part or the
  * completion fails for good).  Each request is retried with back-off on
- * network errors, 5xx and 429.  A ladder goes up variant by variant
- * (segments, then that variant's playlist), then the poster, and
+ * network errors, 5xx and 429.  A ladder goes up directory by directory
+ * (each variant's segments, then its playlist; the storyboard; each
+ * caption track's segments, then its playlist), with the poster, and
  * master.m3u8 last: a viewer who can fetch the master can fetch everything
- * it names.
+ * it names.  A caption publish uploads the same way a tree holding only the
+ * new caption track and the master (subs.c).
  */
 
 #define _GNU_SOURCE
@@ -713,49 +715,75 @@ put_one(vh_s3_t *s3, const char *base, const char *dir, const char *rel,
                           err, errlen);
 }
 
+/*
+ * One directory of the tree, rel ("" or "720p/", "subs/en/<rev>/"): its
+ * files but the playlists, then its subdirectories (each the same way),
+ * then its playlists, which name what went before; master.m3u8 of the top
+ * is left for last.
+ */
+static int
+put_tree(vh_s3_t *s3, const char *base, const char *dir, const char *rel,
+    int depth, vh_tick_pt tick, void *data, int *n, char *err, size_t errlen)
+{
+    char     **files = NULL, **dirs = NULL, sub[4400], name[1200];
+    size_t     nfiles = 0, ndirs = 0, i;
+    int        pass, rc = -1;
+
+    if (depth > 4) {
+        snprintf(err, errlen, "%s%s: nested too deep for a version", dir, rel);
+        return -1;
+    }
+    snprintf(sub, sizeof(sub), "%s/%s", dir, rel);
+    files = list_dir(sub, 0, &nfiles);
+    dirs = list_dir(sub, 1, &ndirs);
+    for (pass = 0; pass < 3; pass++) {
+        if (pass == 1) {
+            for (i = 0; i < ndirs; i++) {
+                snprintf(name, sizeof(name), "%s%s/", rel, dirs[i]);
+                if (put_tree(s3, base, dir, name, depth + 1, tick, data, n, err,
+                             errlen) != 0)
+                {
+                    goto out;
+                }
+            }
+            continue;
+        }
+        for (i = 0; i < nfiles; i++) {
+            if (ends_with(files[i], ".m3u8") != (pass == 2)
+                || (depth == 0 && !strcmp(files[i], "master.m3u8")))
+            {
+                continue;
+            }
+            snprintf(name, sizeof(name), "%s%s", rel, files[i]);
+            if (put_one(s3, base, dir, name, tick, data, n, err, errlen) != 0) {
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    free_names(files, nfiles);
+    free_names(dirs, ndirs);
+    return rc;
+}
+
 int
 vh_s3_publish(const vh_conf_t *cf, const char *video_id,
     const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
     char *err, size_t errlen)
 {
     vh_s3_t   *s3 = vh_s3_new(cf);
-    char     **rungs = NULL, **files = NULL, sub[4400], rel[600];
-    size_t     nrungs = 0, nfiles = 0, i, j;
-    int        pass, n = 0, rc = -1;
+    int        n = 0, rc = -1;
     double     t0 = vh_now();
-    struct stat sb;
 
     if (s3 == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    rungs = list_dir(dir, 1, &nrungs);
-    for (i = 0; i < nrungs; i++) {
-        snprintf(sub, sizeof(sub), "%s/%s", dir, rungs[i]);
-        files = list_dir(sub, 0, &nfiles);
-        /* pass 0: the segments, pass 1: the variant playlist naming them */
-        for (pass = 0; pass < 2; pass++) {
-            for (j = 0; j < nfiles; j++) {
-                if (ends_with(files[j], ".m3u8") != pass) {
-                    continue;
-                }
-                snprintf(rel, sizeof(rel), "%s/%s", rungs[i], files[j]);
-                if (put_one(s3, storage_prefix, dir, rel, tick, data, &n, err, errlen) != 0) {
-                    goto out;
-                }
-            }
-        }
-        free_names(files, nfiles);
-        files = NULL;
-        nfiles = 0;
-    }
-    snprintf(sub, sizeof(sub), "%s/poster.jpg", dir);
-    if (stat(sub, &sb) == 0
-        && put_one(s3, storage_prefix, dir, "poster.jpg", tick, data, &n, err, errlen) != 0)
-    {
+    if (put_tree(s3, storage_prefix, dir, "", 0, tick, data, &n, err, errlen) != 0) {
         goto out;
     }
-    /* last: only now may a viewer find the ladder */
+    /* last: only now may a viewer find the ladder (or the new captions) */
     if (put_one(s3, storage_prefix, dir, "master.m3u8", tick, data, &n, err, errlen) != 0) {
         goto out;
     }
@@ -764,8 +792,6 @@ vh_s3_publish(const vh_conf_t *cf, const char *video_id,
             vh_now() - t0);
     rc = 0;
 out:
-    free_names(files, nfiles);
-    free_names(rungs, nrungs);
     vh_s3_free(s3);
     return rc;
 }

@@ -6,15 +6,19 @@
  *
  *   - source_root is set and the file is inside it (the helper then owns
  *     that directory; without it a job could name any file);
- *   - its name is the module's, "<video>-<time>-<pid>-<conn>.upload";
+ *   - its name is the module's, "<video>-<time>-<pid>-<conn>.upload", or
+ *     "....captions" for a caption file (vodlms_upload captions);
  *   - no videos row names it (the CURRENT source of a video never goes,
- *     whatever its status; a running job's source is its row's).  A row
+ *     whatever its status; a running job's source is its row's), and no
+ *     video_captions row names it while its job is to come (status queued
+ *     or processing: a caption file is read once, by its job, and its
+ *     WebVTT kept in the row, so a finished or superseded one goes).  A row
  *     names it by its path or by its file name in any directory: the
  *     module's names are unique, and nginx's vodlms_upload_spool may spell
  *     the directory otherwise than source_root ("dir/", "//", a symlink).
  *
- * Two moments: the helper that drops a superseded job removes its source
- * at once (vh_spool_remove), and a sweep every few minutes removes files
+ * Two moments: the helper that drops a superseded job (or finishes a
+ * caption job) removes its source at once (vh_spool_remove), and a sweep every few minutes removes files
  * older than spool_grace that no row names: sources whose job never came
  * (the row was re-queued again before it ran, a lost stream, an undo that
  * failed).  The grace covers the moment between the module's rename into
@@ -35,16 +39,26 @@
 
 #include "vodlms_helper.h"
 
-#define VH_SPOOL_SUFFIX  ".upload"
+#define VH_SPOOL_SUFFIX          ".upload"
+#define VH_SPOOL_CAPTIONS_SUFFIX ".captions"
+
+static int
+has_suffix(const char *path, const char *suffix)
+{
+    size_t  n = strlen(path), s = strlen(suffix);
+
+    return n > s && strcmp(path + n - s, suffix) == 0;
+}
 
 static int
 spool_owned(const vh_conf_t *cf, const char *path)
 {
     char    real[PATH_MAX], root[PATH_MAX];
-    size_t  n = strlen(path), s = sizeof(VH_SPOOL_SUFFIX) - 1;
+    size_t  n;
 
-    if (cf->source_root[0] == '\0' || n <= s
-        || strcmp(path + n - s, VH_SPOOL_SUFFIX) != 0)
+    if (cf->source_root[0] == '\0'
+        || !(has_suffix(path, VH_SPOOL_SUFFIX)
+             || has_suffix(path, VH_SPOOL_CAPTIONS_SUFFIX)))
     {
         return 0;
     }
@@ -76,7 +90,8 @@ spool_remove(const vh_conf_t *cf, vh_db_t *db, const char *path,
         vh_warn("cannot remove the spooled source %s: %s", path, strerror(errno));
         return -1;
     }
-    vh_info("removed the spooled source %s (%s; no video names it)", path, why);
+    vh_info("removed the spooled source %s (%s; no video or waiting caption"
+            " names it)", path, why);
     return 1;
 }
 
@@ -84,7 +99,9 @@ void
 vh_spool_remove(const vh_conf_t *cf, vh_db_t *db, const vh_job_t *job)
 {
     if (job->source != NULL && job->source[0] == '/') {
-        spool_remove(cf, db, job->source, "its upload was superseded");
+        spool_remove(cf, db, job->source,
+                     job->kind == VH_KIND_CAPTIONS ? "its caption job is over"
+                                                   : "its upload was superseded");
     }
 }
 

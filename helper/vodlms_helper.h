@@ -98,6 +98,11 @@ typedef struct {
     int    storyboard_width;   /* pixels */
     int    storyboard_columns;
     int    storyboard_rows;
+    long   caption_max_bytes;       /* bytes of one uploaded caption file */
+    int    caption_max_cues;
+    int    caption_max_cue_bytes;   /* normalized text of one cue */
+    int    caption_max_cue_lines;
+    int    caption_segment_duration; /* seconds of a subtitle segment */
     double job_timeout;        /* seconds, 0: none, VH_JOB_TIMEOUT_AUTO: from the duration */
     double max_source_duration; /* seconds a source may last */
     long   max_source_pixels;  /* width x height of a source frame */
@@ -183,6 +188,16 @@ typedef struct vh_queue_s vh_queue_t;
 /* the consumer that holds jobs waiting for their turn; never a helper's name */
 #define VH_QUEUE_HOLD  "vodlms:waiting"
 
+/* a job's kind: the entry's "kind" field */
+enum {
+    VH_KIND_VIDEO = 0,               /* no kind, or "video": a transcode */
+    VH_KIND_CAPTIONS,                /* "captions": a caption file (subs.c) */
+    VH_KIND_UNKNOWN                  /* anything else: malformed */
+};
+
+#define VH_LANG_MAX   35             /* 3 + 3 x (1 + 8), and a margin */
+#define VH_LABEL_MAX  64             /* bytes of UTF-8 */
+
 typedef struct {
     char    id[64];                  /* stream entry id */
     char    video_id[VH_ID_MAX + 1];
@@ -191,6 +206,11 @@ typedef struct {
     long    enqueued_at;
     long    deliveries;
     int     malformed;               /* fields missing or invalid */
+    int     kind;                    /* VH_KIND_* */
+    /* a caption job's fields, as given (checked by vh_caption_job_fields) */
+    char   *lang;
+    char   *label;
+    char   *is_default;              /* "0" | "1" */
 } vh_job_t;
 
 vh_queue_t *vh_queue_new(const vh_conf_t *cf);
@@ -275,8 +295,78 @@ int  vh_db_take_superseded(vh_db_t *db, double grace, int max,
     vh_db_superseded_pt cb, void *data);
 /* inside a cb: does any video use the prefix now: 1, 0 or -1 */
 int  vh_db_prefix_in_use(vh_db_t *db, const char *storage_prefix);
-/* does any video name this source (source_location): 1, 0 or -1 */
+/*
+ * does any video name this source (source_location), or a caption upload
+ * still waiting for its job (video_captions.source_location, status queued
+ * or processing): 1, 0 or -1
+ */
 int  vh_db_source_in_use(vh_db_t *db, const char *source);
+
+/* does the table video_captions exist (migration 0012): 1, 0 or -1 */
+int  vh_db_captions_table(vh_db_t *db);
+/* a caption job's row (video_id, lang), tied to its source like a video's */
+int  vh_db_caption_start(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source);
+int  vh_db_caption_current(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source);
+/* rows updated (0: superseded) or -1 */
+int  vh_db_caption_failed(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source, const char *error);
+int  vh_db_caption_requeue(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source, const char *error);
+
+/* one published caption track of a video (video_captions, vtt NOT NULL) */
+typedef struct {
+    char   lang[VH_LANG_MAX + 1];
+    char   label[VH_LABEL_MAX + 1];
+    char   revision[65];
+    int    is_default;
+    char  *vtt;                      /* malloc'd; NULL when not asked for */
+} vh_db_caption_t;
+
+typedef struct {
+    vh_db_caption_t  *c;
+    int               n;
+} vh_db_captions_t;
+
+void vh_db_captions_free(vh_db_captions_t *cs);
+
+/* what a caption publish reads of the video, in its transaction */
+typedef struct {
+    int     found;
+    char    status[16];
+    char    storage_prefix[256];     /* "" when none */
+    double  duration;                /* seconds, 0: unknown */
+    char   *renditions;              /* JSON text, malloc'd; NULL when none */
+} vh_db_video_t;
+
+void vh_db_video_free(vh_db_video_t *v);
+
+/*
+ * The published captions of a video, sorted by lang (with their WebVTT
+ * when with_vtt), outside any transaction: 0 or -1
+ */
+int  vh_db_captions(vh_db_t *db, const char *video_id, int with_vtt,
+    vh_db_captions_t *out);
+/*
+ * A transaction holding the video's caption lock
+ * (pg_advisory_xact_lock): every publish of a video's captions into its
+ * versions happens inside one, so two publishers never interleave their
+ * master writes.  0 or -1 (rolled back).
+ */
+int  vh_db_caption_lock(vh_db_t *db, const char *video_id);
+/* in it: the published state of the caption job's row; rows (0: superseded) or -1 */
+int  vh_db_caption_publish_row(vh_db_t *db, const char *video_id,
+    const char *lang, const char *source, const char *vtt, const char *revision,
+    const char *label, int is_default, long cues);
+/* in it: the video's status, storage_prefix, duration, renditions: 0 or -1 */
+int  vh_db_caption_video(vh_db_t *db, const char *video_id, vh_db_video_t *v);
+/* in it: vh_db_captions's list, as this transaction sees it: 0 or -1 */
+int  vh_db_caption_list_tx(vh_db_t *db, const char *video_id, int with_vtt,
+    vh_db_captions_t *out);
+/* COMMIT (0 or -1) and ROLLBACK */
+int  vh_db_commit(vh_db_t *db);
+void vh_db_rollback(vh_db_t *db);
 
 /* ---------------------------------------------------------------- spool.c */
 
@@ -321,6 +411,7 @@ typedef struct {
     int     height;
     double  fps;
     char    codecs[64];        /* RFC 6381: "avc1.64001f,mp4a.40.2" */
+    long long mpegts_start;    /* smallest start_pts of its streams (90 kHz), 0: none */
 } vh_variant_info_t;
 
 int vh_probe_variant(const vh_conf_t *cf, const char *segment, int audio_only,
@@ -600,14 +691,53 @@ const char *vh_s3_content_type(const char *name);
 int  vh_s3_put_file(vh_s3_t *s3, const char *key, const char *path,
     const char *ctype, const char *cache, char *err, size_t errlen);
 /*
- * Uploads the ladder in dir to <s3_prefix><storage_prefix> (storage_prefix
- * "hls/<id>/<version>/", ending in '/'): each variant's
- * segments then its playlist, the poster, master.m3u8 last.  tick(data, 0)
- * is called before each object; non-zero stops the upload.
+ * Uploads the tree in dir to <s3_prefix><storage_prefix> (storage_prefix
+ * "hls/<id>/<version>/", ending in '/'), directory by directory: in each,
+ * the files, then the subdirectories, then the playlists (a variant's or a
+ * caption track's segments before its playlist); master.m3u8 last.
+ * tick(data, 0) is called before each object; non-zero stops the upload.
  */
 int  vh_s3_publish(const vh_conf_t *cf, const char *video_id,
     const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
     char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- subs.c */
+
+/* a version's caption tracks: subs/<lang>/<revision>/ */
+#define VH_SUBS_DIR              "subs"
+
+/* the fields of a caption job: 0, or -1 with err (malformed) */
+int  vh_caption_job_fields(const vh_job_t *job, char *err, size_t errlen);
+/* the caption job (docs/helper.md "Captions"): VH_JOB_* like vh_job_run */
+int  vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
+    vh_job_t *job, char *err, size_t errlen);
+
+/*
+ * A video job's captions: read before its master is written (vh_subs_load),
+ * written into its work directory with the master listing them
+ * (vh_subs_write_all, vh_subs_list), and checked again after the switch
+ * (vh_subs_recheck: republished into the version when they changed).
+ */
+typedef struct {
+    vh_db_captions_t  db;
+    vh_subtitle_t    *list;
+    char            (*uri)[128];
+    int               n;
+    char             *signature;    /* (lang, revision, label, default) of each */
+} vh_subs_t;
+
+int  vh_subs_load(vh_db_t *db, const char *video_id, vh_subs_t *s);
+void vh_subs_free(vh_subs_t *s);
+/*
+ * subs/<lang>/<revision>/ of each caption into dir: 0 or -1 with err; a
+ * stored caption that does not parse is logged and left out of s->list
+ */
+int  vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
+    double duration, long long mpegts, const char *video_id, char *err,
+    size_t errlen);
+/* after the switch to prefix: 0 (unchanged or republished) or -1 (logged) */
+int  vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
+    const char *prefix, const vh_subs_t *s);
 
 /* ---------------------------------------------------------------- job.c */
 
@@ -624,5 +754,8 @@ void vh_job_superseded(const vh_job_t *job, const char *when);
 
 int vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     vh_job_t *job, char *err, size_t errlen);
+/* a source inside source_root (any, when unset): 1, or 0 with err */
+int vh_job_source_allowed(const vh_conf_t *cf, const char *source, char *err,
+    size_t errlen);
 
 #endif /* VODLMS_HELPER_H */

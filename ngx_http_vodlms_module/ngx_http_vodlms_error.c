@@ -147,6 +147,18 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     /* vodlms_streams headerless=refuse: a key request names no playback */
     { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "playback_required",
       "this key is served only to a playback: send X-Vodlms-Playback" },
+
+    /* vodlms_upload_caption: the caption upload's language, label, flag */
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_caption_language",
+      "the caption language is not a language tag such as en or pt-BR" },
+
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_caption_label",
+      "the caption label is not 1-64 bytes of text without quotes or "
+      "control characters" },
+
+    { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_caption_default",
+      "the caption default flag is not one of 1, true, yes, on, 0, false, "
+      "no, off" },
 };
 
 

@@ -18,25 +18,35 @@
  * fails, a compensating statement deletes the new row (or restores the
  * previous one) and the file is removed.  No orphan file, no row without a
  * job, no job without a row.
+ *
+ * "vodlms_upload captions" runs the same steps for a caption file of one
+ * language: its row is in video_captions, its job has "kind captions"
+ * (ngx_http_vodlms_upload_captions.c has what differs).
  */
 
 #include "ngx_http_vodlms_module.h"
 
 
 typedef struct {
-    ngx_http_request_t         *r;
-    ngx_str_t                   video;
-    ngx_str_t                   course;
-    ngx_str_t                   title;
-    ngx_str_t                   owner;        /* whose turn, whose quota */
-    ngx_str_t                   path;         /* the spooled file, NUL-ended */
-    ngx_str_t                   old[4];       /* status, source, progress,
-                                                 error; data NULL: SQL NULL */
-    ngx_uint_t                  existed;
-    ngx_http_vodlms_err_e       fail;         /* the answer after undoing */
-    ngx_str_t                   fail_detail;
-    u_char                      job_id[64];
-    size_t                      job_id_len;
+    ngx_http_request_t                *r;
+    ngx_str_t                          video;
+    ngx_str_t                          course;
+    ngx_str_t                          title;
+    ngx_str_t                          owner;     /* whose turn, whose quota */
+    ngx_str_t                          path;      /* the spooled file,
+                                                     NUL-ended */
+    ngx_str_t                          old[4];    /* status, source, progress,
+                                                     error (captions: status,
+                                                     source, error,
+                                                     requested); data NULL:
+                                                     SQL NULL */
+    ngx_http_vodlms_upload_caption_t  *caption;   /* NULL: a video */
+    ngx_uint_t                         existed;
+    ngx_http_vodlms_err_e              fail;      /* the answer after
+                                                     undoing */
+    ngx_str_t                          fail_detail;
+    u_char                             job_id[64];
+    size_t                             job_id_len;
 } ngx_http_vodlms_upload_ctx_t;
 
 
@@ -114,12 +124,14 @@ static void ngx_http_vodlms_upload_finish(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                        rc;
-    ngx_str_t                        detail;
-    ngx_http_vodlms_ctx_t           *ctx;
-    ngx_http_vodlms_loc_conf_t      *vlcf;
-    ngx_http_vodlms_upload_ctx_t     who;
-    ngx_http_vodlms_upload_quota_t  *q;
+    ngx_int_t                          rc;
+    ngx_str_t                          detail;
+    ngx_http_vodlms_ctx_t             *ctx;
+    ngx_http_vodlms_loc_conf_t        *vlcf;
+    ngx_http_vodlms_err_e              err;
+    ngx_http_vodlms_upload_ctx_t       who;
+    ngx_http_vodlms_upload_quota_t    *q;
+    ngx_http_vodlms_upload_caption_t   cap;
 
     ctx = ngx_http_vodlms_get_ctx(r);
     if (ctx) {
@@ -138,6 +150,22 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
      */
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a caption's language, label and flag: checked before anything else */
+    if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_CAPTIONS) {
+        rc = ngx_http_vodlms_upload_caption_values(r, &cap, &err, &detail);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            r->main->count++;
+            ngx_http_vodlms_upload_finish(r,
+                                          ngx_http_vodlms_deny(r, err, &detail));
+            return NGX_DONE;
+        }
     }
 
     r->main->count++;
@@ -326,10 +354,11 @@ static void
 ngx_http_vodlms_upload_body(ngx_http_request_t *r)
 {
     u_char                        *p;
-    ngx_str_t                      values[5], detail;
+    ngx_str_t                      values[5], detail, *sql;
     ngx_int_t                      rc;
-    const char                    *reason;
+    const char                    *reason, *suffix;
     ngx_temp_file_t               *tf;
+    ngx_http_vodlms_err_e          err;
     ngx_vodlms_pg_status_e         status;
     ngx_http_vodlms_loc_conf_t    *vlcf;
     ngx_http_vodlms_main_conf_t   *vmcf;
@@ -375,6 +404,23 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
         return;
     }
 
+    if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_CAPTIONS) {
+        u->caption = ngx_pcalloc(r->pool,
+                                 sizeof(ngx_http_vodlms_upload_caption_t));
+        if (u->caption == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        /* as the handler found them (the same request's values) */
+        rc = ngx_http_vodlms_upload_caption_values(r, u->caption, &err,
+                                                   &detail);
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
     tf = r->request_body ? r->request_body->temp_file : NULL;
 
     if (tf == NULL || r->headers_in.content_length_n == 0) {
@@ -386,8 +432,10 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
 
     /* into the spool, by rename: same filesystem, never a copy */
 
+    suffix = u->caption ? "captions" : "upload";
+
     u->path.len = vlcf->upload.spool.len + 1 + u->video.len
-                  + sizeof("---.upload") + NGX_INT64_LEN * 3;
+                  + sizeof("---.captions") + NGX_INT64_LEN * 3;
     u->path.data = ngx_pnalloc(r->pool, u->path.len);
     if (u->path.data == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -395,9 +443,9 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     }
 
     /* unique: the time, the worker and its connection */
-    p = ngx_sprintf(u->path.data, "%V/%V-%M-%P-%uA.upload%Z",
+    p = ngx_sprintf(u->path.data, "%V/%V-%M-%P-%uA.%s%Z",
                     &vlcf->upload.spool, &u->video, ngx_current_msec,
-                    ngx_pid, r->connection->number);
+                    ngx_pid, r->connection->number, suffix);
     u->path.len = p - u->path.data - 1;
 
     if (ngx_rename_file(tf->file.name.data, u->path.data) == NGX_FILE_ERROR) {
@@ -413,18 +461,28 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
 
     values[0] = u->video;
     values[1] = u->course;
-    values[2] = u->title;
-    values[3] = u->path;
 
-    if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_NEW) {
-        ngx_str_set(&values[4], "new");
+    if (u->caption) {
+        sql = &vmcf->upload.caption_row;
+        values[2] = u->caption->lang;
+        values[3] = u->caption->label;
+        values[4] = u->path;
 
     } else {
-        ngx_str_set(&values[4], "replace");
+        sql = &vmcf->upload.row;
+        values[2] = u->title;
+        values[3] = u->path;
+
+        if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_NEW) {
+            ngx_str_set(&values[4], "new");
+
+        } else {
+            ngx_str_set(&values[4], "replace");
+        }
     }
 
     rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, r->pool, r->connection->log,
-                                 &vmcf->upload.row, values, 5,
+                                 sql, values, 5,
                                  ngx_http_vodlms_upload_row, u, &status,
                                  &reason);
     if (rc == NGX_OK) {
@@ -450,9 +508,10 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
     off_t                          size;
     ngx_str_t                      key;
     ngx_uint_t                     ncmds;
-    const char                    *argv[11], *hargv[4], *multi[1], *exec[1];
+    ngx_uint_t                     n;
+    const char                    *argv[19], *hargv[4], *multi[1], *exec[1];
     const char                    *why;
-    size_t                         argvlen[11], hargvlen[4], multilen[1],
+    size_t                         argvlen[19], hargvlen[4], multilen[1],
                                    execlen[1];
     ngx_vodlms_redis_cmd_t         cmds[4];
     ngx_vodlms_redis_status_e      rstatus;
@@ -486,7 +545,10 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
             ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_INTERNAL,
                                         "the drawn video id exists already");
 
-        } else if (PQgetisnull(res, 0, 0)) {
+        } else if (u->caption ? PQnfields(res) < 6
+                                || PQgetvalue(res, 0, 5)[0] == '0'
+                              : PQgetisnull(res, 0, 0))
+        {
             /* ids belong to the LMS: it creates the lecture, then this */
             ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_VIDEO_NOT_FOUND,
                                         "no videos row: the LMS creates the "
@@ -538,21 +600,46 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
     argvlen[3] = 8;
     argv[4] = (char *) u->video.data;
     argvlen[4] = u->video.len;
-    argv[5] = "source";
-    argvlen[5] = 6;
-    argv[6] = (char *) u->path.data;
-    argvlen[6] = u->path.len;
+    n = 5;
 
-    argv[7] = "enqueued_at";
-    argvlen[7] = 11;
-    argv[8] = (char *) ts;
-    argvlen[8] = ngx_sprintf(ts, "%T", ngx_time()) - ts;
-    argv[9] = "owner";
-    argvlen[9] = 5;
-    argv[10] = (char *) u->owner.data;
-    argvlen[10] = u->owner.len;
+    /* a caption job says so; a job without "kind" is a video's */
+    if (u->caption) {
+        argv[n] = "kind";
+        argvlen[n++] = 4;
+        argv[n] = "captions";
+        argvlen[n++] = 8;
+    }
 
-    cmds[0].argc = 11;
+    argv[n] = "source";
+    argvlen[n++] = 6;
+    argv[n] = (char *) u->path.data;
+    argvlen[n++] = u->path.len;
+
+    if (u->caption) {
+        argv[n] = "lang";
+        argvlen[n++] = 4;
+        argv[n] = (char *) u->caption->lang.data;
+        argvlen[n++] = u->caption->lang.len;
+        argv[n] = "label";
+        argvlen[n++] = 5;
+        argv[n] = (char *) u->caption->label.data;
+        argvlen[n++] = u->caption->label.len;
+        argv[n] = "default";
+        argvlen[n++] = 7;
+        argv[n] = u->caption->is_default ? "1" : "0";
+        argvlen[n++] = 1;
+    }
+
+    argv[n] = "enqueued_at";
+    argvlen[n++] = 11;
+    argv[n] = (char *) ts;
+    argvlen[n++] = ngx_sprintf(ts, "%T", ngx_time()) - ts;
+    argv[n] = "owner";
+    argvlen[n++] = 5;
+    argv[n] = (char *) u->owner.data;
+    argvlen[n++] = u->owner.len;
+
+    cmds[0].argc = n;
     cmds[0].argv = argv;
     cmds[0].argvlen = argvlen;
     ncmds = 1;
@@ -675,21 +762,43 @@ ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
         return;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "vodlms upload: video %V queued as job %*s (%O bytes)",
-                  &u->video, u->job_id_len, u->job_id,
-                  r->headers_in.content_length_n);
+    if (u->caption) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "vodlms upload: captions %V of video %V queued as job "
+                      "%*s (%O bytes)", &u->caption->lang, &u->video,
+                      u->job_id_len, u->job_id,
+                      r->headers_in.content_length_n);
 
-    /* step 3: accepted; the id is [A-Za-z0-9_-], no escaping needed */
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "vodlms upload: video %V queued as job %*s (%O bytes)",
+                      &u->video, u->job_id_len, u->job_id,
+                      r->headers_in.content_length_n);
+    }
 
-    b = ngx_create_temp_buf(r->pool, u->video.len + 64);
+    /*
+     * step 3: accepted; the id is [A-Za-z0-9_-], a language tag
+     * [A-Za-z0-9-]: no escaping needed
+     */
+
+    b = ngx_create_temp_buf(r->pool, u->video.len + 64
+                                     + VODLMS_CAPTION_LANG_MAX);
     if (b == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    p = ngx_sprintf(b->last, "{\"videoId\":\"%V\",\"status\":\"queued\"}\n",
-                    &u->video);
+    if (u->caption) {
+        p = ngx_sprintf(b->last, "{\"videoId\":\"%V\",\"lang\":\"%V\","
+                        "\"status\":\"queued\"}\n",
+                        &u->video, &u->caption->lang);
+
+    } else {
+        p = ngx_sprintf(b->last,
+                        "{\"videoId\":\"%V\",\"status\":\"queued\"}\n",
+                        &u->video);
+    }
+
     b->last = p;
 
     ngx_http_finalize_request(r, ngx_http_vodlms_send(r, NGX_HTTP_ACCEPTED,
@@ -702,7 +811,7 @@ ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
 static void
 ngx_http_vodlms_upload_undo(ngx_http_vodlms_upload_ctx_t *u)
 {
-    ngx_str_t                     *sql, values[6];
+    ngx_str_t                     *sql, values[7];
     ngx_uint_t                     n;
     ngx_int_t                      rc;
     const char                    *reason;
@@ -715,7 +824,24 @@ ngx_http_vodlms_upload_undo(ngx_http_vodlms_upload_ctx_t *u)
     values[0] = u->video;
     values[1] = u->path;
 
-    if (u->existed) {
+    if (u->caption) {
+        values[1] = u->caption->lang;
+        values[2] = u->path;
+
+        if (u->existed) {
+            sql = &vmcf->upload.caption_undo_old;
+            values[3] = u->old[0];
+            values[4] = u->old[1];
+            values[5] = u->old[2];
+            values[6] = u->old[3];
+            n = 7;
+
+        } else {
+            sql = &vmcf->upload.caption_undo_new;
+            n = 3;
+        }
+
+    } else if (u->existed) {
         sql = &vmcf->upload.undo_old;
         values[2] = u->old[0];
         values[3] = u->old[1];
@@ -749,10 +875,19 @@ ngx_http_vodlms_upload_undone(void *data, ngx_vodlms_pg_status_e status,
     if (status != NGX_VODLMS_PG_OK) {
         /* the row says "queued" with no job: say so loudly; the helper's
            stale-job sweep (or the operator) must look at it */
-        ngx_log_error(NGX_LOG_ALERT, u->r->connection->log, 0,
-                      "vodlms upload: video %V is queued without a job and "
-                      "could not be put back: %s", &u->video,
-                      reason ? reason : "unknown error");
+        if (u->caption) {
+            ngx_log_error(NGX_LOG_ALERT, u->r->connection->log, 0,
+                          "vodlms upload: captions %V of video %V are "
+                          "queued without a job and could not be put back: "
+                          "%s", &u->caption->lang, &u->video,
+                          reason ? reason : "unknown error");
+
+        } else {
+            ngx_log_error(NGX_LOG_ALERT, u->r->connection->log, 0,
+                          "vodlms upload: video %V is queued without a job "
+                          "and could not be put back: %s", &u->video,
+                          reason ? reason : "unknown error");
+        }
     }
 
     ngx_http_vodlms_upload_fail(u, u->fail, (char *) u->fail_detail.data);
@@ -808,6 +943,13 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_ptr_value(conf->title, prev->title, NULL);
     ngx_conf_merge_ptr_value(conf->owner, prev->owner, NULL);
 
+    /* vodlms_upload_caption sets its three values together */
+    if (conf->caption_lang == NULL) {
+        conf->caption_lang = prev->caption_lang;
+        conf->caption_label = prev->caption_label;
+        conf->caption_default = prev->caption_default;
+    }
+
     /* vodlms_upload_quota sets its four values together */
     if (conf->quota_bytes == NGX_CONF_UNSET) {
         if (prev->quota_bytes == NGX_CONF_UNSET) {
@@ -823,6 +965,10 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
     }
     ngx_conf_merge_str_value(conf->spool, prev->spool, "");
     ngx_conf_merge_str_value(conf->stream, prev->stream, "vodlms:transcode");
+
+    if (ngx_http_vodlms_upload_caption_merge(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (!conf->enable) {
         return NGX_CONF_OK;
@@ -907,7 +1053,7 @@ ngx_http_vodlms_upload_merge_conf(ngx_conf_t *cf,
 }
 
 
-/* vodlms_upload on | new | off; */
+/* vodlms_upload on | new | captions | off; */
 
 char *
 ngx_http_vodlms_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -929,6 +1075,9 @@ ngx_http_vodlms_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "new") == 0) {
         vlcf->upload.enable = NGX_HTTP_VODLMS_UPLOAD_NEW;
 
+    } else if (ngx_strcmp(value[1].data, "captions") == 0) {
+        vlcf->upload.enable = NGX_HTTP_VODLMS_UPLOAD_CAPTIONS;
+
     } else if (ngx_strcmp(value[1].data, "off") == 0) {
         vlcf->upload.enable = 0;
 
@@ -936,7 +1085,9 @@ ngx_http_vodlms_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\", expected "
                            "\"on\" (into a row the LMS created), \"new\" "
-                           "(a new row under a server-drawn id) or \"off\"",
+                           "(a new row under a server-drawn id), "
+                           "\"captions\" (a caption file of a row the LMS "
+                           "created) or \"off\"",
                            &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }

@@ -1,6 +1,7 @@
 /*
  * Upload intake: an instructor's video file, streamed to disk, becomes a
- * videos row and a transcode job on a Redis Stream.
+ * videos row and a transcode job on a Redis Stream; a caption file
+ * ("vodlms_upload captions") a video_captions row and a caption job.
  */
 
 #ifndef NGX_HTTP_VODLMS_UPLOAD_H
@@ -15,6 +16,8 @@
 
 #define NGX_HTTP_VODLMS_UPLOAD_REPLACE  1    /* on: a row the LMS created */
 #define NGX_HTTP_VODLMS_UPLOAD_NEW      2    /* new: a server-drawn id */
+#define NGX_HTTP_VODLMS_UPLOAD_CAPTIONS 3    /* captions: a caption file of
+                                                a row the LMS created */
 
 
 typedef struct {
@@ -28,6 +31,11 @@ typedef struct {
     ngx_uint_t                  quota_concurrent;  /* 0: none */
     ngx_msec_t                  quota_lease;
     time_t                      quota_retry;
+
+    /* vodlms_upload_caption: NULL lang when not set */
+    ngx_http_complex_value_t   *caption_lang;
+    ngx_http_complex_value_t   *caption_label;    /* NULL: the language */
+    ngx_http_complex_value_t   *caption_default;  /* NULL: not the default */
 } ngx_http_vodlms_upload_conf_t;
 
 
@@ -56,7 +64,29 @@ typedef struct {
     ngx_str_t                   row;
     ngx_str_t                   undo_new;
     ngx_str_t                   undo_old;
+    ngx_str_t                   caption_row;
+    ngx_str_t                   caption_undo_new;
+    ngx_str_t                   caption_undo_old;
 } ngx_http_vodlms_upload_main_t;
+
+
+/* vodlms_upload_caption (ngx_http_vodlms_upload_captions.c) */
+
+/* one caption upload's language, label and default flag, checked */
+typedef struct {
+    ngx_str_t                   lang;         /* canonical case */
+    ngx_str_t                   label;        /* decoded; the lang if none */
+    ngx_uint_t                  is_default;
+} ngx_http_vodlms_upload_caption_t;
+
+/* NGX_OK, NGX_ERROR, or NGX_DECLINED with *err and *detail: a 400 */
+ngx_int_t ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_caption_t *c, ngx_http_vodlms_err_e *err,
+    ngx_str_t *detail);
+char *ngx_http_vodlms_upload_caption_merge(ngx_conf_t *cf,
+    ngx_http_vodlms_upload_conf_t *conf);
+char *ngx_http_vodlms_upload_caption(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 void ngx_http_vodlms_upload_create_conf(ngx_http_vodlms_upload_conf_t *c);

@@ -13,6 +13,13 @@
       0,
       NULL },
 
+    { ngx_string("vodlms_upload_caption"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_vodlms_upload_caption,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("vodlms_upload_course"),
       NGX_HTTP_VODLMS_LOC_ANY|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,

@@ -707,7 +707,7 @@ rejects('a new-video upload whose id the client names',
 
 rejects('an upload mode that does not exist',
     video_location("vodlms_upload maybe; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir;"),
-    qr/invalid value "maybe" in "vodlms_upload", expected "on" \(into a row the LMS created\), "new" \(a new row under a server-drawn id\) or "off"/);
+    qr/invalid value "maybe" in "vodlms_upload", expected "on" \(into a row the LMS created\), "new" \(a new row under a server-drawn id\), "captions" \(a caption file of a row the LMS created\) or "off"/);
 
 rejects('an upload quota with no limit',
     video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir; vodlms_upload_quota lease=1h;"),
@@ -727,6 +727,60 @@ rejects('an upload lease shorter than a second',
 
 accepts('an upload quota per uploader, and fair turns by course',
     video_location("vodlms_upload on; vodlms_upload_course \$arg_course; vodlms_upload_spool $dir; vodlms_upload_owner \$arg_course; vodlms_upload_quota bytes=20g concurrent=2 lease=2h retry=1m;"));
+
+# vodlms_upload captions: a caption file per language, from the location's regex
+sub caption_location {
+    my ($extra) = @_;
+    return "$pg server { listen 127.0.0.1:1;
+        location ~ ^/v/(?<vid>[^/]+)/captions/(?<lang>[A-Za-z0-9-]+)\$ {
+            vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id \$vid;
+            vodlms_upload_course \$arg_course; vodlms_upload_spool $dir;
+            $extra } }";
+}
+
+accepts('a caption upload with a label and a default flag',
+    caption_location('vodlms_upload captions; vodlms_upload_caption $lang label=$arg_label default=$arg_default;'));
+
+accepts('a caption upload with only the language (label: the language; not the default)',
+    caption_location('vodlms_upload captions; vodlms_upload_caption $lang;'));
+
+rejects('a caption upload without vodlms_upload_caption',
+    caption_location('vodlms_upload captions;'),
+    qr/"vodlms_upload captions" needs "vodlms_upload_caption" \(the language, e\.g\. from the location's regex\)/);
+
+rejects('vodlms_upload_caption in a video upload',
+    caption_location('vodlms_upload on; vodlms_upload_caption $lang;'),
+    qr/"vodlms_upload_caption" needs "vodlms_upload captions"/);
+
+rejects('vodlms_upload_caption without any upload',
+    caption_location('vodlms_upload_caption $lang;'),
+    qr/"vodlms_upload_caption" needs "vodlms_upload captions"/);
+
+rejects('vodlms_upload_caption with an unknown parameter',
+    caption_location('vodlms_upload captions; vodlms_upload_caption $lang name=$arg_label;'),
+    qr/invalid "vodlms_upload_caption" parameter "name=\$arg_label" \(lang, then label=VALUE and default=VALUE, each once\)/);
+
+rejects('vodlms_upload_caption with label= twice',
+    caption_location('vodlms_upload captions; vodlms_upload_caption $lang label=$arg_a label=$arg_b;'),
+    qr/invalid "vodlms_upload_caption" parameter "label=\$arg_b"/);
+
+rejects('vodlms_upload_caption with an empty default=',
+    caption_location('vodlms_upload captions; vodlms_upload_caption $lang default=;'),
+    qr/empty "vodlms_upload_caption" parameter "default="/);
+
+rejects('vodlms_upload_caption twice',
+    caption_location('vodlms_upload captions; vodlms_upload_caption $lang; vodlms_upload_caption en;'),
+    qr/"vodlms_upload_caption" directive is duplicate/);
+
+rejects('vodlms_upload_caption in a server',
+    "$pg server { listen 127.0.0.1:1; vodlms_upload_caption en; }",
+    qr/"vodlms_upload_caption" directive is not allowed here/);
+
+rejects('a caption upload without a spool',
+    "$pg server { listen 127.0.0.1:1; location ~ ^/v/(?<vid>[^/]+)/c/(?<lang>.+)\$ {
+        vodlms_auth on; vodlms_enrollment_check on; vodlms_video_id \$vid;
+        vodlms_upload captions; vodlms_upload_caption \$lang; vodlms_upload_course \$arg_course; } }",
+    qr/"vodlms_upload" needs "vodlms_upload_spool"/);
 
 accepts('a new-video upload under a server-drawn id',
     "$pg server { listen 127.0.0.1:1;

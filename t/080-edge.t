@@ -150,14 +150,23 @@ sub round_trip {
         $seg = '/hls/intro-processing/seg_00001.ts';
     } elsif ($how eq 'no-cookies') {
         $cookie = '';
+    } elsif ($how =~ /^vtt/) {
+        # a WebVTT segment of the captions (issue #23), under the same cookies
+        $seg = '/hls/intro-ready/subs/en/20261205T121500Z-3f9a1c2b/seg_00000.vtt';
+        $cookie = '' if $how eq 'vtt-no-cookies';
     } elsif ($how =~ /^path:(.*)/) {
         # the cookies for intro-ready, a path that nginx resolves elsewhere
         $seg = $1;
     }
 
-    my ($s2, undef, $b2) = http_get($seg, $cookie);
+    my ($s2, $h2, $b2) = http_get($seg, $cookie);
     $b2 = $b2 =~ /"reason":"([a-z_]+)"/ ? "reason $1\n"
         : $b2 =~ /"error":"([a-z_]+)"/ ? "error $1\n" : $b2;
+    if ($how =~ /^vtt/ && $s2 == 200) {
+        my ($type) = $h2 =~ /^Content-Type: ([^\r]*)/mi;
+        my ($cc) = $h2 =~ /^Cache-Control: ([^\r]*)/mi;
+        $out .= "; segment (" . ($type // 'no type') . ", " . ($cc // 'no Cache-Control') . ")";
+    }
     return "$out; segment $s2: $b2";
 }
 
@@ -171,6 +180,8 @@ my ($ctl_port, $ctl) = control_server(
     '/trip/tampered'    => sub { round_trip('tampered') },
     '/trip/other-video' => sub { round_trip('other-video') },
     '/trip/no-cookies'  => sub { round_trip('no-cookies') },
+    '/trip/vtt'         => sub { round_trip('vtt') },
+    '/trip/vtt-no-cookies' => sub { round_trip('vtt-no-cookies') },
     # path tricks: each would serve intro-processing under intro-ready's
     # policy if the edge trusted the raw path
     '/trip/dotdot'      => sub { round_trip('path:/hls/intro-ready/../intro-processing/seg_00001.ts') },
@@ -677,6 +688,43 @@ edge request path refused
 --- no_error_log
 [alert]
 [crit]
+--- timeout: 10
+
+
+
+=== TEST 14c: captions travel under the same cookies: the edge serves a WebVTT segment to the viewer the playback endpoint signed for, as text/vtt cached like any segment, and refuses it without the cookies
+--- http_config
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; text/vtt vtt; }
+--- config
+    location ~ ^/api/videos/(?<vid>[^/]+)/stream$ {
+        vodlms_auth on;
+        vodlms_enrollment_check on;
+        vodlms_video_id $vid;
+        vodlms_cloudfront_url https://cdn.example.test;
+        vodlms_cloudfront_key K2JCJMDEHXQW5F $TEST_NGINX_CF_KEY;
+        vodlms_playback cookies;
+    }
+    location /hls/ {
+        vodlms_edge on;
+        vodlms_edge_url https://cdn.example.test;
+        vodlms_edge_public_key K2JCJMDEHXQW5F $TEST_NGINX_CF_PUBKEY;
+        root html;
+    }
+    location /trip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_CTL_PORT; }
+--- user_files
+>>> hls/intro-ready/subs/en/20261205T121500Z-3f9a1c2b/seg_00000.vtt
+WEBVTT
+X-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000
+
+00:00:01.000 --> 00:00:03.000
+Hello from the edge
+--- request eval
+["GET /trip/vtt", "GET /trip/vtt-no-cookies"]
+--- response_body eval
+["playback 200; segment (text/vtt, max-age=31536000, immutable); segment 200: WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n00:00:01.000 --> 00:00:03.000\nHello from the edge\n",
+ "playback 200; segment 403: reason missing_signature\n"]
 --- timeout: 10
 
 

@@ -14,7 +14,10 @@
 #   - a playlist that cannot be signed (too large, malformed) is a 502 with
 #     a JSON reason, never the unsigned playlist;
 #   - a canned policy or cookies: the playlist goes out as it is;
-#   - the URL lives for the rest of the video plus the TTL.
+#   - the URL lives for the rest of the video plus the TTL;
+#   - captions (issue #23) travel under the same signature: a master with a
+#     subtitle group gets its EXT-X-MEDIA URIs signed, a subtitle playlist
+#     its .vtt segments, and ffmpeg reads the cues from the manifest URL.
 #
 # Plain Test::More: nginx runs as a direct child (nginx_child: fork + exec,
 # waitpid),
@@ -89,6 +92,36 @@ for my $f (glob("$FindBin::Bin/fixtures/hls/*.m3u8")) {
 spew("$tree/fixtures/not-a-playlist.m3u8", "<html>an error page</html>\n");
 spew("$tree/fixtures/huge.m3u8", "#EXTM3U\n" . ("#EXTINF:2.0,\nseg.ts\n" x 20000));
 spew("$tree/fixtures/seg.ts", "a segment\n");
+# captions as vodlms-helper publishes them (docs/helper.md): the master with
+# a subtitle group (EXT-X-MEDIA before the first variant, SUBTITLES="subs" on
+# every variant), and per language a VOD playlist of 4 s WebVTT segments
+# under subs/<lang>/<revision>/
+my $rev = '20261205T121500Z-3f9a1c2b';
+my %cue = (en => 'Hello, signed captions', fr => 'Bonjour, sous-titres signés');
+{
+    my $master = slurp("$tree/master.m3u8");
+    my $media = join '', map {
+        sprintf qq{#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="%s",NAME="%s",DEFAULT=%s,}
+              . qq{AUTOSELECT=YES,FORCED=NO,URI="subs/%s/$rev/index.m3u8"\n},
+              $_, $_ eq 'en' ? 'English' : 'Français', $_ eq 'en' ? 'YES' : 'NO', $_
+    } qw(en fr);
+    $master =~ s/^(#EXT-X-STREAM-INF:.*)$/$1,SUBTITLES="subs"/mg;
+    $master =~ s/^(?=#EXT-X-STREAM-INF:)/$media/m;
+    spew("$tree/master-cc.m3u8", $master);
+    for my $lang (qw(en fr)) {
+        make_path("$tree/subs/$lang/$rev");
+        spew("$tree/subs/$lang/$rev/index.m3u8",
+             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n"
+           . "#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:4.000,\nseg_00000.vtt\n#EXTINF:2.000,\nseg_00001.vtt\n"
+           . "#EXT-X-ENDLIST\n");
+        spew("$tree/subs/$lang/$rev/seg_00000.vtt",
+             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n"
+           . "00:00:01.000 --> 00:00:03.000\n$cue{$lang}\n");
+        spew("$tree/subs/$lang/$rev/seg_00001.vtt",
+             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n");
+    }
+}
+
 # an hour in 4 s segments: signed, about 25 times its size, more than a
 # small socket buffer takes at once
 spew("$tree/fixtures/hour.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:4\n"
@@ -103,7 +136,7 @@ my $base = "http://127.0.0.1:$port";
 my $conninfo = $pg->conninfo;
 
 my $nginx = nginx_child(name => 't082', listen => $port, check => 1, http => <<"HTTP");
-    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; text/vtt vtt; }
 
     vodlms_redis 127.0.0.1:$redis_port;
     vodlms_pg "$conninfo";
@@ -272,6 +305,54 @@ is($?, 0, 'ffmpeg, with no cookie jar, reads the whole ladder from the manifest 
 $out = `ffmpeg -hide_banner -nostdin -loglevel error -i '$tampered' -map 0 -c copy -f null - 2>&1`;
 isnt($?, 0, 'one changed character of the signature: ffmpeg fails');
 like($out, qr/403/, '... with 403 Forbidden');
+
+# ------------------------------------------------------------ captions
+
+$res = get("$base/hls/lec-hls/master-cc.m3u8?$query");
+is($res->{status}, 200, 'a master with a subtitle group, with no cookie: 200');
+my @cc = $res->{content} =~ /^#EXT-X-MEDIA:TYPE=SUBTITLES,.*URI="([^"]*)"$/mg;
+is_deeply(\@cc, ["subs/en/$rev/index.m3u8?$query", "subs/fr/$rev/index.m3u8?$query"],
+          '... both subtitle playlists (EXT-X-MEDIA TYPE=SUBTITLES URI) carry the signed-URL parameters');
+is(scalar(grep { /\?\Q$query\E$/ } uris($res->{content})), 4, '... and so do both variants');
+($unsigned = $res->{content}) =~ s/\?\Q$query\E//g;
+is($unsigned, slurp("$tree/master-cc.m3u8"), '... without them, the master byte for byte');
+
+$res = get("$base/hls/lec-hls/$cc[0]");
+is($res->{status}, 200, 'the English subtitle playlist, from its signed URI: 200');
+is_deeply([uris($res->{content})], ["seg_00000.vtt?$query", "seg_00001.vtt?$query"],
+          '... every WebVTT segment signed');
+($unsigned = $res->{content}) =~ s/\?\Q$query\E//g;
+is($unsigned, slurp("$tree/subs/en/$rev/index.m3u8"), '... without them, the playlist byte for byte');
+
+$res = get("$base/hls/lec-hls/subs/en/$rev/seg_00000.vtt?$query");
+is($res->{status}, 200, 'a WebVTT segment with the signed-URL parameters: 200');
+is($res->{content}, slurp("$tree/subs/en/$rev/seg_00000.vtt"), '... the file as it is (a segment is never rewritten)');
+is($res->{headers}{'content-type'}, 'text/vtt', '... as text/vtt');
+like($res->{headers}{'cache-control'} // '', qr/immutable/, '... cached like any segment (its URL has its revision)');
+is(get("$base/hls/lec-hls/subs/en/$rev/seg_00000.vtt")->{status}, 403, '... and without them: 403');
+(my $bad = $query) =~ s/(Signature=[A-Za-z0-9_~-]{10})([A-Za-z0-9_~-])/$1 . ($2 eq 'A' ? 'B' : 'A')/e;
+is(get("$base/hls/lec-hls/subs/fr/$rev/seg_00000.vtt?$bad")->{status}, 403, '... or with a changed signature: 403');
+
+# ffmpeg as a native client: the cues of each language from the manifest URL
+# (its HLS demuxer reads subtitle renditions only with -strict experimental)
+(my $cc_url = $info->{manifestUrl}) =~ s/master\.m3u8/master-cc.m3u8/;
+for my $i (0, 1) {
+    my $lang = (qw(en fr))[$i];
+    $out = `ffmpeg -hide_banner -nostdin -loglevel error -strict experimental -i '$cc_url' -map 0:s:$i -c:s webvtt -f webvtt - 2>&1`;
+    like($out, qr/^\Q$cue{$lang}\E$/m, "ffmpeg, with no cookie jar, reads the $lang cue through the signed master")
+        or diag($out);
+}
+(my $cc_bad = $tampered) =~ s/master\.m3u8/master-cc.m3u8/;
+$out = `ffmpeg -hide_banner -nostdin -loglevel error -strict experimental -i '$cc_bad' -map 0:s:0 -c:s webvtt -f webvtt - 2>&1`;
+isnt($?, 0, '... and not with a changed signature');
+
+$res = get("$base/hls/lec-hls/v8/master-cc.m3u8?$query");
+is_deeply([$res->{content} =~ /^#EXT-X-MEDIA:TYPE=SUBTITLES,.*URI="([^"]*)"$/mg],
+          ["subs/en/$rev/index.m3u8?{\$vodlms}", "subs/fr/$rev/index.m3u8?{\$vodlms}"],
+          'define: the subtitle playlists name the variable');
+$res = get("$base/hls/lec-hls/v8/subs/en/$rev/index.m3u8?$query");
+is_deeply([grep { /\.vtt/ } uris($res->{content})], ['seg_00000.vtt?{$vodlms}', 'seg_00001.vtt?{$vodlms}'],
+          '... and so do the WebVTT segments');
 
 # ------------------------------------------------------------ the playlists' bytes
 

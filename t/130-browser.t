@@ -4,7 +4,11 @@
 # Redis and PostgreSQL; and (issue #20) a viewer whose browser blocks
 # third-party cookies, with the media on another site, plays on signed URLs
 # past the first URL's life; and (issue #22) an AES-128 encrypted lecture
-# plays through hls.js, its key from the key location with the session.  t/e2e/run.js does the work and prints the TAP;
+# plays through hls.js, its key from the key location with the session;
+# and (issue #23) the instructor's caption uploads in the player's CC menu
+# (the active cue of the chosen language, drawn over the video), preview
+# thumbnails over the page's timeline, and "Audio only" and back.
+# t/e2e/run.js does the work and prints the TAP;
 # this wrapper only checks what it needs and hands it the environment.
 #
 # Uses the suite's PostgreSQL (TEST_NGINX_PG_PORT, from ./build.sh test) with

@@ -456,6 +456,21 @@ test_variant(void)
     json = "not json";
     ok(vh_probe_variant_json(json, strlen(json), &vi, err, sizeof(err)) == -1
        && strstr(err, "no JSON") != NULL, "not JSON: an error");
+
+    /* where the segment's media starts: the smallest start_pts (captions' MPEGTS) */
+    json = "{\"streams\":[{\"codec_type\":\"video\",\"profile\":\"High\",\"level\":30,"
+           "\"start_pts\":128090},{\"codec_type\":\"audio\",\"start_pts\":126000}]}";
+    is_int(vh_probe_variant_json(json, strlen(json), &vi, err, sizeof(err)), 0,
+           "a segment with start_pts parsed");
+    is_int((int) vi.mpegts_start, 126000, "mpegts_start: the smallest start_pts of its streams");
+    json = "{\"streams\":[{\"codec_type\":\"audio\",\"start_pts\":127500}]}";
+    is_int(vh_probe_audio_json(json, strlen(json), &vi, err, sizeof(err)), 0,
+           "audio only with start_pts parsed");
+    is_int((int) vi.mpegts_start, 127500, "audio only: its mpegts_start");
+    json = "{\"streams\":[{\"codec_type\":\"video\",\"level\":30,\"start_pts\":\"N/A\"}]}";
+    is_int(vh_probe_variant_json(json, strlen(json), &vi, err, sizeof(err)), 0,
+           "a segment without a numeric start_pts parsed");
+    is_int((int) vi.mpegts_start, 0, "mpegts_start 0 (unknown) when no stream gives one");
 }
 
 /* ---------------------------------------------------------------- playlists */
@@ -783,6 +798,7 @@ test_master(void)
     variant(&v[1], "720p", 1280, 720, 30000.0 / 1001, 3100000, 2790000,
             "avc1.64001f,mp4a.40.2");
     variant(&v[0], "240p", 426, 240, 30000.0 / 1001, 512345, 401000, "avc1.64001e,mp4a.40.2");
+    v[0].mpegts_start = 126000;
     is_int(vh_hls_renditions_json(v, 2, &out), 0, "renditions JSON written");
     j = out.data ? json_loads(out.data, 0, &jerr) : NULL;
     ok(json_is_array(j) && json_array_size(j) == 2, "an array of two renditions");
@@ -800,6 +816,10 @@ test_master(void)
            "[0].playlist");
     is_str(json_string_value(json_object_get(json_array_get(j, 1), "codecs")),
            "avc1.64001f,mp4a.40.2", "[1].codecs");
+    is_int((int) json_integer_value(json_object_get(e, "mpegts_start")), 126000,
+           "[0].mpegts_start: where its first segment starts (90 kHz)");
+    ok(json_object_get(json_array_get(j, 1), "mpegts_start") == NULL,
+       "[1]: no mpegts_start when it is unknown (0)");
     json_decref(j);
     vh_buf_free(&out);
 }

@@ -575,4 +575,35 @@ vodlms_rc_t vodlms_switch_master_parse(const char *msg, size_t len,
     const char *name, size_t name_len, vodlms_switch_master_t *sm);
 
 
+
+/* ------------------------------------------------- caption uploads */
+
+/* a language tag at most this long: 3 + 3 x "-12345678" */
+#define VODLMS_CAPTION_LANG_MAX   30
+#define VODLMS_CAPTION_LABEL_MAX  64
+
+/*
+ * A language tag as HLS players match it (vodlms_caption.c): 2-3 letters,
+ * then up to 3 subtags of 1-8 letters or digits, joined by '-'.  Written to
+ * out (len bytes) in the canonical case: the language lower, a 4-letter
+ * subtag (a script) Title, a 2-letter one (a region) upper, the rest lower
+ * ("EN-us" -> "en-US", "zh-hans" -> "zh-Hans").  VODLMS_EMALFORMED if not.
+ */
+vodlms_rc_t vodlms_caption_lang(const char *in, size_t len, char *out);
+
+/*
+ * A caption label from a query argument: percent-decoded with '+' a space
+ * into out (room for len bytes), then 1..VODLMS_CAPTION_LABEL_MAX bytes of
+ * well-formed UTF-8 without '"' (it is a quoted HLS attribute) or a control
+ * character (C0, DEL, C1, U+2028, U+2029: PostgreSQL's [:cntrl:] refuses
+ * them too).  VODLMS_EMALFORMED if not; *out_len is set on VODLMS_OK.
+ */
+vodlms_rc_t vodlms_caption_label(const char *in, size_t len, char *out,
+    size_t *out_len);
+
+/* a default flag: empty, 0, false, no, off -> 0; 1, true, yes, on -> 1
+   (any case); anything else -> -1 */
+int vodlms_caption_flag(const char *in, size_t len);
+
+
 #endif /* VODLMS_CORE_H */

@@ -47,6 +47,21 @@
 // play) and max=2, over=takeover (ivy: the third device takes over the
 // first, whose next beacon is refused and whose player says so).
 //
+// Scenario 10, kate (issue #23), after the encrypted one: in setup carol
+// uploads two caption files for the lecture through the caption endpoint
+// (English WebVTT, the default; French SRT with accented text) and the
+// helper publishes them (video_captions both "ready").  The player's CC
+// menu lists both, English on at first; choosing a language shows that
+// language's cue at the playhead (the showing text track's active cue, and
+// the text Chromium draws over the video, read from its user-agent shadow
+// tree through DevTools' DOM); Off shows none.  Hovering the page's
+// timeline shows the storyboard's tile of that moment (the sprite loaded,
+// at the cue's #xywh offset).  "Audio only" plays on from where the video
+// was with audio/ segments, no picture (videoWidth 0) and the poster, the
+// English captions drawn over it; back to the video, the picture again.
+// The captions go in through the reference config's caption location
+// (docs/examples/nginx.conf): a config or module without it fails.
+//
 // Needs (from ./build.sh test): TEST_NGINX_BINARY, TEST_NGINX_MODULE_PATH,
 // TEST_NGINX_PG_PORT, VODLMS_ROOT, VODLMS_BUILD_DIR.
 'use strict';
@@ -71,6 +86,11 @@ const SAMPLE_S = 100;       // long enough to play past the first cookie expiry
 const VIDEO = 'intro-ready';
 const COURSE = 'course-intro';
 const ENC = 'lec-enc';      // issue #22: an AES-128 encrypted lecture (made here by ffmpeg)
+const CUE_S = 4;            // issue #23: the captions carol uploads, a cue every 4 s
+const CAPTIONS = {
+  en: { label: 'English', format: 'vtt', text: (k) => `English caption ${k}: the lecture at ${k * CUE_S} seconds` },
+  fr: { label: 'Français', format: 'srt', text: (k) => `Sous-titre ${k} : déjà ${k * CUE_S} secondes, à bientôt` },
+};
 const T0 = Date.now();
 
 // --- TAP ---------------------------------------------------------------------
@@ -143,6 +163,7 @@ function psql(sql, db = DB) {
 
 let tmp; let base; let varDir; let nginx; let helper; let encKey;
 let redisPortUsed; let soUsed;   // for the extra nginx of scenario 9
+let captionSetup = { state: 'failed', why: 'not tried' };   // scenario 10
 
 function render(port, redisPort, so) {
   let conf = fs.readFileSync(path.join(ROOT, 'docs/examples/nginx.conf'), 'utf8');
@@ -172,6 +193,9 @@ function render(port, redisPort, so) {
     if (!conf.includes(from)) throw new Error(`docs/examples/nginx.conf no longer contains '${from}'`);
     conf = conf.split(from).join(to);
   }
+  // issue #23: the reference config's caption upload location is used as
+  // it is; without it scenario 10 fails
+  if (!/location [^{]*\/captions\//.test(conf)) throw new Error('docs/examples/nginx.conf has no caption upload location (vodlms_upload captions)');
   return conf;
 }
 
@@ -218,6 +242,8 @@ async function setup() {
   // hank and ivy: one account on three devices each (scenario 9)
   rcli('set', 'session:demo-hank', '{"user_id":"1010","role":"student"}');
   rcli('set', 'session:demo-ivy', '{"user_id":"1011","role":"student"}');
+  // kate: captions, previews, audio only (scenario 10)
+  rcli('set', 'session:demo-kate', '{"user_id":"1012","role":"student"}');
   redisPortUsed = redisPort;
 
   // PostgreSQL: the suite's server, our own database
@@ -256,7 +282,7 @@ async function setup() {
         values ('${ENC}', '${COURSE}', 'An encrypted lecture', 12, 'ready', 'hls/${ENC}/v1/')`);
   psql(`insert into vodlms.video_keys (video_id, version, key_index, key, first_segment, starts_ms)
         values ('${ENC}', 'v1', 0, '\\x${encKey.toString('hex')}', 0, 0)`);
-  for (const [id, name] of [['1010', 'hank'], ['1011', 'ivy']]) {
+  for (const [id, name] of [['1010', 'hank'], ['1011', 'ivy'], ['1012', 'kate']]) {
     psql(`insert into vodlms.users (id, email, display_name, role) values ('${id}', '${name}@example.com', '${name}', 'student')`);
     psql(`insert into vodlms.enrollments (user_id, course_id, status) values ('${id}', '${COURSE}', 'active')`);
   }
@@ -312,6 +338,39 @@ async function setup() {
   });
   if (up.status !== 202 && up.status !== 200) throw new Error(`setup upload: HTTP ${up.status} ${await up.text()}`);
   await waitReady(VIDEO, 120000);
+  captionSetup = await uploadCaptions();
+  note(`captions: ${captionSetup.state}${captionSetup.why ? ` (${captionSetup.why})` : ''}`);
+}
+
+// issue #23: carol uploads the lecture's captions, English (WebVTT, the
+// default) and French (SRT), and the helper publishes them.  Not an
+// assertion here (setup): scenario 10 reports what happened.
+async function uploadCaptions() {
+  const ts = (s, sep) => `${String(Math.floor(s / 3600)).padStart(2, '0')}:${String(Math.floor(s / 60) % 60).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}${sep}000`;
+  const n = Math.ceil(SAMPLE_S / CUE_S);
+  const files = {
+    en: `WEBVTT\n\n${Array.from({ length: n }, (_, k) => `${ts(k * CUE_S, '.')} --> ${ts((k + 1) * CUE_S, '.')}\n${CAPTIONS.en.text(k)}\n`).join('\n')}`,
+    fr: Array.from({ length: n }, (_, k) => `${k + 1}\n${ts(k * CUE_S, ',')} --> ${ts((k + 1) * CUE_S, ',')}\n${CAPTIONS.fr.text(k)}\n`).join('\n'),
+  };
+  for (const [lang, c] of Object.entries(CAPTIONS)) {
+    const url = `${base}/api/videos/${VIDEO}/captions/${lang}?course=${COURSE}&label=${encodeURIComponent(c.label)}${lang === 'en' ? '&default=1' : ''}`;
+    const r = await fetch(url, { method: 'POST', headers: { Cookie: 'session=demo-carol' }, body: files[lang] });
+    const b = await r.text();
+    if (r.status !== 202) return { state: 'failed', why: `POST ${lang} (${c.format}): HTTP ${r.status} ${b.trim()}` };
+  }
+  try {
+    await until('both captions ready in vodlms.video_captions', () => {
+      if (helper.exited) throw new Error(`vodlms-helper exited (${helper.exitInfo}); see helper.log`);
+      const rows = psql(`select lang || ' ' || status || ' ' || coalesce(error, '') from vodlms.video_captions
+                          where video_id = '${VIDEO}' order by lang`).split('\n');
+      const bad = rows.find((r) => / failed /.test(`${r} `));
+      if (bad) throw new Error(`caption ${bad}`);
+      return rows.length === 2 && rows.every((r) => / ready\b/.test(r));
+    }, 90000, 500);
+  } catch (e) {
+    return { state: 'failed', why: e.message };
+  }
+  return { state: 'ready', why: '' };
 }
 
 async function waitReady(id, ms) {
@@ -870,6 +929,233 @@ async function encrypted(ctx) {
   await page.close();
 }
 
+// --- 10: captions, preview thumbnails, audio only (issue #23) ------------------
+
+// What Chromium draws over the <video> as captions: the text of its text
+// track display, in the element's user-agent shadow tree (no page script
+// sees it; DevTools' DOM does)
+async function drawnCaptions(cdp) {
+  const { root } = await cdp.send('DOM.getDocument', { depth: -1, pierce: true });
+  const out = [];
+  (function walk(node, inside) {
+    const a = node.attributes || [];
+    let here = inside;
+    for (let i = 0; i < a.length; i += 2) if (a[i] === 'pseudo' && a[i + 1] === '-webkit-media-text-track-display') here = true;
+    if (node.nodeType === 3 && here) out.push(node.nodeValue);
+    for (const c of node.children || []) walk(c, here);
+    for (const c of node.shadowRoots || []) walk(c, here);
+  }(root, false));
+  return out.join('\n').trim();
+}
+
+// the showing text track of the player's <video>: its language and the
+// text of its active cues
+const showingTrack = (page) => page.evaluate(() => {
+  const t = Array.from(document.querySelector('#video').textTracks).filter((x) => x.mode === 'showing');
+  return t.map((x) => ({ lang: x.language, label: x.label, cues: x.activeCues ? Array.from(x.activeCues).map((c) => c.text) : [] }));
+});
+
+// a storyboard's cues, read independently of the player's parser
+function storyboardCues(text) {
+  const out = [];
+  const re = /(\d+):(\d\d):(\d\d)\.(\d{3}) --> (\d+):(\d\d):(\d\d)\.(\d{3})\r?\n(\S+?)#xywh=(\d+),(\d+),(\d+),(\d+)/g;
+  for (let m; (m = re.exec(text));) {
+    const t = (i) => Number(m[i]) * 3600 + Number(m[i + 1]) * 60 + Number(m[i + 2]) + Number(m[i + 3]) / 1000;
+    out.push({ start: t(1), end: t(5), file: m[9], x: Number(m[10]), y: Number(m[11]), w: Number(m[12]), h: Number(m[13]) });
+  }
+  return out;
+}
+
+async function kate(ctx) {
+  await ctx.addCookies([{ name: 'session', value: 'demo-kate', url: base, httpOnly: true, sameSite: 'Lax' }]);
+  const page = await ctx.newPage();
+  const log = recorder(page);
+  const cdp = await ctx.newCDPSession(page);
+  await page.goto(`${base}/player/player.html?v=${VIDEO}`);
+  const first = await until('a /stream answer to kate', () => log.find((e) => isStream(e) && e.status === 200), 20000, 100);
+  const manifest = new URL((await first.res.json()).manifestUrl, base);
+  const version = new URL('.', manifest).pathname;     // /hls/intro-ready/<version>/
+  await page.waitForFunction(() => document.querySelector('#video').readyState >= 1, null, { timeout: 30000 });
+  const video = (f, arg) => page.evaluate(f, arg);
+  const seekTo = async (t) => {
+    await video((x) => { const v = document.querySelector('#video'); v.pause(); v.currentTime = x; }, t);
+    await page.waitForFunction((x) => { const v = document.querySelector('#video'); return !v.seeking && Math.abs(v.currentTime - x) < 0.05 && v.readyState >= 2; },
+      t, { timeout: 20000 });
+  };
+
+  // captions: the CC menu
+  if (!ok(captionSetup.state === 'ready', 'kate: carol uploaded two caption files and the helper published both', captionSetup.why)) {
+    note(`video_captions: ${psql(`select lang || ' ' || status || ' ' || coalesce(error, '') from vodlms.video_captions where video_id = '${VIDEO}'`)}`);
+  } else {
+    const mtext = await (await page.request.get(manifest.href)).text();
+    ok((mtext.match(/^#EXT-X-MEDIA:TYPE=SUBTITLES,/gm) || []).length === 2, 'kate: the master lists two subtitle renditions', mtext);
+    const enabled = await page.waitForFunction(() => !document.querySelector('#cc-btn').disabled, null, { timeout: 20000 })
+      .then(() => true).catch(() => false);
+    await page.click('#cc-btn');
+    const items = await page.$$eval('#cc-menu [role="menuitemradio"]', (bs) => bs.map((b) => ({
+      label: b.firstChild.textContent, lang: b.lang, checked: b.getAttribute('aria-checked'), track: b.dataset.track,
+    })));
+    const expanded = await page.getAttribute('#cc-btn', 'aria-expanded');
+    ok(enabled && items.length === 3 && items[0].label === 'Off' && items.slice(1).map((i) => i.lang).sort().join() === 'en,fr'
+      && expanded === 'true',
+    `kate: the CC button opens a menu: ${items.map((i) => `${i.label}${i.lang ? ` (${i.lang})` : ''}`).join(', ')}`, items);
+    ok(items.slice(1).map((i) => `${i.lang}=${i.label}`).sort().join() === 'en=English,fr=Français',
+      'kate: the languages carry the labels carol gave them ("English", "Français")', items);
+    const on = items.find((i) => i.checked === 'true');
+    ok(on && on.lang === 'en', `kate: the default track (English) is on at first: ${on && on.label}`, items);
+    await page.keyboard.press('Escape');
+    ok(await page.evaluate(() => document.querySelector('#cc-menu').hidden && document.activeElement.id === 'cc-btn'),
+      'kate: Escape closes the menu and gives the focus back to the CC button');
+
+    // the playhead in the middle of cue 3 (12-16 s), paused: the cue there
+    await video(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+    await page.waitForFunction(() => document.querySelector('#video').currentTime > 1, null, { timeout: 30000 });
+    const k = 3;
+    await seekTo(k * CUE_S + CUE_S / 2);
+    const shows = async (lang) => {
+      const want = lang ? CAPTIONS[lang].text(k) : '';
+      const got = await until(`the ${lang || 'no'} caption shown`, async () => {
+        const t = await showingTrack(page);
+        const drawn = await drawnCaptions(cdp);
+        const good = lang ? t.length === 1 && t[0].lang === lang && t[0].cues.join('\n') === want && drawn === want
+          : t.length === 0 && drawn === '';
+        return good ? { t, drawn } : null;
+      }, 15000, 200).catch(async () => ({ t: await showingTrack(page), drawn: await drawnCaptions(cdp), failed: true }));
+      return { ...got, want };
+    };
+    const en = await shows('en');
+    ok(!en.failed, `kate: English at ${k * CUE_S + CUE_S / 2} s: the active cue and what Chromium draws are "${en.drawn}"`, en);
+    await page.screenshot({ path: path.join(OUT, 'player-captions-en.png') });
+
+    // French, with the keyboard: Enter opens, arrows move, Enter chooses
+    await page.focus('#cc-btn');
+    await page.keyboard.press('Enter');
+    for (let i = 0; i < 3 && (await page.evaluate(() => document.activeElement.lang)) !== 'fr'; i++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    const fr = await shows('fr');
+    ok(!fr.failed, `kate: switched to French with the keyboard: the active cue and what Chromium draws are "${fr.drawn}"`, fr);
+    const after = await page.evaluate(() => ({
+      state: document.querySelector('#cc-state').textContent, focus: document.activeElement.id, menu: document.querySelector('#cc-menu').hidden,
+    }));
+    ok(after.state === 'Français' && after.focus === 'cc-btn' && after.menu,
+      `kate: the CC button says "${after.state}", the menu closed, the focus back on the button`, after);
+    const shot = path.join(OUT, 'player-captions-fr.png');
+    await page.screenshot({ path: shot });
+    note(`screenshot: ${shot}`);
+
+    await page.click('#cc-btn');
+    await page.click('#cc-menu [role="menuitemradio"][data-track="-1"]');
+    const off = await shows(null);
+    ok(!off.failed, 'kate: Off: no text track showing, nothing drawn over the video', off);
+  }
+
+  // preview thumbnails: the storyboard beside the master
+  const sb = await page.request.get(new URL('thumbs/storyboard.vtt', manifest).href);
+  const cues = sb.status() === 200 ? storyboardCues(await sb.text()) : [];
+  ok(cues.length > 0, `kate: the version has a storyboard (${sb.status()}, ${cues.length} tiles)`);
+  if (cues.length) {
+    const dur = await video(() => document.querySelector('#video').duration);
+    const c = cues[Math.floor(cues.length * 0.6)];
+    const t = (c.start + Math.min(c.end, dur)) / 2;
+    const box = await page.locator('#tl-bar').boundingBox();
+    await page.mouse.move(box.x + (box.width * t) / dur, box.y + box.height / 2);
+    const want = { src: c.file, xywh: `${c.x},${c.y},${c.w},${c.h}` };
+    const shown = await page.waitForFunction((w) => {
+      const th = document.querySelector('#tl-thumb');
+      return !document.querySelector('#tl-preview').hidden && !th.hidden && th.dataset.src === w.src
+        && th.dataset.xywh === w.xywh && th.dataset.loaded === 'yes';
+    }, want, { timeout: 15000 }).then(() => true).catch(() => false);
+    const th = await page.evaluate(() => {
+      const e = document.querySelector('#tl-thumb'); const cs = getComputedStyle(e); const r = e.getBoundingClientRect();
+      const bar = document.querySelector('#tl-bar').getBoundingClientRect();
+      return { bg: cs.backgroundImage, pos: cs.backgroundPosition, w: r.width, h: r.height, above: r.bottom <= bar.top,
+        time: document.querySelector('#tl-ptime').textContent, data: { ...e.dataset } };
+    });
+    const img = `${base}${version}thumbs/${c.file}`;
+    ok(shown && th.bg === `url("${img}")` && th.pos === `${-c.x}px ${-c.y}px` && th.w === c.w && th.h === c.h && th.above,
+      `kate: hovering the timeline at ${t.toFixed(1)} s shows ${c.file}#xywh=${c.x},${c.y},${c.w},${c.h}, over the timeline, "${th.time}"`, { want: c, got: th });
+    const sprite = log.find((e) => e.url === img);
+    ok(sprite && sprite.status === 200 && /^image\/jpeg/.test(sprite.res.headers()['content-type'] || ''),
+      `kate: the sprite sheet came from the edge: ${sprite && sprite.status} ${sprite && sprite.res.headers()['content-type']}`);
+    const shot = path.join(OUT, 'player-preview-thumbnail.png');
+    await page.screenshot({ path: shot });
+    note(`screenshot: ${shot}`);
+    await page.mouse.move(5, 5);
+  }
+
+  // audio only, and back
+  const audioBtn = await page.waitForSelector('#audio-only:not([hidden])', { timeout: 10000 }).then(() => true).catch(() => false);
+  ok(audioBtn, 'kate: the player offers "Audio only" (the master has the audio-only variant)');
+  if (audioBtn) {
+    await video(() => { const v = document.querySelector('#video'); v.muted = true; return v.play(); });
+    await page.waitForFunction(() => { const v = document.querySelector('#video'); return !v.paused && v.videoWidth > 0 && v.currentTime > 20; },
+      null, { timeout: 30000 }).catch(() => {});
+    const beacons = () => log.filter((e) => e.method === 'POST' && /\/progress$/.test(e.url))
+      .map((e) => ({ at: e.at, status: e.status, ...JSON.parse(e.res.request().postData() || '{}') }));
+    const switchTo = async (audio) => {
+      const clickAt = Date.now();
+      const from = await video(() => document.querySelector('#video').currentTime);
+      await page.click('#audio-only');
+      const plays = await page.waitForFunction(([f, a, s]) => {
+        const v = document.querySelector('#video');
+        return document.querySelector('#audio-only').getAttribute('aria-pressed') === String(a) && !v.paused
+          && v.currentTime > f + 2 * s && (a ? v.videoWidth === 0 : v.videoWidth > 0);
+      }, [from, audio, SEG], { timeout: 60000 }).then(() => true).catch(() => false);
+      const st = await video(() => {
+        const v = document.querySelector('#video');
+        return { t: v.currentTime, w: v.videoWidth, h: v.videoHeight, paused: v.paused, poster: v.getAttribute('poster'),
+          badge: !document.querySelector('#audio-badge').hidden };
+      });
+      // the new source's first playlist: segments of the old one may still
+      // answer between the click and the moment hls.js was replaced
+      const pl = log.find((e) => e.at >= clickAt && new URL(e.url).pathname === `${version}${audio ? 'audio/index' : 'master'}.m3u8`);
+      const segs = pl ? log.filter((e) => e.at >= pl.at && isSeg(e)) : [];
+      const low = beacons().filter((b) => b.at >= clickAt && b.currentTime < from - 1);
+      return { from, plays, st, segs, low, playlist: pl ? pl.status : 'none' };
+    };
+
+    const a = await switchTo(true);
+    const aud = a.segs.filter((e) => new URL(e.url).pathname.startsWith(`${version}audio/`));
+    ok(a.plays && a.playlist === 200, `kate: "Audio only" loads audio/index.m3u8 (${a.playlist}) and plays on from ${a.from.toFixed(1)} s: ${a.st.t.toFixed(1)} s, no picture (videoWidth ${a.st.w})`, a.st);
+    ok(aud.length >= 2 && aud.every((e) => e.status === 200) && aud.length === a.segs.length,
+      `kate: ${aud.length} audio/ segments fetched since, all 200, and no video segment (${a.segs.length - aud.length})`,
+      a.segs.map((e) => `${e.status} ${e.url}`));
+    const poster = log.find((e) => new URL(e.url).pathname === `${version}poster.jpg`);
+    ok(a.st.poster === `${base}${version}poster.jpg` && poster && poster.status === 200 && a.st.badge,
+      `kate: the poster shows (${poster && poster.status}), and the page says "Audio only"`, a.st);
+    ok(a.low.length === 0, 'kate: no progress beacon went back to the start across the switch', a.low);
+    if (captionSetup.state === 'ready') {
+      // Chromium draws no text track over a poster: the page does
+      await page.click('#cc-btn');
+      await page.click('#cc-menu [role="menuitemradio"][lang="en"]');
+      let last = null;
+      const seen = await until('the English caption over the poster', async () => {
+        last = await video(() => {
+          const b = document.querySelector('#captions-box');
+          return { t: document.querySelector('#video').currentTime, text: b.hidden ? '' : b.textContent };
+        });
+        const k = Math.floor(last.t / CUE_S); const into = last.t - k * CUE_S;
+        return into > 0.5 && into < CUE_S - 0.5 && last.text === CAPTIONS.en.text(k);
+      }, 15000, 200).catch(() => false);
+      ok(seen, `kate: in audio only the captions go on, English over the poster: "${last && last.text}" at ${last && last.t.toFixed(1)} s`, last);
+    }
+    const shot = path.join(OUT, 'player-audio-only.png');
+    await page.screenshot({ path: shot });
+    note(`screenshot: ${shot}`);
+
+    const v = await switchTo(false);
+    const vid = v.segs.filter((e) => !new URL(e.url).pathname.startsWith(`${version}audio/`));
+    ok(v.plays && v.playlist === 200 && v.st.poster === null && !v.st.badge,
+      `kate: back to the video (master.m3u8 ${v.playlist}) from ${v.from.toFixed(1)} s: ${v.st.t.toFixed(1)} s, ${v.st.w}x${v.st.h}, no poster`, v.st);
+    ok(vid.length >= 1 && vid.every((e) => e.status === 200), `kate: ${vid.length} video segments fetched since, all 200`);
+    ok(v.low.length === 0, 'kate: no progress beacon went back to the start across the switch back', v.low);
+    const bad = beacons().filter((b) => b.status !== 204);
+    ok(bad.length === 0, `kate: every progress beacon answered 204 (${beacons().length})`, bad);
+  }
+  ok(await page.$eval('#overlay', (o) => o.hidden), 'kate: no error overlay on the player');
+  await page.close();
+}
+
 // --- 9: one account, three devices (issue #22) -------------------------------
 
 // The reference config lets an account play on one device at a time, a new
@@ -1002,6 +1288,7 @@ const NO_3PC = {
     ]);
     // after the others: their timings do not share the machine with it
     await withBrowser((ctx) => encrypted(ctx));
+    await withBrowser((ctx) => kate(ctx));
   } catch (e) {
     ok(false, `the browser test ran to the end: ${e.message}`);
     note(e.stack || String(e));

@@ -84,6 +84,74 @@ check_storage_prefix(const char *in, size_t size)
 
 
 /*
+ * A caption upload's language and label (vodlms_caption.c): the language
+ * check must agree with the schema's CHECK on video_captions.lang
+ * (sql/migrations/0012_video_captions.sql), and its canonical form is the
+ * input up to case and a fixed point; a label that passes is what the
+ * schema's label CHECK and an HLS quoted attribute accept.
+ */
+static void
+check_caption(const char *in, size_t size)
+{
+    int             ours, theirs;
+    char           *z, out[VODLMS_CAPTION_LANG_MAX], again[VODLMS_CAPTION_LANG_MAX];
+    char           *label;
+    size_t          i, n;
+    static int      ready;
+    static regex_t  tag;
+
+    if (!ready) {
+        check(regcomp(&tag, "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$",
+                      REG_EXTENDED | REG_NOSUB) == 0);
+        ready = 1;
+    }
+
+    ours = vodlms_caption_lang(in, size, out) == VODLMS_OK;
+
+    if (memchr(in, '\0', size) != NULL) {
+        check(!ours);                   /* the regex cannot see past a NUL */
+
+    } else {
+        z = malloc(size + 1);
+        check(z != NULL);
+        memcpy(z, in, size);
+        z[size] = '\0';
+        theirs = regexec(&tag, z, 0, NULL, 0) == 0;
+        free(z);
+
+        check(ours == theirs);
+    }
+
+    if (ours) {
+        for (i = 0; i < size; i++) {
+            check((out[i] | 0x20) == (in[i] | 0x20));
+        }
+
+        check(vodlms_caption_lang(out, size, again) == VODLMS_OK);
+        check(memcmp(out, again, size) == 0);
+    }
+
+    label = malloc(size ? size : 1);
+    check(label != NULL);
+
+    if (vodlms_caption_label(in, size, label, &n) == VODLMS_OK) {
+        check(n >= 1 && n <= VODLMS_CAPTION_LABEL_MAX && n <= size);
+        check(vodlms_utf8_valid(label, n));
+
+        for (i = 0; i < n; i++) {
+            check((unsigned char) label[i] >= 0x20 && label[i] != 0x7f
+                  && label[i] != '"');
+        }
+    }
+
+    free(label);
+
+    i = (size_t) vodlms_caption_flag(in, size) + 1;
+    check(i <= 2);
+}
+
+
+/*
  * Session fields and the watermark's text: whatever the input, a field or a
  * cut is well-formed UTF-8 within its bound, and the fields never change
  * the session's own verdict.
@@ -313,6 +381,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_json_output(in, size);
     check_storage_prefix(in, size);
+    check_caption(in, size);
 
     free(buf);
     free(in);

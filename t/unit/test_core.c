@@ -2838,6 +2838,149 @@ test_session_extra(void)
 }
 
 
+/* ------------------------------------------------------------ captions */
+
+/* the language tag of an exact-size copy: its canonical form, or "BAD" */
+static const char *
+caption_lang(const char *in)
+{
+    char          *copy;
+    size_t         len;
+    vodlms_rc_t    rc;
+    static char    out[VODLMS_CAPTION_LANG_MAX + 1];
+
+    len = strlen(in);
+    copy = xdup(in, len);
+    memset(out, 0, sizeof(out));
+    rc = vodlms_caption_lang(copy, len, len <= VODLMS_CAPTION_LANG_MAX ? out : NULL);
+    free(copy);
+
+    return rc == VODLMS_OK ? out : "BAD";
+}
+
+
+/* the decoded label of an exact-size copy, or "BAD" */
+static const char *
+caption_label(const char *in)
+{
+    char           *copy;
+    size_t          len, n;
+    static char     out[512];
+
+    len = strlen(in);
+    copy = xdup(in, len);
+    n = 0;
+    memset(out, 0, sizeof(out));
+
+    if (vodlms_caption_label(copy, len, out, &n) != VODLMS_OK) {
+        free(copy);
+        return "BAD";
+    }
+
+    free(copy);
+    out[n] = '\0';
+
+    return out;
+}
+
+
+static void
+test_caption(void)
+{
+    size_t        i;
+    char          in[8];
+    const char   *bad_langs[] = {
+        "", "e", "english", "123", "1en", "e1", "en-", "-en", "en--US",
+        "en-abcdefghi", "en-a-b-c-d", "en_US", "en US", "en-\xc3\xa9",
+        "abc-12345678-12345678-123456789", "en-US\n"
+    };
+    const char   *bad_labels[] = {
+        "Say \"hi\"", "two%0Alines", "tab%09", "del%7F", "nel%C2%85",
+        "line%E2%80%A8sep", "para%E2%80%A9sep", "latin1%E9", "overlong%C0%AF",
+        "surrogate%ED%A0%80", "bad%G1", "cut%4", "cut%", "nul%00", "%22",
+        "raw\x01" "control"
+    };
+
+    /* the canonical case of each kind of subtag */
+    is_str(caption_lang("en"), "en", "caption_lang: a language as it is");
+    is_str(caption_lang("EN-us"), "en-US", "caption_lang: region upper case");
+    is_str(caption_lang("zh-hans"), "zh-Hans", "caption_lang: script Title case");
+    is_str(caption_lang("ZH-HANS-CN"), "zh-Hans-CN", "caption_lang: script and region");
+    is_str(caption_lang("es-419"), "es-419", "caption_lang: a numeric region as it is");
+    is_str(caption_lang("SL-Rozaj-BISKE"), "sl-rozaj-biske", "caption_lang: variants lower case");
+    is_str(caption_lang("gsw-u-sd-chzh"), "gsw-u-SD-Chzh",
+           "caption_lang: the rule holds for any later subtag (two: upper, four: Title)");
+    is_str(caption_lang("de-1996"), "de-1996", "caption_lang: four digits stay digits");
+    is_str(caption_lang("en-a1"), "en-A1", "caption_lang: two alphanumerics upper case");
+    is_str(caption_lang("abc-12345678-12345678-12345678"), "abc-12345678-12345678-12345678",
+           "caption_lang: the longest tag (30 bytes)");
+
+    for (i = 0; i < sizeof(bad_langs) / sizeof(bad_langs[0]); i++) {
+        is_str(caption_lang(bad_langs[i]), "BAD", "caption_lang: \"%s\" is refused", bad_langs[i]);
+    }
+
+    /* labels: percent-decoded, '+' a space, 1-64 bytes of plain UTF-8 */
+    is_str(caption_label("English"), "English", "caption_label: plain text as it is");
+    is_str(caption_label("English+%28US%29"), "English (US)", "caption_label: '+' and escapes decoded");
+    is_str(caption_label("Fran%c3%a7ais"), "Fran\xc3\xa7" "ais", "caption_label: lower-case escapes too");
+    is_str(caption_label("%E6%97%A5%E6%9C%AC%E8%AA%9E"), "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+           "caption_label: CJK");
+    is_str(caption_label("100%25+sure"), "100% sure", "caption_label: an escaped '%'");
+    is_str(caption_label("%2B1"), "+1", "caption_label: an escaped '+'");
+    is_str(caption_label("%F0%9F%98%80"), "\xf0\x9f\x98\x80", "caption_label: four-byte UTF-8");
+    is_str(caption_label(" "), " ", "caption_label: one space is a label");
+
+    {
+        size_t  n;
+        char   *l64, *l65, *e32, *e32a;
+
+        l64 = xrepeat("a", 64, &n);
+        l65 = xrepeat("a", 65, &n);
+        e32 = xrepeat("%C3%A9", 32, &n);
+        e32a = xrepeat("%C3%A9", 33, &n);
+        e32a[n - 6] = 'a';
+        e32a[n - 5] = '\0';
+
+        is_int(strlen(caption_label(l64)), 64, "caption_label: 64 bytes");
+        is_str(caption_label(l65), "BAD", "caption_label: 65 bytes are refused");
+        is_int(strlen(caption_label(e32)), 64, "caption_label: 32 two-byte characters (64 bytes)");
+        is_str(caption_label(e32a), "BAD", "caption_label: ... and one byte more is refused");
+        free(l64);
+        free(l65);
+        free(e32);
+        free(e32a);
+    }
+
+    is_str(caption_label(""), "BAD", "caption_label: empty is refused (the caller uses the language)");
+
+    for (i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++) {
+        is_str(caption_label(bad_labels[i]), "BAD", "caption_label: \"%s\" is refused", bad_labels[i]);
+    }
+
+    /* the default flag */
+    is_int(vodlms_caption_flag(NULL, 0), 0, "caption_flag: empty is no");
+    is_int(vodlms_caption_flag(LIT("0")), 0, "caption_flag: 0");
+    is_int(vodlms_caption_flag(LIT("False")), 0, "caption_flag: False");
+    is_int(vodlms_caption_flag(LIT("no")), 0, "caption_flag: no");
+    is_int(vodlms_caption_flag(LIT("OFF")), 0, "caption_flag: OFF");
+    is_int(vodlms_caption_flag(LIT("1")), 1, "caption_flag: 1");
+    is_int(vodlms_caption_flag(LIT("TRUE")), 1, "caption_flag: TRUE");
+    is_int(vodlms_caption_flag(LIT("Yes")), 1, "caption_flag: Yes");
+    is_int(vodlms_caption_flag(LIT("on")), 1, "caption_flag: on");
+    is_int(vodlms_caption_flag(LIT("2")), -1, "caption_flag: 2");
+    is_int(vodlms_caption_flag(LIT("y")), -1, "caption_flag: y");
+    is_int(vodlms_caption_flag(LIT("yes ")), -1, "caption_flag: a trailing space");
+    is_int(vodlms_caption_flag(LIT("truely")), -1, "caption_flag: a longer word");
+    is_int(vodlms_caption_flag(LIT("o\0n")), -1, "caption_flag: a NUL inside");
+    is_int(vodlms_caption_flag(LIT("no\0")), -1, "caption_flag: a NUL after a word");
+
+    /* the canonical form is a fixed point, and never longer than the input */
+    memcpy(in, "Zh-hANT", 7);
+    is_rc(vodlms_caption_lang(in, 7, in), VODLMS_OK, "caption_lang: in place");
+    is_mem(in, 7, "zh-Hant", 7, "caption_lang: ... gives the canonical form");
+}
+
+
 int
 main(void)
 {
@@ -2861,6 +3004,7 @@ main(void)
     test_json_output();
     test_numeral_fast();
     test_switch_master();
+    test_caption();
 
     return done_testing();
 }

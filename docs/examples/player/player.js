@@ -8,6 +8,15 @@
 //                                      every playlist under it comes back with signed URIs
 //                                      (vodlms_playback url + vodlms_hls_sign at the edge)
 //   POST /api/videos/{id}/progress  <- {videoId,currentTime,duration,event: tick|pause|ended,playbackId}
+//   GET  thumbs/storyboard.vtt, poster.jpg, audio/index.m3u8 beside manifestUrl (issue #23)
+//
+// Captions, previews, audio only (issue #23; README.md in this folder):
+// the CC menu lists the master's subtitle tracks (EXT-X-MEDIA
+// TYPE=SUBTITLES, through hls.js) and Off, the DEFAULT=YES one on at
+// first, the viewer's choice kept for the next video; the timeline under
+// the video (timeline.js) shows the storyboard's tiles; "Audio only" plays
+// the master's audio-only variant, which hls.js leaves out of its levels,
+// as a source of its own, from where the video was, the poster shown.
 //
 // Concurrent streams (vodlms_streams): the playback answer carries a
 // playbackId, which this tab keeps (sessionStorage) and sends with every
@@ -60,6 +69,10 @@
   let mode = null;            // 'cookies' or 'url', decided by the first 200
   let renewing = false;       // a signed URL is being fetched after a refusal
   let streamsStop = false;    // vodlms_streams stopped playback: nothing resumes it
+  let master = null;          // what the master offers beside its levels (readMaster)
+  let audioOnly = false;      // the viewer chose "Audio only"
+  let switching = null;       // {at, timer}: the source changes, no beacons until it plays there
+  let sourceBlob = '';        // the object URL of the audio-only master (audioSource)
 
   // --- this tab's playback (vodlms_streams) --------------------------------
 
@@ -422,13 +435,20 @@
 
   // `renewed`: a restart on a new signed URL, where the position is the
   // viewer's own, and the refusal that led here is not forgotten until a
-  // segment loads
-  function startPlayback(from, renewed = false) {
+  // segment loads.  `quiet`: a switch of source (audio only and back), no
+  // message about resuming.
+  function startPlayback(from, renewed = false, quiet = false) {
     const start = from !== undefined ? from : resumePoint();
     teardownPlayer();
     VodWatermark.show(info.watermark);   // the viewer's name over the video, if configured
     if (!renewed) edgeRetried = false;
     mediaRecovered = false;
+    // audio only: the version this choice was made for (a new upload
+    // published meanwhile plays as video, and says whether it has audio)
+    if (audioOnly && !(master && master.audio && master.path === pathOf(info.manifestUrl))) audioOnly = false;
+    showAudioOnly();
+    VodTimeline.storyboard(sibling('thumbs/storyboard.vtt'), (u) => resign(u),
+      mode === 'cookies' ? 'include' : 'omit');
 
     if (window.Hls && Hls.isSupported()) {
       const config = { startPosition: start > 0 ? start : -1, capLevelToPlayerSize: true };
@@ -449,11 +469,16 @@
         if (mode === 'cookies') xhr.withCredentials = true;
       };
       hls = new Hls(config);
+      const source = audioOnly ? audioSource() : info.manifestUrl;
+      // (the audio-only source is not the version's master: nothing to read there)
+      hls.on(Hls.Events.MANIFEST_LOADED, (_, data) => { if (!audioOnly) readMaster(data); });
       hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => buildQualityMenu(data.levels));
+      hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_, data) => ccTracks(data.subtitleTracks));
+      hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, paintCc);
       hls.on(Hls.Events.LEVEL_SWITCHED, updateQualityLabel);
       hls.on(Hls.Events.FRAG_LOADED, () => { edgeRetried = false; });
       hls.on(Hls.Events.ERROR, onHlsError);
-      hls.loadSource(info.manifestUrl);
+      hls.loadSource(source);
       hls.attachMedia(video);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       // Safari / iOS: native HLS sends cookies by itself (same site only:
@@ -462,14 +487,15 @@
       setQualityNative();
       video.src = info.manifestUrl;
       video.addEventListener('loadedmetadata', () => { if (start > 0) video.currentTime = start; }, { once: true });
+      ccNative();
     } else {
       overlay({ icon: 'error', title: 'This browser cannot play HLS video',
         text: 'Try a current version of Firefox, Chrome, Edge or Safari.' });
       return;
     }
 
-    if (renewed) {
-      notice('');
+    if (renewed || quiet) {
+      if (!quiet) notice('');
     } else if (start > 0) {
       notice(`Resuming where you left off, at <b>${fmtTime(start)}</b>.`, 'info',
         [['Start from the beginning', () => { video.currentTime = 0; notice(''); }]]);
@@ -485,6 +511,9 @@
     if (hls) { hls.destroy(); hls = null; }
     video.removeAttribute('src');
     video.load();
+    if (sourceBlob) { URL.revokeObjectURL(sourceBlob); sourceBlob = ''; }
+    ccClear();
+    $('#audio-only').hidden = true;
     const q = $('#quality');
     q.innerHTML = '<option value="-1">Auto</option>';
     q.disabled = true;
@@ -516,7 +545,7 @@
         statusLine('The video server refused a request; renewing access…');
         if (await refreshCookies() && hls) {
           const manifestFailed = /manifest/i.test(data.details || '');
-          if (manifestFailed) hls.loadSource(info.manifestUrl); else hls.startLoad();
+          if (manifestFailed) hls.loadSource(audioOnly ? audioSource() : info.manifestUrl); else hls.startLoad();
           return;
         }
         if (streamsStop) return;     // its own message is up
@@ -598,12 +627,321 @@
     if (await refreshCookies()) startPlayback(position); else if (!streamsStop) load();
   }
 
+  // --- beside the manifest: storyboard, poster, audio only (issue #23) --------
+
+  const pathOf = (url) => { try { return new URL(url, location.href).pathname; } catch (_) { return ''; } };
+
+  // A file of the version beside master.m3u8, with the playback's query
+  // (on signed URLs the policy is a wildcard over the video's tree, so the
+  // manifest's signature is good for its siblings; with cookies there is
+  // no query)
+  function sibling(rel) {
+    const m = new URL(info.manifestUrl, location.href);
+    const u = new URL(rel, m);
+    u.search = m.search;
+    return u.href;
+  }
+  // a URL of the version with the current signature (a renewed signed URL
+  // makes the old ones useless)
+  function resign(url) {
+    if (!info) return url;
+    const u = new URL(url, location.href);
+    u.search = new URL(info.manifestUrl, location.href).search;
+    return u.href;
+  }
+
+  // What the master has that hls.js does not keep as levels: its
+  // audio-only variant (CODECS of audio only, no RESOLUTION), which hls.js
+  // 1.7 drops when there are video variants, and its subtitle tracks (for
+  // the audio-only source, which has no master of its own).
+  function readMaster(data) {
+    const levels = data.levels || [];
+    const audio = levels.find((l) => l.audioCodec && !l.videoCodec && !(l.width && l.height));
+    master = {
+      path: pathOf(info.manifestUrl),
+      audio: audio ? { url: audio.url, bitrate: audio.bitrate || 64000 } : null,
+      subtitles: (data.subtitles || []).map((t) => ({
+        name: t.name, lang: t.lang || '', default: !!t.default, autoselect: !!t.autoselect, url: t.url,
+      })),
+    };
+    showAudioOnly();
+  }
+
+  // The audio-only source for hls.js: the variant playlist itself, or,
+  // when the master has subtitles, a master of our own (an object URL)
+  // with that one variant and the same subtitle tracks, so the captions
+  // go on.  Absolute URLs with the current signature; names and languages
+  // quoted, a quote or line break in them dropped.
+  function audioSource() {
+    const audio = resign(master.audio.url);
+    if (!master.subtitles.length) return audio;
+    const q = (v) => `"${String(v).replace(/["\r\n]/g, '')}"`;
+    const lines = ['#EXTM3U'];
+    for (const t of master.subtitles) {
+      lines.push(`#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME=${q(t.name)}${t.lang ? `,LANGUAGE=${q(t.lang)}` : ''}` +
+        `,DEFAULT=${t.default ? 'YES' : 'NO'},AUTOSELECT=${t.autoselect ? 'YES' : 'NO'},URI=${q(resign(t.url))}`);
+    }
+    lines.push(`#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(master.audio.bitrate)},CODECS="mp4a.40.2",SUBTITLES="subs"`, audio, '');
+    if (sourceBlob) URL.revokeObjectURL(sourceBlob);
+    sourceBlob = URL.createObjectURL(new Blob([lines.join('\n')], { type: 'application/vnd.apple.mpegurl' }));
+    return sourceBlob;
+  }
+
+  // the button, the poster and the badge as the choice is
+  function showAudioOnly() {
+    const b = $('#audio-only');
+    // hls.js only: a browser playing HLS itself shows no levels to us
+    b.hidden = !(info && window.Hls && Hls.isSupported() && master && master.audio
+      && master.path === pathOf(info.manifestUrl));
+    b.setAttribute('aria-pressed', audioOnly ? 'true' : 'false');
+    b.textContent = 'Audio only';
+    $('#audio-badge').hidden = !audioOnly;
+    drawCaptions();
+    if (audioOnly) video.poster = sibling('poster.jpg'); else video.removeAttribute('poster');
+  }
+
+  // Audio only, or back to the video: a new source in hls.js, from where
+  // the viewer was, playing if it played.  Beacons: one here (what was
+  // played is proven up to here), none while the source changes (its
+  // currentTime passes through 0), then the usual one where it plays
+  // again: the server sees no seek.
+  function switchSource(toAudio) {
+    if (!info || !hls || toAudio === audioOnly) return;
+    const at = video.currentTime;
+    const wasPlaying = !video.paused && !video.ended;
+    if (wasPlaying) sendProgress('tick');
+    beginSwitch(at, wasPlaying);
+    audioOnly = toAudio;
+    startPlayback(at, false, true);
+    statusLine(toAudio ? 'Audio only: the picture is not loaded.' : '');
+    if (wasPlaying) video.addEventListener('canplay', () => video.play().catch(() => {}), { once: true });
+  }
+
+  function beginSwitch(at, playing) {
+    clearTimeout(switching && switching.timer);
+    // a source that never gets there (an error says so itself) does not
+    // keep the beacons off for good
+    switching = { at, playing, timer: setTimeout(() => { switching = null; }, 30000) };
+  }
+  // true while the source changes; false once it is where it was (beacons again)
+  function stillSwitching() {
+    if (!switching) return false;
+    if (Math.abs(video.currentTime - switching.at) > 1.5 || video.seeking || video.readyState < 2
+        || (switching.playing && video.paused)) return true;     // not yet playing again: no "pause"
+    clearTimeout(switching.timer);
+    switching = null;
+    return false;
+  }
+
+  $('#audio-only').addEventListener('click', () => switchSource(!audioOnly));
+
+  // Audio only: the <video> has no picture, and Chromium then draws no text
+  // track over the poster, so the page draws the showing track's active
+  // cues itself (the browser's WebVTT parse of them: getCueAsHTML gives
+  // only WebVTT's own elements, never markup of the file's)
+  const capBox = $('#captions-box');
+  function drawCaptions() {
+    const t = audioOnly ? Array.from(video.textTracks).find((x) => x.mode === 'showing') : null;
+    const cues = t && t.activeCues ? Array.from(t.activeCues) : [];
+    const text = cues.map((c) => c.text).join('\n');
+    if (capBox.dataset.text === text && capBox.hidden === !cues.length) return;
+    capBox.dataset.text = text;
+    capBox.textContent = '';
+    for (const c of cues) {
+      const p = document.createElement('p');
+      p.append(typeof c.getCueAsHTML === 'function' ? c.getCueAsHTML() : c.text);
+      capBox.append(p);
+    }
+    capBox.hidden = cues.length === 0;
+  }
+  video.addEventListener('timeupdate', drawCaptions);
+  video.textTracks.addEventListener('change', drawCaptions);
+  video.textTracks.addEventListener('addtrack', (e) => e.track.addEventListener('cuechange', drawCaptions));
+
+  // --- captions: the CC menu ------------------------------------------------
+
+  // The tracks are hls.js's subtitle tracks (the master's EXT-X-MEDIA
+  // TYPE=SUBTITLES of the playing variant's group), or, where the browser
+  // plays HLS itself, the <video>'s text tracks.  hls.js shows the chosen
+  // one as a native text track (the browser draws it, with the viewer's
+  // caption settings).  The choice ("off" or a language) is kept for the
+  // next video and the next source; the first time, the master's
+  // DEFAULT=YES track is on.
+  const CC_KEY = 'vodlms.captions';
+  let cc = [];                // [{label, lang}], in the player's order
+  let ccNativeList = null;    // native: the TextTrack objects, in cc's order
+
+  function ccPref() { try { return localStorage.getItem(CC_KEY); } catch (_) { return null; } }
+  function ccRemember(v) { try { localStorage.setItem(CC_KEY, v); } catch (_) { /* storage off */ } }
+
+  // the index the viewer wants among tracks `t` ({lang, default}), -1 off
+  function ccWanted(t) {
+    const pref = ccPref();
+    if (pref === 'off') return -1;
+    if (pref) {
+      const i = t.findIndex((x) => x.lang === pref || (!x.lang && x.label === pref));
+      if (i >= 0) return i;
+      const j = t.findIndex((x) => x.lang && x.lang.split('-')[0] === pref.split('-')[0]);
+      if (j >= 0) return j;
+    }
+    return t.findIndex((x) => x.default);
+  }
+
+  function ccTracks(tracks) {
+    cc = (tracks || []).map((t) => ({ label: t.name || t.lang || 'Subtitles', lang: t.lang || '', default: !!t.default }));
+    ccNativeList = null;
+    buildCcMenu();
+    // hls.js selects its own choice (DEFAULT=YES) right after this event:
+    // ours goes after that
+    const h = hls;
+    queueMicrotask(() => { if (h && h === hls) ccSelect(ccWanted(cc), false); });
+  }
+
+  // native HLS (Safari): the text tracks the browser made from the master
+  function ccNative() {
+    const list = video.textTracks;
+    const read = () => {
+      const tt = Array.from(list).filter((t) => t.kind === 'subtitles' || t.kind === 'captions');
+      if (ccNativeList && tt.length === ccNativeList.length) return;
+      ccNativeList = tt;
+      cc = tt.map((t) => ({ label: t.label || t.language || 'Subtitles', lang: t.language || '', default: false }));
+      buildCcMenu();
+      const showing = tt.findIndex((t) => t.mode === 'showing');
+      const i = ccPref() !== null ? ccWanted(cc) : showing;
+      ccSelect(i, false);
+    };
+    list.onaddtrack = read;
+    list.onchange = paintCc;
+    read();
+  }
+
+  function ccCurrent() {
+    if (hls) return hls.subtitleDisplay ? hls.subtitleTrack : -1;
+    if (ccNativeList) return ccNativeList.findIndex((t) => t.mode === 'showing');
+    return -1;
+  }
+
+  function ccSelect(i, remember = true) {
+    if (remember) ccRemember(i < 0 ? 'off' : (cc[i].lang || cc[i].label));
+    if (hls) {
+      hls.subtitleDisplay = i >= 0;
+      hls.subtitleTrack = i;
+    } else if (ccNativeList) {
+      ccNativeList.forEach((t, k) => { t.mode = k === i ? 'showing' : 'disabled'; });
+    }
+    paintCc();
+  }
+
+  const ccBtn = $('#cc-btn');
+  const ccMenu = $('#cc-menu');
+
+  function buildCcMenu() {
+    ccMenu.textContent = '';
+    const items = [{ label: 'Off', lang: '', i: -1 }].concat(cc.map((t, i) => ({ ...t, i })));
+    for (const t of items) {
+      const li = document.createElement('li');
+      li.setAttribute('role', 'none');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.setAttribute('role', 'menuitemradio');
+      b.tabIndex = -1;
+      b.dataset.track = String(t.i);
+      b.append(t.label);             // the master's NAME: text, never HTML
+      if (t.lang) {
+        b.lang = t.lang;
+        const l = document.createElement('span');
+        l.className = 'lang';
+        l.textContent = t.lang;
+        b.append(l);
+      }
+      li.append(b);
+      ccMenu.append(li);
+    }
+    ccBtn.disabled = cc.length === 0;
+    ccBtn.title = cc.length ? '' : 'This lecture has no captions';
+    paintCc();
+  }
+
+  function paintCc() {
+    const i = ccCurrent();
+    for (const b of ccMenu.querySelectorAll('[role="menuitemradio"]')) {
+      b.setAttribute('aria-checked', Number(b.dataset.track) === i ? 'true' : 'false');
+    }
+    $('#cc-state').textContent = i >= 0 && cc[i] ? cc[i].label : 'Off';
+    ccBtn.classList.toggle('on', i >= 0);
+  }
+
+  function ccClear() {
+    cc = [];
+    ccNativeList = null;
+    closeCc(false);
+    buildCcMenu();
+  }
+
+  const ccItems = () => Array.from(ccMenu.querySelectorAll('[role="menuitemradio"]'));
+  function openCc(focusLast = false) {
+    if (ccBtn.disabled) return;
+    ccMenu.hidden = false;
+    ccBtn.setAttribute('aria-expanded', 'true');
+    const items = ccItems();
+    const on = items.find((b) => b.getAttribute('aria-checked') === 'true');
+    (focusLast ? items[items.length - 1] : on || items[0]).focus();
+  }
+  function closeCc(refocus = true) {
+    if (ccMenu.hidden) return;
+    ccMenu.hidden = true;
+    ccBtn.setAttribute('aria-expanded', 'false');
+    if (refocus) ccBtn.focus();
+  }
+
+  ccBtn.addEventListener('click', () => (ccMenu.hidden ? openCc() : closeCc()));
+  ccBtn.addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') { e.preventDefault(); openCc(e.key === 'ArrowUp'); }
+  });
+  ccMenu.addEventListener('click', (e) => {
+    const b = e.target.closest('[role="menuitemradio"]');
+    if (!b) return;
+    ccSelect(Number(b.dataset.track));
+    closeCc();
+  });
+  ccMenu.addEventListener('keydown', (e) => {
+    const items = ccItems();
+    const k = items.indexOf(document.activeElement);
+    const go = (j) => { e.preventDefault(); items[(j + items.length) % items.length].focus(); };
+    switch (e.key) {
+      case 'ArrowDown': go(k + 1); break;
+      case 'ArrowUp': go(k - 1); break;
+      case 'Home': go(0); break;
+      case 'End': go(items.length - 1); break;
+      case 'Escape': e.preventDefault(); closeCc(); break;
+      case 'Tab': closeCc(false); break;
+      default:
+        // a letter: the next item that starts with it
+        if (e.key.length === 1 && /\S/.test(e.key)) {
+          const n = items.length;
+          for (let s = 1; s <= n; s++) {
+            const b = items[(k + s) % n];
+            if (b.textContent.trim().toLowerCase().startsWith(e.key.toLowerCase())) { go((k + s) % n); break; }
+          }
+        }
+    }
+  });
+  // a click elsewhere, or the focus leaving the menu, closes it
+  document.addEventListener('pointerdown', (e) => { if (!$('#cc').contains(e.target)) closeCc(false); });
+  $('#cc').addEventListener('focusout', (e) => { if (!$('#cc').contains(e.relatedTarget)) closeCc(false); });
+
   // --- quality menu ---------------------------------------------------------
 
   const levelLabel = (l) => (l.height ? `${l.height}p` : l.name || `${Math.round(l.bitrate / 1000)} kbps`);
 
   function buildQualityMenu(levels) {
     const q = $('#quality');
+    if (audioOnly) {
+      q.innerHTML = '<option value="-1">Audio only</option>';
+      q.disabled = true;
+      q.title = 'No picture: "Audio only" is on';
+      return;
+    }
     // highest first; option values are hls.js level indexes
     const order = levels.map((l, i) => ({ l, i })).sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate));
     q.innerHTML = '<option value="-1">Auto</option>' + order.map(({ l, i }) =>
@@ -616,6 +954,7 @@
   function updateQualityLabel() {
     if (!hls) return;
     const auto = $('#quality').options[0];
+    if (audioOnly) return;
     const l = hls.levels[hls.currentLevel];
     auto.textContent = hls.autoLevelEnabled && l ? `Auto (${levelLabel(l)})` : 'Auto';
   }
@@ -639,6 +978,8 @@
 
   function beaconBody(event) {
     if (!info || !Number.isFinite(video.duration) || video.duration <= 0) return null;
+    if (stillSwitching()) return null;     // audio only and back: not a seek to 0
+
     return JSON.stringify({
       videoId,
       currentTime: Math.round(video.currentTime * 10) / 10,
@@ -681,6 +1022,7 @@
   // beacon that arrived late would otherwise lose the whole first 15 s
   // step; with a short step it loses at most that one.
   function beaconHere() {
+    if (stillSwitching()) return;
     if (Date.now() - lastBeaconAt >= BEACON_GAP_MS) sendProgress(video.paused ? 'pause' : 'tick');
     if (!video.paused) {
       stopTicks();
@@ -752,6 +1094,7 @@
       // no beacon goes out under the new session for the old viewing
       info = null;
       mode = null;
+      audioOnly = false;
       clearTimeout(refreshTimer);
       teardownPlayer();
       notice('');

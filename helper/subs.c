@@ -1,0 +1,910 @@
+/*
+ * Captions in versions (issue #23, docs/helper.md "Captions"): the caption
+ * job, and the subtitle tracks of every version.
+ *
+ * A caption job (kind captions) reads one uploaded WebVTT or SRT file,
+ * validates and normalizes it (captions.c), and publishes it in ONE
+ * transaction holding the video's caption lock (vh_db_caption_lock): the
+ * video_captions row gets the WebVTT and a new revision, and, when the
+ * video is ready, its current version gets subs/<lang>/<revision>/
+ * (index.m3u8 + seg_NNNNN.vtt) and a rewritten master.m3u8 that lists
+ * every published caption of the video.  Nothing is re-encoded: the master
+ * is rebuilt from videos.renditions.  A failure before COMMIT rolls the row
+ * back and the job is retried; files already written then name a revision
+ * no row has, and the retry's master does not list them.
+ *
+ * A video job writes the video's published captions into its work
+ * directory (so the new version has them from its first byte), and after
+ * its switch takes the same lock and republishes its version's captions
+ * if they changed meanwhile (a caption job that published into the version
+ * before it).
+ *
+ * Segment URLs are immutable: every publish has a fresh revision, so a
+ * replacement never reuses a URL; older revisions stay in the version
+ * (they are small) until the version is removed.  Locally, a track is
+ * written into a hidden directory and renamed into place, then the master
+ * is replaced (temp file + rename).  On S3, the track goes up first, the
+ * master last.
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "vodlms_helper.h"
+
+/* ---------------------------------------------------------------- fields */
+
+/* ^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$ (nginx's rule, and the table's) */
+static int
+valid_lang(const char *s)
+{
+    size_t  n = 0, sub = 0, i;
+
+    while (s[n] != '\0' && ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z'))) {
+        n++;
+    }
+    if (n < 2 || n > 3) {
+        return 0;
+    }
+    while (s[n] == '-') {
+        n++;
+        for (i = 0; s[n] != '\0' && ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z')
+                                     || (s[n] >= '0' && s[n] <= '9')); i++)
+        {
+            n++;
+        }
+        if (i < 1 || i > 8 || ++sub > 3) {
+            return 0;
+        }
+    }
+    return s[n] == '\0';
+}
+
+/*
+ * 1..64 bytes of valid UTF-8 (shortest forms, no surrogates), no control
+ * characters (C0, DEL, C1) and no '"': it becomes the master's NAME="..."
+ */
+static int
+valid_label(const char *s)
+{
+    const unsigned char  *p = (const unsigned char *) s;
+    size_t                n = strlen(s), i = 0, k, len;
+    unsigned              cp, min;
+
+    if (n < 1 || n > VH_LABEL_MAX) {
+        return 0;
+    }
+    while (i < n) {
+        unsigned char c = p[i];
+
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f || c == '"') {
+                return 0;
+            }
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            len = 2; cp = c & 0x1f; min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3; cp = c & 0x0f; min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4; cp = c & 0x07; min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (i + len > n) {
+            return 0;
+        }
+        for (k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)
+            || (cp >= 0x80 && cp <= 0x9f))
+        {
+            return 0;
+        }
+        i += len;
+    }
+    return 1;
+}
+
+int
+vh_caption_job_fields(const vh_job_t *job, char *err, size_t errlen)
+{
+    if (job->lang == NULL || !valid_lang(job->lang)) {
+        snprintf(err, errlen, "the lang field is missing or not a language tag"
+                 " (^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$)");
+        return -1;
+    }
+    if (job->label != NULL && job->label[0] != '\0' && !valid_label(job->label)) {
+        snprintf(err, errlen, "the label field is not 1..64 bytes of UTF-8"
+                 " without control characters or '\"'");
+        return -1;
+    }
+    if (job->is_default != NULL && strcmp(job->is_default, "0") != 0
+        && strcmp(job->is_default, "1") != 0)
+    {
+        snprintf(err, errlen, "the default field is not 0 or 1");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- a version */
+
+/* what a version's master is made of: its renditions, where its media starts */
+typedef struct {
+    vh_variant_t  vars[VH_MAX_RUNGS + 1];
+    int           n;
+    long long     mpegts;           /* the first video rung's, or the default */
+    long long     duration_ms;
+} version_t;
+
+/* a string of the renditions JSON that goes into the master as is */
+static int
+json_field(json_t *o, const char *key, char *out, size_t len)
+{
+    const char  *v = json_string_value(json_object_get(o, key));
+    size_t       i;
+
+    if (v == NULL || strlen(v) >= len) {
+        return -1;
+    }
+    for (i = 0; v[i] != '\0'; i++) {
+        if ((unsigned char) v[i] < 0x20 || v[i] == '"' || v[i] == 0x7f) {
+            return -1;
+        }
+    }
+    memcpy(out, v, i + 1);
+    return 0;
+}
+
+/*
+ * videos.renditions (vh_hls_renditions_json) back into variants: the master
+ * they describe is the one the encode wrote, without captions.  0 or -1.
+ */
+static int
+parse_renditions(const char *text, double duration, version_t *ver,
+    char *err, size_t errlen)
+{
+    json_t        *root, *o;
+    json_error_t   jerr;
+    size_t         i;
+
+    memset(ver, 0, sizeof(*ver));
+    root = text != NULL ? json_loads(text, 0, &jerr) : NULL;
+    if (!json_is_array(root) || json_array_size(root) == 0
+        || json_array_size(root) > VH_MAX_RUNGS + 1)
+    {
+        snprintf(err, errlen, "videos.renditions is not the helper's list of renditions");
+        json_decref(root);
+        return -1;
+    }
+    json_array_foreach(root, i, o) {
+        vh_variant_t  *v = &ver->vars[ver->n];
+        json_t        *m;
+
+        if (json_field(o, "name", v->name, sizeof(v->name)) != 0
+            || json_field(o, "codecs", v->codecs, sizeof(v->codecs)) != 0
+            || json_field(o, "playlist", v->playlist, sizeof(v->playlist)) != 0
+            || !json_is_integer(json_object_get(o, "bandwidth")))
+        {
+            snprintf(err, errlen, "videos.renditions[%zu] lacks a name, codecs,"
+                     " playlist or bandwidth", i);
+            json_decref(root);
+            return -1;
+        }
+        v->bandwidth = (long) json_integer_value(json_object_get(o, "bandwidth"));
+        v->average_bandwidth = (long) json_integer_value(json_object_get(o,
+                                                         "average_bandwidth"));
+        v->width = (int) json_integer_value(json_object_get(o, "width"));
+        v->height = (int) json_integer_value(json_object_get(o, "height"));
+        v->fps = json_number_value(json_object_get(o, "frame_rate"));
+        m = json_object_get(o, "mpegts_start");
+        v->mpegts_start = json_is_integer(m) ? (long long) json_integer_value(m) : 0;
+        if (ver->mpegts == 0 && v->width > 0) {
+            /* the first video rung's: where the player's timeline starts */
+            ver->mpegts = v->mpegts_start > 0 ? v->mpegts_start
+                                              : VH_CAPTION_MPEGTS_DEFAULT;
+        }
+        ver->n++;
+    }
+    json_decref(root);
+    if (ver->mpegts == 0) {
+        ver->mpegts = ver->vars[0].mpegts_start > 0 ? ver->vars[0].mpegts_start
+                                                    : VH_CAPTION_MPEGTS_DEFAULT;
+    }
+    ver->duration_ms = llround(duration * 1000);
+    if (ver->duration_ms <= 0) {
+        snprintf(err, errlen, "the video has no duration");
+        return -1;
+    }
+    return 0;
+}
+
+/* "hls/<id>/" or "hls/<id>/<version>/": a prefix the helper made */
+static int
+helper_prefix(const char *video_id, const char *prefix)
+{
+    size_t      n = strlen(video_id);
+    const char *rest;
+    char        token[VH_VERSION_TOKEN_LEN + 1];
+
+    if (strncmp(prefix, "hls/", 4) != 0 || strncmp(prefix + 4, video_id, n) != 0
+        || prefix[4 + n] != '/')
+    {
+        return 0;
+    }
+    rest = prefix + 4 + n + 1;
+    if (*rest == '\0') {
+        return 1;
+    }
+    if (strlen(rest) != VH_VERSION_TOKEN_LEN + 1 || rest[VH_VERSION_TOKEN_LEN] != '/') {
+        return 0;
+    }
+    memcpy(token, rest, VH_VERSION_TOKEN_LEN);
+    token[VH_VERSION_TOKEN_LEN] = '\0';
+    return vh_publish_is_version(token);
+}
+
+/* stored WebVTT, normalized by us: parsed again without the upload's limits */
+static int
+parse_stored(const vh_db_caption_t *c, vh_captions_t *caps, char *err,
+    size_t errlen)
+{
+    vh_caption_limits_t  lim = { VH_CAPTION_MAX_VTT + 1, 10000000, VH_CAPTION_MAX_VTT,
+                                 100000 };
+    char                 why[512];
+
+    memset(caps, 0, sizeof(*caps));
+    if (c->vtt == NULL
+        || vh_captions_parse(c->vtt, strlen(c->vtt), &lim, caps, why, sizeof(why)) != 0)
+    {
+        snprintf(err, errlen, "the stored WebVTT of %s does not parse: %s", c->lang,
+                 c->vtt == NULL ? "none" : why);
+        vh_captions_free(caps);
+        return -1;
+    }
+    return 0;
+}
+
+/* bytes into dir/name, 0644 */
+static int
+write_file(const char *dir, const char *name, const vh_buf_t *b, char *err,
+    size_t errlen)
+{
+    char  path[4400];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (vh_write_file_atomic(path, b->data ? b->data : "", b->len) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * One track into <dir>/subs/<lang>/<revision>/: written in a hidden
+ * directory beside it, then renamed into place (a player never sees half a
+ * track).  Already there: nothing to do (a revision's bytes never change).
+ */
+static int
+write_track(const vh_conf_t *cf, const char *dir, const vh_db_caption_t *c,
+    const vh_captions_t *caps, long long duration_ms, long long mpegts,
+    const char *video_id, char *err, size_t errlen)
+{
+    char         lang_dir[4400], final[4600], tmp[4600], name[32];
+    vh_buf_t     b = { 0 };
+    long long    seg_ms = (long long) cf->caption_segment_duration * 1000;
+    size_t       k, nseg, past = 0;
+    struct stat  sb;
+    int          rc = -1;
+
+    snprintf(lang_dir, sizeof(lang_dir), "%s/" VH_SUBS_DIR "/%s", dir, c->lang);
+    snprintf(final, sizeof(final), "%s/%s", lang_dir, c->revision);
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", lang_dir, c->revision);
+    if (lstat(final, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        return 0;
+    }
+    if (vh_mkdir_p(lang_dir, 0755) != 0 || vh_rm_rf(tmp) != 0 || mkdir(tmp, 0755) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    nseg = vh_captions_segments(seg_ms, duration_ms);
+    for (k = 0; k < nseg; k++) {
+        b.len = 0;
+        snprintf(name, sizeof(name), "seg_%05zu.vtt", k);
+        if (vh_captions_segment(caps, seg_ms, duration_ms, k, mpegts, &b) != 0) {
+            snprintf(err, errlen, "out of memory segmenting the %s captions", c->lang);
+            goto out;
+        }
+        if (write_file(tmp, name, &b, err, errlen) != 0) {
+            goto out;
+        }
+    }
+    b.len = 0;
+    if (vh_captions_playlist(seg_ms, duration_ms, &b) != 0) {
+        snprintf(err, errlen, "out of memory writing the %s subtitle playlist", c->lang);
+        goto out;
+    }
+    if (write_file(tmp, "index.m3u8", &b, err, errlen) != 0) {
+        goto out;
+    }
+    if (rename(tmp, final) != 0) {
+        snprintf(err, errlen, "rename %s -> %s: %s", tmp, final, strerror(errno));
+        goto out;
+    }
+    for (k = 0; k < caps->n; k++) {
+        past += caps->cues[k].start_ms >= duration_ms;
+    }
+    if (past > 0) {
+        vh_warn("video %s: %zu cue(s) of the %s captions start after the video's"
+                " end (%.3f s): left out of its segments", video_id, past, c->lang,
+                duration_ms / 1000.0);
+    }
+    rc = 0;
+out:
+    if (rc != 0) {
+        vh_rm_rf(tmp);
+    }
+    vh_buf_free(&b);
+    return rc;
+}
+
+/* the master of a version: its renditions and every published caption */
+static int
+build_master(const version_t *ver, const vh_db_captions_t *cs, vh_buf_t *out)
+{
+    vh_subtitle_t  *s = NULL;
+    char          (*uri)[128] = NULL;
+    int             i, rc;
+
+    if (cs->n > 0) {
+        s = calloc(cs->n, sizeof(*s));
+        uri = calloc(cs->n, sizeof(*uri));
+        if (s == NULL || uri == NULL) {
+            free(s);
+            free(uri);
+            return -1;
+        }
+    }
+    for (i = 0; i < cs->n; i++) {
+        snprintf(uri[i], sizeof(uri[i]), VH_SUBS_DIR "/%s/%s/index.m3u8",
+                 cs->c[i].lang, cs->c[i].revision);
+        s[i].lang = cs->c[i].lang;
+        s[i].label = cs->c[i].label;
+        s[i].uri = uri[i];
+        s[i].is_default = cs->c[i].is_default;
+    }
+    rc = vh_hls_master(ver->vars, ver->n, s, cs->n, out);
+    free(s);
+    free(uri);
+    return rc;
+}
+
+/*
+ * Publishes a version's captions: the tracks marked in need (and, on a
+ * local origin, any published track missing from the version), then the
+ * master listing every caption in cs.  Inside the caller's transaction.
+ * 0, or -1 with err (the caller rolls back and retries).
+ */
+static int
+publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
+    const version_t *ver, const vh_db_captions_t *cs, const int *need,
+    char *err, size_t errlen)
+{
+    char           dir[4096], path[4400];
+    vh_buf_t       master = { 0 };
+    vh_captions_t  caps;
+    struct stat    sb;
+    int            i, written, staged = 0, rc = -1;
+
+    if (cf->publish_s3) {
+        /* a work directory holding what goes up: the new tracks, the master */
+        if (vh_publish_tmpdir(cf, video_id, dir, sizeof(dir)) != 0) {
+            snprintf(err, errlen, "cannot create a work directory in %s", cf->origin_dir);
+            return -1;
+        }
+        staged = 1;
+    } else {
+        snprintf(dir, sizeof(dir), "%s/%s", cf->origin_dir, prefix);
+        dir[strlen(dir) - 1] = '\0';                /* the prefix's '/' */
+        if (lstat(dir, &sb) != 0) {
+            snprintf(err, errlen, "the version %s is not on the origin: %s", dir,
+                     strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(sb.st_mode)) {
+            snprintf(err, errlen, "the version %s is not a directory", dir);
+            return -1;
+        }
+    }
+
+    for (i = 0; i < cs->n; i++) {
+        if (!need[i]) {
+            if (staged) {
+                continue;
+            }
+            snprintf(path, sizeof(path), "%s/" VH_SUBS_DIR "/%s/%s/index.m3u8",
+                     dir, cs->c[i].lang, cs->c[i].revision);
+            if (stat(path, &sb) == 0) {
+                continue;
+            }
+        }
+        if (parse_stored(&cs->c[i], &caps, err, errlen) != 0) {
+            goto out;
+        }
+        written = write_track(cf, dir, &cs->c[i], &caps, ver->duration_ms,
+                              ver->mpegts, video_id, err, errlen);
+        vh_captions_free(&caps);
+        if (written != 0) {
+            goto out;
+        }
+    }
+
+    if (build_master(ver, cs, &master) != 0) {
+        snprintf(err, errlen, "out of memory writing the master");
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/master.m3u8", dir);
+    if (vh_write_file_atomic(path, master.data, master.len) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (staged && vh_s3_publish(cf, video_id, prefix, dir, NULL, NULL, err, errlen) != 0) {
+        goto out;
+    }
+    rc = 0;
+out:
+    if (staged) {
+        if (vh_rm_rf(dir) != 0) {
+            vh_warn("cannot remove %s: %s", dir, strerror(errno));
+        }
+        vh_publish_tmpdir_done();
+    }
+    vh_buf_free(&master);
+    return rc;
+}
+
+/*
+ * In the caption transaction: the video's current version, and whether the
+ * captions can go into it now.  1: yes (ver filled), 0: not now (logged:
+ * stored, its encode publishes them), -1: error (rolled back).
+ */
+static int
+current_version(vh_db_t *db, const char *video_id, vh_db_video_t *video,
+    version_t *ver)
+{
+    char  why[256];
+
+    if (vh_db_caption_video(db, video_id, video) != 0) {
+        return -1;
+    }
+    if (!video->found || strcmp(video->status, "ready") != 0
+        || video->storage_prefix[0] == '\0')
+    {
+        return 0;
+    }
+    if (!helper_prefix(video_id, video->storage_prefix)) {
+        vh_warn("video %s: storage_prefix %s is not one the helper made: captions"
+                " stored, not published into it", video_id, video->storage_prefix);
+        return 0;
+    }
+    if (parse_renditions(video->renditions, video->duration, ver, why, sizeof(why)) != 0) {
+        vh_warn("video %s: %s: captions stored, not published into %s", video_id,
+                why, video->storage_prefix);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- the caption job */
+
+static int
+caption_fail(vh_db_t *db, const vh_job_t *job, const char *error)
+{
+    int rows = vh_db_caption_failed(db, job->video_id, job->lang, job->source, error);
+
+    if (rows < 0) {
+        return VH_JOB_RETRY;
+    }
+    if (rows == 0) {
+        vh_job_superseded(job, "not marked failed");
+        return VH_JOB_SUPERSEDED;
+    }
+    vh_info("video %s captions %s failed: %s (job %s)", job->video_id, job->lang,
+            error, job->id);
+    return VH_JOB_DONE;
+}
+
+/* the uploaded file, refused over caption_max_bytes before it is read: 0, 1 (refused), -1 */
+static int
+read_caption(const vh_conf_t *cf, const vh_job_t *job, vh_buf_t *b, char *why,
+    size_t whylen)
+{
+    struct stat  sb;
+    char         chunk[65536];
+    ssize_t      n;
+    int          fd;
+
+    fd = open(job->source, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        vh_warn("video %s captions %s: cannot read %s: %s", job->video_id, job->lang,
+                job->source, fd < 0 ? strerror(errno) : "not a regular file");
+        snprintf(why, whylen, "caption_source: the uploaded file is gone or is not"
+                 " a regular file");
+        if (fd >= 0) {
+            close(fd);
+        }
+        return 1;
+    }
+    if (sb.st_size > cf->caption_max_bytes) {
+        snprintf(why, whylen, "caption_too_large: the file is %lld bytes, over"
+                 " caption_max_bytes (%ld)", (long long) sb.st_size,
+                 cf->caption_max_bytes);
+        close(fd);
+        return 1;
+    }
+    for (;;) {
+        n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        if (b->len + (size_t) n > (size_t) cf->caption_max_bytes) {
+            snprintf(why, whylen, "caption_too_large: the file grew over"
+                     " caption_max_bytes (%ld)", cf->caption_max_bytes);
+            close(fd);
+            return 1;
+        }
+        if (vh_buf_append(b, chunk, (size_t) n) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    close(fd);
+    if (n < 0) {
+        vh_error("video %s captions %s: read %s: %s", job->video_id, job->lang,
+                 job->source, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int
+vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
+    vh_job_t *job, char *err, size_t errlen)
+{
+    vh_caption_limits_t  lim;
+    vh_captions_t        caps;
+    vh_buf_t             file = { 0 }, vtt = { 0 };
+    vh_db_video_t        video;
+    vh_db_captions_t     cs = { 0 };
+    version_t            ver;
+    const char          *label;
+    char                 why[1024], revision[VH_VERSION_TOKEN_LEN + 1];
+    int                 *need = NULL, is_default, i, rows, now, rc = VH_JOB_RETRY;
+
+    err[0] = '\0';
+    memset(&caps, 0, sizeof(caps));
+    memset(&video, 0, sizeof(video));
+    label = job->label != NULL && job->label[0] != '\0' ? job->label : job->lang;
+    is_default = job->is_default != NULL && !strcmp(job->is_default, "1");
+
+    /* 2. still the language's newest upload?  Nothing is read otherwise */
+    rows = vh_db_caption_start(db, job->video_id, job->lang, job->source);
+    if (rows < 0) {
+        snprintf(err, errlen, "cannot update the video_captions row");
+        return VH_JOB_RETRY;
+    }
+    if (rows != VH_DB_OURS) {
+        vh_job_superseded(job, rows == VH_DB_NO_ROW ? "no caption row (the video"
+                          " is gone?)" : "before it started");
+        return VH_JOB_SUPERSEDED;
+    }
+
+    /* 3. read, validate, convert: refused -> failed, nothing published */
+    if (!vh_job_source_allowed(cf, job->source, why, sizeof(why))) {
+        vh_warn("video %s captions %s: %s", job->video_id, job->lang, why);
+        return caption_fail(db, job, "caption_source: the uploaded file is outside"
+                            " the spool (source_root)");
+    }
+    rows = read_caption(cf, job, &file, why, sizeof(why));
+    if (rows != 0) {
+        vh_buf_free(&file);
+        if (rows < 0) {
+            snprintf(err, errlen, "cannot read the caption file");
+            return VH_JOB_RETRY;
+        }
+        return caption_fail(db, job, why);
+    }
+    lim.max_bytes = (size_t) cf->caption_max_bytes;
+    lim.max_cues = (size_t) cf->caption_max_cues;
+    lim.max_cue_bytes = (size_t) cf->caption_max_cue_bytes;
+    lim.max_cue_lines = (size_t) cf->caption_max_cue_lines;
+    rows = vh_captions_parse(file.data ? file.data : "", file.len, &lim, &caps, why,
+                             sizeof(why));
+    vh_buf_free(&file);
+    if (rows == VH_CAPTIONS_NOMEM) {
+        snprintf(err, errlen, "out of memory reading the captions");
+        return VH_JOB_RETRY;            /* ours, not the file's */
+    }
+    if (rows != 0) {
+        return caption_fail(db, job, why);
+    }
+    if (vh_captions_vtt(&caps, &vtt) != 0) {
+        snprintf(err, errlen, "out of memory writing the WebVTT");
+        goto out;
+    }
+    if (vtt.len > VH_CAPTION_MAX_VTT) {
+        snprintf(why, sizeof(why), "caption_too_large: the WebVTT made of it is %zu"
+                 " bytes, over %d", vtt.len, VH_CAPTION_MAX_VTT);
+        rc = caption_fail(db, job, why);
+        goto out;
+    }
+    if (vh_queue_heartbeat(q, job) != 0) {
+        rc = VH_JOB_LOST;
+        goto out;
+    }
+    if (vh_publish_version(revision, sizeof(revision)) != 0) {
+        snprintf(err, errlen, "cannot make a revision token");
+        goto out;
+    }
+
+    /* 4. one transaction, under the video's caption lock */
+    if (vh_db_caption_lock(db, job->video_id) != 0) {
+        snprintf(err, errlen, "cannot take the video's caption lock");
+        goto out;
+    }
+    rows = vh_db_caption_publish_row(db, job->video_id, job->lang, job->source,
+                                     vtt.data, revision, label, is_default,
+                                     (long) caps.n);
+    if (rows < 0) {
+        snprintf(err, errlen, "cannot update the video_captions row");
+        goto out;
+    }
+    if (rows == 0) {
+        vh_db_rollback(db);
+        vh_job_superseded(job, "before publishing");
+        rc = VH_JOB_SUPERSEDED;
+        goto out;
+    }
+    now = current_version(db, job->video_id, &video, &ver);
+    if (now < 0) {
+        snprintf(err, errlen, "cannot read the videos row");
+        goto out;
+    }
+    if (now > 0) {
+        if (vh_db_caption_list_tx(db, job->video_id, 1, &cs) != 0) {
+            snprintf(err, errlen, "cannot read the video's captions");
+            goto out;
+        }
+        need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
+        if (need == NULL) {
+            vh_db_rollback(db);
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        for (i = 0; i < cs.n; i++) {
+            need[i] = !strcmp(cs.c[i].lang, job->lang);
+        }
+        if (publish_version(cf, job->video_id, video.storage_prefix, &ver, &cs,
+                            need, err, errlen) != 0)
+        {
+            vh_db_rollback(db);
+            goto out;
+        }
+    }
+    if (vh_db_commit(db) != 0) {
+        snprintf(err, errlen, "cannot commit the captions");
+        goto out;
+    }
+    if (now > 0) {
+        vh_info("video %s captions %s ready: %zu cue(s), revision %s, published into"
+                " %s with %d caption track(s) (job %s)", job->video_id, job->lang,
+                caps.n, revision, video.storage_prefix, cs.n, job->id);
+    } else {
+        vh_info("video %s captions %s ready: %zu cue(s), revision %s, stored (the"
+                " video is %s: its encode publishes them) (job %s)", job->video_id,
+                job->lang, caps.n, revision,
+                video.found ? video.status : "gone", job->id);
+    }
+    rc = VH_JOB_DONE;
+out:
+    free(need);
+    vh_db_captions_free(&cs);
+    vh_db_video_free(&video);
+    vh_captions_free(&caps);
+    vh_buf_free(&vtt);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- video jobs */
+
+/* what the master says of the captions: (lang, revision, label, default) */
+static char *
+signature(const vh_db_captions_t *cs)
+{
+    vh_buf_t  b = { 0 };
+    int       i;
+
+    if (vh_buf_append(&b, "", 1) != 0) {
+        return NULL;
+    }
+    b.len = 0;
+    for (i = 0; i < cs->n; i++) {
+        if (vh_buf_printf(&b, "%s\t%s\t%s\t%d\n", cs->c[i].lang, cs->c[i].revision,
+                          cs->c[i].label, cs->c[i].is_default) != 0)
+        {
+            vh_buf_free(&b);
+            return NULL;
+        }
+    }
+    return b.data;
+}
+
+int
+vh_subs_load(vh_db_t *db, const char *video_id, vh_subs_t *s)
+{
+    int  i;
+
+    memset(s, 0, sizeof(*s));
+    if (vh_db_captions(db, video_id, 1, &s->db) != 0) {
+        return -1;
+    }
+    s->signature = signature(&s->db);
+    s->list = calloc(s->db.n > 0 ? s->db.n : 1, sizeof(*s->list));
+    s->uri = calloc(s->db.n > 0 ? s->db.n : 1, sizeof(*s->uri));
+    if (s->signature == NULL || s->list == NULL || s->uri == NULL) {
+        vh_subs_free(s);
+        return -1;
+    }
+    for (i = 0; i < s->db.n; i++) {
+        snprintf(s->uri[i], sizeof(s->uri[i]), VH_SUBS_DIR "/%s/%s/index.m3u8",
+                 s->db.c[i].lang, s->db.c[i].revision);
+        s->list[i].lang = s->db.c[i].lang;
+        s->list[i].label = s->db.c[i].label;
+        s->list[i].uri = s->uri[i];
+        s->list[i].is_default = s->db.c[i].is_default;
+    }
+    s->n = s->db.n;
+    return 0;
+}
+
+void
+vh_subs_free(vh_subs_t *s)
+{
+    vh_db_captions_free(&s->db);
+    free(s->list);
+    free(s->uri);
+    free(s->signature);
+    memset(s, 0, sizeof(*s));
+}
+
+int
+vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
+    double duration, long long mpegts, const char *video_id, char *err,
+    size_t errlen)
+{
+    vh_captions_t  caps;
+    long long      duration_ms = llround(duration * 1000);
+    int            i, j, rc;
+
+    if (mpegts <= 0) {
+        mpegts = VH_CAPTION_MPEGTS_DEFAULT;
+    }
+    for (i = 0, j = 0; i < s->n; i++) {
+        if (parse_stored(&s->db.c[i], &caps, err, errlen) != 0) {
+            /* never ours to lose the lecture over: the version goes without it */
+            vh_error("video %s: %s: published without that caption track", video_id,
+                     err);
+            err[0] = '\0';
+            continue;
+        }
+        rc = write_track(cf, dir, &s->db.c[i], &caps, duration_ms, mpegts, video_id,
+                         err, errlen);
+        vh_captions_free(&caps);
+        if (rc != 0) {
+            return -1;
+        }
+        s->list[j++] = s->list[i];
+    }
+    s->n = j;
+    return 0;
+}
+
+int
+vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
+    const char *prefix, const vh_subs_t *s)
+{
+    vh_db_video_t     video;
+    vh_db_captions_t  cs = { 0 };
+    version_t         ver;
+    char             *sig = NULL, err[1024];
+    int              *need = NULL, i, j, now, rc = -1;
+
+    memset(&video, 0, sizeof(video));
+    if (s->n == 0 && vh_db_captions_table(db) == 0) {
+        return 0;               /* no migration 0012: no captions */
+    }
+    if (vh_db_caption_lock(db, video_id) != 0) {
+        vh_error("video %s: cannot take the caption lock to check its captions",
+                 video_id);
+        return -1;
+    }
+    now = current_version(db, video_id, &video, &ver);
+    if (now < 0) {
+        goto out;
+    }
+    if (now == 0 || strcmp(video.storage_prefix, prefix) != 0) {
+        /* a newer version is the row's now: its own job publishes into it */
+        vh_db_rollback(db);
+        rc = 0;
+        goto out;
+    }
+    if (vh_db_caption_list_tx(db, video_id, 1, &cs) != 0) {
+        goto out;
+    }
+    sig = signature(&cs);
+    if (sig == NULL) {
+        vh_db_rollback(db);
+        goto out;
+    }
+    if (!strcmp(sig, s->signature)) {
+        vh_db_rollback(db);
+        rc = 0;
+        goto out;
+    }
+    need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
+    if (need == NULL) {
+        vh_db_rollback(db);
+        goto out;
+    }
+    for (i = 0; i < cs.n; i++) {
+        char  uri[128];
+
+        snprintf(uri, sizeof(uri), VH_SUBS_DIR "/%s/%s/index.m3u8", cs.c[i].lang,
+                 cs.c[i].revision);
+        need[i] = 1;
+        for (j = 0; j < s->n; j++) {
+            if (!strcmp(uri, s->list[j].uri)) {
+                need[i] = 0;    /* written with the version */
+            }
+        }
+    }
+    if (publish_version(cf, video_id, prefix, &ver, &cs, need, err, sizeof(err)) != 0) {
+        vh_error("video %s: cannot republish its captions into %s: %s", video_id,
+                 prefix, err);
+        vh_db_rollback(db);
+        goto out;
+    }
+    if (vh_db_commit(db) != 0) {
+        goto out;
+    }
+    vh_info("video %s: its captions changed during the encode: %d caption track(s)"
+            " republished into %s", video_id, cs.n, prefix);
+    rc = 0;
+out:
+    free(need);
+    free(sig);
+    vh_db_captions_free(&cs);
+    vh_db_video_free(&video);
+    return rc;
+}

@@ -1,0 +1,928 @@
+#!/usr/bin/perl
+
+# Captions, the helper's side (issue #23): caption jobs (kind captions) and
+# the subtitle tracks of every version, against a private Redis and
+# PostgreSQL, the real ffmpeg, and for publish = s3 the local S3 of t/092.
+# A caption upload is queued as nginx's vodlms_upload captions does it: the
+# file in the spool (source_root), the video_captions row queued with it as
+# source_location, a job on the stream.
+#
+#   1. the settings (caption_*) at start;
+#   2. an upload, then two caption languages (en: WebVTT, the default; fr:
+#      SRT with non-ASCII text): the master's subtitle group, as an
+#      independent parser (video.js's m3u8-parser) reads it; the segmented
+#      WebVTT parses back to the source's cues (times and text; a cue past
+#      the end dropped, one across a segment boundary in both); each
+#      segment's X-TIMESTAMP-MAP MPEGTS is the first segment's start PTS
+#      (ffprobe); nothing re-encoded (the version's files untouched, no new
+#      version, storage_prefix unchanged); the spooled files removed;
+#   3. replacing a language: new segment URLs, the master names the new
+#      revision only; markup is rewritten, never passed through;
+#   4. hostile files (bad timestamps, a huge cue, UTF-16, invalid UTF-8,
+#      binary, over caption_max_bytes): failed with the error's code,
+#      nothing published (master byte-identical, no subs/ for it), a
+#      published language stays published; malformed caption jobs (a bad
+#      field: the row failed; an unknown kind: nothing touched);
+#   5. a superseded caption job (two uploads of one language, the older job
+#      last) changes nothing; the spool sweep keeps a caption file whose row
+#      is queued and removes one whose row failed or that no row names;
+#   6. a re-upload of the video: its new version carries the captions; a
+#      caption published while an encode is held before its switch (an
+#      ffmpeg wrapper holds the poster) is republished into it after;
+#   7. publish = s3: a caption job puts the track (text/vtt) and then the
+#      master, last; a re-upload's version goes up with the captions.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
+use Encode qw(decode);
+use File::Copy qw(copy);
+use HTTP::Tiny;
+use JSON::PP qw(decode_json encode_json);
+use POSIX qw(:sys_wait_h ceil strftime);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use VodlmsTest;
+use VodlmsHLS qw(media_segments);
+
+my %env = helper_env(name => 'captions', ports => 27000, tools => [qw(ffmpeg ffprobe node)]);
+my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
+my ($FFMPEG, $FFPROBE) = @env{qw(ffmpeg ffprobe)};
+my $parser = "$repo/t/fixtures/hls-parser";
+unless (-f "$parser/node_modules/m3u8-parser/package.json") {
+    fail("$parser/node_modules/m3u8-parser is missing (./build.sh deps)");
+    done_testing();
+    exit 1;
+}
+
+my %Running;
+END {
+    local $?;
+    for my $pid (keys %Running) { kill 'TERM', $pid; }
+    for my $pid (keys %Running) { waitpid($pid, 0); }
+}
+
+my $STREAM = 'vodlms:transcode';
+my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
+my $SEG = 2;                # segment_duration
+my $CSEG = 4;               # caption_segment_duration
+my $SECONDS = 10;
+my $SPOOL = "$tmp/spool";
+mkdir $SPOOL or die "$SPOOL: $!";
+
+# the helper runs as a role with only the grants docs/security.md lists for it
+{
+    open my $in, '<', "$FindBin::Bin/../docs/security.md" or die $!;
+    my $doc = do { local $/; <$in> };
+    my ($sql) = $doc =~ /```sql\n(-- PostgreSQL: vodlms's own schema.*?)```/s;
+    my @grants = grep { /\bvodlms_helper\b/ } map { s/--[^\n]*//gr } split /;/, $sql // '';
+    ok((grep { /video_captions/ } @grants), 'docs/security.md grants the helper video_captions');
+    $pg->psql('CREATE ROLE vodlms_nginx; CREATE ROLE vodlms_helper LOGIN');
+    $pg->psql($_) for @grants;
+}
+my $HELPER_PG = $pg->conninfo =~ s/user=postgres/user=vodlms_helper/r;
+
+sub write_conf {
+    my (%extra) = @_;
+    open my $cf, '>', "$tmp/helper.conf" or die $!;
+    print $cf <<"CONF";
+redis_host = 127.0.0.1
+redis_port = ${\ $redis->port}
+pg_conninfo = "$HELPER_PG"
+origin_dir = $origin
+source_root = $SPOOL
+segment_duration = $SEG
+caption_segment_duration = $CSEG
+preset = ultrafast
+threads = 2
+ladder = 240p:300k
+audio_bitrate = 64k
+thumbnails = off
+block_ms = 200
+max_attempts = 1
+log_level = debug
+CONF
+    print $cf map { "$_ = $extra{$_}\n" } sort keys %extra;
+    close $cf;
+}
+
+sub slurp {
+    my $f = shift;
+    open my $in, '<:raw', $f or return undef;
+    local $/;
+    return scalar <$in>;
+}
+
+sub spew {
+    my ($f, $bytes) = @_;
+    open my $out, '>:raw', $f or die "$f: $!";
+    print $out $bytes;
+    close $out or die "$f: $!";
+}
+
+sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
+
+# the lecture: 10 s of testsrc2 and a tone
+my $source = "$src/lecture.mp4";
+system($FFMPEG, '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+       '-f', 'lavfi', '-i', "testsrc2=size=320x180:rate=25:duration=$SECONDS",
+       '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$SECONDS",
+       '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', $source)
+    and die "ffmpeg could not make $source\n";
+
+my $upload_seq = 0;
+
+# an upload of the lecture, as vodlms_upload does it: a new spooled file, the row queued
+sub upload_video {
+    my ($id) = @_;
+    my $path = sprintf('%s/%s-%d-%d-%d.upload', $SPOOL, $id, int(time * 1000), $$, ++$upload_seq);
+    copy($source, $path) or die "copy: $!";
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
+              . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
+                                   sq('queued'), sq($path)) . ")"
+              . " ON CONFLICT (id) DO UPDATE SET status = 'queued',"
+              . " source_location = EXCLUDED.source_location");
+    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $path,
+                        'enqueued_at', int time, 'owner', 'carol');
+    die "XADD: $e" if ref $e;
+    return $path;
+}
+
+# a caption upload, as vodlms_upload captions does it (docs/helper.md "Captions")
+sub upload_caption {
+    my ($id, $lang, $bytes, %o) = @_;
+    my $label = $o{label} // $lang;
+    my $path = sprintf('%s/%s-%d-%d-%d.captions', $SPOOL, $id, int(time * 1000), $$, ++$upload_seq);
+    spew($path, $bytes);
+    $pg->psql("INSERT INTO vodlms.video_captions (video_id, lang, label, source_location)"
+              . " VALUES (" . join(', ', sq($id), sq($lang), sq($label), sq($path)) . ")"
+              . " ON CONFLICT (video_id, lang) DO UPDATE SET status = 'queued',"
+              . " source_location = EXCLUDED.source_location, error = NULL,"
+              . " requested_at = now()");
+    queue_caption($id, $lang, $path, %o) unless $o{no_job};
+    return $path;
+}
+
+sub queue_caption {
+    my ($id, $lang, $path, %o) = @_;
+    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'kind', 'captions',
+                        'source', $path, 'lang', $lang, 'label', $o{label} // $lang,
+                        'default', $o{default} ? 1 : 0, 'enqueued_at', int time,
+                        'owner', 'carol');
+    die "XADD: $e" if ref $e;
+}
+
+sub video {
+    my $id = shift;
+    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
+        . "coalesce(duration_seconds::text, '') || '|' || coalesce(renditions::text, '') || '|' || "
+        . "coalesce(error, '') FROM vodlms.videos WHERE id = " . sq($id));
+    my %v;
+    @v{qw(status prefix duration renditions error)} = split /\|/, $row, 5;
+    return \%v;
+}
+
+sub caption {
+    my ($id, $lang) = @_;
+    my $row = $pg->psql("SELECT status || '|' || coalesce(revision, '') || '|' || label || '|' || "
+        . "is_default || '|' || coalesce(cues::text, '') || '|' || coalesce(error, '') || '|' || "
+        . "(vtt IS NOT NULL) || '|' || coalesce(source_location, '')"
+        . " FROM vodlms.video_captions WHERE video_id = " . sq($id) . " AND lang = " . sq($lang));
+    return undef unless length $row;
+    my %c;
+    @c{qw(status revision label default cues error published source)} = split /\|/, $row, 8;
+    return \%c;
+}
+
+sub run_helper {
+    my ($name) = @_;
+    my $log = "$tmp/$name.log";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', $log or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle' or POSIX::_exit(127);
+    }
+    $Running{$pid} = 1;
+    my $deadline = time + 180;
+    my $rc;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
+        sleep 0.05;
+    }
+    unless (defined $rc) { kill 'KILL', $pid; waitpid($pid, 0); }
+    delete $Running{$pid};
+    is($rc, 0, "$name: helper exits 0") or diag(slurp($log));
+    return slurp($log) // '';
+}
+
+sub check_config {
+    my @args = @_;
+    my $out = `'$bin' --config '$tmp/helper.conf' --check-config @args 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# m3u8-parser's reading of a playlist
+sub parse_playlist {
+    my $file = shift;
+    my $json = `node '$parser/manifest.js' '$file' 2>&1`;
+    my $m = eval { decode_json($json) };
+    diag("m3u8-parser on $file: $json") unless $m;
+    return $m;
+}
+
+# the smallest start_pts of a segment's streams, by ffprobe
+sub start_pts {
+    my $file = shift;
+    my @pts = grep { /^\d+$/ } split /\s+/,
+        `'$FFPROBE' -v error -show_entries stream=start_pts -of csv=p=0 '$file' 2>/dev/null`;
+    my ($min) = sort { $a <=> $b } @pts;
+    return $min;
+}
+
+sub ms {
+    my $t = shift;
+    my ($h, $m, $s, $f) = $t =~ /^(?:(\d+):)?(\d\d):(\d\d)[.,](\d{3})$/ or return undef;
+    return ((($h // 0) * 60 + $m) * 60 + $s) * 1000 + $f;
+}
+
+# cues of a WebVTT or SRT text, by this test's own reading: [start_ms, end_ms, text]
+sub cues_of {
+    my $text = shift;
+    $text =~ s/\r\n?/\n/g;
+    $text =~ s/\A\x{ef}\x{bb}\x{bf}//;
+    my @cues;
+    for my $block (split /\n{2,}/, $text) {
+        my @l = split /\n/, $block;
+        shift @l while @l && $l[0] !~ /-->/;
+        next unless @l;
+        my ($a, $b) = $l[0] =~ /^(\S+)\s+-->\s+(\S+)/ or next;
+        shift @l;
+        push @cues, [ ms($a), ms($b), join("\n", @l) ];
+    }
+    return \@cues;
+}
+
+# a segment of a subtitle track: (mpegts, local, [cues]) or () if its header is not WebVTT's
+sub segment_of {
+    my $text = shift // '';
+    my ($head) = $text =~ /\A(WEBVTT\n(?:[^\n]+\n)*)(?:\n|\z)/ or return ();
+    my ($mpegts, $local) = $head =~ /^X-TIMESTAMP-MAP=MPEGTS:(\d+),LOCAL:(\S+)$/m or return ();
+    return ($mpegts, $local, cues_of(substr($text, length $head)));
+}
+
+sub key_of { my $c = shift; return "$c->[0]|$c->[1]|$c->[2]" }
+
+# the files of a version but its master: path -> inode:mtime:size
+sub files_of {
+    my $dir = shift;
+    my %f;
+    my @todo = ($dir);
+    while (my $d = shift @todo) {
+        opendir my $dh, $d or next;
+        for my $e (grep { !/^\.\.?$/ } readdir $dh) {
+            my $p = "$d/$e";
+            if (-d $p) { push @todo, $p; next }
+            next if $p eq "$dir/master.m3u8";
+            my @st = stat $p;
+            $f{substr($p, length($dir) + 1)} = "$st[1]:$st[9]:$st[7]";
+        }
+        closedir $dh;
+    }
+    return \%f;
+}
+
+sub versions_of {
+    my $id = shift;
+    opendir my $dh, "$origin/hls/$id" or return [];
+    my @v = sort grep { /^$VERSION$/ } readdir $dh;
+    closedir $dh;
+    return \@v;
+}
+
+# checks one published track of a version against its source; returns its segment URIs
+sub check_track {
+    my (%o) = @_;
+    my ($name, $dir, $uri, $source_cues, $duration, $mpegts) = @o{qw(name dir uri cues duration mpegts)};
+    my $pl = parse_playlist("$dir$uri");
+    ok($pl, "$name: m3u8-parser reads $uri") or return [];
+    (my $base = $uri) =~ s{[^/]+$}{};
+    my $n = ceil($duration / $CSEG);
+    is($pl->{targetDuration}, $CSEG, "$name: TARGETDURATION is caption_segment_duration");
+    ok($pl->{endList} && ($pl->{playlistType} // '') eq 'VOD', "$name: a VOD playlist with ENDLIST");
+    is_deeply([ map { $_->{uri} } @{ $pl->{segments} } ],
+              [ map { sprintf('seg_%05d.vtt', $_) } 0 .. $n - 1 ],
+              "$name: $n segments seg_00000.vtt.. cover the video");
+    my $total = 0;
+    $total += $_->{duration} for @{ $pl->{segments} };
+    ok(abs($total - $duration) < 0.01, "$name: their EXTINFs add up to the duration ($total)");
+
+    my %seen;
+    my ($maps, $inside) = (0, 0);
+    my @segs = @{ $pl->{segments} };
+    for my $k (0 .. $#segs) {
+        my ($ts, $local, $cues) = segment_of(slurp("$dir$base$segs[$k]{uri}"));
+        $maps++ if defined $ts && $ts == $mpegts && $local eq '00:00:00.000';
+        my $ok = 1;
+        for my $c (@{ $cues || [] }) {
+            $seen{key_of($c)}++;
+            $ok = 0 unless $c->[1] > $k * $CSEG * 1000 && $c->[0] < ($k + 1) * $CSEG * 1000;
+        }
+        $inside += $ok;
+    }
+    is($maps, scalar @segs, "$name: every segment has X-TIMESTAMP-MAP=MPEGTS:$mpegts,LOCAL:00:00:00.000");
+    is($inside, scalar @segs, "$name: every segment holds only cues overlapping its "
+       . "$CSEG s (absolute times)");
+    my $end = int($duration * 1000 + 0.5);
+    my @want = map { [ $_->[0], ($_->[1] > $end ? $end : $_->[1]), $_->[2] ] }
+               grep { $_->[0] < $end } @$source_cues;
+    is_deeply([ sort keys %seen ], [ sort map { key_of($_) } @want ],
+              "$name: the segments' cues are the source's (start, end, text; past the end dropped)")
+        or diag(explain([ sort keys %seen ]));
+    return [ map { "$base$_->{uri}" } @segs ];
+}
+
+#---------------------------------------------------------------------------
+# 1. settings
+#---------------------------------------------------------------------------
+
+write_conf();
+{
+    my ($rc, $out) = check_config();
+    is($rc, 0, 'check-config: accepted') or diag($out);
+    like($out, qr/^captions: files up to 2097152 bytes, 20000 cues, 1024 bytes and 8 lines a cue; subtitle segments of $CSEG s$/m,
+         'check-config prints the caption limits and the segment duration');
+    ($rc, $out) = check_config('--caption-segment-duration', '0');
+    isnt($rc, 0, 'caption_segment_duration = 0: refused at start');
+    like($out, qr/caption_segment_duration/, '... naming the setting');
+    ($rc, $out) = check_config('--caption-max-bytes', '5M');
+    isnt($rc, 0, 'caption_max_bytes above 4M (video_captions.vtt\'s limit): refused');
+    my $help = `'$bin' --help 2>&1`;
+    like($help, qr/^  caption_max_bytes\b/m, '--help lists caption_max_bytes');
+}
+
+#---------------------------------------------------------------------------
+# 2. an upload, then two caption languages
+#---------------------------------------------------------------------------
+
+upload_video('cap1');
+run_helper('cap1-video');
+my $v0 = video('cap1');
+is($v0->{status}, 'ready', 'cap1: ready') or diag($v0->{error});
+my $dir = "$origin/$v0->{prefix}";
+my $master0 = slurp("${dir}master.m3u8") // '';
+unlike($master0, qr/SUBTITLES/, 'cap1: no captions yet: the master has no subtitle group');
+my $files0 = files_of("${dir}");
+my $versions0 = versions_of('cap1');
+my $duration = $v0->{duration};
+
+# mpegts_start: measured on the first segment of the first rung
+my $rend = eval { decode_json($v0->{renditions}) } || [];
+my ($rung) = ($rend->[0]{playlist} // '') =~ m{^(\w+)/index\.m3u8$};
+my ($first_seg) = map { $_->[0] } media_segments(slurp("${dir}$rung/index.m3u8") // '');
+my $pts = start_pts("${dir}$rung/$first_seg");
+ok(defined $pts && $pts > 0, "cap1: ffprobe reads the first segment's start PTS ($pts)");
+is($rend->[0]{mpegts_start}, $pts, 'cap1: videos.renditions keeps it as mpegts_start');
+
+my $EN = <<'VTT';
+WEBVTT - lecture captions
+
+NOTE the speaker's notes are not published
+
+intro
+00:00:00.500 --> 00:00:02.000
+Welcome to the lecture.
+
+00:00:02.500 --> 00:00:03.600 align:start
+Today: captions.
+
+00:00:03.500 --> 00:00:04.500
+A cue across the boundary
+
+00:00:06.000 --> 00:00:07.250
+Two lines,
+the second one.
+
+00:00:09.500 --> 00:00:11.000
+Past the end of the video
+
+00:00:12.000 --> 00:00:13.000
+After the end: dropped
+VTT
+my $FR = "1\r\n00:00:01,000 --> 00:00:02,500\r\nBonjour \xc3\xa0 tous\r\n\r\n"
+       . "2\r\n00:00:05,000 --> 00:00:08,000\r\n\xc3\x87a va ? \xe2\x80\x94 \xc2\xaboui\xc2\xbb\r\n"
+       . "d\xc3\xa9j\xc3\xa0 vu\r\n\r\n";
+my $FR_LABEL = "Fran\xc3\xa7ais";
+my $FR_NAME = decode('UTF-8', $FR_LABEL);      # as the JSON of m3u8-parser gives it
+my $en_src = upload_caption('cap1', 'en', $EN, label => 'English', default => 1);
+my $fr_src = upload_caption('cap1', 'fr', $FR, label => $FR_LABEL);
+my $log = run_helper('cap1-captions');
+
+my $en = caption('cap1', 'en');
+my $fr = caption('cap1', 'fr');
+is($en->{status}, 'ready', 'en: ready') or diag($en->{error});
+is($fr->{status}, 'ready', 'fr: ready') or diag($fr->{error});
+like($en->{revision}, qr/^$VERSION$/, "en: a revision token ($en->{revision})");
+isnt($en->{revision}, $fr->{revision}, 'fr: a revision of its own');
+is($en->{cues}, 6, 'en: 6 cues kept in the row');
+is($fr->{cues}, 2, 'fr: 2 cues');
+is("$en->{label}|$en->{default}|$fr->{label}|$fr->{default}", "English|true|$FR_LABEL|false",
+   'the labels and the default flag as uploaded');
+like($log, qr/video cap1 captions en ready: 6 cue\(s\), revision $VERSION, published into \Q$v0->{prefix}\E/,
+     'the log says where en went');
+like($log, qr/1 cue\(s\) of the en captions start after the video's end/,
+     'the cue after the end is named in a warning');
+
+# nothing re-encoded
+my $v1 = video('cap1');
+is($v1->{prefix}, $v0->{prefix}, 'no re-encode: storage_prefix unchanged');
+is_deeply(versions_of('cap1'), $versions0, 'no re-encode: no new version');
+my $files1 = files_of("${dir}");
+is_deeply({ map { $_ => $files1->{$_} } grep { !m{^subs/} } keys %$files1 }, $files0,
+          'no re-encode: every file of the version but the master is untouched (inode, mtime, size)');
+unlike($log, qr/ffmpeg/i, 'no ffmpeg ran for the captions');
+ok(!-e $en_src && !-e $fr_src, 'the spooled caption files are removed once read');
+
+# the master, as m3u8-parser reads it
+my $master1 = slurp("${dir}master.m3u8") // '';
+my $m = parse_playlist("${dir}master.m3u8") || {};
+my $group = $m->{subtitles}{subs} || {};
+is_deeply([ sort keys %$group ], [ 'English', $FR_NAME ], 'the master: one subtitle group "subs", English and Français');
+my $en_uri = "subs/en/$en->{revision}/index.m3u8";
+my $fr_uri = "subs/fr/$fr->{revision}/index.m3u8";
+is_deeply($group->{English}, { default => JSON::PP::true, autoselect => JSON::PP::true,
+                               forced => JSON::PP::false, language => 'en', uri => $en_uri },
+          'en: DEFAULT=YES, AUTOSELECT, LANGUAGE="en", its revision\'s playlist');
+is_deeply($group->{$FR_NAME}, { default => JSON::PP::false, autoselect => JSON::PP::true,
+                                 forced => JSON::PP::false, language => 'fr', uri => $fr_uri },
+          'fr: DEFAULT=NO, AUTOSELECT');
+is_deeply([ map { $_->{attributes}{SUBTITLES} // '' } @{ $m->{variants} || [] } ], [ 'subs', 'subs' ],
+          'every variant (the rung and audio only) names the group: SUBTITLES="subs"');
+like($master1, qr/\A#EXTM3U\n(?:#EXT-X-(?:VERSION|INDEPENDENT-SEGMENTS)[^\n]*\n)*#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="en",NAME="English",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI="\Q$en_uri\E"\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="fr",NAME="\Q$FR_LABEL\E",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="\Q$fr_uri\E"\n#EXT-X-STREAM-INF/,
+     'the EXT-X-MEDIA lines come before the first STREAM-INF, sorted by language');
+(my $stripped = $master1) =~ s/^#EXT-X-MEDIA:TYPE=SUBTITLES[^\n]*\n//mg;
+$stripped =~ s/,SUBTITLES="subs"//g;
+is($stripped, $master0, 'the rest of the master is the encode\'s, byte for byte');
+
+# the tracks: times and text as in the sources, the MPEGTS of the first segment
+my $en_cues = cues_of($EN);
+my $en_segs = check_track(name => 'en', dir => $dir, uri => $en_uri, cues => $en_cues,
+                          duration => $duration, mpegts => $pts);
+check_track(name => 'fr', dir => $dir, uri => $fr_uri, cues => cues_of($FR),
+            duration => $duration, mpegts => $pts);
+{
+    my (undef, undef, $c0) = segment_of(slurp("${dir}subs/en/$en->{revision}/seg_00000.vtt"));
+    my (undef, undef, $c1) = segment_of(slurp("${dir}subs/en/$en->{revision}/seg_00001.vtt"));
+    ok((grep { $_->[2] eq 'A cue across the boundary' } @{ $c0 || [] })
+       && (grep { $_->[2] eq 'A cue across the boundary' } @{ $c1 || [] }),
+       'en: the cue across 4 s is in segments 0 and 1');
+    my $all = join '', map { slurp("$dir$_") // '' } @$en_segs;
+    unlike($all, qr/speaker's notes|lecture captions|^intro$/m,
+           'en: the NOTE block, the header text and the cue identifier are not published');
+    like(slurp("${dir}subs/en/$en->{revision}/seg_00000.vtt") // '',
+         qr/^00:00:02\.500 --> 00:00:03\.600 align:start$/m, 'en: a valid cue setting is kept');
+    my $vtt = $pg->psql("SELECT vtt FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang = 'fr'");
+    like($vtt, qr/\AWEBVTT\n/, 'fr: the row keeps the SRT as WebVTT');
+    is_deeply(cues_of($vtt), cues_of($FR), 'fr: ... with the same cues (times, non-ASCII text)');
+}
+
+#---------------------------------------------------------------------------
+# 3. replacing a language; markup
+#---------------------------------------------------------------------------
+
+my $EN2 = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n<b>Welcome</b> <script>alert(1)</script>"
+        . "<font color=\"red\">back</font> & <i>again</i>\n\n00:00:05.000 --> 00:00:06.000\n"
+        . "<v Prof <x>>Second</v> cue\n";
+upload_caption('cap1', 'en', $EN2, label => 'English', default => 1);
+run_helper('cap1-replace');
+my $en2 = caption('cap1', 'en');
+is($en2->{status}, 'ready', 'en replaced: ready') or diag($en2->{error});
+isnt($en2->{revision}, $en->{revision}, 'en replaced: a new revision');
+my $master2 = slurp("${dir}master.m3u8") // '';
+my $en2_uri = "subs/en/$en2->{revision}/index.m3u8";
+like($master2, qr/URI="\Q$en2_uri\E"/, 'the master names the new revision');
+unlike($master2, qr/\Q$en->{revision}\E/, '... and no longer the old one');
+like($master2, qr/URI="\Q$fr_uri\E"/, 'fr is listed as before (same revision)');
+my @new_segs = map { "subs/en/$en2->{revision}/$_->{uri}" }
+               @{ (parse_playlist("$dir$en2_uri") || {})->{segments} || [] };
+my %old = map { $_ => 1 } @$en_segs;
+ok(@new_segs && !grep({ $old{$_} } @new_segs), 'new segment URLs (never a URL served before)');
+ok(-f "${dir}subs/en/$en->{revision}/seg_00000.vtt", 'the old revision stays in the version (cached players)');
+is(video('cap1')->{prefix}, $v0->{prefix}, 'still the same version');
+{
+    my $all = join '', map { slurp("$dir$_") // '' } @new_segs;
+    unlike($all, qr/<script|<font|alert\(1\)<|color=/, 'markup: <script> and <font> are not published');
+    like($all, qr/<b>Welcome<\/b>/, 'markup: <b> is kept');
+    like($all, qr/&amp;/, 'markup: a bare & is escaped');
+    unlike($all, qr/<x>/, 'markup: a tag inside a voice name is escaped');
+}
+
+#---------------------------------------------------------------------------
+# 4. hostile files: failed with their code, nothing published
+#---------------------------------------------------------------------------
+
+my $master3 = slurp("${dir}master.m3u8");
+my $files3 = files_of("${dir}");
+my $huge = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n" . ('x' x 5000) . "\n";
+my @hostile = (
+    [ 'en', 'bad timestamps', "WEBVTT\n\n00:00:05.000 --> 00:00:02.000\nbackwards\n", 'caption_timestamp' ],
+    [ 'en', 'minutes over 59', "WEBVTT\n\n00:75:00.000 --> 00:76:00.000\nx\n", 'caption_timestamp' ],
+    [ 'de', 'a huge cue', $huge, 'caption_too_large' ],
+    [ 'de', 'UTF-16', "\xff\xfe" . join("\0", split //, "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n") . "\0",
+      'caption_encoding' ],
+    [ 'de', 'invalid UTF-8', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nbad \xc3\x28 byte\n", 'caption_encoding' ],
+    [ 'de', 'binary (the video itself)', slurp($source), 'caption_(?:encoding|format|too_large)' ],
+    [ 'it', 'over caption_max_bytes', "WEBVTT\n\n" . ("00:00:01.000 --> 00:00:02.000\nx\n\n" x 80000),
+      'caption_too_large' ],
+    [ 'it', 'no cues', "WEBVTT\n\nNOTE nothing here\n", 'caption_format' ],
+);
+for my $h (@hostile) {
+    my ($lang, $what, $bytes, $code) = @$h;
+    my $path = upload_caption('cap1', $lang, $bytes, label => "Hostile $lang");
+    run_helper("hostile $what");
+    my $c = caption('cap1', $lang);
+    is($c->{status}, 'failed', "$what: failed");
+    like($c->{error}, qr/^$code: \S/, "$what: error \"$c->{error}\"");
+    is(slurp("${dir}master.m3u8"), $master3, "$what: the master is byte-identical");
+    is_deeply(files_of("${dir}"), $files3, "$what: no file added or changed in the version");
+    ok(!-e $path, "$what: the refused file is removed from the spool");
+    if ($lang eq 'en') {
+        is("$c->{revision}|$c->{published}", "$en2->{revision}|true",
+           "$what: the published en stays published (same revision)");
+    } else {
+        ok(!-e "${dir}subs/$lang", "$what: no subs/$lang");
+        is($c->{published}, 'false', "$what: nothing published for $lang");
+    }
+}
+
+# malformed caption jobs: logged, the row failed when it can be named, nothing published
+{
+    my $path = upload_caption('cap1', 'sv', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHej\n",
+                              label => 'Svenska', no_job => 1);
+    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'captions',
+                        'source', $path, 'lang', 'sv', 'label', 'Svenska', 'default', 'yes');
+    die "XADD: $e" if ref $e;
+    $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'subtitles',
+                     'source', $path, 'lang', 'sv');
+    die "XADD: $e" if ref $e;
+    my $l = run_helper('malformed');
+    my $c = caption('cap1', 'sv');
+    is($c->{status}, 'failed', 'malformed caption job (default "yes"): the row failed');
+    is($c->{error}, 'caption_job: malformed caption job (the default field is not 0 or 1)',
+       'malformed caption job: the error says which field');
+    like($l, qr/malformed \(unknown kind; this helper knows video and captions\): dropped, nothing touched/,
+         'an unknown kind: dropped, nothing touched');
+    is(slurp("${dir}master.m3u8"), $master3, 'malformed: the master is byte-identical');
+    ok(!-e "${dir}subs/sv", 'malformed: no subs/sv');
+    ok(!-e $path, 'malformed: its file is removed from the spool');
+    is(video('cap1')->{status}, 'ready', 'malformed: the video is untouched');
+}
+
+#---------------------------------------------------------------------------
+# 5. a superseded caption job changes nothing
+#---------------------------------------------------------------------------
+
+{
+    my $older = upload_caption('cap1', 'es', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nviejo\n",
+                               label => 'Viejo', no_job => 1);
+    my $newer = upload_caption('cap1', 'es', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nnuevo\n",
+                               label => 'Nuevo', no_job => 1);
+    # the newer upload's job runs first, the older one's last
+    queue_caption('cap1', 'es', $newer, label => 'Nuevo');
+    run_helper('es-newer');
+    my $es = caption('cap1', 'es');
+    is($es->{status}, 'ready', 'es: the newer upload is published');
+    my $master5 = slurp("${dir}master.m3u8");
+    my $files5 = files_of("${dir}");
+    queue_caption('cap1', 'es', $older, label => 'Viejo');
+    my $l = run_helper('es-older');
+    like($l, qr/superseded by a newer upload/, 'the older job is dropped as superseded');
+    my $es2 = caption('cap1', 'es');
+    is_deeply($es2, $es, 'the row is unchanged (revision, label, status, source)');
+    is(slurp("${dir}master.m3u8"), $master5, 'the master is byte-identical');
+    is_deeply(files_of("${dir}"), $files5, 'no file added or changed');
+    like($pg->psql("SELECT vtt FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang = 'es'"),
+         qr/nuevo/, 'the newer text is the one kept');
+    ok(!-e $older, "the superseded job's file is removed from the spool");
+}
+
+#---------------------------------------------------------------------------
+# 5b. the spool sweep: a caption file waiting for its job stays
+#---------------------------------------------------------------------------
+
+{
+    my $old = time - 7200;          # past spool_grace (3600 s)
+    my %f;
+    for my $case (qw(queued failed none)) {
+        $f{$case} = sprintf('%s/cap1-%d-%d-%d.captions', $SPOOL, int(time * 1000), $$, ++$upload_seq);
+        spew($f{$case}, "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n$case\n");
+        utime $old, $old, $f{$case};
+    }
+    # a language whose upload waits for its job, and one whose job failed
+    $pg->psql("INSERT INTO vodlms.video_captions (video_id, lang, label, status, source_location) VALUES"
+              . " ('cap1', 'pt', 'pt', 'queued', " . sq($f{queued}) . "),"
+              . " ('cap1', 'nl', 'nl', 'failed', " . sq($f{failed}) . ")");
+    my $l = run_helper('sweep');
+    ok(-e $f{queued}, 'sweep: a caption file whose row is queued is kept (its job is to come)');
+    ok(!-e $f{failed}, 'sweep: a caption file whose row failed is removed');
+    ok(!-e $f{none}, 'sweep: a caption file no row names is removed');
+    like($l, qr/spool sweep: removed 2 source\(s\)/, 'sweep: the log counts 2');
+    $pg->psql("DELETE FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang IN ('pt', 'nl')");
+}
+
+#---------------------------------------------------------------------------
+# 6. a re-upload: the new version carries the captions
+#---------------------------------------------------------------------------
+
+my %published = map { my ($l, $r, $d) = split /\|/; ($l => { rev => $r, default => $d }) }
+    split /\n/, $pg->psql("SELECT lang || '|' || revision || '|' || is_default FROM vodlms.video_captions"
+                         . " WHERE video_id = 'cap1' AND vtt IS NOT NULL ORDER BY lang");
+is_deeply([ sort keys %published ], [qw(en es fr)], 'published before the re-upload: en, es, fr');
+upload_video('cap1');
+$log = run_helper('cap1-reupload');
+my $v2 = video('cap1');
+is($v2->{status}, 'ready', 're-upload: ready') or diag($v2->{error});
+isnt($v2->{prefix}, $v0->{prefix}, 're-upload: a new version');
+like($log, qr/video cap1 ready: .*3 caption track\(s\)/, 're-upload: the log counts 3 caption tracks');
+{
+    my $d2 = "$origin/$v2->{prefix}";
+    my $m2 = parse_playlist("${d2}master.m3u8") || {};
+    my $g2 = $m2->{subtitles}{subs} || {};
+    is_deeply({ map { $_->{language} => $_->{uri} } values %$g2 },
+              { map { $_ => "subs/$_/$published{$_}{rev}/index.m3u8" } keys %published },
+              're-upload: its master lists every published caption');
+    is_deeply([ map { $_->{attributes}{SUBTITLES} // '' } @{ $m2->{variants} || [] } ], [ 'subs', 'subs' ],
+              're-upload: every variant names the group');
+    my $r2 = eval { decode_json($v2->{renditions}) } || [];
+    my ($s0) = map { $_->[0] } media_segments(slurp("${d2}$rung/index.m3u8") // '');
+    my $pts2 = start_pts("${d2}$rung/$s0");
+    is($r2->[0]{mpegts_start}, $pts2, 're-upload: mpegts_start measured again');
+    check_track(name => 're-upload fr', dir => $d2, uri => "subs/fr/$published{fr}{rev}/index.m3u8",
+                cues => cues_of($FR), duration => $v2->{duration}, mpegts => $pts2);
+    check_track(name => 're-upload es', dir => $d2, uri => "subs/es/$published{es}{rev}/index.m3u8",
+                cues => cues_of("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nnuevo\n"),
+                duration => $v2->{duration}, mpegts => $pts2);
+    ok(-f "${d2}subs/en/$published{en}{rev}/index.m3u8", 're-upload: en is there too');
+}
+
+#---------------------------------------------------------------------------
+# 6b. a caption published while an encode is held before its switch
+#---------------------------------------------------------------------------
+
+# ffmpeg behind a gate (as t/095): the poster, the last ffmpeg of a job,
+# runs after the master is written and before the switch
+my $gated = "$tmp/ffmpeg-gated";
+spew($gated, <<"SH");
+#!/bin/sh
+case " \$* " in
+*" -update "*)
+    : > "\$GATE.waiting"
+    while [ ! -e "\$GATE.go" ]; do sleep 0.1; done ;;
+esac
+exec $FFMPEG "\$@"
+SH
+chmod 0755, $gated;
+{
+    my $gate = "$tmp/gate";
+    upload_video('cap1');
+    my $slow = fork // die "fork: $!";
+    if ($slow == 0) {
+        $ENV{GATE} = $gate;
+        open STDOUT, '>>', "$tmp/held.log" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--once', '--ffmpeg', $gated,
+             '--consumer', 'slow' or POSIX::_exit(127);
+    }
+    $Running{$slow} = 1;
+    my $deadline = time + 120;
+    sleep 0.1 until -e "$gate.waiting" || time > $deadline;
+    ok(-e "$gate.waiting", 'held: the encode is done, its master written, the switch held')
+        or diag(slurp("$tmp/held.log"));
+    my $DE = "WEBVTT\n\n00:00:02.000 --> 00:00:03.000\nGuten Tag\n";
+    upload_caption('cap1', 'de', $DE, label => 'Deutsch');
+    my $l = run_helper('held-de');
+    like($l, qr/video cap1 captions de ready: 1 cue\(s\), revision $VERSION, stored \(the video is processing/,
+         'held: the caption job stores de (the video is encoding)');
+    spew("$gate.go", '');
+    $deadline = time + 120;
+    my $rc;
+    while (time < $deadline) {
+        if (waitpid($slow, WNOHANG) == $slow) { $rc = $? >> 8; last }
+        sleep 0.05;
+    }
+    delete $Running{$slow};
+    is($rc, 0, 'held: the encode\'s helper exits 0');
+    my $held = slurp("$tmp/held.log") // '';
+    my $v3 = video('cap1');
+    my $de = caption('cap1', 'de');
+    is($v3->{status}, 'ready', 'held: the video is ready') or diag($held);
+    isnt($v3->{prefix}, $v2->{prefix}, 'held: at a new version');
+    like($held, qr/video cap1 ready: .*3 caption track\(s\)/, 'held: it was written with the 3 captions it read');
+    like($held, qr/video cap1: its captions changed during the encode: 4 caption track\(s\) republished into \Q$v3->{prefix}\E/,
+         'held: after the switch it finds de and republishes');
+    my $d3 = "$origin/$v3->{prefix}";
+    my $g3 = (parse_playlist("${d3}master.m3u8") || {})->{subtitles}{subs} || {};
+    is_deeply([ sort map { $_->{language} } values %$g3 ], [qw(de en es fr)],
+              'held: the new version\'s master lists de too');
+    is(($g3->{Deutsch} || {})->{uri}, "subs/de/$de->{revision}/index.m3u8", 'held: at its revision');
+    my $r3 = eval { decode_json($v3->{renditions}) } || [];
+    check_track(name => 'held de', dir => $d3, uri => "subs/de/$de->{revision}/index.m3u8",
+                cues => cues_of($DE), duration => $v3->{duration}, mpegts => $r3->[0]{mpegts_start});
+}
+
+# a version encoded before mpegts_start was measured: MPEGTS 126000
+{
+    $pg->psql("UPDATE vodlms.videos SET renditions = (SELECT jsonb_agg(r - 'mpegts_start')"
+              . " FROM jsonb_array_elements(renditions) r) WHERE id = 'cap1'");
+    my $v = video('cap1');
+    unlike($v->{renditions}, qr/mpegts_start/, 'older version: renditions without mpegts_start');
+    upload_caption('cap1', 'it', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nCiao\n", label => 'Italiano');
+    run_helper('older-it');
+    my $c = caption('cap1', 'it');
+    is($c->{status}, 'ready', 'older version: it published') or diag($c->{error});
+    my ($ts) = segment_of(slurp("$origin/$v->{prefix}subs/it/$c->{revision}/seg_00000.vtt"));
+    is($ts, 126000, 'older version: X-TIMESTAMP-MAP MPEGTS:126000 (FFmpeg\'s MPEG-TS start)');
+}
+
+#---------------------------------------------------------------------------
+# 7. publish = s3
+#---------------------------------------------------------------------------
+
+my $s3dir = "$repo/helper/test-s3";
+unless (-d "$s3dir/node_modules/s3rver") {
+    fail("$s3dir/node_modules/s3rver is missing (./build.sh deps)");
+    done_testing();
+    exit 1;
+}
+my $BUCKET = 'vodlms';
+my ($AK, $SK, $REGION) = ('S3RVER', 'vodlms-test-secret', 'eu-west-3');
+my $S3PORT = $env{pick_port}->();
+my $S3LOG = "$tmp/s3-requests.log";
+mkdir "$tmp/bucket";
+{
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', "$tmp/s3-server.out" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        chdir $s3dir or die $!;
+        exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', $env{pick_port}->(),
+             '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
+             '--access-key', $AK, '--secret-key', $SK
+            or POSIX::_exit(127);
+    }
+    $Running{$pid} = 1;
+    my $deadline = time + 20;
+    sleep 0.05 while time < $deadline && (slurp("$tmp/s3-server.out") // '') !~ /^ready /m;
+    like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 server is up');
+}
+
+my $http = HTTP::Tiny->new(timeout => 10);
+
+# SigV4 by hand (as t/092): path-style GET/HEAD
+sub uri_enc {
+    my ($s, $slash) = @_;
+    $s =~ s{([^A-Za-z0-9\-._~/])}{sprintf '%%%02X', ord $1}ge;
+    $s =~ s{/}{%2F}g unless $slash;
+    return $s;
+}
+
+sub s3_request {
+    my ($method, $path, %q) = @_;
+    my $host = "127.0.0.1:$S3PORT";
+    my $amz = strftime('%Y%m%dT%H%M%SZ', gmtime);
+    my $date = substr $amz, 0, 8;
+    my $ph = sha256_hex('');
+    my $cq = join '&', map { uri_enc($_) . '=' . uri_enc($q{$_}) } sort keys %q;
+    my $cpath = uri_enc($path, 1);
+    my $creq = join "\n", $method, $cpath, $cq,
+        "host:$host\nx-amz-content-sha256:$ph\nx-amz-date:$amz\n",
+        'host;x-amz-content-sha256;x-amz-date', $ph;
+    my $scope = "$date/$REGION/s3/aws4_request";
+    my $sts = join "\n", 'AWS4-HMAC-SHA256', $amz, $scope, sha256_hex($creq);
+    my $k = hmac_sha256('aws4_request', hmac_sha256('s3', hmac_sha256($REGION,
+            hmac_sha256($date, "AWS4$SK"))));
+    my $sig = hmac_sha256_hex($sts, $k);
+    return $http->request($method, "http://$host$cpath" . ($cq ne '' ? "?$cq" : ''), {
+        headers => {
+            'x-amz-date' => $amz,
+            'x-amz-content-sha256' => $ph,
+            authorization => "AWS4-HMAC-SHA256 Credential=$AK/$scope, "
+                . "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=$sig",
+        } });
+}
+
+sub list_keys {
+    my $prefix = shift;
+    my $r = s3_request('GET', "/$BUCKET", 'list-type' => 2, prefix => $prefix);
+    return {} unless $r->{success};
+    my %k;
+    while ($r->{content} =~ m{<Contents>(.*?)</Contents>}sg) {
+        my $c = $1;
+        my ($key) = $c =~ m{<Key>(.*?)</Key>};
+        $k{$key} = 1;
+    }
+    return \%k;
+}
+
+# the PUTs of the proxy's log under a prefix, in order
+sub puts_under {
+    my $prefix = shift;
+    my @p;
+    for (split /\n/, slurp($S3LOG) // '') {
+        my ($n, $method, $host, $url, $status) = split / /, $_, 6;
+        next unless $method eq 'PUT' && $status =~ /^2/;
+        my ($path) = split /\?/, $url, 2;
+        $path =~ s{^/\Q$BUCKET\E/}{/} if $host =~ /^127\.0\.0\.1/;
+        $path =~ s{^/}{};
+        push @p, $path if index($path, $prefix) == 0;
+    }
+    return @p;
+}
+
+write_conf(publish => 's3', s3_endpoint => "http://127.0.0.1:$S3PORT", s3_bucket => $BUCKET,
+           s3_path_style => 'on', s3_region => $REGION, s3_access_key => $AK,
+           s3_secret_key => $SK, s3_retries => 2, s3_timeout => 20);
+upload_video('s3c');
+run_helper('s3c-video');
+my $vs = video('s3c');
+is($vs->{status}, 'ready', 's3c: ready (publish = s3)') or diag($vs->{error});
+# the version's mpegts_start, as the caption job reads it (a value ffmpeg never starts at)
+$pg->psql("UPDATE vodlms.videos SET renditions = jsonb_set(renditions, '{0,mpegts_start}', '133200')"
+          . " WHERE id = 's3c'");
+$vs = video('s3c');
+my $before = list_keys($vs->{prefix});
+my $m_before = s3_request('GET', "/$BUCKET/$vs->{prefix}master.m3u8")->{content} // '';
+upload_caption('s3c', 'en', $EN, label => 'English', default => 1);
+run_helper('s3c-captions');
+my $cs = caption('s3c', 'en');
+is($cs->{status}, 'ready', 's3c en: ready') or diag($cs->{error});
+{
+    my $base = "$vs->{prefix}subs/en/$cs->{revision}/";
+    my $after = list_keys($vs->{prefix});
+    my @added = sort grep { !$before->{$_} } keys %$after;
+    my $n = ceil($vs->{duration} / $CSEG);
+    is_deeply(\@added, [ "${base}index.m3u8", map { sprintf("${base}seg_%05d.vtt", $_) } 0 .. $n - 1 ],
+              's3c en: the bucket gains the track: its playlist and its segments, nothing else');
+    my @puts = puts_under($vs->{prefix});
+    my ($master_at) = grep { $puts[$_] eq "$vs->{prefix}master.m3u8" } reverse 0 .. $#puts;
+    my ($track_first) = grep { index($puts[$_], $base) == 0 } 0 .. $#puts;
+    my ($playlist_at) = grep { $puts[$_] eq "${base}index.m3u8" } 0 .. $#puts;
+    my @segs_at = grep { $puts[$_] =~ /\.vtt$/ && index($puts[$_], $base) == 0 } 0 .. $#puts;
+    ok(defined $master_at && defined $track_first && $master_at > $track_first
+       && $master_at == $#puts, 's3c en: master.m3u8 is put last, after the track');
+    ok(defined $playlist_at && !grep({ $_ > $playlist_at } @segs_at),
+       's3c en: the track\'s playlist after its segments');
+    my $bad = 0;
+    for my $key (@added, "$vs->{prefix}master.m3u8") {
+        my $h = s3_request('HEAD', "/$BUCKET/$key");
+        my ($ct, $cc) = map { $h->{headers}{$_} // '' } qw(content-type cache-control);
+        my $want = $key =~ /\.vtt$/ ? [ 'text/vtt', 'max-age=31536000, immutable' ]
+                                    : [ 'application/vnd.apple.mpegurl', 'max-age=5' ];
+        unless ($h->{success} && $ct eq $want->[0] && $cc eq $want->[1]) {
+            diag("$key: $h->{status} $ct / $cc");
+            $bad++;
+        }
+    }
+    is($bad, 0, 's3c en: segments text/vtt (media cache control), playlists application/vnd.apple.mpegurl');
+    my $m_after = s3_request('GET', "/$BUCKET/$vs->{prefix}master.m3u8")->{content} // '';
+    like($m_after, qr{^#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="en",NAME="English",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI="subs/en/\Q$cs->{revision}\E/index\.m3u8"$}m,
+         's3c en: the master in the bucket lists the track');
+    (my $strip = $m_after) =~ s/^#EXT-X-MEDIA:TYPE=SUBTITLES[^\n]*\n//mg;
+    $strip =~ s/,SUBTITLES="subs"//g;
+    is($strip, $m_before, 's3c en: the rest of the master is the encode\'s');
+    my $seg0 = s3_request('GET', "/$BUCKET/${base}seg_00000.vtt")->{content} // '';
+    my ($ts) = segment_of($seg0);
+    is($ts, 133200, 's3c en: X-TIMESTAMP-MAP MPEGTS is the version\'s mpegts_start from videos.renditions');
+    is(video('s3c')->{prefix}, $vs->{prefix}, 's3c: same version (no re-encode)');
+}
+
+# a re-upload with publish = s3: the new version goes up with its captions
+upload_video('s3c');
+run_helper('s3c-reupload');
+{
+    my $v = video('s3c');
+    is($v->{status}, 'ready', 's3c re-upload: ready') or diag($v->{error});
+    isnt($v->{prefix}, $vs->{prefix}, 's3c re-upload: a new version');
+    my $base = "$v->{prefix}subs/en/$cs->{revision}/";
+    my $keys = list_keys($v->{prefix});
+    my $n = ceil($v->{duration} / $CSEG);
+    is_deeply([ sort grep { index($_, "$v->{prefix}subs/") == 0 } keys %$keys ],
+              [ "${base}index.m3u8", map { sprintf("${base}seg_%05d.vtt", $_) } 0 .. $n - 1 ],
+              's3c re-upload: the new version holds the en track');
+    my $m = s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '';
+    like($m, qr{^#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="en",[^\n]*URI="subs/en/\Q$cs->{revision}\E/index\.m3u8"$}m,
+         's3c re-upload: its master lists it');
+    my @puts = puts_under($v->{prefix});
+    ok(@puts && $puts[-1] eq "$v->{prefix}master.m3u8", 's3c re-upload: the master is put last');
+    my $rs = eval { decode_json($v->{renditions}) } || [];
+    my ($ts) = segment_of(s3_request('GET', "/$BUCKET/${base}seg_00000.vtt")->{content} // '');
+    ok($rs->[0]{mpegts_start} && $ts == $rs->[0]{mpegts_start},
+       "s3c re-upload: its segments' MPEGTS is the new encode's mpegts_start ($ts)");
+}
+
+done_testing();
