@@ -98,13 +98,15 @@ vh_hls_playlist_stats(const char *dir, const char *text,
  * the label's choosing, a variant replaced); nor "{$": a variable
  * reference to hls.js, which refuses a master that has one without its
  * EXT-X-DEFINE.  What nginx takes for a label (vodlms_upload_caption) and
- * nothing more, but for those two.
+ * nothing more, but for those two; the caption job refuses what this
+ * refuses (vh_caption_job_fields), so a stored label is always written.
  */
-static int
-label_safe(const unsigned char *p)
+int
+vh_hls_label_ok(const char *label)
 {
-    unsigned long  cp, min;
-    int            k, j;
+    const unsigned char  *p = (const unsigned char *) label;
+    unsigned long         cp, min;
+    int                   k, j;
 
     while (*p) {
         if (*p < 0x80) {
@@ -170,7 +172,7 @@ subtitle_safe(const vh_subtitle_t *t)
             return 0;
         }
     }
-    if (!label_safe((const unsigned char *) t->label)) {
+    if (!vh_hls_label_ok(t->label)) {
         return 0;
     }
     for (p = (const unsigned char *) t->uri; *p; p++) {

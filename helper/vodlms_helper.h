@@ -551,6 +551,8 @@ typedef struct {
  */
 int  vh_hls_master(const vh_variant_t *v, int n, const vh_subtitle_t *s, int ns,
     vh_buf_t *out);
+/* 1: a label vh_hls_master writes as NAME (any length; the caller bounds it) */
+int  vh_hls_label_ok(const char *label);
 int  vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out);
 
 /* ---------------------------------------------------------------- captions.c */

@@ -570,7 +570,19 @@ for my $h (@hostile) {
     $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'subtitles',
                      'source', $path, 'lang', 'sv');
     die "XADD: $e" if ref $e;
+    # a label the master cannot carry: hls.js reads tags anywhere in the master, a NAME too
+    my $da = upload_caption('cap1', 'da', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHej\n",
+                            label => 'Dansk', no_job => 1);
+    $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'captions', 'source', $da,
+                     'lang', 'da', 'label', '#EXT-X-CONTENT-STEERING:SERVER-URI=https://evil.example/s?x=',
+                     'default', '0');
+    die "XADD: $e" if ref $e;
     my $l = run_helper('malformed');
+    my $d = caption('cap1', 'da');
+    is("$d->{status}|$d->{error}", 'failed|caption_job: malformed caption job (the label field is not'
+       . ' 1..64 bytes of UTF-8 without control characters, \'"\', U+2028, U+2029, "#EXT" or "{$")',
+       'a label with "#EXT" (a tag to hls.js): the row failed, the error says why');
+    ok(!-e "${dir}subs/da" && !-e $da, 'that label: nothing published, its file removed');
     my $c = caption('cap1', 'sv');
     is($c->{status}, 'failed', 'malformed caption job (default "yes"): the row failed');
     is($c->{error}, 'caption_job: malformed caption job (the default field is not 0 or 1)',
