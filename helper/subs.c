@@ -648,6 +648,24 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
         rc = VH_JOB_SUPERSEDED;
         goto out;
     }
+    /*
+     * at most the languages a master lists (VH_HLS_MAX_SUBTITLES), counted
+     * with this one, whether the video is ready or not: its encode lists
+     * them all
+     */
+    if (vh_db_caption_list_tx(db, job->video_id, 0, &cs) != 0) {
+        snprintf(err, errlen, "cannot read the video's captions");
+        goto out;
+    }
+    if (cs.n > VH_HLS_MAX_SUBTITLES) {
+        vh_db_rollback(db);
+        snprintf(why, sizeof(why), "caption_too_large: the video has %d caption languages"
+                 " already, the most a master lists: replace one of them",
+                 VH_HLS_MAX_SUBTITLES);
+        rc = caption_fail(db, job, why);
+        goto out;
+    }
+    vh_db_captions_free(&cs);
     now = current_version(db, job->video_id, &video, &ver);
     if (now < 0) {
         snprintf(err, errlen, "cannot read the videos row");

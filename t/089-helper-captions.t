@@ -623,6 +623,29 @@ for my $h (@hostile) {
     ok(!-e $older, "the superseded job's file is removed from the spool");
 }
 
+# a language per upload without end: at most 100 published (what a master lists), ready or not
+{
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, error) VALUES"
+              . " ('capmany', 'course-intro', 'Many languages', 'failed', 'test: never encoded')");
+    $pg->psql("INSERT INTO vodlms.video_captions (video_id, lang, label, status, vtt, revision, cues)"
+              . " SELECT 'capmany', 'en-x' || i, 'English', 'ready',"
+              . " E'WEBVTT\\n\\n00:00:01.000 --> 00:00:02.000\\nx\\n', 'r1', 1"
+              . " FROM generate_series(1, 100) AS i");
+    upload_caption('capmany', 'fr', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nBonjour\n", label => 'Fran');
+    upload_caption('capmany', 'en-x7', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n");
+    my $l = run_helper('many');
+    my ($fr, $x7) = (caption('capmany', 'fr'), caption('capmany', 'en-x7'));
+    is("$fr->{status}|$fr->{published}|$fr->{error}", 'failed|false|caption_too_large: the video has'
+       . ' 100 caption languages already, the most a master lists: replace one of them',
+       'a 101st language: failed, not stored, the error says why');
+    is("$x7->{status}|$x7->{published}|$x7->{cues}", 'ready|true|1',
+       'one of the 100 replaced: published');
+    is($pg->psql("SELECT count(*) FROM vodlms.video_captions WHERE video_id = 'capmany'"
+                 . " AND vtt IS NOT NULL"), 100, 'still 100 languages published');
+    $pg->psql("DELETE FROM vodlms.video_captions WHERE video_id = 'capmany'");
+    $pg->psql("DELETE FROM vodlms.videos WHERE id = 'capmany'");
+}
+
 #---------------------------------------------------------------------------
 # 5b. the spool sweep: a caption file waiting for its job stays
 #---------------------------------------------------------------------------
