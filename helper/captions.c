@@ -48,6 +48,8 @@ typedef struct {
     int                  nomem;
     long long            prev_start;
     size_t               vtt_len;   /* the normalized WebVTT's size so far */
+    long long            shown[VH_CAPTION_MAX_OVERLAP];  /* the ends of the cues */
+    size_t               nshown;    /* ... on screen at the last cue's start */
     vh_buf_t             raw;       /* one cue's text lines, '\n' between */
     vh_buf_t             text;      /* ... sanitized */
 } vh_cap_ctx_t;
@@ -365,16 +367,14 @@ ts_parse(vh_cap_ctx_t *cx, long line, const char *s, size_t n, size_t *i,
         return -1;
     }
     p += df;
-    /* mm:ss or h:mm:ss: minutes and seconds are two digits each */
+    /*
+     * mm:ss or h:mm:ss: minutes and seconds are two digits each; hours as
+     * many as digits() reads (10: no overflow), their value is checked below
+     */
     for (k = (ng == 3); k < (size_t) ng; k++) {
         if (d[k] != 2) {
             goto malformed;
         }
-    }
-    if (ng == 3 && d[0] > 2) {
-        cap_error(cx, "caption_timestamp", line,
-                  "an absurd time (over 99 hours) in \"%s\"", tok);
-        return -1;
     }
     if (g[ng - 2] > 59) {
         cap_error(cx, "caption_timestamp", line,
@@ -896,7 +896,7 @@ static int
 cue_parse(vh_cap_ctx_t *cx, vh_cap_lines_t *r)
 {
     const char  *s = r->s;
-    size_t       n = r->n, i = 0, lines;
+    size_t       n = r->n, i = 0, k, lines;
     long         line = r->no, first_line;
     long long    start, end;
     vh_buf_t     settings = { 0 };
@@ -1011,6 +1011,23 @@ cue_parse(vh_cap_ctx_t *cx, vh_cap_lines_t *r)
                   a, lines, cx->lim.max_cue_lines);
         goto fail;
     }
+    /*
+     * the cues before it still on screen when it starts (they all start at
+     * or before it): at most VH_CAPTION_MAX_OVERLAP
+     */
+    for (i = 0, k = 0; i < cx->nshown; i++) {
+        if (cx->shown[i] > start) {
+            cx->shown[k++] = cx->shown[i];
+        }
+    }
+    cx->nshown = k;
+    if (cx->nshown == VH_CAPTION_MAX_OVERLAP) {
+        cap_error(cx, "caption_too_large", line,
+                  "the cue at %s starts while %d cues before it are still on screen, "
+                  "over the limit of %d at once", a, VH_CAPTION_MAX_OVERLAP,
+                  VH_CAPTION_MAX_OVERLAP);
+        goto fail;
+    }
     if (cx->out->n >= cx->lim.max_cues) {
         cap_error(cx, "caption_too_large", line,
                   "more than %zu cues", cx->lim.max_cues);
@@ -1026,6 +1043,7 @@ cue_parse(vh_cap_ctx_t *cx, vh_cap_lines_t *r)
         cx->out->cues = nq;
         cx->out->cap = cap;
     }
+    cx->shown[cx->nshown++] = end;
     q = &cx->out->cues[cx->out->n];
     q->start_ms = start;
     q->end_ms = end;

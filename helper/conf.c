@@ -74,7 +74,7 @@ static const vh_key_t keys[] = {
     { "caption_max_cues", T_INT, O(caption_max_cues), 1, 1000000, "20000", "most cues in one caption file; more: failed, caption_too_large" },
     { "caption_max_cue_bytes", T_INT, O(caption_max_cue_bytes), 16, 65536, "1024", "longest text of one cue, bytes after normalizing; longer: failed, caption_too_large" },
     { "caption_max_cue_lines", T_INT, O(caption_max_cue_lines), 1, 100, "8", "most lines of text in one cue; more: failed, caption_too_large" },
-    { "caption_max_tracks", T_INT, O(caption_max_tracks), 1, 1000, "20", "most caption languages published for one video (each is in every version and its master); a new language past it: failed, caption_too_many" },
+    { "caption_max_tracks", T_INT, O(caption_max_tracks), 1, VH_HLS_MAX_SUBTITLES, "20", "most caption languages published for one video (each is in every version and its master; at most 100); a new language past it: failed, caption_too_many" },
     { "caption_max_track_bytes", T_SIZE, O(caption_max_track_bytes), 65536, 1073741824, "32M", "most bytes of the segments of one caption track in a version (a cue is in every segment it overlaps); more: failed, caption_too_large" },
     { "caption_segment_duration", T_INT, O(caption_segment_duration), 1, 600, "30", "seconds of a subtitle segment (subs/<lang>/<revision>/seg_NNNNN.vtt)" },
     { "job_timeout", T_TIMEOUT, O(job_timeout), 0, 604800, "auto", "seconds before ffmpeg is killed (failed, not retried); auto: 6 x the source's duration, at least 900; 0: no limit" },

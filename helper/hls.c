@@ -88,6 +88,68 @@ vh_hls_playlist_stats(const char *dir, const char *text,
 }
 
 /*
+ * A label for NAME="...": valid UTF-8 (shortest forms, no surrogate, up to
+ * U+10FFFF) without '"', C0, DEL, C1 (U+0080..U+009F) or U+2028, U+2029:
+ * players in JavaScript end a line there (hls.js reads EXT-X-MEDIA with
+ * /#EXT-X-MEDIA:(.*)/g, and '.' stops at them, so the rest of the NAME
+ * would be a track of its own).  Nor "#EXT" (any case): hls.js finds
+ * EXT-X-STREAM-INF, EXT-X-CONTENT-STEERING, EXT-X-START ... with one regex
+ * over the whole master, inside a quoted NAME too (a steering server of
+ * the label's choosing, a variant replaced); nor "{$": a variable
+ * reference to hls.js, which refuses a master that has one without its
+ * EXT-X-DEFINE.  What nginx takes for a label (vodlms_upload_caption) and
+ * nothing more, but for those two; the caption job refuses what this
+ * refuses (vh_caption_job_fields), so a stored label is always written.
+ */
+int
+vh_hls_label_ok(const char *label)
+{
+    const unsigned char  *p = (const unsigned char *) label;
+    unsigned long         cp, min;
+    int                   k, j;
+
+    while (*p) {
+        if (*p < 0x80) {
+            if (*p < 0x20 || *p == 0x7f || *p == '"') {
+                return 0;
+            }
+            if (*p == '#' && (p[1] | 0x20) == 'e' && (p[2] | 0x20) == 'x'
+                && (p[3] | 0x20) == 't')
+            {
+                return 0;
+            }
+            if (*p == '{' && p[1] == '$') {
+                return 0;
+            }
+            p++;
+            continue;
+        }
+        if (*p >= 0xc2 && *p <= 0xdf) {
+            k = 1; cp = *p & 0x1f; min = 0x80;
+        } else if (*p >= 0xe0 && *p <= 0xef) {
+            k = 2; cp = *p & 0x0f; min = 0x800;
+        } else if (*p >= 0xf0 && *p <= 0xf4) {
+            k = 3; cp = *p & 0x07; min = 0x10000;
+        } else {
+            return 0;
+        }
+        for (j = 1; j <= k; j++) {
+            if ((p[j] & 0xc0) != 0x80) {
+                return 0;               /* the NUL at the end too */
+            }
+            cp = (cp << 6) | (p[j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)
+            || cp <= 0x9f || cp == 0x2028 || cp == 0x2029)
+        {
+            return 0;
+        }
+        p += k + 1;
+    }
+    return 1;
+}
+
+/*
  * A subtitle track's strings go into quoted attributes: nothing that could
  * end the quote or the line, and the URI stays a relative path in the version
  */
@@ -110,10 +172,8 @@ subtitle_safe(const vh_subtitle_t *t)
             return 0;
         }
     }
-    for (p = (const unsigned char *) t->label; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f || *p == '"') {
-            return 0;
-        }
+    if (!vh_hls_label_ok(t->label)) {
+        return 0;
     }
     for (p = (const unsigned char *) t->uri; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
@@ -194,7 +254,9 @@ vh_hls_master(const vh_variant_t *v, int n, const vh_subtitle_t *s, int ns,
     if (vh_buf_printf(out, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n") != 0) {
         return -1;
     }
-    if (ns > 0 && (s == NULL || master_subtitles(s, ns, out) != 0)) {
+    if (ns > 0 && (s == NULL || ns > VH_HLS_MAX_SUBTITLES
+                   || master_subtitles(s, ns, out) != 0))
+    {
         return -1;
     }
     for (i = 0; i < n; i++) {

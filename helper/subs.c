@@ -72,55 +72,17 @@ valid_lang(const char *s)
 }
 
 /*
- * 1..64 bytes of valid UTF-8 (shortest forms, no surrogates), no control
- * characters (C0, DEL, C1) and no '"': it becomes the master's NAME="..."
+ * 1..64 bytes of what the master writes as NAME="..." (vh_hls_label_ok):
+ * valid UTF-8, no control character (C0, DEL, C1), no '"', U+2028, U+2029,
+ * "#EXT" or "{$"; refused here, the row fails with a clear error rather
+ * than every later master of the video
  */
 static int
 valid_label(const char *s)
 {
-    const unsigned char  *p = (const unsigned char *) s;
-    size_t                n = strlen(s), i = 0, k, len;
-    unsigned              cp, min;
+    size_t  n = strlen(s);
 
-    if (n < 1 || n > VH_LABEL_MAX) {
-        return 0;
-    }
-    while (i < n) {
-        unsigned char c = p[i];
-
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f || c == '"') {
-                return 0;
-            }
-            i++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0) {
-            len = 2; cp = c & 0x1f; min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3; cp = c & 0x0f; min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4; cp = c & 0x07; min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (i + len > n) {
-            return 0;
-        }
-        for (k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)
-            || (cp >= 0x80 && cp <= 0x9f))
-        {
-            return 0;
-        }
-        i += len;
-    }
-    return 1;
+    return n >= 1 && n <= VH_LABEL_MAX && vh_hls_label_ok(s);
 }
 
 int
@@ -133,7 +95,7 @@ vh_caption_job_fields(const vh_job_t *job, char *err, size_t errlen)
     }
     if (job->label != NULL && job->label[0] != '\0' && !valid_label(job->label)) {
         snprintf(err, errlen, "the label field is not 1..64 bytes of UTF-8"
-                 " without control characters or '\"'");
+                 " without control characters, '\"', U+2028, U+2029, \"#EXT\" or \"{$\"");
         return -1;
     }
     if (job->is_default != NULL && strcmp(job->is_default, "0") != 0
@@ -790,7 +752,11 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
         snprintf(err, errlen, "cannot take the video's caption lock");
         goto out;
     }
-    /* a new language past caption_max_tracks: every version carries them all */
+    /*
+     * a new language past caption_max_tracks (at most VH_HLS_MAX_SUBTITLES,
+     * what a master lists), whether the video is ready or not: every version
+     * carries them all, and its encode lists them
+     */
     if (vh_db_caption_list_tx(db, job->video_id, 0, &cs) != 0) {
         snprintf(err, errlen, "cannot read the video's captions");
         goto out;

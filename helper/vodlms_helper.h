@@ -540,14 +540,21 @@ typedef struct {
     int         is_default;
 } vh_subtitle_t;
 
+/* the most subtitle tracks a master lists (each NAME is compared with all before) */
+#define VH_HLS_MAX_SUBTITLES  100
+
 /*
  * the master; ns == 0: exactly as before; else EXT-X-MEDIA lines (sorted by
  * lang as given: the caller sorts) and SUBTITLES="subs" on every STREAM-INF.
- * -1: out of memory, or a track that cannot be written safely (a lang, label
- * or uri with '"', a control character, or outside its charset)
+ * -1: out of memory, more than VH_HLS_MAX_SUBTITLES tracks, or a track that
+ * cannot be written safely (a lang, label or uri with '"', a control
+ * character, or outside its charset; a label that is not UTF-8, with U+2028,
+ * U+2029, "#EXT" or "{$")
  */
 int  vh_hls_master(const vh_variant_t *v, int n, const vh_subtitle_t *s, int ns,
     vh_buf_t *out);
+/* 1: a label vh_hls_master writes as NAME (any length; the caller bounds it) */
+int  vh_hls_label_ok(const char *label);
 int  vh_hls_renditions_json(const vh_variant_t *v, int n, vh_buf_t *out);
 
 /* ---------------------------------------------------------------- captions.c */
@@ -583,6 +590,12 @@ typedef struct {
 #define VH_CAPTION_MAX_CUE_LINES  8
 /* the normalized WebVTT's ceiling, whatever the limits: video_captions.vtt's CHECK */
 #define VH_CAPTION_MAX_VTT        (4 * 1024 * 1024)
+/*
+ * the most cues on screen at once, whatever the limits: a cue is written
+ * into every HLS segment it spans, so this bounds a published track to its
+ * WebVTT plus as many cues a segment (docs/helper.md "Limits")
+ */
+#define VH_CAPTION_MAX_OVERLAP    16
 /* the latest time a cue may end: 99 hours */
 #define VH_CAPTION_MAX_MS         (99LL * 3600 * 1000)
 /* X-TIMESTAMP-MAP's MPEGTS for a version whose renditions lack mpegts_start */

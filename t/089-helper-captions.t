@@ -570,7 +570,19 @@ for my $h (@hostile) {
     $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'subtitles',
                      'source', $path, 'lang', 'sv');
     die "XADD: $e" if ref $e;
+    # a label the master cannot carry: hls.js reads tags anywhere in the master, a NAME too
+    my $da = upload_caption('cap1', 'da', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHej\n",
+                            label => 'Dansk', no_job => 1);
+    $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cap1', 'kind', 'captions', 'source', $da,
+                     'lang', 'da', 'label', '#EXT-X-CONTENT-STEERING:SERVER-URI=https://evil.example/s?x=',
+                     'default', '0');
+    die "XADD: $e" if ref $e;
     my $l = run_helper('malformed');
+    my $d = caption('cap1', 'da');
+    is("$d->{status}|$d->{error}", 'failed|caption_job: malformed caption job (the label field is not'
+       . ' 1..64 bytes of UTF-8 without control characters, \'"\', U+2028, U+2029, "#EXT" or "{$")',
+       'a label with "#EXT" (a tag to hls.js): the row failed, the error says why');
+    ok(!-e "${dir}subs/da" && !-e $da, 'that label: nothing published, its file removed');
     my $c = caption('cap1', 'sv');
     is($c->{status}, 'failed', 'malformed caption job (default "yes"): the row failed');
     is($c->{error}, 'caption_job: malformed caption job (the default field is not 0 or 1)',
@@ -688,6 +700,32 @@ for my $h (@hostile) {
     like($pg->psql("SELECT vtt FROM vodlms.video_captions WHERE video_id = 'cap1' AND lang = 'es'"),
          qr/nuevo/, 'the newer text is the one kept');
     ok(!-e $older, "the superseded job's file is removed from the spool");
+}
+
+# a language per upload without end: at most 100 published (what a master lists), ready or not
+{
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, error) VALUES"
+              . " ('capmany', 'course-intro', 'Many languages', 'failed', 'test: never encoded')");
+    $pg->psql("INSERT INTO vodlms.video_captions (video_id, lang, label, status, vtt, revision, cues)"
+              . " SELECT 'capmany', 'en-x' || i, 'English', 'ready',"
+              . " E'WEBVTT\\n\\n00:00:01.000 --> 00:00:02.000\\nx\\n', 'r1', 1"
+              . " FROM generate_series(1, 100) AS i");
+    # caption_max_tracks at its ceiling: 100, what a master lists
+    write_conf(caption_max_tracks => 100);
+    upload_caption('capmany', 'fr', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nBonjour\n", label => 'Fran');
+    upload_caption('capmany', 'en-x7', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n");
+    my $l = run_helper('many');
+    write_conf();
+    my ($fr, $x7) = (caption('capmany', 'fr'), caption('capmany', 'en-x7'));
+    is("$fr->{status}|$fr->{published}|$fr->{error}", 'failed|false|caption_too_many: the video has'
+       . ' 100 caption languages published, caption_max_tracks (100): replace one of them instead',
+       'a 101st language: failed, not stored, the error says why');
+    is("$x7->{status}|$x7->{published}|$x7->{cues}", 'ready|true|1',
+       'one of the 100 replaced: published');
+    is($pg->psql("SELECT count(*) FROM vodlms.video_captions WHERE video_id = 'capmany'"
+                 . " AND vtt IS NOT NULL"), 100, 'still 100 languages published');
+    $pg->psql("DELETE FROM vodlms.video_captions WHERE video_id = 'capmany'");
+    $pg->psql("DELETE FROM vodlms.videos WHERE id = 'capmany'");
 }
 
 #---------------------------------------------------------------------------

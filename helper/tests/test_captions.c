@@ -223,6 +223,14 @@ test_timestamp(void)
           "hh:mm:ss,mmm", "SRT: a semicolon");
     PARSE("WEBVTT\n\n98:59:59.000 --> 99:00:00.000\nlast second\n",
           "WEBVTT\n\n98:59:59.000 --> 99:00:00.000\nlast second\n", "99 hours is the limit");
+    /* WebVTT's hours are "two or more digits": leading zeros are no absurd time */
+    PARSE("WEBVTT\n\n000:00:01.000 --> 0000000002:00:00.000\nx\n",
+          "WEBVTT\n\n00:00:01.000 --> 02:00:00.000\nx\n", "hours with leading zeros");
+    PARSE("1\n000:00:01,000 --> 00:00:02,000\nx\n",
+          "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nx\n", "SRT: hours with leading zeros");
+    PARSE("WEBVTT\n\n00000000000:00:01.000 --> 00:00:02.000\nx\n",
+          "ERR caption_timestamp: line 3: malformed time \"00000000000:00:01.000\": "
+          "expected hh:mm:ss.mmm or mm:ss.mmm", "11 digits of hours: malformed");
 }
 
 static void
@@ -295,6 +303,43 @@ test_limits(void)
        && strstr(got, ": the WebVTT made of the file would be over 4194304 bytes") != NULL,
        "a 2 MiB file whose WebVTT would pass 4 MiB: refused (%s)", got ? got : "NULL");
     free(got);
+
+    /*
+     * cues on screen at once: a cue is written into every HLS segment it
+     * spans, so 20000 cues each spanning the lecture (a 600 KB file) made
+     * every 30 s segment of a 2 h lecture 660 KB: 158 MB of segments
+     */
+    b.len = 0;
+    vh_buf_printf(&b, "WEBVTT\n");
+    for (i = 0; i < 20000; i++) {
+        vh_buf_printf(&b, "\n00:00.000 --> 98:59:59.000\na\n");
+    }
+    is_parse(b.data, b.len, NULL,
+             "ERR caption_too_large: line 51: the cue at 00:00:00.000 starts while 16 cues "
+             "before it are still on screen, over the limit of 16 at once",
+             "20000 cues each spanning the lecture: refused at the 17th");
+    b.len = 0;
+    vh_buf_printf(&b, "WEBVTT\n");
+    for (i = 0; i < VH_CAPTION_MAX_OVERLAP; i++) {
+        vh_buf_printf(&b, "\n00:00.000 --> 01:00.000\ncue %zu\n", i);
+    }
+    vh_buf_printf(&b, "\n00:30.000 --> 00:30.001\n<c></c>\n"
+                      "\n01:00.000 --> 01:00.001\nwhen they end\n");
+    got = run(b.data, b.len, NULL);
+    ok(got && strncmp(got, "WEBVTT\n", 7) == 0 && strstr(got, "\nwhen they end\n") != NULL,
+       "16 cues at once: taken; a cue dropped as empty is not on screen; one starting "
+       "when they end is not over them (%.60s)", got ? got : "NULL");
+    free(got);
+    b.len = 0;
+    vh_buf_printf(&b, "WEBVTT\n");
+    for (i = 0; i < VH_CAPTION_MAX_OVERLAP; i++) {
+        vh_buf_printf(&b, "\n00:%02zu.000 --> 01:00.000\ncue %zu\n", i, i);
+    }
+    vh_buf_printf(&b, "\n00:59.999 --> 01:00.001\none too many\n");
+    is_parse(b.data, b.len, NULL,
+             "ERR caption_too_large: line 51: the cue at 00:00:59.999 starts while 16 cues "
+             "before it are still on screen, over the limit of 16 at once",
+             "a 17th cue before the 16 end: refused");
 
     /* a line of a million '<': escaped in one pass, then over the cue limit */
     memset(&lim, 0, sizeof(lim));

@@ -646,6 +646,56 @@ test_master_subtitles(void)
     s[0].label = "Eng\nlish";
     is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with a newline: refused");
     vh_buf_free(&out);
+    /*
+     * hls.js finds EXT-X-MEDIA with /#EXT-X-MEDIA:(.*)/g, anywhere: JavaScript's '.'
+     * stops at U+2028 and U+2029, so what follows one in a NAME is read as a track
+     * of its own (this one with its URI on another host)
+     */
+    s[0].label = "x\xe2\x80\xa8#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=subs,NAME=x,"
+                 "DEFAULT=YES,URI=https://evil.example/s.m3u8,X=";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with U+2028 (a line end to JavaScript): refused");
+    vh_buf_free(&out);
+    s[0].label = "English\xe2\x80\xa9";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with U+2029: refused");
+    vh_buf_free(&out);
+    s[0].label = "Eng\xc2\x85lish";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label with U+0085 (C1 NEL): refused");
+    vh_buf_free(&out);
+    s[0].label = "Fran\xe7" "ais";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label that is not UTF-8: refused");
+    vh_buf_free(&out);
+    s[0].label = "Eng\xe2\x80";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "a label ending inside a sequence: refused");
+    vh_buf_free(&out);
+    s[0].label = "Eng\xc0\xa2";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "an overlong '\"': refused");
+    vh_buf_free(&out);
+    /*
+     * hls.js finds its other master tags with one regex over the whole text,
+     * inside a quoted NAME too; "{$name}" is a variable reference to it
+     */
+    s[0].label = "#EXT-X-CONTENT-STEERING:SERVER-URI=https://evil.example/steer?x=";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with #EXT-X-CONTENT-STEERING (hls.js asks that server): refused");
+    vh_buf_free(&out);
+    s[0].label = "#EXT-X-STREAM-INF:BANDWIDTH=99,CODECS=avc1.640033,X=";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with #EXT-X-STREAM-INF (hls.js's first variant replaced): refused");
+    vh_buf_free(&out);
+    s[0].label = "English #ext-x-start:TIME-OFFSET=60";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1, "#ext in any case: refused");
+    vh_buf_free(&out);
+    s[0].label = "English {$lang}";
+    is_int(vh_hls_master(v, 1, s, 1, &out), -1,
+           "a label with \"{$\" (hls.js refuses the master: no EXT-X-DEFINE): refused");
+    vh_buf_free(&out);
+    s[0].label = "C# #1 {x} $5 #EX";
+    is_int(vh_hls_master(v, 1, s, 1, &out), 0, "'#', '{' and '$' otherwise: written");
+    vh_buf_free(&out);
+    s[0].label = "\xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 \xe2\x80\xaf";
+    is_int(vh_hls_master(v, 1, s, 1, &out), 0, "a label of CJK, an emoji, U+202F: written");
+    vh_buf_free(&out);
     s[0].label = "";
     is_int(vh_hls_master(v, 1, s, 1, &out), -1, "an empty label: refused");
     vh_buf_free(&out);
@@ -668,6 +718,34 @@ test_master_subtitles(void)
     vh_buf_free(&out);
     is_int(vh_hls_master(v, 1, NULL, 1, &out), -1, "tracks counted but not given: refused");
     vh_buf_free(&out);
+
+    /*
+     * nothing bounds the languages of a video but this: 30000 tracks of one
+     * label made a 5.5 MB master in 1.5 s (each NAME compared with all before)
+     */
+    {
+        static vh_subtitle_t  many[VH_HLS_MAX_SUBTITLES + 1];
+        static char           langs[VH_HLS_MAX_SUBTITLES + 1][16];
+        static char           uris[VH_HLS_MAX_SUBTITLES + 1][64];
+        int                   i;
+
+        for (i = 0; i <= VH_HLS_MAX_SUBTITLES; i++) {
+            snprintf(langs[i], sizeof(langs[i]), "en-x%d", i);
+            snprintf(uris[i], sizeof(uris[i]), "subs/%s/r/index.m3u8", langs[i]);
+            many[i].lang = langs[i];
+            many[i].label = "English";
+            many[i].uri = uris[i];
+            many[i].is_default = 0;
+        }
+        is_int(vh_hls_master(v, 1, many, VH_HLS_MAX_SUBTITLES, &out), 0,
+               "%d subtitle tracks: written", VH_HLS_MAX_SUBTITLES);
+        ok(out.data && strstr(out.data, "NAME=\"English (en-x99)\"") != NULL,
+           "the last one's NAME made unique");
+        vh_buf_free(&out);
+        is_int(vh_hls_master(v, 1, many, VH_HLS_MAX_SUBTITLES + 1, &out), -1,
+               "%d subtitle tracks: refused", VH_HLS_MAX_SUBTITLES + 1);
+        vh_buf_free(&out);
+    }
 }
 
 static void

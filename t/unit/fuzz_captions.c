@@ -17,9 +17,14 @@
  *     start <b> <i> <u> <v name> or their end tags (balanced, the voice's
  *     name with no '<' or '>'), a '>' outside a tag or an '&' that does
  *     not start &amp; &lt; &gt; &nbsp; &lrm; &rlm; or a numeric reference;
+ *   - no cue starts while VH_CAPTION_MAX_OVERLAP cues before it are still
+ *     on screen;
  *   - each segment holds exactly the cues that overlap it and start before
  *     the duration, with their times, the end clipped to the duration;
  *     it parses (its X-TIMESTAMP-MAP line is header text to our parser);
+ *     it is no larger than its header, the cues starting in it and
+ *     VH_CAPTION_MAX_OVERLAP of the largest cue (a cue across many segments
+ *     is in each: what bounds a published track);
  *     the playlist lists as many segments as vh_captions_segments says.
  *
  *     make -C t/unit fuzz [FUZZ_SECONDS=60]
@@ -285,6 +290,15 @@ check_vtt(const char *v, size_t n, const vh_captions_t *c, size_t max_lines)
 }
 
 
+/* "\n" timing [" " settings] "\n" text "\n": as it is written in a segment */
+static size_t
+cue_len(const vh_cue_t *q)
+{
+    return 1 + 29 + (q->settings[0] ? 1 + strlen(q->settings) : 0) + 1
+           + strlen(q->text) + 1;
+}
+
+
 static int
 same_cue(const vh_cue_t *a, const vh_cue_t *b, long long end)
 {
@@ -301,7 +315,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vh_buf_t             vtt = { 0 }, vtt2 = { 0 }, seg = { 0 }, pl = { 0 };
     char                 err[512];
     int                  rc;
-    size_t               i, k, ns, want, lines;
+    size_t               i, k, ns, want, lines, on, biggest, bound;
     long long            dur, seg_ms = 10000, end;
     uint8_t              sel;
     const char          *pp;
@@ -357,6 +371,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             > (lim.max_cue_bytes ? lim.max_cue_bytes : VH_CAPTION_MAX_CUE_BYTES))
         {
             fail("a cue over the byte limit");
+        }
+    }
+
+    /* cues on screen at once, at each one's start */
+    for (i = 0, biggest = 0; i < c.n; i++) {
+        for (k = 0, on = 0; k < i; k++) {
+            on += c.cues[k].end_ms > c.cues[i].start_ms;
+        }
+        if (on >= VH_CAPTION_MAX_OVERLAP) {
+            fail("a cue starts while the most cues at once are on screen");
+        }
+        if (cue_len(&c.cues[i]) > biggest) {
+            biggest = cue_len(&c.cues[i]);
         }
     }
 
@@ -418,9 +445,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!starts(seg.data, "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n")) {
             fail("a segment without its header");
         }
+        bound = 56 + VH_CAPTION_MAX_OVERLAP * biggest;
         for (want = 0, i = 0; i < c.n; i++) {
             want += c.cues[i].start_ms < to && c.cues[i].end_ms > from
                     && c.cues[i].start_ms < dur;
+            if (c.cues[i].start_ms >= from && c.cues[i].start_ms < to) {
+                bound += cue_len(&c.cues[i]);
+            }
+        }
+        if (seg.len > bound) {
+            fail("a segment larger than its cues and the most cues at once");
         }
         rc = vh_captions_parse(seg.data, seg.len, &big, &sc, err, sizeof(err));
         if (want == 0) {
