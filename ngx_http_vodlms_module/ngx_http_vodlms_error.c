@@ -153,8 +153,8 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
       "the caption language is not a language tag such as en or pt-BR" },
 
     { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_caption_label",
-      "the caption label is not 1-64 bytes of text without quotes or "
-      "control characters" },
+      "the caption label is not 1-64 bytes of text without quotes, "
+      "control characters, #EXT or {$" },
 
     { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_caption_default",
       "the caption default flag is not one of 1, true, yes, on, 0, false, "

@@ -505,15 +505,16 @@ qr/\[info\] .*vodlms: the caption language is not a language tag such as en or p
 ["GET /ctl/snap",
  (map { "POST /api/videos/cap-1/captions/en?course=course-intro&label=$_\nWEBVTT\n" }
   ("a" x 65, ("%C3%A9" x 32) . "a", "Say+%22hi%22", "two%0Alines", "tab%09", "del%7F", "nel%C2%85",
-   "line%E2%80%A8sep", "latin1%E9", "overlong%C0%AF", "surrogate%ED%A0%80", "bad%G1", "cut%4", "nul%00")),
+   "line%E2%80%A8sep", "latin1%E9", "overlong%C0%AF", "surrogate%ED%A0%80", "bad%G1", "cut%4", "nul%00",
+   "%23EXT-X-CONTENT-STEERING:SERVER-URI=https://evil.example/s", "x%23ext-x-stream-inf", "%7B%24v%7D")),
  "GET /ctl/changes"]
 --- more_headers eval
-["", ("Cookie: session=t112-carol") x 14, ""]
+["", ("Cookie: session=t112-carol") x 17, ""]
 --- error_code eval
-[200, (400) x 14, 200]
+[200, (400) x 17, 200]
 --- response_body eval
 ["snapped\n",
- ("{\"error\":\"bad_caption_label\",\"message\":\"the caption label is not 1-64 bytes of text without quotes or control characters\"}\n") x 14,
+ ("{\"error\":\"bad_caption_label\",\"message\":\"the caption label is not 1-64 bytes of text without quotes, control characters, #EXT or {\$\"}\n") x 17,
  "video_captions unchanged; media_captions unchanged; videos unchanged; stream unchanged; spool unchanged\n"]
 
 

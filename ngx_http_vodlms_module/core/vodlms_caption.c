@@ -146,6 +146,21 @@ vodlms_caption_label(const char *in, size_t len, char *out, size_t *out_len)
         {
             return VODLMS_EMALFORMED;
         }
+
+        /*
+         * hls.js finds tags anywhere in a master's text, a quoted NAME
+         * included ("#EXT-X-CONTENT-STEERING:SERVER-URI=..." in a label
+         * would send every student's player to the instructor's server),
+         * and reads "{$" as a variable reference
+         */
+        if ((c == '#' && n - i >= 4
+             && (p[i + 1] == 'E' || p[i + 1] == 'e')
+             && (p[i + 2] == 'X' || p[i + 2] == 'x')
+             && (p[i + 3] == 'T' || p[i + 3] == 't'))
+            || (c == '{' && i + 1 < n && p[i + 1] == '$'))
+        {
+            return VODLMS_EMALFORMED;
+        }
     }
 
     *out_len = n;

@@ -141,6 +141,12 @@ check_caption(const char *in, size_t size)
         for (i = 0; i < n; i++) {
             check((unsigned char) label[i] >= 0x20 && label[i] != 0x7f
                   && label[i] != '"');
+            /* nothing hls.js reads as a tag or a variable in a master */
+            check(!(label[i] == '#' && i + 3 < n
+                    && (label[i + 1] | 0x20) == 'e'
+                    && (label[i + 2] | 0x20) == 'x'
+                    && (label[i + 3] | 0x20) == 't'));
+            check(!(label[i] == '{' && i + 1 < n && label[i + 1] == '$'));
         }
     }
 

@@ -2898,7 +2898,8 @@ test_caption(void)
         "Say \"hi\"", "two%0Alines", "tab%09", "del%7F", "nel%C2%85",
         "line%E2%80%A8sep", "para%E2%80%A9sep", "latin1%E9", "overlong%C0%AF",
         "surrogate%ED%A0%80", "bad%G1", "cut%4", "cut%", "nul%00", "%22",
-        "raw\x01" "control"
+        "raw\x01" "control", "%23EXT-X-CONTENT-STEERING:SERVER-URI=https://evil.example/",
+        "a+%23ext-x-stream-inf", "%23eXt", "x%7B%24y%7D", "{$"
     };
 
     /* the canonical case of each kind of subtag */
@@ -2929,6 +2930,8 @@ test_caption(void)
     is_str(caption_label("%2B1"), "+1", "caption_label: an escaped '+'");
     is_str(caption_label("%F0%9F%98%80"), "\xf0\x9f\x98\x80", "caption_label: four-byte UTF-8");
     is_str(caption_label(" "), " ", "caption_label: one space is a label");
+    is_str(caption_label("C%23+%23EX+%7B+%24"), "C# #EX { $",
+           "caption_label: '#' and '{' alone, '#EX' and '$' alone are text");
 
     {
         size_t  n;
