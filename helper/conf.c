@@ -891,6 +891,16 @@ validate(vh_conf_t *cf)
     if (validate_s3(cf) != 0 || validate_keys(cf) != 0) {
         return -1;
     }
+    /*
+     * a subtitle segment shorter than the video's multiplies the files of
+     * every track (and the cues repeated across them) for no gain
+     */
+    if (cf->caption_segment_duration < cf->segment_duration) {
+        fprintf(stderr, "vodlms-helper: \"caption_segment_duration\" %d is shorter"
+                " than \"segment_duration\" %d: at least that\n",
+                cf->caption_segment_duration, cf->segment_duration);
+        return -1;
+    }
     if ((long) cf->storyboard_width * cf->storyboard_columns > 8192) {
         fprintf(stderr, "vodlms-helper: a sprite sheet would be %d pixels wide"
                 " (storyboard_width %d x storyboard_columns %d): at most 8192;"

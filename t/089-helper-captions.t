@@ -360,6 +360,10 @@ write_conf();
     ($rc, $out) = check_config('--caption-segment-duration', '0');
     isnt($rc, 0, 'caption_segment_duration = 0: refused at start');
     like($out, qr/caption_segment_duration/, '... naming the setting');
+    ($rc, $out) = check_config('--caption-segment-duration', $SEG - 1);
+    isnt($rc, 0, 'caption_segment_duration shorter than segment_duration: refused at start');
+    like($out, qr/"caption_segment_duration" 1 is shorter than "segment_duration" 2: at least that/,
+         '... saying so');
     ($rc, $out) = check_config('--caption-max-bytes', '5M');
     isnt($rc, 0, 'caption_max_bytes above 4M (video_captions.vtt\'s limit): refused');
     my $help = `'$bin' --help 2>&1`;
@@ -604,14 +608,21 @@ for my $h (@hostile) {
 #---------------------------------------------------------------------------
 
 {
-    write_conf(caption_max_track_bytes => '256k');
-    # 2000 cues starting in the first 4 s, all running to the end: each is in
-    # every one of the 3 segments; the WebVTT itself is under 256 KiB
+    write_conf(caption_max_track_bytes => '64k');
+    # 8 cues of 1000 bytes running from the start to the end (each is in
+    # every one of the 3 segments), and 50 short ones of 1000 bytes beside
+    # them (9 on screen at once, within the parser's 16): the WebVTT itself
+    # is under 64 KiB, its segments are not
     my $vtt = "WEBVTT\n\n";
-    for my $i (0 .. 1999) {
-        $vtt .= sprintf("00:00:%02d.%03d --> 00:00:10.000\n%s\n\n", int($i * 2 / 1000),
-                        ($i * 2) % 1000, 'y' x 60);
+    for my $i (0 .. 7) {
+        $vtt .= sprintf("00:00:00.%03d --> 00:00:10.000\n%s\n\n", $i, 'y' x 1000);
     }
+    for my $i (0 .. 49) {
+        my $ms = 100 + $i * 190;
+        $vtt .= sprintf("00:00:%02d.%03d --> 00:00:%02d.%03d\n%s\n\n", int($ms / 1000), $ms % 1000,
+                        int(($ms + 180) / 1000), ($ms + 180) % 1000, 'z' x 1000);
+    }
+    cmp_ok(length($vtt), '<', 65536, 'overlapping cues: the WebVTT is under caption_max_track_bytes');
     my $path = upload_caption('cap1', 'ja', $vtt, label => 'Overlap');
     my $l = run_helper('overlap');
     my $c = caption('cap1', 'ja');
