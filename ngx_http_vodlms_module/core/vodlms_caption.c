@@ -11,23 +11,6 @@
 #include "vodlms_core.h"
 
 
-static int
-vodlms_caption_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-
-    return -1;
-}
-
-
 vodlms_rc_t
 vodlms_caption_lang(const char *in, size_t len, char *out)
 {
@@ -112,8 +95,8 @@ vodlms_caption_label(const char *in, size_t len, char *out, size_t *out_len)
                 return VODLMS_EMALFORMED;
             }
 
-            hi = vodlms_caption_hex((unsigned char) in[i + 1]);
-            lo = vodlms_caption_hex((unsigned char) in[i + 2]);
+            hi = vodlms_hex_value((unsigned char) in[i + 1]);
+            lo = vodlms_hex_value((unsigned char) in[i + 2]);
 
             if (hi < 0 || lo < 0) {
                 return VODLMS_EMALFORMED;
