@@ -38,16 +38,15 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
 use Encode qw(decode);
 use File::Copy qw(copy);
-use HTTP::Tiny;
 use JSON::PP qw(decode_json encode_json);
-use POSIX qw(:sys_wait_h ceil strftime);
+use POSIX qw(:sys_wait_h ceil);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsS3;
 use VodlmsHLS qw(media_segments);
 
 my %env = helper_env(name => 'captions', ports => 27000, tools => [qw(ffmpeg ffprobe node)]);
@@ -909,53 +908,12 @@ mkdir "$tmp/bucket";
     like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 server is up');
 }
 
-my $http = HTTP::Tiny->new(timeout => 10);
 
-# SigV4 by hand (as t/092): path-style GET/HEAD
-sub uri_enc {
-    my ($s, $slash) = @_;
-    $s =~ s{([^A-Za-z0-9\-._~/])}{sprintf '%%%02X', ord $1}ge;
-    $s =~ s{/}{%2F}g unless $slash;
-    return $s;
-}
+my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
+                       secret_key => $SK, bucket => $BUCKET);
+sub s3_request { $s3->request(@_) }
 
-sub s3_request {
-    my ($method, $path, %q) = @_;
-    my $host = "127.0.0.1:$S3PORT";
-    my $amz = strftime('%Y%m%dT%H%M%SZ', gmtime);
-    my $date = substr $amz, 0, 8;
-    my $ph = sha256_hex('');
-    my $cq = join '&', map { uri_enc($_) . '=' . uri_enc($q{$_}) } sort keys %q;
-    my $cpath = uri_enc($path, 1);
-    my $creq = join "\n", $method, $cpath, $cq,
-        "host:$host\nx-amz-content-sha256:$ph\nx-amz-date:$amz\n",
-        'host;x-amz-content-sha256;x-amz-date', $ph;
-    my $scope = "$date/$REGION/s3/aws4_request";
-    my $sts = join "\n", 'AWS4-HMAC-SHA256', $amz, $scope, sha256_hex($creq);
-    my $k = hmac_sha256('aws4_request', hmac_sha256('s3', hmac_sha256($REGION,
-            hmac_sha256($date, "AWS4$SK"))));
-    my $sig = hmac_sha256_hex($sts, $k);
-    return $http->request($method, "http://$host$cpath" . ($cq ne '' ? "?$cq" : ''), {
-        headers => {
-            'x-amz-date' => $amz,
-            'x-amz-content-sha256' => $ph,
-            authorization => "AWS4-HMAC-SHA256 Credential=$AK/$scope, "
-                . "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=$sig",
-        } });
-}
-
-sub list_keys {
-    my $prefix = shift;
-    my $r = s3_request('GET', "/$BUCKET", 'list-type' => 2, prefix => $prefix);
-    return {} unless $r->{success};
-    my %k;
-    while ($r->{content} =~ m{<Contents>(.*?)</Contents>}sg) {
-        my $c = $1;
-        my ($key) = $c =~ m{<Key>(.*?)</Key>};
-        $k{$key} = 1;
-    }
-    return \%k;
-}
+sub list_keys { $s3->list_keys(@_) }
 
 # the PUTs of the proxy's log under a prefix, in order
 sub puts_under {
@@ -992,7 +950,7 @@ is($cs->{status}, 'ready', 's3c en: ready') or diag($cs->{error});
 {
     my $base = "$vs->{prefix}subs/en/$cs->{revision}/";
     my $after = list_keys($vs->{prefix});
-    my @added = sort grep { !$before->{$_} } keys %$after;
+    my @added = sort grep { !exists $before->{$_} } keys %$after;
     my $n = ceil($vs->{duration} / $CSEG);
     is_deeply(\@added, [ "${base}index.m3u8", map { sprintf("${base}seg_%05d.vtt", $_) } 0 .. $n - 1 ],
               's3c en: the bucket gains the track: its playlist and its segments, nothing else');

@@ -21,16 +21,17 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
+use Digest::SHA qw(sha256_hex);
 use File::Find ();
 use File::Path qw(make_path);
 use HTTP::Tiny;
 use IO::Socket::INET ();
-use POSIX qw(:sys_wait_h strftime);
+use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsS3;
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
@@ -481,38 +482,9 @@ $Running{$s3pid} = 1;
 }
 like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 is up');
 
-sub uri_enc {
-    my ($s, $slash) = @_;
-    $s =~ s{([^A-Za-z0-9\-._~/])}{sprintf '%%%02X', ord $1}ge;
-    $s =~ s{/}{%2F}g unless $slash;
-    return $s;
-}
-
-# SigV4 by hand (not the helper's signer), path style, as t/092 does
-sub s3_request {
-    my ($method, $path, %q) = @_;
-    my $host = "127.0.0.1:$S3PORT";
-    my $amz = strftime('%Y%m%dT%H%M%SZ', gmtime);
-    my $date = substr $amz, 0, 8;
-    my $ph = sha256_hex('');
-    my $cq = join '&', map { uri_enc($_) . '=' . uri_enc($q{$_}) } sort keys %q;
-    my $cpath = uri_enc($path, 1);
-    my $creq = join "\n", $method, $cpath, $cq,
-        "host:$host\nx-amz-content-sha256:$ph\nx-amz-date:$amz\n",
-        'host;x-amz-content-sha256;x-amz-date', $ph;
-    my $scope = "$date/$REGION/s3/aws4_request";
-    my $sts = join "\n", 'AWS4-HMAC-SHA256', $amz, $scope, sha256_hex($creq);
-    my $k = hmac_sha256('aws4_request', hmac_sha256('s3', hmac_sha256($REGION,
-            hmac_sha256($date, "AWS4$SK"))));
-    my $sig = hmac_sha256_hex($sts, $k);
-    return $http->request($method, "http://$host$cpath" . ($cq ne '' ? "?$cq" : ''), {
-        headers => {
-            'x-amz-date' => $amz,
-            'x-amz-content-sha256' => $ph,
-            authorization => "AWS4-HMAC-SHA256 Credential=$AK/$scope, "
-                . "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=$sig",
-        } });
-}
+my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
+                       secret_key => $SK, bucket => $BUCKET);
+sub s3_request { $s3->request(@_) }
 
 # key => sha256 of the object, for every key under $prefix
 sub bucket_tree {
