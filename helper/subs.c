@@ -333,89 +333,6 @@ track_too_large(const vh_conf_t *cf, const vh_captions_t *caps, long long durati
     return 1;
 }
 
-/* bytes into dir/name, 0644 */
-static int
-write_file(const char *dir, const char *name, const vh_buf_t *b, char *err,
-    size_t errlen)
-{
-    char  path[4400];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (vh_write_file_atomic(path, b->data ? b->data : "", b->len) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * One track into <dir>/subs/<lang>/<revision>/: written in a hidden
- * directory beside it, then renamed into place (a player never sees half a
- * track).  Already there: nothing to do (a revision's bytes never change).
- */
-static int
-write_track(const vh_conf_t *cf, const char *dir, const vh_db_caption_t *c,
-    const vh_captions_t *caps, long long duration_ms, long long mpegts,
-    const char *video_id, char *err, size_t errlen)
-{
-    char         lang_dir[4400], final[4600], tmp[4600], name[32];
-    vh_buf_t     b = { 0 };
-    long long    seg_ms = (long long) cf->caption_segment_duration * 1000;
-    size_t       k, nseg, past = 0;
-    struct stat  sb;
-    int          rc = -1;
-
-    snprintf(lang_dir, sizeof(lang_dir), "%s/" VH_SUBS_DIR "/%s", dir, c->lang);
-    snprintf(final, sizeof(final), "%s/%s", lang_dir, c->revision);
-    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", lang_dir, c->revision);
-    if (lstat(final, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        return 0;
-    }
-    if (vh_mkdir_p(lang_dir, 0755) != 0 || vh_rm_rf(tmp) != 0 || mkdir(tmp, 0755) != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    nseg = vh_captions_segments(seg_ms, duration_ms);
-    for (k = 0; k < nseg; k++) {
-        b.len = 0;
-        snprintf(name, sizeof(name), "seg_%05zu.vtt", k);
-        if (vh_captions_segment(caps, seg_ms, duration_ms, k, mpegts, &b) != 0) {
-            snprintf(err, errlen, "out of memory segmenting the %s captions", c->lang);
-            goto out;
-        }
-        if (write_file(tmp, name, &b, err, errlen) != 0) {
-            goto out;
-        }
-    }
-    b.len = 0;
-    if (vh_captions_playlist(seg_ms, duration_ms, &b) != 0) {
-        snprintf(err, errlen, "out of memory writing the %s subtitle playlist", c->lang);
-        goto out;
-    }
-    if (write_file(tmp, "index.m3u8", &b, err, errlen) != 0) {
-        goto out;
-    }
-    if (rename(tmp, final) != 0) {
-        snprintf(err, errlen, "rename %s -> %s: %s", tmp, final, strerror(errno));
-        goto out;
-    }
-    for (k = 0; k < caps->n; k++) {
-        past += caps->cues[k].start_ms >= duration_ms;
-    }
-    if (past > 0) {
-        vh_warn("video %s: %zu cue(s) of the %s captions start after the video's"
-                " end (%.3f s): left out of its segments", video_id, past, c->lang,
-                duration_ms / 1000.0);
-    }
-    rc = 0;
-out:
-    if (rc != 0) {
-        vh_rm_rf(tmp);
-    }
-    vh_buf_free(&b);
-    return rc;
-}
-
 /* the master of a version: its renditions and every published caption */
 static int
 build_master(const version_t *ver, const vh_db_captions_t *cs, vh_buf_t *out)
@@ -516,8 +433,9 @@ publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
             vh_captions_free(&caps);
             continue;
         }
-        written = write_track(cf, dir, &cs->c[i], &caps, ver->duration_ms,
-                              ver->mpegts, video_id, err, errlen);
+        written = vh_subs_write_track(cf, dir, cs->c[i].lang, cs->c[i].revision, &caps,
+                                      ver->duration_ms, ver->mpegts, video_id, err,
+                                      errlen);
         vh_captions_free(&caps);
         if (written != 0) {
             goto out;
@@ -970,8 +888,8 @@ vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
             vh_captions_free(&caps);
             continue;
         }
-        rc = write_track(cf, dir, &s->db.c[i], &caps, duration_ms, mpegts, video_id,
-                         err, errlen);
+        rc = vh_subs_write_track(cf, dir, s->db.c[i].lang, s->db.c[i].revision, &caps,
+                                 duration_ms, mpegts, video_id, err, errlen);
         vh_captions_free(&caps);
         if (rc != 0) {
             return -1;

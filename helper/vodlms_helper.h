@@ -692,10 +692,21 @@ int  vh_s3_publish(const vh_conf_t *cf, const char *video_id,
     const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
     char *err, size_t errlen);
 
-/* ---------------------------------------------------------------- subs.c */
+/* ---------------------------------------------------------------- subs_track.c */
 
 /* a version's caption tracks: subs/<lang>/<revision>/ */
 #define VH_SUBS_DIR              "subs"
+
+/*
+ * One track into <dir>/subs/<lang>/<revision>/ (index.m3u8, seg_NNNNN.vtt):
+ * written in a hidden directory beside it and renamed into place; already
+ * there: nothing to do (a revision's bytes never change).  0, or -1 with err
+ */
+int  vh_subs_write_track(const vh_conf_t *cf, const char *dir, const char *lang,
+    const char *revision, const vh_captions_t *caps, long long duration_ms,
+    long long mpegts, const char *video_id, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- subs.c */
 
 /* the fields of a caption job: 0, or -1 with err (malformed) */
 int  vh_caption_job_fields(const vh_job_t *job, char *err, size_t errlen);
