@@ -31,6 +31,16 @@ write_file(const char *dir, const char *name, const vh_buf_t *b, char *err,
     return 0;
 }
 
+/* one directory level, there already or made now: 0, or -1 with errno */
+static int
+make_dir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
+        return 0;
+    }
+    return -1;
+}
+
 /*
  * One track into <dir>/subs/<lang>/<revision>/: written in a hidden
  * directory beside it, then renamed into place (a player never sees half a
@@ -41,7 +51,7 @@ vh_subs_write_track(const vh_conf_t *cf, const char *dir, const char *lang,
     const char *revision, const vh_captions_t *caps, long long duration_ms,
     long long mpegts, const char *video_id, char *err, size_t errlen)
 {
-    char         lang_dir[4400], final[4600], tmp[4600], name[32];
+    char         subs_dir[4200], lang_dir[4400], final[4600], tmp[4600], name[32];
     vh_buf_t     b = { 0 };
     long long    seg_ms = (long long) cf->caption_segment_duration * 1000;
     size_t       k, nseg, past = 0;
@@ -54,7 +64,21 @@ vh_subs_write_track(const vh_conf_t *cf, const char *dir, const char *lang,
     if (lstat(final, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         return 0;
     }
-    if (vh_mkdir_p(lang_dir, 0755) != 0 || vh_rm_rf(tmp) != 0 || mkdir(tmp, 0755) != 0) {
+    /*
+     * Inside an existing version only, never the version itself (no mkdir
+     * -p): the sweep may have removed it since the caller looked
+     * (old_version_grace 0), and a version made again would be a directory
+     * no row names and nothing ever removes
+     */
+    snprintf(subs_dir, sizeof(subs_dir), "%s/" VH_SUBS_DIR, dir);
+    if (make_dir(subs_dir) != 0 || make_dir(lang_dir) != 0 || vh_rm_rf(tmp) != 0
+        || mkdir(tmp, 0755) != 0)
+    {
+        if (errno == ENOENT) {
+            snprintf(err, errlen, "the version %s is gone (removed): the %s captions"
+                     " are not written into it", dir, lang);
+            return VH_SUBS_GONE;
+        }
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
     }
@@ -80,6 +104,9 @@ vh_subs_write_track(const vh_conf_t *cf, const char *dir, const char *lang,
     }
     if (rename(tmp, final) != 0) {
         snprintf(err, errlen, "rename %s -> %s: %s", tmp, final, strerror(errno));
+        if (errno == ENOENT && lstat(dir, &sb) != 0) {
+            rc = VH_SUBS_GONE;      /* removed while it was written */
+        }
         goto out;
     }
     for (k = 0; k < caps->n; k++) {

@@ -700,8 +700,12 @@ int  vh_s3_publish(const vh_conf_t *cf, const char *video_id,
 /*
  * One track into <dir>/subs/<lang>/<revision>/ (index.m3u8, seg_NNNNN.vtt):
  * written in a hidden directory beside it and renamed into place; already
- * there: nothing to do (a revision's bytes never change).  0, or -1 with err
+ * there: nothing to do (a revision's bytes never change).  Only subs/,
+ * subs/<lang>/ and the hidden directory are created, never dir itself: a
+ * version the sweep removed stays removed.  0, VH_SUBS_GONE (dir does not
+ * exist: nothing written, err says so), or -1 with err
  */
+#define VH_SUBS_GONE  1
 int  vh_subs_write_track(const vh_conf_t *cf, const char *dir, const char *lang,
     const char *revision, const vh_captions_t *caps, long long duration_ms,
     long long mpegts, const char *video_id, char *err, size_t errlen);
