@@ -14,10 +14,11 @@
  * no row has, and the retry's master does not list them.
  *
  * A video job writes the video's published captions into its work
- * directory (so the new version has them from its first byte), and after
- * its switch takes the same lock and republishes its version's captions
- * if they changed meanwhile (a caption job that published into the version
- * before it).
+ * directory (so the new version has them from its first byte), and its
+ * switch's transaction takes the same lock, reads them again and, if they
+ * changed meanwhile (a caption job published into the previous version),
+ * writes the tracks the new version lacks and its master before COMMIT: a
+ * failure there fails the switch, so a ready version lists every caption.
  *
  * Segment URLs are immutable: every publish has a fresh revision, so a
  * replacement never reuses a URL; older revisions stay in the version
@@ -901,50 +902,43 @@ vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
 }
 
 int
-vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
-    const char *prefix, const vh_subs_t *s)
+vh_subs_switch(vh_db_t *db, void *data)
 {
-    vh_db_video_t     video;
-    vh_db_captions_t  cs = { 0 };
-    version_t         ver;
-    char             *sig = NULL, err[1024];
-    int              *need = NULL, i, j, now, rc = -1;
+    const vh_subs_switch_t  *sw = data;
+    const vh_subs_t         *s = sw->subs;
+    vh_db_video_t            video;
+    vh_db_captions_t         cs = { 0 };
+    version_t                ver;
+    char                    *sig = NULL, err[1024];
+    int                     *need = NULL, i, j, now, written = 0, rc = -1;
 
     memset(&video, 0, sizeof(video));
     if (s->n == 0 && vh_db_captions_table(db) == 0) {
         return 0;               /* no migration 0012: no captions */
     }
-    if (vh_db_caption_lock(db, video_id) != 0) {
-        vh_error("video %s: cannot take the caption lock to check its captions",
-                 video_id);
-        return -1;
-    }
-    now = current_version(db, video_id, &video, &ver);
+    /* the row as this transaction switched it: its renditions, its duration */
+    now = current_version(db, sw->video_id, &video, &ver);
     if (now < 0) {
+        vh_error("video %s: cannot read its row to check its captions", sw->video_id);
         goto out;
     }
-    if (now == 0 || strcmp(video.storage_prefix, prefix) != 0) {
-        /* a newer version is the row's now: its own job publishes into it */
-        vh_db_rollback(db);
-        rc = 0;
+    if (now == 0 || strcmp(video.storage_prefix, sw->prefix) != 0) {
+        rc = 0;                 /* logged by current_version: no master to write */
         goto out;
     }
-    if (vh_db_caption_list_tx(db, video_id, 1, &cs) != 0) {
+    if (vh_db_caption_list_tx(db, sw->video_id, 1, &cs) != 0) {
+        vh_error("video %s: cannot read its captions again before its switch",
+                 sw->video_id);
         goto out;
     }
     sig = signature(&cs);
-    if (sig == NULL) {
-        vh_db_rollback(db);
+    need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
+    if (sig == NULL || need == NULL) {
+        vh_error("video %s: out of memory checking its captions", sw->video_id);
         goto out;
     }
     if (!strcmp(sig, s->signature)) {
-        vh_db_rollback(db);
-        rc = 0;
-        goto out;
-    }
-    need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
-    if (need == NULL) {
-        vh_db_rollback(db);
+        rc = 0;                 /* the master written with the version is right */
         goto out;
     }
     for (i = 0; i < cs.n; i++) {
@@ -958,18 +952,18 @@ vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
                 need[i] = 0;    /* written with the version */
             }
         }
+        written += need[i];
     }
-    if (publish_version(cf, video_id, prefix, &ver, &cs, need, err, sizeof(err)) != 0) {
-        vh_error("video %s: cannot republish its captions into %s: %s", video_id,
-                 prefix, err);
-        vh_db_rollback(db);
-        goto out;
-    }
-    if (vh_db_commit(db) != 0) {
+    if (publish_version(sw->cf, sw->video_id, sw->prefix, &ver, &cs, need, err,
+                        sizeof(err)) != 0)
+    {
+        vh_error("video %s: its captions changed during the encode, and cannot be"
+                 " published into %s: %s", sw->video_id, sw->prefix, err);
         goto out;
     }
     vh_info("video %s: its captions changed during the encode: %d caption track(s)"
-            " republished into %s", video_id, cs.n, prefix);
+            " written and its master listing %d published into %s before its switch",
+            sw->video_id, written, cs.n, sw->prefix);
     rc = 0;
 out:
     free(need);

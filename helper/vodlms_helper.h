@@ -269,13 +269,21 @@ int  vh_db_current(vh_db_t *db, const char *video_id, const char *source);
 int  vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
     double percent);
 struct vh_keys_s;
+/* work done inside vh_db_ready's transaction: 0, or -1 (logged: rolled back) */
+typedef int (*vh_db_in_tx_pt)(vh_db_t *db, void *data);
+/* vh_db_ready: in_tx failed, the transaction rolled back, nothing switched */
+#define VH_DB_IN_TX_FAILED  (-2)
 /*
  * The switch to ready; with keys (encrypt = on), their video_keys rows are
- * inserted in the same transaction, and rolled back when no row is switched
+ * inserted in the same transaction, and rolled back when no row is switched.
+ * With in_tx: the video's caption lock (vh_db_caption_lock's) is taken
+ * first, and in_tx runs after the switch, before COMMIT (it sees the row
+ * switched); its failure rolls everything back: VH_DB_IN_TX_FAILED
  */
 int  vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     double duration, const char *renditions_json, const char *storage_prefix,
-    const char *version, const struct vh_keys_s *keys);
+    const char *version, const struct vh_keys_s *keys, vh_db_in_tx_pt in_tx,
+    void *data);
 /* does the table video_keys exist (migration 0011): 1, 0 or -1 */
 int  vh_db_keys_table(vh_db_t *db);
 int  vh_db_failed(vh_db_t *db, const char *video_id, const char *source,
@@ -721,8 +729,8 @@ int  vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
 /*
  * A video job's captions: read before its master is written (vh_subs_load),
  * written into its work directory with the master listing them
- * (vh_subs_write_all, vh_subs_list), and checked again after the switch
- * (vh_subs_recheck: republished into the version when they changed).
+ * (vh_subs_write_all), and checked again inside the switch's transaction
+ * (vh_subs_switch: published into the version when they changed).
  */
 typedef struct {
     vh_db_captions_t  db;
@@ -741,9 +749,20 @@ void vh_subs_free(vh_subs_t *s);
 int  vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
     double duration, long long mpegts, const char *video_id, char *err,
     size_t errlen);
-/* after the switch to prefix: 0 (unchanged or republished) or -1 (logged) */
-int  vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
-    const char *prefix, const vh_subs_t *s);
+/* what vh_subs_switch needs: the job's version and the captions it read */
+typedef struct {
+    const vh_conf_t  *cf;
+    const char       *video_id;
+    const char       *prefix;       /* "hls/<id>/<version>/", being switched to */
+    const vh_subs_t  *subs;
+} vh_subs_switch_t;
+/*
+ * vh_db_ready's in_tx (data: a vh_subs_switch_t), under the caption lock:
+ * the captions read again; when they differ from what the version has, the
+ * tracks it lacks and its master are written.  0, or -1 (logged): the
+ * switch is rolled back and the job retried
+ */
+int  vh_subs_switch(vh_db_t *db, void *data);
 
 /* ---------------------------------------------------------------- job.c */
 

@@ -28,7 +28,9 @@
 #      is queued and removes one whose row failed or that no row names;
 #   6. a re-upload of the video: its new version carries the captions; a
 #      caption published while an encode is held before its switch (an
-#      ffmpeg wrapper holds the poster) is republished into it after;
+#      ffmpeg wrapper holds the poster) is published into it by the switch;
+#      when that fails the switch fails (retried), never a ready version
+#      without it;
 #   7. publish = s3: a caption job puts the track (text/vtt) and then the
 #      master, last; a re-upload's version goes up with the captions.
 
@@ -802,8 +804,8 @@ chmod 0755, $gated;
     is($v3->{status}, 'ready', 'held: the video is ready') or diag($held);
     isnt($v3->{prefix}, $v2->{prefix}, 'held: at a new version');
     like($held, qr/video cap1 ready: .*3 caption track\(s\)/, 'held: it was written with the 3 captions it read');
-    like($held, qr/video cap1: its captions changed during the encode: 4 caption track\(s\) republished into \Q$v3->{prefix}\E/,
-         'held: after the switch it finds de and republishes');
+    like($held, qr/video cap1: its captions changed during the encode: 1 caption track\(s\) written and its master listing 4 published into \Q$v3->{prefix}\E before its switch/,
+         'held: its switch finds de and publishes it into the version');
     my $d3 = "$origin/$v3->{prefix}";
     my $g3 = (parse_playlist("${d3}master.m3u8") || {})->{subtitles}{subs} || {};
     is_deeply([ sort map { $_->{language} } values %$g3 ], [qw(de en es fr)],
@@ -812,6 +814,61 @@ chmod 0755, $gated;
     my $r3 = eval { decode_json($v3->{renditions}) } || [];
     check_track(name => 'held de', dir => $d3, uri => "subs/de/$de->{revision}/index.m3u8",
                 cues => cues_of($DE), duration => $v3->{duration}, mpegts => $r3->[0]{mpegts_start});
+}
+
+# 6c. the same, but writing the new caption into the new version fails (the
+#     version's subs/sv is a file, not a directory): a ready version must
+#     list every published caption, so the switch fails and the job is
+#     retried (max_attempts 2), never a ready version without sv
+{
+    my $gate = "$tmp/gate-c";
+    my $before = video('cap1');
+    my %had = map { $_ => 1 } @{ versions_of('cap1') };
+    upload_video('cap1');
+    my $slow = fork // die "fork: $!";
+    if ($slow == 0) {
+        $ENV{GATE} = $gate;
+        open STDOUT, '>>', "$tmp/held-c.log" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--once', '--ffmpeg', $gated,
+             '--consumer', 'slow', '--max_attempts', 2, '--retry_backoff', 0
+            or POSIX::_exit(127);
+    }
+    $Running{$slow} = 1;
+    my $deadline = time + 120;
+    sleep 0.1 until -e "$gate.waiting" || time > $deadline;
+    ok(-e "$gate.waiting", 'held-c: the switch held') or diag(slurp("$tmp/held-c.log"));
+    my @work = glob("$origin/hls/.tmp-cap1.*");
+    is(scalar @work, 1, 'held-c: one work directory (the held encode\'s)');
+    my $SV = "WEBVTT\n\n00:00:03.000 --> 00:00:04.000\nGod dag\n";
+    upload_caption('cap1', 'sv', $SV, label => 'Svenska');
+    run_helper('held-sv');
+    is(caption('cap1', 'sv')->{status}, 'ready', 'held-c: sv is published (into the current version)');
+    # what goes wrong writing sv into the new version: a file where its directory goes
+    spew("$work[0]/subs/sv", '') if @work;
+    spew("$gate.go", '');
+    $deadline = time + 180;
+    my $rc;
+    while (time < $deadline) {
+        if (waitpid($slow, WNOHANG) == $slow) { $rc = $? >> 8; last }
+        sleep 0.05;
+    }
+    delete $Running{$slow};
+    is($rc, 0, 'held-c: the encode\'s helper exits 0');
+    my $held = slurp("$tmp/held-c.log") // '';
+    my $v = video('cap1');
+    my $sv = caption('cap1', 'sv');
+    is($v->{status}, 'ready', 'held-c: the video is ready') or diag($held);
+    isnt($v->{prefix}, $before->{prefix}, 'held-c: at a new version');
+    my $g = (parse_playlist("$origin/$v->{prefix}master.m3u8") || {})->{subtitles}{subs} || {};
+    is(($g->{Svenska} || {})->{uri}, "subs/sv/$sv->{revision}/index.m3u8",
+       'held-c: the ready version\'s master lists sv, which its row says is published')
+        or diag($held);
+    ok(-f "$origin/$v->{prefix}subs/sv/$sv->{revision}/index.m3u8", 'held-c: its sv track is there');
+    like($held, qr/video cap1: attempt 1 failed, retrying in [\d.]+ s: its captions changed during the encode/,
+         'held-c: the first switch failed and was retried');
+    is_deeply([ map { "hls/cap1/$_/" } grep { !$had{$_} } @{ versions_of('cap1') } ], [ $v->{prefix} ],
+              'held-c: one new version, the ready one (the failed switch\'s is removed: no row used it)');
 }
 
 # a version encoded before mpegts_start was measured: MPEGTS 126000
