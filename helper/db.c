@@ -951,6 +951,9 @@ vh_db_caption_video(vh_db_t *db, const char *video_id, vh_db_video_t *v)
     PGresult   *res;
 
     memset(v, 0, sizeof(*v));
+    if (db_connect(db) != 0) {
+        return -1;              /* in a transaction: connected, nothing done */
+    }
     res = PQexecParams(db->conn, db->sql[SQL_CAP_VIDEO], 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         vh_error("postgres read video %s for its captions failed: %s", video_id,

@@ -3,15 +3,18 @@
  * job, and the subtitle tracks of every version.
  *
  * A caption job (kind captions) reads one uploaded WebVTT or SRT file,
- * validates and normalizes it (captions.c), and publishes it in ONE
- * transaction holding the video's caption lock (vh_db_caption_lock): the
- * video_captions row gets the WebVTT and a new revision, and, when the
- * video is ready, its current version gets subs/<lang>/<revision>/
- * (index.m3u8 + seg_NNNNN.vtt) and a rewritten master.m3u8 that lists
- * every published caption of the video.  Nothing is re-encoded: the master
- * is rebuilt from videos.renditions.  A failure before COMMIT rolls the row
- * back and the job is retried; files already written then name a revision
- * no row has, and the retry's master does not list them.
+ * validates and normalizes it (captions.c), writes (or uploads) its track,
+ * subs/<lang>/<revision>/ (index.m3u8 + seg_NNNNN.vtt), into the video's
+ * current version when it is ready, holding no lock and no row (a new
+ * revision is invisible until a master names it; an upload of the same
+ * language never waits on a long S3 upload), then publishes it in ONE
+ * short transaction holding the video's caption lock (vh_db_caption_lock):
+ * the video_captions row gets the WebVTT and the revision, and the
+ * version's master.m3u8 is rewritten to list every published caption of
+ * the video.  Nothing is re-encoded: the master is rebuilt from
+ * videos.renditions.  A failure before COMMIT rolls the row back and the
+ * job is retried; the track written first is then removed (local) or left
+ * unnamed (S3), as when the job turns out superseded.
  *
  * A video job writes the video's published captions into its work
  * directory (so the new version has them from its first byte), and its
@@ -551,6 +554,140 @@ out:
     vh_db_video_free(&video);
 }
 
+/* a new language past caption_max_tracks (cs: the published ones): 1 with why */
+static int
+too_many(const vh_conf_t *cf, const vh_db_captions_t *cs, const char *lang, char *why,
+    size_t whylen)
+{
+    int  i;
+
+    for (i = 0; i < cs->n; i++) {
+        if (!strcmp(cs->c[i].lang, lang)) {
+            return 0;               /* a replacement */
+        }
+    }
+    if (cs->n < cf->caption_max_tracks) {
+        return 0;
+    }
+    snprintf(why, whylen, "caption_too_many: the video has %d caption languages"
+             " published, caption_max_tracks (%d): replace one of them instead",
+             cs->n, cf->caption_max_tracks);
+    return 1;
+}
+
+/*
+ * Step 4a: the new revision's track into the video's current version,
+ * outside any transaction (no lock, no row held), after the limits that
+ * would refuse it.  at: the storage_prefix written into ("" when none: the
+ * video is not ready, or its version is gone).  0, 1 (refused: why), -1 (err)
+ */
+static int
+pre_publish(const vh_conf_t *cf, vh_db_t *db, const vh_job_t *job,
+    const vh_captions_t *caps, const char *revision, char *at, size_t atlen,
+    char *why, size_t whylen, char *err, size_t errlen)
+{
+    vh_db_video_t     video;
+    vh_db_captions_t  cs = { 0 };
+    version_t         ver;
+    char              dir[4096];
+    int               w, now, rc = -1;
+
+    at[0] = '\0';
+    memset(&video, 0, sizeof(video));
+    if (vh_db_captions(db, job->video_id, 0, &cs) != 0) {
+        snprintf(err, errlen, "cannot read the video's captions");
+        return -1;
+    }
+    if (too_many(cf, &cs, job->lang, why, whylen)) {
+        rc = 1;
+        goto out;
+    }
+    now = current_version(db, job->video_id, &video, &ver);
+    if (now < 0) {
+        snprintf(err, errlen, "cannot read the videos row");
+        goto out;
+    }
+    if (video.found && video.duration > 0
+        && track_too_large(cf, caps, llround(video.duration * 1000), why, whylen))
+    {
+        rc = 1;
+        goto out;
+    }
+    if (now == 0) {
+        rc = 0;                     /* stored only: its encode publishes it */
+        goto out;
+    }
+    if (cf->publish_s3) {
+        /* a work directory holding the track alone: no master goes up now */
+        if (vh_publish_tmpdir(cf, job->video_id, dir, sizeof(dir)) != 0) {
+            snprintf(err, errlen, "cannot create a work directory in %s", cf->origin_dir);
+            goto out;
+        }
+        w = vh_subs_write_track(cf, dir, job->lang, revision, caps, ver.duration_ms,
+                                ver.mpegts, job->video_id, err, errlen);
+        if (w == 0) {
+            w = vh_s3_publish_tree(cf, job->video_id, video.storage_prefix, dir, NULL,
+                                   NULL, err, errlen);
+        }
+        if (vh_rm_rf(dir) != 0) {
+            vh_warn("cannot remove %s: %s", dir, strerror(errno));
+        }
+        vh_publish_tmpdir_done();
+        if (w != 0) {
+            goto out;
+        }
+    } else {
+        snprintf(dir, sizeof(dir), "%s/%s", cf->origin_dir, video.storage_prefix);
+        dir[strlen(dir) - 1] = '\0';                /* the prefix's '/' */
+        w = vh_subs_write_track(cf, dir, job->lang, revision, caps, ver.duration_ms,
+                                ver.mpegts, job->video_id, err, errlen);
+        if (w == VH_SUBS_GONE) {
+            /* switched and swept since it was read: the transaction sees the new one */
+            vh_info("video %s captions %s: %s", job->video_id, job->lang, err);
+            err[0] = '\0';
+            rc = 0;
+            goto out;
+        }
+        if (w != 0) {
+            goto out;
+        }
+    }
+    snprintf(at, atlen, "%s", video.storage_prefix);
+    rc = 0;
+out:
+    vh_db_captions_free(&cs);
+    vh_db_video_free(&video);
+    return rc;
+}
+
+/*
+ * The track of step 4a when no row will name it (superseded, refused, or
+ * rolled back before COMMIT): removed from a local version; on S3 the
+ * helper deletes nothing: left unnamed, it goes with the version's prefix
+ */
+static void
+drop_pre(const vh_conf_t *cf, const vh_job_t *job, const char *at,
+    const char *revision)
+{
+    char  path[4400];
+
+    if (at[0] == '\0') {
+        return;
+    }
+    if (cf->publish_s3) {
+        vh_info("video %s captions %s: the track %s" VH_SUBS_DIR "/%s/%s/ stays in the"
+                " bucket, named by no master (it goes with the version)", job->video_id,
+                job->lang, at, job->lang, revision);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s" VH_SUBS_DIR "/%s/%s", cf->origin_dir, at,
+             job->lang, revision);
+    if (vh_rm_rf(path) != 0) {
+        vh_warn("video %s captions %s: cannot remove %s, which no row names: %s",
+                job->video_id, job->lang, path, strerror(errno));
+    }
+}
+
 static int
 caption_fail(vh_db_t *db, const vh_job_t *job, const char *error)
 {
@@ -635,10 +772,11 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     vh_db_captions_t     cs = { 0 };
     version_t            ver;
     const char          *label;
-    char                 why[1024], revision[VH_VERSION_TOKEN_LEN + 1];
+    char                 why[1024], revision[VH_VERSION_TOKEN_LEN + 1], at[256];
     int                 *need = NULL, is_default, i, rows, now, rc = VH_JOB_RETRY;
 
     err[0] = '\0';
+    at[0] = '\0';
     memset(&caps, 0, sizeof(caps));
     memset(&video, 0, sizeof(video));
     label = job->label != NULL && job->label[0] != '\0' ? job->label : job->lang;
@@ -704,24 +842,39 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
         goto out;
     }
 
-    /* 4. one transaction, under the video's caption lock */
+    /*
+     * 4a. the track, before the transaction: into the video's current
+     * version (uploaded, on S3: 720 PUTs for a 6 h lecture), holding no
+     * lock and no row, so an upload of the same language never waits on it.
+     * A new revision's directory is invisible until a master names it.
+     */
+    rows = pre_publish(cf, db, job, &caps, revision, at, sizeof(at), why, sizeof(why),
+                       err, errlen);
+    if (rows != 0) {
+        if (rows > 0) {
+            rc = caption_fail(db, job, why);
+        }
+        goto out;
+    }
+    if (vh_queue_heartbeat(q, job) != 0) {
+        drop_pre(cf, job, at, revision);
+        rc = VH_JOB_LOST;
+        goto out;
+    }
+
+    /* 4b. a short transaction, under the video's caption lock: the row, the master */
     if (vh_db_caption_lock(db, job->video_id) != 0) {
         snprintf(err, errlen, "cannot take the video's caption lock");
-        goto out;
+        goto dropped;
     }
     /* a new language past caption_max_tracks: every version carries them all */
     if (vh_db_caption_list_tx(db, job->video_id, 0, &cs) != 0) {
         snprintf(err, errlen, "cannot read the video's captions");
-        goto out;
+        goto dropped;
     }
-    for (i = 0, rows = 1; i < cs.n; i++) {
-        rows &= strcmp(cs.c[i].lang, job->lang) != 0;
-    }
-    if (rows && cs.n >= cf->caption_max_tracks) {
+    if (too_many(cf, &cs, job->lang, why, sizeof(why))) {
         vh_db_rollback(db);
-        snprintf(why, sizeof(why), "caption_too_many: the video has %d caption"
-                 " languages published, caption_max_tracks (%d): replace one of them"
-                 " instead", cs.n, cf->caption_max_tracks);
+        drop_pre(cf, job, at, revision);
         rc = caption_fail(db, job, why);
         goto out;
     }
@@ -731,10 +884,11 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
                                      (long) caps.n);
     if (rows < 0) {
         snprintf(err, errlen, "cannot update the video_captions row");
-        goto out;
+        goto dropped;
     }
     if (rows == 0) {
         vh_db_rollback(db);
+        drop_pre(cf, job, at, revision);
         vh_job_superseded(job, "before publishing");
         rc = VH_JOB_SUPERSEDED;
         goto out;
@@ -742,35 +896,38 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     now = current_version(db, job->video_id, &video, &ver);
     if (now < 0) {
         snprintf(err, errlen, "cannot read the videos row");
-        goto out;
+        goto dropped;
     }
     /* against the video's duration (a re-encode keeps the previous one meanwhile) */
     if (video.found && video.duration > 0
         && track_too_large(cf, &caps, llround(video.duration * 1000), why, sizeof(why)))
     {
         vh_db_rollback(db);
+        drop_pre(cf, job, at, revision);
         rc = caption_fail(db, job, why);
         goto out;
     }
     if (now > 0) {
         if (vh_db_caption_list_tx(db, job->video_id, 1, &cs) != 0) {
             snprintf(err, errlen, "cannot read the video's captions");
-            goto out;
+            goto dropped;
         }
         need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
         if (need == NULL) {
             vh_db_rollback(db);
             snprintf(err, errlen, "out of memory");
-            goto out;
+            goto dropped;
         }
         for (i = 0; i < cs.n; i++) {
-            need[i] = !strcmp(cs.c[i].lang, job->lang);
+            /* written in 4a, unless the video switched to another version since */
+            need[i] = !strcmp(cs.c[i].lang, job->lang)
+                      && strcmp(video.storage_prefix, at) != 0;
         }
         if (publish_version(cf, job->video_id, video.storage_prefix, &ver, &cs,
                             need, err, errlen) != 0)
         {
             vh_db_rollback(db);
-            goto out;
+            goto dropped;
         }
     }
     if (vh_db_commit(db) != 0) {
@@ -791,6 +948,10 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
                 video.found ? video.status : "gone", job->id);
     }
     rc = VH_JOB_DONE;
+    goto out;
+dropped:
+    /* rolled back before COMMIT: no row names the track written in 4a */
+    drop_pre(cf, job, at, revision);
 out:
     free(need);
     vh_db_captions_free(&cs);

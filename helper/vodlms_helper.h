@@ -699,6 +699,13 @@ int  vh_s3_put_file(vh_s3_t *s3, const char *key, const char *path,
 int  vh_s3_publish(const vh_conf_t *cf, const char *video_id,
     const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
     char *err, size_t errlen);
+/*
+ * The same without master.m3u8 (a caption track uploaded before the
+ * transaction that names it: invisible until a master does)
+ */
+int  vh_s3_publish_tree(const vh_conf_t *cf, const char *video_id,
+    const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
+    char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- subs_track.c */
 

@@ -32,7 +32,9 @@
 #      when that fails the switch fails (retried), never a ready version
 #      without it;
 #   7. publish = s3: a caption job puts the track (text/vtt) and then the
-#      master, last; a re-upload's version goes up with the captions.
+#      master, last; a re-upload's version goes up with the captions; the
+#      track goes up before the publish transaction: an upload of the same
+#      language meanwhile does not wait on the row (the job is superseded).
 
 use strict;
 use warnings;
@@ -1059,6 +1061,65 @@ run_helper('s3c-reupload');
     my ($ts) = segment_of(s3_request('GET', "/$BUCKET/${base}seg_00000.vtt")->{content} // '');
     ok($rs->[0]{mpegts_start} && $ts == $rs->[0]{mpegts_start},
        "s3c re-upload: its segments' MPEGTS is the new encode's mpegts_start ($ts)");
+}
+
+#---------------------------------------------------------------------------
+# 7b. the track goes up before the transaction: while its PUTs run (held by
+#     the local S3), neither the row nor the caption lock is held, so an
+#     upload of the same language (nginx's UPDATE) never waits on the job;
+#     the job then finds itself superseded and publishes nothing
+#---------------------------------------------------------------------------
+
+{
+    my $v = video('s3c');
+    my $gate = "$tmp/s3gate";
+    my $m0 = s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '';
+    my $r = $http->post("http://127.0.0.1:$S3PORT/__control",
+        { content => encode_json({ hold_put => "$v->{prefix}subs/fr/", hold_gate => $gate }) });
+    ok($r->{success}, 's3c fr: the local S3 holds the first PUT of the fr track');
+    upload_caption('s3c', 'fr', $FR, label => 'French');
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$tmp/s3-fr.log" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle' or POSIX::_exit(127);
+    }
+    $Running{$pid} = 1;
+    my $deadline = time + 60;
+    sleep 0.05 until -e "$gate.waiting" || time > $deadline;
+    ok(-e "$gate.waiting", 's3c fr: the track\'s upload is under way (held)')
+        or diag(slurp("$tmp/s3-fr.log"));
+    # nginx's caption upload of fr now: its UPDATE must find the row free
+    my $newer = sprintf('%s/s3c-%d-%d-%d.captions', $SPOOL, int(time * 1000), $$, ++$upload_seq);
+    spew($newer, $FR);
+    my $upd = eval {
+        $pg->psql("WITH free AS (SELECT 1 FROM vodlms.video_captions WHERE video_id = 's3c'"
+                  . " AND lang = 'fr' FOR UPDATE NOWAIT)"
+                  . " UPDATE vodlms.video_captions c SET status = 'queued', source_location = "
+                  . sq($newer) . ", error = NULL, requested_at = now() FROM free"
+                  . " WHERE c.video_id = 's3c' AND c.lang = 'fr' RETURNING c.status")
+    } // "error: $@";
+    is($upd, 'queued', 's3c fr: during the upload the row is not locked (an upload of fr updates it at once)');
+    is($pg->psql("SELECT pg_try_advisory_xact_lock(hashtextextended('vodlms.video_captions ' || 's3c', 0))"),
+       't', 's3c fr: nor is the video\'s caption lock held');
+    spew("$gate.go", '');
+    $deadline = time + 120;
+    my $rc;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
+        sleep 0.05;
+    }
+    delete $Running{$pid};
+    is($rc, 0, 's3c fr: the helper exits 0');
+    my $l = slurp("$tmp/s3-fr.log") // '';
+    like($l, qr/superseded by a newer upload/, 's3c fr: the job is superseded by the newer upload');
+    like($l, qr{the track \Q$v->{prefix}\Esubs/fr/$VERSION/ stays in the bucket, named by no master},
+         's3c fr: the log names the track left in the bucket');
+    my $c = caption('s3c', 'fr');
+    is_deeply([ @$c{qw(status source published)} ], [ 'queued', $newer, 'false' ],
+              's3c fr: the row is the newer upload\'s, queued, nothing published');
+    is(s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '', $m0,
+       's3c fr: the master is unchanged (it never names the superseded track)');
 }
 
 done_testing();
