@@ -3,8 +3,9 @@
  * core's TAP producer (t/unit/tap.h): every refusal with a hostile file and
  * its exact message, SRT to WebVTT, the markup and cue settings that are
  * kept or rewritten, the limits, the normalized WebVTT parsing back to the
- * same cues, and the HLS subtitle segments and playlist at their
- * boundaries.  Run by t/096-helper-logic.t (with test_logic).
+ * same cues, the HLS subtitle segments and playlist at their boundaries,
+ * and a track's files in a version (subs_track.c): never in a version that
+ * is gone.  Run by t/096-helper-logic.t (with test_logic).
  */
 
 #ifndef _GNU_SOURCE
