@@ -418,6 +418,9 @@ vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
 
 static int db_tx(vh_db_t *db, const char *sql);
 
+static int db_tx_exec(vh_db_t *db, const char *what, const char *sql, int n,
+    const char *const *params);
+
 /* one video_keys row, in the caller's transaction: 0 or -1 */
 static int
 db_insert_key(vh_db_t *db, const char *video_id, const char *version, int k,
@@ -450,7 +453,8 @@ db_insert_key(vh_db_t *db, const char *video_id, const char *version, int k,
 int
 vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     double duration, const char *renditions_json, const char *storage_prefix,
-    const char *version, const struct vh_keys_s *keys)
+    const char *version, const struct vh_keys_s *keys, vh_db_in_tx_pt in_tx,
+    void *data)
 {
     char        dur[32];
     const char *p[5] = { video_id, dur, renditions_json, storage_prefix, source };
@@ -458,18 +462,25 @@ vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     int         i, rows;
 
     snprintf(dur, sizeof(dur), "%.3f", duration);
-    if (keys == NULL || keys->n == 0) {
+    if ((keys == NULL || keys->n == 0) && in_tx == NULL) {
         return db_exec(db, "ready", db->sql[SQL_READY], 5, p);
     }
 
     /*
      * A ready version always has its keys, and a version no row switched to
-     * has none: the keys and the switch commit together or not at all
+     * has none: the keys and the switch commit together or not at all.
+     * in_tx (the captions, subs.c) runs under the video's caption lock,
+     * taken first, so no caption publish interleaves with it
      */
     if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
         return -1;
     }
-    for (i = 0; i < keys->n; i++) {
+    if (in_tx != NULL
+        && db_tx_exec(db, "caption lock", db->sql[SQL_CAP_LOCK], 1, p) < 0)
+    {
+        return -1;
+    }
+    for (i = 0; keys != NULL && i < keys->n; i++) {
         if (db_insert_key(db, video_id, version, i, &keys->keys[i]) != 0) {
             db_tx(db, "ROLLBACK");
             return -1;
@@ -488,6 +499,10 @@ vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     PQclear(res);
     if (rows == 0) {
         return db_tx(db, "ROLLBACK") == 0 ? 0 : -1;
+    }
+    if (in_tx != NULL && in_tx(db, data) != 0) {
+        vh_db_rollback(db);
+        return VH_DB_IN_TX_FAILED;
     }
     return db_tx(db, "COMMIT") == 0 ? rows : -1;
 }
@@ -936,6 +951,9 @@ vh_db_caption_video(vh_db_t *db, const char *video_id, vh_db_video_t *v)
     PGresult   *res;
 
     memset(v, 0, sizeof(*v));
+    if (db_connect(db) != 0) {
+        return -1;              /* in a transaction: connected, nothing done */
+    }
     res = PQexecParams(db->conn, db->sql[SQL_CAP_VIDEO], 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         vh_error("postgres read video %s for its captions failed: %s", video_id,

@@ -180,6 +180,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     tick_ctx_t    t;
     vh_keys_t     keys;
     vh_subs_t     subs;
+    vh_subs_switch_t  sw;
     char          tmp[4096], path[4800], prefix[128], key_info[4200];
     char          plain[4200], version[VH_VERSION_TOKEN_LEN + 1], thumbs[4200];
     char          tiles[4200];
@@ -400,7 +401,7 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     /*
      * The video's published captions go into the version (subs/), listed by
      * its master; a caption published from now until the switch is caught
-     * by the check after it (vh_subs_recheck)
+     * by the check in it (vh_subs_switch)
      */
     if (vh_subs_load(db, job->video_id, &subs) != 0) {
         snprintf(err, errlen, "cannot read the video's captions");
@@ -483,9 +484,28 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
     }
     tmp[0] = '\0';
 
-    /* the switch: viewers of the old version keep it until old_version_grace */
+    /*
+     * The switch: viewers of the old version keep it until old_version_grace.
+     * In its transaction, under the caption lock: a caption job may have
+     * published into the previous version since the captions were read
+     * (vh_subs_switch writes what this version lacks before COMMIT)
+     */
+    sw.cf = cf;
+    sw.video_id = job->video_id;
+    sw.prefix = prefix;
+    sw.subs = &subs;
     rows = vh_db_ready(db, job->video_id, job->source, duration, rend.data,
-                       prefix, version, cf->encrypt ? &keys : NULL);
+                       prefix, version, cf->encrypt ? &keys : NULL, vh_subs_switch,
+                       &sw);
+    if (rows == VH_DB_IN_TX_FAILED) {
+        /* no row ever pointed at it: gone now (local), for the prune job (S3) */
+        snprintf(err, errlen, "its captions changed during the encode and could not"
+                 " be published into its version: the switch is rolled back");
+        if (cf->publish_s3 || vh_publish_discard(cf, job->video_id, version) != 0) {
+            vh_db_orphan(db, job->video_id, prefix);
+        }
+        goto out;
+    }
     if (rows < 0) {
         snprintf(err, errlen, "published, but cannot update the videos row");
         goto out;
@@ -510,13 +530,6 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
             storyboard ? " + storyboard" : "", duration,
             vh_now() - started, job->id, version,
             cf->encrypt ? ", AES-128, " : ", not encrypted, ", keys.n, subs.n);
-    /*
-     * A caption job may have published into the previous version since
-     * the captions were read: under the caption lock, republished here.
-     * The video is ready either way; a failure is logged and the next
-     * caption publish of this video writes the master afresh.
-     */
-    vh_subs_recheck(cf, db, job->video_id, prefix, &subs);
     rc = VH_JOB_DONE;
 
 out:

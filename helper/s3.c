@@ -12,8 +12,9 @@
  * (each variant's segments, then its playlist; the storyboard; each
  * caption track's segments, then its playlist), with the poster, and
  * master.m3u8 last: a viewer who can fetch the master can fetch everything
- * it names.  A caption publish uploads the same way a tree holding only the
- * new caption track and the master (subs.c).
+ * it names.  A caption job uploads a tree holding only the new caption
+ * track without a master (vh_s3_publish_tree), then, in its transaction, a
+ * tree holding only the master (subs.c).
  */
 
 #define _GNU_SOURCE
@@ -767,10 +768,10 @@ out:
     return rc;
 }
 
-int
-vh_s3_publish(const vh_conf_t *cf, const char *video_id,
-    const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
-    char *err, size_t errlen)
+static int
+s3_publish(const vh_conf_t *cf, const char *video_id, const char *storage_prefix,
+    const char *dir, int master, vh_tick_pt tick, void *data, char *err,
+    size_t errlen)
 {
     vh_s3_t   *s3 = vh_s3_new(cf);
     int        n = 0, rc = -1;
@@ -784,7 +785,10 @@ vh_s3_publish(const vh_conf_t *cf, const char *video_id,
         goto out;
     }
     /* last: only now may a viewer find the ladder (or the new captions) */
-    if (put_one(s3, storage_prefix, dir, "master.m3u8", tick, data, &n, err, errlen) != 0) {
+    if (master
+        && put_one(s3, storage_prefix, dir, "master.m3u8", tick, data, &n, err,
+                   errlen) != 0)
+    {
         goto out;
     }
     vh_info("video %s: %d object(s) uploaded to s3://%s/%s%s in %.1f s",
@@ -794,4 +798,20 @@ vh_s3_publish(const vh_conf_t *cf, const char *video_id,
 out:
     vh_s3_free(s3);
     return rc;
+}
+
+int
+vh_s3_publish(const vh_conf_t *cf, const char *video_id,
+    const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
+    char *err, size_t errlen)
+{
+    return s3_publish(cf, video_id, storage_prefix, dir, 1, tick, data, err, errlen);
+}
+
+int
+vh_s3_publish_tree(const vh_conf_t *cf, const char *video_id,
+    const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
+    char *err, size_t errlen)
+{
+    return s3_publish(cf, video_id, storage_prefix, dir, 0, tick, data, err, errlen);
 }

@@ -3,21 +3,25 @@
  * job, and the subtitle tracks of every version.
  *
  * A caption job (kind captions) reads one uploaded WebVTT or SRT file,
- * validates and normalizes it (captions.c), and publishes it in ONE
- * transaction holding the video's caption lock (vh_db_caption_lock): the
- * video_captions row gets the WebVTT and a new revision, and, when the
- * video is ready, its current version gets subs/<lang>/<revision>/
- * (index.m3u8 + seg_NNNNN.vtt) and a rewritten master.m3u8 that lists
- * every published caption of the video.  Nothing is re-encoded: the master
- * is rebuilt from videos.renditions.  A failure before COMMIT rolls the row
- * back and the job is retried; files already written then name a revision
- * no row has, and the retry's master does not list them.
+ * validates and normalizes it (captions.c), writes (or uploads) its track,
+ * subs/<lang>/<revision>/ (index.m3u8 + seg_NNNNN.vtt), into the video's
+ * current version when it is ready, holding no lock and no row (a new
+ * revision is invisible until a master names it; an upload of the same
+ * language never waits on a long S3 upload), then publishes it in ONE
+ * short transaction holding the video's caption lock (vh_db_caption_lock):
+ * the video_captions row gets the WebVTT and the revision, and the
+ * version's master.m3u8 is rewritten to list every published caption of
+ * the video.  Nothing is re-encoded: the master is rebuilt from
+ * videos.renditions.  A failure before COMMIT rolls the row back and the
+ * job is retried; the track written first is then removed (local) or left
+ * unnamed (S3), as when the job turns out superseded.
  *
  * A video job writes the video's published captions into its work
- * directory (so the new version has them from its first byte), and after
- * its switch takes the same lock and republishes its version's captions
- * if they changed meanwhile (a caption job that published into the version
- * before it).
+ * directory (so the new version has them from its first byte), and its
+ * switch's transaction takes the same lock, reads them again and, if they
+ * changed meanwhile (a caption job published into the previous version),
+ * writes the tracks the new version lacks and its master before COMMIT: a
+ * failure there fails the switch, so a ready version lists every caption.
  *
  * Segment URLs are immutable: every publish has a fresh revision, so a
  * replacement never reuses a URL; older revisions stay in the version
@@ -295,89 +299,6 @@ track_too_large(const vh_conf_t *cf, const vh_captions_t *caps, long long durati
     return 1;
 }
 
-/* bytes into dir/name, 0644 */
-static int
-write_file(const char *dir, const char *name, const vh_buf_t *b, char *err,
-    size_t errlen)
-{
-    char  path[4400];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (vh_write_file_atomic(path, b->data ? b->data : "", b->len) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * One track into <dir>/subs/<lang>/<revision>/: written in a hidden
- * directory beside it, then renamed into place (a player never sees half a
- * track).  Already there: nothing to do (a revision's bytes never change).
- */
-static int
-write_track(const vh_conf_t *cf, const char *dir, const vh_db_caption_t *c,
-    const vh_captions_t *caps, long long duration_ms, long long mpegts,
-    const char *video_id, char *err, size_t errlen)
-{
-    char         lang_dir[4400], final[4600], tmp[4600], name[32];
-    vh_buf_t     b = { 0 };
-    long long    seg_ms = (long long) cf->caption_segment_duration * 1000;
-    size_t       k, nseg, past = 0;
-    struct stat  sb;
-    int          rc = -1;
-
-    snprintf(lang_dir, sizeof(lang_dir), "%s/" VH_SUBS_DIR "/%s", dir, c->lang);
-    snprintf(final, sizeof(final), "%s/%s", lang_dir, c->revision);
-    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", lang_dir, c->revision);
-    if (lstat(final, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        return 0;
-    }
-    if (vh_mkdir_p(lang_dir, 0755) != 0 || vh_rm_rf(tmp) != 0 || mkdir(tmp, 0755) != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    nseg = vh_captions_segments(seg_ms, duration_ms);
-    for (k = 0; k < nseg; k++) {
-        b.len = 0;
-        snprintf(name, sizeof(name), "seg_%05zu.vtt", k);
-        if (vh_captions_segment(caps, seg_ms, duration_ms, k, mpegts, &b) != 0) {
-            snprintf(err, errlen, "out of memory segmenting the %s captions", c->lang);
-            goto out;
-        }
-        if (write_file(tmp, name, &b, err, errlen) != 0) {
-            goto out;
-        }
-    }
-    b.len = 0;
-    if (vh_captions_playlist(seg_ms, duration_ms, &b) != 0) {
-        snprintf(err, errlen, "out of memory writing the %s subtitle playlist", c->lang);
-        goto out;
-    }
-    if (write_file(tmp, "index.m3u8", &b, err, errlen) != 0) {
-        goto out;
-    }
-    if (rename(tmp, final) != 0) {
-        snprintf(err, errlen, "rename %s -> %s: %s", tmp, final, strerror(errno));
-        goto out;
-    }
-    for (k = 0; k < caps->n; k++) {
-        past += caps->cues[k].start_ms >= duration_ms;
-    }
-    if (past > 0) {
-        vh_warn("video %s: %zu cue(s) of the %s captions start after the video's"
-                " end (%.3f s): left out of its segments", video_id, past, c->lang,
-                duration_ms / 1000.0);
-    }
-    rc = 0;
-out:
-    if (rc != 0) {
-        vh_rm_rf(tmp);
-    }
-    vh_buf_free(&b);
-    return rc;
-}
-
 /* the master of a version: its renditions and every published caption */
 static int
 build_master(const version_t *ver, const vh_db_captions_t *cs, vh_buf_t *out)
@@ -478,8 +399,9 @@ publish_version(const vh_conf_t *cf, const char *video_id, const char *prefix,
             vh_captions_free(&caps);
             continue;
         }
-        written = write_track(cf, dir, &cs->c[i], &caps, ver->duration_ms,
-                              ver->mpegts, video_id, err, errlen);
+        written = vh_subs_write_track(cf, dir, cs->c[i].lang, cs->c[i].revision, &caps,
+                                      ver->duration_ms, ver->mpegts, video_id, err,
+                                      errlen);
         vh_captions_free(&caps);
         if (written != 0) {
             goto out;
@@ -594,6 +516,140 @@ out:
     vh_db_video_free(&video);
 }
 
+/* a new language past caption_max_tracks (cs: the published ones): 1 with why */
+static int
+too_many(const vh_conf_t *cf, const vh_db_captions_t *cs, const char *lang, char *why,
+    size_t whylen)
+{
+    int  i;
+
+    for (i = 0; i < cs->n; i++) {
+        if (!strcmp(cs->c[i].lang, lang)) {
+            return 0;               /* a replacement */
+        }
+    }
+    if (cs->n < cf->caption_max_tracks) {
+        return 0;
+    }
+    snprintf(why, whylen, "caption_too_many: the video has %d caption languages"
+             " published, caption_max_tracks (%d): replace one of them instead",
+             cs->n, cf->caption_max_tracks);
+    return 1;
+}
+
+/*
+ * Step 4a: the new revision's track into the video's current version,
+ * outside any transaction (no lock, no row held), after the limits that
+ * would refuse it.  at: the storage_prefix written into ("" when none: the
+ * video is not ready, or its version is gone).  0, 1 (refused: why), -1 (err)
+ */
+static int
+pre_publish(const vh_conf_t *cf, vh_db_t *db, const vh_job_t *job,
+    const vh_captions_t *caps, const char *revision, char *at, size_t atlen,
+    char *why, size_t whylen, char *err, size_t errlen)
+{
+    vh_db_video_t     video;
+    vh_db_captions_t  cs = { 0 };
+    version_t         ver;
+    char              dir[4096];
+    int               w, now, rc = -1;
+
+    at[0] = '\0';
+    memset(&video, 0, sizeof(video));
+    if (vh_db_captions(db, job->video_id, 0, &cs) != 0) {
+        snprintf(err, errlen, "cannot read the video's captions");
+        return -1;
+    }
+    if (too_many(cf, &cs, job->lang, why, whylen)) {
+        rc = 1;
+        goto out;
+    }
+    now = current_version(db, job->video_id, &video, &ver);
+    if (now < 0) {
+        snprintf(err, errlen, "cannot read the videos row");
+        goto out;
+    }
+    if (video.found && video.duration > 0
+        && track_too_large(cf, caps, llround(video.duration * 1000), why, whylen))
+    {
+        rc = 1;
+        goto out;
+    }
+    if (now == 0) {
+        rc = 0;                     /* stored only: its encode publishes it */
+        goto out;
+    }
+    if (cf->publish_s3) {
+        /* a work directory holding the track alone: no master goes up now */
+        if (vh_publish_tmpdir(cf, job->video_id, dir, sizeof(dir)) != 0) {
+            snprintf(err, errlen, "cannot create a work directory in %s", cf->origin_dir);
+            goto out;
+        }
+        w = vh_subs_write_track(cf, dir, job->lang, revision, caps, ver.duration_ms,
+                                ver.mpegts, job->video_id, err, errlen);
+        if (w == 0) {
+            w = vh_s3_publish_tree(cf, job->video_id, video.storage_prefix, dir, NULL,
+                                   NULL, err, errlen);
+        }
+        if (vh_rm_rf(dir) != 0) {
+            vh_warn("cannot remove %s: %s", dir, strerror(errno));
+        }
+        vh_publish_tmpdir_done();
+        if (w != 0) {
+            goto out;
+        }
+    } else {
+        snprintf(dir, sizeof(dir), "%s/%s", cf->origin_dir, video.storage_prefix);
+        dir[strlen(dir) - 1] = '\0';                /* the prefix's '/' */
+        w = vh_subs_write_track(cf, dir, job->lang, revision, caps, ver.duration_ms,
+                                ver.mpegts, job->video_id, err, errlen);
+        if (w == VH_SUBS_GONE) {
+            /* switched and swept since it was read: the transaction sees the new one */
+            vh_info("video %s captions %s: %s", job->video_id, job->lang, err);
+            err[0] = '\0';
+            rc = 0;
+            goto out;
+        }
+        if (w != 0) {
+            goto out;
+        }
+    }
+    snprintf(at, atlen, "%s", video.storage_prefix);
+    rc = 0;
+out:
+    vh_db_captions_free(&cs);
+    vh_db_video_free(&video);
+    return rc;
+}
+
+/*
+ * The track of step 4a when no row will name it (superseded, refused, or
+ * rolled back before COMMIT): removed from a local version; on S3 the
+ * helper deletes nothing: left unnamed, it goes with the version's prefix
+ */
+static void
+drop_pre(const vh_conf_t *cf, const vh_job_t *job, const char *at,
+    const char *revision)
+{
+    char  path[4400];
+
+    if (at[0] == '\0') {
+        return;
+    }
+    if (cf->publish_s3) {
+        vh_info("video %s captions %s: the track %s" VH_SUBS_DIR "/%s/%s/ stays in the"
+                " bucket, named by no master (it goes with the version)", job->video_id,
+                job->lang, at, job->lang, revision);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s" VH_SUBS_DIR "/%s/%s", cf->origin_dir, at,
+             job->lang, revision);
+    if (vh_rm_rf(path) != 0) {
+        vh_warn("video %s captions %s: cannot remove %s, which no row names: %s",
+                job->video_id, job->lang, path, strerror(errno));
+    }
+}
+
 static int
 caption_fail(vh_db_t *db, const vh_job_t *job, const char *error)
 {
@@ -678,10 +734,11 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     vh_db_captions_t     cs = { 0 };
     version_t            ver;
     const char          *label;
-    char                 why[1024], revision[VH_VERSION_TOKEN_LEN + 1];
+    char                 why[1024], revision[VH_VERSION_TOKEN_LEN + 1], at[256];
     int                 *need = NULL, is_default, i, rows, now, rc = VH_JOB_RETRY;
 
     err[0] = '\0';
+    at[0] = '\0';
     memset(&caps, 0, sizeof(caps));
     memset(&video, 0, sizeof(video));
     label = job->label != NULL && job->label[0] != '\0' ? job->label : job->lang;
@@ -747,10 +804,30 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
         goto out;
     }
 
-    /* 4. one transaction, under the video's caption lock */
+    /*
+     * 4a. the track, before the transaction: into the video's current
+     * version (uploaded, on S3: 720 PUTs for a 6 h lecture), holding no
+     * lock and no row, so an upload of the same language never waits on it.
+     * A new revision's directory is invisible until a master names it.
+     */
+    rows = pre_publish(cf, db, job, &caps, revision, at, sizeof(at), why, sizeof(why),
+                       err, errlen);
+    if (rows != 0) {
+        if (rows > 0) {
+            rc = caption_fail(db, job, why);
+        }
+        goto out;
+    }
+    if (vh_queue_heartbeat(q, job) != 0) {
+        drop_pre(cf, job, at, revision);
+        rc = VH_JOB_LOST;
+        goto out;
+    }
+
+    /* 4b. a short transaction, under the video's caption lock: the row, the master */
     if (vh_db_caption_lock(db, job->video_id) != 0) {
         snprintf(err, errlen, "cannot take the video's caption lock");
-        goto out;
+        goto dropped;
     }
     /*
      * a new language past caption_max_tracks (at most VH_HLS_MAX_SUBTITLES,
@@ -759,16 +836,11 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
      */
     if (vh_db_caption_list_tx(db, job->video_id, 0, &cs) != 0) {
         snprintf(err, errlen, "cannot read the video's captions");
-        goto out;
+        goto dropped;
     }
-    for (i = 0, rows = 1; i < cs.n; i++) {
-        rows &= strcmp(cs.c[i].lang, job->lang) != 0;
-    }
-    if (rows && cs.n >= cf->caption_max_tracks) {
+    if (too_many(cf, &cs, job->lang, why, sizeof(why))) {
         vh_db_rollback(db);
-        snprintf(why, sizeof(why), "caption_too_many: the video has %d caption"
-                 " languages published, caption_max_tracks (%d): replace one of them"
-                 " instead", cs.n, cf->caption_max_tracks);
+        drop_pre(cf, job, at, revision);
         rc = caption_fail(db, job, why);
         goto out;
     }
@@ -778,10 +850,11 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
                                      (long) caps.n);
     if (rows < 0) {
         snprintf(err, errlen, "cannot update the video_captions row");
-        goto out;
+        goto dropped;
     }
     if (rows == 0) {
         vh_db_rollback(db);
+        drop_pre(cf, job, at, revision);
         vh_job_superseded(job, "before publishing");
         rc = VH_JOB_SUPERSEDED;
         goto out;
@@ -789,35 +862,38 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     now = current_version(db, job->video_id, &video, &ver);
     if (now < 0) {
         snprintf(err, errlen, "cannot read the videos row");
-        goto out;
+        goto dropped;
     }
     /* against the video's duration (a re-encode keeps the previous one meanwhile) */
     if (video.found && video.duration > 0
         && track_too_large(cf, &caps, llround(video.duration * 1000), why, sizeof(why)))
     {
         vh_db_rollback(db);
+        drop_pre(cf, job, at, revision);
         rc = caption_fail(db, job, why);
         goto out;
     }
     if (now > 0) {
         if (vh_db_caption_list_tx(db, job->video_id, 1, &cs) != 0) {
             snprintf(err, errlen, "cannot read the video's captions");
-            goto out;
+            goto dropped;
         }
         need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
         if (need == NULL) {
             vh_db_rollback(db);
             snprintf(err, errlen, "out of memory");
-            goto out;
+            goto dropped;
         }
         for (i = 0; i < cs.n; i++) {
-            need[i] = !strcmp(cs.c[i].lang, job->lang);
+            /* written in 4a, unless the video switched to another version since */
+            need[i] = !strcmp(cs.c[i].lang, job->lang)
+                      && strcmp(video.storage_prefix, at) != 0;
         }
         if (publish_version(cf, job->video_id, video.storage_prefix, &ver, &cs,
                             need, err, errlen) != 0)
         {
             vh_db_rollback(db);
-            goto out;
+            goto dropped;
         }
     }
     if (vh_db_commit(db) != 0) {
@@ -838,6 +914,10 @@ vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
                 video.found ? video.status : "gone", job->id);
     }
     rc = VH_JOB_DONE;
+    goto out;
+dropped:
+    /* rolled back before COMMIT: no row names the track written in 4a */
+    drop_pre(cf, job, at, revision);
 out:
     free(need);
     vh_db_captions_free(&cs);
@@ -936,8 +1016,8 @@ vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
             vh_captions_free(&caps);
             continue;
         }
-        rc = write_track(cf, dir, &s->db.c[i], &caps, duration_ms, mpegts, video_id,
-                         err, errlen);
+        rc = vh_subs_write_track(cf, dir, s->db.c[i].lang, s->db.c[i].revision, &caps,
+                                 duration_ms, mpegts, video_id, err, errlen);
         vh_captions_free(&caps);
         if (rc != 0) {
             return -1;
@@ -949,50 +1029,43 @@ vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
 }
 
 int
-vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
-    const char *prefix, const vh_subs_t *s)
+vh_subs_switch(vh_db_t *db, void *data)
 {
-    vh_db_video_t     video;
-    vh_db_captions_t  cs = { 0 };
-    version_t         ver;
-    char             *sig = NULL, err[1024];
-    int              *need = NULL, i, j, now, rc = -1;
+    const vh_subs_switch_t  *sw = data;
+    const vh_subs_t         *s = sw->subs;
+    vh_db_video_t            video;
+    vh_db_captions_t         cs = { 0 };
+    version_t                ver;
+    char                    *sig = NULL, err[1024];
+    int                     *need = NULL, i, j, now, written = 0, rc = -1;
 
     memset(&video, 0, sizeof(video));
     if (s->n == 0 && vh_db_captions_table(db) == 0) {
         return 0;               /* no migration 0012: no captions */
     }
-    if (vh_db_caption_lock(db, video_id) != 0) {
-        vh_error("video %s: cannot take the caption lock to check its captions",
-                 video_id);
-        return -1;
-    }
-    now = current_version(db, video_id, &video, &ver);
+    /* the row as this transaction switched it: its renditions, its duration */
+    now = current_version(db, sw->video_id, &video, &ver);
     if (now < 0) {
+        vh_error("video %s: cannot read its row to check its captions", sw->video_id);
         goto out;
     }
-    if (now == 0 || strcmp(video.storage_prefix, prefix) != 0) {
-        /* a newer version is the row's now: its own job publishes into it */
-        vh_db_rollback(db);
-        rc = 0;
+    if (now == 0 || strcmp(video.storage_prefix, sw->prefix) != 0) {
+        rc = 0;                 /* logged by current_version: no master to write */
         goto out;
     }
-    if (vh_db_caption_list_tx(db, video_id, 1, &cs) != 0) {
+    if (vh_db_caption_list_tx(db, sw->video_id, 1, &cs) != 0) {
+        vh_error("video %s: cannot read its captions again before its switch",
+                 sw->video_id);
         goto out;
     }
     sig = signature(&cs);
-    if (sig == NULL) {
-        vh_db_rollback(db);
+    need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
+    if (sig == NULL || need == NULL) {
+        vh_error("video %s: out of memory checking its captions", sw->video_id);
         goto out;
     }
     if (!strcmp(sig, s->signature)) {
-        vh_db_rollback(db);
-        rc = 0;
-        goto out;
-    }
-    need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
-    if (need == NULL) {
-        vh_db_rollback(db);
+        rc = 0;                 /* the master written with the version is right */
         goto out;
     }
     for (i = 0; i < cs.n; i++) {
@@ -1006,18 +1079,18 @@ vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
                 need[i] = 0;    /* written with the version */
             }
         }
+        written += need[i];
     }
-    if (publish_version(cf, video_id, prefix, &ver, &cs, need, err, sizeof(err)) != 0) {
-        vh_error("video %s: cannot republish its captions into %s: %s", video_id,
-                 prefix, err);
-        vh_db_rollback(db);
-        goto out;
-    }
-    if (vh_db_commit(db) != 0) {
+    if (publish_version(sw->cf, sw->video_id, sw->prefix, &ver, &cs, need, err,
+                        sizeof(err)) != 0)
+    {
+        vh_error("video %s: its captions changed during the encode, and cannot be"
+                 " published into %s: %s", sw->video_id, sw->prefix, err);
         goto out;
     }
     vh_info("video %s: its captions changed during the encode: %d caption track(s)"
-            " republished into %s", video_id, cs.n, prefix);
+            " written and its master listing %d published into %s before its switch",
+            sw->video_id, written, cs.n, sw->prefix);
     rc = 0;
 out:
     free(need);

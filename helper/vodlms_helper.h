@@ -269,13 +269,21 @@ int  vh_db_current(vh_db_t *db, const char *video_id, const char *source);
 int  vh_db_progress(vh_db_t *db, const char *video_id, const char *source,
     double percent);
 struct vh_keys_s;
+/* work done inside vh_db_ready's transaction: 0, or -1 (logged: rolled back) */
+typedef int (*vh_db_in_tx_pt)(vh_db_t *db, void *data);
+/* vh_db_ready: in_tx failed, the transaction rolled back, nothing switched */
+#define VH_DB_IN_TX_FAILED  (-2)
 /*
  * The switch to ready; with keys (encrypt = on), their video_keys rows are
- * inserted in the same transaction, and rolled back when no row is switched
+ * inserted in the same transaction, and rolled back when no row is switched.
+ * With in_tx: the video's caption lock (vh_db_caption_lock's) is taken
+ * first, and in_tx runs after the switch, before COMMIT (it sees the row
+ * switched); its failure rolls everything back: VH_DB_IN_TX_FAILED
  */
 int  vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     double duration, const char *renditions_json, const char *storage_prefix,
-    const char *version, const struct vh_keys_s *keys);
+    const char *version, const struct vh_keys_s *keys, vh_db_in_tx_pt in_tx,
+    void *data);
 /* does the table video_keys exist (migration 0011): 1, 0 or -1 */
 int  vh_db_keys_table(vh_db_t *db);
 int  vh_db_failed(vh_db_t *db, const char *video_id, const char *source,
@@ -704,11 +712,33 @@ int  vh_s3_put_file(vh_s3_t *s3, const char *key, const char *path,
 int  vh_s3_publish(const vh_conf_t *cf, const char *video_id,
     const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
     char *err, size_t errlen);
+/*
+ * The same without master.m3u8 (a caption track uploaded before the
+ * transaction that names it: invisible until a master does)
+ */
+int  vh_s3_publish_tree(const vh_conf_t *cf, const char *video_id,
+    const char *storage_prefix, const char *dir, vh_tick_pt tick, void *data,
+    char *err, size_t errlen);
 
-/* ---------------------------------------------------------------- subs.c */
+/* ---------------------------------------------------------------- subs_track.c */
 
 /* a version's caption tracks: subs/<lang>/<revision>/ */
 #define VH_SUBS_DIR              "subs"
+
+/*
+ * One track into <dir>/subs/<lang>/<revision>/ (index.m3u8, seg_NNNNN.vtt):
+ * written in a hidden directory beside it and renamed into place; already
+ * there: nothing to do (a revision's bytes never change).  Only subs/,
+ * subs/<lang>/ and the hidden directory are created, never dir itself: a
+ * version the sweep removed stays removed.  0, VH_SUBS_GONE (dir does not
+ * exist: nothing written, err says so), or -1 with err
+ */
+#define VH_SUBS_GONE  1
+int  vh_subs_write_track(const vh_conf_t *cf, const char *dir, const char *lang,
+    const char *revision, const vh_captions_t *caps, long long duration_ms,
+    long long mpegts, const char *video_id, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- subs.c */
 
 /* the fields of a caption job: 0, or -1 with err (malformed) */
 int  vh_caption_job_fields(const vh_job_t *job, char *err, size_t errlen);
@@ -719,8 +749,8 @@ int  vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
 /*
  * A video job's captions: read before its master is written (vh_subs_load),
  * written into its work directory with the master listing them
- * (vh_subs_write_all, vh_subs_list), and checked again after the switch
- * (vh_subs_recheck: republished into the version when they changed).
+ * (vh_subs_write_all), and checked again inside the switch's transaction
+ * (vh_subs_switch: published into the version when they changed).
  */
 typedef struct {
     vh_db_captions_t  db;
@@ -739,9 +769,20 @@ void vh_subs_free(vh_subs_t *s);
 int  vh_subs_write_all(const vh_conf_t *cf, vh_subs_t *s, const char *dir,
     double duration, long long mpegts, const char *video_id, char *err,
     size_t errlen);
-/* after the switch to prefix: 0 (unchanged or republished) or -1 (logged) */
-int  vh_subs_recheck(const vh_conf_t *cf, vh_db_t *db, const char *video_id,
-    const char *prefix, const vh_subs_t *s);
+/* what vh_subs_switch needs: the job's version and the captions it read */
+typedef struct {
+    const vh_conf_t  *cf;
+    const char       *video_id;
+    const char       *prefix;       /* "hls/<id>/<version>/", being switched to */
+    const vh_subs_t  *subs;
+} vh_subs_switch_t;
+/*
+ * vh_db_ready's in_tx (data: a vh_subs_switch_t), under the caption lock:
+ * the captions read again; when they differ from what the version has, the
+ * tracks it lacks and its master are written.  0, or -1 (logged): the
+ * switch is rolled back and the job retried
+ */
+int  vh_subs_switch(vh_db_t *db, void *data);
 
 /* ---------------------------------------------------------------- job.c */
 

@@ -28,9 +28,13 @@
 #      is queued and removes one whose row failed or that no row names;
 #   6. a re-upload of the video: its new version carries the captions; a
 #      caption published while an encode is held before its switch (an
-#      ffmpeg wrapper holds the poster) is republished into it after;
+#      ffmpeg wrapper holds the poster) is published into it by the switch;
+#      when that fails the switch fails (retried), never a ready version
+#      without it;
 #   7. publish = s3: a caption job puts the track (text/vtt) and then the
-#      master, last; a re-upload's version goes up with the captions.
+#      master, last; a re-upload's version goes up with the captions; the
+#      track goes up before the publish transaction: an upload of the same
+#      language meanwhile does not wait on the row (the job is superseded).
 
 use strict;
 use warnings;
@@ -850,8 +854,8 @@ chmod 0755, $gated;
     is($v3->{status}, 'ready', 'held: the video is ready') or diag($held);
     isnt($v3->{prefix}, $v2->{prefix}, 'held: at a new version');
     like($held, qr/video cap1 ready: .*3 caption track\(s\)/, 'held: it was written with the 3 captions it read');
-    like($held, qr/video cap1: its captions changed during the encode: 4 caption track\(s\) republished into \Q$v3->{prefix}\E/,
-         'held: after the switch it finds de and republishes');
+    like($held, qr/video cap1: its captions changed during the encode: 1 caption track\(s\) written and its master listing 4 published into \Q$v3->{prefix}\E before its switch/,
+         'held: its switch finds de and publishes it into the version');
     my $d3 = "$origin/$v3->{prefix}";
     my $g3 = (parse_playlist("${d3}master.m3u8") || {})->{subtitles}{subs} || {};
     is_deeply([ sort map { $_->{language} } values %$g3 ], [qw(de en es fr)],
@@ -860,6 +864,61 @@ chmod 0755, $gated;
     my $r3 = eval { decode_json($v3->{renditions}) } || [];
     check_track(name => 'held de', dir => $d3, uri => "subs/de/$de->{revision}/index.m3u8",
                 cues => cues_of($DE), duration => $v3->{duration}, mpegts => $r3->[0]{mpegts_start});
+}
+
+# 6c. the same, but writing the new caption into the new version fails (the
+#     version's subs/sv is a file, not a directory): a ready version must
+#     list every published caption, so the switch fails and the job is
+#     retried (max_attempts 2), never a ready version without sv
+{
+    my $gate = "$tmp/gate-c";
+    my $before = video('cap1');
+    my %had = map { $_ => 1 } @{ versions_of('cap1') };
+    upload_video('cap1');
+    my $slow = fork // die "fork: $!";
+    if ($slow == 0) {
+        $ENV{GATE} = $gate;
+        open STDOUT, '>>', "$tmp/held-c.log" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--once', '--ffmpeg', $gated,
+             '--consumer', 'slow', '--max_attempts', 2, '--retry_backoff', 0
+            or POSIX::_exit(127);
+    }
+    $Running{$slow} = 1;
+    my $deadline = time + 120;
+    sleep 0.1 until -e "$gate.waiting" || time > $deadline;
+    ok(-e "$gate.waiting", 'held-c: the switch held') or diag(slurp("$tmp/held-c.log"));
+    my @work = glob("$origin/hls/.tmp-cap1.*");
+    is(scalar @work, 1, 'held-c: one work directory (the held encode\'s)');
+    my $SV = "WEBVTT\n\n00:00:03.000 --> 00:00:04.000\nGod dag\n";
+    upload_caption('cap1', 'sv', $SV, label => 'Svenska');
+    run_helper('held-sv');
+    is(caption('cap1', 'sv')->{status}, 'ready', 'held-c: sv is published (into the current version)');
+    # what goes wrong writing sv into the new version: a file where its directory goes
+    spew("$work[0]/subs/sv", '') if @work;
+    spew("$gate.go", '');
+    $deadline = time + 180;
+    my $rc;
+    while (time < $deadline) {
+        if (waitpid($slow, WNOHANG) == $slow) { $rc = $? >> 8; last }
+        sleep 0.05;
+    }
+    delete $Running{$slow};
+    is($rc, 0, 'held-c: the encode\'s helper exits 0');
+    my $held = slurp("$tmp/held-c.log") // '';
+    my $v = video('cap1');
+    my $sv = caption('cap1', 'sv');
+    is($v->{status}, 'ready', 'held-c: the video is ready') or diag($held);
+    isnt($v->{prefix}, $before->{prefix}, 'held-c: at a new version');
+    my $g = (parse_playlist("$origin/$v->{prefix}master.m3u8") || {})->{subtitles}{subs} || {};
+    is(($g->{Svenska} || {})->{uri}, "subs/sv/$sv->{revision}/index.m3u8",
+       'held-c: the ready version\'s master lists sv, which its row says is published')
+        or diag($held);
+    ok(-f "$origin/$v->{prefix}subs/sv/$sv->{revision}/index.m3u8", 'held-c: its sv track is there');
+    like($held, qr/video cap1: attempt 1 failed, retrying in [\d.]+ s: its captions changed during the encode/,
+         'held-c: the first switch failed and was retried');
+    is_deeply([ map { "hls/cap1/$_/" } grep { !$had{$_} } @{ versions_of('cap1') } ], [ $v->{prefix} ],
+              'held-c: one new version, the ready one (the failed switch\'s is removed: no row used it)');
 }
 
 # a version encoded before mpegts_start was measured: MPEGTS 126000
@@ -1009,6 +1068,65 @@ run_helper('s3c-reupload');
     my ($ts) = segment_of(s3_request('GET', "/$BUCKET/${base}seg_00000.vtt")->{content} // '');
     ok($rs->[0]{mpegts_start} && $ts == $rs->[0]{mpegts_start},
        "s3c re-upload: its segments' MPEGTS is the new encode's mpegts_start ($ts)");
+}
+
+#---------------------------------------------------------------------------
+# 7b. the track goes up before the transaction: while its PUTs run (held by
+#     the local S3), neither the row nor the caption lock is held, so an
+#     upload of the same language (nginx's UPDATE) never waits on the job;
+#     the job then finds itself superseded and publishes nothing
+#---------------------------------------------------------------------------
+
+{
+    my $v = video('s3c');
+    my $gate = "$tmp/s3gate";
+    my $m0 = s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '';
+    my $r = $http->post("http://127.0.0.1:$S3PORT/__control",
+        { content => encode_json({ hold_put => "$v->{prefix}subs/fr/", hold_gate => $gate }) });
+    ok($r->{success}, 's3c fr: the local S3 holds the first PUT of the fr track');
+    upload_caption('s3c', 'fr', $FR, label => 'French');
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$tmp/s3-fr.log" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle' or POSIX::_exit(127);
+    }
+    $Running{$pid} = 1;
+    my $deadline = time + 60;
+    sleep 0.05 until -e "$gate.waiting" || time > $deadline;
+    ok(-e "$gate.waiting", 's3c fr: the track\'s upload is under way (held)')
+        or diag(slurp("$tmp/s3-fr.log"));
+    # nginx's caption upload of fr now: its UPDATE must find the row free
+    my $newer = sprintf('%s/s3c-%d-%d-%d.captions', $SPOOL, int(time * 1000), $$, ++$upload_seq);
+    spew($newer, $FR);
+    my $upd = eval {
+        $pg->psql("WITH free AS (SELECT 1 FROM vodlms.video_captions WHERE video_id = 's3c'"
+                  . " AND lang = 'fr' FOR UPDATE NOWAIT)"
+                  . " UPDATE vodlms.video_captions c SET status = 'queued', source_location = "
+                  . sq($newer) . ", error = NULL, requested_at = now() FROM free"
+                  . " WHERE c.video_id = 's3c' AND c.lang = 'fr' RETURNING c.status")
+    } // "error: $@";
+    is($upd, 'queued', 's3c fr: during the upload the row is not locked (an upload of fr updates it at once)');
+    is($pg->psql("SELECT pg_try_advisory_xact_lock(hashtextextended('vodlms.video_captions ' || 's3c', 0))"),
+       't', 's3c fr: nor is the video\'s caption lock held');
+    spew("$gate.go", '');
+    $deadline = time + 120;
+    my $rc;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
+        sleep 0.05;
+    }
+    delete $Running{$pid};
+    is($rc, 0, 's3c fr: the helper exits 0');
+    my $l = slurp("$tmp/s3-fr.log") // '';
+    like($l, qr/superseded by a newer upload/, 's3c fr: the job is superseded by the newer upload');
+    like($l, qr{the track \Q$v->{prefix}\Esubs/fr/$VERSION/ stays in the bucket, named by no master},
+         's3c fr: the log names the track left in the bucket');
+    my $c = caption('s3c', 'fr');
+    is_deeply([ @$c{qw(status source published)} ], [ 'queued', $newer, 'false' ],
+              's3c fr: the row is the newer upload\'s, queued, nothing published');
+    is(s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '', $m0,
+       's3c fr: the master is unchanged (it never names the superseded track)');
 }
 
 done_testing();

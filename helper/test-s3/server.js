@@ -10,7 +10,9 @@
 //
 // POST /__control (JSON) sets faults: {"fail_put": N} answers the next N
 // PUTs with 503 SlowDown; {"reject_part": "text"} answers UploadPart of a
-// key containing text with 400 InvalidPart (a permanent error).
+// key containing text with 400 InvalidPart (a permanent error);
+// {"hold_put": "text", "hold_gate": "/path/g"} holds the next PUT of a key
+// containing text: it writes /path/g.waiting, and goes on once /path/g.go exists.
 // AbortMultipartUpload (DELETE ?uploadId=), which s3rver 3.7 lacks, is
 // verified and answered 204 by the proxy itself.
 'use strict';
@@ -132,16 +134,29 @@ async function main() {
         res.end();
         return;
       }
-      const headers = { ...req.headers, 'content-length': String(body.length) };
-      delete headers['transfer-encoding'];
-      const up = http.request({ host: '127.0.0.1', port: backend, method: req.method,
-        path: req.url, headers }, (ur) => {
-        line(ur.statusCode, null);
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', (e) => { line(502, null); s3error(res, 502, 'BadGateway', e.message); });
-      up.end(body);
+      const forward = () => {
+        const headers = { ...req.headers, 'content-length': String(body.length) };
+        delete headers['transfer-encoding'];
+        const up = http.request({ host: '127.0.0.1', port: backend, method: req.method,
+          path: req.url, headers }, (ur) => {
+          line(ur.statusCode, null);
+          res.writeHead(ur.statusCode, ur.headers);
+          ur.pipe(res);
+        });
+        up.on('error', (e) => { line(502, null); s3error(res, 502, 'BadGateway', e.message); });
+        up.end(body);
+      };
+      // the first PUT of a key containing hold_put waits for the file <hold_gate>.go
+      if (req.method === 'PUT' && faults.hold_put && faults.hold_gate
+          && req.url.includes(faults.hold_put)) {
+        const gate = faults.hold_gate;
+        faults.hold_put = null;
+        fs.writeFileSync(gate + '.waiting', req.url + '\n');
+        const wait = () => (fs.existsSync(gate + '.go') ? forward() : setTimeout(wait, 50));
+        wait();
+        return;
+      }
+      forward();
     });
   });
   proxy.listen(PORT, '127.0.0.1', () => {

@@ -3,8 +3,9 @@
  * core's TAP producer (t/unit/tap.h): every refusal with a hostile file and
  * its exact message, SRT to WebVTT, the markup and cue settings that are
  * kept or rewritten, the limits, the normalized WebVTT parsing back to the
- * same cues, and the HLS subtitle segments and playlist at their
- * boundaries.  Run by t/096-helper-logic.t (with test_logic).
+ * same cues, the HLS subtitle segments and playlist at their boundaries,
+ * and a track's files in a version (subs_track.c): never in a version that
+ * is gone.  Run by t/096-helper-logic.t (with test_logic).
  */
 
 #ifndef _GNU_SOURCE
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "tap.h"
@@ -709,6 +711,75 @@ test_segments(void)
     vh_buf_free(&b);
 }
 
+/* ------------------------------------------------------------ the track's files */
+
+static int
+exists(const char *fmt, const char *a, const char *b)
+{
+    char         path[4096];
+    struct stat  sb;
+
+    snprintf(path, sizeof(path), fmt, a, b);
+    return lstat(path, &sb) == 0;
+}
+
+/*
+ * vh_subs_write_track writes into an existing version only: when the sweep
+ * removed the version (old_version_grace 0) after the caller looked, the
+ * version must not come back as a directory no one removes
+ */
+static void
+test_track(void)
+{
+    vh_conf_t            cf;
+    vh_caption_limits_t  lim = { 1 << 20, 1000, 4096, 16 };
+    vh_captions_t        c;
+    char                 base[] = "/tmp/vh-track-XXXXXX", v1[128], gone[128];
+    char                 err[512], cmd[256];
+    const char          *rev = "20261205T121500Z-3f9a1c2b";
+    const char          *vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n";
+    int                  rc;
+
+    if (vh_conf_init(&cf) != 0 || mkdtemp(base) == NULL
+        || vh_captions_parse(vtt, strlen(vtt), &lim, &c, err, sizeof(err)) != 0)
+    {
+        ok(0, "test_track: setup");
+        return;
+    }
+    cf.caption_segment_duration = 4;
+    snprintf(v1, sizeof(v1), "%s/hls/v/20261205T120000Z-00000001", base);
+    snprintf(gone, sizeof(gone), "%s/hls/v/20261205T120000Z-00000002", base);
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", v1);
+    if (system(cmd) != 0) {
+        ok(0, "test_track: mkdir %s", v1);
+        return;
+    }
+
+    err[0] = '\0';
+    rc = vh_subs_write_track(&cf, v1, "en", rev, &c, 10000, 126000, "v", err, sizeof(err));
+    is_int(rc, 0, "a track into an existing version: written (%s)", err);
+    ok(exists("%s/subs/en/%s/index.m3u8", v1, rev)
+       && exists("%s/subs/en/%s/seg_00002.vtt", v1, rev)
+       && !exists("%s/subs/en/.tmp-%s", v1, rev),
+       "its playlist and its 3 segments are in place, no hidden directory left");
+    rc = vh_subs_write_track(&cf, v1, "en", rev, &c, 10000, 126000, "v", err, sizeof(err));
+    is_int(rc, 0, "the same revision again: already there, nothing to do");
+
+    err[0] = '\0';
+    rc = vh_subs_write_track(&cf, gone, "fr", rev, &c, 10000, 126000, "v", err, sizeof(err));
+    is_int(rc, VH_SUBS_GONE, "a version that is gone (removed by the sweep): VH_SUBS_GONE");
+    ok(!exists("%s%s", gone, ""), "the removed version is not created again (no orphan"
+       " directory)");
+    ok(strstr(err, gone) != NULL, "the reason names the version: %s", err);
+
+    vh_captions_free(&c);
+    vh_conf_free(&cf);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+    if (system(cmd) != 0) {
+        diag("cannot remove %s", base);
+    }
+}
+
 int
 main(void)
 {
@@ -725,6 +796,7 @@ main(void)
     test_settings();
     test_roundtrip();
     test_segments();
+    test_track();
 
     return done_testing();
 }
