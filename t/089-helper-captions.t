@@ -1081,8 +1081,7 @@ run_helper('s3c-reupload');
     my $v = video('s3c');
     my $gate = "$tmp/s3gate";
     my $m0 = s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '';
-    my $r = $http->post("http://127.0.0.1:$S3PORT/__control",
-        { content => encode_json({ hold_put => "$v->{prefix}subs/fr/", hold_gate => $gate }) });
+    my $r = $s3->control(hold_put => "$v->{prefix}subs/fr/", hold_gate => $gate);
     ok($r->{success}, 's3c fr: the local S3 holds the first PUT of the fr track');
     upload_caption('s3c', 'fr', $FR, label => 'French');
     my $pid = fork // die "fork: $!";

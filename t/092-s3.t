@@ -18,7 +18,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use File::Temp qw(tempdir);
-use HTTP::Tiny;
 use IO::Socket::INET ();
 use JSON::PP ();
 use POSIX qw(:sys_wait_h);
@@ -127,7 +126,6 @@ sub wait_for {
 wait_for('the S3 server', 20, sub { (slurp("$tmp/s3-server.out") // '') =~ /^ready /m })
     or bail("s3 server did not start: " . (slurp("$tmp/s3-server.out") // ''));
 
-my $http = HTTP::Tiny->new(timeout => 10);
 
 my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
                        secret_key => $SK, bucket => $BUCKET);
@@ -136,8 +134,7 @@ sub s3_request { $s3->request(@_) }
 sub list_keys { $s3->list_keys(@_) }
 
 sub control {
-    my $r = $http->post("http://127.0.0.1:$S3PORT/__control",
-        { content => JSON::PP::encode_json({@_}) });
+    my $r = $s3->control(@_);
     die "control: $r->{status}\n" unless $r->{success};
 }
 
@@ -508,10 +505,9 @@ is(scalar @bad, 0, 'every request (' . scalar(@all) . ') had a valid SigV4 signa
 
 {
     # the proxy is no rubber stamp: a wrong secret is refused
-    my $real = $SK;
-    $SK = 'not-the-secret';
-    my $r = s3_request('HEAD', "/$BUCKET/$va->{prefix}master.m3u8");
-    $SK = $real;
+    my $wrong = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
+                              secret_key => 'not-the-secret', bucket => $BUCKET);
+    my $r = $wrong->request('HEAD', "/$BUCKET/$va->{prefix}master.m3u8");
     is($r->{status}, 403, 'a request signed with a wrong secret is refused by the proxy');
 }
 

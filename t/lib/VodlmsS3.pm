@@ -9,12 +9,14 @@ package VodlmsS3;
 #                          access_key => $ak, secret_key => $sk, bucket => $b);
 #   my $r = $s3->request('GET', "/$b/hls/x/master.m3u8");   # HTTP::Tiny's answer
 #   my $keys = $s3->list_keys('hls/x/');                     # { key => size }
+#   $s3->control(hold_put => 'hls/x/subs/');                 # the server's test controls
 
 use strict;
 use warnings;
 
 use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
 use HTTP::Tiny;
+use JSON::PP ();
 use POSIX qw(strftime);
 
 sub new {
@@ -58,6 +60,14 @@ sub request {
             authorization => "AWS4-HMAC-SHA256 Credential=$self->{access_key}/$scope, "
                 . "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=$sig",
         } });
+}
+
+# the local S3 server's own controls (helper/test-s3/server.js: fail the
+# next requests, hold a PUT, ...): HTTP::Tiny's answer
+sub control {
+    my ($self, %c) = @_;
+    return $self->{http}->post("http://127.0.0.1:$self->{port}/__control",
+        { content => JSON::PP::encode_json(\%c) });
 }
 
 # every key under $prefix with its size (ListObjectsV2); dies when refused
