@@ -159,6 +159,10 @@ static ngx_http_vodlms_err_info_t  ngx_http_vodlms_errs[] = {
     { NGX_HTTP_BAD_REQUEST, NGX_LOG_INFO, "bad_caption_default",
       "the caption default flag is not one of 1, true, yes, on, 0, false, "
       "no, off" },
+
+    /* DELETE on "vodlms_upload captions": the video has no such language */
+    { NGX_HTTP_NOT_FOUND, NGX_LOG_INFO, "caption_not_found",
+      "the video has no captions in this language" },
 };
 
 

@@ -21,7 +21,11 @@
  *
  * "vodlms_upload captions" runs the same steps for a caption file of one
  * language: its row is in video_captions, its job has "kind captions"
- * (ngx_http_vodlms_upload_captions.c has what differs).
+ * (ngx_http_vodlms_upload_captions.c has what differs).  A DELETE there
+ * removes a language the same way, with no body: step 1 marks the row's
+ * last upload with a marker in place of a file ("delete:..."), step 2
+ * queues a caption job with "delete 1", and the helper deletes the row and
+ * rewrites the master; the compensation is the replacement's.
  */
 
 #include "ngx_http_vodlms_module.h"
@@ -41,6 +45,9 @@ typedef struct {
                                                      requested); data NULL:
                                                      SQL NULL */
     ngx_http_vodlms_upload_caption_t  *caption;   /* NULL: a video */
+    ngx_uint_t                         remove;    /* a caption removal:
+                                                     path is its marker,
+                                                     no file */
     ngx_uint_t                         existed;
     ngx_http_vodlms_err_e              fail;      /* the answer after
                                                      undoing */
@@ -102,6 +109,8 @@ static ngx_msec_t  ngx_http_vodlms_upload_stamp;
 
 
 static ngx_int_t ngx_http_vodlms_upload_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vodlms_upload_remove(ngx_http_request_t *r);
+static void ngx_http_vodlms_upload_remove_row(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vodlms_upload_move(u_char *from, u_char *to);
 static void ngx_http_vodlms_upload_admitted(ngx_http_request_t *r,
     ngx_http_vodlms_upload_quota_t *q, ngx_http_vodlms_err_e err);
@@ -143,11 +152,18 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
         ngx_http_vodlms_set_endpoint(ctx, NGX_HTTP_VODLMS_EP_UPLOAD);
     }
 
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    /* a caption location also removes its language */
+    if (r->method == NGX_HTTP_DELETE
+        && vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_CAPTIONS)
+    {
+        return ngx_http_vodlms_upload_remove(r);
+    }
+
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
-
-    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
 
     /*
      * the row is a query on the uploader's behalf: it counts to their rate,
@@ -226,6 +242,58 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
     }
 
     ngx_http_vodlms_upload_admitted(r, q, (ngx_http_vodlms_err_e) rc);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * DELETE on a caption location: the removal of a language, gated as its
+ * upload is (the access phase, then the user's query rate).  No body is
+ * read: one sent is discarded.  No quota either: a removal holds no spool
+ * bytes and no encode.
+ */
+
+static ngx_int_t
+ngx_http_vodlms_upload_remove(ngx_http_request_t *r)
+{
+    ngx_int_t                          rc;
+    ngx_str_t                          detail;
+    ngx_http_vodlms_ctx_t             *ctx;
+    ngx_http_vodlms_err_e              err;
+    ngx_http_vodlms_upload_caption_t   cap;
+
+    ctx = ngx_http_vodlms_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a body is none of ours: thrown away unread, whatever it says */
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_vodlms_upload_caption_lang(r, &cap, &err, &detail);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->count++;
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_vodlms_upload_finish(r,
+                                      ngx_http_vodlms_deny(r, err, &detail));
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_vodlms_limit_query(r, &ctx->session.user_id);
+    if (rc != NGX_OK) {
+        ngx_http_vodlms_upload_finish(r, rc);
+        return NGX_DONE;
+    }
+
+    ngx_http_vodlms_upload_remove_row(r);
 
     return NGX_DONE;
 }
@@ -573,6 +641,105 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
 }
 
 
+/*
+ * The removal's step 1: the row's last upload becomes the removal, named
+ * by a marker unique as a spool name is (the helper's supersede checks
+ * compare it as they compare a file; no file has that name)
+ */
+
+static void
+ngx_http_vodlms_upload_remove_row(ngx_http_request_t *r)
+{
+    u_char                        *p;
+    ngx_str_t                      values[4], detail;
+    ngx_int_t                      rc;
+    ngx_msec_t                     stamp;
+    const char                    *reason;
+    ngx_http_vodlms_err_e          err;
+    ngx_vodlms_pg_status_e         status;
+    ngx_http_vodlms_loc_conf_t    *vlcf;
+    ngx_http_vodlms_main_conf_t   *vmcf;
+    ngx_http_vodlms_upload_ctx_t  *u;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
+
+    u = ngx_pcalloc(r->pool, sizeof(ngx_http_vodlms_upload_ctx_t));
+    if (u == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    u->r = r;
+    u->remove = 1;
+
+    u->caption = ngx_pcalloc(r->pool,
+                             sizeof(ngx_http_vodlms_upload_caption_t));
+    if (u->caption == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_complex_value(r, vlcf->enroll.video_id, &u->video) != NGX_OK
+        || ngx_http_vodlms_upload_value(r, vlcf->upload.course, &u->course)
+           != NGX_OK
+        || ngx_http_vodlms_upload_caption_lang(r, u->caption, &err, &detail)
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (!ngx_http_vodlms_video_id_valid(&u->video)
+        || !ngx_http_vodlms_video_id_valid(&u->course))
+    {
+        ngx_str_set(&detail, "video or course id not 1-64 of [A-Za-z0-9_-]");
+        ngx_http_vodlms_upload_finish(r,
+            ngx_http_vodlms_deny(r, NGX_HTTP_VODLMS_BAD_VIDEO_ID, &detail));
+        return;
+    }
+
+    if (ngx_http_vodlms_upload_owner(r, u) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    u->path.len = sizeof("delete:---") + u->video.len + NGX_INT64_LEN * 3;
+    u->path.data = ngx_pnalloc(r->pool, u->path.len);
+    if (u->path.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the spool names' stamp (ngx_http_vodlms_upload_body): one per name */
+    stamp = ngx_current_msec > ngx_http_vodlms_upload_stamp
+            ? ngx_current_msec : ngx_http_vodlms_upload_stamp + 1;
+    ngx_http_vodlms_upload_stamp = stamp;
+
+    p = ngx_sprintf(u->path.data, "delete:%V-%M-%P-%uA", &u->video, stamp,
+                    ngx_pid, r->connection->number);
+    u->path.len = p - u->path.data;
+
+    values[0] = u->video;
+    values[1] = u->course;
+    values[2] = u->caption->lang;
+    values[3] = u->path;
+
+    rc = ngx_vodlms_pg_query_sql(vmcf->pg_pool, r->pool, r->connection->log,
+                                 &vmcf->upload.caption_remove, values, 4,
+                                 ngx_http_vodlms_upload_row, u, &status,
+                                 &reason);
+    if (rc == NGX_OK) {
+        return;
+    }
+
+    ngx_http_vodlms_upload_fail(u, status == NGX_VODLMS_PG_TIMEOUT
+                                   ? NGX_HTTP_VODLMS_DB_TIMEOUT
+                                   : NGX_HTTP_VODLMS_DB_DOWN,
+                                rc == NGX_DECLINED ? reason : "no memory");
+}
+
+
 static void
 ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
     PGresult *res, const char *reason)
@@ -621,6 +788,14 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
             /* 128 random bits met an existing id: never taken over */
             ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_INTERNAL,
                                         "the drawn video id exists already");
+
+        } else if (u->remove && PQnfields(res) >= 7
+                   && PQgetvalue(res, 0, 6)[0] != '0')
+        {
+            /* this course's video, without that language */
+            ngx_http_vodlms_upload_fail(u, NGX_HTTP_VODLMS_CAPTION_NOT_FOUND,
+                                        "no captions of this language to "
+                                        "remove");
 
         } else if (u->caption ? PQnfields(res) < 6
                                 || PQgetvalue(res, 0, 5)[0] == '0'
@@ -692,7 +867,17 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
     argv[n] = (char *) u->path.data;
     argvlen[n++] = u->path.len;
 
-    if (u->caption) {
+    if (u->remove) {
+        argv[n] = "lang";
+        argvlen[n++] = 4;
+        argv[n] = (char *) u->caption->lang.data;
+        argvlen[n++] = u->caption->lang.len;
+        argv[n] = "delete";
+        argvlen[n++] = 6;
+        argv[n] = "1";
+        argvlen[n++] = 1;
+
+    } else if (u->caption) {
         argv[n] = "lang";
         argvlen[n++] = 4;
         argv[n] = (char *) u->caption->lang.data;
@@ -726,7 +911,9 @@ ngx_http_vodlms_upload_row(void *data, ngx_vodlms_pg_status_e status,
      * transaction: MULTI, XADD, HSET <stream>:spool:<owner> <path> <bytes>,
      * EXEC.  The helper clears the field when the job ends.
      */
-    if (vlcf->upload.quota_bytes || vlcf->upload.quota_concurrent) {
+    if ((vlcf->upload.quota_bytes || vlcf->upload.quota_concurrent)
+        && !u->remove)
+    {
         size = r->request_body && r->request_body->temp_file
                ? r->request_body->temp_file->offset
                : r->headers_in.content_length_n;
@@ -839,7 +1026,13 @@ ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
         return;
     }
 
-    if (u->caption) {
+    if (u->remove) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "vodlms upload: removal of captions %V of video %V "
+                      "queued as job %*s", &u->caption->lang, &u->video,
+                      u->job_id_len, u->job_id);
+
+    } else if (u->caption) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "vodlms upload: captions %V of video %V queued as job "
                       "%*s (%O bytes)", &u->caption->lang, &u->video,
@@ -865,7 +1058,12 @@ ngx_http_vodlms_upload_job(void *data, ngx_vodlms_redis_status_e status,
         return;
     }
 
-    if (u->caption) {
+    if (u->remove) {
+        p = ngx_sprintf(b->last, "{\"videoId\":\"%V\",\"lang\":\"%V\","
+                        "\"status\":\"queued\",\"remove\":true}\n",
+                        &u->video, &u->caption->lang);
+
+    } else if (u->caption) {
         p = ngx_sprintf(b->last, "{\"videoId\":\"%V\",\"lang\":\"%V\","
                         "\"status\":\"queued\"}\n",
                         &u->video, &u->caption->lang);
@@ -954,9 +1152,10 @@ ngx_http_vodlms_upload_undone(void *data, ngx_vodlms_pg_status_e status,
            stale-job sweep (or the operator) must look at it */
         if (u->caption) {
             ngx_log_error(NGX_LOG_ALERT, u->r->connection->log, 0,
-                          "vodlms upload: captions %V of video %V are "
+                          "vodlms upload: captions %V of video %V%s are "
                           "queued without a job and could not be put back: "
                           "%s", &u->caption->lang, &u->video,
+                          u->remove ? " (their removal)" : "",
                           reason ? reason : "unknown error");
 
         } else {
@@ -980,7 +1179,9 @@ ngx_http_vodlms_upload_fail(ngx_http_vodlms_upload_ctx_t *u,
     ngx_str_t            d;
     ngx_http_request_t  *r = u->r;
 
-    if (u->path.len && ngx_delete_file(u->path.data) == NGX_FILE_ERROR
+    /* a removal's marker names no file */
+    if (u->path.len && !u->remove
+        && ngx_delete_file(u->path.data) == NGX_FILE_ERROR
         && ngx_errno != NGX_ENOENT)
     {
         ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,

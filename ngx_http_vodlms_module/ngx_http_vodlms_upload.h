@@ -67,6 +67,7 @@ typedef struct {
     ngx_str_t                   caption_row;
     ngx_str_t                   caption_undo_new;
     ngx_str_t                   caption_undo_old;
+    ngx_str_t                   caption_remove;
 } ngx_http_vodlms_upload_main_t;
 
 
@@ -80,6 +81,9 @@ typedef struct {
 } ngx_http_vodlms_upload_caption_t;
 
 /* NGX_OK, NGX_ERROR, or NGX_DECLINED with *err and *detail: a 400 */
+ngx_int_t ngx_http_vodlms_upload_caption_lang(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_caption_t *c, ngx_http_vodlms_err_e *err,
+    ngx_str_t *detail);
 ngx_int_t ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
     ngx_http_vodlms_upload_caption_t *c, ngx_http_vodlms_err_e *err,
     ngx_str_t *detail);

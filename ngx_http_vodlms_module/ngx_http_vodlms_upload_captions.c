@@ -12,7 +12,9 @@
  * The row keeps two things apart (sql/migrations/0012): the last upload
  * (status, source_location, error, requested_at), which is all this writes,
  * and what is published (label, is_default, vtt, revision), which only the
- * helper changes.  So replacing a language keeps its published captions
+ * helper changes.  A DELETE (the removal of a language) is a job too: it
+ * marks the row's last upload with a marker in place of a file, and the
+ * helper deletes the row and rewrites the master.  So replacing a language keeps its published captions
  * playing until the helper publishes the new file, and the video row is
  * never touched.
  */
@@ -72,16 +74,44 @@ static ngx_str_t  ngx_http_vodlms_upload_caption_undo_old = ngx_string(
 
 
 /*
- * The request's language, label and default flag, checked: a bad one is
- * the client's mistake (400), refused before the body is read.
+ * DELETE: the removal of a language.  $1 video, $2 course, $3 lang, $4 the
+ * removal's marker ("delete:<video>-<msec>-<pid>-<conn>", never a path).
+ *
+ * Only the last-upload columns change, and only on an existing row of a
+ * video of this course: the helper's job then deletes the row and
+ * rewrites the master (the published columns keep playing until then).
+ * Returns the previous last-upload state (for the compensation), whether
+ * a row was written, whether the video exists at all and whether it is
+ * this course's (so that "no such language" is said only to its course).
+ */
+static ngx_str_t  ngx_http_vodlms_upload_caption_remove_sql = ngx_string(
+    "WITH v AS (SELECT id FROM vodlms.videos"
+    "  WHERE id = $1::text AND course_id = $2::text),"
+    " old AS (SELECT status, source_location, error,"
+    "  requested_at::text AS requested"
+    "  FROM vodlms.video_captions"
+    "  WHERE video_id = $1::text AND lang = $3::text),"
+    " up AS (UPDATE vodlms.video_captions AS c SET status = 'queued',"
+    "   source_location = $4::text, error = NULL, requested_at = now()"
+    "  FROM v WHERE c.video_id = v.id AND c.lang = $3::text"
+    "  RETURNING 1)"
+    " SELECT old.status, old.source_location, old.error, old.requested,"
+    "  (SELECT count(*) FROM up),"
+    "  (SELECT count(*) FROM vodlms.videos WHERE id = $1::text),"
+    "  (SELECT count(*) FROM v)"
+    " FROM (SELECT 1) AS one LEFT JOIN old ON true");
+
+
+/*
+ * The request's language, canonical: a bad one is the client's mistake
+ * (400), refused before anything is read or written.
  */
 
 ngx_int_t
-ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
+ngx_http_vodlms_upload_caption_lang(ngx_http_request_t *r,
     ngx_http_vodlms_upload_caption_t *c, ngx_http_vodlms_err_e *err,
     ngx_str_t *detail)
 {
-    int                          flag;
     ngx_str_t                    v;
     ngx_http_vodlms_loc_conf_t  *vlcf;
 
@@ -107,6 +137,32 @@ ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
     }
 
     c->lang.len = v.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request's language, label and default flag, checked: a bad one is
+ * the client's mistake (400), refused before the body is read.
+ */
+
+ngx_int_t
+ngx_http_vodlms_upload_caption_values(ngx_http_request_t *r,
+    ngx_http_vodlms_upload_caption_t *c, ngx_http_vodlms_err_e *err,
+    ngx_str_t *detail)
+{
+    int                          flag;
+    ngx_int_t                    rc;
+    ngx_str_t                    v;
+    ngx_http_vodlms_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
+
+    rc = ngx_http_vodlms_upload_caption_lang(r, c, err, detail);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     ngx_str_null(&v);
 
@@ -203,6 +259,10 @@ ngx_http_vodlms_upload_caption_merge(ngx_conf_t *cf,
             || ngx_http_vodlms_sql_in_schema(cf,
                                      &ngx_http_vodlms_upload_caption_undo_old,
                                      &vmcf->upload.caption_undo_old)
+               != NGX_OK
+            || ngx_http_vodlms_sql_in_schema(cf,
+                                  &ngx_http_vodlms_upload_caption_remove_sql,
+                                  &vmcf->upload.caption_remove)
                != NGX_OK))
     {
         return NGX_CONF_ERROR;

@@ -733,3 +733,241 @@ it's upload has a name of its own: "WEBVTT
 
 00:00:01.000 --> 00:00:02.000
 Ciao"
+
+
+
+=== TEST 25: removing a language (DELETE, the language in any case): 202 with "remove":true; the row's last upload is the removal (queued, a "delete:" marker that names no file, error cleared, requested now) while its published captions stay until the helper acts; a caption job with "delete 1"; nothing spooled, the video row untouched
+--- request eval
+["GET /ctl/snap",
+ "DELETE /api/videos/cap-2/captions/JA?course=course-intro",
+ "GET /ctl/changes",
+ "GET /ctl/captions?id=cap-2",
+ "GET /ctl/job?id=cap-2"]
+--- more_headers eval
+["", "Cookie: session=t112-carol", "", "", ""]
+--- error_code eval
+[200, 202, 200, 200, 200]
+--- response_body_like eval
+[qr/^snapped$/,
+ qr/^\{"videoId":"cap-2","lang":"ja","status":"queued","remove":true\}$/,
+ qr/^video_captions changed; media_captions unchanged; videos unchanged; stream \+1; spool unchanged$/,
+ qr/^ja: label "日本語", default f; last upload queued, not in the spool: delete:cap-2-\d+-\d+-\d+ \(the newest job's\), error -, requested now; published the old VTT, revision 20261201T095900Z-0a1b2c3d\nko: /,
+ qr/^jobs \d+: video_id=cap-2 kind=captions source=not in the spool: delete:cap-2-\d+-\d+-\d+ lang=ja delete=1 enqueued_at=now owner=1003 \nno file$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 26: ... the log line says a removal was queued
+--- request
+DELETE /api/videos/cap-2/captions/ko?course=course-intro
+--- more_headers
+Cookie: session=t112-carol
+--- error_code: 202
+--- response_body
+{"videoId":"cap-2","lang":"ko","status":"queued","remove":true}
+--- error_log eval
+qr/vodlms upload: removal of captions ko of video cap-2 queued as job \d+-\d+/
+
+
+
+=== TEST 27: a removal is gated as the upload is: a student (403 forbidden_role), an instructor of another course naming the video's course (403 not_enrolled), no session (401 no_session): refused, and nothing changes; then carol's removal of the same language is what changes it
+--- request eval
+["GET /ctl/snap",
+ "DELETE /api/videos/cap-1/captions/fr?course=course-intro",
+ "DELETE /api/videos/cap-1/captions/fr?course=course-intro",
+ "DELETE /api/videos/cap-1/captions/fr?course=course-intro",
+ "GET /ctl/changes",
+ "DELETE /api/videos/cap-1/captions/fr?course=course-intro",
+ "GET /ctl/changes"]
+--- more_headers eval
+["", "Cookie: session=t112-alice", "Cookie: session=t112-olga", "", "", "Cookie: session=t112-carol", ""]
+--- error_code eval
+[200, 403, 403, 401, 200, 202, 200]
+--- response_body eval
+["snapped\n",
+ "{\"error\":\"forbidden_role\",\"message\":\"the user's role is not allowed here\"}\n",
+ "{\"error\":\"not_enrolled\",\"message\":\"the user is not enrolled in the video's course\"}\n",
+ "{\"error\":\"no_session\",\"message\":\"no session token in the request\"}\n",
+ "video_captions unchanged; media_captions unchanged; videos unchanged; stream unchanged; spool unchanged\n",
+ "{\"videoId\":\"cap-1\",\"lang\":\"fr\",\"status\":\"queued\",\"remove\":true}\n",
+ "video_captions changed; media_captions unchanged; videos unchanged; stream +1; spool unchanged\n"]
+
+
+
+=== TEST 28: an instructor of another course naming her own course: 404 video_not_found (the video is not in her course), and nothing changes
+--- request eval
+["GET /ctl/snap",
+ "DELETE /api/videos/cap-1/captions/en-US?course=course-other",
+ "GET /ctl/changes"]
+--- more_headers eval
+["", "Cookie: session=t112-olga", ""]
+--- error_code eval
+[200, 404, 200]
+--- response_body eval
+["snapped\n",
+ "{\"error\":\"video_not_found\",\"message\":\"no such video\"}\n",
+ "video_captions unchanged; media_captions unchanged; videos unchanged; stream unchanged; spool unchanged\n"]
+
+
+
+=== TEST 28b: ... the log line says which refusal it was
+--- request
+DELETE /api/videos/cap-1/captions/en-US?course=course-other
+--- more_headers
+Cookie: session=t112-olga
+--- error_code: 404
+--- error_log
+vodlms: no such video: the video belongs to another course, answering 404
+
+
+
+=== TEST 29: carol names her course for a video of another course: 404 video_not_found, never caption_not_found (the languages of other courses' videos cannot be probed), and nothing changes
+--- request eval
+["GET /ctl/snap",
+ "DELETE /api/videos/other-1/captions/en?course=course-intro",
+ "DELETE /api/videos/cap-404/captions/en?course=course-intro",
+ "GET /ctl/changes"]
+--- more_headers eval
+["", "Cookie: session=t112-carol", "Cookie: session=t112-carol", ""]
+--- error_code eval
+[200, 404, 404, 200]
+--- response_body eval
+["snapped\n",
+ "{\"error\":\"video_not_found\",\"message\":\"no such video\"}\n",
+ "{\"error\":\"video_not_found\",\"message\":\"no such video\"}\n",
+ "video_captions unchanged; media_captions unchanged; videos unchanged; stream unchanged; spool unchanged\n"]
+
+
+
+=== TEST 29b: ... the log line says which refusal it was (another course's video)
+--- request
+DELETE /api/videos/other-1/captions/en?course=course-intro
+--- more_headers
+Cookie: session=t112-carol
+--- error_code: 404
+--- error_log
+vodlms: no such video: the video belongs to another course, answering 404
+
+
+
+=== TEST 29c: ... (no such video)
+--- request
+DELETE /api/videos/cap-404/captions/en?course=course-intro
+--- more_headers
+Cookie: session=t112-carol
+--- error_code: 404
+--- error_log
+vodlms: no such video: no videos row: the LMS creates the lecture before its upload, answering 404
+
+
+
+=== TEST 30: a language the video does not have: 404 caption_not_found, and nothing changes (no row appears); the log line says which it was; a language that is not a language tag: 400 bad_caption_language
+--- request eval
+["GET /ctl/snap",
+ "DELETE /api/videos/cap-1/captions/de?course=course-intro",
+ "DELETE /api/videos/cap-1/captions/e?course=course-intro",
+ "GET /ctl/changes",
+ "GET /ctl/captions?id=cap-1"]
+--- more_headers eval
+["", "Cookie: session=t112-carol", "Cookie: session=t112-carol", "", ""]
+--- error_code eval
+[200, 404, 400, 200, 200]
+--- response_body_like eval
+[qr/^snapped$/,
+ qr/^\{"error":"caption_not_found","message":"the video has no captions in this language"\}$/,
+ qr/^\{"error":"bad_caption_language"/,
+ qr/^video_captions unchanged; media_captions unchanged; videos unchanged; stream unchanged; spool unchanged$/,
+ qr/^en-US: [^\n]*\nfr: [^\n]*\nko: [^\n]*$/]
+
+
+
+=== TEST 30b: ... the log line says it was the language, not the video
+--- request
+DELETE /api/videos/cap-1/captions/de?course=course-intro
+--- more_headers
+Cookie: session=t112-carol
+--- error_code: 404
+--- response_body
+{"error":"caption_not_found","message":"the video has no captions in this language"}
+--- error_log
+vodlms: the video has no captions in this language: no captions of this language to remove, answering 404
+
+
+
+=== TEST 31: a body sent with a removal is discarded unread: the removal is queued as without it, nothing is spooled
+--- request eval
+["GET /ctl/snap",
+ "DELETE /api/videos/cap-3/captions/de?course=course-intro\nWEBVTT\n\n00:00:01.000 --> 00:00:02.000\nnot read\n",
+ "GET /ctl/changes",
+ "GET /ctl/job?id=cap-3"]
+--- more_headers eval
+["", "Cookie: session=t112-carol", "", ""]
+--- error_code eval
+[200, 202, 200, 200]
+--- response_body_like eval
+[qr/^snapped$/,
+ qr/^\{"videoId":"cap-3","lang":"de","status":"queued","remove":true\}$/,
+ qr/^video_captions changed; media_captions unchanged; videos unchanged; stream \+1; spool unchanged$/,
+ qr/ source=not in the spool: delete:cap-3-\d+-\d+-\d+ lang=de delete=1 enqueued_at=now owner=1003 \nno file$/]
+
+
+
+=== TEST 32: Redis down when the removal is queued: 503, the row gets its previous status, source, error and time back (its published captions never touched), no job
+--- request eval
+["DELETE /api/videos/cap-1/captions/xx?course=course-intro",
+ "GET /ctl/captions?id=cap-1",
+ "GET /ctl/snap",
+ "GET /ctl/redis/stop",
+ "DELETE /api/videos/cap-1/captions/en-US?course=course-intro",
+ "GET /ctl/redis/start",
+ "GET /ctl/changes",
+ "GET /ctl/captions?id=cap-1"]
+--- more_headers eval
+["Cookie: session=t112-carol", "", "", "", "Cookie: session=t112-carol", "", "", ""]
+--- error_code eval
+[404, 200, 200, 200, 503, 200, 200, 200]
+--- response_body_like eval
+[qr/"caption_not_found"/,
+ qr/^en-US: label "English \(US\)", default f; last upload queued, SPOOL\/cap-1-MSEC-PID-CONN\.captions, error -, requested now; published nothing\n/,
+ qr/^snapped$/, qr/^stopped$/,
+ qr/^\{"error":"backend_unavailable"/, qr/^started$/,
+ qr/^video_captions unchanged; media_captions unchanged; videos unchanged; stream unchanged; spool unchanged$/,
+ qr/^en-US: label "English \(US\)", default f; last upload queued, SPOOL\/cap-1-MSEC-PID-CONN\.captions, error -, requested now; published nothing\n/]
+--- no_error_log
+[alert]
+
+
+
+=== TEST 33: methods other than POST, PUT and DELETE stay 405, and nothing changes
+--- request eval
+["GET /ctl/snap",
+ "PATCH /api/videos/cap-1/captions/fr?course=course-intro\nx",
+ "OPTIONS /api/videos/cap-1/captions/fr?course=course-intro",
+ "GET /ctl/changes"]
+--- more_headers eval
+["", "Cookie: session=t112-carol", "Cookie: session=t112-carol", ""]
+--- error_code eval
+[200, 405, 405, 200]
+--- response_body_like eval
+[qr/^snapped$/, qr/405/, qr/405/,
+ qr/^video_captions unchanged; media_captions unchanged; videos unchanged; stream unchanged; spool unchanged$/]
+
+
+
+=== TEST 34: vodlms_upload on (a video location) does not take DELETE: 405
+--- config
+    location ~ ^/api/videos/(?<video_id>[A-Za-z0-9_-]+)/upload$ {
+        vodlms_auth on;
+        vodlms_session_role_field role;
+        vodlms_auth_require_role instructor admin;
+        vodlms_video_id $video_id;
+        vodlms_upload on;
+        vodlms_upload_course $arg_course;
+        vodlms_upload_spool $TEST_NGINX_SPOOL;
+    }
+--- request
+DELETE /api/videos/cap-1/upload?course=course-intro
+--- more_headers
+Cookie: session=t112-carol
+--- error_code: 405
