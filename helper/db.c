@@ -50,6 +50,7 @@ enum {
     SQL_CAP_LIST,
     SQL_CAP_TABLE,
     SQL_SOURCE_IN_USE_VIDEOS,
+    SQL_CAP_REMOVE,
     SQL_N
 };
 
@@ -202,6 +203,11 @@ static const char *const db_templates[SQL_N] = {
         " CASE WHEN $2::boolean THEN vtt END"
         " FROM vodlms.video_captions"
         " WHERE video_id = $1::text AND vtt IS NOT NULL ORDER BY lang COLLATE \"C\"",
+
+    /* a removal (nginx's DELETE): the row goes while it names the removal */
+    [SQL_CAP_REMOVE] =
+        "DELETE FROM vodlms.video_captions WHERE video_id = $1::text"
+        " AND lang = $2::text AND source_location = $3::text",
 };
 
 struct vh_db_s {
@@ -942,6 +948,15 @@ vh_db_caption_publish_row(vh_db_t *db, const char *video_id, const char *lang,
         return -1;
     }
     return db_tx_exec(db, "caption publish", db->sql[SQL_CAP_PUBLISH], 8, p);
+}
+
+int
+vh_db_caption_remove_row(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source)
+{
+    const char *p[3] = { video_id, lang, source };
+
+    return db_tx_exec(db, "caption remove", db->sql[SQL_CAP_REMOVE], 3, p);
 }
 
 int

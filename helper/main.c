@@ -109,6 +109,9 @@ handle_malformed(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
             snprintf(msg, sizeof(msg), "caption_job: malformed caption job (%s)", why);
             vh_db_caption_failed(db, job->video_id, job->lang, job->source, msg);
         }
+    } else if (job->remove != NULL) {
+        vh_error("job %s: malformed (a delete field on a video job: a removal is a"
+                 " caption job, kind captions): dropped, nothing touched", job->id);
     } else {
         vh_error("job %s: malformed (needs video_id matching [A-Za-z0-9_-]{1,64}"
                  " and an absolute source path): dropped", job->id);
@@ -173,7 +176,9 @@ handle(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job)
             vh_info("job %s: video %s, captions %s, source %s, attempt %ld/%d",
                     job->id, job->video_id, job->lang, job->source,
                     job->deliveries, cf->max_attempts);
-            rc = vh_caption_job_run(cf, q, db, job, err, sizeof(err));
+            rc = job->remove != NULL
+                 ? vh_caption_remove_run(cf, q, db, job, err, sizeof(err))
+                 : vh_caption_job_run(cf, q, db, job, err, sizeof(err));
         } else {
             vh_info("job %s: video %s, source %s, attempt %ld/%d", job->id,
                     job->video_id, job->source, job->deliveries, cf->max_attempts);

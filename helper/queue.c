@@ -375,6 +375,7 @@ vh_job_clear(vh_job_t *job)
     free(job->lang);
     free(job->label);
     free(job->is_default);
+    free(job->remove);
     memset(job, 0, sizeof(*job));
 }
 
@@ -434,14 +435,22 @@ parse_entry(redisReply *e, vh_job_t *job)
             entry_str(job, &job->label, v);
         } else if (!strcmp(k->str, "default")) {
             entry_str(job, &job->is_default, v);
+        } else if (!strcmp(k->str, "delete")) {
+            entry_str(job, &job->remove, v);
         } else if (!strcmp(k->str, "owner")) {
             snprintf(job->owner, sizeof(job->owner), "%.*s", (int) v->len, v->str);
         } else if (!strcmp(k->str, "enqueued_at")) {
             job->enqueued_at = atol(v->str);
         }
     }
+    /* a caption job's source may be a removal's marker (vh_caption_job_fields) */
     if (!vh_valid_id(job->video_id) || job->source == NULL
-        || job->source[0] != '/' || job->kind == VH_KIND_UNKNOWN)
+        || job->kind == VH_KIND_UNKNOWN
+        || (job->source[0] != '/'
+            && (job->kind != VH_KIND_CAPTIONS
+                || strncmp(job->source, VH_CAPTION_REMOVE,
+                           sizeof(VH_CAPTION_REMOVE) - 1) != 0))
+        || (job->remove != NULL && job->kind != VH_KIND_CAPTIONS))
     {
         job->malformed = 1;
     }

@@ -108,7 +108,7 @@ vh_caption_job_fields(const vh_job_t *job, char *err, size_t errlen)
         snprintf(err, errlen, "the default field is not 0 or 1");
         return -1;
     }
-    return 0;
+    return vh_caption_remove_fields(job, err, errlen);
 }
 
 /* ---------------------------------------------------------------- a version */
@@ -1095,6 +1095,151 @@ vh_subs_switch(vh_db_t *db, void *data)
 out:
     free(need);
     free(sig);
+    vh_db_captions_free(&cs);
+    vh_db_video_free(&video);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- removals */
+
+/*
+ * A removal's fields (nginx's DELETE on a caption location): "delete 1"
+ * with a VH_CAPTION_REMOVE marker as its source, never one without the
+ * other.  The marker is "delete:<video>-<msec>-<pid>-<conn>": its tail is
+ * checked as an id's characters, so it can never be taken for a path.
+ */
+int
+vh_caption_remove_fields(const vh_job_t *job, char *err, size_t errlen)
+{
+    size_t       n = sizeof(VH_CAPTION_REMOVE) - 1, i;
+    const char  *s = job->source;
+    int          marker;
+
+    marker = s != NULL && strncmp(s, VH_CAPTION_REMOVE, n) == 0;
+    if (job->remove != NULL && strcmp(job->remove, "1") != 0) {
+        snprintf(err, errlen, "the delete field is not 1");
+        return -1;
+    }
+    if (job->remove != NULL && !marker) {
+        snprintf(err, errlen, "delete 1 needs a source of " VH_CAPTION_REMOVE "...");
+        return -1;
+    }
+    if (job->remove == NULL && marker) {
+        snprintf(err, errlen, "a " VH_CAPTION_REMOVE " source needs delete 1");
+        return -1;
+    }
+    if (marker) {
+        for (i = n; s[i] != '\0'; i++) {
+            if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+                  || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+            {
+                break;
+            }
+        }
+        if (s[i] != '\0' || i == n || i - n > 200) {
+            snprintf(err, errlen, "the " VH_CAPTION_REMOVE " source is not 1..200 of"
+                     " [A-Za-z0-9_-] after " VH_CAPTION_REMOVE);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A removal (docs/helper.md "Removing a language"): the row, while it
+ * names the job's marker, is deleted and the current version's master
+ * rewritten from the captions that remain, in one short transaction under
+ * the video's caption lock (the publish's).  Nothing else is written: the
+ * language's tracks stay in the version (their URLs are immutable: a
+ * player holding the old master keeps playing) and go with it; a later
+ * encode reads the rows, so it never carries the language.  A video not
+ * ready: only the row goes.  VH_JOB_* like vh_caption_job_run.
+ */
+int
+vh_caption_remove_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
+    vh_job_t *job, char *err, size_t errlen)
+{
+    vh_db_video_t     video;
+    vh_db_captions_t  cs = { 0 };
+    version_t         ver;
+    int              *need = NULL, rows, now, rc = VH_JOB_RETRY;
+
+    err[0] = '\0';
+    memset(&video, 0, sizeof(video));
+
+    /* still the language's newest request?  (a later upload supersedes it) */
+    rows = vh_db_caption_start(db, job->video_id, job->lang, job->source);
+    if (rows < 0) {
+        snprintf(err, errlen, "cannot update the video_captions row");
+        return VH_JOB_RETRY;
+    }
+    if (rows != VH_DB_OURS) {
+        vh_job_superseded(job, rows == VH_DB_NO_ROW ? "no caption row (the video"
+                          " is gone?)" : "before it started");
+        return VH_JOB_SUPERSEDED;
+    }
+    if (vh_queue_heartbeat(q, job) != 0) {
+        return VH_JOB_LOST;
+    }
+
+    if (vh_db_caption_lock(db, job->video_id) != 0) {
+        snprintf(err, errlen, "cannot take the video's caption lock");
+        return VH_JOB_RETRY;
+    }
+    rows = vh_db_caption_remove_row(db, job->video_id, job->lang, job->source);
+    if (rows < 0) {
+        snprintf(err, errlen, "cannot delete the video_captions row");
+        return VH_JOB_RETRY;
+    }
+    if (rows == 0) {
+        vh_db_rollback(db);
+        vh_job_superseded(job, "before removing");
+        return VH_JOB_SUPERSEDED;
+    }
+    now = current_version(db, job->video_id, &video, &ver);
+    if (now < 0) {
+        snprintf(err, errlen, "cannot read the videos row");
+        goto out;
+    }
+    if (now > 0) {
+        /* the master from what remains: no track is written, none removed */
+        if (vh_db_caption_list_tx(db, job->video_id, 1, &cs) != 0) {
+            snprintf(err, errlen, "cannot read the video's captions");
+            goto out;
+        }
+        need = calloc(cs.n > 0 ? cs.n : 1, sizeof(*need));
+        if (need == NULL) {
+            vh_db_rollback(db);
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        if (publish_version(cf, job->video_id, video.storage_prefix, &ver, &cs,
+                            need, err, errlen) != 0)
+        {
+            vh_db_rollback(db);
+            goto out;
+        }
+    }
+    if (vh_db_commit(db) != 0) {
+        snprintf(err, errlen, "cannot commit the removal");
+        if (now > 0) {
+            /* the master lacks a language its row still has: written again */
+            restore_master(cf, db, job->video_id);
+        }
+        goto out;
+    }
+    if (now > 0) {
+        vh_info("video %s captions %s removed: the master of %s lists %d caption"
+                " track(s) (job %s)", job->video_id, job->lang, video.storage_prefix,
+                cs.n, job->id);
+    } else {
+        vh_info("video %s captions %s removed (the video is %s: nothing published to"
+                " rewrite) (job %s)", job->video_id, job->lang,
+                video.found ? video.status : "gone", job->id);
+    }
+    rc = VH_JOB_DONE;
+out:
+    free(need);
     vh_db_captions_free(&cs);
     vh_db_video_free(&video);
     return rc;

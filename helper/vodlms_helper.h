@@ -213,7 +213,12 @@ typedef struct {
     char   *lang;
     char   *label;
     char   *is_default;              /* "0" | "1" */
+    char   *remove;                  /* the "delete" field: "1", and the source
+                                        is a VH_CAPTION_REMOVE marker */
 } vh_job_t;
+
+/* a caption removal's source: a marker, never a path (nginx's DELETE) */
+#define VH_CAPTION_REMOVE  "delete:"
 
 vh_queue_t *vh_queue_new(const vh_conf_t *cf);
 void vh_queue_free(vh_queue_t *q);
@@ -324,6 +329,10 @@ int  vh_db_caption_failed(vh_db_t *db, const char *video_id, const char *lang,
     const char *source, const char *error);
 int  vh_db_caption_requeue(vh_db_t *db, const char *video_id, const char *lang,
     const char *source, const char *error);
+/* in the caption transaction: delete the row while it names the removal's
+   marker; rows (0: superseded) or -1 (rolled back) */
+int  vh_db_caption_remove_row(vh_db_t *db, const char *video_id, const char *lang,
+    const char *source);
 
 /* one published caption track of a video (video_captions, vtt NOT NULL) */
 typedef struct {
@@ -744,6 +753,10 @@ int  vh_subs_write_track(const vh_conf_t *cf, const char *dir, const char *lang,
 int  vh_caption_job_fields(const vh_job_t *job, char *err, size_t errlen);
 /* the caption job (docs/helper.md "Captions"): VH_JOB_* like vh_job_run */
 int  vh_caption_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
+    vh_job_t *job, char *err, size_t errlen);
+/* a removal ("delete 1"): its fields (0, or -1 with err), and its job */
+int  vh_caption_remove_fields(const vh_job_t *job, char *err, size_t errlen);
+int  vh_caption_remove_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db,
     vh_job_t *job, char *err, size_t errlen);
 
 /*

@@ -1128,4 +1128,186 @@ run_helper('s3c-reupload');
        's3c fr: the master is unchanged (it never names the superseded track)');
 }
 
+#---------------------------------------------------------------------------
+# 8. removing a language (nginx's DELETE: the row's last upload is the
+#    removal, a "delete:" marker in place of a file, and a caption job with
+#    "delete 1"): the row goes and the master is rewritten, nothing else
+#---------------------------------------------------------------------------
+
+# a removal, as vodlms_upload captions queues it for a DELETE
+sub queue_removal {
+    my ($id, $lang, %o) = @_;
+    my $marker = sprintf('delete:%s-%d-%d-%d', $id, int(time * 1000), $$, ++$upload_seq);
+    $pg->psql("UPDATE vodlms.video_captions SET status = 'queued', source_location = "
+              . sq($marker) . ", error = NULL, requested_at = now()"
+              . " WHERE video_id = " . sq($id) . " AND lang = " . sq($lang));
+    unless ($o{no_job}) {
+        my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'kind', 'captions',
+                            'source', $marker, 'lang', $lang, 'delete', 1,
+                            'enqueued_at', int time, 'owner', 'carol');
+        die "XADD: $e" if ref $e;
+    }
+    return $marker;
+}
+
+# 8a. publish = s3 (still configured): the master is the only PUT, the track stays
+{
+    my $v = video('s3c');
+    my $en = caption('s3c', 'en');
+    my $keys0 = list_keys($v->{prefix});
+    my $m0 = s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '';
+    like($m0, qr/LANGUAGE="en"/, 's3c remove en: the master lists en before');
+    my $nputs = () = puts_under($v->{prefix});
+    queue_removal('s3c', 'en');
+    my $l = run_helper('s3c-remove-en');
+    like($l, qr/video s3c captions en removed: the master of \Q$v->{prefix}\E lists 0 caption track\(s\)/,
+         's3c remove en: the log says it');
+    is(caption('s3c', 'en'), undef, 's3c remove en: the row is gone');
+    my @puts = puts_under($v->{prefix});
+    is_deeply([ @puts[$nputs .. $#puts] ], [ "$v->{prefix}master.m3u8" ],
+              's3c remove en: one PUT, the master (nothing else written, nothing after it)');
+    is_deeply([ sort keys %{ list_keys($v->{prefix}) } ], [ sort keys %$keys0 ],
+              's3c remove en: the bucket keeps every key (the track stays for players holding the old master)');
+    my $m1 = s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '';
+    unlike($m1, qr/SUBTITLES/, 's3c remove en: the master in the bucket has no subtitle group left');
+    (my $strip = $m0) =~ s/^#EXT-X-MEDIA:TYPE=SUBTITLES[^\n]*\n//mg;
+    $strip =~ s/,SUBTITLES="subs"//g;
+    is($m1, $strip, 's3c remove en: ... and is the encode\'s master otherwise, byte for byte');
+}
+
+write_conf();
+
+# 8b. a local origin: two languages published, one removed
+upload_video('cdel');
+run_helper('cdel-video');
+my $vd = video('cdel');
+is($vd->{status}, 'ready', 'cdel: ready') or diag($vd->{error});
+my $ddir = "$origin/$vd->{prefix}";
+my $dmaster0 = slurp("${ddir}master.m3u8") // '';
+upload_caption('cdel', 'en', $EN, label => 'English', default => 1);
+upload_caption('cdel', 'fr', $FR, label => $FR_LABEL);
+run_helper('cdel-captions');
+my $den = caption('cdel', 'en');
+my $dfr = caption('cdel', 'fr');
+is("$den->{status}|$dfr->{status}", 'ready|ready', 'cdel: en and fr published');
+my $dmaster1 = slurp("${ddir}master.m3u8") // '';
+my $dfiles1 = files_of($ddir);
+my $fr_line = qr/^#EXT-X-MEDIA:TYPE=SUBTITLES,[^\n]*LANGUAGE="fr"[^\n]*\n/m;
+like($dmaster1, $fr_line, 'cdel: the master lists fr');
+{
+    my $marker = queue_removal('cdel', 'fr');
+    my $c = caption('cdel', 'fr');
+    is_deeply([ @$c{qw(status source published)} ], [ 'queued', $marker, 'true' ],
+              'cdel remove fr: until the helper acts, fr is published and its last upload is the removal');
+    my $l = run_helper('cdel-remove-fr');
+    like($l, qr/video cdel captions fr removed: the master of \Q$vd->{prefix}\E lists 1 caption track\(s\)/,
+         'cdel remove fr: the log says it');
+    is(caption('cdel', 'fr'), undef, 'cdel remove fr: the row is gone');
+    is_deeply(caption('cdel', 'en'), $den, 'cdel remove fr: en\'s row is untouched');
+    my $m = slurp("${ddir}master.m3u8") // '';
+    unlike($m, qr/LANGUAGE="fr"/, 'cdel remove fr: the master no longer lists fr');
+    my $pm = parse_playlist("${ddir}master.m3u8") || {};
+    is_deeply([ sort keys %{ $pm->{subtitles}{subs} || {} } ], [ 'English' ],
+              'cdel remove fr: m3u8-parser reads one subtitle track, English');
+    (my $want = $dmaster1) =~ s/$fr_line//;
+    is($m, $want, 'cdel remove fr: the master is the previous one without fr\'s line, byte for byte');
+    is_deeply(files_of($ddir), $dfiles1,
+              'cdel remove fr: no other file written or removed (segments untouched: no re-encode; fr\'s track stays)');
+    is(video('cdel')->{prefix}, $vd->{prefix}, 'cdel remove fr: the same version');
+    unlike($l, qr/ffmpeg/i, 'cdel remove fr: no ffmpeg ran');
+}
+
+# a removal superseded by a newer upload of the same language changes nothing
+{
+    queue_removal('cdel', 'en');
+    my $newer = upload_caption('cdel', 'en', $EN2, label => 'English', default => 1, no_job => 1);
+    my $m = slurp("${ddir}master.m3u8");
+    my $f = files_of($ddir);
+    my $l = run_helper('cdel-remove-en-superseded');
+    like($l, qr/superseded by a newer upload/, 'cdel remove en, then an upload of en: the removal is superseded');
+    my $c = caption('cdel', 'en');
+    is_deeply([ @$c{qw(status source published revision)} ], [ 'queued', $newer, 'true', $den->{revision} ],
+              '... the row stays, published as before, its last upload the newer file');
+    is(slurp("${ddir}master.m3u8"), $m, '... the master is byte-identical');
+    is_deeply(files_of($ddir), $f, '... no file changed');
+    queue_caption('cdel', 'en', $newer, label => 'English', default => 1);
+    run_helper('cdel-en-newer');
+    my $c2 = caption('cdel', 'en');
+    ok($c2->{status} eq 'ready' && $c2->{revision} ne $den->{revision}, '... and the newer upload then publishes');
+    $den = $c2;
+}
+
+# removed, then uploaded again: a language as any new one
+{
+    upload_caption('cdel', 'fr', $FR, label => 'French again');
+    run_helper('cdel-fr-again');
+    my $c = caption('cdel', 'fr');
+    is($c->{status}, 'ready', 'cdel fr uploaded again after its removal: ready') or diag($c->{error});
+    isnt($c->{revision}, $dfr->{revision}, '... a new revision');
+    like(slurp("${ddir}master.m3u8") // '',
+         qr{LANGUAGE="fr",NAME="French again",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="subs/fr/\Q$c->{revision}\E/index\.m3u8"},
+         '... the master lists it again, with its new label and revision');
+}
+
+# removed, then re-encoded: the new version does not carry it
+{
+    queue_removal('cdel', 'fr');
+    run_helper('cdel-remove-fr-2');
+    is(caption('cdel', 'fr'), undef, 'cdel fr removed again');
+    upload_video('cdel');
+    run_helper('cdel-reencode');
+    my $v = video('cdel');
+    is($v->{status}, 'ready', 'cdel re-encode: ready') or diag($v->{error});
+    isnt($v->{prefix}, $vd->{prefix}, 'cdel re-encode: a new version');
+    my $m = slurp("$origin/$v->{prefix}master.m3u8") // '';
+    like($m, qr/LANGUAGE="en"/, 'cdel re-encode: its master lists en');
+    unlike($m, qr/LANGUAGE="fr"/, 'cdel re-encode: ... and not the removed fr');
+    ok(!-e "$origin/$v->{prefix}subs/fr", 'cdel re-encode: no subs/fr in the new version');
+}
+
+# a video not ready: only the row goes
+{
+    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status) VALUES"
+              . " ('cdel-nr', 'course-intro', 'Not ready', 'queued')");
+    upload_caption('cdel-nr', 'de', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHallo\n");
+    run_helper('cdel-nr-de');
+    is(caption('cdel-nr', 'de')->{status}, 'ready', 'cdel-nr de: stored (the video is not ready)');
+    queue_removal('cdel-nr', 'de');
+    my $l = run_helper('cdel-nr-remove');
+    is(caption('cdel-nr', 'de'), undef, 'cdel-nr de removed: the row is gone');
+    like($l, qr/video cdel-nr captions de removed \(the video is queued: nothing published to rewrite\)/,
+         '... and the log says there was nothing to rewrite');
+}
+
+# malformed: "delete" without kind captions, delete 1 with a file, a marker without delete 1
+{
+    my $m = slurp("${ddir}master.m3u8");
+    $vd = video('cdel');
+    my $path = upload_caption('cdel', 'de', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHallo\n", no_job => 1);
+    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cdel', 'kind', 'captions', 'source', $path,
+                        'lang', 'de', 'delete', 1, 'enqueued_at', int time, 'owner', 'carol');
+    my $l = run_helper('cdel-malformed-file');
+    like($l, qr/malformed caption job \(delete 1 needs a source of delete:\.\.\.\)/,
+         'delete 1 with a file as its source: malformed');
+    like(caption('cdel', 'de')->{error}, qr/^caption_job: malformed caption job/, '... the row failed');
+    is(caption('cdel', 'en')->{status}, 'ready', '... nothing else touched');
+
+    my $marker = queue_removal('cdel', 'en', no_job => 1);
+    $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cdel', 'kind', 'captions', 'source', $marker,
+                     'lang', 'en', 'enqueued_at', int time, 'owner', 'carol');
+    $l = run_helper('cdel-malformed-marker');
+    like($l, qr/malformed caption job \(a delete: source needs delete 1\)/,
+         'a delete: source without delete 1: malformed');
+    my $c = caption('cdel', 'en');
+    is_deeply([ @$c{qw(status published revision)} ], [ 'failed', 'true', $den->{revision} ],
+              '... the row failed, en still published');
+
+    $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cdel', 'source', "$SPOOL/none.upload",
+                     'delete', 1, 'enqueued_at', int time, 'owner', 'carol');
+    $l = run_helper('cdel-malformed-video');
+    like($l, qr/malformed \(a delete field on a video job/, 'delete on a video job (no kind captions): malformed');
+    is(video('cdel')->{prefix}, $vd->{prefix}, '... the video untouched');
+    is(slurp("$origin/$vd->{prefix}master.m3u8"), $m, 'the master is byte-identical after the three');
+}
+
 done_testing();
