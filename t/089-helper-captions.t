@@ -34,7 +34,13 @@
 #   7. publish = s3: a caption job puts the track (text/vtt) and then the
 #      master, last; a re-upload's version goes up with the captions; the
 #      track goes up before the publish transaction: an upload of the same
-#      language meanwhile does not wait on the row (the job is superseded).
+#      language meanwhile does not wait on the row (the job is superseded);
+#   8. removing a language (a caption job with "delete 1", nginx's DELETE):
+#      the row goes, the master is rewritten without it and is otherwise
+#      byte-identical, no other file changes (S3: the master is the only
+#      PUT); a removal superseded by a newer upload changes nothing; removed
+#      then uploaded again works; a re-encode no longer carries it; a video
+#      not ready: only the row; malformed delete jobs.
 
 use strict;
 use warnings;

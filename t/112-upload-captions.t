@@ -6,7 +6,9 @@
 # stream, then 202.  Whoever may not, and whatever is malformed, is refused
 # with a JSON reason and changes nothing: no row in video_captions or
 # videos, no stream entry, no spooled file.  If the job cannot be queued,
-# the row is put back as it was and the file removed.
+# the row is put back as it was and the file removed.  A DELETE removes a
+# language the same way (TEST 25 on): gated alike, no body, the row's last
+# upload becomes the removal (a "delete:" marker), a job with "delete 1".
 #
 # The control server looks at the state itself: the rows in PostgreSQL, the
 # entries of the stream (XRANGE), the files in the spool.  /snap remembers
