@@ -52,6 +52,7 @@ use Time::HiRes qw(sleep time);
 use VodlmsTest;
 use VodlmsS3;
 use VodlmsHLS qw(media_segments);
+use VodlmsHelperTest qw(slurp spew sq make_clip xadd_job run_idle);
 
 my %env = helper_env(name => 'captions', ports => 27000, tools => [qw(ffmpeg ffprobe node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -114,29 +115,8 @@ CONF
     close $cf;
 }
 
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub spew {
-    my ($f, $bytes) = @_;
-    open my $out, '>:raw', $f or die "$f: $!";
-    print $out $bytes;
-    close $out or die "$f: $!";
-}
-
-sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
-
 # the lecture: 10 s of testsrc2 and a tone
-my $source = "$src/lecture.mp4";
-system($FFMPEG, '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-       '-f', 'lavfi', '-i', "testsrc2=size=320x180:rate=25:duration=$SECONDS",
-       '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$SECONDS",
-       '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', $source)
-    and die "ffmpeg could not make $source\n";
+my $source = make_clip("$src/lecture.mp4", size => '320x180', duration => $SECONDS);
 
 my $upload_seq = 0;
 
@@ -150,9 +130,7 @@ sub upload_video {
                                    sq('queued'), sq($path)) . ")"
               . " ON CONFLICT (id) DO UPDATE SET status = 'queued',"
               . " source_location = EXCLUDED.source_location");
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $path,
-                        'enqueued_at', int time, 'owner', 'carol');
-    die "XADD: $e" if ref $e;
+    xadd_job($redis, $id, $path, owner => 'carol');
     return $path;
 }
 
@@ -173,11 +151,8 @@ sub upload_caption {
 
 sub queue_caption {
     my ($id, $lang, $path, %o) = @_;
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'kind', 'captions',
-                        'source', $path, 'lang', $lang, 'label', $o{label} // $lang,
-                        'default', $o{default} ? 1 : 0, 'enqueued_at', int time,
-                        'owner', 'carol');
-    die "XADD: $e" if ref $e;
+    xadd_job($redis, $id, $path, kind => 'captions', lang => $lang, label => $o{label} // $lang,
+             default => $o{default} ? 1 : 0, owner => 'carol');
 }
 
 sub video {
@@ -204,24 +179,8 @@ sub caption {
 
 sub run_helper {
     my ($name) = @_;
-    my $log = "$tmp/$name.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle' or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 180;
-    my $rc;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
-        sleep 0.05;
-    }
-    unless (defined $rc) { kill 'KILL', $pid; waitpid($pid, 0); }
-    delete $Running{$pid};
-    is($rc, 0, "$name: helper exits 0") or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf",
+                    log => "$tmp/$name.log", timeout => 180);
 }
 
 sub check_config {

@@ -28,6 +28,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHelperTest qw(slurp write_file make_clip insert_video xadd_job track run_idle);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -99,60 +100,14 @@ close $cf;
 # helpers
 #---------------------------------------------------------------------------
 
-my %Children;      # pid => 1: helpers, traps, the listener; all ours
-END {
-    local $?;       # the children's status is not the test's exit status
-    kill 'KILL', $_ for keys %Children;
-    waitpid($_, 0) for keys %Children;
-}
-
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    my $rc = system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error',
-                    '-y', @args, $out);
-    die "ffmpeg could not make $out\n" if $rc;
-    return $out;
-}
-
-# a short 320x240 clip with a 440 Hz tone, in the container of the extension
-sub make_clip {
-    my ($path, %o) = @_;
-    my $dur = $o{duration} // 3;
-    my $rate = $o{rate} // 25;
-    my $size = $o{size} // '320x240';
-    my @codecs = $path =~ /\.webm$/
-        ? ('-c:v', 'libvpx', '-deadline', 'realtime', '-c:a', 'libopus')
-        : ('-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac');
-    return ffmpeg_make($path,
-        '-f', 'lavfi', '-i', "testsrc2=size=$size:rate=$rate:duration=$dur",
-        '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$dur",
-        @codecs, '-shortest');
-}
-
-sub write_file {
-    my ($path, $text) = @_;
-    open my $out, '>', $path or die "$path: $!";
-    print $out $text;
-    close $out;
-    return $path;
-}
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
+# helpers, traps, the listener: all ours, killed at the end
+$VodlmsHelperTest::END_SIGNAL = 'KILL';
 
 sub add_video {
     my ($id, $source) = @_;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued', \$s\$$source\$s\$)");
-    my $entry = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id,
-                            'source', $source, 'enqueued_at', time);
-    die "XADD: $entry" if ref $entry;
-    return $entry;
+    insert_video($pg, $id, source => $source);
+    return xadd_job($redis, $id, $source, enqueued_at => time);
 }
 
 sub video {
@@ -172,33 +127,9 @@ sub pending_count {
 # runs one helper until the queue is idle; its log
 sub run_helper {
     my ($name, @args) = @_;
-    my $log = "$tmp/$name.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args
-            or POSIX::_exit(127);
-    }
-    $Children{$pid} = 1;
-    my $deadline = time + 120;
-    my $rc;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            $rc = $? >> 8;
-            delete $Children{$pid};
-            last;
-        }
-        sleep 0.05;
-    }
-    unless (defined $rc) {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-        delete $Children{$pid};
-    }
-    is($rc, 0, "$name: the helper exits 0 when the queue is idle")
-        or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf", log => "$tmp/$name.log",
+                    args => \@args, timeout => 120,
+                    what => "$name: the helper exits 0 when the queue is idle");
 }
 
 # attempts the helper logged for a video
@@ -221,7 +152,7 @@ sub trap {
         }
         POSIX::_exit(0);
     }
-    $Children{$pid} = 1;
+    track($pid);
     return $path;
 }
 
@@ -245,7 +176,7 @@ my $http_hits = "$tmp/http-hits";
         POSIX::_exit(0);
     }
     close $ls;
-    $Children{$pid} = 1;
+    track($pid);
 }
 
 # what a refused upload must look like: failed, unsupported_source, one

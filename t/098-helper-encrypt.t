@@ -32,18 +32,12 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsHLS qw(media_segments decrypt_segment);
+use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job track run_idle);
 
 my $T0 = time;
 my %env = helper_env(name => 'encrypt', ports => 29000, tools => [qw(ffmpeg ffprobe openssl)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(bin tmp src origin redis pg)};
 my ($FFMPEG, $FFPROBE, $OPENSSL) = @env{qw(ffmpeg ffprobe openssl)};
-
-my %Running;
-END {
-    local $?;
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
-}
 
 my $STREAM = 'vodlms:transcode';
 my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
@@ -78,36 +72,15 @@ close $cf;
 # helpers
 #---------------------------------------------------------------------------
 
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
-
-my $source = "$src/lecture.mp4";
-system($FFMPEG, '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-       '-f', 'lavfi', '-i', "testsrc2=size=640x360:rate=$FPS:duration=$SECONDS",
-       '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$SECONDS",
-       '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', $source)
-    and die "ffmpeg could not make $source\n";
+my $source = make_clip("$src/lecture.mp4", size => '640x360', rate => $FPS, duration => $SECONDS);
 
 sub add_video {
     my $id = shift;
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
-              . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
-                                   sq('queued'), sq($source)) . ")");
+    insert_video($pg, $id, source => $source);
     add_job($id);
 }
 
-sub add_job {
-    my $id = shift;
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
-                        'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
-}
+sub add_job { xadd_job($redis, $_[0], $source) }
 
 sub video {
     my $id = shift;
@@ -129,26 +102,8 @@ sub keys_of {
 
 sub run_helper {
     my ($name, %o) = @_;
-    my $log = "$tmp/$name.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        $ENV{TMPDIR} = $ktmp;
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @{ $o{args} || [] }
-            or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 120;
-    my $rc;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
-        sleep 0.05;
-    }
-    unless (defined $rc) { kill 'KILL', $pid; waitpid($pid, 0); }
-    delete $Running{$pid};
-    is($rc, 0, "$name: helper exits 0") or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf", log => "$tmp/$name.log",
+                    env => { TMPDIR => $ktmp }, args => $o{args}, timeout => 120);
 }
 
 sub check_config {
@@ -227,7 +182,7 @@ if ($kpid == 0) {
     }
     POSIX::_exit(0);
 }
-$Running{$kpid} = 1;
+track($kpid);
 close $ksock;
 
 # ffmpeg as a native HLS client of the whole ladder: (exit status, frames per
