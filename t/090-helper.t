@@ -21,6 +21,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -104,36 +105,17 @@ close $cf;
 # helpers
 #---------------------------------------------------------------------------
 
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    my $rc = system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error',
-                    '-y', @args, $out);
-    die "ffmpeg could not make $out\n" if $rc;
-}
-
 sub make_source {
     my ($name, %o) = @_;
-    my $path = "$src/$name";
-    my $size = $o{size} // '1280x720';
-    my $dur = $o{duration} // 5;
-    my $rate = $o{rate} // 25;
-    my @in = ('-f', 'lavfi', '-i', "testsrc2=size=$size:rate=$rate:duration=$dur");
-    push @in, '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$dur"
-        unless $o{no_audio};
-    ffmpeg_make($path, @in, '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '250',
-                ($o{no_audio} ? () : ('-c:a', 'aac', '-shortest')));
-    return $path;
+    return make_clip("$src/$name", size => $o{size} // '1280x720', duration => $o{duration} // 5,
+                     rate => $o{rate}, no_audio => $o{no_audio}, extra => [ '-g', '250' ]);
 }
 
 sub add_video {
     my ($id, $source) = @_;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued', \$s\$$source\$s\$)");
-    my $entry = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id,
-                            'source', $source, 'enqueued_at', time);
-    die "XADD: $entry" if ref $entry;
-    return $entry;
+    insert_video($pg, $id, source => $source);
+    return xadd_job($redis, $id, $source, enqueued_at => time);
 }
 
 sub video {
@@ -200,13 +182,6 @@ sub wait_for {
     }
     diag("timed out after ${timeout}s waiting for $what");
     return undef;
-}
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<', $f or return undef;
-    local $/;
-    return scalar <$in>;
 }
 
 sub pending_count {
