@@ -908,27 +908,10 @@ my $BUCKET = 'vodlms';
 my ($AK, $SK, $REGION) = ('S3RVER', 'vodlms-test-secret', 'eu-west-3');
 my $S3PORT = $env{pick_port}->();
 my $S3LOG = "$tmp/s3-requests.log";
-mkdir "$tmp/bucket";
-{
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', "$tmp/s3-server.out" or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        chdir $s3dir or die $!;
-        exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', $env{pick_port}->(),
-             '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
-             '--access-key', $AK, '--secret-key', $SK
-            or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 20;
-    sleep 0.05 while time < $deadline && (slurp("$tmp/s3-server.out") // '') !~ /^ready /m;
-    like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 server is up');
-}
-
-
-my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
-                       secret_key => $SK, bucket => $BUCKET);
+my $s3 = VodlmsS3->start(dir => $s3dir, tmp => $tmp, port => $S3PORT, backend_port => $env{pick_port}->(),
+                         log => $S3LOG, region => $REGION, access_key => $AK, secret_key => $SK,
+                         bucket => $BUCKET);
+ok($s3->up, 'the local S3 server is up') or diag($s3->server_output);
 sub s3_request { $s3->request(@_) }
 
 sub list_keys { $s3->list_keys(@_) }

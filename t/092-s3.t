@@ -26,6 +26,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsS3;
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -55,7 +56,6 @@ chmod 0755, $tmp;
 my $origin = "$tmp/origin";
 my $src = "$tmp/src";
 mkdir $src;
-mkdir "$tmp/bucket";
 
 my %Taken;
 sub pick_port {
@@ -85,50 +85,11 @@ my $SK = 'vodlms-test-secret';      # checked by the proxy
 my $REGION = 'eu-west-3';
 my $S3PORT = pick_port();
 my $S3LOG = "$tmp/s3-requests.log";
-my %Running;
+my $s3 = VodlmsS3->start(dir => $s3dir, tmp => $tmp, port => $S3PORT, backend_port => pick_port(),
+                         log => $S3LOG, region => $REGION, access_key => $AK, secret_key => $SK,
+                         bucket => $BUCKET);
+$s3->up or bail("s3 server did not start: " . $s3->server_output);
 
-my $s3pid = fork // die "fork: $!";
-if ($s3pid == 0) {
-    open STDOUT, '>', "$tmp/s3-server.out" or die $!;
-    open STDERR, '>&', \*STDOUT or die $!;
-    chdir $s3dir or die $!;
-    exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', pick_port(),
-         '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
-         '--access-key', $AK, '--secret-key', $SK
-        or POSIX::_exit(127);
-}
-$Running{$s3pid} = 1;
-
-END {
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
-}
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub wait_for {
-    my ($what, $timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        my $r = $cond->();
-        return $r if $r;
-        sleep 0.05;
-    }
-    diag("timed out after ${timeout}s waiting for $what");
-    return undef;
-}
-
-wait_for('the S3 server', 20, sub { (slurp("$tmp/s3-server.out") // '') =~ /^ready /m })
-    or bail("s3 server did not start: " . (slurp("$tmp/s3-server.out") // ''));
-
-
-my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
-                       secret_key => $SK, bucket => $BUCKET);
 sub s3_request { $s3->request(@_) }
 
 sub list_keys { $s3->list_keys(@_) }
@@ -182,26 +143,14 @@ s3_timeout = 20
 CONF
 close $cf;
 
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', @args, $out)
-        and die "ffmpeg could not make $out\n";
-}
-
 # 640x360, 4 s, 440 Hz: two rungs of two segments, each segment > 64 KiB
-my $source = "$src/lecture.mp4";
-ffmpeg_make($source, '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=4',
-            '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=4',
-            '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest');
+my $source = make_clip("$src/lecture.mp4", size => '640x360', duration => 4);
 
 sub add_video {
     my $id = shift;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued', '$source')");
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
-                        'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
+    insert_video($pg, $id, source => $source);
+    xadd_job($redis, $id, $source);
 }
 
 sub video {
@@ -213,32 +162,15 @@ sub video {
     return \%v;
 }
 
+# the helper with no AWS_* of the environment: the configuration's keys only
+my %NO_AWS = map { $_ => undef } qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+                                    AWS_REGION AWS_DEFAULT_REGION);
+
 # runs the helper until the queue is empty; its exit status
 sub run_helper {
     my ($log, $env, @args) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        delete @ENV{qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
-                       AWS_REGION AWS_DEFAULT_REGION)};
-        %ENV = (%ENV, %$env);
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args
-            or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 40;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            delete $Running{$pid};
-            return $? >> 8;
-        }
-        sleep 0.05;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-    delete $Running{$pid};
-    return undef;
+    return wait_exit(spawn(log => $log, env => { %NO_AWS, %$env },
+                           cmd => [ $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args ]), 40);
 }
 
 sub check_config {
