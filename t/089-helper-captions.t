@@ -52,7 +52,7 @@ use Time::HiRes qw(sleep time);
 use VodlmsTest;
 use VodlmsS3;
 use VodlmsHLS qw(media_segments);
-use VodlmsHelperTest qw(slurp spew sq make_clip xadd_job run_idle);
+use VodlmsHelperTest qw(slurp spew sq make_clip xadd_job run_idle video_row);
 
 my %env = helper_env(name => 'captions', ports => 27000, tools => [qw(ffmpeg ffprobe node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -155,15 +155,7 @@ sub queue_caption {
              default => $o{default} ? 1 : 0, owner => 'carol');
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(duration_seconds::text, '') || '|' || coalesce(renditions::text, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status prefix duration renditions error)} = split /\|/, $row, 5;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix duration renditions error)) }
 
 sub caption {
     my ($id, $lang) = @_;

@@ -21,7 +21,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job);
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job video_row);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -118,15 +118,7 @@ sub add_video {
     return xadd_job($redis, $id, $source, enqueued_at => time);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || progress_percent || '|' || "
-        . "coalesce(duration_seconds::text, '') || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "renditions::text || '|' || coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
-    my %v;
-    @v{qw(status progress duration prefix renditions error)} = split /\|/, $row, 6;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status progress duration prefix renditions error)) }
 
 my %Running;
 

@@ -26,7 +26,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsS3;
-use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit);
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -153,14 +153,7 @@ sub add_video {
     xadd_job($redis, $id, $source);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
-    my %v;
-    @v{qw(status prefix error)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error)) }
 
 # the helper with no AWS_* of the environment: the configuration's keys only
 my %NO_AWS = map { $_ => undef } qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN

@@ -28,7 +28,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp write_file make_clip insert_video xadd_job track run_idle);
+use VodlmsHelperTest qw(slurp write_file make_clip insert_video xadd_job track run_idle video_row);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -110,14 +110,7 @@ sub add_video {
     return xadd_job($redis, $id, $source, enqueued_at => time);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
-    my %v;
-    @v{qw(status prefix error)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error)) }
 
 sub pending_count {
     my $r = $redis->cmd('XPENDING', $STREAM, $GROUP);

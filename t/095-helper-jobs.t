@@ -26,7 +26,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp write_file sq ffmpeg_make make_clip insert_video xadd_job spawn wait_exit run_idle);
+use VodlmsHelperTest qw(slurp write_file sq ffmpeg_make make_clip insert_video xadd_job spawn wait_exit run_idle video_row);
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
@@ -94,15 +94,7 @@ sub row_text {
     return $pg->psql("SELECT v::text FROM vodlms.videos v WHERE id = " . sq($id));
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') || '|' || coalesce(source_location, '') FROM vodlms.videos WHERE id = "
-        . sq($id));
-    my %v;
-    @v{qw(status prefix error source)} = split /\|/, $row, 4;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error source)) }
 
 sub pending_count {
     my $r = $redis->cmd('XPENDING', $STREAM, $GROUP);

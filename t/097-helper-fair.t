@@ -24,7 +24,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp write_file sq make_clip insert_video xadd_job spawn wait_exit run_idle);
+use VodlmsHelperTest qw(slurp write_file sq make_clip insert_video xadd_job spawn wait_exit run_idle video_row);
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
@@ -84,14 +84,7 @@ sub add_job {
     xadd_job($redis, $id, $source, owner => $owner);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(error, '') || '|' || "
-        . "coalesce(source_location, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status error source)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status error source)) }
 
 sub pending_count {
     my $r = $redis->cmd('XPENDING', $STREAM, $GROUP);

@@ -32,7 +32,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsHLS qw(media_segments decrypt_segment);
-use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job track run_idle);
+use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job track run_idle video_row);
 
 my $T0 = time;
 my %env = helper_env(name => 'encrypt', ports => 29000, tools => [qw(ffmpeg ffprobe openssl)]);
@@ -82,14 +82,7 @@ sub add_video {
 
 sub add_job { xadd_job($redis, $_[0], $source) }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status prefix error)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error)) }
 
 # video_keys of one video: [version, key_index, key (bytes), first_segment, starts_ms]
 sub keys_of {

@@ -32,7 +32,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsHLS qw(media_segments decrypt_segment);
-use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job run_idle);
+use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job run_idle video_row);
 
 my %env = helper_env(name => 'preview', ports => 26000, tools => [qw(ffmpeg ffprobe openssl node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -90,15 +90,7 @@ sub add_video {
     xadd_job($redis, $id, $source);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(duration_seconds::text, '') || '|' || coalesce(renditions::text, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status prefix duration renditions error)} = split /\|/, $row, 5;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix duration renditions error)) }
 
 sub keys_of {
     my $id = shift;

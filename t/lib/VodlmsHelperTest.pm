@@ -25,7 +25,7 @@ use VodlmsTest ();
 
 our @EXPORT_OK = qw(slurp write_file spew sq ffmpeg_make make_clip
                     spawn track untrack wait_exit run_idle
-                    insert_video xadd_job);
+                    insert_video xadd_job video_row);
 
 our $END_SIGNAL = 'TERM';
 
@@ -124,6 +124,23 @@ sub xadd_job {
                                   'source', $source, @fields);
     die "XADD: $e" if ref $e;
     return $e;
+}
+
+my %VideoCol = (status => 'status', prefix => 'storage_prefix', error => 'error',
+                source => 'source_location', duration => 'duration_seconds',
+                renditions => 'renditions', progress => 'progress_percent');
+
+# the vodlms.videos row of ID: { FIELD => its text, '' for NULL } for each
+# of FIELDS (status, prefix, error, source, duration, renditions, progress);
+# no row: every field undef
+sub video_row {
+    my ($pg, $id, @fields) = @_;
+    my @cols = map { $VideoCol{$_} // die "video_row: no field $_\n" } @fields;
+    my $row = $pg->psql("SELECT " . join(" || '|' || ", map { "coalesce(${_}::text, '')" } @cols)
+                        . " FROM vodlms.videos WHERE id = " . sq($id));
+    my %v;
+    @v{@fields} = split /\|/, $row, scalar @fields;
+    return \%v;
 }
 
 #---------------------------------------------------------------------------
