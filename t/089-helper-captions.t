@@ -52,7 +52,7 @@ use Time::HiRes qw(sleep time);
 use VodlmsTest;
 use VodlmsS3;
 use VodlmsHLS qw(media_segments);
-use VodlmsHelperTest qw(slurp spew sq make_clip xadd_job run_idle video_row);
+use VodlmsHelperTest qw(slurp spew sq make_clip xadd_job run_idle video_row write_helper_conf);
 
 my %env = helper_env(name => 'captions', ports => 27000, tools => [qw(ffmpeg ffprobe node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -93,26 +93,11 @@ my $HELPER_PG = $pg->conninfo =~ s/user=postgres/user=vodlms_helper/r;
 
 sub write_conf {
     my (%extra) = @_;
-    open my $cf, '>', "$tmp/helper.conf" or die $!;
-    print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "$HELPER_PG"
-origin_dir = $origin
-source_root = $SPOOL
-segment_duration = $SEG
-caption_segment_duration = $CSEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k
-audio_bitrate = 64k
-thumbnails = off
-block_ms = 200
-max_attempts = 1
-log_level = debug
-CONF
-    print $cf map { "$_ = $extra{$_}\n" } sort keys %extra;
-    close $cf;
+    write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $HELPER_PG, origin => $origin,
+                      settings => [ source_root => $SPOOL, segment_duration => $SEG,
+                                    caption_segment_duration => $CSEG, ladder => '240p:300k',
+                                    thumbnails => 'off', max_attempts => 1,
+                                    map { $_ => $extra{$_} } sort keys %extra ]);
 }
 
 # the lecture: 10 s of testsrc2 and a tone

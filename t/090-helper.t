@@ -21,7 +21,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job video_row);
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job video_row write_helper_conf);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -82,24 +82,10 @@ my $SEG = 2;
 my $STREAM = 'vodlms:transcode';
 my $GROUP = 'vodlms-helpers';
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-# test configuration
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k, 480p:800k, 720p:1200k, 1080p:2000k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 2
-retry_backoff = 0.5
-log_level = debug
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ segment_duration => $SEG,
+                                ladder => '240p:300k, 360p:500k, 480p:800k, 720p:1200k, 1080p:2000k',
+                                claim_idle => 2, retry_backoff => 0.5 ]);
 
 #---------------------------------------------------------------------------
 # helpers

@@ -26,7 +26,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsS3;
-use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row);
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row write_helper_conf);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -117,31 +117,12 @@ sub requests {
 my $SEG = 2;
 my $STREAM = 'vodlms:transcode';
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:600k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 5
-max_attempts = 1
-log_level = debug
-publish = s3
-s3_endpoint = http://s3.localhost:$S3PORT
-s3_bucket = $BUCKET
-s3_path_style = off
-s3_multipart_threshold = 64k
-s3_part_size = 32k
-s3_retries = 3
-s3_timeout = 20
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ segment_duration => $SEG, ladder => '240p:300k, 360p:600k', claim_idle => 5,
+                                max_attempts => 1, publish => 's3',
+                                s3_endpoint => "http://s3.localhost:$S3PORT", s3_bucket => $BUCKET,
+                                s3_path_style => 'off', s3_multipart_threshold => '64k',
+                                s3_part_size => '32k', s3_retries => 3, s3_timeout => 20 ]);
 
 # 640x360, 4 s, 440 Hz: two rungs of two segments, each segment > 64 KiB
 my $source = make_clip("$src/lecture.mp4", size => '640x360', duration => 4);

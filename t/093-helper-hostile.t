@@ -28,7 +28,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp write_file make_clip insert_video xadd_job track run_idle video_row);
+use VodlmsHelperTest qw(slurp write_file make_clip insert_video xadd_job track run_idle video_row write_helper_conf);
 
 my $T0 = time;
 my $repo = "$FindBin::Bin/..";
@@ -77,24 +77,9 @@ my $pg = start_pg(port => pick_port());
 my $STREAM = 'vodlms:transcode';
 my $GROUP = 'vodlms-helpers';
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = 2
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 2
-max_attempts = 3
-retry_backoff = 0.2
-log_level = debug
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ ladder => '240p:300k, 360p:500k', claim_idle => 2, max_attempts => 3,
+                                retry_backoff => 0.2 ]);
 
 #---------------------------------------------------------------------------
 # helpers

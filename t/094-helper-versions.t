@@ -32,7 +32,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsS3;
-use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row);
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row write_helper_conf);
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
@@ -140,24 +140,9 @@ my $STREAM = 'vodlms:transcode';
 my $GRACE = 12;                 # old_version_grace of this test, seconds
 my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = 2
-preset = ultrafast
-threads = 2
-ladder = 240p:300k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 5
-max_attempts = 1
-log_level = debug
-old_version_grace = $GRACE
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ ladder => '240p:300k', claim_idle => 5, max_attempts => 1,
+                                old_version_grace => $GRACE ]);
 
 #---------------------------------------------------------------------------
 # helpers

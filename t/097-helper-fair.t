@@ -24,7 +24,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp write_file sq make_clip insert_video xadd_job spawn wait_exit run_idle video_row);
+use VodlmsHelperTest qw(slurp write_file sq make_clip insert_video xadd_job spawn wait_exit run_idle video_row write_helper_conf);
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
@@ -37,25 +37,9 @@ my $GROUP = 'vodlms-helpers';
 my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
 
 # claim_idle is long: a helper held at a gate keeps its job
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = 2
-preset = ultrafast
-threads = 2
-ladder = 240p:300k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 120
-max_attempts = 3
-log_level = debug
-old_version_grace = 3600
-source_root = $src
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ ladder => '240p:300k', claim_idle => 120, max_attempts => 3,
+                                old_version_grace => 3600, source_root => $src ]);
 
 #---------------------------------------------------------------------------
 # helpers

@@ -32,7 +32,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsHLS qw(media_segments decrypt_segment);
-use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job track run_idle video_row);
+use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job track run_idle video_row write_helper_conf);
 
 my $T0 = time;
 my %env = helper_env(name => 'encrypt', ports => 29000, tools => [qw(ffmpeg ffprobe openssl)]);
@@ -50,23 +50,9 @@ my @RUNGS = qw(240p 360p);
 my $ktmp = "$tmp/ktmp";
 mkdir $ktmp or die $!;
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k
-audio_bitrate = 64k
-block_ms = 200
-max_attempts = 1
-log_level = debug
-old_version_grace = 3600
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ segment_duration => $SEG, ladder => '240p:300k, 360p:500k', max_attempts => 1,
+                                old_version_grace => 3600 ]);
 
 #---------------------------------------------------------------------------
 # helpers

@@ -32,7 +32,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsHLS qw(media_segments decrypt_segment);
-use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job run_idle video_row);
+use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job run_idle video_row write_helper_conf);
 
 my %env = helper_env(name => 'preview', ports => 26000, tools => [qw(ffmpeg ffprobe openssl node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -56,27 +56,12 @@ my @RUNGS = qw(240p 360p);
 
 sub write_conf {
     my (%extra) = @_;
-    open my $cf, '>', "$tmp/helper.conf" or die $!;
-    print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k
-audio_bitrate = 128k
-storyboard_interval = $EVERY
-storyboard_width = $TW
-storyboard_columns = $COLS
-storyboard_rows = $ROWS
-block_ms = 200
-max_attempts = 1
-log_level = debug
-CONF
-    print $cf map { "$_ = $extra{$_}\n" } sort keys %extra;
-    close $cf;
+    write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                      settings => [ segment_duration => $SEG, ladder => '240p:300k, 360p:500k',
+                                    audio_bitrate => '128k', storyboard_interval => $EVERY,
+                                    storyboard_width => $TW, storyboard_columns => $COLS,
+                                    storyboard_rows => $ROWS, max_attempts => 1,
+                                    map { $_ => $extra{$_} } sort keys %extra ]);
 }
 
 # the source: testsrc2 whose hues turn a full circle every 8 s, so that a

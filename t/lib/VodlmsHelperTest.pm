@@ -25,7 +25,7 @@ use VodlmsTest ();
 
 our @EXPORT_OK = qw(slurp write_file spew sq ffmpeg_make make_clip
                     spawn track untrack wait_exit run_idle
-                    insert_video xadd_job video_row);
+                    insert_video xadd_job video_row write_helper_conf);
 
 our $END_SIGNAL = 'TERM';
 
@@ -141,6 +141,31 @@ sub video_row {
     my %v;
     @v{@fields} = split /\|/, $row, scalar @fields;
     return \%v;
+}
+
+#---------------------------------------------------------------------------
+# the helper's configuration
+#---------------------------------------------------------------------------
+
+# writes FILE, a configuration of the helper: Redis (REDIS, a start_redis
+# object) on 127.0.0.1, PostgreSQL (CONNINFO), ORIGIN, the suites' quick
+# encodes (segment_duration 2, preset ultrafast, threads 2, audio_bitrate
+# 64k, block_ms 200, log_level debug), then SETTINGS (name => value, in
+# order; a name above given again changes its value there).  FILE
+sub write_helper_conf {
+    my ($file, %o) = @_;
+    my @names = qw(redis_host redis_port pg_conninfo origin_dir segment_duration preset threads
+                   audio_bitrate block_ms log_level);
+    my %value = (redis_host => '127.0.0.1', redis_port => $o{redis}->port,
+                 pg_conninfo => qq("$o{conninfo}"), origin_dir => $o{origin}, segment_duration => 2,
+                 preset => 'ultrafast', threads => 2, audio_bitrate => '64k', block_ms => 200,
+                 log_level => 'debug');
+    my @settings = @{ $o{settings} || [] };
+    while (my ($name, $v) = splice @settings, 0, 2) {
+        push @names, $name unless exists $value{$name};
+        $value{$name} = $v;
+    }
+    return write_file($file, join '', map { "$_ = $value{$_}\n" } @names);
 }
 
 #---------------------------------------------------------------------------
