@@ -14,8 +14,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use File::Path qw(remove_tree);
-use File::Temp qw(tempdir);
-use IO::Socket::INET ();
 use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -24,50 +22,10 @@ use VodlmsTest;
 use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job video_row write_helper_conf);
 
 my $T0 = time;
-my $repo = "$FindBin::Bin/..";
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
-my $bin = "$build/helper/vodlms-helper";
-
-unless (-x $bin) {
-    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
-}
-unless (-x $bin) {
-    fail("helper binary not built: $bin (make -C helper BUILD=$build/helper)");
-    done_testing();
-    exit 1;
-}
-for my $tool (qw(ffmpeg ffprobe)) {
-    unless (grep { -x "$_/$tool" } split /:/, $ENV{PATH}) {
-        fail("$tool is not installed (apt-get install ffmpeg)");
-        done_testing();
-        exit 1;
-    }
-}
-
+# the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib);
 # HELPER_TEST_KEEP=1 keeps the sources, logs and origin for a look afterwards
-my $tmp = tempdir('helper-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
-diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
-chmod 0755, $tmp;
-my $origin = "$tmp/origin";
-my $src = "$tmp/src";
-mkdir $src;
-
-# a port in 25000-25999 nobody listens on
-sub pick_port {
-    for (1 .. 200) {
-        my $p = 25000 + int rand 1000;
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
-            or next;
-        close $s;
-        return $p;
-    }
-    return VodlmsTest::free_port();
-}
-
-my $redis = start_redis(port => pick_port());
-my $pg = start_pg(port => pick_port());
+my %env = helper_env(name => 'helper', ports => 25000, tools => [qw(ffmpeg ffprobe)]);
+my ($bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(bin tmp src origin redis pg)};
 
 # every transition to ready, to prove each job was done exactly once
 $pg->psql(<<'SQL');

@@ -17,8 +17,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use File::Temp qw(tempdir);
-use IO::Socket::INET ();
 use JSON::PP ();
 use POSIX qw(:sys_wait_h);
 use Test::More;
@@ -29,51 +27,19 @@ use VodlmsS3;
 use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row write_helper_conf);
 
 my $T0 = time;
-my $repo = "$FindBin::Bin/..";
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
-my $bin = "$build/helper/vodlms-helper";
+# the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
+my %env = helper_env(name => 's3', ports => 26000, tools => [qw(ffmpeg ffprobe node npm)]);
+my ($repo, $bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(repo bin tmp src origin redis pg)};
 my $s3dir = "$repo/helper/test-s3";
+sub pick_port { $env{pick_port}->() }
 
 sub bail { fail($_[0]); done_testing(); exit 1; }
 
-unless (-x $bin) {
-    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
-}
-bail("helper binary not built: $bin (make -C helper BUILD=$build/helper)") unless -x $bin;
-for my $tool (qw(ffmpeg ffprobe node npm)) {
-    bail("$tool is not installed") unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
 unless (-d "$s3dir/node_modules/s3rver") {
     diag("npm ci in $s3dir");
     system("cd '$s3dir' && npm ci --no-audit --no-fund --loglevel=error >&2");
     bail("npm ci failed in $s3dir") unless -d "$s3dir/node_modules/s3rver";
 }
-
-my $tmp = tempdir('s3-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
-diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
-chmod 0755, $tmp;
-my $origin = "$tmp/origin";
-my $src = "$tmp/src";
-mkdir $src;
-
-my %Taken;
-sub pick_port {
-    for (1 .. 200) {
-        my $p = 26000 + int rand 1000;
-        next if $Taken{$p};
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
-            or next;
-        close $s;
-        $Taken{$p} = 1;
-        return $p;
-    }
-    die "no free port in 26000-26999\n";
-}
-
-my $redis = start_redis(port => pick_port());
-my $pg = start_pg(port => pick_port());
 
 #---------------------------------------------------------------------------
 # the local S3: s3rver behind the verifying proxy

@@ -20,7 +20,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use File::Temp qw(tempdir);
 use IO::Socket::INET ();
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(:sys_wait_h mkfifo);
@@ -31,48 +30,12 @@ use VodlmsTest;
 use VodlmsHelperTest qw(slurp write_file make_clip insert_video xadd_job track run_idle video_row write_helper_conf);
 
 my $T0 = time;
-my $repo = "$FindBin::Bin/..";
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
-my $bin = "$build/helper/vodlms-helper";
-
-unless (-x $bin) {
-    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
-}
-unless (-x $bin) {
-    fail("helper binary not built: $bin (make -C helper BUILD=$build/helper)");
-    done_testing();
-    exit 1;
-}
-for my $tool (qw(ffmpeg ffprobe)) {
-    unless (grep { -x "$_/$tool" } split /:/, $ENV{PATH}) {
-        fail("$tool is not installed (apt-get install ffmpeg)");
-        done_testing();
-        exit 1;
-    }
-}
-
-my $tmp = tempdir('helper-hostile-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
-diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
-chmod 0755, $tmp;
-my $origin = "$tmp/origin";
+# the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
+my %env = helper_env(name => 'helper-hostile', ports => 24000, tools => [qw(ffmpeg ffprobe)]);
+my ($bin, $tmp, $origin, $redis, $pg) = @env{qw(bin tmp origin redis pg)};
 my $spool = "$tmp/spool";          # every instructor's uploads, side by side
 mkdir $spool;
-
-sub pick_port {
-    for (1 .. 200) {
-        my $p = 24000 + int rand 1000;
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
-            or next;
-        close $s;
-        return $p;
-    }
-    return VodlmsTest::free_port();
-}
-
-my $redis = start_redis(port => pick_port());
-my $pg = start_pg(port => pick_port());
+sub pick_port { $env{pick_port}->() }
 
 my $STREAM = 'vodlms:transcode';
 my $GROUP = 'vodlms-helpers';
