@@ -27,7 +27,8 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
-use VodlmsHelperTest qw(slurp write_file make_clip insert_video xadd_job track run_idle video_row write_helper_conf);
+use VodlmsHelperTest qw(slurp write_file ffmpeg_make make_clip insert_video xadd_job track run_idle
+                        video_row write_helper_conf);
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)

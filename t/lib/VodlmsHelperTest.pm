@@ -1,7 +1,8 @@
 package VodlmsHelperTest;
 
 # What the helper's suites (t/089 .. t/099, t/178) do around vodlms-helper,
-# written once: files, SQL quoting, test clips, and the processes they start.
+# written once: files, SQL quoting, test clips, the videos rows and the
+# queue's jobs, the helper's configuration, and the processes they start.
 #
 #   use VodlmsHelperTest qw(slurp write_file sq make_clip spawn wait_exit run_idle);
 #
@@ -24,7 +25,7 @@ use Time::HiRes qw(sleep time);
 use VodlmsTest ();
 
 our @EXPORT_OK = qw(slurp write_file spew sq ffmpeg_make make_clip
-                    spawn track untrack wait_exit run_idle
+                    spawn track wait_exit run_idle
                     insert_video xadd_job video_row write_helper_conf);
 
 our $END_SIGNAL = 'TERM';
@@ -190,9 +191,6 @@ sub spawn {
 
 # a child of ours, forked elsewhere, to stop at END; its pid
 sub track { $Running{$_[0]} = 1; return $_[0] }
-
-# no longer ours to stop (reaped by the caller)
-sub untrack { delete $Running{$_[0]} }
 
 # the exit code of PID, or undef if it did not exit within SECS (then
 # killed, KILL, and reaped)
