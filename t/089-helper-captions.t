@@ -58,6 +58,7 @@ use Time::HiRes qw(sleep time);
 use VodlmsTest;
 use VodlmsS3;
 use VodlmsHLS qw(media_segments);
+use VodlmsHelperTest qw(slurp spew sq make_clip xadd_job run_idle video_row write_helper_conf);
 
 my %env = helper_env(name => 'captions', ports => 27000, tools => [qw(ffmpeg ffprobe node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -98,51 +99,15 @@ my $HELPER_PG = $pg->conninfo =~ s/user=postgres/user=vodlms_helper/r;
 
 sub write_conf {
     my (%extra) = @_;
-    open my $cf, '>', "$tmp/helper.conf" or die $!;
-    print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "$HELPER_PG"
-origin_dir = $origin
-source_root = $SPOOL
-segment_duration = $SEG
-caption_segment_duration = $CSEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k
-audio_bitrate = 64k
-thumbnails = off
-block_ms = 200
-max_attempts = 1
-log_level = debug
-CONF
-    print $cf map { "$_ = $extra{$_}\n" } sort keys %extra;
-    close $cf;
+    write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $HELPER_PG, origin => $origin,
+                      settings => [ source_root => $SPOOL, segment_duration => $SEG,
+                                    caption_segment_duration => $CSEG, ladder => '240p:300k',
+                                    thumbnails => 'off', max_attempts => 1,
+                                    map { $_ => $extra{$_} } sort keys %extra ]);
 }
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub spew {
-    my ($f, $bytes) = @_;
-    open my $out, '>:raw', $f or die "$f: $!";
-    print $out $bytes;
-    close $out or die "$f: $!";
-}
-
-sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
 # the lecture: 10 s of testsrc2 and a tone
-my $source = "$src/lecture.mp4";
-system($FFMPEG, '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-       '-f', 'lavfi', '-i', "testsrc2=size=320x180:rate=25:duration=$SECONDS",
-       '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$SECONDS",
-       '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', $source)
-    and die "ffmpeg could not make $source\n";
+my $source = make_clip("$src/lecture.mp4", size => '320x180', duration => $SECONDS);
 
 my $upload_seq = 0;
 
@@ -156,9 +121,7 @@ sub upload_video {
                                    sq('queued'), sq($path)) . ")"
               . " ON CONFLICT (id) DO UPDATE SET status = 'queued',"
               . " source_location = EXCLUDED.source_location");
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $path,
-                        'enqueued_at', int time, 'owner', 'carol');
-    die "XADD: $e" if ref $e;
+    xadd_job($redis, $id, $path, owner => 'carol');
     return $path;
 }
 
@@ -179,22 +142,11 @@ sub upload_caption {
 
 sub queue_caption {
     my ($id, $lang, $path, %o) = @_;
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'kind', 'captions',
-                        'source', $path, 'lang', $lang, 'label', $o{label} // $lang,
-                        'default', $o{default} ? 1 : 0, 'enqueued_at', int time,
-                        'owner', 'carol');
-    die "XADD: $e" if ref $e;
+    xadd_job($redis, $id, $path, kind => 'captions', lang => $lang, label => $o{label} // $lang,
+             default => $o{default} ? 1 : 0, owner => 'carol');
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(duration_seconds::text, '') || '|' || coalesce(renditions::text, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status prefix duration renditions error)} = split /\|/, $row, 5;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix duration renditions error)) }
 
 sub caption {
     my ($id, $lang) = @_;
@@ -210,24 +162,8 @@ sub caption {
 
 sub run_helper {
     my ($name) = @_;
-    my $log = "$tmp/$name.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle' or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 180;
-    my $rc;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
-        sleep 0.05;
-    }
-    unless (defined $rc) { kill 'KILL', $pid; waitpid($pid, 0); }
-    delete $Running{$pid};
-    is($rc, 0, "$name: helper exits 0") or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf",
+                    log => "$tmp/$name.log", timeout => 180);
 }
 
 sub check_config {
@@ -955,27 +891,10 @@ my $BUCKET = 'vodlms';
 my ($AK, $SK, $REGION) = ('S3RVER', 'vodlms-test-secret', 'eu-west-3');
 my $S3PORT = $env{pick_port}->();
 my $S3LOG = "$tmp/s3-requests.log";
-mkdir "$tmp/bucket";
-{
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', "$tmp/s3-server.out" or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        chdir $s3dir or die $!;
-        exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', $env{pick_port}->(),
-             '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
-             '--access-key', $AK, '--secret-key', $SK
-            or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 20;
-    sleep 0.05 while time < $deadline && (slurp("$tmp/s3-server.out") // '') !~ /^ready /m;
-    like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 server is up');
-}
-
-
-my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
-                       secret_key => $SK, bucket => $BUCKET);
+my $s3 = VodlmsS3->start(dir => $s3dir, tmp => $tmp, port => $S3PORT, backend_port => $env{pick_port}->(),
+                         log => $S3LOG, region => $REGION, access_key => $AK, secret_key => $SK,
+                         bucket => $BUCKET);
+ok($s3->up, 'the local S3 server is up') or diag($s3->server_output);
 sub s3_request { $s3->request(@_) }
 
 sub list_keys { $s3->list_keys(@_) }

@@ -14,59 +14,18 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use File::Path qw(remove_tree);
-use File::Temp qw(tempdir);
-use IO::Socket::INET ();
 use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job video_row write_helper_conf);
 
 my $T0 = time;
-my $repo = "$FindBin::Bin/..";
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
-my $bin = "$build/helper/vodlms-helper";
-
-unless (-x $bin) {
-    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
-}
-unless (-x $bin) {
-    fail("helper binary not built: $bin (make -C helper BUILD=$build/helper)");
-    done_testing();
-    exit 1;
-}
-for my $tool (qw(ffmpeg ffprobe)) {
-    unless (grep { -x "$_/$tool" } split /:/, $ENV{PATH}) {
-        fail("$tool is not installed (apt-get install ffmpeg)");
-        done_testing();
-        exit 1;
-    }
-}
-
+# the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib);
 # HELPER_TEST_KEEP=1 keeps the sources, logs and origin for a look afterwards
-my $tmp = tempdir('helper-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
-diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
-chmod 0755, $tmp;
-my $origin = "$tmp/origin";
-my $src = "$tmp/src";
-mkdir $src;
-
-# a port in 25000-25999 nobody listens on
-sub pick_port {
-    for (1 .. 200) {
-        my $p = 25000 + int rand 1000;
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
-            or next;
-        close $s;
-        return $p;
-    }
-    return VodlmsTest::free_port();
-}
-
-my $redis = start_redis(port => pick_port());
-my $pg = start_pg(port => pick_port());
+my %env = helper_env(name => 'helper', ports => 25000, tools => [qw(ffmpeg ffprobe)]);
+my ($bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(bin tmp src origin redis pg)};
 
 # every transition to ready, to prove each job was done exactly once
 $pg->psql(<<'SQL');
@@ -81,70 +40,29 @@ my $SEG = 2;
 my $STREAM = 'vodlms:transcode';
 my $GROUP = 'vodlms-helpers';
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-# test configuration
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k, 480p:800k, 720p:1200k, 1080p:2000k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 2
-retry_backoff = 0.5
-log_level = debug
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ segment_duration => $SEG,
+                                ladder => '240p:300k, 360p:500k, 480p:800k, 720p:1200k, 1080p:2000k',
+                                claim_idle => 2, retry_backoff => 0.5 ]);
 
 #---------------------------------------------------------------------------
 # helpers
 #---------------------------------------------------------------------------
 
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    my $rc = system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error',
-                    '-y', @args, $out);
-    die "ffmpeg could not make $out\n" if $rc;
-}
-
 sub make_source {
     my ($name, %o) = @_;
-    my $path = "$src/$name";
-    my $size = $o{size} // '1280x720';
-    my $dur = $o{duration} // 5;
-    my $rate = $o{rate} // 25;
-    my @in = ('-f', 'lavfi', '-i', "testsrc2=size=$size:rate=$rate:duration=$dur");
-    push @in, '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$dur"
-        unless $o{no_audio};
-    ffmpeg_make($path, @in, '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '250',
-                ($o{no_audio} ? () : ('-c:a', 'aac', '-shortest')));
-    return $path;
+    return make_clip("$src/$name", size => $o{size} // '1280x720', duration => $o{duration} // 5,
+                     rate => $o{rate}, no_audio => $o{no_audio}, extra => [ '-g', '250' ]);
 }
 
 sub add_video {
     my ($id, $source) = @_;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued', \$s\$$source\$s\$)");
-    my $entry = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id,
-                            'source', $source, 'enqueued_at', time);
-    die "XADD: $entry" if ref $entry;
-    return $entry;
+    insert_video($pg, $id, source => $source);
+    return xadd_job($redis, $id, $source, enqueued_at => time);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || progress_percent || '|' || "
-        . "coalesce(duration_seconds::text, '') || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "renditions::text || '|' || coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
-    my %v;
-    @v{qw(status progress duration prefix renditions error)} = split /\|/, $row, 6;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status progress duration prefix renditions error)) }
 
 my %Running;
 
@@ -200,13 +118,6 @@ sub wait_for {
     }
     diag("timed out after ${timeout}s waiting for $what");
     return undef;
-}
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<', $f or return undef;
-    local $/;
-    return scalar <$in>;
 }
 
 sub pending_count {

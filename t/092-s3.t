@@ -17,8 +17,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use File::Temp qw(tempdir);
-use IO::Socket::INET ();
 use JSON::PP ();
 use POSIX qw(:sys_wait_h);
 use Test::More;
@@ -26,54 +24,22 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsS3;
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row write_helper_conf);
 
 my $T0 = time;
-my $repo = "$FindBin::Bin/..";
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
-my $bin = "$build/helper/vodlms-helper";
+# the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
+my %env = helper_env(name => 's3', ports => 26000, tools => [qw(ffmpeg ffprobe node npm)]);
+my ($repo, $bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(repo bin tmp src origin redis pg)};
 my $s3dir = "$repo/helper/test-s3";
+sub pick_port { $env{pick_port}->() }
 
 sub bail { fail($_[0]); done_testing(); exit 1; }
 
-unless (-x $bin) {
-    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
-}
-bail("helper binary not built: $bin (make -C helper BUILD=$build/helper)") unless -x $bin;
-for my $tool (qw(ffmpeg ffprobe node npm)) {
-    bail("$tool is not installed") unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
 unless (-d "$s3dir/node_modules/s3rver") {
     diag("npm ci in $s3dir");
     system("cd '$s3dir' && npm ci --no-audit --no-fund --loglevel=error >&2");
     bail("npm ci failed in $s3dir") unless -d "$s3dir/node_modules/s3rver";
 }
-
-my $tmp = tempdir('s3-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
-diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
-chmod 0755, $tmp;
-my $origin = "$tmp/origin";
-my $src = "$tmp/src";
-mkdir $src;
-mkdir "$tmp/bucket";
-
-my %Taken;
-sub pick_port {
-    for (1 .. 200) {
-        my $p = 26000 + int rand 1000;
-        next if $Taken{$p};
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
-            or next;
-        close $s;
-        $Taken{$p} = 1;
-        return $p;
-    }
-    die "no free port in 26000-26999\n";
-}
-
-my $redis = start_redis(port => pick_port());
-my $pg = start_pg(port => pick_port());
 
 #---------------------------------------------------------------------------
 # the local S3: s3rver behind the verifying proxy
@@ -85,50 +51,11 @@ my $SK = 'vodlms-test-secret';      # checked by the proxy
 my $REGION = 'eu-west-3';
 my $S3PORT = pick_port();
 my $S3LOG = "$tmp/s3-requests.log";
-my %Running;
+my $s3 = VodlmsS3->start(dir => $s3dir, tmp => $tmp, port => $S3PORT, backend_port => pick_port(),
+                         log => $S3LOG, region => $REGION, access_key => $AK, secret_key => $SK,
+                         bucket => $BUCKET);
+$s3->up or bail("s3 server did not start: " . $s3->server_output);
 
-my $s3pid = fork // die "fork: $!";
-if ($s3pid == 0) {
-    open STDOUT, '>', "$tmp/s3-server.out" or die $!;
-    open STDERR, '>&', \*STDOUT or die $!;
-    chdir $s3dir or die $!;
-    exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', pick_port(),
-         '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
-         '--access-key', $AK, '--secret-key', $SK
-        or POSIX::_exit(127);
-}
-$Running{$s3pid} = 1;
-
-END {
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
-}
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub wait_for {
-    my ($what, $timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        my $r = $cond->();
-        return $r if $r;
-        sleep 0.05;
-    }
-    diag("timed out after ${timeout}s waiting for $what");
-    return undef;
-}
-
-wait_for('the S3 server', 20, sub { (slurp("$tmp/s3-server.out") // '') =~ /^ready /m })
-    or bail("s3 server did not start: " . (slurp("$tmp/s3-server.out") // ''));
-
-
-my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
-                       secret_key => $SK, bucket => $BUCKET);
 sub s3_request { $s3->request(@_) }
 
 sub list_keys { $s3->list_keys(@_) }
@@ -156,89 +83,34 @@ sub requests {
 my $SEG = 2;
 my $STREAM = 'vodlms:transcode';
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:600k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 5
-max_attempts = 1
-log_level = debug
-publish = s3
-s3_endpoint = http://s3.localhost:$S3PORT
-s3_bucket = $BUCKET
-s3_path_style = off
-s3_multipart_threshold = 64k
-s3_part_size = 32k
-s3_retries = 3
-s3_timeout = 20
-CONF
-close $cf;
-
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', @args, $out)
-        and die "ffmpeg could not make $out\n";
-}
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ segment_duration => $SEG, ladder => '240p:300k, 360p:600k', claim_idle => 5,
+                                max_attempts => 1, publish => 's3',
+                                s3_endpoint => "http://s3.localhost:$S3PORT", s3_bucket => $BUCKET,
+                                s3_path_style => 'off', s3_multipart_threshold => '64k',
+                                s3_part_size => '32k', s3_retries => 3, s3_timeout => 20 ]);
 
 # 640x360, 4 s, 440 Hz: two rungs of two segments, each segment > 64 KiB
-my $source = "$src/lecture.mp4";
-ffmpeg_make($source, '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=4',
-            '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=4',
-            '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest');
+my $source = make_clip("$src/lecture.mp4", size => '640x360', duration => 4);
 
 sub add_video {
     my $id = shift;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued', '$source')");
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
-                        'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
+    insert_video($pg, $id, source => $source);
+    xadd_job($redis, $id, $source);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
-    my %v;
-    @v{qw(status prefix error)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error)) }
+
+# the helper with no AWS_* of the environment: the configuration's keys only
+my %NO_AWS = map { $_ => undef } qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+                                    AWS_REGION AWS_DEFAULT_REGION);
 
 # runs the helper until the queue is empty; its exit status
 sub run_helper {
     my ($log, $env, @args) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        delete @ENV{qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
-                       AWS_REGION AWS_DEFAULT_REGION)};
-        %ENV = (%ENV, %$env);
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args
-            or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 40;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            delete $Running{$pid};
-            return $? >> 8;
-        }
-        sleep 0.05;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-    delete $Running{$pid};
-    return undef;
+    return wait_exit(spawn(log => $log, env => { %NO_AWS, %$env },
+                           cmd => [ $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args ]), 40);
 }
 
 sub check_config {

@@ -20,7 +20,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use File::Temp qw(tempdir);
 use IO::Socket::INET ();
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(:sys_wait_h mkfifo);
@@ -28,141 +27,39 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHelperTest qw(slurp write_file ffmpeg_make make_clip insert_video xadd_job track run_idle
+                        video_row write_helper_conf);
 
 my $T0 = time;
-my $repo = "$FindBin::Bin/..";
-my $build = (defined $ENV{VODLMS_BUILD_DIR} && length $ENV{VODLMS_BUILD_DIR})
-          ? $ENV{VODLMS_BUILD_DIR} : "$repo/build";
-my $bin = "$build/helper/vodlms-helper";
-
-unless (-x $bin) {
-    system("make -s -C '$repo/helper' BUILD='$build/helper' >&2");
-}
-unless (-x $bin) {
-    fail("helper binary not built: $bin (make -C helper BUILD=$build/helper)");
-    done_testing();
-    exit 1;
-}
-for my $tool (qw(ffmpeg ffprobe)) {
-    unless (grep { -x "$_/$tool" } split /:/, $ENV{PATH}) {
-        fail("$tool is not installed (apt-get install ffmpeg)");
-        done_testing();
-        exit 1;
-    }
-}
-
-my $tmp = tempdir('helper-hostile-XXXXXX', DIR => '/tmp', CLEANUP => !$ENV{HELPER_TEST_KEEP});
-diag("keeping $tmp") if $ENV{HELPER_TEST_KEEP};
-chmod 0755, $tmp;
-my $origin = "$tmp/origin";
+# the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
+my %env = helper_env(name => 'helper-hostile', ports => 24000, tools => [qw(ffmpeg ffprobe)]);
+my ($bin, $tmp, $origin, $redis, $pg) = @env{qw(bin tmp origin redis pg)};
 my $spool = "$tmp/spool";          # every instructor's uploads, side by side
 mkdir $spool;
-
-sub pick_port {
-    for (1 .. 200) {
-        my $p = 24000 + int rand 1000;
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                      Proto => 'tcp', Listen => 1, ReuseAddr => 0)
-            or next;
-        close $s;
-        return $p;
-    }
-    return VodlmsTest::free_port();
-}
-
-my $redis = start_redis(port => pick_port());
-my $pg = start_pg(port => pick_port());
+sub pick_port { $env{pick_port}->() }
 
 my $STREAM = 'vodlms:transcode';
 my $GROUP = 'vodlms-helpers';
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = 2
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 2
-max_attempts = 3
-retry_backoff = 0.2
-log_level = debug
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ ladder => '240p:300k, 360p:500k', claim_idle => 2, max_attempts => 3,
+                                retry_backoff => 0.2 ]);
 
 #---------------------------------------------------------------------------
 # helpers
 #---------------------------------------------------------------------------
 
-my %Children;      # pid => 1: helpers, traps, the listener; all ours
-END {
-    local $?;       # the children's status is not the test's exit status
-    kill 'KILL', $_ for keys %Children;
-    waitpid($_, 0) for keys %Children;
-}
-
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    my $rc = system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error',
-                    '-y', @args, $out);
-    die "ffmpeg could not make $out\n" if $rc;
-    return $out;
-}
-
-# a short 320x240 clip with a 440 Hz tone, in the container of the extension
-sub make_clip {
-    my ($path, %o) = @_;
-    my $dur = $o{duration} // 3;
-    my $rate = $o{rate} // 25;
-    my $size = $o{size} // '320x240';
-    my @codecs = $path =~ /\.webm$/
-        ? ('-c:v', 'libvpx', '-deadline', 'realtime', '-c:a', 'libopus')
-        : ('-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac');
-    return ffmpeg_make($path,
-        '-f', 'lavfi', '-i', "testsrc2=size=$size:rate=$rate:duration=$dur",
-        '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$dur",
-        @codecs, '-shortest');
-}
-
-sub write_file {
-    my ($path, $text) = @_;
-    open my $out, '>', $path or die "$path: $!";
-    print $out $text;
-    close $out;
-    return $path;
-}
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
+# helpers, traps, the listener: all ours, killed at the end
+$VodlmsHelperTest::END_SIGNAL = 'KILL';
 
 sub add_video {
     my ($id, $source) = @_;
     # as the module's upload does: the row names the job's source
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location) VALUES "
-              . "('$id', 'course-intro', 'Test $id', 'queued', \$s\$$source\$s\$)");
-    my $entry = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id,
-                            'source', $source, 'enqueued_at', time);
-    die "XADD: $entry" if ref $entry;
-    return $entry;
+    insert_video($pg, $id, source => $source);
+    return xadd_job($redis, $id, $source, enqueued_at => time);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
-    my %v;
-    @v{qw(status prefix error)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error)) }
 
 sub pending_count {
     my $r = $redis->cmd('XPENDING', $STREAM, $GROUP);
@@ -172,33 +69,9 @@ sub pending_count {
 # runs one helper until the queue is idle; its log
 sub run_helper {
     my ($name, @args) = @_;
-    my $log = "$tmp/$name.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args
-            or POSIX::_exit(127);
-    }
-    $Children{$pid} = 1;
-    my $deadline = time + 120;
-    my $rc;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            $rc = $? >> 8;
-            delete $Children{$pid};
-            last;
-        }
-        sleep 0.05;
-    }
-    unless (defined $rc) {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-        delete $Children{$pid};
-    }
-    is($rc, 0, "$name: the helper exits 0 when the queue is idle")
-        or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf", log => "$tmp/$name.log",
+                    args => \@args, timeout => 120,
+                    what => "$name: the helper exits 0 when the queue is idle");
 }
 
 # attempts the helper logged for a video
@@ -221,7 +94,7 @@ sub trap {
         }
         POSIX::_exit(0);
     }
-    $Children{$pid} = 1;
+    track($pid);
     return $path;
 }
 
@@ -245,7 +118,7 @@ my $http_hits = "$tmp/http-hits";
         POSIX::_exit(0);
     }
     close $ls;
-    $Children{$pid} = 1;
+    track($pid);
 }
 
 # what a refused upload must look like: failed, unsupported_source, one

@@ -32,6 +32,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsS3;
+use VodlmsHelperTest qw(slurp make_clip insert_video xadd_job spawn wait_exit video_row write_helper_conf);
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
@@ -47,9 +48,6 @@ unless (-d "$s3dir/node_modules/s3rver") {
     system("cd '$s3dir' && npm ci --no-audit --no-fund --loglevel=error >&2");
     bail("npm ci failed in $s3dir") unless -d "$s3dir/node_modules/s3rver";
 }
-mkdir "$tmp/bucket";
-
-my %Running;
 
 #---------------------------------------------------------------------------
 # nginx with the module: playback (cookies) and the edge over the origin
@@ -105,13 +103,8 @@ close $nc;
 $redis->cmd('SET', 'session:t094-alice', '{"user_id":"1001"}', 'EX', 3600);
 
 my $http = HTTP::Tiny->new(timeout => 10);
-my $nginx_pid = fork // die "fork: $!";
-if ($nginx_pid == 0) {
-    open STDOUT, '>', "$tmp/nginx/logs/stdout" or die $!;
-    open STDERR, '>&', \*STDOUT or die $!;
-    exec $nginx_bin, '-p', "$tmp/nginx", '-c', "$tmp/nginx/nginx.conf" or POSIX::_exit(127);
-}
-$Running{$nginx_pid} = 1;
+my $nginx_pid = spawn(log => "$tmp/nginx/logs/stdout",
+                      cmd => [ $nginx_bin, '-p', "$tmp/nginx", '-c', "$tmp/nginx/nginx.conf" ]);
 {
     my $deadline = time + 10;
     until (IO::Socket::INET->new(PeerAddr => "127.0.0.1:$HTTP_PORT", Timeout => 1)) {
@@ -147,56 +140,19 @@ my $STREAM = 'vodlms:transcode';
 my $GRACE = 12;                 # old_version_grace of this test, seconds
 my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
 
-END {
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
-}
-
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = 2
-preset = ultrafast
-threads = 2
-ladder = 240p:300k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 5
-max_attempts = 1
-log_level = debug
-old_version_grace = $GRACE
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ ladder => '240p:300k', claim_idle => 5, max_attempts => 1,
+                                old_version_grace => $GRACE ]);
 
 #---------------------------------------------------------------------------
 # helpers
 #---------------------------------------------------------------------------
 
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', @args, $out)
-        and die "ffmpeg could not make $out\n";
-}
-
 # two different lectures of the same shape: the "replacement" differs in
 # picture and sound, so its segments have other bytes under the same names
 sub make_source {
     my ($name, $video, $freq) = @_;
-    my $path = "$src/$name";
-    ffmpeg_make($path, '-f', 'lavfi', '-i', "$video=size=426x240:rate=25:duration=4",
-                '-f', 'lavfi', '-i', "sine=frequency=$freq:sample_rate=48000:duration=4",
-                '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest');
-    return $path;
+    return make_clip("$src/$name", video => $video, freq => $freq, size => '426x240', duration => 4);
 }
 
 my $first = make_source('first.mp4', 'testsrc2', 440);
@@ -204,10 +160,7 @@ my $second = make_source('second.mp4', 'smptebars', 880);
 
 sub add_row {
     my ($id, %o) = @_;
-    my $status = $o{status} // 'queued';
-    my $prefix = defined $o{prefix} ? "'$o{prefix}'" : 'NULL';
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, storage_prefix) VALUES "
-              . "('$id', 'course-intro', 'Test $id', '$status', $prefix)");
+    insert_video($pg, $id, status => $o{status}, prefix => $o{prefix});
 }
 
 # a job, as the module's upload queues one: the row re-queued with the new
@@ -215,46 +168,20 @@ sub add_row {
 sub add_job {
     my ($id, $source) = @_;
     $pg->psql("UPDATE vodlms.videos SET source_location = '$source' WHERE id = '$id'");
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
-                        'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
+    xadd_job($redis, $id, $source);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = '$id'");
-    my %v;
-    @v{qw(status prefix error)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error)) }
+
+# the helper with no AWS_* of the environment: the configuration's keys only
+my %NO_AWS = map { $_ => undef } qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+                                    AWS_REGION AWS_DEFAULT_REGION);
 
 # runs the helper until the queue is empty; its exit status
 sub run_helper {
     my ($log, $env, @args) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        delete @ENV{qw(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
-                       AWS_REGION AWS_DEFAULT_REGION)};
-        %ENV = (%ENV, %$env);
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args
-            or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 60;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            delete $Running{$pid};
-            return $? >> 8;
-        }
-        sleep 0.05;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-    delete $Running{$pid};
-    return undef;
+    return wait_exit(spawn(log => $log, env => { %NO_AWS, %$env },
+                           cmd => [ $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @args ]), 60);
 }
 
 # relative path => sha256 of every file under $dir (not following links)
@@ -465,25 +392,10 @@ my $REGION = 'eu-west-3';
 my $S3PORT = pick_port();
 my $S3LOG = "$tmp/s3-requests.log";
 
-my $s3pid = fork // die "fork: $!";
-if ($s3pid == 0) {
-    open STDOUT, '>', "$tmp/s3-server.out" or die $!;
-    open STDERR, '>&', \*STDOUT or die $!;
-    chdir $s3dir or die $!;
-    exec 'node', 'server.js', '--port', $S3PORT, '--backend-port', pick_port(),
-         '--dir', "$tmp/bucket", '--bucket', $BUCKET, '--log', $S3LOG,
-         '--access-key', $AK, '--secret-key', $SK
-        or POSIX::_exit(127);
-}
-$Running{$s3pid} = 1;
-{
-    my $deadline = time + 20;
-    sleep 0.05 while time < $deadline && (slurp("$tmp/s3-server.out") // '') !~ /^ready /m;
-}
-like(slurp("$tmp/s3-server.out") // '', qr/^ready /m, 'the local S3 is up');
-
-my $s3 = VodlmsS3->new(port => $S3PORT, region => $REGION, access_key => $AK,
-                       secret_key => $SK, bucket => $BUCKET);
+my $s3 = VodlmsS3->start(dir => $s3dir, tmp => $tmp, port => $S3PORT, backend_port => pick_port(),
+                         log => $S3LOG, region => $REGION, access_key => $AK, secret_key => $SK,
+                         bucket => $BUCKET);
+ok($s3->up, 'the local S3 is up') or diag($s3->server_output);
 sub s3_request { $s3->request(@_) }
 
 # key => sha256 of the object, for every key under $prefix

@@ -24,6 +24,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHelperTest qw(slurp write_file sq make_clip insert_video xadd_job spawn wait_exit run_idle video_row write_helper_conf);
 
 my $T0 = time;
 # the helper, the tools, a temporary directory, Redis and PostgreSQL (t/lib)
@@ -31,80 +32,28 @@ my %env = helper_env(name => 'fair', ports => 29000, tools => [qw(ffmpeg ffprobe
 my ($bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(bin tmp src origin redis pg)};
 my $FFMPEG = $env{ffmpeg};
 
-my %Running;
-END {
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
-}
-
 my $STREAM = 'vodlms:transcode';
 my $GROUP = 'vodlms-helpers';
 my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
 
 # claim_idle is long: a helper held at a gate keeps its job
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = 2
-preset = ultrafast
-threads = 2
-ladder = 240p:300k
-audio_bitrate = 64k
-block_ms = 200
-claim_idle = 120
-max_attempts = 3
-log_level = debug
-old_version_grace = 3600
-source_root = $src
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ ladder => '240p:300k', claim_idle => 120, max_attempts => 3,
+                                old_version_grace => 3600, source_root => $src ]);
 
 #---------------------------------------------------------------------------
 # helpers
 #---------------------------------------------------------------------------
 
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub write_file {
-    my ($path, $text, $mode) = @_;
-    open my $out, '>', $path or die "$path: $!";
-    print $out $text;
-    close $out;
-    chmod $mode, $path if defined $mode;
-    return $path;
-}
-
-sub ffmpeg_make {
-    my ($out, @args) = @_;
-    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', @args, $out)
-        and die "ffmpeg could not make $out\n";
-}
-
 sub make_source {
     my ($name, $seconds) = @_;
-    my $path = "$src/$name";
-    ffmpeg_make($path, '-f', 'lavfi', '-i', "testsrc2=size=320x240:rate=25:duration=$seconds",
-                '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$seconds",
-                '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest');
-    return $path;
+    return make_clip("$src/$name", duration => $seconds);
 }
 
-
-sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
 sub add_row {
     my ($id, $source) = @_;
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
-              . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
-                                   sq('queued'), sq($source)) . ")");
+    insert_video($pg, $id, source => $source);
 }
 
 # what the module's upload does: the row names the source, then XADD with the uploader
@@ -116,19 +65,10 @@ sub enqueue {
 
 sub add_job {
     my ($owner, $id, $source) = @_;
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
-                        'owner', $owner, 'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
+    xadd_job($redis, $id, $source, owner => $owner);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(error, '') || '|' || "
-        . "coalesce(source_location, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status error source)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status error source)) }
 
 sub pending_count {
     my $r = $redis->cmd('XPENDING', $STREAM, $GROUP);
@@ -137,39 +77,15 @@ sub pending_count {
 
 sub start_helper {
     my ($log, $env, @args) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        %ENV = (%ENV, %$env);
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", @args or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    return $pid;
+    return spawn(log => $log, env => $env, cmd => [ $bin, '--config', "$tmp/helper.conf", @args ]);
 }
 
-sub wait_helper {
-    my ($pid, $timeout) = @_;
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            delete $Running{$pid};
-            return $? >> 8;
-        }
-        sleep 0.05;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-    delete $Running{$pid};
-    return undef;
-}
+sub wait_helper { wait_exit(@_) }
 
 sub run_helper {
     my ($name, @args) = @_;
-    my $log = "$tmp/$name.log";
-    my $rc = wait_helper(start_helper($log, {}, '--exit-when-idle', @args), 120);
-    is($rc, 0, "$name: helper exits 0") or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf",
+                    log => "$tmp/$name.log", args => \@args, timeout => 120);
 }
 
 # the videos in the order the helper made them ready

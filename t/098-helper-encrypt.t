@@ -32,18 +32,12 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsHLS qw(media_segments decrypt_segment);
+use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job track run_idle video_row write_helper_conf);
 
 my $T0 = time;
 my %env = helper_env(name => 'encrypt', ports => 29000, tools => [qw(ffmpeg ffprobe openssl)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg) = @env{qw(bin tmp src origin redis pg)};
 my ($FFMPEG, $FFPROBE, $OPENSSL) = @env{qw(ffmpeg ffprobe openssl)};
-
-my %Running;
-END {
-    local $?;
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
-}
 
 my $STREAM = 'vodlms:transcode';
 my $VERSION = qr/\d{8}T\d{6}Z-[0-9a-f]{8}/;
@@ -56,67 +50,25 @@ my @RUNGS = qw(240p 360p);
 my $ktmp = "$tmp/ktmp";
 mkdir $ktmp or die $!;
 
-open my $cf, '>', "$tmp/helper.conf" or die $!;
-print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k
-audio_bitrate = 64k
-block_ms = 200
-max_attempts = 1
-log_level = debug
-old_version_grace = 3600
-CONF
-close $cf;
+write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                  settings => [ segment_duration => $SEG, ladder => '240p:300k, 360p:500k', max_attempts => 1,
+                                old_version_grace => 3600 ]);
 
 #---------------------------------------------------------------------------
 # helpers
 #---------------------------------------------------------------------------
 
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
-
-my $source = "$src/lecture.mp4";
-system($FFMPEG, '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-       '-f', 'lavfi', '-i', "testsrc2=size=640x360:rate=$FPS:duration=$SECONDS",
-       '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$SECONDS",
-       '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', $source)
-    and die "ffmpeg could not make $source\n";
+my $source = make_clip("$src/lecture.mp4", size => '640x360', rate => $FPS, duration => $SECONDS);
 
 sub add_video {
     my $id = shift;
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
-              . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
-                                   sq('queued'), sq($source)) . ")");
+    insert_video($pg, $id, source => $source);
     add_job($id);
 }
 
-sub add_job {
-    my $id = shift;
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
-                        'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
-}
+sub add_job { xadd_job($redis, $_[0], $source) }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status prefix error)} = split /\|/, $row, 3;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix error)) }
 
 # video_keys of one video: [version, key_index, key (bytes), first_segment, starts_ms]
 sub keys_of {
@@ -129,26 +81,8 @@ sub keys_of {
 
 sub run_helper {
     my ($name, %o) = @_;
-    my $log = "$tmp/$name.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        $ENV{TMPDIR} = $ktmp;
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle', @{ $o{args} || [] }
-            or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 120;
-    my $rc;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
-        sleep 0.05;
-    }
-    unless (defined $rc) { kill 'KILL', $pid; waitpid($pid, 0); }
-    delete $Running{$pid};
-    is($rc, 0, "$name: helper exits 0") or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf", log => "$tmp/$name.log",
+                    env => { TMPDIR => $ktmp }, args => $o{args}, timeout => 120);
 }
 
 sub check_config {
@@ -227,7 +161,7 @@ if ($kpid == 0) {
     }
     POSIX::_exit(0);
 }
-$Running{$kpid} = 1;
+track($kpid);
 close $ksock;
 
 # ffmpeg as a native HLS client of the whole ladder: (exit status, frames per

@@ -32,6 +32,7 @@ use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
 use VodlmsHLS qw(media_segments decrypt_segment);
+use VodlmsHelperTest qw(slurp sq make_clip insert_video xadd_job run_idle video_row write_helper_conf);
 
 my %env = helper_env(name => 'preview', ports => 26000, tools => [qw(ffmpeg ffprobe openssl node)]);
 my ($bin, $tmp, $src, $origin, $redis, $pg, $repo) = @env{qw(bin tmp src origin redis pg repo)};
@@ -41,13 +42,6 @@ unless (-f "$parser/node_modules/m3u8-parser/package.json") {
     fail("$parser/node_modules/m3u8-parser is missing (./build.sh deps)");
     done_testing();
     exit 1;
-}
-
-my %Running;
-END {
-    local $?;
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
 }
 
 my $STREAM = 'vodlms:transcode';
@@ -62,66 +56,26 @@ my @RUNGS = qw(240p 360p);
 
 sub write_conf {
     my (%extra) = @_;
-    open my $cf, '>', "$tmp/helper.conf" or die $!;
-    print $cf <<"CONF";
-redis_host = 127.0.0.1
-redis_port = ${\ $redis->port}
-pg_conninfo = "${\ $pg->conninfo}"
-origin_dir = $origin
-segment_duration = $SEG
-preset = ultrafast
-threads = 2
-ladder = 240p:300k, 360p:500k
-audio_bitrate = 128k
-storyboard_interval = $EVERY
-storyboard_width = $TW
-storyboard_columns = $COLS
-storyboard_rows = $ROWS
-block_ms = 200
-max_attempts = 1
-log_level = debug
-CONF
-    print $cf map { "$_ = $extra{$_}\n" } sort keys %extra;
-    close $cf;
+    write_helper_conf("$tmp/helper.conf", redis => $redis, conninfo => $pg->conninfo, origin => $origin,
+                      settings => [ segment_duration => $SEG, ladder => '240p:300k, 360p:500k',
+                                    audio_bitrate => '128k', storyboard_interval => $EVERY,
+                                    storyboard_width => $TW, storyboard_columns => $COLS,
+                                    storyboard_rows => $ROWS, max_attempts => 1,
+                                    map { $_ => $extra{$_} } sort keys %extra ]);
 }
-
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return undef;
-    local $/;
-    return scalar <$in>;
-}
-
-sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
 # the source: testsrc2 whose hues turn a full circle every 8 s, so that a
 # frame differs clearly from the frame a second away
-my $source = "$src/lecture.mp4";
-system($FFMPEG, '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-       '-f', 'lavfi', '-i', "testsrc2=size=640x360:rate=$FPS:duration=$SECONDS,hue=H=2*PI*t/8",
-       '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$SECONDS",
-       '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', $source)
-    and die "ffmpeg could not make $source\n";
+my $source = make_clip("$src/lecture.mp4", size => '640x360', rate => $FPS, duration => $SECONDS,
+                       filter => ',hue=H=2*PI*t/8');
 
 sub add_video {
     my $id = shift;
-    $pg->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
-              . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
-                                   sq('queued'), sq($source)) . ")");
-    my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', $id, 'source', $source,
-                        'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
+    insert_video($pg, $id, source => $source);
+    xadd_job($redis, $id, $source);
 }
 
-sub video {
-    my $id = shift;
-    my $row = $pg->psql("SELECT status || '|' || coalesce(storage_prefix, '') || '|' || "
-        . "coalesce(duration_seconds::text, '') || '|' || coalesce(renditions::text, '') || '|' || "
-        . "coalesce(error, '') FROM vodlms.videos WHERE id = " . sq($id));
-    my %v;
-    @v{qw(status prefix duration renditions error)} = split /\|/, $row, 5;
-    return \%v;
-}
+sub video { video_row($pg, $_[0], qw(status prefix duration renditions error)) }
 
 sub keys_of {
     my $id = shift;
@@ -132,24 +86,8 @@ sub keys_of {
 
 sub run_helper {
     my ($name) = @_;
-    my $log = "$tmp/$name.log";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle' or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    my $deadline = time + 180;
-    my $rc;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
-        sleep 0.05;
-    }
-    unless (defined $rc) { kill 'KILL', $pid; waitpid($pid, 0); }
-    delete $Running{$pid};
-    is($rc, 0, "$name: helper exits 0") or diag(slurp($log));
-    return slurp($log) // '';
+    return run_idle(name => $name, bin => $bin, config => "$tmp/helper.conf",
+                    log => "$tmp/$name.log", timeout => 180);
 }
 
 sub check_config {

@@ -32,25 +32,16 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use VodlmsTest;
+use VodlmsHelperTest qw(sq make_clip insert_video xadd_job spawn wait_exit);
 
 my %env = helper_env(name => 'hsent', ports => 24000, tools => [qw(ffmpeg ffprobe)]);
 my ($bin, $tmp, $src, $origin, $r1, $pg) = @env{qw(bin tmp src origin redis pg)};
 my $pick = $env{pick_port};
 
-my %Running;
-END {
-    for my $pid (keys %Running) { kill 'TERM', $pid; }
-    for my $pid (keys %Running) { waitpid($pid, 0); }
-}
-
 my $STREAM = 'vodlms:transcode';
 
-sub slurp {
-    my $f = shift;
-    open my $in, '<:raw', $f or return '';
-    local $/;
-    return scalar <$in>;
-}
+# a missing file reads as ''
+sub slurp { VodlmsHelperTest::slurp($_[0]) // '' }
 
 # poll a condition (up to $secs); its last value, true or not
 sub wait_for {
@@ -66,61 +57,25 @@ sub wait_for {
 
 sub role { my $r = eval { redis_cmd({ port => $_[0], timeout => 0.5 }, 'ROLE') }; ref $r ? $r->[0] // '' : '' }
 
-sub sq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
-
 # a 1 s clip
 sub make_source {
     my ($name) = @_;
-    my $path = "$src/$name";
-    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-           '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25:duration=1',
-           '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=1',
-           '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', $path)
-        and die "ffmpeg could not make $path\n";
-    return $path;
+    return make_clip("$src/$name", size => '320x180', duration => 1);
 }
 
 # what the module's upload intake does: the row, then XADD ($redis: a start_redis object)
 sub upload {
     my ($redis, $id, @pgs) = @_;
     my $source = make_source("$id.mp4");
-    $_->psql("INSERT INTO vodlms.videos (id, course_id, title, status, source_location)"
-             . " VALUES (" . join(', ', sq($id), sq('course-intro'), sq("Test $id"),
-                                  sq('queued'), sq($source)) . ")") for @pgs ? @pgs : ($pg);
-    my $e = redis_cmd($redis, 'XADD', $STREAM, '*', 'video_id', $id,
-                      'source', $source, 'owner', 'teacher', 'enqueued_at', int time);
-    die "XADD: $e" if ref $e;
+    insert_video($_, $id, source => $source) for @pgs ? @pgs : ($pg);
+    xadd_job($redis, $id, $source, owner => 'teacher');
 }
 
 sub status { ($_[1] // $pg)->psql("SELECT status FROM vodlms.videos WHERE id = " . sq($_[0])) }
 
 sub start_helper {
     my ($log, @cmd) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', $log or die $!;
-        open STDERR, '>&', \*STDOUT or die $!;
-        exec @cmd or POSIX::_exit(127);
-    }
-    $Running{$pid} = 1;
-    return $pid;
-}
-
-# its exit code, or undef if it did not exit within $secs (then killed)
-sub wait_exit {
-    my ($pid, $secs) = @_;
-    my $deadline = time + $secs;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            delete $Running{$pid};
-            return $? >> 8;
-        }
-        sleep 0.05;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-    delete $Running{$pid};
-    return undef;
+    return spawn(log => $log, cmd => \@cmd);
 }
 
 sub check_config {

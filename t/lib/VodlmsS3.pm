@@ -10,6 +10,11 @@ package VodlmsS3;
 #   my $r = $s3->request('GET', "/$b/hls/x/master.m3u8");   # HTTP::Tiny's answer
 #   my $keys = $s3->list_keys('hls/x/');                     # { key => size }
 #   $s3->control(hold_put => 'hls/x/subs/');                 # the server's test controls
+#
+#   my $s3 = VodlmsS3->start(dir => "$repo/helper/test-s3", tmp => $tmp,
+#                            port => $port, backend_port => $other, log => $log,
+#                            region => ..., access_key => ..., secret_key => ..., bucket => ...);
+#   ok($s3->up, 'the local S3 is up') or diag($s3->server_output);
 
 use strict;
 use warnings;
@@ -18,6 +23,9 @@ use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
 use HTTP::Tiny;
 use JSON::PP ();
 use POSIX qw(strftime);
+use Time::HiRes qw(sleep time);
+
+use VodlmsHelperTest ();
 
 sub new {
     my ($class, %a) = @_;
@@ -27,6 +35,32 @@ sub new {
     $a{http} = HTTP::Tiny->new(timeout => 10);
     return bless \%a, $class;
 }
+
+# starts the local S3 (DIR/server.js: s3rver behind the verifying proxy,
+# objects in TMP/bucket, its requests logged to LOG, its output in
+# TMP/s3-server.out) on PORT, s3rver on BACKEND_PORT, knowing one bucket and
+# one key; waits for its "ready" line (20 s at most) and returns a client for
+# it (new's options).  The server is stopped at END (VodlmsHelperTest)
+sub start {
+    my ($class, %o) = @_;
+    my $out = "$o{tmp}/s3-server.out";
+    mkdir "$o{tmp}/bucket";
+    VodlmsHelperTest::spawn(log => $out, dir => $o{dir},
+        cmd => [ 'node', 'server.js', '--port', $o{port}, '--backend-port', $o{backend_port},
+                 '--dir', "$o{tmp}/bucket", '--bucket', $o{bucket}, '--log', $o{log},
+                 '--access-key', $o{access_key}, '--secret-key', $o{secret_key} ]);
+    my $self = $class->new(map { $_ => $o{$_} } qw(port region access_key secret_key bucket));
+    $self->{server_out} = $out;
+    my $deadline = time + 20;
+    sleep 0.05 until $self->up || time > $deadline;
+    return $self;
+}
+
+# what the server said (start)
+sub server_output { VodlmsHelperTest::slurp($_[0]{server_out}) // '' }
+
+# whether it said it is ready
+sub up { $_[0]->server_output =~ /^ready /m }
 
 # RFC 3986 unreserved characters stay; '/' too in a path
 sub uri_enc {

@@ -929,7 +929,7 @@ package VodlmsTest::Guard {
 #---------------------------------------------------------------------------
 
 # What the suites that run vodlms-helper against a private Redis and
-# PostgreSQL share before their first test (t/094, t/095, t/097):
+# PostgreSQL share before their first test (t/089 .. t/099, t/178):
 #
 #   my %env = helper_env(name => 'jobs', ports => 28000,
 #                        tools => [qw(ffmpeg ffprobe)]);
