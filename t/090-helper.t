@@ -430,8 +430,8 @@ check_ladder('multi1', [240], duration => 3, audio => 1);
     is(pending_count(), 0, 'malformed: acknowledged');
 }
 
-my $wall = time - $T0;
-diag(sprintf 'wall time %.1f s', $wall) if $ENV{TEST_VERBOSE};
-ok($wall < 90, sprintf('the whole file ran in %.1f s', $wall));
+# how long it took is said, never asserted (speed is measured in
+# ./build.sh bench, not in tests: a loaded machine is not a failure)
+diag(sprintf 'wall time %.1f s', time - $T0) if $ENV{TEST_VERBOSE};
 
 done_testing();
