@@ -61,7 +61,8 @@
 // English captions drawn over it; back to the video, the picture again.
 // A hostile origin: a storyboard naming sprites elsewhere gets no tile for
 // them (nothing fetched elsewhere with the signature), and a master whose
-// audio-only variant is on another host gets no "Audio only".
+// audio-only variant is on another host gets no "Audio only", and a
+// variant NAME that is markup shows as text in the quality menu.
 // The captions go in through the reference config's caption location
 // (docs/examples/nginx.conf): a config or module without it fails.
 //
@@ -1193,7 +1194,9 @@ async function kate(ctx) {
   let rewritten = false;
   await p2.route((u) => u.pathname.endsWith('/master.m3u8'), async (r) => {
     const res = await r.fetch();
-    const body = (await res.text()).replace(/^audio\/index\.m3u8[^\n]*$/m, 'https://evil.example/audio/index.m3u8');
+    const body = (await res.text()).replace(/^audio\/index\.m3u8[^\n]*$/m, 'https://evil.example/audio/index.m3u8')
+      // and a variant with no RESOLUTION, whose NAME is markup
+      .replace(/^(#EXT-X-STREAM-INF:[^\n]*?)RESOLUTION=\d+x\d+,?([^\n]*)$/m, '$1$2,NAME="<img src=x onerror=window.vodlmsXss=1>"');
     rewritten = rewritten || body.includes('https://evil.example/');
     await r.fulfill({ response: res, body });
   });
@@ -1203,6 +1206,11 @@ async function kate(ctx) {
   const offered = await p2.$eval('#audio-only', (b) => !b.hidden);
   ok(rewritten && read && !offered,
     'kate: a master whose audio-only variant is on another host gets no "Audio only" button', { rewritten, read, offered });
+  await p2.waitForFunction(() => document.querySelector('#quality').options.length > 1, null, { timeout: 30000 }).catch(() => {});
+  const menu = await p2.evaluate(() => ({ imgs: document.querySelectorAll('#quality img').length,
+    options: Array.from(document.querySelector('#quality').options).map((o) => o.textContent) }));
+  ok(menu.imgs === 0 && menu.options.some((t) => t.startsWith('<img src=x')),
+    'kate: a variant NAME that is markup is shown as text in the quality menu, not parsed as HTML', menu);
   await p2.close();
 }
 

@@ -955,10 +955,12 @@
       q.title = 'No picture: "Audio only" is on';
       return;
     }
-    // highest first; option values are hls.js level indexes
+    // highest first; option values are hls.js level indexes; a level's
+    // label may be the master's NAME: text, never HTML
     const order = levels.map((l, i) => ({ l, i })).sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate));
-    q.innerHTML = '<option value="-1">Auto</option>' + order.map(({ l, i }) =>
-      `<option value="${i}">${levelLabel(l)} · ${(l.bitrate / 1e6).toFixed(1)} Mbps</option>`).join('');
+    q.textContent = '';
+    q.append(new Option('Auto', '-1'));
+    for (const { l, i } of order) q.append(new Option(`${levelLabel(l)} · ${(l.bitrate / 1e6).toFixed(1)} Mbps`, String(i)));
     q.value = '-1';
     q.disabled = levels.length < 2;
     q.title = '';
