@@ -456,6 +456,31 @@ db_insert_key(vh_db_t *db, const char *video_id, const char *version, int k,
     return ok ? 0 : -1;
 }
 
+/*
+ * BEGIN, retried once on a broken connection as db_exec retries a single
+ * statement: a job's connection idles through a whole encode or upload,
+ * and PostgreSQL may have restarted (or dropped it) meanwhile; nothing is
+ * done before BEGIN, so it is safe to connect again.  0 or -1.
+ */
+static int
+db_begin(vh_db_t *db)
+{
+    int  attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        if (db_connect(db) != 0) {
+            continue;
+        }
+        if (db_tx(db, "BEGIN") == 0) {
+            return 0;
+        }
+        if (PQstatus(db->conn) == CONNECTION_OK && !db->read_only) {
+            return -1;          /* a query error: retrying will not help */
+        }
+    }
+    return -1;
+}
+
 int
 vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
     double duration, const char *renditions_json, const char *storage_prefix,
@@ -478,7 +503,7 @@ vh_db_ready(vh_db_t *db, const char *video_id, const char *source,
      * in_tx (the captions, subs.c) runs under the video's caption lock,
      * taken first, so no caption publish interleaves with it
      */
-    if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
+    if (db_begin(db) != 0) {
         return -1;
     }
     if (in_tx != NULL
@@ -925,7 +950,7 @@ vh_db_caption_lock(vh_db_t *db, const char *video_id)
 {
     const char *p[1] = { video_id };
 
-    if (db_connect(db) != 0 || db_tx(db, "BEGIN") != 0) {
+    if (db_begin(db) != 0) {
         return -1;
     }
     return db_tx_exec(db, "caption lock", db->sql[SQL_CAP_LOCK], 1, p) < 0 ? -1 : 0;

@@ -35,6 +35,8 @@
 #      master, last; a re-upload's version goes up with the captions; the
 #      track goes up before the publish transaction: an upload of the same
 #      language meanwhile does not wait on the row (the job is superseded);
+#      a switch whose PostgreSQL connection was dropped during the upload
+#      connects again (a video without captions, as before them).
 #   8. removing a language (a caption job with "delete 1", nginx's DELETE):
 #      the row goes, the master is rewritten without it and is otherwise
 #      byte-identical, no other file changes (S3: the master is the only
@@ -1051,6 +1053,51 @@ run_helper('s3c-reupload');
               's3c fr: the row is the newer upload\'s, queued, nothing published');
     is(s3_request('GET', "/$BUCKET/$v->{prefix}master.m3u8")->{content} // '', $m0,
        's3c fr: the master is unchanged (it never names the superseded track)');
+}
+
+#---------------------------------------------------------------------------
+# 7c. a video without captions whose switch finds its PostgreSQL connection
+#     dropped (a restart, a failover, an idle timeout) during the upload:
+#     the switch's transaction (it takes the caption lock) connects again,
+#     as the single UPDATE it was before did; the video is ready at the
+#     version it uploaded, not failed with that version left in the bucket
+#---------------------------------------------------------------------------
+
+{
+    my $gate = "$tmp/s3gate-n";
+    upload_video('s3n');
+    my $r = $s3->control(hold_put => 'hls/s3n/', hold_gate => $gate);
+    ok($r->{success}, 's3n: the local S3 holds the first PUT of the upload');
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$tmp/s3-n.log" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $bin, '--config', "$tmp/helper.conf", '--exit-when-idle' or POSIX::_exit(127);
+    }
+    $Running{$pid} = 1;
+    my $deadline = time + 120;
+    sleep 0.05 until -e "$gate.waiting" || time > $deadline;
+    ok(-e "$gate.waiting", 's3n: the upload is under way (held)') or diag(slurp("$tmp/s3-n.log"));
+    my $killed = $pg->psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                           . " WHERE usename = 'vodlms_helper'");
+    cmp_ok($killed, '>=', 1, "s3n: the helper's PostgreSQL connection is dropped ($killed)");
+    spew("$gate.go", '');
+    $deadline = time + 120;
+    my $rc;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
+        sleep 0.05;
+    }
+    delete $Running{$pid};
+    is($rc, 0, 's3n: the helper exits 0');
+    my $l = slurp("$tmp/s3-n.log") // '';
+    my $v = video('s3n');
+    is($v->{status}, 'ready', 's3n: the video is ready (max_attempts 1: the one attempt switched)')
+        or diag($l);
+    unlike($l, qr/cannot update the videos row/, 's3n: the switch did not fail');
+    my %versions = map { m{^hls/s3n/($VERSION)/} ? ($1 => 1) : () } keys %{ list_keys('hls/s3n/') };
+    is_deeply([ map { "hls/s3n/$_/" } sort keys %versions ], [ $v->{prefix} ],
+              's3n: one version in the bucket, the ready one');
 }
 
 #---------------------------------------------------------------------------

@@ -59,6 +59,10 @@
 // at the cue's #xywh offset).  "Audio only" plays on from where the video
 // was with audio/ segments, no picture (videoWidth 0) and the poster, the
 // English captions drawn over it; back to the video, the picture again.
+// A hostile origin: a storyboard naming sprites elsewhere gets no tile for
+// them (nothing fetched elsewhere with the signature), and a master whose
+// audio-only variant is on another host gets no "Audio only", and a
+// variant NAME that is markup shows as text in the quality menu.
 // The captions go in through the reference config's caption location
 // (docs/examples/nginx.conf): a config or module without it fails.
 //
@@ -1081,6 +1085,34 @@ async function kate(ctx) {
     await page.screenshot({ path: shot });
     note(`screenshot: ${shot}`);
     await page.mouse.move(5, 5);
+
+    // A hostile storyboard (the origin serves what it likes): sprites on
+    // another host, in another directory, a data: URL.  Those tiles are left
+    // out, and no request carries the playback's signature elsewhere; the
+    // one sprite beside it stays, signed.
+    const hostile = new URL('thumbs/hostile.vtt', manifest).href;
+    const elsewhere = [];
+    await page.route(hostile, (r) => r.fulfill({ status: 200, contentType: 'text/vtt', body: [
+      'WEBVTT', '',
+      '00:00:00.000 --> 00:00:01.000', 'https://evil.example/a.jpg#xywh=0,0,160,90', '',
+      '00:00:01.000 --> 00:00:02.000', '//evil.example/b.jpg#xywh=0,0,160,90', '',
+      '00:00:02.000 --> 00:00:03.000', '../../other/sprite_000.jpg#xywh=0,0,160,90', '',
+      '00:00:03.000 --> 00:00:04.000', 'data:image/png,x");background:red#xywh=0,0,160,90', '',
+      '00:00:04.000 --> 00:00:05.000', `${c.file}#xywh=0,0,160,90`, ''].join('\n') }));
+    const evilHost = (u) => u.hostname === 'evil.example';
+    await page.route(evilHost, (r) => { elsewhere.push(r.request().url()); r.fulfill({ status: 404 }); });
+    const tiles = await page.evaluate(async (u) => {
+      await VodTimeline.storyboard(u, (x) => { const y = new URL(x); y.search = '?Signature=kate-secret'; return y.href; }, 'omit');
+      return [0.5, 1.5, 2.5, 3.5, 4.5].map((t) => { const k = VodTimeline.cueAt(t); return k ? k.url : null; });
+    }, hostile);
+    await page.mouse.move(box.x + 2, box.y + box.height / 2);
+    await page.mouse.move(5, 5);
+    ok(tiles.slice(0, 4).every((x) => x === null) && tiles[4] === `${base}${version}thumbs/${c.file}` && elsewhere.length === 0,
+      'kate: a storyboard naming sprites on another host, in another directory or as data: gets no tile for them, and nothing is fetched elsewhere',
+      { tiles, elsewhere });
+    await page.unroute(evilHost);
+    await page.unroute(hostile);
+    await page.evaluate((u) => VodTimeline.storyboard(u, (x) => x, 'omit'), new URL('thumbs/storyboard.vtt', manifest).href);
   }
 
   // audio only, and back
@@ -1154,6 +1186,32 @@ async function kate(ctx) {
   }
   ok(await page.$eval('#overlay', (o) => o.hidden), 'kate: no error overlay on the player');
   await page.close();
+
+  // A master (the origin serves what it likes) naming its audio-only
+  // variant on another host: the player offers no "Audio only" for it, so
+  // the playback's signature never goes there with it.
+  const p2 = await ctx.newPage();
+  let rewritten = false;
+  await p2.route((u) => u.pathname.endsWith('/master.m3u8'), async (r) => {
+    const res = await r.fetch();
+    const body = (await res.text()).replace(/^audio\/index\.m3u8[^\n]*$/m, 'https://evil.example/audio/index.m3u8')
+      // and a variant with no RESOLUTION, whose NAME is markup
+      .replace(/^(#EXT-X-STREAM-INF:[^\n]*?)RESOLUTION=\d+x\d+,?([^\n]*)$/m, '$1$2,NAME="<img src=x onerror=window.vodlmsXss=1>"');
+    rewritten = rewritten || body.includes('https://evil.example/');
+    await r.fulfill({ response: res, body });
+  });
+  await p2.route((u) => u.hostname === 'evil.example', (r) => r.fulfill({ status: 404 }));
+  await p2.goto(`${base}/player/player.html?v=${VIDEO}`);
+  const read = await p2.waitForSelector('#cc-btn:not([disabled])', { timeout: 30000 }).then(() => true).catch(() => false);
+  const offered = await p2.$eval('#audio-only', (b) => !b.hidden);
+  ok(rewritten && read && !offered,
+    'kate: a master whose audio-only variant is on another host gets no "Audio only" button', { rewritten, read, offered });
+  await p2.waitForFunction(() => document.querySelector('#quality').options.length > 1, null, { timeout: 30000 }).catch(() => {});
+  const menu = await p2.evaluate(() => ({ imgs: document.querySelectorAll('#quality img').length,
+    options: Array.from(document.querySelector('#quality').options).map((o) => o.textContent) }));
+  ok(menu.imgs === 0 && menu.options.some((t) => t.startsWith('<img src=x')),
+    'kate: a variant NAME that is markup is shown as text in the quality menu, not parsed as HTML', menu);
+  await p2.close();
 }
 
 // --- 9: one account, three devices (issue #22) -------------------------------

@@ -650,17 +650,30 @@
     return u.href;
   }
 
+  // A URL of the version: on the manifest's origin, under its directory
+  // (where the helper writes everything).  Only those get the playback's
+  // signature (resign): a master naming a playlist elsewhere (another
+  // host, another video) must not carry it there.
+  function inVersion(url) {
+    try {
+      const m = new URL(info.manifestUrl, location.href);
+      const u = new URL(url, m);
+      return u.origin === m.origin && u.pathname.startsWith(m.pathname.slice(0, m.pathname.lastIndexOf('/') + 1));
+    } catch (_) { return false; }
+  }
+
   // What the master has that hls.js does not keep as levels: its
   // audio-only variant (CODECS of audio only, no RESOLUTION), which hls.js
   // 1.7 drops when there are video variants, and its subtitle tracks (for
-  // the audio-only source, which has no master of its own).
+  // the audio-only source, which has no master of its own); only those in
+  // the version (inVersion).
   function readMaster(data) {
     const levels = data.levels || [];
-    const audio = levels.find((l) => l.audioCodec && !l.videoCodec && !(l.width && l.height));
+    const audio = levels.find((l) => l.audioCodec && !l.videoCodec && !(l.width && l.height) && inVersion(l.url));
     master = {
       path: pathOf(info.manifestUrl),
       audio: audio ? { url: audio.url, bitrate: audio.bitrate || 64000 } : null,
-      subtitles: (data.subtitles || []).map((t) => ({
+      subtitles: (data.subtitles || []).filter((t) => inVersion(t.url)).map((t) => ({
         name: t.name, lang: t.lang || '', default: !!t.default, autoselect: !!t.autoselect, url: t.url,
       })),
     };
@@ -942,10 +955,12 @@
       q.title = 'No picture: "Audio only" is on';
       return;
     }
-    // highest first; option values are hls.js level indexes
+    // highest first; option values are hls.js level indexes; a level's
+    // label may be the master's NAME: text, never HTML
     const order = levels.map((l, i) => ({ l, i })).sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate));
-    q.innerHTML = '<option value="-1">Auto</option>' + order.map(({ l, i }) =>
-      `<option value="${i}">${levelLabel(l)} · ${(l.bitrate / 1e6).toFixed(1)} Mbps</option>`).join('');
+    q.textContent = '';
+    q.append(new Option('Auto', '-1'));
+    for (const { l, i } of order) q.append(new Option(`${levelLabel(l)} · ${(l.bitrate / 1e6).toFixed(1)} Mbps`, String(i)));
     q.value = '-1';
     q.disabled = levels.length < 2;
     q.title = '';

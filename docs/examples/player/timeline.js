@@ -13,7 +13,9 @@
 // "Audio only and preview thumbnails") is a WebVTT file whose cues name a
 // tile of a sprite sheet: "sprite_000.jpg#xywh=160,0,160,90".  It is
 // parsed here (a small, tolerant parser: a cue it cannot read is skipped;
-// its text is never evaluated, nor put in the page as HTML) and the tile of
+// its text is never evaluated, nor put in the page as HTML; a sprite that
+// is not a file beside the storyboard is skipped too: its URL would carry
+// the playback's signature elsewhere) and the tile of
 // the hovered moment is shown as a positioned background.  No storyboard
 // (404, an older version, a video from elsewhere): no previews, and no
 // error.
@@ -77,6 +79,21 @@ window.VodTimeline = (function () {
     return out;
   }
 
+  // A sprite's URL: a file beside the storyboard (the helper names them
+  // "sprite_NNN.jpg"), on its origin, without a query of its own; null for
+  // anything else ("https://elsewhere/x.jpg", "//host/x", "../../x.jpg",
+  // "data:..."): sign() gives the URL the playback's signature, which must
+  // never go to another host nor out of the version
+  function tileUrl(path, sb) {
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(path)) return null;
+    const img = new URL(path, sb);
+    const dir = sb.pathname.slice(0, sb.pathname.lastIndexOf('/') + 1);
+    if (img.origin !== sb.origin || !img.pathname.startsWith(dir)
+        || img.pathname.slice(dir.length).includes('/')) return null;
+    img.search = '';
+    return img.href;
+  }
+
   // the cue at t seconds (the last one starting at or before it), or null
   function cueAt(t) {
     let lo = 0; let hi = cues.length - 1; let found = null;
@@ -107,11 +124,7 @@ window.VodTimeline = (function () {
       if (res.ok && size <= MAX_BYTES) text = await res.text();
     } catch (_) { /* no storyboard: no previews */ }
     if (sbKey !== key || !text || text.length > MAX_BYTES) return;
-    cues = parse(text).map((c) => {
-      const img = new URL(c.path, u);
-      img.search = '';
-      return { ...c, url: img.href };
-    });
+    cues = parse(text).map((c) => ({ ...c, url: tileUrl(c.path, u) })).filter((c) => c.url);
     root.classList.toggle('has-previews', cues.length > 0);
   }
 
