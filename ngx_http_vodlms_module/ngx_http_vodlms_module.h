@@ -125,6 +125,11 @@ typedef struct {
     ngx_http_vodlms_err_e             last_err;   /* the denial, if any */
     ngx_uint_t                        cors;       /* CORS headers added
                                                      (a key location) */
+    void                             *caption;    /* a caption upload's
+                                                     language, label, flag
+                                                     (ngx_http_vodlms_upload_
+                                                     caption_t), checked
+                                                     before the body */
 } ngx_http_vodlms_ctx_t;
 
 

@@ -145,7 +145,7 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
     ngx_http_vodlms_err_e              err;
     ngx_http_vodlms_upload_ctx_t       who;
     ngx_http_vodlms_upload_quota_t    *q;
-    ngx_http_vodlms_upload_caption_t   cap;
+    ngx_http_vodlms_upload_caption_t  *cap;
 
     ctx = ngx_http_vodlms_get_ctx(r);
     if (ctx) {
@@ -175,7 +175,12 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
 
     /* a caption's language, label and flag: checked before anything else */
     if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_CAPTIONS) {
-        rc = ngx_http_vodlms_upload_caption_values(r, &cap, &err, &detail);
+        cap = ngx_pcalloc(r->pool, sizeof(ngx_http_vodlms_upload_caption_t));
+        if (cap == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_vodlms_upload_caption_values(r, cap, &err, &detail);
 
         if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -187,6 +192,9 @@ ngx_http_vodlms_upload_handler(ngx_http_request_t *r)
                                           ngx_http_vodlms_deny(r, err, &detail));
             return NGX_DONE;
         }
+
+        /* the body's turn uses these, not the variables evaluated again */
+        ctx->caption = cap;
     }
 
     r->main->count++;
@@ -467,11 +475,11 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     ngx_uint_t                     tries;
     const char                    *reason, *suffix;
     ngx_temp_file_t               *tf;
-    ngx_http_vodlms_err_e          err;
     ngx_vodlms_pg_status_e         status;
     ngx_http_vodlms_loc_conf_t    *vlcf;
     ngx_http_vodlms_main_conf_t   *vmcf;
     ngx_http_vodlms_upload_ctx_t  *u;
+    ngx_http_vodlms_ctx_t         *ctx;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vodlms_module);
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vodlms_module);
@@ -514,17 +522,14 @@ ngx_http_vodlms_upload_body(ngx_http_request_t *r)
     }
 
     if (vlcf->upload.enable == NGX_HTTP_VODLMS_UPLOAD_CAPTIONS) {
-        u->caption = ngx_pcalloc(r->pool,
-                                 sizeof(ngx_http_vodlms_upload_caption_t));
-        if (u->caption == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
+        /* as the handler checked them, before the body was read */
+        ctx = ngx_http_vodlms_get_ctx(r);
+        u->caption = ctx ? ctx->caption : NULL;
 
-        /* as the handler found them (the same request's values) */
-        rc = ngx_http_vodlms_upload_caption_values(r, u->caption, &err,
-                                                   &detail);
-        if (rc != NGX_OK) {
+        if (u->caption == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "vodlms upload: the caption's language, label and "
+                          "flag were not kept from the access check");
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
