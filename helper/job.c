@@ -499,8 +499,10 @@ vh_job_run(const vh_conf_t *cf, vh_queue_t *q, vh_db_t *db, vh_job_t *job,
                        &sw);
     if (rows == VH_DB_IN_TX_FAILED) {
         /* no row ever pointed at it: gone now (local), for the prune job (S3) */
-        snprintf(err, errlen, "its captions changed during the encode and could not"
-                 " be published into its version: the switch is rolled back");
+        snprintf(err, errlen, "the check of its captions before the switch failed"
+                 " (the log says why: the database, or captions that changed during"
+                 " the encode and could not be published into its version): the"
+                 " switch is rolled back");
         if (cf->publish_s3 || vh_publish_discard(cf, job->video_id, version) != 0) {
             vh_db_orphan(db, job->video_id, prefix);
         }
