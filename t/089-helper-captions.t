@@ -1253,8 +1253,8 @@ like($dmaster1, $fr_line, 'cdel: the master lists fr');
 
 # malformed: "delete" without kind captions, delete 1 with a file, a marker without delete 1
 {
-    my $m = slurp("${ddir}master.m3u8");
-    $vd = video('cdel');
+    $vd = video('cdel');      # the re-encode's version, not ${ddir}
+    my $m = slurp("$origin/$vd->{prefix}master.m3u8");
     my $path = upload_caption('cdel', 'de', "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHallo\n", no_job => 1);
     my $e = $redis->cmd('XADD', $STREAM, '*', 'video_id', 'cdel', 'kind', 'captions', 'source', $path,
                         'lang', 'de', 'delete', 1, 'enqueued_at', int time, 'owner', 'carol');
