@@ -859,7 +859,9 @@ chmod 0755, $gated;
        'held-c: the ready version\'s master lists sv, which its row says is published')
         or diag($held);
     ok(-f "$origin/$v->{prefix}subs/sv/$sv->{revision}/index.m3u8", 'held-c: its sv track is there');
-    like($held, qr/video cap1: attempt 1 failed, retrying in [\d.]+ s: its captions changed during the encode/,
+    like($held, qr/video cap1: its captions changed during the encode, and cannot be published into hls\/cap1\/$VERSION\/: cannot create .*subs\/sv\/.*Not a directory/,
+         'held-c: the log says why the first switch failed');
+    like($held, qr/video cap1: attempt 1 failed, retrying in [\d.]+ s: the check of its captions before the switch failed/,
          'held-c: the first switch failed and was retried');
     is_deeply([ map { "hls/cap1/$_/" } grep { !$had{$_} } @{ versions_of('cap1') } ], [ $v->{prefix} ],
               'held-c: one new version, the ready one (the failed switch\'s is removed: no row used it)');
