@@ -65,10 +65,14 @@ my ($bh_port, $bh) = blackhole();
 $ENV{TEST_NGINX_BLACKHOLE_PORT} = $bh_port;
 $ENV{TEST_NGINX_DEAD_PORT} = free_port();
 
-# every block loads the module, and has these http{} lines unless it has its own
+# every block loads the module, and has these http{} lines unless it has its own.
+# The timeouts are generous: these blocks test answers, not speed, and a
+# loaded machine (a fresh one installing packages beside two passes of the
+# suites) once took over the default 1 s for a first connect and query.  The
+# blocks about timeouts set their own.
 block_defaults(http_config => <<'EOF');
-    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    vodlms_pg "$TEST_NGINX_PRIVATE_PG";
+    vodlms_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT connect_timeout=5s timeout=5s;
+    vodlms_pg "$TEST_NGINX_PRIVATE_PG" connect_timeout=5s timeout=5s;
 EOF
 
 no_shuffle();
